@@ -1,0 +1,233 @@
+//! The stateright adapter: wraps any seedlog node as an `Actor`. It only translates — effects into
+//! stateright commands, disk writes into `Storage` — and holds no protocol logic.
+//!
+//! Disk model: `written` is what the node wrote (the page cache: it survives a process crash),
+//! `synced` what a completed `Sync` made durable. Stateright's `save` is durable at once, so both
+//! live in `Storage`; a restart whose images differ branches into "the process crashed, the page
+//! cache survived" and "the power failed, unsynced writes are gone". Syncs complete within the step
+//! that requests them, so unsynced data only exists where a node chose not to sync.
+
+use seedlog::node::{AnyNode, Context, Effect, Image, Timer};
+use seedlog::protocol::{Message, NodeId};
+use stateright::actor::{model_timeout, Actor, Id, Out};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// How to build a node on first boot and after a crash.
+#[derive(Clone, Debug)]
+pub struct NodeActor {
+    pub name: String,
+    /// The node on its very first start (a bootstrapped cluster member, or a fresh client).
+    pub initial: AnyNode,
+    /// Its disk at first start.
+    pub initial_image: Image,
+    /// Rebuilds the node from a recovered disk image.
+    pub recover: fn(&AnyNode, Image) -> AnyNode,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Disk {
+    /// Completed restarts (crash budget accounting).
+    pub boots: u8,
+    /// Session expiries and follower-lag evictions this node's timers caused (fault budget
+    /// accounting: in the model these timers fire whenever they are set, so they are bounded).
+    pub expiries: u8,
+    pub evictions: u8,
+    pub written: Image,
+    pub synced: Image,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum NodeState {
+    /// Restarted, waiting for the choice of which disk image survived.
+    Booting(Disk),
+    Running {
+        node: AnyNode,
+        disk: Disk,
+        /// Sticky: this node has truncated records away at some point (for `sometimes` checks).
+        truncated: bool,
+    },
+}
+
+impl NodeState {
+    pub fn node(&self) -> Option<&AnyNode> {
+        match self {
+            NodeState::Running { node, .. } => Some(node),
+            NodeState::Booting(_) => None,
+        }
+    }
+}
+
+/// What survived a crash.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Boot {
+    PageCacheKept,
+    UnsyncedLost,
+}
+
+impl Actor for NodeActor {
+    type Msg = Message;
+    type Timer = Timer;
+    type State = NodeState;
+    type Storage = Arc<Disk>;
+    type Random = Boot;
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn on_start(&self, _id: Id, storage: &Option<Arc<Disk>>, o: &mut Out<Self>) -> NodeState {
+        match storage {
+            None => {
+                let disk = Disk {
+                    boots: 0,
+                    expiries: 0,
+                    evictions: 0,
+                    written: self.initial_image.clone(),
+                    synced: self.initial_image.clone(),
+                };
+                o.save(Arc::new(disk.clone()));
+                self.run(self.initial.clone(), disk, |n, cx| n.on_start(cx), o)
+            }
+            Some(disk) => {
+                let mut disk = Disk::clone(disk);
+                disk.boots = disk.boots.saturating_add(1);
+                o.save(Arc::new(disk.clone()));
+                if disk.written == disk.synced {
+                    let node = (self.recover)(&self.initial, disk.synced.clone());
+                    self.run(node, disk, |n, cx| n.on_start(cx), o)
+                } else {
+                    o.choose_random("boot", vec![Boot::PageCacheKept, Boot::UnsyncedLost]);
+                    NodeState::Booting(disk)
+                }
+            }
+        }
+    }
+
+    fn on_random(&self, _id: Id, state: &mut Cow<NodeState>, random: &Boot, o: &mut Out<Self>) {
+        let NodeState::Booting(disk) = state.as_ref() else {
+            return;
+        };
+        let mut disk = disk.clone();
+        if *random == Boot::UnsyncedLost {
+            disk.written = disk.synced.clone();
+            o.save(Arc::new(disk.clone()));
+        }
+        let node = (self.recover)(&self.initial, disk.written.clone());
+        *state.to_mut() = self.run(node, disk, |n, cx| n.on_start(cx), o);
+    }
+
+    fn on_msg(&self, _id: Id, state: &mut Cow<NodeState>, src: Id, msg: Message, o: &mut Out<Self>) {
+        let from = usize::from(src) as NodeId;
+        self.step(state, o, |n, cx| n.on_message(cx, from, msg));
+    }
+
+    fn on_timeout(&self, _id: Id, state: &mut Cow<NodeState>, timer: &Timer, o: &mut Out<Self>) {
+        self.step(state, o, |n, cx| n.on_timer(cx, timer.clone()));
+        // Count the fault-like timers that changed something, against the model's budget.
+        if let (Cow::Owned(NodeState::Running { disk, .. }), Timer::SessionExpiry(_) | Timer::FollowerLag { .. }) =
+            (&mut *state, timer)
+        {
+            match timer {
+                Timer::SessionExpiry(_) => disk.expiries = disk.expiries.saturating_add(1),
+                _ => disk.evictions = disk.evictions.saturating_add(1),
+            }
+            o.save(Arc::new(disk.clone()));
+        }
+    }
+}
+
+impl NodeActor {
+    /// Runs one entry point on a running node; a booting node drops what arrives.
+    fn step(
+        &self,
+        state: &mut Cow<NodeState>,
+        o: &mut Out<Self>,
+        f: impl FnOnce(&mut AnyNode, &mut Context),
+    ) {
+        let NodeState::Running {
+            node,
+            disk,
+            truncated,
+        } = state.as_ref()
+        else {
+            return;
+        };
+        let mut node = node.clone();
+        let mut cx = Context::new(0);
+        f(&mut node, &mut cx);
+        let effects = cx.take_effects();
+        let next = self.apply(node, disk.clone(), *truncated, effects, o);
+        if &next != state.as_ref() {
+            *state.to_mut() = next;
+        }
+    }
+
+    fn run(
+        &self,
+        mut node: AnyNode,
+        disk: Disk,
+        f: impl FnOnce(&mut AnyNode, &mut Context),
+        o: &mut Out<Self>,
+    ) -> NodeState {
+        let mut cx = Context::new(0);
+        f(&mut node, &mut cx);
+        let effects = cx.take_effects();
+        self.apply(node, disk, false, effects, o)
+    }
+
+    /// Carries out effects; a `Sync` completes at once and calls back `on_persisted`, whose
+    /// effects are carried out in turn.
+    fn apply(
+        &self,
+        mut node: AnyNode,
+        mut disk: Disk,
+        mut truncated: bool,
+        effects: Vec<Effect>,
+        o: &mut Out<Self>,
+    ) -> NodeState {
+        let mut queue: std::collections::VecDeque<Effect> = effects.into();
+        let mut disk_changed = false;
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Send { to, message } => o.send(Id::from(to as usize), message),
+                Effect::SetTimer { timer, .. } => o.set_timer(timer, model_timeout()),
+                Effect::CancelTimer(timer) => o.cancel_timer(timer),
+                Effect::Persist(op) => {
+                    truncated |= removes_records(&disk.written, &op);
+                    // An op the image rejects would be a node bug; the image stays as it was,
+                    // and properties over the recovered node will show the damage.
+                    let _ = disk.written.apply(&op);
+                    disk_changed = true;
+                }
+                Effect::Sync(token) => {
+                    if disk.synced != disk.written {
+                        disk.synced = disk.written.clone();
+                        disk_changed = true;
+                    }
+                    let mut cx = Context::new(0);
+                    node.on_persisted(&mut cx, token);
+                    queue.extend(cx.take_effects());
+                }
+            }
+        }
+        if disk_changed {
+            o.save(Arc::new(disk.clone()));
+        }
+        NodeState::Running {
+            node,
+            disk,
+            truncated,
+        }
+    }
+}
+
+fn removes_records(image: &Image, op: &seedlog::node::DiskOp) -> bool {
+    match (image, op) {
+        (Image::Broker(b), seedlog::node::DiskOp::Truncate { tp, offset }) => b
+            .logs
+            .get(tp)
+            .is_some_and(|log| log.log_end_offset() > *offset),
+        _ => false,
+    }
+}

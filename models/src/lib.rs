@@ -1,0 +1,10 @@
+//! Stateright models over seedlog's sans-IO state machines. `actor` adapts any node to
+//! stateright, `cluster` builds the models, `properties` names what must hold, `render` turns a
+//! counterexample into readable steps, and `check` runs a model and summarises the outcome.
+
+pub mod actor;
+pub mod check;
+pub mod cluster;
+pub mod history;
+pub mod properties;
+pub mod render;

@@ -1,0 +1,244 @@
+//! `models check <model>` runs the model checker; `models explore <model>` serves stateright's
+//! Explorer. Exit codes: 0 all properties hold, 1 a violation (or an unreached `sometimes`),
+//! 2 bad usage.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use models::check::{check, Outcome, RunOptions, Search};
+use models::cluster::{build, ModelKind, ModelOptions};
+use seedlog::node::{Bug, Durability};
+use stateright::Model;
+use std::io::Write;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "models", about = "Model-check seedlog's state machines with stateright")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Explore every reachable state within the bounds and check the properties.
+    Check {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Checker threads.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+        threads: u32,
+        /// Stop exploring paths longer than this (the run is then not exhaustive).
+        #[arg(long)]
+        max_depth: Option<usize>,
+        /// Search order: bfs finds shortest counterexamples, dfs uses less memory.
+        #[arg(long, value_enum, default_value_t = SearchArg::Bfs)]
+        search: SearchArg,
+    },
+    /// Serve stateright's Explorer (a web UI to step through the model) on 127.0.0.1.
+    Explore {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+    },
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    #[arg(value_enum)]
+    model: ModelArg,
+    /// Brokers (default: 3 for replication, 2 for partitioning).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=7))]
+    brokers: Option<u32>,
+    /// Records the producer sends (default: 2 for replication, 3 for partitioning).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
+    records: Option<u32>,
+    /// Crash-restarts allowed in a run, each with or without loss of unsynced data.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=8))]
+    crashes: Option<u32>,
+    /// Session expiries the controller may act on (fencing a crashed or cut-off broker).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=8))]
+    expiries: Option<u32>,
+    /// Times a leader may evict a lagging follower from the ISR.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=8))]
+    evictions: Option<u32>,
+    /// Bound on committed controller changes (fencings, elections, ISR changes).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=32))]
+    max_changes: Option<u64>,
+    /// min.insync.replicas.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=7))]
+    min_insync: Option<u32>,
+    /// Turn on a historical bug (repeatable).
+    #[arg(long = "bug", value_parser = parse_bug)]
+    bugs: Vec<Bug>,
+    /// When a write counts as committed: replicated (Kafka's default) or fsync.
+    #[arg(long, value_parser = parse_durability)]
+    durability: Option<Durability>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModelArg {
+    Replication,
+    Partitioning,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SearchArg {
+    Bfs,
+    Dfs,
+}
+
+fn parse_bug(s: &str) -> Result<Bug, String> {
+    s.parse()
+}
+
+fn parse_durability(s: &str) -> Result<Durability, String> {
+    s.parse()
+}
+
+impl ModelArgs {
+    fn options(&self) -> Result<ModelOptions, String> {
+        let kind = match self.model {
+            ModelArg::Replication => ModelKind::Replication,
+            ModelArg::Partitioning => ModelKind::Partitioning,
+        };
+        let mut o = ModelOptions::defaults(kind);
+        if let Some(b) = self.brokers {
+            o.brokers = b as usize;
+            o.min_insync_replicas = o.min_insync_replicas.min(o.brokers);
+        }
+        if let Some(r) = self.records {
+            o.records = r as usize;
+        }
+        if let Some(c) = self.crashes {
+            o.crashes = c as usize;
+        }
+        if let Some(e) = self.expiries {
+            o.expiries = e as usize;
+        }
+        if let Some(e) = self.evictions {
+            o.evictions = e as usize;
+        }
+        if let Some(m) = self.max_changes {
+            o.max_changes = m;
+        }
+        if let Some(m) = self.min_insync {
+            if m as usize > o.brokers {
+                return Err(format!(
+                    "--min-insync {m} is more than the {} brokers",
+                    o.brokers
+                ));
+            }
+            o.min_insync_replicas = m as usize;
+        }
+        if let Some(d) = self.durability {
+            o.durability = d;
+        }
+        o.bugs = self.bugs.clone();
+        Ok(o)
+    }
+}
+
+fn describe(o: &ModelOptions) -> String {
+    let bugs: Vec<&str> = o.bugs.iter().map(|b| b.name()).collect();
+    format!(
+        "model={} brokers={} records={} crashes={} expiries={} evictions={} max_changes={} min_insync={} durability={} bugs={}",
+        o.kind.name(),
+        o.brokers,
+        o.records,
+        o.crashes,
+        o.expiries,
+        o.evictions,
+        o.max_changes,
+        o.min_insync_replicas,
+        o.durability,
+        if bugs.is_empty() { "none".to_string() } else { bugs.join(",") }
+    )
+}
+
+fn report(o: &Outcome) -> ExitCode {
+    println!(
+        "explored: {} unique states ({} total), max depth {}, {:.1}s",
+        o.unique_states, o.states, o.max_depth, o.secs
+    );
+    for name in &o.reached {
+        println!("  sometimes {name}: reached");
+    }
+    for name in &o.unreached {
+        println!("  sometimes {name}: NEVER REACHED");
+    }
+    if let Some(v) = &o.violation {
+        println!("  always {}: VIOLATED at depth {}", v.property, v.depth);
+        println!("counterexample:");
+        print!("{}", v.trace);
+        println!(
+            "RESULT violation model={} property={} depth={}",
+            o.model, v.property, v.depth
+        );
+        return ExitCode::from(1);
+    }
+    if let Some(name) = o.unreached.first() {
+        println!(
+            "RESULT violation model={} property=sometimes:{} depth={}",
+            o.model,
+            name.replace(' ', "-"),
+            o.max_depth
+        );
+        return ExitCode::from(1);
+    }
+    let rate = o.unique_states as f64 / o.secs.max(1e-9);
+    println!(
+        "RESULT ok model={} unique_states={} secs={:.1} states_per_sec={:.0}",
+        o.model, o.unique_states, o.secs, rate
+    );
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check {
+            model,
+            threads,
+            max_depth,
+            search,
+        } => {
+            let opts = match model.options() {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let run = RunOptions {
+                threads: threads as usize,
+                max_depth,
+                search: match search {
+                    SearchArg::Bfs => Search::Bfs,
+                    SearchArg::Dfs => Search::Dfs,
+                },
+            };
+            println!("checking {} threads={}", describe(&opts), run.threads);
+            let outcome = check(&opts, &run, |p| {
+                println!(
+                    "  progress: {} unique states, {} total, depth {}, {:.0}s",
+                    p.unique_states, p.states, p.max_depth, p.secs
+                );
+                let _ = std::io::stdout().flush();
+            });
+            report(&outcome)
+        }
+        Command::Explore { model, port } => {
+            let opts = match model.options() {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let addr = format!("127.0.0.1:{port}");
+            println!("serving the Explorer for {} on http://{addr}", describe(&opts));
+            build(&opts).checker().serve(addr.as_str());
+            ExitCode::SUCCESS
+        }
+    }
+}

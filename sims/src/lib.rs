@@ -1,0 +1,1 @@
+//! Deterministic simulation harness (issue #3): not built yet.

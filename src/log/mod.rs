@@ -1,0 +1,11 @@
+//! One partition's log as a pure data structure: records at offsets, the leader-epoch cache, log
+//! start / high watermark / log end, truncation and retention. No I/O: the broker turns changes into
+//! disk effects, and the same type is the durable image a replica recovers from.
+
+mod epoch_cache;
+mod partition_log;
+mod retention;
+
+pub use epoch_cache::{EpochCache, EpochStart};
+pub use partition_log::{LogError, PartitionLog};
+pub use retention::RetentionPolicy;

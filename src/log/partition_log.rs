@@ -1,0 +1,310 @@
+//! A partition's records with their offsets and epochs, and the three offsets that matter:
+//! log start (first retained), high watermark (first uncommitted) and log end (next to assign).
+
+use super::{EpochCache, RetentionPolicy};
+use crate::protocol::{EpochEndOffset, LeaderEpoch, LogEntry, Offset, Record};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LogError {
+    #[error("entries start at offset {got}, but the log ends at {expected}")]
+    NotContiguous { expected: Offset, got: Offset },
+    #[error("entry at offset {offset} has epoch {epoch}, older than the log's latest epoch {latest}")]
+    EpochGoesBack {
+        offset: Offset,
+        epoch: LeaderEpoch,
+        latest: LeaderEpoch,
+    },
+    #[error("cannot truncate to {offset}: below the log start offset {log_start}")]
+    BelowLogStart { offset: Offset, log_start: Offset },
+}
+
+/// Invariants: entries have consecutive offsets starting at `log_start`; their epochs never
+/// decrease and each epoch change is in the epoch cache; `log_start <= high_watermark <= log_end`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PartitionLog {
+    log_start: Offset,
+    high_watermark: Offset,
+    entries: Vec<LogEntry>,
+    epochs: EpochCache,
+}
+
+impl PartitionLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        self.log_start
+    }
+
+    pub fn log_end_offset(&self) -> Offset {
+        self.log_start + self.entries.len() as Offset
+    }
+
+    pub fn high_watermark(&self) -> Offset {
+        self.high_watermark
+    }
+
+    pub fn entries(&self) -> &[LogEntry] {
+        &self.entries
+    }
+
+    pub fn epoch_cache(&self) -> &EpochCache {
+        &self.epochs
+    }
+
+    pub fn entry(&self, offset: Offset) -> Option<&LogEntry> {
+        let i = offset.checked_sub(self.log_start)?;
+        self.entries.get(usize::try_from(i).ok()?)
+    }
+
+    /// Epoch of the last record, which a follower sends as its `last_fetched_epoch`.
+    pub fn last_entry_epoch(&self) -> Option<LeaderEpoch> {
+        self.entries.last().map(|e| e.epoch)
+    }
+
+    /// The latest epoch this log knows of (a new leader's epoch is known before its first record).
+    pub fn latest_epoch(&self) -> Option<LeaderEpoch> {
+        self.epochs.latest().map(|e| e.epoch)
+    }
+
+    /// A new leader records where its epoch starts at once, not at its first append (KAFKA-7415).
+    pub fn assign_epoch(&mut self, epoch: LeaderEpoch, start_offset: Offset) {
+        self.epochs.assign(epoch, start_offset);
+    }
+
+    /// The leader appends records in its epoch and returns the entries it created.
+    pub fn append_as_leader(
+        &mut self,
+        epoch: LeaderEpoch,
+        records: &[Record],
+    ) -> Result<Vec<LogEntry>, LogError> {
+        let base = self.log_end_offset();
+        let entries: Vec<LogEntry> = records
+            .iter()
+            .enumerate()
+            .map(|(i, record)| LogEntry {
+                offset: base + i as Offset,
+                epoch,
+                record: record.clone(),
+            })
+            .collect();
+        self.append_entries(&entries)?;
+        Ok(entries)
+    }
+
+    /// Appends entries that already carry offsets and epochs (a follower copying its leader, or
+    /// recovery replaying a disk image). They must continue the log exactly.
+    pub fn append_entries(&mut self, entries: &[LogEntry]) -> Result<(), LogError> {
+        let mut expected = self.log_end_offset();
+        let mut latest = self.latest_epoch();
+        for e in entries {
+            if e.offset != expected {
+                return Err(LogError::NotContiguous {
+                    expected,
+                    got: e.offset,
+                });
+            }
+            if let Some(l) = latest.filter(|&l| e.epoch < l) {
+                return Err(LogError::EpochGoesBack {
+                    offset: e.offset,
+                    epoch: e.epoch,
+                    latest: l,
+                });
+            }
+            latest = Some(e.epoch);
+            expected += 1;
+        }
+        for e in entries {
+            if self.latest_epoch() != Some(e.epoch) {
+                self.epochs.assign(e.epoch, e.offset);
+            }
+            self.entries.push(e.clone());
+        }
+        Ok(())
+    }
+
+    /// Removes every entry at or above `offset`, with the epochs that start there. The high
+    /// watermark follows if it was above.
+    pub fn truncate_to(&mut self, offset: Offset) -> Result<(), LogError> {
+        if offset < self.log_start {
+            return Err(LogError::BelowLogStart {
+                offset,
+                log_start: self.log_start,
+            });
+        }
+        if offset < self.log_end_offset() {
+            let keep = (offset - self.log_start) as usize;
+            self.entries.truncate(keep);
+        }
+        self.epochs.truncate_from_end(offset);
+        self.high_watermark = self.high_watermark.min(self.log_end_offset());
+        Ok(())
+    }
+
+    /// Empties the log and restarts it at `offset`: a follower so far behind that the leader no
+    /// longer retains where it stopped.
+    pub fn reset_to(&mut self, offset: Offset) {
+        self.entries.clear();
+        self.epochs = EpochCache::default();
+        self.log_start = offset;
+        self.high_watermark = offset;
+    }
+
+    /// Sets the high watermark, clamped to [log start, log end]. Only the leader's rules decide
+    /// whether it may go back; the log just keeps it consistent.
+    pub fn set_high_watermark(&mut self, hw: Offset) {
+        self.high_watermark = hw.clamp(self.log_start, self.log_end_offset());
+    }
+
+    /// Entries in `[from, until)` (clamped to the log), at most `max` of them.
+    pub fn read(&self, from: Offset, until: Offset, max: usize) -> Vec<LogEntry> {
+        let from = from.max(self.log_start);
+        let until = until.min(self.log_end_offset());
+        if from >= until {
+            return Vec::new();
+        }
+        let lo = (from - self.log_start) as usize;
+        let hi = (until - self.log_start) as usize;
+        self.entries[lo..hi.min(lo + max)].to_vec()
+    }
+
+    /// Where `epoch` ends in this log (the leader's answer to a follower's divergence check).
+    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> EpochEndOffset {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// Moves the log start forward to `offset`, dropping the records below; past the log end it
+    /// empties the log and restarts it there. Callers decide what may be deleted (retention only
+    /// targets committed records). Returns whether it moved.
+    pub fn advance_log_start(&mut self, offset: Offset) -> bool {
+        if offset <= self.log_start {
+            return false;
+        }
+        if offset > self.log_end_offset() {
+            self.reset_to(offset);
+            return true;
+        }
+        let drop = (offset - self.log_start) as usize;
+        self.entries.drain(..drop);
+        self.log_start = offset;
+        self.high_watermark = self.high_watermark.max(offset);
+        self.epochs.truncate_from_start(offset);
+        true
+    }
+
+    /// The log start offset that `policy` asks for at time `now_ms`: records older than the age
+    /// limit, or beyond the size limit counting from the newest, go; only committed ones.
+    pub fn retention_target(&self, policy: &RetentionPolicy, now_ms: i64) -> Offset {
+        let committed = self.read(self.log_start, self.high_watermark, usize::MAX);
+        let mut start = self.log_start;
+        if let Some(max_age) = policy.max_age_ms {
+            for e in &committed {
+                if now_ms.saturating_sub(e.record.timestamp) > max_age {
+                    start = e.offset + 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        if let Some(max_bytes) = policy.max_bytes {
+            let mut total: u64 = self.entries.iter().map(|e| e.record.size_bytes()).sum();
+            for e in &committed {
+                if total <= max_bytes {
+                    break;
+                }
+                total -= e.record.size_bytes();
+                start = start.max(e.offset + 1);
+            }
+        }
+        start
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(v: &str) -> Record {
+        Record::keyed("k", v)
+    }
+
+    #[test]
+    fn leader_appends_assign_offsets_and_epochs() {
+        let mut log = PartitionLog::new();
+        log.assign_epoch(0, 0);
+        let a = log.append_as_leader(0, &[rec("a"), rec("b")]).unwrap();
+        assert_eq!((a[0].offset, a[1].offset), (0, 1));
+        log.assign_epoch(2, 2);
+        log.append_as_leader(2, &[rec("c")]).unwrap();
+        assert_eq!(log.log_end_offset(), 3);
+        assert_eq!(log.end_offset_for_epoch(0).end_offset, 2);
+        assert_eq!(log.end_offset_for_epoch(1).end_offset, 2);
+        assert_eq!(log.end_offset_for_epoch(2).end_offset, 3);
+    }
+
+    #[test]
+    fn follower_append_must_be_contiguous_and_epochs_monotonic() {
+        let mut log = PartitionLog::new();
+        let e = |offset, epoch| LogEntry { offset, epoch, record: rec("x") };
+        assert_eq!(
+            log.append_entries(&[e(1, 0)]),
+            Err(LogError::NotContiguous { expected: 0, got: 1 })
+        );
+        log.append_entries(&[e(0, 3), e(1, 3)]).unwrap();
+        assert!(matches!(log.append_entries(&[e(2, 2)]), Err(LogError::EpochGoesBack { .. })));
+        assert_eq!(log.log_end_offset(), 2, "a rejected batch leaves the log untouched");
+        assert_eq!(log.latest_epoch(), Some(3));
+    }
+
+    #[test]
+    fn truncation_drops_records_epochs_and_clamps_hw() {
+        let mut log = PartitionLog::new();
+        log.append_as_leader(1, &[rec("a")]).unwrap();
+        log.append_as_leader(2, &[rec("b"), rec("c")]).unwrap();
+        log.set_high_watermark(3);
+        log.truncate_to(1).unwrap();
+        assert_eq!(log.log_end_offset(), 1);
+        assert_eq!(log.high_watermark(), 1);
+        assert_eq!(log.latest_epoch(), Some(1));
+        assert!(log.entry(1).is_none());
+        assert!(log.truncate_to(5).is_ok(), "truncating beyond the end is a no-op");
+        assert_eq!(log.log_end_offset(), 1);
+    }
+
+    #[test]
+    fn advancing_the_log_start_drops_a_prefix() {
+        let mut log = PartitionLog::new();
+        log.append_as_leader(0, &[rec("a"), rec("b"), rec("c")]).unwrap();
+        log.set_high_watermark(1);
+        assert!(log.advance_log_start(2));
+        assert_eq!((log.log_start_offset(), log.high_watermark()), (2, 2));
+        assert_eq!(log.entries().len(), 1);
+        assert_eq!(
+            log.truncate_to(1),
+            Err(LogError::BelowLogStart { offset: 1, log_start: 2 })
+        );
+        assert_eq!(log.read(0, 10, 10).len(), 1);
+        assert!(log.advance_log_start(7), "past the end: empty log restarting at 7");
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (7, 7));
+        assert!(!log.advance_log_start(3));
+    }
+
+    #[test]
+    fn retention_by_age_and_size_keeps_uncommitted_records() {
+        let mut log = PartitionLog::new();
+        for (i, v) in ["a", "b", "c", "d"].iter().enumerate() {
+            let mut r = rec(v);
+            r.timestamp = i as i64 * 1000;
+            log.append_as_leader(0, &[r]).unwrap();
+        }
+        log.set_high_watermark(3);
+        let age = RetentionPolicy { max_age_ms: Some(1500), max_bytes: None };
+        assert_eq!(log.retention_target(&age, 3000), 2);
+        let everything = RetentionPolicy { max_age_ms: Some(0), max_bytes: None };
+        assert_eq!(log.retention_target(&everything, 10_000), 3, "offset 3 is not committed");
+        let size = RetentionPolicy { max_age_ms: None, max_bytes: Some(2 * rec("a").size_bytes()) };
+        assert_eq!(log.retention_target(&size, 0), 2);
+    }
+}

@@ -1,0 +1,98 @@
+//! One type for every kind of node, so a driver can host any of them the same way.
+
+use super::{
+    Broker, BrokerImage, Context, Controller, ControllerImage, DiskOp, Producer, Reader, Timer,
+};
+use crate::log::LogError;
+use crate::protocol::{Message, NodeId};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AnyNode {
+    Broker(Broker),
+    Controller(Controller),
+    Producer(Producer),
+    Reader(Reader),
+}
+
+impl AnyNode {
+    pub fn on_start(&mut self, cx: &mut Context) {
+        match self {
+            AnyNode::Broker(n) => n.on_start(cx),
+            AnyNode::Controller(n) => n.on_start(cx),
+            AnyNode::Producer(n) => n.on_start(cx),
+            AnyNode::Reader(n) => n.on_start(cx),
+        }
+    }
+
+    pub fn on_message(&mut self, cx: &mut Context, from: NodeId, message: Message) {
+        match self {
+            AnyNode::Broker(n) => n.on_message(cx, from, message),
+            AnyNode::Controller(n) => n.on_message(cx, from, message),
+            AnyNode::Producer(n) => n.on_message(cx, from, message),
+            AnyNode::Reader(n) => n.on_message(cx, from, message),
+        }
+    }
+
+    pub fn on_timer(&mut self, cx: &mut Context, timer: Timer) {
+        match self {
+            AnyNode::Broker(n) => n.on_timer(cx, timer),
+            AnyNode::Controller(n) => n.on_timer(cx, timer),
+            AnyNode::Producer(n) => n.on_timer(cx, timer),
+            AnyNode::Reader(n) => n.on_timer(cx, timer),
+        }
+    }
+
+    pub fn on_persisted(&mut self, cx: &mut Context, token: u64) {
+        match self {
+            AnyNode::Broker(n) => n.on_persisted(cx, token),
+            AnyNode::Controller(n) => n.on_persisted(cx, token),
+            AnyNode::Producer(_) | AnyNode::Reader(_) => {}
+        }
+    }
+
+    pub fn as_broker(&self) -> Option<&Broker> {
+        match self {
+            AnyNode::Broker(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn as_controller(&self) -> Option<&Controller> {
+        match self {
+            AnyNode::Controller(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// A node's disk image: what `Persist` effects build and what the node recovers from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Image {
+    /// Clients keep nothing on disk.
+    #[default]
+    Empty,
+    Broker(BrokerImage),
+    Controller(ControllerImage),
+}
+
+impl Image {
+    pub fn apply(&mut self, op: &DiskOp) -> Result<(), LogError> {
+        match (self, op) {
+            (Image::Controller(c), _) => {
+                c.apply(op);
+                Ok(())
+            }
+            (Image::Broker(b), _) => b.apply(op),
+            (img @ Image::Empty, DiskOp::ControllerState(c)) => {
+                *img = Image::Controller(c.clone());
+                Ok(())
+            }
+            (img @ Image::Empty, _) => {
+                let mut b = BrokerImage::default();
+                b.apply(op)?;
+                *img = Image::Broker(b);
+                Ok(())
+            }
+        }
+    }
+}

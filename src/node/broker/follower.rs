@@ -1,0 +1,157 @@
+//! The follower role: one fetch in flight per partition, truncation where the leader says our log
+//! diverges (epoch-based, KIP-101/279), and the high watermark learned from the leader.
+
+use super::{Broker, FollowerState, Role};
+use crate::node::{Bug, Context, DiskOp, Durability, Timer};
+use crate::protocol::{
+    BrokerId, ErrorCode, FetchRequest, FetchResponse, LeaderEpoch, Message, NodeId, ReplicaId,
+    TopicPartition,
+};
+
+impl Broker {
+    pub(super) fn become_follower(
+        &mut self,
+        cx: &mut Context,
+        tp: &TopicPartition,
+        leader: BrokerId,
+        epoch: LeaderEpoch,
+    ) {
+        self.step_down(cx, tp);
+        let Some(r) = self.replicas.get_mut(tp) else {
+            return;
+        };
+        r.leader_epoch = Some(epoch);
+        r.role = Role::Follower(FollowerState {
+            leader,
+            epoch,
+            in_flight: None,
+            awaiting_sync: false,
+            backing_off: false,
+        });
+        if self.config.bugs.has(Bug::TruncateToHw) {
+            // Bug B: the pre-KIP-101 rule. The high watermark a follower knows may be stale, so
+            // this can drop records the leader has already committed.
+            let hw = r.log.high_watermark();
+            self.truncate(cx, tp, hw);
+        }
+        self.send_fetch(cx, tp);
+    }
+
+    pub(super) fn send_fetch(&mut self, cx: &mut Context, tp: &TopicPartition) {
+        let Some(broker_epoch) = self.broker_epoch() else {
+            return;
+        };
+        let me = self.config.id;
+        let Some(r) = self.replicas.get_mut(tp) else {
+            return;
+        };
+        let Role::Follower(fs) = &mut r.role else {
+            return;
+        };
+        if fs.in_flight.is_some() || fs.awaiting_sync || fs.backing_off {
+            return;
+        }
+        let fetch_offset = r.log.log_end_offset();
+        let req = FetchRequest {
+            tp: tp.clone(),
+            replica: Some(ReplicaId {
+                broker: me,
+                broker_epoch,
+            }),
+            fetch_offset,
+            last_fetched_epoch: r.log.latest_epoch(),
+            current_leader_epoch: Some(fs.epoch),
+            synced_offset: r.synced_offset,
+            known_hw: r.log.high_watermark(),
+        };
+        fs.in_flight = Some(fetch_offset);
+        cx.send(fs.leader, Message::Fetch(req));
+        cx.set_timer(Timer::FetchTimeout(tp.clone()), self.config.fetch_timeout_ms);
+    }
+
+    pub(super) fn on_fetch_response(&mut self, cx: &mut Context, from: NodeId, resp: FetchResponse) {
+        let fsync = self.config.durability == Durability::Fsync;
+        let Some(r) = self.replicas.get_mut(&resp.tp) else {
+            return;
+        };
+        let Role::Follower(fs) = &mut r.role else {
+            return;
+        };
+        // Only the answer to the request in flight, from this leader in this epoch, counts.
+        let current = from == fs.leader
+            && fs.in_flight == Some(resp.fetch_offset)
+            && (resp.error.is_some() || resp.leader_epoch == fs.epoch);
+        if !current {
+            return;
+        }
+        fs.in_flight = None;
+        cx.cancel_timer(Timer::FetchTimeout(resp.tp.clone()));
+        let tp = resp.tp.clone();
+        if let Some(d) = resp.diverging_epoch {
+            // Truncate to where the leader's epoch ends, or where ours does if that is earlier;
+            // the next fetch checks again until the logs match.
+            let ours = match d.epoch {
+                Some(e) => r.log.end_offset_for_epoch(e).end_offset,
+                None => d.end_offset,
+            };
+            let target = d.end_offset.min(ours).max(r.log.log_start_offset());
+            self.truncate(cx, &tp, target);
+            return self.send_fetch(cx, &tp);
+        }
+        match resp.error {
+            None => {}
+            Some(ErrorCode::OffsetOutOfRange) if resp.log_start_offset > r.log.log_end_offset() => {
+                // So far behind that the leader no longer has where we stopped: start over there.
+                self.set_log_start(cx, &tp, resp.log_start_offset);
+                return self.send_fetch(cx, &tp);
+            }
+            Some(_) => {
+                // Fenced or refused: our metadata (or the leader's) is behind. Retry after a
+                // backoff, or — without one — when the controller's next push changes our role.
+                fs.backing_off = true;
+                cx.set_timer(Timer::FetchBackoff(tp), self.config.fetch_backoff_ms);
+                return;
+            }
+        }
+        let appended = !resp.records.is_empty();
+        if appended {
+            if r.log.append_entries(&resp.records).is_err() {
+                // Not a continuation of our log (a reordered or stale answer): ask again.
+                return self.send_fetch(cx, &tp);
+            }
+            cx.persist(DiskOp::Append {
+                tp: tp.clone(),
+                entries: resp.records,
+            });
+        }
+        let hw = resp.high_watermark.min(r.log.log_end_offset());
+        r.log.set_high_watermark(hw);
+        if resp.log_start_offset > r.log.log_start_offset() {
+            let start = resp.log_start_offset.min(r.log.log_end_offset());
+            self.set_log_start(cx, &tp, start);
+        }
+        let r = self.replicas.get_mut(&tp).expect("present above");
+        if let Role::Follower(fs) = &mut r.role {
+            if fsync && r.synced_offset < r.log.log_end_offset() {
+                // Report these records to the leader only once they are on disk.
+                fs.awaiting_sync = true;
+                return;
+            }
+        }
+        self.send_fetch(cx, &tp);
+    }
+
+    pub(super) fn on_fetch_backoff(&mut self, cx: &mut Context, tp: &TopicPartition) {
+        if let Some(Role::Follower(fs)) = self.replicas.get_mut(tp).map(|r| &mut r.role) {
+            fs.backing_off = false;
+        }
+        self.send_fetch(cx, tp);
+    }
+
+    pub(super) fn on_fetch_timeout(&mut self, cx: &mut Context, tp: &TopicPartition) {
+        if let Some(Role::Follower(fs)) = self.replicas.get_mut(tp).map(|r| &mut r.role) {
+            fs.in_flight = None;
+        }
+        self.send_fetch(cx, tp);
+    }
+}

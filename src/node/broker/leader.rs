@@ -1,0 +1,558 @@
+//! The leader role: appends produced records, serves fetches (long-polling when there is nothing
+//! new), advances the high watermark over the maximal ISR, and asks the controller to shrink or
+//! expand the ISR.
+
+use super::{Broker, LeaderState, Progress, Role, WaitingProduce};
+use crate::node::{Bug, Context, DiskOp, Durability, Timer};
+use crate::protocol::{
+    Acks, BrokerId, ErrorCode, FetchRequest, FetchResponse, Message, NodeId, OffsetSpec,
+    PartitionState, ProduceRequest, ProduceResponse, TopicPartition,
+};
+use std::collections::BTreeMap;
+
+impl Broker {
+    pub(super) fn become_leader(&mut self, cx: &mut Context, ps: &PartitionState) {
+        self.step_down(cx, &ps.tp);
+        let r = self.replicas.get_mut(&ps.tp).expect("created by the caller");
+        let start = r.log.log_end_offset();
+        // Record where the epoch starts now, not at the first append (KAFKA-7415).
+        r.log.assign_epoch(ps.leader_epoch, start);
+        cx.persist(DiskOp::AssignEpoch {
+            tp: ps.tp.clone(),
+            epoch: ps.leader_epoch,
+            start_offset: start,
+        });
+        r.leader_epoch = Some(ps.leader_epoch);
+        r.role = Role::Leader(LeaderState {
+            epoch: ps.leader_epoch,
+            epoch_start: start,
+            isr: ps.isr.clone(),
+            partition_epoch: ps.partition_epoch,
+            pending_isr: None,
+            isr_change_refused: false,
+            followers: BTreeMap::new(),
+            waiting_produce: Vec::new(),
+            parked_fetches: Vec::new(),
+        });
+        self.arm_lag_timers(cx, &ps.tp);
+        self.leader_progress(cx, &ps.tp);
+    }
+
+    /// A newer partition state in the same leader epoch: the controller committed an ISR change.
+    pub(super) fn adopt_partition_state(&mut self, cx: &mut Context, ps: &PartitionState) {
+        let Some(Role::Leader(ls)) = self.replicas.get_mut(&ps.tp).map(|r| &mut r.role) else {
+            return;
+        };
+        if ps.partition_epoch > ls.partition_epoch {
+            ls.isr = ps.isr.clone();
+            ls.partition_epoch = ps.partition_epoch;
+            ls.pending_isr = None;
+            ls.isr_change_refused = false;
+            self.arm_lag_timers(cx, &ps.tp);
+            self.leader_progress(cx, &ps.tp);
+            self.try_expand_isr(cx, &ps.tp);
+        }
+    }
+
+    /// Leaving the leader role: everyone waiting is told to look for the new leader.
+    pub(super) fn step_down(&mut self, cx: &mut Context, tp: &TopicPartition) {
+        let Some(r) = self.replicas.get_mut(tp) else {
+            return;
+        };
+        let Role::Leader(ls) = std::mem::take(&mut r.role) else {
+            return;
+        };
+        let epoch = ls.epoch;
+        for f in ls.isr.iter().filter(|b| **b != self.config.id) {
+            cx.cancel_timer(Timer::FollowerLag {
+                tp: tp.clone(),
+                replica: *f,
+            });
+        }
+        for w in ls.waiting_produce {
+            let resp = ProduceResponse {
+                tp: tp.clone(),
+                correlation: w.correlation,
+                result: Err(ErrorCode::NotLeaderOrFollower),
+            };
+            cx.send(w.client, Message::ProduceResponse(resp));
+        }
+        for (from, req) in ls.parked_fetches {
+            let resp = error_fetch(&req, ErrorCode::NotLeaderOrFollower, epoch, r);
+            cx.send(from, Message::FetchResponse(resp));
+        }
+    }
+
+    pub(super) fn on_produce(&mut self, cx: &mut Context, from: NodeId, req: ProduceRequest) {
+        if self.is_ahead(&req.tp, req.leader_epoch) {
+            return self.park(cx, from, Message::Produce(req));
+        }
+        let config = self.config.clone();
+        let not_leader = self.not_leader(&req.tp);
+        let reply = |cx: &mut Context, result| {
+            if req.acks != Acks::None {
+                let resp = ProduceResponse {
+                    tp: req.tp.clone(),
+                    correlation: req.correlation,
+                    result,
+                };
+                cx.send(from, Message::ProduceResponse(resp));
+            }
+        };
+        let Some(r) = self.replicas.get_mut(&req.tp) else {
+            return reply(cx, Err(not_leader));
+        };
+        let Role::Leader(ls) = &mut r.role else {
+            return reply(cx, Err(not_leader));
+        };
+        if req.acks == Acks::All && ls.isr.len() < config.min_insync_replicas {
+            return reply(cx, Err(ErrorCode::NotEnoughReplicas));
+        }
+        let entries = match r.log.append_as_leader(ls.epoch, &req.records) {
+            Ok(e) if !e.is_empty() => e,
+            _ => return reply(cx, Err(ErrorCode::UnknownTopicOrPartition)),
+        };
+        let base = entries[0].offset;
+        let last = entries[entries.len() - 1].offset;
+        cx.persist(DiskOp::Append {
+            tp: req.tp.clone(),
+            entries,
+        });
+        match req.acks {
+            Acks::None => {}
+            Acks::All if config.bugs.has(Bug::AckBeforeIsr) => reply(cx, Ok(base)),
+            acks => ls.waiting_produce.push(WaitingProduce {
+                client: from,
+                correlation: req.correlation,
+                acks,
+                base_offset: base,
+                last_offset: last,
+            }),
+        }
+        self.leader_progress(cx, &req.tp);
+    }
+
+    pub(super) fn on_fetch(&mut self, cx: &mut Context, from: NodeId, req: FetchRequest) {
+        if self.is_ahead(&req.tp, req.current_leader_epoch) {
+            return self.park(cx, from, Message::Fetch(req));
+        }
+        let config = self.config.clone();
+        let not_leader = self.not_leader(&req.tp);
+        let metadata_epoch = req
+            .replica
+            .and_then(|rep| self.metadata.registration(rep.broker).map(|r| r.epoch));
+        let assigned = self
+            .metadata
+            .partition(&req.tp)
+            .map(|p| p.replicas.clone())
+            .unwrap_or_default();
+        let Some(r) = self.replicas.get_mut(&req.tp) else {
+            let resp = error_fetch(&req, not_leader, 0, &Default::default());
+            return cx.send(from, Message::FetchResponse(resp));
+        };
+        let Role::Leader(ls) = &mut r.role else {
+            let epoch = r.leader_epoch.unwrap_or(0);
+            let resp = error_fetch(&req, not_leader, epoch, r);
+            return cx.send(from, Message::FetchResponse(resp));
+        };
+        let epoch = ls.epoch;
+        let mut stale_epoch = false;
+        let error = match req.current_leader_epoch {
+            Some(e) if e > epoch => Some(ErrorCode::UnknownLeaderEpoch),
+            Some(e) if e < epoch => {
+                // Bug F: a follower still in an older epoch is served and counted.
+                stale_epoch = req.replica.is_some() && config.bugs.has(Bug::HwFromStaleEpoch);
+                (!stale_epoch).then_some(ErrorCode::FencedLeaderEpoch)
+            }
+            _ => None,
+        };
+        let error = error.or_else(|| match req.replica {
+            Some(rep) if !assigned.contains(&rep.broker) => Some(ErrorCode::NotLeaderOrFollower),
+            Some(rep) if metadata_epoch.is_some_and(|e| rep.broker_epoch < e) => {
+                Some(ErrorCode::StaleBrokerEpoch)
+            }
+            _ => None,
+        });
+        if let Some(error) = error {
+            let resp = error_fetch(&req, error, epoch, r);
+            return cx.send(from, Message::FetchResponse(resp));
+        }
+        // Divergence: does the follower's last epoch end where it thinks in our log?
+        if let (Some(lfe), false) = (req.last_fetched_epoch, stale_epoch) {
+            let end = r.log.end_offset_for_epoch(lfe);
+            if end.epoch != Some(lfe) || end.end_offset < req.fetch_offset {
+                let mut resp = error_fetch(&req, ErrorCode::OffsetOutOfRange, epoch, r);
+                resp.error = None;
+                resp.diverging_epoch = Some(end);
+                return cx.send(from, Message::FetchResponse(resp));
+            }
+        }
+        if req.fetch_offset < r.log.log_start_offset() || req.fetch_offset > r.log.log_end_offset()
+        {
+            let resp = error_fetch(&req, ErrorCode::OffsetOutOfRange, epoch, r);
+            return cx.send(from, Message::FetchResponse(resp));
+        }
+        match req.replica {
+            Some(rep) => {
+                let log_end = r.log.log_end_offset();
+                ls.followers.insert(
+                    rep.broker,
+                    Progress {
+                        log_end: req.fetch_offset,
+                        synced: req.synced_offset.min(req.fetch_offset),
+                        broker_epoch: rep.broker_epoch,
+                    },
+                );
+                if req.fetch_offset >= log_end && ls.isr.contains(&rep.broker) {
+                    // Caught up: restart its lag clock.
+                    let timer = Timer::FollowerLag {
+                        tp: req.tp.clone(),
+                        replica: rep.broker,
+                    };
+                    cx.cancel_timer(timer.clone());
+                    cx.set_timer(timer, config.replica_lag_time_max_ms);
+                }
+                self.try_expand_isr(cx, &req.tp);
+                self.leader_progress(cx, &req.tp);
+            }
+            None => {}
+        }
+        self.answer_or_park(cx, from, req);
+    }
+
+    /// Answers a fetch if it has something to return (records, or for a follower a newer high
+    /// watermark); otherwise parks it until something changes.
+    fn answer_or_park(&mut self, cx: &mut Context, from: NodeId, req: FetchRequest) {
+        let max = self.config.max_fetch_records;
+        let max_wait = self.config.fetch_max_wait_ms;
+        let Some(r) = self.replicas.get_mut(&req.tp) else {
+            return;
+        };
+        let Role::Leader(ls) = &mut r.role else {
+            return;
+        };
+        let hw = r.log.high_watermark();
+        // KIP-207: until this leader has committed its predecessors' records it does not know the
+        // true high watermark, and must not show a consumer a smaller one: the fetch waits.
+        let hw_known = hw >= ls.epoch_start;
+        let until = if req.replica.is_some() {
+            r.log.log_end_offset()
+        } else {
+            hw
+        };
+        let records = r.log.read(req.fetch_offset, until, max);
+        let hw_news = req.replica.is_some() && hw.min(req.fetch_offset) > req.known_hw;
+        ls.parked_fetches.retain(|(f, p)| !(*f == from && p.tp == req.tp));
+        let consumer_waits = req.replica.is_none() && !hw_known;
+        if (records.is_empty() && !hw_news) || consumer_waits {
+            let timer = Timer::FetchMaxWait {
+                tp: req.tp.clone(),
+                from,
+            };
+            ls.parked_fetches.push((from, req));
+            cx.set_timer(timer, max_wait);
+            return;
+        }
+        let resp = FetchResponse {
+            tp: req.tp.clone(),
+            fetch_offset: req.fetch_offset,
+            error: None,
+            leader_epoch: ls.epoch,
+            high_watermark: hw,
+            log_start_offset: r.log.log_start_offset(),
+            records,
+            diverging_epoch: None,
+        };
+        cx.send(from, Message::FetchResponse(resp));
+    }
+
+    pub(super) fn on_fetch_max_wait(&mut self, cx: &mut Context, tp: &TopicPartition, from: NodeId) {
+        let Some(r) = self.replicas.get_mut(tp) else {
+            return;
+        };
+        let Role::Leader(ls) = &mut r.role else {
+            return;
+        };
+        let Some(i) = ls.parked_fetches.iter().position(|(f, _)| *f == from) else {
+            return;
+        };
+        let (_, req) = ls.parked_fetches.remove(i);
+        let resp = FetchResponse {
+            tp: tp.clone(),
+            fetch_offset: req.fetch_offset,
+            error: None,
+            leader_epoch: ls.epoch,
+            high_watermark: r.log.high_watermark(),
+            log_start_offset: r.log.log_start_offset(),
+            records: Vec::new(),
+            diverging_epoch: None,
+        };
+        cx.send(from, Message::FetchResponse(resp));
+    }
+
+    /// After anything that may move the high watermark: advance it, answer produces it commits,
+    /// and wake parked fetches.
+    pub(super) fn leader_progress(&mut self, cx: &mut Context, tp: &TopicPartition) {
+        let me = self.config.id;
+        let fsync = self.config.durability == Durability::Fsync;
+        let min_isr = self.config.min_insync_replicas;
+        let Some(r) = self.replicas.get_mut(tp) else {
+            return;
+        };
+        let Role::Leader(ls) = &mut r.role else {
+            return;
+        };
+        let own = if fsync {
+            r.synced_offset
+        } else {
+            r.log.log_end_offset()
+        };
+        // The high watermark: the least offset every member of the maximal ISR has (has synced,
+        // with fsync durability), once all of them have reached this epoch's start.
+        let mut candidate = Some(own);
+        for m in ls.maximal_isr() {
+            if m == me {
+                continue;
+            }
+            let theirs = ls
+                .followers
+                .get(&m)
+                .map(|p| if fsync { p.synced } else { p.log_end });
+            candidate = candidate.zip(theirs).map(|(a, b)| a.min(b));
+        }
+        if let Some(c) = candidate {
+            if c > r.log.high_watermark() && c >= ls.epoch_start {
+                r.log.set_high_watermark(c);
+            }
+        }
+        let hw = r.log.high_watermark();
+        let isr_ok = ls.isr.len() >= min_isr;
+        let (done, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut ls.waiting_produce)
+                .into_iter()
+                .partition(|w| match w.acks {
+                    Acks::All => hw > w.last_offset,
+                    _ => own > w.last_offset,
+                });
+        ls.waiting_produce = waiting;
+        for w in done {
+            let result = if w.acks == Acks::All && !isr_ok {
+                Err(ErrorCode::NotEnoughReplicasAfterAppend)
+            } else {
+                Ok(w.base_offset)
+            };
+            let resp = ProduceResponse {
+                tp: tp.clone(),
+                correlation: w.correlation,
+                result,
+            };
+            cx.send(w.client, Message::ProduceResponse(resp));
+        }
+        let parked = std::mem::take(&mut ls.parked_fetches);
+        for (from, req) in parked {
+            self.answer_or_park(cx, from, req);
+        }
+    }
+
+    /// Proposes adding every caught-up follower (LEO at least the high watermark and the start of
+    /// this epoch, registered in the incarnation that fetched) to the ISR, one change at a time.
+    pub(super) fn try_expand_isr(&mut self, cx: &mut Context, tp: &TopicPartition) {
+        let skip_epoch_check = self.config.bugs.has(Bug::IsrBeforeEpochStart);
+        let Some(r) = self.replicas.get(tp) else {
+            return;
+        };
+        let Some(ls) = r.leader() else {
+            return;
+        };
+        if ls.pending_isr.is_some() || ls.isr_change_refused {
+            return;
+        }
+        let hw = r.log.high_watermark();
+        let joining = ls.followers.iter().find(|(b, p)| {
+            let live = self
+                .metadata
+                .registration(**b)
+                .is_some_and(|reg| reg.epoch == p.broker_epoch && !reg.fenced);
+            !ls.isr.contains(b)
+                && live
+                && p.log_end >= hw
+                && (skip_epoch_check || p.log_end >= ls.epoch_start)
+        });
+        if let Some((&b, _)) = joining {
+            let mut isr = ls.isr.clone();
+            isr.push(b);
+            isr.sort_unstable();
+            self.propose_isr(cx, tp, isr);
+        }
+    }
+
+    pub(super) fn on_follower_lag(&mut self, cx: &mut Context, tp: &TopicPartition, f: BrokerId) {
+        let lag_ms = self.config.replica_lag_time_max_ms;
+        let Some(r) = self.replicas.get(tp) else {
+            return;
+        };
+        let Some(ls) = r.leader() else {
+            return;
+        };
+        if !ls.isr.contains(&f) || f == self.config.id {
+            return;
+        }
+        let behind = ls
+            .followers
+            .get(&f)
+            .is_none_or(|p| p.log_end < r.log.log_end_offset());
+        if behind && ls.pending_isr.is_none() && !ls.isr_change_refused {
+            let isr: Vec<_> = ls.isr.iter().copied().filter(|b| *b != f).collect();
+            self.propose_isr(cx, tp, isr);
+        } else {
+            // Caught up, or a change is in flight: keep watching.
+            let timer = Timer::FollowerLag {
+                tp: tp.clone(),
+                replica: f,
+            };
+            cx.set_timer(timer, lag_ms);
+        }
+    }
+
+    fn propose_isr(&mut self, cx: &mut Context, tp: &TopicPartition, isr: Vec<BrokerId>) {
+        let Some(my_epoch) = self.broker_epoch() else {
+            return;
+        };
+        let me = self.config.id;
+        let Some(Role::Leader(ls)) = self.replicas.get_mut(tp).map(|r| &mut r.role) else {
+            return;
+        };
+        let new_isr = isr
+            .iter()
+            .map(|&b| {
+                let epoch = if b == me {
+                    my_epoch
+                } else {
+                    ls.followers
+                        .get(&b)
+                        .map(|p| p.broker_epoch)
+                        .or_else(|| self.metadata.registration(b).map(|r| r.epoch))
+                        .unwrap_or(0)
+                };
+                (b, epoch)
+            })
+            .collect();
+        ls.pending_isr = Some(isr);
+        let req = crate::protocol::AlterPartitionRequest {
+            tp: tp.clone(),
+            leader: me,
+            leader_broker_epoch: my_epoch,
+            leader_epoch: ls.epoch,
+            partition_epoch: ls.partition_epoch,
+            new_isr,
+        };
+        cx.send(self.config.controller, Message::AlterPartition(req));
+        cx.set_timer(
+            Timer::AlterPartitionTimeout(tp.clone()),
+            self.config.alter_partition_timeout_ms,
+        );
+    }
+
+    pub(super) fn on_alter_partition_response(
+        &mut self,
+        cx: &mut Context,
+        from: NodeId,
+        tp: TopicPartition,
+        result: Result<PartitionState, ErrorCode>,
+    ) {
+        if from != self.config.controller {
+            return;
+        }
+        let Some(Role::Leader(ls)) = self.replicas.get_mut(&tp).map(|r| &mut r.role) else {
+            return;
+        };
+        if ls.pending_isr.is_none() {
+            return;
+        }
+        ls.pending_isr = None;
+        cx.cancel_timer(Timer::AlterPartitionTimeout(tp.clone()));
+        match result {
+            Ok(ps) => {
+                if ps.leader_epoch == ls.epoch && ps.partition_epoch > ls.partition_epoch {
+                    ls.isr = ps.isr;
+                    ls.partition_epoch = ps.partition_epoch;
+                }
+            }
+            // Our view is outdated: propose nothing more until the controller's next push.
+            Err(_) => ls.isr_change_refused = true,
+        }
+        self.arm_lag_timers(cx, &tp);
+        self.leader_progress(cx, &tp);
+        self.try_expand_isr(cx, &tp);
+    }
+
+    pub(super) fn on_alter_partition_timeout(&mut self, cx: &mut Context, tp: &TopicPartition) {
+        if let Some(Role::Leader(ls)) = self.replicas.get_mut(tp).map(|r| &mut r.role) {
+            ls.pending_isr = None;
+        }
+        self.try_expand_isr(cx, tp);
+    }
+
+    fn arm_lag_timers(&mut self, cx: &mut Context, tp: &TopicPartition) {
+        let me = self.config.id;
+        let Some(ls) = self.replicas.get(tp).and_then(|r| r.leader()) else {
+            return;
+        };
+        let assigned = self
+            .metadata
+            .partition(tp)
+            .map(|p| p.replicas.clone())
+            .unwrap_or_default();
+        for &f in assigned.iter().filter(|b| **b != me) {
+            let timer = Timer::FollowerLag {
+                tp: tp.clone(),
+                replica: f,
+            };
+            if ls.isr.contains(&f) {
+                cx.set_timer(timer, self.config.replica_lag_time_max_ms);
+            } else {
+                cx.cancel_timer(timer);
+            }
+        }
+    }
+
+    pub(super) fn on_list_offsets(
+        &mut self,
+        cx: &mut Context,
+        from: NodeId,
+        tp: TopicPartition,
+        spec: OffsetSpec,
+    ) {
+        let not_leader = self.not_leader(&tp);
+        let result = match self.replicas.get(&tp) {
+            Some(r) => match (r.leader(), spec) {
+                (None, _) => Err(not_leader),
+                (Some(_), OffsetSpec::Earliest) => Ok(r.log.log_start_offset()),
+                (Some(ls), OffsetSpec::Latest) if r.log.high_watermark() < ls.epoch_start => {
+                    Err(ErrorCode::OffsetNotAvailable)
+                }
+                (Some(_), OffsetSpec::Latest) => Ok(r.log.high_watermark()),
+            },
+            None => Err(not_leader),
+        };
+        cx.send(from, Message::ListOffsetsResponse { tp, spec, result });
+    }
+}
+
+fn error_fetch(
+    req: &FetchRequest,
+    error: ErrorCode,
+    epoch: u32,
+    r: &super::Replica,
+) -> FetchResponse {
+    FetchResponse {
+        tp: req.tp.clone(),
+        fetch_offset: req.fetch_offset,
+        error: Some(error),
+        leader_epoch: epoch,
+        high_watermark: r.log.high_watermark(),
+        log_start_offset: r.log.log_start_offset(),
+        records: Vec::new(),
+        diverging_epoch: None,
+    }
+}

@@ -1,0 +1,467 @@
+//! The broker: hosts replicas of many partitions, leads some and follows others as the controller
+//! says, serves clients, and keeps its disk image through `Persist`/`Sync` effects.
+//!
+//! `mod.rs` holds registration, metadata and disk bookkeeping; `leader.rs` the leader role
+//! (produce, serving fetches, high watermark, ISR changes); `follower.rs` the fetch loop and
+//! divergence truncation.
+
+mod follower;
+mod leader;
+mod replica;
+
+pub use replica::{FollowerState, LeaderState, Progress, Replica, Role, WaitingProduce};
+
+use super::{BrokerConfig, BrokerImage, Context, DiskOp, Durability, Timer};
+use crate::log::PartitionLog;
+use crate::protocol::{
+    BrokerEpoch, ClusterMetadata, ErrorCode, LeaderEpoch, Message, NodeId, Offset, PartitionState,
+    TopicPartition,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Registration {
+    /// Waiting for the controller to assign a broker epoch; nothing is served meanwhile.
+    Registering,
+    /// Registered with `epoch`; metadata older than `min_version` predates this incarnation.
+    Registered { epoch: BrokerEpoch, min_version: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Broker {
+    config: Arc<BrokerConfig>,
+    registration: Registration,
+    metadata: ClusterMetadata,
+    replicas: BTreeMap<TopicPartition, Replica>,
+    /// Requested syncs, oldest first: the log end of each partition each one covers.
+    pending_syncs: VecDeque<Vec<(TopicPartition, Offset)>>,
+    unfence_in_flight: bool,
+    /// Requests from senders whose metadata is ahead of ours (or metadata requests asking for a
+    /// newer version): handled again after our next metadata update.
+    parked: Vec<(NodeId, Message)>,
+}
+
+impl Broker {
+    /// A broker booting from its disk image (empty for a new broker). It registers first.
+    pub fn recover(config: Arc<BrokerConfig>, image: BrokerImage) -> Self {
+        let replicas = image
+            .logs
+            .into_iter()
+            .map(|(tp, log)| (tp, Replica::from_log(log)))
+            .collect();
+        Broker {
+            config,
+            registration: Registration::Registering,
+            metadata: ClusterMetadata::default(),
+            replicas,
+            pending_syncs: VecDeque::new(),
+            unfence_in_flight: false,
+            parked: Vec::new(),
+        }
+    }
+
+    /// A broker of a bootstrapped cluster (see `Controller::bootstrapped`): already registered,
+    /// holding the initial metadata, with empty logs.
+    pub fn bootstrapped(config: Arc<BrokerConfig>, metadata: ClusterMetadata) -> Self {
+        let mut b = Self::recover(config, BrokerImage::default());
+        if let Some(reg) = metadata.registration(b.config.id) {
+            b.registration = Registration::Registered {
+                epoch: reg.epoch,
+                min_version: metadata.version,
+            };
+        }
+        b.metadata = metadata;
+        b
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn config_arc(&self) -> Arc<BrokerConfig> {
+        self.config.clone()
+    }
+
+    pub fn registration(&self) -> Registration {
+        self.registration
+    }
+
+    pub fn metadata(&self) -> &ClusterMetadata {
+        &self.metadata
+    }
+
+    pub fn replicas(&self) -> &BTreeMap<TopicPartition, Replica> {
+        &self.replicas
+    }
+
+    pub fn log(&self, tp: &TopicPartition) -> Option<&PartitionLog> {
+        self.replicas.get(tp).map(|r| &r.log)
+    }
+
+    /// The epoch in which this broker currently acts as leader of `tp`.
+    pub fn leader_epoch_of(&self, tp: &TopicPartition) -> Option<LeaderEpoch> {
+        self.replicas.get(tp)?.leader().map(|l| l.epoch)
+    }
+
+    fn broker_epoch(&self) -> Option<BrokerEpoch> {
+        match self.registration {
+            Registration::Registered { epoch, .. } => Some(epoch),
+            Registration::Registering => None,
+        }
+    }
+
+    pub fn on_start(&mut self, cx: &mut Context) {
+        match self.registration {
+            Registration::Registering => self.register(cx),
+            Registration::Registered { .. } => {
+                self.apply_metadata(cx);
+                cx.set_timer(Timer::Heartbeat, self.config.heartbeat_interval_ms);
+            }
+        }
+        cx.set_timer(Timer::Retention, self.config.retention_check_ms);
+        // Whatever was recovered may sit only in the page cache: make it durable before counting it.
+        self.request_sync(cx);
+    }
+
+    pub fn on_message(&mut self, cx: &mut Context, from: NodeId, message: Message) {
+        match message {
+            Message::RegisterBrokerResponse {
+                broker_epoch,
+                metadata_version,
+            } => self.on_registered(cx, from, broker_epoch, metadata_version),
+            Message::HeartbeatResponse { fenced } => self.on_heartbeat_response(cx, from, fenced),
+            Message::UpdateMetadata(md) => self.on_update_metadata(cx, from, md),
+            Message::Metadata { min_version } if min_version > self.metadata.version => {
+                self.park(cx, from, Message::Metadata { min_version })
+            }
+            Message::Metadata { .. } => {
+                cx.send(from, Message::MetadataResponse(self.metadata.clone()))
+            }
+            Message::Fetch(req) => self.on_fetch(cx, from, req),
+            Message::FetchResponse(resp) => self.on_fetch_response(cx, from, resp),
+            Message::Produce(req) => self.on_produce(cx, from, req),
+            Message::ListOffsets { tp, spec } => self.on_list_offsets(cx, from, tp, spec),
+            Message::AlterPartitionResponse { tp, result } => {
+                self.on_alter_partition_response(cx, from, tp, result)
+            }
+            _ => {}
+        }
+        self.request_sync(cx);
+    }
+
+    pub fn on_timer(&mut self, cx: &mut Context, timer: Timer) {
+        match timer {
+            Timer::Heartbeat => {
+                if let Some(epoch) = self.broker_epoch() {
+                    let hb = Message::Heartbeat {
+                        broker: self.config.id,
+                        broker_epoch: epoch,
+                    };
+                    cx.send(self.config.controller, hb);
+                }
+                cx.set_timer(Timer::Heartbeat, self.config.heartbeat_interval_ms);
+            }
+            Timer::RegisterRetry => {
+                if self.registration == Registration::Registering {
+                    self.register(cx);
+                }
+            }
+            Timer::FollowerLag { tp, replica } => self.on_follower_lag(cx, &tp, replica),
+            Timer::FetchBackoff(tp) => self.on_fetch_backoff(cx, &tp),
+            Timer::FetchTimeout(tp) => self.on_fetch_timeout(cx, &tp),
+            Timer::FetchMaxWait { tp, from } => self.on_fetch_max_wait(cx, &tp, from),
+            Timer::AlterPartitionTimeout(tp) => self.on_alter_partition_timeout(cx, &tp),
+            Timer::ParkedExpiry => self.expire_parked(cx),
+            Timer::Retention => {
+                self.apply_retention(cx);
+                cx.set_timer(Timer::Retention, self.config.retention_check_ms);
+            }
+            _ => {}
+        }
+        self.request_sync(cx);
+    }
+
+    /// A sync the broker asked for completed: the partitions' marks are now durable.
+    pub fn on_persisted(&mut self, cx: &mut Context, _token: u64) {
+        let Some(marks) = self.pending_syncs.pop_front() else {
+            return;
+        };
+        for (tp, offset) in marks {
+            if let Some(r) = self.replicas.get_mut(&tp) {
+                r.synced_offset = r.synced_offset.max(offset.min(r.log.log_end_offset()));
+            }
+        }
+        let tps: Vec<_> = self.replicas.keys().cloned().collect();
+        for tp in tps {
+            let r = &mut self.replicas.get_mut(&tp).expect("listed above");
+            match &mut r.role {
+                Role::Leader(_) => self.leader_progress(cx, &tp),
+                Role::Follower(fs) if fs.awaiting_sync => {
+                    if r.synced_offset >= r.log.log_end_offset() {
+                        fs.awaiting_sync = false;
+                        self.send_fetch(cx, &tp);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.request_sync(cx);
+    }
+
+    fn register(&mut self, cx: &mut Context) {
+        let msg = Message::RegisterBroker {
+            broker: self.config.id,
+        };
+        cx.send(self.config.controller, msg);
+        cx.set_timer(Timer::RegisterRetry, self.config.register_retry_ms);
+    }
+
+    fn on_registered(&mut self, cx: &mut Context, from: NodeId, epoch: BrokerEpoch, version: u64) {
+        if from != self.config.controller || self.registration != Registration::Registering {
+            return;
+        }
+        self.registration = Registration::Registered {
+            epoch,
+            min_version: version,
+        };
+        cx.cancel_timer(Timer::RegisterRetry);
+        cx.set_timer(Timer::Heartbeat, self.config.heartbeat_interval_ms);
+        self.apply_metadata(cx);
+    }
+
+    fn on_heartbeat_response(&mut self, cx: &mut Context, from: NodeId, fenced: bool) {
+        if from != self.config.controller {
+            return;
+        }
+        self.unfence_in_flight = false;
+        if fenced && self.broker_epoch().is_some() {
+            // Our registration is gone (the controller has a newer one or none): start over.
+            for tp in self.replicas.keys().cloned().collect::<Vec<_>>() {
+                self.become_idle(cx, &tp, None);
+            }
+            self.registration = Registration::Registering;
+            self.register(cx);
+        }
+    }
+
+    fn on_update_metadata(&mut self, cx: &mut Context, from: NodeId, md: ClusterMetadata) {
+        if from != self.config.controller || md.version <= self.metadata.version {
+            return;
+        }
+        self.metadata = md;
+        self.apply_metadata(cx);
+        for (from, message) in std::mem::take(&mut self.parked) {
+            self.on_message(cx, from, message);
+        }
+    }
+
+    /// Holds a request until our metadata catches up with the sender's.
+    fn park(&mut self, cx: &mut Context, from: NodeId, message: Message) {
+        if self.parked.is_empty() {
+            cx.set_timer(Timer::ParkedExpiry, self.config.fetch_max_wait_ms);
+        }
+        self.parked.retain(|(f, m)| !(*f == from && same_request(m, &message)));
+        self.parked.push((from, message));
+    }
+
+    /// Parked requests waited long enough: answer with what we know.
+    fn expire_parked(&mut self, cx: &mut Context) {
+        for (from, message) in std::mem::take(&mut self.parked) {
+            let reply = match message {
+                Message::Metadata { .. } => Message::MetadataResponse(self.metadata.clone()),
+                Message::Produce(req) => Message::ProduceResponse(crate::protocol::ProduceResponse {
+                    tp: req.tp,
+                    correlation: req.correlation,
+                    result: Err(ErrorCode::NotLeaderOrFollower),
+                }),
+                Message::Fetch(req) => {
+                    let epoch = self.replicas.get(&req.tp).and_then(|r| r.leader_epoch);
+                    Message::FetchResponse(crate::protocol::FetchResponse {
+                        tp: req.tp,
+                        fetch_offset: req.fetch_offset,
+                        error: Some(ErrorCode::UnknownLeaderEpoch),
+                        leader_epoch: epoch.unwrap_or(0),
+                        high_watermark: 0,
+                        log_start_offset: 0,
+                        records: Vec::new(),
+                        diverging_epoch: None,
+                    })
+                }
+                _ => continue,
+            };
+            cx.send(from, reply);
+        }
+    }
+
+    /// Acts on the stored metadata once it belongs to this incarnation: asks to be unfenced if it
+    /// was fenced, and takes the role each partition state gives it.
+    fn apply_metadata(&mut self, cx: &mut Context) {
+        let Registration::Registered { epoch, min_version } = self.registration else {
+            return;
+        };
+        if self.metadata.version < min_version {
+            return;
+        }
+        let me = self.metadata.registration(self.config.id);
+        if me.is_some_and(|r| r.epoch == epoch && r.fenced) && !self.unfence_in_flight {
+            self.unfence_in_flight = true;
+            let hb = Message::Heartbeat {
+                broker: self.config.id,
+                broker_epoch: epoch,
+            };
+            cx.send(self.config.controller, hb);
+        }
+        let mine: Vec<PartitionState> = self
+            .metadata
+            .partitions
+            .iter()
+            .filter(|p| p.replicas.contains(&self.config.id))
+            .cloned()
+            .collect();
+        for ps in mine {
+            self.apply_partition_state(cx, &ps);
+        }
+    }
+
+    fn apply_partition_state(&mut self, cx: &mut Context, ps: &PartitionState) {
+        let me = self.config.id;
+        let r = self.replicas.entry(ps.tp.clone()).or_default();
+        let known = r.leader_epoch;
+        if known.is_some_and(|e| ps.leader_epoch < e) {
+            return;
+        }
+        let same_epoch = known == Some(ps.leader_epoch);
+        match ps.leader {
+            Some(l) if l == me => {
+                if same_epoch && r.leader().is_some() {
+                    self.adopt_partition_state(cx, ps);
+                } else {
+                    self.become_leader(cx, ps);
+                }
+            }
+            Some(l) => {
+                let already = matches!(&r.role, Role::Follower(f) if f.leader == l) && same_epoch;
+                if !already {
+                    self.become_follower(cx, &ps.tp, l, ps.leader_epoch);
+                }
+            }
+            None => {
+                if !same_epoch || r.leader_epoch.is_none() {
+                    self.become_idle(cx, &ps.tp, Some(ps.leader_epoch));
+                }
+            }
+        }
+    }
+
+    /// Leaves whatever role the replica had: waiting clients learn the leader is gone.
+    fn become_idle(&mut self, cx: &mut Context, tp: &TopicPartition, epoch: Option<LeaderEpoch>) {
+        self.step_down(cx, tp);
+        if let Some(r) = self.replicas.get_mut(tp) {
+            r.role = Role::Idle;
+            if epoch.is_some() {
+                r.leader_epoch = epoch;
+            }
+        }
+    }
+
+    /// Truncates `tp`'s log to `offset` on disk and in memory, and forgets syncs of what is gone.
+    fn truncate(&mut self, cx: &mut Context, tp: &TopicPartition, offset: Offset) {
+        let Some(r) = self.replicas.get_mut(tp) else {
+            return;
+        };
+        if r.log.truncate_to(offset).is_err() {
+            return;
+        }
+        r.synced_offset = r.synced_offset.min(offset);
+        r.sync_requested = r.sync_requested.min(offset);
+        for marks in &mut self.pending_syncs {
+            for (t, o) in marks.iter_mut() {
+                if t == tp {
+                    *o = (*o).min(offset);
+                }
+            }
+        }
+        cx.persist(DiskOp::Truncate {
+            tp: tp.clone(),
+            offset,
+        });
+    }
+
+    fn set_log_start(&mut self, cx: &mut Context, tp: &TopicPartition, offset: Offset) {
+        let Some(r) = self.replicas.get_mut(tp) else {
+            return;
+        };
+        if r.log.advance_log_start(offset) {
+            r.synced_offset = r.synced_offset.max(r.log.log_start_offset());
+            r.sync_requested = r.sync_requested.max(r.log.log_start_offset());
+            cx.persist(DiskOp::SetLogStart {
+                tp: tp.clone(),
+                offset,
+            });
+        }
+    }
+
+    /// With `fsync` durability, asks for one sync covering every partition with unsynced records.
+    fn request_sync(&mut self, cx: &mut Context) {
+        if self.config.durability != Durability::Fsync {
+            return;
+        }
+        let mut marks = Vec::new();
+        for (tp, r) in &mut self.replicas {
+            let end = r.log.log_end_offset();
+            if end > r.sync_requested.max(r.synced_offset) {
+                r.sync_requested = end;
+                marks.push((tp.clone(), end));
+            }
+        }
+        if !marks.is_empty() {
+            self.pending_syncs.push_back(marks);
+            cx.sync(self.pending_syncs.len() as u64);
+        }
+    }
+
+    fn apply_retention(&mut self, cx: &mut Context) {
+        if self.config.retention.is_unlimited() {
+            return;
+        }
+        let now = cx.now_ms as i64;
+        let led: Vec<(TopicPartition, Offset)> = self
+            .replicas
+            .iter()
+            .filter(|(_, r)| r.leader().is_some())
+            .map(|(tp, r)| (tp.clone(), r.log.retention_target(&self.config.retention, now)))
+            .collect();
+        for (tp, target) in led {
+            self.set_log_start(cx, &tp, target);
+        }
+    }
+
+    /// Whether a request names a leader epoch of `tp` newer than we know: we are behind.
+    fn is_ahead(&self, tp: &TopicPartition, epoch: Option<LeaderEpoch>) -> bool {
+        let known = self.replicas.get(tp).and_then(|r| r.leader_epoch);
+        match (epoch, known) {
+            (Some(e), Some(k)) => e > k,
+            (Some(_), None) => self.metadata.partition(tp).is_some(),
+            (None, _) => false,
+        }
+    }
+
+    fn not_leader(&self, tp: &TopicPartition) -> ErrorCode {
+        if self.replicas.contains_key(tp) || self.metadata.partition(tp).is_some() {
+            ErrorCode::NotLeaderOrFollower
+        } else {
+            ErrorCode::UnknownTopicOrPartition
+        }
+    }
+}
+
+/// Two parked requests are the same if a newer one supersedes the older.
+fn same_request(a: &Message, b: &Message) -> bool {
+    match (a, b) {
+        (Message::Metadata { .. }, Message::Metadata { .. }) => true,
+        (Message::Fetch(x), Message::Fetch(y)) => x.tp == y.tp,
+        (Message::Produce(x), Message::Produce(y)) => x.correlation == y.correlation,
+        _ => false,
+    }
+}

@@ -1,0 +1,109 @@
+//! A broker's replica of one partition: its log, what of it is synced, and its current role.
+
+use crate::log::PartitionLog;
+use crate::protocol::{
+    Acks, BrokerEpoch, BrokerId, FetchRequest, LeaderEpoch, NodeId, Offset, PartitionEpoch,
+};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Replica {
+    pub log: PartitionLog,
+    /// End of the prefix known to be on disk.
+    pub synced_offset: Offset,
+    /// Highest log end covered by a sync already requested.
+    pub sync_requested: Offset,
+    /// The latest leader epoch this replica has acted on; older partition states are ignored.
+    pub leader_epoch: Option<LeaderEpoch>,
+    pub role: Role,
+}
+
+impl Replica {
+    pub fn from_log(log: PartitionLog) -> Self {
+        let start = log.log_start_offset();
+        Replica {
+            log,
+            synced_offset: start,
+            sync_requested: start,
+            leader_epoch: None,
+            role: Role::Idle,
+        }
+    }
+
+    pub fn leader(&self) -> Option<&LeaderState> {
+        match &self.role {
+            Role::Leader(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// No leader known, or not yet told: serves nothing.
+    #[default]
+    Idle,
+    Leader(LeaderState),
+    Follower(FollowerState),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LeaderState {
+    pub epoch: LeaderEpoch,
+    /// The log end offset when this epoch began: the high watermark only advances, and followers
+    /// only join the ISR, once they have reached it.
+    pub epoch_start: Offset,
+    /// The ISR as committed by the controller.
+    pub isr: Vec<BrokerId>,
+    pub partition_epoch: PartitionEpoch,
+    /// An ISR change sent to the controller and not yet answered. Until it is, the high watermark
+    /// counts the union of both ISRs (KIP-497's "maximal ISR").
+    pub pending_isr: Option<Vec<BrokerId>>,
+    /// The controller refused our last ISR change; wait for its next push before proposing again.
+    pub isr_change_refused: bool,
+    /// What each follower proved it holds by fetching in this epoch; absent until it has.
+    pub followers: BTreeMap<BrokerId, Progress>,
+    pub waiting_produce: Vec<WaitingProduce>,
+    /// Long-poll fetches waiting for data or a high-watermark change.
+    pub parked_fetches: Vec<(NodeId, FetchRequest)>,
+}
+
+impl LeaderState {
+    /// ISR members counted for the high watermark: committed ISR plus any change in flight.
+    pub fn maximal_isr(&self) -> Vec<BrokerId> {
+        let mut m = self.isr.clone();
+        if let Some(p) = &self.pending_isr {
+            m.extend(p.iter().copied());
+        }
+        m.sort_unstable();
+        m.dedup();
+        m
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Progress {
+    pub log_end: Offset,
+    pub synced: Offset,
+    pub broker_epoch: BrokerEpoch,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WaitingProduce {
+    pub client: NodeId,
+    pub correlation: u64,
+    pub acks: Acks,
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FollowerState {
+    pub leader: BrokerId,
+    pub epoch: LeaderEpoch,
+    /// The fetch offset of the request in flight.
+    pub in_flight: Option<Offset>,
+    /// With `fsync` durability: appended data must be synced before the next fetch reports it.
+    pub awaiting_sync: bool,
+    pub backing_off: bool,
+}

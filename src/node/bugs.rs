@@ -1,0 +1,83 @@
+//! Bug switches: each reintroduces a historical Kafka bug (ids from KAFKA.md) so tests can show that
+//! the model checker and the simulator find it. All are off by default.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Bug {
+    /// (B) A replica that becomes follower truncates to its high watermark instead of asking the
+    /// leader where its epoch ends (Kafka before KIP-101).
+    TruncateToHw,
+    /// (A) The controller elects an out-of-sync replica when no ISR member is live.
+    UncleanElection,
+    /// `acks=all` is answered after the leader's own append, before the ISR has the record.
+    AckBeforeIsr,
+    /// (F) The leader accepts fetches from followers in an older leader epoch and counts their
+    /// offsets for the high watermark (Kafka before KIP-320).
+    HwFromStaleEpoch,
+    /// (G) A follower rejoins the ISR before reaching the start of the leader's epoch.
+    IsrBeforeEpochStart,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 5] = [
+        Bug::TruncateToHw,
+        Bug::UncleanElection,
+        Bug::AckBeforeIsr,
+        Bug::HwFromStaleEpoch,
+        Bug::IsrBeforeEpochStart,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::TruncateToHw => "truncate-to-hw",
+            Bug::UncleanElection => "unclean-election",
+            Bug::AckBeforeIsr => "ack-before-isr",
+            Bug::HwFromStaleEpoch => "hw-from-stale-epoch",
+            Bug::IsrBeforeEpochStart => "isr-before-epoch-start",
+        }
+    }
+}
+
+impl std::fmt::Display for Bug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Bug {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Bug::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Bug::ALL.iter().map(|b| b.name()).collect();
+            format!("unknown bug '{s}'; known bugs: {}", names.join(", "))
+        })
+    }
+}
+
+/// The switches turned on for a node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BugSet(BTreeSet<Bug>);
+
+impl BugSet {
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, bug: Bug) -> Self {
+        self.0.insert(bug);
+        self
+    }
+
+    pub fn has(&self, bug: Bug) -> bool {
+        self.0.contains(&bug)
+    }
+}
+
+impl FromIterator<Bug> for BugSet {
+    fn from_iter<I: IntoIterator<Item = Bug>>(iter: I) -> Self {
+        BugSet(iter.into_iter().collect())
+    }
+}

@@ -1,0 +1,148 @@
+//! Node configuration. Timer durations are `Option`s: `None` disables a timer, which is how the
+//! model checker turns off what it replaces with nondeterminism (it fires any set timer at any time,
+//! so, for instance, it models lost heartbeats by firing session expiry rather than by heartbeating).
+
+use super::BugSet;
+use crate::log::RetentionPolicy;
+use crate::protocol::{Acks, BrokerId, NodeId, Record};
+use serde::{Deserialize, Serialize};
+
+/// When a produce with `acks=all` counts as committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Durability {
+    /// Once every ISR member has the record in memory (Kafka's default: no fsync, rely on
+    /// replication). Simultaneous power loss of the whole ISR loses acknowledged records.
+    Replicated,
+    /// Once every ISR member has synced the record to disk.
+    Fsync,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "replicated" => Ok(Durability::Replicated),
+            "fsync" => Ok(Durability::Fsync),
+            _ => Err(format!(
+                "unknown durability '{s}'; expected 'replicated' or 'fsync'"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Durability::Replicated => "replicated",
+            Durability::Fsync => "fsync",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TopicSpec {
+    pub name: String,
+    /// Replica assignment per partition, in election order.
+    pub assignment: Vec<Vec<BrokerId>>,
+}
+
+impl TopicSpec {
+    /// `partitions` partitions with `replication` replicas each, spread round-robin over `brokers`.
+    pub fn spread(name: &str, partitions: u32, replication: usize, brokers: &[BrokerId]) -> Self {
+        let assignment = (0..partitions as usize)
+            .map(|p| {
+                (0..replication.min(brokers.len()))
+                    .map(|r| brokers[(p + r) % brokers.len()])
+                    .collect()
+            })
+            .collect();
+        TopicSpec {
+            name: name.to_string(),
+            assignment,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BrokerConfig {
+    pub id: BrokerId,
+    pub controller: NodeId,
+    pub durability: Durability,
+    /// `min.insync.replicas`: `acks=all` is refused while the ISR is smaller.
+    pub min_insync_replicas: usize,
+    /// `None`: heartbeat only when the broker learns it is fenced.
+    pub heartbeat_interval_ms: Option<u64>,
+    pub register_retry_ms: Option<u64>,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: Option<u64>,
+    /// How long a long-poll fetch waits for data; `None`: until something changes.
+    pub fetch_max_wait_ms: Option<u64>,
+    pub fetch_timeout_ms: Option<u64>,
+    pub fetch_backoff_ms: Option<u64>,
+    pub alter_partition_timeout_ms: Option<u64>,
+    pub max_fetch_records: usize,
+    pub retention: RetentionPolicy,
+    pub retention_check_ms: Option<u64>,
+    pub bugs: BugSet,
+}
+
+impl BrokerConfig {
+    /// Defaults for a real or simulated cluster (milliseconds as in Kafka where Kafka has one).
+    pub fn new(id: BrokerId, controller: NodeId) -> Self {
+        BrokerConfig {
+            id,
+            controller,
+            durability: Durability::Replicated,
+            min_insync_replicas: 1,
+            heartbeat_interval_ms: Some(500),
+            register_retry_ms: Some(1000),
+            replica_lag_time_max_ms: Some(10_000),
+            fetch_max_wait_ms: Some(500),
+            fetch_timeout_ms: Some(2_000),
+            fetch_backoff_ms: Some(100),
+            alter_partition_timeout_ms: Some(2_000),
+            max_fetch_records: 500,
+            retention: RetentionPolicy::default(),
+            retention_check_ms: None,
+            bugs: BugSet::none(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ControllerConfig {
+    pub id: NodeId,
+    pub brokers: Vec<BrokerId>,
+    pub topics: Vec<TopicSpec>,
+    pub session_timeout_ms: Option<u64>,
+    /// `unclean.leader.election.enable`: with no live ISR member, elect any live replica.
+    pub unclean_leader_election: bool,
+    pub bugs: BugSet,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProducerConfig {
+    pub id: NodeId,
+    /// Brokers to ask for metadata, tried in order.
+    pub bootstrap: Vec<BrokerId>,
+    pub topic: String,
+    pub acks: Acks,
+    /// The records to send, in order, one at a time (max.in.flight = 1).
+    pub records: Vec<Record>,
+    /// Keyless records per sticky batch.
+    pub sticky_batch: u32,
+    /// Seed of the producer's own pseudo-random choices (the sticky partitioner).
+    pub seed: u64,
+    pub request_timeout_ms: Option<u64>,
+    pub retry_backoff_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ReaderConfig {
+    pub id: NodeId,
+    pub bootstrap: Vec<BrokerId>,
+    pub topic: String,
+    pub request_timeout_ms: Option<u64>,
+    pub retry_backoff_ms: Option<u64>,
+}

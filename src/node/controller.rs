@@ -1,0 +1,359 @@
+//! The controller: broker registration and liveness (broker epochs, sessions, fencing), leader
+//! election from the ISR, ISR changes checked against the partition epoch, and propagation of
+//! partition state to brokers. It syncs every change before anyone hears of it, so a controller that
+//! crashes and recovers never contradicts what it said (two leaders in one epoch, say).
+
+use super::{Bug, Context, ControllerConfig, ControllerImage, DiskOp, Timer};
+use crate::protocol::{
+    AlterPartitionRequest, BrokerId, BrokerRegistration, ClusterMetadata, ErrorCode, Message,
+    NodeId, PartitionState, TopicPartition,
+};
+use std::sync::Arc;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Controller {
+    config: Arc<ControllerConfig>,
+    image: ControllerImage,
+    /// Highest metadata version known durable.
+    synced_version: u64,
+    /// Messages that reveal a change not yet durable, with the version they wait for.
+    outbox: Vec<(u64, NodeId, Message)>,
+    /// Push metadata at start: after a restart brokers may have missed pushes. A bootstrapped
+    /// cluster's brokers already hold it.
+    announce_on_start: bool,
+}
+
+impl Controller {
+    /// A new cluster: no broker registered, every partition leaderless with its full assignment as
+    /// ISR (all logs are empty, so all replicas are in sync).
+    pub fn new(config: Arc<ControllerConfig>) -> Self {
+        let partitions = config
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.assignment.iter().enumerate().map(|(p, replicas)| {
+                    let mut isr = replicas.clone();
+                    isr.sort_unstable();
+                    PartitionState {
+                        tp: TopicPartition::new(t.name.clone(), p as u32),
+                        replicas: replicas.clone(),
+                        leader: None,
+                        leader_epoch: 0,
+                        isr,
+                        partition_epoch: 0,
+                    }
+                })
+            })
+            .collect();
+        let image = ControllerImage {
+            metadata: ClusterMetadata {
+                version: 0,
+                brokers: Vec::new(),
+                partitions,
+            },
+            next_broker_epoch: 1,
+        };
+        Self::recover(config, image)
+    }
+
+    /// A cluster past its first boot: every configured broker registered (epochs 1..), each
+    /// partition led by its first replica in epoch 0. The model checker starts here to spend its
+    /// state budget on faults rather than on the order of first registrations.
+    pub fn bootstrapped(config: Arc<ControllerConfig>) -> Self {
+        let mut c = Self::new(config);
+        for &b in &c.config.brokers.clone() {
+            c.image.metadata.brokers.push(BrokerRegistration {
+                broker: b,
+                epoch: c.image.next_broker_epoch,
+                fenced: false,
+            });
+            c.image.next_broker_epoch += 1;
+        }
+        for p in &mut c.image.metadata.partitions {
+            p.leader = p.replicas.first().copied();
+        }
+        c.image.metadata.version = 1;
+        c.synced_version = 1;
+        c.announce_on_start = false;
+        c
+    }
+
+    pub fn recover(config: Arc<ControllerConfig>, image: ControllerImage) -> Self {
+        Controller {
+            config,
+            synced_version: image.metadata.version,
+            image,
+            outbox: Vec::new(),
+            announce_on_start: true,
+        }
+    }
+
+    pub fn config_arc(&self) -> Arc<ControllerConfig> {
+        self.config.clone()
+    }
+
+    pub fn image(&self) -> &ControllerImage {
+        &self.image
+    }
+
+    pub fn metadata(&self) -> &ClusterMetadata {
+        &self.image.metadata
+    }
+
+    pub fn on_start(&mut self, cx: &mut Context) {
+        for b in self.image.metadata.brokers.clone() {
+            if !b.fenced {
+                cx.set_timer(Timer::SessionExpiry(b.broker), self.config.session_timeout_ms);
+            }
+        }
+        // Brokers may have missed pushes while we were down; an equal version is ignored.
+        if self.announce_on_start && self.image.metadata.version > 0 {
+            self.push_metadata(cx);
+        }
+    }
+
+    pub fn on_message(&mut self, cx: &mut Context, from: NodeId, message: Message) {
+        match message {
+            Message::RegisterBroker { broker } => self.on_register(cx, from, broker),
+            Message::Heartbeat {
+                broker,
+                broker_epoch,
+            } => self.on_heartbeat(cx, from, broker, broker_epoch),
+            Message::AlterPartition(req) => self.on_alter_partition(cx, from, req),
+            _ => {}
+        }
+    }
+
+    pub fn on_timer(&mut self, cx: &mut Context, timer: Timer) {
+        if let Timer::SessionExpiry(broker) = timer {
+            let live = self.live(broker);
+            if live {
+                self.set_fenced(broker, true);
+                self.remove_from_partitions(broker);
+                self.commit(cx);
+            }
+        }
+    }
+
+    pub fn on_persisted(&mut self, cx: &mut Context, token: u64) {
+        self.synced_version = self.synced_version.max(token);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.outbox)
+            .into_iter()
+            .partition(|(v, _, _)| *v <= self.synced_version);
+        self.outbox = waiting;
+        for (_, to, message) in ready {
+            cx.send(to, message);
+        }
+    }
+
+    fn on_register(&mut self, cx: &mut Context, from: NodeId, broker: BrokerId) {
+        if broker != from || !self.config.brokers.contains(&broker) {
+            return;
+        }
+        // A new incarnation: whatever the old one held in memory may be gone, so it leaves every
+        // ISR (KIP-903) before the new one is registered.
+        if self.image.metadata.registration(broker).is_some() {
+            self.set_fenced(broker, true);
+            self.remove_from_partitions(broker);
+        }
+        let epoch = self.image.next_broker_epoch;
+        self.image.next_broker_epoch += 1;
+        let regs = &mut self.image.metadata.brokers;
+        regs.retain(|r| r.broker != broker);
+        regs.push(BrokerRegistration {
+            broker,
+            epoch,
+            fenced: false,
+        });
+        regs.sort_unstable();
+        self.elect_leaderless();
+        self.commit(cx);
+        cx.set_timer(Timer::SessionExpiry(broker), self.config.session_timeout_ms);
+        let reply = Message::RegisterBrokerResponse {
+            broker_epoch: epoch,
+            metadata_version: self.image.metadata.version,
+        };
+        self.emit(cx, from, reply);
+    }
+
+    fn on_heartbeat(&mut self, cx: &mut Context, from: NodeId, broker: BrokerId, epoch: u64) {
+        let Some(reg) = self.image.metadata.registration(broker).cloned() else {
+            self.emit(cx, from, Message::HeartbeatResponse { fenced: true });
+            return;
+        };
+        if reg.epoch != epoch {
+            self.emit(cx, from, Message::HeartbeatResponse { fenced: true });
+            return;
+        }
+        if reg.fenced {
+            self.set_fenced(broker, false);
+            self.elect_leaderless();
+            self.commit(cx);
+        }
+        cx.set_timer(Timer::SessionExpiry(broker), self.config.session_timeout_ms);
+        self.emit(cx, from, Message::HeartbeatResponse { fenced: false });
+    }
+
+    fn on_alter_partition(&mut self, cx: &mut Context, from: NodeId, req: AlterPartitionRequest) {
+        let result = self.check_alter_partition(&req);
+        let result = match result {
+            Ok(()) => {
+                let ps = self.partition_mut(&req.tp).expect("checked above");
+                let mut isr: Vec<_> = req.new_isr.iter().map(|(b, _)| *b).collect();
+                isr.sort_unstable();
+                isr.dedup();
+                ps.isr = isr;
+                ps.partition_epoch += 1;
+                let ps = ps.clone();
+                self.commit(cx);
+                Ok(ps)
+            }
+            Err(e) => Err(e),
+        };
+        let reply = Message::AlterPartitionResponse { tp: req.tp, result };
+        self.emit(cx, from, reply);
+    }
+
+    fn check_alter_partition(&self, req: &AlterPartitionRequest) -> Result<(), ErrorCode> {
+        let md = &self.image.metadata;
+        let ps = md
+            .partition(&req.tp)
+            .ok_or(ErrorCode::UnknownTopicOrPartition)?;
+        if ps.leader != Some(req.leader) {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        }
+        if req.leader_epoch != ps.leader_epoch {
+            return Err(ErrorCode::FencedLeaderEpoch);
+        }
+        let leader_reg = md.registration(req.leader);
+        if leader_reg.map(|r| r.epoch) != Some(req.leader_broker_epoch) {
+            return Err(ErrorCode::StaleBrokerEpoch);
+        }
+        if req.partition_epoch != ps.partition_epoch {
+            return Err(ErrorCode::InvalidUpdateVersion);
+        }
+        if !req.new_isr.iter().any(|(b, _)| *b == req.leader) {
+            return Err(ErrorCode::InvalidUpdateVersion);
+        }
+        // Members joining must be live in the very incarnation the leader saw catch up (KIP-903).
+        for (b, epoch) in &req.new_isr {
+            if ps.isr.contains(b) {
+                continue;
+            }
+            if !ps.replicas.contains(b) {
+                return Err(ErrorCode::UnknownTopicOrPartition);
+            }
+            match md.registration(*b) {
+                Some(r) if r.epoch == *epoch && !r.fenced => {}
+                _ => return Err(ErrorCode::StaleBrokerEpoch),
+            }
+        }
+        Ok(())
+    }
+
+    fn live(&self, broker: BrokerId) -> bool {
+        self.image
+            .metadata
+            .registration(broker)
+            .is_some_and(|r| !r.fenced)
+    }
+
+    fn set_fenced(&mut self, broker: BrokerId, fenced: bool) {
+        for r in &mut self.image.metadata.brokers {
+            if r.broker == broker {
+                r.fenced = fenced;
+            }
+        }
+    }
+
+    fn unclean_allowed(&self) -> bool {
+        self.config.unclean_leader_election || self.config.bugs.has(Bug::UncleanElection)
+    }
+
+    /// The first live replica in assignment order that is in the ISR; failing that, with unclean
+    /// election allowed, the first live replica at all (which becomes the whole ISR).
+    fn elect(&self, ps: &PartitionState) -> Option<(BrokerId, Option<Vec<BrokerId>>)> {
+        let clean = ps
+            .replicas
+            .iter()
+            .find(|b| ps.isr.contains(b) && self.live(**b));
+        if let Some(&b) = clean {
+            return Some((b, None));
+        }
+        if self.unclean_allowed() {
+            let any = ps.replicas.iter().find(|b| self.live(**b));
+            return any.map(|&b| (b, Some(vec![b])));
+        }
+        None
+    }
+
+    /// The broker is no longer live: it leaves every ISR (unless it is the last member, which
+    /// stays so that only it can lead again cleanly), and partitions it led get a new leader.
+    fn remove_from_partitions(&mut self, broker: BrokerId) {
+        for i in 0..self.image.metadata.partitions.len() {
+            let mut ps = self.image.metadata.partitions[i].clone();
+            let mut changed = false;
+            if ps.isr.contains(&broker) && ps.isr.len() > 1 {
+                ps.isr.retain(|b| *b != broker);
+                changed = true;
+            }
+            if ps.leader == Some(broker) {
+                self.set_leader(&mut ps);
+                changed = true;
+            }
+            if changed {
+                ps.partition_epoch += 1;
+                self.image.metadata.partitions[i] = ps;
+            }
+        }
+    }
+
+    fn elect_leaderless(&mut self) {
+        for i in 0..self.image.metadata.partitions.len() {
+            let mut ps = self.image.metadata.partitions[i].clone();
+            if ps.leader.is_none() && self.elect(&ps).is_some() {
+                self.set_leader(&mut ps);
+                ps.partition_epoch += 1;
+                self.image.metadata.partitions[i] = ps;
+            }
+        }
+    }
+
+    fn set_leader(&self, ps: &mut PartitionState) {
+        let elected = self.elect(ps);
+        ps.leader = elected.as_ref().map(|(b, _)| *b);
+        if let Some((_, Some(isr))) = elected {
+            ps.isr = isr;
+        }
+        ps.leader_epoch += 1;
+    }
+
+    fn partition_mut(&mut self, tp: &TopicPartition) -> Option<&mut PartitionState> {
+        self.image.metadata.partitions.iter_mut().find(|p| &p.tp == tp)
+    }
+
+    /// Makes the current state the next version: persisted, synced, then pushed to every broker.
+    fn commit(&mut self, cx: &mut Context) {
+        self.image.metadata.version += 1;
+        cx.persist(DiskOp::ControllerState(self.image.clone()));
+        cx.sync(self.image.metadata.version);
+        self.push_metadata(cx);
+    }
+
+    fn push_metadata(&mut self, cx: &mut Context) {
+        let targets: Vec<BrokerId> = self.config.brokers.clone();
+        for b in targets {
+            let msg = Message::UpdateMetadata(self.image.metadata.clone());
+            self.emit(cx, b, msg);
+        }
+    }
+
+    fn emit(&mut self, cx: &mut Context, to: NodeId, message: Message) {
+        let version = self.image.metadata.version;
+        if version <= self.synced_version {
+            cx.send(to, message);
+        } else {
+            self.outbox.push((version, to, message));
+        }
+    }
+}

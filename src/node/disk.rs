@@ -1,0 +1,80 @@
+//! Disk effects and the durable images they build. A driver keeps an image per node (two for a
+//! simulated disk: what is written and what is synced) and applies `DiskOp`s with these functions,
+//! so what "a write" means is decided here once, not in each driver.
+
+use crate::log::{LogError, PartitionLog};
+use crate::protocol::{ClusterMetadata, LeaderEpoch, LogEntry, Offset, TopicPartition};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum DiskOp {
+    Append {
+        tp: TopicPartition,
+        entries: Vec<LogEntry>,
+    },
+    Truncate {
+        tp: TopicPartition,
+        offset: Offset,
+    },
+    AssignEpoch {
+        tp: TopicPartition,
+        epoch: LeaderEpoch,
+        start_offset: Offset,
+    },
+    SetLogStart {
+        tp: TopicPartition,
+        offset: Offset,
+    },
+    /// The controller's whole state: small, and written as one checkpoint.
+    ControllerState(ControllerImage),
+}
+
+/// What a broker recovers from: its partitions' logs (records, epoch cache, log start). The high
+/// watermark is not persisted; a recovered replica learns it again from its leader.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BrokerImage {
+    pub logs: BTreeMap<TopicPartition, PartitionLog>,
+}
+
+impl BrokerImage {
+    pub fn apply(&mut self, op: &DiskOp) -> Result<(), LogError> {
+        match op {
+            DiskOp::Append { tp, entries } => self.log(tp).append_entries(entries),
+            DiskOp::Truncate { tp, offset } => self.log(tp).truncate_to(*offset),
+            DiskOp::AssignEpoch {
+                tp,
+                epoch,
+                start_offset,
+            } => {
+                self.log(tp).assign_epoch(*epoch, *start_offset);
+                Ok(())
+            }
+            DiskOp::SetLogStart { tp, offset } => {
+                self.log(tp).advance_log_start(*offset);
+                Ok(())
+            }
+            DiskOp::ControllerState(_) => Ok(()),
+        }
+    }
+
+    fn log(&mut self, tp: &TopicPartition) -> &mut PartitionLog {
+        self.logs.entry(tp.clone()).or_default()
+    }
+}
+
+/// What the controller recovers from. It stands in for a metadata quorum, so it syncs every change
+/// before acting on it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ControllerImage {
+    pub metadata: ClusterMetadata,
+    pub next_broker_epoch: u64,
+}
+
+impl ControllerImage {
+    pub fn apply(&mut self, op: &DiskOp) {
+        if let DiskOp::ControllerState(image) = op {
+            *self = image.clone();
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! What a node asks its driver to do. Effects are data; a node never assumes one happened until the
+//! driver says so (a delivered response, a fired timer, `on_persisted`).
+
+use super::DiskOp;
+use crate::protocol::{BrokerId, Message, NodeId, TopicPartition};
+use serde::{Deserialize, Serialize};
+
+/// Identifies a sync request in `on_persisted`. Drivers complete syncs in the order requested.
+pub type SyncToken = u64;
+
+/// Every timer any node sets. Drivers treat the value as an opaque, comparable key: setting a timer
+/// that is already set restarts it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Timer {
+    /// Broker: send the periodic heartbeat to the controller.
+    Heartbeat,
+    /// Broker: registration got no answer; ask again.
+    RegisterRetry,
+    /// Controller: no heartbeat from this broker within the session timeout.
+    SessionExpiry(BrokerId),
+    /// Leader: this follower has not caught up within `replica.lag.time.max.ms`.
+    FollowerLag { tp: TopicPartition, replica: BrokerId },
+    /// Follower: wait before fetching again after an error.
+    FetchBackoff(TopicPartition),
+    /// Follower or reader: a fetch got no answer in time.
+    FetchTimeout(TopicPartition),
+    /// Leader: a parked long-poll fetch has waited long enough; answer it empty.
+    FetchMaxWait { tp: TopicPartition, from: NodeId },
+    /// Broker: requests waiting for newer metadata have waited long enough; answer them.
+    ParkedExpiry,
+    /// Leader: an ISR change got no answer in time.
+    AlterPartitionTimeout(TopicPartition),
+    /// Broker: apply retention.
+    Retention,
+    /// Client: wait before refreshing metadata and retrying.
+    ClientBackoff,
+    /// Client: a request got no answer in time.
+    ClientRequestTimeout,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Effect {
+    Send { to: NodeId, message: Message },
+    SetTimer { timer: Timer, after_ms: u64 },
+    CancelTimer(Timer),
+    /// Write to the node's disk image. Writes apply in order; a process crash keeps them (page
+    /// cache), a power loss may drop any not yet covered by a completed `Sync`.
+    Persist(DiskOp),
+    /// Make every earlier `Persist` durable, then call `on_persisted(token)`.
+    Sync(SyncToken),
+}
+
+/// Handed to every entry point: the current time and the effects the node produces.
+#[derive(Debug, Default)]
+pub struct Context {
+    pub now_ms: u64,
+    pub effects: Vec<Effect>,
+}
+
+impl Context {
+    pub fn new(now_ms: u64) -> Self {
+        Context {
+            now_ms,
+            effects: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, to: NodeId, message: Message) {
+        self.effects.push(Effect::Send { to, message });
+    }
+
+    /// Sets (or restarts) `timer`; `None` means the timer is disabled in this configuration.
+    pub fn set_timer(&mut self, timer: Timer, after_ms: Option<u64>) {
+        if let Some(after_ms) = after_ms {
+            self.effects.push(Effect::SetTimer { timer, after_ms });
+        }
+    }
+
+    pub fn cancel_timer(&mut self, timer: Timer) {
+        self.effects.push(Effect::CancelTimer(timer));
+    }
+
+    pub fn persist(&mut self, op: DiskOp) {
+        self.effects.push(Effect::Persist(op));
+    }
+
+    pub fn sync(&mut self, token: SyncToken) {
+        self.effects.push(Effect::Sync(token));
+    }
+
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+}

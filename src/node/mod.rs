@@ -1,0 +1,25 @@
+//! The sans-IO state machines: broker, controller and clients. Each is a plain struct driven through
+//! four entry points — `on_start`, `on_message`, `on_timer`, `on_persisted` — that take a
+//! [`Context`] carrying `now` and collecting [`Effect`]s. Nothing here touches time, I/O, threads,
+//! global state or OS randomness, and every collection iterates in a fixed order, so the model
+//! checker, the simulator and the real runtime all drive exactly this code.
+
+mod any;
+mod bugs;
+pub mod broker;
+mod config;
+pub mod controller;
+mod disk;
+mod effects;
+pub mod producer;
+pub mod reader;
+
+pub use any::{AnyNode, Image};
+pub use broker::{Broker, Role};
+pub use bugs::{Bug, BugSet};
+pub use config::{BrokerConfig, ControllerConfig, Durability, ProducerConfig, ReaderConfig, TopicSpec};
+pub use controller::Controller;
+pub use disk::{BrokerImage, ControllerImage, DiskOp};
+pub use effects::{Context, Effect, SyncToken, Timer};
+pub use producer::Producer;
+pub use reader::Reader;

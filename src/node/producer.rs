@@ -1,0 +1,201 @@
+//! The producer client: sends its records one at a time (max.in.flight = 1, so per-key order holds
+//! without idempotence), to the partition Kafka's partitioner picks, at the leader metadata names;
+//! on a retriable error it backs off, refreshes metadata and sends the same record again.
+
+use super::{Context, ProducerConfig, Timer};
+use crate::protocol::partitioner::{partition_for, StickyPartitioner};
+use crate::protocol::{
+    Acks, ClusterMetadata, Message, NodeId, ProduceRequest, ProduceResponse, TopicPartition,
+};
+use std::sync::Arc;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Producer {
+    config: Arc<ProducerConfig>,
+    metadata: Option<ClusterMetadata>,
+    /// Index of the record being sent; all before it are acknowledged (or sent, with acks=0).
+    next: usize,
+    /// Partition chosen for the current record; kept across retries.
+    partition: Option<u32>,
+    in_flight: bool,
+    metadata_in_flight: bool,
+    backing_off: bool,
+    /// The metadata we hold proved stale (an error came back): ask for a newer version.
+    stale: bool,
+    /// Which bootstrap broker to ask for metadata; moves on after a timeout.
+    bootstrap_index: usize,
+    sticky: StickyPartitioner,
+    rng: u64,
+}
+
+impl Producer {
+    pub fn new(config: Arc<ProducerConfig>) -> Self {
+        Producer {
+            sticky: StickyPartitioner::new(config.sticky_batch),
+            rng: config.seed,
+            config,
+            metadata: None,
+            next: 0,
+            partition: None,
+            in_flight: false,
+            metadata_in_flight: false,
+            backing_off: false,
+            stale: false,
+            bootstrap_index: 0,
+        }
+    }
+
+    /// A producer that already holds metadata (a warmed-up client): it sends at once.
+    pub fn with_metadata(config: Arc<ProducerConfig>, metadata: ClusterMetadata) -> Self {
+        let mut p = Self::new(config);
+        p.metadata = Some(metadata);
+        p
+    }
+
+    pub fn config(&self) -> &ProducerConfig {
+        &self.config
+    }
+
+    /// How many records are done (acknowledged, or sent with acks=0).
+    pub fn done(&self) -> usize {
+        self.next
+    }
+
+    pub fn on_start(&mut self, cx: &mut Context) {
+        match self.metadata {
+            Some(_) => self.try_send(cx),
+            None => self.request_metadata(cx),
+        }
+    }
+
+    pub fn on_message(&mut self, cx: &mut Context, _from: NodeId, message: Message) {
+        match message {
+            Message::MetadataResponse(md) => {
+                self.metadata_in_flight = false;
+                if self.metadata.as_ref().is_none_or(|m| md.version >= m.version) {
+                    self.metadata = Some(md);
+                }
+                self.stale = false;
+                cx.cancel_timer(Timer::ClientRequestTimeout);
+                self.try_send(cx);
+            }
+            Message::ProduceResponse(resp) => self.on_response(cx, resp),
+            _ => {}
+        }
+    }
+
+    pub fn on_timer(&mut self, cx: &mut Context, timer: Timer) {
+        match timer {
+            Timer::ClientBackoff => {
+                self.backing_off = false;
+                self.request_metadata(cx);
+            }
+            Timer::ClientRequestTimeout => {
+                // The outcome of a timed-out send is unknown; sending again may duplicate it.
+                if self.metadata_in_flight {
+                    self.bootstrap_index = (self.bootstrap_index + 1) % self.config.bootstrap.len();
+                }
+                self.in_flight = false;
+                self.metadata_in_flight = false;
+                self.request_metadata(cx);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_response(&mut self, cx: &mut Context, resp: ProduceResponse) {
+        if !self.in_flight || resp.correlation != self.next as u64 {
+            return;
+        }
+        self.in_flight = false;
+        cx.cancel_timer(Timer::ClientRequestTimeout);
+        match resp.result {
+            Ok(_) => {
+                self.next += 1;
+                self.partition = None;
+                self.try_send(cx);
+            }
+            Err(_) => self.back_off(cx),
+        }
+    }
+
+    /// The send failed because our metadata is stale (or the cluster is not ready): wait, then ask
+    /// for metadata newer than ours.
+    fn back_off(&mut self, cx: &mut Context) {
+        self.stale = true;
+        if self.config.retry_backoff_ms.is_none() {
+            return self.request_metadata(cx);
+        }
+        self.backing_off = true;
+        cx.set_timer(Timer::ClientBackoff, self.config.retry_backoff_ms);
+    }
+
+    fn request_metadata(&mut self, cx: &mut Context) {
+        if self.metadata_in_flight || self.next >= self.config.records.len() {
+            return;
+        }
+        let Some(&to) = self.config.bootstrap.get(self.bootstrap_index) else {
+            return;
+        };
+        self.metadata_in_flight = true;
+        let min_version = match (&self.metadata, self.stale) {
+            (Some(md), true) => md.version + 1,
+            _ => 0,
+        };
+        cx.send(to, Message::Metadata { min_version });
+        cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
+    }
+
+    fn try_send(&mut self, cx: &mut Context) {
+        while !self.in_flight && !self.backing_off && self.next < self.config.records.len() {
+            let Some(md) = &self.metadata else {
+                return self.request_metadata(cx);
+            };
+            let count = md.partition_count(&self.config.topic);
+            let mut record = self.config.records[self.next].clone();
+            if count == 0 {
+                return self.back_off(cx);
+            }
+            let partition = match self.partition {
+                Some(p) => p,
+                None => {
+                    let random = next_random(&mut self.rng);
+                    partition_for(record.key.as_deref(), count, &mut self.sticky, random)
+                }
+            };
+            self.partition = Some(partition);
+            let tp = TopicPartition::new(self.config.topic.clone(), partition);
+            let Some((leader, epoch)) = md
+                .partition(&tp)
+                .and_then(|p| Some((p.leader?, p.leader_epoch)))
+            else {
+                return self.back_off(cx);
+            };
+            record.timestamp = cx.now_ms as i64;
+            let req = ProduceRequest {
+                tp,
+                acks: self.config.acks,
+                records: vec![record],
+                leader_epoch: Some(epoch),
+                correlation: self.next as u64,
+            };
+            cx.send(leader, Message::Produce(req));
+            if self.config.acks == Acks::None {
+                self.next += 1;
+                self.partition = None;
+            } else {
+                self.in_flight = true;
+                cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
+            }
+        }
+    }
+}
+
+/// splitmix64: the producer's own deterministic randomness, seeded from its config.
+fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

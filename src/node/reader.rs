@@ -1,0 +1,171 @@
+//! The reader: a consumer without a group. It reads every partition of a topic from the leader,
+//! from the log start onwards, one long-poll fetch in flight per partition, and only ever sees
+//! committed records (the leader serves consumers below the high watermark).
+
+use super::{Context, ReaderConfig, Timer};
+use crate::protocol::{
+    BrokerId, ClusterMetadata, ErrorCode, FetchRequest, FetchResponse, Message, NodeId, Offset,
+    TopicPartition,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Reader {
+    config: Arc<ReaderConfig>,
+    metadata: Option<ClusterMetadata>,
+    metadata_in_flight: bool,
+    backing_off: bool,
+    /// A fetch failed in a way newer metadata resolves: ask for a newer version.
+    stale: bool,
+    /// Next offset to read, per partition.
+    positions: BTreeMap<u32, Offset>,
+    /// The broker and offset of the fetch in flight, per partition.
+    in_flight: BTreeMap<u32, (BrokerId, Offset)>,
+}
+
+impl Reader {
+    pub fn new(config: Arc<ReaderConfig>) -> Self {
+        Reader {
+            config,
+            metadata: None,
+            metadata_in_flight: false,
+            backing_off: false,
+            stale: false,
+            positions: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+        }
+    }
+
+    /// A reader that already holds metadata (a warmed-up client): it fetches at once.
+    pub fn with_metadata(config: Arc<ReaderConfig>, metadata: ClusterMetadata) -> Self {
+        let mut r = Self::new(config);
+        r.metadata = Some(metadata);
+        r
+    }
+
+    pub fn positions(&self) -> &BTreeMap<u32, Offset> {
+        &self.positions
+    }
+
+    pub fn on_start(&mut self, cx: &mut Context) {
+        match self.metadata {
+            Some(_) => self.fetch_all(cx),
+            None => self.request_metadata(cx),
+        }
+    }
+
+    pub fn on_message(&mut self, cx: &mut Context, from: NodeId, message: Message) {
+        match message {
+            Message::MetadataResponse(md) => {
+                self.metadata_in_flight = false;
+                cx.cancel_timer(Timer::ClientRequestTimeout);
+                if self.metadata.as_ref().is_none_or(|m| md.version >= m.version) {
+                    self.metadata = Some(md);
+                }
+                self.stale = false;
+                self.fetch_all(cx);
+            }
+            Message::FetchResponse(resp) => self.on_fetch_response(cx, from, resp),
+            _ => {}
+        }
+    }
+
+    pub fn on_timer(&mut self, cx: &mut Context, timer: Timer) {
+        match timer {
+            Timer::ClientBackoff => {
+                self.backing_off = false;
+                self.request_metadata(cx);
+            }
+            Timer::ClientRequestTimeout => {
+                self.metadata_in_flight = false;
+                self.request_metadata(cx);
+            }
+            Timer::FetchTimeout(tp) => {
+                self.in_flight.remove(&tp.partition);
+                self.fetch_all(cx);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_fetch_response(&mut self, cx: &mut Context, from: NodeId, resp: FetchResponse) {
+        let p = resp.tp.partition;
+        if self.in_flight.get(&p) != Some(&(from, resp.fetch_offset)) {
+            return;
+        }
+        self.in_flight.remove(&p);
+        cx.cancel_timer(Timer::FetchTimeout(resp.tp.clone()));
+        let position = self.positions.entry(p).or_insert(0);
+        match resp.error {
+            None => {
+                if let Some(last) = resp.records.last() {
+                    *position = last.offset + 1;
+                }
+                self.fetch_all(cx);
+            }
+            Some(ErrorCode::OffsetOutOfRange) if *position < resp.log_start_offset => {
+                // Retention removed what we had not read yet: continue from the log start.
+                *position = resp.log_start_offset;
+                self.fetch_all(cx);
+            }
+            Some(_) => {
+                self.stale = true;
+                if self.config.retry_backoff_ms.is_none() {
+                    return self.request_metadata(cx);
+                }
+                if !self.backing_off {
+                    self.backing_off = true;
+                    cx.set_timer(Timer::ClientBackoff, self.config.retry_backoff_ms);
+                }
+            }
+        }
+    }
+
+    fn request_metadata(&mut self, cx: &mut Context) {
+        if self.metadata_in_flight {
+            return;
+        }
+        let Some(&to) = self.config.bootstrap.first() else {
+            return;
+        };
+        self.metadata_in_flight = true;
+        let min_version = match (&self.metadata, self.stale) {
+            (Some(md), true) => md.version + 1,
+            _ => 0,
+        };
+        cx.send(to, Message::Metadata { min_version });
+        cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
+    }
+
+    fn fetch_all(&mut self, cx: &mut Context) {
+        if self.backing_off {
+            return;
+        }
+        let Some(md) = &self.metadata else {
+            return;
+        };
+        for ps in md.partitions.iter().filter(|p| p.tp.topic == self.config.topic) {
+            let p = ps.tp.partition;
+            let Some(leader) = ps.leader else {
+                continue;
+            };
+            if self.in_flight.contains_key(&p) {
+                continue;
+            }
+            let offset = *self.positions.entry(p).or_insert(0);
+            let req = FetchRequest {
+                tp: TopicPartition::new(self.config.topic.clone(), p),
+                replica: None,
+                fetch_offset: offset,
+                last_fetched_epoch: None,
+                current_leader_epoch: Some(ps.leader_epoch),
+                synced_offset: 0,
+                known_hw: 0,
+            };
+            self.in_flight.insert(p, (leader, offset));
+            cx.send(leader, Message::Fetch(req));
+            cx.set_timer(Timer::FetchTimeout(ps.tp.clone()), self.config.request_timeout_ms);
+        }
+    }
+}

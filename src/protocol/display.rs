@@ -1,0 +1,117 @@
+//! Compact one-line renderings of messages, for counterexamples and traces that people read.
+
+use super::{ClusterMetadata, FetchResponse, Message, PartitionState};
+use std::fmt;
+
+fn partition(ps: &PartitionState) -> String {
+    let leader = ps.leader.map_or("none".to_string(), |l| l.to_string());
+    format!(
+        "{} leader={} epoch={} isr={:?} pe={}",
+        ps.tp, leader, ps.leader_epoch, ps.isr, ps.partition_epoch
+    )
+}
+
+fn metadata(md: &ClusterMetadata) -> String {
+    let fenced: Vec<String> = md
+        .brokers
+        .iter()
+        .filter(|b| b.fenced)
+        .map(|b| b.broker.to_string())
+        .collect();
+    let parts: Vec<String> = md.partitions.iter().map(partition).collect();
+    let mut s = format!("v{} [{}]", md.version, parts.join("; "));
+    if !fenced.is_empty() {
+        s.push_str(&format!(" fenced={}", fenced.join(",")));
+    }
+    s
+}
+
+fn fetch_response(r: &FetchResponse) -> String {
+    let mut s = format!(
+        "FetchResponse {} offset={} epoch={} hw={}",
+        r.tp, r.fetch_offset, r.leader_epoch, r.high_watermark
+    );
+    if let Some(e) = r.error {
+        s.push_str(&format!(" error={e}"));
+    }
+    if let Some(d) = r.diverging_epoch {
+        let epoch = d.epoch.map_or("none".to_string(), |e| e.to_string());
+        s.push_str(&format!(" diverging=(epoch {epoch} ends at {})", d.end_offset));
+    }
+    if !r.records.is_empty() {
+        let recs: Vec<String> = r.records.iter().map(ToString::to_string).collect();
+        s.push_str(&format!(" records=[{}]", recs.join(", ")));
+    }
+    s
+}
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Message::RegisterBroker { broker } => write!(f, "RegisterBroker {broker}"),
+            Message::RegisterBrokerResponse {
+                broker_epoch,
+                metadata_version,
+            } => write!(
+                f,
+                "RegisterBrokerResponse broker_epoch={broker_epoch} at v{metadata_version}"
+            ),
+            Message::Heartbeat {
+                broker,
+                broker_epoch,
+            } => write!(f, "Heartbeat {broker} broker_epoch={broker_epoch}"),
+            Message::HeartbeatResponse { fenced } => write!(f, "HeartbeatResponse fenced={fenced}"),
+            Message::AlterPartition(r) => {
+                let isr: Vec<_> = r.new_isr.iter().map(|(b, _)| *b).collect();
+                write!(
+                    f,
+                    "AlterPartition {} isr={:?} epoch={} pe={}",
+                    r.tp, isr, r.leader_epoch, r.partition_epoch
+                )
+            }
+            Message::AlterPartitionResponse { tp, result } => match result {
+                Ok(ps) => write!(f, "AlterPartitionResponse ok {}", partition(ps)),
+                Err(e) => write!(f, "AlterPartitionResponse {tp} error={e}"),
+            },
+            Message::UpdateMetadata(md) => write!(f, "UpdateMetadata {}", metadata(md)),
+            Message::Fetch(r) => {
+                let who = r
+                    .replica
+                    .map_or("consumer".to_string(), |x| format!("replica {}", x.broker));
+                let lfe = r
+                    .last_fetched_epoch
+                    .map_or("none".to_string(), |e| e.to_string());
+                let epoch = r
+                    .current_leader_epoch
+                    .map_or("none".to_string(), |e| e.to_string());
+                write!(
+                    f,
+                    "Fetch {} by {who} offset={} last_epoch={lfe} epoch={epoch}",
+                    r.tp, r.fetch_offset
+                )
+            }
+            Message::FetchResponse(r) => f.write_str(&fetch_response(r)),
+            Message::Produce(r) => {
+                let recs: Vec<String> = r.records.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "Produce {} acks={:?} #{} [{}]",
+                    r.tp,
+                    r.acks,
+                    r.correlation,
+                    recs.join(", ")
+                )
+            }
+            Message::ProduceResponse(r) => match r.result {
+                Ok(o) => write!(f, "ProduceResponse {} #{} ok offset={o}", r.tp, r.correlation),
+                Err(e) => write!(f, "ProduceResponse {} #{} error={e}", r.tp, r.correlation),
+            },
+            Message::Metadata { min_version } => write!(f, "Metadata min_version={min_version}"),
+            Message::MetadataResponse(md) => write!(f, "MetadataResponse {}", metadata(md)),
+            Message::ListOffsets { tp, spec } => write!(f, "ListOffsets {tp} {spec:?}"),
+            Message::ListOffsetsResponse { tp, spec, result } => {
+                write!(f, "ListOffsetsResponse {tp} {spec:?} {result:?}")
+            }
+        }
+    }
+}

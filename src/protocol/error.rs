@@ -1,0 +1,46 @@
+//! Error codes carried in responses. Names follow Kafka's where Kafka has one.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The receiver does not lead this partition (or does not know it). Refresh metadata, retry.
+    NotLeaderOrFollower,
+    /// The request's leader epoch is older than the receiver's: the sender is behind.
+    FencedLeaderEpoch,
+    /// The request's leader epoch is newer than the receiver's: the receiver is behind. Retry.
+    UnknownLeaderEpoch,
+    /// The partition does not exist.
+    UnknownTopicOrPartition,
+    /// `acks=all` refused up front: the ISR is smaller than `min.insync.replicas`.
+    NotEnoughReplicas,
+    /// `acks=all` appended, but the ISR shrank below `min.insync.replicas` before the record was
+    /// committed. The record may still be committed: the outcome is unknown to the client.
+    NotEnoughReplicasAfterAppend,
+    /// The fetch offset is outside [log start, log end].
+    OffsetOutOfRange,
+    /// A new leader has not yet committed everything from earlier epochs, so it cannot tell the
+    /// true high watermark (KIP-207); retry.
+    OffsetNotAvailable,
+    /// A broker epoch in the request is not the registered one (KIP-903).
+    StaleBrokerEpoch,
+    /// A partition-state change was based on an outdated partition epoch.
+    InvalidUpdateVersion,
+    /// The broker's registration has been fenced; it must register again.
+    BrokerFenced,
+    /// The leader stepped down while the request waited.
+    LeadershipLost,
+}
+
+impl ErrorCode {
+    /// Whether a client should refresh its metadata and retry the same request.
+    pub fn is_retriable(self) -> bool {
+        !matches!(self, ErrorCode::UnknownTopicOrPartition)
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}

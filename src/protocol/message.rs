@@ -1,0 +1,197 @@
+//! Messages between nodes: controller <-> broker (registration, liveness, partition state),
+//! broker <-> broker (replication fetch) and client <-> broker (produce, fetch, metadata, offsets).
+//! Requests carry every epoch the receiver needs to fence stale senders.
+
+use super::{
+    BrokerEpoch, BrokerId, ErrorCode, LeaderEpoch, LogEntry, Offset, PartitionEpoch, Record,
+    TopicPartition,
+};
+use serde::{Deserialize, Serialize};
+
+/// A partition's leader and ISR as committed by the controller.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PartitionState {
+    pub tp: TopicPartition,
+    /// Assignment order: elections take the first eligible replica in this order.
+    pub replicas: Vec<BrokerId>,
+    pub leader: Option<BrokerId>,
+    pub leader_epoch: LeaderEpoch,
+    /// In-sync replicas, sorted. Never empty: when the last member is fenced it stays, with no
+    /// leader, so that it (and only it) can lead again without an unclean election.
+    pub isr: Vec<BrokerId>,
+    pub partition_epoch: PartitionEpoch,
+}
+
+/// A broker's registration with the controller.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub broker: BrokerId,
+    pub epoch: BrokerEpoch,
+    /// Fenced brokers are not eligible for leadership or ISR membership.
+    pub fenced: bool,
+}
+
+/// The controller's view of the cluster, pushed to brokers on every change and served by any broker
+/// to clients. `version` only grows, so a broker can ignore an older push that arrives late.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ClusterMetadata {
+    pub version: u64,
+    pub brokers: Vec<BrokerRegistration>,
+    pub partitions: Vec<PartitionState>,
+}
+
+impl ClusterMetadata {
+    pub fn partition(&self, tp: &TopicPartition) -> Option<&PartitionState> {
+        self.partitions.iter().find(|p| &p.tp == tp)
+    }
+
+    pub fn registration(&self, broker: BrokerId) -> Option<&BrokerRegistration> {
+        self.brokers.iter().find(|b| b.broker == broker)
+    }
+
+    /// Number of partitions of `topic` (0 if unknown).
+    pub fn partition_count(&self, topic: &str) -> u32 {
+        self.partitions.iter().filter(|p| p.tp.topic == topic).count() as u32
+    }
+}
+
+/// A leader asks the controller to change a partition's ISR (KIP-497 AlterPartition).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AlterPartitionRequest {
+    pub tp: TopicPartition,
+    pub leader: BrokerId,
+    pub leader_broker_epoch: BrokerEpoch,
+    pub leader_epoch: LeaderEpoch,
+    /// The partition epoch the change was computed from; a mismatch means it is outdated.
+    pub partition_epoch: PartitionEpoch,
+    /// The proposed ISR with each member's broker epoch as the leader last saw it (KIP-903).
+    pub new_isr: Vec<(BrokerId, BrokerEpoch)>,
+}
+
+/// How many acknowledgements a producer waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Acks {
+    /// `acks=0`: no response at all.
+    None,
+    /// `acks=1`: the leader's local append.
+    Leader,
+    /// `acks=all`: the record is committed (below the high watermark).
+    All,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProduceRequest {
+    pub tp: TopicPartition,
+    pub acks: Acks,
+    pub records: Vec<Record>,
+    /// The leader epoch the client's metadata names; a broker that has not caught up with it waits
+    /// instead of answering "not leader".
+    pub leader_epoch: Option<LeaderEpoch>,
+    /// Chosen by the client to match the response; echoed back.
+    pub correlation: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProduceResponse {
+    pub tp: TopicPartition,
+    pub correlation: u64,
+    /// The offset of the first record on success.
+    pub result: Result<Offset, ErrorCode>,
+}
+
+/// A follower replica identifies itself in its fetches; consumers send none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ReplicaId {
+    pub broker: BrokerId,
+    pub broker_epoch: BrokerEpoch,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FetchRequest {
+    pub tp: TopicPartition,
+    pub replica: Option<ReplicaId>,
+    /// The follower's log end offset: proof that it holds everything below.
+    pub fetch_offset: Offset,
+    /// Epoch of the follower's last record, checked for divergence (KIP-101/279/595).
+    pub last_fetched_epoch: Option<LeaderEpoch>,
+    /// The sender's idea of the current leader epoch; older is fenced, newer is unknown (KIP-320).
+    pub current_leader_epoch: Option<LeaderEpoch>,
+    /// End of the follower's synced prefix; counts for the high watermark with `fsync` durability.
+    pub synced_offset: Offset,
+    /// The high watermark the sender knows: a long poll also answers when the HW moves past it.
+    pub known_hw: Offset,
+}
+
+/// The end of a leader epoch in a replica's log: the answer to "where does my epoch end in yours".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EpochEndOffset {
+    /// The largest epoch <= the one asked about, `None` if the log has no such epoch.
+    pub epoch: Option<LeaderEpoch>,
+    /// Exclusive end of that epoch: the start of the next epoch, or the log end offset.
+    pub end_offset: Offset,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FetchResponse {
+    pub tp: TopicPartition,
+    /// Echo of the request's fetch offset, to match the response.
+    pub fetch_offset: Offset,
+    pub error: Option<ErrorCode>,
+    pub leader_epoch: LeaderEpoch,
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
+    pub records: Vec<LogEntry>,
+    /// Set when the follower's log diverges from the leader's at its last fetched epoch.
+    pub diverging_epoch: Option<EpochEndOffset>,
+}
+
+/// Which offset a ListOffsets request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum OffsetSpec {
+    /// The log start offset.
+    Earliest,
+    /// The high watermark: the next offset a consumer can read.
+    Latest,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Message {
+    /// Broker -> controller at boot: asks for a new broker epoch.
+    RegisterBroker { broker: BrokerId },
+    /// The new epoch, and the metadata version that registered it: the broker ignores any older
+    /// metadata (pushes queued for its previous incarnation).
+    RegisterBrokerResponse {
+        broker_epoch: BrokerEpoch,
+        metadata_version: u64,
+    },
+    /// Broker -> controller, periodically: keeps the session alive.
+    Heartbeat {
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+    },
+    HeartbeatResponse { fenced: bool },
+    AlterPartition(AlterPartitionRequest),
+    AlterPartitionResponse {
+        tp: TopicPartition,
+        result: Result<PartitionState, ErrorCode>,
+    },
+    /// Controller -> brokers on every change of registrations or partition state.
+    UpdateMetadata(ClusterMetadata),
+    Fetch(FetchRequest),
+    FetchResponse(FetchResponse),
+    Produce(ProduceRequest),
+    ProduceResponse(ProduceResponse),
+    /// Client -> any broker: who leads what. The broker answers once its metadata is at least
+    /// `min_version`, so a client that saw a stale view waits for news instead of polling.
+    Metadata { min_version: u64 },
+    MetadataResponse(ClusterMetadata),
+    ListOffsets {
+        tp: TopicPartition,
+        spec: OffsetSpec,
+    },
+    ListOffsetsResponse {
+        tp: TopicPartition,
+        spec: OffsetSpec,
+        result: Result<Offset, ErrorCode>,
+    },
+}

@@ -1,0 +1,13 @@
+//! Everything that crosses a wire: record types, node-to-node and client-to-broker messages, error
+//! codes, and the partitioners clients use to pick a partition. Pure data, serde-serialisable; every
+//! type is `Ord + Hash` so states built from them hash canonically for the model checker.
+
+mod display;
+mod error;
+mod message;
+pub mod partitioner;
+mod record;
+
+pub use error::ErrorCode;
+pub use message::*;
+pub use record::*;

@@ -1,0 +1,103 @@
+//! Records, log entries and the identifiers they are addressed by.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Address of any node: broker, controller or client. One address space, so a driver can route
+/// every message by number alone.
+pub type NodeId = u32;
+/// A broker is a node; the alias documents intent in signatures.
+pub type BrokerId = NodeId;
+/// Broker-assigned position of a record in a partition. 64-bit, starts at 0, never reused.
+pub type Offset = u64;
+/// Leader epoch of a partition: bumped by the controller at every leader election.
+pub type LeaderEpoch = u32;
+/// Epoch of a broker registration: a restarted broker registers anew and gets a larger one.
+pub type BrokerEpoch = u64;
+/// Epoch of a partition's state (leader and ISR): bumped by every change the controller commits.
+pub type PartitionEpoch = u32;
+
+/// One partition of one topic.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: u32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: u32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// A record header: Kafka allows repeated keys, so headers are a list, not a map.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Header {
+    pub key: String,
+    pub value: Vec<u8>,
+}
+
+/// What a producer sends: key, value, timestamp (milliseconds, set by the producer) and headers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub timestamp: i64,
+    pub headers: Vec<Header>,
+}
+
+impl Record {
+    /// A record with a key and a value, timestamp 0 and no headers.
+    pub fn keyed(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        Record {
+            key: Some(key.into()),
+            value: value.into(),
+            timestamp: 0,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Approximate on-disk size, used by size-based retention.
+    pub fn size_bytes(&self) -> u64 {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.len())
+            .sum();
+        (self.key.as_ref().map_or(0, Vec::len) + self.value.len() + headers + 8) as u64
+    }
+}
+
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        match &self.key {
+            Some(k) => write!(f, "{}={}", show(k), show(&self.value)),
+            None => write!(f, "{}", show(&self.value)),
+        }
+    }
+}
+
+/// A record as stored in a partition's log: the offset the leader assigned and the leader epoch in
+/// which it was appended.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub offset: Offset,
+    pub epoch: LeaderEpoch,
+    pub record: Record,
+}
+
+impl fmt::Display for LogEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}:{}", self.offset, self.epoch, self.record)
+    }
+}
