@@ -15,11 +15,23 @@ fn main() {
     let mut rng = seed;
     for i in 0..steps {
         let steps = m.next_steps(&s);
-        let steps: Vec<_> = steps.into_iter().filter(|(_, st)| models::properties::within_boundary(&m.cfg, st)).collect();
-        if steps.is_empty() { println!("stuck"); break; }
-        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let steps: Vec<_> = steps
+            .into_iter()
+            .filter(|(_, st)| models::properties::within_boundary(&m.cfg, st))
+            .collect();
+        if steps.is_empty() {
+            println!("stuck");
+            break;
+        }
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let (a, next) = steps[(rng >> 33) as usize % steps.len()].clone();
-        println!("{i:>3} [{} choices] {}", steps.len(), models::render::action(&m, &a));
+        println!(
+            "{i:>3} [{} choices] {}",
+            steps.len(),
+            models::render::action(&m, &a)
+        );
         s = next;
     }
     print!("{}", models::render::final_state(&m, &s));

@@ -117,7 +117,14 @@ impl Actor for NodeActor {
         *state.to_mut() = self.run(node, disk, |n, cx| n.on_start(cx), o);
     }
 
-    fn on_msg(&self, _id: Id, state: &mut Cow<NodeState>, src: Id, msg: Message, o: &mut Out<Self>) {
+    fn on_msg(
+        &self,
+        _id: Id,
+        state: &mut Cow<NodeState>,
+        src: Id,
+        msg: Message,
+        o: &mut Out<Self>,
+    ) {
         let from = usize::from(src) as NodeId;
         self.step(state, o, |n, cx| n.on_message(cx, from, msg));
     }
@@ -125,8 +132,10 @@ impl Actor for NodeActor {
     fn on_timeout(&self, _id: Id, state: &mut Cow<NodeState>, timer: &Timer, o: &mut Out<Self>) {
         self.step(state, o, |n, cx| n.on_timer(cx, timer.clone()));
         // Count the fault-like timers that changed something, against the model's budget.
-        if let (Cow::Owned(NodeState::Running { disk, .. }), Timer::SessionExpiry(_) | Timer::FollowerLag { .. }) =
-            (&mut *state, timer)
+        if let (
+            Cow::Owned(NodeState::Running { disk, .. }),
+            Timer::SessionExpiry(_) | Timer::FollowerLag { .. },
+        ) = (&mut *state, timer)
         {
             match timer {
                 Timer::SessionExpiry(_) => disk.expiries = disk.expiries.saturating_add(1),

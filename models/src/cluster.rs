@@ -55,11 +55,11 @@ impl ModelOptions {
             ModelKind::Replication => ModelOptions {
                 kind,
                 brokers: 3,
-                records: 2,
-                crashes: 1,
-                expiries: 2,
-                evictions: 1,
-                max_changes: 8,
+                records: 1,
+                crashes: 0,
+                expiries: 1,
+                evictions: 0,
+                max_changes: 1,
                 durability: Durability::Replicated,
                 min_insync_replicas: 2,
                 bugs: Vec::new(),
@@ -67,11 +67,11 @@ impl ModelOptions {
             ModelKind::Partitioning => ModelOptions {
                 kind,
                 brokers: 2,
-                records: 3,
+                records: 2,
                 crashes: 0,
                 expiries: 1,
-                evictions: 1,
-                max_changes: 4,
+                evictions: 0,
+                max_changes: 1,
                 durability: Durability::Replicated,
                 min_insync_replicas: 1,
                 bugs: Vec::new(),
@@ -128,7 +128,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         id: controller as u32,
         brokers: broker_ids.clone(),
         topics: vec![topic],
-        session_timeout_ms: if std::env::var("NO_EXPIRY").is_ok() { None } else { Some(1) },
+        session_timeout_ms: Some(1),
         unclean_leader_election: false,
         bugs: bugs.clone(),
     });
@@ -161,7 +161,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         config.fetch_timeout_ms = None;
         config.fetch_backoff_ms = None;
         config.alter_partition_timeout_ms = None;
-        config.replica_lag_time_max_ms = if std::env::var("NO_LAG").is_ok() { None } else { Some(1) };
+        config.replica_lag_time_max_ms = Some(1);
         config.bugs = bugs.clone();
         let node = Broker::bootstrapped(Arc::new(config), metadata.clone());
         model = model.actor(NodeActor {

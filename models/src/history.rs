@@ -25,13 +25,15 @@ pub fn record_in(cfg: &ModelCfg, history: &History, env: Envelope<&Message>) -> 
         Message::ProduceResponse(r) if dst == cfg.producer => {
             let offset = r.result.ok()?;
             let mut h = history.clone();
-            h.acked.insert((r.tp.clone(), offset, r.correlation as usize));
+            h.acked
+                .insert((r.tp.clone(), offset, r.correlation as usize));
             (h != *history).then_some(h)
         }
         Message::FetchResponse(r) if dst == cfg.reader && r.error.is_none() => {
             let mut h = history.clone();
             for e in &r.records {
-                h.read.insert((r.tp.clone(), e.offset, e.record.value.clone()));
+                h.read
+                    .insert((r.tp.clone(), e.offset, e.record.value.clone()));
             }
             let max = h.max_hw.entry(r.tp.clone()).or_insert(0);
             if r.high_watermark < *max {

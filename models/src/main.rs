@@ -11,7 +11,10 @@ use std::io::Write;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "models", about = "Model-check seedlog's state machines with stateright")]
+#[command(
+    name = "models",
+    about = "Model-check seedlog's state machines with stateright"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -236,7 +239,10 @@ fn main() -> ExitCode {
                 }
             };
             let addr = format!("127.0.0.1:{port}");
-            println!("serving the Explorer for {} on http://{addr}", describe(&opts));
+            println!(
+                "serving the Explorer for {} on http://{addr}",
+                describe(&opts)
+            );
             build(&opts).checker().serve(addr.as_str());
             ExitCode::SUCCESS
         }

@@ -37,7 +37,13 @@ fn controller_metadata<'a>(cfg: &ModelCfg, s: &'a State) -> Option<&'a ClusterMe
 }
 
 /// Every broker acting as leader in the controller's current epoch holds `value` at `offset`.
-fn current_leaders_hold(cfg: &ModelCfg, s: &State, tp: &TopicPartition, offset: u64, value: &[u8]) -> bool {
+fn current_leaders_hold(
+    cfg: &ModelCfg,
+    s: &State,
+    tp: &TopicPartition,
+    offset: u64,
+    value: &[u8],
+) -> bool {
     let Some(epoch) = controller_metadata(cfg, s)
         .and_then(|md| md.partition(tp))
         .map(|p| p.leader_epoch)
@@ -115,11 +121,17 @@ fn hw_monotonic(_: &SeedlogModel, s: &State) -> bool {
 }
 
 /// Acknowledged records of one key, in the order the producer sent them.
-fn acked_by_key(m: &SeedlogModel, s: &State) -> BTreeMap<Vec<u8>, Vec<(usize, TopicPartition, u64)>> {
+fn acked_by_key(
+    m: &SeedlogModel,
+    s: &State,
+) -> BTreeMap<Vec<u8>, Vec<(usize, TopicPartition, u64)>> {
     let mut by_key: BTreeMap<Vec<u8>, Vec<(usize, TopicPartition, u64)>> = BTreeMap::new();
     for (tp, offset, i) in &s.history.acked {
         let key = m.cfg.records[*i].key.clone().unwrap_or_default();
-        by_key.entry(key).or_default().push((*i, tp.clone(), *offset));
+        by_key
+            .entry(key)
+            .or_default()
+            .push((*i, tp.clone(), *offset));
     }
     for v in by_key.values_mut() {
         v.sort();
@@ -173,13 +185,20 @@ fn reaches_ack_after_failover(m: &SeedlogModel, s: &State) -> bool {
 }
 
 fn reaches_truncation(_: &SeedlogModel, s: &State) -> bool {
-    s.actor_states
-        .iter()
-        .any(|a| matches!(**a, NodeState::Running { truncated: true, .. }))
+    s.actor_states.iter().any(|a| {
+        matches!(
+            **a,
+            NodeState::Running {
+                truncated: true,
+                ..
+            }
+        )
+    })
 }
 
 fn reaches_both_partitions(_: &SeedlogModel, s: &State) -> bool {
-    let parts: std::collections::BTreeSet<_> = s.history.acked.iter().map(|(tp, _, _)| tp).collect();
+    let parts: std::collections::BTreeSet<_> =
+        s.history.acked.iter().map(|(tp, _, _)| tp).collect();
     parts.len() >= 2
 }
 

@@ -12,7 +12,10 @@ type Action = ActorModelAction<seedlog::protocol::Message, Timer, Boot>;
 fn name(model: &SeedlogModel, id: Id) -> String {
     use stateright::actor::Actor;
     let i = usize::from(id);
-    model.actors.get(i).map_or(format!("node {i}"), NodeActor::name)
+    model
+        .actors
+        .get(i)
+        .map_or(format!("node {i}"), NodeActor::name)
 }
 
 fn timer(t: &Timer) -> String {
@@ -32,8 +35,14 @@ pub fn action(model: &SeedlogModel, a: &Action) -> String {
         ActorModelAction::Crash(id) => format!("{} crashes", name(model, *id)),
         ActorModelAction::Recover(id) => format!("{} restarts", name(model, *id)),
         ActorModelAction::SelectRandom { actor, random, .. } => match random {
-            Boot::PageCacheKept => format!("{} boots: process crash, page cache survived", name(model, *actor)),
-            Boot::UnsyncedLost => format!("{} boots: power loss, unsynced writes lost", name(model, *actor)),
+            Boot::PageCacheKept => format!(
+                "{} boots: process crash, page cache survived",
+                name(model, *actor)
+            ),
+            Boot::UnsyncedLost => format!(
+                "{} boots: power loss, unsynced writes lost",
+                name(model, *actor)
+            ),
         },
         ActorModelAction::Drop(env) => format!("message lost: {}", env.msg),
     }
@@ -75,12 +84,17 @@ pub fn final_state(model: &SeedlogModel, s: &State) -> String {
                             .iter()
                             .map(|p| {
                                 let leader = p.leader.map_or("none".into(), |l| l.to_string());
-                                format!("{} leader={leader} epoch={} isr={:?}", p.tp, p.leader_epoch, p.isr)
+                                format!(
+                                    "{} leader={leader} epoch={} isr={:?}",
+                                    p.tp, p.leader_epoch, p.isr
+                                )
                             })
                             .collect();
                         format!("v{} {}", md.version, parts.join("; "))
                     }
-                    AnyNode::Producer(p) => format!("{} of {} records done", p.done(), p.config().records.len()),
+                    AnyNode::Producer(p) => {
+                        format!("{} of {} records done", p.done(), p.config().records.len())
+                    }
                     AnyNode::Reader(r) => format!("positions {:?}", r.positions()),
                 },
             }

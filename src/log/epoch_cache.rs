@@ -59,10 +59,7 @@ impl EpochCache {
     /// After the log start moved to `start`: drop epochs wholly below it and clamp the one that
     /// spans it, so the earliest remaining epoch starts at the new log start.
     pub fn truncate_from_start(&mut self, start: Offset) {
-        let spanning = self
-            .entries
-            .iter()
-            .rposition(|e| e.start_offset <= start);
+        let spanning = self.entries.iter().rposition(|e| e.start_offset <= start);
         if let Some(i) = spanning {
             self.entries.drain(..i);
             self.entries[0].start_offset = start;
@@ -108,14 +105,41 @@ mod tests {
     fn end_offset_is_start_of_next_epoch() {
         let c = cache(&[(1, 0), (3, 5), (4, 9)]);
         let eo = |e| c.end_offset_for(e, 12);
-        assert_eq!(eo(1), EpochEndOffset { epoch: Some(1), end_offset: 5 });
+        assert_eq!(
+            eo(1),
+            EpochEndOffset {
+                epoch: Some(1),
+                end_offset: 5
+            }
+        );
         // Epoch 2 never led here: the answer is the largest epoch below it and where 3 starts.
-        assert_eq!(eo(2), EpochEndOffset { epoch: Some(1), end_offset: 5 });
-        assert_eq!(eo(4), EpochEndOffset { epoch: Some(4), end_offset: 12 });
-        assert_eq!(eo(7), EpochEndOffset { epoch: Some(4), end_offset: 12 });
+        assert_eq!(
+            eo(2),
+            EpochEndOffset {
+                epoch: Some(1),
+                end_offset: 5
+            }
+        );
+        assert_eq!(
+            eo(4),
+            EpochEndOffset {
+                epoch: Some(4),
+                end_offset: 12
+            }
+        );
+        assert_eq!(
+            eo(7),
+            EpochEndOffset {
+                epoch: Some(4),
+                end_offset: 12
+            }
+        );
         assert_eq!(
             cache(&[(3, 2)]).end_offset_for(1, 4),
-            EpochEndOffset { epoch: None, end_offset: 2 }
+            EpochEndOffset {
+                epoch: None,
+                end_offset: 2
+            }
         );
     }
 
@@ -123,10 +147,28 @@ mod tests {
     fn assign_ignores_old_epochs_and_supersedes_empty_ones() {
         let mut c = cache(&[(1, 0), (2, 4)]);
         c.assign(1, 9);
-        assert_eq!(c.latest(), Some(EpochStart { epoch: 2, start_offset: 4 }));
+        assert_eq!(
+            c.latest(),
+            Some(EpochStart {
+                epoch: 2,
+                start_offset: 4
+            })
+        );
         // Epoch 3 elected at offset 2 (after a truncation the cache did not see): 2's entry goes.
         c.assign(3, 2);
-        assert_eq!(c.entries(), &[EpochStart { epoch: 1, start_offset: 0 }, EpochStart { epoch: 3, start_offset: 2 }]);
+        assert_eq!(
+            c.entries(),
+            &[
+                EpochStart {
+                    epoch: 1,
+                    start_offset: 0
+                },
+                EpochStart {
+                    epoch: 3,
+                    start_offset: 2
+                }
+            ]
+        );
     }
 
     #[test]
@@ -135,7 +177,13 @@ mod tests {
         c.truncate_from_end(8);
         assert_eq!(c.latest().map(|e| e.epoch), Some(2));
         c.truncate_from_start(6);
-        assert_eq!(c.entries(), &[EpochStart { epoch: 2, start_offset: 6 }]);
+        assert_eq!(
+            c.entries(),
+            &[EpochStart {
+                epoch: 2,
+                start_offset: 6
+            }]
+        );
         assert_eq!(c.epoch_at(7), Some(2));
         assert_eq!(c.epoch_at(5), None);
     }

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 pub enum LogError {
     #[error("entries start at offset {got}, but the log ends at {expected}")]
     NotContiguous { expected: Offset, got: Offset },
-    #[error("entry at offset {offset} has epoch {epoch}, older than the log's latest epoch {latest}")]
+    #[error(
+        "entry at offset {offset} has epoch {epoch}, older than the log's latest epoch {latest}"
+    )]
     EpochGoesBack {
         offset: Offset,
         epoch: LeaderEpoch,
@@ -97,9 +99,8 @@ impl PartitionLog {
     /// Appends entries that already carry offsets and epochs (a follower copying its leader, or
     /// recovery replaying a disk image). They must continue the log exactly.
     pub fn append_entries(&mut self, entries: &[LogEntry]) -> Result<(), LogError> {
-        let mut expected = self.log_end_offset();
         let mut latest = self.latest_epoch();
-        for e in entries {
+        for (expected, e) in (self.log_end_offset()..).zip(entries) {
             if e.offset != expected {
                 return Err(LogError::NotContiguous {
                     expected,
@@ -114,7 +115,6 @@ impl PartitionLog {
                 });
             }
             latest = Some(e.epoch);
-            expected += 1;
         }
         for e in entries {
             if self.latest_epoch() != Some(e.epoch) {
@@ -247,14 +247,28 @@ mod tests {
     #[test]
     fn follower_append_must_be_contiguous_and_epochs_monotonic() {
         let mut log = PartitionLog::new();
-        let e = |offset, epoch| LogEntry { offset, epoch, record: rec("x") };
+        let e = |offset, epoch| LogEntry {
+            offset,
+            epoch,
+            record: rec("x"),
+        };
         assert_eq!(
             log.append_entries(&[e(1, 0)]),
-            Err(LogError::NotContiguous { expected: 0, got: 1 })
+            Err(LogError::NotContiguous {
+                expected: 0,
+                got: 1
+            })
         );
         log.append_entries(&[e(0, 3), e(1, 3)]).unwrap();
-        assert!(matches!(log.append_entries(&[e(2, 2)]), Err(LogError::EpochGoesBack { .. })));
-        assert_eq!(log.log_end_offset(), 2, "a rejected batch leaves the log untouched");
+        assert!(matches!(
+            log.append_entries(&[e(2, 2)]),
+            Err(LogError::EpochGoesBack { .. })
+        ));
+        assert_eq!(
+            log.log_end_offset(),
+            2,
+            "a rejected batch leaves the log untouched"
+        );
         assert_eq!(log.latest_epoch(), Some(3));
     }
 
@@ -269,24 +283,34 @@ mod tests {
         assert_eq!(log.high_watermark(), 1);
         assert_eq!(log.latest_epoch(), Some(1));
         assert!(log.entry(1).is_none());
-        assert!(log.truncate_to(5).is_ok(), "truncating beyond the end is a no-op");
+        assert!(
+            log.truncate_to(5).is_ok(),
+            "truncating beyond the end is a no-op"
+        );
         assert_eq!(log.log_end_offset(), 1);
     }
 
     #[test]
     fn advancing_the_log_start_drops_a_prefix() {
         let mut log = PartitionLog::new();
-        log.append_as_leader(0, &[rec("a"), rec("b"), rec("c")]).unwrap();
+        log.append_as_leader(0, &[rec("a"), rec("b"), rec("c")])
+            .unwrap();
         log.set_high_watermark(1);
         assert!(log.advance_log_start(2));
         assert_eq!((log.log_start_offset(), log.high_watermark()), (2, 2));
         assert_eq!(log.entries().len(), 1);
         assert_eq!(
             log.truncate_to(1),
-            Err(LogError::BelowLogStart { offset: 1, log_start: 2 })
+            Err(LogError::BelowLogStart {
+                offset: 1,
+                log_start: 2
+            })
         );
         assert_eq!(log.read(0, 10, 10).len(), 1);
-        assert!(log.advance_log_start(7), "past the end: empty log restarting at 7");
+        assert!(
+            log.advance_log_start(7),
+            "past the end: empty log restarting at 7"
+        );
         assert_eq!((log.log_start_offset(), log.log_end_offset()), (7, 7));
         assert!(!log.advance_log_start(3));
     }
@@ -300,11 +324,24 @@ mod tests {
             log.append_as_leader(0, &[r]).unwrap();
         }
         log.set_high_watermark(3);
-        let age = RetentionPolicy { max_age_ms: Some(1500), max_bytes: None };
+        let age = RetentionPolicy {
+            max_age_ms: Some(1500),
+            max_bytes: None,
+        };
         assert_eq!(log.retention_target(&age, 3000), 2);
-        let everything = RetentionPolicy { max_age_ms: Some(0), max_bytes: None };
-        assert_eq!(log.retention_target(&everything, 10_000), 3, "offset 3 is not committed");
-        let size = RetentionPolicy { max_age_ms: None, max_bytes: Some(2 * rec("a").size_bytes()) };
+        let everything = RetentionPolicy {
+            max_age_ms: Some(0),
+            max_bytes: None,
+        };
+        assert_eq!(
+            log.retention_target(&everything, 10_000),
+            3,
+            "offset 3 is not committed"
+        );
+        let size = RetentionPolicy {
+            max_age_ms: None,
+            max_bytes: Some(2 * rec("a").size_bytes()),
+        };
         assert_eq!(log.retention_target(&size, 0), 2);
     }
 }

@@ -103,7 +103,10 @@ impl Controller {
     pub fn on_start(&mut self, cx: &mut Context) {
         for b in self.image.metadata.brokers.clone() {
             if !b.fenced {
-                cx.set_timer(Timer::SessionExpiry(b.broker), self.config.session_timeout_ms);
+                cx.set_timer(
+                    Timer::SessionExpiry(b.broker),
+                    self.config.session_timeout_ms,
+                );
             }
         }
         // Brokers may have missed pushes while we were down; an equal version is ignored.
@@ -210,7 +213,11 @@ impl Controller {
             }
             Err(e) => Err(e),
         };
-        let reply = Message::AlterPartitionResponse { tp: req.tp, result };
+        let reply = Message::AlterPartitionResponse {
+            tp: req.tp,
+            request_partition_epoch: req.partition_epoch,
+            result,
+        };
         self.emit(cx, from, reply);
     }
 
@@ -329,7 +336,11 @@ impl Controller {
     }
 
     fn partition_mut(&mut self, tp: &TopicPartition) -> Option<&mut PartitionState> {
-        self.image.metadata.partitions.iter_mut().find(|p| &p.tp == tp)
+        self.image
+            .metadata
+            .partitions
+            .iter_mut()
+            .find(|p| &p.tp == tp)
     }
 
     /// Makes the current state the next version: persisted, synced, then pushed to every broker.

@@ -19,7 +19,10 @@ pub enum Timer {
     /// Controller: no heartbeat from this broker within the session timeout.
     SessionExpiry(BrokerId),
     /// Leader: this follower has not caught up within `replica.lag.time.max.ms`.
-    FollowerLag { tp: TopicPartition, replica: BrokerId },
+    FollowerLag {
+        tp: TopicPartition,
+        replica: BrokerId,
+    },
     /// Follower: wait before fetching again after an error.
     FetchBackoff(TopicPartition),
     /// Follower or reader: a fetch got no answer in time.
@@ -40,8 +43,14 @@ pub enum Timer {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Effect {
-    Send { to: NodeId, message: Message },
-    SetTimer { timer: Timer, after_ms: u64 },
+    Send {
+        to: NodeId,
+        message: Message,
+    },
+    SetTimer {
+        timer: Timer,
+        after_ms: u64,
+    },
     CancelTimer(Timer),
     /// Write to the node's disk image. Writes apply in order; a process crash keeps them (page
     /// cache), a power loss may drop any not yet covered by a completed `Sync`.

@@ -5,8 +5,8 @@
 //! checker, the simulator and the real runtime all drive exactly this code.
 
 mod any;
-mod bugs;
 pub mod broker;
+mod bugs;
 mod config;
 pub mod controller;
 mod disk;
@@ -17,7 +17,9 @@ pub mod reader;
 pub use any::{AnyNode, Image};
 pub use broker::{Broker, Role};
 pub use bugs::{Bug, BugSet};
-pub use config::{BrokerConfig, ControllerConfig, Durability, ProducerConfig, ReaderConfig, TopicSpec};
+pub use config::{
+    BrokerConfig, ControllerConfig, Durability, ProducerConfig, ReaderConfig, TopicSpec,
+};
 pub use controller::Controller;
 pub use disk::{BrokerImage, ControllerImage, DiskOp};
 pub use effects::{Context, Effect, SyncToken, Timer};

@@ -72,7 +72,11 @@ impl Producer {
         match message {
             Message::MetadataResponse(md) => {
                 self.metadata_in_flight = false;
-                if self.metadata.as_ref().is_none_or(|m| md.version >= m.version) {
+                if self
+                    .metadata
+                    .as_ref()
+                    .is_none_or(|m| md.version >= m.version)
+                {
                     self.metadata = Some(md);
                 }
                 self.stale = false;

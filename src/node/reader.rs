@@ -60,7 +60,11 @@ impl Reader {
             Message::MetadataResponse(md) => {
                 self.metadata_in_flight = false;
                 cx.cancel_timer(Timer::ClientRequestTimeout);
-                if self.metadata.as_ref().is_none_or(|m| md.version >= m.version) {
+                if self
+                    .metadata
+                    .as_ref()
+                    .is_none_or(|m| md.version >= m.version)
+                {
                     self.metadata = Some(md);
                 }
                 self.stale = false;
@@ -145,7 +149,11 @@ impl Reader {
         let Some(md) = &self.metadata else {
             return;
         };
-        for ps in md.partitions.iter().filter(|p| p.tp.topic == self.config.topic) {
+        for ps in md
+            .partitions
+            .iter()
+            .filter(|p| p.tp.topic == self.config.topic)
+        {
             let p = ps.tp.partition;
             let Some(leader) = ps.leader else {
                 continue;
@@ -165,7 +173,10 @@ impl Reader {
             };
             self.in_flight.insert(p, (leader, offset));
             cx.send(leader, Message::Fetch(req));
-            cx.set_timer(Timer::FetchTimeout(ps.tp.clone()), self.config.request_timeout_ms);
+            cx.set_timer(
+                Timer::FetchTimeout(ps.tp.clone()),
+                self.config.request_timeout_ms,
+            );
         }
     }
 }

@@ -36,7 +36,10 @@ fn fetch_response(r: &FetchResponse) -> String {
     }
     if let Some(d) = r.diverging_epoch {
         let epoch = d.epoch.map_or("none".to_string(), |e| e.to_string());
-        s.push_str(&format!(" diverging=(epoch {epoch} ends at {})", d.end_offset));
+        s.push_str(&format!(
+            " diverging=(epoch {epoch} ends at {})",
+            d.end_offset
+        ));
     }
     if !r.records.is_empty() {
         let recs: Vec<String> = r.records.iter().map(ToString::to_string).collect();
@@ -69,7 +72,7 @@ impl fmt::Display for Message {
                     r.tp, isr, r.leader_epoch, r.partition_epoch
                 )
             }
-            Message::AlterPartitionResponse { tp, result } => match result {
+            Message::AlterPartitionResponse { tp, result, .. } => match result {
                 Ok(ps) => write!(f, "AlterPartitionResponse ok {}", partition(ps)),
                 Err(e) => write!(f, "AlterPartitionResponse {tp} error={e}"),
             },
@@ -103,7 +106,11 @@ impl fmt::Display for Message {
                 )
             }
             Message::ProduceResponse(r) => match r.result {
-                Ok(o) => write!(f, "ProduceResponse {} #{} ok offset={o}", r.tp, r.correlation),
+                Ok(o) => write!(
+                    f,
+                    "ProduceResponse {} #{} ok offset={o}",
+                    r.tp, r.correlation
+                ),
                 Err(e) => write!(f, "ProduceResponse {} #{} error={e}", r.tp, r.correlation),
             },
             Message::Metadata { min_version } => write!(f, "Metadata min_version={min_version}"),

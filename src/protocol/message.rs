@@ -51,7 +51,10 @@ impl ClusterMetadata {
 
     /// Number of partitions of `topic` (0 if unknown).
     pub fn partition_count(&self, topic: &str) -> u32 {
-        self.partitions.iter().filter(|p| p.tp.topic == topic).count() as u32
+        self.partitions
+            .iter()
+            .filter(|p| p.tp.topic == topic)
+            .count() as u32
     }
 }
 
@@ -157,7 +160,9 @@ pub enum OffsetSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Message {
     /// Broker -> controller at boot: asks for a new broker epoch.
-    RegisterBroker { broker: BrokerId },
+    RegisterBroker {
+        broker: BrokerId,
+    },
     /// The new epoch, and the metadata version that registered it: the broker ignores any older
     /// metadata (pushes queued for its previous incarnation).
     RegisterBrokerResponse {
@@ -169,10 +174,15 @@ pub enum Message {
         broker: BrokerId,
         broker_epoch: BrokerEpoch,
     },
-    HeartbeatResponse { fenced: bool },
+    HeartbeatResponse {
+        fenced: bool,
+    },
     AlterPartition(AlterPartitionRequest),
     AlterPartitionResponse {
         tp: TopicPartition,
+        /// Echo of the request's partition epoch: a leader matches the answer to its proposal
+        /// by it, so a late answer to an older proposal is not taken for the current one.
+        request_partition_epoch: PartitionEpoch,
         result: Result<PartitionState, ErrorCode>,
     },
     /// Controller -> brokers on every change of registrations or partition state.
@@ -183,7 +193,9 @@ pub enum Message {
     ProduceResponse(ProduceResponse),
     /// Client -> any broker: who leads what. The broker answers once its metadata is at least
     /// `min_version`, so a client that saw a stale view waits for news instead of polling.
-    Metadata { min_version: u64 },
+    Metadata {
+        min_version: u64,
+    },
     MetadataResponse(ClusterMetadata),
     ListOffsets {
         tp: TopicPartition,

@@ -66,10 +66,18 @@ impl Broker {
         };
         fs.in_flight = Some(fetch_offset);
         cx.send(fs.leader, Message::Fetch(req));
-        cx.set_timer(Timer::FetchTimeout(tp.clone()), self.config.fetch_timeout_ms);
+        cx.set_timer(
+            Timer::FetchTimeout(tp.clone()),
+            self.config.fetch_timeout_ms,
+        );
     }
 
-    pub(super) fn on_fetch_response(&mut self, cx: &mut Context, from: NodeId, resp: FetchResponse) {
+    pub(super) fn on_fetch_response(
+        &mut self,
+        cx: &mut Context,
+        from: NodeId,
+        resp: FetchResponse,
+    ) {
         let fsync = self.config.durability == Durability::Fsync;
         let Some(r) = self.replicas.get_mut(&resp.tp) else {
             return;

@@ -13,7 +13,10 @@ use std::collections::BTreeMap;
 impl Broker {
     pub(super) fn become_leader(&mut self, cx: &mut Context, ps: &PartitionState) {
         self.step_down(cx, &ps.tp);
-        let r = self.replicas.get_mut(&ps.tp).expect("created by the caller");
+        let r = self
+            .replicas
+            .get_mut(&ps.tp)
+            .expect("created by the caller");
         let start = r.log.log_end_offset();
         // Record where the epoch starts now, not at the first append (KAFKA-7415).
         r.log.assign_epoch(ps.leader_epoch, start);
@@ -192,30 +195,27 @@ impl Broker {
             let resp = error_fetch(&req, ErrorCode::OffsetOutOfRange, epoch, r);
             return cx.send(from, Message::FetchResponse(resp));
         }
-        match req.replica {
-            Some(rep) => {
-                let log_end = r.log.log_end_offset();
-                ls.followers.insert(
-                    rep.broker,
-                    Progress {
-                        log_end: req.fetch_offset,
-                        synced: req.synced_offset.min(req.fetch_offset),
-                        broker_epoch: rep.broker_epoch,
-                    },
-                );
-                if req.fetch_offset >= log_end && ls.isr.contains(&rep.broker) {
-                    // Caught up: restart its lag clock.
-                    let timer = Timer::FollowerLag {
-                        tp: req.tp.clone(),
-                        replica: rep.broker,
-                    };
-                    cx.cancel_timer(timer.clone());
-                    cx.set_timer(timer, config.replica_lag_time_max_ms);
-                }
-                self.try_expand_isr(cx, &req.tp);
-                self.leader_progress(cx, &req.tp);
+        if let Some(rep) = req.replica {
+            let log_end = r.log.log_end_offset();
+            ls.followers.insert(
+                rep.broker,
+                Progress {
+                    log_end: req.fetch_offset,
+                    synced: req.synced_offset.min(req.fetch_offset),
+                    broker_epoch: rep.broker_epoch,
+                },
+            );
+            if req.fetch_offset >= log_end && ls.isr.contains(&rep.broker) {
+                // Caught up: restart its lag clock.
+                let timer = Timer::FollowerLag {
+                    tp: req.tp.clone(),
+                    replica: rep.broker,
+                };
+                cx.cancel_timer(timer.clone());
+                cx.set_timer(timer, config.replica_lag_time_max_ms);
             }
-            None => {}
+            self.try_expand_isr(cx, &req.tp);
+            self.leader_progress(cx, &req.tp);
         }
         self.answer_or_park(cx, from, req);
     }
@@ -242,7 +242,8 @@ impl Broker {
         };
         let records = r.log.read(req.fetch_offset, until, max);
         let hw_news = req.replica.is_some() && hw.min(req.fetch_offset) > req.known_hw;
-        ls.parked_fetches.retain(|(f, p)| !(*f == from && p.tp == req.tp));
+        ls.parked_fetches
+            .retain(|(f, p)| !(*f == from && p.tp == req.tp));
         let consumer_waits = req.replica.is_none() && !hw_known;
         if (records.is_empty() && !hw_news) || consumer_waits {
             let timer = Timer::FetchMaxWait {
@@ -266,7 +267,12 @@ impl Broker {
         cx.send(from, Message::FetchResponse(resp));
     }
 
-    pub(super) fn on_fetch_max_wait(&mut self, cx: &mut Context, tp: &TopicPartition, from: NodeId) {
+    pub(super) fn on_fetch_max_wait(
+        &mut self,
+        cx: &mut Context,
+        tp: &TopicPartition,
+        from: NodeId,
+    ) {
         let Some(r) = self.replicas.get_mut(tp) else {
             return;
         };
@@ -327,13 +333,12 @@ impl Broker {
         }
         let hw = r.log.high_watermark();
         let isr_ok = ls.isr.len() >= min_isr;
-        let (done, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut ls.waiting_produce)
-                .into_iter()
-                .partition(|w| match w.acks {
-                    Acks::All => hw > w.last_offset,
-                    _ => own > w.last_offset,
-                });
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut ls.waiting_produce)
+            .into_iter()
+            .partition(|w| match w.acks {
+                Acks::All => hw > w.last_offset,
+                _ => own > w.last_offset,
+            });
         ls.waiting_produce = waiting;
         for w in done {
             let result = if w.acks == Acks::All && !isr_ok {
@@ -458,6 +463,7 @@ impl Broker {
         cx: &mut Context,
         from: NodeId,
         tp: TopicPartition,
+        request_partition_epoch: crate::protocol::PartitionEpoch,
         result: Result<PartitionState, ErrorCode>,
     ) {
         if from != self.config.controller {
@@ -466,7 +472,12 @@ impl Broker {
         let Some(Role::Leader(ls)) = self.replicas.get_mut(&tp).map(|r| &mut r.role) else {
             return;
         };
-        if ls.pending_isr.is_none() {
+        // Only the answer to the proposal in flight counts: proposals are based on the current
+        // partition epoch, so an answer to one based on an older epoch is late. (Found by the
+        // model checker: taking a late answer for the current one dropped an ISR expansion the
+        // controller had committed, and the leader acknowledged records the new ISR member
+        // lacked.)
+        if ls.pending_isr.is_none() || request_partition_epoch != ls.partition_epoch {
             return;
         }
         ls.pending_isr = None;

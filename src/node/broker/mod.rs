@@ -25,7 +25,10 @@ pub enum Registration {
     /// Waiting for the controller to assign a broker epoch; nothing is served meanwhile.
     Registering,
     /// Registered with `epoch`; metadata older than `min_version` predates this incarnation.
-    Registered { epoch: BrokerEpoch, min_version: u64 },
+    Registered {
+        epoch: BrokerEpoch,
+        min_version: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -142,9 +145,11 @@ impl Broker {
             Message::FetchResponse(resp) => self.on_fetch_response(cx, from, resp),
             Message::Produce(req) => self.on_produce(cx, from, req),
             Message::ListOffsets { tp, spec } => self.on_list_offsets(cx, from, tp, spec),
-            Message::AlterPartitionResponse { tp, result } => {
-                self.on_alter_partition_response(cx, from, tp, result)
-            }
+            Message::AlterPartitionResponse {
+                tp,
+                request_partition_epoch,
+                result,
+            } => self.on_alter_partition_response(cx, from, tp, request_partition_epoch, result),
             _ => {}
         }
         self.request_sync(cx);
@@ -162,10 +167,8 @@ impl Broker {
                 }
                 cx.set_timer(Timer::Heartbeat, self.config.heartbeat_interval_ms);
             }
-            Timer::RegisterRetry => {
-                if self.registration == Registration::Registering {
-                    self.register(cx);
-                }
+            Timer::RegisterRetry if self.registration == Registration::Registering => {
+                self.register(cx);
             }
             Timer::FollowerLag { tp, replica } => self.on_follower_lag(cx, &tp, replica),
             Timer::FetchBackoff(tp) => self.on_fetch_backoff(cx, &tp),
@@ -197,11 +200,11 @@ impl Broker {
             let r = &mut self.replicas.get_mut(&tp).expect("listed above");
             match &mut r.role {
                 Role::Leader(_) => self.leader_progress(cx, &tp),
-                Role::Follower(fs) if fs.awaiting_sync => {
-                    if r.synced_offset >= r.log.log_end_offset() {
-                        fs.awaiting_sync = false;
-                        self.send_fetch(cx, &tp);
-                    }
+                Role::Follower(fs)
+                    if fs.awaiting_sync && r.synced_offset >= r.log.log_end_offset() =>
+                {
+                    fs.awaiting_sync = false;
+                    self.send_fetch(cx, &tp);
                 }
                 _ => {}
             }
@@ -261,7 +264,8 @@ impl Broker {
         if self.parked.is_empty() {
             cx.set_timer(Timer::ParkedExpiry, self.config.fetch_max_wait_ms);
         }
-        self.parked.retain(|(f, m)| !(*f == from && same_request(m, &message)));
+        self.parked
+            .retain(|(f, m)| !(*f == from && same_request(m, &message)));
         self.parked.push((from, message));
     }
 
@@ -270,11 +274,13 @@ impl Broker {
         for (from, message) in std::mem::take(&mut self.parked) {
             let reply = match message {
                 Message::Metadata { .. } => Message::MetadataResponse(self.metadata.clone()),
-                Message::Produce(req) => Message::ProduceResponse(crate::protocol::ProduceResponse {
-                    tp: req.tp,
-                    correlation: req.correlation,
-                    result: Err(ErrorCode::NotLeaderOrFollower),
-                }),
+                Message::Produce(req) => {
+                    Message::ProduceResponse(crate::protocol::ProduceResponse {
+                        tp: req.tp,
+                        correlation: req.correlation,
+                        result: Err(ErrorCode::NotLeaderOrFollower),
+                    })
+                }
                 Message::Fetch(req) => {
                     let epoch = self.replicas.get(&req.tp).and_then(|r| r.leader_epoch);
                     Message::FetchResponse(crate::protocol::FetchResponse {
@@ -430,7 +436,12 @@ impl Broker {
             .replicas
             .iter()
             .filter(|(_, r)| r.leader().is_some())
-            .map(|(tp, r)| (tp.clone(), r.log.retention_target(&self.config.retention, now)))
+            .map(|(tp, r)| {
+                (
+                    tp.clone(),
+                    r.log.retention_target(&self.config.retention, now),
+                )
+            })
             .collect();
         for (tp, target) in led {
             self.set_log_start(cx, &tp, target);
