@@ -95,3 +95,51 @@ fn bug_unclean_election_loses_an_acknowledged_record() {
     let trace = assert_violation(&o, "acked-not-lost");
     insta::assert_snapshot!(trace);
 }
+
+#[test]
+fn bug_truncate_to_hw_loses_an_acknowledged_record() {
+    // Three brokers: the leader is fenced, the new leader's follower truncates to its stale high
+    // watermark, then the new leader is fenced too and the truncated follower takes over.
+    let mut o = ModelOptions::defaults(ModelKind::Replication);
+    o.durability = Durability::Fsync;
+    o.expiries = 2;
+    o.max_changes = 4;
+    o.bugs = vec![Bug::TruncateToHw];
+    let trace = assert_violation(&o, "acked-not-lost");
+    insta::assert_snapshot!(trace);
+}
+
+/// Kafka's accepted loss (K, and J, "last replica standing"): the ISR shrinks to the leader, which
+/// acknowledges alone and loses its page cache in a power failure; as the last ISR member it is
+/// elected again without the record.
+fn power_loss_of_the_last_isr_member(durability: Durability) -> ModelOptions {
+    let mut o = small(None);
+    o.durability = durability;
+    o.crashes = 1;
+    o.expiries = 0;
+    o.evictions = 1;
+    o.max_changes = 3;
+    o
+}
+
+#[test]
+fn replicated_durability_loses_acknowledged_records_on_power_loss() {
+    let o = power_loss_of_the_last_isr_member(Durability::Replicated);
+    let trace = assert_violation(&o, "acked-not-lost");
+    insta::assert_snapshot!(trace);
+}
+
+#[test]
+fn fsync_durability_survives_the_same_power_loss() {
+    let out = run(&power_loss_of_the_last_isr_member(Durability::Fsync));
+    assert!(
+        out.violation.is_none(),
+        "{:?}",
+        out.violation.map(|v| v.trace)
+    );
+    assert!(
+        out.unreached.is_empty(),
+        "never reached: {:?}",
+        out.unreached
+    );
+}

@@ -1,0 +1,67 @@
+//! The CLI's contract: exit codes and the last line.
+
+use std::process::Command;
+
+fn models(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_models"))
+        .args(args)
+        .output()
+        .expect("run the models binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn unknown_bug_is_a_usage_error() {
+    let (code, _, err) = models(&["check", "replication", "--bug", "no-such-bug"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown bug 'no-such-bug'"), "{err}");
+}
+
+#[test]
+fn impossible_bounds_are_a_usage_error() {
+    let (code, _, err) = models(&[
+        "check",
+        "replication",
+        "--brokers",
+        "2",
+        "--min-insync",
+        "3",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--min-insync 3"), "{err}");
+    let (code, _, _) = models(&["check", "nonsense"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn a_violation_exits_1_with_a_result_line() {
+    let (code, out, _) = models(&[
+        "check",
+        "replication",
+        "--bug",
+        "ack-before-isr",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("RESULT violation model=replication property=acked-not-lost depth="),
+        "{last}"
+    );
+}
+
+#[test]
+fn a_clean_run_exits_0_with_a_result_line() {
+    let (code, out, _) = models(&["check", "partitioning"]);
+    assert_eq!(code, 0, "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("RESULT ok model=partitioning unique_states="),
+        "{last}"
+    );
+}
