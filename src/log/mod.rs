@@ -4,6 +4,8 @@
 
 mod epoch_cache;
 mod partition_log;
+#[cfg(test)]
+mod proptests;
 mod retention;
 
 pub use epoch_cache::{EpochCache, EpochStart};
