@@ -166,8 +166,11 @@ fn report(o: &Outcome) -> ExitCode {
     for name in &o.reached {
         println!("  sometimes {name}: reached");
     }
-    for name in &o.unreached {
-        println!("  sometimes {name}: NEVER REACHED");
+    // After a violation the search stopped early, so "not reached yet" means nothing.
+    if o.violation.is_none() {
+        for name in &o.unreached {
+            println!("  sometimes {name}: NEVER REACHED");
+        }
     }
     if let Some(v) = &o.violation {
         println!("  always {}: VIOLATED at depth {}", v.property, v.depth);
