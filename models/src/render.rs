@@ -5,7 +5,7 @@ use crate::cluster::SeedlogModel;
 use crate::properties::State;
 use seedlog::node::{AnyNode, Broker, Role, Timer};
 use stateright::actor::{ActorModelAction, Id};
-use stateright::{Model, Path};
+use stateright::Path;
 
 type Action = ActorModelAction<seedlog::protocol::Message, Timer, Boot>;
 
@@ -135,6 +135,5 @@ pub fn path(model: &SeedlogModel, path: Path<State, Action>) -> String {
         out.push_str("final state:\n");
         out.push_str(&final_state(model, &s));
     }
-    let _ = model.properties();
     out
 }

@@ -37,9 +37,10 @@ fn assert_violation(o: &ModelOptions, property: &str) -> String {
     v.trace
 }
 
-#[test]
-fn replication_model_holds_at_default_bounds() {
-    let out = run(&ModelOptions::defaults(ModelKind::Replication));
+/// Runs the model to completion and requires every safety property to hold and every `sometimes`
+/// property to be reached.
+fn assert_holds(o: &ModelOptions) -> Outcome {
+    let out = run(o);
     assert!(
         out.violation.is_none(),
         "{:?}",
@@ -50,6 +51,12 @@ fn replication_model_holds_at_default_bounds() {
         "never reached: {:?}",
         out.unreached
     );
+    out
+}
+
+#[test]
+fn replication_model_holds_at_default_bounds() {
+    let out = assert_holds(&ModelOptions::defaults(ModelKind::Replication));
     assert!(
         out.unique_states > 10_000,
         "explored only {}",
@@ -59,17 +66,7 @@ fn replication_model_holds_at_default_bounds() {
 
 #[test]
 fn partitioning_model_holds_at_default_bounds() {
-    let out = run(&ModelOptions::defaults(ModelKind::Partitioning));
-    assert!(
-        out.violation.is_none(),
-        "{:?}",
-        out.violation.map(|v| v.trace)
-    );
-    assert!(
-        out.unreached.is_empty(),
-        "never reached: {:?}",
-        out.unreached
-    );
+    assert_holds(&ModelOptions::defaults(ModelKind::Partitioning));
 }
 
 #[test]
@@ -131,15 +128,5 @@ fn replicated_durability_loses_acknowledged_records_on_power_loss() {
 
 #[test]
 fn fsync_durability_survives_the_same_power_loss() {
-    let out = run(&power_loss_of_the_last_isr_member(Durability::Fsync));
-    assert!(
-        out.violation.is_none(),
-        "{:?}",
-        out.violation.map(|v| v.trace)
-    );
-    assert!(
-        out.unreached.is_empty(),
-        "never reached: {:?}",
-        out.unreached
-    );
+    assert_holds(&power_loss_of_the_last_isr_member(Durability::Fsync));
 }
