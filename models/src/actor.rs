@@ -209,6 +209,7 @@ impl NodeActor {
                     let _ = disk.written.apply(&op);
                     disk_changed = true;
                 }
+                Effect::Observe(_) => {}
                 Effect::Sync(token) => {
                     if disk.synced != disk.written {
                         disk.synced = disk.written.clone();

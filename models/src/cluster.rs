@@ -203,6 +203,9 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         seed: 0,
         request_timeout_ms: None,
         retry_backoff_ms: None,
+        idempotent: false,
+        send_interval_ms: None,
+        delivery_timeout_ms: None,
     };
     model = model.actor(NodeActor {
         name: "producer".into(),

@@ -2,7 +2,7 @@
 //! log start (first retained), high watermark (first uncommitted) and log end (next to assign).
 
 use super::{EpochCache, RetentionPolicy};
-use crate::protocol::{EpochEndOffset, LeaderEpoch, LogEntry, Offset, Record};
+use crate::protocol::{EpochEndOffset, LeaderEpoch, LogEntry, Offset, ProducerStamp, Record};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +82,17 @@ impl PartitionLog {
         epoch: LeaderEpoch,
         records: &[Record],
     ) -> Result<Vec<LogEntry>, LogError> {
+        self.append_stamped(epoch, records, None)
+    }
+
+    /// Like `append_as_leader`, for an idempotent producer's records: the i-th record gets the
+    /// stamp's sequence + i.
+    pub fn append_stamped(
+        &mut self,
+        epoch: LeaderEpoch,
+        records: &[Record],
+        stamp: Option<ProducerStamp>,
+    ) -> Result<Vec<LogEntry>, LogError> {
         let base = self.log_end_offset();
         let entries: Vec<LogEntry> = records
             .iter()
@@ -90,10 +101,25 @@ impl PartitionLog {
                 offset: base + i as Offset,
                 epoch,
                 record: record.clone(),
+                producer: stamp.map(|s| ProducerStamp {
+                    producer: s.producer,
+                    sequence: s.sequence + i as u64,
+                }),
             })
             .collect();
         self.append_entries(&entries)?;
         Ok(entries)
+    }
+
+    /// The newest entry this producer appended that is still in the log: its sequence number and
+    /// offset. Scans from the end, where a live producer's last record is found quickly; derived
+    /// from the entries themselves, so truncation and recovery can never leave it stale.
+    pub fn last_stamp(&self, producer: u64) -> Option<(u64, Offset)> {
+        self.entries.iter().rev().find_map(|e| {
+            e.producer
+                .filter(|s| s.producer == producer)
+                .map(|s| (s.sequence, e.offset))
+        })
     }
 
     /// Appends entries that already carry offsets and epochs (a follower copying its leader, or
@@ -251,6 +277,7 @@ mod tests {
             offset,
             epoch,
             record: rec("x"),
+            producer: None,
         };
         assert_eq!(
             log.append_entries(&[e(1, 0)]),

@@ -136,6 +136,12 @@ pub struct ProducerConfig {
     pub seed: u64,
     pub request_timeout_ms: Option<u64>,
     pub retry_backoff_ms: Option<u64>,
+    /// `enable.idempotence`: stamp records so retries cannot duplicate them.
+    pub idempotent: bool,
+    /// Wait this long after finishing one record before sending the next (`None`: at once).
+    pub send_interval_ms: Option<u64>,
+    /// `delivery.timeout.ms`: give up on a record after this long (`None`: retry forever).
+    pub delivery_timeout_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

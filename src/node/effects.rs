@@ -1,7 +1,7 @@
 //! What a node asks its driver to do. Effects are data; a node never assumes one happened until the
 //! driver says so (a delivered response, a fired timer, `on_persisted`).
 
-use super::DiskOp;
+use super::{ClientEvent, DiskOp};
 use crate::protocol::{BrokerId, Message, NodeId, TopicPartition};
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +39,10 @@ pub enum Timer {
     ClientBackoff,
     /// Client: a request got no answer in time.
     ClientRequestTimeout,
+    /// Producer: time to send the next record (pacing).
+    SendPace,
+    /// Producer: the current record has been retried for too long; give up on it.
+    DeliveryTimeout,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -57,6 +61,8 @@ pub enum Effect {
     Persist(DiskOp),
     /// Make every earlier `Persist` durable, then call `on_persisted(token)`.
     Sync(SyncToken),
+    /// A client reports an operation for the history; drivers without observers drop it.
+    Observe(ClientEvent),
 }
 
 /// Handed to every entry point: the current time and the effects the node produces.
@@ -95,6 +101,10 @@ impl Context {
 
     pub fn sync(&mut self, token: SyncToken) {
         self.effects.push(Effect::Sync(token));
+    }
+
+    pub fn observe(&mut self, event: ClientEvent) {
+        self.effects.push(Effect::Observe(event));
     }
 
     pub fn take_effects(&mut self) -> Vec<Effect> {

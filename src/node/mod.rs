@@ -11,6 +11,7 @@ mod config;
 pub mod controller;
 mod disk;
 mod effects;
+mod observe;
 pub mod producer;
 pub mod reader;
 
@@ -23,5 +24,6 @@ pub use config::{
 pub use controller::Controller;
 pub use disk::{BrokerImage, ControllerImage, DiskOp};
 pub use effects::{Context, Effect, SyncToken, Timer};
+pub use observe::ClientEvent;
 pub use producer::Producer;
 pub use reader::Reader;

@@ -1,11 +1,16 @@
 //! The producer client: sends its records one at a time (max.in.flight = 1, so per-key order holds
 //! without idempotence), to the partition Kafka's partitioner picks, at the leader metadata names;
-//! on a retriable error it backs off, refreshes metadata and sends the same record again.
+//! on a retriable error it backs off, refreshes metadata and sends the same record again. An
+//! idempotent producer stamps each record with its id and a sequence number, so a retry of a
+//! record that did land is answered with the original offset instead of being appended twice.
+//! Each record is one operation in the history (`Observe` effects): invoked at its first attempt,
+//! then acknowledged, or given up after the delivery timeout with an unknown outcome.
 
-use super::{Context, ProducerConfig, Timer};
+use super::{ClientEvent, Context, ProducerConfig, Timer};
 use crate::protocol::partitioner::{partition_for, StickyPartitioner};
 use crate::protocol::{
-    Acks, ClusterMetadata, Message, NodeId, ProduceRequest, ProduceResponse, TopicPartition,
+    Acks, ClusterMetadata, Message, NodeId, ProduceRequest, ProduceResponse, ProducerStamp,
+    TopicPartition,
 };
 use std::sync::Arc;
 
@@ -26,6 +31,10 @@ pub struct Producer {
     bootstrap_index: usize,
     sticky: StickyPartitioner,
     rng: u64,
+    /// The current record's `SendInvoke` has been reported.
+    invoked: bool,
+    /// Waiting for the pacing timer before sending the next record.
+    pacing: bool,
 }
 
 impl Producer {
@@ -42,6 +51,8 @@ impl Producer {
             backing_off: false,
             stale: false,
             bootstrap_index: 0,
+            invoked: false,
+            pacing: false,
         }
     }
 
@@ -94,6 +105,11 @@ impl Producer {
                 self.backing_off = false;
                 self.request_metadata(cx);
             }
+            Timer::SendPace => {
+                self.pacing = false;
+                self.try_send(cx);
+            }
+            Timer::DeliveryTimeout => self.give_up(cx),
             Timer::ClientRequestTimeout => {
                 // The outcome of a timed-out send is unknown; sending again may duplicate it.
                 if self.metadata_in_flight {
@@ -114,13 +130,42 @@ impl Producer {
         self.in_flight = false;
         cx.cancel_timer(Timer::ClientRequestTimeout);
         match resp.result {
-            Ok(_) => {
-                self.next += 1;
-                self.partition = None;
-                self.try_send(cx);
+            Ok(offset) => {
+                if let Some(partition) = self.partition {
+                    cx.observe(ClientEvent::SendOk { partition, offset });
+                }
+                self.finish_record(cx);
             }
             Err(_) => self.back_off(cx),
         }
+    }
+
+    /// The current record is done (acknowledged or given up): move on, after the pacing interval.
+    fn finish_record(&mut self, cx: &mut Context) {
+        self.next += 1;
+        self.partition = None;
+        self.invoked = false;
+        cx.cancel_timer(Timer::DeliveryTimeout);
+        if self.config.send_interval_ms.is_some() && self.next < self.config.records.len() {
+            self.pacing = true;
+            cx.set_timer(Timer::SendPace, self.config.send_interval_ms);
+        } else {
+            self.try_send(cx);
+        }
+    }
+
+    /// The delivery timeout passed: an attempt may still land (it may be in a leader's log or in
+    /// flight), so the outcome is unknown. A late answer carries an old correlation and is ignored.
+    fn give_up(&mut self, cx: &mut Context) {
+        if !self.invoked {
+            return;
+        }
+        cx.observe(ClientEvent::SendInfo {
+            reason: "delivery timeout".into(),
+        });
+        self.in_flight = false;
+        cx.cancel_timer(Timer::ClientRequestTimeout);
+        self.finish_record(cx);
     }
 
     /// The send failed because our metadata is stale (or the cluster is not ready): wait, then ask
@@ -151,12 +196,25 @@ impl Producer {
     }
 
     fn try_send(&mut self, cx: &mut Context) {
-        while !self.in_flight && !self.backing_off && self.next < self.config.records.len() {
+        while !self.in_flight
+            && !self.backing_off
+            && !self.pacing
+            && self.next < self.config.records.len()
+        {
             let Some(md) = &self.metadata else {
                 return self.request_metadata(cx);
             };
             let count = md.partition_count(&self.config.topic);
             let mut record = self.config.records[self.next].clone();
+            if !self.invoked {
+                self.invoked = true;
+                cx.observe(ClientEvent::SendInvoke {
+                    topic: self.config.topic.clone(),
+                    key: record.key.clone(),
+                    value: record.value.clone(),
+                });
+                cx.set_timer(Timer::DeliveryTimeout, self.config.delivery_timeout_ms);
+            }
             if count == 0 {
                 return self.back_off(cx);
             }
@@ -182,11 +240,18 @@ impl Producer {
                 records: vec![record],
                 leader_epoch: Some(epoch),
                 correlation: self.next as u64,
+                producer: self.config.idempotent.then_some(ProducerStamp {
+                    producer: u64::from(self.config.id),
+                    sequence: self.next as u64,
+                }),
             };
             cx.send(leader, Message::Produce(req));
             if self.config.acks == Acks::None {
-                self.next += 1;
-                self.partition = None;
+                cx.observe(ClientEvent::SendInfo {
+                    reason: "acks=0".into(),
+                });
+                self.finish_record(cx);
+                return;
             } else {
                 self.in_flight = true;
                 cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);

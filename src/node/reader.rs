@@ -2,7 +2,7 @@
 //! from the log start onwards, one long-poll fetch in flight per partition, and only ever sees
 //! committed records (the leader serves consumers below the high watermark).
 
-use super::{Context, ReaderConfig, Timer};
+use super::{ClientEvent, Context, ReaderConfig, Timer};
 use crate::protocol::{
     BrokerId, ClusterMetadata, ErrorCode, FetchRequest, FetchResponse, Message, NodeId, Offset,
     TopicPartition,
@@ -105,12 +105,20 @@ impl Reader {
             None => {
                 if let Some(last) = resp.records.last() {
                     *position = last.offset + 1;
+                    cx.observe(ClientEvent::Polled {
+                        tp: resp.tp.clone(),
+                        records: resp.records,
+                    });
                 }
                 self.fetch_all(cx);
             }
             Some(ErrorCode::OffsetOutOfRange) if *position < resp.log_start_offset => {
                 // Retention removed what we had not read yet: continue from the log start.
                 *position = resp.log_start_offset;
+                cx.observe(ClientEvent::Seek {
+                    tp: resp.tp.clone(),
+                    offset: *position,
+                });
                 self.fetch_all(cx);
             }
             Some(_) => {

@@ -30,6 +30,9 @@ pub enum ErrorCode {
     BrokerFenced,
     /// The leader stepped down while the request waited.
     LeadershipLost,
+    /// An idempotent producer's record older than one the log already has from it: a late
+    /// duplicate of an abandoned send, refused so that it cannot land twice.
+    DuplicateSequence,
 }
 
 impl ErrorCode {

@@ -3,8 +3,8 @@
 //! Requests carry every epoch the receiver needs to fence stale senders.
 
 use super::{
-    BrokerEpoch, BrokerId, ErrorCode, LeaderEpoch, LogEntry, Offset, PartitionEpoch, Record,
-    TopicPartition,
+    BrokerEpoch, BrokerId, ErrorCode, LeaderEpoch, LogEntry, Offset, PartitionEpoch, ProducerStamp,
+    Record, TopicPartition,
 };
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +92,10 @@ pub struct ProduceRequest {
     pub leader_epoch: Option<LeaderEpoch>,
     /// Chosen by the client to match the response; echoed back.
     pub correlation: u64,
+    /// Set by an idempotent producer: the leader answers a retry of a record it already has with
+    /// the original offset instead of appending it again.
+    #[serde(default)]
+    pub producer: Option<ProducerStamp>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -87,13 +87,25 @@ impl fmt::Display for Record {
     }
 }
 
-/// A record as stored in a partition's log: the offset the leader assigned and the leader epoch in
-/// which it was appended.
+/// An idempotent producer's identity and the sequence number of one record. Stored with the entry
+/// (Kafka keeps it in the batch header) so that every replica, and so every future leader, can
+/// recognise a retried send and answer it with the original offset instead of appending it twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProducerStamp {
+    pub producer: u64,
+    /// Grows by one per record the producer sends, across all partitions.
+    pub sequence: u64,
+}
+
+/// A record as stored in a partition's log: the offset the leader assigned, the leader epoch in
+/// which it was appended, and the producer stamp of an idempotent send.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LogEntry {
     pub offset: Offset,
     pub epoch: LeaderEpoch,
     pub record: Record,
+    #[serde(default)]
+    pub producer: Option<ProducerStamp>,
 }
 
 impl fmt::Display for LogEntry {

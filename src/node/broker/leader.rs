@@ -111,16 +111,33 @@ impl Broker {
         if req.acks == Acks::All && ls.isr.len() < config.min_insync_replicas {
             return reply(cx, Err(ErrorCode::NotEnoughReplicas));
         }
-        let entries = match r.log.append_as_leader(ls.epoch, &req.records) {
-            Ok(e) if !e.is_empty() => e,
-            _ => return reply(cx, Err(ErrorCode::UnknownTopicOrPartition)),
-        };
-        let base = entries[0].offset;
-        let last = entries[entries.len() - 1].offset;
-        cx.persist(DiskOp::Append {
-            tp: req.tp.clone(),
-            entries,
+        // An idempotent retry of the producer's newest record is answered from the log (once it
+        // is committed, like the first attempt); an older one is a late duplicate and refused.
+        // Sequences are compared by the batch's last record.
+        let previous = req.producer.and_then(|s| {
+            let (seq, offset) = r.log.last_stamp(s.producer)?;
+            let batch_last = s.sequence + req.records.len().saturating_sub(1) as u64;
+            (batch_last <= seq).then_some((batch_last == seq, offset))
         });
+        let (base, last) = match previous {
+            Some((true, offset)) => {
+                let base = offset.saturating_sub(req.records.len().saturating_sub(1) as u64);
+                (base, offset)
+            }
+            Some((false, _)) => return reply(cx, Err(ErrorCode::DuplicateSequence)),
+            None => {
+                let entries = match r.log.append_stamped(ls.epoch, &req.records, req.producer) {
+                    Ok(e) if !e.is_empty() => e,
+                    _ => return reply(cx, Err(ErrorCode::UnknownTopicOrPartition)),
+                };
+                let span = (entries[0].offset, entries[entries.len() - 1].offset);
+                cx.persist(DiskOp::Append {
+                    tp: req.tp.clone(),
+                    entries,
+                });
+                span
+            }
+        };
         match req.acks {
             Acks::None => {}
             Acks::All if config.bugs.has(Bug::AckBeforeIsr) => reply(cx, Ok(base)),

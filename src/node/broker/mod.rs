@@ -8,6 +8,8 @@
 mod follower;
 mod leader;
 mod replica;
+#[cfg(test)]
+mod tests;
 
 pub use replica::{FollowerState, LeaderState, Progress, Replica, Role, WaitingProduce};
 
