@@ -5,3 +5,4 @@
 pub mod log;
 pub mod node;
 pub mod protocol;
+pub mod runtime;

@@ -35,6 +35,8 @@ pub struct Producer {
     invoked: bool,
     /// Waiting for the pacing timer before sending the next record.
     pacing: bool,
+    /// Records beyond this index are not sent (a workload told to stop).
+    limit: usize,
 }
 
 impl Producer {
@@ -53,6 +55,7 @@ impl Producer {
             bootstrap_index: 0,
             invoked: false,
             pacing: false,
+            limit: usize::MAX,
         }
     }
 
@@ -67,9 +70,19 @@ impl Producer {
         &self.config
     }
 
-    /// How many records are done (acknowledged, or sent with acks=0).
+    /// How many records are done (acknowledged, given up, or sent with acks=0).
     pub fn done(&self) -> usize {
         self.next
+    }
+
+    /// Finish the record in hand, then send no more (a workload ending its send phase).
+    pub fn stop(&mut self) {
+        self.limit = self.next + usize::from(self.invoked);
+    }
+
+    /// Every record it will send is done.
+    pub fn finished(&self) -> bool {
+        self.next >= self.config.records.len().min(self.limit)
     }
 
     pub fn on_start(&mut self, cx: &mut Context) {
@@ -146,7 +159,7 @@ impl Producer {
         self.partition = None;
         self.invoked = false;
         cx.cancel_timer(Timer::DeliveryTimeout);
-        if self.config.send_interval_ms.is_some() && self.next < self.config.records.len() {
+        if self.config.send_interval_ms.is_some() && !self.finished() {
             self.pacing = true;
             cx.set_timer(Timer::SendPace, self.config.send_interval_ms);
         } else {
@@ -180,7 +193,7 @@ impl Producer {
     }
 
     fn request_metadata(&mut self, cx: &mut Context) {
-        if self.metadata_in_flight || self.next >= self.config.records.len() {
+        if self.metadata_in_flight || self.finished() {
             return;
         }
         let Some(&to) = self.config.bootstrap.get(self.bootstrap_index) else {
@@ -189,7 +202,8 @@ impl Producer {
         self.metadata_in_flight = true;
         let min_version = match (&self.metadata, self.stale) {
             (Some(md), true) => md.version + 1,
-            _ => 0,
+            // Version 0 is a broker that has heard nothing from the controller yet.
+            _ => 1,
         };
         cx.send(to, Message::Metadata { min_version });
         cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
@@ -199,7 +213,7 @@ impl Producer {
         while !self.in_flight
             && !self.backing_off
             && !self.pacing
-            && self.next < self.config.records.len()
+            && self.next < self.config.records.len().min(self.limit)
         {
             let Some(md) = &self.metadata else {
                 return self.request_metadata(cx);

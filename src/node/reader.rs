@@ -144,7 +144,8 @@ impl Reader {
         self.metadata_in_flight = true;
         let min_version = match (&self.metadata, self.stale) {
             (Some(md), true) => md.version + 1,
-            _ => 0,
+            // Version 0 is a broker that has heard nothing from the controller yet.
+            _ => 1,
         };
         cx.send(to, Message::Metadata { min_version });
         cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
@@ -157,6 +158,20 @@ impl Reader {
         let Some(md) = &self.metadata else {
             return;
         };
+        if md.partition_count(&self.config.topic) == 0 {
+            // Metadata from before the topic existed (or from a broker that just restarted):
+            // wait, then ask for newer.
+            self.stale = true;
+            self.backing_off = true;
+            match self.config.retry_backoff_ms {
+                Some(_) => cx.set_timer(Timer::ClientBackoff, self.config.retry_backoff_ms),
+                None => {
+                    self.backing_off = false;
+                    self.request_metadata(cx);
+                }
+            }
+            return;
+        }
         for ps in md
             .partitions
             .iter()

@@ -1,0 +1,283 @@
+//! Fault schedules. Each seed draws its own mix of fault kinds and rates (swarm testing: a run
+//! that never isolates nodes explores crashes more deeply, and the other way round), then a
+//! timeline on two tracks that may overlap: node faults (crash, power loss, pause, bit flip) and
+//! network faults (isolation, splits, one-way links, loss, latency). Every fault on a track is
+//! undone before the next starts, so at most one node is down at a time and the cluster keeps a
+//! majority of replicas for `min.insync.replicas`.
+
+use crate::rng::SeedRng;
+use crate::scenario::CONTROLLER;
+use seedlog::node::Durability;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    Crash,
+    PowerLoss,
+    Pause,
+    BitFlip,
+    Isolate,
+    Split,
+    OneWay,
+    Loss,
+    Latency,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 9] = [
+        FaultKind::Crash,
+        FaultKind::PowerLoss,
+        FaultKind::Pause,
+        FaultKind::BitFlip,
+        FaultKind::Isolate,
+        FaultKind::Split,
+        FaultKind::OneWay,
+        FaultKind::Loss,
+        FaultKind::Latency,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::PowerLoss => "power-loss",
+            FaultKind::Pause => "pause",
+            FaultKind::BitFlip => "bit-flip",
+            FaultKind::Isolate => "isolate",
+            FaultKind::Split => "split",
+            FaultKind::OneWay => "one-way",
+            FaultKind::Loss => "loss",
+            FaultKind::Latency => "latency",
+        }
+    }
+
+    fn is_node_fault(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Crash | FaultKind::PowerLoss | FaultKind::Pause | FaultKind::BitFlip
+        )
+    }
+}
+
+/// Which fault kinds a run uses and how often faults start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultMix {
+    pub kinds: Vec<FaultKind>,
+    /// Mean quiet time between the end of one fault and the start of the next, per track.
+    pub mean_gap_ms: u64,
+}
+
+impl FaultMix {
+    pub fn draw(rng: &mut SeedRng, durability: Durability) -> FaultMix {
+        // With replicated durability a power loss of the whole ISR loses acknowledged records by
+        // design (Kafka's trade-off, bug K); such runs are asked for explicitly, not drawn.
+        let allowed: Vec<FaultKind> = FaultKind::ALL
+            .into_iter()
+            .filter(|k| *k != FaultKind::PowerLoss || durability == Durability::Fsync)
+            .collect();
+        let mut kinds: Vec<FaultKind> =
+            allowed.iter().copied().filter(|_| rng.chance(50)).collect();
+        if kinds.is_empty() {
+            kinds.push(*rng.pick(&allowed));
+        }
+        FaultMix {
+            kinds,
+            mean_gap_ms: rng.range(300, 3_000),
+        }
+    }
+}
+
+/// How much of what was written but not synced survives a power loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "lose")]
+pub enum PowerLossMode {
+    /// Every unsynced write is gone.
+    AllPending,
+    /// The first `writes` unsynced writes reached the disk.
+    KeepPrefix { writes: u64 },
+    /// The unsynced writes before the last reached the disk; the last one only its first bytes.
+    TearLast { keep_bytes: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "fault")]
+pub enum Fault {
+    /// The process dies; the page cache (written, unsynced data) survives.
+    Kill {
+        node: u32,
+    },
+    /// The machine loses power: the process dies and unsynced writes are lost as `mode` says.
+    PowerLoss {
+        node: u32,
+        mode: PowerLossMode,
+    },
+    Restart {
+        node: u32,
+    },
+    Pause {
+        node: u32,
+    },
+    Resume {
+        node: u32,
+    },
+    /// One bit of the node's durable bytes flips (the node is then restarted to read it).
+    FlipBit {
+        node: u32,
+        bit: u64,
+    },
+    Isolate {
+        node: u32,
+    },
+    /// Brokers in `left` and in `right` cannot reach each other; clients and the controller
+    /// stay connected to both sides unless listed.
+    Split {
+        left: Vec<u32>,
+        right: Vec<u32>,
+    },
+    /// Messages from `from` to `to` stall; the other direction works.
+    OneWay {
+        from: u32,
+        to: u32,
+    },
+    /// Undo every isolation, split and one-way link.
+    HealNetwork,
+    /// Percentage of packets lost (TCP retransmits them: they arrive late).
+    Loss {
+        percent: u64,
+    },
+    Latency {
+        min_ms: u64,
+        max_ms: u64,
+    },
+    /// Back to no loss and the default latency.
+    NetworkNormal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimedFault {
+    pub at_ms: u64,
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultSchedule {
+    pub events: Vec<TimedFault>,
+}
+
+/// Draws the timeline of both tracks for `brokers` brokers (and the controller) within
+/// `fault_ms`.
+pub fn generate(seed: u64, mix: &FaultMix, brokers: u32, fault_ms: u64) -> FaultSchedule {
+    let mut rng = SeedRng::new(seed, 1);
+    let mut events = Vec::new();
+    for node_track in [true, false] {
+        let kinds: Vec<FaultKind> = mix
+            .kinds
+            .iter()
+            .copied()
+            .filter(|k| k.is_node_fault() == node_track)
+            .collect();
+        if kinds.is_empty() {
+            continue;
+        }
+        let mut t = rng.range(300, 2_000);
+        while t + 100 < fault_ms {
+            let kind = *rng.pick(&kinds);
+            let duration = rng.range(200, 5_000).min(fault_ms - t);
+            let (start, end) = episode(&mut rng, kind, brokers);
+            events.push(TimedFault {
+                at_ms: t,
+                fault: start,
+            });
+            for (i, fault) in end.into_iter().enumerate() {
+                events.push(TimedFault {
+                    at_ms: t + duration + i as u64,
+                    fault,
+                });
+            }
+            t += duration + rng.range(50, 2 * mix.mean_gap_ms);
+        }
+    }
+    // Stable sort: faults at one instant keep their generation order.
+    events.sort_by_key(|e| e.at_ms);
+    FaultSchedule { events }
+}
+
+/// One fault and what undoes it.
+fn episode(rng: &mut SeedRng, kind: FaultKind, brokers: u32) -> (Fault, Vec<Fault>) {
+    let broker = rng.range(0, u64::from(brokers) - 1) as u32;
+    // The controller takes a share of node faults: its recovery matters as much.
+    let node = if rng.chance(20) { CONTROLLER } else { broker };
+    match kind {
+        FaultKind::Crash => (Fault::Kill { node }, vec![Fault::Restart { node }]),
+        FaultKind::PowerLoss => {
+            let mode = match rng.range(0, 2) {
+                0 => PowerLossMode::AllPending,
+                1 => PowerLossMode::KeepPrefix {
+                    writes: rng.range(0, 8),
+                },
+                _ => PowerLossMode::TearLast {
+                    keep_bytes: rng.range(0, 64),
+                },
+            };
+            (
+                Fault::PowerLoss { node, mode },
+                vec![Fault::Restart { node }],
+            )
+        }
+        FaultKind::Pause => (Fault::Pause { node }, vec![Fault::Resume { node }]),
+        // Bit rot is a broker-disk fault: the controller's image stands in for a metadata
+        // quorum, which would repair it from its peers.
+        FaultKind::BitFlip => (
+            Fault::FlipBit {
+                node: broker,
+                bit: rng.next_u64(),
+            },
+            vec![
+                Fault::Kill { node: broker },
+                Fault::Restart { node: broker },
+            ],
+        ),
+        FaultKind::Isolate => (Fault::Isolate { node }, vec![Fault::HealNetwork]),
+        FaultKind::Split => {
+            let alone = broker;
+            let rest = (0..brokers).filter(|b| *b != alone).collect();
+            (
+                Fault::Split {
+                    left: vec![alone],
+                    right: rest,
+                },
+                vec![Fault::HealNetwork],
+            )
+        }
+        FaultKind::OneWay => {
+            let other = if rng.chance(30) {
+                CONTROLLER
+            } else {
+                (broker + 1 + rng.range(0, u64::from(brokers) - 2) as u32) % brokers
+            };
+            let (from, to) = if rng.chance(50) {
+                (broker, other)
+            } else {
+                (other, broker)
+            };
+            (Fault::OneWay { from, to }, vec![Fault::HealNetwork])
+        }
+        FaultKind::Loss => (
+            Fault::Loss {
+                percent: rng.range(5, 40),
+            },
+            vec![Fault::NetworkNormal],
+        ),
+        FaultKind::Latency => {
+            let min_ms = rng.range(5, 100);
+            (
+                Fault::Latency {
+                    min_ms,
+                    max_ms: min_ms + rng.range(1, 300),
+                },
+                vec![Fault::NetworkNormal],
+            )
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! A run's whole input, derived from its seed: cluster shape and configuration, workload, and the
+//! fault schedule. It is data (serde), so a run can be printed, saved as JSON and replayed from
+//! the file even after the code that derives scenarios from seeds has changed.
+
+use crate::faults::{self, FaultMix, FaultSchedule};
+use crate::rng::SeedRng;
+use seedlog::node::{Bug, Durability};
+use seedlog::protocol::Acks;
+use serde::{Deserialize, Serialize};
+
+/// Node ids: brokers are `0..brokers`, then the controller, producers and readers.
+pub const CONTROLLER: u32 = 100;
+pub const FIRST_PRODUCER: u32 = 200;
+pub const FIRST_READER: u32 = 300;
+/// The reader started after the faults heal to collect everything (the final read).
+pub const FINAL_READER: u32 = 399;
+pub const TOPIC: &str = "events";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// Also madsim's seed: network latencies and loss draws come from it.
+    pub seed: u64,
+    pub brokers: u32,
+    pub partitions: u32,
+    pub replication: usize,
+    pub min_insync_replicas: usize,
+    pub durability: Durability,
+    pub producers: Vec<ProducerPlan>,
+    pub readers: u32,
+    /// Length of the fault phase; then everything heals.
+    pub fault_ms: u64,
+    /// Bound on the liveness phase: by then every acknowledged record must be readable and the
+    /// replicas must agree.
+    pub liveness_ms: u64,
+    pub bugs: Vec<Bug>,
+    pub mix: FaultMix,
+    pub schedule: FaultSchedule,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerPlan {
+    pub acks: Acks,
+    pub records: usize,
+    pub interval_ms: u64,
+    pub keys: u32,
+}
+
+/// What the command line may fix; the rest comes from the seed.
+#[derive(Clone, Debug, Default)]
+pub struct ScenarioOptions {
+    pub fault_ms: Option<u64>,
+    pub bugs: Vec<Bug>,
+    pub durability: Option<Durability>,
+}
+
+impl Scenario {
+    pub fn from_seed(seed: u64, opts: &ScenarioOptions) -> Scenario {
+        let mut rng = SeedRng::new(seed, 0);
+        let brokers = 3;
+        let partitions = rng.range(1, 3) as u32;
+        let durability = opts.durability.unwrap_or(if rng.chance(50) {
+            Durability::Fsync
+        } else {
+            Durability::Replicated
+        });
+        let fault_ms = opts.fault_ms.unwrap_or(20_000);
+        let producers = (0..rng.range(1, 3))
+            .map(|_| {
+                let interval_ms = rng.range(10, 80);
+                ProducerPlan {
+                    // Mostly acks=all; acks=1 sends make no durability promise (see history).
+                    acks: if rng.chance(25) {
+                        Acks::Leader
+                    } else {
+                        Acks::All
+                    },
+                    // Enough records to keep sending through the fault phase.
+                    records: (fault_ms / interval_ms.max(1)) as usize,
+                    interval_ms,
+                    keys: rng.range(2, 6) as u32,
+                }
+            })
+            .collect();
+        let readers = rng.range(1, 2) as u32;
+        let mix = FaultMix::draw(&mut rng, durability);
+        let schedule = faults::generate(seed, &mix, brokers, fault_ms);
+        Scenario {
+            seed,
+            brokers,
+            partitions,
+            replication: 3,
+            min_insync_replicas: 2,
+            durability,
+            producers,
+            readers,
+            fault_ms,
+            liveness_ms: 30_000,
+            bugs: opts.bugs.clone(),
+            mix,
+            schedule,
+        }
+    }
+
+    pub fn broker_ids(&self) -> Vec<u32> {
+        (0..self.brokers).collect()
+    }
+
+    /// A short human name for a node id, as used in traces and schedules.
+    pub fn node_name(id: u32) -> String {
+        match id {
+            CONTROLLER => "controller".into(),
+            FINAL_READER => "final-reader".into(),
+            id if id >= FIRST_READER => format!("c{}", id - FIRST_READER),
+            id if id >= FIRST_PRODUCER => format!("p{}", id - FIRST_PRODUCER),
+            id => format!("b{id}"),
+        }
+    }
+
+    /// One line for reports.
+    pub fn summary(&self) -> String {
+        format!(
+            "brokers={} partitions={} rf={} min.insync={} durability={} producers={} readers={} faults={} [{}]{}",
+            self.brokers,
+            self.partitions,
+            self.replication,
+            self.min_insync_replicas,
+            self.durability,
+            self.producers.len(),
+            self.readers,
+            self.schedule.events.len(),
+            self.mix.kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
+            if self.bugs.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " bugs={}",
+                    self.bugs.iter().map(|b| b.name()).collect::<Vec<_>>().join(",")
+                )
+            }
+        )
+    }
+}

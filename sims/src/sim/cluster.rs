@@ -1,0 +1,270 @@
+//! The simulated cluster: one madsim node per seedlog node, each running the same `Driver` the
+//! real broker runs, over simulated TCP, with a `SimDisk` owned here so it survives kills.
+
+use crate::scenario::{Scenario, CONTROLLER, FINAL_READER, FIRST_PRODUCER, FIRST_READER, TOPIC};
+use seedlog::node::{
+    AnyNode, Broker, BrokerConfig, ClientEvent, Controller, ControllerConfig, Image, Producer,
+    ProducerConfig, Reader, ReaderConfig, TopicSpec,
+};
+use seedlog::protocol::{NodeId, Record};
+use seedlog::runtime::driver::{Clock, Driver, Observer};
+use seedlog::runtime::net::{AddressBook, Net};
+use seedlog::runtime::sim_disk::SimDisk;
+use seedlog::runtime::trace::{with_trace, SharedTrace};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+/// A client operation as a node reported it.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    pub node: NodeId,
+    pub time_ms: u64,
+    pub event: ClientEvent,
+}
+
+pub struct SimNode {
+    pub id: NodeId,
+    pub handle: madsim::runtime::NodeHandle,
+    /// The node's state, replaced at every (re)start; read by the final checks.
+    pub state: Arc<Mutex<AnyNode>>,
+    pub disk: SimDisk,
+}
+
+pub struct Cluster {
+    pub nodes: BTreeMap<NodeId, SimNode>,
+    pub history: Arc<Mutex<Vec<Observed>>>,
+    pub trace: SharedTrace,
+    /// Nodes whose driver stopped with an error (e.g. an unrecoverable disk).
+    pub failures: Arc<Mutex<Vec<String>>>,
+    pub clock: Clock,
+}
+
+fn ip_of(id: NodeId) -> IpAddr {
+    let [_, _, hi, lo] = id.to_be_bytes();
+    IpAddr::V4(Ipv4Addr::new(10, 0, hi, lo.wrapping_add(1)))
+}
+
+const PORT: u16 = 9092;
+
+pub fn broker_config(sc: &Scenario, id: NodeId) -> BrokerConfig {
+    let mut c = BrokerConfig::new(id, CONTROLLER);
+    c.durability = sc.durability;
+    c.min_insync_replicas = sc.min_insync_replicas;
+    c.replica_lag_time_max_ms = Some(3_000);
+    c.bugs = sc.bugs.iter().copied().collect();
+    c
+}
+
+pub fn controller_config(sc: &Scenario) -> ControllerConfig {
+    ControllerConfig {
+        id: CONTROLLER,
+        brokers: sc.broker_ids(),
+        topics: vec![TopicSpec::spread(
+            TOPIC,
+            sc.partitions,
+            sc.replication,
+            &sc.broker_ids(),
+        )],
+        session_timeout_ms: Some(2_000),
+        unclean_leader_election: false,
+        bugs: sc.bugs.iter().copied().collect(),
+    }
+}
+
+pub fn producer_config(sc: &Scenario, index: usize) -> ProducerConfig {
+    let plan = &sc.producers[index];
+    let id = FIRST_PRODUCER + index as u32;
+    let records = (0..plan.records)
+        .map(|n| {
+            let key = format!("k{}", (n as u32 * 7 + index as u32) % plan.keys);
+            Record::keyed(key, format!("p{index}-{n}"))
+        })
+        .collect();
+    ProducerConfig {
+        id,
+        bootstrap: sc.broker_ids(),
+        topic: TOPIC.into(),
+        acks: plan.acks,
+        records,
+        sticky_batch: 4,
+        seed: sc.seed ^ u64::from(id),
+        request_timeout_ms: Some(2_000),
+        retry_backoff_ms: Some(100),
+        idempotent: true,
+        send_interval_ms: Some(plan.interval_ms),
+        delivery_timeout_ms: Some(10_000),
+    }
+}
+
+pub fn reader_config(sc: &Scenario, id: NodeId) -> ReaderConfig {
+    ReaderConfig {
+        id,
+        bootstrap: sc.broker_ids(),
+        topic: TOPIC.into(),
+        request_timeout_ms: Some(2_000),
+        retry_backoff_ms: Some(100),
+    }
+}
+
+impl Cluster {
+    /// Creates every node of the scenario except the final reader, which `add_final_reader`
+    /// starts after the faults heal.
+    pub fn build(sc: &Scenario, trace: SharedTrace, clock: Clock) -> Cluster {
+        let mut cluster = Cluster {
+            nodes: BTreeMap::new(),
+            history: Arc::new(Mutex::new(Vec::new())),
+            trace,
+            failures: Arc::new(Mutex::new(Vec::new())),
+            clock,
+        };
+        let addrs: AddressBook = sc
+            .broker_ids()
+            .into_iter()
+            .chain([CONTROLLER])
+            .map(|id| (id, SocketAddr::new(ip_of(id), PORT)))
+            .collect();
+        let addrs = Arc::new(addrs);
+        let controller = Arc::new(controller_config(sc));
+        cluster.add_node(CONTROLLER, &addrs, true, move |image| match image {
+            Image::Controller(img) => {
+                AnyNode::Controller(Controller::recover(controller.clone(), img))
+            }
+            _ => AnyNode::Controller(Controller::new(controller.clone())),
+        });
+        for id in sc.broker_ids() {
+            let config = Arc::new(broker_config(sc, id));
+            cluster.add_node(id, &addrs, true, move |image| {
+                let image = match image {
+                    Image::Broker(b) => b,
+                    _ => Default::default(),
+                };
+                AnyNode::Broker(Broker::recover(config.clone(), image))
+            });
+        }
+        for index in 0..sc.producers.len() {
+            let config = Arc::new(producer_config(sc, index));
+            cluster.add_node(config.id, &addrs, false, move |_| {
+                AnyNode::Producer(Producer::new(config.clone()))
+            });
+        }
+        for r in 0..sc.readers {
+            let config = Arc::new(reader_config(sc, FIRST_READER + r));
+            cluster.add_node(config.id, &addrs, false, move |_| {
+                AnyNode::Reader(Reader::new(config.clone()))
+            });
+        }
+        cluster
+    }
+
+    pub fn add_final_reader(&mut self, sc: &Scenario) {
+        let addrs: AddressBook = sc
+            .broker_ids()
+            .into_iter()
+            .chain([CONTROLLER])
+            .map(|id| (id, SocketAddr::new(ip_of(id), PORT)))
+            .collect();
+        let config = Arc::new(reader_config(sc, FINAL_READER));
+        self.add_node(FINAL_READER, &Arc::new(addrs), false, move |_| {
+            AnyNode::Reader(Reader::new(config.clone()))
+        });
+    }
+
+    /// One madsim node whose init task recovers the seedlog node from its disk and runs it.
+    fn add_node(
+        &mut self,
+        id: NodeId,
+        addrs: &Arc<AddressBook>,
+        listens: bool,
+        recover: impl Fn(Image) -> AnyNode + Send + Sync + 'static,
+    ) {
+        let name = Scenario::node_name(id);
+        let state = Arc::new(Mutex::new(recover(Image::Empty)));
+        let disk = SimDisk::new();
+        let observer: Observer = {
+            let history = self.history.clone();
+            Arc::new(move |node, time_ms, event: &ClientEvent| {
+                lock(&history).push(Observed {
+                    node,
+                    time_ms,
+                    event: event.clone(),
+                })
+            })
+        };
+        let init = {
+            let (state, disk, addrs, name) =
+                (state.clone(), disk.clone(), addrs.clone(), name.clone());
+            let (trace, clock, failures) = (
+                self.trace.clone(),
+                self.clock.clone(),
+                self.failures.clone(),
+            );
+            move || {
+                let (state, mut disk, addrs, name) =
+                    (state.clone(), disk.clone(), addrs.clone(), name.clone());
+                let (trace, clock, failures, observer) = (
+                    trace.clone(),
+                    clock.clone(),
+                    failures.clone(),
+                    observer.clone(),
+                );
+                let node = match seedlog::runtime::disk::Disk::recover(&mut disk) {
+                    Ok(r) => {
+                        if let Some(note) = &r.note {
+                            let now = clock();
+                            with_trace(&trace, |t| {
+                                t.record(now, &name, "recovery", note.as_bytes(), || note.clone())
+                            });
+                        }
+                        Some(recover(r.image))
+                    }
+                    Err(e) => {
+                        lock(&failures).push(format!("{name}: cannot recover its disk: {e}"));
+                        None
+                    }
+                };
+                async move {
+                    let Some(node) = node else { return };
+                    *lock(&state) = node;
+                    let (net, inbox) = Net::new(id, (*addrs).clone());
+                    if listens {
+                        if let Some(&addr) = addrs.get(&id) {
+                            if let Err(e) = net.listen(addr).await {
+                                lock(&failures).push(format!("{name}: cannot listen: {e}"));
+                                return;
+                            }
+                        }
+                    }
+                    let driver = Driver::new(id, name.clone(), state, disk, net, inbox, clock)
+                        .with_trace(trace)
+                        .with_observer(observer);
+                    if let Err(e) = driver.run().await {
+                        lock(&failures).push(e.to_string());
+                    }
+                }
+            }
+        };
+        let handle = madsim::runtime::Handle::current()
+            .create_node()
+            .name(name)
+            .ip(ip_of(id))
+            .init(init)
+            .build();
+        self.nodes.insert(
+            id,
+            SimNode {
+                id,
+                handle,
+                state,
+                disk,
+            },
+        );
+    }
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

@@ -1,0 +1,215 @@
+//! Runs one sans-IO node: feeds it deliveries and timers, one at a time, and carries out the
+//! effects it returns. The same driver runs under madsim and on real tokio.
+//!
+//! Order is deterministic: messages are taken before timers (`select!` is `biased`, since tokio's
+//! unbiased choice draws from its own random source), and timers due at one instant fire in
+//! `Timer` order.
+
+use super::disk::{Disk, DiskError};
+use super::net::{Inbox, Net};
+use super::trace::{with_trace, SharedTrace};
+use crate::node::{AnyNode, ClientEvent, Context, Effect, Timer};
+use crate::protocol::NodeId;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The node's idea of "now" in milliseconds (record timestamps, retention by age).
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+/// Receives every client operation a node reports, with the node and the time.
+pub type Observer = Arc<dyn Fn(NodeId, u64, &ClientEvent) + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("node {node}: {source}")]
+    Disk {
+        node: String,
+        #[source]
+        source: DiskError,
+    },
+}
+
+pub struct Driver<D> {
+    id: NodeId,
+    name: String,
+    /// Shared so a harness can inspect the node between events (the simulator's final checks).
+    node: Arc<Mutex<AnyNode>>,
+    disk: D,
+    net: Net,
+    inbox: Inbox,
+    clock: Clock,
+    observer: Option<Observer>,
+    trace: Option<SharedTrace>,
+    timers: BTreeMap<Timer, Instant>,
+}
+
+enum Next {
+    Message(Option<(NodeId, crate::protocol::Message)>),
+    Timer,
+}
+
+impl<D: Disk> Driver<D> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: NodeId,
+        name: impl Into<String>,
+        node: Arc<Mutex<AnyNode>>,
+        disk: D,
+        net: Net,
+        inbox: Inbox,
+        clock: Clock,
+    ) -> Self {
+        Driver {
+            id,
+            name: name.into(),
+            node,
+            disk,
+            net,
+            inbox,
+            clock,
+            observer: None,
+            trace: None,
+            timers: BTreeMap::new(),
+        }
+    }
+
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    pub fn with_trace(mut self, trace: SharedTrace) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
+    /// Runs until the inbox closes (never, for a live node) or the disk fails.
+    pub async fn run(mut self) -> Result<(), DriverError> {
+        self.step("start", &[], String::new, |n, cx| n.on_start(cx))?;
+        loop {
+            let due = self
+                .timers
+                .iter()
+                .min_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.cmp(b.0)))
+                .map(|(t, at)| (t.clone(), *at));
+            let wait_until = due.as_ref().map(|(_, at)| *at);
+            let next = tokio::select! {
+                biased;
+                m = self.inbox.recv() => Next::Message(m),
+                _ = sleep_until(wait_until) => Next::Timer,
+            };
+            match next {
+                Next::Message(None) => return Ok(()),
+                Next::Message(Some((from, message))) => {
+                    let payload = postcard::to_allocvec(&(from, &message)).unwrap_or_default();
+                    // Described before the node consumes the message, and only if kept.
+                    let shown = self
+                        .describing()
+                        .then(|| format!("from {from}: {message}"))
+                        .unwrap_or_default();
+                    self.step(
+                        "deliver",
+                        &payload,
+                        || shown,
+                        |n, cx| n.on_message(cx, from, message),
+                    )?;
+                }
+                Next::Timer => {
+                    let Some((timer, _)) = due else { continue };
+                    self.timers.remove(&timer);
+                    let payload = postcard::to_allocvec(&timer).unwrap_or_default();
+                    let shown = self
+                        .describing()
+                        .then(|| format!("{timer:?}"))
+                        .unwrap_or_default();
+                    self.step("timer", &payload, || shown, |n, cx| n.on_timer(cx, timer))?;
+                }
+            }
+        }
+    }
+
+    fn describing(&self) -> bool {
+        self.trace
+            .as_ref()
+            .is_some_and(|t| with_trace(t, |t| t.events().is_some()))
+    }
+
+    fn record(&self, now: u64, kind: &str, payload: &[u8], describe: impl FnOnce() -> String) {
+        if let Some(trace) = &self.trace {
+            with_trace(trace, |t| {
+                t.record(now, &self.name, kind, payload, describe)
+            });
+        }
+    }
+
+    /// One entry point, then its effects (and those of any `on_persisted` they lead to).
+    fn step(
+        &mut self,
+        kind: &str,
+        payload: &[u8],
+        describe: impl FnOnce() -> String,
+        f: impl FnOnce(&mut AnyNode, &mut Context),
+    ) -> Result<(), DriverError> {
+        let now = (self.clock)();
+        self.record(now, kind, payload, describe);
+        let mut cx = Context::new(now);
+        f(&mut lock(&self.node), &mut cx);
+        let mut queue: VecDeque<Effect> = cx.take_effects().into();
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Send { to, message } => self.net.send(to, message),
+                Effect::SetTimer { timer, after_ms } => {
+                    let at = Instant::now() + Duration::from_millis(after_ms);
+                    self.timers.insert(timer, at);
+                }
+                Effect::CancelTimer(timer) => {
+                    self.timers.remove(&timer);
+                }
+                Effect::Persist(op) => {
+                    let payload = postcard::to_allocvec(&op).unwrap_or_default();
+                    self.record(now, "persist", &payload, || format!("{op:?}"));
+                    self.disk
+                        .append(&op)
+                        .map_err(|source| self.disk_error(source))?;
+                }
+                Effect::Sync(token) => {
+                    self.disk.sync().map_err(|source| self.disk_error(source))?;
+                    self.record(now, "synced", &token.to_le_bytes(), || token.to_string());
+                    let mut cx = Context::new(now);
+                    lock(&self.node).on_persisted(&mut cx, token);
+                    queue.extend(cx.take_effects());
+                }
+                Effect::Observe(event) => {
+                    let payload = postcard::to_allocvec(&event).unwrap_or_default();
+                    self.record(now, "client", &payload, || format!("{event:?}"));
+                    if let Some(observer) = &self.observer {
+                        observer(self.id, now, &event);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn disk_error(&self, source: DiskError) -> DriverError {
+        DriverError::Disk {
+            node: self.name.clone(),
+            source,
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

@@ -1,0 +1,128 @@
+//! The run's trace: every event a driver processes (delivery, timer, disk write, client operation,
+//! injected fault) is folded into a rolling hash. Two runs of one seed must end with the same hash;
+//! when they do not, the kept per-event hashes name the first event where they parted.
+
+use std::sync::{Arc, Mutex};
+
+/// FNV-1a (64-bit): fixed and portable, unlike std's per-process seeded hashers.
+pub fn fnv1a(mut state: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        state ^= u64::from(*b);
+        state = state.wrapping_mul(0x0000_0100_0000_01B3);
+    }
+    state
+}
+
+const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
+
+/// One processed event, as kept when descriptions are asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceEvent {
+    pub time_ms: u64,
+    pub node: String,
+    pub what: String,
+}
+
+#[derive(Debug)]
+pub struct Trace {
+    hash: u64,
+    /// The rolling hash after each event, to find where two runs part.
+    hashes: Vec<u64>,
+    /// Descriptions are built only when kept (a replay with `--trace`, a determinism check).
+    events: Option<Vec<TraceEvent>>,
+}
+
+pub type SharedTrace = Arc<Mutex<Trace>>;
+
+impl Trace {
+    pub fn new(keep_descriptions: bool) -> Self {
+        Trace {
+            hash: FNV_OFFSET,
+            hashes: Vec::new(),
+            events: keep_descriptions.then(Vec::new),
+        }
+    }
+
+    pub fn shared(keep_descriptions: bool) -> SharedTrace {
+        Arc::new(Mutex::new(Self::new(keep_descriptions)))
+    }
+
+    /// Folds one event in: `kind` and `payload` feed the hash; `describe` runs only when
+    /// descriptions are kept.
+    pub fn record(
+        &mut self,
+        time_ms: u64,
+        node: &str,
+        kind: &str,
+        payload: &[u8],
+        describe: impl FnOnce() -> String,
+    ) {
+        let mut h = fnv1a(self.hash, &time_ms.to_le_bytes());
+        h = fnv1a(h, node.as_bytes());
+        h = fnv1a(h, kind.as_bytes());
+        h = fnv1a(h, payload);
+        self.hash = h;
+        self.hashes.push(h);
+        if let Some(events) = &mut self.events {
+            events.push(TraceEvent {
+                time_ms,
+                node: node.to_string(),
+                what: format!("{kind} {}", describe()),
+            });
+        }
+    }
+
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    pub fn events(&self) -> Option<&[TraceEvent]> {
+        self.events.as_deref()
+    }
+
+    /// Index of the first event after which the two runs' hashes differ (`None`: identical).
+    pub fn first_divergence(&self, other: &Trace) -> Option<usize> {
+        let common = self.hashes.len().min(other.hashes.len());
+        (0..common)
+            .find(|&i| self.hashes[i] != other.hashes[i])
+            .or((self.hashes.len() != other.hashes.len()).then_some(common))
+    }
+}
+
+/// Locks a shared trace, surviving a panic elsewhere (the trace is append-only, never torn).
+pub fn with_trace<R>(trace: &SharedTrace, f: impl FnOnce(&mut Trace) -> R) -> R {
+    let mut guard = match trace.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    f(&mut guard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_events_same_hash_and_divergence_is_located() {
+        let run = |third: &[u8]| {
+            let mut t = Trace::new(false);
+            t.record(1, "b0", "deliver", b"x", String::new);
+            t.record(2, "b1", "timer", b"y", String::new);
+            t.record(3, "b0", "deliver", third, String::new);
+            t
+        };
+        let (a, b, c) = (run(b"z"), run(b"z"), run(b"w"));
+        assert_eq!(a.hash(), b.hash());
+        assert_eq!(a.first_divergence(&b), None);
+        assert_ne!(a.hash(), c.hash());
+        assert_eq!(a.first_divergence(&c), Some(2));
+    }
+}
