@@ -4,6 +4,7 @@
 //! Scenario and schedule generation are plain code and build everywhere; running a scenario needs
 //! madsim's simulator, which exists only in `--cfg madsim` builds (`cargo sim ...`, see README).
 
+pub mod cli;
 pub mod faults;
 pub mod rng;
 pub mod scenario;

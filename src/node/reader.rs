@@ -158,9 +158,16 @@ impl Reader {
         let Some(md) = &self.metadata else {
             return;
         };
-        if md.partition_count(&self.config.topic) == 0 {
-            // Metadata from before the topic existed (or from a broker that just restarted):
-            // wait, then ask for newer.
+        let leaderless = md
+            .partitions
+            .iter()
+            .any(|p| p.tp.topic == self.config.topic && p.leader.is_none());
+        if md.partition_count(&self.config.topic) == 0
+            || (leaderless && self.config.retry_backoff_ms.is_some())
+        {
+            // Metadata from before the topic existed, from a broker that just restarted, or
+            // from during an election: wait, then ask for newer. (Partitions that have a
+            // leader are fetched again after the refresh.)
             self.stale = true;
             self.backing_off = true;
             match self.config.retry_backoff_ms {

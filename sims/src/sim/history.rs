@@ -6,3 +6,11 @@ use crate::scenario::Scenario;
 pub fn anomalies(_observed: &[Observed], _sc: &Scenario) -> Vec<String> {
     Vec::new()
 }
+
+pub fn write(
+    _path: &std::path::Path,
+    observed: &[Observed],
+    _sc: &Scenario,
+) -> std::io::Result<usize> {
+    Ok(observed.len())
+}

@@ -1,0 +1,209 @@
+//! The simulator's command line: `run` sweeps seeds, `replay` reproduces one run from its seed or
+//! its saved schedule, `check-history` checks any history file. Every command ends with one
+//! `RESULT ...` line and exits 0 (ok), 1 (a violation was found) or 2 (bad usage or input).
+
+mod check_history;
+#[cfg(madsim)]
+mod replay;
+#[cfg(madsim)]
+mod run;
+
+use clap::{Args, Parser, Subcommand};
+use seedlog::node::{Bug, Durability};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sims",
+    about = "Deterministic simulation of seedlog clusters under madsim"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run many seeds; report every failing seed with the command that replays it.
+    Run(RunArgs),
+    /// Reproduce one run (from a seed or a saved schedule), print its trace, write its history.
+    Replay(ReplayArgs),
+    /// Check a history file (JSON lines) for the anomalies of KAFKA.md.
+    CheckHistory {
+        /// The history file.
+        file: PathBuf,
+    },
+    /// Print the scenario (cluster, workload, fault schedule) a seed derives, as JSON.
+    Schedule(ScheduleArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ScenarioArgs {
+    /// Reintroduce a historical bug (repeatable): truncate-to-hw, unclean-election, ack-before-isr,
+    /// hw-from-stale-epoch, isr-before-epoch-start.
+    #[arg(long = "bug", value_parser = parse_bug)]
+    pub bugs: Vec<Bug>,
+    /// Simulated seconds of the fault phase (the liveness phase follows).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub sim_secs: u64,
+    /// Force the durability setting instead of drawing it from the seed.
+    #[arg(long, value_parser = parse_durability)]
+    pub durability: Option<Durability>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// How many seeds to run.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 0)]
+    pub first: u64,
+    /// Seeds run in parallel (one simulator per thread).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub jobs: u64,
+    /// Run every seed twice and compare the traces event by event.
+    #[arg(long)]
+    pub check_determinism: bool,
+    /// Stop at the first failing seed.
+    #[arg(long)]
+    pub fail_fast: bool,
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The seed to replay (with the same --bug/--sim-secs/--durability as the run).
+    #[arg(
+        long,
+        conflicts_with = "schedule",
+        required_unless_present = "schedule"
+    )]
+    pub seed: Option<u64>,
+    /// A scenario saved with `schedule --out` or `replay --save-schedule`.
+    #[arg(long)]
+    pub schedule: Option<PathBuf>,
+    /// Print every event (deliveries, timers, disk writes, client operations, faults).
+    #[arg(long)]
+    pub trace: bool,
+    /// Only show these nodes in the trace (e.g. b0, controller, p1); repeatable.
+    #[arg(long = "node")]
+    pub nodes: Vec<String>,
+    /// Where to write the run's history (JSON lines).
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Save the scenario as JSON, to replay it later with --schedule.
+    #[arg(long)]
+    pub save_schedule: Option<PathBuf>,
+    /// Run twice and compare the traces event by event.
+    #[arg(long)]
+    pub check_determinism: bool,
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ScheduleArgs {
+    #[arg(long)]
+    pub seed: u64,
+    /// Write the JSON here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+}
+
+fn parse_bug(s: &str) -> Result<Bug, String> {
+    s.parse()
+}
+
+fn parse_durability(s: &str) -> Result<Durability, String> {
+    s.parse()
+}
+
+impl ScenarioArgs {
+    pub fn options(&self) -> crate::scenario::ScenarioOptions {
+        crate::scenario::ScenarioOptions {
+            fault_ms: Some(self.sim_secs * 1000),
+            bugs: self.bugs.clone(),
+            durability: self.durability,
+        }
+    }
+
+    /// The flags that must accompany `--seed` to reproduce a run.
+    pub fn replay_flags(&self) -> String {
+        let mut s = String::new();
+        for b in &self.bugs {
+            s.push_str(&format!(" --bug {b}"));
+        }
+        if self.sim_secs != 20 {
+            s.push_str(&format!(" --sim-secs {}", self.sim_secs));
+        }
+        if let Some(d) = self.durability {
+            s.push_str(&format!(" --durability {d}"));
+        }
+        s
+    }
+}
+
+/// Parses the arguments and runs the command; returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match cli.command {
+        Command::CheckHistory { file } => check_history::main(&file),
+        Command::Schedule(args) => schedule(&args),
+        #[cfg(madsim)]
+        Command::Run(args) => run::main(&args),
+        #[cfg(madsim)]
+        Command::Replay(args) => replay::main(&args),
+        #[cfg(not(madsim))]
+        Command::Run(_) | Command::Replay(_) => {
+            eprintln!(
+                "error: this binary was built without madsim's simulator; use `cargo sim run ...` \
+                 (an alias that builds with --cfg madsim in target/sim)"
+            );
+            println!("RESULT error reason=not-a-simulator-build");
+            2
+        }
+    }
+}
+
+fn schedule(args: &ScheduleArgs) -> i32 {
+    let sc = crate::scenario::Scenario::from_seed(args.seed, &args.scenario.options());
+    let json = match serde_json::to_string_pretty(&sc) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: cannot encode the scenario: {e}");
+            return 2;
+        }
+    };
+    match &args.out {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, json + "\n") {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                println!("RESULT error reason=io");
+                return 2;
+            }
+            println!(
+                "wrote the scenario of seed {} to {}",
+                args.seed,
+                path.display()
+            );
+        }
+        None => println!("{json}"),
+    }
+    println!(
+        "RESULT ok seed={} faults={}",
+        args.seed,
+        sc.schedule.events.len()
+    );
+    0
+}

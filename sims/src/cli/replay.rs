@@ -1,0 +1,120 @@
+//! `replay`: one run, reproduced exactly from its seed or from a saved scenario, with its trace as
+//! a timeline and its history written to a file.
+
+use super::run::divergence;
+use super::ReplayArgs;
+use crate::scenario::Scenario;
+use crate::sim::run::run;
+use std::path::PathBuf;
+
+fn load(args: &ReplayArgs) -> Result<Scenario, String> {
+    match (&args.schedule, args.seed) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            serde_json::from_str(&text)
+                .map_err(|e| format!("{} is not a saved scenario: {e}", path.display()))
+        }
+        (None, Some(seed)) => Ok(Scenario::from_seed(seed, &args.scenario.options())),
+        (None, None) => Err("give --seed or --schedule".into()),
+    }
+}
+
+pub fn main(args: &ReplayArgs) -> i32 {
+    let sc = match load(args) {
+        Ok(sc) => sc,
+        Err(e) => {
+            eprintln!("error: {e}");
+            println!("RESULT error reason=bad-input");
+            return 2;
+        }
+    };
+    if let Some(path) = &args.save_schedule {
+        let json = serde_json::to_string_pretty(&sc).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, json + "\n") {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            println!("RESULT error reason=io");
+            return 2;
+        }
+        println!("scenario saved to {}", path.display());
+    }
+    println!("seed {}: {}", sc.seed, sc.summary());
+    for f in &sc.schedule.events {
+        println!(
+            "  fault at {:>6} ms: {}",
+            f.at_ms,
+            serde_json::to_string(&f.fault).unwrap_or_default()
+        );
+    }
+    let keep = args.trace || args.check_determinism;
+    let outcome = run(&sc, keep);
+    if args.trace {
+        print_timeline(&outcome.trace, &args.nodes);
+    }
+    let history_path = args
+        .history
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("history-seed-{}.jsonl", sc.seed)));
+    match crate::sim::history::write(&history_path, &outcome.observed, &sc) {
+        Ok(n) => println!("history: {n} events written to {}", history_path.display()),
+        Err(e) => eprintln!("warning: cannot write the history: {e}"),
+    }
+    let mut problems = outcome.problems.clone();
+    if args.check_determinism {
+        let again = run(&sc, true);
+        match divergence(&outcome, &again) {
+            Some(d) => problems.insert(0, d),
+            None => println!(
+                "determinism: both runs identical ({} events)",
+                outcome.events
+            ),
+        }
+    }
+    for p in &problems {
+        println!("{p}");
+    }
+    println!(
+        "trace hash {:016x} ({} events, {} simulated ms)",
+        outcome.trace_hash, outcome.events, outcome.sim_ms
+    );
+    match problems.first() {
+        None => {
+            println!(
+                "RESULT ok seed={} hash={:016x} events={} sim_secs={:.1}",
+                sc.seed,
+                outcome.trace_hash,
+                outcome.events,
+                outcome.sim_ms as f64 / 1000.0
+            );
+            0
+        }
+        Some(p) => {
+            let name = p.split([' ', ':']).next().unwrap_or("violation");
+            println!(
+                "RESULT violation seed={} problem={name} problems={} hash={:016x}",
+                sc.seed,
+                problems.len(),
+                outcome.trace_hash
+            );
+            1
+        }
+    }
+}
+
+/// The trace as a timeline: one line per event, time first, then the node, optionally filtered.
+fn print_timeline(trace: &seedlog::runtime::trace::Trace, nodes: &[String]) {
+    let Some(events) = trace.events() else {
+        return;
+    };
+    for e in events {
+        if nodes.is_empty() || nodes.iter().any(|n| n == &e.node) {
+            println!(
+                "{:>6}.{:03}s  {:<12} {}",
+                e.time_ms / 1000,
+                e.time_ms % 1000,
+                e.node,
+                e.what
+            );
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! `run`: a sweep over seeds, in parallel simulators, with a progress bar on a terminal.
+
+use super::RunArgs;
+use crate::scenario::Scenario;
+use crate::sim::run::{run, Outcome};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// What a sweep keeps of one seed's run.
+pub struct SeedReport {
+    pub seed: u64,
+    pub hash: u64,
+    pub events: usize,
+    pub sim_ms: u64,
+    pub problems: Vec<String>,
+}
+
+/// Runs one seed (twice when checking determinism) and reduces it to a report.
+pub fn run_seed(sc: &Scenario, check_determinism: bool) -> SeedReport {
+    let first = run(sc, check_determinism);
+    let mut problems = first.problems.clone();
+    if check_determinism {
+        let second = run(sc, true);
+        if let Some(d) = divergence(&first, &second) {
+            problems.insert(0, d);
+        }
+    }
+    SeedReport {
+        seed: sc.seed,
+        hash: first.trace_hash,
+        events: first.events,
+        sim_ms: first.sim_ms,
+        problems,
+    }
+}
+
+/// Names the first event where two runs of one scenario part, if they do.
+pub fn divergence(a: &Outcome, b: &Outcome) -> Option<String> {
+    let i = a.trace.first_divergence(&b.trace)?;
+    let show = |o: &Outcome| {
+        o.trace
+            .events()
+            .and_then(|e| e.get(i))
+            .map(|e| format!("{} ms {} {}", e.time_ms, e.node, e.what))
+            .unwrap_or_else(|| "(run ended)".into())
+    };
+    Some(format!(
+        "nondeterminism: the two runs part at event #{i}: first run: {} | second run: {}",
+        show(a),
+        show(b)
+    ))
+}
+
+pub fn main(args: &RunArgs) -> i32 {
+    let opts = args.scenario.options();
+    let seeds: Vec<u64> = (args.first..args.first.saturating_add(args.seeds)).collect();
+    let bar = ProgressBar::with_draw_target(
+        Some(seeds.len() as u64),
+        if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {msg} [{elapsed_precise}]")
+    {
+        bar.set_style(style);
+    }
+    let wall = Instant::now();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let reports = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..args.jobs.min(seeds.len() as u64) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= seeds.len() || stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let sc = Scenario::from_seed(seeds[i], &opts);
+                let report = run_seed(&sc, args.check_determinism);
+                if !report.problems.is_empty() {
+                    let k = failed.fetch_add(1, Ordering::SeqCst) + 1;
+                    bar.set_message(format!("{k} failed"));
+                    if args.fail_fast {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                }
+                bar.inc(1);
+                reports
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(report);
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let wall_secs = wall.elapsed().as_secs_f64();
+    let mut reports = reports.into_inner().unwrap_or_else(|p| p.into_inner());
+    reports.sort_by_key(|r| r.seed);
+    let replay_flags = args.scenario.replay_flags();
+    for r in &reports {
+        let verdict = if r.problems.is_empty() {
+            "ok"
+        } else {
+            "FAILED"
+        };
+        println!(
+            "seed={} {verdict} hash={:016x} events={} sim_ms={}",
+            r.seed, r.hash, r.events, r.sim_ms
+        );
+        for p in r.problems.iter().take(5) {
+            println!("    {p}");
+        }
+        if r.problems.len() > 5 {
+            println!("    ... and {} more", r.problems.len() - 5);
+        }
+        if !r.problems.is_empty() {
+            println!(
+                "    replay: cargo sim replay --seed {}{replay_flags} --trace",
+                r.seed
+            );
+        }
+    }
+    let sim_secs: f64 = reports.iter().map(|r| r.sim_ms as f64 / 1000.0).sum();
+    let failing: Vec<&SeedReport> = reports.iter().filter(|r| !r.problems.is_empty()).collect();
+    match failing.first() {
+        None => {
+            println!(
+                "RESULT ok seeds={} failed=0 sim_secs={sim_secs:.0} wall_secs={wall_secs:.2} accel={:.0}",
+                reports.len(),
+                sim_secs / wall_secs.max(1e-9)
+            );
+            0
+        }
+        Some(first) => {
+            let name = first.problems[0]
+                .split([' ', ':'])
+                .next()
+                .unwrap_or("violation");
+            println!(
+                "RESULT violation seeds={} failed={} first_failing_seed={} problem={name}",
+                reports.len(),
+                failing.len(),
+                first.seed
+            );
+            1
+        }
+    }
+}
