@@ -17,9 +17,16 @@ fn same_seed_same_trace_in_one_process() {
     for seed in [1, 7, 42] {
         let sc = Scenario::from_seed(seed, &options());
         let (a, b) = (run(&sc, false), run(&sc, false));
-        assert_eq!(a.trace_hash, b.trace_hash, "seed {seed} is not deterministic");
+        assert_eq!(
+            a.trace_hash, b.trace_hash,
+            "seed {seed} is not deterministic"
+        );
         assert_eq!(a.events, b.events);
-        assert!(a.events > 200, "seed {seed} did almost nothing: {} events", a.events);
+        assert!(
+            a.events > 200,
+            "seed {seed} did almost nothing: {} events",
+            a.events
+        );
     }
 }
 
@@ -35,7 +42,10 @@ fn hash_from_process(seed: u64) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_sims"))
         .args(["replay", "--seed", &seed.to_string(), "--sim-secs", "5"])
         .arg("--history")
-        .arg(std::env::temp_dir().join(format!("sims-determinism-{seed}-{}.jsonl", std::process::id())))
+        .arg(std::env::temp_dir().join(format!(
+            "sims-determinism-{seed}-{}.jsonl",
+            std::process::id()
+        )))
         .output()
         .expect("run the sims binary");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -22,6 +22,9 @@ pub struct Reader {
     positions: BTreeMap<u32, Offset>,
     /// The broker and offset of the fetch in flight, per partition.
     in_flight: BTreeMap<u32, (BrokerId, Offset)>,
+    /// Which bootstrap broker to ask for metadata; moves on after a timeout (that one may be
+    /// down).
+    bootstrap_index: usize,
 }
 
 impl Reader {
@@ -34,6 +37,7 @@ impl Reader {
             stale: false,
             positions: BTreeMap::new(),
             in_flight: BTreeMap::new(),
+            bootstrap_index: 0,
         }
     }
 
@@ -82,6 +86,10 @@ impl Reader {
                 self.request_metadata(cx);
             }
             Timer::ClientRequestTimeout => {
+                if self.metadata_in_flight {
+                    self.bootstrap_index =
+                        (self.bootstrap_index + 1) % self.config.bootstrap.len().max(1);
+                }
                 self.metadata_in_flight = false;
                 self.request_metadata(cx);
             }
@@ -138,7 +146,7 @@ impl Reader {
         if self.metadata_in_flight {
             return;
         }
-        let Some(&to) = self.config.bootstrap.first() else {
+        let Some(&to) = self.config.bootstrap.get(self.bootstrap_index) else {
             return;
         };
         self.metadata_in_flight = true;

@@ -7,6 +7,7 @@ use seedlog::node::{
     ProducerConfig, Reader, ReaderConfig, TopicSpec,
 };
 use seedlog::protocol::{NodeId, Record};
+use seedlog::runtime::disk::CorruptionPolicy;
 use seedlog::runtime::driver::{Clock, Driver, Observer};
 use seedlog::runtime::net::{AddressBook, Net};
 use seedlog::runtime::sim_disk::SimDisk;
@@ -180,7 +181,14 @@ impl Cluster {
     ) {
         let name = Scenario::node_name(id);
         let state = Arc::new(Mutex::new(recover(Image::Empty)));
-        let disk = SimDisk::new();
+        // A broker cut by a corrupt frame re-fetches from its leader; the controller stands in
+        // for a metadata quorum, and its disk gets no bit flips (see faults.rs).
+        let disk_policy = if id < CONTROLLER {
+            CorruptionPolicy::Truncate
+        } else {
+            CorruptionPolicy::Refuse
+        };
+        let disk = SimDisk::new(name.clone(), disk_policy);
         let observer: Observer = {
             let history = self.history.clone();
             Arc::new(move |node, time_ms, event: &ClientEvent| {

@@ -78,8 +78,8 @@ impl Cluster {
                 }
             }
             Fault::FlipBit { node, bit } => {
-                if let Some(n) = self.nodes.get(node) {
-                    n.disk.flip_bit_at(*bit);
+                if let Some(at) = self.nodes.get(node).and_then(|n| n.disk.flip_bit_at(*bit)) {
+                    self.note(&format!("flipped a bit of byte {at}"));
                 }
             }
             Fault::Isolate { node } => {

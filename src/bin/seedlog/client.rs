@@ -1,0 +1,268 @@
+//! Small clients for a real cluster, each the same state machine the simulator drives, run on
+//! real TCP: `produce`, `consume`, `metadata`. Output is JSON lines, then a `RESULT` line.
+
+use crate::layout::{wall_clock, LayoutArgs};
+use anyhow::bail;
+use seedlog::node::{AnyNode, ClientEvent, Image, Producer, ProducerConfig, Reader, ReaderConfig};
+use seedlog::protocol::{Acks, Message, Record};
+use seedlog::runtime::disk::{Disk, DiskError, Recovered};
+use seedlog::runtime::driver::{Driver, Observer};
+use seedlog::runtime::net::Net;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    layout: LayoutArgs,
+    #[arg(long)]
+    topic: String,
+    /// Number of records; values are `<prefix><n>`.
+    #[arg(long, default_value_t = 10)]
+    count: usize,
+    #[arg(long, default_value = "v")]
+    prefix: String,
+    /// Keys cycle through `k0..k<keys-1>`; 0 sends records without a key.
+    #[arg(long, default_value_t = 4)]
+    keys: usize,
+    /// all, 1 or 0.
+    #[arg(long, default_value = "all", value_parser = parse_acks)]
+    acks: Acks,
+    /// Give up on the whole run after this long.
+    #[arg(long, default_value_t = 60_000)]
+    timeout_ms: u64,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    layout: LayoutArgs,
+    #[arg(long)]
+    topic: String,
+    /// Stop after this many records.
+    #[arg(long)]
+    count: Option<usize>,
+    /// Stop after this long.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MetadataArgs {
+    #[command(flatten)]
+    layout: LayoutArgs,
+    #[arg(long, default_value_t = 5_000)]
+    timeout_ms: u64,
+}
+
+fn parse_acks(s: &str) -> Result<Acks, String> {
+    match s {
+        "all" | "-1" => Ok(Acks::All),
+        "1" => Ok(Acks::Leader),
+        "0" => Ok(Acks::None),
+        _ => Err(format!("unknown acks '{s}'; expected all, 1 or 0")),
+    }
+}
+
+/// Clients keep nothing on disk.
+struct NoDisk;
+
+impl Disk for NoDisk {
+    fn append(&mut self, _: &seedlog::node::DiskOp) -> Result<(), DiskError> {
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<(), DiskError> {
+        Ok(())
+    }
+    fn recover(&mut self) -> Result<Recovered, DiskError> {
+        Ok(Recovered {
+            image: Image::Empty,
+            ops: 0,
+            dropped_bytes: 0,
+            note: None,
+        })
+    }
+}
+
+/// Ids of clients: above every broker and the controller, distinct per process.
+fn client_id() -> u32 {
+    1_000 + std::process::id() % 1_000_000
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `node` until `done` says so or the timeout passes; returns whether it finished.
+async fn drive(
+    node: AnyNode,
+    layout: &LayoutArgs,
+    observer: Observer,
+    timeout: Duration,
+    done: impl Fn(&AnyNode) -> bool,
+) -> bool {
+    let id = client_id();
+    let (net, inbox) = Net::new(id, layout.address_book());
+    let state = Arc::new(Mutex::new(node));
+    let driver = Driver::new(
+        id,
+        "client",
+        state.clone(),
+        NoDisk,
+        net,
+        inbox,
+        wall_clock(),
+    )
+    .with_observer(observer);
+    let task = tokio::spawn(driver.run());
+    let deadline = tokio::time::Instant::now() + timeout;
+    let finished = loop {
+        if done(&state.lock().unwrap_or_else(|p| p.into_inner())) {
+            break true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    task.abort();
+    finished
+}
+
+pub async fn produce(args: ProduceArgs) -> anyhow::Result<i32> {
+    let records: Vec<Record> = (0..args.count)
+        .map(|n| {
+            let value = format!("{}{n}", args.prefix);
+            match args.keys {
+                0 => Record {
+                    key: None,
+                    value: value.into_bytes(),
+                    timestamp: 0,
+                    headers: Vec::new(),
+                },
+                k => Record::keyed(format!("k{}", n % k), value),
+            }
+        })
+        .collect();
+    let config = ProducerConfig {
+        id: client_id(),
+        bootstrap: args.layout.broker_ids(),
+        topic: args.topic.clone(),
+        acks: args.acks,
+        records,
+        sticky_batch: 16,
+        seed: u64::from(client_id()),
+        request_timeout_ms: Some(3_000),
+        retry_backoff_ms: Some(200),
+        idempotent: true,
+        send_interval_ms: None,
+        delivery_timeout_ms: Some(args.timeout_ms),
+    };
+    let counts = Arc::new(Mutex::new((0usize, 0usize)));
+    let observer: Observer = {
+        let counts = counts.clone();
+        let current = Mutex::new(String::new());
+        Arc::new(move |_, _, event: &ClientEvent| {
+            let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
+            match event {
+                ClientEvent::SendInvoke { value, .. } => *current = text(value),
+                ClientEvent::SendOk { partition, offset } => {
+                    println!(
+                        "{}",
+                        serde_json::json!({"value": *current, "partition": partition, "offset": offset})
+                    );
+                    counts.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+                }
+                ClientEvent::SendInfo { reason } | ClientEvent::SendFail { reason } => {
+                    eprintln!("record {} not acknowledged: {reason}", *current);
+                    counts.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+                }
+                _ => {}
+            }
+        })
+    };
+    let node = AnyNode::Producer(Producer::new(Arc::new(config)));
+    let finished = drive(
+        node,
+        &args.layout,
+        observer,
+        Duration::from_millis(args.timeout_ms),
+        |n| matches!(n, AnyNode::Producer(p) if p.finished()),
+    )
+    .await;
+    let (acked, unknown) = *counts.lock().unwrap_or_else(|p| p.into_inner());
+    let ok = finished && acked == args.count;
+    println!(
+        "RESULT {} acked={acked} unknown={unknown} count={}",
+        if ok { "ok" } else { "incomplete" },
+        args.count
+    );
+    Ok(if ok { 0 } else { 1 })
+}
+
+pub async fn consume(args: ConsumeArgs) -> anyhow::Result<i32> {
+    let config = ReaderConfig {
+        id: client_id(),
+        bootstrap: args.layout.broker_ids(),
+        topic: args.topic.clone(),
+        request_timeout_ms: Some(3_000),
+        retry_backoff_ms: Some(200),
+    };
+    let seen = Arc::new(Mutex::new(0usize));
+    let observer: Observer = {
+        let seen = seen.clone();
+        Arc::new(move |_, _, event: &ClientEvent| {
+            if let ClientEvent::Polled { tp, records } = event {
+                for e in records {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "partition": tp.partition,
+                            "offset": e.offset,
+                            "key": e.record.key.as_deref().map(text),
+                            "value": text(&e.record.value),
+                        })
+                    );
+                }
+                *seen.lock().unwrap_or_else(|p| p.into_inner()) += records.len();
+            }
+        })
+    };
+    let node = AnyNode::Reader(Reader::new(Arc::new(config)));
+    let want = args.count;
+    let counter = seen.clone();
+    drive(
+        node,
+        &args.layout,
+        observer,
+        Duration::from_millis(args.timeout_ms),
+        move |_| want.is_some_and(|w| *counter.lock().unwrap_or_else(|p| p.into_inner()) >= w),
+    )
+    .await;
+    let n = *seen.lock().unwrap_or_else(|p| p.into_inner());
+    let ok = args.count.is_none_or(|w| n >= w);
+    println!(
+        "RESULT {} records={n}",
+        if ok { "ok" } else { "incomplete" }
+    );
+    Ok(if ok { 0 } else { 1 })
+}
+
+pub async fn metadata(args: MetadataArgs) -> anyhow::Result<i32> {
+    let (net, mut inbox) = Net::new(client_id(), args.layout.address_book());
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(args.timeout_ms);
+    for broker in args.layout.broker_ids().into_iter().cycle() {
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        net.send(broker, Message::Metadata { min_version: 1 });
+        if let Ok(Some((_, Message::MetadataResponse(md)))) =
+            tokio::time::timeout(Duration::from_millis(1_000), inbox.recv()).await
+        {
+            println!("{}", serde_json::to_string(&md)?);
+            println!("RESULT ok version={}", md.version);
+            return Ok(0);
+        }
+    }
+    bail!("no broker answered within {} ms", args.timeout_ms)
+}
