@@ -2,6 +2,7 @@
 //! sans-IO state machines, and driven by a model checker, a deterministic simulator and a real
 //! runtime. Layers import downwards only: `protocol` <- `log` <- `node`.
 
+pub mod history;
 pub mod log;
 pub mod node;
 pub mod protocol;

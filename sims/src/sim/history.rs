@@ -1,16 +1,141 @@
-//! PLACEHOLDER: conversion of observed client events to the history format, and the checker call.
+//! The run's client operations as a history in the documented format (JSON lines), and the
+//! checker's verdict on it.
+//!
+//! An `acks=1` acknowledgement promises nothing about surviving a leader failover, so such sends
+//! are recorded as `info` (outcome unknown): they may be lost, but must never appear twice.
 
 use super::cluster::Observed;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, FIRST_PRODUCER, FIRST_READER};
+use seedlog::history::{check, to_json_line, Event, EventType, PolledRecord};
+use seedlog::node::ClientEvent;
+use seedlog::protocol::Acks;
+use std::collections::BTreeMap;
+use std::io::Write;
 
-pub fn anomalies(_observed: &[Observed], _sc: &Scenario) -> Vec<String> {
-    Vec::new()
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
+pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
+    let mut out = Vec::new();
+    // The send each producer has in flight: (topic, key, value).
+    let mut in_flight: BTreeMap<u32, (String, Option<String>, String)> = BTreeMap::new();
+    for o in observed {
+        let process = Scenario::node_name(o.node);
+        let time_ns = o.time_ms * 1_000_000;
+        let acks_all = o.node >= FIRST_PRODUCER
+            && o.node < FIRST_READER
+            && sc
+                .producers
+                .get((o.node - FIRST_PRODUCER) as usize)
+                .is_some_and(|p| p.acks == Acks::All);
+        match &o.event {
+            ClientEvent::SendInvoke { topic, key, value } => {
+                let key = key.as_deref().map(text);
+                let value = text(value);
+                out.push(Event::send(
+                    &process,
+                    EventType::Invoke,
+                    time_ns,
+                    topic,
+                    key.as_deref(),
+                    &value,
+                ));
+                in_flight.insert(o.node, (topic.clone(), key, value));
+            }
+            ClientEvent::SendOk { partition, offset } => {
+                if let Some((topic, key, value)) = in_flight.remove(&o.node) {
+                    out.push(if acks_all {
+                        Event::send_ok(
+                            &process,
+                            time_ns,
+                            &topic,
+                            key.as_deref(),
+                            &value,
+                            *partition,
+                            *offset,
+                        )
+                    } else {
+                        Event::send(
+                            &process,
+                            EventType::Info,
+                            time_ns,
+                            &topic,
+                            key.as_deref(),
+                            &value,
+                        )
+                    });
+                }
+            }
+            ClientEvent::SendInfo { .. } | ClientEvent::SendFail { .. } => {
+                let kind = match o.event {
+                    ClientEvent::SendFail { .. } => EventType::Fail,
+                    _ => EventType::Info,
+                };
+                if let Some((topic, key, value)) = in_flight.remove(&o.node) {
+                    out.push(Event::send(
+                        &process,
+                        kind,
+                        time_ns,
+                        &topic,
+                        key.as_deref(),
+                        &value,
+                    ));
+                }
+            }
+            ClientEvent::Polled { tp, records } => {
+                let records = records
+                    .iter()
+                    .map(|e| PolledRecord {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        offset: e.offset,
+                        key: e.record.key.as_deref().map(text),
+                        value: text(&e.record.value),
+                    })
+                    .collect();
+                out.push(Event::poll(
+                    &process,
+                    EventType::Invoke,
+                    time_ns,
+                    Vec::new(),
+                ));
+                out.push(Event::poll(&process, EventType::Ok, time_ns, records));
+            }
+            ClientEvent::Seek { tp, offset } => {
+                out.push(Event::seek(
+                    &process,
+                    time_ns,
+                    &tp.topic,
+                    tp.partition,
+                    *offset,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The checker's anomalies, one line each.
+pub fn anomalies(observed: &[Observed], sc: &Scenario) -> Vec<String> {
+    check(&events(observed, sc))
+        .anomalies
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+}
+
+/// Writes the history; returns the number of events.
 pub fn write(
-    _path: &std::path::Path,
+    path: &std::path::Path,
     observed: &[Observed],
-    _sc: &Scenario,
+    sc: &Scenario,
 ) -> std::io::Result<usize> {
-    Ok(observed.len())
+    let events = events(observed, sc);
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for e in &events {
+        writeln!(file, "{}", to_json_line(e))?;
+    }
+    file.flush()?;
+    Ok(events.len())
 }

@@ -1,0 +1,68 @@
+//! Events paired into operations. A process has at most one operation in flight: an `invoke` is
+//! completed by the next `ok`, `fail` or `info` of the same process. A completion without an
+//! invoke (a poll or seek logged as one event) is an operation by itself; an invoke that is
+//! never completed, or is overtaken by the process's next invoke, ends as `info` (unknown).
+
+use super::event::{Event, EventType, Op};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug)]
+pub struct Operation {
+    pub process: String,
+    pub f: Op,
+    /// `Ok`, `Fail` or `Info`.
+    pub outcome: EventType,
+    /// Position of the invoke (or of the completion, if there was no invoke) in the history:
+    /// the order in which the process started its operations.
+    pub started: usize,
+    /// The completion's fields, filled in from the invoke where the completion omits them.
+    pub event: Event,
+}
+
+pub fn pair(events: &[Event]) -> Vec<Operation> {
+    let mut open: BTreeMap<&str, (usize, &Event)> = BTreeMap::new();
+    let mut ops = Vec::new();
+    let unknown = |started: usize, invoke: &Event| Operation {
+        process: invoke.process.clone(),
+        f: invoke.f.clone(),
+        outcome: EventType::Info,
+        started,
+        event: invoke.clone(),
+    };
+    for (i, e) in events.iter().enumerate() {
+        if e.kind == EventType::Invoke {
+            if let Some((started, prev)) = open.insert(&e.process, (i, e)) {
+                ops.push(unknown(started, prev));
+            }
+            continue;
+        }
+        let (started, merged) = match open.remove(e.process.as_str()) {
+            Some((started, invoke)) if invoke.f == e.f => (started, merge(invoke, e)),
+            Some((started, invoke)) => {
+                ops.push(unknown(started, invoke));
+                (i, e.clone())
+            }
+            None => (i, e.clone()),
+        };
+        ops.push(Operation {
+            process: e.process.clone(),
+            f: e.f.clone(),
+            outcome: e.kind,
+            started,
+            event: merged,
+        });
+    }
+    for (_, (started, invoke)) in open {
+        ops.push(unknown(started, invoke));
+    }
+    ops
+}
+
+fn merge(invoke: &Event, done: &Event) -> Event {
+    let mut e = done.clone();
+    e.topic = e.topic.or_else(|| invoke.topic.clone());
+    e.key = e.key.or_else(|| invoke.key.clone());
+    e.value = e.value.or_else(|| invoke.value.clone());
+    e.group = e.group.or_else(|| invoke.group.clone());
+    e
+}
