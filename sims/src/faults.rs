@@ -87,6 +87,28 @@ impl FaultMix {
     }
 }
 
+impl FaultMix {
+    /// Faults that move leadership around (crashes, pauses, isolation), often.
+    pub fn draw_for_failovers(rng: &mut SeedRng) -> FaultMix {
+        let allowed = [
+            FaultKind::Crash,
+            FaultKind::Pause,
+            FaultKind::Isolate,
+            FaultKind::Split,
+            FaultKind::OneWay,
+        ];
+        let mut kinds: Vec<FaultKind> =
+            allowed.iter().copied().filter(|_| rng.chance(60)).collect();
+        if kinds.is_empty() {
+            kinds.push(*rng.pick(&allowed));
+        }
+        FaultMix {
+            kinds,
+            mean_gap_ms: rng.range(100, 800),
+        }
+    }
+}
+
 /// How much of what was written but not synced survives a power loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "lose")]

@@ -82,7 +82,16 @@ impl Scenario {
             })
             .collect();
         let readers = rng.range(1, 2) as u32;
-        let mix = FaultMix::draw(&mut rng, durability);
+        // A run with a bug switch on hunts for that bug: leader changes are what every
+        // historical replication bug needs, so it draws from the faults that cause them, more
+        // often, on a single partition.
+        let hunting = !opts.bugs.is_empty();
+        let partitions = if hunting { 1 } else { partitions };
+        let mix = if hunting {
+            FaultMix::draw_for_failovers(&mut rng)
+        } else {
+            FaultMix::draw(&mut rng, durability)
+        };
         let schedule = faults::generate(seed, &mix, brokers, fault_ms);
         Scenario {
             seed,
