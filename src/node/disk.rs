@@ -78,3 +78,28 @@ impl ControllerImage {
         }
     }
 }
+
+impl std::fmt::Display for DiskOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DiskOp::Append { tp, entries } => {
+                let shown: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
+                write!(f, "append {tp} [{}]", shown.join(", "))
+            }
+            DiskOp::Truncate { tp, offset } => write!(f, "truncate {tp} to {offset}"),
+            DiskOp::AssignEpoch {
+                tp,
+                epoch,
+                start_offset,
+            } => write!(f, "epoch {tp} {epoch} starts at {start_offset}"),
+            DiskOp::SetLogStart { tp, offset } => write!(f, "log start {tp} = {offset}"),
+            DiskOp::ControllerState(img) => write!(
+                f,
+                "controller state v{} ({} brokers, {} partitions)",
+                img.metadata.version,
+                img.metadata.brokers.len(),
+                img.metadata.partitions.len()
+            ),
+        }
+    }
+}

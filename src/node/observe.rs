@@ -29,3 +29,28 @@ pub enum ClientEvent {
     /// retention removed what it had not read).
     Seek { tp: TopicPartition, offset: Offset },
 }
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl std::fmt::Display for ClientEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientEvent::SendInvoke { topic, key, value } => match key {
+                Some(k) => write!(f, "send {topic} {}={}", text(k), text(value)),
+                None => write!(f, "send {topic} {}", text(value)),
+            },
+            ClientEvent::SendOk { partition, offset } => {
+                write!(f, "send ok partition={partition} offset={offset}")
+            }
+            ClientEvent::SendFail { reason } => write!(f, "send failed: {reason}"),
+            ClientEvent::SendInfo { reason } => write!(f, "send outcome unknown: {reason}"),
+            ClientEvent::Polled { tp, records } => {
+                let shown: Vec<String> = records.iter().map(|e| e.to_string()).collect();
+                write!(f, "polled {tp} [{}]", shown.join(", "))
+            }
+            ClientEvent::Seek { tp, offset } => write!(f, "seek {tp} to {offset}"),
+        }
+    }
+}

@@ -168,7 +168,7 @@ impl<D: Disk> Driver<D> {
                 }
                 Effect::Persist(op) => {
                     let payload = postcard::to_allocvec(&op).unwrap_or_default();
-                    self.record(now, "persist", &payload, || format!("{op:?}"));
+                    self.record(now, "persist", &payload, || op.to_string());
                     self.disk
                         .append(&op)
                         .map_err(|source| self.disk_error(source))?;
@@ -182,7 +182,7 @@ impl<D: Disk> Driver<D> {
                 }
                 Effect::Observe(event) => {
                     let payload = postcard::to_allocvec(&event).unwrap_or_default();
-                    self.record(now, "client", &payload, || format!("{event:?}"));
+                    self.record(now, "client", &payload, || event.to_string());
                     if let Some(observer) = &self.observer {
                         observer(self.id, now, &event);
                     }

@@ -64,10 +64,15 @@ impl Trace {
         self.hash = h;
         self.hashes.push(h);
         if let Some(events) = &mut self.events {
+            let detail = describe();
             events.push(TraceEvent {
                 time_ms,
                 node: node.to_string(),
-                what: format!("{kind} {}", describe()),
+                what: if detail.is_empty() {
+                    kind.to_string()
+                } else {
+                    format!("{kind} {detail}")
+                },
             });
         }
     }

@@ -128,6 +128,13 @@ pub fn main(args: &RunArgs) -> i32 {
         }
     }
     let sim_secs: f64 = reports.iter().map(|r| r.sim_ms as f64 / 1000.0).sum();
+    let events: usize = reports.iter().map(|r| r.events).sum();
+    println!(
+        "throughput: {:.0} seeds/min, {:.0} events/s, {} jobs",
+        reports.len() as f64 * 60.0 / wall_secs.max(1e-9),
+        events as f64 / wall_secs.max(1e-9),
+        args.jobs
+    );
     let failing: Vec<&SeedReport> = reports.iter().filter(|r| !r.problems.is_empty()).collect();
     match failing.first() {
         None => {
