@@ -104,10 +104,11 @@ impl<D: Disk> Driver<D> {
                 Next::Message(Some((from, message))) => {
                     let payload = postcard::to_allocvec(&(from, &message)).unwrap_or_default();
                     // Described before the node consumes the message, and only if kept.
-                    let shown = self
-                        .describing()
-                        .then(|| format!("from {from}: {message}"))
-                        .unwrap_or_default();
+                    let shown = if self.describing() {
+                        format!("from {from}: {message}")
+                    } else {
+                        String::new()
+                    };
                     self.step(
                         "deliver",
                         &payload,
@@ -119,10 +120,11 @@ impl<D: Disk> Driver<D> {
                     let Some((timer, _)) = due else { continue };
                     self.timers.remove(&timer);
                     let payload = postcard::to_allocvec(&timer).unwrap_or_default();
-                    let shown = self
-                        .describing()
-                        .then(|| format!("{timer:?}"))
-                        .unwrap_or_default();
+                    let shown = if self.describing() {
+                        format!("{timer:?}")
+                    } else {
+                        String::new()
+                    };
                     self.step("timer", &payload, || shown, |n, cx| n.on_timer(cx, timer))?;
                 }
             }

@@ -98,7 +98,7 @@ impl FrameDecoder {
 
     /// The next complete frame, `None` if more bytes are needed. After an error the stream is
     /// unusable (frame boundaries are lost) and should be closed.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+    pub fn next_frame<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
         match peek(&self.buf, 0, self.base) {
             Peek::Incomplete { .. } => Ok(None),
             Peek::Bad(e) => Err(e),
@@ -211,7 +211,7 @@ mod tests {
         let mut out = Vec::new();
         for chunk in bytes.chunks(3) {
             d.push(chunk);
-            while let Some(v) = d.next::<Vec<u8>>().expect("valid stream") {
+            while let Some(v) = d.next_frame::<Vec<u8>>().expect("valid stream") {
                 out.push(v);
             }
         }
@@ -259,7 +259,7 @@ mod tests {
         let mut d = FrameDecoder::new();
         d.push(&bytes);
         assert!(matches!(
-            d.next::<Vec<u8>>(),
+            d.next_frame::<Vec<u8>>(),
             Err(FrameError::TooLarge { at: 0, .. })
         ));
     }
@@ -285,7 +285,7 @@ mod tests {
             }
             let mut d = FrameDecoder::new();
             d.push(&bytes);
-            while let Ok(Some(v)) = d.next::<Vec<u8>>() {
+            while let Ok(Some(v)) = d.next_frame::<Vec<u8>>() {
                 prop_assert!(values.contains(&v));
             }
         }

@@ -184,7 +184,7 @@ impl Net {
         let mut decoder = FrameDecoder::new();
         let mut buf = vec![0u8; 64 * 1024];
         let from = loop {
-            match decoder.next::<Wire>() {
+            match decoder.next_frame::<Wire>() {
                 Ok(Some(Wire::Hello { from })) => break from,
                 Ok(Some(Wire::Message(_))) | Err(_) => return,
                 Ok(None) => match read_half.read(&mut buf).await {
@@ -238,7 +238,7 @@ impl Net {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             loop {
-                match decoder.next::<Wire>() {
+                match decoder.next_frame::<Wire>() {
                     Ok(Some(Wire::Message(m))) => {
                         if self.inner.inbox.send((from, m)).is_err() {
                             return;
