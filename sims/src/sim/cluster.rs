@@ -48,6 +48,17 @@ fn ip_of(id: NodeId) -> IpAddr {
 
 const PORT: u16 = 9092;
 
+/// Where the brokers and the controller listen (clients have no address).
+fn address_book(sc: &Scenario) -> Arc<AddressBook> {
+    Arc::new(
+        sc.broker_ids()
+            .into_iter()
+            .chain([CONTROLLER])
+            .map(|id| (id, SocketAddr::new(ip_of(id), PORT)))
+            .collect(),
+    )
+}
+
 pub fn broker_config(sc: &Scenario, id: NodeId) -> BrokerConfig {
     let mut c = BrokerConfig::new(id, CONTROLLER);
     c.durability = sc.durability;
@@ -119,13 +130,7 @@ impl Cluster {
             failures: Arc::new(Mutex::new(Vec::new())),
             clock,
         };
-        let addrs: AddressBook = sc
-            .broker_ids()
-            .into_iter()
-            .chain([CONTROLLER])
-            .map(|id| (id, SocketAddr::new(ip_of(id), PORT)))
-            .collect();
-        let addrs = Arc::new(addrs);
+        let addrs = address_book(sc);
         let controller = Arc::new(controller_config(sc));
         cluster.add_node(CONTROLLER, &addrs, true, move |image| match image {
             Image::Controller(img) => {
@@ -159,14 +164,8 @@ impl Cluster {
     }
 
     pub fn add_final_reader(&mut self, sc: &Scenario) {
-        let addrs: AddressBook = sc
-            .broker_ids()
-            .into_iter()
-            .chain([CONTROLLER])
-            .map(|id| (id, SocketAddr::new(ip_of(id), PORT)))
-            .collect();
         let config = Arc::new(reader_config(sc, FINAL_READER));
-        self.add_node(FINAL_READER, &Arc::new(addrs), false, move |_| {
+        self.add_node(FINAL_READER, &address_book(sc), false, move |_| {
             AnyNode::Reader(Reader::new(config.clone()))
         });
     }
