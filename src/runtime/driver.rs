@@ -42,6 +42,8 @@ pub struct Driver<D> {
     observer: Option<Observer>,
     trace: Option<SharedTrace>,
     timers: BTreeMap<Timer, Instant>,
+    /// Reused for the trace hash's encodings, so tracing allocates little per event.
+    scratch: Vec<u8>,
 }
 
 enum Next {
@@ -71,6 +73,7 @@ impl<D: Disk> Driver<D> {
             observer: None,
             trace: None,
             timers: BTreeMap::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -86,7 +89,9 @@ impl<D: Disk> Driver<D> {
 
     /// Runs until the inbox closes (never, for a live node) or the disk fails.
     pub async fn run(mut self) -> Result<(), DriverError> {
-        self.step("start", &[], String::new, |n, cx| n.on_start(cx))?;
+        let now = (self.clock)();
+        self.trace_event(now, "start", &(), String::new);
+        self.step(now, |n, cx| n.on_start(cx))?;
         loop {
             let due = self
                 .timers
@@ -102,59 +107,48 @@ impl<D: Disk> Driver<D> {
             match next {
                 Next::Message(None) => return Ok(()),
                 Next::Message(Some((from, message))) => {
-                    let payload = postcard::to_allocvec(&(from, &message)).unwrap_or_default();
-                    // Described before the node consumes the message, and only if kept.
-                    let shown = if self.describing() {
+                    let now = (self.clock)();
+                    self.trace_event(now, "deliver", &(from, &message), || {
                         format!("from {from}: {message}")
-                    } else {
-                        String::new()
-                    };
-                    self.step(
-                        "deliver",
-                        &payload,
-                        || shown,
-                        |n, cx| n.on_message(cx, from, message),
-                    )?;
+                    });
+                    self.step(now, |n, cx| n.on_message(cx, from, message))?;
                 }
                 Next::Timer => {
                     let Some((timer, _)) = due else { continue };
                     self.timers.remove(&timer);
-                    let payload = postcard::to_allocvec(&timer).unwrap_or_default();
-                    let shown = if self.describing() {
-                        format!("{timer:?}")
-                    } else {
-                        String::new()
-                    };
-                    self.step("timer", &payload, || shown, |n, cx| n.on_timer(cx, timer))?;
+                    let now = (self.clock)();
+                    self.trace_event(now, "timer", &timer, || format!("{timer:?}"));
+                    self.step(now, |n, cx| n.on_timer(cx, timer))?;
                 }
             }
         }
     }
 
-    fn describing(&self) -> bool {
-        self.trace
-            .as_ref()
-            .is_some_and(|t| with_trace(t, |t| t.events().is_some()))
-    }
-
-    fn record(&self, now: u64, kind: &str, payload: &[u8], describe: impl FnOnce() -> String) {
-        if let Some(trace) = &self.trace {
-            with_trace(trace, |t| {
-                t.record(now, &self.name, kind, payload, describe)
-            });
-        }
+    /// Folds an event into the trace: its kind and encoded value feed the hash; `describe`
+    /// runs only when descriptions are kept. Encodes into a reused buffer.
+    fn trace_event<T: serde::Serialize>(
+        &mut self,
+        now: u64,
+        kind: &str,
+        value: &T,
+        describe: impl FnOnce() -> String,
+    ) {
+        let Some(trace) = &self.trace else {
+            return;
+        };
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        let buf = postcard::to_extend(value, buf).unwrap_or_default();
+        with_trace(trace, |t| t.record(now, &self.name, kind, &buf, describe));
+        self.scratch = buf;
     }
 
     /// One entry point, then its effects (and those of any `on_persisted` they lead to).
     fn step(
         &mut self,
-        kind: &str,
-        payload: &[u8],
-        describe: impl FnOnce() -> String,
+        now: u64,
         f: impl FnOnce(&mut AnyNode, &mut Context),
     ) -> Result<(), DriverError> {
-        let now = (self.clock)();
-        self.record(now, kind, payload, describe);
         let mut cx = Context::new(now);
         f(&mut lock(&self.node), &mut cx);
         let mut queue: VecDeque<Effect> = cx.take_effects().into();
@@ -169,22 +163,20 @@ impl<D: Disk> Driver<D> {
                     self.timers.remove(&timer);
                 }
                 Effect::Persist(op) => {
-                    let payload = postcard::to_allocvec(&op).unwrap_or_default();
-                    self.record(now, "persist", &payload, || op.to_string());
+                    self.trace_event(now, "persist", &op, || op.to_string());
                     self.disk
                         .append(&op)
                         .map_err(|source| self.disk_error(source))?;
                 }
                 Effect::Sync(token) => {
                     self.disk.sync().map_err(|source| self.disk_error(source))?;
-                    self.record(now, "synced", &token.to_le_bytes(), || token.to_string());
+                    self.trace_event(now, "synced", &token, || token.to_string());
                     let mut cx = Context::new(now);
                     lock(&self.node).on_persisted(&mut cx, token);
                     queue.extend(cx.take_effects());
                 }
                 Effect::Observe(event) => {
-                    let payload = postcard::to_allocvec(&event).unwrap_or_default();
-                    self.record(now, "client", &payload, || event.to_string());
+                    self.trace_event(now, "client", &event, || event.to_string());
                     if let Some(observer) = &self.observer {
                         observer(self.id, now, &event);
                     }

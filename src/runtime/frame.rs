@@ -83,7 +83,9 @@ fn decode_payload<T: DeserializeOwned>(frame: &[u8], at: u64) -> Result<T, Frame
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
-    /// Stream position of `buf[0]`, for error messages.
+    /// Start of the undecoded bytes in `buf`; consumed bytes are dropped in bulk, not per frame.
+    start: usize,
+    /// Stream position of `buf[start]`, for error messages.
     base: u64,
 }
 
@@ -93,18 +95,23 @@ impl FrameDecoder {
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start * 2 >= self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(bytes);
     }
 
     /// The next complete frame, `None` if more bytes are needed. After an error the stream is
     /// unusable (frame boundaries are lost) and should be closed.
     pub fn next_frame<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
-        match peek(&self.buf, 0, self.base) {
+        let pending = &self.buf[self.start..];
+        match peek(pending, 0, self.base) {
             Peek::Incomplete { .. } => Ok(None),
             Peek::Bad(e) => Err(e),
             Peek::Complete { end } => {
-                let value = decode_payload(&self.buf[..end], self.base);
-                self.buf.drain(..end);
+                let value = decode_payload(&pending[..end], self.base);
+                self.start += end;
                 self.base += end as u64;
                 value.map(Some)
             }

@@ -51,6 +51,8 @@ struct Route {
     tx: mpsc::UnboundedSender<Message>,
 }
 
+/// Bytes read from a socket at a time.
+const READ_BUFFER: usize = 16 * 1024;
 const MAX_BACKOFF: Duration = Duration::from_millis(1_000);
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 
@@ -182,7 +184,7 @@ impl Net {
     async fn serve_incoming(self, stream: TcpStream) {
         let (mut read_half, mut write_half) = tokio::io::split(stream);
         let mut decoder = FrameDecoder::new();
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; READ_BUFFER];
         let from = loop {
             match decoder.next_frame::<Wire>() {
                 Ok(Some(Wire::Hello { from })) => break from,
@@ -235,7 +237,7 @@ impl Net {
         read_half: &mut R,
         from: NodeId,
     ) {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; READ_BUFFER];
         loop {
             loop {
                 match decoder.next_frame::<Wire>() {
