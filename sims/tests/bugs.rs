@@ -67,3 +67,24 @@ fn hw_from_stale_epoch_is_caught() {
 // the leader to die between committing the ISR change and that response arriving (a one-way
 // partition leader -> follower at exactly that moment). 300 seeds of the failover mix do not
 // hit it; the model checker does (see models/tests). Left as a known gap.
+
+#[test]
+fn a_failing_run_shrinks_to_fewer_faults_that_still_fail_the_same_way() {
+    let opts = ScenarioOptions {
+        bugs: vec![Bug::AckBeforeIsr],
+        ..Default::default()
+    };
+    let (seed, _) = first_catch(Bug::AckBeforeIsr, None, 200, LOSS);
+    let sc = Scenario::from_seed(seed, &opts);
+    let shrunk = sims::sim::shrink::shrink(&sc).expect("it fails");
+    assert!(shrunk.scenario.schedule.events.len() < sc.schedule.events.len());
+    let again = run(&shrunk.scenario, false);
+    assert!(
+        again
+            .problems
+            .iter()
+            .any(|p| sims::sim::shrink::problem_name(p) == shrunk.problem),
+        "{:?}",
+        again.problems
+    );
+}

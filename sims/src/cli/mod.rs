@@ -7,6 +7,8 @@ mod check_history;
 mod replay;
 #[cfg(madsim)]
 mod run;
+#[cfg(madsim)]
+mod shrink;
 
 use clap::{Args, Parser, Subcommand};
 use seedlog::node::{Bug, Durability};
@@ -35,6 +37,8 @@ enum Command {
     },
     /// Print the scenario (cluster, workload, fault schedule) a seed derives, as JSON.
     Schedule(ScheduleArgs),
+    /// Remove faults from a failing run while it still fails the same way; save the result.
+    Shrink(ShrinkArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -104,6 +108,25 @@ pub struct ReplayArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ShrinkArgs {
+    /// The failing seed (with the same --bug/--sim-secs/--durability as the run).
+    #[arg(
+        long,
+        conflicts_with = "schedule",
+        required_unless_present = "schedule"
+    )]
+    pub seed: Option<u64>,
+    /// A saved scenario.
+    #[arg(long)]
+    pub schedule: Option<PathBuf>,
+    /// Where to save the shrunk scenario (default shrunk-seed-S.json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+}
+
+#[derive(Args, Debug)]
 pub struct ScheduleArgs {
     #[arg(long)]
     pub seed: u64,
@@ -164,8 +187,10 @@ pub fn main() -> i32 {
         Command::Run(args) => run::main(&args),
         #[cfg(madsim)]
         Command::Replay(args) => replay::main(&args),
+        #[cfg(madsim)]
+        Command::Shrink(args) => shrink::main(&args),
         #[cfg(not(madsim))]
-        Command::Run(_) | Command::Replay(_) => {
+        Command::Run(_) | Command::Replay(_) | Command::Shrink(_) => {
             eprintln!(
                 "error: this binary was built without madsim's simulator; use `cargo sim run ...` \
                  (an alias that builds with --cfg madsim in target/sim)"

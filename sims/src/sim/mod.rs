@@ -5,4 +5,5 @@ pub mod checks;
 pub mod cluster;
 pub mod history;
 pub mod run;
+pub mod shrink;
 pub mod supervisor;
