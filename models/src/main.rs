@@ -76,6 +76,10 @@ struct ModelArgs {
     /// When a write counts as committed: replicated (Kafka's default) or fsync.
     #[arg(long, value_parser = parse_durability)]
     durability: Option<Durability>,
+    /// Leave out the reader (replication model): consumed-stable and hw-monotonic are then not
+    /// checked, in exchange for far fewer interleavings in deep bug searches.
+    #[arg(long)]
+    no_reader: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -137,6 +141,7 @@ impl ModelArgs {
             o.durability = d;
         }
         o.bugs = self.bugs.clone();
+        o.reader = !self.no_reader;
         Ok(o)
     }
 }
@@ -144,7 +149,7 @@ impl ModelArgs {
 fn describe(o: &ModelOptions) -> String {
     let bugs: Vec<&str> = o.bugs.iter().map(|b| b.name()).collect();
     format!(
-        "model={} brokers={} records={} crashes={} expiries={} evictions={} max_changes={} min_insync={} durability={} bugs={}",
+        "model={} brokers={} records={} crashes={} expiries={} evictions={} max_changes={} min_insync={} durability={} bugs={}{}",
         o.kind.name(),
         o.brokers,
         o.records,
@@ -154,7 +159,8 @@ fn describe(o: &ModelOptions) -> String {
         o.max_changes,
         o.min_insync_replicas,
         o.durability,
-        if bugs.is_empty() { "none".to_string() } else { bugs.join(",") }
+        if bugs.is_empty() { "none".to_string() } else { bugs.join(",") },
+        if o.reader { "" } else { " reader=none" }
     )
 }
 
