@@ -72,7 +72,8 @@ impl ModelOptions {
             ModelKind::Partitioning => ModelOptions {
                 kind,
                 brokers: 2,
-                records: 2,
+                // Keys a, d, a, d: two records per key, so per-key order has something to check.
+                records: 4,
                 crashes: 0,
                 expiries: 1,
                 evictions: 0,

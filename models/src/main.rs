@@ -60,7 +60,7 @@ struct ModelArgs {
     /// Brokers (default: 3 for replication, 2 for partitioning).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=7))]
     brokers: Option<u32>,
-    /// Records the producer sends (default: 2 for replication, 3 for partitioning).
+    /// Records the producer sends (default: 1 for replication, 4 for partitioning).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
     records: Option<u32>,
     /// Crash-restarts allowed in a run, each with or without loss of unsynced data.
