@@ -209,7 +209,7 @@ impl InBounds {
         match a {
             ActorModelAction::Deliver { src, dst, .. } => {
                 let mut h = walk ^ ((usize::from(*src) as u64) << 32) ^ usize::from(*dst) as u64;
-                if splitmix64(&mut h) % 3 == 0 {
+                if splitmix64(&mut h) < u64::MAX / 3 {
                     1
                 } else {
                     8
