@@ -40,10 +40,12 @@ pub struct Disk {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum NodeState {
     /// Restarted, waiting for the choice of which disk image survived.
-    Booting(Disk),
+    Booting(Arc<Disk>),
     Running {
         node: AnyNode,
-        disk: Disk,
+        /// Shared with `Storage`: most steps leave the disk alone, and cloning images (whole
+        /// logs) on every step was a large share of the checker's time.
+        disk: Arc<Disk>,
         /// Sticky: this node has truncated records away at some point (for `sometimes` checks).
         truncated: bool,
     },
@@ -79,20 +81,21 @@ impl Actor for NodeActor {
     fn on_start(&self, _id: Id, storage: &Option<Arc<Disk>>, o: &mut Out<Self>) -> NodeState {
         match storage {
             None => {
-                let disk = Disk {
+                let disk = Arc::new(Disk {
                     boots: 0,
                     expiries: 0,
                     evictions: 0,
                     written: self.initial_image.clone(),
                     synced: self.initial_image.clone(),
-                };
-                o.save(Arc::new(disk.clone()));
+                });
+                o.save(disk.clone());
                 self.run(self.initial.clone(), disk, |n, cx| n.on_start(cx), o)
             }
             Some(disk) => {
-                let mut disk = Disk::clone(disk);
-                disk.boots = disk.boots.saturating_add(1);
-                o.save(Arc::new(disk.clone()));
+                let mut disk = disk.clone();
+                let d = Arc::make_mut(&mut disk);
+                d.boots = d.boots.saturating_add(1);
+                o.save(disk.clone());
                 if disk.written == disk.synced {
                     let node = (self.recover)(&self.initial, disk.synced.clone());
                     self.run(node, disk, |n, cx| n.on_start(cx), o)
@@ -110,11 +113,12 @@ impl Actor for NodeActor {
         };
         let mut disk = disk.clone();
         if *random == Boot::UnsyncedLost {
-            disk.written = disk.synced.clone();
-            o.save(Arc::new(disk.clone()));
+            let d = Arc::make_mut(&mut disk);
+            d.written = d.synced.clone();
+            o.save(disk.clone());
         }
         let node = (self.recover)(&self.initial, disk.written.clone());
-        *state.to_mut() = self.run(node, disk, |n, cx| n.on_start(cx), o);
+        *state = Cow::Owned(self.run(node, disk, |n, cx| n.on_start(cx), o));
     }
 
     fn on_msg(
@@ -137,11 +141,12 @@ impl Actor for NodeActor {
             Timer::SessionExpiry(_) | Timer::FollowerLag { .. },
         ) = (&mut *state, timer)
         {
+            let d = Arc::make_mut(disk);
             match timer {
-                Timer::SessionExpiry(_) => disk.expiries = disk.expiries.saturating_add(1),
-                _ => disk.evictions = disk.evictions.saturating_add(1),
+                Timer::SessionExpiry(_) => d.expiries = d.expiries.saturating_add(1),
+                _ => d.evictions = d.evictions.saturating_add(1),
             }
-            o.save(Arc::new(disk.clone()));
+            o.save(disk.clone());
         }
     }
 }
@@ -167,15 +172,17 @@ impl NodeActor {
         f(&mut node, &mut cx);
         let effects = cx.take_effects();
         let next = self.apply(node, disk.clone(), *truncated, effects, o);
+        // Leave the state borrowed when nothing changed, so stateright sees a no-op. Replace it
+        // outright otherwise (`to_mut` would first clone the old state only to overwrite it).
         if &next != state.as_ref() {
-            *state.to_mut() = next;
+            *state = Cow::Owned(next);
         }
     }
 
     fn run(
         &self,
         mut node: AnyNode,
-        disk: Disk,
+        disk: Arc<Disk>,
         f: impl FnOnce(&mut AnyNode, &mut Context),
         o: &mut Out<Self>,
     ) -> NodeState {
@@ -190,7 +197,7 @@ impl NodeActor {
     fn apply(
         &self,
         mut node: AnyNode,
-        mut disk: Disk,
+        mut disk: Arc<Disk>,
         mut truncated: bool,
         effects: Vec<Effect>,
         o: &mut Out<Self>,
@@ -206,13 +213,14 @@ impl NodeActor {
                     truncated |= removes_records(&disk.written, &op);
                     // An op the image rejects would be a node bug; the image stays as it was,
                     // and properties over the recovered node will show the damage.
-                    let _ = disk.written.apply(&op);
+                    let _ = Arc::make_mut(&mut disk).written.apply(&op);
                     disk_changed = true;
                 }
                 Effect::Observe(_) => {}
                 Effect::Sync(token) => {
                     if disk.synced != disk.written {
-                        disk.synced = disk.written.clone();
+                        let d = Arc::make_mut(&mut disk);
+                        d.synced = d.written.clone();
                         disk_changed = true;
                     }
                     let mut cx = Context::new(0);
@@ -222,7 +230,7 @@ impl NodeActor {
             }
         }
         if disk_changed {
-            o.save(Arc::new(disk.clone()));
+            o.save(disk.clone());
         }
         NodeState::Running {
             node,

@@ -29,7 +29,7 @@ pub fn record_in(cfg: &ModelCfg, history: &History, env: Envelope<&Message>) -> 
                 .insert((r.tp.clone(), offset, r.correlation as usize));
             (h != *history).then_some(h)
         }
-        Message::FetchResponse(r) if dst == cfg.reader && r.error.is_none() => {
+        Message::FetchResponse(r) if Some(dst) == cfg.reader && r.error.is_none() => {
             let mut h = history.clone();
             for e in &r.records {
                 h.read

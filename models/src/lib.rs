@@ -8,3 +8,4 @@ pub mod cluster;
 pub mod history;
 pub mod properties;
 pub mod render;
+pub mod script;

@@ -202,39 +202,41 @@ fn reaches_both_partitions(_: &SeedlogModel, s: &State) -> bool {
     parts.len() >= 2
 }
 
-/// Names of the safety properties each model checks.
-pub fn always_names(kind: ModelKind) -> &'static [&'static str] {
-    match kind {
-        ModelKind::Replication => &[
-            "acked-not-lost",
-            "log-matching",
-            "single-leader-per-epoch",
-            "consumed-stable",
-            "hw-monotonic",
-        ],
-        ModelKind::Partitioning => &[
-            "per-key-partition",
-            "per-key-order",
-            "log-matching",
-            "single-leader-per-epoch",
-        ],
-    }
+/// The safety properties of `model` that do not hold in `state`, by name: the very conditions
+/// the checker evaluates, so tests can show each one failing on a hand-built violating state.
+pub fn violated(model: &SeedlogModel, state: &State) -> Vec<&'static str> {
+    use stateright::Model;
+    model
+        .properties()
+        .into_iter()
+        .filter(|p| matches!(p.expectation, Expectation::Always) && !(p.condition)(model, state))
+        .map(|p| p.name)
+        .collect()
 }
 
-pub fn add(model: SeedlogModel, kind: ModelKind) -> SeedlogModel {
+pub fn add(model: SeedlogModel, kind: ModelKind, reader: bool) -> SeedlogModel {
     use Expectation::{Always as A, Sometimes as S};
     match kind {
-        ModelKind::Replication => model
-            .property(A, "acked-not-lost", acked_not_lost)
-            .property(A, "log-matching", log_matching)
-            .property(A, "single-leader-per-epoch", single_leader_per_epoch)
-            .property(A, "consumed-stable", consumed_stable)
-            .property(A, "hw-monotonic", hw_monotonic)
-            .property(S, "reaches acked write", reaches_ack)
-            .property(S, "reaches read", reaches_read)
-            .property(S, "reaches failover", reaches_failover)
-            .property(S, "reaches ack after failover", reaches_ack_after_failover)
-            .property(S, "reaches truncation", reaches_truncation),
+        ModelKind::Replication => {
+            let model = model
+                .property(A, "acked-not-lost", acked_not_lost)
+                .property(A, "log-matching", log_matching)
+                .property(A, "single-leader-per-epoch", single_leader_per_epoch);
+            // What the reader saw: only meaningful with a reader.
+            let model = if reader {
+                model
+                    .property(A, "consumed-stable", consumed_stable)
+                    .property(A, "hw-monotonic", hw_monotonic)
+                    .property(S, "reaches read", reaches_read)
+            } else {
+                model
+            };
+            model
+                .property(S, "reaches acked write", reaches_ack)
+                .property(S, "reaches failover", reaches_failover)
+                .property(S, "reaches ack after failover", reaches_ack_after_failover)
+                .property(S, "reaches truncation", reaches_truncation)
+        }
         ModelKind::Partitioning => model
             .property(A, "per-key-partition", per_key_partition)
             .property(A, "per-key-order", per_key_order)
@@ -249,7 +251,7 @@ pub fn add(model: SeedlogModel, kind: ModelKind) -> SeedlogModel {
 /// Bounds: clients never crash; at most `crashes` crashes in all; at most `max_version`
 /// controller changes.
 pub fn within_boundary(cfg: &ModelCfg, s: &State) -> bool {
-    if s.crashed[cfg.producer] || s.crashed[cfg.reader] {
+    if s.crashed[cfg.producer] || cfg.reader.is_some_and(|r| s.crashed[r]) {
         return false;
     }
     let disks = || s.actor_storages.iter().flatten();

@@ -1,0 +1,224 @@
+//! Every safety property must be seen to fail. The bug-switch tests in `models.rs` show the
+//! checker finding `acked-not-lost` violations; here each property's own check is run on a state
+//! built by hand to violate it — nodes driven through their real entry points with messages no
+//! correct peer would send, or client observations fed through the model's history hook — next to
+//! a control state that differs only in the violating detail and passes. `violated` evaluates the
+//! very conditions the checker registers, so each test fails if its property were `true`.
+
+use models::actor::NodeState;
+use models::cluster::{build, ModelKind, ModelOptions, SeedlogModel, TOPIC};
+use models::history::record_in;
+use models::properties::{violated, State};
+use seedlog::node::Context;
+use seedlog::protocol::{
+    Acks, ClusterMetadata, FetchResponse, LogEntry, Message, NodeId, ProduceRequest,
+    ProduceResponse, Record, TopicPartition,
+};
+use stateright::actor::{Envelope, Id};
+use stateright::Model;
+use std::sync::Arc;
+
+fn model(kind: ModelKind, records: usize) -> (SeedlogModel, State) {
+    let mut o = ModelOptions::defaults(kind);
+    o.records = records;
+    o.reader = true;
+    let m = build(&o);
+    let s = m.init_states().remove(0);
+    assert!(
+        violated(&m, &s).is_empty(),
+        "the initial state must satisfy every property"
+    );
+    (m, s)
+}
+
+fn tp(partition: u32) -> TopicPartition {
+    TopicPartition::new(TOPIC, partition)
+}
+
+/// Runs `msg` through node `to`'s `on_message` (its effects are dropped: only its state matters).
+fn deliver(s: &mut State, to: usize, from: usize, msg: Message) {
+    let mut node_state = NodeState::clone(&s.actor_states[to]);
+    let NodeState::Running { node, .. } = &mut node_state else {
+        panic!("node {to} is not running");
+    };
+    node.on_message(&mut Context::new(0), from as NodeId, msg);
+    s.actor_states[to] = Arc::new(node_state);
+}
+
+/// Records a message arriving at a client, as the checker's `record_msg_in` hook does.
+fn observe(m: &SeedlogModel, s: &mut State, src: usize, dst: usize, msg: Message) {
+    let env = Envelope {
+        src: Id::from(src),
+        dst: Id::from(dst),
+        msg: &msg,
+    };
+    if let Some(h) = record_in(&m.cfg, &s.history, env) {
+        s.history = h;
+    }
+}
+
+fn produce(m: &SeedlogModel, s: &mut State, leader: usize, record: Record) {
+    let req = ProduceRequest {
+        tp: tp(0),
+        acks: Acks::All,
+        records: vec![record],
+        leader_epoch: Some(0),
+        correlation: 0,
+    };
+    deliver(s, leader, m.cfg.producer, Message::Produce(req));
+}
+
+fn fetch_response(hw: u64, records: Vec<LogEntry>) -> FetchResponse {
+    FetchResponse {
+        tp: tp(0),
+        fetch_offset: 0,
+        error: None,
+        leader_epoch: 0,
+        high_watermark: hw,
+        log_start_offset: 0,
+        records,
+        diverging_epoch: None,
+    }
+}
+
+fn ack(correlation: u64, partition: u32, offset: u64) -> Message {
+    Message::ProduceResponse(ProduceResponse {
+        tp: tp(partition),
+        correlation,
+        result: Ok(offset),
+    })
+}
+
+fn controller_metadata(m: &SeedlogModel, s: &State) -> ClusterMetadata {
+    let node = s.actor_states[m.cfg.controller].node().expect("running");
+    node.as_controller().expect("controller").metadata().clone()
+}
+
+#[test]
+fn acked_not_lost_fails_when_the_leader_lacks_an_acknowledged_record() {
+    let (m, mut s) = model(ModelKind::Replication, 1);
+    observe(&m, &mut s, 0, m.cfg.producer, ack(0, 0, 0));
+    assert_eq!(violated(&m, &s), ["acked-not-lost"]);
+    // Control: the leader (broker 0, epoch 0) holds the record.
+    let (m, mut s) = model(ModelKind::Replication, 1);
+    produce(&m, &mut s, 0, m.cfg.records[0].clone());
+    observe(&m, &mut s, 0, m.cfg.producer, ack(0, 0, 0));
+    assert!(violated(&m, &s).is_empty());
+}
+
+#[test]
+fn single_leader_per_epoch_fails_with_two_leaders_in_one_epoch() {
+    let (m, mut s) = model(ModelKind::Replication, 1);
+    // A controller push naming broker 1 leader of epoch 0, which broker 0 already leads.
+    let mut md = controller_metadata(&m, &s);
+    md.version += 1;
+    md.partitions[0].leader = Some(1);
+    deliver(&mut s, 1, m.cfg.controller, Message::UpdateMetadata(md));
+    let leads = |s: &State, i: usize| {
+        s.actor_states[i]
+            .node()
+            .and_then(|n| n.as_broker())
+            .and_then(|b| b.leader_epoch_of(&tp(0)))
+    };
+    assert_eq!((leads(&s, 0), leads(&s, 1)), (Some(0), Some(0)));
+    assert_eq!(violated(&m, &s), ["single-leader-per-epoch"]);
+}
+
+#[test]
+fn log_matching_fails_when_replicas_differ_under_one_offset_and_epoch() {
+    let leader_record = Record::keyed("k", "x");
+    for (follower_record, ok) in [
+        (Record::keyed("k", "y"), false),
+        (leader_record.clone(), true),
+    ] {
+        let (m, mut s) = model(ModelKind::Replication, 1);
+        produce(&m, &mut s, 0, leader_record.clone());
+        // Broker 1's first fetch (offset 0) is in flight; answer it with `follower_record` at
+        // offset 0, epoch 0: the leader's own entry there is `leader_record`, epoch 0.
+        let entry = LogEntry {
+            offset: 0,
+            epoch: 0,
+            record: follower_record,
+        };
+        deliver(
+            &mut s,
+            1,
+            0,
+            Message::FetchResponse(fetch_response(0, vec![entry])),
+        );
+        let log_end = |i: usize| {
+            let node = s.actor_states[i].node().and_then(|n| n.as_broker());
+            node.and_then(|b| b.log(&tp(0))).map(|l| l.log_end_offset())
+        };
+        assert_eq!((log_end(0), log_end(1)), (Some(1), Some(1)));
+        let expected: &[&str] = if ok { &[] } else { &["log-matching"] };
+        assert_eq!(violated(&m, &s), expected);
+    }
+}
+
+#[test]
+fn consumed_stable_fails_when_the_leader_no_longer_holds_a_read_record() {
+    let value = Record::keyed("k", "v0");
+    let read = |m: &SeedlogModel, s: &mut State| {
+        let entry = LogEntry {
+            offset: 0,
+            epoch: 0,
+            record: value.clone(),
+        };
+        let msg = Message::FetchResponse(fetch_response(1, vec![entry]));
+        let reader = m.cfg.reader.expect("model with a reader");
+        observe(m, s, 0, reader, msg);
+        assert_eq!(s.history.read.len(), 1);
+    };
+    // The leader of epoch 0 holds what the reader read...
+    let (m, mut s) = model(ModelKind::Replication, 1);
+    produce(&m, &mut s, 0, value.clone());
+    read(&m, &mut s);
+    assert!(violated(&m, &s).is_empty());
+    // ...or holds something else at that offset.
+    let (m, mut s) = model(ModelKind::Replication, 1);
+    produce(&m, &mut s, 0, Record::keyed("k", "other"));
+    read(&m, &mut s);
+    assert_eq!(violated(&m, &s), ["consumed-stable"]);
+}
+
+#[test]
+fn hw_monotonic_fails_when_the_reader_sees_the_high_watermark_go_back() {
+    for (first, second, ok) in [(2, 1, false), (1, 2, true)] {
+        let (m, mut s) = model(ModelKind::Replication, 1);
+        let reader = m.cfg.reader.expect("model with a reader");
+        for hw in [first, second] {
+            let msg = Message::FetchResponse(fetch_response(hw, Vec::new()));
+            observe(&m, &mut s, 0, reader, msg);
+        }
+        let expected: &[&str] = if ok { &[] } else { &["hw-monotonic"] };
+        assert_eq!(violated(&m, &s), expected);
+    }
+}
+
+#[test]
+fn per_key_partition_fails_when_one_key_is_acked_in_two_partitions() {
+    // Three records: keys a, d, a. Records 0 and 2 share key "a".
+    for (second_partition, ok) in [(1, false), (0, true)] {
+        let (m, mut s) = model(ModelKind::Partitioning, 3);
+        assert_eq!(m.cfg.records[0].key, m.cfg.records[2].key);
+        let producer = m.cfg.producer;
+        observe(&m, &mut s, 0, producer, ack(0, 0, 0));
+        observe(&m, &mut s, 0, producer, ack(2, second_partition, 1));
+        let expected: &[&str] = if ok { &[] } else { &["per-key-partition"] };
+        assert_eq!(violated(&m, &s), expected);
+    }
+}
+
+#[test]
+fn per_key_order_fails_when_a_later_send_is_acked_below_an_earlier_one() {
+    // Records 0 and 2 (key "a") acknowledged in one partition: record 2 was sent after record 0.
+    for (offset_0, offset_2, ok) in [(1, 0, false), (0, 1, true)] {
+        let (m, mut s) = model(ModelKind::Partitioning, 3);
+        let producer = m.cfg.producer;
+        observe(&m, &mut s, 0, producer, ack(0, 0, offset_0));
+        observe(&m, &mut s, 0, producer, ack(2, 0, offset_2));
+        let expected: &[&str] = if ok { &[] } else { &["per-key-order"] };
+        assert_eq!(violated(&m, &s), expected);
+    }
+}
