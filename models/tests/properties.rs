@@ -64,6 +64,7 @@ fn produce(m: &SeedlogModel, s: &mut State, leader: usize, record: Record) {
         records: vec![record],
         leader_epoch: Some(0),
         correlation: 0,
+        producer: None,
     };
     deliver(s, leader, m.cfg.producer, Message::Produce(req));
 }
@@ -139,6 +140,7 @@ fn log_matching_fails_when_replicas_differ_under_one_offset_and_epoch() {
             offset: 0,
             epoch: 0,
             record: follower_record,
+            producer: None,
         };
         deliver(
             &mut s,
@@ -164,6 +166,7 @@ fn consumed_stable_fails_when_the_leader_no_longer_holds_a_read_record() {
             offset: 0,
             epoch: 0,
             record: value.clone(),
+            producer: None,
         };
         let msg = Message::FetchResponse(fetch_response(1, vec![entry]));
         let reader = m.cfg.reader.expect("model with a reader");
