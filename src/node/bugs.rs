@@ -18,15 +18,19 @@ pub enum Bug {
     HwFromStaleEpoch,
     /// (G) A follower rejoins the ISR before reaching the start of the leader's epoch.
     IsrBeforeEpochStart,
+    /// (J) A broker whose recovery cut durable records stays the last ISR member and can be
+    /// elected again (Kafka before KIP-966).
+    LastReplicaStanding,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 6] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
         Bug::HwFromStaleEpoch,
         Bug::IsrBeforeEpochStart,
+        Bug::LastReplicaStanding,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +40,7 @@ impl Bug {
             Bug::AckBeforeIsr => "ack-before-isr",
             Bug::HwFromStaleEpoch => "hw-from-stale-epoch",
             Bug::IsrBeforeEpochStart => "isr-before-epoch-start",
+            Bug::LastReplicaStanding => "last-replica-standing",
         }
     }
 }

@@ -117,7 +117,9 @@ impl Controller {
 
     pub fn on_message(&mut self, cx: &mut Context, from: NodeId, message: Message) {
         match message {
-            Message::RegisterBroker { broker } => self.on_register(cx, from, broker),
+            Message::RegisterBroker { broker, lost_data } => {
+                self.on_register(cx, from, broker, lost_data)
+            }
             Message::Heartbeat {
                 broker,
                 broker_epoch,
@@ -149,7 +151,7 @@ impl Controller {
         }
     }
 
-    fn on_register(&mut self, cx: &mut Context, from: NodeId, broker: BrokerId) {
+    fn on_register(&mut self, cx: &mut Context, from: NodeId, broker: BrokerId, lost_data: bool) {
         if broker != from || !self.config.brokers.contains(&broker) {
             return;
         }
@@ -158,6 +160,12 @@ impl Controller {
         if self.image.metadata.registration(broker).is_some() {
             self.set_fenced(broker, true);
             self.remove_from_partitions(broker);
+        }
+        // A broker whose recovery cut durable records may lack committed ones: it leaves every
+        // ISR even as the last member. Such a partition stays offline (unless unclean election
+        // is allowed) rather than come back without acknowledged records (bug J).
+        if lost_data && !self.config.bugs.has(Bug::LastReplicaStanding) {
+            self.drop_last_member(broker);
         }
         let epoch = self.image.next_broker_epoch;
         self.image.next_broker_epoch += 1;
@@ -315,6 +323,18 @@ impl Controller {
         }
     }
 
+    fn drop_last_member(&mut self, broker: BrokerId) {
+        for ps in &mut self.image.metadata.partitions {
+            if ps.isr == [broker] {
+                ps.isr.clear();
+                if ps.leader.take().is_some() {
+                    ps.leader_epoch += 1;
+                }
+                ps.partition_epoch += 1;
+            }
+        }
+    }
+
     fn elect_leaderless(&mut self) {
         for i in 0..self.image.metadata.partitions.len() {
             let mut ps = self.image.metadata.partitions[i].clone();
@@ -366,5 +386,67 @@ impl Controller {
         } else {
             self.outbox.push((version, to, message));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::{BugSet, TopicSpec};
+
+    fn controller(bugs: BugSet) -> Controller {
+        Controller::new(Arc::new(ControllerConfig {
+            id: 9,
+            brokers: vec![0],
+            topics: vec![TopicSpec::spread("t", 1, 1, &[0])],
+            session_timeout_ms: None,
+            unclean_leader_election: false,
+            bugs,
+        }))
+    }
+
+    /// Registers broker 0 (again), completing the controller's syncs.
+    fn register(c: &mut Controller, lost_data: bool) {
+        let mut cx = Context::new(0);
+        c.on_message(
+            &mut cx,
+            0,
+            Message::RegisterBroker {
+                broker: 0,
+                lost_data,
+            },
+        );
+        c.on_persisted(&mut cx, c.metadata().version);
+    }
+
+    fn partition(c: &Controller) -> PartitionState {
+        c.metadata().partitions[0].clone()
+    }
+
+    #[test]
+    fn a_last_replica_that_lost_data_is_not_elected_again() {
+        let mut c = controller(BugSet::none());
+        register(&mut c, false);
+        assert_eq!(
+            (partition(&c).leader, partition(&c).isr),
+            (Some(0), vec![0])
+        );
+        // A clean restart: the last ISR member leads again.
+        register(&mut c, false);
+        assert_eq!(partition(&c).leader, Some(0));
+        // A restart whose recovery cut durable records: offline rather than lossy.
+        register(&mut c, true);
+        assert_eq!((partition(&c).leader, partition(&c).isr), (None, vec![]));
+    }
+
+    #[test]
+    fn the_bug_switch_elects_it_anyway() {
+        let mut c = controller(BugSet::none().with(Bug::LastReplicaStanding));
+        register(&mut c, false);
+        register(&mut c, true);
+        assert_eq!(
+            (partition(&c).leader, partition(&c).isr),
+            (Some(0), vec![0])
+        );
     }
 }

@@ -51,7 +51,13 @@ fn fetch_response(r: &FetchResponse) -> String {
 impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Message::RegisterBroker { broker } => write!(f, "RegisterBroker {broker}"),
+            Message::RegisterBroker { broker, lost_data } => {
+                write!(f, "RegisterBroker {broker}")?;
+                if *lost_data {
+                    write!(f, " lost_data")?;
+                }
+                Ok(())
+            }
             Message::RegisterBrokerResponse {
                 broker_epoch,
                 metadata_version,

@@ -166,6 +166,10 @@ pub enum Message {
     /// Broker -> controller at boot: asks for a new broker epoch.
     RegisterBroker {
         broker: BrokerId,
+        /// Recovery cut records this broker once held durably (a corrupt log): it must not
+        /// stay the last in-sync replica (KIP-966's unclean-shutdown rule).
+        #[serde(default)]
+        lost_data: bool,
     },
     /// The new epoch, and the metadata version that registered it: the broker ignores any older
     /// metadata (pushes queued for its previous incarnation).

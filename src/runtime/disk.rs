@@ -58,6 +58,9 @@ pub struct Recovered {
     pub dropped_bytes: u64,
     /// What was cut and why, if anything was.
     pub note: Option<String>,
+    /// Durable records were cut (corruption truncated under `CorruptionPolicy::Truncate`), not
+    /// only a torn tail: the node may lack data it once acknowledged holding.
+    pub lost_durable: bool,
 }
 
 pub trait Disk {
@@ -78,6 +81,7 @@ pub(crate) fn replay(
 ) -> Result<(Recovered, usize), DiskError> {
     let s = scan::<DiskOp>(bytes);
     let dropped = (bytes.len() - s.valid_len) as u64;
+    let lost_durable = matches!(s.stop, Some(ScanStop::Corrupt { .. }));
     let note = match s.stop {
         None => None,
         Some(ScanStop::TornTail { at, detail }) => Some(format!(
@@ -111,6 +115,7 @@ pub(crate) fn replay(
             ops: s.values.len(),
             dropped_bytes: dropped,
             note,
+            lost_durable,
         },
         s.valid_len,
     ))

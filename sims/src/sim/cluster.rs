@@ -132,7 +132,7 @@ impl Cluster {
         };
         let addrs = address_book(sc);
         let controller = Arc::new(controller_config(sc));
-        cluster.add_node(CONTROLLER, &addrs, true, move |image| match image {
+        cluster.add_node(CONTROLLER, &addrs, true, move |image, _| match image {
             Image::Controller(img) => {
                 AnyNode::Controller(Controller::recover(controller.clone(), img))
             }
@@ -140,23 +140,23 @@ impl Cluster {
         });
         for id in sc.broker_ids() {
             let config = Arc::new(broker_config(sc, id));
-            cluster.add_node(id, &addrs, true, move |image| {
+            cluster.add_node(id, &addrs, true, move |image, lost_data| {
                 let image = match image {
                     Image::Broker(b) => b,
                     _ => Default::default(),
                 };
-                AnyNode::Broker(Broker::recover(config.clone(), image))
+                AnyNode::Broker(Broker::recover(config.clone(), image).with_lost_data(lost_data))
             });
         }
         for index in 0..sc.producers.len() {
             let config = Arc::new(producer_config(sc, index));
-            cluster.add_node(config.id, &addrs, false, move |_| {
+            cluster.add_node(config.id, &addrs, false, move |_, _| {
                 AnyNode::Producer(Producer::new(config.clone()))
             });
         }
         for r in 0..sc.readers {
             let config = Arc::new(reader_config(sc, FIRST_READER + r));
-            cluster.add_node(config.id, &addrs, false, move |_| {
+            cluster.add_node(config.id, &addrs, false, move |_, _| {
                 AnyNode::Reader(Reader::new(config.clone()))
             });
         }
@@ -165,7 +165,7 @@ impl Cluster {
 
     pub fn add_final_reader(&mut self, sc: &Scenario) {
         let config = Arc::new(reader_config(sc, FINAL_READER));
-        self.add_node(FINAL_READER, &address_book(sc), false, move |_| {
+        self.add_node(FINAL_READER, &address_book(sc), false, move |_, _| {
             AnyNode::Reader(Reader::new(config.clone()))
         });
     }
@@ -176,10 +176,10 @@ impl Cluster {
         id: NodeId,
         addrs: &Arc<AddressBook>,
         listens: bool,
-        recover: impl Fn(Image) -> AnyNode + Send + Sync + 'static,
+        recover: impl Fn(Image, bool) -> AnyNode + Send + Sync + 'static,
     ) {
         let name = Scenario::node_name(id);
-        let state = Arc::new(Mutex::new(recover(Image::Empty)));
+        let state = Arc::new(Mutex::new(recover(Image::Empty, false)));
         // A broker cut by a corrupt frame re-fetches from its leader; the controller stands in
         // for a metadata quorum, and its disk gets no bit flips (see faults.rs).
         let disk_policy = if id < CONTROLLER {
@@ -223,7 +223,7 @@ impl Cluster {
                                 t.record(now, &name, "recovery", note.as_bytes(), || note.clone())
                             });
                         }
-                        Some(recover(r.image))
+                        Some(recover(r.image, r.lost_durable))
                     }
                     Err(e) => {
                         lock(&failures).push(format!("{name}: cannot recover its disk: {e}"));

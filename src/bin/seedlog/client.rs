@@ -80,6 +80,7 @@ impl Disk for NoDisk {
             ops: 0,
             dropped_bytes: 0,
             note: None,
+            lost_durable: false,
         })
     }
 }

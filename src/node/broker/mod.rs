@@ -45,6 +45,8 @@ pub struct Broker {
     /// Requests from senders whose metadata is ahead of ours (or metadata requests asking for a
     /// newer version): handled again after our next metadata update.
     parked: Vec<(NodeId, Message)>,
+    /// Recovery cut records this broker had made durable; said at registration.
+    lost_data: bool,
 }
 
 impl Broker {
@@ -63,7 +65,14 @@ impl Broker {
             pending_syncs: VecDeque::new(),
             unfence_in_flight: false,
             parked: Vec::new(),
+            lost_data: false,
         }
+    }
+
+    /// Marks a broker whose disk recovery cut durable records (a corrupt log truncated).
+    pub fn with_lost_data(mut self, lost: bool) -> Self {
+        self.lost_data = lost;
+        self
     }
 
     /// A broker of a bootstrapped cluster (see `Controller::bootstrapped`): already registered,
@@ -217,6 +226,7 @@ impl Broker {
     fn register(&mut self, cx: &mut Context) {
         let msg = Message::RegisterBroker {
             broker: self.config.id,
+            lost_data: self.lost_data,
         };
         cx.send(self.config.controller, msg);
         cx.set_timer(Timer::RegisterRetry, self.config.register_retry_ms);

@@ -1,0 +1,69 @@
+//! Bug J, the last replica standing, as a hand-written schedule: two followers die, the ISR
+//! shrinks to the leader, the leader's log is corrupted and cut on restart, the followers come
+//! back. With the switch on, the cut leader is elected again and acknowledged records vanish; by
+//! default it registers as having lost data, leaves the ISR, and the partition stays offline —
+//! a liveness failure, never a lost record.
+#![cfg(madsim)]
+
+use seedlog::node::{Bug, Durability};
+use sims::faults::{Fault, FaultSchedule, TimedFault};
+use sims::scenario::{Scenario, ScenarioOptions};
+use sims::sim::run::run;
+
+fn scenario(bugs: Vec<Bug>) -> Scenario {
+    let mut sc = Scenario::from_seed(
+        1,
+        &ScenarioOptions {
+            fault_ms: Some(12_000),
+            bugs,
+            durability: Some(Durability::Fsync),
+        },
+    );
+    sc.partitions = 1;
+    sc.liveness_ms = 10_000;
+    let at = |at_ms, fault| TimedFault { at_ms, fault };
+    sc.schedule = FaultSchedule {
+        events: vec![
+            at(2_000, Fault::Kill { node: 1 }),
+            at(2_000, Fault::Kill { node: 2 }),
+            // Bit 100 lies in the first frame of broker 0's log: recovery keeps nothing.
+            at(6_000, Fault::FlipBit { node: 0, bit: 100 }),
+            at(6_001, Fault::Kill { node: 0 }),
+            at(6_002, Fault::Restart { node: 0 }),
+            at(8_000, Fault::Restart { node: 1 }),
+            at(8_000, Fault::Restart { node: 2 }),
+        ],
+    };
+    sc
+}
+
+const LOSS: &[&str] = &["lost-write", "unseen", "inconsistent-offsets", "duplicate"];
+
+#[test]
+fn with_the_switch_the_cut_leader_loses_acknowledged_records() {
+    let o = run(&scenario(vec![Bug::LastReplicaStanding]), false);
+    assert!(
+        o.problems
+            .iter()
+            .any(|p| LOSS.iter().any(|l| p.starts_with(l))),
+        "{:?}",
+        o.problems
+    );
+}
+
+#[test]
+fn by_default_the_partition_goes_offline_instead() {
+    let o = run(&scenario(vec![]), false);
+    assert!(
+        !o.problems
+            .iter()
+            .any(|p| LOSS.iter().any(|l| p.starts_with(l))),
+        "{:?}",
+        o.problems
+    );
+    assert!(
+        o.problems.iter().any(|p| p.starts_with("liveness")),
+        "{:?}",
+        o.problems
+    );
+}
