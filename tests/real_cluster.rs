@@ -172,3 +172,38 @@ fn leader_process_killed_no_acknowledged_record_lost() {
         );
     }
 }
+
+#[test]
+fn a_corrupt_log_stops_the_broker_unless_repair_is_asked_for() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("broker0");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    // A frame declaring 4 bytes with a wrong checksum, and more data after it: bit rot.
+    let mut bytes = vec![4, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+    bytes.extend_from_slice(&[9; 20]);
+    std::fs::write(data.join("ops.log"), &bytes).expect("write");
+    let ports = free_ports(2);
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = vec!["broker".into(), "--id".into(), "0".into()];
+        a.extend([
+            "--brokers".into(),
+            ports[0].clone(),
+            "--controller".into(),
+            ports[1].clone(),
+        ]);
+        a.extend(["--data-dir".into(), data.display().to_string()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let out = Command::new(BIN).args(args(&[])).output().expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("corrupt data at byte 0"), "{stderr}");
+    // The refused file is untouched: nothing is dropped without being asked.
+    assert_eq!(std::fs::read(data.join("ops.log")).expect("read"), bytes);
+    // With --repair-corruption it cuts the log at the damage and starts.
+    let _broker = Procs(vec![(
+        "broker".into(),
+        start(&args(&["--repair-corruption"])),
+    )]);
+}

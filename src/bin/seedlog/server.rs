@@ -7,7 +7,7 @@ use seedlog::log::RetentionPolicy;
 use seedlog::node::{
     AnyNode, Broker, BrokerConfig, Controller, ControllerConfig, Durability, Image, TopicSpec,
 };
-use seedlog::runtime::disk::Disk;
+use seedlog::runtime::disk::{CorruptionPolicy, Disk};
 use seedlog::runtime::driver::Driver;
 use seedlog::runtime::file_disk::FileDisk;
 use seedlog::runtime::net::Net;
@@ -55,6 +55,11 @@ pub struct BrokerArgs {
     /// Keep each partition's log under this many bytes (retention.bytes).
     #[arg(long)]
     retention_bytes: Option<u64>,
+    /// Start even if the log is corrupt in the middle: cut it at the damage, re-fetch the rest
+    /// from the leaders, and tell the controller this broker lost data (it then cannot be the
+    /// last in-sync replica). Without it, a corrupt log stops the broker with the position.
+    #[arg(long)]
+    repair_corruption: bool,
 }
 
 fn parse_durability(s: &str) -> Result<Durability, String> {
@@ -106,9 +111,21 @@ pub async fn broker(args: BrokerArgs) -> anyhow::Result<i32> {
         .get(args.id as usize)
         .with_context(|| format!("--id {} is not a position in --brokers", args.id))?;
     args.layout.controller_addr()?;
-    let mut disk = open_disk(&args.data_dir)?;
+    let policy = if args.repair_corruption {
+        CorruptionPolicy::Truncate
+    } else {
+        CorruptionPolicy::Refuse
+    };
+    let mut disk = FileDisk::open(&args.data_dir, policy)
+        .with_context(|| format!("cannot open the data directory {}", args.data_dir.display()))?;
     let name = format!("broker {}", args.id);
-    let image = recover(&mut disk, &name)?;
+    let recovered = disk
+        .recover()
+        .with_context(|| format!("{name}: cannot recover its data directory"))?;
+    if let Some(note) = &recovered.note {
+        eprintln!("{name}: recovery: {note}");
+    }
+    let (image, lost_data) = (recovered.image, recovered.lost_durable);
     let mut config = BrokerConfig::new(args.id, CONTROLLER_ID);
     config.durability = args.durability;
     config.min_insync_replicas = args.min_insync_replicas;
@@ -123,7 +140,7 @@ pub async fn broker(args: BrokerArgs) -> anyhow::Result<i32> {
         Image::Broker(b) => b,
         _ => Default::default(),
     };
-    let node = Broker::recover(Arc::new(config), image);
+    let node = Broker::recover(Arc::new(config), image).with_lost_data(lost_data);
     serve(
         args.id,
         &name,
