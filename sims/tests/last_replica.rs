@@ -62,7 +62,9 @@ fn by_default_the_partition_goes_offline_instead() {
         o.problems
     );
     assert!(
-        o.problems.iter().any(|p| p.starts_with("liveness")),
+        o.problems
+            .iter()
+            .any(|p| p.starts_with("liveness") && p.contains("no leader")),
         "{:?}",
         o.problems
     );

@@ -1,7 +1,7 @@
 //! End-of-run checks on the cluster itself (the history checker covers what clients saw):
 //! after the heal, within the liveness bound, every partition has a leader whose committed log
-//! every replica holds identically, every producer has finished, and the final reader has read
-//! up to every high watermark.
+//! every replica holds identically, the final reader has read up to every high watermark, and
+//! every producer has finished. Partition problems are named first: they explain the others.
 
 use super::cluster::{lock, Cluster};
 use crate::scenario::{Scenario, CONTROLLER, FINAL_READER, TOPIC};
@@ -14,17 +14,6 @@ pub fn not_converged(cluster: &Cluster, sc: &Scenario) -> Option<String> {
         AnyNode::Controller(c) => c.metadata().clone(),
         _ => return Some("the controller is not running".into()),
     };
-    for n in cluster.nodes.values() {
-        if let AnyNode::Producer(p) = &*lock(&n.state) {
-            if !p.finished() {
-                return Some(format!(
-                    "{} has {} records left",
-                    Scenario::node_name(n.id),
-                    p.config().records.len().min(p.done() + 1) - p.done()
-                ));
-            }
-        }
-    }
     for p in 0..sc.partitions {
         let tp = TopicPartition::new(TOPIC, p);
         let Some(ps) = metadata.partition(&tp) else {
@@ -64,6 +53,17 @@ pub fn not_converged(cluster: &Cluster, sc: &Scenario) -> Option<String> {
         };
         if read < hw {
             return Some(format!("{tp}: the final reader is at {read}, HW is {hw}"));
+        }
+    }
+    for n in cluster.nodes.values() {
+        if let AnyNode::Producer(p) = &*lock(&n.state) {
+            if !p.finished() {
+                return Some(format!(
+                    "{} has {} records left",
+                    Scenario::node_name(n.id),
+                    p.config().records.len().min(p.done() + 1) - p.done()
+                ));
+            }
         }
     }
     None
