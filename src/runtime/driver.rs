@@ -6,6 +6,7 @@
 //! `Timer` order.
 
 use super::disk::{Disk, DiskError};
+use super::lock;
 use super::net::{Inbox, Net};
 use super::trace::{with_trace, SharedTrace};
 use crate::node::{AnyNode, ClientEvent, Context, Effect, Timer};
@@ -198,12 +199,5 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }

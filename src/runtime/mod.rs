@@ -10,3 +10,11 @@ pub mod frame;
 pub mod net;
 pub mod sim_disk;
 pub mod trace;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks a mutex, surviving a panic elsewhere: everything the runtime shares (node state, traces,
+/// routes, histories) is updated in whole steps, so a poisoned lock still guards a sound value.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

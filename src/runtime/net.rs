@@ -9,6 +9,7 @@
 //! memory without bound.
 
 use super::frame::{encode, FrameDecoder};
+use super::lock;
 use crate::protocol::{Message, NodeId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -259,12 +260,5 @@ impl Net {
                 Ok(n) => decoder.push(&buf[..n]),
             }
         }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }

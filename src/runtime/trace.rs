@@ -104,11 +104,7 @@ impl Trace {
 
 /// Locks a shared trace, surviving a panic elsewhere (the trace is append-only, never torn).
 pub fn with_trace<R>(trace: &SharedTrace, f: impl FnOnce(&mut Trace) -> R) -> R {
-    let mut guard = match trace.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    f(&mut guard)
+    f(&mut super::lock(trace))
 }
 
 #[cfg(test)]

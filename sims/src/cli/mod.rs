@@ -76,18 +76,46 @@ pub struct RunArgs {
     pub scenario: ScenarioArgs,
 }
 
+/// Which run: a seed (with the flags of the run that failed) or a saved scenario file.
 #[derive(Args, Debug)]
-pub struct ReplayArgs {
-    /// The seed to replay (with the same --bug/--sim-secs/--durability as the run).
+pub struct SourceArgs {
+    /// The seed (with the same --bug/--sim-secs/--durability as the run).
     #[arg(
         long,
         conflicts_with = "schedule",
         required_unless_present = "schedule"
     )]
     pub seed: Option<u64>,
-    /// A scenario saved with `schedule --out` or `replay --save-schedule`.
+    /// A scenario saved with `schedule --out`, `replay --save-schedule` or `shrink`.
     #[arg(long)]
     pub schedule: Option<PathBuf>,
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
+}
+
+impl SourceArgs {
+    /// The scenario to run, or why it cannot be had.
+    pub fn load(&self) -> Result<crate::scenario::Scenario, String> {
+        match (&self.schedule, self.seed) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                serde_json::from_str(&text)
+                    .map_err(|e| format!("{} is not a saved scenario: {e}", path.display()))
+            }
+            (None, Some(seed)) => Ok(crate::scenario::Scenario::from_seed(
+                seed,
+                &self.scenario.options(),
+            )),
+            (None, None) => Err("give --seed or --schedule".into()),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Print every event (deliveries, timers, disk writes, client operations, faults).
     #[arg(long)]
     pub trace: bool,
@@ -103,27 +131,15 @@ pub struct ReplayArgs {
     /// Run twice and compare the traces event by event.
     #[arg(long)]
     pub check_determinism: bool,
-    #[command(flatten)]
-    pub scenario: ScenarioArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct ShrinkArgs {
-    /// The failing seed (with the same --bug/--sim-secs/--durability as the run).
-    #[arg(
-        long,
-        conflicts_with = "schedule",
-        required_unless_present = "schedule"
-    )]
-    pub seed: Option<u64>,
-    /// A saved scenario.
-    #[arg(long)]
-    pub schedule: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Where to save the shrunk scenario (default shrunk-seed-S.json).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub scenario: ScenarioArgs,
 }
 
 #[derive(Args, Debug)]

@@ -3,25 +3,11 @@
 
 use super::run::divergence;
 use super::ReplayArgs;
-use crate::scenario::Scenario;
-use crate::sim::run::run;
+use crate::sim::run::{problem_name, run};
 use std::path::PathBuf;
 
-fn load(args: &ReplayArgs) -> Result<Scenario, String> {
-    match (&args.schedule, args.seed) {
-        (Some(path), _) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            serde_json::from_str(&text)
-                .map_err(|e| format!("{} is not a saved scenario: {e}", path.display()))
-        }
-        (None, Some(seed)) => Ok(Scenario::from_seed(seed, &args.scenario.options())),
-        (None, None) => Err("give --seed or --schedule".into()),
-    }
-}
-
 pub fn main(args: &ReplayArgs) -> i32 {
-    let sc = match load(args) {
+    let sc = match args.source.load() {
         Ok(sc) => sc,
         Err(e) => {
             eprintln!("error: {e}");
@@ -89,7 +75,7 @@ pub fn main(args: &ReplayArgs) -> i32 {
             0
         }
         Some(p) => {
-            let name = p.split([' ', ':']).next().unwrap_or("violation");
+            let name = problem_name(p);
             println!(
                 "RESULT violation seed={} problem={name} problems={} hash={:016x}",
                 sc.seed,

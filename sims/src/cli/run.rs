@@ -2,7 +2,7 @@
 
 use super::RunArgs;
 use crate::scenario::Scenario;
-use crate::sim::run::{run, Outcome};
+use crate::sim::run::{problem_name, run, Outcome};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -146,10 +146,7 @@ pub fn main(args: &RunArgs) -> i32 {
             0
         }
         Some(first) => {
-            let name = first.problems[0]
-                .split([' ', ':'])
-                .next()
-                .unwrap_or("violation");
+            let name = problem_name(&first.problems[0]);
             println!(
                 "RESULT violation seeds={} failed={} first_failing_seed={} problem={name}",
                 reports.len(),

@@ -1,26 +1,14 @@
 //! `shrink`: the smallest schedule (by removing faults) that still fails the same way.
 
 use super::ShrinkArgs;
-use crate::scenario::Scenario;
 use crate::sim::shrink::shrink;
 use std::path::PathBuf;
 
 pub fn main(args: &ShrinkArgs) -> i32 {
-    let sc = match (&args.schedule, args.seed) {
-        (Some(path), _) => match std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<Scenario>(&t).map_err(|e| e.to_string()))
-        {
-            Ok(sc) => sc,
-            Err(e) => {
-                eprintln!("error: {}: {e}", path.display());
-                println!("RESULT error reason=bad-input");
-                return 2;
-            }
-        },
-        (None, Some(seed)) => Scenario::from_seed(seed, &args.scenario.options()),
-        (None, None) => {
-            eprintln!("error: give --seed or --schedule");
+    let sc = match args.source.load() {
+        Ok(sc) => sc,
+        Err(e) => {
+            eprintln!("error: {e}");
             println!("RESULT error reason=bad-input");
             return 2;
         }

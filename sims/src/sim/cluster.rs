@@ -9,6 +9,7 @@ use seedlog::node::{
 use seedlog::protocol::{NodeId, Record};
 use seedlog::runtime::disk::CorruptionPolicy;
 use seedlog::runtime::driver::{Clock, Driver, Observer};
+pub use seedlog::runtime::lock;
 use seedlog::runtime::net::{AddressBook, Net};
 use seedlog::runtime::sim_disk::SimDisk;
 use seedlog::runtime::trace::{with_trace, SharedTrace};
@@ -266,12 +267,5 @@ impl Cluster {
                 disk,
             },
         );
-    }
-}
-
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }

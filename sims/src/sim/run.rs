@@ -29,10 +29,13 @@ impl Outcome {
 
     /// The name of the first problem (an anomaly or invariant name), for summaries.
     pub fn first_problem_name(&self) -> Option<&str> {
-        self.problems
-            .first()
-            .map(|p| p.split([' ', ':']).next().unwrap_or(p))
+        self.problems.first().map(|p| problem_name(p))
     }
+}
+
+/// The name a problem line starts with (`lost-write`, `liveness`, `nondeterminism`, ...).
+pub fn problem_name(line: &str) -> &str {
+    line.split([' ', ':']).next().unwrap_or(line)
 }
 
 pub fn run(sc: &Scenario, keep_trace: bool) -> Outcome {

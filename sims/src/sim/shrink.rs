@@ -3,6 +3,7 @@
 //! simplified delta debugging). The result is a smaller scenario to read and to keep as a
 //! regression test.
 
+pub use super::run::problem_name;
 use super::run::run;
 use crate::scenario::Scenario;
 
@@ -10,11 +11,6 @@ pub struct Shrunk {
     pub scenario: Scenario,
     pub problem: String,
     pub runs: usize,
-}
-
-/// The name a problem line starts with (`lost-write`, `liveness`, ...).
-pub fn problem_name(line: &str) -> &str {
-    line.split([' ', ':']).next().unwrap_or(line)
 }
 
 /// `None` if the scenario does not fail at all.

@@ -7,6 +7,7 @@ use seedlog::node::{AnyNode, ClientEvent, Image, Producer, ProducerConfig, Reade
 use seedlog::protocol::{Acks, Message, Record};
 use seedlog::runtime::disk::{Disk, DiskError, Recovered};
 use seedlog::runtime::driver::{Driver, Observer};
+use seedlog::runtime::lock;
 use seedlog::runtime::net::Net;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -118,7 +119,7 @@ async fn drive(
     let task = tokio::spawn(driver.run());
     let deadline = tokio::time::Instant::now() + timeout;
     let finished = loop {
-        if done(&state.lock().unwrap_or_else(|p| p.into_inner())) {
+        if done(&lock(&state)) {
             break true;
         }
         if tokio::time::Instant::now() >= deadline {
@@ -164,7 +165,7 @@ pub async fn produce(args: ProduceArgs) -> anyhow::Result<i32> {
         let counts = counts.clone();
         let current = Mutex::new(String::new());
         Arc::new(move |_, _, event: &ClientEvent| {
-            let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
+            let mut current = lock(&current);
             match event {
                 ClientEvent::SendInvoke { value, .. } => *current = text(value),
                 ClientEvent::SendOk { partition, offset } => {
@@ -172,11 +173,11 @@ pub async fn produce(args: ProduceArgs) -> anyhow::Result<i32> {
                         "{}",
                         serde_json::json!({"value": *current, "partition": partition, "offset": offset})
                     );
-                    counts.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+                    lock(&counts).0 += 1;
                 }
                 ClientEvent::SendInfo { reason } | ClientEvent::SendFail { reason } => {
                     eprintln!("record {} not acknowledged: {reason}", *current);
-                    counts.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+                    lock(&counts).1 += 1;
                 }
                 _ => {}
             }
@@ -191,7 +192,7 @@ pub async fn produce(args: ProduceArgs) -> anyhow::Result<i32> {
         |n| matches!(n, AnyNode::Producer(p) if p.finished()),
     )
     .await;
-    let (acked, unknown) = *counts.lock().unwrap_or_else(|p| p.into_inner());
+    let (acked, unknown) = *lock(&counts);
     let ok = finished && acked == args.count;
     println!(
         "RESULT {} acked={acked} unknown={unknown} count={}",
@@ -225,7 +226,7 @@ pub async fn consume(args: ConsumeArgs) -> anyhow::Result<i32> {
                         })
                     );
                 }
-                *seen.lock().unwrap_or_else(|p| p.into_inner()) += records.len();
+                *lock(&seen) += records.len();
             }
         })
     };
@@ -237,10 +238,10 @@ pub async fn consume(args: ConsumeArgs) -> anyhow::Result<i32> {
         &args.layout,
         observer,
         Duration::from_millis(args.timeout_ms),
-        move |_| want.is_some_and(|w| *counter.lock().unwrap_or_else(|p| p.into_inner()) >= w),
+        move |_| want.is_some_and(|w| *lock(&counter) >= w),
     )
     .await;
-    let n = *seen.lock().unwrap_or_else(|p| p.into_inner());
+    let n = *lock(&seen);
     let ok = args.count.is_none_or(|w| n >= w);
     println!(
         "RESULT {} records={n}",
