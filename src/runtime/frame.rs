@@ -20,6 +20,10 @@ pub enum FrameError {
     Checksum { at: u64, stored: u32, computed: u32 },
     #[error("frame at byte {at}: undecodable payload: {detail}")]
     Payload { at: u64, detail: String },
+    #[error(
+        "frame at byte {at}: cut short ({need} bytes declared with its header, {have} present)"
+    )]
+    Truncated { at: u64, need: usize, have: usize },
 }
 
 /// Encodes one value as a frame. Our message and disk types always serialize; a failure is a
@@ -143,50 +147,38 @@ pub fn scan<T: DeserializeOwned>(bytes: &[u8]) -> Scan<T> {
     let mut values = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
-        let stop = match peek(bytes, at, 0) {
+        let error = match peek(bytes, at, 0) {
             Peek::Complete { end } => match decode_payload(&bytes[at..end], at as u64) {
                 Ok(v) => {
                     values.push(v);
                     at = end;
                     continue;
                 }
-                Err(error) if end == bytes.len() => ScanStop::TornTail {
-                    at: at as u64,
-                    detail: error.to_string(),
-                },
-                Err(error) => ScanStop::Corrupt {
-                    at: at as u64,
-                    error,
-                },
+                // The checksum holds, so these bytes were written whole: a format problem,
+                // never a torn write.
+                Err(error) => Err(error),
             },
-            Peek::Incomplete { need } => ScanStop::TornTail {
+            // A torn write leaves a short or damaged last frame; an absurd length is not that.
+            Peek::Bad(error @ FrameError::TooLarge { .. }) => Err(error),
+            Peek::Bad(error) => Ok(error),
+            Peek::Incomplete { need } => Ok(FrameError::Truncated {
                 at: at as u64,
-                detail: format!(
-                    "incomplete frame: {need} bytes needed, {} present",
-                    bytes.len() - at
-                ),
+                need,
+                have: bytes.len() - at,
+            }),
+        };
+        // A damaged frame is a torn tail only if nothing valid follows it; a valid frame after
+        // it means bytes that were once good went bad (a flipped length bit can make a frame
+        // in the middle look cut short).
+        let stop = match error {
+            Ok(error) if !valid_frame_after::<T>(bytes, at + 1) => ScanStop::TornTail {
+                at: at as u64,
+                detail: error.to_string(),
             },
-            Peek::Bad(error) => {
-                // A damaged length or checksum on the last frame is a torn write; anywhere
-                // else it is corruption of data that was once complete.
-                let declared_end = match &error {
-                    FrameError::Checksum { .. } => bytes.get(at..at + 4).map(|b| {
-                        at + HEADER + u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
-                    }),
-                    _ => None,
-                };
-                if declared_end.is_some_and(|end| end >= bytes.len()) {
-                    ScanStop::TornTail {
-                        at: at as u64,
-                        detail: error.to_string(),
-                    }
-                } else {
-                    ScanStop::Corrupt {
-                        at: at as u64,
-                        error,
-                    }
-                }
-            }
+            Ok(error) | Err(error) => ScanStop::Corrupt {
+                at: at as u64,
+                error,
+            },
         };
         return Scan {
             values,
@@ -199,6 +191,14 @@ pub fn scan<T: DeserializeOwned>(bytes: &[u8]) -> Scan<T> {
         valid_len: at,
         stop: None,
     }
+}
+
+/// Whether a complete, decodable frame starts anywhere at or after `from`.
+fn valid_frame_after<T: DeserializeOwned>(bytes: &[u8], from: usize) -> bool {
+    (from..bytes.len()).any(|i| match peek(bytes, i, 0) {
+        Peek::Complete { end } => decode_payload::<T>(&bytes[i..end], i as u64).is_ok(),
+        _ => false,
+    })
 }
 
 #[cfg(test)]
@@ -257,6 +257,24 @@ mod tests {
         let s = scan::<Vec<u8>>(&last);
         assert_eq!(s.values.len(), 2);
         assert!(matches!(s.stop, Some(ScanStop::TornTail { .. })));
+    }
+
+    #[test]
+    fn a_flipped_length_bit_in_the_middle_is_corruption_not_a_torn_tail() {
+        let values = vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()];
+        let mut bytes = stream(&values);
+        // The first frame now declares ~16 MiB minus a bit: past the end of the file, as a torn
+        // write would look, but valid frames follow it.
+        bytes[2] ^= 0x80;
+        let s = scan::<Vec<u8>>(&bytes);
+        assert!(s.values.is_empty());
+        match s.stop {
+            Some(ScanStop::Corrupt {
+                at: 0,
+                error: FrameError::Truncated { .. },
+            }) => {}
+            other => panic!("expected corruption at 0, got {other:?}"),
+        }
     }
 
     #[test]
