@@ -10,6 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use seedlog::node::DiskOp;
+use seedlog::protocol::{LogEntry, Record, TopicPartition};
+use seedlog::runtime::disk::{CorruptionPolicy, Disk};
+use seedlog::runtime::file_disk::FileDisk;
+
 const BIN: &str = env!("CARGO_BIN_EXE_seedlog");
 
 /// Kills the cluster's processes however the test ends.
@@ -58,16 +63,10 @@ fn start(args: &[String]) -> Child {
 
 /// Runs a client command to completion; returns its stdout lines and exit code.
 fn client(args: &[String]) -> (Vec<String>, i32) {
-    let out = Command::new(BIN)
-        .args(args)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run seedlog client");
-    let lines = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    (lines, out.status.code().unwrap_or(-1))
+    let (code, stdout, stderr) = run_with_deadline(args, Duration::from_secs(60));
+    eprint!("{stderr}");
+    let lines = stdout.lines().map(str::to_string).collect();
+    (lines, code.unwrap_or(-1))
 }
 
 fn values(lines: &[String]) -> Vec<String> {
@@ -177,11 +176,28 @@ fn leader_process_killed_no_acknowledged_record_lost() {
 fn a_corrupt_log_stops_the_broker_unless_repair_is_asked_for() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("broker0");
-    std::fs::create_dir_all(&data).expect("mkdir");
-    // A frame declaring 4 bytes with a wrong checksum, and more data after it: bit rot.
-    let mut bytes = vec![4, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
-    bytes.extend_from_slice(&[9; 20]);
-    std::fs::write(data.join("ops.log"), &bytes).expect("write");
+    // A genuine three-record log written through the library, then one bit flipped inside the
+    // first record: valid frames follow the damage, so this is bit rot, not a torn tail.
+    let mut disk = FileDisk::open(&data, CorruptionPolicy::Refuse).expect("open");
+    disk.recover().expect("recover empty");
+    for offset in 0..3 {
+        let op = DiskOp::Append {
+            tp: TopicPartition::new("events", 0),
+            entries: vec![LogEntry {
+                offset,
+                epoch: 1,
+                record: Record::keyed("k", format!("v{offset}")),
+                producer: None,
+            }],
+        };
+        disk.append(&op).expect("append");
+    }
+    disk.sync().expect("sync");
+    drop(disk);
+    let log = data.join("ops.log");
+    let mut bytes = std::fs::read(&log).expect("read");
+    bytes[10] ^= 0x01;
+    std::fs::write(&log, &bytes).expect("write");
     let ports = free_ports(2);
     let args = |extra: &[&str]| {
         let mut a: Vec<String> = vec!["broker".into(), "--id".into(), "0".into()];
@@ -195,15 +211,51 @@ fn a_corrupt_log_stops_the_broker_unless_repair_is_asked_for() {
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
-    let out = Command::new(BIN).args(args(&[])).output().expect("run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, _, stderr) = run_with_deadline(&args(&[]), Duration::from_secs(20));
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("corrupt data at byte 0"), "{stderr}");
     // The refused file is untouched: nothing is dropped without being asked.
-    assert_eq!(std::fs::read(data.join("ops.log")).expect("read"), bytes);
+    assert_eq!(std::fs::read(&log).expect("read"), bytes);
     // With --repair-corruption it cuts the log at the damage and starts.
     let _broker = Procs(vec![(
         "broker".into(),
         start(&args(&["--repair-corruption"])),
     )]);
+}
+
+/// Runs the binary expecting it to exit by itself; returns (exit code, stdout, stderr). Kills it
+/// and fails the test if it has not exited within `deadline`: a process that should finish must
+/// never hang the suite (CI has a hard time limit).
+fn run_with_deadline(args: &[String], deadline: Duration) -> (Option<i32>, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start seedlog");
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("seedlog {args:?} still running after {deadline:?}; it should have exited");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    (status.code(), stdout, stderr)
 }
