@@ -20,6 +20,16 @@
 //!   got offsets that do not increase.
 //! - `aborted-read` (Jepsen's G1a; not in KAFKA.md's list): a value whose send definitely failed
 //!   was read.
+//! - `offset-regression`: a consumer group's committed offset for a partition moved back with no
+//!   seek by a member that could explain it: an `ok` commit or fetch-committed shows an offset
+//!   lower than one an earlier (completed before it was invoked) commit or fetch showed, or a
+//!   fetch finds no offset after one was seen. Subject `group topic-partition`.
+//! - `at-least-once`: a record (acknowledged or read) below a group's final committed offset
+//!   that no member of the group polled, and no member sought past. Subject
+//!   `group topic-partition@offset`.
+//!
+//! The exact windows are in `groups`. Commits that failed are ignored; commits of unknown
+//! outcome neither count as observations nor excuse anything.
 //!
 //! Sends that ended `info` (or never ended) are indeterminate: they may be read or not, but at
 //! most at one position. Each anomaly is reported once per subject (a record, an offset, a key,
@@ -27,12 +37,13 @@
 //! gives totals.
 
 use super::event::{Event, EventType, Op};
+use super::groups::check_groups;
 use super::ops::{pair, Operation};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// (topic, partition)
-type Tp = (String, u32);
+pub(super) type Tp = (String, u32);
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Anomaly {
@@ -57,6 +68,11 @@ pub struct Stats {
     pub polls: usize,
     pub records_read: usize,
     pub seeks: usize,
+    pub commits_ok: usize,
+    pub commits_failed: usize,
+    pub commits_unknown: usize,
+    /// `ok` fetches of a group's committed offset.
+    pub fetches_committed: usize,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -211,6 +227,10 @@ pub fn check(events: &[Event]) -> Report {
                 }
             }
             (Op::Seek, EventType::Ok) => stats.seeks += 1,
+            (Op::Commit, EventType::Ok) => stats.commits_ok += 1,
+            (Op::Commit, EventType::Fail) => stats.commits_failed += 1,
+            (Op::Commit, _) => stats.commits_unknown += 1,
+            (Op::FetchCommitted, EventType::Ok) => stats.fetches_committed += 1,
             _ => {}
         }
     }
@@ -287,6 +307,7 @@ pub fn check(events: &[Event]) -> Report {
     }
     check_consumers(&ops, &obs, &mut report);
     check_producers(&acked, &mut report);
+    check_groups(events, &ops, &obs.known, &mut report);
     for ((key, topic), partitions) in &obs.key_partitions {
         if partitions.len() > 1 {
             let ps: Vec<String> = partitions.iter().map(u32::to_string).collect();

@@ -9,7 +9,19 @@
 //!
 //! `type` is `invoke`, `ok`, `fail` (definitely did not happen) or `info` (outcome unknown).
 //! Unknown fields are ignored and unknown `f` values are kept but not checked, so the format can
-//! grow (consumer groups add `commit` and `fetch-committed`).
+//! grow.
+//!
+//! Consumer-group members add `"group"` to their polls and seeks, and write commits and
+//! fetches of the group's committed offset (`offset` is always the next offset to read):
+//!
+//! ```text
+//! {"process":"c1","type":"invoke","f":"commit","time_ns":5000,"group":"g","topic":"t","partition":0,"offset":1}
+//! {"process":"c1","type":"ok","f":"commit","time_ns":6000}
+//! {"process":"c2","type":"invoke","f":"fetch-committed","time_ns":7000,"group":"g","topic":"t","partition":0}
+//! {"process":"c2","type":"ok","f":"fetch-committed","time_ns":8000,"offset":1}
+//! ```
+//!
+//! A fetch-committed `ok` without `offset` means the group had none for that partition.
 
 use serde::{Deserialize, Serialize};
 
@@ -134,6 +146,51 @@ impl Event {
             ..Event::new(process, EventType::Ok, Op::Seek, time_ns)
         }
     }
+
+    /// The same event made by a member of consumer group `group` (for polls and seeks).
+    pub fn in_group(self, group: &str) -> Event {
+        Event {
+            group: Some(group.to_string()),
+            ..self
+        }
+    }
+
+    /// A commit of `offset` (the next offset to read) for `group`; an invoke, or its end.
+    pub fn commit(
+        process: &str,
+        kind: EventType,
+        time_ns: u64,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+    ) -> Event {
+        Event {
+            f: Op::Commit,
+            offset: Some(offset),
+            ..Event::fetch_committed(process, kind, time_ns, group, topic, partition, None)
+        }
+    }
+
+    /// A fetch of `group`'s committed offset: an invoke (`offset` None), or its end; an `ok`
+    /// with `offset` None means the group had no committed offset for the partition.
+    pub fn fetch_committed(
+        process: &str,
+        kind: EventType,
+        time_ns: u64,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        offset: Option<u64>,
+    ) -> Event {
+        Event {
+            group: Some(group.to_string()),
+            topic: Some(topic.to_string()),
+            partition: Some(partition),
+            offset,
+            ..Event::new(process, kind, Op::FetchCommitted, time_ns)
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,6 +249,18 @@ fn validate(e: &Event) -> Result<(), String> {
             need(e.topic.is_some(), "topic")?;
             need(e.partition.is_some(), "partition")?;
             need(e.offset.is_some(), "offset")
+        }
+        // Completions may leave these to the invoke (`ops::pair` fills them in).
+        (Op::Commit, EventType::Invoke) => {
+            need(e.group.is_some(), "group")?;
+            need(e.topic.is_some(), "topic")?;
+            need(e.partition.is_some(), "partition")?;
+            need(e.offset.is_some(), "offset")
+        }
+        (Op::FetchCommitted, EventType::Invoke) => {
+            need(e.group.is_some(), "group")?;
+            need(e.topic.is_some(), "topic")?;
+            need(e.partition.is_some(), "partition")
         }
         _ => Ok(()),
     }

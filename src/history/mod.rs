@@ -4,6 +4,7 @@
 
 mod checker;
 mod event;
+mod groups;
 mod ops;
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,9 @@ pub struct Operation {
     /// Position of the invoke (or of the completion, if there was no invoke) in the history:
     /// the order in which the process started its operations.
     pub started: usize,
+    /// Time of the invoke (or of the completion, if there was no invoke); the completion's time
+    /// is `event.time_ns`. Together they bound when the operation took effect.
+    pub invoked_ns: u64,
     /// The completion's fields, filled in from the invoke where the completion omits them.
     pub event: Event,
 }
@@ -27,6 +30,7 @@ pub fn pair(events: &[Event]) -> Vec<Operation> {
         f: invoke.f.clone(),
         outcome: EventType::Info,
         started,
+        invoked_ns: invoke.time_ns,
         event: invoke.clone(),
     };
     for (i, e) in events.iter().enumerate() {
@@ -36,19 +40,22 @@ pub fn pair(events: &[Event]) -> Vec<Operation> {
             }
             continue;
         }
-        let (started, merged) = match open.remove(e.process.as_str()) {
-            Some((started, invoke)) if invoke.f == e.f => (started, merge(invoke, e)),
+        let (started, invoked_ns, merged) = match open.remove(e.process.as_str()) {
+            Some((started, invoke)) if invoke.f == e.f => {
+                (started, invoke.time_ns, merge(invoke, e))
+            }
             Some((started, invoke)) => {
                 ops.push(unknown(started, invoke));
-                (i, e.clone())
+                (i, e.time_ns, e.clone())
             }
-            None => (i, e.clone()),
+            None => (i, e.time_ns, e.clone()),
         };
         ops.push(Operation {
             process: e.process.clone(),
             f: e.f.clone(),
             outcome: e.kind,
             started,
+            invoked_ns,
             event: merged,
         });
     }
@@ -64,5 +71,11 @@ fn merge(invoke: &Event, done: &Event) -> Event {
     e.key = e.key.or_else(|| invoke.key.clone());
     e.value = e.value.or_else(|| invoke.value.clone());
     e.group = e.group.or_else(|| invoke.group.clone());
+    e.partition = e.partition.or(invoke.partition);
+    // A commit's completion may omit the offset it committed; a fetch-committed completion
+    // without one means "none", so it must not inherit anything.
+    if e.f == Op::Commit {
+        e.offset = e.offset.or(invoke.offset);
+    }
     e
 }

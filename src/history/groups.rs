@@ -1,0 +1,241 @@
+//! Consumer-group checks (`offset-regression`, `at-least-once`; see `checker`'s module comment).
+//!
+//! A group's committed offset for a partition is observed by its `ok` commits (the value it
+//! wrote) and `ok` fetch-committed (the value the broker returned, or none). A process belongs
+//! to a group if any of its events names the group. An operation took effect somewhere between
+//! its invoke and its completion, so "A before B" below always means B was invoked after A
+//! completed: concurrency never makes an anomaly.
+
+use super::checker::Tp;
+use super::event::{Event, EventType, Op};
+use super::ops::Operation;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// (group, topic, partition)
+type GroupTp<'a> = (&'a str, Tp);
+
+/// One observation of a group's committed offset.
+struct Committed<'a> {
+    op: &'a Operation,
+    /// `None`: a fetch found no committed offset.
+    offset: Option<u64>,
+    /// Position among the operations, which `pair` emits in completion order: breaks ties of
+    /// equal completion times.
+    order: usize,
+}
+
+impl Committed<'_> {
+    fn completed(&self) -> u64 {
+        self.op.event.time_ns
+    }
+}
+
+impl fmt::Display for Committed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.op.f == Op::Commit {
+            "commit of"
+        } else {
+            "fetch-committed returning"
+        };
+        let offset = self.offset.map_or("none".to_string(), |o| o.to_string());
+        write!(
+            f,
+            "{what} {offset} by {} (invoked {} ns, ok {} ns)",
+            self.op.process,
+            self.op.invoked_ns,
+            self.completed()
+        )
+    }
+}
+
+/// A seek by a group member: an explicit reposition, which may make the group commit lower.
+struct Seek<'a> {
+    op: &'a Operation,
+    offset: u64,
+}
+
+/// What the group checks need, gathered once.
+#[derive(Default)]
+struct Groups<'a> {
+    /// Groups each process belongs to.
+    member_of: BTreeMap<&'a str, BTreeSet<&'a str>>,
+    /// Observations of each group's committed offsets, in completion order.
+    committed: BTreeMap<GroupTp<'a>, Vec<Committed<'a>>>,
+    /// Seeks per partition, by any process (membership is checked per group).
+    seeks: BTreeMap<Tp, Vec<Seek<'a>>>,
+    /// (process, partition, offset) read by `ok` polls.
+    processed_by: BTreeSet<(&'a str, Tp, u64)>,
+}
+
+impl<'a> Groups<'a> {
+    fn gather(events: &'a [Event], ops: &'a [Operation]) -> Groups<'a> {
+        let mut g = Groups::default();
+        for e in events {
+            if let Some(group) = &e.group {
+                g.member_of.entry(&e.process).or_default().insert(group);
+            }
+        }
+        for (order, op) in ops.iter().enumerate() {
+            let e = &op.event;
+            let tp = e.topic.clone().zip(e.partition);
+            match (&op.f, op.outcome, &e.group, tp) {
+                (Op::Commit | Op::FetchCommitted, EventType::Ok, Some(group), Some(tp)) => {
+                    // A commit without an offset cannot be checked; `validate` makes its invoke
+                    // carry one, so this is only a lone completion.
+                    if op.f == Op::Commit && e.offset.is_none() {
+                        continue;
+                    }
+                    g.committed
+                        .entry((group.as_str(), tp))
+                        .or_default()
+                        .push(Committed {
+                            op,
+                            offset: e.offset,
+                            order,
+                        });
+                }
+                // A seek of unknown outcome may have happened: it may excuse, never accuse.
+                (Op::Seek, EventType::Ok | EventType::Info, _, Some(tp)) => {
+                    if let Some(offset) = e.offset {
+                        g.seeks.entry(tp).or_default().push(Seek { op, offset });
+                    }
+                }
+                (Op::Poll, EventType::Ok, _, _) => {
+                    for r in e.records.iter().flatten() {
+                        let tp = (r.topic.clone(), r.partition);
+                        g.processed_by.insert((&op.process, tp, r.offset));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for observations in g.committed.values_mut() {
+            observations.sort_by_key(|c| (c.completed(), c.order));
+        }
+        g
+    }
+
+    fn is_member(&self, process: &str, group: &str) -> bool {
+        self.member_of
+            .get(process)
+            .is_some_and(|groups| groups.contains(group))
+    }
+
+    /// Seeks on `tp` by members of `group`.
+    fn member_seeks<'s>(
+        &'s self,
+        group: &'s str,
+        tp: &Tp,
+    ) -> impl Iterator<Item = &'s Seek<'a>> + 's {
+        self.seeks
+            .get(tp)
+            .into_iter()
+            .flatten()
+            .filter(move |s| self.is_member(&s.op.process, group))
+    }
+
+    fn processed(&self, group: &str, tp: &Tp, offset: u64) -> bool {
+        self.member_of.iter().any(|(process, groups)| {
+            groups.contains(group) && self.processed_by.contains(&(*process, tp.clone(), offset))
+        })
+    }
+}
+
+pub(super) fn check_groups(
+    events: &[Event],
+    ops: &[Operation],
+    known: &BTreeMap<Tp, BTreeSet<u64>>,
+    report: &mut impl FnMut(&'static str, String, String),
+) {
+    let groups = Groups::gather(events, ops);
+    for ((group, tp), observations) in &groups.committed {
+        let subject = format!("{group} {}-{}", tp.0, tp.1);
+        if let Some(detail) = regression(&groups, group, tp, observations) {
+            report("offset-regression", subject, detail);
+        }
+        check_at_least_once(&groups, group, tp, observations, known, report);
+    }
+}
+
+/// The first observation B that shows the committed offset lower than an observation A before
+/// it (B invoked after A completed), or gone. A lower offset is excused by a member's seek on
+/// the partition to at most B's offset that may have taken effect between A and B: one that
+/// completed at or after A's invoke and was invoked at or before B's completion (the widest
+/// window in which the seek, and the lower commit it led to, can fall after A took effect and
+/// before B did). Nothing excuses a vanished offset: seeks do not delete commits.
+fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed]) -> Option<String> {
+    // Observations sorted by completion, and the highest offset among each prefix: most B
+    // are not below anything before them, and are cleared without a scan.
+    let mut highest: Vec<Option<u64>> = vec![None];
+    for c in observations {
+        let last = highest.last().copied().flatten();
+        highest.push(last.max(c.offset));
+    }
+    for b in observations {
+        let before = observations.partition_point(|a| a.completed() < b.op.invoked_ns);
+        let Some(max_before) = highest[before] else {
+            continue;
+        };
+        let earlier = &observations[..before];
+        match b.offset {
+            None => {
+                if let Some(a) = earlier.iter().rev().find(|a| a.offset.is_some()) {
+                    return Some(format!("{b} after {a}: the committed offset vanished"));
+                }
+            }
+            Some(lower) if lower < max_before => {
+                let excused = |a: &Committed| {
+                    groups.member_seeks(group, tp).any(|s| {
+                        s.offset <= lower
+                            && s.op.event.time_ns >= a.op.invoked_ns
+                            && s.op.invoked_ns <= b.completed()
+                    })
+                };
+                let unexcused = earlier
+                    .iter()
+                    .find(|a| a.offset.is_some_and(|o| o > lower) && !excused(a));
+                if let Some(a) = unexcused {
+                    return Some(format!("{b} after {a}, with no seek back in between"));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    None
+}
+
+/// Every known record below the group's final committed offset (the last observation, by
+/// completion, that has one) was read by an `ok` poll of a member, unless a member sought past
+/// it (a deliberate skip).
+fn check_at_least_once(
+    groups: &Groups,
+    group: &str,
+    tp: &Tp,
+    observations: &[Committed],
+    known: &BTreeMap<Tp, BTreeSet<u64>>,
+    report: &mut impl FnMut(&'static str, String, String),
+) {
+    let Some((last, end)) = observations
+        .iter()
+        .rev()
+        .find_map(|c| c.offset.map(|o| (c, o)))
+    else {
+        return;
+    };
+    let skipped_to = groups
+        .member_seeks(group, tp)
+        .map(|s| s.offset)
+        .max()
+        .unwrap_or(0);
+    for &offset in known.get(tp).into_iter().flat_map(|k| k.range(..end)) {
+        if offset < skipped_to || groups.processed(group, tp, offset) {
+            continue;
+        }
+        report(
+            "at-least-once",
+            format!("{group} {}-{}@{offset}", tp.0, tp.1),
+            format!("below final committed offset {end} ({last}), but no member of {group} processed it"),
+        );
+    }
+}
