@@ -347,3 +347,293 @@ proptest! {
         }
     }
 }
+
+// Consumer groups. Group histories are timed (real-time order matters to `offset-regression`):
+// each helper's invoke is at `at`, its completion at `at + 1`. All on partition 0 of `t`.
+
+const G: &str = "g";
+
+fn commit(c: &str, at: u64, offset: u64, kind: EventType) -> Vec<Event> {
+    vec![
+        Event::commit(c, EventType::Invoke, at, G, T, 0, offset),
+        Event::commit(c, kind, at + 1, G, T, 0, offset),
+    ]
+}
+
+fn fetch(c: &str, at: u64, committed: Option<u64>) -> Vec<Event> {
+    vec![
+        Event::fetch_committed(c, EventType::Invoke, at, G, T, 0, None),
+        Event::fetch_committed(c, EventType::Ok, at + 1, G, T, 0, committed),
+    ]
+}
+
+/// A group member's poll returning (and processing) `offsets` of the five-record log.
+fn gpoll(c: &str, at: u64, offsets: std::ops::Range<u64>) -> Vec<Event> {
+    gpoll_ending(c, at, offsets, EventType::Ok)
+}
+
+fn gpoll_ending(c: &str, at: u64, offsets: std::ops::Range<u64>, kind: EventType) -> Vec<Event> {
+    let records = offsets.map(|o| rec(0, o, "k", &format!("a{o}"))).collect();
+    vec![
+        Event::poll(c, EventType::Invoke, at, vec![]).in_group(G),
+        Event::poll(c, kind, at + 1, records).in_group(G),
+    ]
+}
+
+fn gseek(c: &str, at: u64, offset: u64) -> Vec<Event> {
+    vec![Event::seek(c, at, T, 0, offset).in_group(G)]
+}
+
+/// a0..a4 at offsets 0..4 of partition 0, all read by a reader outside the group (so the
+/// single-consumer checks stay quiet and only the group checks speak).
+fn five_records() -> Vec<Vec<Event>> {
+    let mut h = base();
+    h.push(send("p0", "k", "a3", 0, 3));
+    h.push(send("p0", "k", "a4", 0, 4));
+    h.push(poll(
+        "reader",
+        (0..5).map(|o| rec(0, o, "k", &format!("a{o}"))).collect(),
+    ));
+    h
+}
+
+fn group_report(parts: Vec<Vec<Event>>) -> Report {
+    let mut h = five_records();
+    h.extend(parts);
+    let events: Vec<Event> = h.into_iter().flatten().collect();
+    check(&events)
+}
+
+fn group_names(parts: Vec<Vec<Event>>) -> Vec<&'static str> {
+    let mut h = five_records();
+    h.extend(parts);
+    names(h)
+}
+
+fn subjects(report: &Report, name: &str) -> Vec<String> {
+    report
+        .anomalies
+        .iter()
+        .filter(|a| a.name == name)
+        .map(|a| a.subject.clone())
+        .collect()
+}
+
+#[test]
+fn at_least_once() {
+    // c1's poll of 0..2 reached the client but c1 crashed before processing it (the poll never
+    // ended ok), yet its commit of 3 went through; c2 takes over at 3.
+    let report = group_report(vec![
+        fetch("c1", 10, None),
+        gseek("c1", 12, 0),
+        gpoll_ending("c1", 20, 0..3, EventType::Info),
+        commit("c1", 30, 3, EventType::Ok),
+        fetch("c2", 40, Some(3)),
+        gpoll("c2", 50, 3..5),
+        commit("c2", 60, 5, EventType::Ok),
+    ]);
+    let names: Vec<&str> = report.anomalies.iter().map(|a| a.name).collect();
+    assert_eq!(names, vec!["at-least-once"; 3], "{}", report.render());
+    assert_eq!(
+        subjects(&report, "at-least-once"),
+        vec!["g t-0@0", "g t-0@1", "g t-0@2"]
+    );
+    let detail = &report.anomalies[0].detail;
+    assert!(
+        detail.contains("final committed offset 5") && detail.contains("by c2"),
+        "{detail}"
+    );
+}
+
+/// c1 processes 0..1 and stalls; the group moves on without it: c2 resets to 0, processes
+/// everything and commits 5. Then c1's late commit of 2 ends `ending`, and c3 fetches.
+fn fenced_member(ending: EventType, fetched: u64) -> Vec<Vec<Event>> {
+    vec![
+        fetch("c1", 10, None),
+        gseek("c1", 12, 0),
+        gpoll("c1", 20, 0..2),
+        fetch("c2", 30, None),
+        gseek("c2", 32, 0),
+        gpoll("c2", 40, 0..5),
+        commit("c2", 50, 5, EventType::Ok),
+        commit("c1", 60, 2, ending),
+        fetch("c3", 70, Some(fetched)),
+    ]
+}
+
+#[test]
+fn offset_regression() {
+    // The broker accepted the fenced member's stale commit: the committed offset went 5 -> 2.
+    // (The resets to 0 were before the commit of 5, so they do not excuse it.)
+    let report = group_report(fenced_member(EventType::Ok, 2));
+    assert_eq!(
+        report.anomalies.iter().map(|a| a.name).collect::<Vec<_>>(),
+        vec!["offset-regression"],
+        "{}",
+        report.render()
+    );
+    let a = &report.anomalies[0];
+    assert_eq!(a.subject, "g t-0");
+    assert!(
+        a.detail.contains("commit of 2 by c1") && a.detail.contains("commit of 5 by c2"),
+        "{a}"
+    );
+    // Only the fetch shows it when the late commit's outcome is unknown.
+    let report = group_report(fenced_member(EventType::Info, 2));
+    assert_eq!(subjects(&report, "offset-regression"), vec!["g t-0"]);
+    assert!(
+        report.anomalies[0]
+            .detail
+            .contains("fetch-committed returning 2 by c3"),
+        "{}",
+        report.render()
+    );
+}
+
+#[test]
+fn a_vanished_commit_is_an_offset_regression() {
+    let h = vec![
+        fetch("c1", 10, None),
+        gseek("c1", 12, 0),
+        gpoll("c1", 20, 0..3),
+        commit("c1", 30, 3, EventType::Ok),
+        fetch("c2", 40, None),
+    ];
+    assert_eq!(group_names(h), vec!["offset-regression"]);
+}
+
+#[test]
+fn a_refused_stale_commit_passes() {
+    let report = group_report(fenced_member(EventType::Fail, 5));
+    assert!(report.is_ok(), "{}", report.render());
+    assert_eq!(report.stats.commits_ok, 1);
+    assert_eq!(report.stats.commits_failed, 1);
+    assert_eq!(report.stats.fetches_committed, 3);
+}
+
+#[test]
+fn a_commit_of_unknown_outcome_may_have_landed_or_not() {
+    for fetched in [3, 5] {
+        let report = group_report(vec![
+            fetch("c1", 10, None),
+            gseek("c1", 12, 0),
+            gpoll("c1", 20, 0..3),
+            commit("c1", 30, 3, EventType::Ok),
+            gpoll("c1", 40, 3..5),
+            commit("c1", 50, 5, EventType::Info),
+            fetch("c2", 60, Some(fetched)),
+        ]);
+        assert!(report.is_ok(), "fetched {fetched}: {}", report.render());
+        assert_eq!(report.stats.commits_unknown, 1);
+    }
+}
+
+/// c1 processes everything and commits 5, then `seek` (if any) happens, then it reprocesses
+/// offset 2 and commits 3, which c2 then fetches.
+fn rewind(seek: Vec<Event>) -> Vec<Vec<Event>> {
+    vec![
+        fetch("c1", 10, None),
+        gseek("c1", 12, 0),
+        gpoll("c1", 20, 0..5),
+        commit("c1", 30, 5, EventType::Ok),
+        seek,
+        gpoll("c1", 50, 2..3),
+        commit("c1", 60, 3, EventType::Ok),
+        fetch("c2", 70, Some(3)),
+    ]
+}
+
+#[test]
+fn a_backward_seek_then_a_lower_commit_passes() {
+    assert_eq!(group_names(rewind(gseek("c1", 40, 2))), Vec::<&str>::new());
+    // Without the seek, or with one by a process outside the group, the same commits regress.
+    let found = group_names(rewind(vec![]));
+    assert!(found.contains(&"offset-regression"), "{found:?}");
+    let found = group_names(rewind(vec![Event::seek("reader", 40, T, 0, 2)]));
+    assert!(found.contains(&"offset-regression"), "{found:?}");
+    // A seek to above the lower commit does not explain it either.
+    let found = group_names(rewind(gseek("c1", 40, 4)));
+    assert!(found.contains(&"offset-regression"), "{found:?}");
+}
+
+/// c1 owns the partition, processes 0..2 (`first_poll` its ending), commits 3 and is revoked;
+/// c2 resumes from the committed offset, processes 3..4 and commits 5; c1 fetches it later.
+fn handover(first_poll: EventType) -> Vec<Vec<Event>> {
+    vec![
+        fetch("c1", 10, None),
+        gseek("c1", 12, 0),
+        gpoll_ending("c1", 20, 0..3, first_poll),
+        commit("c1", 30, 3, EventType::Ok),
+        fetch("c2", 40, Some(3)),
+        gpoll("c2", 50, 3..5),
+        commit("c2", 60, 5, EventType::Ok),
+        fetch("c1", 70, Some(5)),
+    ]
+}
+
+#[test]
+fn a_rebalance_handing_a_partition_over_passes() {
+    let report = group_report(handover(EventType::Ok));
+    assert!(report.is_ok(), "{}", report.render());
+    assert_eq!(
+        group_names(handover(EventType::Info)),
+        vec!["at-least-once"]
+    );
+}
+
+#[test]
+fn a_group_with_no_commits_passes() {
+    let h = vec![
+        fetch("c1", 10, None),
+        gseek("c1", 12, 0),
+        gpoll("c1", 20, 0..3),
+        fetch("c2", 30, None),
+    ];
+    assert_eq!(group_names(h), Vec::<&str>::new());
+}
+
+#[test]
+fn a_forward_seek_excuses_the_records_it_skips() {
+    // auto.offset.reset=latest: c1 starts at 3 and never reads 0..2.
+    let group = |reset: Vec<Event>| {
+        vec![
+            fetch("c1", 10, None),
+            reset,
+            gpoll("c1", 20, 3..5),
+            commit("c1", 30, 5, EventType::Ok),
+        ]
+    };
+    assert_eq!(group_names(group(gseek("c1", 12, 3))), Vec::<&str>::new());
+    let report = group_report(group(vec![]));
+    assert_eq!(
+        subjects(&report, "at-least-once"),
+        vec!["g t-0@0", "g t-0@1", "g t-0@2"]
+    );
+}
+
+#[test]
+fn only_real_time_order_makes_a_regression() {
+    // c2's commit of 3 was invoked before c1's commit of 5 completed: the broker may have
+    // applied them in either order. Invoked after it, it is a regression.
+    let group = |c2_invoked: u64| {
+        vec![
+            fetch("c1", 10, None),
+            gseek("c1", 12, 0),
+            gpoll("c1", 14, 0..5),
+            vec![Event::commit("c1", EventType::Invoke, 20, G, T, 0, 5)],
+            vec![Event::commit(
+                "c2",
+                EventType::Invoke,
+                c2_invoked,
+                G,
+                T,
+                0,
+                3,
+            )],
+            vec![Event::commit("c1", EventType::Ok, 30, G, T, 0, 5)],
+            vec![Event::commit("c2", EventType::Ok, 40, G, T, 0, 3)],
+        ]
+    };
+    assert_eq!(group_names(group(25)), Vec::<&str>::new());
+    assert_eq!(group_names(group(31)), vec!["offset-regression"]);
+}
