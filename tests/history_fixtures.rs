@@ -41,6 +41,52 @@ fn a_skip_and_a_rewritten_offset_are_found() {
 }
 
 #[test]
+fn a_valid_hand_written_group_history_passes() {
+    // A reset seek, a commit whose completion leaves the offset to its invoke, a rebalance
+    // handing the partition over, a refused stale commit with a lower offset, a commit of
+    // unknown outcome that landed, and fields ("generation", "reason") the checker ignores.
+    let events = parse_history(&load("group-valid.jsonl")).expect("parse");
+    let report = check(&events);
+    assert!(report.is_ok(), "{}", report.render());
+    assert_eq!(report.stats.commits_ok, 1);
+    assert_eq!(report.stats.commits_failed, 1);
+    assert_eq!(report.stats.commits_unknown, 1);
+    assert_eq!(report.stats.fetches_committed, 3);
+}
+
+#[test]
+fn a_hand_written_offset_regression_is_found() {
+    // A stale member's commit of 1, invoked before and accepted after the group committed 3.
+    // Concurrent with the commit of 3, so not itself out of order, but the fetch after both
+    // sees the committed offset gone back.
+    let events = parse_history(&load("group-offset-regression.jsonl")).expect("parse");
+    let report = check(&events);
+    let names: Vec<&str> = report.anomalies.iter().map(|a| a.name).collect();
+    assert_eq!(names, vec!["offset-regression"], "{}", report.render());
+    assert_eq!(report.anomalies[0].subject, "billing orders-0");
+}
+
+#[test]
+fn a_hand_written_at_least_once_violation_is_found() {
+    let events = parse_history(&load("group-at-least-once.jsonl")).expect("parse");
+    let report = check(&events);
+    let subjects: Vec<String> = report
+        .anomalies
+        .iter()
+        .map(|a| format!("{} {}", a.name, a.subject))
+        .collect();
+    assert_eq!(
+        subjects,
+        vec![
+            "at-least-once billing orders-0@0",
+            "at-least-once billing orders-0@1"
+        ],
+        "{}",
+        report.render()
+    );
+}
+
+#[test]
 fn a_malformed_history_names_the_line() {
     let err = parse_history(&load("malformed.jsonl")).expect_err("malformed");
     assert_eq!(err.line, 2);

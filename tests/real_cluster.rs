@@ -256,6 +256,9 @@ fn run_with_deadline(args: &[String], deadline: Duration) -> (Option<i32>, Strin
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let (stdout, stderr) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    let (stdout, stderr) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
     (status.code(), stdout, stderr)
 }

@@ -310,6 +310,18 @@ mod tests {
                 "process",
             ),
             (
+                r#"{"process":"c1","type":"invoke","f":"commit","time_ns":1,"topic":"t","partition":0,"offset":1}"#,
+                "group",
+            ),
+            (
+                r#"{"process":"c1","type":"invoke","f":"commit","time_ns":1,"group":"g","topic":"t","partition":0}"#,
+                "offset",
+            ),
+            (
+                r#"{"process":"c1","type":"invoke","f":"fetch-committed","time_ns":1,"group":"g","topic":"t"}"#,
+                "partition",
+            ),
+            (
                 r#"{"process":"p0","type":"ok","f":"poll","time_ns":"soon","records":[]}"#,
                 "invalid type",
             ),
@@ -325,8 +337,16 @@ mod tests {
 
     #[test]
     fn events_round_trip_through_json_lines() {
-        let e = Event::send_ok("p1", 5, "t", Some("k"), "v", 2, 9);
-        let back = parse_history(&to_json_line(&e)).expect("parse");
-        assert_eq!(back, vec![e]);
+        let events = vec![
+            Event::send_ok("p1", 5, "t", Some("k"), "v", 2, 9),
+            Event::commit("c1", EventType::Invoke, 6, "g", "t", 2, 10),
+            Event::fetch_committed("c1", EventType::Ok, 7, "g", "t", 2, None),
+            Event::seek("c1", 8, "t", 2, 3).in_group("g"),
+        ];
+        let text: Vec<String> = events.iter().map(to_json_line).collect();
+        let back = parse_history(&text.join("\n")).expect("parse");
+        assert_eq!(back, events);
+        // "No committed offset" is the absence of the field, as a hand-written history has it.
+        assert!(!text[2].contains("offset"), "{}", text[2]);
     }
 }

@@ -235,7 +235,10 @@ fn check_at_least_once(
         report(
             "at-least-once",
             format!("{group} {}-{}@{offset}", tp.0, tp.1),
-            format!("below final committed offset {end} ({last}), but no member of {group} processed it"),
+            format!(
+                "below final committed offset {end}, from the {last}, but no member of {group} \
+                 processed it"
+            ),
         );
     }
 }
