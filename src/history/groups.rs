@@ -165,8 +165,8 @@ pub(super) fn check_groups(
 /// window in which the seek, and the lower commit it led to, can fall after A took effect and
 /// before B did). Nothing excuses a vanished offset: seeks do not delete commits.
 fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed]) -> Option<String> {
-    // Observations sorted by completion, and the highest offset among each prefix: most B
-    // are not below anything before them, and are cleared without a scan.
+    // `observations` are in completion order, so the ones before B are a prefix; keep the
+    // highest offset of each prefix: most B are not below it and are cleared without a scan.
     let mut highest: Vec<Option<u64>> = vec![None];
     for c in observations {
         let last = highest.last().copied().flatten();
