@@ -96,6 +96,17 @@ pub fn final_state(model: &SeedlogModel, s: &State) -> String {
                         format!("{} of {} records done", p.done(), p.config().records.len())
                     }
                     AnyNode::Reader(r) => format!("positions {:?}", r.positions()),
+                    AnyNode::Consumer(c) => {
+                        let member = c.member().map_or("no member".to_string(), |(m, g)| {
+                            format!("member {m} gen {g:?}")
+                        });
+                        format!(
+                            "{member} assigned {:?} positions {:?} processed {}",
+                            c.assignment(),
+                            c.positions(),
+                            c.processed()
+                        )
+                    }
                 },
             }
         };

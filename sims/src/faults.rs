@@ -258,6 +258,46 @@ pub fn generate(seed: u64, mix: &FaultMix, brokers: u32, fault_ms: u64) -> Fault
     FaultSchedule { events }
 }
 
+impl FaultSchedule {
+    /// A third track for the consumer group's members (ids `first..first + members`): crashes
+    /// (a member restarts with nothing but its group's committed offsets) and pauses, some longer
+    /// than the coordinator's session timeout, so the member is expelled and comes back stale.
+    /// Drawn from its own stream: the broker tracks are the same with or without it.
+    pub fn add_member_track(
+        &mut self,
+        seed: u64,
+        first: u32,
+        members: u32,
+        mean_gap_ms: u64,
+        fault_ms: u64,
+    ) {
+        if members == 0 {
+            return;
+        }
+        let mut rng = SeedRng::new(seed, 3);
+        let mut t = rng.range(1_000, 3_000);
+        while t + 100 < fault_ms {
+            let node = first + rng.range(0, u64::from(members) - 1) as u32;
+            let duration = rng.range(100, 6_000).min(fault_ms - t);
+            let (start, end) = if rng.chance(50) {
+                (Fault::Kill { node }, Fault::Restart { node })
+            } else {
+                (Fault::Pause { node }, Fault::Resume { node })
+            };
+            self.events.push(TimedFault {
+                at_ms: t,
+                fault: start,
+            });
+            self.events.push(TimedFault {
+                at_ms: t + duration,
+                fault: end,
+            });
+            t += duration + rng.range(50, 2 * mean_gap_ms);
+        }
+        self.events.sort_by_key(|e| e.at_ms);
+    }
+}
+
 /// How long around a bit flip no other fault starts: time for the broker to re-fetch.
 const FLIP_QUIET_MS: u64 = 6_000;
 

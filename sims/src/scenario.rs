@@ -14,7 +14,12 @@ pub const FIRST_PRODUCER: u32 = 200;
 pub const FIRST_READER: u32 = 300;
 /// The reader started after the faults heal to collect everything (the final read).
 pub const FINAL_READER: u32 = 399;
+/// Members of the consumer group `GROUP`.
+pub const FIRST_MEMBER: u32 = 500;
 pub const TOPIC: &str = "events";
+pub const GROUP: &str = "g0";
+/// Partitions of `__consumer_offsets`: the group's coordinator is the leader of one of them.
+pub const OFFSETS_PARTITIONS: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scenario {
@@ -27,6 +32,12 @@ pub struct Scenario {
     pub durability: Durability,
     pub producers: Vec<ProducerPlan>,
     pub readers: u32,
+    /// Members of the consumer group (absent in schedules saved before groups existed).
+    #[serde(default)]
+    pub members: u32,
+    /// Time a member takes to process a batch: the window in which a crash matters.
+    #[serde(default)]
+    pub process_ms: u64,
     /// Length of the fault phase; then everything heals.
     pub fault_ms: u64,
     /// Bound on the liveness phase: by then every acknowledged record must be readable and the
@@ -92,7 +103,23 @@ impl Scenario {
         } else {
             FaultMix::draw(&mut rng, durability)
         };
-        let schedule = faults::generate(seed, &mix, brokers, fault_ms);
+        let mut schedule = faults::generate(seed, &mix, brokers, fault_ms);
+        // The consumer group draws from its own stream, so adding it left every broker-side
+        // draw above unchanged. Group bug hunts crash and pause members often.
+        let mut grng = SeedRng::new(seed, 2);
+        let members = 2;
+        let hunting_groups = opts
+            .bugs
+            .iter()
+            .any(|b| matches!(b, Bug::CommitBeforeProcess | Bug::AcceptStaleGeneration));
+        let member_gap = if hunting_groups {
+            grng.range(300, 1_500)
+        } else {
+            grng.range(1_000, 8_000)
+        };
+        let first_member = FIRST_MEMBER;
+        schedule.add_member_track(seed, first_member, members, member_gap, fault_ms);
+        let partitions = if hunting_groups { 2 } else { partitions };
         Scenario {
             seed,
             brokers,
@@ -102,6 +129,8 @@ impl Scenario {
             durability,
             producers,
             readers,
+            members,
+            process_ms: grng.range(5, 100),
             fault_ms,
             liveness_ms: 30_000,
             bugs: opts.bugs.clone(),
@@ -117,6 +146,7 @@ impl Scenario {
     /// A short human name for a node id, as used in traces and schedules.
     pub fn node_name(id: u32) -> String {
         match id {
+            id if id >= FIRST_MEMBER => format!("m{}", id - FIRST_MEMBER),
             CONTROLLER => "controller".into(),
             FINAL_READER => "final-reader".into(),
             id if id >= FIRST_READER => format!("c{}", id - FIRST_READER),
@@ -128,7 +158,7 @@ impl Scenario {
     /// One line for reports.
     pub fn summary(&self) -> String {
         format!(
-            "brokers={} partitions={} rf={} min.insync={} durability={} producers={} readers={} faults={} [{}]{}",
+            "brokers={} partitions={} rf={} min.insync={} durability={} producers={} readers={} members={} faults={} [{}]{}",
             self.brokers,
             self.partitions,
             self.replication,
@@ -136,6 +166,7 @@ impl Scenario {
             self.durability,
             self.producers.len(),
             self.readers,
+            self.members,
             self.schedule.events.len(),
             self.mix.kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
             if self.bugs.is_empty() {

@@ -12,7 +12,8 @@
 //!   partition, with no seek in between.
 //! - `poll-skip`: a consumer's successive reads of a partition jumped over an offset known (from
 //!   any read or acknowledgement) to hold a record, with no seek in between. After a seek to `o`,
-//!   the next read must not jump over known offsets at or above `o`.
+//!   the next read must not jump over known offsets at or above `o`. A group member's `ok`
+//!   fetch-committed with an offset counts as a seek to it (the member resumes there).
 //! - `nonmonotonic-send`: one process's acknowledged sends to a partition, in acknowledgement
 //!   order, got offsets that do not increase.
 //! - `per-key-partition`: records with one key seen in two partitions of a topic.
@@ -344,7 +345,9 @@ fn check_consumers(
     for op in ops.iter().filter(|o| o.outcome == EventType::Ok) {
         let e = &op.event;
         match op.f {
-            Op::Seek => {
+            // A group member resuming at its group's committed offset repositions like a seek
+            // (after a rebalance it may be below or above what this member last read).
+            Op::Seek | Op::FetchCommitted => {
                 if let (Some(t), Some(p), Some(o)) = (&e.topic, e.partition, e.offset) {
                     let key = (op.process.as_str(), (t.clone(), p));
                     last.remove(&key);

@@ -1,7 +1,8 @@
 //! One type for every kind of node, so a driver can host any of them the same way.
 
 use super::{
-    Broker, BrokerImage, Context, Controller, ControllerImage, DiskOp, Producer, Reader, Timer,
+    Broker, BrokerImage, Consumer, Context, Controller, ControllerImage, DiskOp, Producer, Reader,
+    Timer,
 };
 use crate::log::LogError;
 use crate::protocol::{Message, NodeId};
@@ -12,6 +13,8 @@ pub enum AnyNode {
     Controller(Controller),
     Producer(Producer),
     Reader(Reader),
+    /// Boxed: the largest client by far, and rarely in a model.
+    Consumer(Box<Consumer>),
 }
 
 impl AnyNode {
@@ -21,6 +24,7 @@ impl AnyNode {
             AnyNode::Controller(n) => n.on_start(cx),
             AnyNode::Producer(n) => n.on_start(cx),
             AnyNode::Reader(n) => n.on_start(cx),
+            AnyNode::Consumer(n) => n.on_start(cx),
         }
     }
 
@@ -30,6 +34,7 @@ impl AnyNode {
             AnyNode::Controller(n) => n.on_message(cx, from, message),
             AnyNode::Producer(n) => n.on_message(cx, from, message),
             AnyNode::Reader(n) => n.on_message(cx, from, message),
+            AnyNode::Consumer(n) => n.on_message(cx, from, message),
         }
     }
 
@@ -39,6 +44,7 @@ impl AnyNode {
             AnyNode::Controller(n) => n.on_timer(cx, timer),
             AnyNode::Producer(n) => n.on_timer(cx, timer),
             AnyNode::Reader(n) => n.on_timer(cx, timer),
+            AnyNode::Consumer(n) => n.on_timer(cx, timer),
         }
     }
 
@@ -46,7 +52,7 @@ impl AnyNode {
         match self {
             AnyNode::Broker(n) => n.on_persisted(cx, token),
             AnyNode::Controller(n) => n.on_persisted(cx, token),
-            AnyNode::Producer(_) | AnyNode::Reader(_) => {}
+            AnyNode::Producer(_) | AnyNode::Reader(_) | AnyNode::Consumer(_) => {}
         }
     }
 

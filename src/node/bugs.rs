@@ -21,16 +21,24 @@ pub enum Bug {
     /// (J) A broker whose recovery cut durable records stays the last ISR member and can be
     /// elected again (Kafka before KIP-966).
     LastReplicaStanding,
+    /// (M) A consumer commits the offsets of records before processing them: a crash in between
+    /// skips them.
+    CommitBeforeProcess,
+    /// (N) The group coordinator accepts offset commits from unknown members and stale
+    /// generations, so a fenced member's late commit moves the group's offset.
+    AcceptStaleGeneration,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 8] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
         Bug::HwFromStaleEpoch,
         Bug::IsrBeforeEpochStart,
         Bug::LastReplicaStanding,
+        Bug::CommitBeforeProcess,
+        Bug::AcceptStaleGeneration,
     ];
 
     pub fn name(self) -> &'static str {
@@ -41,6 +49,8 @@ impl Bug {
             Bug::HwFromStaleEpoch => "hw-from-stale-epoch",
             Bug::IsrBeforeEpochStart => "isr-before-epoch-start",
             Bug::LastReplicaStanding => "last-replica-standing",
+            Bug::CommitBeforeProcess => "commit-before-process",
+            Bug::AcceptStaleGeneration => "accept-stale-generation",
         }
     }
 }

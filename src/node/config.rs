@@ -84,6 +84,10 @@ pub struct BrokerConfig {
     pub max_fetch_records: usize,
     pub retention: RetentionPolicy,
     pub retention_check_ms: Option<u64>,
+    /// Group coordinator: a member silent for this long is removed (`session.timeout.ms`).
+    pub group_session_timeout_ms: Option<u64>,
+    /// Group coordinator: how long a rebalance waits for members to rejoin.
+    pub group_rebalance_timeout_ms: Option<u64>,
     pub bugs: BugSet,
 }
 
@@ -105,6 +109,8 @@ impl BrokerConfig {
             max_fetch_records: 500,
             retention: RetentionPolicy::default(),
             retention_check_ms: None,
+            group_session_timeout_ms: Some(6_000),
+            group_rebalance_timeout_ms: Some(6_000),
             bugs: BugSet::none(),
         }
     }
@@ -151,4 +157,53 @@ pub struct ReaderConfig {
     pub topic: String,
     pub request_timeout_ms: Option<u64>,
     pub retry_backoff_ms: Option<u64>,
+}
+
+/// What a group member does for a partition the group has no committed offset for
+/// (`auto.offset.reset`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum OffsetReset {
+    /// Start at the log start.
+    Earliest,
+    /// Start at the high watermark: only records produced from now on.
+    Latest,
+    /// Stop with an error.
+    None,
+}
+
+impl std::str::FromStr for OffsetReset {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "earliest" => Ok(OffsetReset::Earliest),
+            "latest" => Ok(OffsetReset::Latest),
+            "none" => Ok(OffsetReset::None),
+            _ => Err(format!(
+                "unknown offset reset '{s}'; expected 'earliest', 'latest' or 'none'"
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ConsumerConfig {
+    pub id: NodeId,
+    pub bootstrap: Vec<BrokerId>,
+    pub group: String,
+    pub topic: String,
+    pub assignor: crate::protocol::Assignor,
+    pub auto_offset_reset: OffsetReset,
+    /// Group heartbeats (must be well under the coordinator's session timeout).
+    pub heartbeat_interval_ms: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+    pub retry_backoff_ms: Option<u64>,
+    /// Time the application takes to process one fetched batch (`None`: at once).
+    pub process_ms: Option<u64>,
+    /// After every this many processed batches, seek the partition back two offsets (exercises
+    /// re-reading; `None`: never).
+    pub rewind_every: Option<u32>,
+    /// Leave the group and stop once this many records are processed and committed.
+    pub max_records: Option<u64>,
+    pub bugs: BugSet,
 }

@@ -43,6 +43,14 @@ pub enum Timer {
     SendPace,
     /// Producer: the current record has been retried for too long; give up on it.
     DeliveryTimeout,
+    /// Coordinator: the rebalance of this group has waited long enough for members to rejoin.
+    GroupRebalance(String),
+    /// Coordinator: this member sent nothing within the session timeout.
+    MemberSession { group: String, member: String },
+    /// Consumer: send the next group heartbeat.
+    GroupHeartbeat,
+    /// Consumer: processing of the records in hand is done.
+    Process,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -8,7 +8,9 @@ mod any;
 pub mod broker;
 mod bugs;
 mod config;
+pub mod consumer;
 pub mod controller;
+pub mod coordinator;
 mod disk;
 mod effects;
 mod observe;
@@ -19,11 +21,13 @@ pub use any::{AnyNode, Image};
 pub use broker::{Broker, Role};
 pub use bugs::{Bug, BugSet};
 pub use config::{
-    BrokerConfig, ControllerConfig, Durability, ProducerConfig, ReaderConfig, TopicSpec,
+    BrokerConfig, ConsumerConfig, ControllerConfig, Durability, OffsetReset, ProducerConfig,
+    ReaderConfig, TopicSpec,
 };
+pub use consumer::Consumer;
 pub use controller::Controller;
 pub use disk::{BrokerImage, ControllerImage, DiskOp};
 pub use effects::{Context, Effect, SyncToken, Timer};
-pub use observe::ClientEvent;
+pub use observe::{ClientEvent, Stage};
 pub use producer::Producer;
 pub use reader::Reader;

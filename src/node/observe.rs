@@ -20,14 +20,66 @@ pub enum ClientEvent {
     SendFail { reason: String },
     /// The producer gave up on the record; it may or may not have been appended.
     SendInfo { reason: String },
-    /// A consumer received records of one partition (possibly none is not reported).
+    /// A consumer received records of one partition (possibly none is not reported). A group
+    /// member reports them once processed, and names its group.
     Polled {
         tp: TopicPartition,
         records: Vec<LogEntry>,
+        group: Option<String>,
     },
-    /// A consumer moved its position without reading (a seek, or a jump to the log start after
-    /// retention removed what it had not read).
-    Seek { tp: TopicPartition, offset: Offset },
+    /// A consumer moved its position without reading (a seek, an `auto.offset.reset`, or a jump
+    /// to the log start after retention removed what it had not read).
+    Seek {
+        tp: TopicPartition,
+        offset: Offset,
+        group: Option<String>,
+    },
+    /// A group member commits `offset` (the next offset to read) for `tp`: the start, then the
+    /// outcome (retries are new operations).
+    Commit {
+        stage: Stage,
+        group: String,
+        tp: TopicPartition,
+        offset: Offset,
+    },
+    /// A group member asks for the group's committed offset of `tp`; `offset` is the answer
+    /// (`None` when the group has none, or before the answer).
+    FetchCommitted {
+        stage: Stage,
+        group: String,
+        tp: TopicPartition,
+        offset: Option<Offset>,
+    },
+    /// A group member got its assignment for a generation (for the trace; not a history event).
+    Assigned {
+        group: String,
+        member: String,
+        generation: u32,
+        partitions: Vec<TopicPartition>,
+    },
+    /// A consumer stopped on an error the application must handle (e.g. no committed offset and
+    /// `auto.offset.reset=none`).
+    ConsumerError { reason: String },
+}
+
+/// Where an operation with a start and an outcome is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Stage {
+    Invoke,
+    Ok,
+    /// Definitely did not happen.
+    Fail(String),
+    /// May or may not have happened.
+    Info(String),
+}
+
+fn stage_text(s: &Stage) -> String {
+    match s {
+        Stage::Invoke => "invoke".into(),
+        Stage::Ok => "ok".into(),
+        Stage::Fail(r) => format!("failed: {r}"),
+        Stage::Info(r) => format!("unknown: {r}"),
+    }
 }
 
 fn text(b: &[u8]) -> String {
@@ -46,11 +98,40 @@ impl std::fmt::Display for ClientEvent {
             }
             ClientEvent::SendFail { reason } => write!(f, "send failed: {reason}"),
             ClientEvent::SendInfo { reason } => write!(f, "send outcome unknown: {reason}"),
-            ClientEvent::Polled { tp, records } => {
+            ClientEvent::Polled { tp, records, .. } => {
                 let shown: Vec<String> = records.iter().map(|e| e.to_string()).collect();
                 write!(f, "polled {tp} [{}]", shown.join(", "))
             }
-            ClientEvent::Seek { tp, offset } => write!(f, "seek {tp} to {offset}"),
+            ClientEvent::Seek { tp, offset, .. } => write!(f, "seek {tp} to {offset}"),
+            ClientEvent::Commit {
+                stage,
+                group,
+                tp,
+                offset,
+            } => write!(f, "commit {group} {tp}={offset} {}", stage_text(stage)),
+            ClientEvent::FetchCommitted {
+                stage,
+                group,
+                tp,
+                offset,
+            } => {
+                let o = offset.map_or("none".to_string(), |o| o.to_string());
+                write!(f, "fetch-committed {group} {tp} {} {o}", stage_text(stage))
+            }
+            ClientEvent::Assigned {
+                group,
+                member,
+                generation,
+                partitions,
+            } => {
+                let tps: Vec<String> = partitions.iter().map(|tp| tp.to_string()).collect();
+                write!(
+                    f,
+                    "assigned {group} member={member} gen={generation} [{}]",
+                    tps.join(" ")
+                )
+            }
+            ClientEvent::ConsumerError { reason } => write!(f, "consumer error: {reason}"),
         }
     }
 }

@@ -116,6 +116,7 @@ impl Reader {
                     cx.observe(ClientEvent::Polled {
                         tp: resp.tp.clone(),
                         records: resp.records,
+                        group: None,
                     });
                 }
                 self.fetch_all(cx);
@@ -126,6 +127,7 @@ impl Reader {
                 cx.observe(ClientEvent::Seek {
                     tp: resp.tp.clone(),
                     offset: *position,
+                    group: None,
                 });
                 self.fetch_all(cx);
             }

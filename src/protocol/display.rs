@@ -1,6 +1,6 @@
 //! Compact one-line renderings of messages, for counterexamples and traces that people read.
 
-use super::{ClusterMetadata, FetchResponse, Message, PartitionState};
+use super::{ClusterMetadata, FetchResponse, GroupRequest, Message, PartitionState};
 use std::fmt;
 
 fn partition(ps: &PartitionState) -> String {
@@ -24,6 +24,18 @@ fn metadata(md: &ClusterMetadata) -> String {
         s.push_str(&format!(" fenced={}", fenced.join(",")));
     }
     s
+}
+
+fn request(r: &GroupRequest) -> String {
+    match r {
+        GroupRequest::Commit {
+            member,
+            generation,
+            tp,
+            offset,
+        } => format!("Commit {tp}={offset} member={member} gen={generation}"),
+        other => format!("{other:?}"),
+    }
 }
 
 fn fetch_response(r: &FetchResponse) -> String {
@@ -125,6 +137,17 @@ impl fmt::Display for Message {
             Message::ListOffsetsResponse { tp, spec, result } => {
                 write!(f, "ListOffsetsResponse {tp} {spec:?} {result:?}")
             }
+            Message::Group(m) => write!(
+                f,
+                "Group {} #{} {}",
+                m.group,
+                m.correlation,
+                request(&m.request)
+            ),
+            Message::GroupResponse(r) => match &r.result {
+                Ok(a) => write!(f, "GroupResponse {} #{} {a:?}", r.group, r.correlation),
+                Err(e) => write!(f, "GroupResponse {} #{} error={e}", r.group, r.correlation),
+            },
         }
     }
 }

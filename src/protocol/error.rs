@@ -33,6 +33,20 @@ pub enum ErrorCode {
     /// An idempotent producer's record older than one the log already has from it: a late
     /// duplicate of an abandoned send, refused so that it cannot land twice.
     DuplicateSequence,
+    /// This broker does not coordinate the group (it does not lead the group's
+    /// `__consumer_offsets` partition): find the coordinator again.
+    NotCoordinator,
+    /// The coordinator is still replaying its `__consumer_offsets` partition; retry.
+    CoordinatorLoadInProgress,
+    /// No broker knows a leader for the group's `__consumer_offsets` partition right now.
+    CoordinatorNotAvailable,
+    /// The member id is not (or no longer) in the group: join again without it.
+    UnknownMemberId,
+    /// The request names a generation other than the group's current one: the member missed a
+    /// rebalance and is fenced.
+    IllegalGeneration,
+    /// The group is rebalancing: rejoin.
+    RebalanceInProgress,
 }
 
 impl ErrorCode {

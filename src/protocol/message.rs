@@ -3,8 +3,8 @@
 //! Requests carry every epoch the receiver needs to fence stale senders.
 
 use super::{
-    BrokerEpoch, BrokerId, ErrorCode, LeaderEpoch, LogEntry, Offset, PartitionEpoch, ProducerStamp,
-    Record, TopicPartition,
+    BrokerEpoch, BrokerId, ErrorCode, GroupMessage, GroupResponse, LeaderEpoch, LogEntry, Offset,
+    PartitionEpoch, ProducerStamp, Record, TopicPartition,
 };
 use serde::{Deserialize, Serialize};
 
@@ -214,4 +214,7 @@ pub enum Message {
         spec: OffsetSpec,
         result: Result<Offset, ErrorCode>,
     },
+    /// Client -> a group's coordinator (or any broker, to find it).
+    Group(GroupMessage),
+    GroupResponse(GroupResponse),
 }

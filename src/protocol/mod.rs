@@ -4,10 +4,12 @@
 
 mod display;
 mod error;
+mod group;
 mod message;
 pub mod partitioner;
 mod record;
 
 pub use error::ErrorCode;
+pub use group::*;
 pub use message::*;
 pub use record::*;

@@ -1,12 +1,17 @@
 //! End-of-run checks on the cluster itself (the history checker covers what clients saw):
 //! after the heal, within the liveness bound, every partition has a leader whose committed log
-//! every replica holds identically, the final reader has read up to every high watermark, and
-//! every producer has finished. Partition problems are named first: they explain the others.
+//! every replica holds identically (the `__consumer_offsets` partitions too), the final reader has
+//! read up to every high watermark, every producer has finished, and the consumer group has
+//! committed every partition up to its high watermark. Partition problems are named first: they
+//! explain the others.
 
 use super::cluster::{lock, Cluster};
-use crate::scenario::{Scenario, CONTROLLER, FINAL_READER, TOPIC};
+use crate::scenario::{Scenario, CONTROLLER, FINAL_READER, GROUP, OFFSETS_PARTITIONS, TOPIC};
 use seedlog::node::AnyNode;
-use seedlog::protocol::{ClusterMetadata, LogEntry, TopicPartition};
+use seedlog::protocol::{
+    group_partition, ClusterMetadata, LogEntry, Offset, TopicPartition, OFFSETS_TOPIC,
+};
+use std::collections::BTreeMap;
 
 /// Why the cluster has not converged yet (`None`: it has).
 pub fn not_converged(cluster: &Cluster, sc: &Scenario) -> Option<String> {
@@ -14,8 +19,11 @@ pub fn not_converged(cluster: &Cluster, sc: &Scenario) -> Option<String> {
         AnyNode::Controller(c) => c.metadata().clone(),
         _ => return Some("the controller is not running".into()),
     };
-    for p in 0..sc.partitions {
-        let tp = TopicPartition::new(TOPIC, p);
+    let offsets = (0..OFFSETS_PARTITIONS).map(|p| TopicPartition::new(OFFSETS_TOPIC, p));
+    let data = (0..sc.partitions).map(|p| TopicPartition::new(TOPIC, p));
+    let mut high_watermarks = BTreeMap::new();
+    for tp in offsets.chain(data) {
+        let p = tp.partition;
         let Some(ps) = metadata.partition(&tp) else {
             return Some(format!("{tp} is unknown to the controller"));
         };
@@ -43,6 +51,10 @@ pub fn not_converged(cluster: &Cluster, sc: &Scenario) -> Option<String> {
                 None => return Some(format!("{tp}: b{r} is not running")),
             }
         }
+        if tp.topic != TOPIC {
+            continue;
+        }
+        high_watermarks.insert(tp.clone(), hw);
         let read = match cluster
             .nodes
             .get(&FINAL_READER)
@@ -53,6 +65,18 @@ pub fn not_converged(cluster: &Cluster, sc: &Scenario) -> Option<String> {
         };
         if read < hw {
             return Some(format!("{tp}: the final reader is at {read}, HW is {hw}"));
+        }
+    }
+    if sc.members > 0 {
+        let committed = group_offsets(cluster, &metadata);
+        for (tp, hw) in &high_watermarks {
+            let c = committed.as_ref().and_then(|c| c.get(tp).copied());
+            if c != Some(*hw) && !(c.is_none() && *hw == 0) {
+                let c = c.map_or("nothing".to_string(), |c| c.to_string());
+                return Some(format!(
+                    "group {GROUP} has committed {c} for {tp}, HW is {hw}"
+                ));
+            }
         }
     }
     for n in cluster.nodes.values() {
@@ -67,6 +91,29 @@ pub fn not_converged(cluster: &Cluster, sc: &Scenario) -> Option<String> {
         }
     }
     None
+}
+
+/// The group's committed offsets as its coordinator holds them (`None`: no loaded coordinator).
+fn group_offsets(
+    cluster: &Cluster,
+    metadata: &ClusterMetadata,
+) -> Option<BTreeMap<TopicPartition, Offset>> {
+    let p = group_partition(GROUP, OFFSETS_PARTITIONS);
+    let leader = metadata
+        .partition(&TopicPartition::new(OFFSETS_TOPIC, p))?
+        .leader?;
+    match &*lock(&cluster.nodes.get(&leader)?.state) {
+        AnyNode::Broker(b) => {
+            let c = b.coordinators().get(&p).filter(|c| c.is_loaded())?;
+            Some(
+                c.groups()
+                    .get(GROUP)
+                    .map(|g| g.offsets.clone())
+                    .unwrap_or_default(),
+            )
+        }
+        _ => None,
+    }
 }
 
 type LogView = (Vec<LogEntry>, (u64, u64));

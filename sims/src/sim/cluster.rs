@@ -1,12 +1,16 @@
 //! The simulated cluster: one madsim node per seedlog node, each running the same `Driver` the
 //! real broker runs, over simulated TCP, with a `SimDisk` owned here so it survives kills.
 
-use crate::scenario::{Scenario, CONTROLLER, FINAL_READER, FIRST_PRODUCER, FIRST_READER, TOPIC};
-use seedlog::node::{
-    AnyNode, Broker, BrokerConfig, ClientEvent, Controller, ControllerConfig, Image, Producer,
-    ProducerConfig, Reader, ReaderConfig, TopicSpec,
+use crate::scenario::{
+    Scenario, CONTROLLER, FINAL_READER, FIRST_MEMBER, FIRST_PRODUCER, FIRST_READER, GROUP,
+    OFFSETS_PARTITIONS, TOPIC,
 };
-use seedlog::protocol::{NodeId, Record};
+use seedlog::node::{
+    AnyNode, Broker, BrokerConfig, ClientEvent, Consumer, ConsumerConfig, Controller,
+    ControllerConfig, Image, OffsetReset, Producer, ProducerConfig, Reader, ReaderConfig,
+    TopicSpec,
+};
+use seedlog::protocol::{Assignor, NodeId, Record, OFFSETS_TOPIC};
 use seedlog::runtime::disk::CorruptionPolicy;
 use seedlog::runtime::driver::{Clock, Driver, Observer};
 pub use seedlog::runtime::lock;
@@ -65,6 +69,8 @@ pub fn broker_config(sc: &Scenario, id: NodeId) -> BrokerConfig {
     c.durability = sc.durability;
     c.min_insync_replicas = sc.min_insync_replicas;
     c.replica_lag_time_max_ms = Some(3_000);
+    c.group_session_timeout_ms = Some(3_000);
+    c.group_rebalance_timeout_ms = Some(3_000);
     c.bugs = sc.bugs.iter().copied().collect();
     c
 }
@@ -73,12 +79,15 @@ pub fn controller_config(sc: &Scenario) -> ControllerConfig {
     ControllerConfig {
         id: CONTROLLER,
         brokers: sc.broker_ids(),
-        topics: vec![TopicSpec::spread(
-            TOPIC,
-            sc.partitions,
-            sc.replication,
-            &sc.broker_ids(),
-        )],
+        topics: vec![
+            TopicSpec::spread(TOPIC, sc.partitions, sc.replication, &sc.broker_ids()),
+            TopicSpec::spread(
+                OFFSETS_TOPIC,
+                OFFSETS_PARTITIONS,
+                sc.replication,
+                &sc.broker_ids(),
+            ),
+        ],
         session_timeout_ms: Some(2_000),
         unclean_leader_election: false,
         bugs: sc.bugs.iter().copied().collect(),
@@ -117,6 +126,29 @@ pub fn reader_config(sc: &Scenario, id: NodeId) -> ReaderConfig {
         topic: TOPIC.into(),
         request_timeout_ms: Some(2_000),
         retry_backoff_ms: Some(100),
+    }
+}
+
+pub fn member_config(sc: &Scenario, index: u32) -> ConsumerConfig {
+    ConsumerConfig {
+        id: FIRST_MEMBER + index,
+        bootstrap: sc.broker_ids(),
+        group: GROUP.into(),
+        topic: TOPIC.into(),
+        // The two assignors take turns by seed.
+        assignor: if sc.seed % 2 == 0 {
+            Assignor::Range
+        } else {
+            Assignor::RoundRobin
+        },
+        auto_offset_reset: OffsetReset::Earliest,
+        heartbeat_interval_ms: Some(500),
+        request_timeout_ms: Some(2_000),
+        retry_backoff_ms: Some(100),
+        process_ms: Some(sc.process_ms.max(1)),
+        rewind_every: Some(7),
+        max_records: None,
+        bugs: sc.bugs.iter().copied().collect(),
     }
 }
 
@@ -159,6 +191,13 @@ impl Cluster {
             let config = Arc::new(reader_config(sc, FIRST_READER + r));
             cluster.add_node(config.id, &addrs, false, move |_, _| {
                 AnyNode::Reader(Reader::new(config.clone()))
+            });
+        }
+        for m in 0..sc.members {
+            // A restarted member keeps nothing: it resumes from the group's committed offsets.
+            let config = Arc::new(member_config(sc, m));
+            cluster.add_node(config.id, &addrs, false, move |_, _| {
+                AnyNode::Consumer(Box::new(Consumer::new(config.clone())))
             });
         }
         cluster

@@ -7,7 +7,7 @@
 use super::cluster::Observed;
 use crate::scenario::{Scenario, FIRST_PRODUCER, FIRST_READER};
 use seedlog::history::{check, to_json_line, Event, EventType, PolledRecord};
-use seedlog::node::ClientEvent;
+use seedlog::node::{ClientEvent, Stage};
 use seedlog::protocol::Acks;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -83,7 +83,7 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                     ));
                 }
             }
-            ClientEvent::Polled { tp, records } => {
+            ClientEvent::Polled { tp, records, group } => {
                 let records = records
                     .iter()
                     .map(|e| PolledRecord {
@@ -94,26 +94,64 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                         value: text(&e.record.value),
                     })
                     .collect();
-                out.push(Event::poll(
-                    &process,
-                    EventType::Invoke,
-                    time_ns,
-                    Vec::new(),
-                ));
-                out.push(Event::poll(&process, EventType::Ok, time_ns, records));
+                let invoke = Event::poll(&process, EventType::Invoke, time_ns, Vec::new());
+                let ok = Event::poll(&process, EventType::Ok, time_ns, records);
+                out.push(grouped(invoke, group));
+                out.push(grouped(ok, group));
             }
-            ClientEvent::Seek { tp, offset } => {
-                out.push(Event::seek(
-                    &process,
-                    time_ns,
-                    &tp.topic,
-                    tp.partition,
-                    *offset,
-                ));
+            ClientEvent::Seek { tp, offset, group } => {
+                let seek = Event::seek(&process, time_ns, &tp.topic, tp.partition, *offset);
+                out.push(grouped(seek, group));
             }
+            ClientEvent::Commit {
+                stage,
+                group,
+                tp,
+                offset,
+            } => out.push(Event::commit(
+                &process,
+                kind_of(stage),
+                time_ns,
+                group,
+                &tp.topic,
+                tp.partition,
+                *offset,
+            )),
+            ClientEvent::FetchCommitted {
+                stage,
+                group,
+                tp,
+                offset,
+            } => out.push(Event::fetch_committed(
+                &process,
+                kind_of(stage),
+                time_ns,
+                group,
+                &tp.topic,
+                tp.partition,
+                *offset,
+            )),
+            // Not operations of the history format; they show in the trace.
+            ClientEvent::Assigned { .. } | ClientEvent::ConsumerError { .. } => {}
         }
     }
     out
+}
+
+fn grouped(e: Event, group: &Option<String>) -> Event {
+    match group {
+        Some(g) => e.in_group(g),
+        None => e,
+    }
+}
+
+fn kind_of(stage: &Stage) -> EventType {
+    match stage {
+        Stage::Invoke => EventType::Invoke,
+        Stage::Ok => EventType::Ok,
+        Stage::Fail(_) => EventType::Fail,
+        Stage::Info(_) => EventType::Info,
+    }
 }
 
 /// The checker's anomalies, one line each.

@@ -214,7 +214,7 @@ pub async fn consume(args: ConsumeArgs) -> anyhow::Result<i32> {
     let observer: Observer = {
         let seen = seen.clone();
         Arc::new(move |_, _, event: &ClientEvent| {
-            if let ClientEvent::Polled { tp, records } = event {
+            if let ClientEvent::Polled { tp, records, .. } = event {
                 for e in records {
                     println!(
                         "{}",

@@ -38,6 +38,7 @@ impl Broker {
             parked_fetches: Vec::new(),
         });
         self.arm_lag_timers(cx, &ps.tp);
+        self.start_coordinator(&ps.tp);
         self.leader_progress(cx, &ps.tp);
     }
 
@@ -63,6 +64,10 @@ impl Broker {
             return;
         };
         let Role::Leader(ls) = std::mem::take(&mut r.role) else {
+            return;
+        };
+        self.stop_coordinator(cx, tp);
+        let Some(r) = self.replicas.get_mut(tp) else {
             return;
         };
         let epoch = ls.epoch;
@@ -371,9 +376,11 @@ impl Broker {
             cx.send(w.client, Message::ProduceResponse(resp));
         }
         let parked = std::mem::take(&mut ls.parked_fetches);
+        let epoch_start = ls.epoch_start;
         for (from, req) in parked {
             self.answer_or_park(cx, from, req);
         }
+        self.coordinator_progress(cx, tp, hw, epoch_start);
     }
 
     /// Proposes adding every caught-up follower (LEO at least the high watermark and the start of

@@ -6,6 +6,7 @@
 //! divergence truncation.
 
 mod follower;
+mod group;
 mod leader;
 mod replica;
 #[cfg(test)]
@@ -13,6 +14,7 @@ mod tests;
 
 pub use replica::{FollowerState, LeaderState, Progress, Replica, Role, WaitingProduce};
 
+use super::coordinator::Coordinator;
 use super::{BrokerConfig, BrokerImage, Context, DiskOp, Durability, Timer};
 use crate::log::PartitionLog;
 use crate::protocol::{
@@ -47,6 +49,8 @@ pub struct Broker {
     parked: Vec<(NodeId, Message)>,
     /// Recovery cut records this broker had made durable; said at registration.
     lost_data: bool,
+    /// Group coordinators, one per `__consumer_offsets` partition this broker leads.
+    coordinators: BTreeMap<u32, Coordinator>,
 }
 
 impl Broker {
@@ -66,6 +70,7 @@ impl Broker {
             unfence_in_flight: false,
             parked: Vec::new(),
             lost_data: false,
+            coordinators: BTreeMap::new(),
         }
     }
 
@@ -103,6 +108,11 @@ impl Broker {
 
     pub fn metadata(&self) -> &ClusterMetadata {
         &self.metadata
+    }
+
+    /// The group coordinators this broker runs, by `__consumer_offsets` partition.
+    pub fn coordinators(&self) -> &BTreeMap<u32, Coordinator> {
+        &self.coordinators
     }
 
     pub fn replicas(&self) -> &BTreeMap<TopicPartition, Replica> {
@@ -156,6 +166,7 @@ impl Broker {
             Message::FetchResponse(resp) => self.on_fetch_response(cx, from, resp),
             Message::Produce(req) => self.on_produce(cx, from, req),
             Message::ListOffsets { tp, spec } => self.on_list_offsets(cx, from, tp, spec),
+            Message::Group(m) => self.on_group(cx, from, m),
             Message::AlterPartitionResponse {
                 tp,
                 request_partition_epoch,
@@ -190,6 +201,9 @@ impl Broker {
             Timer::Retention => {
                 self.apply_retention(cx);
                 cx.set_timer(Timer::Retention, self.config.retention_check_ms);
+            }
+            t @ (Timer::GroupRebalance(_) | Timer::MemberSession { .. }) => {
+                self.on_group_timer(cx, &t)
             }
             _ => {}
         }

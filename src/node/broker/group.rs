@@ -1,0 +1,132 @@
+//! The broker's side of consumer groups: it runs a group coordinator for every
+//! `__consumer_offsets` partition it leads, routes group requests and timers to it, appends the
+//! coordinator's records to the partition and tells it when the high watermark passes them.
+
+use super::{Broker, Role};
+use crate::node::coordinator::{Coordinator, Settings, Write};
+use crate::node::{Bug, Context, DiskOp, Timer};
+use crate::protocol::{
+    group_partition, ErrorCode, GroupAnswer, GroupMessage, GroupRequest, GroupResponse, Message,
+    NodeId, Offset, TopicPartition, OFFSETS_TOPIC,
+};
+
+impl Broker {
+    fn group_settings(&self) -> Settings {
+        Settings {
+            session_timeout_ms: self.config.group_session_timeout_ms,
+            rebalance_timeout_ms: self.config.group_rebalance_timeout_ms,
+            accept_stale_generation: self.config.bugs.has(Bug::AcceptStaleGeneration),
+        }
+    }
+
+    /// Became leader of `tp`: if it is an offsets partition, rebuild its groups from the log.
+    pub(super) fn start_coordinator(&mut self, tp: &TopicPartition) {
+        if tp.topic != OFFSETS_TOPIC {
+            return;
+        }
+        let Some(r) = self.replicas.get(tp) else {
+            return;
+        };
+        let Some(ls) = r.leader() else {
+            return;
+        };
+        let c = Coordinator::replay(ls.epoch, &r.log);
+        self.coordinators.insert(tp.partition, c);
+    }
+
+    pub(super) fn stop_coordinator(&mut self, cx: &mut Context, tp: &TopicPartition) {
+        if tp.topic != OFFSETS_TOPIC {
+            return;
+        }
+        if let Some(c) = self.coordinators.remove(&tp.partition) {
+            c.resign(cx);
+        }
+    }
+
+    /// The high watermark of `tp` may have moved: completes the coordinator's writes below it.
+    pub(super) fn coordinator_progress(
+        &mut self,
+        cx: &mut Context,
+        tp: &TopicPartition,
+        hw: Offset,
+        epoch_start: Offset,
+    ) {
+        if tp.topic != OFFSETS_TOPIC {
+            return;
+        }
+        if let Some(c) = self.coordinators.get_mut(&tp.partition) {
+            c.on_high_watermark(cx, hw, epoch_start);
+        }
+    }
+
+    pub(super) fn on_group(&mut self, cx: &mut Context, from: NodeId, m: GroupMessage) {
+        let partition = group_partition(&m.group, self.metadata.partition_count(OFFSETS_TOPIC));
+        let reply = |cx: &mut Context, result| {
+            let resp = GroupResponse {
+                group: m.group.clone(),
+                correlation: m.correlation,
+                result,
+            };
+            cx.send(from, Message::GroupResponse(resp));
+        };
+        if m.request == GroupRequest::FindCoordinator {
+            let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+            let result = match self.metadata.partition(&tp).and_then(|ps| ps.leader) {
+                Some(leader) => Ok(GroupAnswer::Coordinator(leader)),
+                None => Err(ErrorCode::CoordinatorNotAvailable),
+            };
+            return reply(cx, result);
+        }
+        let settings = self.group_settings();
+        let Some(c) = self.coordinators.get_mut(&partition) else {
+            return reply(cx, Err(ErrorCode::NotCoordinator));
+        };
+        let writes = c.handle(cx, &settings, &self.metadata, from, m);
+        self.append_group_writes(cx, partition, writes);
+    }
+
+    pub(super) fn on_group_timer(&mut self, cx: &mut Context, timer: &Timer) {
+        let settings = self.group_settings();
+        let owner = self
+            .coordinators
+            .iter()
+            .find(|(_, c)| c.owns_timer(timer))
+            .map(|(p, _)| *p);
+        let Some(partition) = owner else {
+            return;
+        };
+        let c = self.coordinators.get_mut(&partition).expect("found above");
+        let writes = c.on_timer(cx, &settings, &self.metadata, timer);
+        self.append_group_writes(cx, partition, writes);
+    }
+
+    /// Appends the coordinator's records as leader of its partition; they complete when the high
+    /// watermark passes them (see `coordinator_progress`).
+    fn append_group_writes(&mut self, cx: &mut Context, partition: u32, writes: Vec<Write>) {
+        if writes.is_empty() {
+            return;
+        }
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        let (Some(r), Some(c)) = (
+            self.replicas.get_mut(&tp),
+            self.coordinators.get_mut(&partition),
+        ) else {
+            return;
+        };
+        let Role::Leader(ls) = &r.role else {
+            return;
+        };
+        for w in writes {
+            let Ok(entries) = r.log.append_as_leader(ls.epoch, &[w.record]) else {
+                continue;
+            };
+            let offset = entries[0].offset;
+            cx.persist(DiskOp::Append {
+                tp: tp.clone(),
+                entries,
+            });
+            c.appended(offset, w.then);
+        }
+        self.leader_progress(cx, &tp);
+    }
+}

@@ -1,0 +1,312 @@
+//! The group consumer: finds its group's coordinator, joins, gets its partitions, resumes each at
+//! the group's committed offset (or per `auto.offset.reset`), and then loops: fetch a batch from
+//! the partition's leader, process it, commit the next offset to read, move to the next partition.
+//! One request is in flight at a time (plus the heartbeat), so its history is a plain sequence of
+//! operations. A rebalance (a heartbeat or commit refused as stale) drops what it has in hand and
+//! starts again from the committed offsets: records may be processed twice, never skipped.
+//!
+//! `mod.rs` holds the state and the entry points; `membership.rs` the coordinator, join, sync,
+//! heartbeat and leave; `progress.rs` positions, fetching, processing and committing.
+
+mod membership;
+mod progress;
+
+use super::{Bug, ClientEvent, ConsumerConfig, Context, Stage, Timer};
+use crate::protocol::{
+    BrokerId, ClusterMetadata, ErrorCode, Generation, LogEntry, MemberId, Message, NodeId, Offset,
+    TopicPartition,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The one request in flight.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum InFlight {
+    Metadata,
+    Group {
+        correlation: u64,
+        kind: GroupCall,
+    },
+    Fetch {
+        tp: TopicPartition,
+        offset: Offset,
+        leader: BrokerId,
+    },
+    ListOffsets {
+        tp: TopicPartition,
+        leader: BrokerId,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum GroupCall {
+    Find,
+    Join,
+    Sync,
+    Commit { tp: TopicPartition, offset: Offset },
+    FetchOffset { tp: TopicPartition },
+    Leave,
+}
+
+/// A fetched batch not yet processed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct InHand {
+    tp: TopicPartition,
+    records: Vec<LogEntry>,
+    /// With the `commit-before-process` bug: its offsets are already committed.
+    committed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Consumer {
+    config: Arc<ConsumerConfig>,
+    metadata: Option<ClusterMetadata>,
+    /// A request failed in a way newer metadata resolves.
+    stale: bool,
+    bootstrap_index: usize,
+    coordinator: Option<BrokerId>,
+    member: Option<MemberId>,
+    /// Set once joined; the assignment once synced in that generation.
+    generation: Option<Generation>,
+    assignment: Option<Vec<TopicPartition>>,
+    /// Next offset to process, per assigned partition.
+    positions: BTreeMap<TopicPartition, Offset>,
+    /// The group's committed offset as this member last knew it.
+    committed: BTreeMap<TopicPartition, Offset>,
+    /// Round-robin cursor over the assignment.
+    cursor: usize,
+    in_flight: Option<InFlight>,
+    heartbeat: Option<u64>,
+    correlation: u64,
+    in_hand: Option<InHand>,
+    processing: bool,
+    backing_off: bool,
+    batches: u32,
+    processed: u64,
+    finished: bool,
+}
+
+impl Consumer {
+    pub fn new(config: Arc<ConsumerConfig>) -> Self {
+        Consumer {
+            config,
+            metadata: None,
+            stale: false,
+            bootstrap_index: 0,
+            coordinator: None,
+            member: None,
+            generation: None,
+            assignment: None,
+            positions: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            cursor: 0,
+            in_flight: None,
+            heartbeat: None,
+            correlation: 0,
+            in_hand: None,
+            processing: false,
+            backing_off: false,
+            batches: 0,
+            processed: 0,
+            finished: false,
+        }
+    }
+
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
+    }
+
+    /// Left the group after `max_records`, or stopped on an error.
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Records processed so far (counting re-processing).
+    pub fn processed(&self) -> u64 {
+        self.processed
+    }
+
+    /// The partitions assigned in the current generation.
+    pub fn assignment(&self) -> Option<&[TopicPartition]> {
+        self.assignment.as_deref()
+    }
+
+    pub fn positions(&self) -> &BTreeMap<TopicPartition, Offset> {
+        &self.positions
+    }
+
+    pub fn member(&self) -> Option<(&MemberId, Option<Generation>)> {
+        self.member.as_ref().map(|m| (m, self.generation))
+    }
+
+    pub fn on_start(&mut self, cx: &mut Context) {
+        self.step(cx);
+    }
+
+    pub fn on_message(&mut self, cx: &mut Context, from: NodeId, message: Message) {
+        match message {
+            Message::MetadataResponse(md) => {
+                if self.in_flight != Some(InFlight::Metadata) {
+                    return;
+                }
+                self.done(cx);
+                if self
+                    .metadata
+                    .as_ref()
+                    .is_none_or(|m| md.version >= m.version)
+                {
+                    self.metadata = Some(md);
+                }
+                self.stale = false;
+            }
+            Message::GroupResponse(resp) => {
+                if self.heartbeat == Some(resp.correlation) {
+                    self.heartbeat = None;
+                    if let Err(e) = resp.result {
+                        self.on_group_error(cx, e);
+                    }
+                } else {
+                    let kind = match &self.in_flight {
+                        Some(InFlight::Group { correlation, kind })
+                            if *correlation == resp.correlation =>
+                        {
+                            kind.clone()
+                        }
+                        _ => return,
+                    };
+                    self.done(cx);
+                    self.on_group_response(cx, kind, resp.result);
+                }
+            }
+            Message::FetchResponse(resp) => {
+                let Some(InFlight::Fetch { tp, offset, leader }) = &self.in_flight else {
+                    return;
+                };
+                if *tp != resp.tp || *offset != resp.fetch_offset || *leader != from {
+                    return;
+                }
+                self.done(cx);
+                self.on_fetch_response(cx, resp);
+            }
+            Message::ListOffsetsResponse { tp, result, .. } => {
+                let Some(InFlight::ListOffsets { tp: asked, leader }) = &self.in_flight else {
+                    return;
+                };
+                if *asked != tp || *leader != from {
+                    return;
+                }
+                self.done(cx);
+                match result {
+                    Ok(offset) => self.seek_to(cx, &tp, offset),
+                    Err(_) => self.retry_later(cx, true),
+                }
+            }
+            _ => return,
+        }
+        self.step(cx);
+    }
+
+    pub fn on_timer(&mut self, cx: &mut Context, timer: Timer) {
+        match timer {
+            Timer::ClientRequestTimeout => self.on_request_timeout(cx),
+            Timer::ClientBackoff => self.backing_off = false,
+            Timer::GroupHeartbeat => self.send_heartbeat(cx),
+            Timer::Process => self.finish_processing(cx),
+            _ => {}
+        }
+        self.step(cx);
+    }
+
+    /// Decides the next request, if none is in flight: the membership steps first, then the
+    /// partition loop.
+    fn step(&mut self, cx: &mut Context) {
+        if self.finished || self.in_flight.is_some() || self.backing_off || self.processing {
+            return;
+        }
+        if self.coordinator.is_none() {
+            return self.find_coordinator(cx);
+        }
+        if self.generation.is_none() {
+            return self.join(cx);
+        }
+        if self.assignment.is_none() {
+            return self.sync(cx);
+        }
+        self.advance(cx);
+    }
+
+    /// The request in flight was answered.
+    fn done(&mut self, cx: &mut Context) {
+        self.in_flight = None;
+        cx.cancel_timer(Timer::ClientRequestTimeout);
+    }
+
+    fn next_correlation(&mut self) -> u64 {
+        self.correlation += 1;
+        self.correlation
+    }
+
+    /// Waits before the next request; `stale` asks for newer metadata first.
+    fn retry_later(&mut self, cx: &mut Context, stale: bool) {
+        self.stale |= stale;
+        self.backing_off = true;
+        match self.config.retry_backoff_ms {
+            Some(_) => cx.set_timer(Timer::ClientBackoff, self.config.retry_backoff_ms),
+            None => self.backing_off = false,
+        }
+    }
+
+    fn on_request_timeout(&mut self, cx: &mut Context) {
+        let Some(req) = self.in_flight.take() else {
+            return;
+        };
+        match req {
+            InFlight::Metadata
+            | InFlight::Group {
+                kind: GroupCall::Find,
+                ..
+            } => {
+                self.bootstrap_index =
+                    (self.bootstrap_index + 1) % self.config.bootstrap.len().max(1);
+            }
+            InFlight::Group { kind, .. } => {
+                self.report_unknown(cx, &kind, "request timed out");
+                self.coordinator = None;
+            }
+            InFlight::Fetch { .. } | InFlight::ListOffsets { .. } => self.stale = true,
+        }
+    }
+
+    /// A group operation whose outcome the member cannot know.
+    fn report_unknown(&mut self, cx: &mut Context, kind: &GroupCall, why: &str) {
+        let group = self.config.group.clone();
+        match kind {
+            GroupCall::Commit { tp, offset } => cx.observe(ClientEvent::Commit {
+                stage: Stage::Info(why.to_string()),
+                group,
+                tp: tp.clone(),
+                offset: *offset,
+            }),
+            GroupCall::FetchOffset { tp } => cx.observe(ClientEvent::FetchCommitted {
+                stage: Stage::Info(why.to_string()),
+                group,
+                tp: tp.clone(),
+                offset: None,
+            }),
+            _ => {}
+        }
+    }
+
+    fn has_bug(&self, bug: Bug) -> bool {
+        self.config.bugs.has(bug)
+    }
+}
+
+/// How a refused group request is reported: definitely not applied, or unknown (a coordinator
+/// that resigned may have appended the commit before it did).
+fn refusal(e: ErrorCode) -> Stage {
+    match e {
+        ErrorCode::NotCoordinator => Stage::Info(e.to_string()),
+        _ => Stage::Fail(e.to_string()),
+    }
+}

@@ -1,0 +1,232 @@
+//! The partition loop: resume each assigned partition at the committed offset, fetch a batch,
+//! process it, commit the next offset, move on. With the `commit-before-process` bug (M) the
+//! commit comes first, so a crash during processing loses the batch for the group.
+
+use super::{Consumer, GroupCall, InFlight, InHand};
+use crate::node::{Bug, ClientEvent, Context, OffsetReset, Timer};
+use crate::protocol::{
+    ErrorCode, FetchRequest, FetchResponse, Message, Offset, OffsetSpec, TopicPartition,
+};
+
+impl Consumer {
+    /// The next step of a synced member.
+    pub(super) fn advance(&mut self, cx: &mut Context) {
+        let assignment = self.assignment.clone().unwrap_or_default();
+        if let Some(h) = &self.in_hand {
+            let tp = h.tp.clone();
+            let next = h.records.last().map_or(0, |e| e.offset + 1);
+            if self.has_bug(Bug::CommitBeforeProcess) && !h.committed {
+                return self.commit(cx, tp, next);
+            }
+            return self.start_processing(cx);
+        }
+        // Commit what was processed and not yet committed (also after a rewind).
+        let uncommitted = assignment.iter().find(|tp| {
+            let pos = self.positions.get(*tp);
+            pos.is_some() && pos != self.committed.get(*tp)
+        });
+        if let Some(tp) = uncommitted.cloned() {
+            let offset = self.positions[&tp];
+            return self.commit(cx, tp, offset);
+        }
+        if self
+            .config
+            .max_records
+            .is_some_and(|max| self.processed >= max)
+        {
+            return self.leave(cx);
+        }
+        if let Some(tp) = assignment
+            .iter()
+            .find(|tp| !self.positions.contains_key(*tp))
+        {
+            let tp = tp.clone();
+            return self.group_request(cx, GroupCall::FetchOffset { tp });
+        }
+        if assignment.is_empty() {
+            // Nothing assigned: only heartbeats until the next rebalance.
+            return;
+        }
+        self.cursor %= assignment.len();
+        let tp = assignment[self.cursor].clone();
+        self.fetch(cx, tp);
+    }
+
+    fn commit(&mut self, cx: &mut Context, tp: TopicPartition, offset: Offset) {
+        cx.observe(ClientEvent::Commit {
+            stage: crate::node::Stage::Invoke,
+            group: self.config.group.clone(),
+            tp: tp.clone(),
+            offset,
+        });
+        self.group_request(cx, GroupCall::Commit { tp, offset });
+    }
+
+    /// A commit of `tp` succeeded: with the bug, processing of the batch starts now.
+    pub(super) fn after_commit(&mut self, cx: &mut Context, tp: &TopicPartition) {
+        if let Some(h) = &mut self.in_hand {
+            if &h.tp == tp && self.config.bugs.has(Bug::CommitBeforeProcess) {
+                h.committed = true;
+                self.start_processing(cx);
+            }
+        }
+    }
+
+    fn start_processing(&mut self, cx: &mut Context) {
+        match self.config.process_ms {
+            Some(ms) => {
+                self.processing = true;
+                cx.set_timer(Timer::Process, Some(ms));
+            }
+            None => self.finish_processing(cx),
+        }
+    }
+
+    /// The batch in hand is processed: report it, move the position past it.
+    pub(super) fn finish_processing(&mut self, cx: &mut Context) {
+        self.processing = false;
+        let Some(h) = self.in_hand.take() else {
+            return;
+        };
+        let Some(next) = h.records.last().map(|e| e.offset + 1) else {
+            return;
+        };
+        self.processed += h.records.len() as u64;
+        cx.observe(ClientEvent::Polled {
+            tp: h.tp.clone(),
+            records: h.records,
+            group: Some(self.config.group.clone()),
+        });
+        self.positions.insert(h.tp.clone(), next);
+        if h.committed {
+            self.committed.insert(h.tp.clone(), next);
+        }
+        self.batches += 1;
+        if self
+            .config
+            .rewind_every
+            .is_some_and(|n| n > 0 && self.batches.is_multiple_of(n))
+        {
+            self.seek_to(cx, &h.tp, next.saturating_sub(2));
+        }
+        self.cursor += 1;
+    }
+
+    /// Moves `tp`'s position (an application seek or an offset reset) and reports it.
+    pub fn seek_to(&mut self, cx: &mut Context, tp: &TopicPartition, offset: Offset) {
+        self.positions.insert(tp.clone(), offset);
+        cx.observe(ClientEvent::Seek {
+            tp: tp.clone(),
+            offset,
+            group: Some(self.config.group.clone()),
+        });
+    }
+
+    /// The group's committed offset for `tp` arrived: resume there, or reset.
+    pub(super) fn resume_at(
+        &mut self,
+        cx: &mut Context,
+        tp: &TopicPartition,
+        offset: Option<Offset>,
+    ) {
+        if let Some(o) = offset {
+            self.positions.insert(tp.clone(), o);
+            self.committed.insert(tp.clone(), o);
+            return;
+        }
+        match self.config.auto_offset_reset {
+            // The log start may be above 0; the fetch then says where it is.
+            OffsetReset::Earliest => self.seek_to(cx, tp, 0),
+            OffsetReset::Latest => match self.leader_of(tp) {
+                Some(leader) => {
+                    let msg = Message::ListOffsets {
+                        tp: tp.clone(),
+                        spec: OffsetSpec::Latest,
+                    };
+                    cx.send(leader, msg);
+                    cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
+                    self.in_flight = Some(InFlight::ListOffsets {
+                        tp: tp.clone(),
+                        leader,
+                    });
+                }
+                None => self.request_metadata(cx),
+            },
+            OffsetReset::None => {
+                cx.observe(ClientEvent::ConsumerError {
+                    reason: format!(
+                        "no committed offset for {tp} in group {} and auto.offset.reset=none",
+                        self.config.group
+                    ),
+                });
+                self.leave(cx);
+            }
+        }
+    }
+
+    fn leader_of(&self, tp: &TopicPartition) -> Option<crate::protocol::BrokerId> {
+        self.metadata.as_ref()?.partition(tp)?.leader
+    }
+
+    fn fetch(&mut self, cx: &mut Context, tp: TopicPartition) {
+        let Some(md) = self.metadata.as_ref().filter(|_| !self.stale) else {
+            // No metadata yet, or a leader refused us: ask for (newer) metadata first.
+            return self.request_metadata(cx);
+        };
+        let Some(ps) = md.partition(&tp).filter(|ps| ps.leader.is_some()) else {
+            self.stale = true;
+            return self.request_metadata(cx);
+        };
+        let leader = ps.leader.expect("filtered above");
+        let offset = self.positions[&tp];
+        let req = FetchRequest {
+            tp: tp.clone(),
+            replica: None,
+            fetch_offset: offset,
+            last_fetched_epoch: None,
+            current_leader_epoch: Some(ps.leader_epoch),
+            synced_offset: 0,
+            known_hw: 0,
+        };
+        cx.send(leader, Message::Fetch(req));
+        cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
+        self.in_flight = Some(InFlight::Fetch { tp, offset, leader });
+    }
+
+    pub(super) fn on_fetch_response(&mut self, cx: &mut Context, resp: FetchResponse) {
+        let tp = resp.tp.clone();
+        match resp.error {
+            None if resp.records.is_empty() => self.cursor += 1,
+            None => {
+                self.in_hand = Some(InHand {
+                    tp,
+                    records: resp.records,
+                    committed: false,
+                });
+            }
+            Some(ErrorCode::OffsetOutOfRange)
+                if self
+                    .positions
+                    .get(&tp)
+                    .is_some_and(|p| *p < resp.log_start_offset) =>
+            {
+                // Retention removed what we had not read: continue from the log start.
+                self.seek_to(cx, &tp, resp.log_start_offset);
+            }
+            Some(_) => self.retry_later(cx, true),
+        }
+    }
+
+    pub(super) fn request_metadata(&mut self, cx: &mut Context) {
+        let Some(&to) = self.config.bootstrap.get(self.bootstrap_index) else {
+            return;
+        };
+        let min_version = match (&self.metadata, self.stale) {
+            (Some(md), true) => md.version + 1,
+            _ => 1,
+        };
+        cx.send(to, Message::Metadata { min_version });
+        cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
+        self.in_flight = Some(InFlight::Metadata);
+    }
+}

@@ -1,0 +1,546 @@
+//! The group coordinator: the broker that leads a `__consumer_offsets` partition coordinates the
+//! groups hashing to it. Membership (join, sync, heartbeat, leave, session expiry) lives in memory;
+//! committed offsets and each group's generation are records appended to the partition and
+//! answered only once the high watermark passes them, so they are replicated under the configured
+//! durability. A new leader of the partition rebuilds the groups by replaying its log, and serves
+//! nothing until its high watermark reaches the start of its epoch (everything it replayed is then
+//! committed). Members are not stored: after a coordinator failover they rejoin, in a generation
+//! above every stored one.
+
+mod assign;
+mod group;
+
+pub use assign::assign;
+pub use group::{Group, GroupState, Member, Waiting};
+
+use super::{Context, Timer};
+use crate::log::PartitionLog;
+use crate::protocol::{
+    ClusterMetadata, ErrorCode, Generation, GroupAnswer, GroupMessage, GroupRequest, GroupResponse,
+    LeaderEpoch, MemberId, Message, NodeId, Offset, OffsetsKey, OffsetsValue, Record,
+    TopicPartition,
+};
+use std::collections::BTreeMap;
+
+/// Coordinator settings, taken from the broker's configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Settings {
+    /// A member that sends nothing for this long is removed (`session.timeout.ms`).
+    pub session_timeout_ms: Option<u64>,
+    /// How long a rebalance waits for known members to rejoin (`rebalance.timeout.ms`).
+    pub rebalance_timeout_ms: Option<u64>,
+    /// Bug switch `accept-stale-generation` (N): commits are not checked against the member
+    /// list and generation.
+    pub accept_stale_generation: bool,
+}
+
+/// A record the coordinator wants appended to its partition, and what to do once it commits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Write {
+    pub record: Record,
+    pub then: Pending,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Pending {
+    Commit {
+        client: NodeId,
+        correlation: u64,
+        group: String,
+        tp: TopicPartition,
+        offset: Offset,
+    },
+    Generation {
+        group: String,
+        generation: Generation,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Coordinator {
+    /// The leader epoch of the partition this coordinator serves in; part of new member ids, so
+    /// ids never repeat across coordinators.
+    epoch: LeaderEpoch,
+    /// The high watermark has reached the start of our epoch: the replayed state is committed.
+    loaded: bool,
+    groups: BTreeMap<String, Group>,
+    next_member: u64,
+    /// Appended writes by log offset, waiting for the high watermark.
+    pending: BTreeMap<Offset, Pending>,
+}
+
+impl Coordinator {
+    /// A coordinator for a partition this broker just became leader of, rebuilt from its log.
+    pub fn replay(epoch: LeaderEpoch, log: &PartitionLog) -> Self {
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        for e in log.entries() {
+            let key = e.record.key.as_deref().and_then(OffsetsKey::decode);
+            let value = OffsetsValue::decode(&e.record.value);
+            match (key, value) {
+                (
+                    Some(OffsetsKey::Offset { group, tp }),
+                    Some(OffsetsValue::Offset { offset, .. }),
+                ) => {
+                    groups.entry(group).or_default().offsets.insert(tp, offset);
+                }
+                (Some(OffsetsKey::Group { group }), Some(OffsetsValue::Group { generation })) => {
+                    let g = groups.entry(group).or_default();
+                    g.generation = g.generation.max(generation);
+                }
+                // Records this version does not understand are skipped, not fatal.
+                _ => {}
+            }
+        }
+        Coordinator {
+            epoch,
+            loaded: false,
+            groups,
+            next_member: 0,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    pub fn groups(&self) -> &BTreeMap<String, Group> {
+        &self.groups
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// Records that `write` was appended at `offset`.
+    pub fn appended(&mut self, offset: Offset, then: Pending) {
+        self.pending.insert(offset, then);
+    }
+
+    /// The partition's high watermark moved to `hw` (and its epoch started at `epoch_start`):
+    /// completes the writes below it.
+    pub fn on_high_watermark(&mut self, cx: &mut Context, hw: Offset, epoch_start: Offset) {
+        if hw >= epoch_start {
+            self.loaded = true;
+        }
+        let rest = self.pending.split_off(&hw);
+        for (_, done) in std::mem::replace(&mut self.pending, rest) {
+            match done {
+                Pending::Commit {
+                    client,
+                    correlation,
+                    group,
+                    tp,
+                    offset,
+                } => {
+                    self.groups
+                        .entry(group.clone())
+                        .or_default()
+                        .offsets
+                        .insert(tp, offset);
+                    reply(cx, client, &group, correlation, Ok(GroupAnswer::Committed));
+                }
+                Pending::Generation { group, generation } => {
+                    let Some(g) = self.groups.get_mut(&group) else {
+                        continue;
+                    };
+                    if g.generation == generation && g.state == GroupState::CompletingRebalance {
+                        g.state = GroupState::Stable;
+                        for w in std::mem::take(&mut g.waiting_syncs) {
+                            let partitions =
+                                g.assignment.get(&w.member).cloned().unwrap_or_default();
+                            let answer = GroupAnswer::Assignment {
+                                generation,
+                                partitions,
+                            };
+                            reply(cx, w.client, &group, w.correlation, Ok(answer));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// This broker stopped leading the partition: everyone waiting looks for the new coordinator.
+    pub fn resign(self, cx: &mut Context) {
+        for (name, g) in &self.groups {
+            cx.cancel_timer(Timer::GroupRebalance(name.clone()));
+            for m in g.members.keys() {
+                cx.cancel_timer(session_timer(name, m));
+            }
+            for w in g.waiting_joins.iter().chain(&g.waiting_syncs) {
+                reply(
+                    cx,
+                    w.client,
+                    name,
+                    w.correlation,
+                    Err(ErrorCode::NotCoordinator),
+                );
+            }
+        }
+        for p in self.pending.into_values() {
+            if let Pending::Commit {
+                client,
+                correlation,
+                group,
+                ..
+            } = p
+            {
+                reply(
+                    cx,
+                    client,
+                    &group,
+                    correlation,
+                    Err(ErrorCode::NotCoordinator),
+                );
+            }
+        }
+    }
+
+    /// A group request for a group of this partition. Returns the records to append.
+    pub fn handle(
+        &mut self,
+        cx: &mut Context,
+        settings: &Settings,
+        md: &ClusterMetadata,
+        from: NodeId,
+        msg: GroupMessage,
+    ) -> Vec<Write> {
+        let GroupMessage {
+            group: name,
+            correlation,
+            request,
+        } = msg;
+        if !self.loaded {
+            reply(
+                cx,
+                from,
+                &name,
+                correlation,
+                Err(ErrorCode::CoordinatorLoadInProgress),
+            );
+            return Vec::new();
+        }
+        let waiting = |member: &MemberId| Waiting {
+            client: from,
+            correlation,
+            member: member.clone(),
+        };
+        let mut writes = Vec::new();
+        let answer = match request {
+            GroupRequest::FindCoordinator => return writes,
+            GroupRequest::Join {
+                member,
+                topics,
+                assignor,
+            } => {
+                let id = match member {
+                    Some(id)
+                        if self
+                            .groups
+                            .get(&name)
+                            .is_some_and(|g| g.members.contains_key(&id)) =>
+                    {
+                        id
+                    }
+                    Some(_) => {
+                        reply(
+                            cx,
+                            from,
+                            &name,
+                            correlation,
+                            Err(ErrorCode::UnknownMemberId),
+                        );
+                        return writes;
+                    }
+                    None => {
+                        self.next_member += 1;
+                        format!("c{from}-e{}-{}", self.epoch, self.next_member)
+                    }
+                };
+                let g = self.groups.entry(name.clone()).or_default();
+                if g.members.is_empty() {
+                    g.assignor = assignor;
+                }
+                g.members.insert(
+                    id.clone(),
+                    Member {
+                        client: from,
+                        topics,
+                        rejoined: true,
+                    },
+                );
+                g.waiting_joins.retain(|w| w.member != id);
+                g.waiting_joins.push(waiting(&id));
+                cx.set_timer(session_timer(&name, &id), settings.session_timeout_ms);
+                if g.state != GroupState::PreparingRebalance {
+                    g.prepare_rebalance(Some(&id));
+                    cx.set_timer(
+                        Timer::GroupRebalance(name.clone()),
+                        settings.rebalance_timeout_ms,
+                    );
+                }
+                writes.extend(self.try_complete(cx, md, &name, false));
+                return writes;
+            }
+            GroupRequest::Sync { member, generation } => {
+                match self.check_member(&name, &member, generation) {
+                    Err(e) => Err(e),
+                    Ok(g) => {
+                        cx.set_timer(session_timer(&name, &member), settings.session_timeout_ms);
+                        match g.state {
+                            GroupState::Stable => Ok(GroupAnswer::Assignment {
+                                generation,
+                                partitions: g.assignment.get(&member).cloned().unwrap_or_default(),
+                            }),
+                            GroupState::CompletingRebalance => {
+                                g.waiting_syncs.retain(|w| w.member != member);
+                                g.waiting_syncs.push(waiting(&member));
+                                return writes;
+                            }
+                            _ => Err(ErrorCode::RebalanceInProgress),
+                        }
+                    }
+                }
+            }
+            GroupRequest::Heartbeat { member, generation } => {
+                match self.check_member(&name, &member, generation) {
+                    Err(e) => Err(e),
+                    Ok(g) => {
+                        cx.set_timer(session_timer(&name, &member), settings.session_timeout_ms);
+                        if g.state == GroupState::PreparingRebalance {
+                            Err(ErrorCode::RebalanceInProgress)
+                        } else {
+                            Ok(GroupAnswer::HeartbeatOk)
+                        }
+                    }
+                }
+            }
+            GroupRequest::Leave { member } => {
+                let known = self
+                    .groups
+                    .get(&name)
+                    .is_some_and(|g| g.members.contains_key(&member));
+                if known {
+                    cx.cancel_timer(session_timer(&name, &member));
+                    writes.extend(self.remove_member(cx, settings, md, &name, &member));
+                    Ok(GroupAnswer::Left)
+                } else {
+                    Err(ErrorCode::UnknownMemberId)
+                }
+            }
+            GroupRequest::Commit {
+                member,
+                generation,
+                tp,
+                offset,
+            } => {
+                let check = if settings.accept_stale_generation {
+                    Ok(())
+                } else {
+                    self.check_member(&name, &member, generation).and_then(|g| {
+                        if g.state == GroupState::CompletingRebalance {
+                            Err(ErrorCode::RebalanceInProgress)
+                        } else {
+                            Ok(())
+                        }
+                    })
+                };
+                match check {
+                    Err(e) => Err(e),
+                    Ok(()) => {
+                        let key = OffsetsKey::Offset {
+                            group: name.clone(),
+                            tp: tp.clone(),
+                        };
+                        let value = OffsetsValue::Offset {
+                            offset,
+                            member,
+                            generation,
+                        };
+                        writes.push(Write {
+                            record: Record::keyed(key.encode(), value.encode()),
+                            then: Pending::Commit {
+                                client: from,
+                                correlation,
+                                group: name,
+                                tp,
+                                offset,
+                            },
+                        });
+                        return writes;
+                    }
+                }
+            }
+            GroupRequest::FetchOffset { tp } => Ok(GroupAnswer::Offset(
+                self.groups
+                    .get(&name)
+                    .and_then(|g| g.offsets.get(&tp).copied()),
+            )),
+        };
+        reply(cx, from, &name, correlation, answer);
+        writes
+    }
+
+    /// A coordinator timer fired.
+    pub fn on_timer(
+        &mut self,
+        cx: &mut Context,
+        settings: &Settings,
+        md: &ClusterMetadata,
+        timer: &Timer,
+    ) -> Vec<Write> {
+        match timer {
+            Timer::GroupRebalance(name) => self.try_complete(cx, md, name, true),
+            Timer::MemberSession { group, member } => {
+                self.remove_member(cx, settings, md, group, member)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether `timer` belongs to a group of this coordinator.
+    pub fn owns_timer(&self, timer: &Timer) -> bool {
+        match timer {
+            Timer::GroupRebalance(g) | Timer::MemberSession { group: g, .. } => {
+                self.groups.contains_key(g)
+            }
+            _ => false,
+        }
+    }
+
+    fn check_member(
+        &mut self,
+        name: &str,
+        member: &MemberId,
+        generation: Generation,
+    ) -> Result<&mut Group, ErrorCode> {
+        let g = self
+            .groups
+            .get_mut(name)
+            .ok_or(ErrorCode::UnknownMemberId)?;
+        if !g.members.contains_key(member) {
+            return Err(ErrorCode::UnknownMemberId);
+        }
+        if g.generation != generation {
+            return Err(ErrorCode::IllegalGeneration);
+        }
+        Ok(g)
+    }
+
+    /// A member left or its session expired: the others must rebalance.
+    fn remove_member(
+        &mut self,
+        cx: &mut Context,
+        settings: &Settings,
+        md: &ClusterMetadata,
+        name: &str,
+        member: &MemberId,
+    ) -> Vec<Write> {
+        let Some(g) = self.groups.get_mut(name) else {
+            return Vec::new();
+        };
+        if g.members.remove(member).is_none() {
+            return Vec::new();
+        }
+        g.waiting_joins.retain(|w| &w.member != member);
+        g.waiting_syncs.retain(|w| &w.member != member);
+        if g.members.is_empty() {
+            g.state = GroupState::Empty;
+            g.assignment.clear();
+            cx.cancel_timer(Timer::GroupRebalance(name.to_string()));
+            return Vec::new();
+        }
+        if g.state != GroupState::PreparingRebalance {
+            g.prepare_rebalance(None);
+            cx.set_timer(
+                Timer::GroupRebalance(name.to_string()),
+                settings.rebalance_timeout_ms,
+            );
+        }
+        self.try_complete(cx, md, name, false)
+    }
+
+    /// Completes the rebalance in progress if every member rejoined, or if `deadline` (the
+    /// rebalance timeout fired), dropping those that did not: a new generation, its assignment,
+    /// and the generation record to append.
+    fn try_complete(
+        &mut self,
+        cx: &mut Context,
+        md: &ClusterMetadata,
+        name: &str,
+        deadline: bool,
+    ) -> Vec<Write> {
+        let Some(g) = self.groups.get_mut(name) else {
+            return Vec::new();
+        };
+        if g.state != GroupState::PreparingRebalance || !(deadline || g.all_rejoined()) {
+            return Vec::new();
+        }
+        cx.cancel_timer(Timer::GroupRebalance(name.to_string()));
+        let gone: Vec<MemberId> = g
+            .members
+            .iter()
+            .filter(|(_, m)| !m.rejoined)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            g.members.remove(&id);
+            cx.cancel_timer(session_timer(name, &id));
+        }
+        if g.members.is_empty() {
+            g.state = GroupState::Empty;
+            return Vec::new();
+        }
+        g.generation += 1;
+        g.state = GroupState::CompletingRebalance;
+        let subscriptions: BTreeMap<MemberId, Vec<String>> = g
+            .members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.topics.clone()))
+            .collect();
+        let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+        for topics in subscriptions.values() {
+            for t in topics {
+                counts.insert(t.clone(), md.partition_count(t));
+            }
+        }
+        g.assignment = assign(g.assignor, &subscriptions, &counts);
+        let generation = g.generation;
+        for w in std::mem::take(&mut g.waiting_joins) {
+            let answer = GroupAnswer::Joined {
+                member: w.member.clone(),
+                generation,
+            };
+            reply(cx, w.client, name, w.correlation, Ok(answer));
+        }
+        let key = OffsetsKey::Group {
+            group: name.to_string(),
+        };
+        vec![Write {
+            record: Record::keyed(key.encode(), OffsetsValue::Group { generation }.encode()),
+            then: Pending::Generation {
+                group: name.to_string(),
+                generation,
+            },
+        }]
+    }
+}
+
+fn session_timer(group: &str, member: &MemberId) -> Timer {
+    Timer::MemberSession {
+        group: group.to_string(),
+        member: member.clone(),
+    }
+}
+
+fn reply(
+    cx: &mut Context,
+    to: NodeId,
+    group: &str,
+    correlation: u64,
+    result: Result<GroupAnswer, ErrorCode>,
+) {
+    let resp = GroupResponse {
+        group: group.to_string(),
+        correlation,
+        result,
+    };
+    cx.send(to, Message::GroupResponse(resp));
+}

@@ -1,0 +1,203 @@
+//! Consumer groups on the wire: coordinator discovery, membership (join, sync, heartbeat, leave),
+//! offset commit and fetch, and the records the coordinator keeps in the internal
+//! `__consumer_offsets` topic.
+//!
+//! A group's coordinator is the leader of the `__consumer_offsets` partition its id hashes to
+//! (Kafka's `abs(groupId.hashCode) % partitions`). Every request names the group; the coordinator
+//! fences stale members by member id and generation.
+
+use super::{BrokerId, ErrorCode, NodeId, Offset, TopicPartition};
+use serde::{Deserialize, Serialize};
+
+/// The internal, replicated topic holding committed offsets and group generations.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// A group member's id, assigned by the coordinator at its first join.
+pub type MemberId = String;
+/// Bumped by the coordinator at every completed rebalance; commits name the generation they
+/// belong to, so a member that missed a rebalance is fenced.
+pub type Generation = u32;
+
+/// Java's `String.hashCode` over the id's UTF-16 code units, as Kafka computes it.
+pub fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The `__consumer_offsets` partition that holds `group`: Kafka's
+/// `Utils.abs(groupId.hashCode) % partitions` (`abs` maps `i32::MIN` to 0).
+pub fn group_partition(group: &str, partitions: u32) -> u32 {
+    if partitions == 0 {
+        return 0;
+    }
+    let h = java_string_hash(group);
+    let abs = if h == i32::MIN { 0 } else { h.unsigned_abs() };
+    abs % partitions
+}
+
+/// How the coordinator spreads a topic's partitions over the group's members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Assignor {
+    /// Kafka's `range`: per topic, contiguous ranges of partitions, the first members getting one
+    /// more when the division is uneven.
+    Range,
+    /// Kafka's `roundrobin`: all partitions, sorted, dealt to the members in turn.
+    RoundRobin,
+}
+
+impl std::str::FromStr for Assignor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "range" => Ok(Assignor::Range),
+            "roundrobin" | "round-robin" => Ok(Assignor::RoundRobin),
+            _ => Err(format!(
+                "unknown assignor '{s}'; expected 'range' or 'roundrobin'"
+            )),
+        }
+    }
+}
+
+/// A request to a group's coordinator (or, for `FindCoordinator`, to any broker).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum GroupRequest {
+    FindCoordinator,
+    /// Join (or rejoin) the group. `member` is `None` at the first join; the coordinator answers
+    /// with a new id.
+    Join {
+        member: Option<MemberId>,
+        topics: Vec<String>,
+        assignor: Assignor,
+    },
+    /// Ask for this member's assignment in `generation`; answered once the generation is stored.
+    Sync {
+        member: MemberId,
+        generation: Generation,
+    },
+    Heartbeat {
+        member: MemberId,
+        generation: Generation,
+    },
+    Leave {
+        member: MemberId,
+    },
+    /// Commit `offset` (the next offset to read) for `tp`. Answered once the commit record is
+    /// committed in `__consumer_offsets` under the configured durability.
+    Commit {
+        member: MemberId,
+        generation: Generation,
+        tp: TopicPartition,
+        offset: Offset,
+    },
+    /// The group's committed offset for `tp`.
+    FetchOffset {
+        tp: TopicPartition,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct GroupMessage {
+    pub group: String,
+    /// Chosen by the client; echoed in the response so a late answer is not taken for a new one.
+    pub correlation: u64,
+    pub request: GroupRequest,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum GroupAnswer {
+    Coordinator(BrokerId),
+    Joined {
+        member: MemberId,
+        generation: Generation,
+    },
+    Assignment {
+        generation: Generation,
+        partitions: Vec<TopicPartition>,
+    },
+    HeartbeatOk,
+    Left,
+    Committed,
+    Offset(Option<Offset>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct GroupResponse {
+    pub group: String,
+    pub correlation: u64,
+    pub result: Result<GroupAnswer, ErrorCode>,
+}
+
+/// The key of a record in `__consumer_offsets`. Compaction keeps the latest record per key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum OffsetsKey {
+    /// The group's committed offset for one partition.
+    Offset { group: String, tp: TopicPartition },
+    /// The group's latest generation: a new coordinator continues from it, so generations never
+    /// repeat across coordinator failover.
+    Group { group: String },
+}
+
+/// The value of a record in `__consumer_offsets`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum OffsetsValue {
+    Offset {
+        offset: Offset,
+        /// Who committed it, for reading the log by eye.
+        member: MemberId,
+        generation: Generation,
+    },
+    Group {
+        generation: Generation,
+    },
+}
+
+impl OffsetsKey {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+impl OffsetsValue {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+/// Which client a waiting group request came from.
+pub type Client = NodeId;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_hash_matches_known_values() {
+        // Values of "".hashCode(), "a".hashCode(), "hello".hashCode() in Java.
+        assert_eq!(java_string_hash(""), 0);
+        assert_eq!(java_string_hash("a"), 97);
+        assert_eq!(java_string_hash("hello"), 99_162_322);
+        // "polygenelubricants".hashCode() is Integer.MIN_VALUE in Java: abs() gives 0 in Kafka.
+        assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
+        assert_eq!(group_partition("polygenelubricants", 50), 0);
+        assert_eq!(group_partition("hello", 50), 99_162_322 % 50);
+    }
+
+    #[test]
+    fn offsets_records_round_trip() {
+        let k = OffsetsKey::Offset {
+            group: "g".into(),
+            tp: TopicPartition::new("t", 1),
+        };
+        assert_eq!(OffsetsKey::decode(&k.encode()), Some(k));
+        assert_eq!(OffsetsKey::decode(b"not json"), None);
+    }
+}
