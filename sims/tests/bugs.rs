@@ -68,6 +68,29 @@ fn hw_from_stale_epoch_is_caught() {
 // partition leader -> follower at exactly that moment). 300 seeds of the failover mix do not
 // hit it; the model checker does (see models/tests). Left as a known gap.
 
+// The consumer-group switches: a group bug hunt crashes and pauses members often.
+
+#[test]
+fn commit_before_process_is_caught() {
+    // A member that commits a batch and dies before processing it leaves records below the
+    // group's committed offset that no member processed.
+    let (seed, problem) = first_catch(Bug::CommitBeforeProcess, None, 100, &["at-least-once"]);
+    eprintln!("commit-before-process: seed {seed}: {problem}");
+}
+
+#[test]
+fn accept_stale_generation_is_caught() {
+    // A paused member, expelled meanwhile, comes back and commits its old position in its old
+    // generation: the group's committed offset moves back.
+    let (seed, problem) = first_catch(
+        Bug::AcceptStaleGeneration,
+        None,
+        100,
+        &["offset-regression"],
+    );
+    eprintln!("accept-stale-generation: seed {seed}: {problem}");
+}
+
 #[test]
 fn a_failing_run_shrinks_to_fewer_faults_that_still_fail_the_same_way() {
     let opts = ScenarioOptions {

@@ -1,6 +1,7 @@
 //! A fixed range of seeds, as in CI: every run clean, and between them every fault kind used.
 #![cfg(madsim)]
 
+use seedlog::node::{ClientEvent, Stage};
 use sims::faults::{Fault, FaultKind};
 use sims::scenario::{Scenario, ScenarioOptions};
 use sims::sim::run::run;
@@ -21,6 +22,7 @@ fn fixed_seeds_are_clean_and_cover_every_fault_kind() {
     let mut kinds = BTreeSet::new();
     let mut faults_seen = BTreeSet::new();
     let mut failures = Vec::new();
+    let mut group = GroupCoverage::default();
     for seed in SEEDS {
         let sc = Scenario::from_seed(seed, &ScenarioOptions::default());
         kinds.extend(sc.mix.kinds.iter().copied());
@@ -28,6 +30,7 @@ fn fixed_seeds_are_clean_and_cover_every_fault_kind() {
             faults_seen.insert(fault_name(&f.fault));
         }
         let o = run(&sc, false);
+        group.add(&sc, &o.observed);
         if !o.ok() {
             failures.push(format!(
                 "seed {seed}: {:?}",
@@ -76,6 +79,51 @@ fn fixed_seeds_are_clean_and_cover_every_fault_kind() {
             faults_seen.contains(&fault_name(f)),
             "never scheduled: {f:?}"
         );
+    }
+    // The consumer group was exercised where it matters: members crashed, stale commits were
+    // fenced, and coordinators failed over (member ids name the coordinator's leader epoch).
+    assert!(group.commits_ok > 0, "{group:?}");
+    assert!(group.commits_refused > 0, "{group:?}");
+    assert!(group.member_kills > 0, "{group:?}");
+    assert!(group.coordinator_moves > 0, "{group:?}");
+}
+
+#[derive(Debug, Default)]
+struct GroupCoverage {
+    commits_ok: usize,
+    commits_refused: usize,
+    member_kills: usize,
+    coordinator_moves: usize,
+}
+
+impl GroupCoverage {
+    fn add(&mut self, sc: &Scenario, observed: &[sims::sim::cluster::Observed]) {
+        let mut epochs = BTreeSet::new();
+        for o in observed {
+            match &o.event {
+                ClientEvent::Commit {
+                    stage: Stage::Ok, ..
+                } => self.commits_ok += 1,
+                ClientEvent::Commit {
+                    stage: Stage::Fail(_),
+                    ..
+                } => self.commits_refused += 1,
+                ClientEvent::Assigned { member, .. } => {
+                    // "c500-e3-7": joined at the coordinator of leader epoch 3.
+                    epochs.extend(member.split('-').nth(1).map(str::to_string));
+                }
+                _ => {}
+            }
+        }
+        self.coordinator_moves += epochs.len().saturating_sub(1);
+        self.member_kills += sc
+            .schedule
+            .events
+            .iter()
+            .filter(
+                |e| matches!(e.fault, Fault::Kill { node } if node >= sims::scenario::FIRST_MEMBER),
+            )
+            .count();
     }
 }
 
