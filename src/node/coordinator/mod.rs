@@ -9,6 +9,8 @@
 
 mod assign;
 mod group;
+#[cfg(test)]
+mod tests;
 
 pub use assign::assign;
 pub use group::{Group, GroupState, Member, Waiting};

@@ -1,0 +1,297 @@
+//! The coordinator inside a one-broker cluster: broker 0 leads `t` (2 partitions) and
+//! `__consumer_offsets` with ISR {0}, so every record it appends commits at once.
+
+use super::Coordinator;
+use crate::node::{
+    Broker, BrokerConfig, Bug, Context, Controller, ControllerConfig, Effect, Timer, TopicSpec,
+};
+use crate::protocol::{
+    Assignor, ErrorCode, GroupAnswer, GroupMessage, GroupRequest, Message, TopicPartition,
+    OFFSETS_TOPIC,
+};
+use std::sync::Arc;
+
+fn broker(bugs: &[Bug]) -> Broker {
+    let controller = Controller::bootstrapped(Arc::new(ControllerConfig {
+        id: 9,
+        brokers: vec![0],
+        topics: vec![
+            TopicSpec::spread("t", 2, 1, &[0]),
+            TopicSpec::spread(OFFSETS_TOPIC, 1, 1, &[0]),
+        ],
+        session_timeout_ms: None,
+        unclean_leader_election: false,
+        bugs: Default::default(),
+    }));
+    let mut config = BrokerConfig::new(0, 9);
+    config.bugs = bugs.iter().copied().collect();
+    let mut b = Broker::bootstrapped(Arc::new(config), controller.metadata().clone());
+    b.on_start(&mut Context::new(0));
+    b
+}
+
+type Answer = Result<GroupAnswer, ErrorCode>;
+
+/// Sends one group request from client `from`; returns the answers sent to each client.
+fn ask(b: &mut Broker, from: u32, request: GroupRequest) -> Vec<(u32, Answer)> {
+    let msg = GroupMessage {
+        group: "g".into(),
+        correlation: 1,
+        request,
+    };
+    let mut cx = Context::new(0);
+    b.on_message(&mut cx, from, Message::Group(msg));
+    answers(cx)
+}
+
+fn answers(mut cx: Context) -> Vec<(u32, Answer)> {
+    cx.take_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Send {
+                to,
+                message: Message::GroupResponse(r),
+            } => Some((to, r.result)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn join(b: &mut Broker, from: u32, member: Option<&str>) -> Vec<(u32, Answer)> {
+    let request = GroupRequest::Join {
+        member: member.map(str::to_string),
+        topics: vec!["t".into()],
+        assignor: Assignor::Range,
+    };
+    ask(b, from, request)
+}
+
+fn joined(answers: &[(u32, Answer)], client: u32) -> (String, u32) {
+    answers
+        .iter()
+        .find_map(|(to, a)| match a {
+            Ok(GroupAnswer::Joined { member, generation }) if *to == client => {
+                Some((member.clone(), *generation))
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no join answer for {client} in {answers:?}"))
+}
+
+fn sync(b: &mut Broker, from: u32, member: &str, generation: u32) -> Answer {
+    let r = ask(
+        b,
+        from,
+        GroupRequest::Sync {
+            member: member.into(),
+            generation,
+        },
+    );
+    r.into_iter().next().expect("answered at once").1
+}
+
+fn commit(b: &mut Broker, from: u32, member: &str, generation: u32, offset: u64) -> Answer {
+    let r = ask(
+        b,
+        from,
+        GroupRequest::Commit {
+            member: member.into(),
+            generation,
+            tp: TopicPartition::new("t", 0),
+            offset,
+        },
+    );
+    r.into_iter().next().expect("answered at once").1
+}
+
+fn fetch(b: &mut Broker) -> Answer {
+    let r = ask(
+        b,
+        7,
+        GroupRequest::FetchOffset {
+            tp: TopicPartition::new("t", 0),
+        },
+    );
+    r.into_iter().next().expect("answered").1
+}
+
+/// Two members, both synced in generation 2; returns their ids.
+fn two_members(b: &mut Broker) -> (String, String) {
+    let (m1, g1) = joined(&join(b, 101, None), 101);
+    assert_eq!(g1, 1);
+    let a = sync(b, 101, &m1, 1);
+    let all = vec![TopicPartition::new("t", 0), TopicPartition::new("t", 1)];
+    assert_eq!(
+        a,
+        Ok(GroupAnswer::Assignment {
+            generation: 1,
+            partitions: all
+        })
+    );
+    // A second member starts a rebalance; the first learns it from its heartbeat, rejoins.
+    assert!(
+        join(b, 102, None).is_empty(),
+        "the join waits for the others"
+    );
+    let hb = ask(
+        b,
+        101,
+        GroupRequest::Heartbeat {
+            member: m1.clone(),
+            generation: 1,
+        },
+    );
+    assert_eq!(hb[0].1, Err(ErrorCode::RebalanceInProgress));
+    let both = join(b, 101, Some(&m1));
+    let (m2, g2) = joined(&both, 102);
+    assert_eq!((joined(&both, 101).1, g2), (2, 2));
+    // Range: the first member (by id) gets t-0, the second t-1.
+    let s1 = sync(b, 101, &m1, 2);
+    let s2 = sync(b, 102, &m2, 2);
+    assert_eq!(
+        (s1, s2),
+        (
+            Ok(GroupAnswer::Assignment {
+                generation: 2,
+                partitions: vec![TopicPartition::new("t", 0)]
+            }),
+            Ok(GroupAnswer::Assignment {
+                generation: 2,
+                partitions: vec![TopicPartition::new("t", 1)]
+            })
+        )
+    );
+    (m1, m2)
+}
+
+#[test]
+fn members_join_rebalance_and_get_range_assignments() {
+    let mut b = broker(&[]);
+    two_members(&mut b);
+}
+
+#[test]
+fn commits_are_fenced_by_member_and_generation() {
+    let mut b = broker(&[]);
+    let (m1, _) = two_members(&mut b);
+    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(None)));
+    assert_eq!(commit(&mut b, 101, &m1, 2, 5), Ok(GroupAnswer::Committed));
+    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(Some(5))));
+    // The same member in the generation before, and a member the group does not know.
+    assert_eq!(
+        commit(&mut b, 101, &m1, 1, 3),
+        Err(ErrorCode::IllegalGeneration)
+    );
+    assert_eq!(
+        commit(&mut b, 103, "stranger", 2, 3),
+        Err(ErrorCode::UnknownMemberId)
+    );
+    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(Some(5))));
+}
+
+#[test]
+fn the_bug_switch_accepts_a_stale_commit_and_the_offset_goes_back() {
+    let mut b = broker(&[Bug::AcceptStaleGeneration]);
+    let (m1, _) = two_members(&mut b);
+    assert_eq!(commit(&mut b, 101, &m1, 2, 5), Ok(GroupAnswer::Committed));
+    assert_eq!(commit(&mut b, 101, &m1, 1, 3), Ok(GroupAnswer::Committed));
+    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(Some(3))));
+}
+
+#[test]
+fn session_expiry_removes_a_member_and_the_other_rebalances_alone() {
+    let mut b = broker(&[]);
+    let (m1, m2) = two_members(&mut b);
+    let mut cx = Context::new(0);
+    b.on_timer(
+        &mut cx,
+        Timer::MemberSession {
+            group: "g".into(),
+            member: m2.clone(),
+        },
+    );
+    let hb = ask(
+        &mut b,
+        101,
+        GroupRequest::Heartbeat {
+            member: m1.clone(),
+            generation: 2,
+        },
+    );
+    assert_eq!(hb[0].1, Err(ErrorCode::RebalanceInProgress));
+    let (_, g) = joined(&join(&mut b, 101, Some(&m1)), 101);
+    assert_eq!(g, 3);
+    let hb = ask(
+        &mut b,
+        102,
+        GroupRequest::Heartbeat {
+            member: m2,
+            generation: 2,
+        },
+    );
+    assert_eq!(hb[0].1, Err(ErrorCode::UnknownMemberId));
+}
+
+#[test]
+fn a_new_coordinator_rebuilds_offsets_and_generation_from_the_log() {
+    let mut b = broker(&[]);
+    let (m1, _) = two_members(&mut b);
+    assert_eq!(commit(&mut b, 101, &m1, 2, 5), Ok(GroupAnswer::Committed));
+    assert_eq!(commit(&mut b, 101, &m1, 2, 8), Ok(GroupAnswer::Committed));
+    let log = b
+        .log(&TopicPartition::new(OFFSETS_TOPIC, 0))
+        .expect("offsets log");
+    // What a new leader of the partition does: replay, then serve once its HW covers the log.
+    let mut c = Coordinator::replay(7, log);
+    assert!(
+        !c.is_loaded(),
+        "serves nothing before its high watermark reaches its epoch start"
+    );
+    c.on_high_watermark(
+        &mut Context::new(0),
+        log.log_end_offset(),
+        log.log_end_offset(),
+    );
+    let g = &c.groups()["g"];
+    assert_eq!(g.offsets[&TopicPartition::new("t", 0)], 8);
+    assert_eq!(g.generation, 2);
+    assert!(g.members.is_empty(), "members are not stored: they rejoin");
+}
+
+#[test]
+fn a_broker_that_stops_leading_the_partition_resigns_and_refuses() {
+    let mut b = broker(&[]);
+    let r = ask(&mut b, 101, GroupRequest::FindCoordinator);
+    assert_eq!(r[0].1, Ok(GroupAnswer::Coordinator(0)));
+    let (m1, g1) = joined(&join(&mut b, 101, None), 101);
+    assert!(
+        m1.starts_with("c101-e"),
+        "member ids name client and epoch: {m1}"
+    );
+    // A second join leaves a rebalance waiting for the first member when leadership moves.
+    assert!(join(&mut b, 102, None).is_empty());
+    let mut md = b.metadata().clone();
+    md.version += 1;
+    let offsets = TopicPartition::new(OFFSETS_TOPIC, 0);
+    let ps = md
+        .partitions
+        .iter_mut()
+        .find(|p| p.tp == offsets)
+        .expect("offsets partition");
+    ps.leader = None;
+    ps.leader_epoch += 1;
+    let mut cx = Context::new(0);
+    b.on_message(&mut cx, 9, Message::UpdateMetadata(md));
+    assert_eq!(
+        answers(cx),
+        vec![(102, Err(ErrorCode::NotCoordinator))],
+        "the waiting join is told to look for the new coordinator"
+    );
+    assert!(b.coordinators().is_empty());
+    assert_eq!(
+        commit(&mut b, 101, &m1, g1, 1),
+        Err(ErrorCode::NotCoordinator)
+    );
+    let r = ask(&mut b, 101, GroupRequest::FindCoordinator);
+    assert_eq!(r[0].1, Err(ErrorCode::CoordinatorNotAvailable));
+}
