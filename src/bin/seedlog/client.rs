@@ -1,10 +1,14 @@
 //! Small clients for a real cluster, each the same state machine the simulator drives, run on
-//! real TCP: `produce`, `consume`, `metadata`. Output is JSON lines, then a `RESULT` line.
+//! real TCP: `produce`, `consume` (alone, or as a member of a consumer group), `metadata`. Output
+//! is JSON lines, then a `RESULT` line.
 
 use crate::layout::{wall_clock, LayoutArgs};
 use anyhow::bail;
-use seedlog::node::{AnyNode, ClientEvent, Image, Producer, ProducerConfig, Reader, ReaderConfig};
-use seedlog::protocol::{Acks, Message, Record};
+use seedlog::node::{
+    AnyNode, ClientEvent, Consumer, ConsumerConfig, Image, OffsetReset, Producer, ProducerConfig,
+    Reader, ReaderConfig, Stage,
+};
+use seedlog::protocol::{Acks, Assignor, Message, Record};
 use seedlog::runtime::disk::{Disk, DiskError, Recovered};
 use seedlog::runtime::driver::{Driver, Observer};
 use seedlog::runtime::lock;
@@ -46,6 +50,26 @@ pub struct ConsumeArgs {
     /// Stop after this long.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
+    /// Consume as a member of this consumer group: read the partitions the group assigns,
+    /// starting at the group's committed offsets, and commit after processing each batch.
+    /// With --count, leave the group once that many records are processed and committed.
+    #[arg(long)]
+    group: Option<String>,
+    /// Where a group member starts a partition the group has no committed offset for:
+    /// earliest, latest or none (stop with an error).
+    #[arg(long, default_value = "earliest", value_parser = parse_reset, requires = "group")]
+    offset_reset: OffsetReset,
+    /// How the group spreads partitions over members: range or roundrobin.
+    #[arg(long, default_value = "range", value_parser = parse_assignor, requires = "group")]
+    assignor: Assignor,
+}
+
+fn parse_reset(s: &str) -> Result<OffsetReset, String> {
+    s.parse()
+}
+
+fn parse_assignor(s: &str) -> Result<Assignor, String> {
+    s.parse()
 }
 
 #[derive(clap::Args, Debug)]
@@ -202,7 +226,102 @@ pub async fn produce(args: ProduceArgs) -> anyhow::Result<i32> {
     Ok(if ok { 0 } else { 1 })
 }
 
+/// One JSON line per record.
+fn print_records(tp: &seedlog::protocol::TopicPartition, records: &[seedlog::protocol::LogEntry]) {
+    for e in records {
+        println!(
+            "{}",
+            serde_json::json!({
+                "partition": tp.partition,
+                "offset": e.offset,
+                "key": e.record.key.as_deref().map(text),
+                "value": text(&e.record.value),
+            })
+        );
+    }
+}
+
+/// `consume --group`: a member of a consumer group.
+async fn consume_in_group(args: ConsumeArgs, group: String) -> anyhow::Result<i32> {
+    let config = ConsumerConfig {
+        id: client_id(),
+        bootstrap: args.layout.broker_ids(),
+        group,
+        topic: args.topic.clone(),
+        assignor: args.assignor,
+        auto_offset_reset: args.offset_reset,
+        heartbeat_interval_ms: Some(1_000),
+        request_timeout_ms: Some(3_000),
+        retry_backoff_ms: Some(200),
+        process_ms: None,
+        rewind_every: None,
+        max_records: args.count.map(|c| c as u64),
+        bugs: Default::default(),
+    };
+    let seen = Arc::new(Mutex::new(0usize));
+    let error = Arc::new(Mutex::new(None));
+    let observer: Observer = {
+        let (seen, error) = (seen.clone(), error.clone());
+        Arc::new(move |_, _, event: &ClientEvent| match event {
+            ClientEvent::Polled { tp, records, .. } => {
+                print_records(tp, records);
+                *lock(&seen) += records.len();
+            }
+            ClientEvent::Commit {
+                stage: Stage::Ok,
+                tp,
+                offset,
+                ..
+            } => println!(
+                "{}",
+                serde_json::json!({"committed": {"partition": tp.partition, "offset": offset}})
+            ),
+            ClientEvent::FetchCommitted {
+                stage: Stage::Ok,
+                tp,
+                offset,
+                ..
+            } => eprintln!(
+                "{tp}: group's committed offset is {}",
+                offset.map_or("none".to_string(), |o| o.to_string())
+            ),
+            ClientEvent::Assigned {
+                generation,
+                partitions,
+                ..
+            } => {
+                let tps: Vec<String> = partitions.iter().map(|tp| tp.to_string()).collect();
+                eprintln!("generation {generation}: assigned [{}]", tps.join(", "));
+            }
+            ClientEvent::ConsumerError { reason } => *lock(&error) = Some(reason.clone()),
+            _ => {}
+        })
+    };
+    let node = AnyNode::Consumer(Box::new(Consumer::new(Arc::new(config))));
+    let finished = drive(
+        node,
+        &args.layout,
+        observer,
+        Duration::from_millis(args.timeout_ms),
+        |n| matches!(n, AnyNode::Consumer(c) if c.finished()),
+    )
+    .await;
+    if let Some(reason) = lock(&error).take() {
+        bail!("{reason}");
+    }
+    let n = *lock(&seen);
+    let ok = args.count.is_none() || finished;
+    println!(
+        "RESULT {} records={n}",
+        if ok { "ok" } else { "incomplete" }
+    );
+    Ok(if ok { 0 } else { 1 })
+}
+
 pub async fn consume(args: ConsumeArgs) -> anyhow::Result<i32> {
+    if let Some(group) = args.group.clone() {
+        return consume_in_group(args, group).await;
+    }
     let config = ReaderConfig {
         id: client_id(),
         bootstrap: args.layout.broker_ids(),
@@ -215,17 +334,7 @@ pub async fn consume(args: ConsumeArgs) -> anyhow::Result<i32> {
         let seen = seen.clone();
         Arc::new(move |_, _, event: &ClientEvent| {
             if let ClientEvent::Polled { tp, records, .. } = event {
-                for e in records {
-                    println!(
-                        "{}",
-                        serde_json::json!({
-                            "partition": tp.partition,
-                            "offset": e.offset,
-                            "key": e.record.key.as_deref().map(text),
-                            "value": text(&e.record.value),
-                        })
-                    );
-                }
+                print_records(tp, records);
                 *lock(&seen) += records.len();
             }
         })

@@ -7,6 +7,7 @@ use seedlog::log::RetentionPolicy;
 use seedlog::node::{
     AnyNode, Broker, BrokerConfig, Controller, ControllerConfig, Durability, Image, TopicSpec,
 };
+use seedlog::protocol::OFFSETS_TOPIC;
 use seedlog::runtime::disk::{CorruptionPolicy, Disk};
 use seedlog::runtime::driver::Driver;
 use seedlog::runtime::file_disk::FileDisk;
@@ -31,6 +32,10 @@ pub struct ControllerArgs {
     /// Elect an out-of-sync replica when no in-sync one is alive (loses data).
     #[arg(long)]
     unclean_leader_election: bool,
+    /// Partitions of the internal `__consumer_offsets` topic (created at the first start,
+    /// replicated on up to 3 brokers) that holds consumer groups' committed offsets.
+    #[arg(long, default_value_t = 3)]
+    offsets_partitions: u32,
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,6 +65,9 @@ pub struct BrokerArgs {
     /// last in-sync replica). Without it, a corrupt log stops the broker with the position.
     #[arg(long)]
     repair_corruption: bool,
+    /// Group coordinator: a consumer silent for this long leaves its group (session.timeout.ms).
+    #[arg(long, default_value_t = 6_000)]
+    group_session_timeout_ms: u64,
 }
 
 fn parse_durability(s: &str) -> Result<Durability, String> {
@@ -84,6 +92,14 @@ pub async fn controller(args: ControllerArgs) -> anyhow::Result<i32> {
                     &args.layout.broker_ids(),
                 )
             })
+            .chain(
+                (args.offsets_partitions > 0
+                    && !args.topics.iter().any(|t| t.name == OFFSETS_TOPIC))
+                .then(|| {
+                    let brokers = args.layout.broker_ids();
+                    TopicSpec::spread(OFFSETS_TOPIC, args.offsets_partitions, 3, &brokers)
+                }),
+            )
             .collect(),
         session_timeout_ms: Some(args.session_timeout_ms),
         unclean_leader_election: args.unclean_leader_election,
@@ -129,6 +145,8 @@ pub async fn broker(args: BrokerArgs) -> anyhow::Result<i32> {
     let mut config = BrokerConfig::new(args.id, CONTROLLER_ID);
     config.durability = args.durability;
     config.min_insync_replicas = args.min_insync_replicas;
+    config.group_session_timeout_ms = Some(args.group_session_timeout_ms);
+    config.group_rebalance_timeout_ms = Some(args.group_session_timeout_ms);
     config.retention = RetentionPolicy {
         max_age_ms: args.retention_ms,
         max_bytes: args.retention_bytes,

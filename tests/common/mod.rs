@@ -1,0 +1,153 @@
+//! Helpers for the tests that run the `seedlog` binary as processes: free ports, starting nodes
+//! and waiting for READY, running clients under a deadline, and a 3-broker cluster.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_seedlog");
+
+/// Kills the cluster's processes however the test ends.
+pub struct Procs(pub Vec<(String, Child)>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn free_ports(n: usize) -> Vec<String> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").to_string())
+        .collect()
+}
+
+/// Starts a node and waits for its READY line.
+pub fn start(args: &[String]) -> Child {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start seedlog");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("READY") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("node {args:?} did not become ready"));
+    child
+}
+
+/// Runs a client command to completion; returns its stdout lines and exit code.
+pub fn client(args: &[String]) -> (Vec<String>, i32) {
+    let (code, stdout, stderr) = run_with_deadline(args, Duration::from_secs(60));
+    eprint!("{stderr}");
+    let lines = stdout.lines().map(str::to_string).collect();
+    (lines, code.unwrap_or(-1))
+}
+
+pub fn values(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("value")?.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Runs the binary expecting it to exit by itself; returns (exit code, stdout, stderr). Kills it
+/// and fails the test if it has not exited within `deadline`: a process that should finish must
+/// never hang the suite (CI has a hard time limit).
+pub fn run_with_deadline(args: &[String], deadline: Duration) -> (Option<i32>, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start seedlog");
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("seedlog {args:?} still running after {deadline:?}; it should have exited");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    (status.code(), stdout, stderr)
+}
+
+/// A controller and three brokers on 127.0.0.1, data under `dir`, with `topic` created
+/// (`name:partitions:replication`); `broker_args` go to every broker. Returns the processes
+/// (controller first, then broker i at i + 1) and the layout arguments clients need.
+pub fn start_cluster(dir: &Path, topic: &str, broker_args: &[&str]) -> (Procs, Vec<String>) {
+    let ports = free_ports(4);
+    let layout = vec![
+        "--brokers".to_string(),
+        ports[1..].join(","),
+        "--controller".to_string(),
+        ports[0].clone(),
+    ];
+    let data = |name: &str| dir.join(name).display().to_string();
+    let mut procs = Procs(Vec::new());
+    let mut args: Vec<String> = vec!["controller".into()];
+    args.extend(layout.clone());
+    args.extend([
+        "--topic".into(),
+        topic.into(),
+        "--data-dir".into(),
+        data("controller"),
+    ]);
+    args.extend(["--session-timeout-ms".into(), "1500".into()]);
+    procs.0.push(("controller".into(), start(&args)));
+    for id in 0..3 {
+        let mut args: Vec<String> = vec!["broker".into(), "--id".into(), id.to_string()];
+        args.extend(layout.clone());
+        args.extend(["--data-dir".into(), data(&format!("broker{id}"))]);
+        args.extend(broker_args.iter().map(|a| a.to_string()));
+        procs.0.push((format!("broker {id}"), start(&args)));
+    }
+    (procs, layout)
+}
+
+/// `seedlog <command> <layout> <extra>` as an argument list.
+pub fn command(name: &str, layout: &[String], extra: &[&str]) -> Vec<String> {
+    let mut args = vec![name.to_string()];
+    args.extend(layout.iter().cloned());
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
