@@ -88,6 +88,9 @@ pub struct BrokerConfig {
     pub group_session_timeout_ms: Option<u64>,
     /// Group coordinator: how long a rebalance waits for members to rejoin.
     pub group_rebalance_timeout_ms: Option<u64>,
+    /// Compact a `__consumer_offsets` partition once it holds more records than this (and at
+    /// least half are superseded); `None`: never.
+    pub offsets_compact_after: Option<u64>,
     pub bugs: BugSet,
 }
 
@@ -111,6 +114,7 @@ impl BrokerConfig {
             retention_check_ms: None,
             group_session_timeout_ms: Some(6_000),
             group_rebalance_timeout_ms: Some(6_000),
+            offsets_compact_after: Some(1_000),
             bugs: BugSet::none(),
         }
     }

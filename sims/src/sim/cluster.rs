@@ -71,6 +71,8 @@ pub fn broker_config(sc: &Scenario, id: NodeId) -> BrokerConfig {
     c.replica_lag_time_max_ms = Some(3_000);
     c.group_session_timeout_ms = Some(3_000);
     c.group_rebalance_timeout_ms = Some(3_000);
+    // Small, so that runs compact `__consumer_offsets` many times.
+    c.offsets_compact_after = Some(30);
     c.bugs = sc.bugs.iter().copied().collect();
     c
 }

@@ -104,6 +104,14 @@ impl Broker {
             };
             let target = d.end_offset.min(ours).max(r.log.log_start_offset());
             self.truncate(cx, &tp, target);
+            if d.epoch.is_none() {
+                // The leader keeps no epoch as old as ours: retention or compaction moved its log
+                // start past everything we could match it on. Drop our older prefix too and
+                // start at its log start; otherwise every fetch names our old epoch again and
+                // gets the same answer forever (found by the simulator once
+                // `__consumer_offsets` compaction moved log starts).
+                self.set_log_start(cx, &tp, d.end_offset.max(resp.log_start_offset));
+            }
             return self.send_fetch(cx, &tp);
         }
         match resp.error {

@@ -54,9 +54,34 @@ impl Broker {
         if tp.topic != OFFSETS_TOPIC {
             return;
         }
-        if let Some(c) = self.coordinators.get_mut(&tp.partition) {
-            c.on_high_watermark(cx, hw, epoch_start);
+        let Some(c) = self.coordinators.get_mut(&tp.partition) else {
+            return;
+        };
+        if let Some(start) = c.on_high_watermark(cx, hw, epoch_start) {
+            self.set_log_start(cx, tp, start);
         }
+        self.maybe_compact(cx, tp, hw);
+    }
+
+    /// Starts a compaction checkpoint when the partition holds more than
+    /// `offsets_compact_after` records, at least half of them superseded, and everything in it
+    /// is committed (see the coordinator's module comment).
+    fn maybe_compact(&mut self, cx: &mut Context, tp: &TopicPartition, hw: Offset) {
+        let Some(limit) = self.config.offsets_compact_after else {
+            return;
+        };
+        let (Some(r), Some(c)) = (
+            self.replicas.get(tp),
+            self.coordinators.get_mut(&tp.partition),
+        ) else {
+            return;
+        };
+        let held = r.log.log_end_offset() - r.log.log_start_offset();
+        if hw != r.log.log_end_offset() || held <= limit || held < 2 * c.live_keys() {
+            return;
+        }
+        let writes = c.checkpoint();
+        self.append_group_writes(cx, tp.partition, writes);
     }
 
     pub(super) fn on_group(&mut self, cx: &mut Context, from: NodeId, m: GroupMessage) {

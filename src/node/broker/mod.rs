@@ -19,7 +19,7 @@ use super::{BrokerConfig, BrokerImage, Context, DiskOp, Durability, Timer};
 use crate::log::PartitionLog;
 use crate::protocol::{
     BrokerEpoch, ClusterMetadata, ErrorCode, LeaderEpoch, Message, NodeId, Offset, PartitionState,
-    TopicPartition,
+    TopicPartition, OFFSETS_TOPIC,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -461,7 +461,8 @@ impl Broker {
         let led: Vec<(TopicPartition, Offset)> = self
             .replicas
             .iter()
-            .filter(|(_, r)| r.leader().is_some())
+            // `__consumer_offsets` is compacted, never expired (cleanup.policy=compact).
+            .filter(|(tp, r)| r.leader().is_some() && tp.topic != OFFSETS_TOPIC)
             .map(|(tp, r)| {
                 (
                     tp.clone(),

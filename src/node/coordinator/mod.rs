@@ -6,6 +6,13 @@
 //! nothing until its high watermark reaches the start of its epoch (everything it replayed is then
 //! committed). Members are not stored: after a coordinator failover they rejoin, in a generation
 //! above every stored one.
+//!
+//! Compaction keeps the latest record per key (group and partition, or group generation). Kafka's
+//! cleaner deletes superseded records in place and leaves offset gaps; our logs are dense (an
+//! offset is a position), so the coordinator compacts by checkpoint instead: when the partition
+//! holds mostly superseded records it re-appends the live value of every key, and once those are
+//! committed the broker moves the log start past everything older. Followers follow the log
+//! start, a new coordinator replays the checkpoint first, and nothing live is ever dropped.
 
 mod assign;
 mod group;
@@ -56,6 +63,8 @@ pub enum Pending {
         group: String,
         generation: Generation,
     },
+    /// A live value re-appended by compaction.
+    Checkpoint,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -69,6 +78,8 @@ pub struct Coordinator {
     next_member: u64,
     /// Appended writes by log offset, waiting for the high watermark.
     pending: BTreeMap<Offset, Pending>,
+    /// The offsets of the compaction checkpoint in flight (first, last).
+    checkpoint: Option<(Offset, Offset)>,
 }
 
 impl Coordinator {
@@ -99,6 +110,7 @@ impl Coordinator {
             groups,
             next_member: 0,
             pending: BTreeMap::new(),
+            checkpoint: None,
         }
     }
 
@@ -112,12 +124,69 @@ impl Coordinator {
 
     /// Records that `write` was appended at `offset`.
     pub fn appended(&mut self, offset: Offset, then: Pending) {
+        if then == Pending::Checkpoint {
+            let (first, _) = self.checkpoint.unwrap_or((offset, offset));
+            self.checkpoint = Some((first.min(offset), offset));
+        }
         self.pending.insert(offset, then);
     }
 
+    /// Number of keys with a live value: what a fully compacted partition holds.
+    pub fn live_keys(&self) -> u64 {
+        self.groups
+            .values()
+            .map(|g| g.offsets.len() as u64 + u64::from(g.generation > 0))
+            .sum()
+    }
+
+    /// Compaction: the live value of every key as records to re-append, if nothing else is in
+    /// flight (then the cache equals the log) and no checkpoint is.
+    pub fn checkpoint(&mut self) -> Vec<Write> {
+        if !self.loaded || !self.pending.is_empty() || self.checkpoint.is_some() {
+            return Vec::new();
+        }
+        let mut writes = Vec::new();
+        for (name, g) in &self.groups {
+            if g.generation > 0 {
+                let key = OffsetsKey::Group {
+                    group: name.clone(),
+                };
+                let value = OffsetsValue::Group {
+                    generation: g.generation,
+                };
+                writes.push((key, value));
+            }
+            for (tp, &offset) in &g.offsets {
+                let key = OffsetsKey::Offset {
+                    group: name.clone(),
+                    tp: tp.clone(),
+                };
+                let value = OffsetsValue::Offset {
+                    offset,
+                    member: String::new(),
+                    generation: g.generation,
+                };
+                writes.push((key, value));
+            }
+        }
+        writes
+            .into_iter()
+            .map(|(k, v)| Write {
+                record: Record::keyed(k.encode(), v.encode()),
+                then: Pending::Checkpoint,
+            })
+            .collect()
+    }
+
     /// The partition's high watermark moved to `hw` (and its epoch started at `epoch_start`):
-    /// completes the writes below it.
-    pub fn on_high_watermark(&mut self, cx: &mut Context, hw: Offset, epoch_start: Offset) {
+    /// completes the writes below it. Returns the new log start when a compaction checkpoint
+    /// just became committed.
+    pub fn on_high_watermark(
+        &mut self,
+        cx: &mut Context,
+        hw: Offset,
+        epoch_start: Offset,
+    ) -> Option<Offset> {
         if hw >= epoch_start {
             self.loaded = true;
         }
@@ -138,6 +207,7 @@ impl Coordinator {
                         .insert(tp, offset);
                     reply(cx, client, &group, correlation, Ok(GroupAnswer::Committed));
                 }
+                Pending::Checkpoint => {}
                 Pending::Generation { group, generation } => {
                     let Some(g) = self.groups.get_mut(&group) else {
                         continue;
@@ -156,6 +226,13 @@ impl Coordinator {
                     }
                 }
             }
+        }
+        match self.checkpoint {
+            Some((first, last)) if hw > last => {
+                self.checkpoint = None;
+                Some(first)
+            }
+            _ => None,
         }
     }
 

@@ -12,6 +12,10 @@ use crate::protocol::{
 use std::sync::Arc;
 
 fn broker(bugs: &[Bug]) -> Broker {
+    broker_with(bugs, None)
+}
+
+fn broker_with(bugs: &[Bug], compact_after: Option<u64>) -> Broker {
     let controller = Controller::bootstrapped(Arc::new(ControllerConfig {
         id: 9,
         brokers: vec![0],
@@ -25,6 +29,7 @@ fn broker(bugs: &[Bug]) -> Broker {
     }));
     let mut config = BrokerConfig::new(0, 9);
     config.bugs = bugs.iter().copied().collect();
+    config.offsets_compact_after = compact_after;
     let mut b = Broker::bootstrapped(Arc::new(config), controller.metadata().clone());
     b.on_start(&mut Context::new(0));
     b
@@ -294,4 +299,52 @@ fn a_broker_that_stops_leading_the_partition_resigns_and_refuses() {
     );
     let r = ask(&mut b, 101, GroupRequest::FindCoordinator);
     assert_eq!(r[0].1, Err(ErrorCode::CoordinatorNotAvailable));
+}
+
+#[test]
+fn compaction_keeps_the_latest_value_of_every_key() {
+    let mut b = broker_with(&[], Some(6));
+    let (m1, _) = two_members(&mut b);
+    let offsets_tp = TopicPartition::new(OFFSETS_TOPIC, 0);
+    for offset in 1..=20 {
+        assert_eq!(
+            commit(&mut b, 101, &m1, 2, offset),
+            Ok(GroupAnswer::Committed)
+        );
+    }
+    let log = b.log(&offsets_tp).expect("offsets log");
+    let held = log.log_end_offset() - log.log_start_offset();
+    assert!(log.log_start_offset() > 0, "compaction moved the log start");
+    assert!(held <= 6, "{held} records held after compaction");
+    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(Some(20))));
+    // A new coordinator replaying the compacted log has the same state.
+    let log = b.log(&offsets_tp).expect("offsets log");
+    let mut c = Coordinator::replay(9, log);
+    c.on_high_watermark(
+        &mut Context::new(0),
+        log.log_end_offset(),
+        log.log_end_offset(),
+    );
+    let g = &c.groups()["g"];
+    assert_eq!(
+        (g.offsets[&TopicPartition::new("t", 0)], g.generation),
+        (20, 2)
+    );
+}
+
+#[test]
+fn without_compaction_every_commit_stays() {
+    let mut b = broker(&[]);
+    let (m1, _) = two_members(&mut b);
+    for offset in 1..=20 {
+        assert_eq!(
+            commit(&mut b, 101, &m1, 2, offset),
+            Ok(GroupAnswer::Committed)
+        );
+    }
+    let log = b
+        .log(&TopicPartition::new(OFFSETS_TOPIC, 0))
+        .expect("offsets log");
+    assert_eq!(log.log_start_offset(), 0);
+    assert_eq!(log.log_end_offset(), 22, "2 generations + 20 commits");
 }
