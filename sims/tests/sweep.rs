@@ -150,6 +150,10 @@ const REGRESSIONS: &[(u64, &str)] = &[
         "a member processed and committed a fetch answered after it had left its generation",
     ),
     (
+        104,
+        "a member's fetch-committed had no invoke event, so an answer delayed by a pause read as new",
+    ),
+    (
         188,
         "a follower looped on a divergence answer once compaction moved the leader's log start",
     ),

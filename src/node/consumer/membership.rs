@@ -127,6 +127,9 @@ impl Consumer {
                     offset,
                 });
                 self.committed.insert(tp.clone(), offset);
+                if self.positions.get(&tp) == Some(&offset) {
+                    self.dirty.remove(&tp);
+                }
                 self.after_commit(cx, &tp);
             }
             (GroupCall::Commit { tp, offset }, Err(e)) => {
@@ -196,6 +199,7 @@ impl Consumer {
         self.assignment = None;
         self.positions.clear();
         self.committed.clear();
+        self.dirty.clear();
         self.in_hand = None;
         if self.processing {
             self.processing = false;

@@ -16,7 +16,7 @@ use crate::protocol::{
     BrokerId, ClusterMetadata, ErrorCode, Generation, LogEntry, MemberId, Message, NodeId, Offset,
     TopicPartition,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// The one request in flight.
@@ -73,6 +73,8 @@ pub struct Consumer {
     positions: BTreeMap<TopicPartition, Offset>,
     /// The group's committed offset as this member last knew it.
     committed: BTreeMap<TopicPartition, Offset>,
+    /// Partitions with processed records not yet committed.
+    dirty: BTreeSet<TopicPartition>,
     /// Round-robin cursor over the assignment.
     cursor: usize,
     in_flight: Option<InFlight>,
@@ -99,6 +101,7 @@ impl Consumer {
             assignment: None,
             positions: BTreeMap::new(),
             committed: BTreeMap::new(),
+            dirty: BTreeSet::new(),
             cursor: 0,
             in_flight: None,
             heartbeat: None,

@@ -20,10 +20,11 @@ impl Consumer {
             }
             return self.start_processing(cx);
         }
-        // Commit what was processed and not yet committed (also after a rewind).
+        // Commit what was processed and not yet committed (also after a rewind). A position
+        // set by a reset or a seek alone is not committed: nothing was processed there.
         let uncommitted = assignment.iter().find(|tp| {
             let pos = self.positions.get(*tp);
-            pos.is_some() && pos != self.committed.get(*tp)
+            self.dirty.contains(*tp) && pos.is_some() && pos != self.committed.get(*tp)
         });
         if let Some(tp) = uncommitted.cloned() {
             let offset = self.positions[&tp];
@@ -41,6 +42,15 @@ impl Consumer {
             .find(|tp| !self.positions.contains_key(*tp))
         {
             let tp = tp.clone();
+            // The invoke matters: the checker orders observations of the committed offset by
+            // when they started (found by the simulator: an answer delayed by a pause looked
+            // like a fresh read of an old offset).
+            cx.observe(ClientEvent::FetchCommitted {
+                stage: crate::node::Stage::Invoke,
+                group: self.config.group.clone(),
+                tp: tp.clone(),
+                offset: None,
+            });
             return self.group_request(cx, GroupCall::FetchOffset { tp });
         }
         if assignment.is_empty() {
@@ -100,6 +110,8 @@ impl Consumer {
         self.positions.insert(h.tp.clone(), next);
         if h.committed {
             self.committed.insert(h.tp.clone(), next);
+        } else {
+            self.dirty.insert(h.tp.clone());
         }
         self.batches += 1;
         if self
@@ -198,9 +210,16 @@ impl Consumer {
         match resp.error {
             None if resp.records.is_empty() => self.cursor += 1,
             None => {
+                let mut records = resp.records;
+                if let Some(max) = self.config.max_records {
+                    // Process no more than asked for, so a member with --count stops exactly
+                    // there and commits exactly that (max.poll.records).
+                    let left = max.saturating_sub(self.processed).max(1);
+                    records.truncate(left as usize);
+                }
                 self.in_hand = Some(InHand {
                     tp,
-                    records: resp.records,
+                    records,
                     committed: false,
                 });
             }
