@@ -39,7 +39,7 @@ fn check_history_ok_violation_and_malformed() {
     assert!(out.contains("lost-write t-0@1"), "{out}");
     assert_eq!(
         last_result_line(&out),
-        "RESULT violation anomalies=1 kinds=lost-write:1"
+        "RESULT violation anomalies=2 kinds=lost-write:1,poll-skip:1"
     );
 
     let (out, code) = sims(&["check-history", &fixture("malformed.jsonl")]);

@@ -3,6 +3,9 @@
 //!
 //! - `lost-write`: a send was acknowledged at an offset, no poll ever returned it, but polls did
 //!   return higher offsets of its partition.
+//!   Evidence counts only from consumers that did not jump over the offset with a forward seek
+//!   (e.g. to the log start after retention deleted it); if every consumer that read past it
+//!   jumped over it, nothing is reported.
 //! - `unseen`: an acknowledged send no poll returned, and nothing above it was read either (the
 //!   final reads should have reached it).
 //! - `inconsistent-offsets`: one (topic, partition, offset) seen (read or acknowledged) with two
@@ -143,6 +146,47 @@ impl fmt::Display for Position {
     }
 }
 
+/// How one consumer read one partition: the highest offset it read, and the offsets it jumped
+/// over with forward seeks, as `[from, to)` where `from` is where it stood (after its last read or
+/// repositioning; 0 if none) and `to` where it went.
+#[derive(Default)]
+struct Reading {
+    max_read: Option<u64>,
+    skips: Vec<(u64, u64)>,
+    at: u64,
+}
+
+fn reading_by_process(ops: &[Operation]) -> BTreeMap<(&str, Tp), Reading> {
+    let mut out: BTreeMap<(&str, Tp), Reading> = BTreeMap::new();
+    for op in ops.iter().filter(|o| o.outcome == EventType::Ok) {
+        let e = &op.event;
+        match op.f {
+            Op::Seek | Op::FetchCommitted => {
+                let (Some(t), Some(p), Some(to)) = (&e.topic, e.partition, e.offset) else {
+                    continue;
+                };
+                let r = out
+                    .entry((op.process.as_str(), (t.clone(), p)))
+                    .or_default();
+                if op.f == Op::Seek && to > r.at {
+                    r.skips.push((r.at, to));
+                }
+                r.at = to;
+            }
+            Op::Poll => {
+                for rec in e.records.iter().flatten() {
+                    let tp = (rec.topic.clone(), rec.partition);
+                    let r = out.entry((op.process.as_str(), tp)).or_default();
+                    r.at = rec.offset + 1;
+                    r.max_read = Some(r.max_read.map_or(rec.offset, |m| m.max(rec.offset)));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Everything observed, indexed for the checks.
 #[derive(Default)]
 struct Observations<'a> {
@@ -260,6 +304,7 @@ pub fn check(events: &[Event]) -> Report {
             );
         }
     }
+    let reading = reading_by_process(&ops);
     for op in &acked {
         let e = &op.event;
         let (Some(t), Some(p), Some(o), Some(v)) = (&e.topic, e.partition, e.offset, &e.value)
@@ -267,6 +312,24 @@ pub fn check(events: &[Event]) -> Report {
             continue;
         };
         if obs.read.contains(v.as_str()) {
+            continue;
+        }
+        // Evidence of loss comes from consumers that read past `o` without jumping over it with
+        // a forward seek (a jump, e.g. to the log start after retention deleted `o`, says
+        // nothing about `o`).
+        let tp = (t.clone(), p);
+        let passed = reading
+            .iter()
+            .filter(|((_, rtp), r)| *rtp == tp && r.max_read.is_some_and(|m| m > o));
+        let (mut witnesses, mut jumpers) = (0, 0);
+        for (_, r) in passed {
+            if r.skips.iter().any(|&(lo, hi)| lo <= o && o < hi) {
+                jumpers += 1;
+            } else {
+                witnesses += 1;
+            }
+        }
+        if witnesses == 0 && jumpers > 0 {
             continue;
         }
         let pos = Position {
