@@ -32,7 +32,10 @@ fn a_valid_hand_written_history_passes() {
 #[test]
 fn a_hand_written_lost_write_is_found() {
     // c0 read offset 2 right after offset 0: offset 1 (acknowledged) was never given to it.
-    assert_eq!(anomaly_names("lost-write.jsonl"), vec!["lost-write", "poll-skip"]);
+    assert_eq!(
+        anomaly_names("lost-write.jsonl"),
+        vec!["lost-write", "poll-skip"]
+    );
 }
 
 #[test]

@@ -214,6 +214,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         request_timeout_ms: None,
         retry_backoff_ms: None,
         idempotent: false,
+        producer_id: producer as u64,
         send_interval_ms: None,
         delivery_timeout_ms: None,
     };

@@ -148,6 +148,11 @@ pub struct ProducerConfig {
     pub retry_backoff_ms: Option<u64>,
     /// `enable.idempotence`: stamp records so retries cannot duplicate them.
     pub idempotent: bool,
+    /// The idempotence stamp's producer id. Sequence numbers start at 0 for every producer
+    /// session, so it must be unique per session, not per client: a reused id would make a new
+    /// session's first record look like a retry of an old one and be "acknowledged" at the old
+    /// record's offset. The simulator derives it from the seed; the real client draws it at random.
+    pub producer_id: u64,
     /// Wait this long after finishing one record before sending the next (`None`: at once).
     pub send_interval_ms: Option<u64>,
     /// `delivery.timeout.ms`: give up on a record after this long (`None`: retry forever).

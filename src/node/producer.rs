@@ -95,17 +95,22 @@ impl Producer {
     pub fn on_message(&mut self, cx: &mut Context, _from: NodeId, message: Message) {
         match message {
             Message::MetadataResponse(md) => {
-                self.metadata_in_flight = false;
-                if self
+                // Only the answer we wait for stops the request timer (it is shared with the
+                // produce request), and only news clears staleness: a late answer to an earlier
+                // request may be older than what we have.
+                let newer = self
                     .metadata
                     .as_ref()
-                    .is_none_or(|m| md.version >= m.version)
-                {
+                    .is_none_or(|m| md.version > m.version);
+                if newer {
                     self.metadata = Some(md);
+                    self.stale = false;
                 }
-                self.stale = false;
-                cx.cancel_timer(Timer::ClientRequestTimeout);
-                self.try_send(cx);
+                if self.metadata_in_flight {
+                    self.metadata_in_flight = false;
+                    cx.cancel_timer(Timer::ClientRequestTimeout);
+                    self.try_send(cx);
+                }
             }
             Message::ProduceResponse(resp) => self.on_response(cx, resp),
             _ => {}
@@ -176,8 +181,12 @@ impl Producer {
         cx.observe(ClientEvent::SendInfo {
             reason: "delivery timeout".into(),
         });
-        self.in_flight = false;
-        cx.cancel_timer(Timer::ClientRequestTimeout);
+        // The request timer belongs to whatever is in flight; a metadata request keeps it, or
+        // it would wait for its answer forever.
+        if self.in_flight {
+            self.in_flight = false;
+            cx.cancel_timer(Timer::ClientRequestTimeout);
+        }
         self.finish_record(cx);
     }
 
@@ -255,7 +264,7 @@ impl Producer {
                 leader_epoch: Some(epoch),
                 correlation: self.next as u64,
                 producer: self.config.idempotent.then_some(ProducerStamp {
-                    producer: u64::from(self.config.id),
+                    producer: self.config.producer_id,
                     sequence: self.next as u64,
                 }),
             };
@@ -281,4 +290,108 @@ fn next_random(state: &mut u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::Effect;
+    use crate::protocol::{Acks, Record};
+
+    fn producer() -> Producer {
+        Producer::new(Arc::new(ProducerConfig {
+            id: 7,
+            bootstrap: vec![0],
+            topic: "t".into(),
+            acks: Acks::All,
+            records: vec![Record::keyed("k", "v0"), Record::keyed("k", "v1")],
+            sticky_batch: 1,
+            seed: 0,
+            request_timeout_ms: Some(1_000),
+            retry_backoff_ms: Some(100),
+            idempotent: true,
+            producer_id: 0xfeed,
+            send_interval_ms: None,
+            delivery_timeout_ms: Some(5_000),
+        }))
+    }
+
+    #[test]
+    fn giving_up_on_a_record_keeps_the_metadata_request_timer() {
+        let mut p = producer();
+        let mut cx = Context::new(0);
+        p.on_start(&mut cx);
+        assert!(p.metadata_in_flight);
+        // The first record is invoked only once metadata arrives; simulate one in hand.
+        p.invoked = true;
+        let mut cx = Context::new(5_000);
+        p.on_timer(&mut cx, Timer::DeliveryTimeout);
+        let cancelled = cx
+            .take_effects()
+            .into_iter()
+            .any(|e| e == Effect::CancelTimer(Timer::ClientRequestTimeout));
+        assert!(!cancelled, "the metadata request would wait forever");
+        assert!(p.metadata_in_flight);
+        // Its timeout still fires and the producer asks again.
+        let mut cx = Context::new(6_000);
+        p.on_timer(&mut cx, Timer::ClientRequestTimeout);
+        let asked = cx.take_effects().into_iter().any(|e| {
+            matches!(
+                e,
+                Effect::Send {
+                    message: Message::Metadata { .. },
+                    ..
+                }
+            )
+        });
+        assert!(asked);
+    }
+
+    #[test]
+    fn an_old_metadata_answer_does_not_clear_staleness_or_the_timer() {
+        let mut p = producer();
+        p.metadata = Some(ClusterMetadata {
+            version: 5,
+            ..Default::default()
+        });
+        p.stale = true;
+        let mut cx = Context::new(0);
+        let old = ClusterMetadata {
+            version: 3,
+            ..Default::default()
+        };
+        p.on_message(&mut cx, 0, Message::MetadataResponse(old));
+        assert!(p.stale);
+        assert_eq!(p.metadata.as_ref().map(|m| m.version), Some(5));
+        assert!(cx.take_effects().is_empty());
+    }
+
+    #[test]
+    fn stamps_carry_the_session_producer_id() {
+        let mut p = Producer::with_metadata(
+            Arc::new(producer().config().clone()),
+            ClusterMetadata {
+                version: 1,
+                brokers: vec![],
+                partitions: vec![crate::protocol::PartitionState {
+                    tp: TopicPartition::new("t", 0),
+                    replicas: vec![0],
+                    leader: Some(0),
+                    leader_epoch: 1,
+                    isr: vec![0],
+                    partition_epoch: 1,
+                }],
+            },
+        );
+        let mut cx = Context::new(0);
+        p.on_start(&mut cx);
+        let stamp = cx.take_effects().into_iter().find_map(|e| match e {
+            Effect::Send {
+                message: Message::Produce(r),
+                ..
+            } => r.producer,
+            _ => None,
+        });
+        assert_eq!(stamp.map(|s| (s.producer, s.sequence)), Some((0xfeed, 0)));
+    }
 }

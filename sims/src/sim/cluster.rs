@@ -116,6 +116,7 @@ pub fn producer_config(sc: &Scenario, index: usize) -> ProducerConfig {
         request_timeout_ms: Some(2_000),
         retry_backoff_ms: Some(100),
         idempotent: true,
+        producer_id: u64::from(id),
         send_interval_ms: Some(plan.interval_ms),
         delivery_timeout_ms: Some(10_000),
     }
