@@ -4,9 +4,9 @@
 //! Every connection starts with a `Hello` naming the sender. Nodes with a listening address
 //! (brokers, the controller) are reached through connections we open; nodes without one (clients)
 //! are answered over the connection they opened. Messages queued while a peer is unreachable are
-//! dropped when a connection attempt fails: the protocol has timeouts and retries, as Kafka's does,
-//! and a stalled link (a simulated partition stalls TCP rather than dropping bytes) must not grow
-//! memory without bound.
+//! dropped when a connection attempt fails, and a peer's queue holds at most `QUEUE_LIMIT`
+//! messages: the protocol has timeouts and retries, as Kafka's does, and a stalled link (a
+//! simulated partition stalls TCP rather than dropping bytes) must not grow memory without bound.
 
 use super::frame::{encode, FrameDecoder};
 use super::lock;
@@ -49,11 +49,15 @@ struct Inner {
 
 struct Route {
     conn: u64,
-    tx: mpsc::UnboundedSender<Message>,
+    tx: mpsc::Sender<Message>,
 }
 
 /// Bytes read from a socket at a time.
 const READ_BUFFER: usize = 16 * 1024;
+/// Messages queued for one peer at most. A link that stalls (a partition, a paused peer) would
+/// otherwise grow without bound; beyond this, new messages are dropped, as on a lossy network:
+/// the protocol's timeouts and retries recover, as they do from a lost packet.
+const QUEUE_LIMIT: usize = 8_192;
 const MAX_BACKOFF: Duration = Duration::from_millis(1_000);
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 
@@ -103,9 +107,13 @@ impl Net {
     pub fn send(&self, to: NodeId, message: Message) {
         let mut routes = lock(&self.inner.routes);
         if let Some(route) = routes.get(&to) {
-            match route.tx.send(message) {
+            match route.tx.try_send(message) {
                 Ok(()) => return,
-                Err(mpsc::error::SendError(m)) => {
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::debug!(node = self.inner.me, to, "queue full; message dropped");
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(m)) => {
                     routes.remove(&to);
                     return self.open_route(&mut routes, to, m);
                 }
@@ -119,8 +127,8 @@ impl Net {
             tracing::debug!(node = self.inner.me, to, "no route; message dropped");
             return;
         };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(message);
+        let (tx, rx) = mpsc::channel(QUEUE_LIMIT);
+        let _ = tx.try_send(message);
         let conn = self.next_conn();
         routes.insert(to, Route { conn, tx });
         let net = self.clone();
@@ -138,7 +146,7 @@ impl Net {
         self,
         to: NodeId,
         addr: SocketAddr,
-        mut rx: mpsc::UnboundedReceiver<Message>,
+        mut rx: mpsc::Receiver<Message>,
     ) {
         let mut backoff = FIRST_BACKOFF;
         loop {
@@ -199,7 +207,7 @@ impl Net {
         // Address-less peers (clients) are answered on this connection.
         let mut route_conn = None;
         if !self.inner.addrs.contains_key(&from) {
-            let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+            let (tx, mut rx) = mpsc::channel::<Message>(QUEUE_LIMIT);
             let conn = self.next_conn();
             lock(&self.inner.routes).insert(from, Route { conn, tx });
             route_conn = Some(conn);
