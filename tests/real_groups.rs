@@ -112,6 +112,20 @@ fn a_killed_member_is_replaced_by_one_that_resumes_at_the_committed_offset() {
     let (lines, code) = client(&args);
     assert_eq!(code, 0, "group 'other' failed: {lines:?}");
     assert_eq!(offsets(&lines), (0..40).collect::<Vec<u64>>());
+
+    // An application seek backwards: group g re-reads from offset 5, and commits where it stops.
+    let args = command(
+        "consume",
+        &layout,
+        &[
+            "--topic", "events", "--group", "g", "--seek", "0:5", "--count", "3",
+        ],
+    );
+    let (lines, code) = client(&args);
+    assert_eq!(code, 0, "seeking member failed: {lines:?}");
+    assert_eq!(offsets(&lines), vec![5, 6, 7]);
+    let committed = r#"{"committed":{"offset":8,"partition":0}}"#;
+    assert!(lines.iter().any(|l| l == committed), "{lines:?}");
 }
 
 #[test]
@@ -165,4 +179,17 @@ fn a_bad_offset_reset_is_a_usage_error() {
         stderr.contains("expected 'earliest', 'latest' or 'none'"),
         "{stderr}"
     );
+    let args = command(
+        "consume",
+        &[
+            "--brokers".into(),
+            "127.0.0.1:1".into(),
+            "--controller".into(),
+            "127.0.0.1:2".into(),
+        ],
+        &["--topic", "t", "--group", "g", "--seek", "five"],
+    );
+    let (code, _, stderr) = common::run_with_deadline(&args, Duration::from_secs(10));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("expected PARTITION:OFFSET"), "{stderr}");
 }

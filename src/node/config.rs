@@ -214,5 +214,8 @@ pub struct ConsumerConfig {
     pub rewind_every: Option<u32>,
     /// Leave the group and stop once this many records are processed and committed.
     pub max_records: Option<u64>,
+    /// Application seeks, by partition: once the member first has the partition, it moves there
+    /// (forwards or backwards) instead of the committed offset.
+    pub seek_to: std::collections::BTreeMap<u32, crate::protocol::Offset>,
     pub bugs: BugSet,
 }

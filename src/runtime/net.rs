@@ -142,12 +142,7 @@ impl Net {
     }
 
     /// Keeps a connection to `to` open and writes what is queued for it.
-    async fn outbound(
-        self,
-        to: NodeId,
-        addr: SocketAddr,
-        mut rx: mpsc::Receiver<Message>,
-    ) {
+    async fn outbound(self, to: NodeId, addr: SocketAddr, mut rx: mpsc::Receiver<Message>) {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let connected =

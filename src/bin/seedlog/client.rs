@@ -62,6 +62,16 @@ pub struct ConsumeArgs {
     /// How the group spreads partitions over members: range or roundrobin.
     #[arg(long, default_value = "range", value_parser = parse_assignor, requires = "group")]
     assignor: Assignor,
+    /// Seek: start PARTITION at OFFSET (forwards or backwards) instead of the group's committed
+    /// offset, when this member first gets it (repeatable).
+    #[arg(long, value_name = "PARTITION:OFFSET", value_parser = parse_seek, requires = "group")]
+    seek: Vec<(u32, u64)>,
+}
+
+fn parse_seek(s: &str) -> Result<(u32, u64), String> {
+    let bad = || format!("bad seek '{s}'; expected PARTITION:OFFSET, e.g. 0:42");
+    let (p, o) = s.split_once(':').ok_or_else(bad)?;
+    Ok((p.parse().map_err(|_| bad())?, o.parse().map_err(|_| bad())?))
 }
 
 fn parse_reset(s: &str) -> Result<OffsetReset, String> {
@@ -267,6 +277,7 @@ async fn consume_in_group(args: ConsumeArgs, group: String) -> anyhow::Result<i3
         process_ms: None,
         rewind_every: None,
         max_records: args.count.map(|c| c as u64),
+        seek_to: args.seek.iter().copied().collect(),
         bugs: Default::default(),
     };
     let seen = Arc::new(Mutex::new(0usize));

@@ -75,6 +75,8 @@ pub struct Consumer {
     committed: BTreeMap<TopicPartition, Offset>,
     /// Partitions with processed records not yet committed.
     dirty: BTreeSet<TopicPartition>,
+    /// Partitions whose configured seek has been applied.
+    sought: BTreeSet<u32>,
     /// Round-robin cursor over the assignment.
     cursor: usize,
     in_flight: Option<InFlight>,
@@ -102,6 +104,7 @@ impl Consumer {
             positions: BTreeMap::new(),
             committed: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            sought: BTreeSet::new(),
             cursor: 0,
             in_flight: None,
             heartbeat: None,

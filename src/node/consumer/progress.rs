@@ -142,8 +142,14 @@ impl Consumer {
         offset: Option<Offset>,
     ) {
         if let Some(o) = offset {
-            self.positions.insert(tp.clone(), o);
             self.committed.insert(tp.clone(), o);
+        }
+        let seek = self.config.seek_to.get(&tp.partition).copied();
+        if let Some(s) = seek.filter(|_| self.sought.insert(tp.partition)) {
+            return self.seek_to(cx, tp, s);
+        }
+        if let Some(o) = offset {
+            self.positions.insert(tp.clone(), o);
             return;
         }
         match self.config.auto_offset_reset {
@@ -231,6 +237,22 @@ impl Consumer {
             {
                 // Retention removed what we had not read: continue from the log start.
                 self.seek_to(cx, &tp, resp.log_start_offset);
+            }
+            Some(ErrorCode::OffsetOutOfRange) => {
+                // Past the log end (a seek too far): `auto.offset.reset` decides, as in Kafka.
+                match self.config.auto_offset_reset {
+                    OffsetReset::Earliest => self.seek_to(cx, &tp, resp.log_start_offset),
+                    OffsetReset::Latest => self.seek_to(cx, &tp, resp.high_watermark),
+                    OffsetReset::None => {
+                        let at = self.positions.get(&tp).copied().unwrap_or(0);
+                        cx.observe(ClientEvent::ConsumerError {
+                            reason: format!(
+                                "offset {at} is out of range for {tp} and auto.offset.reset=none"
+                            ),
+                        });
+                        self.leave(cx);
+                    }
+                }
             }
             Some(_) => self.retry_later(cx, true),
         }
