@@ -151,6 +151,7 @@ pub fn member_config(sc: &Scenario, index: u32) -> ConsumerConfig {
         process_ms: Some(sc.process_ms.max(1)),
         rewind_every: Some(7),
         max_records: None,
+        seek_to: Default::default(),
         bugs: sc.bugs.iter().copied().collect(),
     }
 }
