@@ -66,7 +66,12 @@ fn produce(m: &SeedlogModel, s: &mut State, leader: usize, record: Record) {
         correlation: 0,
         producer: None,
     };
-    deliver(s, leader, m.cfg.producer, Message::Produce(req));
+    deliver(
+        s,
+        leader,
+        m.cfg.producer.expect("a producer"),
+        Message::Produce(req),
+    );
 }
 
 fn fetch_response(hw: u64, records: Vec<LogEntry>) -> FetchResponse {
@@ -98,12 +103,24 @@ fn controller_metadata(m: &SeedlogModel, s: &State) -> ClusterMetadata {
 #[test]
 fn acked_not_lost_fails_when_the_leader_lacks_an_acknowledged_record() {
     let (m, mut s) = model(ModelKind::Replication, 1);
-    observe(&m, &mut s, 0, m.cfg.producer, ack(0, 0, 0));
+    observe(
+        &m,
+        &mut s,
+        0,
+        m.cfg.producer.expect("a producer"),
+        ack(0, 0, 0),
+    );
     assert_eq!(violated(&m, &s), ["acked-not-lost"]);
     // Control: the leader (broker 0, epoch 0) holds the record.
     let (m, mut s) = model(ModelKind::Replication, 1);
     produce(&m, &mut s, 0, m.cfg.records[0].clone());
-    observe(&m, &mut s, 0, m.cfg.producer, ack(0, 0, 0));
+    observe(
+        &m,
+        &mut s,
+        0,
+        m.cfg.producer.expect("a producer"),
+        ack(0, 0, 0),
+    );
     assert!(violated(&m, &s).is_empty());
 }
 
@@ -205,7 +222,7 @@ fn per_key_partition_fails_when_one_key_is_acked_in_two_partitions() {
     for (second_partition, ok) in [(1, false), (0, true)] {
         let (m, mut s) = model(ModelKind::Partitioning, 3);
         assert_eq!(m.cfg.records[0].key, m.cfg.records[2].key);
-        let producer = m.cfg.producer;
+        let producer = m.cfg.producer.expect("a producer");
         observe(&m, &mut s, 0, producer, ack(0, 0, 0));
         observe(&m, &mut s, 0, producer, ack(2, second_partition, 1));
         let expected: &[&str] = if ok { &[] } else { &["per-key-partition"] };
@@ -218,7 +235,7 @@ fn per_key_order_fails_when_a_later_send_is_acked_below_an_earlier_one() {
     // Records 0 and 2 (key "a") acknowledged in one partition: record 2 was sent after record 0.
     for (offset_0, offset_2, ok) in [(1, 0, false), (0, 1, true)] {
         let (m, mut s) = model(ModelKind::Partitioning, 3);
-        let producer = m.cfg.producer;
+        let producer = m.cfg.producer.expect("a producer");
         observe(&m, &mut s, 0, producer, ack(0, 0, offset_0));
         observe(&m, &mut s, 0, producer, ack(2, 0, offset_2));
         let expected: &[&str] = if ok { &[] } else { &["per-key-order"] };
