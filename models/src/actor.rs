@@ -7,10 +7,11 @@
 //! cache survived" and "the power failed, unsynced writes are gone". Syncs complete within the step
 //! that requests them, so unsynced data only exists where a node chose not to sync.
 
-use seedlog::node::{AnyNode, Context, Effect, Image, Timer};
-use seedlog::protocol::{Message, NodeId};
+use seedlog::node::{AnyNode, ClientEvent, Context, Effect, Image, Stage, Timer};
+use seedlog::protocol::{Message, NodeId, Offset, TopicPartition};
 use stateright::actor::{model_timeout, Actor, Id, Out};
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// How to build a node on first boot and after a crash.
@@ -23,6 +24,9 @@ pub struct NodeActor {
     pub initial_image: Image,
     /// Rebuilds the node from a recovered disk image.
     pub recover: fn(&AnyNode, Image) -> AnyNode,
+    /// Messages delivered right after the very first start, within the same step (how a model
+    /// pre-fills a log: a produce the leader appends before the model's first step).
+    pub first_boot: Vec<(NodeId, Message)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -33,8 +37,17 @@ pub struct Disk {
     /// accounting: in the model these timers fire whenever they are set, so they are bounded).
     pub expiries: u8,
     pub evictions: u8,
+    /// Group member sessions the coordinator expired (fault budget, like `expiries`).
+    pub member_expiries: u8,
+    /// Group requests refused to this client (a bound: without backoff a refused member asks
+    /// again at once, and its request counter makes every retry a new state).
+    pub refusals: u8,
     pub written: Image,
     pub synced: Image,
+    /// Records a group member has finished processing (its `Polled` observations), as
+    /// (partition, offset): the application's output, kept outside the process so it survives a
+    /// crash of the consumer.
+    pub processed: BTreeSet<(TopicPartition, Offset)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -50,6 +63,10 @@ pub enum NodeState {
         disk: Arc<Disk>,
         /// Sticky: this node has truncated records away at some point (for `sometimes` checks).
         truncated: bool,
+        /// A group member's latest commit (partition, offset) not yet followed by the processing
+        /// of a batch of that partition: records below it are in this process's hands. Volatile:
+        /// a crash forgets it.
+        owed: Option<(TopicPartition, Offset)>,
     },
 }
 
@@ -87,11 +104,25 @@ impl Actor for NodeActor {
                     boots: 0,
                     expiries: 0,
                     evictions: 0,
+                    member_expiries: 0,
+                    refusals: 0,
                     written: self.initial_image.clone(),
                     synced: self.initial_image.clone(),
+                    processed: BTreeSet::new(),
                 });
                 o.save(disk.clone());
-                self.run(self.initial.clone(), disk, |n, cx| n.on_start(cx), o)
+                let first = &self.first_boot;
+                self.run(
+                    self.initial.clone(),
+                    disk,
+                    |n, cx| {
+                        n.on_start(cx);
+                        for (from, msg) in first {
+                            n.on_message(cx, *from, msg.clone());
+                        }
+                    },
+                    o,
+                )
             }
             Some(disk) => {
                 let mut disk = disk.clone();
@@ -132,7 +163,13 @@ impl Actor for NodeActor {
         o: &mut Out<Self>,
     ) {
         let from = usize::from(src) as NodeId;
+        let refused = matches!(&msg, Message::GroupResponse(r) if r.result.is_err());
         self.step(state, o, |n, cx| n.on_message(cx, from, msg));
+        if let (true, Cow::Owned(NodeState::Running { disk, .. })) = (refused, &mut *state) {
+            let d = Arc::make_mut(disk);
+            d.refusals = d.refusals.saturating_add(1);
+            o.save(disk.clone());
+        }
     }
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<NodeState>, timer: &Timer, o: &mut Out<Self>) {
@@ -140,12 +177,15 @@ impl Actor for NodeActor {
         // Count the fault-like timers that changed something, against the model's budget.
         if let (
             Cow::Owned(NodeState::Running { disk, .. }),
-            Timer::SessionExpiry(_) | Timer::FollowerLag { .. },
+            Timer::SessionExpiry(_) | Timer::FollowerLag { .. } | Timer::MemberSession { .. },
         ) = (&mut *state, timer)
         {
             let d = Arc::make_mut(disk);
             match timer {
                 Timer::SessionExpiry(_) => d.expiries = d.expiries.saturating_add(1),
+                Timer::MemberSession { .. } => {
+                    d.member_expiries = d.member_expiries.saturating_add(1)
+                }
                 _ => d.evictions = d.evictions.saturating_add(1),
             }
             o.save(disk.clone());
@@ -165,6 +205,7 @@ impl NodeActor {
             node,
             disk,
             truncated,
+            owed,
         } = state.as_ref()
         else {
             return;
@@ -173,7 +214,7 @@ impl NodeActor {
         let mut cx = Context::new(0);
         f(&mut node, &mut cx);
         let effects = cx.take_effects();
-        let next = self.apply(node, disk.clone(), *truncated, effects, o);
+        let next = self.apply(node, disk.clone(), *truncated, owed.clone(), effects, o);
         // Leave the state borrowed when nothing changed, so stateright sees a no-op. Replace it
         // outright otherwise (`to_mut` would first clone the old state only to overwrite it).
         if &next != state.as_ref() {
@@ -191,16 +232,19 @@ impl NodeActor {
         let mut cx = Context::new(0);
         f(&mut node, &mut cx);
         let effects = cx.take_effects();
-        self.apply(node, disk, false, effects, o)
+        self.apply(node, disk, false, None, effects, o)
     }
 
     /// Carries out effects; a `Sync` completes at once and calls back `on_persisted`, whose
-    /// effects are carried out in turn.
+    /// effects are carried out in turn. Of the observations, only a group member's are kept:
+    /// what it processed (durable, in `Disk::processed`) and the commit it has in flight
+    /// (volatile, `owed`).
     fn apply(
         &self,
         mut node: AnyNode,
         mut disk: Arc<Disk>,
         mut truncated: bool,
+        mut owed: Option<(TopicPartition, Offset)>,
         effects: Vec<Effect>,
         o: &mut Out<Self>,
     ) -> NodeState {
@@ -218,6 +262,25 @@ impl NodeActor {
                     let _ = Arc::make_mut(&mut disk).written.apply(&op);
                     disk_changed = true;
                 }
+                Effect::Observe(ClientEvent::Polled {
+                    tp,
+                    records,
+                    group: Some(_),
+                }) => {
+                    let d = Arc::make_mut(&mut disk);
+                    d.processed
+                        .extend(records.iter().map(|e| (tp.clone(), e.offset)));
+                    disk_changed = true;
+                    if owed.as_ref().is_some_and(|(t, _)| *t == tp) {
+                        owed = None;
+                    }
+                }
+                Effect::Observe(ClientEvent::Commit {
+                    stage: Stage::Invoke,
+                    tp,
+                    offset,
+                    ..
+                }) => owed = Some((tp, offset)),
                 Effect::Observe(_) => {}
                 Effect::Sync(token) => {
                     if disk.synced != disk.written {
@@ -238,6 +301,7 @@ impl NodeActor {
             node,
             disk,
             truncated,
+            owed,
         }
     }
 }

@@ -6,10 +6,13 @@ use crate::actor::NodeActor;
 use crate::history::{self, History};
 use crate::properties;
 use seedlog::node::{
-    AnyNode, Broker, BrokerConfig, Bug, BugSet, Controller, ControllerConfig, Durability, Image,
-    Producer, ProducerConfig, Reader, ReaderConfig, TopicSpec,
+    AnyNode, Broker, BrokerConfig, Bug, BugSet, Consumer, ConsumerConfig, Controller,
+    ControllerConfig, Durability, Image, OffsetReset, Producer, ProducerConfig, Reader,
+    ReaderConfig, TopicSpec,
 };
-use seedlog::protocol::{Acks, Record};
+use seedlog::protocol::{
+    Acks, Assignor, BrokerId, Message, ProduceRequest, Record, TopicPartition, OFFSETS_TOPIC,
+};
 use stateright::actor::{ActorModel, Network};
 use std::sync::Arc;
 
@@ -19,6 +22,10 @@ pub enum ModelKind {
     Replication,
     /// Two partitions, keyed records from one producer: where each key goes, and in what order.
     Partitioning,
+    /// A consumer group of two members over a pre-filled data topic, its coordinator on the
+    /// leader of a replicated `__consumer_offsets` partition: commits, rebalances, coordinator
+    /// failover.
+    Offsets,
 }
 
 impl ModelKind {
@@ -26,6 +33,7 @@ impl ModelKind {
         match self {
             ModelKind::Replication => "replication",
             ModelKind::Partitioning => "partitioning",
+            ModelKind::Offsets => "offsets",
         }
     }
 }
@@ -50,11 +58,41 @@ pub struct ModelOptions {
     /// not checked; bug searches that only need `acked-not-lost` leave it out, because its
     /// fetch loop multiplies the interleavings of every deep counterexample.
     pub reader: bool,
+    /// Offsets model: partitions of the data topic (each with `records` pre-filled records).
+    pub partitions: u32,
+    /// Offsets model: members of the consumer group.
+    pub consumers: usize,
+    /// Offsets model: member sessions the coordinator may expire.
+    pub member_expiries: usize,
+    /// Offsets model: group requests that may be refused to the members in all (each refusal
+    /// is retried at once, with a new correlation id: unbounded, retries make the state space
+    /// infinite while, say, no broker leads `__consumer_offsets`).
+    pub refusals: usize,
+    /// Offsets model: brokers may crash too (else only consumers do).
+    pub broker_crashes: bool,
 }
 
 impl ModelOptions {
     /// The default bounds of each model, as documented in the README.
     pub fn defaults(kind: ModelKind) -> Self {
+        let common = |kind| ModelOptions {
+            kind,
+            brokers: 2,
+            records: 1,
+            crashes: 0,
+            expiries: 1,
+            evictions: 0,
+            max_changes: 1,
+            durability: Durability::Replicated,
+            min_insync_replicas: 1,
+            bugs: Vec::new(),
+            reader: false,
+            partitions: 1,
+            consumers: 0,
+            member_expiries: 0,
+            refusals: 0,
+            broker_crashes: true,
+        };
         match kind {
             ModelKind::Replication => ModelOptions {
                 kind,
@@ -68,6 +106,7 @@ impl ModelOptions {
                 min_insync_replicas: 2,
                 bugs: Vec::new(),
                 reader: true,
+                ..common(kind)
             },
             ModelKind::Partitioning => ModelOptions {
                 kind,
@@ -83,6 +122,27 @@ impl ModelOptions {
                 bugs: Vec::new(),
                 // No property of this model looks at what a consumer read.
                 reader: false,
+                ..common(kind)
+            },
+            ModelKind::Offsets => ModelOptions {
+                // Two records pre-filled in the one data partition; consumers fetch one record
+                // per batch, so each member commits between two records.
+                records: 2,
+                partitions: 1,
+                consumers: 2,
+                // No crashes or broker session expiries by default: with any of them the space
+                // outgrows the test suite (see the README). Bug M's test adds a consumer crash,
+                // `--crashes 1 --expiries 1` a coordinator failover.
+                crashes: 0,
+                expiries: 0,
+                max_changes: 2,
+                member_expiries: 0,
+                refusals: 2,
+                // With `fsync` every append is synced in its step: a restarted broker has one
+                // disk image, not two (page cache kept or lost) — the replication model covers
+                // that, and here it only doubles the space.
+                durability: Durability::Fsync,
+                ..common(kind)
             },
         }
     }
@@ -94,19 +154,28 @@ pub struct ModelCfg {
     pub kind: ModelKind,
     pub brokers: usize,
     pub controller: usize,
-    pub producer: usize,
+    /// The producer's actor index, if the model has one.
+    pub producer: Option<usize>,
     /// The reader's actor index, if the model has one.
     pub reader: Option<usize>,
+    /// Group members' actor indices (offsets model).
+    pub consumers: Vec<usize>,
+    /// Actors that never crash.
+    pub never_crash: Vec<usize>,
     pub records: Vec<Record>,
     pub crashes: usize,
     pub expiries: usize,
     pub evictions: usize,
+    pub member_expiries: usize,
+    pub refusals: usize,
     pub max_version: u64,
 }
 
 pub type SeedlogModel = ActorModel<NodeActor, ModelCfg, History>;
 
 pub const TOPIC: &str = "t";
+/// The offsets model's consumer group.
+pub const GROUP: &str = "g";
 
 /// Keys for the partitioning model: with 2 partitions Kafka's partitioner sends "a" and "d" to
 /// different partitions (checked in a test), so both partitions see traffic.
@@ -115,7 +184,7 @@ const PARTITIONING_KEYS: [&str; 2] = ["a", "d"];
 fn records(opts: &ModelOptions) -> Vec<Record> {
     (0..opts.records)
         .map(|i| match opts.kind {
-            ModelKind::Replication => Record::keyed("k", format!("v{i}")),
+            ModelKind::Replication | ModelKind::Offsets => Record::keyed("k", format!("v{i}")),
             ModelKind::Partitioning => {
                 let key = PARTITIONING_KEYS[i % PARTITIONING_KEYS.len()];
                 Record::keyed(key, format!("{key}{i}"))
@@ -124,20 +193,40 @@ fn records(opts: &ModelOptions) -> Vec<Record> {
         .collect()
 }
 
+/// Where the offsets model puts things: `__consumer_offsets` (one partition) on every broker,
+/// led by broker 0 (the group's coordinator); data partition `p` on the single broker
+/// `n - 1 - p` (no replication: the data topic is not what this model checks), so the data of
+/// partition 0 stays available while the coordinator's broker is down.
+fn offsets_topics(n: usize, partitions: u32, broker_ids: &[BrokerId]) -> Vec<TopicSpec> {
+    let data = TopicSpec {
+        name: TOPIC.into(),
+        assignment: (0..partitions as usize)
+            .map(|p| vec![broker_ids[n - 1 - p % n]])
+            .collect(),
+    };
+    vec![TopicSpec::spread(OFFSETS_TOPIC, 1, n, broker_ids), data]
+}
+
 pub fn build(opts: &ModelOptions) -> SeedlogModel {
     let n = opts.brokers;
     let broker_ids: Vec<u32> = (0..n as u32).collect();
-    let (controller, producer) = (n, n + 1);
-    let reader = opts.reader.then_some(n + 2);
+    let controller = n;
+    let offsets = opts.kind == ModelKind::Offsets;
+    let (producer, reader, consumers) = if offsets {
+        (None, None, (n + 1..n + 1 + opts.consumers).collect())
+    } else {
+        (Some(n + 1), opts.reader.then_some(n + 2), Vec::new())
+    };
     let bugs: BugSet = opts.bugs.iter().copied().collect();
-    let topic = match opts.kind {
-        ModelKind::Replication => TopicSpec::spread(TOPIC, 1, n, &broker_ids),
-        ModelKind::Partitioning => TopicSpec::spread(TOPIC, 2, n, &broker_ids),
+    let topics = match opts.kind {
+        ModelKind::Replication => vec![TopicSpec::spread(TOPIC, 1, n, &broker_ids)],
+        ModelKind::Partitioning => vec![TopicSpec::spread(TOPIC, 2, n, &broker_ids)],
+        ModelKind::Offsets => offsets_topics(n, opts.partitions, &broker_ids),
     };
     let controller_config = Arc::new(ControllerConfig {
         id: controller as u32,
         brokers: broker_ids.clone(),
-        topics: vec![topic],
+        topics: topics.clone(),
         session_timeout_ms: Some(1),
         unclean_leader_election: false,
         bugs: bugs.clone(),
@@ -145,6 +234,13 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
     let bootstrap = Controller::bootstrapped(controller_config.clone());
     let metadata = bootstrap.metadata().clone();
     let records = records(opts);
+    let mut never_crash: Vec<usize> = producer.into_iter().chain(reader).collect();
+    if offsets {
+        never_crash.push(controller);
+        if !opts.broker_crashes {
+            never_crash.extend(0..n);
+        }
+    }
 
     let mut model = ActorModel::new(
         ModelCfg {
@@ -153,10 +249,14 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             controller,
             producer,
             reader,
+            consumers: consumers.clone(),
+            never_crash,
             records: records.clone(),
             crashes: opts.crashes,
             expiries: opts.expiries,
             evictions: opts.evictions,
+            member_expiries: opts.member_expiries,
+            refusals: opts.refusals,
             max_version: metadata.version + opts.max_changes,
         },
         History::default(),
@@ -172,8 +272,40 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         config.fetch_backoff_ms = None;
         config.alter_partition_timeout_ms = None;
         config.replica_lag_time_max_ms = Some(1);
+        // Group timers fire at any time in the model: a member's session ends (bounded by
+        // `member_expiries`), a rebalance stops waiting for members that did not rejoin.
+        config.group_session_timeout_ms = Some(1);
+        config.group_rebalance_timeout_ms = Some(1);
+        if offsets {
+            // One record per batch: a member commits between two records.
+            config.max_fetch_records = 1;
+        }
         config.bugs = bugs.clone();
         let node = Broker::bootstrapped(Arc::new(config), metadata.clone());
+        // Offsets model: the leader of each data partition appends its records before the
+        // model starts (a produce with acks=0 from no one; the partition has no other replica,
+        // so they are committed at once).
+        let first_boot = if offsets {
+            topics[1]
+                .assignment
+                .iter()
+                .enumerate()
+                .filter(|(_, replicas)| replicas.first() == Some(&id))
+                .map(|(p, _)| {
+                    let req = ProduceRequest {
+                        tp: TopicPartition::new(TOPIC, p as u32),
+                        acks: Acks::None,
+                        records: records.clone(),
+                        leader_epoch: Some(0),
+                        correlation: 0,
+                        producer: None,
+                    };
+                    (controller as u32, Message::Produce(req))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         model = model.actor(NodeActor {
             name: format!("broker {id}"),
             initial: AnyNode::Broker(node),
@@ -187,6 +319,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
                 };
                 AnyNode::Broker(Broker::recover(b.config_arc(), image))
             },
+            first_boot,
         });
     }
     model = model.actor(NodeActor {
@@ -202,31 +335,35 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             };
             AnyNode::Controller(Controller::recover(c.config_arc(), image))
         },
+        first_boot: Vec::new(),
     });
-    let producer_config = ProducerConfig {
-        id: producer as u32,
-        bootstrap: vec![0],
-        topic: TOPIC.into(),
-        acks: Acks::All,
-        records,
-        sticky_batch: 1,
-        seed: 0,
-        request_timeout_ms: None,
-        retry_backoff_ms: None,
-        idempotent: false,
-        producer_id: producer as u64,
-        send_interval_ms: None,
-        delivery_timeout_ms: None,
-    };
-    model = model.actor(NodeActor {
-        name: "producer".into(),
-        initial: AnyNode::Producer(Producer::with_metadata(
-            Arc::new(producer_config),
-            metadata.clone(),
-        )),
-        initial_image: Image::Empty,
-        recover: |initial, _| initial.clone(),
-    });
+    if let Some(producer) = producer {
+        let producer_config = ProducerConfig {
+            id: producer as u32,
+            bootstrap: vec![0],
+            topic: TOPIC.into(),
+            acks: Acks::All,
+            records,
+            sticky_batch: 1,
+            seed: 0,
+            request_timeout_ms: None,
+            retry_backoff_ms: None,
+            idempotent: false,
+            producer_id: producer as u64,
+            send_interval_ms: None,
+            delivery_timeout_ms: None,
+        };
+        model = model.actor(NodeActor {
+            name: "producer".into(),
+            initial: AnyNode::Producer(Producer::with_metadata(
+                Arc::new(producer_config),
+                metadata.clone(),
+            )),
+            initial_image: Image::Empty,
+            recover: |initial, _| initial.clone(),
+            first_boot: Vec::new(),
+        });
+    }
     if let Some(reader) = reader {
         let reader_config = ReaderConfig {
             id: reader as u32,
@@ -237,9 +374,45 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         };
         model = model.actor(NodeActor {
             name: "reader".into(),
-            initial: AnyNode::Reader(Reader::with_metadata(Arc::new(reader_config), metadata)),
+            initial: AnyNode::Reader(Reader::with_metadata(
+                Arc::new(reader_config),
+                metadata.clone(),
+            )),
             initial_image: Image::Empty,
             recover: |initial, _| initial.clone(),
+            first_boot: Vec::new(),
+        });
+    }
+    for (i, &c) in consumers.iter().enumerate() {
+        let config = ConsumerConfig {
+            id: c as u32,
+            // The last broker, which does not start as coordinator: discovery and metadata stay
+            // available while the coordinator's broker is down.
+            bootstrap: vec![broker_ids[n - 1]],
+            group: GROUP.into(),
+            topic: TOPIC.into(),
+            assignor: Assignor::Range,
+            auto_offset_reset: OffsetReset::Earliest,
+            // The model replaces heartbeats, timeouts and backoffs with nondeterminism: lost
+            // heartbeats are member-session expiries, slow members are rebalance timeouts.
+            heartbeat_interval_ms: None,
+            request_timeout_ms: None,
+            retry_backoff_ms: None,
+            // Processing ends when the `Process` timer fires: a member can crash, or be fenced,
+            // with a batch in hand.
+            process_ms: Some(1),
+            rewind_every: None,
+            max_records: None,
+            seek_to: Default::default(),
+            bugs: bugs.clone(),
+        };
+        model = model.actor(NodeActor {
+            name: format!("consumer {}", (b'a' + i as u8) as char),
+            initial: AnyNode::Consumer(Box::new(Consumer::new(Arc::new(config)))),
+            initial_image: Image::Empty,
+            // A restarted consumer is a new process: a new member, from the committed offsets.
+            recover: |initial, _| initial.clone(),
+            first_boot: Vec::new(),
         });
     }
     let model = model

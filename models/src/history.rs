@@ -22,7 +22,7 @@ pub struct History {
 pub fn record_in(cfg: &ModelCfg, history: &History, env: Envelope<&Message>) -> Option<History> {
     let dst = usize::from(env.dst);
     match env.msg {
-        Message::ProduceResponse(r) if dst == cfg.producer => {
+        Message::ProduceResponse(r) if Some(dst) == cfg.producer => {
             let offset = r.result.ok()?;
             let mut h = history.clone();
             h.acked

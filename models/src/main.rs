@@ -57,10 +57,11 @@ enum Command {
 struct ModelArgs {
     #[arg(value_enum)]
     model: ModelArg,
-    /// Brokers (default: 3 for replication, 2 for partitioning).
+    /// Brokers (default: 3 for replication, 2 for partitioning and offsets).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=7))]
     brokers: Option<u32>,
-    /// Records the producer sends (default: 1 for replication, 4 for partitioning).
+    /// Records the producer sends (default: 1 for replication, 4 for partitioning); for offsets,
+    /// records pre-filled in each data partition (default 2).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
     records: Option<u32>,
     /// Crash-restarts allowed in a run, each with or without loss of unsynced data.
@@ -84,6 +85,21 @@ struct ModelArgs {
     /// When a write counts as committed: replicated (Kafka's default) or fsync.
     #[arg(long, value_parser = parse_durability)]
     durability: Option<Durability>,
+    /// Offsets model: partitions of the data topic (default 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4))]
+    partitions: Option<u32>,
+    /// Offsets model: members of the consumer group (default 2).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4))]
+    consumers: Option<u32>,
+    /// Offsets model: group member sessions the coordinator may expire (default 0).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=8))]
+    member_expiries: Option<u32>,
+    /// Offsets model: group requests that may be refused to members, in all (default 2).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=16))]
+    refusals: Option<u32>,
+    /// Offsets model: only consumers crash (brokers keep running).
+    #[arg(long)]
+    consumer_crashes_only: bool,
     /// Leave out the reader (replication model): consumed-stable and hw-monotonic are then not
     /// checked, in exchange for far fewer interleavings in deep bug searches.
     #[arg(long)]
@@ -94,6 +110,7 @@ struct ModelArgs {
 enum ModelArg {
     Replication,
     Partitioning,
+    Offsets,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -116,6 +133,7 @@ impl ModelArgs {
         let kind = match self.model {
             ModelArg::Replication => ModelKind::Replication,
             ModelArg::Partitioning => ModelKind::Partitioning,
+            ModelArg::Offsets => ModelKind::Offsets,
         };
         let mut o = ModelOptions::defaults(kind);
         if let Some(b) = self.brokers {
@@ -149,6 +167,33 @@ impl ModelArgs {
         if let Some(d) = self.durability {
             o.durability = d;
         }
+        if let Some(p) = self.partitions {
+            o.partitions = p;
+        }
+        if let Some(c) = self.consumers {
+            o.consumers = c as usize;
+        }
+        if let Some(e) = self.member_expiries {
+            o.member_expiries = e as usize;
+        }
+        if let Some(r) = self.refusals {
+            o.refusals = r as usize;
+        }
+        if self.consumer_crashes_only {
+            o.broker_crashes = false;
+        }
+        if o.kind != ModelKind::Offsets
+            && (self.partitions.is_some()
+                || self.consumers.is_some()
+                || self.member_expiries.is_some()
+                || self.refusals.is_some()
+                || self.consumer_crashes_only)
+        {
+            return Err(
+                "--partitions, --consumers, --member-expiries, --refusals and --consumer-crashes-only apply to the offsets model only"
+                    .into(),
+            );
+        }
         o.bugs = self.bugs.clone();
         if self.no_reader {
             o.reader = false;
@@ -171,7 +216,22 @@ fn describe(o: &ModelOptions) -> String {
         o.min_insync_replicas,
         o.durability,
         if bugs.is_empty() { "none".to_string() } else { bugs.join(",") },
-        if o.reader { "" } else { " reader=none" }
+        match o.kind {
+            ModelKind::Offsets => format!(
+                " partitions={} consumers={} member_expiries={} refusals={}{}",
+                o.partitions,
+                o.consumers,
+                o.member_expiries,
+                o.refusals,
+                if o.broker_crashes {
+                    ""
+                } else {
+                    " consumer_crashes_only"
+                }
+            ),
+            _ if o.reader => String::new(),
+            _ => " reader=none".to_string(),
+        }
     )
 }
 

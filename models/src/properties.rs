@@ -5,7 +5,7 @@ use crate::actor::{NodeActor, NodeState};
 use crate::cluster::{ModelCfg, ModelKind, SeedlogModel};
 use crate::history::History;
 use seedlog::node::{Broker, Image};
-use seedlog::protocol::{ClusterMetadata, TopicPartition};
+use seedlog::protocol::{ClusterMetadata, OffsetsKey, OffsetsValue, TopicPartition, OFFSETS_TOPIC};
 use stateright::actor::ActorModelState;
 use stateright::Expectation;
 use std::collections::BTreeMap;
@@ -202,6 +202,132 @@ fn reaches_both_partitions(_: &SeedlogModel, s: &State) -> bool {
     parts.len() >= 2
 }
 
+/// The records of the `__consumer_offsets` partition (all groups hash to partition 0 of one).
+fn offsets_tp() -> TopicPartition {
+    TopicPartition::new(OFFSETS_TOPIC, 0)
+}
+
+/// `offsets-monotonic`: a group's committed offset only moves through commits of its current
+/// generation; stale generations are fenced. Checked on what the coordinator accepted: every
+/// accepted commit is a record appended to `__consumer_offsets` naming the member's generation,
+/// and every completed rebalance a record naming the new generation. In the log of every live
+/// replica of that partition, no commit record of a group may carry a generation older than a
+/// generation record of that group before it: a coordinator (this one, or the one it took over
+/// from, whose records it replayed) had already moved the group past that generation when it
+/// accepted the commit. Correct code checks member and generation before appending a commit, and
+/// bumps the generation in the same step as it appends the generation record; the
+/// `accept-stale-generation` switch (N) appends a fenced member's late commit after the new
+/// generation's record, which is what this catches. (A commit of the current generation during a
+/// rebalance, before the new generation is recorded, is legitimate and allowed, as in Kafka.)
+fn offsets_monotonic(m: &SeedlogModel, s: &State) -> bool {
+    let tp = offsets_tp();
+    live_brokers(&m.cfg, s).all(|(_, b)| {
+        let Some(log) = b.log(&tp) else {
+            return true;
+        };
+        let mut generation: BTreeMap<String, u32> = BTreeMap::new();
+        log.entries().iter().all(|e| {
+            let key = e.record.key.as_deref().and_then(OffsetsKey::decode);
+            match (key, OffsetsValue::decode(&e.record.value)) {
+                (
+                    Some(OffsetsKey::Group { group }),
+                    Some(OffsetsValue::Group { generation: g }),
+                ) => {
+                    let max = generation.entry(group).or_insert(0);
+                    *max = (*max).max(g);
+                    true
+                }
+                (
+                    Some(OffsetsKey::Offset { group, .. }),
+                    Some(OffsetsValue::Offset { generation: g, .. }),
+                ) => generation.get(&group).is_none_or(|max| g >= *max),
+                _ => true,
+            }
+        })
+    })
+}
+
+/// Every record a group member finished processing (kept across consumer crashes).
+fn processed(m: &SeedlogModel, s: &State) -> std::collections::BTreeSet<(TopicPartition, u64)> {
+    m.cfg
+        .consumers
+        .iter()
+        .filter_map(|&c| s.actor_storages[c].as_ref())
+        .flat_map(|d| d.processed.iter().cloned())
+        .collect()
+}
+
+/// `at-least-once`: nothing below a group's committed offset went unprocessed, so a member that
+/// resumes at the committed offset skips nothing. For the committed offset of every partition in
+/// every live coordinator (the group state of each live broker leading `__consumer_offsets`:
+/// offsets whose commit record passed the high watermark, or that a new coordinator replayed from
+/// its log), every record below it must have been processed by some member (a `Polled`
+/// observation, which the adapter keeps in the member's storage so it survives the member's
+/// crash) — or be in the hands of a live member that has committed it and not processed it yet
+/// (the adapter notes a member's latest commit until it processes a batch of that partition; a
+/// crash forgets it). Correct code processes before it commits, so the exception never matters
+/// to it; with `commit-before-process` (M), the member that crashes between its commit and its
+/// processing leaves the committed offset above a record no one processed.
+fn at_least_once(m: &SeedlogModel, s: &State) -> bool {
+    let done = processed(m, s);
+    let in_hand = |tp: &TopicPartition, offset: u64| {
+        m.cfg.consumers.iter().any(|&c| {
+            !s.crashed[c]
+                && matches!(
+                    &*s.actor_states[c],
+                    NodeState::Running { owed: Some((t, o)), .. } if t == tp && offset < *o
+                )
+        })
+    };
+    live_brokers(&m.cfg, s).all(|(_, b)| {
+        b.coordinators().values().all(|c| {
+            c.groups().values().all(|g| {
+                g.offsets.iter().all(|(tp, &committed)| {
+                    (0..committed).all(|o| done.contains(&(tp.clone(), o)) || in_hand(tp, o))
+                })
+            })
+        })
+    })
+}
+
+/// The groups of every live coordinator.
+fn coordinator_groups<'a>(
+    m: &'a SeedlogModel,
+    s: &'a State,
+) -> impl Iterator<Item = &'a seedlog::node::coordinator::Group> + 'a {
+    live_brokers(&m.cfg, s)
+        .flat_map(|(_, b)| b.coordinators().values().flat_map(|c| c.groups().values()))
+}
+
+fn reaches_commit(m: &SeedlogModel, s: &State) -> bool {
+    coordinator_groups(m, s).any(|g| !g.offsets.is_empty())
+}
+
+fn reaches_rebalance(m: &SeedlogModel, s: &State) -> bool {
+    coordinator_groups(m, s).any(|g| g.generation >= 2)
+}
+
+/// A coordinator of a later leader epoch than the first appended a record (a generation or a
+/// commit) to `__consumer_offsets`: another broker took over the group and serves it.
+fn reaches_coordinator_failover(m: &SeedlogModel, s: &State) -> bool {
+    let tp = offsets_tp();
+    live_brokers(&m.cfg, s).any(|(_, b)| {
+        b.log(&tp)
+            .is_some_and(|l| l.entries().iter().any(|e| e.epoch > 0))
+    })
+}
+
+/// Every pre-filled record of every data partition was processed.
+fn reaches_all_processed(m: &SeedlogModel, s: &State) -> bool {
+    let done = processed(m, s);
+    let per_partition = m.cfg.records.len() as u64;
+    let partitions: std::collections::BTreeSet<_> = done.iter().map(|(tp, _)| tp).collect();
+    !partitions.is_empty()
+        && partitions
+            .iter()
+            .all(|tp| (0..per_partition).all(|o| done.contains(&((*tp).clone(), o))))
+}
+
 /// The safety properties of `model` that do not hold in `state`, by name: the very conditions
 /// the checker evaluates, so tests can show each one failing on a hand-built violating state.
 pub fn violated(model: &SeedlogModel, state: &State) -> Vec<&'static str> {
@@ -215,6 +341,8 @@ pub fn violated(model: &SeedlogModel, state: &State) -> Vec<&'static str> {
 }
 
 pub fn add(model: SeedlogModel, kind: ModelKind, reader: bool) -> SeedlogModel {
+    // The offsets model reaches a coordinator failover only if a broker can be fenced.
+    let failover = model.cfg.expiries > 0;
     use Expectation::{Always as A, Sometimes as S};
     match kind {
         ModelKind::Replication => {
@@ -245,13 +373,34 @@ pub fn add(model: SeedlogModel, kind: ModelKind, reader: bool) -> SeedlogModel {
             .property(S, "reaches acked write", reaches_ack)
             .property(S, "reaches both partitions", reaches_both_partitions)
             .property(S, "reaches failover", reaches_failover),
+        ModelKind::Offsets => {
+            let model = model
+                .property(A, "offsets-monotonic", offsets_monotonic)
+                .property(A, "at-least-once", at_least_once)
+                .property(A, "log-matching", log_matching)
+                .property(A, "single-leader-per-epoch", single_leader_per_epoch)
+                .property(S, "reaches commit", reaches_commit)
+                .property(S, "reaches all processed", reaches_all_processed)
+                .property(S, "reaches rebalance", reaches_rebalance);
+            if failover {
+                model.property(
+                    S,
+                    "reaches coordinator failover",
+                    reaches_coordinator_failover,
+                )
+            } else {
+                model
+            }
+        }
     }
 }
 
-/// Bounds: clients never crash; at most `crashes` crashes in all; at most `max_version`
-/// controller changes.
+/// Bounds: the producer and reader (and, in the offsets model, the controller) never crash; at
+/// most `crashes` crashes in all; at most `max_version` controller changes; at most `expiries`
+/// broker session expiries, `evictions` ISR evictions and `member_expiries` group member session
+/// expiries, and `refusals` group requests refused to members.
 pub fn within_boundary(cfg: &ModelCfg, s: &State) -> bool {
-    if s.crashed[cfg.producer] || cfg.reader.is_some_and(|r| s.crashed[r]) {
+    if cfg.never_crash.iter().any(|&i| s.crashed[i]) {
         return false;
     }
     let disks = || s.actor_storages.iter().flatten();
@@ -262,6 +411,8 @@ pub fn within_boundary(cfg: &ModelCfg, s: &State) -> bool {
     }
     if disks().map(|d| d.expiries as usize).sum::<usize>() > cfg.expiries
         || disks().map(|d| d.evictions as usize).sum::<usize>() > cfg.evictions
+        || disks().map(|d| d.member_expiries as usize).sum::<usize>() > cfg.member_expiries
+        || disks().map(|d| d.refusals as usize).sum::<usize>() > cfg.refusals
     {
         return false;
     }

@@ -22,6 +22,12 @@ fn timer(t: &Timer) -> String {
     match t {
         Timer::SessionExpiry(b) => format!("session of broker {b} expires"),
         Timer::FollowerLag { tp, replica } => format!("{tp}: follower {replica} lags too long"),
+        Timer::MemberSession { group, member } => {
+            format!("session of member {member} of group {group} expires")
+        }
+        Timer::GroupRebalance(group) => {
+            format!("rebalance of group {group} stops waiting for members")
+        }
         other => format!("timer {other:?} fires"),
     }
 }
@@ -62,6 +68,22 @@ fn broker(b: &Broker) -> String {
             r.log.high_watermark(),
             log.join(", ")
         ));
+    }
+    for c in b.coordinators().values() {
+        for (name, g) in c.groups() {
+            let members: Vec<&String> = g.members.keys().collect();
+            let offsets: Vec<String> = g
+                .offsets
+                .iter()
+                .map(|(tp, o)| format!("{tp}={o}"))
+                .collect();
+            parts.push(format!(
+                "coordinator of group {name}: generation {} {:?} members={members:?} offsets=[{}]",
+                g.generation,
+                g.state,
+                offsets.join(", ")
+            ));
+        }
     }
     parts.join("; ")
 }
@@ -126,6 +148,20 @@ pub fn final_state(model: &SeedlogModel, s: &State) -> String {
         .map(|(tp, o, v)| format!("{tp}@{o}={}", String::from_utf8_lossy(v)))
         .collect();
     out.push_str(&format!("  read: [{}]\n", read.join(", ")));
+    if !model.cfg.consumers.is_empty() {
+        let processed: Vec<String> = model
+            .cfg
+            .consumers
+            .iter()
+            .filter_map(|&c| Some((c, s.actor_storages[c].as_ref()?)))
+            .flat_map(|(c, d)| {
+                d.processed
+                    .iter()
+                    .map(move |(tp, o)| format!("{tp}@{o} by {}", name(model, Id::from(c))))
+            })
+            .collect();
+        out.push_str(&format!("  processed: [{}]\n", processed.join(", ")));
+    }
     out
 }
 

@@ -66,7 +66,12 @@ fn produce(m: &SeedlogModel, s: &mut State, leader: usize, record: Record) {
         correlation: 0,
         producer: None,
     };
-    deliver(s, leader, m.cfg.producer, Message::Produce(req));
+    deliver(
+        s,
+        leader,
+        m.cfg.producer.expect("a producer"),
+        Message::Produce(req),
+    );
 }
 
 fn fetch_response(hw: u64, records: Vec<LogEntry>) -> FetchResponse {
@@ -98,12 +103,24 @@ fn controller_metadata(m: &SeedlogModel, s: &State) -> ClusterMetadata {
 #[test]
 fn acked_not_lost_fails_when_the_leader_lacks_an_acknowledged_record() {
     let (m, mut s) = model(ModelKind::Replication, 1);
-    observe(&m, &mut s, 0, m.cfg.producer, ack(0, 0, 0));
+    observe(
+        &m,
+        &mut s,
+        0,
+        m.cfg.producer.expect("a producer"),
+        ack(0, 0, 0),
+    );
     assert_eq!(violated(&m, &s), ["acked-not-lost"]);
     // Control: the leader (broker 0, epoch 0) holds the record.
     let (m, mut s) = model(ModelKind::Replication, 1);
     produce(&m, &mut s, 0, m.cfg.records[0].clone());
-    observe(&m, &mut s, 0, m.cfg.producer, ack(0, 0, 0));
+    observe(
+        &m,
+        &mut s,
+        0,
+        m.cfg.producer.expect("a producer"),
+        ack(0, 0, 0),
+    );
     assert!(violated(&m, &s).is_empty());
 }
 
@@ -205,7 +222,7 @@ fn per_key_partition_fails_when_one_key_is_acked_in_two_partitions() {
     for (second_partition, ok) in [(1, false), (0, true)] {
         let (m, mut s) = model(ModelKind::Partitioning, 3);
         assert_eq!(m.cfg.records[0].key, m.cfg.records[2].key);
-        let producer = m.cfg.producer;
+        let producer = m.cfg.producer.expect("a producer");
         observe(&m, &mut s, 0, producer, ack(0, 0, 0));
         observe(&m, &mut s, 0, producer, ack(2, second_partition, 1));
         let expected: &[&str] = if ok { &[] } else { &["per-key-partition"] };
@@ -218,10 +235,171 @@ fn per_key_order_fails_when_a_later_send_is_acked_below_an_earlier_one() {
     // Records 0 and 2 (key "a") acknowledged in one partition: record 2 was sent after record 0.
     for (offset_0, offset_2, ok) in [(1, 0, false), (0, 1, true)] {
         let (m, mut s) = model(ModelKind::Partitioning, 3);
-        let producer = m.cfg.producer;
+        let producer = m.cfg.producer.expect("a producer");
         observe(&m, &mut s, 0, producer, ack(0, 0, offset_0));
         observe(&m, &mut s, 0, producer, ack(2, 0, offset_2));
         let expected: &[&str] = if ok { &[] } else { &["per-key-order"] };
         assert_eq!(violated(&m, &s), expected);
+    }
+}
+
+mod offsets {
+    use super::*;
+    use models::cluster::GROUP;
+    use seedlog::protocol::{
+        Assignor, FetchRequest, GroupMessage, GroupRequest, OffsetsKey, OffsetsValue, ReplicaId,
+        OFFSETS_TOPIC,
+    };
+
+    /// The offsets model with `replicated` durability: the leader's high watermark then moves
+    /// without the disk syncs `deliver` does not carry out.
+    fn offsets_model() -> (SeedlogModel, State) {
+        let mut o = ModelOptions::defaults(ModelKind::Offsets);
+        o.durability = seedlog::node::Durability::Replicated;
+        let m = build(&o);
+        let s = m.init_states().remove(0);
+        assert!(violated(&m, &s).is_empty());
+        (m, s)
+    }
+
+    fn offsets_tp() -> TopicPartition {
+        TopicPartition::new(OFFSETS_TOPIC, 0)
+    }
+
+    fn group(correlation: u64, request: GroupRequest) -> Message {
+        Message::Group(GroupMessage {
+            group: GROUP.into(),
+            correlation,
+            request,
+        })
+    }
+
+    /// Broker 1's follower fetch of `__consumer_offsets` at `offset`, as it would send it.
+    fn follower_fetch(m: &SeedlogModel, s: &State, offset: u64) -> Message {
+        let md = controller_metadata(m, s);
+        let broker_epoch = md.registration(1).expect("broker 1 registered").epoch;
+        Message::Fetch(FetchRequest {
+            tp: offsets_tp(),
+            replica: Some(ReplicaId {
+                broker: 1,
+                broker_epoch,
+            }),
+            fetch_offset: offset,
+            last_fetched_epoch: (offset > 0).then_some(0),
+            current_leader_epoch: Some(0),
+            synced_offset: offset,
+            known_hw: 0,
+        })
+    }
+
+    fn generation_record(generation: u32) -> Record {
+        let key = OffsetsKey::Group {
+            group: GROUP.into(),
+        };
+        Record::keyed(key.encode(), OffsetsValue::Group { generation }.encode())
+    }
+
+    fn commit_record(generation: u32, offset: u64) -> Record {
+        let key = OffsetsKey::Offset {
+            group: GROUP.into(),
+            tp: tp(0),
+        };
+        let value = OffsetsValue::Offset {
+            offset,
+            member: "m".into(),
+            generation,
+        };
+        Record::keyed(key.encode(), value.encode())
+    }
+
+    #[test]
+    fn offsets_monotonic_fails_when_a_log_holds_a_commit_of_a_replaced_generation() {
+        // Broker 1's first fetch of `__consumer_offsets` is in flight; answer it with two
+        // records: generation 2, then a commit of generation 1 (stale) — or the other order.
+        for (stale_after, ok) in [(true, false), (false, true)] {
+            let (m, mut s) = offsets_model();
+            let mut records = vec![generation_record(2), commit_record(1, 1)];
+            if !stale_after {
+                records.reverse();
+            }
+            let entries = records
+                .into_iter()
+                .enumerate()
+                .map(|(i, record)| LogEntry {
+                    offset: i as u64,
+                    epoch: 0,
+                    record,
+                    producer: None,
+                })
+                .collect();
+            let mut resp = fetch_response(0, entries);
+            resp.tp = offsets_tp();
+            deliver(&mut s, 1, 0, Message::FetchResponse(resp));
+            let node = s.actor_states[1].node().and_then(|n| n.as_broker());
+            let log_end = node
+                .and_then(|b| b.log(&offsets_tp()))
+                .map(|l| l.log_end_offset());
+            assert_eq!(log_end, Some(2));
+            let expected: &[&str] = if ok { &[] } else { &["offsets-monotonic"] };
+            assert_eq!(violated(&m, &s), expected);
+        }
+    }
+
+    /// Consumer a joins (alone: generation 1), and commits offset 2 of the data partition
+    /// without having processed anything; broker 1's fetches bring the high watermark past both
+    /// records, so the coordinator holds the committed offset 2.
+    fn commit_unprocessed(m: &SeedlogModel, s: &mut State) {
+        let a = m.cfg.consumers[0];
+        let join = GroupRequest::Join {
+            member: None,
+            topics: vec![TOPIC.into()],
+            assignor: Assignor::Range,
+        };
+        deliver(s, 0, a, group(1, join));
+        let fetch = follower_fetch(m, s, 1);
+        deliver(s, 0, 1, fetch);
+        let commit = GroupRequest::Commit {
+            member: format!("c{a}-e0-1"),
+            generation: 1,
+            tp: tp(0),
+            offset: 2,
+        };
+        deliver(s, 0, a, group(2, commit));
+        let fetch = follower_fetch(m, s, 2);
+        deliver(s, 0, 1, fetch);
+        let node = s.actor_states[0].node().and_then(|n| n.as_broker());
+        let committed = node
+            .and_then(|b| b.coordinators().get(&0))
+            .and_then(|c| c.groups().get(GROUP))
+            .and_then(|g| g.offsets.get(&tp(0)).copied());
+        assert_eq!(committed, Some(2));
+    }
+
+    #[test]
+    fn at_least_once_fails_when_the_committed_offset_passes_unprocessed_records() {
+        let (m, mut s) = offsets_model();
+        commit_unprocessed(&m, &mut s);
+        assert_eq!(violated(&m, &s), ["at-least-once"]);
+        // Control: consumer a's storage says it processed both records.
+        let (m, mut s) = offsets_model();
+        commit_unprocessed(&m, &mut s);
+        let a = m.cfg.consumers[0];
+        let mut disk = (**s.actor_storages[a].as_ref().expect("a started")).clone();
+        disk.processed.extend([(tp(0), 0), (tp(0), 1)]);
+        s.actor_storages[a] = Some(Arc::new(disk));
+        assert!(violated(&m, &s).is_empty());
+        // Control: a live member still holds the batch it committed.
+        let (m, mut s) = offsets_model();
+        commit_unprocessed(&m, &mut s);
+        let mut node_state = NodeState::clone(&s.actor_states[a]);
+        let NodeState::Running { owed, .. } = &mut node_state else {
+            panic!("consumer a is not running");
+        };
+        *owed = Some((tp(0), 2));
+        s.actor_states[a] = Arc::new(node_state);
+        assert!(violated(&m, &s).is_empty());
+        // ...unless it crashed.
+        s.crashed[a] = true;
+        assert_eq!(violated(&m, &s), ["at-least-once"]);
     }
 }

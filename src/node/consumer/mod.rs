@@ -316,3 +316,6 @@ fn refusal(e: ErrorCode) -> Stage {
         _ => Stage::Fail(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests;

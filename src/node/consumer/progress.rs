@@ -18,7 +18,13 @@ impl Consumer {
             if self.has_bug(Bug::CommitBeforeProcess) && !h.committed {
                 return self.commit(cx, tp, next);
             }
-            return self.start_processing(cx);
+            self.start_processing(cx);
+            if !self.processing {
+                // Processed at once (no processing time): go on to the commit now, or nothing
+                // would wake this member before its next heartbeat (found by the model checker).
+                self.step(cx);
+            }
+            return;
         }
         // Commit what was processed and not yet committed (also after a rewind). A position
         // set by a reset or a seek alone is not committed: nothing was processed there.

@@ -1,0 +1,238 @@
+//! The consumer's own sequencing, request by request, with the coordinator's answers written by
+//! hand: what it asks next, what it reports, and when it commits relative to processing.
+
+use super::Consumer;
+use crate::node::{Bug, ClientEvent, ConsumerConfig, Context, Effect, OffsetReset, Stage, Timer};
+use crate::protocol::{
+    Assignor, ClusterMetadata, FetchResponse, GroupAnswer, GroupRequest, GroupResponse, LogEntry,
+    Message, PartitionState, Record, TopicPartition,
+};
+use std::sync::Arc;
+
+fn consumer(process_ms: Option<u64>, bugs: &[Bug]) -> Consumer {
+    Consumer::new(Arc::new(ConsumerConfig {
+        id: 50,
+        bootstrap: vec![0],
+        group: "g".into(),
+        topic: "t".into(),
+        assignor: Assignor::Range,
+        auto_offset_reset: OffsetReset::Earliest,
+        heartbeat_interval_ms: None,
+        request_timeout_ms: None,
+        retry_backoff_ms: None,
+        process_ms,
+        rewind_every: None,
+        max_records: None,
+        seek_to: Default::default(),
+        bugs: bugs.iter().copied().collect(),
+    }))
+}
+
+fn tp() -> TopicPartition {
+    TopicPartition::new("t", 0)
+}
+
+/// The group request the consumer just sent, with its correlation.
+fn sent_group(effects: &[Effect]) -> Option<(u64, GroupRequest)> {
+    effects.iter().find_map(|e| match e {
+        Effect::Send {
+            message: Message::Group(m),
+            ..
+        } => Some((m.correlation, m.request.clone())),
+        _ => None,
+    })
+}
+
+fn answer(c: &mut Consumer, correlation: u64, result: GroupAnswer) -> Vec<Effect> {
+    let mut cx = Context::new(0);
+    let resp = GroupResponse {
+        group: "g".into(),
+        correlation,
+        result: Ok(result),
+    };
+    c.on_message(&mut cx, 0, Message::GroupResponse(resp));
+    cx.take_effects()
+}
+
+/// Drives a new member to the point where it fetches `t-0` at offset 3 (the committed offset).
+fn member_fetching(c: &mut Consumer) -> Vec<Effect> {
+    let mut cx = Context::new(0);
+    c.on_start(&mut cx);
+    let mut fx = cx.take_effects();
+    let script = [
+        GroupAnswer::Coordinator(0),
+        GroupAnswer::Joined {
+            member: "m".into(),
+            generation: 1,
+        },
+        GroupAnswer::Assignment {
+            generation: 1,
+            partitions: vec![tp()],
+        },
+        GroupAnswer::Offset(Some(3)),
+    ];
+    for a in script {
+        let (corr, _) = sent_group(&fx).expect("a group request is in flight");
+        fx = answer(c, corr, a);
+    }
+    // It needs metadata to find the leader.
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Send {
+            message: Message::Metadata { .. },
+            ..
+        }
+    )));
+    let mut cx = Context::new(0);
+    let md = ClusterMetadata {
+        version: 1,
+        brokers: vec![],
+        partitions: vec![PartitionState {
+            tp: tp(),
+            replicas: vec![0],
+            leader: Some(0),
+            leader_epoch: 1,
+            isr: vec![0],
+            partition_epoch: 1,
+        }],
+    };
+    c.on_message(&mut cx, 0, Message::MetadataResponse(md));
+    cx.take_effects()
+}
+
+fn deliver_batch(c: &mut Consumer) -> Vec<Effect> {
+    let records = (3..5)
+        .map(|o| LogEntry {
+            offset: o,
+            epoch: 1,
+            record: Record::keyed("k", format!("v{o}")),
+            producer: None,
+        })
+        .collect();
+    let resp = FetchResponse {
+        tp: tp(),
+        fetch_offset: 3,
+        error: None,
+        leader_epoch: 1,
+        high_watermark: 5,
+        log_start_offset: 0,
+        records,
+        diverging_epoch: None,
+    };
+    let mut cx = Context::new(0);
+    c.on_message(&mut cx, 0, Message::FetchResponse(resp));
+    cx.take_effects()
+}
+
+fn observed(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Observe(ev) => Some(ev.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn it_resumes_at_the_committed_offset() {
+    let mut c = consumer(None, &[]);
+    let fx = member_fetching(&mut c);
+    let fetch = fx.iter().find_map(|e| match e {
+        Effect::Send {
+            message: Message::Fetch(f),
+            ..
+        } => Some(f.fetch_offset),
+        _ => None,
+    });
+    assert_eq!(fetch, Some(3));
+}
+
+#[test]
+fn without_processing_time_it_processes_then_commits_at_once() {
+    let mut c = consumer(None, &[]);
+    member_fetching(&mut c);
+    let fx = deliver_batch(&mut c);
+    assert_eq!(
+        observed(&fx),
+        ["polled t-0 [3@1:k=v3, 4@1:k=v4]", "commit g t-0=5 invoke"]
+    );
+    let (_, req) = sent_group(&fx).expect("the commit is sent in the same step");
+    assert!(matches!(req, GroupRequest::Commit { offset: 5, .. }));
+}
+
+#[test]
+fn it_commits_only_after_processing() {
+    let mut c = consumer(Some(10), &[]);
+    member_fetching(&mut c);
+    let fx = deliver_batch(&mut c);
+    assert!(observed(&fx).is_empty(), "nothing before processing ends");
+    assert!(sent_group(&fx).is_none(), "no commit before processing");
+    let mut cx = Context::new(10);
+    c.on_timer(&mut cx, Timer::Process);
+    let fx = cx.take_effects();
+    assert_eq!(
+        observed(&fx),
+        ["polled t-0 [3@1:k=v3, 4@1:k=v4]", "commit g t-0=5 invoke"]
+    );
+}
+
+#[test]
+fn the_bug_switch_commits_before_processing() {
+    let mut c = consumer(Some(10), &[Bug::CommitBeforeProcess]);
+    member_fetching(&mut c);
+    let fx = deliver_batch(&mut c);
+    assert_eq!(observed(&fx), ["commit g t-0=5 invoke"]);
+    let (corr, _) = sent_group(&fx).expect("commit sent");
+    let fx = answer(&mut c, corr, GroupAnswer::Committed);
+    // Committed, not yet processed: a crash now loses offsets 3 and 4 for the group.
+    assert_eq!(observed(&fx), ["commit g t-0=5 ok"]);
+    let mut cx = Context::new(10);
+    c.on_timer(&mut cx, Timer::Process);
+    assert_eq!(
+        observed(&cx.take_effects()),
+        ["polled t-0 [3@1:k=v3, 4@1:k=v4]"]
+    );
+}
+
+#[test]
+fn a_fenced_commit_drops_the_generation_and_rejoins() {
+    let mut c = consumer(None, &[]);
+    member_fetching(&mut c);
+    let fx = deliver_batch(&mut c);
+    let (corr, _) = sent_group(&fx).expect("commit sent");
+    let mut cx = Context::new(0);
+    let resp = GroupResponse {
+        group: "g".into(),
+        correlation: corr,
+        result: Err(crate::protocol::ErrorCode::IllegalGeneration),
+    };
+    c.on_message(&mut cx, 0, Message::GroupResponse(resp));
+    let fx = cx.take_effects();
+    let events: Vec<&ClientEvent> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Observe(ev) => Some(ev),
+            _ => None,
+        })
+        .collect();
+    assert!(matches!(
+        events[..],
+        [ClientEvent::Commit {
+            stage: Stage::Fail(_),
+            ..
+        }]
+    ));
+    let (_, req) = sent_group(&fx).expect("rejoins at once");
+    assert!(matches!(
+        req,
+        GroupRequest::Join {
+            member: Some(_),
+            ..
+        }
+    ));
+    assert!(
+        c.positions().is_empty(),
+        "positions come again from the committed offsets"
+    );
+}
