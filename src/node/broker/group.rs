@@ -3,7 +3,7 @@
 //! coordinator's records to the partition and tells it when the high watermark passes them.
 
 use super::{Broker, Role};
-use crate::node::coordinator::{Coordinator, Settings, Write};
+use crate::node::coordinator::{Coordinator, Pending, Settings, Write};
 use crate::node::{Bug, Context, DiskOp, Timer};
 use crate::protocol::{
     group_partition, ErrorCode, GroupAnswer, GroupMessage, GroupRequest, GroupResponse, Message,
@@ -141,7 +141,29 @@ impl Broker {
         let Role::Leader(ls) = &r.role else {
             return;
         };
+        // Like Kafka's coordinator (which writes with acks=all), a commit is refused up front
+        // while the partition has fewer in-sync replicas than `min.insync.replicas`: it could
+        // not be made as durable as promised.
+        let too_few = ls.isr.len() < self.config.min_insync_replicas;
         for w in writes {
+            if let (
+                true,
+                Pending::Commit {
+                    client,
+                    correlation,
+                    group,
+                    ..
+                },
+            ) = (too_few, &w.then)
+            {
+                let resp = GroupResponse {
+                    group: group.clone(),
+                    correlation: *correlation,
+                    result: Err(ErrorCode::CoordinatorNotAvailable),
+                };
+                cx.send(*client, Message::GroupResponse(resp));
+                continue;
+            }
             let Ok(entries) = r.log.append_as_leader(ls.epoch, &[w.record]) else {
                 continue;
             };

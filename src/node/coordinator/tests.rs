@@ -16,6 +16,10 @@ fn broker(bugs: &[Bug]) -> Broker {
 }
 
 fn broker_with(bugs: &[Bug], compact_after: Option<u64>) -> Broker {
+    broker_configured(bugs, compact_after, 1)
+}
+
+fn broker_configured(bugs: &[Bug], compact_after: Option<u64>, min_insync: usize) -> Broker {
     let controller = Controller::bootstrapped(Arc::new(ControllerConfig {
         id: 9,
         brokers: vec![0],
@@ -30,6 +34,7 @@ fn broker_with(bugs: &[Bug], compact_after: Option<u64>) -> Broker {
     let mut config = BrokerConfig::new(0, 9);
     config.bugs = bugs.iter().copied().collect();
     config.offsets_compact_after = compact_after;
+    config.min_insync_replicas = min_insync;
     let mut b = Broker::bootstrapped(Arc::new(config), controller.metadata().clone());
     b.on_start(&mut Context::new(0));
     b
@@ -347,4 +352,16 @@ fn without_compaction_every_commit_stays() {
         .expect("offsets log");
     assert_eq!(log.log_start_offset(), 0);
     assert_eq!(log.log_end_offset(), 22, "2 generations + 20 commits");
+}
+
+#[test]
+fn commits_are_refused_while_the_isr_is_below_min_insync() {
+    // One broker, so the offsets partition's ISR is {0}: below min.insync.replicas = 2.
+    let mut b = broker_configured(&[], None, 2);
+    let (m1, _) = two_members(&mut b);
+    assert_eq!(
+        commit(&mut b, 101, &m1, 2, 5),
+        Err(ErrorCode::CoordinatorNotAvailable)
+    );
+    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(None)));
 }
