@@ -168,7 +168,9 @@ fn reading_by_process(ops: &[Operation]) -> BTreeMap<(&str, Tp), Reading> {
                 let r = out
                     .entry((op.process.as_str(), (t.clone(), p)))
                     .or_default();
-                if op.f == Op::Seek && to > r.at {
+                // A forward move skips what lies between, whether an explicit seek or a resume
+                // at a committed offset (another member read those records, or nobody did).
+                if to > r.at {
                     r.skips.push((r.at, to));
                 }
                 r.at = to;

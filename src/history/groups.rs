@@ -53,6 +53,9 @@ impl fmt::Display for Committed<'_> {
 struct Seek<'a> {
     op: &'a Operation,
     offset: u64,
+    /// Where the process stood before the seek (after its last read or repositioning; 0 if
+    /// none): a seek from `from` to a higher `offset` jumps over `[from, offset)`.
+    from: u64,
 }
 
 /// What the group checks need, gathered once.
@@ -76,9 +79,16 @@ impl<'a> Groups<'a> {
                 g.member_of.entry(&e.process).or_default().insert(group);
             }
         }
+        // Each process's position per partition, to tell forward jumps from rewinds.
+        let mut at: BTreeMap<(&str, Tp), u64> = BTreeMap::new();
         for (order, op) in ops.iter().enumerate() {
             let e = &op.event;
             let tp = e.topic.clone().zip(e.partition);
+            if let (Op::FetchCommitted, EventType::Ok, Some(tp), Some(o)) =
+                (&op.f, op.outcome, tp.clone(), e.offset)
+            {
+                at.insert((op.process.as_str(), tp), o);
+            }
             match (&op.f, op.outcome, &e.group, tp) {
                 (Op::Commit | Op::FetchCommitted, EventType::Ok, Some(group), Some(tp)) => {
                     // A commit without an offset cannot be checked; `validate` makes its invoke
@@ -98,12 +108,19 @@ impl<'a> Groups<'a> {
                 // A seek of unknown outcome may have happened: it may excuse, never accuse.
                 (Op::Seek, EventType::Ok | EventType::Info, _, Some(tp)) => {
                     if let Some(offset) = e.offset {
-                        g.seeks.entry(tp).or_default().push(Seek { op, offset });
+                        let from = at
+                            .insert((op.process.as_str(), tp.clone()), offset)
+                            .unwrap_or(0);
+                        g.seeks
+                            .entry(tp)
+                            .or_default()
+                            .push(Seek { op, offset, from });
                     }
                 }
                 (Op::Poll, EventType::Ok, _, _) => {
                     for r in e.records.iter().flatten() {
                         let tp = (r.topic.clone(), r.partition);
+                        at.insert((op.process.as_str(), tp.clone()), r.offset + 1);
                         g.processed_by.insert((&op.process, tp, r.offset));
                     }
                 }
@@ -206,8 +223,8 @@ fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed])
 }
 
 /// Every known record below the group's final committed offset (the last observation, by
-/// completion, that has one) was read by an `ok` poll of a member, unless a member sought past
-/// it (a deliberate skip).
+/// completion, that has one) was read by an `ok` poll of a member, unless a member jumped over
+/// it with a forward seek (a deliberate skip; a seek back to re-read excuses nothing).
 fn check_at_least_once(
     groups: &Groups,
     group: &str,
@@ -223,13 +240,18 @@ fn check_at_least_once(
     else {
         return;
     };
-    let skipped_to = groups
+    // Only a forward jump over a record excuses it: a rewind (seek back to re-read) skips
+    // nothing.
+    let jumps: Vec<(u64, u64)> = groups
         .member_seeks(group, tp)
-        .map(|s| s.offset)
-        .max()
-        .unwrap_or(0);
+        .filter(|s| s.offset > s.from)
+        .map(|s| (s.from, s.offset))
+        .collect();
     for &offset in known.get(tp).into_iter().flat_map(|k| k.range(..end)) {
-        if offset < skipped_to || groups.processed(group, tp, offset) {
+        let jumped = jumps
+            .iter()
+            .any(|&(from, to)| from <= offset && offset < to);
+        if jumped || groups.processed(group, tp, offset) {
             continue;
         }
         report(

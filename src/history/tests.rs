@@ -461,6 +461,29 @@ fn at_least_once() {
     );
 }
 
+#[test]
+fn a_rewind_does_not_excuse_records_nobody_processed() {
+    // As in `at_least_once`, but c2 later seeks back to re-read 3: a backward seek skips
+    // nothing, so 0..2 are still reported. (It once excused everything below the seek target.)
+    let report = group_report(vec![
+        fetch("c1", 10, None),
+        gseek("c1", 12, 0),
+        gpoll_ending("c1", 20, 0..3, EventType::Info),
+        commit("c1", 30, 3, EventType::Ok),
+        fetch("c2", 40, Some(3)),
+        gpoll("c2", 50, 3..5),
+        gseek("c2", 55, 3),
+        gpoll("c2", 56, 3..5),
+        commit("c2", 60, 5, EventType::Ok),
+    ]);
+    assert_eq!(
+        subjects(&report, "at-least-once"),
+        vec!["g t-0@0", "g t-0@1", "g t-0@2"],
+        "{}",
+        report.render()
+    );
+}
+
 /// c1 processes 0..1 and stalls; the group moves on without it: c2 resets to 0, processes
 /// everything and commits 5. Then c1's late commit of 2 ends `ending`, and c3 fetches.
 fn fenced_member(ending: EventType, fetched: u64) -> Vec<Vec<Event>> {

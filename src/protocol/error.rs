@@ -47,12 +47,18 @@ pub enum ErrorCode {
     IllegalGeneration,
     /// The group is rebalancing: rejoin.
     RebalanceInProgress,
+    /// Clients cannot write to an internal topic (`__consumer_offsets`): only its coordinator
+    /// appends there, so its cache always matches its log.
+    InvalidTopic,
 }
 
 impl ErrorCode {
     /// Whether a client should refresh its metadata and retry the same request.
     pub fn is_retriable(self) -> bool {
-        !matches!(self, ErrorCode::UnknownTopicOrPartition)
+        !matches!(
+            self,
+            ErrorCode::UnknownTopicOrPartition | ErrorCode::InvalidTopic
+        )
     }
 }
 

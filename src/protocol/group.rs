@@ -133,8 +133,9 @@ pub struct GroupResponse {
 pub enum OffsetsKey {
     /// The group's committed offset for one partition.
     Offset { group: String, tp: TopicPartition },
-    /// The group's latest generation: a new coordinator continues from it, so generations never
-    /// repeat across coordinator failover.
+    /// The group's latest generation: a new coordinator continues from the last one stored. A
+    /// generation handed out but not yet stored when its coordinator failed can be handed out
+    /// again; members are fenced by member id too, and ids name the coordinator's leader epoch.
     Group { group: String },
 }
 

@@ -50,6 +50,7 @@ impl Broker {
         tp: &TopicPartition,
         hw: Offset,
         epoch_start: Offset,
+        isr_ok: bool,
     ) {
         if tp.topic != OFFSETS_TOPIC {
             return;
@@ -57,7 +58,7 @@ impl Broker {
         let Some(c) = self.coordinators.get_mut(&tp.partition) else {
             return;
         };
-        if let Some(start) = c.on_high_watermark(cx, hw, epoch_start) {
+        if let Some(start) = c.on_high_watermark(cx, hw, epoch_start, isr_ok) {
             self.set_log_start(cx, tp, start);
         }
         self.maybe_compact(cx, tp, hw);

@@ -6,7 +6,7 @@ use super::{Broker, LeaderState, Progress, Role, WaitingProduce};
 use crate::node::{Bug, Context, DiskOp, Durability, Timer};
 use crate::protocol::{
     Acks, BrokerId, ErrorCode, FetchRequest, FetchResponse, Message, NodeId, OffsetSpec,
-    PartitionState, ProduceRequest, ProduceResponse, TopicPartition,
+    PartitionState, ProduceRequest, ProduceResponse, TopicPartition, OFFSETS_TOPIC,
 };
 use std::collections::BTreeMap;
 
@@ -107,6 +107,9 @@ impl Broker {
                 cx.send(from, Message::ProduceResponse(resp));
             }
         };
+        if req.tp.topic == OFFSETS_TOPIC {
+            return reply(cx, Err(ErrorCode::InvalidTopic));
+        }
         let Some(r) = self.replicas.get_mut(&req.tp) else {
             return reply(cx, Err(not_leader));
         };
@@ -380,7 +383,7 @@ impl Broker {
         for (from, req) in parked {
             self.answer_or_park(cx, from, req);
         }
-        self.coordinator_progress(cx, tp, hw, epoch_start);
+        self.coordinator_progress(cx, tp, hw, epoch_start, isr_ok);
     }
 
     /// Proposes adding every caught-up follower (LEO at least the high watermark and the start of

@@ -66,3 +66,23 @@ fn idempotent_retry_is_answered_with_the_original_offset() {
     assert_eq!(log.log_end_offset(), 2);
     assert_eq!(produce(&mut b, "c", 2), vec![Ok(2)]);
 }
+
+#[test]
+fn clients_cannot_write_to_the_offsets_topic() {
+    let mut b = single_leader();
+    let req = ProduceRequest {
+        tp: TopicPartition::new(crate::protocol::OFFSETS_TOPIC, 0),
+        acks: Acks::All,
+        records: vec![Record::keyed("k", "forged commit")],
+        leader_epoch: None,
+        correlation: 1,
+        producer: None,
+    };
+    let mut cx = Context::new(0);
+    b.on_message(&mut cx, 100, Message::Produce(req));
+    let refused = cx.take_effects().into_iter().any(|e| {
+        matches!(e, Effect::Send { message: Message::ProduceResponse(r), .. }
+            if r.result == Err(ErrorCode::InvalidTopic))
+    });
+    assert!(refused);
+}

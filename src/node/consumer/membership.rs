@@ -63,13 +63,29 @@ impl Consumer {
         self.group_request(cx, GroupCall::Sync);
     }
 
+    /// The heartbeat timer: while the member has a generation it always re-arms, whatever else
+    /// is going on (a member that stops heartbeating is expelled without knowing it). Heartbeats
+    /// unanswered for the request timeout mean the coordinator is gone: find it again.
     pub(super) fn send_heartbeat(&mut self, cx: &mut Context) {
-        let (Some(to), Some(member), Some(generation)) =
-            (self.coordinator, self.member.clone(), self.generation)
-        else {
+        let (Some(member), Some(generation)) = (self.member.clone(), self.generation) else {
             return;
         };
         if self.assignment.is_none() || self.finished {
+            return;
+        }
+        cx.set_timer(Timer::GroupHeartbeat, self.config.heartbeat_interval_ms);
+        let Some(to) = self.coordinator else {
+            return;
+        };
+        let silent_ms =
+            self.heartbeats.len() as u64 * self.config.heartbeat_interval_ms.unwrap_or(0);
+        if self
+            .config
+            .request_timeout_ms
+            .is_some_and(|t| !self.heartbeats.is_empty() && silent_ms >= t)
+        {
+            self.heartbeats.clear();
+            self.coordinator = None;
             return;
         }
         let correlation = self.next_correlation();
@@ -79,8 +95,7 @@ impl Consumer {
             request: GroupRequest::Heartbeat { member, generation },
         };
         cx.send(to, Message::Group(msg));
-        self.heartbeat = Some(correlation);
-        cx.set_timer(Timer::GroupHeartbeat, self.config.heartbeat_interval_ms);
+        self.heartbeats.insert(correlation);
     }
 
     pub(super) fn on_group_response(
@@ -206,7 +221,7 @@ impl Consumer {
             cx.cancel_timer(Timer::Process);
         }
         cx.cancel_timer(Timer::GroupHeartbeat);
-        self.heartbeat = None;
+        self.heartbeats.clear();
     }
 
     pub(super) fn leave(&mut self, cx: &mut Context) {

@@ -80,7 +80,8 @@ pub struct Consumer {
     /// Round-robin cursor over the assignment.
     cursor: usize,
     in_flight: Option<InFlight>,
-    heartbeat: Option<u64>,
+    /// Heartbeats sent and not yet answered (any answer settles them all).
+    heartbeats: BTreeSet<u64>,
     correlation: u64,
     in_hand: Option<InHand>,
     processing: bool,
@@ -107,7 +108,7 @@ impl Consumer {
             sought: BTreeSet::new(),
             cursor: 0,
             in_flight: None,
-            heartbeat: None,
+            heartbeats: BTreeSet::new(),
             correlation: 0,
             in_hand: None,
             processing: false,
@@ -166,8 +167,8 @@ impl Consumer {
                 self.stale = false;
             }
             Message::GroupResponse(resp) => {
-                if self.heartbeat == Some(resp.correlation) {
-                    self.heartbeat = None;
+                if self.heartbeats.contains(&resp.correlation) {
+                    self.heartbeats.clear();
                     if let Err(e) = resp.result {
                         self.on_group_error(cx, e);
                     }
@@ -312,7 +313,9 @@ impl Consumer {
 /// that resigned may have appended the commit before it did).
 fn refusal(e: ErrorCode) -> Stage {
     match e {
-        ErrorCode::NotCoordinator => Stage::Info(e.to_string()),
+        ErrorCode::NotCoordinator | ErrorCode::NotEnoughReplicasAfterAppend => {
+            Stage::Info(e.to_string())
+        }
         _ => Stage::Fail(e.to_string()),
     }
 }

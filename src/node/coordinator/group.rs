@@ -64,13 +64,16 @@ impl Group {
     }
 
     /// Starts a rebalance: every member must rejoin, except `except` (the one whose join
-    /// started it).
-    pub fn prepare_rebalance(&mut self, except: Option<&MemberId>) {
+    /// started it). Returns the syncs parked for the generation being abandoned: the caller
+    /// answers them `RebalanceInProgress`, so those members rejoin at once instead of waiting
+    /// out a timeout.
+    pub fn prepare_rebalance(&mut self, except: Option<&MemberId>) -> Vec<Waiting> {
         self.state = GroupState::PreparingRebalance;
         self.assignment.clear();
         for (id, m) in &mut self.members {
             m.rejoined = Some(id) == except;
         }
+        std::mem::take(&mut self.waiting_syncs)
     }
 }
 

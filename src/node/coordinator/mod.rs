@@ -186,6 +186,7 @@ impl Coordinator {
         cx: &mut Context,
         hw: Offset,
         epoch_start: Offset,
+        isr_ok: bool,
     ) -> Option<Offset> {
         if hw >= epoch_start {
             self.loaded = true;
@@ -205,7 +206,15 @@ impl Coordinator {
                         .or_default()
                         .offsets
                         .insert(tp, offset);
-                    reply(cx, client, &group, correlation, Ok(GroupAnswer::Committed));
+                    // The record is committed in the log (so in the cache), but if the ISR shrank
+                    // below min.insync.replicas meanwhile it is not as durable as promised: the
+                    // outcome is unknown to the member, as with produce.
+                    let answer = if isr_ok {
+                        Ok(GroupAnswer::Committed)
+                    } else {
+                        Err(ErrorCode::NotEnoughReplicasAfterAppend)
+                    };
+                    reply(cx, client, &group, correlation, answer);
                 }
                 Pending::Checkpoint => {}
                 Pending::Generation { group, generation } => {
@@ -349,7 +358,10 @@ impl Coordinator {
                 g.waiting_joins.push(waiting(&id));
                 cx.set_timer(session_timer(&name, &id), settings.session_timeout_ms);
                 if g.state != GroupState::PreparingRebalance {
-                    g.prepare_rebalance(Some(&id));
+                    for w in g.prepare_rebalance(Some(&id)) {
+                        let e = Err(ErrorCode::RebalanceInProgress);
+                        reply(cx, w.client, &name, w.correlation, e);
+                    }
                     cx.set_timer(
                         Timer::GroupRebalance(name.clone()),
                         settings.rebalance_timeout_ms,
@@ -424,6 +436,17 @@ impl Coordinator {
                 match check {
                     Err(e) => Err(e),
                     Ok(()) => {
+                        // An accepted commit shows the member alive, as in Kafka.
+                        if self
+                            .groups
+                            .get(&name)
+                            .is_some_and(|g| g.members.contains_key(&member))
+                        {
+                            cx.set_timer(
+                                session_timer(&name, &member),
+                                settings.session_timeout_ms,
+                            );
+                        }
                         let key = OffsetsKey::Offset {
                             group: name.clone(),
                             tp: tp.clone(),
@@ -518,8 +541,24 @@ impl Coordinator {
         if g.members.remove(member).is_none() {
             return Vec::new();
         }
-        g.waiting_joins.retain(|w| &w.member != member);
-        g.waiting_syncs.retain(|w| &w.member != member);
+        // Its parked requests are answered: it is no longer a member.
+        let (gone, joins): (Vec<_>, Vec<_>) = std::mem::take(&mut g.waiting_joins)
+            .into_iter()
+            .partition(|w| &w.member == member);
+        g.waiting_joins = joins;
+        let (gone_syncs, syncs): (Vec<_>, Vec<_>) = std::mem::take(&mut g.waiting_syncs)
+            .into_iter()
+            .partition(|w| &w.member == member);
+        g.waiting_syncs = syncs;
+        for w in gone.into_iter().chain(gone_syncs) {
+            reply(
+                cx,
+                w.client,
+                name,
+                w.correlation,
+                Err(ErrorCode::UnknownMemberId),
+            );
+        }
         if g.members.is_empty() {
             g.state = GroupState::Empty;
             g.assignment.clear();
@@ -527,7 +566,10 @@ impl Coordinator {
             return Vec::new();
         }
         if g.state != GroupState::PreparingRebalance {
-            g.prepare_rebalance(None);
+            for w in g.prepare_rebalance(None) {
+                let e = Err(ErrorCode::RebalanceInProgress);
+                reply(cx, w.client, name, w.correlation, e);
+            }
             cx.set_timer(
                 Timer::GroupRebalance(name.to_string()),
                 settings.rebalance_timeout_ms,

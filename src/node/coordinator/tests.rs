@@ -261,6 +261,7 @@ fn a_new_coordinator_rebuilds_offsets_and_generation_from_the_log() {
         &mut Context::new(0),
         log.log_end_offset(),
         log.log_end_offset(),
+        true,
     );
     let g = &c.groups()["g"];
     assert_eq!(g.offsets[&TopicPartition::new("t", 0)], 8);
@@ -329,6 +330,7 @@ fn compaction_keeps_the_latest_value_of_every_key() {
         &mut Context::new(0),
         log.log_end_offset(),
         log.log_end_offset(),
+        true,
     );
     let g = &c.groups()["g"];
     assert_eq!(
@@ -364,4 +366,31 @@ fn commits_are_refused_while_the_isr_is_below_min_insync() {
         Err(ErrorCode::CoordinatorNotAvailable)
     );
     assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(None)));
+}
+
+#[test]
+fn a_member_expelled_while_its_join_waits_is_told_it_is_unknown() {
+    let mut b = broker(&[]);
+    let (_, g1) = joined(&join(&mut b, 101, None), 101);
+    assert_eq!(g1, 1);
+    assert!(
+        join(&mut b, 102, None).is_empty(),
+        "waits for member 1 to rejoin"
+    );
+    let parked = b.coordinators()[&0].groups()["g"].waiting_joins[0]
+        .member
+        .clone();
+    let mut cx = Context::new(0);
+    b.on_timer(
+        &mut cx,
+        Timer::MemberSession {
+            group: "g".into(),
+            member: parked,
+        },
+    );
+    let answered = answers(cx);
+    assert!(
+        answered.contains(&(102, Err(ErrorCode::UnknownMemberId))),
+        "its join was dropped unanswered: {answered:?}"
+    );
 }
