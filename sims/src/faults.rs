@@ -206,6 +206,10 @@ pub fn generate(seed: u64, mix: &FaultMix, brokers: u32, fault_ms: u64) -> Fault
         }
         let mut t = rng.range(300, 2_000);
         let mut flips = 0;
+        // When the previous fault on this track was undone: a flip also waits for the cluster
+        // to settle after it (a broker that restarted, or a controller that was paused, may still
+        // be catching up, leaving the flipped broker the last in-sync replica).
+        let mut last_end = 0;
         while t + 100 < fault_ms {
             let mut kind = *rng.pick(&kinds);
             // A bit flip cuts a broker's log at the damaged frame, and the broker re-fetches
@@ -222,6 +226,10 @@ pub fn generate(seed: u64, mix: &FaultMix, brokers: u32, fault_ms: u64) -> Fault
             }
             let mut duration = rng.range(200, 5_000).min(fault_ms - t);
             if kind == FaultKind::BitFlip {
+                t = t.max(last_end + FLIP_QUIET_MS / 2);
+                if t + 100 >= fault_ms {
+                    break;
+                }
                 duration = 1;
                 quiet.push((t.saturating_sub(FLIP_QUIET_MS), t + FLIP_QUIET_MS));
             }
@@ -242,6 +250,9 @@ pub fn generate(seed: u64, mix: &FaultMix, brokers: u32, fault_ms: u64) -> Fault
                         fault,
                     });
                 }
+            }
+            if !clashes {
+                last_end = t + duration + 2;
             }
             let gap = rng.range(50, 2 * mix.mean_gap_ms);
             t += duration

@@ -154,6 +154,10 @@ const REGRESSIONS: &[(u64, &str)] = &[
         "a member's fetch-committed had no invoke event, so an answer delayed by a pause read as new",
     ),
     (
+        3384,
+        "a bit flip right after the controller's pause cut the last in-sync replica: offline",
+    ),
+    (
         188,
         "a follower looped on a divergence answer once compaction moved the leader's log start",
     ),
