@@ -64,13 +64,7 @@ impl Reader {
             Message::MetadataResponse(md) => {
                 self.metadata_in_flight = false;
                 cx.cancel_timer(Timer::ClientRequestTimeout);
-                if self
-                    .metadata
-                    .as_ref()
-                    .is_none_or(|m| md.version >= m.version)
-                {
-                    self.metadata = Some(md);
-                }
+                ClusterMetadata::keep_newer(&mut self.metadata, md);
                 self.stale = false;
                 self.fetch_all(cx);
             }
@@ -202,15 +196,8 @@ impl Reader {
                 continue;
             }
             let offset = *self.positions.entry(p).or_insert(0);
-            let req = FetchRequest {
-                tp: TopicPartition::new(self.config.topic.clone(), p),
-                replica: None,
-                fetch_offset: offset,
-                last_fetched_epoch: None,
-                current_leader_epoch: Some(ps.leader_epoch),
-                synced_offset: 0,
-                known_hw: 0,
-            };
+            let tp = TopicPartition::new(self.config.topic.clone(), p);
+            let req = FetchRequest::by_consumer(tp, offset, ps.leader_epoch);
             self.in_flight.insert(p, (leader, offset));
             cx.send(leader, Message::Fetch(req));
             cx.set_timer(

@@ -41,6 +41,14 @@ pub struct ClusterMetadata {
 }
 
 impl ClusterMetadata {
+    /// Keeps `md` in `slot` unless `slot` already holds a newer version (an answer to an older
+    /// request can arrive late).
+    pub fn keep_newer(slot: &mut Option<ClusterMetadata>, md: ClusterMetadata) {
+        if slot.as_ref().is_none_or(|m| md.version >= m.version) {
+            *slot = Some(md);
+        }
+    }
+
     pub fn partition(&self, tp: &TopicPartition) -> Option<&PartitionState> {
         self.partitions.iter().find(|p| &p.tp == tp)
     }
@@ -127,6 +135,26 @@ pub struct FetchRequest {
     pub synced_offset: Offset,
     /// The high watermark the sender knows: a long poll also answers when the HW moves past it.
     pub known_hw: Offset,
+}
+
+impl FetchRequest {
+    /// A consumer's fetch (no replica identity, nothing synced, no long-poll watermark): the
+    /// reader and the group consumer send the same shape.
+    pub fn by_consumer(
+        tp: TopicPartition,
+        fetch_offset: Offset,
+        leader_epoch: LeaderEpoch,
+    ) -> Self {
+        FetchRequest {
+            tp,
+            replica: None,
+            fetch_offset,
+            last_fetched_epoch: None,
+            current_leader_epoch: Some(leader_epoch),
+            synced_offset: 0,
+            known_hw: 0,
+        }
+    }
 }
 
 /// The end of a leader epoch in a replica's log: the answer to "where does my epoch end in yours".

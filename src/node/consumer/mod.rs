@@ -157,13 +157,7 @@ impl Consumer {
                     return;
                 }
                 self.done(cx);
-                if self
-                    .metadata
-                    .as_ref()
-                    .is_none_or(|m| md.version >= m.version)
-                {
-                    self.metadata = Some(md);
-                }
+                ClusterMetadata::keep_newer(&mut self.metadata, md);
                 self.stale = false;
             }
             Message::GroupResponse(resp) => {

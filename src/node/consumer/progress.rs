@@ -203,15 +203,7 @@ impl Consumer {
         };
         let leader = ps.leader.expect("filtered above");
         let offset = self.positions[&tp];
-        let req = FetchRequest {
-            tp: tp.clone(),
-            replica: None,
-            fetch_offset: offset,
-            last_fetched_epoch: None,
-            current_leader_epoch: Some(ps.leader_epoch),
-            synced_offset: 0,
-            known_hw: 0,
-        };
+        let req = FetchRequest::by_consumer(tp.clone(), offset, ps.leader_epoch);
         cx.send(leader, Message::Fetch(req));
         cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
         self.in_flight = Some(InFlight::Fetch { tp, offset, leader });
