@@ -676,3 +676,21 @@ fn only_real_time_order_makes_a_regression() {
     assert_eq!(group_names(group(25)), Vec::<&str>::new());
     assert_eq!(group_names(group(31)), vec!["offset-regression"]);
 }
+
+#[test]
+fn a_resume_at_the_committed_offset_repositions_but_reading_below_it_is_still_caught() {
+    // c1 read 0..2, the partition went to c2 and came back: c1 resumes at the committed 4.
+    // Reading 4 after 1 is no poll-skip; reading 2 after resuming at 4 is a nonmonotonic poll.
+    let ok = group_names(vec![
+        gpoll("c1", 10, 0..2),
+        fetch("c1", 20, Some(4)),
+        gpoll("c1", 30, 4..5),
+    ]);
+    assert!(!ok.contains(&"poll-skip"), "{ok:?}");
+    let bad = group_names(vec![
+        gpoll("c1", 10, 0..2),
+        fetch("c1", 20, Some(4)),
+        gpoll("c1", 30, 2..3),
+    ]);
+    assert!(bad.contains(&"nonmonotonic-poll"), "{bad:?}");
+}
