@@ -12,6 +12,8 @@ use seedlog::protocol::{Message, NodeId, Offset, TopicPartition};
 use stateright::actor::{model_timeout, Actor, Id, Out};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::ops::Deref;
 use std::sync::Arc;
 
 /// How to build a node on first boot and after a crash.
@@ -50,7 +52,51 @@ pub struct Disk {
     pub processed: BTreeSet<(TopicPartition, Offset)>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// What stateright keeps of a node across crashes: its disk, with the disk's hash computed once
+/// when it is saved. The checker fingerprints every successor state whole, storages included;
+/// hashing every node's disk image (whole logs) on every step was a large share of its time, and
+/// most steps leave most disks alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    fingerprint: u64,
+    disk: Arc<Disk>,
+}
+
+impl Stored {
+    pub fn new(disk: Arc<Disk>) -> Self {
+        Stored {
+            fingerprint: fingerprint(&*disk),
+            disk,
+        }
+    }
+
+    pub fn disk(&self) -> &Arc<Disk> {
+        &self.disk
+    }
+}
+
+impl Deref for Stored {
+    type Target = Disk;
+    fn deref(&self) -> &Disk {
+        &self.disk
+    }
+}
+
+impl Hash for Stored {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.fingerprint.hash(state)
+    }
+}
+
+/// A 64-bit digest of a value, the same in every process (`DefaultHasher::new` has fixed keys):
+/// stands in for the value in the checker's state fingerprint.
+fn fingerprint(value: &impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 // `Booting` lasts one step; boxing `Running` would cost an allocation on every step instead.
 #[allow(clippy::large_enum_variant)]
 pub enum NodeState {
@@ -67,10 +113,56 @@ pub enum NodeState {
         /// of a batch of that partition: records below it are in this process's hands. Volatile:
         /// a crash forgets it.
         owed: Option<(TopicPartition, Offset)>,
+        /// Digest of the fields above, computed once when the state is made: it is what the
+        /// checker hashes for this node (like `Stored`, so an unchanged node costs nothing in
+        /// the fingerprint of every successor), and what tells a step that changed nothing.
+        fingerprint: u64,
     },
 }
 
+impl Hash for NodeState {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            NodeState::Booting(disk) => {
+                0u8.hash(state);
+                disk.hash(state);
+            }
+            NodeState::Running { fingerprint, .. } => {
+                1u8.hash(state);
+                fingerprint.hash(state);
+            }
+        }
+    }
+}
+
 impl NodeState {
+    fn running(
+        node: AnyNode,
+        disk: Arc<Disk>,
+        truncated: bool,
+        owed: Option<(TopicPartition, Offset)>,
+    ) -> Self {
+        let fingerprint = fingerprint(&(&node, &*disk, truncated, &owed));
+        NodeState::Running {
+            node,
+            disk,
+            truncated,
+            owed,
+            fingerprint,
+        }
+    }
+
+    /// Equal states, judged by their digests where they have them.
+    fn same(&self, other: &NodeState) -> bool {
+        match (self, other) {
+            (
+                NodeState::Running { fingerprint: a, .. },
+                NodeState::Running { fingerprint: b, .. },
+            ) => a == b,
+            _ => self == other,
+        }
+    }
+
     pub fn node(&self) -> Option<&AnyNode> {
         match self {
             NodeState::Running { node, .. } => Some(node),
@@ -90,14 +182,14 @@ impl Actor for NodeActor {
     type Msg = Message;
     type Timer = Timer;
     type State = NodeState;
-    type Storage = Arc<Disk>;
+    type Storage = Stored;
     type Random = Boot;
 
     fn name(&self) -> String {
         self.name.clone()
     }
 
-    fn on_start(&self, _id: Id, storage: &Option<Arc<Disk>>, o: &mut Out<Self>) -> NodeState {
+    fn on_start(&self, _id: Id, storage: &Option<Stored>, o: &mut Out<Self>) -> NodeState {
         match storage {
             None => {
                 let disk = Arc::new(Disk {
@@ -110,7 +202,7 @@ impl Actor for NodeActor {
                     synced: self.initial_image.clone(),
                     processed: BTreeSet::new(),
                 });
-                o.save(disk.clone());
+                o.save(Stored::new(disk.clone()));
                 let first = &self.first_boot;
                 self.run(
                     self.initial.clone(),
@@ -124,11 +216,11 @@ impl Actor for NodeActor {
                     o,
                 )
             }
-            Some(disk) => {
-                let mut disk = disk.clone();
+            Some(stored) => {
+                let mut disk = stored.disk().clone();
                 let d = Arc::make_mut(&mut disk);
                 d.boots = d.boots.saturating_add(1);
-                o.save(disk.clone());
+                o.save(Stored::new(disk.clone()));
                 if disk.written == disk.synced {
                     let node = (self.recover)(&self.initial, disk.synced.clone());
                     self.run(node, disk, |n, cx| n.on_start(cx), o)
@@ -148,7 +240,7 @@ impl Actor for NodeActor {
         if *random == Boot::UnsyncedLost {
             let d = Arc::make_mut(&mut disk);
             d.written = d.synced.clone();
-            o.save(disk.clone());
+            o.save(Stored::new(disk.clone()));
         }
         let node = (self.recover)(&self.initial, disk.written.clone());
         *state = Cow::Owned(self.run(node, disk, |n, cx| n.on_start(cx), o));
@@ -165,30 +257,25 @@ impl Actor for NodeActor {
         let from = usize::from(src) as NodeId;
         let refused = matches!(&msg, Message::GroupResponse(r) if r.result.is_err());
         self.step(state, o, |n, cx| n.on_message(cx, from, msg));
-        if let (true, Cow::Owned(NodeState::Running { disk, .. })) = (refused, &mut *state) {
-            let d = Arc::make_mut(disk);
-            d.refusals = d.refusals.saturating_add(1);
-            o.save(disk.clone());
+        if refused {
+            count_fault(state, o, |d| d.refusals = d.refusals.saturating_add(1));
         }
     }
 
     fn on_timeout(&self, _id: Id, state: &mut Cow<NodeState>, timer: &Timer, o: &mut Out<Self>) {
         self.step(state, o, |n, cx| n.on_timer(cx, timer.clone()));
         // Count the fault-like timers that changed something, against the model's budget.
-        if let (
-            Cow::Owned(NodeState::Running { disk, .. }),
-            Timer::SessionExpiry(_) | Timer::FollowerLag { .. } | Timer::MemberSession { .. },
-        ) = (&mut *state, timer)
-        {
-            let d = Arc::make_mut(disk);
-            match timer {
-                Timer::SessionExpiry(_) => d.expiries = d.expiries.saturating_add(1),
-                Timer::MemberSession { .. } => {
-                    d.member_expiries = d.member_expiries.saturating_add(1)
-                }
-                _ => d.evictions = d.evictions.saturating_add(1),
+        match timer {
+            Timer::SessionExpiry(_) => {
+                count_fault(state, o, |d| d.expiries = d.expiries.saturating_add(1))
             }
-            o.save(disk.clone());
+            Timer::MemberSession { .. } => count_fault(state, o, |d| {
+                d.member_expiries = d.member_expiries.saturating_add(1)
+            }),
+            Timer::FollowerLag { .. } => {
+                count_fault(state, o, |d| d.evictions = d.evictions.saturating_add(1))
+            }
+            _ => {}
         }
     }
 }
@@ -206,6 +293,7 @@ impl NodeActor {
             disk,
             truncated,
             owed,
+            ..
         } = state.as_ref()
         else {
             return;
@@ -217,7 +305,7 @@ impl NodeActor {
         let next = self.apply(node, disk.clone(), *truncated, owed.clone(), effects, o);
         // Leave the state borrowed when nothing changed, so stateright sees a no-op. Replace it
         // outright otherwise (`to_mut` would first clone the old state only to overwrite it).
-        if &next != state.as_ref() {
+        if !next.same(state.as_ref()) {
             *state = Cow::Owned(next);
         }
     }
@@ -295,15 +383,30 @@ impl NodeActor {
             }
         }
         if disk_changed {
-            o.save(disk.clone());
+            o.save(Stored::new(disk.clone()));
         }
-        NodeState::Running {
-            node,
-            disk,
-            truncated,
-            owed,
-        }
+        NodeState::running(node, disk, truncated, owed)
     }
+}
+
+/// Counts a fault-like event against the model's budget, in the disk (so it survives a crash),
+/// if the step that caught it changed the node.
+fn count_fault(state: &mut Cow<NodeState>, o: &mut Out<NodeActor>, count: impl FnOnce(&mut Disk)) {
+    let Cow::Owned(NodeState::Running {
+        node,
+        disk,
+        truncated,
+        owed,
+        ..
+    }) = &*state
+    else {
+        return;
+    };
+    let mut disk = disk.clone();
+    count(Arc::make_mut(&mut disk));
+    o.save(Stored::new(disk.clone()));
+    let next = NodeState::running(node.clone(), disk, *truncated, owed.clone());
+    *state = Cow::Owned(next);
 }
 
 fn removes_records(image: &Image, op: &seedlog::node::DiskOp) -> bool {

@@ -384,9 +384,9 @@ mod offsets {
         let (m, mut s) = offsets_model();
         commit_unprocessed(&m, &mut s);
         let a = m.cfg.consumers[0];
-        let mut disk = (**s.actor_storages[a].as_ref().expect("a started")).clone();
+        let mut disk = (**s.actor_storages[a].as_ref().expect("a started").disk()).clone();
         disk.processed.extend([(tp(0), 0), (tp(0), 1)]);
-        s.actor_storages[a] = Some(Arc::new(disk));
+        s.actor_storages[a] = Some(models::actor::Stored::new(Arc::new(disk)));
         assert!(violated(&m, &s).is_empty());
         // Control: a live member still holds the batch it committed.
         let (m, mut s) = offsets_model();
