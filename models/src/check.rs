@@ -2,6 +2,7 @@
 
 use crate::cluster::{build, ModelOptions, SeedlogModel};
 use crate::properties::State;
+use crate::reduce::Reduced;
 use crate::render;
 use stateright::actor::ActorModelAction;
 use stateright::{Checker, Chooser, Expectation, HasDiscoveries, Model, Path};
@@ -71,7 +72,7 @@ impl Outcome {
 }
 
 pub fn check(opts: &ModelOptions, run: &RunOptions, progress: impl FnMut(Progress)) -> Outcome {
-    let model = build(opts);
+    let model = Reduced(build(opts));
     let mut builder = model
         .checker()
         .threads(run.threads.max(1))
@@ -108,7 +109,7 @@ fn finish<C>(
     random: bool,
 ) -> Outcome
 where
-    C: Checker<SeedlogModel>,
+    C: Checker<Reduced>,
 {
     let start = Instant::now();
     let mut last_report = Instant::now();
@@ -144,7 +145,7 @@ where
                 violation = Some(Violation {
                     property: p.name,
                     depth,
-                    trace: render::path(model, path),
+                    trace: render::path(&model.0, path),
                 });
             }
             (Expectation::Sometimes, Some(_)) => reached.push(p.name),
@@ -220,7 +221,7 @@ impl InBounds {
     }
 }
 
-impl Chooser<SeedlogModel> for InBounds {
+impl Chooser<Reduced> for InBounds {
     type State = WalkState;
 
     fn new_state(&self, seed: u64) -> WalkState {
@@ -279,9 +280,9 @@ impl Chooser<SeedlogModel> for InBounds {
 /// Replays `actions` from the initial state, each of which must be enabled and stay within the
 /// bounds, up to the first state that violates `condition`; `None` if no state does.
 fn replay(
-    model: &SeedlogModel,
+    model: &Reduced,
     init: &State,
-    condition: fn(&SeedlogModel, &State) -> bool,
+    condition: fn(&Reduced, &State) -> bool,
     actions: &[Action],
 ) -> Option<Vec<Action>> {
     let mut state = init.clone();
@@ -291,13 +292,16 @@ fn replay(
         if !condition(model, &state) {
             return Some(taken);
         }
+        // Any path of the full model is a counterexample, reduced or not: shrinking drops
+        // steps the reduction would have forced.
+        let full = &model.0;
         enabled.clear();
-        model.actions(&state, &mut enabled);
+        full.actions(&state, &mut enabled);
         if !enabled.contains(a) {
             return None;
         }
-        state = model.next_state(&state, a.clone())?;
-        if !model.within_boundary(&state) {
+        state = full.next_state(&state, a.clone())?;
+        if !full.within_boundary(&state) {
             return None;
         }
         taken.push(a.clone());
@@ -309,8 +313,8 @@ fn replay(
 /// step can go. The result is a real path of the model (every step enabled where it is taken),
 /// so it is still a counterexample, only without the walk's detours.
 fn shrink(
-    model: &SeedlogModel,
-    condition: fn(&SeedlogModel, &State) -> bool,
+    model: &Reduced,
+    condition: fn(&Reduced, &State) -> bool,
     path: Path<State, Action>,
 ) -> Path<State, Action> {
     let init = path.clone().into_states().swap_remove(0);
@@ -334,5 +338,5 @@ fn shrink(
             break;
         }
     }
-    Path::from_actions(model, init, &best).unwrap_or(path)
+    Path::from_actions(&model.0, init, &best).unwrap_or(path)
 }

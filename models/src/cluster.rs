@@ -420,5 +420,5 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         .max_crashes(opts.crashes)
         .record_msg_in(history::record_in)
         .within_boundary(properties::within_boundary);
-    properties::add(model, opts.kind, opts.reader)
+    properties::add(model)
 }

@@ -7,5 +7,6 @@ pub mod check;
 pub mod cluster;
 pub mod history;
 pub mod properties;
+pub mod reduce;
 pub mod render;
 pub mod script;

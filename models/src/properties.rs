@@ -12,6 +12,19 @@ use std::collections::BTreeMap;
 
 pub type State = ActorModelState<NodeActor, History>;
 
+/// What a property needs of the model it runs in: its layout. Both the actor model and the
+/// reduced model the checker runs (`crate::reduce`) have it, so one set of property functions
+/// serves both.
+pub trait Layout {
+    fn cfg(&self) -> &ModelCfg;
+}
+
+impl Layout for SeedlogModel {
+    fn cfg(&self) -> &ModelCfg {
+        &self.cfg
+    }
+}
+
 /// Brokers that are up and running, with their index.
 fn live_brokers<'a>(cfg: &ModelCfg, s: &'a State) -> impl Iterator<Item = (usize, &'a Broker)> {
     (0..cfg.brokers).filter_map(move |i| {
@@ -59,24 +72,24 @@ fn current_leaders_hold(
         })
 }
 
-fn acked_not_lost(m: &SeedlogModel, s: &State) -> bool {
-    let cfg = &m.cfg;
+fn acked_not_lost<M: Layout>(m: &M, s: &State) -> bool {
+    let cfg = m.cfg();
     s.history.acked.iter().all(|(tp, offset, i)| {
         let value = &cfg.records[*i].value;
         current_leaders_hold(cfg, s, tp, *offset, value)
     })
 }
 
-fn consumed_stable(m: &SeedlogModel, s: &State) -> bool {
+fn consumed_stable<M: Layout>(m: &M, s: &State) -> bool {
     s.history
         .read
         .iter()
-        .all(|(tp, offset, value)| current_leaders_hold(&m.cfg, s, tp, *offset, value))
+        .all(|(tp, offset, value)| current_leaders_hold(m.cfg(), s, tp, *offset, value))
 }
 
 /// Two replicas holding an entry of the same epoch at one offset hold the same entries up to it.
-fn log_matching(m: &SeedlogModel, s: &State) -> bool {
-    let brokers: Vec<_> = live_brokers(&m.cfg, s).collect();
+fn log_matching<M: Layout>(m: &M, s: &State) -> bool {
+    let brokers: Vec<_> = live_brokers(m.cfg(), s).collect();
     for (i, (_, a)) in brokers.iter().enumerate() {
         for (_, b) in &brokers[i + 1..] {
             for (tp, ra) in a.replicas() {
@@ -102,9 +115,9 @@ fn log_matching(m: &SeedlogModel, s: &State) -> bool {
     true
 }
 
-fn single_leader_per_epoch(m: &SeedlogModel, s: &State) -> bool {
+fn single_leader_per_epoch<M: Layout>(m: &M, s: &State) -> bool {
     let mut seen: BTreeMap<(TopicPartition, u32), usize> = BTreeMap::new();
-    for (i, b) in live_brokers(&m.cfg, s) {
+    for (i, b) in live_brokers(m.cfg(), s) {
         for tp in b.replicas().keys() {
             if let Some(epoch) = b.leader_epoch_of(tp) {
                 if seen.insert((tp.clone(), epoch), i).is_some() {
@@ -116,18 +129,18 @@ fn single_leader_per_epoch(m: &SeedlogModel, s: &State) -> bool {
     true
 }
 
-fn hw_monotonic(_: &SeedlogModel, s: &State) -> bool {
+fn hw_monotonic<M: Layout>(_: &M, s: &State) -> bool {
     !s.history.hw_regressed
 }
 
 /// Acknowledged records of one key, in the order the producer sent them.
-fn acked_by_key(
-    m: &SeedlogModel,
+fn acked_by_key<M: Layout>(
+    m: &M,
     s: &State,
 ) -> BTreeMap<Vec<u8>, Vec<(usize, TopicPartition, u64)>> {
     let mut by_key: BTreeMap<Vec<u8>, Vec<(usize, TopicPartition, u64)>> = BTreeMap::new();
     for (tp, offset, i) in &s.history.acked {
-        let key = m.cfg.records[*i].key.clone().unwrap_or_default();
+        let key = m.cfg().records[*i].key.clone().unwrap_or_default();
         by_key
             .entry(key)
             .or_default()
@@ -139,7 +152,7 @@ fn acked_by_key(
     by_key
 }
 
-fn per_key_partition(m: &SeedlogModel, s: &State) -> bool {
+fn per_key_partition<M: Layout>(m: &M, s: &State) -> bool {
     acked_by_key(m, s)
         .values()
         .all(|v| v.windows(2).all(|w| w[0].1 == w[1].1))
@@ -147,7 +160,7 @@ fn per_key_partition(m: &SeedlogModel, s: &State) -> bool {
 
 /// A later send of a key is acknowledged at a higher offset than every earlier one (retries may
 /// duplicate a record, but never put it before its predecessors).
-fn per_key_order(m: &SeedlogModel, s: &State) -> bool {
+fn per_key_order<M: Layout>(m: &M, s: &State) -> bool {
     acked_by_key(m, s).values().all(|v| {
         v.iter().all(|(i, tp, o)| {
             v.iter()
@@ -157,25 +170,25 @@ fn per_key_order(m: &SeedlogModel, s: &State) -> bool {
     })
 }
 
-fn reaches_ack(_: &SeedlogModel, s: &State) -> bool {
+fn reaches_ack<M: Layout>(_: &M, s: &State) -> bool {
     !s.history.acked.is_empty()
 }
 
-fn reaches_read(_: &SeedlogModel, s: &State) -> bool {
+fn reaches_read<M: Layout>(_: &M, s: &State) -> bool {
     !s.history.read.is_empty()
 }
 
-fn reaches_failover(m: &SeedlogModel, s: &State) -> bool {
-    controller_metadata(&m.cfg, s).is_some_and(|md| {
+fn reaches_failover<M: Layout>(m: &M, s: &State) -> bool {
+    controller_metadata(m.cfg(), s).is_some_and(|md| {
         md.partitions
             .iter()
             .any(|p| p.leader.is_some() && p.leader_epoch > 0)
     })
 }
 
-fn reaches_ack_after_failover(m: &SeedlogModel, s: &State) -> bool {
+fn reaches_ack_after_failover<M: Layout>(m: &M, s: &State) -> bool {
     let led_by_new = |tp: &TopicPartition, offset: u64| {
-        live_brokers(&m.cfg, s).any(|(_, b)| {
+        live_brokers(m.cfg(), s).any(|(_, b)| {
             b.log(tp)
                 .and_then(|l| l.entry(offset))
                 .is_some_and(|e| e.epoch > 0)
@@ -184,7 +197,7 @@ fn reaches_ack_after_failover(m: &SeedlogModel, s: &State) -> bool {
     s.history.acked.iter().any(|(tp, o, _)| led_by_new(tp, *o))
 }
 
-fn reaches_truncation(_: &SeedlogModel, s: &State) -> bool {
+fn reaches_truncation<M: Layout>(_: &M, s: &State) -> bool {
     s.actor_states.iter().any(|a| {
         matches!(
             **a,
@@ -196,7 +209,7 @@ fn reaches_truncation(_: &SeedlogModel, s: &State) -> bool {
     })
 }
 
-fn reaches_both_partitions(_: &SeedlogModel, s: &State) -> bool {
+fn reaches_both_partitions<M: Layout>(_: &M, s: &State) -> bool {
     let parts: std::collections::BTreeSet<_> =
         s.history.acked.iter().map(|(tp, _, _)| tp).collect();
     parts.len() >= 2
@@ -219,9 +232,9 @@ fn offsets_tp() -> TopicPartition {
 /// `accept-stale-generation` switch (N) appends a fenced member's late commit after the new
 /// generation's record, which is what this catches. (A commit of the current generation during a
 /// rebalance, before the new generation is recorded, is legitimate and allowed, as in Kafka.)
-fn offsets_monotonic(m: &SeedlogModel, s: &State) -> bool {
+fn offsets_monotonic<M: Layout>(m: &M, s: &State) -> bool {
     let tp = offsets_tp();
-    live_brokers(&m.cfg, s).all(|(_, b)| {
+    live_brokers(m.cfg(), s).all(|(_, b)| {
         let Some(log) = b.log(&tp) else {
             return true;
         };
@@ -248,8 +261,8 @@ fn offsets_monotonic(m: &SeedlogModel, s: &State) -> bool {
 }
 
 /// Every record a group member finished processing (kept across consumer crashes).
-fn processed(m: &SeedlogModel, s: &State) -> std::collections::BTreeSet<(TopicPartition, u64)> {
-    m.cfg
+fn processed<M: Layout>(m: &M, s: &State) -> std::collections::BTreeSet<(TopicPartition, u64)> {
+    m.cfg()
         .consumers
         .iter()
         .filter_map(|&c| s.actor_storages[c].as_ref())
@@ -268,10 +281,10 @@ fn processed(m: &SeedlogModel, s: &State) -> std::collections::BTreeSet<(TopicPa
 /// crash forgets it). Correct code processes before it commits, so the exception never matters
 /// to it; with `commit-before-process` (M), the member that crashes between its commit and its
 /// processing leaves the committed offset above a record no one processed.
-fn at_least_once(m: &SeedlogModel, s: &State) -> bool {
+fn at_least_once<M: Layout>(m: &M, s: &State) -> bool {
     let done = processed(m, s);
     let in_hand = |tp: &TopicPartition, offset: u64| {
-        m.cfg.consumers.iter().any(|&c| {
+        m.cfg().consumers.iter().any(|&c| {
             !s.crashed[c]
                 && matches!(
                     &*s.actor_states[c],
@@ -279,7 +292,7 @@ fn at_least_once(m: &SeedlogModel, s: &State) -> bool {
                 )
         })
     };
-    live_brokers(&m.cfg, s).all(|(_, b)| {
+    live_brokers(m.cfg(), s).all(|(_, b)| {
         b.coordinators().values().all(|c| {
             c.groups().values().all(|g| {
                 g.offsets.iter().all(|(tp, &committed)| {
@@ -291,36 +304,36 @@ fn at_least_once(m: &SeedlogModel, s: &State) -> bool {
 }
 
 /// The groups of every live coordinator.
-fn coordinator_groups<'a>(
-    m: &'a SeedlogModel,
+fn coordinator_groups<'a, M: Layout>(
+    m: &'a M,
     s: &'a State,
 ) -> impl Iterator<Item = &'a seedlog::node::coordinator::Group> + 'a {
-    live_brokers(&m.cfg, s)
+    live_brokers(m.cfg(), s)
         .flat_map(|(_, b)| b.coordinators().values().flat_map(|c| c.groups().values()))
 }
 
-fn reaches_commit(m: &SeedlogModel, s: &State) -> bool {
+fn reaches_commit<M: Layout>(m: &M, s: &State) -> bool {
     coordinator_groups(m, s).any(|g| !g.offsets.is_empty())
 }
 
-fn reaches_rebalance(m: &SeedlogModel, s: &State) -> bool {
+fn reaches_rebalance<M: Layout>(m: &M, s: &State) -> bool {
     coordinator_groups(m, s).any(|g| g.generation >= 2)
 }
 
 /// A coordinator of a later leader epoch than the first appended a record (a generation or a
 /// commit) to `__consumer_offsets`: another broker took over the group and serves it.
-fn reaches_coordinator_failover(m: &SeedlogModel, s: &State) -> bool {
+fn reaches_coordinator_failover<M: Layout>(m: &M, s: &State) -> bool {
     let tp = offsets_tp();
-    live_brokers(&m.cfg, s).any(|(_, b)| {
+    live_brokers(m.cfg(), s).any(|(_, b)| {
         b.log(&tp)
             .is_some_and(|l| l.entries().iter().any(|e| e.epoch > 0))
     })
 }
 
 /// Every pre-filled record of every data partition was processed.
-fn reaches_all_processed(m: &SeedlogModel, s: &State) -> bool {
+fn reaches_all_processed<M: Layout>(m: &M, s: &State) -> bool {
     let done = processed(m, s);
-    let per_partition = m.cfg.records.len() as u64;
+    let per_partition = m.cfg().records.len() as u64;
     let partitions: std::collections::BTreeSet<_> = done.iter().map(|(tp, _)| tp).collect();
     !partitions.is_empty()
         && partitions
@@ -340,59 +353,65 @@ pub fn violated(model: &SeedlogModel, state: &State) -> Vec<&'static str> {
         .collect()
 }
 
-pub fn add(model: SeedlogModel, kind: ModelKind, reader: bool) -> SeedlogModel {
-    // The offsets model reaches a coordinator failover only if a broker can be fenced.
-    let failover = model.cfg.expiries > 0;
+/// A property: what is expected, its name, and its condition.
+pub type Named<M> = (Expectation, &'static str, fn(&M, &State) -> bool);
+
+/// The properties of a model of `cfg`'s kind: always-properties (names as in DESIGN.md) and
+/// `sometimes` ones showing the model gets somewhere.
+pub fn list<M: Layout>(cfg: &ModelCfg) -> Vec<Named<M>> {
     use Expectation::{Always as A, Sometimes as S};
-    match kind {
+    let mut props: Vec<Named<M>> = Vec::new();
+    match cfg.kind {
         ModelKind::Replication => {
-            let model = model
-                .property(A, "acked-not-lost", acked_not_lost)
-                .property(A, "log-matching", log_matching)
-                .property(A, "single-leader-per-epoch", single_leader_per_epoch);
+            props.push((A, "acked-not-lost", acked_not_lost));
+            props.push((A, "log-matching", log_matching));
+            props.push((A, "single-leader-per-epoch", single_leader_per_epoch));
             // What the reader saw: only meaningful with a reader.
-            let model = if reader {
-                model
-                    .property(A, "consumed-stable", consumed_stable)
-                    .property(A, "hw-monotonic", hw_monotonic)
-                    .property(S, "reaches read", reaches_read)
-            } else {
-                model
-            };
-            model
-                .property(S, "reaches acked write", reaches_ack)
-                .property(S, "reaches failover", reaches_failover)
-                .property(S, "reaches ack after failover", reaches_ack_after_failover)
-                .property(S, "reaches truncation", reaches_truncation)
+            if cfg.reader.is_some() {
+                props.push((A, "consumed-stable", consumed_stable));
+                props.push((A, "hw-monotonic", hw_monotonic));
+                props.push((S, "reaches read", reaches_read));
+            }
+            props.push((S, "reaches acked write", reaches_ack));
+            props.push((S, "reaches failover", reaches_failover));
+            props.push((S, "reaches ack after failover", reaches_ack_after_failover));
+            props.push((S, "reaches truncation", reaches_truncation));
         }
-        ModelKind::Partitioning => model
-            .property(A, "per-key-partition", per_key_partition)
-            .property(A, "per-key-order", per_key_order)
-            .property(A, "log-matching", log_matching)
-            .property(A, "single-leader-per-epoch", single_leader_per_epoch)
-            .property(S, "reaches acked write", reaches_ack)
-            .property(S, "reaches both partitions", reaches_both_partitions)
-            .property(S, "reaches failover", reaches_failover),
+        ModelKind::Partitioning => {
+            props.push((A, "per-key-partition", per_key_partition));
+            props.push((A, "per-key-order", per_key_order));
+            props.push((A, "log-matching", log_matching));
+            props.push((A, "single-leader-per-epoch", single_leader_per_epoch));
+            props.push((S, "reaches acked write", reaches_ack));
+            props.push((S, "reaches both partitions", reaches_both_partitions));
+            props.push((S, "reaches failover", reaches_failover));
+        }
         ModelKind::Offsets => {
-            let model = model
-                .property(A, "offsets-monotonic", offsets_monotonic)
-                .property(A, "at-least-once", at_least_once)
-                .property(A, "log-matching", log_matching)
-                .property(A, "single-leader-per-epoch", single_leader_per_epoch)
-                .property(S, "reaches commit", reaches_commit)
-                .property(S, "reaches all processed", reaches_all_processed)
-                .property(S, "reaches rebalance", reaches_rebalance);
-            if failover {
-                model.property(
+            props.push((A, "offsets-monotonic", offsets_monotonic));
+            props.push((A, "at-least-once", at_least_once));
+            props.push((A, "log-matching", log_matching));
+            props.push((A, "single-leader-per-epoch", single_leader_per_epoch));
+            props.push((S, "reaches commit", reaches_commit));
+            props.push((S, "reaches all processed", reaches_all_processed));
+            props.push((S, "reaches rebalance", reaches_rebalance));
+            // The offsets model reaches a coordinator failover only if a broker can be fenced.
+            if cfg.expiries > 0 {
+                props.push((
                     S,
                     "reaches coordinator failover",
                     reaches_coordinator_failover,
-                )
-            } else {
-                model
+                ));
             }
         }
     }
+    props
+}
+
+/// Registers the properties of the model's kind on the actor model.
+pub fn add(model: SeedlogModel) -> SeedlogModel {
+    list::<SeedlogModel>(&model.cfg)
+        .into_iter()
+        .fold(model, |m, (e, name, f)| m.property(e, name, f))
 }
 
 /// Bounds: the producer and reader (and, in the offsets model, the controller) never crash; at

@@ -1,0 +1,137 @@
+//! Partial-order reduction for the clients: the model the checker runs.
+//!
+//! The producer and the reader each keep a single request chain in these models: with their
+//! timers off, a client sends one request at its start and at most one more for each answer it
+//! gets, and a broker answers a request at most once. So while an answer to a client is in the
+//! network, nothing else can reach that client before it. Delivering it touches only the client
+//! (and appends one request to the client's channel to a broker, which no other step reads), so
+//! it commutes with every other step: every state the full model reaches with the answer still
+//! in flight, it also reaches, one delivery later, with the answer delivered. Those intermediate
+//! states are where the client's progress multiplies with everything else, and the reduced model
+//! skips them: where such a delivery is enabled, it is the only step explored.
+//!
+//! Nothing is lost for the properties. The delivery changes the history only by adding to it —
+//! one more acknowledged or read record, a higher high watermark seen, a regression noted — and
+//! every safety property is monotone in the history (more acknowledged or read records can only
+//! add violations), as is every `sometimes` property; no other actor's state changes. A violating
+//! state of the full model is therefore followed, after the delivery, by a violating state of the
+//! reduced one. The reduced step never repeats (afterwards no answer is in flight to that
+//! client), so no step is postponed forever. `tests/models.rs` checks the single-chain premise
+//! over the full default model, and that reduced and full models agree on the default bounds.
+//!
+//! The rule applies only where the premise is checked on the spot: the client is running with
+//! no timer set, and exactly one message in the network involves it, addressed to it.
+
+use crate::check::Action;
+use crate::cluster::{ModelCfg, SeedlogModel};
+use crate::properties::{self, Layout, State};
+use stateright::actor::{ActorModelAction, Network};
+use stateright::{Model, Path, Property};
+
+/// The actor model with client answers delivered eagerly.
+pub struct Reduced(pub SeedlogModel);
+
+impl Layout for Reduced {
+    fn cfg(&self) -> &ModelCfg {
+        &self.0.cfg
+    }
+}
+
+/// The one step to explore from `s`, if an answer to a client may go first.
+pub fn eager(cfg: &ModelCfg, s: &State, actions: &[Action]) -> Option<usize> {
+    let clients = cfg.producer.into_iter().chain(cfg.reader);
+    for c in clients {
+        if s.crashed[c] || s.timers_set[c].iter().next().is_some() {
+            continue;
+        }
+        // (stateright's `Network::iter_all` never ends on an ordered network: its cursor does
+        // not advance. The channels are read directly.)
+        let Network::Ordered(channels) = &s.network else {
+            return None;
+        };
+        let mut involved = channels
+            .iter()
+            .filter(|((src, dst), _)| usize::from(*src) == c || usize::from(*dst) == c)
+            .flat_map(|((src, dst), q)| q.iter().map(move |m| (*src, *dst, m)));
+        let (Some(only), None) = (involved.next(), involved.next()) else {
+            continue;
+        };
+        if usize::from(only.1) != c {
+            continue;
+        }
+        let found = actions.iter().position(|a| {
+            matches!(a, ActorModelAction::Deliver { src, dst, msg }
+                if *src == only.0 && *dst == only.1 && msg == only.2)
+        });
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+impl Model for Reduced {
+    type State = State;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<State> {
+        self.0.init_states()
+    }
+
+    fn actions(&self, s: &State, actions: &mut Vec<Action>) {
+        self.0.actions(s, actions);
+        if let Some(i) = eager(&self.0.cfg, s, actions) {
+            let a = actions.swap_remove(i);
+            actions.clear();
+            actions.push(a);
+        }
+    }
+
+    fn next_state(&self, s: &State, a: Action) -> Option<State> {
+        self.0.next_state(s, a)
+    }
+
+    fn format_action(&self, a: &Action) -> String {
+        self.0.format_action(a)
+    }
+
+    fn format_step(&self, s: &State, a: Action) -> Option<String> {
+        self.0.format_step(s, a)
+    }
+
+    fn as_svg(&self, path: Path<State, Action>) -> Option<String> {
+        self.0.as_svg(path)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        properties::list::<Reduced>(&self.0.cfg)
+            .into_iter()
+            .map(|(expectation, name, condition)| Property {
+                expectation,
+                name,
+                condition,
+            })
+            .collect()
+    }
+
+    fn within_boundary(&self, s: &State) -> bool {
+        Model::within_boundary(&self.0, s)
+    }
+}
+
+/// The premise of the reduction, as a condition on one state: no client has more than one
+/// message in the network (to it or from it). `tests/reduce.rs` checks it over the whole
+/// unreduced model.
+pub fn single_request_chain(cfg: &ModelCfg, s: &State) -> bool {
+    let Network::Ordered(channels) = &s.network else {
+        return true;
+    };
+    cfg.producer.into_iter().chain(cfg.reader).all(|c| {
+        channels
+            .iter()
+            .filter(|((src, dst), _)| usize::from(*src) == c || usize::from(*dst) == c)
+            .map(|(_, q)| q.len())
+            .sum::<usize>()
+            <= 1
+    })
+}
