@@ -327,6 +327,34 @@ fn bug_isr_before_epoch_start_found_by_random_walks() {
     insta::assert_snapshot!(v.trace);
 }
 
+/// F (`hw-from-stale-epoch`) found by the checker: random walks (seed 2, about 0.5 M states)
+/// find it as `log-matching`. A follower still in an older epoch fetches from the new leader with
+/// its last fetched epoch; the switch serves it without the epoch check, and with it skips the
+/// divergence check, so the follower appends the leader's records over its own divergent entry.
+/// (The `acked-not-lost` loss KAFKA.md describes is the scripted walk's, 32 steps.)
+#[test]
+fn bug_hw_from_stale_epoch_found_by_random_walks() {
+    let mut o = ModelOptions::defaults(ModelKind::Replication);
+    o.bugs = vec![Bug::HwFromStaleEpoch];
+    o.min_insync_replicas = 1;
+    o.durability = Durability::Fsync;
+    o.crashes = 1;
+    o.expiries = 2;
+    o.evictions = 1;
+    o.max_changes = 5;
+    o.reader = false;
+    let run = RunOptions {
+        threads: 1,
+        max_depth: None,
+        search: Search::Random { seed: 2 },
+        max_states: Some(2_000_000),
+    };
+    let out = check(&o, &run, |_| {});
+    let v = out.violation.expect("random walks find the violation");
+    assert_eq!(v.property, "log-matching", "{}", v.trace);
+    insta::assert_snapshot!(v.trace);
+}
+
 #[test]
 fn offsets_model_holds_at_default_bounds() {
     let out = assert_holds(&ModelOptions::defaults(ModelKind::Offsets));
