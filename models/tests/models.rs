@@ -41,6 +41,21 @@ fn assert_violation(o: &ModelOptions, property: &str) -> String {
     v.trace
 }
 
+/// Random walks (one thread: a seed always gives the same walks) until `max_states`: the
+/// violation found must be of `property`; returns the shrunk counterexample.
+fn found_by_walks(o: &ModelOptions, seed: u64, max_states: usize, property: &str) -> String {
+    let run = RunOptions {
+        threads: 1,
+        max_depth: None,
+        search: Search::Random { seed },
+        max_states: Some(max_states),
+    };
+    let out = check(o, &run, |_| {});
+    let v = out.violation.expect("random walks find the violation");
+    assert_eq!(v.property, property, "{}", v.trace);
+    v.trace
+}
+
 /// Runs the model to completion and requires every safety property to hold and every `sometimes`
 /// property to be reached.
 fn assert_holds(o: &ModelOptions) -> Outcome {
@@ -287,16 +302,7 @@ fn replicated_durability_breaks_per_key_order_on_power_loss() {
     let mut o = ModelOptions::defaults(ModelKind::Partitioning);
     o.crashes = 1;
     o.max_changes = 2;
-    let run = RunOptions {
-        threads: 1,
-        max_depth: None,
-        search: Search::Random { seed: 0 },
-        max_states: Some(1_000_000),
-    };
-    let out = check(&o, &run, |_| {});
-    let v = out.violation.expect("random walks find the violation");
-    assert_eq!(v.property, "per-key-order", "{}", v.trace);
-    insta::assert_snapshot!(v.trace);
+    insta::assert_snapshot!(found_by_walks(&o, 0, 1_000_000, "per-key-order"));
 }
 
 /// G (`isr-before-epoch-start`) found by the checker, not only by the scripted walk: random walks
@@ -315,16 +321,7 @@ fn bug_isr_before_epoch_start_found_by_random_walks() {
     o.evictions = 0;
     o.max_changes = 3;
     o.reader = false;
-    let run = RunOptions {
-        threads: 1,
-        max_depth: None,
-        search: Search::Random { seed: 4 },
-        max_states: Some(2_000_000),
-    };
-    let out = check(&o, &run, |_| {});
-    let v = out.violation.expect("random walks find the violation");
-    assert_eq!(v.property, "acked-not-lost", "{}", v.trace);
-    insta::assert_snapshot!(v.trace);
+    insta::assert_snapshot!(found_by_walks(&o, 4, 2_000_000, "acked-not-lost"));
 }
 
 /// F (`hw-from-stale-epoch`) found by the checker: random walks (seed 2, about 0.5 M states)
@@ -343,16 +340,7 @@ fn bug_hw_from_stale_epoch_found_by_random_walks() {
     o.evictions = 1;
     o.max_changes = 5;
     o.reader = false;
-    let run = RunOptions {
-        threads: 1,
-        max_depth: None,
-        search: Search::Random { seed: 2 },
-        max_states: Some(2_000_000),
-    };
-    let out = check(&o, &run, |_| {});
-    let v = out.violation.expect("random walks find the violation");
-    assert_eq!(v.property, "log-matching", "{}", v.trace);
-    insta::assert_snapshot!(v.trace);
+    insta::assert_snapshot!(found_by_walks(&o, 2, 2_000_000, "log-matching"));
 }
 
 #[test]
