@@ -68,15 +68,8 @@ pub fn not_converged(cluster: &Cluster, sc: &Scenario) -> Option<String> {
         }
     }
     if sc.members > 0 {
-        let committed = group_offsets(cluster, &metadata);
-        for (tp, hw) in &high_watermarks {
-            let c = committed.as_ref().and_then(|c| c.get(tp).copied());
-            if c != Some(*hw) && !(c.is_none() && *hw == 0) {
-                let c = c.map_or("nothing".to_string(), |c| c.to_string());
-                return Some(format!(
-                    "group {GROUP} has committed {c} for {tp}, HW is {hw}"
-                ));
-            }
+        if let Some(lag) = group_lag(group_offsets(cluster, &metadata).as_ref(), &high_watermarks) {
+            return Some(lag);
         }
     }
     for n in cluster.nodes.values() {
@@ -88,6 +81,24 @@ pub fn not_converged(cluster: &Cluster, sc: &Scenario) -> Option<String> {
                     p.config().records.len().min(p.done() + 1) - p.done()
                 ));
             }
+        }
+    }
+    None
+}
+
+/// Where the group's committed offsets (`None`: no loaded coordinator) fall short of the data
+/// partitions' high watermarks. A partition that never got a record needs no commit.
+fn group_lag(
+    committed: Option<&BTreeMap<TopicPartition, Offset>>,
+    high_watermarks: &BTreeMap<TopicPartition, Offset>,
+) -> Option<String> {
+    for (tp, hw) in high_watermarks {
+        let c = committed.and_then(|c| c.get(tp).copied());
+        if c != Some(*hw) && !(c.is_none() && *hw == 0) {
+            let c = c.map_or("nothing".to_string(), |c| c.to_string());
+            return Some(format!(
+                "group {GROUP} has committed {c} for {tp}, HW is {hw}"
+            ));
         }
     }
     None
@@ -134,5 +145,36 @@ fn first_difference(a: &[LogEntry], b: &[LogEntry]) -> String {
     match a.iter().zip(b).find(|(x, y)| x != y) {
         Some((x, y)) => format!("; first difference at offset {}: {x} vs {y}", x.offset),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(pairs: &[(u32, Offset)]) -> BTreeMap<TopicPartition, Offset> {
+        pairs
+            .iter()
+            .map(|&(p, o)| (TopicPartition::new(TOPIC, p), o))
+            .collect()
+    }
+
+    /// The liveness condition on the group: caught up passes; a commit behind the high
+    /// watermark, a partition never committed, and no loaded coordinator are each reported.
+    #[test]
+    fn group_lag_reports_a_group_behind_its_high_watermarks() {
+        let hws = offsets(&[(0, 5), (1, 0), (2, 3)]);
+        assert_eq!(group_lag(Some(&offsets(&[(0, 5), (2, 3)])), &hws), None);
+        assert_eq!(
+            group_lag(Some(&offsets(&[(0, 4), (2, 3)])), &hws).as_deref(),
+            Some("group g0 has committed 4 for events-0, HW is 5")
+        );
+        assert_eq!(
+            group_lag(Some(&offsets(&[(0, 5)])), &hws).as_deref(),
+            Some("group g0 has committed nothing for events-2, HW is 3")
+        );
+        assert!(group_lag(None, &hws).is_some());
+        // An empty cluster needs no coordinator.
+        assert_eq!(group_lag(None, &offsets(&[(0, 0)])), None);
     }
 }

@@ -139,7 +139,7 @@ pub fn member_config(sc: &Scenario, index: u32) -> ConsumerConfig {
         group: GROUP.into(),
         topic: TOPIC.into(),
         // The two assignors take turns by seed.
-        assignor: if sc.seed % 2 == 0 {
+        assignor: if sc.seed.is_multiple_of(2) {
             Assignor::Range
         } else {
             Assignor::RoundRobin
