@@ -25,7 +25,8 @@
 use crate::check::Action;
 use crate::cluster::{ModelCfg, ModelKind, SeedlogModel};
 use crate::properties::{self, Layout, State};
-use stateright::actor::{ActorModelAction, Network};
+use seedlog::protocol::Message;
+use stateright::actor::{ActorModelAction, Id, Network};
 use stateright::{Model, Path, Property};
 
 /// The actor model with client answers delivered eagerly.
@@ -47,15 +48,7 @@ pub fn eager(cfg: &ModelCfg, s: &State, actions: &[Action]) -> Option<usize> {
         if s.crashed[c] || s.timers_set[c].iter().next().is_some() {
             continue;
         }
-        // (stateright's `Network::iter_all` never ends on an ordered network: its cursor does
-        // not advance. The channels are read directly.)
-        let Network::Ordered(channels) = &s.network else {
-            return None;
-        };
-        let mut involved = channels
-            .iter()
-            .filter(|((src, dst), _)| usize::from(*src) == c || usize::from(*dst) == c)
-            .flat_map(|((src, dst), q)| q.iter().map(move |m| (*src, *dst, m)));
+        let mut involved = involving(s, c);
         let (Some(only), None) = (involved.next(), involved.next()) else {
             continue;
         };
@@ -126,15 +119,23 @@ impl Model for Reduced {
 /// message in the network (to it or from it). `tests/reduce.rs` checks it over the whole
 /// unreduced model.
 pub fn single_request_chain(cfg: &ModelCfg, s: &State) -> bool {
-    let Network::Ordered(channels) = &s.network else {
-        return true;
+    cfg.producer
+        .into_iter()
+        .chain(cfg.reader)
+        .all(|c| involving(s, c).nth(1).is_none())
+}
+
+/// The messages in the network from or to actor `c`, as (source, destination, message).
+/// (Stateright's `Network::iter_all` never ends on an ordered network: its cursor does not
+/// advance. The channels are read directly; the models use no other kind of network.)
+fn involving(s: &State, c: usize) -> impl Iterator<Item = (Id, Id, &Message)> {
+    let channels = match &s.network {
+        Network::Ordered(channels) => Some(channels),
+        _ => None,
     };
-    cfg.producer.into_iter().chain(cfg.reader).all(|c| {
-        channels
-            .iter()
-            .filter(|((src, dst), _)| usize::from(*src) == c || usize::from(*dst) == c)
-            .map(|(_, q)| q.len())
-            .sum::<usize>()
-            <= 1
-    })
+    channels
+        .into_iter()
+        .flatten()
+        .filter(move |((src, dst), _)| usize::from(*src) == c || usize::from(*dst) == c)
+        .flat_map(|((src, dst), q)| q.iter().map(move |m| (*src, *dst, m)))
 }
