@@ -2,7 +2,7 @@
 //! fault schedule. It is data (serde), so a run can be printed, saved as JSON and replayed from
 //! the file even after the code that derives scenarios from seeds has changed.
 
-use crate::faults::{self, FaultMix, FaultSchedule};
+use crate::faults::{self, nemesis::Nemesis, FaultMix, FaultSchedule};
 use crate::rng::SeedRng;
 use seedlog::node::{Bug, Durability};
 use seedlog::protocol::Acks;
@@ -69,10 +69,13 @@ impl Scenario {
         let mut rng = SeedRng::new(seed, 0);
         let brokers = 3;
         let partitions = rng.range(1, 3) as u32;
-        let durability = opts.durability.unwrap_or(if rng.chance(50) {
-            Durability::Fsync
-        } else {
-            Durability::Replicated
+        // A bug no random mix reaches is hunted by its targeted nemesis, with the durability it
+        // needs.
+        let nemesis = opts.bugs.iter().find_map(|b| Nemesis::for_bug(*b));
+        let durability = opts.durability.unwrap_or(match nemesis {
+            Some(n) => n.durability(),
+            None if rng.chance(50) => Durability::Fsync,
+            None => Durability::Replicated,
         });
         let fault_ms = opts.fault_ms.unwrap_or(20_000);
         let producers = (0..rng.range(1, 3))
@@ -98,12 +101,22 @@ impl Scenario {
         // often, on a single partition.
         let hunting = !opts.bugs.is_empty();
         let partitions = if hunting { 1 } else { partitions };
-        let mix = if hunting {
-            FaultMix::draw_for_failovers(&mut rng)
+        let (mix, mut schedule) = if let Some(n) = nemesis {
+            let mix = FaultMix {
+                kinds: Vec::new(),
+                mean_gap_ms: 0,
+                nemesis: Some(n),
+            };
+            (mix, n.schedule(seed, fault_ms))
         } else {
-            FaultMix::draw(&mut rng, durability)
+            let mix = if hunting {
+                FaultMix::draw_for_failovers(&mut rng)
+            } else {
+                FaultMix::draw(&mut rng, durability)
+            };
+            let schedule = faults::generate(seed, &mix, brokers, fault_ms);
+            (mix, schedule)
         };
-        let mut schedule = faults::generate(seed, &mix, brokers, fault_ms);
         // The consumer group draws from its own stream, so adding it left every broker-side
         // draw above unchanged. Group bug hunts crash and pause members often.
         let mut grng = SeedRng::new(seed, 2);
@@ -168,7 +181,10 @@ impl Scenario {
             self.readers,
             self.members,
             self.schedule.events.len(),
-            self.mix.kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
+            match self.mix.nemesis {
+                Some(n) => format!("nemesis={}", n.name()),
+                None => self.mix.kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
+            },
             if self.bugs.is_empty() {
                 String::new()
             } else {

@@ -6,7 +6,11 @@ use seedlog::node::Bug;
 use sims::scenario::{Scenario, ScenarioOptions};
 use sims::sim::run::run;
 
-/// The first seed in `0..limit` whose run reports a problem whose name is one of `expected`.
+/// The first seed in `0..limit` whose run reports a problem whose name is one of `expected`,
+/// and whose very scenario (same schedule, same workload) with the switch off reports none of
+/// them: the switch, not the faults, made the difference. (A seed failing both ways, such as a
+/// power loss of the whole ISR with replicated durability, is a design limit, not the bug: the
+/// search goes on.)
 fn first_catch(
     bug: Bug,
     durability: Option<seedlog::node::Durability>,
@@ -18,17 +22,31 @@ fn first_catch(
         durability,
         ..Default::default()
     };
-    for seed in 0..limit {
-        let o = run(&Scenario::from_seed(seed, &opts), false);
-        if let Some(p) = o
-            .problems
+    let found = |problems: &[String]| {
+        problems
             .iter()
             .find(|p| expected.iter().any(|e| p.starts_with(e)))
-        {
-            return (seed, p.clone());
+            .cloned()
+    };
+    let mut both_ways = Vec::new();
+    for seed in 0..limit {
+        let sc = Scenario::from_seed(seed, &opts);
+        let Some(problem) = found(&run(&sc, false).problems) else {
+            continue;
+        };
+        let without = Scenario {
+            bugs: Vec::new(),
+            ..sc
+        };
+        match found(&run(&without, false).problems) {
+            None => return (seed, problem),
+            Some(p) => both_ways.push(format!("seed {seed}: {p}")),
         }
     }
-    panic!("{} not caught in seeds 0..{limit}", bug.name());
+    panic!(
+        "{} not caught in seeds 0..{limit}; failing with and without the switch: {both_ways:?}",
+        bug.name()
+    );
 }
 
 /// How the loss of acknowledged records shows in a history. (`duplicate` too: a record cut from
@@ -62,11 +80,23 @@ fn hw_from_stale_epoch_is_caught() {
     eprintln!("hw-from-stale-epoch: seed {seed}: {problem}");
 }
 
-// isr-before-epoch-start (G) is not caught by the simulator yet: in this broker the fetch that
-// lets a lagging follower into the ISR also carries it the records it lacks, so the loss needs
-// the leader to die between committing the ISR change and that response arriving (a one-way
-// partition leader -> follower at exactly that moment). 300 seeds of the failover mix do not
-// hit it; the model checker does (see models/tests). Left as a known gap.
+#[test]
+fn isr_before_epoch_start_is_caught() {
+    // Its targeted nemesis (sims/src/faults/nemesis.rs): the new leader's high watermark is left
+    // below its epoch start, the old leader comes back missing its last records and fetches from
+    // inside that gap, is let into the ISR, and is elected before the records reach it. About 1%
+    // of seeds line the windows up (12 of 0..1000 when written; the first at 172).
+    let (seed, problem) = first_catch(Bug::IsrBeforeEpochStart, None, 600, LOSS);
+    eprintln!("isr-before-epoch-start: seed {seed}: {problem}");
+}
+
+#[test]
+fn last_replica_standing_is_caught() {
+    // Its nemesis shrinks the ISR to the leader and cuts the leader's log with a flipped bit.
+    // Without the switch the partition goes offline instead (a liveness failure, not a loss).
+    let (seed, problem) = first_catch(Bug::LastReplicaStanding, None, 20, LOSS);
+    eprintln!("last-replica-standing: seed {seed}: {problem}");
+}
 
 // The consumer-group switches: a group bug hunt crashes and pauses members often.
 

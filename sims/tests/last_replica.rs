@@ -24,14 +24,20 @@ fn scenario(bugs: Vec<Bug>) -> Scenario {
     let at = |at_ms, fault| TimedFault { at_ms, fault };
     sc.schedule = FaultSchedule {
         events: vec![
-            at(2_000, Fault::Kill { node: 1 }),
-            at(2_000, Fault::Kill { node: 2 }),
+            at(2_000, Fault::Kill { node: 1.into() }),
+            at(2_000, Fault::Kill { node: 2.into() }),
             // Bit 100 lies in the first frame of broker 0's log: recovery keeps nothing.
-            at(6_000, Fault::FlipBit { node: 0, bit: 100 }),
-            at(6_001, Fault::Kill { node: 0 }),
-            at(6_002, Fault::Restart { node: 0 }),
-            at(8_000, Fault::Restart { node: 1 }),
-            at(8_000, Fault::Restart { node: 2 }),
+            at(
+                6_000,
+                Fault::FlipBit {
+                    node: 0.into(),
+                    bit: 100,
+                },
+            ),
+            at(6_001, Fault::Kill { node: 0.into() }),
+            at(6_002, Fault::Restart { node: 0.into() }),
+            at(8_000, Fault::Restart { node: 1.into() }),
+            at(8_000, Fault::Restart { node: 2.into() }),
         ],
     };
     sc

@@ -16,6 +16,8 @@ pub enum PowerLoss {
     DropPending,
     /// The first `n` pending writes made it.
     KeepPrefix(u64),
+    /// All pending writes but the last `n` made it (the flusher was just behind).
+    DropLast(u64),
     /// All pending writes but the last made it; of the last, only its first `keep_bytes`.
     TearLast {
         keep_bytes: u64,
@@ -60,6 +62,10 @@ impl SimDisk {
                 PowerLoss::DropPending => {}
                 PowerLoss::KeepPrefix(k) if (i as u64) < k => s.durable.extend_from_slice(&write),
                 PowerLoss::KeepPrefix(_) => {}
+                PowerLoss::DropLast(k) if ((n - i) as u64) > k => {
+                    s.durable.extend_from_slice(&write)
+                }
+                PowerLoss::DropLast(_) => {}
                 PowerLoss::TearLast { .. } if i + 1 < n => s.durable.extend_from_slice(&write),
                 PowerLoss::TearLast { keep_bytes } => {
                     let keep = (keep_bytes as usize).min(write.len().saturating_sub(1));
@@ -183,6 +189,9 @@ mod tests {
         let cases = [
             (PowerLoss::DropPending, 2, false),
             (PowerLoss::KeepPrefix(2), 4, false),
+            (PowerLoss::DropLast(1), 4, false),
+            (PowerLoss::DropLast(3), 2, false),
+            (PowerLoss::DropLast(9), 2, false),
             (PowerLoss::TearLast { keep_bytes: 5 }, 4, true),
         ];
         for (mode, expected, torn) in cases {

@@ -44,7 +44,9 @@ enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct ScenarioArgs {
     /// Reintroduce a historical bug (repeatable): truncate-to-hw, unclean-election, ack-before-isr,
-    /// hw-from-stale-epoch, isr-before-epoch-start.
+    /// hw-from-stale-epoch, isr-before-epoch-start, last-replica-standing, commit-before-process,
+    /// accept-stale-generation. The run then hunts for it (a failover mix, a group mix, or the
+    /// bug's targeted nemesis).
     #[arg(long = "bug", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
     /// Simulated seconds of the fault phase (the liveness phase follows).

@@ -1,22 +1,26 @@
 //! Carries out a fault schedule against the simulated cluster, and heals everything afterwards.
 //! Each fault is folded into the trace, so a replay shows it on the timeline.
 
-use super::cluster::Cluster;
-use crate::faults::{Fault, PowerLossMode, TimedFault};
-use crate::scenario::Scenario;
+use super::cluster::{lock, Cluster};
+use crate::faults::{Fault, PowerLossMode, Role, RoleRef, Target, TimedFault};
+use crate::scenario::{Scenario, CONTROLLER, TOPIC};
 use madsim::net::NetSim;
+use seedlog::node::AnyNode;
+use seedlog::protocol::TopicPartition;
 use seedlog::runtime::sim_disk::PowerLoss;
 use seedlog::runtime::trace::with_trace;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// What the supervisor has broken and must undo at the heal.
+/// What the supervisor has broken and must undo at the heal, and which node each episode's
+/// role was bound to.
 #[derive(Default)]
 pub struct Damage {
     down: BTreeSet<u32>,
     paused: BTreeSet<u32>,
     clogged_nodes: BTreeSet<u32>,
     clogged_links: BTreeSet<(u32, u32)>,
+    bound: BTreeMap<RoleRef, u32>,
 }
 
 impl Cluster {
@@ -33,59 +37,136 @@ impl Cluster {
         });
     }
 
+    /// The node a target names: the first role-targeted fault of an episode looks up every role
+    /// of that episode at once in the controller's committed metadata of the hunted partition,
+    /// and they stay bound for the episode (its later faults then hit the nodes the episode
+    /// started with, wherever leadership has moved since).
+    fn node_of(&self, target: Target, damage: &mut Damage) -> Option<u32> {
+        let wanted = match target {
+            Target::Node(n) => return Some(n),
+            Target::Role(r) => r,
+        };
+        let episode = wanted.episode;
+        if !damage.bound.keys().any(|r| r.episode == episode) {
+            let tp = TopicPartition::new(TOPIC, 0);
+            let (replicas, leader) = match &*lock(&self.nodes.get(&CONTROLLER)?.state) {
+                AnyNode::Controller(c) => {
+                    let ps = c.metadata().partition(&tp)?;
+                    (ps.replicas.clone(), ps.leader)
+                }
+                _ => return None,
+            };
+            let mut names = Vec::new();
+            for role in Role::ALL {
+                if let Some(node) = role.resolve(&replicas, leader) {
+                    let r = RoleRef { role, episode };
+                    damage.bound.insert(r, node);
+                    names.push(format!("{r}=b{node}"));
+                }
+            }
+            self.note(&format!("roles: {}", names.join(" ")));
+        }
+        damage.bound.get(&wanted).copied()
+    }
+
+    /// The fault with every target replaced by a node id; `None` if a role names no node
+    /// (the partition has no leader), and the fault is skipped.
+    fn resolve(&self, fault: &Fault, damage: &mut Damage) -> Option<Fault> {
+        let mut f = fault.clone();
+        match &mut f {
+            Fault::Kill { node }
+            | Fault::PowerLoss { node, .. }
+            | Fault::Restart { node }
+            | Fault::Pause { node }
+            | Fault::Resume { node }
+            | Fault::FlipBit { node, .. }
+            | Fault::Isolate { node } => *node = Target::Node(self.node_of(*node, damage)?),
+            Fault::OneWay { from, to } | Fault::HealLink { from, to } => {
+                *from = Target::Node(self.node_of(*from, damage)?);
+                *to = Target::Node(self.node_of(*to, damage)?);
+            }
+            Fault::Split { .. }
+            | Fault::HealNetwork
+            | Fault::Loss { .. }
+            | Fault::Latency { .. }
+            | Fault::NetworkNormal => {}
+        }
+        Some(f)
+    }
+
     pub fn apply(&self, fault: &Fault, damage: &mut Damage) {
         let handle = madsim::runtime::Handle::current();
         let net = NetSim::current();
         self.note(&serde_json::to_string(fault).unwrap_or_default());
-        match fault {
+        let Some(fault) = self.resolve(fault, damage) else {
+            self.note("skipped: its role has no node now");
+            return;
+        };
+        let id = |t: &Target| match t {
+            Target::Node(n) => *n,
+            // `resolve` left none.
+            Target::Role(_) => u32::MAX,
+        };
+        match &fault {
             Fault::Kill { node } => {
-                if let (Some(id), Some(n)) = (self.madsim_id(*node), self.nodes.get(node)) {
+                let node = id(node);
+                if let (Some(id), Some(n)) = (self.madsim_id(node), self.nodes.get(&node)) {
                     handle.kill(id);
                     n.disk.crash_process();
-                    damage.down.insert(*node);
+                    damage.down.insert(node);
                 }
             }
             Fault::PowerLoss { node, mode } => {
-                if let (Some(id), Some(n)) = (self.madsim_id(*node), self.nodes.get(node)) {
+                let node = id(node);
+                if let (Some(id), Some(n)) = (self.madsim_id(node), self.nodes.get(&node)) {
                     handle.kill(id);
                     n.disk.power_loss(match *mode {
                         PowerLossMode::AllPending => PowerLoss::DropPending,
                         PowerLossMode::KeepPrefix { writes } => PowerLoss::KeepPrefix(writes),
+                        PowerLossMode::DropLast { writes } => PowerLoss::DropLast(writes),
                         PowerLossMode::TearLast { keep_bytes } => {
                             PowerLoss::TearLast { keep_bytes }
                         }
                     });
-                    damage.down.insert(*node);
+                    damage.down.insert(node);
                 }
             }
             Fault::Restart { node } => {
-                if let Some(id) = self.madsim_id(*node) {
+                let node = id(node);
+                if let Some(id) = self.madsim_id(node) {
                     handle.restart(id);
-                    damage.down.remove(node);
-                    damage.paused.remove(node);
+                    damage.down.remove(&node);
+                    damage.paused.remove(&node);
                 }
             }
             Fault::Pause { node } => {
-                if let Some(id) = self.madsim_id(*node) {
+                let node = id(node);
+                if let Some(id) = self.madsim_id(node) {
                     handle.pause(id);
-                    damage.paused.insert(*node);
+                    damage.paused.insert(node);
                 }
             }
             Fault::Resume { node } => {
-                if let Some(id) = self.madsim_id(*node) {
+                let node = id(node);
+                if let Some(id) = self.madsim_id(node) {
                     handle.resume(id);
-                    damage.paused.remove(node);
+                    damage.paused.remove(&node);
                 }
             }
             Fault::FlipBit { node, bit } => {
-                if let Some(at) = self.nodes.get(node).and_then(|n| n.disk.flip_bit_at(*bit)) {
+                let flipped = self
+                    .nodes
+                    .get(&id(node))
+                    .and_then(|n| n.disk.flip_bit_at(*bit));
+                if let Some(at) = flipped {
                     self.note(&format!("flipped a bit of byte {at}"));
                 }
             }
             Fault::Isolate { node } => {
-                if let Some(id) = self.madsim_id(*node) {
+                let node = id(node);
+                if let Some(id) = self.madsim_id(node) {
                     net.clog_node(id);
-                    damage.clogged_nodes.insert(*node);
+                    damage.clogged_nodes.insert(node);
                 }
             }
             Fault::Split { left, right } => {
@@ -96,7 +177,14 @@ impl Cluster {
                     }
                 }
             }
-            Fault::OneWay { from, to } => self.clog_link(&net, *from, *to, damage),
+            Fault::OneWay { from, to } => self.clog_link(&net, id(from), id(to), damage),
+            Fault::HealLink { from, to } => {
+                let (from, to) = (id(from), id(to));
+                if let (Some(a), Some(b)) = (self.madsim_id(from), self.madsim_id(to)) {
+                    net.unclog_link(a, b);
+                    damage.clogged_links.remove(&(from, to));
+                }
+            }
             Fault::HealNetwork => self.heal_network(&net, damage),
             Fault::Loss { percent } => {
                 net.update_config(|c| c.packet_loss_rate = *percent as f64 / 100.0)
@@ -145,10 +233,13 @@ impl Cluster {
         self.heal_network(&net, damage);
         net.update_config(|c| *c = madsim::net::Config::default());
         for node in std::mem::take(&mut damage.paused) {
-            self.apply(&Fault::Resume { node }, &mut Damage::default());
+            self.apply(&Fault::Resume { node: node.into() }, &mut Damage::default());
         }
         for node in std::mem::take(&mut damage.down) {
-            self.apply(&Fault::Restart { node }, &mut Damage::default());
+            self.apply(
+                &Fault::Restart { node: node.into() },
+                &mut Damage::default(),
+            );
         }
     }
 

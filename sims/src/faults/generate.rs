@@ -1,191 +1,9 @@
-//! Fault schedules. Each seed draws its own mix of fault kinds and rates (swarm testing: a run
-//! that never isolates nodes explores crashes more deeply, and the other way round), then a
-//! timeline on two tracks that may overlap: node faults (crash, power loss, pause, bit flip) and
-//! network faults (isolation, splits, one-way links, loss, latency). Every fault on a track is
-//! undone before the next starts, so at most one node is down at a time and the cluster keeps a
-//! majority of replicas for `min.insync.replicas`.
+//! The random timeline of a run: node faults and network faults on two tracks, each fault undone
+//! before the next on its track starts, and a third track for the group's members.
 
+use super::{Fault, FaultKind, FaultMix, FaultSchedule, PowerLossMode, TimedFault};
 use crate::rng::SeedRng;
 use crate::scenario::CONTROLLER;
-use seedlog::node::Durability;
-use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FaultKind {
-    Crash,
-    PowerLoss,
-    Pause,
-    BitFlip,
-    Isolate,
-    Split,
-    OneWay,
-    Loss,
-    Latency,
-}
-
-impl FaultKind {
-    pub const ALL: [FaultKind; 9] = [
-        FaultKind::Crash,
-        FaultKind::PowerLoss,
-        FaultKind::Pause,
-        FaultKind::BitFlip,
-        FaultKind::Isolate,
-        FaultKind::Split,
-        FaultKind::OneWay,
-        FaultKind::Loss,
-        FaultKind::Latency,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FaultKind::Crash => "crash",
-            FaultKind::PowerLoss => "power-loss",
-            FaultKind::Pause => "pause",
-            FaultKind::BitFlip => "bit-flip",
-            FaultKind::Isolate => "isolate",
-            FaultKind::Split => "split",
-            FaultKind::OneWay => "one-way",
-            FaultKind::Loss => "loss",
-            FaultKind::Latency => "latency",
-        }
-    }
-
-    fn is_node_fault(self) -> bool {
-        matches!(
-            self,
-            FaultKind::Crash | FaultKind::PowerLoss | FaultKind::Pause | FaultKind::BitFlip
-        )
-    }
-}
-
-/// Which fault kinds a run uses and how often faults start.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FaultMix {
-    pub kinds: Vec<FaultKind>,
-    /// Mean quiet time between the end of one fault and the start of the next, per track.
-    pub mean_gap_ms: u64,
-}
-
-impl FaultMix {
-    pub fn draw(rng: &mut SeedRng, durability: Durability) -> FaultMix {
-        // With replicated durability a power loss of the whole ISR loses acknowledged records by
-        // design (Kafka's trade-off, bug K); such runs are asked for explicitly, not drawn.
-        let allowed: Vec<FaultKind> = FaultKind::ALL
-            .into_iter()
-            .filter(|k| *k != FaultKind::PowerLoss || durability == Durability::Fsync)
-            .collect();
-        let mut kinds: Vec<FaultKind> =
-            allowed.iter().copied().filter(|_| rng.chance(50)).collect();
-        if kinds.is_empty() {
-            kinds.push(*rng.pick(&allowed));
-        }
-        FaultMix {
-            kinds,
-            mean_gap_ms: rng.range(300, 3_000),
-        }
-    }
-}
-
-impl FaultMix {
-    /// Faults that move leadership around (crashes, pauses, isolation), often.
-    pub fn draw_for_failovers(rng: &mut SeedRng) -> FaultMix {
-        let allowed = [
-            FaultKind::Crash,
-            FaultKind::Pause,
-            FaultKind::Isolate,
-            FaultKind::Split,
-            FaultKind::OneWay,
-        ];
-        let mut kinds: Vec<FaultKind> =
-            allowed.iter().copied().filter(|_| rng.chance(60)).collect();
-        if kinds.is_empty() {
-            kinds.push(*rng.pick(&allowed));
-        }
-        FaultMix {
-            kinds,
-            mean_gap_ms: rng.range(100, 800),
-        }
-    }
-}
-
-/// How much of what was written but not synced survives a power loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "lose")]
-pub enum PowerLossMode {
-    /// Every unsynced write is gone.
-    AllPending,
-    /// The first `writes` unsynced writes reached the disk.
-    KeepPrefix { writes: u64 },
-    /// The unsynced writes before the last reached the disk; the last one only its first bytes.
-    TearLast { keep_bytes: u64 },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "fault")]
-pub enum Fault {
-    /// The process dies; the page cache (written, unsynced data) survives.
-    Kill {
-        node: u32,
-    },
-    /// The machine loses power: the process dies and unsynced writes are lost as `mode` says.
-    PowerLoss {
-        node: u32,
-        mode: PowerLossMode,
-    },
-    Restart {
-        node: u32,
-    },
-    Pause {
-        node: u32,
-    },
-    Resume {
-        node: u32,
-    },
-    /// One bit of the node's durable bytes flips (the node is then restarted to read it).
-    FlipBit {
-        node: u32,
-        bit: u64,
-    },
-    Isolate {
-        node: u32,
-    },
-    /// Brokers in `left` and in `right` cannot reach each other; clients and the controller
-    /// stay connected to both sides unless listed.
-    Split {
-        left: Vec<u32>,
-        right: Vec<u32>,
-    },
-    /// Messages from `from` to `to` stall; the other direction works.
-    OneWay {
-        from: u32,
-        to: u32,
-    },
-    /// Undo every isolation, split and one-way link.
-    HealNetwork,
-    /// Percentage of packets lost (TCP retransmits them: they arrive late).
-    Loss {
-        percent: u64,
-    },
-    Latency {
-        min_ms: u64,
-        max_ms: u64,
-    },
-    /// Back to no loss and the default latency.
-    NetworkNormal,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TimedFault {
-    pub at_ms: u64,
-    #[serde(flatten)]
-    pub fault: Fault,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FaultSchedule {
-    pub events: Vec<TimedFault>,
-}
 
 /// Draws the timeline of both tracks for `brokers` brokers (and the controller) within
 /// `fault_ms`.
@@ -291,9 +109,15 @@ impl FaultSchedule {
             let node = first + rng.range(0, u64::from(members) - 1) as u32;
             let duration = rng.range(100, 6_000).min(fault_ms - t);
             let (start, end) = if rng.chance(50) {
-                (Fault::Kill { node }, Fault::Restart { node })
+                (
+                    Fault::Kill { node: node.into() },
+                    Fault::Restart { node: node.into() },
+                )
             } else {
-                (Fault::Pause { node }, Fault::Resume { node })
+                (
+                    Fault::Pause { node: node.into() },
+                    Fault::Resume { node: node.into() },
+                )
             };
             self.events.push(TimedFault {
                 at_ms: t,
@@ -318,7 +142,10 @@ fn episode(rng: &mut SeedRng, kind: FaultKind, brokers: u32) -> (Fault, Vec<Faul
     // The controller takes a share of node faults: its recovery matters as much.
     let node = if rng.chance(20) { CONTROLLER } else { broker };
     match kind {
-        FaultKind::Crash => (Fault::Kill { node }, vec![Fault::Restart { node }]),
+        FaultKind::Crash => (
+            Fault::Kill { node: node.into() },
+            vec![Fault::Restart { node: node.into() }],
+        ),
         FaultKind::PowerLoss => {
             let mode = match rng.range(0, 2) {
                 0 => PowerLossMode::AllPending,
@@ -330,24 +157,37 @@ fn episode(rng: &mut SeedRng, kind: FaultKind, brokers: u32) -> (Fault, Vec<Faul
                 },
             };
             (
-                Fault::PowerLoss { node, mode },
-                vec![Fault::Restart { node }],
+                Fault::PowerLoss {
+                    node: node.into(),
+                    mode,
+                },
+                vec![Fault::Restart { node: node.into() }],
             )
         }
-        FaultKind::Pause => (Fault::Pause { node }, vec![Fault::Resume { node }]),
+        FaultKind::Pause => (
+            Fault::Pause { node: node.into() },
+            vec![Fault::Resume { node: node.into() }],
+        ),
         // Bit rot is a broker-disk fault: the controller's image stands in for a metadata
         // quorum, which would repair it from its peers.
         FaultKind::BitFlip => (
             Fault::FlipBit {
-                node: broker,
+                node: broker.into(),
                 bit: rng.next_u64(),
             },
             vec![
-                Fault::Kill { node: broker },
-                Fault::Restart { node: broker },
+                Fault::Kill {
+                    node: broker.into(),
+                },
+                Fault::Restart {
+                    node: broker.into(),
+                },
             ],
         ),
-        FaultKind::Isolate => (Fault::Isolate { node }, vec![Fault::HealNetwork]),
+        FaultKind::Isolate => (
+            Fault::Isolate { node: node.into() },
+            vec![Fault::HealNetwork],
+        ),
         FaultKind::Split => {
             let alone = broker;
             let rest = (0..brokers).filter(|b| *b != alone).collect();
@@ -370,7 +210,13 @@ fn episode(rng: &mut SeedRng, kind: FaultKind, brokers: u32) -> (Fault, Vec<Faul
             } else {
                 (other, broker)
             };
-            (Fault::OneWay { from, to }, vec![Fault::HealNetwork])
+            (
+                Fault::OneWay {
+                    from: from.into(),
+                    to: to.into(),
+                },
+                vec![Fault::HealNetwork],
+            )
         }
         FaultKind::Loss => (
             Fault::Loss {
