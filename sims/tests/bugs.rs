@@ -131,6 +131,13 @@ fn a_failing_run_shrinks_to_fewer_faults_that_still_fail_the_same_way() {
     let sc = Scenario::from_seed(seed, &opts);
     let shrunk = sims::sim::shrink::shrink(&sc).expect("it fails");
     assert!(shrunk.scenario.schedule.events.len() < sc.schedule.events.len());
+    // The setup shrinks too: here the faults move to the start and the fault phase ends soon
+    // after them.
+    assert!(
+        shrunk.scenario.fault_ms < sc.fault_ms,
+        "{} ms",
+        shrunk.scenario.fault_ms
+    );
     let again = run(&shrunk.scenario, false);
     assert!(
         again

@@ -1,4 +1,5 @@
-//! `shrink`: the smallest schedule (by removing faults) that still fails the same way.
+//! `shrink`: the smallest scenario (fewer faults, then fewer clients and a shorter fault phase)
+//! that still fails the same way.
 
 use super::ShrinkArgs;
 use crate::sim::shrink::shrink;
@@ -30,9 +31,14 @@ pub fn main(args: &ShrinkArgs) -> i32 {
         return 2;
     }
     println!(
-        "still fails with {} after {} runs; remaining faults:",
-        shrunk.problem, shrunk.runs
+        "still fails with {} after {} runs; fault phase {} ms (was {}); {}",
+        shrunk.problem,
+        shrunk.runs,
+        shrunk.scenario.fault_ms,
+        sc.fault_ms,
+        shrunk.scenario.summary()
     );
+    println!("remaining faults:");
     for f in &shrunk.scenario.schedule.events {
         println!(
             "  at {:>6} ms: {}",

@@ -1,11 +1,13 @@
 //! Shrinking a failing scenario: remove faults while the run still fails the same way (the same
 //! first problem name), bisecting chunks of the schedule first and single faults last (a
-//! simplified delta debugging). The result is a smaller scenario to read and to keep as a
-//! regression test.
+//! simplified delta debugging); then make the rest of the scenario smaller the same way: fewer
+//! producers, readers and group members, and a fault phase that ends soon after the last fault.
+//! The result is a smaller scenario to read and to keep as a regression test.
 
 pub use super::run::problem_name;
 use super::run::run;
-use crate::scenario::Scenario;
+use crate::faults::{Fault, Target};
+use crate::scenario::{Scenario, FIRST_MEMBER};
 
 pub struct Shrunk {
     pub scenario: Scenario,
@@ -48,9 +50,99 @@ pub fn shrink(original: &Scenario) -> Option<Shrunk> {
             chunk = chunk.div_ceil(2);
         }
     }
+    for candidate in smaller_setups(&best) {
+        // Each candidate is tried against the best so far: the setups compose.
+        let candidate = candidate(&best);
+        if candidate != best && fails(&candidate, &mut runs) {
+            best = candidate;
+        }
+    }
     Some(Shrunk {
         scenario: best,
         problem: target,
         runs,
     })
+}
+
+type Simplify = Box<dyn Fn(&Scenario) -> Scenario>;
+
+/// Simplifications of the scenario around its faults, in the order they are tried (each keeps
+/// whatever the ones before it achieved).
+fn smaller_setups(sc: &Scenario) -> Vec<Simplify> {
+    let mut steps: Vec<Simplify> = Vec::new();
+    // The faults start sooner: after 0.5 s of quiet instead of many seconds of it, else after
+    // half the quiet time.
+    for keep_percent in [0, 50] {
+        steps.push(Box::new(move |sc: &Scenario| {
+            let first = sc
+                .schedule
+                .events
+                .iter()
+                .map(|e| e.at_ms)
+                .min()
+                .unwrap_or(0);
+            let lead = first.saturating_sub(500);
+            let shift = lead - lead * keep_percent / 100;
+            let mut s = sc.clone();
+            for e in &mut s.schedule.events {
+                e.at_ms -= shift;
+            }
+            s
+        }));
+    }
+    // The fault phase ends 2 s after the last fault (and the liveness phase then starts).
+    steps.push(Box::new(|sc: &Scenario| {
+        let last = sc
+            .schedule
+            .events
+            .iter()
+            .map(|e| e.at_ms)
+            .max()
+            .unwrap_or(0);
+        let mut s = sc.clone();
+        s.fault_ms = s.fault_ms.min(last + 2_000);
+        s
+    }));
+    // No consumer group (its members' faults go with it), then one member.
+    for members in [0, 1] {
+        steps.push(Box::new(move |sc: &Scenario| {
+            let mut s = sc.clone();
+            if s.members > members {
+                s.members = members;
+                s.schedule
+                    .events
+                    .retain(|e| !hits_member_from(&e.fault, FIRST_MEMBER + members));
+            }
+            s
+        }));
+    }
+    // Fewer readers, then fewer producers (the last first, so the others keep their ids).
+    for _ in 0..sc.readers {
+        steps.push(Box::new(|sc: &Scenario| {
+            let mut s = sc.clone();
+            s.readers = s.readers.saturating_sub(1);
+            s
+        }));
+    }
+    for _ in 1..sc.producers.len() {
+        steps.push(Box::new(|sc: &Scenario| {
+            let mut s = sc.clone();
+            if s.producers.len() > 1 {
+                s.producers.pop();
+            }
+            s
+        }));
+    }
+    steps
+}
+
+/// Whether the fault is aimed at a group member with id `first` or above.
+fn hits_member_from(fault: &Fault, first: u32) -> bool {
+    match fault {
+        Fault::Kill { node }
+        | Fault::Restart { node }
+        | Fault::Pause { node }
+        | Fault::Resume { node } => matches!(node, Target::Node(n) if *n >= first),
+        _ => false,
+    }
 }
