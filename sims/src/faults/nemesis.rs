@@ -136,7 +136,7 @@ fn stale_hw_rejoin(rng: &mut SeedRng, e: u32) -> Episode {
     ));
     // The old leader comes back (its re-registration makes the controller elect); the new
     // leader's answers to it stall, so what it fetches never arrives.
-    let restart_at = stall_at + rng.range(50, 1_200);
+    let restart_at = stall_at + rng.range(300, 2_000);
     f.push((
         restart_at - 1,
         Fault::HealLink {
@@ -153,7 +153,7 @@ fn stale_hw_rejoin(rng: &mut SeedRng, e: u32) -> Episode {
     ));
     f.push((restart_at, Fault::Restart { node: leader }));
     // Then the new leader dies; its session expires and the controller elects from the ISR.
-    let kill_at = restart_at + rng.range(50, 1_500);
+    let kill_at = restart_at + rng.range(300, 2_500);
     f.push((kill_at, Fault::Kill { node: next }));
     let end = kill_at + rng.range(2_500, 4_000);
     if paused {
