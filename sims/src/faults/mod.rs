@@ -206,3 +206,30 @@ pub struct TimedFault {
 pub struct FaultSchedule {
     pub events: Vec<TimedFault>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timed_faults_read_role_targets_and_name_a_bad_one() {
+        let f: TimedFault = serde_json::from_str(
+            r#"{"at_ms": 5, "fault": "one-way", "from": "leader#2", "to": 1}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            f.fault,
+            Fault::OneWay {
+                from: Target::role(Role::Leader, 2),
+                to: Target::Node(1)
+            }
+        );
+        // Through the flattened, tagged enum the reason still reaches the user.
+        let err = serde_json::from_str::<TimedFault>(
+            r#"{"at_ms": 5, "fault": "kill", "node": "boss#1"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(r#"unknown role "boss""#), "{err}");
+    }
+}
