@@ -3,6 +3,7 @@
 #![cfg(madsim)]
 
 use seedlog::node::Bug;
+use sims::faults::Target;
 use sims::scenario::{Scenario, ScenarioOptions};
 use sims::sim::run::run;
 
@@ -88,6 +89,28 @@ fn isr_before_epoch_start_is_caught() {
     // of seeds line the windows up (41 of 0..1000 when written; the first at 62).
     let (seed, problem) = first_catch(Bug::IsrBeforeEpochStart, None, 300, LOSS);
     eprintln!("isr-before-epoch-start: seed {seed}: {problem}");
+    // Shrinking pins the roles to the nodes the failing run bound, so removing or moving faults
+    // cannot make an episode start elsewhere.
+    let opts = ScenarioOptions {
+        bugs: vec![Bug::IsrBeforeEpochStart],
+        ..Default::default()
+    };
+    let sc = Scenario::from_seed(seed, &opts);
+    let shrunk = sims::sim::shrink::shrink(&sc).expect("it fails");
+    let mut events = shrunk.scenario.schedule.events.clone();
+    assert!(
+        events.iter_mut().all(|e| e
+            .fault
+            .targets_mut()
+            .iter()
+            .all(|t| matches!(t, Target::Node(_)))),
+        "{events:?}"
+    );
+    assert!(
+        LOSS.contains(&shrunk.problem.as_str()),
+        "{}",
+        shrunk.problem
+    );
 }
 
 #[test]
@@ -96,6 +119,30 @@ fn last_replica_standing_is_caught() {
     // Without the switch the partition goes offline instead (a liveness failure, not a loss).
     let (seed, problem) = first_catch(Bug::LastReplicaStanding, None, 20, LOSS);
     eprintln!("last-replica-standing: seed {seed}: {problem}");
+    let sc = Scenario::from_seed(
+        seed,
+        &ScenarioOptions {
+            bugs: vec![Bug::LastReplicaStanding],
+            ..Default::default()
+        },
+    );
+    let without = run(
+        &Scenario {
+            bugs: Vec::new(),
+            ..sc
+        },
+        false,
+    );
+    assert!(
+        !without.problems.is_empty()
+            && without
+                .problems
+                .iter()
+                .all(|p| p.starts_with("liveness") && p.contains("has no leader")),
+        "without the switch partitions go offline (the leader that was cut may lead the group's \
+         offsets too), and nothing else: {:?}",
+        without.problems
+    );
 }
 
 // The consumer-group switches: a group bug hunt crashes and pauses members often.

@@ -58,6 +58,15 @@ fn bad_arguments_exit_2() {
         vec!["run", "--bug", "no-such-bug"],
         vec!["replay"],
         vec!["frobnicate"],
+        vec![
+            "schedule",
+            "--seed",
+            "1",
+            "--bug",
+            "isr-before-epoch-start",
+            "--bug",
+            "ack-before-isr",
+        ],
     ] {
         let (out, code) = sims(&args);
         assert_eq!(code, 2, "{args:?}: {out}");

@@ -162,6 +162,9 @@ fn a_saved_nemesis_schedule_replays_to_the_same_failure() {
     );
     let json = serde_json::to_string(&sc).expect("encode");
     assert!(json.contains(r#""node":"leader#1""#), "{json}");
+    // The nemesis's own faults are in it: a per-link heal and a power loss of the last writes.
+    assert!(json.contains(r#""fault":"heal-link""#), "{json}");
+    assert!(json.contains(r#""lose":"drop-last""#), "{json}");
     let back: Scenario = serde_json::from_str(&json).expect("decode");
     assert_eq!(back, sc);
     let (a, b) = (run(&sc, false), run(&back, false));

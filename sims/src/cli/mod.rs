@@ -46,7 +46,7 @@ pub struct ScenarioArgs {
     /// Reintroduce a historical bug (repeatable): truncate-to-hw, unclean-election, ack-before-isr,
     /// hw-from-stale-epoch, isr-before-epoch-start, last-replica-standing, commit-before-process,
     /// accept-stale-generation. The run then hunts for it (a failover mix, a group mix, or the
-    /// bug's targeted nemesis).
+    /// bug's targeted nemesis, which then must be the only --bug).
     #[arg(long = "bug", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
     /// Simulated seconds of the fault phase (the liveness phase follows).
@@ -164,6 +164,22 @@ fn parse_durability(s: &str) -> Result<Durability, String> {
 }
 
 impl ScenarioArgs {
+    /// A bug hunted by its own nemesis gets the whole run: with other switches on, either hunt
+    /// would be silently dropped.
+    pub fn check(&self) -> Result<(), String> {
+        let hunted = self
+            .bugs
+            .iter()
+            .find(|b| crate::faults::nemesis::Nemesis::for_bug(**b).is_some());
+        match hunted {
+            Some(b) if self.bugs.len() > 1 => Err(format!(
+                "{} is hunted by its own nemesis: give it as the only --bug",
+                b.name()
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn options(&self) -> crate::scenario::ScenarioOptions {
         crate::scenario::ScenarioOptions {
             fault_ms: Some(self.sim_secs * 1000),
@@ -198,6 +214,18 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    let scenario = match &cli.command {
+        Command::Run(a) => Some(&a.scenario),
+        Command::Replay(a) => Some(&a.source.scenario),
+        Command::Shrink(a) => Some(&a.source.scenario),
+        Command::Schedule(a) => Some(&a.scenario),
+        Command::CheckHistory { .. } => None,
+    };
+    if let Some(Err(e)) = scenario.map(ScenarioArgs::check) {
+        eprintln!("error: {e}");
+        println!("RESULT error reason=bad-arguments");
+        return 2;
+    }
     match cli.command {
         Command::CheckHistory { file } => check_history::main(&file),
         Command::Schedule(args) => schedule(&args),

@@ -136,6 +136,18 @@ pub enum PowerLossMode {
     TearLast { keep_bytes: u64 },
 }
 
+impl From<PowerLossMode> for seedlog::runtime::sim_disk::PowerLoss {
+    fn from(mode: PowerLossMode) -> Self {
+        use seedlog::runtime::sim_disk::PowerLoss;
+        match mode {
+            PowerLossMode::AllPending => PowerLoss::DropPending,
+            PowerLossMode::KeepPrefix { writes } => PowerLoss::KeepPrefix(writes),
+            PowerLossMode::DropLast { writes } => PowerLoss::DropLast(writes),
+            PowerLossMode::TearLast { keep_bytes } => PowerLoss::TearLast { keep_bytes },
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "fault")]
 pub enum Fault {
@@ -193,6 +205,27 @@ pub enum Fault {
     },
     /// Back to no loss and the default latency.
     NetworkNormal,
+}
+
+impl Fault {
+    /// The nodes the fault names (splits name fixed ids and have none).
+    pub fn targets_mut(&mut self) -> Vec<&mut Target> {
+        match self {
+            Fault::Kill { node }
+            | Fault::PowerLoss { node, .. }
+            | Fault::Restart { node }
+            | Fault::Pause { node }
+            | Fault::Resume { node }
+            | Fault::FlipBit { node, .. }
+            | Fault::Isolate { node } => vec![node],
+            Fault::OneWay { from, to } | Fault::HealLink { from, to } => vec![from, to],
+            Fault::Split { .. }
+            | Fault::HealNetwork
+            | Fault::Loss { .. }
+            | Fault::Latency { .. }
+            | Fault::NetworkNormal => Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

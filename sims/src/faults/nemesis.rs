@@ -222,17 +222,118 @@ mod tests {
         }
     }
 
+    /// Plays a schedule on a model of what is broken, by target; fails if an episode begins
+    /// before the previous one is fully undone, or the schedule ends with something broken.
+    fn check_undone(s: &FaultSchedule) -> Result<(), String> {
+        use std::collections::BTreeSet;
+        let mut down = BTreeSet::new();
+        let mut paused = BTreeSet::new();
+        let mut cut = BTreeSet::new();
+        let mut links = BTreeSet::new();
+        let mut slow = false;
+        let mut episode = None;
+        for (i, e) in s.events.iter().enumerate() {
+            let mut f = e.fault.clone();
+            let tags: BTreeSet<u32> = f
+                .targets_mut()
+                .into_iter()
+                .filter_map(|t| match t {
+                    Target::Role(r) => Some(r.episode),
+                    Target::Node(_) => None,
+                })
+                .collect();
+            if let Some(&tag) = tags.iter().next() {
+                if episode != Some(tag) {
+                    // (Latency is an episode's untagged first fault: checked below instead.)
+                    if !(down.is_empty() && paused.is_empty() && cut.is_empty() && links.is_empty())
+                    {
+                        return Err(format!(
+                            "episode {tag} starts at event {i} with {down:?} {paused:?} {cut:?} {links:?}"
+                        ));
+                    }
+                    episode = Some(tag);
+                }
+            }
+            match e.fault.clone() {
+                Fault::Kill { node } | Fault::PowerLoss { node, .. } => {
+                    down.insert(node);
+                }
+                Fault::Restart { node } => {
+                    if !down.remove(&node) {
+                        return Err(format!("event {i}: restart of {node}, which is up"));
+                    }
+                }
+                Fault::Pause { node } => {
+                    paused.insert(node);
+                }
+                Fault::Resume { node } => {
+                    paused.remove(&node);
+                }
+                Fault::FlipBit { .. } => {}
+                Fault::Isolate { node } => {
+                    cut.insert(node);
+                }
+                Fault::OneWay { from, to } => {
+                    links.insert((from, to));
+                }
+                Fault::HealLink { from, to } => {
+                    if !links.remove(&(from, to)) {
+                        return Err(format!("event {i}: heal of {from}->{to}, which is not cut"));
+                    }
+                }
+                Fault::HealNetwork => {
+                    links.clear();
+                    cut.clear();
+                }
+                Fault::Split { .. } => return Err(format!("event {i}: nemeses do not split")),
+                Fault::Loss { .. } | Fault::Latency { .. } if slow => {
+                    return Err(format!(
+                        "event {i}: the network slowed again before it was normal"
+                    ));
+                }
+                Fault::Loss { .. } | Fault::Latency { .. } => slow = true,
+                Fault::NetworkNormal => slow = false,
+            }
+        }
+        if down.is_empty() && paused.is_empty() && cut.is_empty() && links.is_empty() && !slow {
+            Ok(())
+        } else {
+            Err(format!(
+                "left broken: {down:?} {paused:?} {cut:?} {links:?} slow={slow}"
+            ))
+        }
+    }
+
     #[test]
-    fn every_episode_undoes_what_it_breaks() {
-        let s = Nemesis::StaleHwRejoin.schedule(3, 60_000);
-        let count = |p: &dyn Fn(&Fault) -> bool| s.events.iter().filter(|e| p(&e.fault)).count();
-        let downs = count(&|f| matches!(f, Fault::PowerLoss { .. } | Fault::Kill { .. }));
-        let restarts = count(&|f| matches!(f, Fault::Restart { .. }));
-        assert_eq!(downs, restarts);
-        let pauses = count(&|f| matches!(f, Fault::Pause { .. }));
-        assert_eq!(pauses, count(&|f| matches!(f, Fault::Resume { .. })));
-        // One heal per episode undoes its one-way stalls.
-        let heals = count(&|f| matches!(f, Fault::HealNetwork));
-        assert_eq!(heals, count(&|f| matches!(f, Fault::PowerLoss { .. })));
+    fn every_episode_undoes_what_it_breaks_before_the_next() {
+        for nemesis in [Nemesis::StaleHwRejoin, Nemesis::LastReplicaCut] {
+            for seed in 0..200 {
+                let s = nemesis.schedule(seed, 60_000);
+                assert!(s.events.len() > 10, "{}: seed {seed}", nemesis.name());
+                if let Err(e) = check_undone(&s) {
+                    panic!("{} seed {seed}: {e}\n{s:?}", nemesis.name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_undo_check_catches_what_is_left_broken() {
+        let mut s = Nemesis::StaleHwRejoin.schedule(1, 60_000);
+        let restart = s
+            .events
+            .iter()
+            .position(|e| matches!(e.fault, Fault::Restart { .. }))
+            .expect("a restart");
+        s.events.remove(restart);
+        assert!(check_undone(&s).is_err());
+        let mut s = Nemesis::LastReplicaCut.schedule(1, 60_000);
+        s.events.retain(|e| {
+            !matches!(
+                e.fault,
+                Fault::HealNetwork | Fault::Resume { .. } | Fault::Restart { .. }
+            )
+        });
+        assert!(check_undone(&s).is_err());
     }
 }

@@ -15,10 +15,10 @@ use std::fmt;
 pub enum Role {
     /// The partition's leader (none while it is offline: the fault is then skipped).
     Leader,
-    /// The first replica in assignment order that is not the leader: the one the controller
-    /// elects next if it stays in the ISR.
+    /// The follower the controller elects next: the first in-sync replica in assignment order
+    /// that is not the leader (if none is in sync, the first other replica).
     Follower,
-    /// The second such replica.
+    /// The next follower in that order.
     OtherFollower,
 }
 
@@ -33,9 +33,13 @@ impl Role {
         }
     }
 
-    /// The node holding this role, given the partition's assignment order and leader.
-    pub fn resolve(self, replicas: &[u32], leader: Option<u32>) -> Option<u32> {
-        let mut followers = replicas.iter().copied().filter(|r| Some(*r) != leader);
+    /// The node holding this role, given the partition's assignment order, leader and ISR.
+    /// Followers are ranked as the controller's election ranks them: in-sync replicas in
+    /// assignment order, then the others.
+    pub fn resolve(self, replicas: &[u32], leader: Option<u32>, isr: &[u32]) -> Option<u32> {
+        let others = replicas.iter().copied().filter(|r| Some(*r) != leader);
+        let (in_sync, out): (Vec<u32>, Vec<u32>) = others.partition(|r| isr.contains(r));
+        let mut followers = in_sync.into_iter().chain(out);
         match self {
             Role::Leader => leader,
             Role::Follower => followers.next(),
@@ -180,13 +184,21 @@ mod tests {
     }
 
     #[test]
-    fn roles_follow_assignment_order_around_the_leader() {
+    fn roles_follow_the_controllers_election_order() {
         let replicas = [2, 0, 1];
-        assert_eq!(Role::Leader.resolve(&replicas, Some(0)), Some(0));
-        assert_eq!(Role::Follower.resolve(&replicas, Some(0)), Some(2));
-        assert_eq!(Role::OtherFollower.resolve(&replicas, Some(0)), Some(1));
-        // Offline: no leader; followers are the replicas in order.
-        assert_eq!(Role::Leader.resolve(&replicas, None), None);
-        assert_eq!(Role::Follower.resolve(&replicas, None), Some(2));
+        let all = [0, 1, 2];
+        assert_eq!(Role::Leader.resolve(&replicas, Some(0), &all), Some(0));
+        assert_eq!(Role::Follower.resolve(&replicas, Some(0), &all), Some(2));
+        assert_eq!(
+            Role::OtherFollower.resolve(&replicas, Some(0), &all),
+            Some(1)
+        );
+        // Broker 2 fell out of the ISR: broker 1 would be elected next.
+        assert_eq!(Role::Follower.resolve(&replicas, Some(0), &[0, 1]), Some(1));
+        assert_eq!(
+            Role::OtherFollower.resolve(&replicas, Some(0), &[0, 1]),
+            Some(2)
+        );
+        assert_eq!(Role::Leader.resolve(&replicas, None, &all), None);
     }
 }

@@ -3,6 +3,7 @@
 
 use super::checks::not_converged;
 use super::cluster::{lock, Cluster, Observed};
+use super::supervisor::EpisodeRoles;
 use crate::scenario::Scenario;
 use seedlog::node::AnyNode;
 use seedlog::runtime::driver::Clock;
@@ -20,6 +21,8 @@ pub struct Outcome {
     pub problems: Vec<String>,
     pub observed: Vec<Observed>,
     pub trace: Trace,
+    /// How the schedule's role targets were bound (empty without role targets).
+    pub roles: EpisodeRoles,
 }
 
 impl Outcome {
@@ -41,7 +44,7 @@ pub fn problem_name(line: &str) -> &str {
 pub fn run(sc: &Scenario, keep_trace: bool) -> Outcome {
     let rt = madsim::runtime::Runtime::with_seed_and_config(sc.seed, madsim::Config::default());
     let trace = Trace::shared(keep_trace);
-    let (sim_ms, observed, mut problems) = rt.block_on(simulate(sc.clone(), trace.clone()));
+    let (sim_ms, observed, mut problems, roles) = rt.block_on(simulate(sc.clone(), trace.clone()));
     problems.extend(super::history::anomalies(&observed, sc));
     let trace = match Arc::try_unwrap(trace) {
         Ok(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
@@ -57,15 +60,19 @@ pub fn run(sc: &Scenario, keep_trace: bool) -> Outcome {
         problems,
         observed,
         trace,
+        roles,
     }
 }
 
-async fn simulate(sc: Scenario, trace: SharedTrace) -> (u64, Vec<Observed>, Vec<String>) {
+async fn simulate(
+    sc: Scenario,
+    trace: SharedTrace,
+) -> (u64, Vec<Observed>, Vec<String>, EpisodeRoles) {
     let start = Instant::now();
     let clock: Clock = Arc::new(move || start.elapsed().as_millis() as u64);
     let mut cluster = Cluster::build(&sc, trace, clock);
     let heal_at = start + Duration::from_millis(sc.fault_ms);
-    tokio::join!(cluster.run_schedule(&sc, start), cluster.writeback(heal_at));
+    let (roles, ()) = tokio::join!(cluster.run_schedule(&sc, start), cluster.writeback(heal_at));
     // The send phase ends with the faults; what is in flight finishes during the liveness phase.
     for n in cluster.nodes.values() {
         if let AnyNode::Producer(p) = &mut *lock(&n.state) {
@@ -97,5 +104,5 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> (u64, Vec<Observed>, Vec<
     );
     let sim_ms = start.elapsed().as_millis() as u64;
     let observed = lock(&cluster.history).clone();
-    (sim_ms, observed, problems)
+    (sim_ms, observed, problems, roles)
 }

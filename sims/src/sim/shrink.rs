@@ -6,6 +6,7 @@
 
 pub use super::run::problem_name;
 use super::run::run;
+use super::supervisor::EpisodeRoles;
 use crate::faults::{Fault, Target};
 use crate::scenario::{Scenario, FIRST_MEMBER};
 
@@ -28,6 +29,13 @@ pub fn shrink(original: &Scenario) -> Option<Shrunk> {
             .iter()
             .any(|p| problem_name(p) == target)
     };
+    // Faults aimed at roles are bound when their episode starts; once faults are removed or
+    // moved, an episode would start elsewhere and hit other nodes. So they first become the
+    // nodes the failing run bound them to.
+    let pinned = pin_roles(&best, &first.roles);
+    if pinned != best && fails(&pinned, &mut runs) {
+        best = pinned;
+    }
     let mut chunk = best.schedule.events.len().div_ceil(2).max(1);
     loop {
         let mut removed_any = false;
@@ -134,6 +142,29 @@ fn smaller_setups(sc: &Scenario) -> Vec<Simplify> {
         }));
     }
     steps
+}
+
+/// The scenario with every role target replaced by the node its episode bound in a run with
+/// `roles`; faults of episodes that were skipped (or roles never bound) are dropped, as they were
+/// never applied.
+pub fn pin_roles(sc: &Scenario, roles: &EpisodeRoles) -> Scenario {
+    let pin = |t: &mut Target| -> bool {
+        match *t {
+            Target::Node(_) => true,
+            Target::Role(r) => match roles.get(&r.episode).and_then(|e| e.as_ref()?.get(&r)) {
+                Some(&n) => {
+                    *t = Target::Node(n);
+                    true
+                }
+                None => false,
+            },
+        }
+    };
+    let mut s = sc.clone();
+    s.schedule
+        .events
+        .retain_mut(|e| e.fault.targets_mut().into_iter().all(pin));
+    s
 }
 
 /// Whether the fault is aimed at a group member with id `first` or above.

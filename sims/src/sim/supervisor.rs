@@ -2,13 +2,13 @@
 //! Each fault is folded into the trace, so a replay shows it on the timeline.
 
 use super::cluster::{lock, Cluster};
-use crate::faults::{Fault, PowerLossMode, Role, RoleRef, Target, TimedFault};
+use crate::faults::{Fault, Role, RoleRef, Target, TimedFault};
 use crate::scenario::{Scenario, CONTROLLER, TOPIC};
 use madsim::net::NetSim;
 use seedlog::node::AnyNode;
 use seedlog::protocol::TopicPartition;
-use seedlog::runtime::sim_disk::PowerLoss;
 use seedlog::runtime::trace::with_trace;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -20,8 +20,12 @@ pub struct Damage {
     paused: BTreeSet<u32>,
     clogged_nodes: BTreeSet<u32>,
     clogged_links: BTreeSet<(u32, u32)>,
-    bound: BTreeMap<RoleRef, u32>,
+    episodes: EpisodeRoles,
 }
+
+/// Each episode's roles as bound by its first role-targeted fault (`None`: the episode was
+/// skipped).
+pub type EpisodeRoles = BTreeMap<u32, Option<BTreeMap<RoleRef, u32>>>;
 
 impl Cluster {
     fn madsim_id(&self, node: u32) -> Option<madsim::task::NodeId> {
@@ -37,59 +41,62 @@ impl Cluster {
         });
     }
 
-    /// The node a target names: the first role-targeted fault of an episode looks up every role
+    /// The node a target names. The first role-targeted fault of an episode looks up every role
     /// of that episode at once in the controller's committed metadata of the hunted partition,
     /// and they stay bound for the episode (its later faults then hit the nodes the episode
-    /// started with, wherever leadership has moved since).
+    /// started with, wherever leadership has moved since). If the partition has no leader then,
+    /// the whole episode is skipped: half an episode would only hit nodes at random.
     fn node_of(&self, target: Target, damage: &mut Damage) -> Option<u32> {
         let wanted = match target {
             Target::Node(n) => return Some(n),
             Target::Role(r) => r,
         };
         let episode = wanted.episode;
-        if !damage.bound.keys().any(|r| r.episode == episode) {
-            let tp = TopicPartition::new(TOPIC, 0);
-            let (replicas, leader) = match &*lock(&self.nodes.get(&CONTROLLER)?.state) {
-                AnyNode::Controller(c) => {
-                    let ps = c.metadata().partition(&tp)?;
-                    (ps.replicas.clone(), ps.leader)
-                }
-                _ => return None,
-            };
-            let mut names = Vec::new();
-            for role in Role::ALL {
-                if let Some(node) = role.resolve(&replicas, leader) {
-                    let r = RoleRef { role, episode };
-                    damage.bound.insert(r, node);
-                    names.push(format!("{r}=b{node}"));
-                }
+        let bound = match damage.episodes.entry(episode) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let roles = self.bind_roles(episode);
+                self.note(&match &roles {
+                    Some(roles) => {
+                        let names: Vec<String> =
+                            roles.iter().map(|(r, n)| format!("{r}=b{n}")).collect();
+                        format!("roles: {}", names.join(" "))
+                    }
+                    None => format!("episode {episode} skipped: {TOPIC}-0 has no leader"),
+                });
+                e.insert(roles)
             }
-            self.note(&format!("roles: {}", names.join(" ")));
-        }
-        damage.bound.get(&wanted).copied()
+        };
+        bound.as_ref()?.get(&wanted).copied()
     }
 
-    /// The fault with every target replaced by a node id; `None` if a role names no node
-    /// (the partition has no leader), and the fault is skipped.
+    /// Every role of `episode`, from the controller's committed metadata; `None` if the hunted
+    /// partition has no leader (or the controller holds no metadata for it).
+    fn bind_roles(&self, episode: u32) -> Option<BTreeMap<RoleRef, u32>> {
+        let tp = TopicPartition::new(TOPIC, 0);
+        let (replicas, leader, isr) = match &*lock(&self.nodes.get(&CONTROLLER)?.state) {
+            AnyNode::Controller(c) => {
+                let ps = c.metadata().partition(&tp)?;
+                (ps.replicas.clone(), ps.leader?, ps.isr.clone())
+            }
+            _ => return None,
+        };
+        let roles = Role::ALL
+            .into_iter()
+            .filter_map(|role| {
+                let node = role.resolve(&replicas, Some(leader), &isr)?;
+                Some((RoleRef { role, episode }, node))
+            })
+            .collect();
+        Some(roles)
+    }
+
+    /// The fault with every target replaced by a node id; `None` if a role names no node (its
+    /// episode was skipped, or the partition has fewer replicas), and the fault is skipped.
     fn resolve(&self, fault: &Fault, damage: &mut Damage) -> Option<Fault> {
         let mut f = fault.clone();
-        match &mut f {
-            Fault::Kill { node }
-            | Fault::PowerLoss { node, .. }
-            | Fault::Restart { node }
-            | Fault::Pause { node }
-            | Fault::Resume { node }
-            | Fault::FlipBit { node, .. }
-            | Fault::Isolate { node } => *node = Target::Node(self.node_of(*node, damage)?),
-            Fault::OneWay { from, to } | Fault::HealLink { from, to } => {
-                *from = Target::Node(self.node_of(*from, damage)?);
-                *to = Target::Node(self.node_of(*to, damage)?);
-            }
-            Fault::Split { .. }
-            | Fault::HealNetwork
-            | Fault::Loss { .. }
-            | Fault::Latency { .. }
-            | Fault::NetworkNormal => {}
+        for t in f.targets_mut() {
+            *t = Target::Node(self.node_of(*t, damage)?);
         }
         Some(f)
     }
@@ -99,74 +106,68 @@ impl Cluster {
         let net = NetSim::current();
         self.note(&serde_json::to_string(fault).unwrap_or_default());
         let Some(fault) = self.resolve(fault, damage) else {
-            self.note("skipped: its role has no node now");
+            self.note("skipped: its role has no node");
             return;
         };
-        let id = |t: &Target| match t {
-            Target::Node(n) => *n,
-            // `resolve` left none.
-            Target::Role(_) => u32::MAX,
-        };
         match &fault {
-            Fault::Kill { node } => {
-                let node = id(node);
-                if let (Some(id), Some(n)) = (self.madsim_id(node), self.nodes.get(&node)) {
+            Fault::Kill {
+                node: Target::Node(node),
+            } => {
+                if let (Some(id), Some(n)) = (self.madsim_id(*node), self.nodes.get(node)) {
                     handle.kill(id);
                     n.disk.crash_process();
-                    damage.down.insert(node);
+                    damage.down.insert(*node);
                 }
             }
-            Fault::PowerLoss { node, mode } => {
-                let node = id(node);
-                if let (Some(id), Some(n)) = (self.madsim_id(node), self.nodes.get(&node)) {
+            Fault::PowerLoss {
+                node: Target::Node(node),
+                mode,
+            } => {
+                if let (Some(id), Some(n)) = (self.madsim_id(*node), self.nodes.get(node)) {
                     handle.kill(id);
-                    n.disk.power_loss(match *mode {
-                        PowerLossMode::AllPending => PowerLoss::DropPending,
-                        PowerLossMode::KeepPrefix { writes } => PowerLoss::KeepPrefix(writes),
-                        PowerLossMode::DropLast { writes } => PowerLoss::DropLast(writes),
-                        PowerLossMode::TearLast { keep_bytes } => {
-                            PowerLoss::TearLast { keep_bytes }
-                        }
-                    });
-                    damage.down.insert(node);
+                    n.disk.power_loss((*mode).into());
+                    damage.down.insert(*node);
                 }
             }
-            Fault::Restart { node } => {
-                let node = id(node);
-                if let Some(id) = self.madsim_id(node) {
+            Fault::Restart {
+                node: Target::Node(node),
+            } => {
+                if let Some(id) = self.madsim_id(*node) {
                     handle.restart(id);
-                    damage.down.remove(&node);
-                    damage.paused.remove(&node);
+                    damage.down.remove(node);
+                    damage.paused.remove(node);
                 }
             }
-            Fault::Pause { node } => {
-                let node = id(node);
-                if let Some(id) = self.madsim_id(node) {
+            Fault::Pause {
+                node: Target::Node(node),
+            } => {
+                if let Some(id) = self.madsim_id(*node) {
                     handle.pause(id);
-                    damage.paused.insert(node);
+                    damage.paused.insert(*node);
                 }
             }
-            Fault::Resume { node } => {
-                let node = id(node);
-                if let Some(id) = self.madsim_id(node) {
+            Fault::Resume {
+                node: Target::Node(node),
+            } => {
+                if let Some(id) = self.madsim_id(*node) {
                     handle.resume(id);
-                    damage.paused.remove(&node);
+                    damage.paused.remove(node);
                 }
             }
-            Fault::FlipBit { node, bit } => {
-                let flipped = self
-                    .nodes
-                    .get(&id(node))
-                    .and_then(|n| n.disk.flip_bit_at(*bit));
-                if let Some(at) = flipped {
+            Fault::FlipBit {
+                node: Target::Node(node),
+                bit,
+            } => {
+                if let Some(at) = self.nodes.get(node).and_then(|n| n.disk.flip_bit_at(*bit)) {
                     self.note(&format!("flipped a bit of byte {at}"));
                 }
             }
-            Fault::Isolate { node } => {
-                let node = id(node);
-                if let Some(id) = self.madsim_id(node) {
+            Fault::Isolate {
+                node: Target::Node(node),
+            } => {
+                if let Some(id) = self.madsim_id(*node) {
                     net.clog_node(id);
-                    damage.clogged_nodes.insert(node);
+                    damage.clogged_nodes.insert(*node);
                 }
             }
             Fault::Split { left, right } => {
@@ -177,12 +178,19 @@ impl Cluster {
                     }
                 }
             }
-            Fault::OneWay { from, to } => self.clog_link(&net, id(from), id(to), damage),
-            Fault::HealLink { from, to } => {
-                let (from, to) = (id(from), id(to));
-                if let (Some(a), Some(b)) = (self.madsim_id(from), self.madsim_id(to)) {
+            Fault::OneWay {
+                from: Target::Node(from),
+                to: Target::Node(to),
+            } => self.clog_link(&net, *from, *to, damage),
+            // Unclogs the link whatever clogged it (the nemeses use it only on their own
+            // one-way links).
+            Fault::HealLink {
+                from: Target::Node(from),
+                to: Target::Node(to),
+            } => {
+                if let (Some(a), Some(b)) = (self.madsim_id(*from), self.madsim_id(*to)) {
                     net.unclog_link(a, b);
-                    damage.clogged_links.remove(&(from, to));
+                    damage.clogged_links.remove(&(*from, *to));
                 }
             }
             Fault::HealNetwork => self.heal_network(&net, damage),
@@ -193,6 +201,8 @@ impl Cluster {
                 c.send_latency = Duration::from_millis(*min_ms)..Duration::from_millis(*max_ms)
             }),
             Fault::NetworkNormal => net.update_config(|c| *c = madsim::net::Config::default()),
+            // `resolve` leaves no role behind; a fault still naming one is reported, not applied.
+            unresolved => self.note(&format!("not applied, unresolved target: {unresolved:?}")),
         }
     }
 
@@ -217,7 +227,8 @@ impl Cluster {
     }
 
     /// Runs the schedule (times are from `start`), then undoes whatever is still broken.
-    pub async fn run_schedule(&self, sc: &Scenario, start: tokio::time::Instant) {
+    /// Returns how each episode's roles were bound.
+    pub async fn run_schedule(&self, sc: &Scenario, start: tokio::time::Instant) -> EpisodeRoles {
         let mut damage = Damage::default();
         for TimedFault { at_ms, fault } in &sc.schedule.events {
             tokio::time::sleep_until(start + Duration::from_millis(*at_ms)).await;
@@ -225,6 +236,7 @@ impl Cluster {
         }
         tokio::time::sleep_until(start + Duration::from_millis(sc.fault_ms)).await;
         self.heal(&mut damage);
+        damage.episodes
     }
 
     pub fn heal(&self, damage: &mut Damage) {
