@@ -7,6 +7,7 @@
 mod any;
 pub mod broker;
 mod bugs;
+mod client;
 mod config;
 pub mod consumer;
 pub mod controller;

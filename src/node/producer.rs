@@ -6,6 +6,7 @@
 //! Each record is one operation in the history (`Observe` effects): invoked at its first attempt,
 //! then acknowledged, or given up after the delivery timeout with an unknown outcome.
 
+use super::client::{metadata_request, Bootstrap};
 use super::{ClientEvent, Context, ProducerConfig, Timer};
 use crate::protocol::partitioner::{partition_for, StickyPartitioner};
 use crate::protocol::{
@@ -27,8 +28,7 @@ pub struct Producer {
     backing_off: bool,
     /// The metadata we hold proved stale (an error came back): ask for a newer version.
     stale: bool,
-    /// Which bootstrap broker to ask for metadata; moves on after a timeout.
-    bootstrap_index: usize,
+    bootstrap: Bootstrap,
     sticky: StickyPartitioner,
     rng: u64,
     /// The current record's `SendInvoke` has been reported.
@@ -52,7 +52,7 @@ impl Producer {
             metadata_in_flight: false,
             backing_off: false,
             stale: false,
-            bootstrap_index: 0,
+            bootstrap: Bootstrap::default(),
             invoked: false,
             pacing: false,
             limit: usize::MAX,
@@ -131,7 +131,7 @@ impl Producer {
             Timer::ClientRequestTimeout => {
                 // The outcome of a timed-out send is unknown; sending again may duplicate it.
                 if self.metadata_in_flight {
-                    self.bootstrap_index = (self.bootstrap_index + 1) % self.config.bootstrap.len();
+                    self.bootstrap.advance(&self.config.bootstrap);
                 }
                 self.in_flight = false;
                 self.metadata_in_flight = false;
@@ -205,16 +205,11 @@ impl Producer {
         if self.metadata_in_flight || self.finished() {
             return;
         }
-        let Some(&to) = self.config.bootstrap.get(self.bootstrap_index) else {
+        let Some(to) = self.bootstrap.current(&self.config.bootstrap) else {
             return;
         };
         self.metadata_in_flight = true;
-        let min_version = match (&self.metadata, self.stale) {
-            (Some(md), true) => md.version + 1,
-            // Version 0 is a broker that has heard nothing from the controller yet.
-            _ => 1,
-        };
-        cx.send(to, Message::Metadata { min_version });
+        cx.send(to, metadata_request(self.metadata.as_ref(), self.stale));
         cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
     }
 

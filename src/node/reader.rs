@@ -2,6 +2,7 @@
 //! from the log start onwards, one long-poll fetch in flight per partition, and only ever sees
 //! committed records (the leader serves consumers below the high watermark).
 
+use super::client::{metadata_request, Bootstrap};
 use super::{ClientEvent, Context, ReaderConfig, Timer};
 use crate::protocol::{
     BrokerId, ClusterMetadata, ErrorCode, FetchRequest, FetchResponse, Message, NodeId, Offset,
@@ -22,9 +23,7 @@ pub struct Reader {
     positions: BTreeMap<u32, Offset>,
     /// The broker and offset of the fetch in flight, per partition.
     in_flight: BTreeMap<u32, (BrokerId, Offset)>,
-    /// Which bootstrap broker to ask for metadata; moves on after a timeout (that one may be
-    /// down).
-    bootstrap_index: usize,
+    bootstrap: Bootstrap,
 }
 
 impl Reader {
@@ -37,7 +36,7 @@ impl Reader {
             stale: false,
             positions: BTreeMap::new(),
             in_flight: BTreeMap::new(),
-            bootstrap_index: 0,
+            bootstrap: Bootstrap::default(),
         }
     }
 
@@ -81,8 +80,7 @@ impl Reader {
             }
             Timer::ClientRequestTimeout => {
                 if self.metadata_in_flight {
-                    self.bootstrap_index =
-                        (self.bootstrap_index + 1) % self.config.bootstrap.len().max(1);
+                    self.bootstrap.advance(&self.config.bootstrap);
                 }
                 self.metadata_in_flight = false;
                 self.request_metadata(cx);
@@ -142,16 +140,11 @@ impl Reader {
         if self.metadata_in_flight {
             return;
         }
-        let Some(&to) = self.config.bootstrap.get(self.bootstrap_index) else {
+        let Some(to) = self.bootstrap.current(&self.config.bootstrap) else {
             return;
         };
         self.metadata_in_flight = true;
-        let min_version = match (&self.metadata, self.stale) {
-            (Some(md), true) => md.version + 1,
-            // Version 0 is a broker that has heard nothing from the controller yet.
-            _ => 1,
-        };
-        cx.send(to, Message::Metadata { min_version });
+        cx.send(to, metadata_request(self.metadata.as_ref(), self.stale));
         cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
     }
 

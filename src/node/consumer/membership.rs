@@ -9,8 +9,8 @@ impl Consumer {
     pub(super) fn group_request(&mut self, cx: &mut Context, kind: GroupCall) {
         let to = match (&kind, self.coordinator) {
             (GroupCall::Find, _) | (_, None) => {
-                match self.config.bootstrap.get(self.bootstrap_index) {
-                    Some(&b) => b,
+                match self.bootstrap.current(&self.config.bootstrap) {
+                    Some(b) => b,
                     None => return,
                 }
             }
@@ -108,8 +108,7 @@ impl Consumer {
         match (kind, result) {
             (GroupCall::Find, Ok(GroupAnswer::Coordinator(c))) => self.coordinator = Some(c),
             (GroupCall::Find, _) => {
-                self.bootstrap_index =
-                    (self.bootstrap_index + 1) % self.config.bootstrap.len().max(1);
+                self.bootstrap.advance(&self.config.bootstrap);
                 self.retry_later(cx, false);
             }
             (GroupCall::Join, Ok(GroupAnswer::Joined { member, generation })) => {

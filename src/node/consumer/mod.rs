@@ -11,6 +11,7 @@
 mod membership;
 mod progress;
 
+use super::client::Bootstrap;
 use super::{Bug, ClientEvent, ConsumerConfig, Context, Stage, Timer};
 use crate::protocol::{
     BrokerId, ClusterMetadata, ErrorCode, Generation, LogEntry, MemberId, Message, NodeId, Offset,
@@ -63,7 +64,7 @@ pub struct Consumer {
     metadata: Option<ClusterMetadata>,
     /// A request failed in a way newer metadata resolves.
     stale: bool,
-    bootstrap_index: usize,
+    bootstrap: Bootstrap,
     coordinator: Option<BrokerId>,
     member: Option<MemberId>,
     /// Set once joined; the assignment once synced in that generation.
@@ -97,7 +98,7 @@ impl Consumer {
             config,
             metadata: None,
             stale: false,
-            bootstrap_index: 0,
+            bootstrap: Bootstrap::default(),
             coordinator: None,
             member: None,
             generation: None,
@@ -267,8 +268,7 @@ impl Consumer {
                 kind: GroupCall::Find,
                 ..
             } => {
-                self.bootstrap_index =
-                    (self.bootstrap_index + 1) % self.config.bootstrap.len().max(1);
+                self.bootstrap.advance(&self.config.bootstrap);
             }
             InFlight::Group { kind, .. } => {
                 self.report_unknown(cx, &kind, "request timed out");

@@ -3,6 +3,7 @@
 //! commit comes first, so a crash during processing loses the batch for the group.
 
 use super::{Consumer, GroupCall, InFlight, InHand};
+use crate::node::client::metadata_request;
 use crate::node::{Bug, ClientEvent, Context, OffsetReset, Timer};
 use crate::protocol::{
     ErrorCode, FetchRequest, FetchResponse, Message, Offset, OffsetSpec, TopicPartition,
@@ -257,14 +258,10 @@ impl Consumer {
     }
 
     pub(super) fn request_metadata(&mut self, cx: &mut Context) {
-        let Some(&to) = self.config.bootstrap.get(self.bootstrap_index) else {
+        let Some(to) = self.bootstrap.current(&self.config.bootstrap) else {
             return;
         };
-        let min_version = match (&self.metadata, self.stale) {
-            (Some(md), true) => md.version + 1,
-            _ => 1,
-        };
-        cx.send(to, Message::Metadata { min_version });
+        cx.send(to, metadata_request(self.metadata.as_ref(), self.stale));
         cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
         self.in_flight = Some(InFlight::Metadata);
     }
