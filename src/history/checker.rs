@@ -423,7 +423,8 @@ fn check_consumers(
                 for r in e.records.iter().flatten() {
                     let tp = (r.topic.clone(), r.partition);
                     let key = (op.process.as_str(), tp.clone());
-                    let subject = format!("{} {}-{}", op.process, r.topic, r.partition);
+                    // Built only when there is something to report: this loop sees every record.
+                    let subject = || format!("{} {}-{}", op.process, r.topic, r.partition);
                     let known = obs.known.get(&tp);
                     let skipped =
                         |from: u64| known.and_then(|k| k.range(from..r.offset).next().copied());
@@ -431,13 +432,13 @@ fn check_consumers(
                         if r.offset <= prev {
                             report(
                                 "nonmonotonic-poll",
-                                subject,
+                                subject(),
                                 format!("read offset {} after {prev}", r.offset),
                             );
                         } else if let Some(gap) = skipped(prev + 1) {
                             report(
                                 "poll-skip",
-                                subject,
+                                subject(),
                                 format!("read offset {} after {prev}, skipping {gap}", r.offset),
                             );
                         }
@@ -445,13 +446,13 @@ fn check_consumers(
                         if r.offset < from {
                             report(
                                 "nonmonotonic-poll",
-                                subject,
+                                subject(),
                                 format!("read offset {} after seeking to {from}", r.offset),
                             );
                         } else if let Some(gap) = skipped(from) {
                             report(
                                 "poll-skip",
-                                subject,
+                                subject(),
                                 format!(
                                     "read offset {} after seeking to {from}, skipping {gap}",
                                     r.offset
