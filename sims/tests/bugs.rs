@@ -17,7 +17,7 @@ fn first_catch(
     durability: Option<seedlog::node::Durability>,
     limit: u64,
     expected: &[&str],
-) -> (u64, String) {
+) -> Catch {
     let opts = ScenarioOptions {
         bugs: vec![bug],
         durability,
@@ -35,12 +35,22 @@ fn first_catch(
         let Some(problem) = found(&run(&sc, false).problems) else {
             continue;
         };
-        let without = Scenario {
-            bugs: Vec::new(),
-            ..sc
-        };
-        match found(&run(&without, false).problems) {
-            None => return (seed, problem),
+        let without = run(
+            &Scenario {
+                bugs: Vec::new(),
+                ..sc.clone()
+            },
+            false,
+        )
+        .problems;
+        match found(&without) {
+            None => {
+                eprintln!("{}: seed {seed}: {problem}", bug.name());
+                return Catch {
+                    scenario: sc,
+                    without,
+                };
+            }
             Some(p) => both_ways.push(format!("seed {seed}: {p}")),
         }
     }
@@ -50,26 +60,30 @@ fn first_catch(
     );
 }
 
+/// A seed that catches a bug: its scenario (switch on) and every problem of the same scenario
+/// with the switch off (none of the expected kind).
+struct Catch {
+    scenario: Scenario,
+    without: Vec<String>,
+}
+
 /// How the loss of acknowledged records shows in a history. (`duplicate` too: a record cut from
 /// the log takes its producer's idempotence stamp with it, so a retry lands a second copy.)
 const LOSS: &[&str] = &["lost-write", "unseen", "inconsistent-offsets", "duplicate"];
 
 #[test]
 fn ack_before_isr_is_caught() {
-    let (seed, problem) = first_catch(Bug::AckBeforeIsr, None, 200, LOSS);
-    eprintln!("ack-before-isr: seed {seed}: {problem}");
+    first_catch(Bug::AckBeforeIsr, None, 200, LOSS);
 }
 
 #[test]
 fn unclean_election_is_caught() {
-    let (seed, problem) = first_catch(Bug::UncleanElection, None, 300, LOSS);
-    eprintln!("unclean-election: seed {seed}: {problem}");
+    first_catch(Bug::UncleanElection, None, 300, LOSS);
 }
 
 #[test]
 fn truncate_to_hw_is_caught() {
-    let (seed, problem) = first_catch(Bug::TruncateToHw, None, 300, LOSS);
-    eprintln!("truncate-to-hw: seed {seed}: {problem}");
+    first_catch(Bug::TruncateToHw, None, 300, LOSS);
 }
 
 #[test]
@@ -77,8 +91,7 @@ fn hw_from_stale_epoch_is_caught() {
     // Counting a stale-epoch follower leaves replicas that never agree again: the liveness
     // phase's "replicas agree" check names it (or the history shows the loss).
     let expected: Vec<&str> = LOSS.iter().copied().chain(["liveness"]).collect();
-    let (seed, problem) = first_catch(Bug::HwFromStaleEpoch, None, 300, &expected);
-    eprintln!("hw-from-stale-epoch: seed {seed}: {problem}");
+    first_catch(Bug::HwFromStaleEpoch, None, 300, &expected);
 }
 
 #[test]
@@ -87,16 +100,10 @@ fn isr_before_epoch_start_is_caught() {
     // below its epoch start, the old leader comes back missing its last records and fetches from
     // inside that gap, is let into the ISR, and is elected before the records reach it. About 4%
     // of seeds line the windows up (41 of 0..1000 when written; the first at 62).
-    let (seed, problem) = first_catch(Bug::IsrBeforeEpochStart, None, 300, LOSS);
-    eprintln!("isr-before-epoch-start: seed {seed}: {problem}");
+    let catch = first_catch(Bug::IsrBeforeEpochStart, None, 300, LOSS);
     // Shrinking pins the roles to the nodes the failing run bound, so removing or moving faults
     // cannot make an episode start elsewhere.
-    let opts = ScenarioOptions {
-        bugs: vec![Bug::IsrBeforeEpochStart],
-        ..Default::default()
-    };
-    let sc = Scenario::from_seed(seed, &opts);
-    let shrunk = sims::sim::shrink::shrink(&sc).expect("it fails");
+    let shrunk = sims::sim::shrink::shrink(&catch.scenario).expect("it fails");
     let mut events = shrunk.scenario.schedule.events.clone();
     assert!(
         events.iter_mut().all(|e| e
@@ -117,31 +124,14 @@ fn isr_before_epoch_start_is_caught() {
 fn last_replica_standing_is_caught() {
     // Its nemesis shrinks the ISR to the leader and cuts the leader's log with a flipped bit.
     // Without the switch the partition goes offline instead (a liveness failure, not a loss).
-    let (seed, problem) = first_catch(Bug::LastReplicaStanding, None, 20, LOSS);
-    eprintln!("last-replica-standing: seed {seed}: {problem}");
-    let sc = Scenario::from_seed(
-        seed,
-        &ScenarioOptions {
-            bugs: vec![Bug::LastReplicaStanding],
-            ..Default::default()
-        },
-    );
-    let without = run(
-        &Scenario {
-            bugs: Vec::new(),
-            ..sc
-        },
-        false,
-    );
+    let without = first_catch(Bug::LastReplicaStanding, None, 20, LOSS).without;
     assert!(
-        !without.problems.is_empty()
+        !without.is_empty()
             && without
-                .problems
                 .iter()
                 .all(|p| p.starts_with("liveness") && p.contains("has no leader")),
         "without the switch partitions go offline (the leader that was cut may lead the group's \
-         offsets too), and nothing else: {:?}",
-        without.problems
+         offsets too), and nothing else: {without:?}"
     );
 }
 
@@ -151,31 +141,24 @@ fn last_replica_standing_is_caught() {
 fn commit_before_process_is_caught() {
     // A member that commits a batch and dies before processing it leaves records below the
     // group's committed offset that no member processed.
-    let (seed, problem) = first_catch(Bug::CommitBeforeProcess, None, 100, &["at-least-once"]);
-    eprintln!("commit-before-process: seed {seed}: {problem}");
+    first_catch(Bug::CommitBeforeProcess, None, 100, &["at-least-once"]);
 }
 
 #[test]
 fn accept_stale_generation_is_caught() {
     // A paused member, expelled meanwhile, comes back and commits its old position in its old
     // generation: the group's committed offset moves back.
-    let (seed, problem) = first_catch(
+    first_catch(
         Bug::AcceptStaleGeneration,
         None,
         100,
         &["offset-regression"],
     );
-    eprintln!("accept-stale-generation: seed {seed}: {problem}");
 }
 
 #[test]
 fn a_failing_run_shrinks_to_fewer_faults_that_still_fail_the_same_way() {
-    let opts = ScenarioOptions {
-        bugs: vec![Bug::AckBeforeIsr],
-        ..Default::default()
-    };
-    let (seed, _) = first_catch(Bug::AckBeforeIsr, None, 200, LOSS);
-    let sc = Scenario::from_seed(seed, &opts);
+    let sc = first_catch(Bug::AckBeforeIsr, None, 200, LOSS).scenario;
     let shrunk = sims::sim::shrink::shrink(&sc).expect("it fails");
     assert!(shrunk.scenario.schedule.events.len() < sc.schedule.events.len());
     // The setup shrinks too: here the faults move to the start and the fault phase ends soon
