@@ -33,6 +33,19 @@ pub struct RunOptions {
     pub max_states: Option<usize>,
 }
 
+impl RunOptions {
+    /// One thread, breadth first, no bounds: the whole space, and the shortest counterexample,
+    /// found the same way on every run.
+    pub fn exhaustive_bfs() -> RunOptions {
+        RunOptions {
+            threads: 1,
+            max_depth: None,
+            search: Search::Bfs,
+            max_states: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Violation {
     pub property: &'static str,

@@ -11,13 +11,7 @@ use seedlog::protocol::partitioner::default_partition;
 
 /// Single-threaded BFS: the shortest counterexample, found the same way on every run.
 fn run(o: &ModelOptions) -> Outcome {
-    let run = RunOptions {
-        threads: 1,
-        max_depth: None,
-        search: Search::Bfs,
-        max_states: None,
-    };
-    check(o, &run, |_| {})
+    check(o, &RunOptions::exhaustive_bfs(), |_| {})
 }
 
 /// Two brokers, `min.insync.replicas=1`, one record, `fsync` durability: the smallest cluster in

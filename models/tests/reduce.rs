@@ -1,7 +1,7 @@
 //! The client reduction (`models::reduce`): its premise holds over the full model, it refuses to
 //! act where the premise fails, and it finds what the full model finds with fewer states.
 
-use models::check::{check, Action, RunOptions, Search};
+use models::check::{check, Action, RunOptions};
 use models::cluster::{build, ModelKind, ModelOptions, SeedlogModel};
 use models::properties::State;
 use models::reduce::{eager, single_request_chain};
@@ -15,13 +15,7 @@ fn premise(m: &SeedlogModel, s: &State) -> bool {
 }
 
 fn bfs(o: &ModelOptions) -> models::check::Outcome {
-    let run = RunOptions {
-        threads: 1,
-        max_depth: None,
-        search: Search::Bfs,
-        max_states: None,
-    };
-    check(o, &run, |_| {})
+    check(o, &RunOptions::exhaustive_bfs(), |_| {})
 }
 
 #[test]
