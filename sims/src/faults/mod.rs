@@ -86,13 +86,8 @@ impl FaultMix {
             .into_iter()
             .filter(|k| *k != FaultKind::PowerLoss || durability == Durability::Fsync)
             .collect();
-        let mut kinds: Vec<FaultKind> =
-            allowed.iter().copied().filter(|_| rng.chance(50)).collect();
-        if kinds.is_empty() {
-            kinds.push(*rng.pick(&allowed));
-        }
         FaultMix {
-            kinds,
+            kinds: some_of(rng, &allowed, 50),
             mean_gap_ms: rng.range(300, 3_000),
             nemesis: None,
         }
@@ -109,17 +104,25 @@ impl FaultMix {
             FaultKind::Split,
             FaultKind::OneWay,
         ];
-        let mut kinds: Vec<FaultKind> =
-            allowed.iter().copied().filter(|_| rng.chance(60)).collect();
-        if kinds.is_empty() {
-            kinds.push(*rng.pick(&allowed));
-        }
         FaultMix {
-            kinds,
+            kinds: some_of(rng, &allowed, 60),
             mean_gap_ms: rng.range(100, 800),
             nemesis: None,
         }
     }
+}
+
+/// Each of `allowed` with probability `percent`/100, and one of them if that leaves none.
+fn some_of(rng: &mut SeedRng, allowed: &[FaultKind], percent: u64) -> Vec<FaultKind> {
+    let mut kinds: Vec<FaultKind> = allowed
+        .iter()
+        .copied()
+        .filter(|_| rng.chance(percent))
+        .collect();
+    if kinds.is_empty() {
+        kinds.push(*rng.pick(allowed));
+    }
+    kinds
 }
 
 /// How much of what was written but not synced survives a power loss.

@@ -7,7 +7,7 @@
 pub use super::run::problem_name;
 use super::run::run;
 use super::supervisor::EpisodeRoles;
-use crate::faults::{Fault, Target};
+use crate::faults::Target;
 use crate::scenario::{Scenario, FIRST_MEMBER};
 
 pub struct Shrunk {
@@ -117,9 +117,13 @@ fn smaller_setups(sc: &Scenario) -> Vec<Simplify> {
             let mut s = sc.clone();
             if s.members > members {
                 s.members = members;
-                s.schedule
-                    .events
-                    .retain(|e| !hits_member_from(&e.fault, FIRST_MEMBER + members));
+                let gone = FIRST_MEMBER + members;
+                s.schedule.events.retain_mut(|e| {
+                    !e.fault
+                        .targets_mut()
+                        .iter()
+                        .any(|t| matches!(t, Target::Node(n) if *n >= gone))
+                });
             }
             s
         }));
@@ -165,15 +169,4 @@ pub fn pin_roles(sc: &Scenario, roles: &EpisodeRoles) -> Scenario {
         .events
         .retain_mut(|e| e.fault.targets_mut().into_iter().all(pin));
     s
-}
-
-/// Whether the fault is aimed at a group member with id `first` or above.
-fn hits_member_from(fault: &Fault, first: u32) -> bool {
-    match fault {
-        Fault::Kill { node }
-        | Fault::Restart { node }
-        | Fault::Pause { node }
-        | Fault::Resume { node } => matches!(node, Target::Node(n) if *n >= first),
-        _ => false,
-    }
 }
