@@ -192,6 +192,18 @@ const REGRESSIONS: &[(u64, &str)] = &[
         188,
         "a follower looped on a divergence answer once compaction moved the leader's log start",
     ),
+    // One cause: an ISR expansion refused for a follower's stale broker epoch waited for a change
+    // of that partition, not for the push of the new registration; the ISR stayed the leader
+    // alone under min.insync=2 and group commits were refused to the end.
+    (752, "an ISR expansion refused once was never proposed again"),
+    (2124, "an ISR expansion refused once was never proposed again"),
+    (2688, "an ISR expansion refused once was never proposed again"),
+    (4610, "an ISR expansion refused once was never proposed again"),
+    (7366, "an ISR expansion refused once was never proposed again"),
+    (
+        17726,
+        "a broker missed the controller's pushes (its connection broke) and kept old metadata",
+    ),
 ];
 
 #[test]

@@ -123,7 +123,11 @@ impl Controller {
             Message::Heartbeat {
                 broker,
                 broker_epoch,
-            } => self.on_heartbeat(cx, from, broker, broker_epoch),
+                metadata_version,
+            } => {
+                self.on_heartbeat(cx, from, broker, broker_epoch);
+                self.resend_missed_metadata(cx, from, metadata_version);
+            }
             Message::AlterPartition(req) => self.on_alter_partition(cx, from, req),
             _ => {}
         }
@@ -188,12 +192,16 @@ impl Controller {
     }
 
     fn on_heartbeat(&mut self, cx: &mut Context, from: NodeId, broker: BrokerId, epoch: u64) {
+        let answer = |fenced| Message::HeartbeatResponse {
+            broker_epoch: epoch,
+            fenced,
+        };
         let Some(reg) = self.image.metadata.registration(broker).cloned() else {
-            self.emit(cx, from, Message::HeartbeatResponse { fenced: true });
+            self.emit(cx, from, answer(true));
             return;
         };
         if reg.epoch != epoch {
-            self.emit(cx, from, Message::HeartbeatResponse { fenced: true });
+            self.emit(cx, from, answer(true));
             return;
         }
         if reg.fenced {
@@ -202,7 +210,17 @@ impl Controller {
             self.commit(cx);
         }
         cx.set_timer(Timer::SessionExpiry(broker), self.config.session_timeout_ms);
-        self.emit(cx, from, Message::HeartbeatResponse { fenced: false });
+        self.emit(cx, from, answer(false));
+    }
+
+    /// Pushes are sent once; a broker whose connection broke while one was queued would keep its
+    /// old metadata until the next change (a broker that saw every partition leaderless stayed
+    /// so for good: seed 17726). Its heartbeat says what it holds; a stale one is sent ours.
+    fn resend_missed_metadata(&mut self, cx: &mut Context, from: NodeId, version: u64) {
+        if self.config.brokers.contains(&from) && version < self.synced_version {
+            let md = Message::UpdateMetadata(self.image.metadata.clone());
+            self.emit(cx, from, md);
+        }
     }
 
     fn on_alter_partition(&mut self, cx: &mut Context, from: NodeId, req: AlterPartitionRequest) {
@@ -437,6 +455,39 @@ mod tests {
         // A restart whose recovery cut durable records: offline rather than lossy.
         register(&mut c, true);
         assert_eq!((partition(&c).leader, partition(&c).isr), (None, vec![]));
+    }
+
+    #[test]
+    fn a_broker_whose_heartbeat_shows_old_metadata_is_sent_the_current() {
+        let mut c = controller(BugSet::none());
+        register(&mut c, false);
+        let epoch = c.metadata().registration(0).expect("registered").epoch;
+        let beat = |c: &mut Controller, metadata_version| {
+            let mut cx = Context::new(0);
+            let hb = Message::Heartbeat {
+                broker: 0,
+                broker_epoch: epoch,
+                metadata_version,
+            };
+            c.on_message(&mut cx, 0, hb);
+            cx.take_effects()
+                .into_iter()
+                .filter(|e| {
+                    matches!(
+                        e,
+                        crate::node::Effect::Send {
+                            message: Message::UpdateMetadata(_),
+                            ..
+                        }
+                    )
+                })
+                .count()
+        };
+        let current = c.metadata().version;
+        // It missed the push of the current version (its connection broke, say): resent.
+        assert_eq!(beat(&mut c, current - 1), 1);
+        // Up to date: only the heartbeat's answer.
+        assert_eq!(beat(&mut c, current), 0);
     }
 
     #[test]

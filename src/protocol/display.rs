@@ -80,8 +80,18 @@ impl fmt::Display for Message {
             Message::Heartbeat {
                 broker,
                 broker_epoch,
-            } => write!(f, "Heartbeat {broker} broker_epoch={broker_epoch}"),
-            Message::HeartbeatResponse { fenced } => write!(f, "HeartbeatResponse fenced={fenced}"),
+                metadata_version,
+            } => write!(
+                f,
+                "Heartbeat {broker} broker_epoch={broker_epoch} at v{metadata_version}"
+            ),
+            Message::HeartbeatResponse {
+                broker_epoch,
+                fenced,
+            } => write!(
+                f,
+                "HeartbeatResponse broker_epoch={broker_epoch} fenced={fenced}"
+            ),
             Message::AlterPartition(r) => {
                 let isr: Vec<_> = r.new_isr.iter().map(|(b, _)| *b).collect();
                 write!(

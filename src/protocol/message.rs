@@ -205,12 +205,18 @@ pub enum Message {
         broker_epoch: BrokerEpoch,
         metadata_version: u64,
     },
-    /// Broker -> controller, periodically: keeps the session alive.
+    /// Broker -> controller, periodically: keeps the session alive, and says which metadata
+    /// version the broker holds, so that a broker that missed pushes (a connection that broke
+    /// while they were queued) is sent the current metadata.
     Heartbeat {
         broker: BrokerId,
         broker_epoch: BrokerEpoch,
+        metadata_version: u64,
     },
     HeartbeatResponse {
+        /// Echo of the heartbeat's broker epoch: an answer to a heartbeat of an older
+        /// registration says nothing about the current one.
+        broker_epoch: BrokerEpoch,
         fenced: bool,
     },
     AlterPartition(AlterPartitionRequest),

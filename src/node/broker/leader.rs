@@ -42,7 +42,8 @@ impl Broker {
         self.leader_progress(cx, &ps.tp);
     }
 
-    /// A newer partition state in the same leader epoch: the controller committed an ISR change.
+    /// A partition state from a newer metadata push, in the same leader epoch: the controller may
+    /// have committed an ISR change, and a refused change may be proposed again.
     pub(super) fn adopt_partition_state(&mut self, cx: &mut Context, ps: &PartitionState) {
         let Some(Role::Leader(ls)) = self.replicas.get_mut(&ps.tp).map(|r| &mut r.role) else {
             return;
@@ -54,6 +55,14 @@ impl Broker {
             ls.isr_change_refused = false;
             self.arm_lag_timers(cx, &ps.tp);
             self.leader_progress(cx, &ps.tp);
+            self.try_expand_isr(cx, &ps.tp);
+        } else if ls.isr_change_refused {
+            // Any newer push ends the wait, not only one that changes this partition: a refusal
+            // for a follower's stale broker epoch is cured by the push of its new registration,
+            // which leaves this partition's epoch as it was. (Waiting for a partition change
+            // instead left the ISR at the leader alone for good: seeds 752, 2124, 2688, 4610,
+            // 7366 of the standard sweep.)
+            ls.isr_change_refused = false;
             self.try_expand_isr(cx, &ps.tp);
         }
     }

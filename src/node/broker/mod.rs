@@ -154,7 +154,10 @@ impl Broker {
                 broker_epoch,
                 metadata_version,
             } => self.on_registered(cx, from, broker_epoch, metadata_version),
-            Message::HeartbeatResponse { fenced } => self.on_heartbeat_response(cx, from, fenced),
+            Message::HeartbeatResponse {
+                broker_epoch,
+                fenced,
+            } => self.on_heartbeat_response(cx, from, broker_epoch, fenced),
             Message::UpdateMetadata(md) => self.on_update_metadata(cx, from, md),
             Message::Metadata { min_version } if min_version > self.metadata.version => {
                 self.park(cx, from, Message::Metadata { min_version })
@@ -181,10 +184,7 @@ impl Broker {
         match timer {
             Timer::Heartbeat => {
                 if let Some(epoch) = self.broker_epoch() {
-                    let hb = Message::Heartbeat {
-                        broker: self.config.id,
-                        broker_epoch: epoch,
-                    };
+                    let hb = self.heartbeat(epoch);
                     cx.send(self.config.controller, hb);
                 }
                 cx.set_timer(Timer::Heartbeat, self.config.heartbeat_interval_ms);
@@ -237,6 +237,14 @@ impl Broker {
         self.request_sync(cx);
     }
 
+    fn heartbeat(&self, broker_epoch: BrokerEpoch) -> Message {
+        Message::Heartbeat {
+            broker: self.config.id,
+            broker_epoch,
+            metadata_version: self.metadata.version,
+        }
+    }
+
     fn register(&mut self, cx: &mut Context) {
         let msg = Message::RegisterBroker {
             broker: self.config.id,
@@ -259,12 +267,21 @@ impl Broker {
         self.apply_metadata(cx);
     }
 
-    fn on_heartbeat_response(&mut self, cx: &mut Context, from: NodeId, fenced: bool) {
-        if from != self.config.controller {
+    fn on_heartbeat_response(
+        &mut self,
+        cx: &mut Context,
+        from: NodeId,
+        epoch: BrokerEpoch,
+        fenced: bool,
+    ) {
+        // An answer to a heartbeat of an earlier registration (sent before a re-registration and
+        // delivered after it) says nothing about this one; taking its `fenced` for ours made a
+        // broker register again and again after a stall.
+        if from != self.config.controller || self.broker_epoch() != Some(epoch) {
             return;
         }
         self.unfence_in_flight = false;
-        if fenced && self.broker_epoch().is_some() {
+        if fenced {
             // Our registration is gone (the controller has a newer one or none): start over.
             for tp in self.replicas.keys().cloned().collect::<Vec<_>>() {
                 self.become_idle(cx, &tp, None);
@@ -338,10 +355,7 @@ impl Broker {
         let me = self.metadata.registration(self.config.id);
         if me.is_some_and(|r| r.epoch == epoch && r.fenced) && !self.unfence_in_flight {
             self.unfence_in_flight = true;
-            let hb = Message::Heartbeat {
-                broker: self.config.id,
-                broker_epoch: epoch,
-            };
+            let hb = self.heartbeat(epoch);
             cx.send(self.config.controller, hb);
         }
         let mine: Vec<PartitionState> = self

@@ -162,3 +162,155 @@ fn a_follower_whose_epochs_the_leader_no_longer_holds_restarts_at_its_log_start(
     let log = b.log(&tp).expect("log");
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (10, 10));
 }
+
+/// Controller 9 with brokers 0 and 1 and `t-0` on both, led by 0; broker 0 as bootstrapped.
+fn pair() -> (Controller, Broker) {
+    let controller = Controller::bootstrapped(Arc::new(ControllerConfig {
+        id: 9,
+        brokers: vec![0, 1],
+        topics: vec![TopicSpec::spread("t", 1, 2, &[0, 1])],
+        session_timeout_ms: None,
+        unclean_leader_election: false,
+        bugs: Default::default(),
+    }));
+    let mut leader = Broker::bootstrapped(
+        Arc::new(BrokerConfig::new(0, 9)),
+        controller.metadata().clone(),
+    );
+    leader.on_start(&mut Context::new(0));
+    (controller, leader)
+}
+
+/// The messages among a step's effects.
+fn sends(effects: Vec<Effect>) -> Vec<(u32, Message)> {
+    effects
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Send { to, message } => Some((to, message)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Delivers one message to the controller, completing its syncs, and returns what it sent.
+fn to_controller(c: &mut Controller, from: u32, m: Message) -> Vec<(u32, Message)> {
+    let mut cx = Context::new(0);
+    c.on_message(&mut cx, from, m);
+    let version = c.metadata().version;
+    c.on_persisted(&mut cx, version);
+    sends(cx.take_effects())
+}
+
+fn to_broker(b: &mut Broker, from: u32, m: Message) -> Vec<(u32, Message)> {
+    let mut cx = Context::new(0);
+    b.on_message(&mut cx, from, m);
+    sends(cx.take_effects())
+}
+
+fn push_of(c: &Controller) -> Message {
+    Message::UpdateMetadata(c.metadata().clone())
+}
+
+fn follower_fetch(broker_epoch: u64, leader_epoch: u32) -> Message {
+    use crate::protocol::{FetchRequest, ReplicaId};
+    let mut req = FetchRequest::by_consumer(TopicPartition::new("t", 0), 0, leader_epoch);
+    req.replica = Some(ReplicaId {
+        broker: 1,
+        broker_epoch,
+    });
+    Message::Fetch(req)
+}
+
+#[test]
+fn an_isr_expansion_refused_for_a_stale_broker_epoch_is_proposed_again_after_the_next_push() {
+    let (mut c, mut leader) = pair();
+    let tp = TopicPartition::new("t", 0);
+    // Broker 1 restarts: it leaves the ISR under a new broker epoch; the leader hears of it.
+    to_controller(
+        &mut c,
+        1,
+        Message::RegisterBroker {
+            broker: 1,
+            lost_data: false,
+        },
+    );
+    to_broker(&mut leader, 9, push_of(&c));
+    let seen = |b: &Broker| b.metadata().registration(1).map(|r| r.epoch);
+    let first = seen(&leader).expect("registered");
+    // It registers once more (a retried request, say); this push does not reach the leader yet
+    // and, broker 1 being out of the ISR already, leaves `t-0`'s partition epoch as it was.
+    to_controller(
+        &mut c,
+        1,
+        Message::RegisterBroker {
+            broker: 1,
+            lost_data: false,
+        },
+    );
+    let epoch = leader.leader_epoch_of(&tp).expect("leads t-0");
+    // Broker 1's older incarnation catches up: the leader proposes it for the ISR and is refused.
+    let proposal = to_broker(&mut leader, 1, follower_fetch(first, epoch))
+        .into_iter()
+        .find(|(_, m)| matches!(m, Message::AlterPartition(_)))
+        .expect("the caught-up follower is proposed");
+    let answer = to_controller(&mut c, 0, proposal.1);
+    assert!(matches!(
+        &answer[..],
+        [(0, Message::AlterPartitionResponse { result: Err(_), .. })]
+    ));
+    to_broker(&mut leader, 9, answer[0].1.clone());
+    // The current incarnation fetches; the leader does not yet know its epoch.
+    let current = c.metadata().registration(1).expect("registered").epoch;
+    assert!(to_broker(&mut leader, 1, follower_fetch(current, epoch))
+        .iter()
+        .all(|(_, m)| !matches!(m, Message::AlterPartition(_))));
+    // The push of the newer registration arrives. Before the fix the refusal was cleared only by
+    // a change of `t-0` itself, so the ISR stayed {0} for good.
+    let after_push = to_broker(&mut leader, 9, push_of(&c));
+    let proposal = after_push
+        .into_iter()
+        .find(|(_, m)| matches!(m, Message::AlterPartition(_)))
+        .expect("proposed again after the push");
+    let answer = to_controller(&mut c, 0, proposal.1);
+    assert!(answer
+        .iter()
+        .any(|(to, m)| *to == 0
+            && matches!(m, Message::AlterPartitionResponse { result: Ok(_), .. })));
+    assert_eq!(c.metadata().partition(&tp).expect("t-0").isr, vec![0, 1]);
+}
+
+#[test]
+fn an_answer_to_a_heartbeat_of_an_earlier_registration_is_ignored() {
+    let (mut c, mut leader) = pair();
+    let current = leader.metadata().registration(0).expect("registered").epoch;
+    // A heartbeat sent by an earlier registration, answered after this one was made.
+    let metadata_version = c.metadata().version;
+    let late = to_controller(
+        &mut c,
+        0,
+        Message::Heartbeat {
+            broker: 0,
+            broker_epoch: current - 1,
+            metadata_version,
+        },
+    );
+    assert!(matches!(
+        &late[..],
+        [(0, Message::HeartbeatResponse { fenced: true, .. })]
+    ));
+    // Before the fix this made the broker drop every role and register again.
+    let reaction = to_broker(&mut leader, 9, late[0].1.clone());
+    assert!(reaction.is_empty(), "{reaction:?}");
+    assert!(leader
+        .leader_epoch_of(&TopicPartition::new("t", 0))
+        .is_some());
+    // An answer about its own registration is still taken.
+    let own = Message::HeartbeatResponse {
+        broker_epoch: current,
+        fenced: true,
+    };
+    let reaction = to_broker(&mut leader, 9, own);
+    assert!(reaction
+        .iter()
+        .any(|(_, m)| matches!(m, Message::RegisterBroker { broker: 0, .. })));
+}
