@@ -1,7 +1,7 @@
 //! Debug aid: walks a model along a script, one step per line of stdin, each naming a substring of
 //! the rendered action to take (the first enabled action containing it), and prints which safety
-//! properties fail at the end. Used to check by hand that a scenario from KAFKA.md is reachable
-//! before asking the checker to find it. Model options as in the CLI, e.g.
+//! properties fail at the end. Used to check by hand that a scenario from docs/bugs.md is
+//! reachable before asking the checker to find it. Model options as in the CLI, e.g.
 //! `cargo run --release -p models --example guided -- --bug isr-before-epoch-start --crashes 1`.
 use models::cluster::{build, ModelKind, ModelOptions};
 use seedlog::node::Durability;

@@ -144,7 +144,7 @@ fn fsync_durability_survives_the_same_power_loss() {
     assert_holds(&power_loss_of_the_last_isr_member(Durability::Fsync));
 }
 
-/// Bug G (`isr-before-epoch-start`), KAFKA.md's 3 brokers / 1 record / 2 faults: the record is
+/// Bug G (`isr-before-epoch-start`, docs/bugs.md), 3 brokers / 1 record / 2 faults: the record is
 /// acknowledged by the full ISR; the leader loses power and comes back empty; broker 1 takes over
 /// with a high watermark still at 0 (its follower fetch never brought the news); broker 0, empty,
 /// fetches at offset 0 >= that stale high watermark and is let into the ISR although it is below
@@ -322,7 +322,7 @@ fn bug_isr_before_epoch_start_found_by_random_walks() {
 /// find it as `log-matching`. A follower still in an older epoch fetches from the new leader with
 /// its last fetched epoch; the switch serves it without the epoch check, and with it skips the
 /// divergence check, so the follower appends the leader's records over its own divergent entry.
-/// (The `acked-not-lost` loss KAFKA.md describes is the scripted walk's, 32 steps.)
+/// (The `acked-not-lost` loss docs/bugs.md describes is the scripted walk's, 32 steps.)
 #[test]
 fn bug_hw_from_stale_epoch_found_by_random_walks() {
     let mut o = ModelOptions::defaults(ModelKind::Replication);

@@ -1,5 +1,6 @@
-//! Bug switches: each reintroduces a historical Kafka bug (ids from KAFKA.md) so tests can show that
-//! the model checker and the simulator find it. All are off by default.
+//! Bug switches: each reintroduces a historical Kafka bug (ids as in `docs/bugs.md`, which also
+//! says which tests find each one) so tests can show that the model checker and the simulator find
+//! it. All are off by default.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;

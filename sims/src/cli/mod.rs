@@ -30,7 +30,7 @@ enum Command {
     Run(RunArgs),
     /// Reproduce one run (from a seed or a saved schedule), print its trace, write its history.
     Replay(ReplayArgs),
-    /// Check a history file (JSON lines) for the anomalies of KAFKA.md.
+    /// Check a history file (JSON lines) for the anomalies listed in docs/architecture.md.
     CheckHistory {
         /// The history file.
         file: PathBuf,
