@@ -133,6 +133,13 @@ pub fn final_state(model: &SeedlogModel, s: &State) -> String {
             }
         };
         out.push_str(&format!("  {who}: {what}\n"));
+        if let Some(Err(v)) = a
+            .node()
+            .filter(|_| !s.crashed[i])
+            .map(|n| n.check_invariants())
+        {
+            out.push_str(&format!("  {who}: BROKEN INVARIANT {v}\n"));
+        }
     }
     let acked: Vec<String> = s
         .history

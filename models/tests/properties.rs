@@ -403,3 +403,25 @@ mod offsets {
         assert_eq!(violated(&m, &s), ["at-least-once"]);
     }
 }
+
+#[test]
+fn node_invariant_fails_when_a_follower_takes_an_answer_that_does_not_continue_its_log() {
+    for (offset, ok) in [(5, false), (0, true)] {
+        let (m, mut s) = model(ModelKind::Replication, 1);
+        // Broker 1's first fetch (offset 0) is in flight; the answer's record sits at `offset`.
+        let entry = LogEntry {
+            offset,
+            epoch: 0,
+            record: Record::keyed("k", "x"),
+            producer: None,
+        };
+        deliver(
+            &mut s,
+            1,
+            0,
+            Message::FetchResponse(fetch_response(0, vec![entry])),
+        );
+        let expected: &[&str] = if ok { &[] } else { &["node-invariant"] };
+        assert_eq!(violated(&m, &s), expected);
+    }
+}

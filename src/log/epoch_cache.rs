@@ -2,6 +2,7 @@
 //! Followers use it to find where their log diverges from the leader's (KIP-101, KIP-279), instead
 //! of truncating to a possibly stale high watermark.
 
+use super::{ensure, Checked};
 use crate::protocol::{EpochEndOffset, LeaderEpoch, Offset};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,35 @@ pub struct EpochCache {
 }
 
 impl EpochCache {
+    /// Epochs strictly increase, start offsets never decrease, and none starts past `log_end`.
+    pub fn check_invariants(&self, log_end: Offset) -> Checked {
+        for w in self.entries.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            ensure(
+                a.epoch < b.epoch && a.start_offset <= b.start_offset,
+                "epoch-cache-ordered",
+                || {
+                    format!(
+                        "epoch {} at {} before epoch {} at {}",
+                        a.epoch, a.start_offset, b.epoch, b.start_offset
+                    )
+                },
+            )?;
+        }
+        let last = self.latest();
+        ensure(
+            last.is_none_or(|e| e.start_offset <= log_end),
+            "epoch-cache-within-log",
+            || format!("epoch {last:?} starts past the log end {log_end}"),
+        )
+    }
+
+    /// Lets tests build a cache no method would, to show its invariants tripping.
+    #[cfg(test)]
+    pub(crate) fn entries_mut_for_tests(&mut self) -> &mut Vec<EpochStart> {
+        &mut self.entries
+    }
+
     pub fn entries(&self) -> &[EpochStart] {
         &self.entries
     }

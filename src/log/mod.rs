@@ -3,11 +3,13 @@
 //! disk effects, and the same type is the durable image a replica recovers from.
 
 mod epoch_cache;
+mod invariant;
 mod partition_log;
 #[cfg(test)]
 mod proptests;
 mod retention;
 
 pub use epoch_cache::{EpochCache, EpochStart};
+pub use invariant::{ensure, Checked, Violation};
 pub use partition_log::{LogError, PartitionLog};
 pub use retention::RetentionPolicy;

@@ -1,7 +1,7 @@
 //! A partition's records with their offsets and epochs, and the three offsets that matter:
 //! log start (first retained), high watermark (first uncommitted) and log end (next to assign).
 
-use super::{EpochCache, RetentionPolicy};
+use super::{ensure, Checked, EpochCache, RetentionPolicy};
 use crate::protocol::{EpochEndOffset, LeaderEpoch, LogEntry, Offset, ProducerStamp, Record};
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +19,12 @@ pub enum LogError {
     },
     #[error("cannot truncate to {offset}: below the log start offset {log_start}")]
     BelowLogStart { offset: Offset, log_start: Offset },
+    #[error("high watermark {hw} outside the log [{log_start}, {log_end}]")]
+    HighWatermarkOutsideLog {
+        hw: Offset,
+        log_start: Offset,
+        log_end: Offset,
+    },
 }
 
 /// Invariants: entries have consecutive offsets starting at `log_start`; their epochs never
@@ -178,10 +184,48 @@ impl PartitionLog {
         self.high_watermark = offset;
     }
 
-    /// Sets the high watermark, clamped to [log start, log end]. Only the leader's rules decide
-    /// whether it may go back; the log just keeps it consistent.
-    pub fn set_high_watermark(&mut self, hw: Offset) {
-        self.high_watermark = hw.clamp(self.log_start, self.log_end_offset());
+    /// Sets the high watermark, which must lie in [log start, log end]: callers compute it from
+    /// the log, so one outside is a broken invariant, not something to clamp silently. Only the
+    /// leader's rules decide whether it may go back.
+    pub fn set_high_watermark(&mut self, hw: Offset) -> Result<(), LogError> {
+        if hw < self.log_start || hw > self.log_end_offset() {
+            return Err(LogError::HighWatermarkOutsideLog {
+                hw,
+                log_start: self.log_start,
+                log_end: self.log_end_offset(),
+            });
+        }
+        self.high_watermark = hw;
+        Ok(())
+    }
+
+    /// log start <= high watermark <= log end; entries continue from the log start without a
+    /// gap (checked at both ends: appends keep the middle dense); the epoch cache is ordered,
+    /// within the log, and knows the epoch of the last entry. Cheap: run after every event.
+    pub fn check_invariants(&self) -> Checked {
+        let (start, hw, end) = (self.log_start, self.high_watermark, self.log_end_offset());
+        ensure(start <= hw && hw <= end, "hw-within-log", || {
+            format!("log start {start}, high watermark {hw}, log end {end}")
+        })?;
+        let first = self.entries.first().map(|e| e.offset);
+        let last = self.entries.last().map(|e| e.offset);
+        ensure(
+            first.is_none_or(|f| f == start) && last.is_none_or(|l| l + 1 == end),
+            "log-dense",
+            || format!("entries {first:?}..={last:?} in a log [{start}, {end})"),
+        )?;
+        self.epochs.check_invariants(end)?;
+        let last_epoch = self.last_entry_epoch();
+        ensure(
+            last_epoch.is_none_or(|e| self.latest_epoch().is_some_and(|l| l >= e)),
+            "epoch-cache-knows-last-entry",
+            || {
+                format!(
+                    "last entry in epoch {last_epoch:?}, cache's latest {:?}",
+                    self.latest_epoch()
+                )
+            },
+        )
     }
 
     /// Entries in `[from, until)` (clamped to the log), at most `max` of them.
@@ -304,7 +348,7 @@ mod tests {
         let mut log = PartitionLog::new();
         log.append_as_leader(1, &[rec("a")]).unwrap();
         log.append_as_leader(2, &[rec("b"), rec("c")]).unwrap();
-        log.set_high_watermark(3);
+        log.set_high_watermark(3).unwrap();
         log.truncate_to(1).unwrap();
         assert_eq!(log.log_end_offset(), 1);
         assert_eq!(log.high_watermark(), 1);
@@ -322,7 +366,7 @@ mod tests {
         let mut log = PartitionLog::new();
         log.append_as_leader(0, &[rec("a"), rec("b"), rec("c")])
             .unwrap();
-        log.set_high_watermark(1);
+        log.set_high_watermark(1).unwrap();
         assert!(log.advance_log_start(2));
         assert_eq!((log.log_start_offset(), log.high_watermark()), (2, 2));
         assert_eq!(log.entries().len(), 1);
@@ -342,6 +386,67 @@ mod tests {
         assert!(!log.advance_log_start(3));
     }
 
+    /// Each of the log's invariants, broken by hand, is reported under its name.
+    #[test]
+    fn every_log_invariant_trips_on_a_broken_log() {
+        let good = || {
+            let mut log = PartitionLog::new();
+            log.assign_epoch(1, 0);
+            log.append_as_leader(1, &[rec("a"), rec("b"), rec("c")])
+                .unwrap();
+            log.assign_epoch(2, 3);
+            log.append_as_leader(2, &[rec("d")]).unwrap();
+            log.set_high_watermark(2).unwrap();
+            log
+        };
+        assert_eq!(good().check_invariants(), Ok(()));
+        let cases: Vec<(&str, Box<dyn Fn(&mut PartitionLog)>)> = vec![
+            ("hw-within-log", Box::new(|l| l.high_watermark = 9)),
+            ("hw-within-log", Box::new(|l| l.log_start = 3)),
+            ("log-dense", Box::new(|l| l.entries[0].offset = 1)),
+            ("log-dense", Box::new(|l| l.entries[3].offset = 7)),
+            (
+                "epoch-cache-ordered",
+                Box::new(|l| {
+                    l.epochs = EpochCache::default();
+                    l.epochs.assign(2, 0);
+                    l.epochs
+                        .entries_mut_for_tests()
+                        .push(crate::log::EpochStart {
+                            epoch: 1,
+                            start_offset: 3,
+                        });
+                }),
+            ),
+            (
+                "epoch-cache-within-log",
+                Box::new(|l| l.epochs.assign(5, 9)),
+            ),
+            (
+                "epoch-cache-knows-last-entry",
+                Box::new(|l| l.entries[3].epoch = 4),
+            ),
+        ];
+        for (rule, corrupt) in cases {
+            let mut log = good();
+            corrupt(&mut log);
+            let got = log.check_invariants().map_err(|v| v.rule);
+            assert_eq!(got, Err(rule), "{log:?}");
+        }
+    }
+
+    #[test]
+    fn a_high_watermark_outside_the_log_is_refused_not_clamped() {
+        let mut log = PartitionLog::new();
+        log.append_as_leader(0, &[rec("a")]).unwrap();
+        assert!(matches!(
+            log.set_high_watermark(2),
+            Err(LogError::HighWatermarkOutsideLog { hw: 2, .. })
+        ));
+        assert_eq!(log.high_watermark(), 0);
+        assert_eq!(log.set_high_watermark(1), Ok(()));
+    }
+
     #[test]
     fn retention_by_age_and_size_keeps_uncommitted_records() {
         let mut log = PartitionLog::new();
@@ -350,7 +455,7 @@ mod tests {
             r.timestamp = i as i64 * 1000;
             log.append_as_leader(0, &[r]).unwrap();
         }
-        log.set_high_watermark(3);
+        log.set_high_watermark(3).unwrap();
         let age = RetentionPolicy {
             max_age_ms: Some(1500),
             max_bytes: None,

@@ -66,7 +66,10 @@ proptest! {
                         prop_assert!(log.log_end_offset() <= o);
                     }
                 }
-                Op::SetHw(o) => log.set_high_watermark(o),
+                Op::SetHw(o) => {
+                    let inside = log.log_start_offset() <= o && o <= log.log_end_offset();
+                    prop_assert_eq!(log.set_high_watermark(o).is_ok(), inside);
+                }
                 Op::AdvanceStart(o) => {
                     let before = log.log_start_offset();
                     log.advance_log_start(o);

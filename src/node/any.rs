@@ -56,6 +56,16 @@ impl AnyNode {
         }
     }
 
+    /// The node's own invariants (clients have none of their own: the history checker holds
+    /// them to account).
+    pub fn check_invariants(&self) -> crate::log::Checked {
+        match self {
+            AnyNode::Broker(n) => n.check_invariants(),
+            AnyNode::Controller(n) => n.check_invariants(),
+            AnyNode::Producer(_) | AnyNode::Reader(_) | AnyNode::Consumer(_) => Ok(()),
+        }
+    }
+
     pub fn as_broker(&self) -> Option<&Broker> {
         match self {
             AnyNode::Broker(b) => Some(b),

@@ -4,6 +4,7 @@
 //! crashes and recovers never contradicts what it said (two leaders in one epoch, say).
 
 use super::{Bug, Context, ControllerConfig, ControllerImage, DiskOp, Timer};
+use crate::log::{ensure, Checked};
 use crate::protocol::{
     AlterPartitionRequest, BrokerId, BrokerRegistration, ClusterMetadata, ErrorCode, Message,
     NodeId, PartitionState, TopicPartition,
@@ -98,6 +99,51 @@ impl Controller {
 
     pub fn metadata(&self) -> &ClusterMetadata {
         &self.image.metadata
+    }
+
+    /// What must hold of the controller's state after every entry point: each partition's ISR
+    /// is a sorted set of its replicas, its leader is a live member of it; registrations are one
+    /// per broker with epochs below the next to give; nothing waits for a version already synced.
+    pub fn check_invariants(&self) -> Checked {
+        let md = &self.image.metadata;
+        for ps in &md.partitions {
+            let sorted = ps.isr.windows(2).all(|w| w[0] < w[1]);
+            let stray = ps.isr.iter().find(|b| !ps.replicas.contains(b));
+            ensure(sorted && stray.is_none(), "isr-within-replicas", || {
+                format!("{}: ISR {:?}, replicas {:?}", ps.tp, ps.isr, ps.replicas)
+            })?;
+            if let Some(l) = ps.leader {
+                ensure(
+                    ps.isr.contains(&l) && self.live(l),
+                    "leader-live-in-isr",
+                    || {
+                        let reg = md.registration(l);
+                        format!(
+                            "{}: leader {l}, ISR {:?}, registration {reg:?}",
+                            ps.tp, ps.isr
+                        )
+                    },
+                )?;
+            }
+        }
+        for w in md.brokers.windows(2) {
+            ensure(
+                w[0].broker < w[1].broker,
+                "one-registration-per-broker",
+                || format!("registrations {:?} and {:?}", w[0], w[1]),
+            )?;
+        }
+        let next = self.image.next_broker_epoch;
+        let late = md.brokers.iter().find(|r| r.epoch >= next);
+        ensure(late.is_none(), "broker-epoch-issued", || {
+            format!("registration {late:?}, next broker epoch {next}")
+        })?;
+        ensure(
+            self.synced_version <= md.version
+                && self.outbox.iter().all(|(v, _, _)| *v > self.synced_version),
+            "controller-outbox-unsynced",
+            || format!("synced v{}, image v{}", self.synced_version, md.version),
+        )
     }
 
     pub fn on_start(&mut self, cx: &mut Context) {
@@ -488,6 +534,57 @@ mod tests {
         assert_eq!(beat(&mut c, current - 1), 1);
         // Up to date: only the heartbeat's answer.
         assert_eq!(beat(&mut c, current), 0);
+    }
+
+    /// Each of the controller's invariants, broken by hand, is reported under its name.
+    #[test]
+    fn every_controller_invariant_trips_on_a_broken_state() {
+        let fresh = || {
+            let mut c = controller(BugSet::none());
+            register(&mut c, false);
+            c
+        };
+        assert_eq!(fresh().check_invariants(), Ok(()));
+        type Corrupt = Box<dyn Fn(&mut Controller)>;
+        let cases: Vec<(&str, Corrupt)> = vec![
+            (
+                "isr-within-replicas",
+                Box::new(|c| c.image.metadata.partitions[0].isr = vec![0, 4]),
+            ),
+            (
+                "isr-within-replicas",
+                Box::new(|c| c.image.metadata.partitions[0].isr = vec![0, 0]),
+            ),
+            (
+                "leader-live-in-isr",
+                Box::new(|c| c.image.metadata.partitions[0].isr.clear()),
+            ),
+            ("leader-live-in-isr", Box::new(|c| c.set_fenced(0, true))),
+            (
+                "one-registration-per-broker",
+                Box::new(|c| {
+                    let r = c.image.metadata.brokers[0].clone();
+                    c.image.metadata.brokers.push(r);
+                }),
+            ),
+            (
+                "broker-epoch-issued",
+                Box::new(|c| c.image.next_broker_epoch = 1),
+            ),
+            (
+                "controller-outbox-unsynced",
+                Box::new(|c| c.synced_version += 5),
+            ),
+            (
+                "controller-outbox-unsynced",
+                Box::new(|c| c.outbox.push((0, 0, Message::Metadata { min_version: 0 }))),
+            ),
+        ];
+        for (rule, corrupt) in cases {
+            let mut c = fresh();
+            corrupt(&mut c);
+            assert_eq!(c.check_invariants().map_err(|v| v.rule), Err(rule));
+        }
     }
 
     #[test]

@@ -161,3 +161,28 @@ impl fmt::Display for Message {
         }
     }
 }
+
+impl Message {
+    /// The message's kind, for reports that name an event without printing all of it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::RegisterBroker { .. } => "RegisterBroker",
+            Message::RegisterBrokerResponse { .. } => "RegisterBrokerResponse",
+            Message::Heartbeat { .. } => "Heartbeat",
+            Message::HeartbeatResponse { .. } => "HeartbeatResponse",
+            Message::AlterPartition(_) => "AlterPartition",
+            Message::AlterPartitionResponse { .. } => "AlterPartitionResponse",
+            Message::UpdateMetadata(_) => "UpdateMetadata",
+            Message::Fetch(_) => "Fetch",
+            Message::FetchResponse(_) => "FetchResponse",
+            Message::Produce(_) => "Produce",
+            Message::ProduceResponse(_) => "ProduceResponse",
+            Message::Metadata { .. } => "Metadata",
+            Message::MetadataResponse(_) => "MetadataResponse",
+            Message::ListOffsets { .. } => "ListOffsets",
+            Message::ListOffsetsResponse { .. } => "ListOffsetsResponse",
+            Message::Group(_) => "Group",
+            Message::GroupResponse(_) => "GroupResponse",
+        }
+    }
+}

@@ -26,10 +26,6 @@ pub enum ErrorCode {
     StaleBrokerEpoch,
     /// A partition-state change was based on an outdated partition epoch.
     InvalidUpdateVersion,
-    /// The broker's registration has been fenced; it must register again.
-    BrokerFenced,
-    /// The leader stepped down while the request waited.
-    LeadershipLost,
     /// An idempotent producer's record older than one the log already has from it: a late
     /// duplicate of an abandoned send, refused so that it cannot land twice.
     DuplicateSequence,
@@ -50,15 +46,22 @@ pub enum ErrorCode {
     /// Clients cannot write to an internal topic (`__consumer_offsets`): only its coordinator
     /// appends there, so its cache always matches its log.
     InvalidTopic,
+    /// The request carries no records, or records the broker cannot take.
+    InvalidRecord,
 }
 
 impl ErrorCode {
-    /// Whether a client should refresh its metadata and retry the same request.
+    /// Whether a client should refresh its metadata, back off and send the same request again.
+    ///
+    /// Almost every error is a view that time fixes: a leader moved, an epoch or an ISR is behind,
+    /// a broker restarted and has not heard from the controller yet. That last one answers
+    /// `UnknownTopicOrPartition` for a partition it will soon host, so that code is retriable too,
+    /// as in Kafka. Not retriable are the errors that follow from the request alone, which every
+    /// broker gives at every time: no attempt of such a request was ever applied, so a client ends
+    /// the operation at once as a definite failure instead of retrying until its timeout. (Group
+    /// errors are not decided here: the consumer rejoins or finds its coordinator again.)
     pub fn is_retriable(self) -> bool {
-        !matches!(
-            self,
-            ErrorCode::UnknownTopicOrPartition | ErrorCode::InvalidTopic
-        )
+        !matches!(self, ErrorCode::InvalidTopic | ErrorCode::InvalidRecord)
     }
 }
 

@@ -9,6 +9,7 @@ use super::disk::{Disk, DiskError};
 use super::lock;
 use super::net::{Inbox, Net};
 use super::trace::{with_trace, SharedTrace};
+use crate::log::Violation;
 use crate::node::{AnyNode, ClientEvent, Context, Effect, Timer};
 use crate::protocol::NodeId;
 use std::collections::{BTreeMap, VecDeque};
@@ -28,6 +29,15 @@ pub enum DriverError {
         node: String,
         #[source]
         source: DiskError,
+    },
+    /// The node's state broke an invariant in the step that handled `event`: the node stops
+    /// there, since anything it did next would build on a corrupt state.
+    #[error("node-invariant {node} at {time_ms} ms after {event}: {violation}")]
+    Invariant {
+        node: String,
+        time_ms: u64,
+        event: String,
+        violation: Violation,
     },
 }
 
@@ -93,6 +103,7 @@ impl<D: Disk> Driver<D> {
         let now = (self.clock)();
         self.trace_event(now, "start", &(), String::new);
         self.step(now, |n, cx| n.on_start(cx))?;
+        self.check(now, || "start".into())?;
         loop {
             let due = self
                 .timers
@@ -112,14 +123,18 @@ impl<D: Disk> Driver<D> {
                     self.trace_event(now, "deliver", &(from, &message), || {
                         format!("from {from}: {message}")
                     });
+                    let kind = message.kind();
                     self.step(now, |n, cx| n.on_message(cx, from, message))?;
+                    self.check(now, || format!("delivery of {kind} from {from}"))?;
                 }
                 Next::Timer => {
                     let Some((timer, _)) = due else { continue };
                     self.timers.remove(&timer);
                     let now = (self.clock)();
                     self.trace_event(now, "timer", &timer, || format!("{timer:?}"));
+                    let fired = timer.clone();
                     self.step(now, |n, cx| n.on_timer(cx, timer))?;
+                    self.check(now, || format!("timer {fired:?}"))?;
                 }
             }
         }
@@ -187,6 +202,34 @@ impl<D: Disk> Driver<D> {
         Ok(())
     }
 
+    /// Checks the node's invariants after the step that handled `event` (described only on a
+    /// violation). A sync's completion runs inside the step that asked for it, so is covered.
+    fn check(&self, now: u64, event: impl FnOnce() -> String) -> Result<(), DriverError> {
+        let checked = lock(&self.node).check_invariants();
+        checked.map_err(|violation| {
+            let event = event();
+            self.trace_event_shared(now, &violation, &event);
+            DriverError::Invariant {
+                node: self.name.clone(),
+                time_ms: now,
+                event,
+                violation,
+            }
+        })
+    }
+
+    /// Puts the violation in the trace, so a replay's timeline ends with it.
+    fn trace_event_shared(&self, now: u64, violation: &Violation, event: &str) {
+        if let Some(trace) = &self.trace {
+            let what = format!("{violation} (after {event})");
+            with_trace(trace, |t| {
+                t.record(now, &self.name, "invariant", what.as_bytes(), || {
+                    what.clone()
+                })
+            });
+        }
+    }
+
     fn disk_error(&self, source: DiskError) -> DriverError {
         DriverError::Disk {
             node: self.name.clone(),
@@ -199,5 +242,44 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::PartitionLog;
+    use crate::node::{Broker, BrokerConfig, BrokerImage};
+    use crate::protocol::TopicPartition;
+    use crate::runtime::disk::CorruptionPolicy;
+    use crate::runtime::sim_disk::SimDisk;
+
+    /// A broker recovered from an image whose log claims a high watermark past its end (well
+    /// formed on disk, impossible in meaning) is stopped by the driver at its first step, with
+    /// the rule, the node and the event named.
+    #[tokio::test]
+    async fn the_driver_stops_a_node_whose_state_breaks_an_invariant() {
+        let log: PartitionLog = serde_json::from_str(
+            r#"{"log_start":0,"high_watermark":5,"entries":[],"epochs":{"entries":[]}}"#,
+        )
+        .expect("a log image");
+        let mut image = BrokerImage::default();
+        image.logs.insert(TopicPartition::new("t", 0), log);
+        let broker = Broker::recover(Arc::new(BrokerConfig::new(0, 9)), image);
+        let (net, inbox) = Net::new(0, Default::default());
+        let clock: Clock = Arc::new(|| 7);
+        let disk = SimDisk::new("b0", CorruptionPolicy::Refuse);
+        let node = Arc::new(Mutex::new(AnyNode::Broker(broker)));
+        let driver = Driver::new(0, "b0", node, disk, net, inbox, clock);
+        let err = driver.run().await.expect_err("stopped");
+        let DriverError::Invariant { violation, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(violation.rule, "hw-within-log");
+        assert_eq!(
+            err.to_string(),
+            "node-invariant b0 at 7 ms after start: hw-within-log: \
+             t-0: log start 0, high watermark 5, log end 0"
+        );
     }
 }

@@ -135,6 +135,9 @@ pub fn main(args: &RunArgs) -> i32 {
         events as f64 / wall_secs.max(1e-9),
         args.jobs
     );
+    if let Some(kb) = peak_resident_kb() {
+        println!("memory: peak resident {} MB", kb / 1024);
+    }
     let failing: Vec<&SeedReport> = reports.iter().filter(|r| !r.problems.is_empty()).collect();
     match failing.first() {
         None => {
@@ -156,4 +159,12 @@ pub fn main(args: &RunArgs) -> i32 {
             1
         }
     }
+}
+
+/// The process's peak resident memory (Linux's `VmHWM`), if the system reports it: a sweep's
+/// memory must not grow with its number of seeds.
+fn peak_resident_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

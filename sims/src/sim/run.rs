@@ -72,7 +72,15 @@ async fn simulate(
     let clock: Clock = Arc::new(move || start.elapsed().as_millis() as u64);
     let mut cluster = Cluster::build(&sc, trace, clock);
     let heal_at = start + Duration::from_millis(sc.fault_ms);
-    let (roles, ()) = tokio::join!(cluster.run_schedule(&sc, start), cluster.writeback(heal_at));
+    let phase =
+        async { tokio::join!(cluster.run_schedule(&sc, start), cluster.writeback(heal_at)) };
+    let broken = cluster.broken.clone();
+    // A broken invariant ends the run where it happened: what follows would build on it.
+    let roles = tokio::select! {
+        biased;
+        _ = broken.notified() => return cluster.stop_broken(start, EpisodeRoles::default()).await,
+        (roles, ()) = phase => roles,
+    };
     // The send phase ends with the faults; what is in flight finishes during the liveness phase.
     for n in cluster.nodes.values() {
         if let AnyNode::Producer(p) = &mut *lock(&n.state) {
@@ -83,7 +91,11 @@ async fn simulate(
     let deadline = heal_at + Duration::from_millis(sc.liveness_ms);
     let mut problems = Vec::new();
     loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::select! {
+            biased;
+            _ = broken.notified() => return cluster.stop_broken(start, roles).await,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
         let reason = not_converged(&cluster, &sc);
         match reason {
             None => break,
@@ -97,12 +109,25 @@ async fn simulate(
             Some(_) => {}
         }
     }
-    problems.extend(
-        lock(&cluster.failures)
-            .iter()
-            .map(|f| format!("node-failure: {f}")),
-    );
+    problems.extend(lock(&cluster.failures).iter().cloned());
     let sim_ms = start.elapsed().as_millis() as u64;
     let observed = lock(&cluster.history).clone();
+    cluster.shut_down().await;
     (sim_ms, observed, problems, roles)
+}
+
+impl Cluster {
+    /// Ends a run in which a node broke an invariant: the violation is the problem; the history
+    /// so far is still checked.
+    async fn stop_broken(
+        &self,
+        start: Instant,
+        roles: EpisodeRoles,
+    ) -> (u64, Vec<Observed>, Vec<String>, EpisodeRoles) {
+        let sim_ms = start.elapsed().as_millis() as u64;
+        let observed = lock(&self.history).clone();
+        let problems = lock(&self.failures).clone();
+        self.shut_down().await;
+        (sim_ms, observed, problems, roles)
+    }
 }

@@ -2,6 +2,7 @@
 //! diverges (epoch-based, KIP-101/279), and the high watermark learned from the leader.
 
 use super::{Broker, FollowerState, Role};
+use crate::log::Violation;
 use crate::node::{Bug, Context, DiskOp, Durability, Timer};
 use crate::protocol::{
     BrokerId, ErrorCode, FetchRequest, FetchResponse, LeaderEpoch, Message, NodeId, ReplicaId,
@@ -131,17 +132,26 @@ impl Broker {
         }
         let appended = !resp.records.is_empty();
         if appended {
-            if r.log.append_entries(&resp.records).is_err() {
-                // Not a continuation of our log (a reordered or stale answer): ask again.
-                return self.send_fetch(cx, &tp);
+            if let Err(e) = r.log.append_entries(&resp.records) {
+                // Only the answer to the fetch in flight gets here, and the leader reads from
+                // its offset, our log end, after checking our last epoch against its log.
+                let v = Violation::new("follower-append", e.to_string()).at(&tp);
+                return self.broken(v);
             }
             cx.persist(DiskOp::Append {
                 tp: tp.clone(),
                 entries: resp.records,
             });
         }
-        let hw = resp.high_watermark.min(r.log.log_end_offset());
-        r.log.set_high_watermark(hw);
+        // Never below our log start: the leader's log start (which ours follows) is at most its
+        // high watermark.
+        let hw = resp
+            .high_watermark
+            .min(r.log.log_end_offset())
+            .max(r.log.log_start_offset());
+        if let Err(e) = r.log.set_high_watermark(hw) {
+            return self.broken(Violation::new("follower-hw", e.to_string()).at(&tp));
+        }
         if resp.log_start_offset > r.log.log_start_offset() {
             let start = resp.log_start_offset.min(r.log.log_end_offset());
             self.set_log_start(cx, &tp, start);

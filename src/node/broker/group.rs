@@ -3,6 +3,7 @@
 //! coordinator's records to the partition and tells it when the high watermark passes them.
 
 use super::{Broker, Role};
+use crate::log::Violation;
 use crate::node::coordinator::{Coordinator, Pending, Settings, Write};
 use crate::node::{Bug, Context, DiskOp, Timer};
 use crate::protocol::{
@@ -165,8 +166,13 @@ impl Broker {
                 cx.send(*client, Message::GroupResponse(resp));
                 continue;
             }
-            let Ok(entries) = r.log.append_as_leader(ls.epoch, &[w.record]) else {
-                continue;
+            let entries = match r.log.append_as_leader(ls.epoch, &[w.record]) {
+                Ok(entries) => entries,
+                // The leader appends in its own epoch at its own log end: this cannot fail.
+                Err(e) => {
+                    let v = Violation::new("coordinator-append", e.to_string()).at(&tp);
+                    return self.broken(v);
+                }
             };
             let offset = entries[0].offset;
             cx.persist(DiskOp::Append {

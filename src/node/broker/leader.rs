@@ -3,6 +3,7 @@
 //! expand the ISR.
 
 use super::{Broker, LeaderState, Progress, Role, WaitingProduce};
+use crate::log::Violation;
 use crate::node::{Bug, Context, DiskOp, Durability, Timer};
 use crate::protocol::{
     Acks, BrokerId, ErrorCode, FetchRequest, FetchResponse, Message, NodeId, OffsetSpec,
@@ -142,10 +143,15 @@ impl Broker {
                 (base, offset)
             }
             Some((false, _)) => return reply(cx, Err(ErrorCode::DuplicateSequence)),
+            None if req.records.is_empty() => return reply(cx, Err(ErrorCode::InvalidRecord)),
             None => {
                 let entries = match r.log.append_stamped(ls.epoch, &req.records, req.producer) {
-                    Ok(e) if !e.is_empty() => e,
-                    _ => return reply(cx, Err(ErrorCode::UnknownTopicOrPartition)),
+                    Ok(e) => e,
+                    // The leader appends in its own epoch at its own log end: this cannot fail.
+                    Err(e) => {
+                        return self
+                            .broken(Violation::new("leader-append", e.to_string()).at(&req.tp))
+                    }
                 };
                 let span = (entries[0].offset, entries[entries.len() - 1].offset);
                 cx.persist(DiskOp::Append {
@@ -362,7 +368,10 @@ impl Broker {
         }
         if let Some(c) = candidate {
             if c > r.log.high_watermark() && c >= ls.epoch_start {
-                r.log.set_high_watermark(c);
+                if let Err(e) = r.log.set_high_watermark(c) {
+                    let v = Violation::new("leader-hw", e.to_string()).at(tp);
+                    return self.broken(v);
+                }
             }
         }
         let hw = r.log.high_watermark();

@@ -7,6 +7,7 @@
 
 mod follower;
 mod group;
+mod invariants;
 mod leader;
 mod replica;
 #[cfg(test)]
@@ -16,7 +17,7 @@ pub use replica::{FollowerState, LeaderState, Progress, Replica, Role, WaitingPr
 
 use super::coordinator::Coordinator;
 use super::{BrokerConfig, BrokerImage, Context, DiskOp, Durability, Timer};
-use crate::log::PartitionLog;
+use crate::log::{PartitionLog, Violation};
 use crate::protocol::{
     BrokerEpoch, ClusterMetadata, ErrorCode, LeaderEpoch, Message, NodeId, Offset, PartitionState,
     TopicPartition, OFFSETS_TOPIC,
@@ -51,6 +52,9 @@ pub struct Broker {
     lost_data: bool,
     /// Group coordinators, one per `__consumer_offsets` partition this broker leads.
     coordinators: BTreeMap<u32, Coordinator>,
+    /// The first broken invariant a handler met (an "impossible" error); reported by
+    /// `check_invariants`, after which the driver stops the node.
+    violation: Option<Violation>,
 }
 
 impl Broker {
@@ -71,6 +75,7 @@ impl Broker {
             parked: Vec::new(),
             lost_data: false,
             coordinators: BTreeMap::new(),
+            violation: None,
         }
     }
 
@@ -416,8 +421,9 @@ impl Broker {
         let Some(r) = self.replicas.get_mut(tp) else {
             return;
         };
-        if r.log.truncate_to(offset).is_err() {
-            return;
+        if let Err(e) = r.log.truncate_to(offset) {
+            // Every caller truncates at or above the log start.
+            return self.broken(Violation::new("truncate-within-log", e.to_string()).at(tp));
         }
         r.synced_offset = r.synced_offset.min(offset);
         r.sync_requested = r.sync_requested.min(offset);

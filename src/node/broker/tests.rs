@@ -314,3 +314,142 @@ fn an_answer_to_a_heartbeat_of_an_earlier_registration_is_ignored() {
         .iter()
         .any(|(_, m)| matches!(m, Message::RegisterBroker { broker: 0, .. })));
 }
+
+/// The leader's state of `t-0` on `b`, for tests that break it by hand.
+fn leader_state(b: &mut Broker) -> &mut crate::node::broker::LeaderState {
+    let r = b
+        .replicas
+        .get_mut(&TopicPartition::new("t", 0))
+        .expect("t-0");
+    match &mut r.role {
+        crate::node::Role::Leader(ls) => ls,
+        other => panic!("not leading t-0: {other:?}"),
+    }
+}
+
+fn rule_broken(b: &Broker) -> Result<(), &'static str> {
+    b.check_invariants().map_err(|v| v.rule)
+}
+
+/// Each of the broker's invariants, broken by hand, is reported under its name.
+#[test]
+fn every_broker_invariant_trips_on_a_broken_state() {
+    use crate::node::broker::{Progress, WaitingProduce};
+    use crate::node::coordinator::Coordinator;
+    let tp = TopicPartition::new("t", 0);
+    let fresh = || {
+        let mut b = single_leader();
+        produce(&mut b, "a", 0);
+        b
+    };
+    assert_eq!(rule_broken(&fresh()), Ok(()));
+    let cases: Vec<(&str, Box<dyn Fn(&mut Broker)>)> = vec![
+        (
+            "synced-within-log",
+            Box::new(|b| b.replicas.get_mut(&tp).unwrap().synced_offset = 9),
+        ),
+        (
+            "leader-epoch",
+            Box::new(|b| b.replicas.get_mut(&tp).unwrap().leader_epoch = Some(7)),
+        ),
+        (
+            "leader-epoch-cached",
+            Box::new(|b| b.replicas.get_mut(&tp).unwrap().log.assign_epoch(7, 1)),
+        ),
+        (
+            "leader-epoch-start-within-log",
+            Box::new(|b| leader_state(b).epoch_start = 9),
+        ),
+        ("isr-has-leader", Box::new(|b| leader_state(b).isr = vec![])),
+        (
+            "isr-has-leader",
+            Box::new(|b| leader_state(b).pending_isr = Some(vec![5])),
+        ),
+        (
+            "isr-within-replicas",
+            Box::new(|b| leader_state(b).isr = vec![0, 5]),
+        ),
+        (
+            "follower-progress-within-log",
+            Box::new(|b| {
+                let p = Progress {
+                    log_end: 9,
+                    synced: 0,
+                    broker_epoch: 1,
+                };
+                leader_state(b).followers.insert(1, p);
+            }),
+        ),
+        (
+            "waiting-produce-within-log",
+            Box::new(|b| {
+                leader_state(b).waiting_produce.push(WaitingProduce {
+                    client: 100,
+                    correlation: 1,
+                    acks: Acks::All,
+                    base_offset: 4,
+                    last_offset: 4,
+                })
+            }),
+        ),
+        (
+            "coordinator-leads",
+            Box::new(|b| {
+                let c = Coordinator::replay(0, &crate::log::PartitionLog::new());
+                b.coordinators.insert(0, c);
+            }),
+        ),
+    ];
+    for (rule, corrupt) in cases {
+        let mut b = fresh();
+        corrupt(&mut b);
+        assert_eq!(rule_broken(&b), Err(rule));
+    }
+    // A follower acting in an epoch other than its replica's.
+    let mut f = follower();
+    if let crate::node::Role::Follower(fs) = &mut f.replicas.get_mut(&tp).unwrap().role {
+        fs.epoch += 1;
+    }
+    assert_eq!(rule_broken(&f), Err("follower-epoch"));
+}
+
+#[test]
+fn an_append_error_on_the_leader_is_a_broken_invariant_not_a_client_error() {
+    let mut b = single_leader();
+    let tp = TopicPartition::new("t", 0);
+    // A log whose latest epoch is past the one the broker leads in: appending must fail.
+    b.replicas.get_mut(&tp).unwrap().log.assign_epoch(9, 0);
+    // Before, the producer was told UnknownTopicOrPartition and retried for ever.
+    assert_eq!(produce(&mut b, "a", 0), vec![]);
+    let v = b
+        .check_invariants()
+        .expect_err("the append error is recorded");
+    assert_eq!(v.rule, "leader-append");
+    assert!(v.detail.starts_with("t-0: "), "{v}");
+}
+
+#[test]
+fn a_fetch_answer_that_does_not_continue_the_log_is_a_broken_invariant() {
+    use crate::protocol::{FetchResponse, LogEntry};
+    let mut b = follower();
+    let tp = TopicPartition::new("t", 0);
+    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    let gap = FetchResponse {
+        tp: tp.clone(),
+        fetch_offset: 0,
+        error: None,
+        leader_epoch: epoch,
+        high_watermark: 0,
+        log_start_offset: 0,
+        // The leader reads from the fetch offset: an answer starting elsewhere is impossible.
+        records: vec![LogEntry {
+            offset: 5,
+            epoch,
+            record: Record::keyed("k", "v"),
+            producer: None,
+        }],
+        diverging_epoch: None,
+    };
+    to_broker(&mut b, 0, Message::FetchResponse(gap));
+    assert_eq!(rule_broken(&b), Err("follower-append"));
+}

@@ -23,7 +23,7 @@ pub use assign::assign;
 pub use group::{Group, GroupState, Member, Waiting};
 
 use super::{Context, Timer};
-use crate::log::PartitionLog;
+use crate::log::{ensure, Checked, PartitionLog};
 use crate::protocol::{
     ClusterMetadata, ErrorCode, Generation, GroupAnswer, GroupMessage, GroupRequest, GroupResponse,
     LeaderEpoch, MemberId, Message, NodeId, Offset, OffsetsKey, OffsetsValue, Record,
@@ -120,6 +120,26 @@ impl Coordinator {
 
     pub fn is_loaded(&self) -> bool {
         self.loaded
+    }
+
+    /// Writes in flight are records of the partition not yet committed (each completes as soon
+    /// as the high watermark passes it), and a checkpoint in flight lies within the log.
+    pub fn check_invariants(&self, log: &PartitionLog) -> Checked {
+        let (start, hw, end) = (
+            log.log_start_offset(),
+            log.high_watermark(),
+            log.log_end_offset(),
+        );
+        let outside = self.pending.keys().find(|&&o| o < hw || o >= end);
+        ensure(outside.is_none(), "coordinator-pending-uncommitted", || {
+            format!("write in flight at {outside:?}, high watermark {hw}, log end {end}")
+        })?;
+        ensure(
+            self.checkpoint
+                .is_none_or(|(first, last)| start <= first && first <= last && last < end),
+            "coordinator-checkpoint-within-log",
+            || format!("checkpoint {:?} in a log [{start}, {end})", self.checkpoint),
+        )
     }
 
     /// Records that `write` was appended at `offset`.

@@ -394,3 +394,32 @@ fn a_member_expelled_while_its_join_waits_is_told_it_is_unknown() {
         "its join was dropped unanswered: {answered:?}"
     );
 }
+
+/// Each of the coordinator's invariants, broken by hand, is reported under its name.
+#[test]
+fn every_coordinator_invariant_trips_on_a_broken_state() {
+    use super::Pending;
+    use crate::log::PartitionLog;
+    use crate::protocol::Record;
+    let mut log = PartitionLog::new();
+    log.assign_epoch(0, 0);
+    log.append_as_leader(0, &[Record::keyed("k", "v"), Record::keyed("k", "w")])
+        .expect("append");
+    log.set_high_watermark(1).expect("within the log");
+    let mut c = Coordinator::replay(0, &log);
+    // A write in flight at 1: appended, not yet committed.
+    c.appended(1, Pending::Checkpoint);
+    assert_eq!(c.check_invariants(&log), Ok(()));
+    let rule = |c: &Coordinator| c.check_invariants(&log).map_err(|v| v.rule);
+    // A write in flight below the high watermark should have completed.
+    let mut below = c.clone();
+    below.appended(0, Pending::Checkpoint);
+    assert_eq!(rule(&below), Err("coordinator-pending-uncommitted"));
+    // One past the log end was never appended.
+    let mut past = c.clone();
+    past.pending.insert(2, Pending::Checkpoint);
+    assert_eq!(rule(&past), Err("coordinator-pending-uncommitted"));
+    let mut checkpoint = c.clone();
+    checkpoint.checkpoint = Some((1, 5));
+    assert_eq!(rule(&checkpoint), Err("coordinator-checkpoint-within-log"));
+}

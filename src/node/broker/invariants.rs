@@ -1,0 +1,114 @@
+//! What must hold of a broker after every entry point: each replica's log is well formed, its
+//! synced prefix lies within it, and its role agrees with its log and with the metadata; each
+//! coordinator's writes in flight are uncommitted records of its partition. Drivers call
+//! `check_invariants` after every step and stop the node on the first violation.
+
+use super::{Broker, LeaderState, Replica, Role};
+use crate::log::{ensure, Checked, Violation};
+use crate::protocol::{TopicPartition, OFFSETS_TOPIC};
+
+impl Broker {
+    /// Records the first broken invariant a handler met; the node stops after this step.
+    pub(super) fn broken(&mut self, v: Violation) {
+        tracing::error!(broker = self.config.id, "broken invariant: {v}");
+        self.violation.get_or_insert(v);
+    }
+
+    pub fn check_invariants(&self) -> Checked {
+        if let Some(v) = &self.violation {
+            return Err(v.clone());
+        }
+        for (tp, r) in &self.replicas {
+            self.check_replica(tp, r).map_err(|v| v.at(tp))?;
+        }
+        for (&p, c) in &self.coordinators {
+            let tp = TopicPartition::new(OFFSETS_TOPIC, p);
+            let log = self.replicas.get(&tp).map(|r| &r.log);
+            ensure(
+                log.is_some_and(|_| self.leader_epoch_of(&tp).is_some()),
+                "coordinator-leads",
+                || format!("coordinator of {tp} on a broker that does not lead it"),
+            )?;
+            if let Some(log) = log {
+                c.check_invariants(log).map_err(|v| v.at(&tp))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_replica(&self, tp: &TopicPartition, r: &Replica) -> Checked {
+        r.log.check_invariants()?;
+        let end = r.log.log_end_offset();
+        ensure(r.synced_offset <= end, "synced-within-log", || {
+            format!("synced to {}, log end {end}", r.synced_offset)
+        })?;
+        match &r.role {
+            Role::Idle => Ok(()),
+            Role::Follower(fs) => ensure(
+                r.leader_epoch == Some(fs.epoch) && fs.leader != self.config.id,
+                "follower-epoch",
+                || {
+                    format!(
+                        "follows {} in epoch {}, replica at {:?}",
+                        fs.leader, fs.epoch, r.leader_epoch
+                    )
+                },
+            ),
+            Role::Leader(ls) => self.check_leader(tp, r, ls),
+        }
+    }
+
+    fn check_leader(&self, tp: &TopicPartition, r: &Replica, ls: &LeaderState) -> Checked {
+        let me = self.config.id;
+        let end = r.log.log_end_offset();
+        ensure(r.leader_epoch == Some(ls.epoch), "leader-epoch", || {
+            format!(
+                "leads in epoch {}, replica at {:?}",
+                ls.epoch, r.leader_epoch
+            )
+        })?;
+        // The new leader's epoch is in its cache from the start (KAFKA-7415).
+        ensure(
+            r.log.latest_epoch() == Some(ls.epoch),
+            "leader-epoch-cached",
+            || {
+                format!(
+                    "leads in epoch {}, cache's latest {:?}",
+                    ls.epoch,
+                    r.log.latest_epoch()
+                )
+            },
+        )?;
+        ensure(
+            ls.epoch_start <= end,
+            "leader-epoch-start-within-log",
+            || format!("epoch starts at {}, log end {end}", ls.epoch_start),
+        )?;
+        ensure(ls.isr.contains(&me), "isr-has-leader", || {
+            format!("leader {me} not in its ISR {:?}", ls.isr)
+        })?;
+        if let Some(p) = &ls.pending_isr {
+            ensure(p.contains(&me), "isr-has-leader", || {
+                format!("leader {me} not in its proposed ISR {p:?}")
+            })?;
+        }
+        if let Some(assigned) = self.metadata.partition(tp).map(|p| &p.replicas) {
+            let stray = ls.maximal_isr().into_iter().find(|b| !assigned.contains(b));
+            ensure(stray.is_none(), "isr-within-replicas", || {
+                format!("ISR member {stray:?} not among replicas {assigned:?}")
+            })?;
+        }
+        // A follower proves what it holds by fetching from here: never more than we have.
+        let ahead = ls
+            .followers
+            .iter()
+            .find(|(_, p)| p.log_end > end || p.synced > p.log_end);
+        ensure(ahead.is_none(), "follower-progress-within-log", || {
+            format!("follower progress {ahead:?} past the leader's log end {end}")
+        })?;
+        let waiting = ls.waiting_produce.iter().find(|w| w.last_offset >= end);
+        ensure(waiting.is_none(), "waiting-produce-within-log", || {
+            format!("produce waits for {waiting:?} past the log end {end}")
+        })
+    }
+}
