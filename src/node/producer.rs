@@ -4,14 +4,15 @@
 //! idempotent producer stamps each record with its id and a sequence number, so a retry of a
 //! record that did land is answered with the original offset instead of being appended twice.
 //! Each record is one operation in the history (`Observe` effects): invoked at its first attempt,
-//! then acknowledged, or given up after the delivery timeout with an unknown outcome.
+//! then acknowledged, failed at once on an error no retry can change (`ErrorCode::is_retriable`),
+//! or given up after the delivery timeout with an unknown outcome.
 
 use super::client::{metadata_request, Bootstrap};
 use super::{ClientEvent, Context, ProducerConfig, Timer};
 use crate::protocol::partitioner::{partition_for, StickyPartitioner};
 use crate::protocol::{
-    Acks, ClusterMetadata, Message, NodeId, ProduceRequest, ProduceResponse, ProducerStamp,
-    TopicPartition,
+    Acks, ClusterMetadata, ErrorCode, Message, NodeId, ProduceRequest, ProduceResponse,
+    ProducerStamp, TopicPartition,
 };
 use std::sync::Arc;
 
@@ -70,7 +71,7 @@ impl Producer {
         &self.config
     }
 
-    /// How many records are done (acknowledged, given up, or sent with acks=0).
+    /// How many records are done (acknowledged, failed, given up, or sent with acks=0).
     pub fn done(&self) -> usize {
         self.next
     }
@@ -154,11 +155,23 @@ impl Producer {
                 }
                 self.finish_record(cx);
             }
+            Err(e) if !e.is_retriable() => self.fail(cx, e),
             Err(_) => self.back_off(cx),
         }
     }
 
-    /// The current record is done (acknowledged or given up): move on, after the pacing interval.
+    /// The record was refused for what it is (e.g. `InvalidTopic`): every attempt of it met, or
+    /// would have met, the same refusal, so none was appended and retrying cannot help. The send
+    /// ends now as a definite failure rather than at the delivery timeout as an unknown one.
+    fn fail(&mut self, cx: &mut Context, e: ErrorCode) {
+        cx.observe(ClientEvent::SendFail {
+            reason: e.to_string(),
+        });
+        self.finish_record(cx);
+    }
+
+    /// The current record is done (acknowledged, failed or given up): move on, after the pacing
+    /// interval.
     fn finish_record(&mut self, cx: &mut Context) {
         self.next += 1;
         self.partition = None;
@@ -361,9 +374,9 @@ mod tests {
         assert!(cx.take_effects().is_empty());
     }
 
-    #[test]
-    fn stamps_carry_the_session_producer_id() {
-        let mut p = Producer::with_metadata(
+    /// A producer of `producer()`'s records that holds metadata naming broker 0 leader of `t-0`.
+    fn warmed_up() -> Producer {
+        Producer::with_metadata(
             Arc::new(producer().config().clone()),
             ClusterMetadata {
                 version: 1,
@@ -377,7 +390,82 @@ mod tests {
                     partition_epoch: 1,
                 }],
             },
+        )
+    }
+
+    /// Broker 0 answers the first record's produce with `error`; returns the effects.
+    fn first_record_refused(p: &mut Producer, error: ErrorCode) -> Vec<Effect> {
+        let mut cx = Context::new(0);
+        p.on_start(&mut cx);
+        let mut cx = Context::new(10);
+        let resp = ProduceResponse {
+            tp: TopicPartition::new("t", 0),
+            correlation: 0,
+            result: Err(error),
+        };
+        p.on_message(&mut cx, 0, Message::ProduceResponse(resp));
+        cx.take_effects()
+    }
+
+    #[test]
+    fn a_non_retriable_error_fails_the_send_at_once() {
+        let mut p = warmed_up();
+        let effects = first_record_refused(&mut p, ErrorCode::InvalidTopic);
+        // A definite failure, reported now (not an unknown outcome at the delivery timeout)...
+        let outcomes: Vec<&ClientEvent> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Observe(
+                    ev @ (ClientEvent::SendFail { .. } | ClientEvent::SendInfo { .. }),
+                ) => Some(ev),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [&ClientEvent::SendFail {
+                reason: "InvalidTopic".into()
+            }]
         );
+        assert!(effects.contains(&Effect::CancelTimer(Timer::DeliveryTimeout)));
+        // ...with no retry: no backoff, no metadata refresh, no second produce of record 0.
+        let retried = effects.iter().any(|e| match e {
+            Effect::SetTimer { timer, .. } => *timer == Timer::ClientBackoff,
+            Effect::Send { message, .. } => match message {
+                Message::Metadata { .. } => true,
+                Message::Produce(r) => r.correlation == 0,
+                _ => false,
+            },
+            _ => false,
+        });
+        assert!(!retried, "{effects:?}");
+        // The producer moves on to the next record.
+        assert_eq!(p.done(), 1);
+        let next = effects.iter().any(|e| {
+            matches!(e, Effect::Send { message: Message::Produce(r), .. } if r.correlation == 1)
+        });
+        assert!(next, "{effects:?}");
+    }
+
+    #[test]
+    fn a_retriable_error_backs_off_and_keeps_the_send_open() {
+        let mut p = warmed_up();
+        // A broker that has just restarted does not know the partition yet: not a failure.
+        let effects = first_record_refused(&mut p, ErrorCode::UnknownTopicOrPartition);
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Observe(_))));
+        assert!(effects.iter().any(|e| matches!(
+            e,
+            Effect::SetTimer {
+                timer: Timer::ClientBackoff,
+                ..
+            }
+        )));
+        assert_eq!(p.done(), 0);
+    }
+
+    #[test]
+    fn stamps_carry_the_session_producer_id() {
+        let mut p = warmed_up();
         let mut cx = Context::new(0);
         p.on_start(&mut cx);
         let stamp = cx.take_effects().into_iter().find_map(|e| match e {
