@@ -1,44 +1,52 @@
 //! The checker: what clients saw, held against what a Kafka-style log promises. Anomaly names
-//! follow `KAFKA.md` (after Jepsen's Kafka workload):
+//! follow Jepsen's Kafka workload:
 //!
-//! - `lost-write`: a send was acknowledged at an offset, no poll ever returned it, but polls did
+//! - `lost-write`: a send was acknowledged at an offset, no poll returned it, but polls did
 //!   return higher offsets of its partition.
-//!   Evidence counts only from consumers that did not jump over the offset with a forward seek
-//!   (e.g. to the log start after retention deleted it); if every consumer that read past it
-//!   jumped over it, nothing is reported.
 //! - `unseen`: an acknowledged send no poll returned, and nothing above it was read either (the
 //!   final reads should have reached it).
+//!
+//!   Neither is reported for a record below a log start that a consumer observed (a `reset`)
+//!   after the send was invoked: retention deleted it. Nothing else excuses a record nobody
+//!   read: a forward seek jumps over a record, it does not delete it.
 //! - `inconsistent-offsets`: one (topic, partition, offset) seen (read or acknowledged) with two
 //!   different values.
 //! - `duplicate`: one sent value seen at two different positions.
 //! - `nonmonotonic-poll`: a consumer read an offset at or below the last one it read from that
-//!   partition, with no seek in between.
+//!   partition, with no repositioning in between.
 //! - `poll-skip`: a consumer's successive reads of a partition jumped over an offset known (from
-//!   any read or acknowledgement) to hold a record, with no seek in between. After a seek to `o`,
-//!   the next read must not jump over known offsets at or above `o`. A group member's `ok`
-//!   fetch-committed with an offset counts as a seek to it (the member resumes there).
+//!   any read or acknowledgement) to hold a record, with no repositioning in between. After a
+//!   repositioning to `o` — a seek, a reset to the log start, or a group member's `ok`
+//!   fetch-committed with an offset (the member resumes there) — the next read must not be
+//!   below `o` nor jump over known offsets at or above it. An `assign` or `subscribe` that does
+//!   not name the partition ends the tracking of it (as Jepsen's checker does).
 //! - `nonmonotonic-send`: one process's acknowledged sends to a partition, in acknowledgement
 //!   order, got offsets that do not increase.
 //! - `per-key-partition`: records with one key seen in two partitions of a topic.
 //! - `per-key-order`: one producer's acknowledged sends with one key, in the order it sent them,
 //!   got offsets that do not increase.
-//! - `aborted-read` (Jepsen's G1a; not in KAFKA.md's list): a value whose send definitely failed
-//!   was read.
+//! - `aborted-read` (Jepsen's G1a): a value whose send definitely failed was read.
 //! - `offset-regression`: a consumer group's committed offset for a partition moved back with no
 //!   seek by a member that could explain it: an `ok` commit or fetch-committed shows an offset
 //!   lower than one an earlier (completed before it was invoked) commit or fetch showed, or a
 //!   fetch finds no offset after one was seen. Subject `group topic-partition`.
 //! - `at-least-once`: a record (acknowledged or read) below a group's final committed offset
-//!   that no member of the group polled, and no member sought past. Subject
+//!   that no member of the group polled, and no member jumped over. Subject
 //!   `group topic-partition@offset`.
 //!
-//! The exact windows are in `groups`. Commits that failed are ignored; commits of unknown
-//! outcome neither count as observations nor excuse anything.
+//! The exact windows are in `groups`.
 //!
-//! Sends that ended `info` (or never ended) are indeterminate: they may be read or not, but at
-//! most at one position. Each anomaly is reported once per subject (a record, an offset, a key,
-//! a consumer and partition), so one fault does not print thousands of lines; `Report::counts`
-//! gives totals.
+//! An operation that ended `info` may have happened or not, so it may excuse and never accuses,
+//! in every check alike: the records of an `info` poll count as possibly read (not lost; for a
+//! group member, possibly processed), an `info` seek, reset or resume as a possible position of
+//! the consumer, an `info` reset as an observed log start, an `info` commit as nothing; but no
+//! anomaly is built on what an `info` operation saw. `fail` operations did not happen and are
+//! ignored, except that a value whose send failed must never be read (`aborted-read`). Sends
+//! that ended `info` (or never ended) may be read or not, but at most at one position. Unknown
+//! operations are counted (`Stats::ignored`) and skipped.
+//!
+//! Each anomaly is reported once per subject (a record, an offset, a key, a consumer and
+//! partition), so one fault does not print thousands of lines; `Report::counts` gives totals.
 
 use super::event::{Event, EventType, Op};
 use super::groups::check_groups;
@@ -77,6 +85,10 @@ pub struct Stats {
     pub commits_unknown: usize,
     /// `ok` fetches of a group's committed offset.
     pub fetches_committed: usize,
+    /// `ok` resets to a partition's log start.
+    pub resets: usize,
+    /// Operations of a kind the checker does not know, skipped.
+    pub ignored: usize,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -98,12 +110,17 @@ impl Report {
         counts
     }
 
-    /// The summary line scripts read; always the last line a checker prints.
+    /// The summary line scripts read; always the last line a checker prints. `ignored=N` is
+    /// added when operations of unknown kinds were skipped.
     pub fn result_line(&self) -> String {
         let s = &self.stats;
+        let ignored = match s.ignored {
+            0 => String::new(),
+            n => format!(" ignored={n}"),
+        };
         if self.is_ok() {
             format!(
-                "RESULT ok events={} sends_ok={} sends_failed={} sends_unknown={} polls={} records_read={}",
+                "RESULT ok events={} sends_ok={} sends_failed={} sends_unknown={} polls={} records_read={}{ignored}",
                 s.events, s.sends_ok, s.sends_failed, s.sends_unknown, s.polls, s.records_read
             )
         } else {
@@ -113,7 +130,7 @@ impl Report {
                 .map(|(name, n)| format!("{name}:{n}"))
                 .collect();
             format!(
-                "RESULT violation anomalies={} kinds={}",
+                "RESULT violation anomalies={} kinds={}{ignored}",
                 self.anomalies.len(),
                 kinds.join(",")
             )
@@ -146,57 +163,15 @@ impl fmt::Display for Position {
     }
 }
 
-/// How one consumer read one partition: the highest offset it read, and the offsets it jumped
-/// over with forward seeks, as `[from, to)` where `from` is where it stood (after its last read or
-/// repositioning; 0 if none) and `to` where it went.
-#[derive(Default)]
-struct Reading {
-    max_read: Option<u64>,
-    skips: Vec<(u64, u64)>,
-    at: u64,
-}
-
-fn reading_by_process(ops: &[Operation]) -> BTreeMap<(&str, Tp), Reading> {
-    let mut out: BTreeMap<(&str, Tp), Reading> = BTreeMap::new();
-    for op in ops.iter().filter(|o| o.outcome == EventType::Ok) {
-        let e = &op.event;
-        match op.f {
-            Op::Seek | Op::FetchCommitted => {
-                let (Some(t), Some(p), Some(to)) = (&e.topic, e.partition, e.offset) else {
-                    continue;
-                };
-                let r = out
-                    .entry((op.process.as_str(), (t.clone(), p)))
-                    .or_default();
-                // A forward move skips what lies between, whether an explicit seek or a resume
-                // at a committed offset (another member read those records, or nobody did).
-                if to > r.at {
-                    r.skips.push((r.at, to));
-                }
-                r.at = to;
-            }
-            Op::Poll => {
-                for rec in e.records.iter().flatten() {
-                    let tp = (rec.topic.clone(), rec.partition);
-                    let r = out.entry((op.process.as_str(), tp)).or_default();
-                    r.at = rec.offset + 1;
-                    r.max_read = Some(r.max_read.map_or(rec.offset, |m| m.max(rec.offset)));
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// Everything observed, indexed for the checks.
+/// Everything observed, indexed for the checks. Only `ok` operations accuse: `at`,
+/// `positions`, `known` and `max_read` come from them alone.
 #[derive(Default)]
 struct Observations<'a> {
-    /// Values seen at each position, and how (read or acked).
+    /// Values seen at each position.
     at: BTreeMap<Position, BTreeSet<&'a str>>,
     /// Positions each value was seen at.
     positions: BTreeMap<&'a str, BTreeSet<Position>>,
-    /// Values some poll returned.
+    /// Values an `ok` or `info` poll returned: read, or possibly read.
     read: BTreeSet<&'a str>,
     /// Offsets known to hold a record, per partition.
     known: BTreeMap<Tp, BTreeSet<u64>>,
@@ -204,9 +179,82 @@ struct Observations<'a> {
     max_read: BTreeMap<Tp, u64>,
     /// Partitions each key was seen in, per topic.
     key_partitions: BTreeMap<(&'a str, String), BTreeSet<u32>>,
+    /// Acknowledged sends.
+    acked: Vec<&'a Operation>,
+    /// Values whose send failed.
+    failed: BTreeSet<&'a str>,
+    /// Log starts consumers observed (`ok` or `info` resets), per partition, with when each
+    /// observation completed.
+    log_starts: BTreeMap<Tp, Vec<(u64, u64)>>,
 }
 
 impl<'a> Observations<'a> {
+    fn gather(ops: &'a [Operation], stats: &mut Stats) -> Observations<'a> {
+        let mut obs = Observations::default();
+        for op in ops {
+            let e = &op.event;
+            match (&op.f, op.outcome) {
+                (Op::Send, EventType::Ok) => {
+                    stats.sends_ok += 1;
+                    if let (Some(t), Some(p), Some(o), Some(v)) =
+                        (&e.topic, e.partition, e.offset, &e.value)
+                    {
+                        obs.see(position(t, p, o), v, e.key.as_deref());
+                        obs.acked.push(op);
+                    }
+                }
+                (Op::Send, EventType::Fail) => {
+                    stats.sends_failed += 1;
+                    if let Some(v) = &e.value {
+                        obs.failed.insert(v);
+                    }
+                }
+                (Op::Send, _) => stats.sends_unknown += 1,
+                (Op::Poll, EventType::Ok) => {
+                    stats.polls += 1;
+                    for r in e.records.iter().flatten() {
+                        stats.records_read += 1;
+                        let max = obs
+                            .max_read
+                            .entry((r.topic.clone(), r.partition))
+                            .or_insert(r.offset);
+                        *max = (*max).max(r.offset);
+                        obs.read.insert(&r.value);
+                        obs.see(
+                            position(&r.topic, r.partition, r.offset),
+                            &r.value,
+                            r.key.as_deref(),
+                        );
+                    }
+                }
+                // Possibly read: excuses a loss, shows nothing else.
+                (Op::Poll, EventType::Info) => {
+                    obs.read
+                        .extend(e.records.iter().flatten().map(|r| r.value.as_str()));
+                }
+                (Op::Seek, EventType::Ok) => stats.seeks += 1,
+                (Op::Reset, EventType::Ok | EventType::Info) => {
+                    if op.outcome == EventType::Ok {
+                        stats.resets += 1;
+                    }
+                    if let (Some(t), Some(p), Some(o)) = (&e.topic, e.partition, e.offset) {
+                        obs.log_starts
+                            .entry((t.clone(), p))
+                            .or_default()
+                            .push((o, e.time_ns));
+                    }
+                }
+                (Op::Commit, EventType::Ok) => stats.commits_ok += 1,
+                (Op::Commit, EventType::Fail) => stats.commits_failed += 1,
+                (Op::Commit, _) => stats.commits_unknown += 1,
+                (Op::FetchCommitted, EventType::Ok) => stats.fetches_committed += 1,
+                (Op::Other, _) => stats.ignored += 1,
+                _ => {}
+            }
+        }
+        obs
+    }
+
     fn see(&mut self, pos: Position, value: &'a str, key: Option<&'a str>) {
         let tp = (pos.topic.clone(), pos.partition);
         self.known.entry(tp).or_default().insert(pos.offset);
@@ -219,6 +267,25 @@ impl<'a> Observations<'a> {
         self.at.entry(pos.clone()).or_default().insert(value);
         self.positions.entry(value).or_default().insert(pos);
     }
+
+    /// Whether a consumer learned that retention deleted `offset` of `tp`: a log start above it,
+    /// observed no earlier than `since_ns` (when the record's send was invoked; a log start
+    /// already in place then cannot have deleted a record written after it).
+    fn deleted(&self, tp: &Tp, offset: u64, since_ns: u64) -> bool {
+        self.log_starts
+            .get(tp)
+            .into_iter()
+            .flatten()
+            .any(|&(start, seen_ns)| start > offset && seen_ns >= since_ns)
+    }
+}
+
+fn position(topic: &str, partition: u32, offset: u64) -> Position {
+    Position {
+        topic: topic.to_string(),
+        partition,
+        offset,
+    }
 }
 
 pub fn check(events: &[Event]) -> Report {
@@ -227,65 +294,33 @@ pub fn check(events: &[Event]) -> Report {
         events: events.len(),
         ..Stats::default()
     };
-    let mut obs = Observations::default();
-    let mut acked: Vec<&Operation> = Vec::new();
-    let mut failed: BTreeSet<&str> = BTreeSet::new();
-    for op in &ops {
-        let e = &op.event;
-        match (&op.f, op.outcome) {
-            (Op::Send, EventType::Ok) => {
-                stats.sends_ok += 1;
-                if let (Some(t), Some(p), Some(o), Some(v)) =
-                    (&e.topic, e.partition, e.offset, &e.value)
-                {
-                    obs.see(
-                        Position {
-                            topic: t.clone(),
-                            partition: p,
-                            offset: o,
-                        },
-                        v,
-                        e.key.as_deref(),
-                    );
-                    acked.push(op);
-                }
-            }
-            (Op::Send, EventType::Fail) => {
-                stats.sends_failed += 1;
-                if let Some(v) = &e.value {
-                    failed.insert(v);
-                }
-            }
-            (Op::Send, _) => stats.sends_unknown += 1,
-            (Op::Poll, EventType::Ok) => {
-                stats.polls += 1;
-                for r in e.records.iter().flatten() {
-                    stats.records_read += 1;
-                    let pos = Position {
-                        topic: r.topic.clone(),
-                        partition: r.partition,
-                        offset: r.offset,
-                    };
-                    let tp = (r.topic.clone(), r.partition);
-                    let max = obs.max_read.entry(tp).or_insert(r.offset);
-                    *max = (*max).max(r.offset);
-                    obs.read.insert(&r.value);
-                    obs.see(pos, &r.value, r.key.as_deref());
-                }
-            }
-            (Op::Seek, EventType::Ok) => stats.seeks += 1,
-            (Op::Commit, EventType::Ok) => stats.commits_ok += 1,
-            (Op::Commit, EventType::Fail) => stats.commits_failed += 1,
-            (Op::Commit, _) => stats.commits_unknown += 1,
-            (Op::FetchCommitted, EventType::Ok) => stats.fetches_committed += 1,
-            _ => {}
-        }
-    }
+    let obs = Observations::gather(&ops, &mut stats);
     let mut found: BTreeMap<(&'static str, String), String> = BTreeMap::new();
     let mut report = |name: &'static str, subject: String, detail: String| {
         found.entry((name, subject)).or_insert(detail);
     };
+    check_positions(&obs, &mut report);
+    check_loss(&obs, &mut report);
+    check_aborted_reads(&ops, &obs, &mut report);
+    check_consumers(&ops, &obs, &mut report);
+    check_producers(&obs.acked, &mut report);
+    check_groups(events, &ops, &obs.known, &mut report);
+    check_key_partitions(&obs, &mut report);
+    Report {
+        anomalies: found
+            .into_iter()
+            .map(|((name, subject), detail)| Anomaly {
+                name,
+                subject,
+                detail,
+            })
+            .collect(),
+        stats,
+    }
+}
 
+/// `inconsistent-offsets` and `duplicate`.
+fn check_positions(obs: &Observations, report: &mut impl FnMut(&'static str, String, String)) {
     for (pos, values) in &obs.at {
         if values.len() > 1 {
             let vs: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
@@ -306,43 +341,26 @@ pub fn check(events: &[Event]) -> Report {
             );
         }
     }
-    let reading = reading_by_process(&ops);
-    for op in &acked {
+}
+
+/// `lost-write` and `unseen`: every acknowledged record was read (or possibly read, by an
+/// `info` poll), unless a consumer learned that retention deleted it.
+fn check_loss(obs: &Observations, report: &mut impl FnMut(&'static str, String, String)) {
+    for op in &obs.acked {
         let e = &op.event;
         let (Some(t), Some(p), Some(o), Some(v)) = (&e.topic, e.partition, e.offset, &e.value)
         else {
             continue;
         };
-        if obs.read.contains(v.as_str()) {
-            continue;
-        }
-        // Evidence of loss comes from consumers that read past `o` without jumping over it with
-        // a forward seek (a jump, e.g. to the log start after retention deleted `o`, says
-        // nothing about `o`).
         let tp = (t.clone(), p);
-        let passed = reading
-            .iter()
-            .filter(|((_, rtp), r)| *rtp == tp && r.max_read.is_some_and(|m| m > o));
-        let (mut witnesses, mut jumpers) = (0, 0);
-        for (_, r) in passed {
-            if r.skips.iter().any(|&(lo, hi)| lo <= o && o < hi) {
-                jumpers += 1;
-            } else {
-                witnesses += 1;
-            }
-        }
-        if witnesses == 0 && jumpers > 0 {
+        if obs.read.contains(v.as_str()) || obs.deleted(&tp, o, op.invoked_ns) {
             continue;
         }
-        let pos = Position {
-            topic: t.clone(),
-            partition: p,
-            offset: o,
-        };
-        match obs.max_read.get(&(t.clone(), p)) {
+        let subject = position(t, p, o).to_string();
+        match obs.max_read.get(&tp) {
             Some(&max) if max > o => report(
                 "lost-write",
-                pos.to_string(),
+                subject,
                 format!(
                     "{v:?} acknowledged to {}, never read, although offsets up to {max} were read",
                     op.process
@@ -350,30 +368,39 @@ pub fn check(events: &[Event]) -> Report {
             ),
             _ => report(
                 "unseen",
-                pos.to_string(),
+                subject,
                 format!("{v:?} acknowledged to {}, never read", op.process),
             ),
         }
     }
-    for op in &ops {
-        if op.f == Op::Poll && op.outcome == EventType::Ok {
-            for r in op.event.records.iter().flatten() {
-                if failed.contains(r.value.as_str()) {
-                    report(
-                        "aborted-read",
-                        format!("value {:?}", r.value),
-                        format!(
-                            "read by {} at {}-{}@{}, but its send failed",
-                            op.process, r.topic, r.partition, r.offset
-                        ),
-                    );
-                }
+}
+
+/// `aborted-read`: an `ok` poll returned a value whose send failed.
+fn check_aborted_reads(
+    ops: &[Operation],
+    obs: &Observations,
+    report: &mut impl FnMut(&'static str, String, String),
+) {
+    let ok_polls = ops
+        .iter()
+        .filter(|op| op.f == Op::Poll && op.outcome == EventType::Ok);
+    for op in ok_polls {
+        for r in op.event.records.iter().flatten() {
+            if obs.failed.contains(r.value.as_str()) {
+                report(
+                    "aborted-read",
+                    format!("value {:?}", r.value),
+                    format!(
+                        "read by {} at {}-{}@{}, but its send failed",
+                        op.process, r.topic, r.partition, r.offset
+                    ),
+                );
             }
         }
     }
-    check_consumers(&ops, &obs, &mut report);
-    check_producers(&acked, &mut report);
-    check_groups(events, &ops, &obs.known, &mut report);
+}
+
+fn check_key_partitions(obs: &Observations, report: &mut impl FnMut(&'static str, String, String)) {
     for ((key, topic), partitions) in &obs.key_partitions {
         if partitions.len() > 1 {
             let ps: Vec<String> = partitions.iter().map(u32::to_string).collect();
@@ -384,88 +411,177 @@ pub fn check(events: &[Event]) -> Report {
             );
         }
     }
-    Report {
-        anomalies: found
-            .into_iter()
-            .map(|((name, subject), detail)| Anomaly {
-                name,
-                subject,
-                detail,
-            })
-            .collect(),
-        stats,
+}
+
+/// How a consumer came to stand where it does in a partition.
+#[derive(Clone, Copy)]
+enum Why {
+    /// It read this offset.
+    Read(u64),
+    Seek,
+    /// It was reset to the log start.
+    Reset,
+    /// A group member resumed at its group's committed offset.
+    Resume,
+}
+
+/// A place a consumer may stand in a partition: its next read must be at `next` or above,
+/// jumping over no known offset.
+#[derive(Clone, Copy)]
+struct Expect {
+    next: u64,
+    why: Why,
+}
+
+/// What is wrong with a read, relative to an `Expect`.
+enum Misread {
+    Behind,
+    Skipped(u64),
+}
+
+impl Expect {
+    fn misread(&self, offset: u64, known: Option<&BTreeSet<u64>>) -> Option<Misread> {
+        if offset < self.next {
+            return Some(Misread::Behind);
+        }
+        let gap = known.and_then(|k| k.range(self.next..offset).next().copied())?;
+        Some(Misread::Skipped(gap))
+    }
+
+    fn describe(&self, offset: u64, misread: Misread) -> (&'static str, String) {
+        let after = match self.why {
+            Why::Read(prev) => format!("after {prev}"),
+            Why::Seek => format!("after seeking to {}", self.next),
+            Why::Reset => format!("after a reset to the log start {}", self.next),
+            Why::Resume => format!("after resuming at the committed offset {}", self.next),
+        };
+        match misread {
+            Misread::Behind => ("nonmonotonic-poll", format!("read offset {offset} {after}")),
+            Misread::Skipped(gap) => (
+                "poll-skip",
+                format!("read offset {offset} {after}, skipping {gap}"),
+            ),
+        }
     }
 }
 
 /// Per consumer and partition: reads move forward one known offset at a time, except after a
-/// seek.
+/// repositioning. A consumer's possible places (`Expect`s, the certain one first) grow with
+/// each `info` operation that may have moved it; a read is an anomaly only if it is one from
+/// every place. No entry: nothing is known (no read yet, or an assignment change).
 fn check_consumers(
     ops: &[Operation],
     obs: &Observations,
     report: &mut impl FnMut(&'static str, String, String),
 ) {
-    // (process, tp) -> (last offset read, seek position pending)
-    let mut last: BTreeMap<(&str, Tp), u64> = BTreeMap::new();
-    let mut seek: BTreeMap<(&str, Tp), u64> = BTreeMap::new();
-    for op in ops.iter().filter(|o| o.outcome == EventType::Ok) {
+    let mut places: BTreeMap<(&str, Tp), Vec<Expect>> = BTreeMap::new();
+    for op in ops {
         let e = &op.event;
-        match op.f {
-            // A group member resuming at its group's committed offset repositions like a seek
-            // (after a rebalance it may be below or above what this member last read).
-            Op::Seek | Op::FetchCommitted => {
-                if let (Some(t), Some(p), Some(o)) = (&e.topic, e.partition, e.offset) {
-                    let key = (op.process.as_str(), (t.clone(), p));
-                    last.remove(&key);
-                    seek.insert(key, o);
-                }
+        let certain = match op.outcome {
+            EventType::Ok => true,
+            EventType::Info => false,
+            _ => continue,
+        };
+        let why = match op.f {
+            Op::Seek => Why::Seek,
+            Op::Reset => Why::Reset,
+            Op::FetchCommitted => Why::Resume,
+            Op::Poll if certain => {
+                check_reads(op, obs, &mut places, report);
+                continue;
             }
             Op::Poll => {
+                // Records an `info` poll returned may have moved the consumer past them.
                 for r in e.records.iter().flatten() {
-                    let tp = (r.topic.clone(), r.partition);
-                    let key = (op.process.as_str(), tp.clone());
-                    // Built only when there is something to report: this loop sees every record.
-                    let subject = || format!("{} {}-{}", op.process, r.topic, r.partition);
-                    let known = obs.known.get(&tp);
-                    let skipped =
-                        |from: u64| known.and_then(|k| k.range(from..r.offset).next().copied());
-                    if let Some(&prev) = last.get(&key) {
-                        if r.offset <= prev {
-                            report(
-                                "nonmonotonic-poll",
-                                subject(),
-                                format!("read offset {} after {prev}", r.offset),
-                            );
-                        } else if let Some(gap) = skipped(prev + 1) {
-                            report(
-                                "poll-skip",
-                                subject(),
-                                format!("read offset {} after {prev}, skipping {gap}", r.offset),
-                            );
-                        }
-                    } else if let Some(&from) = seek.get(&key) {
-                        if r.offset < from {
-                            report(
-                                "nonmonotonic-poll",
-                                subject(),
-                                format!("read offset {} after seeking to {from}", r.offset),
-                            );
-                        } else if let Some(gap) = skipped(from) {
-                            report(
-                                "poll-skip",
-                                subject(),
-                                format!(
-                                    "read offset {} after seeking to {from}, skipping {gap}",
-                                    r.offset
-                                ),
-                            );
-                        }
-                    }
-                    seek.remove(&key);
-                    last.insert(key, r.offset);
+                    may_stand(
+                        &mut places,
+                        op,
+                        &r.topic,
+                        r.partition,
+                        r.offset + 1,
+                        Why::Read(r.offset),
+                    );
                 }
+                continue;
             }
-            _ => {}
+            Op::Assign | Op::Subscribe => {
+                places.retain(|(process, tp), _| *process != op.process || covers(e, tp));
+                continue;
+            }
+            _ => continue,
+        };
+        let (Some(t), Some(p), Some(o)) = (&e.topic, e.partition, e.offset) else {
+            continue;
+        };
+        if certain {
+            let place = Expect { next: o, why };
+            places.insert((op.process.as_str(), (t.clone(), p)), vec![place]);
+        } else {
+            may_stand(&mut places, op, t, p, o, why);
         }
+    }
+}
+
+/// An `info` operation may have put the consumer at `next`: one more possible place, if any
+/// is known (where nothing is, anything goes anyway).
+fn may_stand<'a>(
+    places: &mut BTreeMap<(&'a str, Tp), Vec<Expect>>,
+    op: &'a Operation,
+    topic: &str,
+    partition: u32,
+    next: u64,
+    why: Why,
+) {
+    if let Some(p) = places.get_mut(&(op.process.as_str(), (topic.to_string(), partition))) {
+        p.push(Expect { next, why });
+    }
+}
+
+/// Whether an `assign` or `subscribe` keeps `tp`; one whose list is missing or unreadable
+/// keeps nothing.
+fn covers(e: &Event, tp: &Tp) -> bool {
+    match e.f {
+        Op::Assign => e
+            .partitions
+            .iter()
+            .flatten()
+            .any(|p| p.topic == tp.0 && p.partition == tp.1),
+        Op::Subscribe => e.topics.iter().flatten().any(|t| *t == tp.0),
+        _ => false,
+    }
+}
+
+/// The records of one `ok` poll, each held against the places its consumer may stand.
+fn check_reads<'a>(
+    op: &'a Operation,
+    obs: &Observations,
+    places: &mut BTreeMap<(&'a str, Tp), Vec<Expect>>,
+    report: &mut impl FnMut(&'static str, String, String),
+) {
+    for r in op.event.records.iter().flatten() {
+        let key = (op.process.as_str(), (r.topic.clone(), r.partition));
+        let place = Expect {
+            next: r.offset + 1,
+            why: Why::Read(r.offset),
+        };
+        let Some(possible) = places.get_mut(&key) else {
+            places.insert(key, vec![place]);
+            continue;
+        };
+        // An anomaly only if every possible place makes it one; named after the certain place
+        // (the first).
+        let known = obs.known.get(&key.1);
+        let mut misreads = possible.iter().map(|p| p.misread(r.offset, known));
+        if let Some(Some(first)) = misreads.next() {
+            if misreads.all(|m| m.is_some()) {
+                let (name, detail) = possible[0].describe(r.offset, first);
+                let subject = format!("{} {}-{}", op.process, r.topic, r.partition);
+                report(name, subject, detail);
+            }
+        }
+        // Reused, not reallocated: this runs for every record read.
+        possible.clear();
+        possible.push(place);
     }
 }
 

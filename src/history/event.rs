@@ -2,16 +2,24 @@
 //!
 //! ```text
 //! {"process":"p0","type":"invoke","f":"send","time_ns":1000,"topic":"t","key":"k","value":"v1"}
-//! {"process":"p0","type":"ok","f":"send","time_ns":2000,"topic":"t","key":"k","value":"v1","partition":0,"offset":0}
+//! {"process":"p0","type":"ok","f":"send","time_ns":2000,"partition":0,"offset":0}
 //! {"process":"c0","type":"ok","f":"poll","time_ns":3000,"records":[{"topic":"t","partition":0,"offset":0,"key":"k","value":"v1"}]}
 //! {"process":"c0","type":"ok","f":"seek","time_ns":4000,"topic":"t","partition":0,"offset":0}
+//! {"process":"c1","type":"ok","f":"reset","time_ns":5000,"topic":"t","partition":0,"offset":12}
 //! ```
 //!
-//! `type` is `invoke`, `ok`, `fail` (definitely did not happen) or `info` (outcome unknown).
-//! Unknown fields are ignored and unknown `f` values are kept but not checked, so the format can
-//! grow.
+//! `type` is `invoke`, `ok`, `fail` (definitely did not happen) or `info` (outcome unknown). A
+//! completion takes every field it omits from its invoke (`ops::pair`), except a
+//! fetch-committed's `offset`, which is the answer. `process`, `topic`, `key`, `value` and
+//! `group` may be strings or integers (an integer reads as its decimal text). Unknown fields are
+//! ignored.
 //!
-//! Consumer-group members add `"group"` to their polls and seeks, and write commits and
+//! A `reset` says what a consumer learned about a partition's log start: its fetch was out of
+//! range below the log start (retention deleted what it had not read), the broker's answer put
+//! the log start at `offset`, and the consumer moved there. Records below it are gone; that is
+//! the only excuse for an acknowledged record nobody read.
+//!
+//! Consumer-group members add `"group"` to their polls, seeks and resets, and write commits and
 //! fetches of the group's committed offset (`offset` is always the next offset to read):
 //!
 //! ```text
@@ -22,8 +30,18 @@
 //! ```
 //!
 //! A fetch-committed `ok` without `offset` means the group had none for that partition.
+//!
+//! `assign` and `subscribe` (as in Jepsen's Kafka workload) change which partitions a consumer
+//! reads: `"partitions":[{"topic":"t","partition":0}]` for an assign, `"topics":["t"]` for a
+//! subscribe; a list missing or in any other shape means "unknown".
+//!
+//! Operations with any other `f` are kept and counted, not checked: only their `process`, `type`
+//! and `time_ns` are read (so they still pair with their invoke), whatever else they carry.
 
+use super::ops::{pair, Operation};
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -40,35 +58,76 @@ pub enum Op {
     Send,
     Poll,
     Seek,
+    /// The consumer moved to the partition's log start (`offset`), which the broker reported
+    /// when its fetch was out of range: records below it were deleted.
+    Reset,
     Commit,
     FetchCommitted,
-    /// An operation this checker does not know; kept, not checked.
+    /// The consumer's partitions are now `partitions`.
+    Assign,
+    /// The consumer lets its group choose its partitions among `topics`.
+    Subscribe,
+    /// An operation this checker does not know; kept, counted, not checked.
     #[serde(other)]
     Other,
 }
 
+impl Op {
+    /// Operations whose fields are read strictly: a field of the wrong type makes the line
+    /// malformed. The others must never make a history unreadable.
+    fn is_checked(&self) -> bool {
+        matches!(
+            self,
+            Op::Send | Op::Poll | Op::Seek | Op::Reset | Op::Commit | Op::FetchCommitted
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PolledRecord {
+    #[serde(deserialize_with = "text")]
     pub topic: String,
     pub partition: u32,
     pub offset: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_text")]
     pub key: Option<String>,
+    #[serde(deserialize_with = "text")]
     pub value: String,
+}
+
+/// One partition of an `assign`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Partition {
+    #[serde(deserialize_with = "text")]
+    pub topic: String,
+    pub partition: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
+    #[serde(deserialize_with = "text")]
     pub process: String,
     #[serde(rename = "type")]
     pub kind: EventType,
     pub f: Op,
     pub time_ns: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_text"
+    )]
     pub topic: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_text"
+    )]
     pub key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_text"
+    )]
     pub value: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<u32>,
@@ -76,8 +135,26 @@ pub struct Event {
     pub offset: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<Vec<PolledRecord>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_text"
+    )]
     pub group: Option<String>,
+    /// An `assign`'s partitions.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub partitions: Option<Vec<Partition>>,
+    /// A `subscribe`'s topics.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub topics: Option<Vec<String>>,
 }
 
 impl Event {
@@ -94,9 +171,10 @@ impl Event {
             offset: None,
             records: None,
             group: None,
+            partitions: None,
+            topics: None,
         }
     }
-
     /// A send's start, or (with `kind` fail/info) its end without an offset.
     pub fn send(
         process: &str,
@@ -147,7 +225,34 @@ impl Event {
         }
     }
 
-    /// The same event made by a member of consumer group `group` (for polls and seeks).
+    /// A consumer's move to the log start `offset` of `partition`, which its fetch, out of range
+    /// below it, reported.
+    pub fn reset(process: &str, time_ns: u64, topic: &str, partition: u32, offset: u64) -> Event {
+        Event {
+            f: Op::Reset,
+            ..Event::seek(process, time_ns, topic, partition, offset)
+        }
+    }
+
+    /// An assignment of `partitions` (None: unknown) to a consumer.
+    pub fn assign(
+        process: &str,
+        kind: EventType,
+        time_ns: u64,
+        partitions: Option<Vec<Partition>>,
+    ) -> Event {
+        Event {
+            partitions,
+            ..Event::new(process, kind, Op::Assign, time_ns)
+        }
+    }
+
+    /// The same event with outcome `kind` (e.g. a seek that ended `info`).
+    pub fn ending(self, kind: EventType) -> Event {
+        Event { kind, ..self }
+    }
+
+    /// The same event made by a member of consumer group `group` (for polls, seeks and resets).
     pub fn in_group(self, group: &str) -> Event {
         Event {
             group: Some(group.to_string()),
@@ -200,70 +305,201 @@ pub struct HistoryError {
     pub message: String,
 }
 
-/// Parses a whole history; the first bad line is reported with its number (1-based).
+/// Parses a whole history; the first bad line is reported with its number (1-based). A line is
+/// bad if it is not an event, if an invoke lacks what it asks for, or if an `ok` completion
+/// lacks a field the checker reads even after taking what it omits from its invoke.
 pub fn parse_history(text: &str) -> Result<Vec<Event>, HistoryError> {
     let mut events = Vec::new();
+    let mut lines = Vec::new();
+    let mut bad_line = None;
     for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
         if line.trim().is_empty() {
             continue;
         }
-        let event: Event = serde_json::from_str(line).map_err(|e| HistoryError {
-            line: line_no,
-            message: format!("not a history event: {e}"),
-        })?;
-        validate(&event).map_err(|message| HistoryError {
-            line: line_no,
-            message,
-        })?;
-        events.push(event);
+        match parse_line(line) {
+            Ok(event) => {
+                events.push(event);
+                lines.push(i + 1);
+            }
+            Err(message) => {
+                bad_line = Some(HistoryError {
+                    line: i + 1,
+                    message,
+                });
+                break;
+            }
+        }
     }
-    Ok(events)
+    // Completions before the bad line (if any) may be bad too: report the first.
+    let bad_completion = pair(&events)
+        .iter()
+        .filter_map(|op| {
+            validate_outcome(op).err().map(|message| HistoryError {
+                line: lines[op.ended],
+                message,
+            })
+        })
+        .min_by_key(|e| e.line);
+    match bad_completion
+        .into_iter()
+        .chain(bad_line)
+        .min_by_key(|e| e.line)
+    {
+        Some(e) => Err(e),
+        None => Ok(events),
+    }
 }
 
-/// The fields an event of each kind must carry to be checked.
-fn validate(e: &Event) -> Result<(), String> {
-    let need = |present: bool, what: &str| {
-        if present {
-            Ok(())
-        } else {
-            Err(format!(
-                "{:?} {:?} event of process {} lacks \"{what}\"",
-                e.kind, e.f, e.process
-            ))
+/// What every line must carry, of whatever operation.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(deserialize_with = "text")]
+    process: String,
+    #[serde(rename = "type")]
+    kind: EventType,
+    f: Op,
+    time_ns: u64,
+}
+
+/// The lists of an `assign` or `subscribe`, read leniently.
+#[derive(Deserialize)]
+struct Lists {
+    #[serde(default, deserialize_with = "lenient")]
+    partitions: Option<Vec<Partition>>,
+    #[serde(default, deserialize_with = "lenient")]
+    topics: Option<Vec<String>>,
+}
+
+fn parse_line(line: &str) -> Result<Event, String> {
+    let not_an_event = |e: serde_json::Error| format!("not a history event: {e}");
+    let value: serde_json::Value = serde_json::from_str(line).map_err(not_an_event)?;
+    let head = Envelope::deserialize(&value).map_err(not_an_event)?;
+    let event = if head.f.is_checked() {
+        Event::deserialize(&value).map_err(not_an_event)?
+    } else {
+        let lists = Lists::deserialize(&value).map_err(not_an_event)?;
+        Event {
+            partitions: lists.partitions,
+            topics: lists.topics,
+            ..Event::new(&head.process, head.kind, head.f, head.time_ns)
         }
     };
-    match (&e.f, e.kind) {
-        (Op::Send, EventType::Ok) => {
-            need(e.value.is_some(), "value")?;
-            need(e.topic.is_some(), "topic")?;
-            need(e.partition.is_some(), "partition")?;
-            need(e.offset.is_some(), "offset")
-        }
-        (Op::Send, EventType::Invoke) => {
-            need(e.value.is_some(), "value")?;
-            need(e.topic.is_some(), "topic")
-        }
-        (Op::Poll, EventType::Ok) => need(e.records.is_some(), "records"),
-        (Op::Seek, EventType::Ok) => {
-            need(e.topic.is_some(), "topic")?;
-            need(e.partition.is_some(), "partition")?;
-            need(e.offset.is_some(), "offset")
-        }
-        // Completions may leave these to the invoke (`ops::pair` fills them in).
-        (Op::Commit, EventType::Invoke) => {
-            need(e.group.is_some(), "group")?;
-            need(e.topic.is_some(), "topic")?;
-            need(e.partition.is_some(), "partition")?;
-            need(e.offset.is_some(), "offset")
-        }
-        (Op::FetchCommitted, EventType::Invoke) => {
-            need(e.group.is_some(), "group")?;
-            need(e.topic.is_some(), "topic")?;
-            need(e.partition.is_some(), "partition")
-        }
+    validate_invoke(&event)?;
+    Ok(event)
+}
+
+/// `Err` naming the first of `fields` (name, present) that is missing.
+fn require(e: &Event, fields: &[(&str, bool)]) -> Result<(), String> {
+    match fields.iter().find(|(_, present)| !present) {
+        Some((what, _)) => Err(format!(
+            "{:?} {:?} event of process {} lacks \"{what}\"",
+            e.kind, e.f, e.process
+        )),
+        None => Ok(()),
+    }
+}
+
+/// An invoke carries what the operation asks for.
+fn validate_invoke(e: &Event) -> Result<(), String> {
+    if e.kind != EventType::Invoke {
+        return Ok(());
+    }
+    match e.f {
+        Op::Send => require(
+            e,
+            &[("value", e.value.is_some()), ("topic", e.topic.is_some())],
+        ),
+        Op::Commit => require(
+            e,
+            &[
+                ("group", e.group.is_some()),
+                ("topic", e.topic.is_some()),
+                ("partition", e.partition.is_some()),
+                ("offset", e.offset.is_some()),
+            ],
+        ),
+        Op::FetchCommitted => require(
+            e,
+            &[
+                ("group", e.group.is_some()),
+                ("topic", e.topic.is_some()),
+                ("partition", e.partition.is_some()),
+            ],
+        ),
         _ => Ok(()),
     }
+}
+
+/// An `ok` outcome, filled in from its invoke, carries what the checks read. (Commits and
+/// fetch-committed completions that cannot be placed are skipped by the group checks; `info`
+/// and `fail` outcomes lacking fields only excuse less.)
+fn validate_outcome(op: &Operation) -> Result<(), String> {
+    let e = &op.event;
+    if op.outcome != EventType::Ok {
+        return Ok(());
+    }
+    match e.f {
+        Op::Send => require(
+            e,
+            &[
+                ("value", e.value.is_some()),
+                ("topic", e.topic.is_some()),
+                ("partition", e.partition.is_some()),
+                ("offset", e.offset.is_some()),
+            ],
+        ),
+        Op::Poll => require(e, &[("records", e.records.is_some())]),
+        Op::Seek | Op::Reset => require(
+            e,
+            &[
+                ("topic", e.topic.is_some()),
+                ("partition", e.partition.is_some()),
+                ("offset", e.offset.is_some()),
+            ],
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Reads a string, or an integer as its decimal text: processes, keys and values are integers
+/// in some workloads' histories (Jepsen's).
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or an integer")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Text::deserialize(d).map(|t| t.0)
+}
+
+fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<Text>::deserialize(d).map(|t| t.map(|t| t.0))
+}
+
+/// A field no check depends on for its safety: anything not in the expected shape reads as
+/// absent instead of making the line malformed.
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
 }
 
 pub fn to_json_line(e: &Event) -> String {
@@ -342,11 +578,61 @@ mod tests {
             Event::commit("c1", EventType::Invoke, 6, "g", "t", 2, 10),
             Event::fetch_committed("c1", EventType::Ok, 7, "g", "t", 2, None),
             Event::seek("c1", 8, "t", 2, 3).in_group("g"),
+            Event::reset("r0", 9, "t", 2, 12),
+            Event::assign(
+                "c2",
+                EventType::Ok,
+                10,
+                Some(vec![Partition {
+                    topic: "t".into(),
+                    partition: 2,
+                }]),
+            ),
         ];
         let text: Vec<String> = events.iter().map(to_json_line).collect();
         let back = parse_history(&text.join("\n")).expect("parse");
         assert_eq!(back, events);
         // "No committed offset" is the absence of the field, as a hand-written history has it.
         assert!(!text[2].contains("offset"), "{}", text[2]);
+    }
+
+    #[test]
+    fn a_completion_may_leave_its_fields_to_its_invoke() {
+        let invoke =
+            r#"{"process":"p0","type":"invoke","f":"send","time_ns":1,"topic":"t","value":"v"}"#;
+        let ok = r#"{"process":"p0","type":"ok","f":"send","time_ns":2,"partition":0,"offset":4}"#;
+        let events = parse_history(&format!("{invoke}\n{ok}\n")).expect("valid");
+        assert_eq!(events.len(), 2);
+        // What neither carries is missing, on the completion's line.
+        let ok = r#"{"process":"p0","type":"ok","f":"send","time_ns":2,"partition":0}"#;
+        let err = parse_history(&format!("{invoke}\n\n{ok}\n")).expect_err("no offset");
+        assert_eq!(err.line, 3);
+        assert!(err.message.contains("offset"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_completion_before_a_bad_line_is_the_first_bad_line() {
+        let text = r#"{"process":"p0","type":"ok","f":"seek","time_ns":1,"topic":"t","partition":0}
+{not json"#;
+        let err = parse_history(text).expect_err("two bad lines");
+        assert_eq!(err.line, 1, "{err}");
+    }
+
+    #[test]
+    fn integers_read_as_text_and_unknown_operations_as_envelopes() {
+        let text = r#"{"process":3,"type":"ok","f":"poll","time_ns":1,"records":[{"topic":"t","partition":0,"offset":0,"key":-1,"value":42}]}
+{"process":"nemesis","type":"info","f":"kill","time_ns":2,"value":["n1"],"topic":{"not":"text"}}"#;
+        let events = parse_history(text).expect("valid");
+        assert_eq!(events[0].process, "3");
+        let r = &events[0].records.as_ref().expect("records")[0];
+        assert_eq!((r.key.as_deref(), r.value.as_str()), (Some("-1"), "42"));
+        assert_eq!(
+            (events[1].f.clone(), events[1].topic.clone()),
+            (Op::Other, None)
+        );
+        // A checked operation's fields stay strict.
+        let bad = r#"{"process":"p0","type":"ok","f":"poll","time_ns":1,"records":[{"topic":"t","partition":0,"offset":0,"value":[1]}]}"#;
+        let err = parse_history(bad).expect_err("a list is no value");
+        assert!(err.message.contains("a string or an integer"), "{err}");
     }
 }

@@ -5,6 +5,11 @@
 //! to a group if any of its events names the group. An operation took effect somewhere between
 //! its invoke and its completion, so "A before B" below always means B was invoked after A
 //! completed: concurrency never makes an anomaly.
+//!
+//! "Seek" below means a member's repositioning: a seek, or a reset to the log start. Seeks,
+//! resets and polls that ended `info` may have happened, so they excuse as if they had (a
+//! possibly processed record, a possible jump or rewind) and never accuse; commits and
+//! fetches that ended `info` are no observations.
 
 use super::checker::Tp;
 use super::event::{Event, EventType, Op};
@@ -49,12 +54,14 @@ impl fmt::Display for Committed<'_> {
     }
 }
 
-/// A seek by a group member: an explicit reposition, which may make the group commit lower.
+/// A repositioning by a group member — a seek, or a reset to the log start — which may make the
+/// group commit lower, or jump over records. `ok` or `info` (it may have happened: it may
+/// excuse).
 struct Seek<'a> {
     op: &'a Operation,
     offset: u64,
-    /// Where the process stood before the seek (after its last read or repositioning; 0 if
-    /// none): a seek from `from` to a higher `offset` jumps over `[from, offset)`.
+    /// Where the process stood before (after its last read or repositioning; 0 if none): a
+    /// move from `from` to a higher `offset` jumps over `[from, offset)`.
     from: u64,
 }
 
@@ -65,9 +72,9 @@ struct Groups<'a> {
     member_of: BTreeMap<&'a str, BTreeSet<&'a str>>,
     /// Observations of each group's committed offsets, in completion order.
     committed: BTreeMap<GroupTp<'a>, Vec<Committed<'a>>>,
-    /// Seeks per partition, by any process (membership is checked per group).
+    /// Seeks and resets per partition, by any process (membership is checked per group).
     seeks: BTreeMap<Tp, Vec<Seek<'a>>>,
-    /// (process, partition, offset) read by `ok` polls.
+    /// (process, partition, offset) read by `ok` polls, or possibly by `info` ones.
     processed_by: BTreeSet<(&'a str, Tp, u64)>,
 }
 
@@ -84,14 +91,13 @@ impl<'a> Groups<'a> {
         for (order, op) in ops.iter().enumerate() {
             let e = &op.event;
             let tp = e.topic.clone().zip(e.partition);
-            if let (Op::FetchCommitted, EventType::Ok, Some(tp), Some(o)) =
-                (&op.f, op.outcome, tp.clone(), e.offset)
-            {
-                at.insert((op.process.as_str(), tp), o);
-            }
+            let certain = op.outcome == EventType::Ok;
             match (&op.f, op.outcome, &e.group, tp) {
                 (Op::Commit | Op::FetchCommitted, EventType::Ok, Some(group), Some(tp)) => {
-                    // A commit without an offset cannot be checked; `validate` makes its invoke
+                    if let (Op::FetchCommitted, Some(o)) = (&op.f, e.offset) {
+                        move_to(&mut at, &op.process, tp.clone(), o, true);
+                    }
+                    // A commit without an offset cannot be checked; `parse_history` makes its invoke
                     // carry one, so this is only a lone completion.
                     if op.f == Op::Commit && e.offset.is_none() {
                         continue;
@@ -105,22 +111,24 @@ impl<'a> Groups<'a> {
                             order,
                         });
                 }
-                // A seek of unknown outcome may have happened: it may excuse, never accuse.
-                (Op::Seek, EventType::Ok | EventType::Info, _, Some(tp)) => {
+                (Op::FetchCommitted, EventType::Info, _, Some(tp)) => {
+                    if let Some(o) = e.offset {
+                        move_to(&mut at, &op.process, tp, o, false);
+                    }
+                }
+                (Op::Seek | Op::Reset, EventType::Ok | EventType::Info, _, Some(tp)) => {
                     if let Some(offset) = e.offset {
-                        let from = at
-                            .insert((op.process.as_str(), tp.clone()), offset)
-                            .unwrap_or(0);
+                        let from = move_to(&mut at, &op.process, tp.clone(), offset, certain);
                         g.seeks
                             .entry(tp)
                             .or_default()
                             .push(Seek { op, offset, from });
                     }
                 }
-                (Op::Poll, EventType::Ok, _, _) => {
+                (Op::Poll, EventType::Ok | EventType::Info, _, _) => {
                     for r in e.records.iter().flatten() {
                         let tp = (r.topic.clone(), r.partition);
-                        at.insert((op.process.as_str(), tp.clone()), r.offset + 1);
+                        move_to(&mut at, &op.process, tp.clone(), r.offset + 1, certain);
                         g.processed_by.insert((&op.process, tp, r.offset));
                     }
                 }
@@ -157,6 +165,22 @@ impl<'a> Groups<'a> {
             groups.contains(group) && self.processed_by.contains(&(*process, tp.clone(), offset))
         })
     }
+}
+
+/// Moves `process`'s position in `tp` to `to`, certainly (an `ok` operation) or possibly (an
+/// `info` one: it keeps the lower of the two, as a lower start only widens what a later forward
+/// jump excuses). Returns where it stood (0 if nowhere yet).
+fn move_to<'a>(
+    at: &mut BTreeMap<(&'a str, Tp), u64>,
+    process: &'a str,
+    tp: Tp,
+    to: u64,
+    certain: bool,
+) -> u64 {
+    let here = at.entry((process, tp)).or_insert(0);
+    let from = *here;
+    *here = if certain { to } else { from.min(to) };
+    from
 }
 
 pub(super) fn check_groups(
@@ -223,8 +247,9 @@ fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed])
 }
 
 /// Every known record below the group's final committed offset (the last observation, by
-/// completion, that has one) was read by an `ok` poll of a member, unless a member jumped over
-/// it with a forward seek (a deliberate skip; a seek back to re-read excuses nothing).
+/// completion, that has one) was read by an `ok` poll of a member (or possibly, by an `info`
+/// one), unless a member jumped over it with a forward seek or a reset to the log start (a
+/// deliberate skip, or records retention deleted; a seek back to re-read excuses nothing).
 fn check_at_least_once(
     groups: &Groups,
     group: &str,

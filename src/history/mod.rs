@@ -10,4 +10,6 @@ mod ops;
 mod tests;
 
 pub use checker::{check, Anomaly, Report, Stats};
-pub use event::{parse_history, to_json_line, Event, EventType, HistoryError, Op, PolledRecord};
+pub use event::{
+    parse_history, to_json_line, Event, EventType, HistoryError, Op, Partition, PolledRecord,
+};

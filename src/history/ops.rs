@@ -15,6 +15,9 @@ pub struct Operation {
     /// Position of the invoke (or of the completion, if there was no invoke) in the history:
     /// the order in which the process started its operations.
     pub started: usize,
+    /// Position of the event that ended it: its completion, or its invoke if it never
+    /// completed.
+    pub ended: usize,
     /// Time of the invoke (or of the completion, if there was no invoke); the completion's time
     /// is `event.time_ns`. Together they bound when the operation took effect.
     pub invoked_ns: u64,
@@ -30,8 +33,12 @@ pub fn pair(events: &[Event]) -> Vec<Operation> {
         f: invoke.f.clone(),
         outcome: EventType::Info,
         started,
+        ended: started,
         invoked_ns: invoke.time_ns,
-        event: invoke.clone(),
+        event: Event {
+            kind: EventType::Info,
+            ..invoke.clone()
+        },
     };
     for (i, e) in events.iter().enumerate() {
         if e.kind == EventType::Invoke {
@@ -55,6 +62,7 @@ pub fn pair(events: &[Event]) -> Vec<Operation> {
             f: e.f.clone(),
             outcome: e.kind,
             started,
+            ended: i,
             invoked_ns,
             event: merged,
         });
@@ -65,6 +73,8 @@ pub fn pair(events: &[Event]) -> Vec<Operation> {
     ops
 }
 
+/// The completion, with every field it omits taken from its invoke: a completion that only
+/// says `ok` (or `info`: a seek that timed out) is about what was asked.
 fn merge(invoke: &Event, done: &Event) -> Event {
     let mut e = done.clone();
     e.topic = e.topic.or_else(|| invoke.topic.clone());
@@ -72,9 +82,12 @@ fn merge(invoke: &Event, done: &Event) -> Event {
     e.value = e.value.or_else(|| invoke.value.clone());
     e.group = e.group.or_else(|| invoke.group.clone());
     e.partition = e.partition.or(invoke.partition);
-    // A commit's completion may omit the offset it committed; a fetch-committed completion
-    // without one means "none", so it must not inherit anything.
-    if e.f == Op::Commit {
+    e.records = e.records.or_else(|| invoke.records.clone());
+    e.partitions = e.partitions.or_else(|| invoke.partitions.clone());
+    e.topics = e.topics.or_else(|| invoke.topics.clone());
+    // A fetch-committed completion without an offset means "none": its offset is the answer,
+    // which the invoke cannot know.
+    if e.f != Op::FetchCommitted {
         e.offset = e.offset.or(invoke.offset);
     }
     e

@@ -72,19 +72,80 @@ fn lost_write() {
     assert!(found.contains(&"lost-write"), "{found:?}");
 }
 
-#[test]
-fn a_forward_seek_over_a_record_is_no_evidence_of_its_loss() {
-    // c0 jumped over offset 1 (as a reader does to the log start after retention): nobody read
-    // a1, but nobody that read past it could have.
+/// c0 reads a0, `moves` (a seek or a reset to offset 2), then reads a2: nobody reads a1.
+fn jump_over_a1(moves: Event) -> Vec<Vec<Event>> {
     let mut h = base();
     h.push(poll("c0", vec![rec(0, 0, "k", "a0")]));
-    h.push(vec![Event::seek("c0", 0, T, 0, 2)]);
+    h.push(vec![moves]);
     h.push(poll("c0", vec![rec(0, 2, "k", "a2")]));
+    h
+}
+
+#[test]
+fn a_forward_seek_is_no_excuse_for_a_lost_write() {
+    // Jumping over a1 does not delete it; reading past it shows it lost. (A forward seek once
+    // excused it.)
+    let found = names(jump_over_a1(Event::seek("c0", 0, T, 0, 2)));
+    assert_eq!(found, vec!["lost-write"]);
+}
+
+#[test]
+fn a_record_below_an_observed_log_start_is_not_lost() {
+    // c0's fetch at 1 was out of range: the log starts at 2, retention deleted a1.
+    assert_eq!(
+        names(jump_over_a1(Event::reset("c0", 0, T, 0, 2))),
+        Vec::<&str>::new()
+    );
+    // A log start at 1 deleted nothing at 1: a1 was there, and nobody read it.
+    let found = names(jump_over_a1(Event::reset("c0", 0, T, 0, 1)));
+    assert!(found.contains(&"lost-write"), "{found:?}");
+    // Another partition's log start excuses nothing here.
+    let found = names(jump_over_a1(Event::reset("c0", 0, T, 1, 2)));
+    assert!(found.contains(&"lost-write"), "{found:?}");
+}
+
+#[test]
+fn a_log_start_observed_before_the_send_excuses_nothing() {
+    // c1 saw the log start at 5 before p0 even sent a1: a record acknowledged below a log start
+    // already in place was not deleted by it.
+    let h = vec![
+        vec![Event::reset("c1", 10, T, 0, 5)],
+        vec![Event::send("p0", EventType::Invoke, 20, T, Some("k"), "a1")],
+        vec![Event::send_ok("p0", 30, T, Some("k"), "a1", 0, 1)],
+        vec![Event::reset("c2", 40, T, 0, 5)],
+    ];
+    // c2's observation, after the send, excuses it; without it, a1 is unseen.
     assert_eq!(names(h.clone()), Vec::<&str>::new());
-    // A second consumer that read past offset 1 without jumping is a witness.
-    h.push(poll("c1", vec![rec(0, 0, "k", "a0")]));
-    h.push(poll("c1", vec![rec(0, 2, "k", "a2")]));
-    assert!(names(h).contains(&"lost-write"));
+    assert_eq!(names(h[..3].to_vec()), vec!["unseen"]);
+}
+
+#[test]
+fn a_resume_past_a_record_is_no_excuse_for_its_loss_either() {
+    // A group member resumes at the committed offset 2 and reads a2; nobody ever read a1.
+    let mut h = base();
+    h.push(poll("c0", vec![rec(0, 0, "k", "a0")]));
+    h.push(vec![Event::fetch_committed(
+        "m0",
+        EventType::Ok,
+        0,
+        "g",
+        T,
+        0,
+        Some(2),
+    )]);
+    h.push(poll("m0", vec![rec(0, 2, "k", "a2")]));
+    let found = names(h);
+    assert!(found.contains(&"lost-write"), "{found:?}");
+}
+
+#[test]
+fn unseen_is_excused_only_by_an_observed_log_start() {
+    let mut h = base();
+    h.push(poll("c0", vec![rec(0, 0, "k", "a0"), rec(0, 1, "k", "a1")]));
+    h.push(vec![Event::seek("c1", 0, T, 0, 3)]);
+    assert_eq!(names(h.clone()), vec!["unseen"]);
+    h.push(vec![Event::reset("c1", 0, T, 0, 3)]);
+    assert_eq!(names(h), Vec::<&str>::new());
 }
 
 #[test]
@@ -693,4 +754,323 @@ fn a_resume_at_the_committed_offset_repositions_but_reading_below_it_is_still_ca
         gpoll("c1", 30, 2..3),
     ]);
     assert!(bad.contains(&"nonmonotonic-poll"), "{bad:?}");
+}
+
+// Operations that ended `info` may have happened: they may excuse, never accuse, in every check.
+
+fn info(e: Event) -> Vec<Event> {
+    vec![e.ending(EventType::Info)]
+}
+
+#[test]
+fn an_info_seek_may_excuse_a_poll_skip_or_a_rewind() {
+    // c0 reads a0, maybe seeks to 2, reads a2: a skip only if the seek did not happen.
+    let skip = |seek: Vec<Event>| {
+        let mut h = base();
+        h.push(poll("c0", vec![rec(0, 0, "k", "a0")]));
+        h.push(seek);
+        h.push(poll("c0", vec![rec(0, 2, "k", "a2")]));
+        h.push(poll("c1", vec![rec(0, 1, "k", "a1")]));
+        names(h)
+    };
+    assert_eq!(
+        skip(info(Event::seek("c0", 0, T, 0, 2))),
+        Vec::<&str>::new()
+    );
+    assert_eq!(skip(vec![]), vec!["poll-skip"]);
+    // Rereading a1 after maybe seeking back to it is no nonmonotonic poll.
+    let reread = |seek: Vec<Event>| {
+        let mut h = base();
+        h.push(poll("c0", vec![rec(0, 0, "k", "a0"), rec(0, 1, "k", "a1")]));
+        h.push(poll("c0", vec![rec(0, 2, "k", "a2")]));
+        h.push(seek);
+        h.push(poll("c0", vec![rec(0, 1, "k", "a1")]));
+        names(h)
+    };
+    assert_eq!(
+        reread(info(Event::seek("c0", 0, T, 0, 1))),
+        Vec::<&str>::new()
+    );
+    assert_eq!(reread(vec![]), vec!["nonmonotonic-poll"]);
+}
+
+#[test]
+fn an_info_seek_never_accuses() {
+    // c0 reads a0, a1, maybe seeks to 3 (past the log end), then reads a2: had the seek
+    // happened, a2 would be below it; it may not have.
+    let h = |seek: Event| {
+        let mut h = base();
+        h.push(poll("c0", vec![rec(0, 0, "k", "a0"), rec(0, 1, "k", "a1")]));
+        h.push(vec![seek]);
+        h.push(poll("c0", vec![rec(0, 2, "k", "a2")]));
+        names(h)
+    };
+    assert_eq!(
+        h(Event::seek("c0", 0, T, 0, 3).ending(EventType::Info)),
+        Vec::<&str>::new()
+    );
+    assert_eq!(h(Event::seek("c0", 0, T, 0, 3)), vec!["nonmonotonic-poll"]);
+    // Nor one back to 0 (had it happened, a1 right after it would skip a0): maybe c0 stayed.
+    let mut jump = base();
+    jump.push(poll("c0", vec![rec(0, 0, "k", "a0")]));
+    jump.push(info(Event::seek("c0", 0, T, 0, 0)));
+    jump.push(poll("c0", vec![rec(0, 1, "k", "a1"), rec(0, 2, "k", "a2")]));
+    assert_eq!(names(jump), Vec::<&str>::new());
+}
+
+#[test]
+fn an_info_reset_may_excuse_a_record_below_it() {
+    let h = jump_over_a1(Event::reset("c0", 0, T, 0, 2).ending(EventType::Info));
+    assert_eq!(names(h), Vec::<&str>::new());
+    // A failed one did not happen: nobody learned the log start.
+    let h = jump_over_a1(Event::reset("c0", 0, T, 0, 2).ending(EventType::Fail));
+    assert!(names(h).contains(&"lost-write"));
+}
+
+#[test]
+fn records_an_info_poll_returned_may_have_been_read_but_accuse_nothing() {
+    let ending = |kind: EventType| {
+        vec![
+            Event::poll("c0", EventType::Invoke, 0, vec![]),
+            Event {
+                records: Some(vec![rec(0, 0, "k", "a0"), rec(0, 2, "k", "a2")]),
+                ..Event::poll("c0", kind, 0, vec![])
+            },
+        ]
+    };
+    // a1 is acknowledged at 1 and never read; a2 only by the info poll: unseen (nothing above
+    // a1 was surely read), not lost; a2 itself possibly read.
+    let mut h = base();
+    h.push(ending(EventType::Info));
+    assert_eq!(names(h), vec!["unseen"]);
+    let mut h = base();
+    h.push(ending(EventType::Ok));
+    let found = names(h);
+    assert!(found.contains(&"lost-write"), "{found:?}");
+    assert!(found.contains(&"poll-skip"), "{found:?}");
+    // Reading a failed send, or another value at an acknowledged offset: only `ok` polls count.
+    let mut h = base();
+    h.push(send_ending("p1", "k", "x", EventType::Fail));
+    h.push(poll(
+        "c1",
+        vec![
+            rec(0, 0, "k", "a0"),
+            rec(0, 1, "k", "a1"),
+            rec(0, 2, "k", "a2"),
+        ],
+    ));
+    let odd = |kind: EventType| {
+        vec![Event {
+            records: Some(vec![rec(0, 1, "k", "x")]),
+            ..Event::poll("c0", kind, 0, vec![])
+        }]
+    };
+    let mut bad = h.clone();
+    h.push(odd(EventType::Info));
+    assert_eq!(names(h), Vec::<&str>::new());
+    bad.push(odd(EventType::Ok));
+    let found = names(bad);
+    assert!(
+        found.contains(&"aborted-read") && found.contains(&"inconsistent-offsets"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn an_info_poll_may_have_moved_the_consumer() {
+    // c0 reads a0, maybe reads a1 (its poll ended info), then reads a2.
+    let h = |middle: Vec<Event>| {
+        let mut h = base();
+        h.push(poll("c0", vec![rec(0, 0, "k", "a0")]));
+        h.push(middle);
+        h.push(poll("c0", vec![rec(0, 2, "k", "a2")]));
+        h.push(poll("c1", vec![rec(0, 1, "k", "a1")]));
+        names(h)
+    };
+    let maybe_read = |kind| {
+        vec![Event {
+            records: Some(vec![rec(0, 1, "k", "a1")]),
+            ..Event::poll("c0", kind, 0, vec![])
+        }]
+    };
+    assert_eq!(h(maybe_read(EventType::Info)), Vec::<&str>::new());
+    assert_eq!(h(maybe_read(EventType::Fail)), vec!["poll-skip"]);
+}
+
+// Completions take what they omit from their invokes.
+
+#[test]
+fn an_info_seek_completion_is_about_what_its_invoke_asked() {
+    // The completion says only "info"; the invoke says where to.
+    let text = |invoke_offset: &str| {
+        format!(
+            r#"{{"process":"p0","type":"invoke","f":"send","time_ns":1,"topic":"t","key":"k","value":"a0"}}
+{{"process":"p0","type":"ok","f":"send","time_ns":2,"partition":0,"offset":0}}
+{{"process":"p0","type":"invoke","f":"send","time_ns":3,"topic":"t","key":"k","value":"a1"}}
+{{"process":"p0","type":"ok","f":"send","time_ns":4,"partition":0,"offset":1}}
+{{"process":"p0","type":"invoke","f":"send","time_ns":5,"topic":"t","key":"k","value":"a2"}}
+{{"process":"p0","type":"ok","f":"send","time_ns":6,"partition":0,"offset":2}}
+{{"process":"c0","type":"ok","f":"poll","time_ns":7,"records":[{{"topic":"t","partition":0,"offset":0,"value":"a0"}}]}}
+{{"process":"c0","type":"invoke","f":"seek","time_ns":8,"topic":"t","partition":0{invoke_offset}}}
+{{"process":"c0","type":"info","f":"seek","time_ns":9}}
+{{"process":"c0","type":"ok","f":"poll","time_ns":10,"records":[{{"topic":"t","partition":0,"offset":2,"value":"a2"}}]}}
+{{"process":"c1","type":"ok","f":"poll","time_ns":11,"records":[{{"topic":"t","partition":0,"offset":1,"value":"a1"}}]}}
+"#
+        )
+    };
+    let check_text = |t: String| {
+        let events = parse_history(&t).expect("parse");
+        let report = check(&events);
+        let names: Vec<&str> = report.anomalies.iter().map(|a| a.name).collect();
+        (names, report.stats)
+    };
+    let (found, stats) = check_text(text(r#","offset":2"#));
+    assert_eq!(found, Vec::<&str>::new());
+    assert_eq!(stats.sends_ok, 3);
+    // Without the invoke's offset, the seek is no possible position.
+    let (found, _) = check_text(text(""));
+    assert_eq!(found, vec!["poll-skip"]);
+}
+
+// Assignments and unknown operations.
+
+fn assign(c: &str, kind: EventType, partitions: Option<Vec<u32>>) -> Vec<Event> {
+    let partitions = partitions.map(|ps| {
+        ps.into_iter()
+            .map(|partition| Partition {
+                topic: T.into(),
+                partition,
+            })
+            .collect()
+    });
+    vec![Event::assign(c, kind, 0, partitions)]
+}
+
+#[test]
+fn an_assignment_without_the_partition_ends_its_tracking() {
+    // As Jepsen's checker: c0 reads a0, is assigned `assigned`, then reads a2.
+    let h = |assigned: Vec<Event>| {
+        let mut h = base();
+        h.push(poll("c0", vec![rec(0, 0, "k", "a0")]));
+        h.push(assigned);
+        h.push(poll("c0", vec![rec(0, 2, "k", "a2")]));
+        h.push(poll("c1", vec![rec(0, 1, "k", "a1")]));
+        names(h)
+    };
+    assert_eq!(
+        h(assign("c0", EventType::Ok, Some(vec![1]))),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        h(assign("c0", EventType::Info, Some(vec![1]))),
+        Vec::<&str>::new()
+    );
+    // A list the checker cannot read keeps nothing either.
+    assert_eq!(h(assign("c0", EventType::Ok, None)), Vec::<&str>::new());
+    // One that keeps partition 0, or that failed, keeps the tracking: the skip is caught.
+    assert_eq!(
+        h(assign("c0", EventType::Ok, Some(vec![0, 1]))),
+        vec!["poll-skip"]
+    );
+    assert_eq!(
+        h(assign("c0", EventType::Fail, Some(vec![1]))),
+        vec!["poll-skip"]
+    );
+    let subscribe = vec![Event {
+        f: Op::Subscribe,
+        topics: Some(vec![T.into()]),
+        ..Event::assign("c0", EventType::Ok, 0, None)
+    }];
+    assert_eq!(h(subscribe), vec!["poll-skip"]);
+}
+
+#[test]
+fn unknown_operations_are_counted_and_skipped_whatever_they_carry() {
+    // Jepsen-style lines: integer processes and values, a transaction, a nemesis, an assign
+    // whose value is a list of keys.
+    let text = r#"{"process":0,"type":"invoke","f":"send","time_ns":1,"topic":"t","key":7,"value":1}
+{"process":0,"type":"ok","f":"send","time_ns":2,"partition":0,"offset":0}
+{"process":1,"type":"invoke","f":"assign","time_ns":3,"value":[7,8]}
+{"process":1,"type":"ok","f":"assign","time_ns":4,"value":[7,8]}
+{"process":"nemesis","type":"info","f":"start-partition","time_ns":5,"value":{"n1":["n2"]}}
+{"process":2,"type":"invoke","f":"txn","time_ns":6,"value":[["poll"],["send",7,2]]}
+{"process":2,"type":"ok","f":"txn","time_ns":7,"value":[["poll",{"7":[[0,1]]}],["send",7,[1,2]]]}
+{"process":1,"type":"ok","f":"poll","time_ns":8,"records":[{"topic":"t","partition":0,"offset":0,"key":7,"value":1}]}
+"#;
+    let events = parse_history(text).expect("parse");
+    assert_eq!(events[0].process, "0");
+    assert_eq!(events[0].value.as_deref(), Some("1"));
+    let report = check(&events);
+    assert!(report.is_ok(), "{}", report.render());
+    // The transaction and the nemesis operation; the assign is known.
+    assert_eq!(report.stats.ignored, 2);
+    assert!(
+        report.result_line().ends_with(" ignored=2"),
+        "{}",
+        report.result_line()
+    );
+}
+
+// Resets reposition the consumer, like seeks.
+
+#[test]
+fn after_a_reset_reads_start_at_the_log_start() {
+    // c0 is reset to the log start 1 after reading a0: it must read a1 next, not a0 again
+    // and not a2.
+    let h = |reads: Vec<PolledRecord>| {
+        let mut h = base();
+        h.push(poll("c0", vec![rec(0, 0, "k", "a0")]));
+        h.push(vec![Event::reset("c0", 0, T, 0, 1)]);
+        h.push(poll("c0", reads));
+        h.push(poll("c1", vec![rec(0, 1, "k", "a1"), rec(0, 2, "k", "a2")]));
+        h.push(poll("c2", vec![rec(0, 0, "k", "a0")]));
+        names(h)
+    };
+    assert_eq!(h(vec![rec(0, 1, "k", "a1")]), Vec::<&str>::new());
+    assert_eq!(h(vec![rec(0, 0, "k", "a0")]), vec!["nonmonotonic-poll"]);
+    assert_eq!(h(vec![rec(0, 2, "k", "a2")]), vec!["poll-skip"]);
+}
+
+#[test]
+fn a_members_reset_to_the_log_start_excuses_what_it_jumped_over() {
+    // c1 resumes at the committed 0; the log starts at 3 (a0..a2 deleted): it is reset there,
+    // processes 3..4 and commits 5. The same with a reset by a non-member is at-least-once.
+    let group = |reset: Vec<Event>| {
+        vec![
+            fetch("c1", 10, Some(0)),
+            reset,
+            gpoll("c1", 20, 3..5),
+            commit("c1", 30, 5, EventType::Ok),
+        ]
+    };
+    let reset = |c: &str| vec![Event::reset(c, 12, T, 0, 3).in_group(G)];
+    assert_eq!(group_names(group(reset("c1"))), Vec::<&str>::new());
+    let report = group_report(group(vec![Event::reset("reader", 12, T, 0, 3)]));
+    assert_eq!(
+        subjects(&report, "at-least-once"),
+        vec!["g t-0@0", "g t-0@1", "g t-0@2"]
+    );
+}
+
+#[test]
+fn a_member_s_info_poll_with_records_may_have_processed_them() {
+    // As in `at_least_once`, but c1's unfinished poll says which records it returned: maybe
+    // processed, so not reported. (Without records, `at_least_once` reports them.)
+    let records = (0..3).map(|o| rec(0, o, "k", &format!("a{o}"))).collect();
+    let report = group_report(vec![
+        fetch("c1", 10, None),
+        gseek("c1", 12, 0),
+        vec![
+            Event::poll("c1", EventType::Invoke, 20, vec![]).in_group(G),
+            Event {
+                records: Some(records),
+                ..Event::poll("c1", EventType::Info, 21, vec![]).in_group(G)
+            },
+        ],
+        commit("c1", 30, 3, EventType::Ok),
+        fetch("c2", 40, Some(3)),
+        gpoll("c2", 50, 3..5),
+        commit("c2", 60, 5, EventType::Ok),
+    ]);
+    assert!(report.is_ok(), "{}", report.render());
 }
