@@ -27,9 +27,18 @@ pub enum ClientEvent {
         records: Vec<LogEntry>,
         group: Option<String>,
     },
-    /// A consumer moved its position without reading (a seek, an `auto.offset.reset`, or a jump
-    /// to the log start after retention removed what it had not read).
+    /// A consumer moved its position without reading (a seek, or an `auto.offset.reset` to the
+    /// latest offset).
     Seek {
+        tp: TopicPartition,
+        offset: Offset,
+        group: Option<String>,
+    },
+    /// A consumer's fetch was out of range and the broker's answer gave the partition's log start,
+    /// `offset`; the consumer moved there. Records below it were deleted (by retention) — the
+    /// only thing that excuses an acknowledged record nobody read, so it is reported apart from
+    /// seeks.
+    Reset {
         tp: TopicPartition,
         offset: Offset,
         group: Option<String>,
@@ -103,6 +112,9 @@ impl std::fmt::Display for ClientEvent {
                 write!(f, "polled {tp} [{}]", shown.join(", "))
             }
             ClientEvent::Seek { tp, offset, .. } => write!(f, "seek {tp} to {offset}"),
+            ClientEvent::Reset { tp, offset, .. } => {
+                write!(f, "reset {tp} to the log start {offset}")
+            }
             ClientEvent::Commit {
                 stage,
                 group,

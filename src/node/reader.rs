@@ -114,9 +114,10 @@ impl Reader {
                 self.fetch_all(cx);
             }
             Some(ErrorCode::OffsetOutOfRange) if *position < resp.log_start_offset => {
-                // Retention removed what we had not read yet: continue from the log start.
+                // Retention removed what we had not read yet: continue from the log start, and
+                // say where it is (what lies below was deleted, not lost).
                 *position = resp.log_start_offset;
-                cx.observe(ClientEvent::Seek {
+                cx.observe(ClientEvent::Reset {
                     tp: resp.tp.clone(),
                     offset: *position,
                     group: None,
@@ -198,5 +199,66 @@ impl Reader {
                 self.config.request_timeout_ms,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::Effect;
+    use crate::protocol::PartitionState;
+
+    #[test]
+    fn a_fetch_below_the_log_start_resets_there_and_reports_the_log_start() {
+        let config = ReaderConfig {
+            id: 60,
+            bootstrap: vec![0],
+            topic: "t".into(),
+            request_timeout_ms: None,
+            retry_backoff_ms: None,
+        };
+        let tp = TopicPartition::new("t", 0);
+        let md = ClusterMetadata {
+            version: 1,
+            brokers: vec![],
+            partitions: vec![PartitionState {
+                tp: tp.clone(),
+                replicas: vec![0],
+                leader: Some(0),
+                leader_epoch: 1,
+                isr: vec![0],
+                partition_epoch: 1,
+            }],
+        };
+        let mut r = Reader::with_metadata(Arc::new(config), md);
+        r.on_start(&mut Context::new(0));
+        // Retention deleted 0..4: the reader moves to 5 and says where the log starts.
+        let resp = FetchResponse {
+            tp: tp.clone(),
+            fetch_offset: 0,
+            error: Some(ErrorCode::OffsetOutOfRange),
+            leader_epoch: 1,
+            high_watermark: 9,
+            log_start_offset: 5,
+            records: vec![],
+            diverging_epoch: None,
+        };
+        let mut cx = Context::new(0);
+        r.on_message(&mut cx, 0, Message::FetchResponse(resp));
+        let fx = cx.take_effects();
+        let reset = ClientEvent::Reset {
+            tp,
+            offset: 5,
+            group: None,
+        };
+        assert!(fx.contains(&Effect::Observe(reset)), "{fx:?}");
+        let refetch = fx.iter().find_map(|e| match e {
+            Effect::Send {
+                message: Message::Fetch(f),
+                ..
+            } => Some(f.fetch_offset),
+            _ => None,
+        });
+        assert_eq!(refetch, Some(5));
     }
 }

@@ -103,6 +103,10 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                 let seek = Event::seek(&process, time_ns, &tp.topic, tp.partition, *offset);
                 out.push(grouped(seek, group));
             }
+            ClientEvent::Reset { tp, offset, group } => {
+                let reset = Event::reset(&process, time_ns, &tp.topic, tp.partition, *offset);
+                out.push(grouped(reset, group));
+            }
             ClientEvent::Commit {
                 stage,
                 group,

@@ -262,6 +262,15 @@ fn print_records(tp: &seedlog::protocol::TopicPartition, records: &[seedlog::pro
     }
 }
 
+/// A move to a partition's log start (a fetch was out of range below it: retention deleted what
+/// lies below), as one JSON line: a history needs it to tell deleted records from lost ones.
+fn print_reset(tp: &seedlog::protocol::TopicPartition, offset: u64) {
+    println!(
+        "{}",
+        serde_json::json!({"reset": {"partition": tp.partition, "offset": offset}})
+    );
+}
+
 /// `consume --group`: a member of a consumer group.
 async fn consume_in_group(args: ConsumeArgs, group: String) -> anyhow::Result<i32> {
     let config = ConsumerConfig {
@@ -289,6 +298,7 @@ async fn consume_in_group(args: ConsumeArgs, group: String) -> anyhow::Result<i3
                 print_records(tp, records);
                 *lock(&seen) += records.len();
             }
+            ClientEvent::Reset { tp, offset, .. } => print_reset(tp, *offset),
             ClientEvent::Commit {
                 stage: Stage::Ok,
                 tp,
@@ -354,11 +364,13 @@ pub async fn consume(args: ConsumeArgs) -> anyhow::Result<i32> {
     let seen = Arc::new(Mutex::new(0usize));
     let observer: Observer = {
         let seen = seen.clone();
-        Arc::new(move |_, _, event: &ClientEvent| {
-            if let ClientEvent::Polled { tp, records, .. } = event {
+        Arc::new(move |_, _, event: &ClientEvent| match event {
+            ClientEvent::Polled { tp, records, .. } => {
                 print_records(tp, records);
                 *lock(&seen) += records.len();
             }
+            ClientEvent::Reset { tp, offset, .. } => print_reset(tp, *offset),
+            _ => {}
         })
     };
     let node = AnyNode::Reader(Reader::new(Arc::new(config)));

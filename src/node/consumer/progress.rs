@@ -141,6 +141,17 @@ impl Consumer {
         });
     }
 
+    /// A fetch was out of range and its answer says the log of `tp` starts at `log_start`: move
+    /// there, and report the log start (what lies below was deleted, not skipped).
+    fn reset_to_log_start(&mut self, cx: &mut Context, tp: &TopicPartition, log_start: Offset) {
+        self.positions.insert(tp.clone(), log_start);
+        cx.observe(ClientEvent::Reset {
+            tp: tp.clone(),
+            offset: log_start,
+            group: Some(self.config.group.clone()),
+        });
+    }
+
     /// The group's committed offset for `tp` arrived: resume there, or reset.
     pub(super) fn resume_at(
         &mut self,
@@ -235,12 +246,14 @@ impl Consumer {
                     .is_some_and(|p| *p < resp.log_start_offset) =>
             {
                 // Retention removed what we had not read: continue from the log start.
-                self.seek_to(cx, &tp, resp.log_start_offset);
+                self.reset_to_log_start(cx, &tp, resp.log_start_offset);
             }
             Some(ErrorCode::OffsetOutOfRange) => {
                 // Past the log end (a seek too far): `auto.offset.reset` decides, as in Kafka.
                 match self.config.auto_offset_reset {
-                    OffsetReset::Earliest => self.seek_to(cx, &tp, resp.log_start_offset),
+                    OffsetReset::Earliest => {
+                        self.reset_to_log_start(cx, &tp, resp.log_start_offset)
+                    }
                     OffsetReset::Latest => self.seek_to(cx, &tp, resp.high_watermark),
                     OffsetReset::None => {
                         let at = self.positions.get(&tp).copied().unwrap_or(0);

@@ -236,3 +236,59 @@ fn a_fenced_commit_drops_the_generation_and_rejoins() {
         "positions come again from the committed offsets"
     );
 }
+
+/// The consumer's answer to a fetch at 3 out of range, the log starting at `log_start`.
+fn out_of_range(c: &mut Consumer, log_start: u64) -> Vec<Effect> {
+    let resp = FetchResponse {
+        tp: tp(),
+        fetch_offset: 3,
+        error: Some(crate::protocol::ErrorCode::OffsetOutOfRange),
+        leader_epoch: 1,
+        high_watermark: 9,
+        log_start_offset: log_start,
+        records: vec![],
+        diverging_epoch: None,
+    };
+    let mut cx = Context::new(0);
+    c.on_message(&mut cx, 0, Message::FetchResponse(resp));
+    cx.take_effects()
+}
+
+fn fetch_offset(effects: &[Effect]) -> Option<u64> {
+    effects.iter().find_map(|e| match e {
+        Effect::Send {
+            message: Message::Fetch(f),
+            ..
+        } => Some(f.fetch_offset),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_fetch_below_the_log_start_resets_there_and_reports_the_log_start() {
+    // Retention deleted 3..6: the member moves to 7 and says so, so that a history can tell
+    // deleted records from lost ones.
+    let mut c = consumer(None, &[]);
+    member_fetching(&mut c);
+    let fx = out_of_range(&mut c, 7);
+    assert_eq!(observed(&fx), ["reset t-0 to the log start 7"]);
+    assert_eq!(fetch_offset(&fx), Some(7));
+    assert!(matches!(
+        fx.iter().find_map(|e| match e {
+            Effect::Observe(ev) => Some(ev),
+            _ => None,
+        }),
+        Some(ClientEvent::Reset { offset: 7, group: Some(g), .. }) if g == "g"
+    ));
+}
+
+#[test]
+fn a_fetch_past_the_log_end_resets_to_the_log_start_with_earliest() {
+    // The committed 3 is past the log end (out of range, above the log start 1):
+    // auto.offset.reset=earliest moves the member to the log start, which it reports.
+    let mut c = consumer(None, &[]);
+    member_fetching(&mut c);
+    let fx = out_of_range(&mut c, 1);
+    assert_eq!(observed(&fx), ["reset t-0 to the log start 1"]);
+    assert_eq!(fetch_offset(&fx), Some(1));
+}
