@@ -16,7 +16,8 @@ pub enum ClientEvent {
     },
     /// The record is acknowledged at this partition and offset.
     SendOk { partition: u32, offset: Offset },
-    /// The producer gave up on the record and no attempt can have reached a leader.
+    /// The record was definitely not appended: a broker refused it with an error no retry can
+    /// change (`ErrorCode::is_retriable`), which every attempt of it met or would have met.
     SendFail { reason: String },
     /// The producer gave up on the record; it may or may not have been appended.
     SendInfo { reason: String },

@@ -205,7 +205,8 @@ pub async fn produce(args: ProduceArgs) -> anyhow::Result<i32> {
         send_interval_ms: None,
         delivery_timeout_ms: Some(args.timeout_ms),
     };
-    let counts = Arc::new(Mutex::new((0usize, 0usize)));
+    // Records acknowledged, refused for good, and of unknown outcome.
+    let counts = Arc::new(Mutex::new((0usize, 0usize, 0usize)));
     let observer: Observer = {
         let counts = counts.clone();
         let current = Mutex::new(String::new());
@@ -220,9 +221,13 @@ pub async fn produce(args: ProduceArgs) -> anyhow::Result<i32> {
                     );
                     lock(&counts).0 += 1;
                 }
-                ClientEvent::SendInfo { reason } | ClientEvent::SendFail { reason } => {
-                    eprintln!("record {} not acknowledged: {reason}", *current);
+                ClientEvent::SendFail { reason } => {
+                    eprintln!("record {} refused: {reason}", *current);
                     lock(&counts).1 += 1;
+                }
+                ClientEvent::SendInfo { reason } => {
+                    eprintln!("record {} not acknowledged: {reason}", *current);
+                    lock(&counts).2 += 1;
                 }
                 _ => {}
             }
@@ -237,10 +242,10 @@ pub async fn produce(args: ProduceArgs) -> anyhow::Result<i32> {
         |n| matches!(n, AnyNode::Producer(p) if p.finished()),
     )
     .await;
-    let (acked, unknown) = *lock(&counts);
+    let (acked, failed, unknown) = *lock(&counts);
     let ok = finished && acked == args.count;
     println!(
-        "RESULT {} acked={acked} unknown={unknown} count={}",
+        "RESULT {} acked={acked} failed={failed} unknown={unknown} count={}",
         if ok { "ok" } else { "incomplete" },
         args.count
     );
