@@ -21,7 +21,8 @@
 //!   below `o` nor jump over known offsets at or above it. An `assign` or `subscribe` that does
 //!   not name the partition ends the tracking of it (as Jepsen's checker does).
 //! - `nonmonotonic-send`: one process's acknowledged sends to a partition, in acknowledgement
-//!   order, got offsets that do not increase.
+//!   order, got offsets that do not increase (an `assign` or `subscribe` leaving the partition
+//!   out ends the tracking here too, as in Jepsen's checker).
 //! - `per-key-partition`: records with one key seen in two partitions of a topic.
 //! - `per-key-order`: one producer's acknowledged sends with one key, in the order it sent them,
 //!   got offsets that do not increase.
@@ -303,7 +304,7 @@ pub fn check(events: &[Event]) -> Report {
     check_loss(&obs, &mut report);
     check_aborted_reads(&ops, &obs, &mut report);
     check_consumers(&ops, &obs, &mut report);
-    check_producers(&obs.acked, &mut report);
+    check_producers(&ops, &obs.acked, &mut report);
     check_groups(events, &ops, &obs.known, &mut report);
     check_key_partitions(&obs, &mut report);
     Report {
@@ -586,11 +587,26 @@ fn check_reads<'a>(
 }
 
 /// Per producer: acknowledged offsets grow per partition (in acknowledgement order) and per key
-/// (in send order).
-fn check_producers(acked: &[&Operation], report: &mut impl FnMut(&'static str, String, String)) {
+/// (in send order). As in Jepsen's checker, where one process both sends and polls, an `assign`
+/// or `subscribe` (`ok` or `info`) leaving a partition out ends the tracking of the process's
+/// sends to it too.
+fn check_producers(
+    ops: &[Operation],
+    acked: &[&Operation],
+    report: &mut impl FnMut(&'static str, String, String),
+) {
     let mut last_in_partition: BTreeMap<(&str, Tp), (u64, &str)> = BTreeMap::new();
-    for op in acked {
+    for op in ops {
         let e = &op.event;
+        match (&op.f, op.outcome) {
+            (Op::Assign | Op::Subscribe, EventType::Ok | EventType::Info) => {
+                last_in_partition
+                    .retain(|(process, tp), _| *process != op.process || covers(e, tp));
+                continue;
+            }
+            (Op::Send, EventType::Ok) => {}
+            _ => continue,
+        }
         let (Some(t), Some(p), Some(o), Some(v)) = (&e.topic, e.partition, e.offset, &e.value)
         else {
             continue;

@@ -985,6 +985,38 @@ fn an_assignment_without_the_partition_ends_its_tracking() {
 }
 
 #[test]
+fn an_assignment_without_the_partition_ends_the_tracking_of_sends_too() {
+    // Jepsen's nonmonotonic-send case: p0 sends c@3, d@4, then a@1, b@2.
+    let h = |between: Vec<Event>| {
+        names(vec![
+            send("p0", "k", "c", 0, 3),
+            send("p0", "k", "d", 0, 4),
+            between,
+            send("p0", "j", "a", 0, 1),
+            send("p0", "j", "b", 0, 2),
+            poll(
+                "c0",
+                vec![
+                    rec(0, 1, "j", "a"),
+                    rec(0, 2, "j", "b"),
+                    rec(0, 3, "k", "c"),
+                    rec(0, 4, "k", "d"),
+                ],
+            ),
+        ])
+    };
+    assert_eq!(h(vec![]), vec!["nonmonotonic-send"]);
+    assert_eq!(
+        h(assign("p0", EventType::Ok, Some(vec![0]))),
+        vec!["nonmonotonic-send"]
+    );
+    assert_eq!(
+        h(assign("p0", EventType::Info, Some(vec![1]))),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
 fn unknown_operations_are_counted_and_skipped_whatever_they_carry() {
     // Jepsen-style lines: integer processes and values, a transaction, a nemesis, an assign
     // whose value is a list of keys.
