@@ -15,9 +15,10 @@
 //! ignored.
 //!
 //! A `reset` says what a consumer learned about a partition's log start: its fetch was out of
-//! range below the log start (retention deleted what it had not read), the broker's answer put
-//! the log start at `offset`, and the consumer moved there. Records below it are gone; that is
-//! the only excuse for an acknowledged record nobody read.
+//! range (below the log start, retention having deleted what it had not read; or past the log
+//! end, with `auto.offset.reset=earliest`), the broker's answer put the log start at `offset`, and
+//! the consumer moved there. Records below it are gone; that is the only excuse for an
+//! acknowledged record nobody read.
 //!
 //! Consumer-group members add `"group"` to their polls, seeks and resets, and write commits and
 //! fetches of the group's committed offset (`offset` is always the next offset to read):
