@@ -369,7 +369,7 @@ impl NodeActor {
                     offset,
                     ..
                 }) => owed = Some((tp, offset)),
-                Effect::Observe(_) => {}
+                Effect::Observe(_) | Effect::Reached(_) => {}
                 Effect::Sync(token) => {
                     if disk.synced != disk.written {
                         let d = Arc::make_mut(&mut disk);

@@ -3,7 +3,7 @@
 //! partition state to brokers. It syncs every change before anyone hears of it, so a controller that
 //! crashes and recovers never contradicts what it said (two leaders in one epoch, say).
 
-use super::{Bug, Context, ControllerConfig, ControllerImage, DiskOp, Timer};
+use super::{Bug, Context, ControllerConfig, ControllerImage, DiskOp, Situation, Timer};
 use crate::log::{ensure, Checked};
 use crate::protocol::{
     AlterPartitionRequest, BrokerId, BrokerRegistration, ClusterMetadata, ErrorCode, Message,
@@ -22,6 +22,9 @@ pub struct Controller {
     /// Push metadata at start: after a restart brokers may have missed pushes. A bootstrapped
     /// cluster's brokers already hold it.
     announce_on_start: bool,
+    /// Situations reached by the change being made, reported when it is committed (the helpers
+    /// that elect and fence have no context). Always empty between steps.
+    reached: Vec<Situation>,
 }
 
 impl Controller {
@@ -86,6 +89,7 @@ impl Controller {
             image,
             outbox: Vec::new(),
             announce_on_start: true,
+            reached: Vec::new(),
         }
     }
 
@@ -139,6 +143,11 @@ impl Controller {
             format!("registration {late:?}, next broker epoch {next}")
         })?;
         ensure(
+            self.reached.is_empty(),
+            "controller-reached-reported",
+            || format!("situations {:?} never reported", self.reached),
+        )?;
+        ensure(
             self.synced_version <= md.version
                 && self.outbox.iter().all(|(v, _, _)| *v > self.synced_version),
             "controller-outbox-unsynced",
@@ -157,6 +166,7 @@ impl Controller {
         }
         // Brokers may have missed pushes while we were down; an equal version is ignored.
         if self.announce_on_start && self.image.metadata.version > 0 {
+            cx.reached(Situation::ControllerFailover);
             self.push_metadata(cx);
         }
     }
@@ -277,9 +287,13 @@ impl Controller {
                 let mut isr: Vec<_> = req.new_isr.iter().map(|(b, _)| *b).collect();
                 isr.sort_unstable();
                 isr.dedup();
+                let grew = isr.iter().any(|b| !ps.isr.contains(b));
+                let shrank = ps.isr.iter().any(|b| !isr.contains(b));
                 ps.isr = isr;
                 ps.partition_epoch += 1;
                 let ps = ps.clone();
+                self.reached.extend(grew.then_some(Situation::IsrExpand));
+                self.reached.extend(shrank.then_some(Situation::IsrShrink));
                 self.commit(cx);
                 Ok(ps)
             }
@@ -340,6 +354,9 @@ impl Controller {
     fn set_fenced(&mut self, broker: BrokerId, fenced: bool) {
         for r in &mut self.image.metadata.brokers {
             if r.broker == broker {
+                if fenced && !r.fenced {
+                    self.reached.push(Situation::BrokerFenced);
+                }
                 r.fenced = fenced;
             }
         }
@@ -374,6 +391,7 @@ impl Controller {
             let mut changed = false;
             if ps.isr.contains(&broker) && ps.isr.len() > 1 {
                 ps.isr.retain(|b| *b != broker);
+                self.reached.push(Situation::IsrShrink);
                 changed = true;
             }
             if ps.leader == Some(broker) {
@@ -410,11 +428,16 @@ impl Controller {
         }
     }
 
-    fn set_leader(&self, ps: &mut PartitionState) {
+    fn set_leader(&mut self, ps: &mut PartitionState) {
         let elected = self.elect(ps);
         ps.leader = elected.as_ref().map(|(b, _)| *b);
-        if let Some((_, Some(isr))) = elected {
-            ps.isr = isr;
+        match elected {
+            Some((_, Some(isr))) => {
+                ps.isr = isr;
+                self.reached.push(Situation::UncleanElection);
+            }
+            Some((_, None)) => self.reached.push(Situation::CleanElection),
+            None => {}
         }
         ps.leader_epoch += 1;
     }
@@ -429,6 +452,9 @@ impl Controller {
 
     /// Makes the current state the next version: persisted, synced, then pushed to every broker.
     fn commit(&mut self, cx: &mut Context) {
+        for situation in self.reached.drain(..) {
+            cx.reached(situation);
+        }
         self.image.metadata.version += 1;
         cx.persist(DiskOp::ControllerState(self.image.clone()));
         cx.sync(self.image.metadata.version);

@@ -1,7 +1,7 @@
 //! What a node asks its driver to do. Effects are data; a node never assumes one happened until the
 //! driver says so (a delivered response, a fired timer, `on_persisted`).
 
-use super::{ClientEvent, DiskOp};
+use super::{ClientEvent, DiskOp, Situation};
 use crate::protocol::{BrokerId, Message, NodeId, TopicPartition};
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +71,8 @@ pub enum Effect {
     Sync(SyncToken),
     /// A client reports an operation for the history; drivers without observers drop it.
     Observe(ClientEvent),
+    /// The node reached a named protocol situation (coverage); drivers without a listener drop it.
+    Reached(Situation),
 }
 
 /// Handed to every entry point: the current time and the effects the node produces.
@@ -109,6 +111,10 @@ impl Context {
 
     pub fn sync(&mut self, token: SyncToken) {
         self.effects.push(Effect::Sync(token));
+    }
+
+    pub fn reached(&mut self, situation: Situation) {
+        self.effects.push(Effect::Reached(situation));
     }
 
     pub fn observe(&mut self, event: ClientEvent) {

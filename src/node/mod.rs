@@ -12,6 +12,7 @@ mod config;
 pub mod consumer;
 pub mod controller;
 pub mod coordinator;
+mod coverage;
 mod disk;
 mod effects;
 mod observe;
@@ -27,6 +28,7 @@ pub use config::{
 };
 pub use consumer::Consumer;
 pub use controller::Controller;
+pub use coverage::Situation;
 pub use disk::{BrokerImage, ControllerImage, DiskOp};
 pub use effects::{Context, Effect, SyncToken, Timer};
 pub use observe::{ClientEvent, Stage};

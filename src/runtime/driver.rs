@@ -10,7 +10,7 @@ use super::lock;
 use super::net::{Inbox, Net};
 use super::trace::{with_trace, SharedTrace};
 use crate::log::Violation;
-use crate::node::{AnyNode, ClientEvent, Context, Effect, Timer};
+use crate::node::{AnyNode, ClientEvent, Context, Effect, Situation, Timer};
 use crate::protocol::NodeId;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -21,6 +21,8 @@ use tokio::time::Instant;
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 /// Receives every client operation a node reports, with the node and the time.
 pub type Observer = Arc<dyn Fn(NodeId, u64, &ClientEvent) + Send + Sync>;
+/// Receives every protocol situation a node reaches (coverage).
+pub type CoverageSink = Arc<dyn Fn(NodeId, Situation) + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -51,6 +53,7 @@ pub struct Driver<D> {
     inbox: Inbox,
     clock: Clock,
     observer: Option<Observer>,
+    coverage: Option<CoverageSink>,
     trace: Option<SharedTrace>,
     timers: BTreeMap<Timer, Instant>,
     /// Reused for the trace hash's encodings, so tracing allocates little per event.
@@ -82,6 +85,7 @@ impl<D: Disk> Driver<D> {
             inbox,
             clock,
             observer: None,
+            coverage: None,
             trace: None,
             timers: BTreeMap::new(),
             scratch: Vec::new(),
@@ -90,6 +94,11 @@ impl<D: Disk> Driver<D> {
 
     pub fn with_observer(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    pub fn with_coverage(mut self, coverage: CoverageSink) -> Self {
+        self.coverage = Some(coverage);
         self
     }
 
@@ -190,6 +199,12 @@ impl<D: Disk> Driver<D> {
                     let mut cx = Context::new(now);
                     lock(&self.node).on_persisted(&mut cx, token);
                     queue.extend(cx.take_effects());
+                }
+                // Not traced: coverage describes a run, it does not change it.
+                Effect::Reached(situation) => {
+                    if let Some(sink) = &self.coverage {
+                        sink(self.id, situation);
+                    }
                 }
                 Effect::Observe(event) => {
                     self.trace_event(now, "client", &event, || event.to_string());

@@ -53,10 +53,17 @@ impl SimDisk {
     /// The process died; the page cache survives, so nothing changes on the disk.
     pub fn crash_process(&self) {}
 
-    pub fn power_loss(&self, mode: PowerLoss) {
+    /// Returns how many unsynced writes were lost or torn.
+    pub fn power_loss(&self, mode: PowerLoss) -> usize {
         let mut s = self.state();
         let pending = std::mem::take(&mut s.pending);
         let n = pending.len();
+        let lost = match mode {
+            PowerLoss::DropPending => n,
+            PowerLoss::KeepPrefix(k) => n.saturating_sub(k as usize),
+            PowerLoss::DropLast(k) => n.min(k as usize),
+            PowerLoss::TearLast { .. } => n.min(1),
+        };
         for (i, write) in pending.into_iter().enumerate() {
             match mode {
                 PowerLoss::DropPending => {}
@@ -73,6 +80,7 @@ impl SimDisk {
                 }
             }
         }
+        lost
     }
 
     /// Flips one durable bit, chosen by `choice` modulo the number of bits; returns the byte

@@ -74,6 +74,13 @@ pub struct RunArgs {
     /// Stop at the first failing seed.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Also write the coverage table (seeds and times each protocol situation was reached) as
+    /// JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub coverage_json: Option<PathBuf>,
+    /// Fail (exit 1) if any named protocol situation was reached by no seed.
+    #[arg(long)]
+    pub require_coverage: bool,
     #[command(flatten)]
     pub scenario: ScenarioArgs,
 }

@@ -4,6 +4,8 @@ use super::RunArgs;
 use crate::scenario::Scenario;
 use crate::sim::run::{problem_name, run, Outcome};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use seedlog::node::Situation;
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -16,6 +18,7 @@ pub struct SeedReport {
     pub events: usize,
     pub sim_ms: u64,
     pub problems: Vec<String>,
+    pub coverage: BTreeMap<Situation, u64>,
 }
 
 /// Runs one seed (twice when checking determinism) and reduces it to a report.
@@ -34,6 +37,7 @@ pub fn run_seed(sc: &Scenario, check_determinism: bool) -> SeedReport {
         events: first.events,
         sim_ms: first.sim_ms,
         problems,
+        coverage: first.coverage,
     }
 }
 
@@ -138,8 +142,27 @@ pub fn main(args: &RunArgs) -> i32 {
     if let Some(kb) = peak_resident_kb() {
         println!("memory: peak resident {} MB", kb / 1024);
     }
+    let coverage = CoverageTable::of(&reports);
+    print!("{}", coverage.render());
+    if let Some(path) = &args.coverage_json {
+        let json = serde_json::to_string_pretty(&coverage.to_json()).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, json + "\n") {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            println!("RESULT error reason=coverage-json-unwritable");
+            return 2;
+        }
+    }
+    let unreached = coverage.unreached();
     let failing: Vec<&SeedReport> = reports.iter().filter(|r| !r.problems.is_empty()).collect();
     match failing.first() {
+        None if args.require_coverage && !unreached.is_empty() => {
+            println!(
+                "RESULT violation seeds={} failed=0 problem=coverage unreached={}",
+                reports.len(),
+                unreached.join(",")
+            );
+            1
+        }
         None => {
             println!(
                 "RESULT ok seeds={} failed=0 sim_secs={sim_secs:.0} wall_secs={wall_secs:.2} accel={:.0}",
@@ -167,4 +190,60 @@ fn peak_resident_kb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// For each named situation: how many seeds reached it, and how often in all.
+pub struct CoverageTable {
+    seeds: usize,
+    rows: Vec<(Situation, usize, u64)>,
+}
+
+impl CoverageTable {
+    pub fn of(reports: &[SeedReport]) -> Self {
+        let rows = Situation::ALL
+            .iter()
+            .map(|&s| {
+                let counts = reports.iter().filter_map(|r| r.coverage.get(&s));
+                let (seeds, times) = counts.fold((0, 0), |(n, t), c| (n + 1, t + c));
+                (s, seeds, times)
+            })
+            .collect();
+        CoverageTable {
+            seeds: reports.len(),
+            rows,
+        }
+    }
+
+    /// Situations no seed reached, by name.
+    pub fn unreached(&self) -> Vec<&'static str> {
+        self.rows
+            .iter()
+            .filter(|(_, seeds, _)| *seeds == 0)
+            .map(|(s, _, _)| s.name())
+            .collect()
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "coverage over {} seeds: situation, seeds reaching it, times\n",
+            self.seeds
+        );
+        for (s, seeds, times) in &self.rows {
+            let flag = if *seeds == 0 { "  NEVER REACHED" } else { "" };
+            out.push_str(&format!("  {:<32} {seeds:>6} {times:>8}{flag}\n", s.name()));
+        }
+        out
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let rows: serde_json::Map<String, serde_json::Value> = self
+            .rows
+            .iter()
+            .map(|(s, seeds, times)| {
+                let v = serde_json::json!({ "seeds": seeds, "times": times });
+                (s.name().to_string(), v)
+            })
+            .collect();
+        serde_json::json!({ "seeds": self.seeds, "situations": rows })
+    }
 }

@@ -8,11 +8,11 @@ use crate::scenario::{
 use seedlog::node::{
     AnyNode, Broker, BrokerConfig, ClientEvent, Consumer, ConsumerConfig, Controller,
     ControllerConfig, Image, OffsetReset, Producer, ProducerConfig, Reader, ReaderConfig,
-    TopicSpec,
+    Situation, TopicSpec,
 };
 use seedlog::protocol::{Assignor, NodeId, Record, OFFSETS_TOPIC};
 use seedlog::runtime::disk::CorruptionPolicy;
-use seedlog::runtime::driver::{Clock, Driver, DriverError, Observer};
+use seedlog::runtime::driver::{Clock, CoverageSink, Driver, DriverError, Observer};
 pub use seedlog::runtime::lock;
 use seedlog::runtime::net::{AddressBook, Net};
 use seedlog::runtime::sim_disk::SimDisk;
@@ -27,6 +27,20 @@ pub struct Observed {
     pub node: NodeId,
     pub time_ms: u64,
     pub event: ClientEvent,
+}
+
+/// Counts of the situations a run reached, shared by its nodes' drivers and the harness.
+#[derive(Clone, Default)]
+pub struct Coverage(Arc<Mutex<BTreeMap<Situation, u64>>>);
+
+impl Coverage {
+    pub fn add(&self, situation: Situation) {
+        *lock(&self.0).entry(situation).or_default() += 1;
+    }
+
+    pub fn counts(&self) -> BTreeMap<Situation, u64> {
+        lock(&self.0).clone()
+    }
 }
 
 pub struct SimNode {
@@ -46,6 +60,8 @@ pub struct Cluster {
     pub failures: Arc<Mutex<Vec<String>>>,
     /// Signalled when a node breaks an invariant: the run stops there.
     pub broken: Arc<tokio::sync::Notify>,
+    /// How often each protocol situation was reached in this run.
+    pub coverage: Coverage,
     pub clock: Clock,
 }
 
@@ -90,6 +106,8 @@ pub fn broker_config(sc: &Scenario, id: NodeId) -> BrokerConfig {
     c.group_rebalance_timeout_ms = Some(3_000);
     // Small, so that runs compact `__consumer_offsets` many times.
     c.offsets_compact_after = Some(30);
+    c.retention = sc.retention.clone();
+    c.retention_check_ms = sc.retention_check_ms;
     c.bugs = sc.bugs.iter().copied().collect();
     c
 }
@@ -108,7 +126,7 @@ pub fn controller_config(sc: &Scenario) -> ControllerConfig {
             ),
         ],
         session_timeout_ms: Some(2_000),
-        unclean_leader_election: false,
+        unclean_leader_election: sc.unclean_leader_election,
         bugs: sc.bugs.iter().copied().collect(),
     }
 }
@@ -183,6 +201,7 @@ impl Cluster {
             trace,
             failures: Arc::new(Mutex::new(Vec::new())),
             broken: Arc::new(tokio::sync::Notify::new()),
+            coverage: Coverage::default(),
             clock,
         };
         let addrs = address_book(sc);
@@ -252,7 +271,11 @@ impl Cluster {
         let disk = SimDisk::new(name.clone(), disk_policy);
         let observer: Observer = {
             let history = self.history.clone();
+            let coverage = self.coverage.clone();
             Arc::new(move |node, time_ms, event: &ClientEvent| {
+                if matches!(event, ClientEvent::Reset { .. }) {
+                    coverage.add(Situation::ConsumerResetToLogStart);
+                }
                 lock(&history).push(Observed {
                     node,
                     time_ms,
@@ -263,24 +286,31 @@ impl Cluster {
         let init = {
             let (state, disk, addrs, name) =
                 (state.clone(), disk.clone(), addrs.clone(), name.clone());
-            let (trace, clock, failures, broken) = (
+            let (trace, clock, failures, broken, coverage) = (
                 self.trace.clone(),
                 self.clock.clone(),
                 self.failures.clone(),
                 self.broken.clone(),
+                self.coverage.clone(),
             );
             move || {
                 let (state, mut disk, addrs, name) =
                     (state.clone(), disk.clone(), addrs.clone(), name.clone());
-                let (trace, clock, failures, observer, broken) = (
+                let (trace, clock, failures, observer, broken, coverage) = (
                     trace.clone(),
                     clock.clone(),
                     failures.clone(),
                     observer.clone(),
                     broken.clone(),
+                    coverage.clone(),
                 );
                 let node = match seedlog::runtime::disk::Disk::recover(&mut disk) {
                     Ok(r) => {
+                        if r.lost_durable {
+                            coverage.add(Situation::CrcCut);
+                        } else if r.note.is_some() {
+                            coverage.add(Situation::TornWriteRecovered);
+                        }
                         if let Some(note) = &r.note {
                             let now = clock();
                             with_trace(&trace, |t| {
@@ -309,9 +339,14 @@ impl Cluster {
                             }
                         }
                     }
+                    let sink: CoverageSink = {
+                        let coverage = coverage.clone();
+                        Arc::new(move |_, situation| coverage.add(situation))
+                    };
                     let driver = Driver::new(id, name.clone(), state, disk, net, inbox, clock)
                         .with_trace(trace)
-                        .with_observer(observer);
+                        .with_observer(observer)
+                        .with_coverage(sink);
                     match driver.run().await {
                         Ok(()) => {}
                         Err(e @ DriverError::Invariant { .. }) => {

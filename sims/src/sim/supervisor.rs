@@ -5,7 +5,7 @@ use super::cluster::{lock, Cluster};
 use crate::faults::{Fault, Role, RoleRef, Target, TimedFault};
 use crate::scenario::{Scenario, CONTROLLER, TOPIC};
 use madsim::net::NetSim;
-use seedlog::node::AnyNode;
+use seedlog::node::{AnyNode, Situation};
 use seedlog::protocol::TopicPartition;
 use seedlog::runtime::trace::with_trace;
 use std::collections::btree_map::Entry;
@@ -124,8 +124,17 @@ impl Cluster {
                 mode,
             } => {
                 if let (Some(id), Some(n)) = (self.madsim_id(*node), self.nodes.get(node)) {
+                    // Committed records this broker holds only in its page cache, if any.
+                    let unsynced_committed = lock(&n.state).as_broker().is_some_and(|b| {
+                        b.replicas()
+                            .values()
+                            .any(|r| r.synced_offset < r.log.high_watermark())
+                    });
                     handle.kill(id);
-                    n.disk.power_loss((*mode).into());
+                    let dropped = n.disk.power_loss((*mode).into());
+                    if unsynced_committed && dropped > 0 {
+                        self.coverage.add(Situation::PowerLossDroppedCommitted);
+                    }
                     damage.down.insert(*node);
                 }
             }

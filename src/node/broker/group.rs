@@ -5,7 +5,7 @@
 use super::{Broker, Role};
 use crate::log::Violation;
 use crate::node::coordinator::{Coordinator, Pending, Settings, Write};
-use crate::node::{Bug, Context, DiskOp, Timer};
+use crate::node::{Bug, Context, DiskOp, Situation, Timer};
 use crate::protocol::{
     group_partition, ErrorCode, GroupAnswer, GroupMessage, GroupRequest, GroupResponse, Message,
     NodeId, Offset, TopicPartition, OFFSETS_TOPIC,
@@ -21,7 +21,7 @@ impl Broker {
     }
 
     /// Became leader of `tp`: if it is an offsets partition, rebuild its groups from the log.
-    pub(super) fn start_coordinator(&mut self, tp: &TopicPartition) {
+    pub(super) fn start_coordinator(&mut self, cx: &mut Context, tp: &TopicPartition) {
         if tp.topic != OFFSETS_TOPIC {
             return;
         }
@@ -32,6 +32,9 @@ impl Broker {
             return;
         };
         let c = Coordinator::replay(ls.epoch, &r.log);
+        if !c.groups().is_empty() {
+            cx.reached(Situation::CoordinatorFailover);
+        }
         self.coordinators.insert(tp.partition, c);
     }
 
@@ -60,7 +63,9 @@ impl Broker {
             return;
         };
         if let Some(start) = c.on_high_watermark(cx, hw, epoch_start, isr_ok) {
-            self.set_log_start(cx, tp, start);
+            if self.set_log_start(cx, tp, start) {
+                cx.reached(Situation::Compaction);
+            }
         }
         self.maybe_compact(cx, tp, hw);
     }

@@ -4,7 +4,7 @@
 
 use super::{Broker, LeaderState, Progress, Role, WaitingProduce};
 use crate::log::Violation;
-use crate::node::{Bug, Context, DiskOp, Durability, Timer};
+use crate::node::{Bug, Context, DiskOp, Durability, Situation, Timer};
 use crate::protocol::{
     Acks, BrokerId, ErrorCode, FetchRequest, FetchResponse, Message, NodeId, OffsetSpec,
     PartitionState, ProduceRequest, ProduceResponse, TopicPartition, OFFSETS_TOPIC,
@@ -39,7 +39,7 @@ impl Broker {
             parked_fetches: Vec::new(),
         });
         self.arm_lag_timers(cx, &ps.tp);
-        self.start_coordinator(&ps.tp);
+        self.start_coordinator(cx, &ps.tp);
         self.leader_progress(cx, &ps.tp);
     }
 
@@ -103,6 +103,7 @@ impl Broker {
 
     pub(super) fn on_produce(&mut self, cx: &mut Context, from: NodeId, req: ProduceRequest) {
         if self.is_ahead(&req.tp, req.leader_epoch) {
+            cx.reached(Situation::FetchParkedForNewerEpoch);
             return self.park(cx, from, Message::Produce(req));
         }
         let config = self.config.clone();
@@ -139,6 +140,7 @@ impl Broker {
         });
         let (base, last) = match previous {
             Some((true, offset)) => {
+                cx.reached(Situation::IdempotentRetryDeduplicated);
                 let base = offset.saturating_sub(req.records.len().saturating_sub(1) as u64);
                 (base, offset)
             }
@@ -177,6 +179,7 @@ impl Broker {
 
     pub(super) fn on_fetch(&mut self, cx: &mut Context, from: NodeId, req: FetchRequest) {
         if self.is_ahead(&req.tp, req.current_leader_epoch) {
+            cx.reached(Situation::FetchParkedForNewerEpoch);
             return self.park(cx, from, Message::Fetch(req));
         }
         let config = self.config.clone();

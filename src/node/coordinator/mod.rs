@@ -22,7 +22,7 @@ mod tests;
 pub use assign::assign;
 pub use group::{Group, GroupState, Member, Waiting};
 
-use super::{Context, Timer};
+use super::{Context, Situation, Timer};
 use crate::log::{ensure, Checked, PartitionLog};
 use crate::protocol::{
     ClusterMetadata, ErrorCode, Generation, GroupAnswer, GroupMessage, GroupRequest, GroupResponse,
@@ -454,7 +454,12 @@ impl Coordinator {
                     })
                 };
                 match check {
-                    Err(e) => Err(e),
+                    Err(e) => {
+                        if matches!(e, ErrorCode::IllegalGeneration | ErrorCode::UnknownMemberId) {
+                            cx.reached(Situation::FencedCommit);
+                        }
+                        Err(e)
+                    }
                     Ok(()) => {
                         // An accepted commit shows the member alive, as in Kafka.
                         if self
@@ -631,6 +636,7 @@ impl Coordinator {
         }
         g.generation += 1;
         g.state = GroupState::CompletingRebalance;
+        cx.reached(Situation::Rebalance);
         let subscriptions: BTreeMap<MemberId, Vec<String>> = g
             .members
             .iter()

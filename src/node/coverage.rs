@@ -1,0 +1,110 @@
+//! Named protocol situations a run can reach: a generator that never produces one cannot find
+//! its bugs. State machines report each where it happens (`Context::reached`, an effect like
+//! `Observe` that costs a push and is dropped by drivers nobody listens to); the simulator's
+//! harness adds the disk's own (torn writes, CRC cuts, power losses) and counts them per seed.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Situation {
+    /// The controller elected an in-sync replica.
+    CleanElection,
+    /// The controller elected a replica outside the ISR (unclean election enabled).
+    UncleanElection,
+    /// A follower cut records on a diverging-epoch answer.
+    TruncationOnDivergence,
+    /// A follower restarted its log at the leader's log start (it kept nothing the leader has).
+    FollowerRestartAtLogStart,
+    /// The controller removed a replica from an ISR.
+    IsrShrink,
+    /// The controller added a replica to an ISR.
+    IsrExpand,
+    /// The controller fenced a broker (session expired, or a new incarnation registered).
+    BrokerFenced,
+    /// The controller started from its disk image after a restart and announced its metadata.
+    ControllerFailover,
+    /// A power loss dropped unsynced writes of a broker holding committed records it had not
+    /// synced (simulator harness).
+    PowerLossDroppedCommitted,
+    /// Recovery cut a torn last write (simulator harness).
+    TornWriteRecovered,
+    /// Recovery found a frame failing its CRC and cut the log there (simulator harness).
+    CrcCut,
+    /// A leader moved a partition's log start by retention.
+    RetentionDelete,
+    /// A committed compaction checkpoint moved `__consumer_offsets`' log start.
+    Compaction,
+    /// A new coordinator took over a partition with stored groups and rebuilt them.
+    CoordinatorFailover,
+    /// The coordinator refused a commit from a member of another generation (or none).
+    FencedCommit,
+    /// A group completed a rebalance into a new generation.
+    Rebalance,
+    /// A leader answered an idempotent producer's retry from its log, appending nothing.
+    IdempotentRetryDeduplicated,
+    /// A broker held a request naming a leader epoch newer than it knows.
+    FetchParkedForNewerEpoch,
+    /// A consumer learned its position was below the log start and moved to it.
+    ConsumerResetToLogStart,
+}
+
+impl Situation {
+    pub const ALL: [Situation; 19] = [
+        Situation::CleanElection,
+        Situation::UncleanElection,
+        Situation::TruncationOnDivergence,
+        Situation::FollowerRestartAtLogStart,
+        Situation::IsrShrink,
+        Situation::IsrExpand,
+        Situation::BrokerFenced,
+        Situation::ControllerFailover,
+        Situation::PowerLossDroppedCommitted,
+        Situation::TornWriteRecovered,
+        Situation::CrcCut,
+        Situation::RetentionDelete,
+        Situation::Compaction,
+        Situation::CoordinatorFailover,
+        Situation::FencedCommit,
+        Situation::Rebalance,
+        Situation::IdempotentRetryDeduplicated,
+        Situation::FetchParkedForNewerEpoch,
+        Situation::ConsumerResetToLogStart,
+    ];
+
+    /// The name reports and JSON use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Situation::CleanElection => "clean-election",
+            Situation::UncleanElection => "unclean-election",
+            Situation::TruncationOnDivergence => "truncation-on-divergence",
+            Situation::FollowerRestartAtLogStart => "follower-restart-at-log-start",
+            Situation::IsrShrink => "isr-shrink",
+            Situation::IsrExpand => "isr-expand",
+            Situation::BrokerFenced => "broker-fenced",
+            Situation::ControllerFailover => "controller-failover",
+            Situation::PowerLossDroppedCommitted => "power-loss-dropped-committed",
+            Situation::TornWriteRecovered => "torn-write-recovered",
+            Situation::CrcCut => "crc-cut",
+            Situation::RetentionDelete => "retention-delete",
+            Situation::Compaction => "compaction",
+            Situation::CoordinatorFailover => "coordinator-failover",
+            Situation::FencedCommit => "fenced-commit",
+            Situation::Rebalance => "rebalance",
+            Situation::IdempotentRetryDeduplicated => "idempotent-retry-deduplicated",
+            Situation::FetchParkedForNewerEpoch => "fetch-parked-for-newer-epoch",
+            Situation::ConsumerResetToLogStart => "consumer-reset-to-log-start",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Situation;
+
+    #[test]
+    fn every_situation_is_listed_once_with_a_distinct_name() {
+        let names: std::collections::BTreeSet<_> =
+            Situation::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(names.len(), Situation::ALL.len());
+    }
+}
