@@ -4,6 +4,7 @@
 
 use crate::faults::{self, nemesis::Nemesis, FaultMix, FaultSchedule};
 use crate::rng::SeedRng;
+use seedlog::log::RetentionPolicy;
 use seedlog::node::{Bug, Durability};
 use seedlog::protocol::Acks;
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,17 @@ pub struct Scenario {
     /// replicas must agree.
     pub liveness_ms: u64,
     pub bugs: Vec<Bug>,
+    /// `retention.ms` / `retention.bytes` of the `events` topic, applied every
+    /// `retention_check_ms` (absent in schedules saved before retention was drawn: unlimited).
+    #[serde(default)]
+    pub retention: RetentionPolicy,
+    #[serde(default)]
+    pub retention_check_ms: Option<u64>,
+    /// `unclean.leader.election.enable`. Such a run gives up the promise that acknowledged
+    /// records survive: it may also lose power with `replicated` durability, and once an unclean
+    /// election or such a loss happened, the loss anomalies are not held against it.
+    #[serde(default)]
+    pub unclean_leader_election: bool,
     pub mix: FaultMix,
     pub schedule: FaultSchedule,
 }
@@ -133,6 +145,24 @@ impl Scenario {
         let first_member = FIRST_MEMBER;
         schedule.add_member_track(seed, first_member, members, member_gap, fault_ms);
         let partitions = if hunting_groups { 2 } else { partitions };
+        // Retention and unclean elections draw from a stream of their own, so every draw above
+        // (and so every older seed's faults and workload) stays as it was.
+        let mut rrng = SeedRng::new(seed, 3);
+        let (retention, retention_check_ms) = draw_retention(&mut rrng);
+        // A bug hunt keeps every record: deletions would only blur what the switch lost.
+        let (retention, retention_check_ms) = if hunting {
+            (RetentionPolicy::default(), None)
+        } else {
+            (retention, retention_check_ms)
+        };
+        let unclean_leader_election = !hunting && rrng.chance(25);
+        // A lossy run loses power with replicated durability too (its mix allows power loss
+        // only if it drew fsync).
+        let durability = if unclean_leader_election && opts.durability.is_none() {
+            Durability::Replicated
+        } else {
+            durability
+        };
         Scenario {
             seed,
             brokers,
@@ -147,6 +177,9 @@ impl Scenario {
             fault_ms,
             liveness_ms: 30_000,
             bugs: opts.bugs.clone(),
+            retention,
+            retention_check_ms,
+            unclean_leader_election,
             mix,
             schedule,
         }
@@ -168,10 +201,25 @@ impl Scenario {
         }
     }
 
+    /// Retention and unclean election, when set, for the summary line.
+    fn config_notes(&self) -> String {
+        let mut notes = String::new();
+        if let Some(ms) = self.retention.max_age_ms {
+            notes += &format!(" retention.ms={ms}");
+        }
+        if let Some(bytes) = self.retention.max_bytes {
+            notes += &format!(" retention.bytes={bytes}");
+        }
+        if self.unclean_leader_election {
+            notes += " unclean.leader.election=true";
+        }
+        notes
+    }
+
     /// One line for reports.
     pub fn summary(&self) -> String {
         format!(
-            "brokers={} partitions={} rf={} min.insync={} durability={} producers={} readers={} members={} faults={} [{}]{}",
+            "brokers={} partitions={} rf={} min.insync={} durability={} producers={} readers={} members={} faults={}{} [{}]{}",
             self.brokers,
             self.partitions,
             self.replication,
@@ -181,6 +229,7 @@ impl Scenario {
             self.readers,
             self.members,
             self.schedule.events.len(),
+            self.config_notes(),
             match self.mix.nemesis {
                 Some(n) => format!("nemesis={}", n.name()),
                 None => self.mix.kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
@@ -195,4 +244,24 @@ impl Scenario {
             }
         )
     }
+}
+
+/// Retention of the `events` topic: a third of runs keep everything, a third delete by age, a
+/// third by size, with limits small enough that records go during the run and a reader that
+/// falls behind (or starts after the heal, like the final reader) finds its position deleted.
+fn draw_retention(rng: &mut SeedRng) -> (RetentionPolicy, Option<u64>) {
+    let policy = match rng.range(0, 2) {
+        0 => RetentionPolicy::default(),
+        1 => RetentionPolicy {
+            max_age_ms: Some(rng.range(2_000, 12_000) as i64),
+            max_bytes: None,
+        },
+        _ => RetentionPolicy {
+            max_age_ms: None,
+            // Records are some 20 bytes: tens to a few hundred of them per partition.
+            max_bytes: Some(rng.range(500, 6_000)),
+        },
+    };
+    let check_ms = (!policy.is_unlimited()).then(|| rng.range(200, 2_000));
+    (policy, check_ms)
 }

@@ -90,7 +90,13 @@ fn truncate_to_hw_is_caught() {
 fn hw_from_stale_epoch_is_caught() {
     // Counting a stale-epoch follower leaves replicas that never agree again: the liveness
     // phase's "replicas agree" check names it (or the history shows the loss).
-    let expected: Vec<&str> = LOSS.iter().copied().chain(["liveness"]).collect();
+    // Or, first of all, the follower's broken invariant where it takes records of an epoch older
+    // than its log's (node-invariant follower-append).
+    let expected: Vec<&str> = LOSS
+        .iter()
+        .copied()
+        .chain(["liveness", "node-invariant"])
+        .collect();
     first_catch(Bug::HwFromStaleEpoch, None, 300, &expected);
 }
 

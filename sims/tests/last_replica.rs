@@ -21,6 +21,10 @@ fn scenario(bugs: Vec<Bug>) -> Scenario {
     );
     sc.partitions = 1;
     sc.liveness_ms = 10_000;
+    // The hole J is about: only a clean election may bring the partition back.
+    sc.unclean_leader_election = false;
+    sc.retention = Default::default();
+    sc.retention_check_ms = None;
     let at = |at_ms, fault| TimedFault { at_ms, fault };
     sc.schedule = FaultSchedule {
         events: vec![

@@ -4,6 +4,7 @@
 use super::{ensure, Checked, EpochCache, RetentionPolicy};
 use crate::protocol::{EpochEndOffset, LeaderEpoch, LogEntry, Offset, ProducerStamp, Record};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LogError {
@@ -35,6 +36,11 @@ pub struct PartitionLog {
     high_watermark: Offset,
     entries: Vec<LogEntry>,
     epochs: EpochCache,
+    /// Each idempotent producer's newest (sequence, offset) in this log. Kept when retention or
+    /// compaction moves the log start past it, so a retry is still recognised after its
+    /// original was deleted; follows truncation. (Derived from the entries: rebuilt by replay.)
+    #[serde(default)]
+    producers: BTreeMap<u64, (u64, Offset)>,
 }
 
 impl PartitionLog {
@@ -117,15 +123,34 @@ impl PartitionLog {
         Ok(entries)
     }
 
-    /// The newest entry this producer appended that is still in the log: its sequence number and
-    /// offset. Scans from the end, where a live producer's last record is found quickly; derived
-    /// from the entries themselves, so truncation and recovery can never leave it stale.
+    /// The newest entry this producer appended to this log, even if retention has deleted it
+    /// since: its sequence number and offset. (Scanning the retained entries instead forgot a
+    /// producer whose records retention had deleted, and its retry was appended twice: found by
+    /// the simulator once runs drew retention.)
     pub fn last_stamp(&self, producer: u64) -> Option<(u64, Offset)> {
-        self.entries.iter().rev().find_map(|e| {
-            e.producer
-                .filter(|s| s.producer == producer)
-                .map(|s| (s.sequence, e.offset))
-        })
+        self.producers.get(&producer).copied()
+    }
+
+    /// After truncating at `offset`: producers whose newest entry was cut fall back to their
+    /// newest remaining one, or are forgotten.
+    fn producers_truncated_at(&mut self, offset: Offset) {
+        let cut: Vec<u64> = self
+            .producers
+            .iter()
+            .filter(|(_, (_, o))| *o >= offset)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in cut {
+            let newest = self.entries.iter().rev().find_map(|e| {
+                e.producer
+                    .filter(|s| s.producer == p)
+                    .map(|s| (s.sequence, e.offset))
+            });
+            match newest {
+                Some(stamp) => self.producers.insert(p, stamp),
+                None => self.producers.remove(&p),
+            };
+        }
     }
 
     /// Appends entries that already carry offsets and epochs (a follower copying its leader, or
@@ -152,6 +177,9 @@ impl PartitionLog {
             if self.latest_epoch() != Some(e.epoch) {
                 self.epochs.assign(e.epoch, e.offset);
             }
+            if let Some(s) = e.producer {
+                self.producers.insert(s.producer, (s.sequence, e.offset));
+            }
             self.entries.push(e.clone());
         }
         Ok(())
@@ -169,6 +197,7 @@ impl PartitionLog {
         if offset < self.log_end_offset() {
             let keep = (offset - self.log_start) as usize;
             self.entries.truncate(keep);
+            self.producers_truncated_at(offset);
         }
         self.epochs.truncate_from_end(offset);
         self.high_watermark = self.high_watermark.min(self.log_end_offset());
@@ -180,6 +209,8 @@ impl PartitionLog {
     pub fn reset_to(&mut self, offset: Offset) {
         self.entries.clear();
         self.epochs = EpochCache::default();
+        // What this replica held may have diverged from the leader it restarts from.
+        self.producers.clear();
         self.log_start = offset;
         self.high_watermark = offset;
     }
@@ -295,6 +326,7 @@ impl PartitionLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::ProducerStamp;
 
     fn rec(v: &str) -> Record {
         Record::keyed("k", v)
@@ -433,6 +465,29 @@ mod tests {
             let got = log.check_invariants().map_err(|v| v.rule);
             assert_eq!(got, Err(rule), "{log:?}");
         }
+    }
+
+    #[test]
+    fn a_producers_newest_stamp_outlives_retention_and_follows_truncation() {
+        let mut log = PartitionLog::new();
+        let stamp = |sequence| {
+            Some(ProducerStamp {
+                producer: 7,
+                sequence,
+            })
+        };
+        log.append_stamped(0, &[rec("a"), rec("b")], stamp(0))
+            .unwrap();
+        log.append_stamped(0, &[rec("c")], stamp(2)).unwrap();
+        assert_eq!(log.last_stamp(7), Some((2, 2)));
+        // Truncation cuts the newest: the one before it is the newest again.
+        log.truncate_to(2).unwrap();
+        assert_eq!(log.last_stamp(7), Some((1, 1)));
+        log.set_high_watermark(2).unwrap();
+        // Retention deletes every record of the producer: a retry must still be recognised.
+        assert!(log.advance_log_start(2));
+        assert_eq!(log.last_stamp(7), Some((1, 1)));
+        assert_eq!(log.last_stamp(8), None);
     }
 
     #[test]

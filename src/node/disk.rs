@@ -26,6 +26,12 @@ pub enum DiskOp {
         tp: TopicPartition,
         offset: Offset,
     },
+    /// Empties the log and restarts it at `offset`, which may lie below the old log start: a
+    /// follower whose whole log lies past its leader's end (after an unclean election).
+    ResetLog {
+        tp: TopicPartition,
+        offset: Offset,
+    },
     /// The controller's whole state: small, and written as one checkpoint.
     ControllerState(ControllerImage),
 }
@@ -52,6 +58,10 @@ impl BrokerImage {
             }
             DiskOp::SetLogStart { tp, offset } => {
                 self.log(tp).advance_log_start(*offset);
+                Ok(())
+            }
+            DiskOp::ResetLog { tp, offset } => {
+                self.log(tp).reset_to(*offset);
                 Ok(())
             }
             DiskOp::ControllerState(_) => Ok(()),
@@ -93,6 +103,7 @@ impl std::fmt::Display for DiskOp {
                 start_offset,
             } => write!(f, "epoch {tp} {epoch} starts at {start_offset}"),
             DiskOp::SetLogStart { tp, offset } => write!(f, "log start {tp} = {offset}"),
+            DiskOp::ResetLog { tp, offset } => write!(f, "reset log {tp} to start at {offset}"),
             DiskOp::ControllerState(img) => write!(
                 f,
                 "controller state v{} ({} brokers, {} partitions)",

@@ -3,7 +3,7 @@
 
 use super::{Broker, FollowerState, Role};
 use crate::log::Violation;
-use crate::node::{Bug, Context, DiskOp, Durability, Timer};
+use crate::node::{Bug, Context, DiskOp, Durability, Situation, Timer};
 use crate::protocol::{
     BrokerId, ErrorCode, FetchRequest, FetchResponse, LeaderEpoch, Message, NodeId, ReplicaId,
     TopicPartition,
@@ -104,8 +104,12 @@ impl Broker {
                 None => d.end_offset,
             };
             let target = d.end_offset.min(ours).max(r.log.log_start_offset());
+            if target < r.log.log_end_offset() {
+                cx.reached(Situation::TruncationOnDivergence);
+            }
             self.truncate(cx, &tp, target);
             if d.epoch.is_none() {
+                cx.reached(Situation::FollowerRestartAtLogStart);
                 // The leader keeps no epoch as old as ours: retention or compaction moved its log
                 // start past everything we could match it on. Drop our older prefix too and
                 // start at its log start; otherwise every fetch names our old epoch again and
@@ -119,7 +123,23 @@ impl Broker {
             None => {}
             Some(ErrorCode::OffsetOutOfRange) if resp.log_start_offset > r.log.log_end_offset() => {
                 // So far behind that the leader no longer has where we stopped: start over there.
+                cx.reached(Situation::FollowerRestartAtLogStart);
                 self.set_log_start(cx, &tp, resp.log_start_offset);
+                return self.send_fetch(cx, &tp);
+            }
+            Some(ErrorCode::OffsetOutOfRange) if resp.high_watermark < r.log.log_end_offset() => {
+                // Ahead of the leader's end: only an unclean election (or a leader that lost
+                // data) leaves a follower past it, and without epochs in common no divergence
+                // answer can bring it back. Cut to the leader's high watermark, or, when our
+                // whole log lies above it, start over at the leader's log start (Kafka's
+                // follower does the same on an out-of-range error).
+                cx.reached(Situation::TruncationOnDivergence);
+                if r.log.log_start_offset() <= resp.high_watermark {
+                    self.truncate(cx, &tp, resp.high_watermark);
+                } else {
+                    cx.reached(Situation::FollowerRestartAtLogStart);
+                    self.restart_log(cx, &tp, resp.log_start_offset);
+                }
                 return self.send_fetch(cx, &tp);
             }
             Some(_) => {

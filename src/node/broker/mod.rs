@@ -16,7 +16,7 @@ mod tests;
 pub use replica::{FollowerState, LeaderState, Progress, Replica, Role, WaitingProduce};
 
 use super::coordinator::Coordinator;
-use super::{BrokerConfig, BrokerImage, Context, DiskOp, Durability, Timer};
+use super::{BrokerConfig, BrokerImage, Context, DiskOp, Durability, Situation, Timer};
 use crate::log::{PartitionLog, Violation};
 use crate::protocol::{
     BrokerEpoch, ClusterMetadata, ErrorCode, LeaderEpoch, Message, NodeId, Offset, PartitionState,
@@ -440,11 +440,34 @@ impl Broker {
         });
     }
 
-    fn set_log_start(&mut self, cx: &mut Context, tp: &TopicPartition, offset: Offset) {
+    /// Empties `tp`'s log and restarts it at `offset` (possibly below its old start).
+    fn restart_log(&mut self, cx: &mut Context, tp: &TopicPartition, offset: Offset) {
         let Some(r) = self.replicas.get_mut(tp) else {
             return;
         };
-        if r.log.advance_log_start(offset) {
+        r.log.reset_to(offset);
+        r.synced_offset = offset;
+        r.sync_requested = offset;
+        for marks in &mut self.pending_syncs {
+            for (t, o) in marks.iter_mut() {
+                if t == tp {
+                    *o = offset;
+                }
+            }
+        }
+        cx.persist(DiskOp::ResetLog {
+            tp: tp.clone(),
+            offset,
+        });
+    }
+
+    /// Moves `tp`'s log start forward on disk and in memory; returns whether it moved.
+    fn set_log_start(&mut self, cx: &mut Context, tp: &TopicPartition, offset: Offset) -> bool {
+        let Some(r) = self.replicas.get_mut(tp) else {
+            return false;
+        };
+        let moved = r.log.advance_log_start(offset);
+        if moved {
             r.synced_offset = r.synced_offset.max(r.log.log_start_offset());
             r.sync_requested = r.sync_requested.max(r.log.log_start_offset());
             cx.persist(DiskOp::SetLogStart {
@@ -452,6 +475,7 @@ impl Broker {
                 offset,
             });
         }
+        moved
     }
 
     /// With `fsync` durability, asks for one sync covering every partition with unsynced records.
@@ -491,7 +515,9 @@ impl Broker {
             })
             .collect();
         for (tp, target) in led {
-            self.set_log_start(cx, &tp, target);
+            if self.set_log_start(cx, &tp, target) {
+                cx.reached(Situation::RetentionDelete);
+            }
         }
     }
 

@@ -245,8 +245,12 @@ impl Consumer {
                     .get(&tp)
                     .is_some_and(|p| *p < resp.log_start_offset) =>
             {
-                // Retention removed what we had not read: continue from the log start.
+                // Retention removed what we had not read: continue from the log start, and
+                // commit it even before anything there is processed: nothing below it is left to
+                // process, and a group whose log start passed its last record would otherwise
+                // never commit again (found by the simulator once runs drew retention).
                 self.reset_to_log_start(cx, &tp, resp.log_start_offset);
+                self.dirty.insert(tp.clone());
             }
             Some(ErrorCode::OffsetOutOfRange) => {
                 // Past the log end (a seek too far): `auto.offset.reset` decides, as in Kafka.
