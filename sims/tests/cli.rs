@@ -106,3 +106,41 @@ fn a_longer_sweep_does_not_use_more_memory() {
     let (a, b) = (peak_mb(&short), peak_mb(&long));
     assert!(b <= a + 40, "20 seeds peaked at {a} MB, 120 at {b} MB");
 }
+
+/// `run` ends with the coverage table; with --require-coverage a situation no seed reached fails
+/// the sweep, and --coverage-json writes the same table.
+#[test]
+fn coverage_is_reported_and_can_be_required() {
+    let json = std::env::temp_dir().join(format!("seedlog-coverage-{}.json", std::process::id()));
+    let json_arg = json.to_str().expect("utf-8 path");
+    // One seed cannot reach every situation (no single run has both kinds of election).
+    let args = [
+        "run",
+        "--seeds",
+        "1",
+        "--require-coverage",
+        "--coverage-json",
+        json_arg,
+    ];
+    let (out, code) = sims(&args);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("coverage over 1 seeds"), "{out}");
+    assert!(out.contains("NEVER REACHED"), "{out}");
+    let result = last_result_line(&out);
+    assert!(
+        result.starts_with("RESULT violation seeds=1 failed=0 problem=coverage unreached="),
+        "{out}"
+    );
+    let table: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("written")).expect("JSON");
+    assert_eq!(table["seeds"], 1);
+    assert_eq!(table["situations"]["clean-election"]["seeds"], 1, "{table}");
+    assert_eq!(
+        table["situations"]["unclean-election"]["seeds"], 0,
+        "{table}"
+    );
+    let _ = std::fs::remove_file(&json);
+    // Without the flag the same sweep is clean.
+    let (out, code) = sims(&["run", "--seeds", "1"]);
+    assert_eq!(code, 0, "{out}");
+}

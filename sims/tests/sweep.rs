@@ -204,6 +204,12 @@ const REGRESSIONS: &[(u64, &str)] = &[
         17726,
         "a broker missed the controller's pushes (its connection broke) and kept old metadata",
     ),
+    // Found once runs drew retention and unclean elections.
+    (59, "a retry was appended twice after retention deleted its original"),
+    (124, "a retry was appended twice after retention deleted its original"),
+    (141, "a retry was appended twice after retention deleted its original"),
+    (116, "a group whose log start passed its last record never committed again"),
+    (12, "after an unclean election a follower's log lay past the leader's end for good"),
 ];
 
 #[test]

@@ -453,3 +453,44 @@ fn a_fetch_answer_that_does_not_continue_the_log_is_a_broken_invariant() {
     to_broker(&mut b, 0, Message::FetchResponse(gap));
     assert_eq!(rule_broken(&b), Err("follower-append"));
 }
+
+#[test]
+fn a_follower_whose_whole_log_lies_past_the_leaders_end_restarts_at_its_log_start() {
+    use crate::protocol::{FetchResponse, LogEntry};
+    let mut b = follower();
+    let tp = TopicPartition::new("t", 0);
+    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    // The follower's log: retention left only offsets 20..22 of what an old leader had.
+    let r = b.replicas.get_mut(&tp).expect("t-0");
+    r.log.reset_to(20);
+    let entries: Vec<LogEntry> = (20..22)
+        .map(|o| LogEntry {
+            offset: o,
+            epoch,
+            record: Record::keyed("k", "old"),
+            producer: None,
+        })
+        .collect();
+    r.log.append_entries(&entries).expect("continues the log");
+    if let crate::node::Role::Follower(fs) = &mut r.role {
+        fs.in_flight = Some(22);
+    }
+    // An unclean election made a replica whose log ends at 12 the leader: the fetch at 22 is out
+    // of range, and no epoch is left in common. Before, the follower asked again at 22 for ever.
+    let out_of_range = FetchResponse {
+        tp: tp.clone(),
+        fetch_offset: 22,
+        error: Some(ErrorCode::OffsetOutOfRange),
+        leader_epoch: epoch,
+        high_watermark: 12,
+        log_start_offset: 3,
+        records: Vec::new(),
+        diverging_epoch: None,
+    };
+    let mut cx = Context::new(0);
+    b.on_message(&mut cx, 0, Message::FetchResponse(out_of_range));
+    assert_eq!(fetched_at(cx.take_effects()), Some((3, None)));
+    let log = b.log(&tp).expect("log");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (3, 3));
+    assert_eq!(rule_broken(&b), Ok(()));
+}
