@@ -210,6 +210,9 @@ const REGRESSIONS: &[(u64, &str)] = &[
     (141, "a retry was appended twice after retention deleted its original"),
     (116, "a group whose log start passed its last record never committed again"),
     (12, "after an unclean election a follower's log lay past the leader's end for good"),
+    (808, "a parked fetch answered after retention moved the log start skipped records"),
+    (2594, "a parked fetch answered after retention moved the log start skipped records"),
+    (445, "replicas that retention had cut at different log starts read as diverged"),
 ];
 
 #[test]

@@ -39,7 +39,8 @@ pub fn not_converged(cluster: &Cluster, sc: &Scenario) -> Option<String> {
         }
         for &r in &ps.replicas {
             match log_of(cluster, r, &tp) {
-                Some((entries, _)) if entries == leader_log.0 => {}
+                Some((entries, (_, end)))
+                    if same_retained((&entries, end), (&leader_log.0, leo)) => {}
                 Some((entries, _)) => {
                     return Some(format!(
                         "{tp}: b{r} holds {} entries, leader b{leader} {}{}",
@@ -139,6 +140,18 @@ fn log_of(cluster: &Cluster, broker: u32, tp: &TopicPartition) -> Option<LogView
         }),
         _ => None,
     }
+}
+
+/// Two replicas agree if they end at the same offset and hold the same entries from the later
+/// of their log starts on: retention may have deleted more on one (a former leader) than on the
+/// other, and a log start never moves back.
+fn same_retained(a: (&[LogEntry], u64), b: (&[LogEntry], u64)) -> bool {
+    let start = |l: &[LogEntry], end: u64| l.first().map_or(end, |e| e.offset);
+    let from = start(a.0, a.1).max(start(b.0, b.1));
+    let tail = |l: &[LogEntry]| -> Vec<LogEntry> {
+        l.iter().filter(|e| e.offset >= from).cloned().collect()
+    };
+    a.1 == b.1 && tail(a.0) == tail(b.0)
 }
 
 fn first_difference(a: &[LogEntry], b: &[LogEntry]) -> String {

@@ -271,6 +271,20 @@ impl Broker {
         let Some(r) = self.replicas.get_mut(&req.tp) else {
             return;
         };
+        let Some(epoch) = r.leader().map(|l| l.epoch) else {
+            return;
+        };
+        if req.fetch_offset < r.log.log_start_offset() {
+            // Retention moved the log start past a parked fetch: out of range, as on arrival.
+            // Reading from the new log start instead skipped the deleted records without a word
+            // (a reader's poll-skip after its reset, found by the simulator).
+            if let Role::Leader(ls) = &mut r.role {
+                ls.parked_fetches
+                    .retain(|(f, p)| !(*f == from && p.tp == req.tp));
+            }
+            let resp = error_fetch(&req, ErrorCode::OffsetOutOfRange, epoch, r);
+            return cx.send(from, Message::FetchResponse(resp));
+        }
         let Role::Leader(ls) = &mut r.role else {
             return;
         };

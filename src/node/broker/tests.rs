@@ -494,3 +494,32 @@ fn a_follower_whose_whole_log_lies_past_the_leaders_end_restarts_at_its_log_star
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (3, 3));
     assert_eq!(rule_broken(&b), Ok(()));
 }
+
+#[test]
+fn a_parked_fetch_whose_offset_retention_deleted_is_answered_out_of_range() {
+    use crate::protocol::FetchRequest;
+    let mut b = single_leader();
+    let tp = TopicPartition::new("t", 0);
+    for (i, v) in ["a", "b", "c"].iter().enumerate() {
+        produce(&mut b, v, i as u64);
+    }
+    let epoch = b.leader_epoch_of(&tp).expect("leads");
+    // A consumer's fetch at 1 waits (a new leader's, say, before it knows the true high
+    // watermark) while retention moves the log start to 2.
+    let parked = FetchRequest::by_consumer(tp.clone(), 1, epoch);
+    leader_state(&mut b).parked_fetches.push((300, parked));
+    let mut cx = Context::new(0);
+    assert!(b.set_log_start(&mut cx, &tp, 2));
+    b.leader_progress(&mut cx, &tp);
+    let answer = sends(cx.take_effects())
+        .into_iter()
+        .find_map(|(to, m)| match m {
+            Message::FetchResponse(r) if to == 300 => Some(r),
+            _ => None,
+        })
+        .expect("answered");
+    // Before, it was answered with the records from 2: offset 1 skipped without a word.
+    assert_eq!(answer.error, Some(ErrorCode::OffsetOutOfRange));
+    assert!(answer.records.is_empty());
+    assert_eq!(answer.log_start_offset, 2);
+}
