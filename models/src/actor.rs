@@ -44,6 +44,8 @@ pub struct Disk {
     /// Group requests refused to this client (a bound: without backoff a refused member asks
     /// again at once, and its request counter makes every retry a new state).
     pub refusals: u8,
+    /// Retention runs that deleted records (fault budget, like `expiries`).
+    pub retentions: u8,
     pub written: Image,
     pub synced: Image,
     /// Records a group member has finished processing (its `Polled` observations), as
@@ -198,6 +200,7 @@ impl Actor for NodeActor {
                     evictions: 0,
                     member_expiries: 0,
                     refusals: 0,
+                    retentions: 0,
                     written: self.initial_image.clone(),
                     synced: self.initial_image.clone(),
                     processed: BTreeSet::new(),
@@ -274,6 +277,9 @@ impl Actor for NodeActor {
             }),
             Timer::FollowerLag { .. } => {
                 count_fault(state, o, |d| d.evictions = d.evictions.saturating_add(1))
+            }
+            Timer::Retention => {
+                count_fault(state, o, |d| d.retentions = d.retentions.saturating_add(1))
             }
             _ => {}
         }

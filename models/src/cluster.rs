@@ -70,6 +70,9 @@ pub struct ModelOptions {
     pub refusals: usize,
     /// Offsets model: brokers may crash too (else only consumers do).
     pub broker_crashes: bool,
+    /// Times a leader's retention may delete records: each deletes every committed record of
+    /// the data topic (`retention.bytes=0`), at any moment (0: retention off).
+    pub retentions: usize,
 }
 
 impl ModelOptions {
@@ -92,6 +95,7 @@ impl ModelOptions {
             member_expiries: 0,
             refusals: 0,
             broker_crashes: true,
+            retentions: 0,
         };
         match kind {
             ModelKind::Replication => ModelOptions {
@@ -168,6 +172,7 @@ pub struct ModelCfg {
     pub evictions: usize,
     pub member_expiries: usize,
     pub refusals: usize,
+    pub retentions: usize,
     pub max_version: u64,
 }
 
@@ -257,6 +262,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             evictions: opts.evictions,
             member_expiries: opts.member_expiries,
             refusals: opts.refusals,
+            retentions: opts.retentions,
             max_version: metadata.version + opts.max_changes,
         },
         History::default(),
@@ -276,6 +282,15 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         // `member_expiries`), a rebalance stops waiting for members that did not rejoin.
         config.group_session_timeout_ms = Some(1);
         config.group_rebalance_timeout_ms = Some(1);
+        if opts.retentions > 0 {
+            // The retention step: whenever its timer fires, a leader deletes every committed
+            // record of the data topic (never `__consumer_offsets`, which is compacted).
+            config.retention = seedlog::log::RetentionPolicy {
+                max_age_ms: None,
+                max_bytes: Some(0),
+            };
+            config.retention_check_ms = Some(1);
+        }
         if offsets {
             // One record per batch: a member commits between two records.
             config.max_fetch_records = 1;

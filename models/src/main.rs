@@ -78,6 +78,10 @@ struct ModelArgs {
     /// Times a leader may evict a lagging follower from the ISR.
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=8))]
     evictions: Option<u32>,
+    /// Retention runs that may delete records (each deletes every committed record of the data
+    /// topic, at any moment); 0 turns retention off.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=4))]
+    retentions: Option<u32>,
     /// Bound on committed controller changes (fencings, elections, ISR changes).
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=32))]
     max_changes: Option<u64>,
@@ -157,6 +161,9 @@ impl ModelArgs {
         if let Some(e) = self.evictions {
             o.evictions = e as usize;
         }
+        if let Some(r) = self.retentions {
+            o.retentions = r as usize;
+        }
         if let Some(m) = self.max_changes {
             o.max_changes = m;
         }
@@ -210,13 +217,18 @@ impl ModelArgs {
 fn describe(o: &ModelOptions) -> String {
     let bugs: Vec<&str> = o.bugs.iter().map(|b| b.name()).collect();
     format!(
-        "model={} brokers={} records={} crashes={} expiries={} evictions={} max_changes={} min_insync={} durability={} bugs={}{}",
+        "model={} brokers={} records={} crashes={} expiries={} evictions={}{} max_changes={} min_insync={} durability={} bugs={}{}",
         o.kind.name(),
         o.brokers,
         o.records,
         o.crashes,
         o.expiries,
         o.evictions,
+        if o.retentions > 0 {
+            format!(" retentions={}", o.retentions)
+        } else {
+            String::new()
+        },
         o.max_changes,
         o.min_insync_replicas,
         o.durability,

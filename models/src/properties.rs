@@ -66,9 +66,11 @@ fn current_leaders_hold(
     live_brokers(cfg, s)
         .filter(|(_, b)| b.leader_epoch_of(tp) == Some(epoch))
         .all(|(_, b)| {
-            b.log(tp)
-                .and_then(|l| l.entry(offset))
-                .is_some_and(|e| e.record.value == value)
+            // Retention may delete a committed record: below the log start is not lost.
+            b.log(tp).is_some_and(|l| {
+                offset < l.log_start_offset()
+                    || l.entry(offset).is_some_and(|e| e.record.value == value)
+            })
         })
 }
 
@@ -353,6 +355,12 @@ pub fn violated(model: &SeedlogModel, state: &State) -> Vec<&'static str> {
         .collect()
 }
 
+/// A leader's retention deleted records: some broker's log starts above 0.
+fn reaches_retention<M: Layout>(m: &M, s: &State) -> bool {
+    live_brokers(m.cfg(), s)
+        .any(|(_, b)| b.replicas().values().any(|r| r.log.log_start_offset() > 0))
+}
+
 /// Every running node's own invariants hold (`check_invariants`, which the drivers run after
 /// every step): a state machine that corrupted its state is caught in the step that did it,
 /// whether or not a client would ever see the effect.
@@ -386,6 +394,9 @@ pub fn list<M: Layout>(cfg: &ModelCfg) -> Vec<Named<M>> {
             props.push((S, "reaches failover", reaches_failover));
             props.push((S, "reaches ack after failover", reaches_ack_after_failover));
             props.push((S, "reaches truncation", reaches_truncation));
+            if cfg.retentions > 0 {
+                props.push((S, "reaches retention delete", reaches_retention));
+            }
         }
         ModelKind::Partitioning => {
             props.push((A, "per-key-partition", per_key_partition));
@@ -442,6 +453,7 @@ pub fn within_boundary(cfg: &ModelCfg, s: &State) -> bool {
         || disks().map(|d| d.evictions as usize).sum::<usize>() > cfg.evictions
         || disks().map(|d| d.member_expiries as usize).sum::<usize>() > cfg.member_expiries
         || disks().map(|d| d.refusals as usize).sum::<usize>() > cfg.refusals
+        || disks().map(|d| d.retentions as usize).sum::<usize>() > cfg.retentions
     {
         return false;
     }

@@ -77,6 +77,22 @@ fn replication_model_holds_at_default_bounds() {
     );
 }
 
+/// The retention step: at any moment a leader may delete every committed record of the data
+/// topic. Every property holds (acknowledged and read records may be deleted, never lost above
+/// the log start; no node's invariants break, `retention-below-hw` among them) and the run
+/// reaches a deletion.
+#[test]
+fn replication_model_with_a_retention_step_holds() {
+    let mut o = ModelOptions::defaults(ModelKind::Replication);
+    o.retentions = 1;
+    let out = assert_holds(&o);
+    assert!(
+        out.unique_states > 100_000,
+        "explored only {}",
+        out.unique_states
+    );
+}
+
 #[test]
 fn partitioning_model_holds_at_default_bounds() {
     assert_holds(&ModelOptions::defaults(ModelKind::Partitioning));

@@ -515,6 +515,13 @@ impl Broker {
             })
             .collect();
         for (tp, target) in led {
+            // Retention deletes only committed records: a target past the high watermark would
+            // delete records consumers have not been allowed to read, and the log would quietly
+            // raise its high watermark to the new start.
+            let hw = self.replicas.get(&tp).map_or(0, |r| r.log.high_watermark());
+            if let Err(v) = retention_within_committed(target, hw) {
+                return self.broken(v.at(&tp));
+            }
             if self.set_log_start(cx, &tp, target) {
                 cx.reached(Situation::RetentionDelete);
             }
@@ -538,6 +545,13 @@ impl Broker {
             ErrorCode::UnknownTopicOrPartition
         }
     }
+}
+
+/// Retention may move a log start up to the high watermark, never past it.
+fn retention_within_committed(target: Offset, hw: Offset) -> crate::log::Checked {
+    crate::log::ensure(target <= hw, "retention-below-hw", || {
+        format!("retention would start the log at {target}, above the high watermark {hw}")
+    })
 }
 
 /// Two parked requests are the same if a newer one supersedes the older.

@@ -523,3 +523,11 @@ fn a_parked_fetch_whose_offset_retention_deleted_is_answered_out_of_range() {
     assert!(answer.records.is_empty());
     assert_eq!(answer.log_start_offset, 2);
 }
+
+#[test]
+fn retention_past_the_high_watermark_is_a_broken_invariant() {
+    use super::retention_within_committed;
+    assert_eq!(retention_within_committed(5, 5), Ok(()));
+    let v = retention_within_committed(6, 5).expect_err("past the high watermark");
+    assert_eq!(v.rule, "retention-below-hw");
+}
