@@ -432,7 +432,8 @@ mod tests {
             log
         };
         assert_eq!(good().check_invariants(), Ok(()));
-        let cases: Vec<(&str, Box<dyn Fn(&mut PartitionLog)>)> = vec![
+        type Corrupt = Box<dyn Fn(&mut PartitionLog)>;
+        let cases: Vec<(&str, Corrupt)> = vec![
             ("hw-within-log", Box::new(|l| l.high_watermark = 9)),
             ("hw-within-log", Box::new(|l| l.log_start = 3)),
             ("log-dense", Box::new(|l| l.entries[0].offset = 1)),

@@ -343,7 +343,8 @@ fn every_broker_invariant_trips_on_a_broken_state() {
         b
     };
     assert_eq!(rule_broken(&fresh()), Ok(()));
-    let cases: Vec<(&str, Box<dyn Fn(&mut Broker)>)> = vec![
+    type Corrupt<'a> = Box<dyn Fn(&mut Broker) + 'a>;
+    let cases: Vec<(&str, Corrupt)> = vec![
         (
             "synced-within-log",
             Box::new(|b| b.replicas.get_mut(&tp).unwrap().synced_offset = 9),
