@@ -427,13 +427,7 @@ impl Broker {
         }
         r.synced_offset = r.synced_offset.min(offset);
         r.sync_requested = r.sync_requested.min(offset);
-        for marks in &mut self.pending_syncs {
-            for (t, o) in marks.iter_mut() {
-                if t == tp {
-                    *o = (*o).min(offset);
-                }
-            }
-        }
+        self.forget_syncs_above(tp, offset);
         cx.persist(DiskOp::Truncate {
             tp: tp.clone(),
             offset,
@@ -448,17 +442,22 @@ impl Broker {
         r.log.reset_to(offset);
         r.synced_offset = offset;
         r.sync_requested = offset;
-        for marks in &mut self.pending_syncs {
-            for (t, o) in marks.iter_mut() {
-                if t == tp {
-                    *o = offset;
-                }
-            }
-        }
+        self.forget_syncs_above(tp, offset);
         cx.persist(DiskOp::ResetLog {
             tp: tp.clone(),
             offset,
         });
+    }
+
+    /// Syncs in flight cover no more of `tp` than `offset`: what lay above it is gone.
+    fn forget_syncs_above(&mut self, tp: &TopicPartition, offset: Offset) {
+        for marks in &mut self.pending_syncs {
+            for (t, o) in marks.iter_mut() {
+                if t == tp {
+                    *o = (*o).min(offset);
+                }
+            }
+        }
     }
 
     /// Moves `tp`'s log start forward on disk and in memory; returns whether it moved.

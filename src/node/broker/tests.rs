@@ -87,22 +87,32 @@ fn clients_cannot_write_to_the_offsets_topic() {
     assert!(refused);
 }
 
-/// Broker 1 following broker 0 on `t-0`, as bootstrapped; returns it after its first fetch.
-fn follower() -> Broker {
-    let controller = Controller::bootstrapped(Arc::new(ControllerConfig {
+/// Controller 9 of brokers 0 and 1, with `t-0` on both, led by 0, as bootstrapped.
+fn two_broker_controller() -> Controller {
+    Controller::bootstrapped(Arc::new(ControllerConfig {
         id: 9,
         brokers: vec![0, 1],
         topics: vec![TopicSpec::spread("t", 1, 2, &[0, 1])],
         session_timeout_ms: None,
         unclean_leader_election: false,
         bugs: Default::default(),
-    }));
+    }))
+}
+
+/// Broker `id` of `two_broker_controller`'s cluster, started (a follower has sent its first
+/// fetch).
+fn started_broker(controller: &Controller, id: u32) -> Broker {
     let mut b = Broker::bootstrapped(
-        Arc::new(BrokerConfig::new(1, 9)),
+        Arc::new(BrokerConfig::new(id, 9)),
         controller.metadata().clone(),
     );
     b.on_start(&mut Context::new(0));
     b
+}
+
+/// Broker 1 following broker 0 on `t-0`, as bootstrapped; returns it after its first fetch.
+fn follower() -> Broker {
+    started_broker(&two_broker_controller(), 1)
 }
 
 fn fetched_at(effects: Vec<Effect>) -> Option<(Offset, Option<u32>)> {
@@ -163,21 +173,10 @@ fn a_follower_whose_epochs_the_leader_no_longer_holds_restarts_at_its_log_start(
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (10, 10));
 }
 
-/// Controller 9 with brokers 0 and 1 and `t-0` on both, led by 0; broker 0 as bootstrapped.
+/// The two-broker cluster's controller and its leader, broker 0.
 fn pair() -> (Controller, Broker) {
-    let controller = Controller::bootstrapped(Arc::new(ControllerConfig {
-        id: 9,
-        brokers: vec![0, 1],
-        topics: vec![TopicSpec::spread("t", 1, 2, &[0, 1])],
-        session_timeout_ms: None,
-        unclean_leader_election: false,
-        bugs: Default::default(),
-    }));
-    let mut leader = Broker::bootstrapped(
-        Arc::new(BrokerConfig::new(0, 9)),
-        controller.metadata().clone(),
-    );
-    leader.on_start(&mut Context::new(0));
+    let controller = two_broker_controller();
+    let leader = started_broker(&controller, 0);
     (controller, leader)
 }
 
