@@ -18,22 +18,30 @@ impl Broker {
         if let Some(v) = &self.violation {
             return Err(v.clone());
         }
+        // One pass (this runs after every step): each replica, and the coordinator of each
+        // `__consumer_offsets` replica that has one, which must be its leader.
+        let mut coordinated = 0;
         for (tp, r) in &self.replicas {
             self.check_replica(tp, r).map_err(|v| v.at(tp))?;
-        }
-        for (&p, c) in &self.coordinators {
-            let tp = TopicPartition::new(OFFSETS_TOPIC, p);
-            let log = self.replicas.get(&tp).map(|r| &r.log);
-            ensure(
-                log.is_some_and(|_| self.leader_epoch_of(&tp).is_some()),
-                "coordinator-leads",
-                || format!("coordinator of {tp} on a broker that does not lead it"),
-            )?;
-            if let Some(log) = log {
-                c.check_invariants(log).map_err(|v| v.at(&tp))?;
+            let coordinator = (tp.topic == OFFSETS_TOPIC)
+                .then(|| self.coordinators.get(&tp.partition))
+                .flatten();
+            if let Some(c) = coordinator {
+                coordinated += 1;
+                ensure(r.leader().is_some(), "coordinator-leads", || {
+                    format!("coordinator of {tp} on a broker that does not lead it")
+                })?;
+                c.check_invariants(&r.log).map_err(|v| v.at(tp))?;
             }
         }
-        Ok(())
+        ensure(
+            coordinated == self.coordinators.len(),
+            "coordinator-leads",
+            || {
+                let hosted = self.coordinators.keys().collect::<Vec<_>>();
+                format!("coordinators of {OFFSETS_TOPIC} partitions {hosted:?}, some without a replica here")
+            },
+        )
     }
 
     fn check_replica(&self, tp: &TopicPartition, r: &Replica) -> Checked {
@@ -93,7 +101,14 @@ impl Broker {
             })?;
         }
         if let Some(assigned) = self.metadata.partition(tp).map(|p| &p.replicas) {
-            let stray = ls.maximal_isr().into_iter().find(|b| !assigned.contains(b));
+            // The ISR and any proposed one, without building the maximal ISR (this runs after
+            // every step).
+            let proposed = ls.pending_isr.iter().flatten();
+            let stray = ls
+                .isr
+                .iter()
+                .chain(proposed)
+                .find(|b| !assigned.contains(b));
             ensure(stray.is_none(), "isr-within-replicas", || {
                 format!("ISR member {stray:?} not among replicas {assigned:?}")
             })?;
