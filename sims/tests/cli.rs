@@ -87,6 +87,7 @@ fn schedule_prints_the_scenario_as_json() {
 }
 
 /// The peak resident memory a `run` reports, in MB.
+#[cfg(madsim)]
 fn peak_mb(out: &str) -> u64 {
     out.lines()
         .find_map(|l| l.strip_prefix("memory: peak resident "))
@@ -97,6 +98,7 @@ fn peak_mb(out: &str) -> u64 {
 /// A sweep's memory is flat in its number of seeds: every run's tasks are freed when it ends.
 /// (Tasks left pending when a run's runtime was dropped kept about 3 MB per seed: 120 seeds
 /// then peaked some 300 MB above 20.)
+#[cfg(madsim)]
 #[test]
 fn a_longer_sweep_does_not_use_more_memory() {
     let (short, code) = sims(&["run", "--seeds", "20", "--jobs", "1"]);
@@ -109,6 +111,7 @@ fn a_longer_sweep_does_not_use_more_memory() {
 
 /// `run` ends with the coverage table; with --require-coverage a situation no seed reached fails
 /// the sweep, and --coverage-json writes the same table.
+#[cfg(madsim)]
 #[test]
 fn coverage_is_reported_and_can_be_required() {
     let json = std::env::temp_dir().join(format!("seedlog-coverage-{}.json", std::process::id()));
