@@ -125,3 +125,15 @@ impl Context {
         std::mem::take(&mut self.effects)
     }
 }
+
+/// The first fetch among a step's effects: what node tests of followers and clients look for.
+#[cfg(test)]
+pub(crate) fn sent_fetch(effects: &[Effect]) -> Option<&crate::protocol::FetchRequest> {
+    effects.iter().find_map(|e| match e {
+        Effect::Send {
+            message: Message::Fetch(f),
+            ..
+        } => Some(f),
+        _ => None,
+    })
+}

@@ -252,13 +252,7 @@ mod tests {
             group: None,
         };
         assert!(fx.contains(&Effect::Observe(reset)), "{fx:?}");
-        let refetch = fx.iter().find_map(|e| match e {
-            Effect::Send {
-                message: Message::Fetch(f),
-                ..
-            } => Some(f.fetch_offset),
-            _ => None,
-        });
+        let refetch = crate::node::effects::sent_fetch(&fx).map(|f| f.fetch_offset);
         assert_eq!(refetch, Some(5));
     }
 }

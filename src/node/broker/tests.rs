@@ -116,13 +116,7 @@ fn follower() -> Broker {
 }
 
 fn fetched_at(effects: Vec<Effect>) -> Option<(Offset, Option<u32>)> {
-    effects.into_iter().find_map(|e| match e {
-        Effect::Send {
-            message: Message::Fetch(f),
-            ..
-        } => Some((f.fetch_offset, f.last_fetched_epoch)),
-        _ => None,
-    })
+    crate::node::effects::sent_fetch(&effects).map(|f| (f.fetch_offset, f.last_fetched_epoch))
 }
 
 #[test]

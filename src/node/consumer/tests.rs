@@ -138,14 +138,7 @@ fn observed(effects: &[Effect]) -> Vec<String> {
 fn it_resumes_at_the_committed_offset() {
     let mut c = consumer(None, &[]);
     let fx = member_fetching(&mut c);
-    let fetch = fx.iter().find_map(|e| match e {
-        Effect::Send {
-            message: Message::Fetch(f),
-            ..
-        } => Some(f.fetch_offset),
-        _ => None,
-    });
-    assert_eq!(fetch, Some(3));
+    assert_eq!(fetch_offset(&fx), Some(3));
 }
 
 #[test]
@@ -255,13 +248,7 @@ fn out_of_range(c: &mut Consumer, log_start: u64) -> Vec<Effect> {
 }
 
 fn fetch_offset(effects: &[Effect]) -> Option<u64> {
-    effects.iter().find_map(|e| match e {
-        Effect::Send {
-            message: Message::Fetch(f),
-            ..
-        } => Some(f.fetch_offset),
-        _ => None,
-    })
+    crate::node::effects::sent_fetch(effects).map(|f| f.fetch_offset)
 }
 
 #[test]
