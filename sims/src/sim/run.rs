@@ -118,7 +118,7 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
     // A broken invariant ends the run where it happened: what follows would build on it.
     let roles = tokio::select! {
         biased;
-        _ = broken.notified() => return cluster.stop_broken(start, EpisodeRoles::default()).await,
+        _ = broken.notified() => return cluster.finish(start, Vec::new(), EpisodeRoles::default()).await,
         (roles, ()) = phase => roles,
     };
     // The send phase ends with the faults; what is in flight finishes during the liveness phase.
@@ -133,7 +133,7 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
     loop {
         tokio::select! {
             biased;
-            _ = broken.notified() => return cluster.stop_broken(start, roles).await,
+            _ = broken.notified() => return cluster.finish(start, problems, roles).await,
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
         let reason = not_converged(&cluster, &sc);
@@ -149,20 +149,21 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
             Some(_) => {}
         }
     }
-    problems.extend(lock(&cluster.failures).iter().cloned());
-    let sim_ms = start.elapsed().as_millis() as u64;
-    let observed = lock(&cluster.history).clone();
-    cluster.shut_down().await;
-    (sim_ms, observed, problems, roles, cluster.coverage.counts())
+    cluster.finish(start, problems, roles).await
 }
 
 impl Cluster {
-    /// Ends a run in which a node broke an invariant: the violation is the problem; the history
-    /// so far is still checked.
-    async fn stop_broken(&self, start: Instant, roles: EpisodeRoles) -> Simulated {
+    /// Ends a run, at the end of its liveness phase or where a node broke an invariant (then
+    /// the violation is among the node failures, and the history so far is still checked).
+    async fn finish(
+        &self,
+        start: Instant,
+        mut problems: Vec<String>,
+        roles: EpisodeRoles,
+    ) -> Simulated {
+        problems.extend(lock(&self.failures).iter().cloned());
         let sim_ms = start.elapsed().as_millis() as u64;
         let observed = lock(&self.history).clone();
-        let problems = lock(&self.failures).clone();
         self.shut_down().await;
         (sim_ms, observed, problems, roles, self.coverage.counts())
     }
