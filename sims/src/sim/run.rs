@@ -168,3 +168,34 @@ impl Cluster {
         (sim_ms, observed, problems, roles, self.coverage.counts())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::ScenarioOptions;
+
+    /// Loss is excused only in a run with unclean election on, and only once an unclean election
+    /// or a power loss that dropped committed records has happened in it.
+    #[test]
+    fn only_a_lossy_run_that_lost_is_excused() {
+        let mut sc = Scenario::from_seed(0, &ScenarioOptions::default());
+        let reached = |s: Situation| BTreeMap::from([(s, 1)]);
+        let nothing = BTreeMap::new();
+        sc.unclean_leader_election = false;
+        assert!(!gave_up_durability(
+            &sc,
+            &reached(Situation::UncleanElection)
+        ));
+        sc.unclean_leader_election = true;
+        assert!(!gave_up_durability(&sc, &nothing));
+        assert!(!gave_up_durability(&sc, &reached(Situation::CrcCut)));
+        assert!(gave_up_durability(
+            &sc,
+            &reached(Situation::UncleanElection)
+        ));
+        assert!(gave_up_durability(
+            &sc,
+            &reached(Situation::PowerLossDroppedCommitted)
+        ));
+    }
+}
