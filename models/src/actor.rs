@@ -4,10 +4,16 @@
 //! Disk model: `written` is what the node wrote (the page cache: it survives a process crash),
 //! `synced` what a completed `Sync` made durable. Stateright's `save` is durable at once, so both
 //! live in `Storage`; a restart whose images differ branches into "the process crashed, the page
-//! cache survived" and "the power failed, unsynced writes are gone". Syncs complete within the step
-//! that requests them, so unsynced data only exists where a node chose not to sync.
+//! cache survived" and "the power failed, unsynced writes are gone".
+//!
+//! Syncs: for an actor built with `deferred_sync`, a `Sync` only starts one, and its completion
+//! is a step of its own (the `ActorTimer::SyncDone` timer), so a crash, a delivery or another
+//! write can fall between a write and its sync. At most one sync is outstanding: a second request
+//! before the completion widens it to cover everything written so far (group commit), so the
+//! model has no state where the first of two requested syncs completed alone. Without
+//! `deferred_sync` a `Sync` completes within the step that asks for it.
 
-use seedlog::node::{AnyNode, ClientEvent, Context, Effect, Image, Stage, Timer};
+use seedlog::node::{AnyNode, ClientEvent, Context, Effect, Image, Stage, SyncToken, Timer};
 use seedlog::protocol::{Message, NodeId, Offset, TopicPartition};
 use stateright::actor::{model_timeout, Actor, Id, Out};
 use std::borrow::Cow;
@@ -29,7 +35,20 @@ pub struct NodeActor {
     /// Messages delivered right after the very first start, within the same step (how a model
     /// pre-fills a log: a produce the leader appends before the model's first step).
     pub first_boot: Vec<(NodeId, Message)>,
+    /// A sync completes in a step of its own (see the module notes).
+    pub deferred_sync: bool,
 }
+
+/// The actor's timers: the node's own, and the completion of an outstanding sync.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ActorTimer {
+    Node(Timer),
+    SyncDone,
+}
+
+/// A sync under way: the highest token it answers and the image it makes durable (what was
+/// written when it was last asked for).
+pub type SyncInFlight = Option<(SyncToken, Arc<Image>)>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Disk {
@@ -115,6 +134,8 @@ pub enum NodeState {
         /// of a batch of that partition: records below it are in this process's hands. Volatile:
         /// a crash forgets it.
         owed: Option<(TopicPartition, Offset)>,
+        /// The outstanding sync, if any (volatile: a crash abandons it).
+        syncing: SyncInFlight,
         /// Digest of the fields above, computed once when the state is made: it is what the
         /// checker hashes for this node (like `Stored`, so an unchanged node costs nothing in
         /// the fingerprint of every successor), and what tells a step that changed nothing.
@@ -143,13 +164,15 @@ impl NodeState {
         disk: Arc<Disk>,
         truncated: bool,
         owed: Option<(TopicPartition, Offset)>,
+        syncing: SyncInFlight,
     ) -> Self {
-        let fingerprint = fingerprint(&(&node, &*disk, truncated, &owed));
+        let fingerprint = fingerprint(&(&node, &*disk, truncated, &owed, &syncing));
         NodeState::Running {
             node,
             disk,
             truncated,
             owed,
+            syncing,
             fingerprint,
         }
     }
@@ -182,7 +205,7 @@ pub enum Boot {
 
 impl Actor for NodeActor {
     type Msg = Message;
-    type Timer = Timer;
+    type Timer = ActorTimer;
     type State = NodeState;
     type Storage = Stored;
     type Random = Boot;
@@ -265,7 +288,17 @@ impl Actor for NodeActor {
         }
     }
 
-    fn on_timeout(&self, _id: Id, state: &mut Cow<NodeState>, timer: &Timer, o: &mut Out<Self>) {
+    fn on_timeout(
+        &self,
+        _id: Id,
+        state: &mut Cow<NodeState>,
+        timer: &ActorTimer,
+        o: &mut Out<Self>,
+    ) {
+        let timer = match timer {
+            ActorTimer::SyncDone => return self.complete_sync(state, o),
+            ActorTimer::Node(timer) => timer,
+        };
         self.step(state, o, |n, cx| n.on_timer(cx, timer.clone()));
         // Count the fault-like timers that changed something, against the model's budget.
         match timer {
@@ -299,6 +332,7 @@ impl NodeActor {
             disk,
             truncated,
             owed,
+            syncing,
             ..
         } = state.as_ref()
         else {
@@ -308,7 +342,8 @@ impl NodeActor {
         let mut cx = Context::new(0);
         f(&mut node, &mut cx);
         let effects = cx.take_effects();
-        let next = self.apply(node, disk.clone(), *truncated, owed.clone(), effects, o);
+        let running = (disk.clone(), *truncated, owed.clone(), syncing.clone());
+        let next = self.apply(node, running, effects, o);
         // Leave the state borrowed when nothing changed, so stateright sees a no-op. Replace it
         // outright otherwise (`to_mut` would first clone the old state only to overwrite it).
         if !next.same(state.as_ref()) {
@@ -326,7 +361,33 @@ impl NodeActor {
         let mut cx = Context::new(0);
         f(&mut node, &mut cx);
         let effects = cx.take_effects();
-        self.apply(node, disk, false, None, effects, o)
+        self.apply(node, (disk, false, None, None), effects, o)
+    }
+
+    /// The outstanding sync completes: its image becomes durable and the node hears of it.
+    fn complete_sync(&self, state: &mut Cow<NodeState>, o: &mut Out<Self>) {
+        let NodeState::Running {
+            node,
+            disk,
+            truncated,
+            owed,
+            syncing: Some((token, image)),
+            ..
+        } = state.as_ref()
+        else {
+            return;
+        };
+        let (token, mut disk) = (*token, disk.clone());
+        if disk.synced != **image {
+            Arc::make_mut(&mut disk).synced = (**image).clone();
+            o.save(Stored::new(disk.clone()));
+        }
+        let mut node = node.clone();
+        let mut cx = Context::new(0);
+        node.on_persisted(&mut cx, token);
+        let effects = cx.take_effects();
+        let next = self.apply(node, (disk, *truncated, owed.clone(), None), effects, o);
+        *state = Cow::Owned(next);
     }
 
     /// Carries out effects; a `Sync` completes at once and calls back `on_persisted`, whose
@@ -336,9 +397,7 @@ impl NodeActor {
     fn apply(
         &self,
         mut node: AnyNode,
-        mut disk: Arc<Disk>,
-        mut truncated: bool,
-        mut owed: Option<(TopicPartition, Offset)>,
+        (mut disk, mut truncated, mut owed, mut syncing): Volatile,
         effects: Vec<Effect>,
         o: &mut Out<Self>,
     ) -> NodeState {
@@ -347,8 +406,10 @@ impl NodeActor {
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Send { to, message } => o.send(Id::from(to as usize), message),
-                Effect::SetTimer { timer, .. } => o.set_timer(timer, model_timeout()),
-                Effect::CancelTimer(timer) => o.cancel_timer(timer),
+                Effect::SetTimer { timer, .. } => {
+                    o.set_timer(ActorTimer::Node(timer), model_timeout())
+                }
+                Effect::CancelTimer(timer) => o.cancel_timer(ActorTimer::Node(timer)),
                 Effect::Persist(op) => {
                     truncated |= removes_records(&disk.written, &op);
                     // An op the image rejects would be a node bug; the image stays as it was,
@@ -376,6 +437,12 @@ impl NodeActor {
                     ..
                 }) => owed = Some((tp, offset)),
                 Effect::Observe(_) | Effect::Reached(_) => {}
+                Effect::Sync(token) if self.deferred_sync => {
+                    if syncing.is_none() {
+                        o.set_timer(ActorTimer::SyncDone, model_timeout());
+                    }
+                    syncing = Some((token, Arc::new(disk.written.clone())));
+                }
                 Effect::Sync(token) => {
                     if disk.synced != disk.written {
                         let d = Arc::make_mut(&mut disk);
@@ -391,9 +458,18 @@ impl NodeActor {
         if disk_changed {
             o.save(Stored::new(disk.clone()));
         }
-        NodeState::running(node, disk, truncated, owed)
+        NodeState::running(node, disk, truncated, owed, syncing)
     }
 }
+
+/// What `apply` carries of a running node besides the node: its disk, whether it truncated,
+/// the commit it owes, and its outstanding sync.
+type Volatile = (
+    Arc<Disk>,
+    bool,
+    Option<(TopicPartition, Offset)>,
+    SyncInFlight,
+);
 
 /// Counts a fault-like event against the model's budget, in the disk (so it survives a crash),
 /// if the step that caught it changed the node.
@@ -403,6 +479,7 @@ fn count_fault(state: &mut Cow<NodeState>, o: &mut Out<NodeActor>, count: impl F
         disk,
         truncated,
         owed,
+        syncing,
         ..
     }) = &*state
     else {
@@ -411,7 +488,13 @@ fn count_fault(state: &mut Cow<NodeState>, o: &mut Out<NodeActor>, count: impl F
     let mut disk = disk.clone();
     count(Arc::make_mut(&mut disk));
     o.save(Stored::new(disk.clone()));
-    let next = NodeState::running(node.clone(), disk, *truncated, owed.clone());
+    let next = NodeState::running(
+        node.clone(),
+        disk,
+        *truncated,
+        owed.clone(),
+        syncing.clone(),
+    );
     *state = Cow::Owned(next);
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub type Action =
-    ActorModelAction<seedlog::protocol::Message, seedlog::node::Timer, crate::actor::Boot>;
+    ActorModelAction<seedlog::protocol::Message, crate::actor::ActorTimer, crate::actor::Boot>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Search {
@@ -191,11 +191,15 @@ struct InBounds(Arc<SeedlogModel>);
 const FAULT_ODDS: u64 = 12;
 
 fn is_fault(a: &Action) -> bool {
+    use crate::actor::ActorTimer;
     use seedlog::node::Timer;
     matches!(
         a,
         ActorModelAction::Crash(_)
-            | ActorModelAction::Timeout(_, Timer::SessionExpiry(_) | Timer::FollowerLag { .. })
+            | ActorModelAction::Timeout(
+                _,
+                ActorTimer::Node(Timer::SessionExpiry(_) | Timer::FollowerLag { .. })
+            )
     )
 }
 

@@ -335,6 +335,9 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
                 AnyNode::Broker(Broker::recover(b.config_arc(), image))
             },
             first_boot,
+            // Offsets model: one disk image per broker (see its defaults), so syncs complete
+            // in the step that asks.
+            deferred_sync: !offsets,
         });
     }
     model = model.actor(NodeActor {
@@ -351,6 +354,9 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             AnyNode::Controller(Controller::recover(c.config_arc(), image))
         },
         first_boot: Vec::new(),
+        // The controller stands in for a metadata quorum: its syncs complete at once (deferring
+        // them would multiply every model's states for no broker-side interleaving).
+        deferred_sync: false,
     });
     if let Some(producer) = producer {
         let producer_config = ProducerConfig {
@@ -377,6 +383,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             initial_image: Image::Empty,
             recover: |initial, _| initial.clone(),
             first_boot: Vec::new(),
+            deferred_sync: false,
         });
     }
     if let Some(reader) = reader {
@@ -396,6 +403,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             initial_image: Image::Empty,
             recover: |initial, _| initial.clone(),
             first_boot: Vec::new(),
+            deferred_sync: false,
         });
     }
     for (i, &c) in consumers.iter().enumerate() {
@@ -428,6 +436,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             // A restarted consumer is a new process: a new member, from the committed offsets.
             recover: |initial, _| initial.clone(),
             first_boot: Vec::new(),
+            deferred_sync: false,
         });
     }
     let model = model

@@ -1,13 +1,13 @@
 //! Counterexamples as numbered, readable steps followed by the final state of every node.
 
-use crate::actor::{Boot, NodeActor, NodeState};
+use crate::actor::{ActorTimer, Boot, NodeActor, NodeState};
 use crate::cluster::SeedlogModel;
 use crate::properties::State;
 use seedlog::node::{AnyNode, Broker, Role, Timer};
 use stateright::actor::{ActorModelAction, Id};
 use stateright::Path;
 
-type Action = ActorModelAction<seedlog::protocol::Message, Timer, Boot>;
+type Action = ActorModelAction<seedlog::protocol::Message, ActorTimer, Boot>;
 
 fn name(model: &SeedlogModel, id: Id) -> String {
     use stateright::actor::Actor;
@@ -18,7 +18,11 @@ fn name(model: &SeedlogModel, id: Id) -> String {
         .map_or(format!("node {i}"), NodeActor::name)
 }
 
-fn timer(t: &Timer) -> String {
+fn timer(t: &ActorTimer) -> String {
+    let t = match t {
+        ActorTimer::SyncDone => return "the outstanding disk sync completes".into(),
+        ActorTimer::Node(t) => t,
+    };
     match t {
         Timer::SessionExpiry(b) => format!("session of broker {b} expires"),
         Timer::FollowerLag { tp, replica } => format!("{tp}: follower {replica} lags too long"),

@@ -56,6 +56,10 @@ pub struct Scenario {
     /// election or such a loss happened, the loss anomalies are not held against it.
     #[serde(default)]
     pub unclean_leader_election: bool,
+    /// How long each disk sync takes, drawn per sync in `min..=max` ms (absent in schedules
+    /// saved before syncs took time: instant).
+    #[serde(default)]
+    pub sync_latency_ms: (u64, u64),
     pub mix: FaultMix,
     pub schedule: FaultSchedule,
 }
@@ -156,6 +160,10 @@ impl Scenario {
             (retention, retention_check_ms)
         };
         let unclean_leader_election = !hunting && rrng.chance(25);
+        // Disks draw from a stream of their own too: from a fast SSD to a slow spinning disk.
+        let mut drng = SeedRng::new(seed, 6);
+        let sync_min = drng.range(0, 2);
+        let sync_latency_ms = (sync_min, sync_min + *drng.pick(&[1, 5, 20, 50]));
         // A lossy run loses power with replicated durability too (its mix allows power loss
         // only if it drew fsync).
         let durability = if unclean_leader_election && opts.durability.is_none() {
@@ -168,7 +176,7 @@ impl Scenario {
             brokers,
             partitions,
             replication: 3,
-            min_insync_replicas: 2,
+            min_insync_replicas: nemesis.map_or(2, Nemesis::min_insync_replicas),
             durability,
             producers,
             readers,
@@ -180,6 +188,7 @@ impl Scenario {
             retention,
             retention_check_ms,
             unclean_leader_election,
+            sync_latency_ms,
             mix,
             schedule,
         }
@@ -212,6 +221,10 @@ impl Scenario {
         }
         if self.unclean_leader_election {
             notes += " unclean.leader.election=true";
+        }
+        let (min, max) = self.sync_latency_ms;
+        if max > 0 {
+            notes += &format!(" sync={min}-{max}ms");
         }
         notes
     }

@@ -141,6 +141,15 @@ fn last_replica_standing_is_caught() {
     );
 }
 
+#[test]
+fn ack_before_sync_is_caught() {
+    // Its nemesis leaves the leader alone in the ISR (min.insync.replicas=1), slows its disk
+    // and cuts its power while syncs are outstanding. Without the switch the leader answers
+    // only what its disk holds, so the same power loss takes nothing acknowledged.
+    let without = first_catch(Bug::AckBeforeSync, None, 20, LOSS).without;
+    assert!(without.is_empty(), "clean without the switch: {without:?}");
+}
+
 // The consumer-group switches: a group bug hunt crashes and pauses members often.
 
 #[test]

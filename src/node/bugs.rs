@@ -28,10 +28,13 @@ pub enum Bug {
     /// (N) The group coordinator accepts offset commits from unknown members and stale
     /// generations, so a fenced member's late commit moves the group's offset.
     AcceptStaleGeneration,
+    /// With `fsync` durability the leader counts its own write as durable as soon as it is
+    /// written, before the sync it asked for completes.
+    AckBeforeSync,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 9] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -40,6 +43,7 @@ impl Bug {
         Bug::LastReplicaStanding,
         Bug::CommitBeforeProcess,
         Bug::AcceptStaleGeneration,
+        Bug::AckBeforeSync,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +56,7 @@ impl Bug {
             Bug::LastReplicaStanding => "last-replica-standing",
             Bug::CommitBeforeProcess => "commit-before-process",
             Bug::AcceptStaleGeneration => "accept-stale-generation",
+            Bug::AckBeforeSync => "ack-before-sync",
         }
     }
 }

@@ -46,10 +46,15 @@ pub enum Situation {
     FetchParkedForNewerEpoch,
     /// A consumer learned its position was below the log start and moved to it.
     ConsumerResetToLogStart,
+    /// A node crashed or lost power while a sync it had started was still under way
+    /// (simulator harness).
+    SyncOutstandingAtCrash,
+    /// A node's disk stalled its syncs by hundreds of ms (simulator harness, `slow-disk`).
+    SlowDisk,
 }
 
 impl Situation {
-    pub const ALL: [Situation; 19] = [
+    pub const ALL: [Situation; 21] = [
         Situation::CleanElection,
         Situation::UncleanElection,
         Situation::TruncationOnDivergence,
@@ -69,6 +74,8 @@ impl Situation {
         Situation::IdempotentRetryDeduplicated,
         Situation::FetchParkedForNewerEpoch,
         Situation::ConsumerResetToLogStart,
+        Situation::SyncOutstandingAtCrash,
+        Situation::SlowDisk,
     ];
 
     /// The name reports and JSON use.
@@ -93,6 +100,8 @@ impl Situation {
             Situation::IdempotentRetryDeduplicated => "idempotent-retry-deduplicated",
             Situation::FetchParkedForNewerEpoch => "fetch-parked-for-newer-epoch",
             Situation::ConsumerResetToLogStart => "consumer-reset-to-log-start",
+            Situation::SyncOutstandingAtCrash => "sync-outstanding-at-crash",
+            Situation::SlowDisk => "slow-disk",
         }
     }
 }

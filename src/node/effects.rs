@@ -5,7 +5,9 @@ use super::{ClientEvent, DiskOp, Situation};
 use crate::protocol::{BrokerId, Message, NodeId, TopicPartition};
 use serde::{Deserialize, Serialize};
 
-/// Identifies a sync request in `on_persisted`. Drivers complete syncs in the order requested.
+/// Identifies a sync request in `on_persisted`. A node numbers its syncs in increasing order;
+/// drivers complete them in that order, and may answer several with one `on_persisted` naming
+/// the highest (one disk sync covers every write made before it).
 pub type SyncToken = u64;
 
 /// Every timer any node sets. Drivers treat the value as an opaque, comparable key: setting a timer
@@ -67,7 +69,9 @@ pub enum Effect {
     /// Write to the node's disk image. Writes apply in order; a process crash keeps them (page
     /// cache), a power loss may drop any not yet covered by a completed `Sync`.
     Persist(DiskOp),
-    /// Make every earlier `Persist` durable, then call `on_persisted(token)`.
+    /// Make every earlier `Persist` durable, then call `on_persisted(n)` with some `n >= token`:
+    /// every sync up to `n` is complete. The node goes on handling events meanwhile; a crash
+    /// before the completion may lose what the sync was to make durable.
     Sync(SyncToken),
     /// A client reports an operation for the history; drivers without observers drop it.
     Observe(ClientEvent),

@@ -12,6 +12,8 @@
 
 use super::frame::{scan, FrameError, ScanStop};
 use crate::node::{DiskOp, Image};
+use std::future::Future;
+use std::pin::Pin;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiskError {
@@ -63,10 +65,18 @@ pub struct Recovered {
     pub lost_durable: bool,
 }
 
+/// A sync under way: resolves once every append made before it started is durable. Dropping it
+/// (the node's process died) abandons it; what it had not made durable is not.
+pub type SyncJob = Pin<Box<dyn Future<Output = Result<(), DiskError>> + Send>>;
+
 pub trait Disk {
-    /// Writes an operation; it is durable only after a later `sync`.
+    /// Writes an operation; it is durable only after a later sync completes.
     fn append(&mut self, op: &DiskOp) -> Result<(), DiskError>;
-    /// Makes every earlier `append` durable.
+    /// Starts making every earlier `append` durable, off the caller's path: the returned job
+    /// completes later (a simulated latency, or an `fdatasync` on another thread), and the
+    /// caller goes on meanwhile. Writes made after the start are not covered.
+    fn start_sync(&mut self) -> SyncJob;
+    /// Makes every earlier `append` durable before returning (recovery, tools, tests).
     fn sync(&mut self) -> Result<(), DiskError>;
     /// Rebuilds the image from what the disk holds, cutting off a torn tail (and, when allowed,
     /// a corrupt suffix) so that later appends follow valid data.

@@ -1,16 +1,21 @@
 //! Runs one sans-IO node: feeds it deliveries and timers, one at a time, and carries out the
 //! effects it returns. The same driver runs under madsim and on real tokio.
 //!
-//! Order is deterministic: messages are taken before timers (`select!` is `biased`, since tokio's
-//! unbiased choice draws from its own random source), and timers due at one instant fire in
-//! `Timer` order.
+//! Order is deterministic: a completed sync is taken first, then messages, then timers
+//! (`select!` is `biased`, since tokio's unbiased choice draws from its own random source), and
+//! timers due at one instant fire in `Timer` order.
+//!
+//! Syncs run beside the node, one at a time (group commit): a `Sync(token)` starts one if none is
+//! running, else waits for the running one to finish; the next then covers every write made
+//! until it starts, and `on_persisted(n)` tells the node that every sync it asked for up to `n`
+//! is done. Meanwhile deliveries, timers and further writes go on.
 
-use super::disk::{Disk, DiskError};
+use super::disk::{Disk, DiskError, SyncJob};
 use super::lock;
 use super::net::{Inbox, Net};
 use super::trace::{with_trace, SharedTrace};
 use crate::log::Violation;
-use crate::node::{AnyNode, ClientEvent, Context, Effect, Situation, Timer};
+use crate::node::{AnyNode, ClientEvent, Context, Effect, Situation, SyncToken, Timer};
 use crate::protocol::NodeId;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -56,11 +61,16 @@ pub struct Driver<D> {
     coverage: Option<CoverageSink>,
     trace: Option<SharedTrace>,
     timers: BTreeMap<Timer, Instant>,
+    /// The sync under way and the highest token it covers.
+    sync_running: Option<(SyncToken, SyncJob)>,
+    /// The highest token asked for since the running sync started (it needs another).
+    sync_wanted: Option<SyncToken>,
     /// Reused for the trace hash's encodings, so tracing allocates little per event.
     scratch: Vec<u8>,
 }
 
 enum Next {
+    Synced(Result<(), DiskError>),
     Message(Option<(NodeId, crate::protocol::Message)>),
     Timer,
 }
@@ -88,6 +98,8 @@ impl<D: Disk> Driver<D> {
             coverage: None,
             trace: None,
             timers: BTreeMap::new(),
+            sync_running: None,
+            sync_wanted: None,
             scratch: Vec::new(),
         }
     }
@@ -122,10 +134,24 @@ impl<D: Disk> Driver<D> {
             let wait_until = due.as_ref().map(|(_, at)| *at);
             let next = tokio::select! {
                 biased;
+                r = sync_done(&mut self.sync_running) => Next::Synced(r),
                 m = self.inbox.recv() => Next::Message(m),
                 _ = sleep_until(wait_until) => Next::Timer,
             };
             match next {
+                Next::Synced(result) => {
+                    let Some((token, _)) = self.sync_running.take() else {
+                        continue;
+                    };
+                    result.map_err(|source| self.disk_error(source))?;
+                    let now = (self.clock)();
+                    self.trace_event(now, "synced", &token, || format!("through {token}"));
+                    if let Some(wanted) = self.sync_wanted.take() {
+                        self.start_sync(wanted);
+                    }
+                    self.step(now, |n, cx| n.on_persisted(cx, token))?;
+                    self.check(now, || format!("sync through {token}"))?;
+                }
                 Next::Message(None) => return Ok(()),
                 Next::Message(Some((from, message))) => {
                     let now = (self.clock)();
@@ -194,11 +220,11 @@ impl<D: Disk> Driver<D> {
                         .map_err(|source| self.disk_error(source))?;
                 }
                 Effect::Sync(token) => {
-                    self.disk.sync().map_err(|source| self.disk_error(source))?;
-                    self.trace_event(now, "synced", &token, || token.to_string());
-                    let mut cx = Context::new(now);
-                    lock(&self.node).on_persisted(&mut cx, token);
-                    queue.extend(cx.take_effects());
+                    if self.sync_running.is_some() {
+                        self.sync_wanted = self.sync_wanted.max(Some(token));
+                    } else {
+                        self.start_sync(token);
+                    }
                 }
                 // Not traced: coverage describes a run, it does not change it.
                 Effect::Reached(situation) => {
@@ -217,8 +243,14 @@ impl<D: Disk> Driver<D> {
         Ok(())
     }
 
+    /// Starts a sync of every write so far; its completion reports `token`.
+    fn start_sync(&mut self, token: SyncToken) {
+        let job = self.disk.start_sync();
+        self.sync_running = Some((token, job));
+    }
+
     /// Checks the node's invariants after the step that handled `event` (described only on a
-    /// violation). A sync's completion runs inside the step that asked for it, so is covered.
+    /// violation).
     fn check(&self, now: u64, event: impl FnOnce() -> String) -> Result<(), DriverError> {
         let checked = lock(&self.node).check_invariants();
         checked.map_err(|violation| {
@@ -250,6 +282,15 @@ impl<D: Disk> Driver<D> {
             node: self.name.clone(),
             source,
         }
+    }
+}
+
+/// Waits for the running sync, if any (else forever). Leaves the job in place: the caller takes
+/// it out with the token once this resolves.
+async fn sync_done(running: &mut Option<(SyncToken, SyncJob)>) -> Result<(), DiskError> {
+    match running {
+        Some((_, job)) => job.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -1,14 +1,17 @@
 //! `FileDisk`: the real broker's disk, one append-only file of frames (`ops.log`) in the node's
-//! data directory. `sync` is `fdatasync`; the directory is synced when the file is created, so
-//! the file itself survives a power loss. Writes are synchronous: the driver carries out a
-//! node's effects in order, and a small broker does not need an I/O thread pool.
+//! data directory. A sync is `fdatasync`; the directory is synced when the file is created, so
+//! the file itself survives a power loss. Writes go to the page cache in the caller's step (they
+//! are cheap); `start_sync` runs the `fdatasync` on a blocking thread, so the event loop goes on
+//! handling messages while the disk works. The driver runs one sync at a time, and each covers
+//! every write made before it started: group commit.
 
-use super::disk::{replay, CorruptionPolicy, Disk, DiskError, Recovered};
+use super::disk::{replay, CorruptionPolicy, Disk, DiskError, Recovered, SyncJob};
 use super::frame::encode;
 use crate::node::DiskOp;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const LOG_FILE: &str = "ops.log";
 
@@ -16,6 +19,8 @@ pub struct FileDisk {
     path: PathBuf,
     policy: CorruptionPolicy,
     writer: Option<BufWriter<File>>,
+    /// A second handle on the same file, for syncs run off the event loop.
+    sync_file: Option<Arc<File>>,
 }
 
 impl FileDisk {
@@ -39,6 +44,7 @@ impl FileDisk {
             path,
             policy,
             writer: None,
+            sync_file: None,
         })
     }
 
@@ -61,6 +67,34 @@ impl Disk for FileDisk {
         w.write_all(&frame).map_err(|e| DiskError::Io {
             path: self.path.display().to_string(),
             source: e,
+        })
+    }
+
+    fn start_sync(&mut self) -> SyncJob {
+        let path = self.path.display().to_string();
+        let io = move |source| DiskError::Io {
+            path: path.clone(),
+            source,
+        };
+        // What the buffer holds goes to the kernel now, so the sync below covers it.
+        let flushed = match self.writer.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        };
+        let file = self.sync_file.clone();
+        Box::pin(async move {
+            flushed.map_err(&io)?;
+            let Some(file) = file else {
+                return Ok(());
+            };
+            // The simulator has no threads (and never uses real files): sync in place there.
+            #[cfg(madsim)]
+            let synced = file.sync_data();
+            #[cfg(not(madsim))]
+            let synced = tokio::task::spawn_blocking(move || file.sync_data())
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            synced.map_err(io)
         })
     }
 
@@ -89,6 +123,8 @@ impl Disk for FileDisk {
                 .and_then(|()| file.sync_all())
                 .map_err(|e| self.io_error(e))?;
         }
+        let sync_file = file.try_clone().map_err(|e| self.io_error(e))?;
+        self.sync_file = Some(Arc::new(sync_file));
         self.writer = Some(BufWriter::new(file));
         Ok(recovered)
     }

@@ -2,13 +2,29 @@
 //! the node process it belongs to, and keeps *durable* bytes apart from *pending* writes (the
 //! page cache). A process crash keeps pending writes (the kernel still has them, and a restarted
 //! node reads them back); a power loss drops them, keeps a prefix, or tears the last one. Bit
-//! flips go into the durable bytes, where recovery's checksums find them. No randomness inside:
-//! the harness passes every choice in.
+//! flips go into the durable bytes, where recovery's checksums find them.
+//!
+//! Syncs take time: `start_sync` marks the writes made so far and returns a job that, after a
+//! latency, makes exactly those durable. Meanwhile the node goes on (deliveries, timers, more
+//! writes), and a crash or power loss before the job completes finds them still pending. The
+//! latency of each sync is drawn from a splitmix64 stream the harness seeds (`SyncLatency`), so
+//! a run stays a function of its seed; a stall (the `slow-disk` fault) adds to every sync that
+//! starts while it lasts.
 
-use super::disk::{replay, CorruptionPolicy, Disk, DiskError, Recovered};
+use super::disk::{replay, CorruptionPolicy, Disk, DiskError, Recovered, SyncJob};
 use super::frame::encode;
 use crate::node::DiskOp;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long syncs take: uniform in `min_ms..=max_ms`, drawn per sync from `seed`'s stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncLatency {
+    pub min_ms: u64,
+    pub max_ms: u64,
+    pub seed: u64,
+}
 
 /// What of the pending writes reaches the platter when the power goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +43,56 @@ pub enum PowerLoss {
 #[derive(Debug, Default)]
 struct State {
     durable: Vec<u8>,
-    pending: Vec<Vec<u8>>,
+    /// Writes not yet durable, oldest first; `pending[0]` is write number `pending_base`.
+    pending: VecDeque<Vec<u8>>,
+    pending_base: u64,
+    /// Bumped when pending writes are dropped or cut (power loss, recovery): a sync job started
+    /// before then covers writes that are gone, and does nothing.
+    generation: u64,
+    latency: SyncLatency,
+    /// splitmix64 state of the latency draws.
+    rng: u64,
+    /// Added to every sync that starts while set (the `slow-disk` fault).
+    stall_ms: u64,
+    /// Syncs started and not yet completed or abandoned.
+    outstanding: u64,
+    /// Syncs that started during a stall.
+    stalled: u64,
+}
+
+impl State {
+    /// Makes writes before number `barrier` durable.
+    fn make_durable_through(&mut self, barrier: u64) {
+        while self.pending_base < barrier {
+            let Some(write) = self.pending.pop_front() else {
+                break;
+            };
+            self.durable.extend_from_slice(&write);
+            self.pending_base += 1;
+        }
+    }
+
+    /// Forgets the pending writes (they were lost or cut), and abandons syncs in flight.
+    fn drop_pending(&mut self) {
+        self.pending_base += self.pending.len() as u64;
+        self.pending.clear();
+        self.generation += 1;
+        self.outstanding = 0;
+    }
+
+    fn next_latency_ms(&mut self) -> u64 {
+        let SyncLatency { min_ms, max_ms, .. } = self.latency;
+        let span = max_ms.saturating_sub(min_ms) + 1;
+        min_ms + splitmix64(&mut self.rng) % span + self.stall_ms
+    }
+}
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[derive(Clone, Debug)]
@@ -50,13 +115,44 @@ impl SimDisk {
         super::lock(&self.state)
     }
 
-    /// The process died; the page cache survives, so nothing changes on the disk.
-    pub fn crash_process(&self) {}
+    /// Syncs take `latency` from now on (zero latency until set).
+    pub fn with_latency(self, latency: SyncLatency) -> Self {
+        {
+            let mut s = self.state();
+            s.latency = latency;
+            s.rng = latency.seed;
+        }
+        self
+    }
+
+    /// Every sync that starts from now until `stall(0)` takes `extra_ms` longer.
+    pub fn stall(&self, extra_ms: u64) {
+        self.state().stall_ms = extra_ms;
+    }
+
+    /// Syncs started and not completed: the process dying now abandons them.
+    pub fn outstanding_syncs(&self) -> u64 {
+        self.state().outstanding
+    }
+
+    /// Syncs that started while the disk was stalled.
+    pub fn stalled_syncs(&self) -> u64 {
+        self.state().stalled
+    }
+
+    /// The process died; the page cache survives, so nothing changes on the disk. Syncs it had
+    /// started die with it: what they had not made durable stays pending.
+    pub fn crash_process(&self) {
+        let mut s = self.state();
+        s.generation += 1;
+        s.outstanding = 0;
+    }
 
     /// Returns how many unsynced writes were lost or torn.
     pub fn power_loss(&self, mode: PowerLoss) -> usize {
         let mut s = self.state();
-        let pending = std::mem::take(&mut s.pending);
+        let pending: Vec<Vec<u8>> = s.pending.iter().cloned().collect();
+        s.drop_pending();
         let n = pending.len();
         let lost = match mode {
             PowerLoss::DropPending => n,
@@ -107,16 +203,42 @@ impl SimDisk {
 
 impl Disk for SimDisk {
     fn append(&mut self, op: &DiskOp) -> Result<(), DiskError> {
-        self.state().pending.push(encode(op));
+        self.state().pending.push_back(encode(op));
         Ok(())
+    }
+
+    fn start_sync(&mut self) -> SyncJob {
+        let (barrier, generation, latency) = {
+            let mut s = self.state();
+            s.outstanding += 1;
+            if s.stall_ms > 0 {
+                s.stalled += 1;
+            }
+            let latency = s.next_latency_ms();
+            (
+                s.pending_base + s.pending.len() as u64,
+                s.generation,
+                latency,
+            )
+        };
+        let state = self.state.clone();
+        Box::pin(async move {
+            if latency > 0 {
+                tokio::time::sleep(Duration::from_millis(latency)).await;
+            }
+            let mut s = super::lock(&state);
+            if s.generation == generation {
+                s.make_durable_through(barrier);
+                s.outstanding = s.outstanding.saturating_sub(1);
+            }
+            Ok(())
+        })
     }
 
     fn sync(&mut self) -> Result<(), DiskError> {
         let mut s = self.state();
-        let pending = std::mem::take(&mut s.pending);
-        for write in pending {
-            s.durable.extend_from_slice(&write);
-        }
+        let end = s.pending_base + s.pending.len() as u64;
+        s.make_durable_through(end);
         Ok(())
     }
 
@@ -130,7 +252,7 @@ impl Disk for SimDisk {
         let (recovered, keep) = replay(&visible, self.policy, &self.name)?;
         if keep < s.durable.len() {
             s.durable.truncate(keep);
-            s.pending.clear();
+            s.drop_pending();
         } else {
             // Pending writes are whole frames: keep those that fit in the valid prefix.
             let mut room = keep - s.durable.len();
@@ -139,6 +261,7 @@ impl Disk for SimDisk {
                 room = room.saturating_sub(w.len());
                 fits
             });
+            s.generation += 1;
         }
         Ok(recovered)
     }
@@ -213,6 +336,64 @@ mod tests {
             d.sync().expect("sync");
             assert_eq!(leo(&d.recover().expect("recover")), expected + 1);
         }
+    }
+
+    #[tokio::test]
+    async fn a_sync_covers_only_the_writes_made_before_it_started() {
+        let mut d = SimDisk::new("test", CorruptionPolicy::Refuse);
+        d.append(&op(0)).expect("append");
+        let job = d.start_sync();
+        d.append(&op(1)).expect("append");
+        assert_eq!(d.outstanding_syncs(), 1);
+        job.await.expect("sync");
+        assert_eq!(d.outstanding_syncs(), 0);
+        d.power_loss(PowerLoss::DropPending);
+        assert_eq!(leo(&d.recover().expect("recover")), 1);
+    }
+
+    #[tokio::test]
+    async fn a_crash_before_the_sync_completes_abandons_it() {
+        // Power loss: the writes the sync was to make durable are gone, and the late job does
+        // not bring them back.
+        let mut d = SimDisk::new("test", CorruptionPolicy::Refuse);
+        d.append(&op(0)).expect("append");
+        let job = d.start_sync();
+        d.power_loss(PowerLoss::DropPending);
+        job.await.expect("sync");
+        assert_eq!(leo(&d.recover().expect("recover")), 0);
+        // Process crash: the writes stay in the page cache but are not durable.
+        let mut d = SimDisk::new("test", CorruptionPolicy::Refuse);
+        d.append(&op(0)).expect("append");
+        let job = d.start_sync();
+        d.crash_process();
+        assert_eq!(d.outstanding_syncs(), 0);
+        job.await.expect("sync");
+        assert_eq!(d.pending_writes(), 1, "still not durable");
+    }
+
+    #[tokio::test]
+    async fn latency_and_stalls_are_drawn_from_the_seed() {
+        let latency = SyncLatency {
+            min_ms: 1,
+            max_ms: 5,
+            seed: 9,
+        };
+        let draws = |stall: u64| {
+            let d = SimDisk::new("test", CorruptionPolicy::Refuse).with_latency(latency);
+            d.stall(stall);
+            let mut s = d.state();
+            (0..20).map(|_| s.next_latency_ms()).collect::<Vec<_>>()
+        };
+        let a = draws(0);
+        assert_eq!(a, draws(0));
+        assert!(a.iter().all(|ms| (1..=5).contains(ms)), "{a:?}");
+        assert!(a.iter().any(|ms| *ms != a[0]), "{a:?}");
+        let stalled = draws(300);
+        assert!(stalled.iter().zip(&a).all(|(s, n)| *s == n + 300));
+        let mut d = SimDisk::new("test", CorruptionPolicy::Refuse).with_latency(latency);
+        d.stall(300);
+        let _job = d.start_sync();
+        assert_eq!(d.stalled_syncs(), 1);
     }
 
     #[test]

@@ -224,6 +224,13 @@ fn episode(rng: &mut SeedRng, kind: FaultKind, brokers: u32) -> (Fault, Vec<Faul
             },
             vec![Fault::NetworkNormal],
         ),
+        FaultKind::SlowDisk => (
+            Fault::SlowDisk {
+                node: node.into(),
+                extra_ms: rng.range(100, 800),
+            },
+            vec![Fault::DiskNormal { node: node.into() }],
+        ),
         FaultKind::Latency => {
             let min_ms = rng.range(5, 100);
             (

@@ -30,10 +30,11 @@ pub enum FaultKind {
     OneWay,
     Loss,
     Latency,
+    SlowDisk,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::Crash,
         FaultKind::PowerLoss,
         FaultKind::Pause,
@@ -43,6 +44,7 @@ impl FaultKind {
         FaultKind::OneWay,
         FaultKind::Loss,
         FaultKind::Latency,
+        FaultKind::SlowDisk,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,13 +58,18 @@ impl FaultKind {
             FaultKind::OneWay => "one-way",
             FaultKind::Loss => "loss",
             FaultKind::Latency => "latency",
+            FaultKind::SlowDisk => "slow-disk",
         }
     }
 
     fn is_node_fault(self) -> bool {
         matches!(
             self,
-            FaultKind::Crash | FaultKind::PowerLoss | FaultKind::Pause | FaultKind::BitFlip
+            FaultKind::Crash
+                | FaultKind::PowerLoss
+                | FaultKind::Pause
+                | FaultKind::BitFlip
+                | FaultKind::SlowDisk
         )
     }
 }
@@ -208,6 +215,15 @@ pub enum Fault {
     },
     /// Back to no loss and the default latency.
     NetworkNormal,
+    /// Every sync the node's disk starts takes `extra_ms` longer (a stalled device).
+    SlowDisk {
+        node: Target,
+        extra_ms: u64,
+    },
+    /// The node's disk is back to its normal sync latency.
+    DiskNormal {
+        node: Target,
+    },
 }
 
 impl Fault {
@@ -220,7 +236,9 @@ impl Fault {
             | Fault::Pause { node }
             | Fault::Resume { node }
             | Fault::FlipBit { node, .. }
-            | Fault::Isolate { node } => vec![node],
+            | Fault::Isolate { node }
+            | Fault::SlowDisk { node, .. }
+            | Fault::DiskNormal { node } => vec![node],
             Fault::OneWay { from, to } | Fault::HealLink { from, to } => vec![from, to],
             Fault::Split { .. }
             | Fault::HealNetwork

@@ -24,6 +24,10 @@ pub enum Nemesis {
     /// Bug J: both followers go away, the ISR shrinks to the leader, the leader's log is
     /// corrupted and cut on restart, the followers return.
     LastReplicaCut,
+    /// `ack-before-sync`: both followers go away, the ISR shrinks to the leader (which, with
+    /// `min.insync.replicas=1`, then commits alone), its disk slows down, and it loses power
+    /// with syncs outstanding; the followers return.
+    LoneLeaderPowerLoss,
 }
 
 impl Nemesis {
@@ -32,14 +36,31 @@ impl Nemesis {
         match bug {
             Bug::IsrBeforeEpochStart => Some(Nemesis::StaleHwRejoin),
             Bug::LastReplicaStanding => Some(Nemesis::LastReplicaCut),
+            Bug::AckBeforeSync => Some(Nemesis::LoneLeaderPowerLoss),
             _ => None,
         }
     }
+
+    pub const ALL: [Nemesis; 3] = [
+        Nemesis::StaleHwRejoin,
+        Nemesis::LastReplicaCut,
+        Nemesis::LoneLeaderPowerLoss,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Nemesis::StaleHwRejoin => "stale-hw-rejoin",
             Nemesis::LastReplicaCut => "last-replica-cut",
+            Nemesis::LoneLeaderPowerLoss => "lone-leader-power-loss",
+        }
+    }
+
+    /// `min.insync.replicas` of the hunt: a leader left alone must still commit for
+    /// `lone-leader-power-loss` (Kafka's default is 1).
+    pub fn min_insync_replicas(self) -> usize {
+        match self {
+            Nemesis::LoneLeaderPowerLoss => 1,
+            _ => 2,
         }
     }
 
@@ -48,7 +69,7 @@ impl Nemesis {
     pub fn durability(self) -> Durability {
         match self {
             Nemesis::StaleHwRejoin => Durability::Replicated,
-            Nemesis::LastReplicaCut => Durability::Fsync,
+            Nemesis::LastReplicaCut | Nemesis::LoneLeaderPowerLoss => Durability::Fsync,
         }
     }
 
@@ -62,6 +83,7 @@ impl Nemesis {
             let (faults, length) = match self {
                 Nemesis::StaleHwRejoin => stale_hw_rejoin(&mut rng, episode),
                 Nemesis::LastReplicaCut => last_replica_cut(&mut rng, episode),
+                Nemesis::LoneLeaderPowerLoss => lone_leader_power_loss(&mut rng, episode),
             };
             if t + length > fault_ms {
                 break;
@@ -168,11 +190,11 @@ fn stale_hw_rejoin(rng: &mut SeedRng, e: u32) -> Episode {
     (f, end + 2)
 }
 
-fn last_replica_cut(rng: &mut SeedRng, e: u32) -> Episode {
-    let leader = Target::role(Role::Leader, e);
+/// Both followers of episode `e` go away, each by a crash, a pause or isolation; returns the
+/// faults and what undoes them.
+fn followers_gone(rng: &mut SeedRng, e: u32) -> (Vec<(u64, Fault)>, Vec<Fault>) {
     let mut f = Vec::new();
     let mut back = Vec::new();
-    // Both followers go away, each by a crash, a pause or isolation.
     for (i, role) in [Role::Follower, Role::OtherFollower]
         .into_iter()
         .enumerate()
@@ -187,6 +209,42 @@ fn last_replica_cut(rng: &mut SeedRng, e: u32) -> Episode {
         f.push((at, gone));
         back.push(undo);
     }
+    (f, back)
+}
+
+fn lone_leader_power_loss(rng: &mut SeedRng, e: u32) -> Episode {
+    let leader = Target::role(Role::Leader, e);
+    let (mut f, back) = followers_gone(rng, e);
+    // Once the ISR has shrunk to the leader (replica lag 3 s, sessions 2 s) its syncs slow down,
+    // and it loses power while the records it has taken since are being synced.
+    let slow_at = rng.range(3_500, 6_000);
+    f.push((
+        slow_at,
+        Fault::SlowDisk {
+            node: leader,
+            extra_ms: rng.range(200, 800),
+        },
+    ));
+    let lost_at = slow_at + rng.range(100, 1_500);
+    f.push((
+        lost_at,
+        Fault::PowerLoss {
+            node: leader,
+            mode: PowerLossMode::AllPending,
+        },
+    ));
+    f.push((lost_at + 1, Fault::DiskNormal { node: leader }));
+    f.push((lost_at + 2, Fault::Restart { node: leader }));
+    let end = lost_at + rng.range(500, 3_000);
+    for (i, undo) in back.into_iter().enumerate() {
+        f.push((end + i as u64, undo));
+    }
+    (f, end + 2)
+}
+
+fn last_replica_cut(rng: &mut SeedRng, e: u32) -> Episode {
+    let leader = Target::role(Role::Leader, e);
+    let (mut f, back) = followers_gone(rng, e);
     // Once the ISR has shrunk to the leader (replica lag 3 s, sessions 2 s), a bit of its disk
     // flips and it restarts on it.
     let flip_at = rng.range(3_500, 6_000);
@@ -212,7 +270,7 @@ mod tests {
 
     #[test]
     fn schedules_are_functions_of_the_seed_and_stay_inside_the_fault_phase() {
-        for nemesis in [Nemesis::StaleHwRejoin, Nemesis::LastReplicaCut] {
+        for nemesis in Nemesis::ALL {
             let a = nemesis.schedule(7, 20_000);
             assert_eq!(a, nemesis.schedule(7, 20_000));
             assert_ne!(a, nemesis.schedule(8, 20_000));
@@ -231,6 +289,7 @@ mod tests {
         let mut cut = BTreeSet::new();
         let mut links = BTreeSet::new();
         let mut slow = false;
+        let mut slow_disks = BTreeSet::new();
         let mut episode = None;
         for (i, e) in s.events.iter().enumerate() {
             let mut f = e.fault.clone();
@@ -293,20 +352,27 @@ mod tests {
                 }
                 Fault::Loss { .. } | Fault::Latency { .. } => slow = true,
                 Fault::NetworkNormal => slow = false,
+                Fault::SlowDisk { node, .. } => {
+                    slow_disks.insert(node);
+                }
+                Fault::DiskNormal { node } => {
+                    slow_disks.remove(&node);
+                }
             }
         }
-        if down.is_empty() && paused.is_empty() && cut.is_empty() && links.is_empty() && !slow {
+        let healthy = down.is_empty() && paused.is_empty() && cut.is_empty() && links.is_empty();
+        if healthy && !slow && slow_disks.is_empty() {
             Ok(())
         } else {
             Err(format!(
-                "left broken: {down:?} {paused:?} {cut:?} {links:?} slow={slow}"
+                "left broken: {down:?} {paused:?} {cut:?} {links:?} slow={slow} {slow_disks:?}"
             ))
         }
     }
 
     #[test]
     fn every_episode_undoes_what_it_breaks_before_the_next() {
-        for nemesis in [Nemesis::StaleHwRejoin, Nemesis::LastReplicaCut] {
+        for nemesis in Nemesis::ALL {
             for seed in 0..200 {
                 let s = nemesis.schedule(seed, 60_000);
                 assert!(s.events.len() > 10, "{}: seed {seed}", nemesis.name());

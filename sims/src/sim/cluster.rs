@@ -15,7 +15,7 @@ use seedlog::runtime::disk::CorruptionPolicy;
 use seedlog::runtime::driver::{Clock, CoverageSink, Driver, DriverError, Observer};
 pub use seedlog::runtime::lock;
 use seedlog::runtime::net::{AddressBook, Net};
-use seedlog::runtime::sim_disk::SimDisk;
+use seedlog::runtime::sim_disk::{SimDisk, SyncLatency};
 use seedlog::runtime::trace::{with_trace, SharedTrace};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -63,6 +63,9 @@ pub struct Cluster {
     /// How often each protocol situation was reached in this run.
     pub coverage: Coverage,
     pub clock: Clock,
+    /// The scenario's seed and sync latency, for each node's disk.
+    seed: u64,
+    sync_latency_ms: (u64, u64),
 }
 
 impl Cluster {
@@ -203,6 +206,8 @@ impl Cluster {
             broken: Arc::new(tokio::sync::Notify::new()),
             coverage: Coverage::default(),
             clock,
+            seed: sc.seed,
+            sync_latency_ms: sc.sync_latency_ms,
         };
         let addrs = address_book(sc);
         let controller = Arc::new(controller_config(sc));
@@ -268,7 +273,12 @@ impl Cluster {
         } else {
             CorruptionPolicy::Refuse
         };
-        let disk = SimDisk::new(name.clone(), disk_policy);
+        let (min_ms, max_ms) = self.sync_latency_ms;
+        let disk = SimDisk::new(name.clone(), disk_policy).with_latency(SyncLatency {
+            min_ms,
+            max_ms,
+            seed: self.seed ^ (u64::from(id) << 32),
+        });
         let observer: Observer = {
             let history = self.history.clone();
             let coverage = self.coverage.clone();

@@ -20,6 +20,7 @@ pub struct Damage {
     paused: BTreeSet<u32>,
     clogged_nodes: BTreeSet<u32>,
     clogged_links: BTreeSet<(u32, u32)>,
+    slow_disks: BTreeSet<u32>,
     episodes: EpisodeRoles,
 }
 
@@ -114,6 +115,9 @@ impl Cluster {
                 node: Target::Node(node),
             } => {
                 if let (Some(id), Some(n)) = (self.madsim_id(*node), self.nodes.get(node)) {
+                    if n.disk.outstanding_syncs() > 0 {
+                        self.coverage.add(Situation::SyncOutstandingAtCrash);
+                    }
                     handle.kill(id);
                     n.disk.crash_process();
                     damage.down.insert(*node);
@@ -130,6 +134,9 @@ impl Cluster {
                             .values()
                             .any(|r| r.synced_offset < r.log.high_watermark())
                     });
+                    if n.disk.outstanding_syncs() > 0 {
+                        self.coverage.add(Situation::SyncOutstandingAtCrash);
+                    }
                     handle.kill(id);
                     let dropped = n.disk.power_loss((*mode).into());
                     if unsynced_committed && dropped > 0 {
@@ -210,6 +217,24 @@ impl Cluster {
                 c.send_latency = Duration::from_millis(*min_ms)..Duration::from_millis(*max_ms)
             }),
             Fault::NetworkNormal => net.update_config(|c| *c = madsim::net::Config::default()),
+            Fault::SlowDisk {
+                node: Target::Node(node),
+                extra_ms,
+            } => {
+                if let Some(n) = self.nodes.get(node) {
+                    n.disk.stall(*extra_ms);
+                    damage.slow_disks.insert(*node);
+                    self.coverage.add(Situation::SlowDisk);
+                }
+            }
+            Fault::DiskNormal {
+                node: Target::Node(node),
+            } => {
+                if let Some(n) = self.nodes.get(node) {
+                    n.disk.stall(0);
+                    damage.slow_disks.remove(node);
+                }
+            }
             // `resolve` leaves no role behind; a fault still naming one is reported, not applied.
             unresolved => self.note(&format!("not applied, unresolved target: {unresolved:?}")),
         }
@@ -255,6 +280,12 @@ impl Cluster {
         net.update_config(|c| *c = madsim::net::Config::default());
         for node in std::mem::take(&mut damage.paused) {
             self.apply(&Fault::Resume { node: node.into() }, &mut Damage::default());
+        }
+        for node in std::mem::take(&mut damage.slow_disks) {
+            self.apply(
+                &Fault::DiskNormal { node: node.into() },
+                &mut Damage::default(),
+            );
         }
         for node in std::mem::take(&mut damage.down) {
             self.apply(

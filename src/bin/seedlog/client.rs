@@ -9,7 +9,7 @@ use seedlog::node::{
     Reader, ReaderConfig, Stage,
 };
 use seedlog::protocol::{Acks, Assignor, Message, Record};
-use seedlog::runtime::disk::{Disk, DiskError, Recovered};
+use seedlog::runtime::disk::{Disk, DiskError, Recovered, SyncJob};
 use seedlog::runtime::driver::{Driver, Observer};
 use seedlog::runtime::lock;
 use seedlog::runtime::net::Net;
@@ -105,6 +105,9 @@ struct NoDisk;
 impl Disk for NoDisk {
     fn append(&mut self, _: &seedlog::node::DiskOp) -> Result<(), DiskError> {
         Ok(())
+    }
+    fn start_sync(&mut self) -> SyncJob {
+        Box::pin(std::future::ready(Ok(())))
     }
     fn sync(&mut self) -> Result<(), DiskError> {
         Ok(())

@@ -358,6 +358,7 @@ impl Broker {
     pub(super) fn leader_progress(&mut self, cx: &mut Context, tp: &TopicPartition) {
         let me = self.config.id;
         let fsync = self.config.durability == Durability::Fsync;
+        let own_unsynced_counts = self.config.bugs.has(Bug::AckBeforeSync);
         let min_isr = self.config.min_insync_replicas;
         let Some(r) = self.replicas.get_mut(tp) else {
             return;
@@ -365,7 +366,7 @@ impl Broker {
         let Role::Leader(ls) = &mut r.role else {
             return;
         };
-        let own = if fsync {
+        let own = if fsync && !own_unsynced_counts {
             r.synced_offset
         } else {
             r.log.log_end_offset()

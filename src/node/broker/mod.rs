@@ -16,7 +16,7 @@ mod tests;
 pub use replica::{FollowerState, LeaderState, Progress, Replica, Role, WaitingProduce};
 
 use super::coordinator::Coordinator;
-use super::{BrokerConfig, BrokerImage, Context, DiskOp, Durability, Situation, Timer};
+use super::{BrokerConfig, BrokerImage, Context, DiskOp, Durability, Situation, SyncToken, Timer};
 use crate::log::{PartitionLog, Violation};
 use crate::protocol::{
     BrokerEpoch, ClusterMetadata, ErrorCode, LeaderEpoch, Message, NodeId, Offset, PartitionState,
@@ -42,8 +42,10 @@ pub struct Broker {
     registration: Registration,
     metadata: ClusterMetadata,
     replicas: BTreeMap<TopicPartition, Replica>,
-    /// Requested syncs, oldest first: the log end of each partition each one covers.
-    pending_syncs: VecDeque<Vec<(TopicPartition, Offset)>>,
+    /// Requested syncs, oldest first, by token: the log end of each partition each one covers.
+    pending_syncs: VecDeque<(SyncToken, Vec<(TopicPartition, Offset)>)>,
+    /// The token of the last sync requested (tokens grow within one incarnation).
+    last_sync_token: SyncToken,
     unfence_in_flight: bool,
     /// Requests from senders whose metadata is ahead of ours (or metadata requests asking for a
     /// newer version): handled again after our next metadata update.
@@ -71,6 +73,7 @@ impl Broker {
             metadata: ClusterMetadata::default(),
             replicas,
             pending_syncs: VecDeque::new(),
+            last_sync_token: 0,
             unfence_in_flight: false,
             parked: Vec::new(),
             lost_data: false,
@@ -215,15 +218,22 @@ impl Broker {
         self.request_sync(cx);
     }
 
-    /// A sync the broker asked for completed: the partitions' marks are now durable.
-    pub fn on_persisted(&mut self, cx: &mut Context, _token: u64) {
-        let Some(marks) = self.pending_syncs.pop_front() else {
-            return;
-        };
-        for (tp, offset) in marks {
-            if let Some(r) = self.replicas.get_mut(&tp) {
-                r.synced_offset = r.synced_offset.max(offset.min(r.log.log_end_offset()));
+    /// Every sync the broker asked for up to `token` completed: their marks are now durable.
+    pub fn on_persisted(&mut self, cx: &mut Context, token: SyncToken) {
+        let mut any = false;
+        while self.pending_syncs.front().is_some_and(|(t, _)| *t <= token) {
+            let Some((_, marks)) = self.pending_syncs.pop_front() else {
+                break;
+            };
+            any = true;
+            for (tp, offset) in marks {
+                if let Some(r) = self.replicas.get_mut(&tp) {
+                    r.synced_offset = r.synced_offset.max(offset.min(r.log.log_end_offset()));
+                }
             }
+        }
+        if !any {
+            return;
         }
         let tps: Vec<_> = self.replicas.keys().cloned().collect();
         for tp in tps {
@@ -451,7 +461,7 @@ impl Broker {
 
     /// Syncs in flight cover no more of `tp` than `offset`: what lay above it is gone.
     fn forget_syncs_above(&mut self, tp: &TopicPartition, offset: Offset) {
-        for marks in &mut self.pending_syncs {
+        for (_, marks) in &mut self.pending_syncs {
             for (t, o) in marks.iter_mut() {
                 if t == tp {
                     *o = (*o).min(offset);
@@ -491,8 +501,9 @@ impl Broker {
             }
         }
         if !marks.is_empty() {
-            self.pending_syncs.push_back(marks);
-            cx.sync(self.pending_syncs.len() as u64);
+            self.last_sync_token += 1;
+            self.pending_syncs.push_back((self.last_sync_token, marks));
+            cx.sync(self.last_sync_token);
         }
     }
 

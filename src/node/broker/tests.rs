@@ -1,6 +1,9 @@
 //! Broker behaviour that is easiest to pin down on one node: idempotent produce.
 
-use crate::node::{Broker, BrokerConfig, Context, Controller, ControllerConfig, Effect, TopicSpec};
+use crate::node::{
+    Broker, BrokerConfig, Bug, BugSet, Context, Controller, ControllerConfig, Durability, Effect,
+    TopicSpec,
+};
 use crate::protocol::{
     Acks, ErrorCode, Message, Offset, ProduceRequest, ProducerStamp, Record, TopicPartition,
 };
@@ -8,6 +11,10 @@ use std::sync::Arc;
 
 /// A one-broker cluster: broker 0 leads `t-0` with ISR {0}, so acks=all commits at once.
 fn single_leader() -> Broker {
+    single_leader_with(BrokerConfig::new(0, 9))
+}
+
+fn single_leader_with(config: BrokerConfig) -> Broker {
     let controller = Controller::bootstrapped(Arc::new(ControllerConfig {
         id: 9,
         brokers: vec![0],
@@ -16,10 +23,7 @@ fn single_leader() -> Broker {
         unclean_leader_election: false,
         bugs: Default::default(),
     }));
-    let mut broker = Broker::bootstrapped(
-        Arc::new(BrokerConfig::new(0, 9)),
-        controller.metadata().clone(),
-    );
+    let mut broker = Broker::bootstrapped(Arc::new(config), controller.metadata().clone());
     broker.on_start(&mut Context::new(0));
     broker
 }
@@ -48,6 +52,38 @@ fn produce(b: &mut Broker, value: &str, sequence: u64) -> Vec<Result<Offset, Err
             _ => None,
         })
         .collect()
+}
+
+/// Syncs are numbered; one completion may answer several, and only then does the leader with
+/// `fsync` durability acknowledge what they cover.
+#[test]
+fn one_sync_completion_answers_every_sync_up_to_its_token() {
+    let fsync = |bugs: BugSet| {
+        let mut config = BrokerConfig::new(0, 9);
+        config.durability = Durability::Fsync;
+        config.bugs = bugs;
+        single_leader_with(config)
+    };
+    let mut b = fsync(BugSet::none());
+    assert!(produce(&mut b, "a", 0).is_empty(), "not synced yet");
+    assert!(produce(&mut b, "b", 1).is_empty(), "not synced yet");
+    let mut cx = Context::new(0);
+    b.on_persisted(&mut cx, 2);
+    let acked: Vec<u64> = cx
+        .take_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Send {
+                message: Message::ProduceResponse(r),
+                ..
+            } => r.result.ok(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acked, [0, 1]);
+    // The switch acknowledges before the sync completes.
+    let mut b = fsync(BugSet::none().with(Bug::AckBeforeSync));
+    assert_eq!(produce(&mut b, "a", 0), [Ok(0)]);
 }
 
 #[test]
