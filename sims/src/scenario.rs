@@ -2,12 +2,13 @@
 //! fault schedule. It is data (serde), so a run can be printed, saved as JSON and replayed from
 //! the file even after the code that derives scenarios from seeds has changed.
 
-use crate::faults::{self, nemesis::Nemesis, FaultMix, FaultSchedule};
+use crate::faults::{self, nemesis::Nemesis, ClockTargets, FaultKind, FaultMix, FaultSchedule};
 use crate::rng::SeedRng;
 use seedlog::log::RetentionPolicy;
 use seedlog::node::{Bug, Durability};
 use seedlog::protocol::Acks;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Node ids: brokers are `0..brokers`, then the controller, producers and readers.
 pub const CONTROLLER: u32 = 100;
@@ -56,6 +57,11 @@ pub struct Scenario {
     /// election or such a loss happened, the loss anomalies are not held against it.
     #[serde(default)]
     pub unclean_leader_election: bool,
+    /// Each node's own clock, by node id: how far it reads from true time at the start, and how
+    /// fast it runs. A node not listed (every node, in schedules saved before clocks existed,
+    /// and in bug hunts) has a perfect clock.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clocks: BTreeMap<u32, ClockSpec>,
     pub mix: FaultMix,
     pub schedule: FaultSchedule,
 }
@@ -66,6 +72,14 @@ pub struct ProducerPlan {
     pub records: usize,
     pub interval_ms: u64,
     pub keys: u32,
+}
+
+/// A node's clock: `offset_ms` ahead of true time at the start (behind if negative), running
+/// `drift_ppm` parts per million fast (slow if negative).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockSpec {
+    pub offset_ms: i64,
+    pub drift_ppm: i64,
 }
 
 /// What the command line may fix; the rest comes from the seed.
@@ -163,7 +177,7 @@ impl Scenario {
         } else {
             durability
         };
-        Scenario {
+        let mut sc = Scenario {
             seed,
             brokers,
             partitions,
@@ -180,9 +194,57 @@ impl Scenario {
             retention,
             retention_check_ms,
             unclean_leader_election,
+            clocks: BTreeMap::new(),
             mix,
             schedule,
+        };
+        // Clocks draw from a stream of their own too. A bug hunt keeps perfect clocks: its
+        // nemesis's windows are milliseconds wide, and its seeds are documented.
+        if !hunting {
+            let mut crng = SeedRng::new(seed, 5);
+            sc.clocks = sc
+                .node_ids()
+                .into_iter()
+                .map(|id| (id, draw_clock(&mut crng)))
+                .collect();
+            let kinds: Vec<FaultKind> = FaultKind::CLOCK
+                .into_iter()
+                .filter(|_| crng.chance(50))
+                .collect();
+            let targets = ClockTargets {
+                brokers: sc.broker_ids(),
+                others: [CONTROLLER]
+                    .into_iter()
+                    .chain((0..sc.producers.len() as u32).map(|p| FIRST_PRODUCER + p))
+                    .chain((0..sc.members).map(|m| FIRST_MEMBER + m))
+                    .collect(),
+            };
+            sc.schedule
+                .add_clock_track(&mut crng, &kinds, &targets, sc.fault_ms);
+            sc.mix.kinds.extend(kinds);
         }
+        sc
+    }
+
+    /// Every node of the scenario: brokers, controller, producers, readers, group members and
+    /// the final reader.
+    pub fn node_ids(&self) -> Vec<u32> {
+        let producers = (0..self.producers.len() as u32).map(|p| FIRST_PRODUCER + p);
+        let readers = (0..self.readers).map(|r| FIRST_READER + r);
+        let members = (0..self.members).map(|m| FIRST_MEMBER + m);
+        self.broker_ids()
+            .into_iter()
+            .chain([CONTROLLER])
+            .chain(producers)
+            .chain(readers)
+            .chain(members)
+            .chain([FINAL_READER])
+            .collect()
+    }
+
+    /// The clock of node `id` (a perfect one if the scenario gives it none).
+    pub fn clock(&self, id: u32) -> ClockSpec {
+        self.clocks.get(&id).copied().unwrap_or_default()
     }
 
     pub fn broker_ids(&self) -> Vec<u32> {
@@ -216,6 +278,23 @@ impl Scenario {
         notes
     }
 
+    /// The nodes' clocks for reports: `b0 -1234ms +2100ppm, ...` (empty if all are perfect).
+    pub fn clocks_line(&self) -> String {
+        self.clocks
+            .iter()
+            .filter(|(_, c)| **c != ClockSpec::default())
+            .map(|(id, c)| {
+                format!(
+                    "{} {:+}ms {:+}ppm",
+                    Scenario::node_name(*id),
+                    c.offset_ms,
+                    c.drift_ppm
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// One line for reports.
     pub fn summary(&self) -> String {
         format!(
@@ -243,6 +322,15 @@ impl Scenario {
                 )
             }
         )
+    }
+}
+
+/// A node's clock: up to 5 s off true time, up to 3 % fast or slow (real quartz is off by some
+/// ppm; this is far more, so that it shows within a 20 s run).
+fn draw_clock(rng: &mut SeedRng) -> ClockSpec {
+    ClockSpec {
+        offset_ms: rng.range(0, 10_000) as i64 - 5_000,
+        drift_ppm: rng.range(0, 60_000) as i64 - 30_000,
     }
 }
 

@@ -49,7 +49,8 @@ fn fixed_seeds_are_clean_and_cover_every_fault_kind() {
         "fault kinds drawn: {kinds:?}"
     );
     // Every fault variant of the random mixes (kill, power loss, restart, pause, resume, flip,
-    // isolate, split, one-way, heal, loss, latency, back to normal) actually scheduled somewhere.
+    // isolate, split, one-way, heal, loss, latency, back to normal, clock jump, clock drift and
+    // its end) actually scheduled somewhere.
     // (`heal-link` belongs to the targeted nemeses: tests/bugs.rs.)
     let all = [
         Fault::Kill { node: 0.into() },
@@ -80,6 +81,15 @@ fn fixed_seeds_are_clean_and_cover_every_fault_kind() {
             max_ms: 2,
         },
         Fault::NetworkNormal,
+        Fault::ClockJump {
+            node: 0.into(),
+            by_ms: 1,
+        },
+        Fault::ClockDrift {
+            node: 0.into(),
+            ppm: 1,
+        },
+        Fault::ClockDriftEnd { node: 0.into() },
     ];
     for f in &all {
         assert!(

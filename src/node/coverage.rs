@@ -1,7 +1,8 @@
 //! Named protocol situations a run can reach: a generator that never produces one cannot find
 //! its bugs. State machines report each where it happens (`Context::reached`, an effect like
 //! `Observe` that costs a push and is dropped by drivers nobody listens to); the simulator's
-//! harness adds the disk's own (torn writes, CRC cuts, power losses) and counts them per seed.
+//! harness adds the disk's own (torn writes, CRC cuts, power losses) and the clocks' (jumps,
+//! drift changes), and counts them per seed.
 
 use serde::{Deserialize, Serialize};
 
@@ -46,10 +47,14 @@ pub enum Situation {
     FetchParkedForNewerEpoch,
     /// A consumer learned its position was below the log start and moved to it.
     ConsumerResetToLogStart,
+    /// A node's wall clock jumped forward or back (simulator harness).
+    ClockJump,
+    /// A node's clock changed its rate (simulator harness).
+    ClockDrift,
 }
 
 impl Situation {
-    pub const ALL: [Situation; 19] = [
+    pub const ALL: [Situation; 21] = [
         Situation::CleanElection,
         Situation::UncleanElection,
         Situation::TruncationOnDivergence,
@@ -69,6 +74,8 @@ impl Situation {
         Situation::IdempotentRetryDeduplicated,
         Situation::FetchParkedForNewerEpoch,
         Situation::ConsumerResetToLogStart,
+        Situation::ClockJump,
+        Situation::ClockDrift,
     ];
 
     /// The name reports and JSON use.
@@ -93,6 +100,8 @@ impl Situation {
             Situation::IdempotentRetryDeduplicated => "idempotent-retry-deduplicated",
             Situation::FetchParkedForNewerEpoch => "fetch-parked-for-newer-epoch",
             Situation::ConsumerResetToLogStart => "consumer-reset-to-log-start",
+            Situation::ClockJump => "clock-jump",
+            Situation::ClockDrift => "clock-drift",
         }
     }
 }

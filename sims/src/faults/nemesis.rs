@@ -230,6 +230,7 @@ mod tests {
         let mut paused = BTreeSet::new();
         let mut cut = BTreeSet::new();
         let mut links = BTreeSet::new();
+        let mut drifted = BTreeSet::new();
         let mut slow = false;
         let mut episode = None;
         for (i, e) in s.events.iter().enumerate() {
@@ -293,13 +294,27 @@ mod tests {
                 }
                 Fault::Loss { .. } | Fault::Latency { .. } => slow = true,
                 Fault::NetworkNormal => slow = false,
+                // (The nemeses do not touch clocks; a jump is an event, nothing to undo.)
+                Fault::ClockJump { .. } => {}
+                Fault::ClockDrift { node, .. } => {
+                    drifted.insert(node);
+                }
+                Fault::ClockDriftEnd { node } => {
+                    drifted.remove(&node);
+                }
             }
         }
-        if down.is_empty() && paused.is_empty() && cut.is_empty() && links.is_empty() && !slow {
+        if down.is_empty()
+            && paused.is_empty()
+            && cut.is_empty()
+            && links.is_empty()
+            && drifted.is_empty()
+            && !slow
+        {
             Ok(())
         } else {
             Err(format!(
-                "left broken: {down:?} {paused:?} {cut:?} {links:?} slow={slow}"
+                "left broken: {down:?} {paused:?} {cut:?} {links:?} {drifted:?} slow={slow}"
             ))
         }
     }
