@@ -353,3 +353,97 @@ fn draw_retention(rng: &mut SeedRng) -> (RetentionPolicy, Option<u64>) {
     let check_ms = (!policy.is_unlimited()).then(|| rng.range(200, 2_000));
     (policy, check_ms)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::Fault;
+
+    /// The clock track puts each clock right before its next clock fault starts (a jump by the
+    /// opposite jump, a drift by its end), so at most one clock is off its course at a time and
+    /// none is at the heal; every node has a clock within the drawn bounds; a bug hunt keeps
+    /// perfect clocks and no clock faults.
+    #[test]
+    fn clocks_are_drawn_per_node_and_every_clock_fault_is_undone_in_turn() {
+        let mut kinds_seen = std::collections::BTreeSet::new();
+        for seed in 0..300 {
+            let sc = Scenario::from_seed(seed, &ScenarioOptions::default());
+            assert_eq!(
+                sc.clocks.keys().copied().collect::<Vec<_>>(),
+                {
+                    let mut ids = sc.node_ids();
+                    ids.sort();
+                    ids
+                },
+                "seed {seed}"
+            );
+            for c in sc.clocks.values() {
+                assert!(c.offset_ms.abs() <= 5_000 && c.drift_ppm.abs() <= 30_000);
+            }
+            // (node, net jump) open, or a drifted node.
+            let mut open: Option<(u32, i64, bool)> = None;
+            for e in &sc.schedule.events {
+                let (node, jump, drift_start) = match &e.fault {
+                    Fault::ClockJump {
+                        node: crate::faults::Target::Node(n),
+                        by_ms,
+                    } => (*n, *by_ms, false),
+                    Fault::ClockDrift {
+                        node: crate::faults::Target::Node(n),
+                        ..
+                    } => (*n, 0, true),
+                    Fault::ClockDriftEnd {
+                        node: crate::faults::Target::Node(n),
+                    } => {
+                        assert_eq!(open, Some((*n, 0, true)), "seed {seed}: {e:?}");
+                        open = None;
+                        continue;
+                    }
+                    _ => continue,
+                };
+                kinds_seen.insert(drift_start);
+                open = match open {
+                    None => Some((node, jump, drift_start)),
+                    Some((n, by, false)) if n == node && by + jump == 0 && !drift_start => None,
+                    other => panic!("seed {seed}: {e:?} while {other:?} is open"),
+                };
+            }
+            assert_eq!(open, None, "seed {seed}: left off course");
+        }
+        assert_eq!(kinds_seen.len(), 2);
+        let hunt = Scenario::from_seed(
+            3,
+            &ScenarioOptions {
+                bugs: vec![Bug::AckBeforeIsr],
+                ..Default::default()
+            },
+        );
+        assert!(hunt.clocks.is_empty());
+        assert!(!hunt.mix.kinds.iter().any(|k| FaultKind::CLOCK.contains(k)));
+    }
+
+    /// Clocks draw from a stream of their own: the same seed's other faults are what the
+    /// node and network tracks and the member track draw without them.
+    #[test]
+    fn clock_draws_leave_every_other_draw_of_a_seed_as_it_was() {
+        for seed in 0..100 {
+            let sc = Scenario::from_seed(seed, &ScenarioOptions::default());
+            let mut mix = sc.mix.clone();
+            mix.kinds.retain(|k| !FaultKind::CLOCK.contains(k));
+            let mut expected = faults::generate(seed, &mix, sc.brokers, sc.fault_ms);
+            let mut grng = SeedRng::new(seed, 2);
+            let member_gap = grng.range(1_000, 8_000);
+            expected.add_member_track(seed, FIRST_MEMBER, sc.members, member_gap, sc.fault_ms);
+            let mut others = sc.schedule.clone();
+            others.events.retain(|e| {
+                !matches!(
+                    e.fault,
+                    Fault::ClockJump { .. }
+                        | Fault::ClockDrift { .. }
+                        | Fault::ClockDriftEnd { .. }
+                )
+            });
+            assert_eq!(others, expected, "seed {seed}");
+        }
+    }
+}
