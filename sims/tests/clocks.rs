@@ -186,6 +186,14 @@ fn a_forward_jump_makes_a_broker_with_age_retention_delete_early_and_the_run_is_
         .collect();
     let unread_offsets: BTreeSet<u64> = unread.iter().map(|(o, _)| *o).collect();
     assert_eq!(accused, unread_offsets);
+    eprintln!(
+        "log starts {:?} ... {:?}; {} acknowledged records unread, offsets {:?}..={:?}; resets {told:?}",
+        starts.first(),
+        starts.last(),
+        unread.len(),
+        unread.first().map(|u| u.0),
+        unread.last().map(|u| u.0),
+    );
 }
 
 #[test]
