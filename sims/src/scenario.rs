@@ -2,12 +2,13 @@
 //! fault schedule. It is data (serde), so a run can be printed, saved as JSON and replayed from
 //! the file even after the code that derives scenarios from seeds has changed.
 
-use crate::faults::{self, nemesis::Nemesis, FaultMix, FaultSchedule};
+use crate::faults::{self, nemesis::Nemesis, ClockTargets, FaultKind, FaultMix, FaultSchedule};
 use crate::rng::SeedRng;
 use seedlog::log::RetentionPolicy;
 use seedlog::node::{Bug, Durability};
 use seedlog::protocol::Acks;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Node ids: brokers are `0..brokers`, then the controller, producers and readers.
 pub const CONTROLLER: u32 = 100;
@@ -60,6 +61,11 @@ pub struct Scenario {
     /// saved before syncs took time: instant).
     #[serde(default)]
     pub sync_latency_ms: (u64, u64),
+    /// Each node's own clock, by node id: how far it reads from true time at the start, and how
+    /// fast it runs. A node not listed (every node, in schedules saved before clocks existed,
+    /// and in bug hunts) has a perfect clock.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clocks: BTreeMap<u32, ClockSpec>,
     pub mix: FaultMix,
     pub schedule: FaultSchedule,
 }
@@ -70,6 +76,14 @@ pub struct ProducerPlan {
     pub records: usize,
     pub interval_ms: u64,
     pub keys: u32,
+}
+
+/// A node's clock: `offset_ms` ahead of true time at the start (behind if negative), running
+/// `drift_ppm` parts per million fast (slow if negative).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockSpec {
+    pub offset_ms: i64,
+    pub drift_ppm: i64,
 }
 
 /// What the command line may fix; the rest comes from the seed.
@@ -171,7 +185,7 @@ impl Scenario {
         } else {
             durability
         };
-        Scenario {
+        let mut sc = Scenario {
             seed,
             brokers,
             partitions,
@@ -189,9 +203,57 @@ impl Scenario {
             retention_check_ms,
             unclean_leader_election,
             sync_latency_ms,
+            clocks: BTreeMap::new(),
             mix,
             schedule,
+        };
+        // Clocks draw from a stream of their own too. A bug hunt keeps perfect clocks: its
+        // nemesis's windows are milliseconds wide, and its seeds are documented.
+        if !hunting {
+            let mut crng = SeedRng::new(seed, 5);
+            sc.clocks = sc
+                .node_ids()
+                .into_iter()
+                .map(|id| (id, draw_clock(&mut crng)))
+                .collect();
+            let kinds: Vec<FaultKind> = FaultKind::CLOCK
+                .into_iter()
+                .filter(|_| crng.chance(50))
+                .collect();
+            let targets = ClockTargets {
+                brokers: sc.broker_ids(),
+                others: [CONTROLLER]
+                    .into_iter()
+                    .chain((0..sc.producers.len() as u32).map(|p| FIRST_PRODUCER + p))
+                    .chain((0..sc.members).map(|m| FIRST_MEMBER + m))
+                    .collect(),
+            };
+            sc.schedule
+                .add_clock_track(&mut crng, &kinds, &targets, sc.fault_ms);
+            sc.mix.kinds.extend(kinds);
         }
+        sc
+    }
+
+    /// Every node of the scenario: brokers, controller, producers, readers, group members and
+    /// the final reader.
+    pub fn node_ids(&self) -> Vec<u32> {
+        let producers = (0..self.producers.len() as u32).map(|p| FIRST_PRODUCER + p);
+        let readers = (0..self.readers).map(|r| FIRST_READER + r);
+        let members = (0..self.members).map(|m| FIRST_MEMBER + m);
+        self.broker_ids()
+            .into_iter()
+            .chain([CONTROLLER])
+            .chain(producers)
+            .chain(readers)
+            .chain(members)
+            .chain([FINAL_READER])
+            .collect()
+    }
+
+    /// The clock of node `id` (a perfect one if the scenario gives it none).
+    pub fn clock(&self, id: u32) -> ClockSpec {
+        self.clocks.get(&id).copied().unwrap_or_default()
     }
 
     pub fn broker_ids(&self) -> Vec<u32> {
@@ -229,6 +291,23 @@ impl Scenario {
         notes
     }
 
+    /// The nodes' clocks for reports: `b0 -1234ms +2100ppm, ...` (empty if all are perfect).
+    pub fn clocks_line(&self) -> String {
+        self.clocks
+            .iter()
+            .filter(|(_, c)| **c != ClockSpec::default())
+            .map(|(id, c)| {
+                format!(
+                    "{} {:+}ms {:+}ppm",
+                    Scenario::node_name(*id),
+                    c.offset_ms,
+                    c.drift_ppm
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// One line for reports.
     pub fn summary(&self) -> String {
         format!(
@@ -259,6 +338,15 @@ impl Scenario {
     }
 }
 
+/// A node's clock: up to 5 s off true time, up to 3 % fast or slow (real quartz is off by some
+/// ppm; this is far more, so that it shows within a 20 s run).
+fn draw_clock(rng: &mut SeedRng) -> ClockSpec {
+    ClockSpec {
+        offset_ms: rng.range(0, 10_000) as i64 - 5_000,
+        drift_ppm: rng.range(0, 60_000) as i64 - 30_000,
+    }
+}
+
 /// Retention of the `events` topic: a third of runs keep everything, a third delete by age, a
 /// third by size, with limits small enough that records go during the run and a reader that
 /// falls behind (or starts after the heal, like the final reader) finds its position deleted.
@@ -277,4 +365,98 @@ fn draw_retention(rng: &mut SeedRng) -> (RetentionPolicy, Option<u64>) {
     };
     let check_ms = (!policy.is_unlimited()).then(|| rng.range(200, 2_000));
     (policy, check_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::Fault;
+
+    /// The clock track puts each clock right before its next clock fault starts (a jump by the
+    /// opposite jump, a drift by its end), so at most one clock is off its course at a time and
+    /// none is at the heal; every node has a clock within the drawn bounds; a bug hunt keeps
+    /// perfect clocks and no clock faults.
+    #[test]
+    fn clocks_are_drawn_per_node_and_every_clock_fault_is_undone_in_turn() {
+        let mut kinds_seen = std::collections::BTreeSet::new();
+        for seed in 0..300 {
+            let sc = Scenario::from_seed(seed, &ScenarioOptions::default());
+            assert_eq!(
+                sc.clocks.keys().copied().collect::<Vec<_>>(),
+                {
+                    let mut ids = sc.node_ids();
+                    ids.sort();
+                    ids
+                },
+                "seed {seed}"
+            );
+            for c in sc.clocks.values() {
+                assert!(c.offset_ms.abs() <= 5_000 && c.drift_ppm.abs() <= 30_000);
+            }
+            // (node, net jump) open, or a drifted node.
+            let mut open: Option<(u32, i64, bool)> = None;
+            for e in &sc.schedule.events {
+                let (node, jump, drift_start) = match &e.fault {
+                    Fault::ClockJump {
+                        node: crate::faults::Target::Node(n),
+                        by_ms,
+                    } => (*n, *by_ms, false),
+                    Fault::ClockDrift {
+                        node: crate::faults::Target::Node(n),
+                        ..
+                    } => (*n, 0, true),
+                    Fault::ClockDriftEnd {
+                        node: crate::faults::Target::Node(n),
+                    } => {
+                        assert_eq!(open, Some((*n, 0, true)), "seed {seed}: {e:?}");
+                        open = None;
+                        continue;
+                    }
+                    _ => continue,
+                };
+                kinds_seen.insert(drift_start);
+                open = match open {
+                    None => Some((node, jump, drift_start)),
+                    Some((n, by, false)) if n == node && by + jump == 0 && !drift_start => None,
+                    other => panic!("seed {seed}: {e:?} while {other:?} is open"),
+                };
+            }
+            assert_eq!(open, None, "seed {seed}: left off course");
+        }
+        assert_eq!(kinds_seen.len(), 2);
+        let hunt = Scenario::from_seed(
+            3,
+            &ScenarioOptions {
+                bugs: vec![Bug::AckBeforeIsr],
+                ..Default::default()
+            },
+        );
+        assert!(hunt.clocks.is_empty());
+        assert!(!hunt.mix.kinds.iter().any(|k| FaultKind::CLOCK.contains(k)));
+    }
+
+    /// Clocks draw from a stream of their own: the same seed's other faults are what the
+    /// node and network tracks and the member track draw without them.
+    #[test]
+    fn clock_draws_leave_every_other_draw_of_a_seed_as_it_was() {
+        for seed in 0..100 {
+            let sc = Scenario::from_seed(seed, &ScenarioOptions::default());
+            let mut mix = sc.mix.clone();
+            mix.kinds.retain(|k| !FaultKind::CLOCK.contains(k));
+            let mut expected = faults::generate(seed, &mix, sc.brokers, sc.fault_ms);
+            let mut grng = SeedRng::new(seed, 2);
+            let member_gap = grng.range(1_000, 8_000);
+            expected.add_member_track(seed, FIRST_MEMBER, sc.members, member_gap, sc.fault_ms);
+            let mut others = sc.schedule.clone();
+            others.events.retain(|e| {
+                !matches!(
+                    e.fault,
+                    Fault::ClockJump { .. }
+                        | Fault::ClockDrift { .. }
+                        | Fault::ClockDriftEnd { .. }
+                )
+            });
+            assert_eq!(others, expected, "seed {seed}");
+        }
+    }
 }

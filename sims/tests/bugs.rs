@@ -105,7 +105,7 @@ fn isr_before_epoch_start_is_caught() {
     // Its targeted nemesis (sims/src/faults/nemesis.rs): the new leader's high watermark is left
     // below its epoch start, the old leader comes back missing its last records and fetches from
     // inside that gap, is let into the ISR, and is elected before the records reach it. About 4%
-    // of seeds line the windows up (41 of 0..1000 when written; the first at 62).
+    // of seeds line the windows up (37 of 0..1000 once syncs took time; the first at 16).
     let catch = first_catch(Bug::IsrBeforeEpochStart, None, 300, LOSS);
     // Shrinking pins the roles to the nodes the failing run bound, so removing or moving faults
     // cannot make an episode start elsewhere.

@@ -532,4 +532,34 @@ mod tests {
         };
         assert_eq!(log.retention_target(&size, 0), 2);
     }
+
+    /// Clocks disagree: a broker's clock set back sees records stamped in its future, a
+    /// producer's clock set back stamps records in the past. Ages below zero delete nothing,
+    /// extreme readings do not overflow, and only a committed prefix ever goes.
+    #[test]
+    fn retention_by_age_survives_clocks_that_went_back_or_disagree() {
+        let mut log = PartitionLog::new();
+        // The third record's producer clock was an hour behind the others'.
+        for ts in [10_000_000, 10_001_000, 10_001_000 - 3_600_000, 10_002_000] {
+            let mut r = rec("v");
+            r.timestamp = ts;
+            log.append_as_leader(0, &[r]).unwrap();
+        }
+        log.set_high_watermark(3).unwrap();
+        let age = RetentionPolicy {
+            max_age_ms: Some(1_000),
+            max_bytes: None,
+        };
+        assert_eq!(log.retention_target(&age, 10_001_500), 1);
+        // The broker's clock went back an hour: every record lies in its future, none goes.
+        assert_eq!(log.retention_target(&age, 10_001_500 - 3_600_000), 0);
+        // Far ahead (a clock jumped by years): everything committed, nothing more.
+        assert_eq!(log.retention_target(&age, i64::MAX), 3);
+        assert_eq!(log.retention_target(&age, i64::MIN), 0);
+        let mut r = rec("w");
+        r.timestamp = i64::MIN;
+        log.append_as_leader(0, &[r]).unwrap();
+        log.set_high_watermark(5).unwrap();
+        assert_eq!(log.retention_target(&age, i64::MAX), 5);
+    }
 }

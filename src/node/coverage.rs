@@ -1,7 +1,8 @@
 //! Named protocol situations a run can reach: a generator that never produces one cannot find
 //! its bugs. State machines report each where it happens (`Context::reached`, an effect like
 //! `Observe` that costs a push and is dropped by drivers nobody listens to); the simulator's
-//! harness adds the disk's own (torn writes, CRC cuts, power losses) and counts them per seed.
+//! harness adds the disk's own (torn writes, CRC cuts, power losses) and the clocks' (jumps,
+//! drift changes), and counts them per seed.
 
 use serde::{Deserialize, Serialize};
 
@@ -51,10 +52,14 @@ pub enum Situation {
     SyncOutstandingAtCrash,
     /// A node's disk stalled its syncs by hundreds of ms (simulator harness, `slow-disk`).
     SlowDisk,
+    /// A node's wall clock jumped forward or back (simulator harness).
+    ClockJump,
+    /// A node's clock changed its rate (simulator harness).
+    ClockDrift,
 }
 
 impl Situation {
-    pub const ALL: [Situation; 21] = [
+    pub const ALL: [Situation; 23] = [
         Situation::CleanElection,
         Situation::UncleanElection,
         Situation::TruncationOnDivergence,
@@ -76,6 +81,8 @@ impl Situation {
         Situation::ConsumerResetToLogStart,
         Situation::SyncOutstandingAtCrash,
         Situation::SlowDisk,
+        Situation::ClockJump,
+        Situation::ClockDrift,
     ];
 
     /// The name reports and JSON use.
@@ -102,6 +109,8 @@ impl Situation {
             Situation::ConsumerResetToLogStart => "consumer-reset-to-log-start",
             Situation::SyncOutstandingAtCrash => "sync-outstanding-at-crash",
             Situation::SlowDisk => "slow-disk",
+            Situation::ClockJump => "clock-jump",
+            Situation::ClockDrift => "clock-drift",
         }
     }
 }

@@ -82,6 +82,8 @@ pub enum Effect {
 /// Handed to every entry point: the current time and the effects the node produces.
 #[derive(Debug, Default)]
 pub struct Context {
+    /// The node's wall clock in ms (record timestamps, retention by age). Not monotonic: the
+    /// clock may be set back. Timers, not `now_ms`, measure durations.
     pub now_ms: u64,
     pub effects: Vec<Effect>,
 }
@@ -92,6 +94,13 @@ impl Context {
             now_ms,
             effects: Vec::new(),
         }
+    }
+
+    /// `now_ms` as a signed record timestamp (Kafka's are `long`). `now_ms` is the node's wall
+    /// clock, which may jump back (a reading earlier than the one before) or far ahead; a
+    /// reading past `i64::MAX` saturates rather than wrapping to a time before 1970.
+    pub fn timestamp_ms(&self) -> i64 {
+        i64::try_from(self.now_ms).unwrap_or(i64::MAX)
     }
 
     pub fn send(&mut self, to: NodeId, message: Message) {

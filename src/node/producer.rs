@@ -264,7 +264,7 @@ impl Producer {
             else {
                 return self.back_off(cx);
             };
-            record.timestamp = cx.now_ms as i64;
+            record.timestamp = cx.timestamp_ms();
             let req = ProduceRequest {
                 tp,
                 acks: self.config.acks,
@@ -476,5 +476,41 @@ mod tests {
             _ => None,
         });
         assert_eq!(stamp.map(|s| (s.producer, s.sequence)), Some((0xfeed, 0)));
+    }
+
+    /// The timestamps the producer's sends carry, in order.
+    fn stamped(effects: Vec<Effect>) -> Vec<i64> {
+        effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Send {
+                    message: Message::Produce(r),
+                    ..
+                } => Some(r.records[0].timestamp),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A record is stamped by the producer's wall clock at each try: a clock set back an hour
+    /// between two tries stamps the retry an hour earlier (no panic, no wrap), and a reading
+    /// past `i64::MAX` saturates (before, `now as i64` made it -1, a time before 1970).
+    #[test]
+    fn a_producer_handed_an_earlier_now_stamps_with_it() {
+        let mut p = warmed_up();
+        let mut cx = Context::new(7_200_000);
+        p.on_start(&mut cx);
+        assert_eq!(stamped(cx.take_effects()), vec![7_200_000]);
+        // The send times out; the retry follows the fresh metadata an hour earlier by the clock.
+        let mut cx = Context::new(7_200_000 - 3_600_000);
+        p.on_timer(&mut cx, Timer::ClientRequestTimeout);
+        let mut md = p.metadata.clone().expect("warmed up");
+        md.version += 1;
+        p.on_message(&mut cx, 0, Message::MetadataResponse(md));
+        assert_eq!(stamped(cx.take_effects()), vec![3_600_000]);
+        let mut p = warmed_up();
+        let mut cx = Context::new(u64::MAX);
+        p.on_start(&mut cx);
+        assert_eq!(stamped(cx.take_effects()), vec![i64::MAX]);
     }
 }

@@ -22,8 +22,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The node's idea of "now" in milliseconds (record timestamps, retention by age).
+/// The runtime's time in milliseconds: what traces and client observations are stamped with, and,
+/// unless the node has a clock of its own (`with_node_clock`), the node's idea of "now" (record
+/// timestamps, retention by age).
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// A node's own clock, when it is not the runtime's: the simulator gives every node one that
+/// disagrees with the others (`SimClock`).
+pub trait NodeClock: Send + Sync {
+    /// The node's wall-clock reading in milliseconds: `Context::now_ms`. It may go back (a clock
+    /// set back by NTP or an operator).
+    fn wall_ms(&self) -> u64;
+    /// How long, in the runtime's time, a timer of `after_ms` on the node's own (monotonic)
+    /// clock takes: shorter if the clock runs fast.
+    fn timer_duration(&self, after_ms: u64) -> Duration;
+}
 /// Receives every client operation a node reports, with the node and the time.
 pub type Observer = Arc<dyn Fn(NodeId, u64, &ClientEvent) + Send + Sync>;
 /// Receives every protocol situation a node reaches (coverage).
@@ -57,6 +70,7 @@ pub struct Driver<D> {
     net: Net,
     inbox: Inbox,
     clock: Clock,
+    node_clock: Option<Arc<dyn NodeClock>>,
     observer: Option<Observer>,
     coverage: Option<CoverageSink>,
     trace: Option<SharedTrace>,
@@ -94,6 +108,7 @@ impl<D: Disk> Driver<D> {
             net,
             inbox,
             clock,
+            node_clock: None,
             observer: None,
             coverage: None,
             trace: None,
@@ -102,6 +117,13 @@ impl<D: Disk> Driver<D> {
             sync_wanted: None,
             scratch: Vec::new(),
         }
+    }
+
+    /// Gives the node a clock of its own: its `now_ms` and the rate of its timers. Traces and
+    /// observations stay on the runtime's clock, the one timeline a history is checked on.
+    pub fn with_node_clock(mut self, clock: Arc<dyn NodeClock>) -> Self {
+        self.node_clock = Some(clock);
+        self
     }
 
     pub fn with_observer(mut self, observer: Observer) -> Self {
@@ -194,20 +216,35 @@ impl<D: Disk> Driver<D> {
         self.scratch = buf;
     }
 
-    /// One entry point, then its effects (and those of any `on_persisted` they lead to).
+    /// The node's wall clock when the runtime's reads `now`.
+    fn node_now(&self, now: u64) -> u64 {
+        match &self.node_clock {
+            Some(c) => c.wall_ms(),
+            None => now,
+        }
+    }
+
+    /// One entry point, then its effects (and those of any `on_persisted` they lead to). `now`
+    /// is the runtime's time (traces, observations); the node sees its own clock's.
     fn step(
         &mut self,
         now: u64,
         f: impl FnOnce(&mut AnyNode, &mut Context),
     ) -> Result<(), DriverError> {
-        let mut cx = Context::new(now);
+        let node_now = self.node_now(now);
+        let mut cx = Context::new(node_now);
         f(&mut lock(&self.node), &mut cx);
         let mut queue: VecDeque<Effect> = cx.take_effects().into();
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Send { to, message } => self.net.send(to, message),
                 Effect::SetTimer { timer, after_ms } => {
-                    let at = Instant::now() + Duration::from_millis(after_ms);
+                    // A timer runs on the node's monotonic clock, at its rate as it is now.
+                    let after = match &self.node_clock {
+                        Some(c) => c.timer_duration(after_ms),
+                        None => Duration::from_millis(after_ms),
+                    };
+                    let at = Instant::now() + after;
                     self.timers.insert(timer, at);
                 }
                 Effect::CancelTimer(timer) => {

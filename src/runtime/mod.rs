@@ -1,13 +1,15 @@
 //! The async driver: runs any node on tokio (through `madsim-tokio`, so the same code runs
 //! simulated and real), carries out its effects, and talks to peers over TCP. `frame` is the one
 //! byte format of the network and the disk; `disk` the durable-log contract with a real
-//! (`file_disk`) and a simulated (`sim_disk`) implementation.
+//! (`file_disk`) and a simulated (`sim_disk`) implementation; `sim_clock` the simulator's
+//! per-node clocks.
 
 pub mod disk;
 pub mod driver;
 pub mod file_disk;
 pub mod frame;
 pub mod net;
+pub mod sim_clock;
 pub mod sim_disk;
 pub mod trace;
 

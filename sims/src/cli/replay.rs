@@ -25,6 +25,10 @@ pub fn main(args: &ReplayArgs) -> i32 {
         println!("scenario saved to {}", path.display());
     }
     println!("seed {}: {}", sc.seed, sc.summary());
+    let clocks = sc.clocks_line();
+    if !clocks.is_empty() {
+        println!("  clocks (offset from true time at the start, drift): {clocks}");
+    }
     for f in &sc.schedule.events {
         println!(
             "  fault at {:>6} ms: {}",

@@ -1,7 +1,8 @@
 //! The random timeline of a run: node faults and network faults on two tracks, each fault undone
-//! before the next on its track starts, and a third track for the group's members.
+//! before the next on its track starts, a third track for the group's members, and a fourth for
+//! clocks.
 
-use super::{Fault, FaultKind, FaultMix, FaultSchedule, PowerLossMode, TimedFault};
+use super::{Fault, FaultKind, FaultMix, FaultSchedule, PowerLossMode, TimedFault, Track};
 use crate::rng::SeedRng;
 use crate::scenario::CONTROLLER;
 
@@ -12,12 +13,13 @@ pub fn generate(seed: u64, mix: &FaultMix, brokers: u32, fault_ms: u64) -> Fault
     let mut events = Vec::new();
     // Time windows around a bit flip that the network track leaves alone (see below).
     let mut quiet: Vec<(u64, u64)> = Vec::new();
-    for node_track in [true, false] {
+    for track in [Track::Node, Track::Network] {
+        let node_track = track == Track::Node;
         let kinds: Vec<FaultKind> = mix
             .kinds
             .iter()
             .copied()
-            .filter(|k| k.is_node_fault() == node_track)
+            .filter(|k| k.track() == track)
             .collect();
         if kinds.is_empty() {
             continue;
@@ -131,6 +133,99 @@ impl FaultSchedule {
         }
         self.events.sort_by_key(|e| e.at_ms);
     }
+
+    /// The clock track: one clock fault at a time on one of `targets`, each undone before the
+    /// next starts — a jump by the opposite jump (the clock is put right), a drift change by the
+    /// node's own drift again. Drawn from `rng`, the clocks' own stream, so the other tracks are
+    /// the same with or without it.
+    pub fn add_clock_track(
+        &mut self,
+        rng: &mut SeedRng,
+        kinds: &[FaultKind],
+        targets: &ClockTargets,
+        fault_ms: u64,
+    ) {
+        if kinds.is_empty() {
+            return;
+        }
+        let mean_gap_ms = rng.range(500, 4_000);
+        let mut t = rng.range(300, 3_000);
+        while t + 100 < fault_ms {
+            let kind = *rng.pick(kinds);
+            let node = targets.pick(rng);
+            let duration = rng.range(200, 6_000).min(fault_ms - t);
+            let (start, end) = match kind {
+                FaultKind::ClockJump => {
+                    let by_ms = jump_ms(rng);
+                    (
+                        Fault::ClockJump {
+                            node: node.into(),
+                            by_ms,
+                        },
+                        Fault::ClockJump {
+                            node: node.into(),
+                            by_ms: -by_ms,
+                        },
+                    )
+                }
+                _ => {
+                    // 1-30 % fast or slow: far past real quartz drift, so that it matters within
+                    // seconds.
+                    let size = rng.range(10_000, 300_000) as i64;
+                    let ppm = if rng.chance(50) { size } else { -size };
+                    (
+                        Fault::ClockDrift {
+                            node: node.into(),
+                            ppm,
+                        },
+                        Fault::ClockDriftEnd { node: node.into() },
+                    )
+                }
+            };
+            self.events.push(TimedFault {
+                at_ms: t,
+                fault: start,
+            });
+            self.events.push(TimedFault {
+                at_ms: t + duration,
+                fault: end,
+            });
+            t += duration + rng.range(50, 2 * mean_gap_ms);
+        }
+        self.events.sort_by_key(|e| e.at_ms);
+    }
+}
+
+/// The nodes clock faults hit: mostly brokers (retention by age, lag eviction, the group
+/// coordinator's timers), sometimes the controller (session expiry), a producer (its clock
+/// stamps records) or a group member (heartbeats, request timeouts).
+pub struct ClockTargets {
+    pub brokers: Vec<u32>,
+    pub others: Vec<u32>,
+}
+
+impl ClockTargets {
+    fn pick(&self, rng: &mut SeedRng) -> u32 {
+        if self.others.is_empty() || (!self.brokers.is_empty() && rng.chance(60)) {
+            *rng.pick(&self.brokers)
+        } else {
+            *rng.pick(&self.others)
+        }
+    }
+}
+
+/// A clock step, forward or back: seconds (often), minutes, or hours.
+fn jump_ms(rng: &mut SeedRng) -> i64 {
+    let size = match rng.range(0, 99) {
+        0..=44 => rng.range(1_000, 60_000),
+        45..=79 => rng.range(60_000, 3_600_000),
+        _ => rng.range(3_600_000, 12 * 3_600_000),
+    } as i64;
+    if rng.chance(50) {
+        size
+    } else {
+        -size
+    }
 }
 
 /// How long around a bit flip no other fault starts: time for the broker to re-fetch.
@@ -241,5 +336,8 @@ fn episode(rng: &mut SeedRng, kind: FaultKind, brokers: u32) -> (Fault, Vec<Faul
                 vec![Fault::NetworkNormal],
             )
         }
+        // Clock kinds have a track of their own (`add_clock_track`) and never reach here; a
+        // clock kind in a hand-edited mix is skipped by `generate`'s track filter.
+        FaultKind::ClockJump | FaultKind::ClockDrift => (Fault::NetworkNormal, Vec::new()),
     }
 }

@@ -1,7 +1,8 @@
 //! Fault schedules. Each seed draws its own mix of fault kinds and rates (swarm testing: a run
 //! that never isolates nodes explores crashes more deeply, and the other way round), then a
-//! timeline on two tracks that may overlap: node faults (crash, power loss, pause, bit flip) and
-//! network faults (isolation, splits, one-way links, loss, latency). Every fault on a track is
+//! timeline on tracks that may overlap: node faults (crash, power loss, pause, bit flip), network
+//! faults (isolation, splits, one-way links, loss, latency) and clock faults (jumps, drift
+//! changes; drawn from a stream of their own, see `generate`). Every fault on a track is
 //! undone before the next starts, so at most one node is down at a time and the cluster keeps a
 //! majority of replicas for `min.insync.replicas` (`generate`). Hunts for the bugs no random mix
 //! reaches use targeted nemeses instead (`nemesis`): faults aimed at roles (`target`), such as the
@@ -11,7 +12,7 @@ mod generate;
 pub mod nemesis;
 mod target;
 
-pub use generate::generate;
+pub use generate::{generate, ClockTargets};
 pub use target::{Role, RoleRef, Target};
 
 use crate::rng::SeedRng;
@@ -31,10 +32,22 @@ pub enum FaultKind {
     Loss,
     Latency,
     SlowDisk,
+    /// A node's wall clock steps forward or back, by seconds to hours, and is put right later.
+    ClockJump,
+    /// A node's clock runs at another rate for a while, then at its own again.
+    ClockDrift,
+}
+
+/// The timeline a fault kind is drawn on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    Node,
+    Network,
+    Clock,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::Crash,
         FaultKind::PowerLoss,
         FaultKind::Pause,
@@ -45,7 +58,12 @@ impl FaultKind {
         FaultKind::Loss,
         FaultKind::Latency,
         FaultKind::SlowDisk,
+        FaultKind::ClockJump,
+        FaultKind::ClockDrift,
     ];
+
+    /// The clock kinds, drawn from a random stream of their own (`Scenario::from_seed`).
+    pub const CLOCK: [FaultKind; 2] = [FaultKind::ClockJump, FaultKind::ClockDrift];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -59,18 +77,25 @@ impl FaultKind {
             FaultKind::Loss => "loss",
             FaultKind::Latency => "latency",
             FaultKind::SlowDisk => "slow-disk",
+            FaultKind::ClockJump => "clock-jump",
+            FaultKind::ClockDrift => "clock-drift",
         }
     }
 
-    fn is_node_fault(self) -> bool {
-        matches!(
-            self,
+    pub fn track(self) -> Track {
+        match self {
             FaultKind::Crash
-                | FaultKind::PowerLoss
-                | FaultKind::Pause
-                | FaultKind::BitFlip
-                | FaultKind::SlowDisk
-        )
+            | FaultKind::PowerLoss
+            | FaultKind::Pause
+            | FaultKind::BitFlip
+            | FaultKind::SlowDisk => Track::Node,
+            FaultKind::Isolate
+            | FaultKind::Split
+            | FaultKind::OneWay
+            | FaultKind::Loss
+            | FaultKind::Latency => Track::Network,
+            FaultKind::ClockJump | FaultKind::ClockDrift => Track::Clock,
+        }
     }
 }
 
@@ -89,8 +114,10 @@ impl FaultMix {
     pub fn draw(rng: &mut SeedRng, durability: Durability) -> FaultMix {
         // With replicated durability a power loss of the whole ISR loses acknowledged records by
         // design (Kafka's trade-off, bug K); such runs are asked for explicitly, not drawn.
+        // Clock kinds are drawn apart, from their own stream, so this draw is what it was.
         let allowed: Vec<FaultKind> = FaultKind::ALL
             .into_iter()
+            .filter(|k| k.track() != Track::Clock)
             .filter(|k| *k != FaultKind::PowerLoss || durability == Durability::Fsync)
             .collect();
         FaultMix {
@@ -224,6 +251,22 @@ pub enum Fault {
     DiskNormal {
         node: Target,
     },
+    /// The node's wall clock steps by `by_ms` (back if negative). Its timers, which run on its
+    /// monotonic clock, are not affected.
+    ClockJump {
+        node: Target,
+        by_ms: i64,
+    },
+    /// The node's clock (wall and monotonic) runs `ppm` parts per million fast (slow if
+    /// negative) from now on, in place of its own drift.
+    ClockDrift {
+        node: Target,
+        ppm: i64,
+    },
+    /// The node's clock runs at its own drift again (undoes `ClockDrift`).
+    ClockDriftEnd {
+        node: Target,
+    },
 }
 
 impl Fault {
@@ -238,7 +281,10 @@ impl Fault {
             | Fault::FlipBit { node, .. }
             | Fault::Isolate { node }
             | Fault::SlowDisk { node, .. }
-            | Fault::DiskNormal { node } => vec![node],
+            | Fault::DiskNormal { node }
+            | Fault::ClockJump { node, .. }
+            | Fault::ClockDrift { node, .. }
+            | Fault::ClockDriftEnd { node } => vec![node],
             Fault::OneWay { from, to } | Fault::HealLink { from, to } => vec![from, to],
             Fault::Split { .. }
             | Fault::HealNetwork
@@ -285,5 +331,33 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains(r#"unknown role "boss""#), "{err}");
+    }
+
+    #[test]
+    fn clock_faults_read_and_write_as_json() {
+        for (text, fault) in [
+            (
+                r#"{"at_ms":7,"fault":"clock-jump","node":1,"by_ms":-3600000}"#,
+                Fault::ClockJump {
+                    node: 1.into(),
+                    by_ms: -3_600_000,
+                },
+            ),
+            (
+                r#"{"at_ms":7,"fault":"clock-drift","node":"leader#2","ppm":150000}"#,
+                Fault::ClockDrift {
+                    node: Target::role(Role::Leader, 2),
+                    ppm: 150_000,
+                },
+            ),
+            (
+                r#"{"at_ms":7,"fault":"clock-drift-end","node":100}"#,
+                Fault::ClockDriftEnd { node: 100.into() },
+            ),
+        ] {
+            let f: TimedFault = serde_json::from_str(text).expect(text);
+            assert_eq!(f, TimedFault { at_ms: 7, fault });
+            assert_eq!(serde_json::to_string(&f).expect("encode"), text);
+        }
     }
 }

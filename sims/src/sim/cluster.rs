@@ -1,5 +1,6 @@
 //! The simulated cluster: one madsim node per seedlog node, each running the same `Driver` the
-//! real broker runs, over simulated TCP, with a `SimDisk` owned here so it survives kills.
+//! real broker runs, over simulated TCP, with a `SimDisk` and a `SimClock` owned here so they
+//! survive kills.
 
 use crate::scenario::{
     Scenario, CONTROLLER, FINAL_READER, FIRST_MEMBER, FIRST_PRODUCER, FIRST_READER, GROUP,
@@ -15,6 +16,7 @@ use seedlog::runtime::disk::CorruptionPolicy;
 use seedlog::runtime::driver::{Clock, CoverageSink, Driver, DriverError, Observer};
 pub use seedlog::runtime::lock;
 use seedlog::runtime::net::{AddressBook, Net};
+use seedlog::runtime::sim_clock::SimClock;
 use seedlog::runtime::sim_disk::{SimDisk, SyncLatency};
 use seedlog::runtime::trace::{with_trace, SharedTrace};
 use std::collections::BTreeMap;
@@ -49,6 +51,8 @@ pub struct SimNode {
     /// The node's state, replaced at every (re)start; read by the final checks.
     pub state: Arc<Mutex<AnyNode>>,
     pub disk: SimDisk,
+    /// The node's own clock: its `now_ms` and its timers' rate. Clock faults act on it.
+    pub clock: SimClock,
 }
 
 pub struct Cluster {
@@ -62,10 +66,13 @@ pub struct Cluster {
     pub broken: Arc<tokio::sync::Notify>,
     /// How often each protocol situation was reached in this run.
     pub coverage: Coverage,
+    /// True simulated time since `start`: traces and the history are stamped with it.
     pub clock: Clock,
     /// The scenario's seed and sync latency, for each node's disk.
     seed: u64,
     sync_latency_ms: (u64, u64),
+    /// When the run started; every node's own clock counts from here.
+    pub start: tokio::time::Instant,
 }
 
 impl Cluster {
@@ -197,7 +204,8 @@ pub fn member_config(sc: &Scenario, index: u32) -> ConsumerConfig {
 impl Cluster {
     /// Creates every node of the scenario except the final reader, which `add_final_reader`
     /// starts after the faults heal.
-    pub fn build(sc: &Scenario, trace: SharedTrace, clock: Clock) -> Cluster {
+    pub fn build(sc: &Scenario, trace: SharedTrace, start: tokio::time::Instant) -> Cluster {
+        let clock: Clock = Arc::new(move || start.elapsed().as_millis() as u64);
         let mut cluster = Cluster {
             nodes: BTreeMap::new(),
             history: Arc::new(Mutex::new(Vec::new())),
@@ -208,10 +216,11 @@ impl Cluster {
             clock,
             seed: sc.seed,
             sync_latency_ms: sc.sync_latency_ms,
+            start,
         };
         let addrs = address_book(sc);
         let controller = Arc::new(controller_config(sc));
-        cluster.add_node(CONTROLLER, &addrs, true, move |image, _| match image {
+        cluster.add_node(CONTROLLER, &addrs, true, sc, move |image, _| match image {
             Image::Controller(img) => {
                 AnyNode::Controller(Controller::recover(controller.clone(), img))
             }
@@ -219,7 +228,7 @@ impl Cluster {
         });
         for id in sc.broker_ids() {
             let config = Arc::new(broker_config(sc, id));
-            cluster.add_node(id, &addrs, true, move |image, lost_data| {
+            cluster.add_node(id, &addrs, true, sc, move |image, lost_data| {
                 let image = match image {
                     Image::Broker(b) => b,
                     _ => Default::default(),
@@ -229,20 +238,20 @@ impl Cluster {
         }
         for index in 0..sc.producers.len() {
             let config = Arc::new(producer_config(sc, index));
-            cluster.add_node(config.id, &addrs, false, move |_, _| {
+            cluster.add_node(config.id, &addrs, false, sc, move |_, _| {
                 AnyNode::Producer(Producer::new(config.clone()))
             });
         }
         for r in 0..sc.readers {
             let config = Arc::new(reader_config(sc, FIRST_READER + r));
-            cluster.add_node(config.id, &addrs, false, move |_, _| {
+            cluster.add_node(config.id, &addrs, false, sc, move |_, _| {
                 AnyNode::Reader(Reader::new(config.clone()))
             });
         }
         for m in 0..sc.members {
             // A restarted member keeps nothing: it resumes from the group's committed offsets.
             let config = Arc::new(member_config(sc, m));
-            cluster.add_node(config.id, &addrs, false, move |_, _| {
+            cluster.add_node(config.id, &addrs, false, sc, move |_, _| {
                 AnyNode::Consumer(Box::new(Consumer::new(config.clone())))
             });
         }
@@ -251,7 +260,7 @@ impl Cluster {
 
     pub fn add_final_reader(&mut self, sc: &Scenario) {
         let config = Arc::new(reader_config(sc, FINAL_READER));
-        self.add_node(FINAL_READER, &address_book(sc), false, move |_, _| {
+        self.add_node(FINAL_READER, &address_book(sc), false, sc, move |_, _| {
             AnyNode::Reader(Reader::new(config.clone()))
         });
     }
@@ -262,9 +271,12 @@ impl Cluster {
         id: NodeId,
         addrs: &Arc<AddressBook>,
         listens: bool,
+        sc: &Scenario,
         recover: impl Fn(Image, bool) -> AnyNode + Send + Sync + 'static,
     ) {
         let name = Scenario::node_name(id);
+        let spec = sc.clock(id);
+        let node_clock = SimClock::new(self.start, spec.offset_ms, spec.drift_ppm);
         let state = Arc::new(Mutex::new(recover(Image::Empty, false)));
         // A broker cut by a corrupt frame re-fetches from its leader; the controller stands in
         // for a metadata quorum, and its disk gets no bit flips (see faults.rs).
@@ -294,6 +306,7 @@ impl Cluster {
             })
         };
         let init = {
+            let node_clock = node_clock.clone();
             let (state, disk, addrs, name) =
                 (state.clone(), disk.clone(), addrs.clone(), name.clone());
             let (trace, clock, failures, broken, coverage) = (
@@ -304,6 +317,7 @@ impl Cluster {
                 self.coverage.clone(),
             );
             move || {
+                let node_clock = node_clock.clone();
                 let (state, mut disk, addrs, name) =
                     (state.clone(), disk.clone(), addrs.clone(), name.clone());
                 let (trace, clock, failures, observer, broken, coverage) = (
@@ -354,6 +368,7 @@ impl Cluster {
                         Arc::new(move |_, situation| coverage.add(situation))
                     };
                     let driver = Driver::new(id, name.clone(), state, disk, net, inbox, clock)
+                        .with_node_clock(Arc::new(node_clock))
                         .with_trace(trace)
                         .with_observer(observer)
                         .with_coverage(sink);
@@ -381,6 +396,7 @@ impl Cluster {
                 handle,
                 state,
                 disk,
+                clock: node_clock,
             },
         );
     }

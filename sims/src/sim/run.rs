@@ -6,7 +6,6 @@ use super::cluster::{lock, Cluster, Observed};
 use super::supervisor::EpisodeRoles;
 use crate::scenario::Scenario;
 use seedlog::node::{AnyNode, Situation};
-use seedlog::runtime::driver::Clock;
 use seedlog::runtime::trace::{with_trace, SharedTrace, Trace};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -109,8 +108,7 @@ type Simulated = (
 
 async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
     let start = Instant::now();
-    let clock: Clock = Arc::new(move || start.elapsed().as_millis() as u64);
-    let mut cluster = Cluster::build(&sc, trace, clock);
+    let mut cluster = Cluster::build(&sc, trace, start);
     let heal_at = start + Duration::from_millis(sc.fault_ms);
     let phase =
         async { tokio::join!(cluster.run_schedule(&sc, start), cluster.writeback(heal_at)) };

@@ -1,7 +1,8 @@
 //! Shrinking a failing scenario: remove faults while the run still fails the same way (the same
 //! first problem name), bisecting chunks of the schedule first and single faults last (a
 //! simplified delta debugging); then make the rest of the scenario smaller the same way: fewer
-//! producers, readers and group members, and a fault phase that ends soon after the last fault.
+//! producers, readers and group members, a fault phase that ends soon after the last fault, and
+//! clocks that agree (no offset, no drift: the clock faults that remain still apply).
 //! The result is a smaller scenario to read and to keep as a regression test.
 
 pub use super::run::problem_name;
@@ -109,6 +110,12 @@ fn smaller_setups(sc: &Scenario) -> Vec<Simplify> {
             .unwrap_or(0);
         let mut s = sc.clone();
         s.fault_ms = s.fault_ms.min(last + 2_000);
+        s
+    }));
+    // Perfect clocks: a failure that survives this does not need the nodes' clocks to disagree.
+    steps.push(Box::new(|sc: &Scenario| {
+        let mut s = sc.clone();
+        s.clocks.clear();
         s
     }));
     // No consumer group (its members' faults go with it), then one member.

@@ -21,6 +21,9 @@ pub struct Damage {
     clogged_nodes: BTreeSet<u32>,
     clogged_links: BTreeSet<(u32, u32)>,
     slow_disks: BTreeSet<u32>,
+    /// Each node's jumps not yet put right (their sum), and the nodes running at another rate.
+    jumped: BTreeMap<u32, i64>,
+    drifted: BTreeSet<u32>,
     episodes: EpisodeRoles,
 }
 
@@ -235,9 +238,54 @@ impl Cluster {
                     damage.slow_disks.remove(node);
                 }
             }
+            Fault::ClockJump {
+                node: Target::Node(node),
+                by_ms,
+            } => {
+                if let Some(n) = self.nodes.get(node) {
+                    n.clock.jump(*by_ms);
+                    let net_jump = damage.jumped.entry(*node).or_default();
+                    *net_jump = net_jump.saturating_add(*by_ms);
+                    if *net_jump == 0 {
+                        damage.jumped.remove(node);
+                    }
+                    self.coverage.add(Situation::ClockJump);
+                    self.note_clock(n);
+                }
+            }
+            Fault::ClockDrift {
+                node: Target::Node(node),
+                ppm,
+            } => {
+                if let Some(n) = self.nodes.get(node) {
+                    n.clock.set_drift(*ppm);
+                    damage.drifted.insert(*node);
+                    self.coverage.add(Situation::ClockDrift);
+                    self.note_clock(n);
+                }
+            }
+            Fault::ClockDriftEnd {
+                node: Target::Node(node),
+            } => {
+                if let Some(n) = self.nodes.get(node) {
+                    n.clock.restore_drift();
+                    damage.drifted.remove(node);
+                    self.note_clock(n);
+                }
+            }
             // `resolve` leaves no role behind; a fault still naming one is reported, not applied.
             unresolved => self.note(&format!("not applied, unresolved target: {unresolved:?}")),
         }
+    }
+
+    /// Puts a node's clock reading in the trace after a clock fault.
+    fn note_clock(&self, n: &super::cluster::SimNode) {
+        self.note(&format!(
+            "{} clock reads {:+} ms from true time, drift {:+} ppm",
+            crate::scenario::Scenario::node_name(n.id),
+            n.clock.skew_ms(),
+            n.clock.drift_ppm()
+        ));
     }
 
     fn clog_link(&self, net: &NetSim, from: u32, to: u32, damage: &mut Damage) {
@@ -290,6 +338,23 @@ impl Cluster {
         for node in std::mem::take(&mut damage.down) {
             self.apply(
                 &Fault::Restart { node: node.into() },
+                &mut Damage::default(),
+            );
+        }
+        // Clocks are put right too (NTP steps a jumped clock back; the drift ends): the liveness
+        // phase runs on each node's own clock again.
+        for (node, by_ms) in std::mem::take(&mut damage.jumped) {
+            self.apply(
+                &Fault::ClockJump {
+                    node: node.into(),
+                    by_ms: -by_ms,
+                },
+                &mut Damage::default(),
+            );
+        }
+        for node in std::mem::take(&mut damage.drifted) {
+            self.apply(
+                &Fault::ClockDriftEnd { node: node.into() },
                 &mut Damage::default(),
             );
         }

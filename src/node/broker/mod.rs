@@ -511,7 +511,10 @@ impl Broker {
         if self.config.retention.is_unlimited() {
             return;
         }
-        let now = cx.now_ms as i64;
+        // The wall clock may have jumped either way since the last check: a clock set back
+        // deletes nothing until it passes the records' timestamps again (their age is at most
+        // zero), a clock set forward deletes early; neither can delete an uncommitted record.
+        let now = cx.timestamp_ms();
         let led: Vec<(TopicPartition, Offset)> = self
             .replicas
             .iter()

@@ -29,10 +29,22 @@ fn single_leader_with(config: BrokerConfig) -> Broker {
 }
 
 fn produce(b: &mut Broker, value: &str, sequence: u64) -> Vec<Result<Offset, ErrorCode>> {
+    produce_stamped(b, value, sequence, 0)
+}
+
+/// A produce of a record stamped `timestamp` by its producer's clock.
+fn produce_stamped(
+    b: &mut Broker,
+    value: &str,
+    sequence: u64,
+    timestamp: i64,
+) -> Vec<Result<Offset, ErrorCode>> {
+    let mut record = Record::keyed("k", value);
+    record.timestamp = timestamp;
     let req = ProduceRequest {
         tp: TopicPartition::new("t", 0),
         acks: Acks::All,
-        records: vec![Record::keyed("k", value)],
+        records: vec![record],
         leader_epoch: None,
         correlation: sequence,
         producer: Some(ProducerStamp {
@@ -552,6 +564,57 @@ fn a_parked_fetch_whose_offset_retention_deleted_is_answered_out_of_range() {
     assert_eq!(answer.error, Some(ErrorCode::OffsetOutOfRange));
     assert!(answer.records.is_empty());
     assert_eq!(answer.log_start_offset, 2);
+}
+
+/// A one-broker leader of `t-0` deleting records older than 10 s, holding three committed
+/// records stamped at `stamps`.
+fn leader_with_age_retention(stamps: [i64; 3]) -> Broker {
+    let mut config = BrokerConfig::new(0, 9);
+    config.retention = crate::log::RetentionPolicy {
+        max_age_ms: Some(10_000),
+        max_bytes: None,
+    };
+    config.retention_check_ms = Some(1_000);
+    let mut b = single_leader_with(config);
+    for (i, ts) in stamps.into_iter().enumerate() {
+        assert_eq!(
+            produce_stamped(&mut b, &format!("v{i}"), i as u64, ts),
+            vec![Ok(i as u64)]
+        );
+    }
+    b
+}
+
+/// Runs a retention check at `now_ms` on the broker's clock; returns `t-0`'s log start.
+fn retention_at(b: &mut Broker, now_ms: u64) -> Offset {
+    let mut cx = Context::new(now_ms);
+    b.on_timer(&mut cx, crate::node::Timer::Retention);
+    assert_eq!(b.check_invariants(), Ok(()));
+    b.replicas()[&TopicPartition::new("t", 0)]
+        .log
+        .log_start_offset()
+}
+
+/// A broker whose wall clock is set back an hour between two retention checks: the records are
+/// in its future, so nothing goes, nothing panics, the log start stays where it was and every
+/// invariant holds; once the clock is past them again, retention resumes.
+#[test]
+fn a_broker_handed_an_earlier_now_deletes_nothing_more_and_keeps_its_invariants() {
+    let t = 50_000_000;
+    let mut b = leader_with_age_retention([t, t + 1_000, t + 2_000]);
+    assert_eq!(retention_at(&mut b, (t + 11_500) as u64), 2);
+    assert_eq!(retention_at(&mut b, (t + 11_500 - 3_600_000) as u64), 2);
+    assert_eq!(retention_at(&mut b, 0), 2);
+    assert_eq!(retention_at(&mut b, (t + 12_500) as u64), 3);
+}
+
+/// A wall clock read past `i64::MAX` (a clock jumped absurdly far ahead) is a time far ahead:
+/// every committed record is past its age. Before, `now as i64` wrapped it to -1, a time before
+/// every record, and retention deleted nothing.
+#[test]
+fn a_broker_whose_clock_reads_past_i64_max_treats_it_as_far_ahead() {
+    let mut b = leader_with_age_retention([1_000, 2_000, 3_000]);
+    assert_eq!(retention_at(&mut b, u64::MAX), 3);
 }
 
 #[test]
