@@ -72,12 +72,13 @@ impl State {
         }
     }
 
-    /// Forgets the pending writes (they were lost or cut), and abandons syncs in flight.
-    fn drop_pending(&mut self) {
-        self.pending_base += self.pending.len() as u64;
-        self.pending.clear();
+    /// Takes the pending writes out (they were lost, or cut), and abandons syncs in flight.
+    fn take_pending(&mut self) -> VecDeque<Vec<u8>> {
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_base += pending.len() as u64;
         self.generation += 1;
         self.outstanding = 0;
+        pending
     }
 
     fn next_latency_ms(&mut self) -> u64 {
@@ -151,8 +152,7 @@ impl SimDisk {
     /// Returns how many unsynced writes were lost or torn.
     pub fn power_loss(&self, mode: PowerLoss) -> usize {
         let mut s = self.state();
-        let pending: Vec<Vec<u8>> = s.pending.iter().cloned().collect();
-        s.drop_pending();
+        let pending = s.take_pending();
         let n = pending.len();
         let lost = match mode {
             PowerLoss::DropPending => n,
@@ -252,7 +252,7 @@ impl Disk for SimDisk {
         let (recovered, keep) = replay(&visible, self.policy, &self.name)?;
         if keep < s.durable.len() {
             s.durable.truncate(keep);
-            s.drop_pending();
+            s.take_pending();
         } else {
             // Pending writes are whole frames: keep those that fit in the valid prefix.
             let mut room = keep - s.durable.len();

@@ -121,14 +121,7 @@ impl FaultSchedule {
                     Fault::Resume { node: node.into() },
                 )
             };
-            self.events.push(TimedFault {
-                at_ms: t,
-                fault: start,
-            });
-            self.events.push(TimedFault {
-                at_ms: t + duration,
-                fault: end,
-            });
+            self.push_episode(t, duration, start, end);
             t += duration + rng.range(50, 2 * mean_gap_ms);
         }
         self.events.sort_by_key(|e| e.at_ms);
@@ -182,14 +175,7 @@ impl FaultSchedule {
                     )
                 }
             };
-            self.events.push(TimedFault {
-                at_ms: t,
-                fault: start,
-            });
-            self.events.push(TimedFault {
-                at_ms: t + duration,
-                fault: end,
-            });
+            self.push_episode(t, duration, start, end);
             t += duration + rng.range(50, 2 * mean_gap_ms);
         }
         self.events.sort_by_key(|e| e.at_ms);
@@ -225,6 +211,20 @@ fn jump_ms(rng: &mut SeedRng) -> i64 {
         size
     } else {
         -size
+    }
+}
+
+impl FaultSchedule {
+    /// One fault at `t` and what undoes it `duration` later (the member and clock tracks).
+    fn push_episode(&mut self, t: u64, duration: u64, start: Fault, end: Fault) {
+        self.events.push(TimedFault {
+            at_ms: t,
+            fault: start,
+        });
+        self.events.push(TimedFault {
+            at_ms: t + duration,
+            fault: end,
+        });
     }
 }
 
