@@ -73,6 +73,8 @@ pub struct ModelOptions {
     /// Times a leader's retention may delete records: each deletes every committed record of
     /// the data topic (`retention.bytes=0`), at any moment (0: retention off).
     pub retentions: usize,
+    /// The producer's `max.in.flight` (1: one batch at a time).
+    pub max_in_flight: usize,
 }
 
 impl ModelOptions {
@@ -96,6 +98,7 @@ impl ModelOptions {
             refusals: 0,
             broker_crashes: true,
             retentions: 0,
+            max_in_flight: 1,
         };
         match kind {
             ModelKind::Replication => ModelOptions {
@@ -369,10 +372,16 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             seed: 0,
             request_timeout_ms: None,
             retry_backoff_ms: None,
-            idempotent: false,
+            // Ordering with several batches in flight needs idempotence (sequence numbers).
+            idempotent: opts.max_in_flight > 1,
             producer_id: producer as u64,
             send_interval_ms: None,
             delivery_timeout_ms: None,
+            max_in_flight: opts.max_in_flight,
+            // One record per batch: the model's records are its batches.
+            batch_size_bytes: 1,
+            linger_ms: None,
+            bugs: bugs.clone(),
         };
         model = model.actor(NodeActor {
             name: "producer".into(),
@@ -443,6 +452,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         .init_network(Network::new_ordered([]))
         .max_crashes(opts.crashes)
         .record_msg_in(history::record_in)
+        .record_msg_out(history::record_out)
         .within_boundary(properties::within_boundary);
     properties::add(model)
 }

@@ -16,6 +16,24 @@ pub struct History {
     pub max_hw: BTreeMap<TopicPartition, Offset>,
     /// A fetch response showed the reader a smaller high watermark than an earlier one.
     pub hw_regressed: bool,
+    /// The record each produce request carries, by correlation (the model's batches hold one
+    /// record each), until it is acknowledged.
+    pub sent: BTreeMap<u64, usize>,
+}
+
+/// `record_msg_out` hook: notes which record each of the producer's requests carries.
+pub fn record_out(cfg: &ModelCfg, history: &History, env: Envelope<&Message>) -> Option<History> {
+    let Message::Produce(r) = env.msg else {
+        return None;
+    };
+    if Some(usize::from(env.src)) != cfg.producer {
+        return None;
+    }
+    let value = &r.records.first()?.value;
+    let index = cfg.records.iter().position(|rec| &rec.value == value)?;
+    let mut h = history.clone();
+    h.sent.insert(r.correlation, index);
+    Some(h)
 }
 
 /// `record_msg_in` hook: notes acknowledgements to the producer and records shown to the reader.
@@ -25,8 +43,8 @@ pub fn record_in(cfg: &ModelCfg, history: &History, env: Envelope<&Message>) -> 
         Message::ProduceResponse(r) if Some(dst) == cfg.producer => {
             let offset = r.result.ok()?;
             let mut h = history.clone();
-            h.acked
-                .insert((r.tp.clone(), offset, r.correlation as usize));
+            let index = h.sent.remove(&r.correlation)?;
+            h.acked.insert((r.tp.clone(), offset, index));
             (h != *history).then_some(h)
         }
         Message::FetchResponse(r) if Some(dst) == cfg.reader && r.error.is_none() => {

@@ -113,6 +113,10 @@ struct ModelArgs {
     /// checked, in exchange for far fewer interleavings in deep bug searches.
     #[arg(long)]
     no_reader: bool,
+    /// The producer's max.in.flight (default 1). Above 1 the producer is idempotent (sequence
+    /// numbers, the leader's window of batches), as Kafka requires for ordering.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=5))]
+    max_in_flight: Option<u32>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -207,6 +211,9 @@ impl ModelArgs {
             );
         }
         o.bugs = self.bugs.clone();
+        if let Some(m) = self.max_in_flight {
+            o.max_in_flight = m as usize;
+        }
         if self.no_reader {
             o.reader = false;
         }
@@ -231,7 +238,11 @@ fn describe(o: &ModelOptions) -> String {
         },
         o.max_changes,
         o.min_insync_replicas,
-        o.durability,
+        if o.max_in_flight > 1 {
+            format!("{} max_in_flight={}", o.durability, o.max_in_flight)
+        } else {
+            o.durability.to_string()
+        },
         if bugs.is_empty() { "none".to_string() } else { bugs.join(",") },
         match o.kind {
             ModelKind::Offsets => format!(

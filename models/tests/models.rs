@@ -136,6 +136,27 @@ fn bug_ack_before_sync_loses_an_acknowledged_record() {
     assert_violation(&lone, "acked-not-lost");
 }
 
+/// Two batches in flight: the idempotent producer keeps order and loses nothing across a
+/// failover (the replication model, 2 records, `max.in.flight=2`, no reader); with
+/// `retry-out-of-order` the producer resends a failed batch behind the other, renumbered, and
+/// the leader answers the renumbered one with the other's offset.
+#[test]
+fn two_batches_in_flight_hold_and_retry_out_of_order_is_found() {
+    let mut o = ModelOptions::defaults(ModelKind::Replication);
+    o.records = 2;
+    o.max_in_flight = 2;
+    o.reader = false;
+    let out = run(&o);
+    assert!(
+        out.violation.is_none(),
+        "{:?}",
+        out.violation.map(|v| v.trace)
+    );
+    assert!(out.unique_states > 50_000, "{}", out.unique_states);
+    o.bugs = vec![Bug::RetryOutOfOrder];
+    insta::assert_snapshot!(assert_violation(&o, "acked-not-lost"));
+}
+
 #[test]
 fn bug_unclean_election_loses_an_acknowledged_record() {
     let mut o = small(Some(Bug::UncleanElection));

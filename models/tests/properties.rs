@@ -7,7 +7,7 @@
 
 use models::actor::NodeState;
 use models::cluster::{build, ModelKind, ModelOptions, SeedlogModel, TOPIC};
-use models::history::record_in;
+use models::history::{record_in, record_out};
 use models::properties::{violated, State};
 use seedlog::node::Context;
 use seedlog::protocol::{
@@ -47,6 +47,28 @@ fn deliver(s: &mut State, to: usize, from: usize, msg: Message) {
 
 /// Records a message arriving at a client, as the checker's `record_msg_in` hook does.
 fn observe(m: &SeedlogModel, s: &mut State, src: usize, dst: usize, msg: Message) {
+    // An acknowledgement answers a request the producer sent: the history learns which record a
+    // correlation carries from the request (here: correlation = the record's index).
+    if let Message::ProduceResponse(r) = &msg {
+        if let Some(record) = m.cfg.records.get(r.correlation as usize) {
+            let req = Message::Produce(ProduceRequest {
+                tp: r.tp.clone(),
+                acks: Acks::All,
+                records: vec![record.clone()],
+                leader_epoch: None,
+                correlation: r.correlation,
+                producer: None,
+            });
+            let out = Envelope {
+                src: Id::from(dst),
+                dst: Id::from(src),
+                msg: &req,
+            };
+            if let Some(h) = record_out(&m.cfg, &s.history, out) {
+                s.history = h;
+            }
+        }
+    }
     let env = Envelope {
         src: Id::from(src),
         dst: Id::from(dst),

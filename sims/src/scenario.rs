@@ -76,6 +76,31 @@ pub struct ProducerPlan {
     pub records: usize,
     pub interval_ms: u64,
     pub keys: u32,
+    /// `max.in.flight.requests.per.connection` (absent in schedules saved before producers
+    /// pipelined: 1).
+    #[serde(default = "one")]
+    pub max_in_flight: usize,
+    /// `batch.size` in bytes (absent before producers batched: 1, a batch per record).
+    #[serde(default = "one_byte")]
+    pub batch_size_bytes: u64,
+    /// `linger.ms` (`None`: a batch goes as soon as a request can carry it).
+    #[serde(default)]
+    pub linger_ms: Option<u64>,
+    /// `delivery.timeout.ms` (absent before it was drawn: 10 s).
+    #[serde(default = "ten_seconds")]
+    pub delivery_timeout_ms: u64,
+}
+
+fn ten_seconds() -> u64 {
+    10_000
+}
+
+fn one() -> usize {
+    1
+}
+
+fn one_byte() -> u64 {
+    1
 }
 
 /// A node's clock: `offset_ms` ahead of true time at the start (behind if negative), running
@@ -122,10 +147,25 @@ impl Scenario {
                     records: (fault_ms / interval_ms.max(1)) as usize,
                     interval_ms,
                     keys: rng.range(2, 6) as u32,
+                    max_in_flight: 1,
+                    batch_size_bytes: 1,
+                    linger_ms: None,
+                    delivery_timeout_ms: 10_000,
                 }
             })
             .collect();
         let readers = rng.range(1, 2) as u32;
+        // How producers batch and pipeline draws from a stream of its own.
+        let mut prng = SeedRng::new(seed, 7);
+        let mut producers: Vec<ProducerPlan> = producers;
+        for p in producers.iter_mut() {
+            p.max_in_flight = prng.range(1, 5) as usize;
+            p.batch_size_bytes = *prng.pick(&[1, 60, 150, 400]);
+            p.linger_ms = prng.chance(50).then(|| prng.range(1, 40));
+            // Short ones give up on batches during faults: epochs change while old attempts
+            // are still on their way.
+            p.delivery_timeout_ms = *prng.pick(&[3_000, 5_000, 10_000]);
+        }
         // A run with a bug switch on hunts for that bug: leader changes are what every
         // historical replication bug needs, so it draws from the faults that cause them, more
         // often, on a single partition.

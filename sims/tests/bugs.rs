@@ -150,6 +150,34 @@ fn ack_before_sync_is_caught() {
     assert!(without.is_empty(), "clean without the switch: {without:?}");
 }
 
+// The pipelined producer's switches: the failover mix makes requests fail and time out while
+// several batches are in flight.
+
+#[test]
+fn dedup_window_1_is_caught() {
+    // The leader remembers only a producer's last batch: a retry of an earlier batch still in
+    // flight is taken for a new one and lands twice.
+    first_catch(Bug::DedupWindow1, None, 50, &["duplicate"]);
+}
+
+#[test]
+fn retry_out_of_order_is_caught() {
+    // The producer resends a failed batch behind the later ones, numbering them again: a later
+    // batch takes an earlier one's sequences, and the leader answers it with that batch's
+    // offsets, or appends it twice.
+    first_catch(
+        Bug::RetryOutOfOrder,
+        None,
+        50,
+        &[
+            "duplicate",
+            "inconsistent-offsets",
+            "per-key-order",
+            "nonmonotonic-send",
+        ],
+    );
+}
+
 // The consumer-group switches: a group bug hunt crashes and pauses members often.
 
 #[test]

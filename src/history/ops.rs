@@ -1,7 +1,13 @@
-//! Events paired into operations. A process has at most one operation in flight: an `invoke` is
-//! completed by the next `ok`, `fail` or `info` of the same process. A completion without an
-//! invoke (a poll or seek logged as one event) is an operation by itself; an invoke that is
-//! never completed, or is overtaken by the process's next invoke, ends as `info` (unknown).
+//! Events paired into operations. Apart from sends, a process has at most one operation in
+//! flight: an `invoke` is completed by the next `ok`, `fail` or `info` of the same process. A
+//! completion without an invoke (a poll or seek logged as one event) is an operation by itself;
+//! an invoke that is never completed, or is overtaken by the process's next invoke, ends as
+//! `info` (unknown).
+//!
+//! Sends are different: a producer pipelines, so one process may have many sends in flight, and
+//! they complete in any order across partitions. A send's completion pairs with the process's
+//! open send of the same value (values identify sends), or, if it names no value, with the
+//! process's oldest open send; a send never completed ends as `info`.
 
 use super::event::{Event, EventType, Op};
 use std::collections::BTreeMap;
@@ -27,6 +33,7 @@ pub struct Operation {
 
 pub fn pair(events: &[Event]) -> Vec<Operation> {
     let mut open: BTreeMap<&str, (usize, &Event)> = BTreeMap::new();
+    let mut sends: BTreeMap<&str, Vec<(usize, &Event)>> = BTreeMap::new();
     let mut ops = Vec::new();
     let unknown = |started: usize, invoke: &Event| Operation {
         process: invoke.process.clone(),
@@ -41,6 +48,40 @@ pub fn pair(events: &[Event]) -> Vec<Operation> {
         },
     };
     for (i, e) in events.iter().enumerate() {
+        if e.f == Op::Send {
+            let open_sends = sends.entry(&e.process).or_default();
+            if e.kind == EventType::Invoke {
+                open_sends.push((i, e));
+                continue;
+            }
+            let same_value = e.value.as_ref().and_then(|v| {
+                open_sends
+                    .iter()
+                    .position(|(_, inv)| inv.value.as_ref() == Some(v))
+            });
+            let pos = match (&e.value, same_value) {
+                (_, Some(p)) => Some(p),
+                (None, None) if !open_sends.is_empty() => Some(0),
+                _ => None,
+            };
+            let (started, invoked_ns, merged) = match pos {
+                Some(p) => {
+                    let (started, invoke) = open_sends.remove(p);
+                    (started, invoke.time_ns, merge(invoke, e))
+                }
+                None => (i, e.time_ns, e.clone()),
+            };
+            ops.push(Operation {
+                process: e.process.clone(),
+                f: e.f.clone(),
+                outcome: e.kind,
+                started,
+                ended: i,
+                invoked_ns,
+                event: merged,
+            });
+            continue;
+        }
         if e.kind == EventType::Invoke {
             if let Some((started, prev)) = open.insert(&e.process, (i, e)) {
                 ops.push(unknown(started, prev));
@@ -68,6 +109,9 @@ pub fn pair(events: &[Event]) -> Vec<Operation> {
         });
     }
     for (_, (started, invoke)) in open {
+        ops.push(unknown(started, invoke));
+    }
+    for (started, invoke) in sends.into_values().flatten() {
         ops.push(unknown(started, invoke));
     }
     ops

@@ -5,6 +5,7 @@
 mod epoch_cache;
 mod invariant;
 mod partition_log;
+mod producer_state;
 #[cfg(test)]
 mod proptests;
 mod retention;
@@ -12,4 +13,5 @@ mod retention;
 pub use epoch_cache::{EpochCache, EpochStart};
 pub use invariant::{ensure, Checked, Violation};
 pub use partition_log::{LogError, PartitionLog};
+pub use producer_state::{BatchCheck, BatchMeta, ProducerState, SequenceRules, PRODUCER_WINDOW};
 pub use retention::RetentionPolicy;

@@ -1,6 +1,7 @@
 //! A partition's records with their offsets and epochs, and the three offsets that matter:
 //! log start (first retained), high watermark (first uncommitted) and log end (next to assign).
 
+use super::ProducerState;
 use super::{ensure, Checked, EpochCache, RetentionPolicy};
 use crate::protocol::{EpochEndOffset, LeaderEpoch, LogEntry, Offset, ProducerStamp, Record};
 use serde::{Deserialize, Serialize};
@@ -36,11 +37,11 @@ pub struct PartitionLog {
     high_watermark: Offset,
     entries: Vec<LogEntry>,
     epochs: EpochCache,
-    /// Each idempotent producer's newest (sequence, offset) in this log. Kept when retention or
-    /// compaction moves the log start past it, so a retry is still recognised after its
+    /// Each idempotent producer's epoch and last batches in this log. Kept when retention or
+    /// compaction moves the log start past them, so a retry is still recognised after its
     /// original was deleted; follows truncation. (Derived from the entries: rebuilt by replay.)
     #[serde(default)]
-    producers: BTreeMap<u64, (u64, Offset)>,
+    producers: BTreeMap<u64, ProducerState>,
 }
 
 impl PartitionLog {
@@ -97,8 +98,8 @@ impl PartitionLog {
         self.append_stamped(epoch, records, None)
     }
 
-    /// Like `append_as_leader`, for an idempotent producer's records: the i-th record gets the
-    /// stamp's sequence + i.
+    /// Like `append_as_leader`, for an idempotent producer's batch: the i-th record gets the
+    /// stamp's sequence + i, and every record the batch's first sequence.
     pub fn append_stamped(
         &mut self,
         epoch: LeaderEpoch,
@@ -115,7 +116,9 @@ impl PartitionLog {
                 record: record.clone(),
                 producer: stamp.map(|s| ProducerStamp {
                     producer: s.producer,
+                    epoch: s.epoch,
                     sequence: s.sequence + i as u64,
+                    batch_first: s.sequence,
                 }),
             })
             .collect();
@@ -123,31 +126,34 @@ impl PartitionLog {
         Ok(entries)
     }
 
-    /// The newest entry this producer appended to this log, even if retention has deleted it
-    /// since: its sequence number and offset. (Scanning the retained entries instead forgot a
-    /// producer whose records retention had deleted, and its retry was appended twice: found by
-    /// the simulator once runs drew retention.)
-    pub fn last_stamp(&self, producer: u64) -> Option<(u64, Offset)> {
-        self.producers.get(&producer).copied()
+    /// What this log knows of `producer`: its epoch and last batches, even if retention has
+    /// deleted them since. (Scanning the retained entries instead forgot a producer whose records
+    /// retention had deleted, and its retry was appended twice: found by the simulator once runs
+    /// drew retention.)
+    pub fn producer_state(&self, producer: u64) -> Option<&ProducerState> {
+        self.producers.get(&producer)
     }
 
-    /// After truncating at `offset`: producers whose newest entry was cut fall back to their
-    /// newest remaining one, or are forgotten.
+    /// After truncating at `offset`: producers with a batch that was cut are rebuilt from the
+    /// entries that remain (rare: a follower's divergence), or forgotten.
     fn producers_truncated_at(&mut self, offset: Offset) {
         let cut: Vec<u64> = self
             .producers
             .iter()
-            .filter(|(_, (_, o))| *o >= offset)
+            .filter(|(_, st)| st.batches.back().is_some_and(|b| b.last_offset >= offset))
             .map(|(p, _)| *p)
             .collect();
         for p in cut {
-            let newest = self.entries.iter().rev().find_map(|e| {
-                e.producer
-                    .filter(|s| s.producer == p)
-                    .map(|s| (s.sequence, e.offset))
-            });
-            match newest {
-                Some(stamp) => self.producers.insert(p, stamp),
+            let mut rebuilt: Option<ProducerState> = None;
+            for e in &self.entries {
+                if let Some(s) = e.producer.filter(|s| s.producer == p) {
+                    rebuilt
+                        .get_or_insert_with(Default::default)
+                        .record(s, e.offset);
+                }
+            }
+            match rebuilt {
+                Some(st) => self.producers.insert(p, st),
                 None => self.producers.remove(&p),
             };
         }
@@ -178,7 +184,10 @@ impl PartitionLog {
                 self.epochs.assign(e.epoch, e.offset);
             }
             if let Some(s) = e.producer {
-                self.producers.insert(s.producer, (s.sequence, e.offset));
+                self.producers
+                    .entry(s.producer)
+                    .or_default()
+                    .record(s, e.offset);
             }
             self.entries.push(e.clone());
         }
@@ -469,26 +478,27 @@ mod tests {
     }
 
     #[test]
-    fn a_producers_newest_stamp_outlives_retention_and_follows_truncation() {
+    fn a_producers_batches_outlive_retention_and_follow_truncation() {
         let mut log = PartitionLog::new();
-        let stamp = |sequence| {
-            Some(ProducerStamp {
-                producer: 7,
-                sequence,
-            })
+        let stamp = |sequence| Some(ProducerStamp::batch(7, 0, sequence));
+        let last = |log: &PartitionLog| {
+            log.producer_state(7)
+                .and_then(|st| st.batches.back().copied())
+                .map(|b| (b.first_seq, b.last_seq, b.first_offset, b.last_offset))
         };
         log.append_stamped(0, &[rec("a"), rec("b")], stamp(0))
             .unwrap();
         log.append_stamped(0, &[rec("c")], stamp(2)).unwrap();
-        assert_eq!(log.last_stamp(7), Some((2, 2)));
-        // Truncation cuts the newest: the one before it is the newest again.
+        assert_eq!(last(&log), Some((2, 2, 2, 2)));
+        assert_eq!(log.producer_state(7).map(|s| s.batches.len()), Some(2));
+        // Truncation cuts the newest batch: the one before it is the newest again.
         log.truncate_to(2).unwrap();
-        assert_eq!(log.last_stamp(7), Some((1, 1)));
+        assert_eq!(last(&log), Some((0, 1, 0, 1)));
         log.set_high_watermark(2).unwrap();
         // Retention deletes every record of the producer: a retry must still be recognised.
         assert!(log.advance_log_start(2));
-        assert_eq!(log.last_stamp(7), Some((1, 1)));
-        assert_eq!(log.last_stamp(8), None);
+        assert_eq!(last(&log), Some((0, 1, 0, 1)));
+        assert!(log.producer_state(8).is_none());
     }
 
     #[test]

@@ -31,10 +31,19 @@ pub enum Bug {
     /// With `fsync` durability the leader counts its own write as durable as soon as it is
     /// written, before the sync it asked for completes.
     AckBeforeSync,
+    /// The leader remembers only an idempotent producer's last batch, not its last five: a
+    /// retry of an older batch still in flight is not recognised (Redpanda, Jepsen 2022).
+    DedupWindow1,
+    /// The leader appends an idempotent producer's batch that does not continue its sequences
+    /// (a gap), so a batch resent after a failure can land behind later ones.
+    NoSequenceGapCheck,
+    /// The producer resends a batch that failed with a retriable error after the batches
+    /// behind it (renumbering their sequences in the new order) instead of before them.
+    RetryOutOfOrder,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 12] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -44,6 +53,9 @@ impl Bug {
         Bug::CommitBeforeProcess,
         Bug::AcceptStaleGeneration,
         Bug::AckBeforeSync,
+        Bug::DedupWindow1,
+        Bug::NoSequenceGapCheck,
+        Bug::RetryOutOfOrder,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +69,9 @@ impl Bug {
             Bug::CommitBeforeProcess => "commit-before-process",
             Bug::AcceptStaleGeneration => "accept-stale-generation",
             Bug::AckBeforeSync => "ack-before-sync",
+            Bug::DedupWindow1 => "dedup-window-1",
+            Bug::NoSequenceGapCheck => "no-sequence-gap-check",
+            Bug::RetryOutOfOrder => "retry-out-of-order",
         }
     }
 }

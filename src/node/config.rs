@@ -138,7 +138,9 @@ pub struct ProducerConfig {
     pub bootstrap: Vec<BrokerId>,
     pub topic: String,
     pub acks: Acks,
-    /// The records to send, in order, one at a time (max.in.flight = 1).
+    /// The records to send, in order: handed to the producer one by one (paced by
+    /// `send_interval_ms`), collected into batches per partition, sent up to `max_in_flight`
+    /// requests at a time per broker.
     pub records: Vec<Record>,
     /// Keyless records per sticky batch.
     pub sticky_batch: u32,
@@ -155,8 +157,19 @@ pub struct ProducerConfig {
     pub producer_id: u64,
     /// Wait this long after finishing one record before sending the next (`None`: at once).
     pub send_interval_ms: Option<u64>,
-    /// `delivery.timeout.ms`: give up on a record after this long (`None`: retry forever).
+    /// `delivery.timeout.ms`: give up on a batch this long after it closed (`None`: retry
+    /// forever).
     pub delivery_timeout_ms: Option<u64>,
+    /// `max.in.flight.requests.per.connection` (1–5; more than 1 keeps order only with
+    /// idempotence, as in Kafka).
+    pub max_in_flight: usize,
+    /// `batch.size`: a partition's open batch closes once its records reach this many bytes.
+    pub batch_size_bytes: u64,
+    /// `linger.ms`: how long an open batch waits for more records once a request could carry
+    /// it (`None`: it goes as soon as a request can carry it).
+    pub linger_ms: Option<u64>,
+    /// Bug switches of the client (`retry-out-of-order`).
+    pub bugs: BugSet,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -41,10 +41,14 @@ pub enum Timer {
     ClientBackoff,
     /// Client: a request got no answer in time.
     ClientRequestTimeout,
-    /// Producer: time to send the next record (pacing).
+    /// Producer: time to hand over the next record (pacing).
     SendPace,
-    /// Producer: the current record has been retried for too long; give up on it.
-    DeliveryTimeout,
+    /// Producer: this batch has waited (`delivery.timeout.ms`) too long; give up on it.
+    DeliveryTimeout(u64),
+    /// Producer: the open batch of this partition has lingered long enough; close it.
+    Linger(u32),
+    /// Producer: the produce request with this correlation got no answer in time.
+    ProduceTimeout(u64),
     /// Coordinator: the rebalance of this group has waited long enough for members to rejoin.
     GroupRebalance(String),
     /// Coordinator: this member sent nothing within the session timeout.

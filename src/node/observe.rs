@@ -8,19 +8,27 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ClientEvent {
-    /// A producer starts sending one record (retries of it are the same operation).
+    /// A producer starts sending one record (retries of it are the same operation). `id` names
+    /// the record among the producer's (its index in the workload): a producer has many records
+    /// in flight, and each outcome names the record it is about.
     SendInvoke {
+        id: u64,
         topic: String,
         key: Option<Vec<u8>>,
         value: Vec<u8>,
     },
     /// The record is acknowledged at this partition and offset.
-    SendOk { partition: u32, offset: Offset },
-    /// The record was definitely not appended: a broker refused it with an error no retry can
-    /// change (`ErrorCode::is_retriable`), which every attempt of it met or would have met.
-    SendFail { reason: String },
+    SendOk {
+        id: u64,
+        partition: u32,
+        offset: Offset,
+    },
+    /// The record was definitely not appended: a broker refused its batch with an error no
+    /// retry can change (`ErrorCode::is_retriable`), which every attempt of it met or would have
+    /// met.
+    SendFail { id: u64, reason: String },
     /// The producer gave up on the record; it may or may not have been appended.
-    SendInfo { reason: String },
+    SendInfo { id: u64, reason: String },
     /// A consumer received records of one partition (possibly none is not reported). A group
     /// member reports them once processed, and names its group.
     Polled {
@@ -99,15 +107,26 @@ fn text(b: &[u8]) -> String {
 impl std::fmt::Display for ClientEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ClientEvent::SendInvoke { topic, key, value } => match key {
-                Some(k) => write!(f, "send {topic} {}={}", text(k), text(value)),
-                None => write!(f, "send {topic} {}", text(value)),
+            ClientEvent::SendInvoke {
+                id,
+                topic,
+                key,
+                value,
+            } => match key {
+                Some(k) => write!(f, "send #{id} {topic} {}={}", text(k), text(value)),
+                None => write!(f, "send #{id} {topic} {}", text(value)),
             },
-            ClientEvent::SendOk { partition, offset } => {
-                write!(f, "send ok partition={partition} offset={offset}")
+            ClientEvent::SendOk {
+                id,
+                partition,
+                offset,
+            } => {
+                write!(f, "send #{id} ok partition={partition} offset={offset}")
             }
-            ClientEvent::SendFail { reason } => write!(f, "send failed: {reason}"),
-            ClientEvent::SendInfo { reason } => write!(f, "send outcome unknown: {reason}"),
+            ClientEvent::SendFail { id, reason } => write!(f, "send #{id} failed: {reason}"),
+            ClientEvent::SendInfo { id, reason } => {
+                write!(f, "send #{id} outcome unknown: {reason}")
+            }
             ClientEvent::Polled { tp, records, .. } => {
                 let shown: Vec<String> = records.iter().map(|e| e.to_string()).collect();
                 write!(f, "polled {tp} [{}]", shown.join(", "))

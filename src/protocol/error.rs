@@ -26,9 +26,6 @@ pub enum ErrorCode {
     StaleBrokerEpoch,
     /// A partition-state change was based on an outdated partition epoch.
     InvalidUpdateVersion,
-    /// An idempotent producer's record older than one the log already has from it: a late
-    /// duplicate of an abandoned send, refused so that it cannot land twice.
-    DuplicateSequence,
     /// This broker does not coordinate the group (it does not lead the group's
     /// `__consumer_offsets` partition): find the coordinator again.
     NotCoordinator,
@@ -48,6 +45,14 @@ pub enum ErrorCode {
     InvalidTopic,
     /// The request carries no records, or records the broker cannot take.
     InvalidRecord,
+    /// An idempotent producer's batch does not continue its sequences in this partition (a gap,
+    /// or a retry older than the broker's window of recent batches): not appended. Retriable
+    /// while an earlier batch of the producer is still unanswered (it fills the gap); else the
+    /// producer fails the batch and starts a new epoch.
+    OutOfOrderSequence,
+    /// An idempotent producer's batch carries an epoch older than one the partition has seen:
+    /// a late send of an epoch its producer has left. Not appended.
+    ProducerFenced,
 }
 
 impl ErrorCode {
@@ -61,7 +66,13 @@ impl ErrorCode {
     /// the operation at once as a definite failure instead of retrying until its timeout. (Group
     /// errors are not decided here: the consumer rejoins or finds its coordinator again.)
     pub fn is_retriable(self) -> bool {
-        !matches!(self, ErrorCode::InvalidTopic | ErrorCode::InvalidRecord)
+        !matches!(
+            self,
+            ErrorCode::InvalidTopic
+                | ErrorCode::InvalidRecord
+                | ErrorCode::OutOfOrderSequence
+                | ErrorCode::ProducerFenced
+        )
     }
 }
 

@@ -87,14 +87,36 @@ impl fmt::Display for Record {
     }
 }
 
-/// An idempotent producer's identity and the sequence number of one record. Stored with the entry
-/// (Kafka keeps it in the batch header) so that every replica, and so every future leader, can
-/// recognise a retried send and answer it with the original offset instead of appending it twice.
+/// An idempotent producer's identity, epoch and sequence numbers. Stored with every entry (Kafka
+/// keeps it in the batch header) so that every replica, and so every future leader, knows the
+/// producer's last batches (`log::ProducerState`): a retried batch is answered with its original
+/// offsets instead of being appended twice, and a batch out of sequence is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProducerStamp {
     pub producer: u64,
-    /// Grows by one per record the producer sends, across all partitions.
+    /// Bumped by the producer when it can no longer tell which of its sends landed (one was given
+    /// up on): sequences restart at 0, and the broker fences sends of older epochs.
+    #[serde(default)]
+    pub epoch: u16,
+    /// Per partition, one per record, from 0 in each epoch. In a request, the batch's first; in
+    /// a log entry, the entry's own.
     pub sequence: u64,
+    /// In a log entry, the first sequence of the batch it was appended in (batch boundaries);
+    /// in a request, equal to `sequence`.
+    #[serde(default)]
+    pub batch_first: u64,
+}
+
+impl ProducerStamp {
+    /// The stamp of a request's batch starting at `sequence`.
+    pub fn batch(producer: u64, epoch: u16, sequence: u64) -> Self {
+        ProducerStamp {
+            producer,
+            epoch,
+            sequence,
+            batch_first: sequence,
+        }
+    }
 }
 
 /// A record as stored in a partition's log: the offset the leader assigned, the leader epoch in

@@ -45,7 +45,8 @@ enum Command {
 pub struct ScenarioArgs {
     /// Reintroduce a historical bug (repeatable): truncate-to-hw, unclean-election, ack-before-isr,
     /// hw-from-stale-epoch, isr-before-epoch-start, last-replica-standing, commit-before-process,
-    /// accept-stale-generation, ack-before-sync. The run then hunts for it (a failover mix, a group mix, or the
+    /// accept-stale-generation, ack-before-sync, dedup-window-1, no-sequence-gap-check,
+    /// retry-out-of-order. The run then hunts for it (a failover mix, a group mix, or the
     /// bug's targeted nemesis, which then must be the only --bug).
     #[arg(long = "bug", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,

@@ -214,11 +214,11 @@ impl CoverageTable {
         }
     }
 
-    /// Situations no seed reached, by name.
+    /// Situations no seed reached, by name, that a sweep is required to reach.
     pub fn unreached(&self) -> Vec<&'static str> {
         self.rows
             .iter()
-            .filter(|(_, seeds, _)| *seeds == 0)
+            .filter(|(s, seeds, _)| *seeds == 0 && s.required())
             .map(|(s, _, _)| s.name())
             .collect()
     }
@@ -229,7 +229,11 @@ impl CoverageTable {
             self.seeds
         );
         for (s, seeds, times) in &self.rows {
-            let flag = if *seeds == 0 { "  NEVER REACHED" } else { "" };
+            let flag = match (*seeds, s.required()) {
+                (0, true) => "  NEVER REACHED",
+                (0, false) => "  never reached (rare, not required)",
+                _ => "",
+            };
             out.push_str(&format!("  {:<32} {seeds:>6} {times:>8}{flag}\n", s.name()));
         }
         out

@@ -163,7 +163,11 @@ pub fn producer_config(sc: &Scenario, index: usize) -> ProducerConfig {
         idempotent: true,
         producer_id: u64::from(id),
         send_interval_ms: Some(plan.interval_ms),
-        delivery_timeout_ms: Some(10_000),
+        delivery_timeout_ms: Some(plan.delivery_timeout_ms),
+        max_in_flight: plan.max_in_flight,
+        batch_size_bytes: plan.batch_size_bytes,
+        linger_ms: plan.linger_ms,
+        bugs: sc.bugs.iter().copied().collect(),
     }
 }
 

@@ -18,8 +18,8 @@ fn text(b: &[u8]) -> String {
 
 pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
     let mut out = Vec::new();
-    // The send each producer has in flight: (topic, key, value).
-    let mut in_flight: BTreeMap<u32, (String, Option<String>, String)> = BTreeMap::new();
+    // The sends each producer has in flight, by record: (topic, key, value).
+    let mut in_flight: BTreeMap<(u32, u64), (String, Option<String>, String)> = BTreeMap::new();
     for o in observed {
         let process = Scenario::node_name(o.node);
         let time_ns = o.time_ms * 1_000_000;
@@ -30,7 +30,12 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                 .get((o.node - FIRST_PRODUCER) as usize)
                 .is_some_and(|p| p.acks == Acks::All);
         match &o.event {
-            ClientEvent::SendInvoke { topic, key, value } => {
+            ClientEvent::SendInvoke {
+                id,
+                topic,
+                key,
+                value,
+            } => {
                 let key = key.as_deref().map(text);
                 let value = text(value);
                 out.push(Event::send(
@@ -41,10 +46,14 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                     key.as_deref(),
                     &value,
                 ));
-                in_flight.insert(o.node, (topic.clone(), key, value));
+                in_flight.insert((o.node, *id), (topic.clone(), key, value));
             }
-            ClientEvent::SendOk { partition, offset } => {
-                if let Some((topic, key, value)) = in_flight.remove(&o.node) {
+            ClientEvent::SendOk {
+                id,
+                partition,
+                offset,
+            } => {
+                if let Some((topic, key, value)) = in_flight.remove(&(o.node, *id)) {
                     out.push(if acks_all {
                         Event::send_ok(
                             &process,
@@ -67,12 +76,12 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                     });
                 }
             }
-            ClientEvent::SendInfo { .. } | ClientEvent::SendFail { .. } => {
+            ClientEvent::SendInfo { id, .. } | ClientEvent::SendFail { id, .. } => {
                 let kind = match o.event {
                     ClientEvent::SendFail { .. } => EventType::Fail,
                     _ => EventType::Info,
                 };
-                if let Some((topic, key, value)) = in_flight.remove(&o.node) {
+                if let Some((topic, key, value)) = in_flight.remove(&(o.node, *id)) {
                     out.push(Event::send(
                         &process,
                         kind,

@@ -36,6 +36,15 @@ pub struct ProduceArgs {
     /// Give up on the whole run after this long.
     #[arg(long, default_value_t = 60_000)]
     timeout_ms: u64,
+    /// `max.in.flight.requests.per.connection`: produce requests outstanding per broker (1-5).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=5))]
+    max_in_flight: u64,
+    /// `batch.size`: a partition's batch closes at this many bytes of records.
+    #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: u64,
+    /// `linger.ms`: how long a batch may wait for more records once it could be sent.
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -207,33 +216,38 @@ pub async fn produce(args: ProduceArgs) -> anyhow::Result<i32> {
         producer_id: session_producer_id(),
         send_interval_ms: None,
         delivery_timeout_ms: Some(args.timeout_ms),
+        max_in_flight: args.max_in_flight as usize,
+        batch_size_bytes: args.batch_size,
+        linger_ms: (args.linger_ms > 0).then_some(args.linger_ms),
+        bugs: Default::default(),
     };
+    let values: Vec<String> = config.records.iter().map(|r| text(&r.value)).collect();
     // Records acknowledged, refused for good, and of unknown outcome.
     let counts = Arc::new(Mutex::new((0usize, 0usize, 0usize)));
     let observer: Observer = {
         let counts = counts.clone();
-        let current = Mutex::new(String::new());
-        Arc::new(move |_, _, event: &ClientEvent| {
-            let mut current = lock(&current);
-            match event {
-                ClientEvent::SendInvoke { value, .. } => *current = text(value),
-                ClientEvent::SendOk { partition, offset } => {
-                    println!(
-                        "{}",
-                        serde_json::json!({"value": *current, "partition": partition, "offset": offset})
-                    );
-                    lock(&counts).0 += 1;
-                }
-                ClientEvent::SendFail { reason } => {
-                    eprintln!("record {} refused: {reason}", *current);
-                    lock(&counts).1 += 1;
-                }
-                ClientEvent::SendInfo { reason } => {
-                    eprintln!("record {} not acknowledged: {reason}", *current);
-                    lock(&counts).2 += 1;
-                }
-                _ => {}
+        let value = move |id: &u64| values.get(*id as usize).cloned().unwrap_or_default();
+        Arc::new(move |_, _, event: &ClientEvent| match event {
+            ClientEvent::SendOk {
+                id,
+                partition,
+                offset,
+            } => {
+                println!(
+                    "{}",
+                    serde_json::json!({"value": value(id), "partition": partition, "offset": offset})
+                );
+                lock(&counts).0 += 1;
             }
+            ClientEvent::SendFail { id, reason } => {
+                eprintln!("record {} refused: {reason}", value(id));
+                lock(&counts).1 += 1;
+            }
+            ClientEvent::SendInfo { id, reason } => {
+                eprintln!("record {} not acknowledged: {reason}", value(id));
+                lock(&counts).2 += 1;
+            }
+            _ => {}
         })
     };
     let node = AnyNode::Producer(Producer::new(Arc::new(config)));

@@ -3,7 +3,7 @@
 //! expand the ISR.
 
 use super::{Broker, LeaderState, Progress, Role, WaitingProduce};
-use crate::log::Violation;
+use crate::log::{BatchCheck, ProducerState, SequenceRules, Violation};
 use crate::node::{Bug, Context, DiskOp, Durability, Situation, Timer};
 use crate::protocol::{
     Acks, BrokerId, ErrorCode, FetchRequest, FetchResponse, Message, NodeId, OffsetSpec,
@@ -107,6 +107,7 @@ impl Broker {
             return self.park(cx, from, Message::Produce(req));
         }
         let config = self.config.clone();
+        let rules = self.sequence_rules();
         let not_leader = self.not_leader(&req.tp);
         let reply = |cx: &mut Context, result| {
             if req.acks != Acks::None {
@@ -130,23 +131,37 @@ impl Broker {
         if req.acks == Acks::All && ls.isr.len() < config.min_insync_replicas {
             return reply(cx, Err(ErrorCode::NotEnoughReplicas));
         }
-        // An idempotent retry of the producer's newest record is answered from the log (once it
-        // is committed, like the first attempt); an older one is a late duplicate and refused.
-        // Sequences are compared by the batch's last record.
-        let previous = req.producer.and_then(|s| {
-            let (seq, offset) = r.log.last_stamp(s.producer)?;
-            let batch_last = s.sequence + req.records.len().saturating_sub(1) as u64;
-            (batch_last <= seq).then_some((batch_last == seq, offset))
-        });
-        let (base, last) = match previous {
-            Some((true, offset)) => {
+        // An idempotent producer's batch is checked against what the log knows of it: a retry
+        // of one of its last batches is answered from the log (once committed, like the first
+        // attempt), a batch out of sequence or of an old epoch is refused.
+        let check = match req.producer {
+            Some(stamp) => ProducerState::check(
+                r.log.producer_state(stamp.producer),
+                stamp,
+                req.records.len() as u64,
+                rules,
+            ),
+            None => BatchCheck::Append,
+        };
+        let (base, last) = match check {
+            BatchCheck::Duplicate {
+                first_offset,
+                last_offset,
+            } => {
                 cx.reached(Situation::IdempotentRetryDeduplicated);
-                let base = offset.saturating_sub(req.records.len().saturating_sub(1) as u64);
-                (base, offset)
+                (first_offset, last_offset)
             }
-            Some((false, _)) => return reply(cx, Err(ErrorCode::DuplicateSequence)),
-            None if req.records.is_empty() => return reply(cx, Err(ErrorCode::InvalidRecord)),
-            None => {
+            BatchCheck::Refuse(e) => {
+                cx.reached(match e {
+                    ErrorCode::ProducerFenced => Situation::ProducerFenced,
+                    _ => Situation::OutOfOrderSequenceRefused,
+                });
+                return reply(cx, Err(e));
+            }
+            BatchCheck::Append if req.records.is_empty() => {
+                return reply(cx, Err(ErrorCode::InvalidRecord))
+            }
+            BatchCheck::Append => {
                 let entries = match r.log.append_stamped(ls.epoch, &req.records, req.producer) {
                     Ok(e) => e,
                     // The leader appends in its own epoch at its own log end: this cannot fail.
@@ -175,6 +190,18 @@ impl Broker {
             }),
         }
         self.leader_progress(cx, &req.tp);
+    }
+
+    /// How this leader checks idempotent producers' sequences (relaxed by bug switches).
+    fn sequence_rules(&self) -> SequenceRules {
+        let mut rules = SequenceRules::default();
+        if self.config.bugs.has(Bug::DedupWindow1) {
+            rules.window = 1;
+        }
+        if self.config.bugs.has(Bug::NoSequenceGapCheck) {
+            rules.gap_check = false;
+        }
+        rules
     }
 
     pub(super) fn on_fetch(&mut self, cx: &mut Context, from: NodeId, req: FetchRequest) {

@@ -32,6 +32,20 @@ fn produce(b: &mut Broker, value: &str, sequence: u64) -> Vec<Result<Offset, Err
     produce_stamped(b, value, sequence, 0)
 }
 
+/// A produce of one record by producer 7 in `epoch`.
+fn produce_in(
+    b: &mut Broker,
+    value: &str,
+    epoch: u16,
+    sequence: u64,
+) -> Vec<Result<Offset, ErrorCode>> {
+    produce_with(
+        b,
+        Record::keyed("k", value),
+        ProducerStamp::batch(7, epoch, sequence),
+    )
+}
+
 /// A produce of a record stamped `timestamp` by its producer's clock.
 fn produce_stamped(
     b: &mut Broker,
@@ -41,16 +55,21 @@ fn produce_stamped(
 ) -> Vec<Result<Offset, ErrorCode>> {
     let mut record = Record::keyed("k", value);
     record.timestamp = timestamp;
+    produce_with(b, record, ProducerStamp::batch(7, 0, sequence))
+}
+
+fn produce_with(
+    b: &mut Broker,
+    record: Record,
+    stamp: ProducerStamp,
+) -> Vec<Result<Offset, ErrorCode>> {
     let req = ProduceRequest {
         tp: TopicPartition::new("t", 0),
         acks: Acks::All,
         records: vec![record],
         leader_epoch: None,
-        correlation: sequence,
-        producer: Some(ProducerStamp {
-            producer: 7,
-            sequence,
-        }),
+        correlation: stamp.sequence,
+        producer: Some(stamp),
     };
     let mut cx = Context::new(0);
     b.on_message(&mut cx, 100, Message::Produce(req));
@@ -103,16 +122,70 @@ fn idempotent_retry_is_answered_with_the_original_offset() {
     let mut b = single_leader();
     assert_eq!(produce(&mut b, "a", 0), vec![Ok(0)]);
     assert_eq!(produce(&mut b, "b", 1), vec![Ok(1)]);
-    // A retry of the newest record: same offset, nothing appended.
+    // A retry of the newest batch, and of an older one in the window: their offsets, nothing
+    // appended.
     assert_eq!(produce(&mut b, "b", 1), vec![Ok(1)]);
-    // A late copy of an older record: refused, nothing appended.
-    assert_eq!(
-        produce(&mut b, "a", 0),
-        vec![Err(ErrorCode::DuplicateSequence)]
-    );
+    assert_eq!(produce(&mut b, "a", 0), vec![Ok(0)]);
     let log = b.log(&TopicPartition::new("t", 0)).expect("log exists");
     assert_eq!(log.log_end_offset(), 2);
     assert_eq!(produce(&mut b, "c", 2), vec![Ok(2)]);
+}
+
+/// The leader's sequence rules: a gap is refused, a retry older than the window of five is out
+/// of order too (not appended again), an older epoch is fenced, a new epoch starts at 0. With
+/// the switches, a retry older than the last batch lands twice, and a gap is appended.
+#[test]
+fn sequences_are_checked_against_the_last_five_batches_and_the_epoch() {
+    let mut b = single_leader();
+    for seq in 0..6 {
+        assert_eq!(produce(&mut b, &format!("v{seq}"), seq), vec![Ok(seq)]);
+    }
+    assert_eq!(produce(&mut b, "v1", 1), vec![Ok(1)], "in the window");
+    assert_eq!(
+        produce(&mut b, "v0", 0),
+        vec![Err(ErrorCode::OutOfOrderSequence)],
+        "older than the window"
+    );
+    assert_eq!(
+        produce(&mut b, "v8", 8),
+        vec![Err(ErrorCode::OutOfOrderSequence)],
+        "a gap"
+    );
+    assert_eq!(
+        produce_in(&mut b, "w", 1, 3),
+        vec![Err(ErrorCode::OutOfOrderSequence)],
+        "a new epoch starts at 0"
+    );
+    assert_eq!(produce_in(&mut b, "w0", 1, 0), vec![Ok(6)]);
+    assert_eq!(
+        produce_in(&mut b, "v6", 0, 6),
+        vec![Err(ErrorCode::ProducerFenced)]
+    );
+    let log = b.log(&TopicPartition::new("t", 0)).expect("log exists");
+    assert_eq!(log.log_end_offset(), 7);
+
+    let bugged = |bug| {
+        let mut config = BrokerConfig::new(0, 9);
+        config.bugs = BugSet::none().with(bug);
+        single_leader_with(config)
+    };
+    let mut b = bugged(Bug::DedupWindow1);
+    for seq in 0..3 {
+        assert_eq!(produce(&mut b, &format!("v{seq}"), seq), vec![Ok(seq)]);
+    }
+    assert_eq!(
+        produce(&mut b, "v2", 2),
+        vec![Ok(2)],
+        "the last batch is known"
+    );
+    assert_eq!(
+        produce(&mut b, "v1", 1),
+        vec![Ok(3)],
+        "an older retry is not recognised: appended again"
+    );
+    let mut b = bugged(Bug::NoSequenceGapCheck);
+    assert_eq!(produce(&mut b, "v0", 0), vec![Ok(0)]);
+    assert_eq!(produce(&mut b, "v5", 5), vec![Ok(1)], "the gap is appended");
 }
 
 #[test]

@@ -1,0 +1,656 @@
+//! The producer client, as Kafka's: the application hands it records one by one (paced by the
+//! workload); it picks each record's partition (Kafka's partitioner), collects records into one
+//! open batch per partition that closes at `batch.size` bytes or after `linger.ms`, and sends
+//! closed batches to the partition's leader, up to `max.in.flight` requests at a time per broker.
+//! Batches of a partition go in order, and on a retriable error the failed batch and every batch
+//! behind it are sent again, in the same order, after a backoff and a metadata refresh.
+//!
+//! Idempotence: each batch carries the producer id, an epoch and its first sequence number (per
+//! partition, one per record, from 0 in each epoch), so the leader answers a retry of a batch
+//! it already has with the original offsets and refuses one out of sequence. When the producer
+//! can no longer tell which of its batches landed — it gave one up, or one failed for good — it
+//! waits until nothing is in flight, then starts a new epoch: sequences restart at 0, and the
+//! brokers fence whatever of the old epoch still arrives.
+//!
+//! Each record is one operation in the history (`Observe` effects, by record index): invoked when
+//! handed over, then acknowledged, failed (a definite refusal), or given up with an unknown
+//! outcome when its batch passes the delivery timeout.
+
+use super::client::{metadata_request, Bootstrap};
+use super::{Bug, ClientEvent, Context, ProducerConfig, Situation, Timer};
+use crate::protocol::partitioner::{partition_for, StickyPartitioner};
+use crate::protocol::{
+    Acks, ClusterMetadata, ErrorCode, Message, NodeId, Offset, ProduceRequest, ProduceResponse,
+    ProducerStamp, TopicPartition,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// Records handed over but not done, at most: the application waits beyond it (`buffer.memory`).
+const MAX_BUFFERED_RECORDS: usize = 4_096;
+
+/// A closed batch of one partition: record indices, its first sequence, and its attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Batch {
+    id: u64,
+    records: Vec<usize>,
+    first_seq: u64,
+    /// The correlation of the request carrying it, while one is in flight.
+    sent: Option<u64>,
+    /// Acknowledged at this base offset while an earlier batch of the partition is not done:
+    /// held, so that a partition's acknowledgements come in order (an answer to an earlier
+    /// attempt of a later batch can arrive before the earlier batch's).
+    acked: Option<Offset>,
+    /// Times it was sent in the current epoch, counting to 2 only ("more than once" is all that
+    /// matters, and a growing count would make every retry a new state for the model checker).
+    attempts: u8,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct PartitionQueue {
+    /// Records handed over and not yet in a batch, and their size.
+    open: Vec<usize>,
+    open_bytes: u64,
+    /// Closed batches not yet done, in send order.
+    batches: VecDeque<Batch>,
+    next_seq: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Producer {
+    config: Arc<ProducerConfig>,
+    metadata: Option<ClusterMetadata>,
+    metadata_in_flight: bool,
+    backing_off: bool,
+    /// The metadata we hold proved stale (an error came back): ask for a newer version.
+    stale: bool,
+    bootstrap: Bootstrap,
+    sticky: StickyPartitioner,
+    rng: u64,
+    /// Index of the next record the application hands over.
+    next_record: usize,
+    /// Records done (acknowledged, failed, given up, or sent with acks=0).
+    done: usize,
+    /// Waiting for the pacing timer before handing over the next record.
+    pacing: bool,
+    /// Records from this index on are not handed over (a workload told to stop).
+    limit: usize,
+    epoch: u16,
+    /// A batch's fate is unknown or it failed: start a new epoch once nothing is in flight.
+    epoch_bump_pending: bool,
+    queues: BTreeMap<u32, PartitionQueue>,
+    /// Requests in flight, by correlation (the batch's id: an attempt of a batch is answered
+    /// under its id, so that retries add no state) -> (broker, partition, batch id).
+    in_flight: BTreeMap<u64, (NodeId, u32, u64)>,
+    next_batch: u64,
+}
+
+impl Producer {
+    pub fn new(config: Arc<ProducerConfig>) -> Self {
+        Producer {
+            sticky: StickyPartitioner::new(config.sticky_batch),
+            rng: config.seed,
+            config,
+            metadata: None,
+            metadata_in_flight: false,
+            backing_off: false,
+            stale: false,
+            bootstrap: Bootstrap::default(),
+            next_record: 0,
+            done: 0,
+            pacing: false,
+            limit: usize::MAX,
+            epoch: 0,
+            epoch_bump_pending: false,
+            queues: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            next_batch: 0,
+        }
+    }
+
+    /// A producer that already holds metadata (a warmed-up client): it sends at once.
+    pub fn with_metadata(config: Arc<ProducerConfig>, metadata: ClusterMetadata) -> Self {
+        let mut p = Self::new(config);
+        p.metadata = Some(metadata);
+        p
+    }
+
+    pub fn config(&self) -> &ProducerConfig {
+        &self.config
+    }
+
+    /// How many records are done (acknowledged, failed, given up, or sent with acks=0).
+    pub fn done(&self) -> usize {
+        self.done
+    }
+
+    /// Hand over no more records; those handed over are still sent (a workload ending its
+    /// send phase).
+    pub fn stop(&mut self) {
+        self.limit = self.next_record;
+    }
+
+    /// Every record it will send is done.
+    pub fn finished(&self) -> bool {
+        self.done >= self.config.records.len().min(self.limit)
+    }
+
+    pub fn on_start(&mut self, cx: &mut Context) {
+        match self.metadata {
+            Some(_) => self.progress(cx),
+            None => self.request_metadata(cx),
+        }
+    }
+
+    pub fn on_message(&mut self, cx: &mut Context, from: NodeId, message: Message) {
+        match message {
+            Message::MetadataResponse(md) => {
+                // Only the answer we wait for stops the request timer, and only news clears
+                // staleness: a late answer to an earlier request may be older than what we have.
+                let newer = self
+                    .metadata
+                    .as_ref()
+                    .is_none_or(|m| md.version > m.version);
+                if newer {
+                    self.metadata = Some(md);
+                    self.stale = false;
+                }
+                if self.metadata_in_flight {
+                    self.metadata_in_flight = false;
+                    cx.cancel_timer(Timer::ClientRequestTimeout);
+                    self.progress(cx);
+                }
+            }
+            Message::ProduceResponse(resp) => self.on_response(cx, from, resp),
+            _ => {}
+        }
+    }
+
+    pub fn on_timer(&mut self, cx: &mut Context, timer: Timer) {
+        match timer {
+            Timer::ClientBackoff => {
+                self.backing_off = false;
+                self.request_metadata(cx);
+            }
+            Timer::SendPace => {
+                self.pacing = false;
+                self.progress(cx);
+            }
+            Timer::Linger(partition) => {
+                self.close_open_batch(cx, partition);
+                self.progress(cx);
+            }
+            Timer::DeliveryTimeout(batch) => self.give_up(cx, batch),
+            Timer::ProduceTimeout(correlation) => {
+                // The outcome of a timed-out request is unknown; its batch is sent again (a
+                // retry the leader recognises if the first attempt landed) — unless it has been
+                // sent again already, after another failure.
+                if let Some((_, partition, batch)) = self.in_flight.remove(&correlation) {
+                    if self.is_current(partition, batch, correlation) {
+                        self.retry_from(cx, partition, batch);
+                    } else {
+                        self.progress(cx);
+                    }
+                }
+            }
+            Timer::ClientRequestTimeout => {
+                if self.metadata_in_flight {
+                    self.bootstrap.advance(&self.config.bootstrap);
+                }
+                self.metadata_in_flight = false;
+                self.request_metadata(cx);
+            }
+            _ => {}
+        }
+    }
+
+    /// Hands over records, closes batches, and sends what can go.
+    fn progress(&mut self, cx: &mut Context) {
+        let partitions: Vec<u32> = self.queues.keys().copied().collect();
+        for p in partitions {
+            self.release_acked(cx, p);
+        }
+        self.hand_over(cx);
+        self.maybe_bump_epoch(cx);
+        self.send_ready(cx);
+    }
+
+    /// The application hands over its next records (all it has, or one per pacing interval),
+    /// each to the open batch of its partition.
+    fn hand_over(&mut self, cx: &mut Context) {
+        let end = self.config.records.len().min(self.limit);
+        while !self.pacing
+            && self.next_record < end
+            && self.next_record - self.done < MAX_BUFFERED_RECORDS
+        {
+            let Some(md) = &self.metadata else {
+                return self.request_metadata(cx);
+            };
+            let count = md.partition_count(&self.config.topic);
+            if count == 0 {
+                return self.back_off(cx);
+            }
+            let index = self.next_record;
+            let record = &self.config.records[index];
+            let random = next_random(&mut self.rng);
+            let partition = partition_for(record.key.as_deref(), count, &mut self.sticky, random);
+            cx.observe(ClientEvent::SendInvoke {
+                id: index as u64,
+                topic: self.config.topic.clone(),
+                key: record.key.clone(),
+                value: record.value.clone(),
+            });
+            let size = record.size_bytes();
+            self.next_record += 1;
+            let q = self.queues.entry(partition).or_default();
+            if q.open.is_empty() {
+                cx.set_timer(Timer::Linger(partition), self.config.linger_ms);
+            }
+            q.open.push(index);
+            q.open_bytes += size;
+            if q.open_bytes >= self.config.batch_size_bytes {
+                self.close_open_batch(cx, partition);
+            }
+            if self.config.send_interval_ms.is_some() {
+                self.pacing = true;
+                cx.set_timer(Timer::SendPace, self.config.send_interval_ms);
+            }
+        }
+    }
+
+    /// Closes the open batch of `partition`, assigning its sequence numbers.
+    fn close_open_batch(&mut self, cx: &mut Context, partition: u32) {
+        let Some(q) = self.queues.get_mut(&partition) else {
+            return;
+        };
+        if q.open.is_empty() {
+            return;
+        }
+        cx.cancel_timer(Timer::Linger(partition));
+        let records = std::mem::take(&mut q.open);
+        q.open_bytes = 0;
+        let id = self.next_batch;
+        self.next_batch += 1;
+        let first_seq = q.next_seq;
+        q.next_seq += records.len() as u64;
+        q.batches.push_back(Batch {
+            id,
+            records,
+            first_seq,
+            sent: None,
+            acked: None,
+            attempts: 0,
+        });
+        cx.set_timer(Timer::DeliveryTimeout(id), self.config.delivery_timeout_ms);
+    }
+
+    /// Sends every batch that can go: in order per partition, to the partition's leader, while
+    /// that broker has fewer than `max.in.flight` requests of ours.
+    fn send_ready(&mut self, cx: &mut Context) {
+        // After a failure, nothing goes until the backoff is over and the metadata asked for
+        // then has come (it names the leader to send to).
+        let refreshing = self.stale && self.metadata_in_flight;
+        if self.backing_off || refreshing || self.epoch_bump_pending {
+            return;
+        }
+        let Some(md) = self.metadata.clone() else {
+            return;
+        };
+        let partitions: Vec<u32> = self.queues.keys().copied().collect();
+        for partition in partitions {
+            let tp = TopicPartition::new(self.config.topic.clone(), partition);
+            let Some((leader, leader_epoch)) = md
+                .partition(&tp)
+                .and_then(|p| Some((p.leader?, p.leader_epoch)))
+            else {
+                if self.queues[&partition]
+                    .batches
+                    .iter()
+                    .any(|b| b.sent.is_none())
+                {
+                    self.back_off(cx);
+                }
+                continue;
+            };
+            // Requests of this partition still out at another broker (the leader moved) are
+            // waited for: a batch sent to the new leader could otherwise land, and be
+            // acknowledged, before an earlier one still on its way to the old.
+            let elsewhere = self
+                .in_flight
+                .values()
+                .any(|(b, p, _)| *p == partition && *b != leader);
+            if elsewhere {
+                continue;
+            }
+            // Without lingering, the open batch goes as soon as a request can carry it.
+            let no_linger = self.config.linger_ms.is_none();
+            loop {
+                let busy = self.in_flight.values().filter(|f| f.0 == leader).count();
+                if busy >= self.config.max_in_flight.max(1) {
+                    break;
+                }
+                let q = self.queues.get_mut(&partition).expect("listed above");
+                let next = q
+                    .batches
+                    .iter()
+                    .position(|b| b.sent.is_none() && b.acked.is_none());
+                let next = match next {
+                    Some(i) => i,
+                    None if no_linger && !q.open.is_empty() => {
+                        self.close_open_batch(cx, partition);
+                        continue;
+                    }
+                    None => break,
+                };
+                let q = self.queues.get_mut(&partition).expect("listed above");
+                let batch = &mut q.batches[next];
+                let correlation = batch.id;
+                batch.sent = Some(correlation);
+                batch.attempts = (batch.attempts + 1).min(2);
+                let records = batch
+                    .records
+                    .iter()
+                    .map(|&i| {
+                        let mut r = self.config.records[i].clone();
+                        r.timestamp = cx.timestamp_ms();
+                        r
+                    })
+                    .collect();
+                let req = ProduceRequest {
+                    tp: tp.clone(),
+                    acks: self.config.acks,
+                    records,
+                    leader_epoch: Some(leader_epoch),
+                    correlation,
+                    producer: self.config.idempotent.then_some(ProducerStamp::batch(
+                        self.config.producer_id,
+                        self.epoch,
+                        batch.first_seq,
+                    )),
+                };
+                let batch_id = batch.id;
+                cx.send(leader, Message::Produce(req));
+                if self.config.acks == Acks::None {
+                    // Nothing will answer: the batch is done as sent.
+                    self.finish_batch(cx, partition, batch_id, |_| ClientEvent::SendInfo {
+                        id: 0,
+                        reason: "acks=0".into(),
+                    });
+                    continue;
+                }
+                self.in_flight
+                    .insert(correlation, (leader, partition, batch_id));
+                cx.set_timer(
+                    Timer::ProduceTimeout(correlation),
+                    self.config.request_timeout_ms,
+                );
+            }
+        }
+    }
+
+    fn on_response(&mut self, cx: &mut Context, _from: NodeId, resp: ProduceResponse) {
+        let Some((_, partition, batch_id)) = self.in_flight.remove(&resp.correlation) else {
+            return;
+        };
+        cx.cancel_timer(Timer::ProduceTimeout(resp.correlation));
+        if !self.is_current(partition, batch_id, resp.correlation) {
+            // An answer to an attempt the batch has since been sent again after.
+            return self.progress(cx);
+        }
+        match resp.result {
+            Ok(base) => {
+                if let Some(b) = self
+                    .queues
+                    .get_mut(&partition)
+                    .and_then(|q| q.batches.iter_mut().find(|b| b.id == batch_id))
+                {
+                    b.acked = Some(base);
+                    b.sent = None;
+                }
+                self.release_acked(cx, partition);
+            }
+            // Out of sequence while an earlier batch of ours is unanswered: that batch fills the
+            // gap once it lands; send this one again behind it.
+            Err(ErrorCode::OutOfOrderSequence) if self.earlier_unfinished(partition, batch_id) => {
+                self.retry_from(cx, partition, batch_id)
+            }
+            Err(e) if !e.is_retriable() => {
+                // Refused for good. On its first attempt nothing of it was appended: a definite
+                // failure. A batch refused as out of sequence after earlier attempts may have
+                // landed with one of them (a retry from before the leader's window): unknown.
+                // Either way its sequences are now a gap: start a new epoch.
+                let reason = e.to_string();
+                let attempts = self.attempts(partition, batch_id);
+                if e == ErrorCode::OutOfOrderSequence && attempts > 1 {
+                    self.finish_batch(cx, partition, batch_id, |_| ClientEvent::SendInfo {
+                        id: 0,
+                        reason: reason.clone(),
+                    });
+                } else {
+                    self.finish_batch(cx, partition, batch_id, |_| ClientEvent::SendFail {
+                        id: 0,
+                        reason: reason.clone(),
+                    });
+                }
+                self.epoch_bump_pending = true;
+            }
+            Err(_) => self.retry_from(cx, partition, batch_id),
+        }
+        self.progress(cx);
+    }
+
+    /// Whether `correlation` is the attempt of the batch still awaited.
+    fn is_current(&self, partition: u32, batch_id: u64, correlation: u64) -> bool {
+        self.queues
+            .get(&partition)
+            .and_then(|q| q.batches.iter().find(|b| b.id == batch_id))
+            .is_some_and(|b| b.sent == Some(correlation))
+    }
+
+    fn attempts(&self, partition: u32, batch_id: u64) -> u8 {
+        self.queues
+            .get(&partition)
+            .and_then(|q| q.batches.iter().find(|b| b.id == batch_id))
+            .map_or(0, |b| b.attempts)
+    }
+
+    /// Whether a batch of `partition` with lower sequences than `batch_id`'s is not done.
+    fn earlier_unfinished(&self, partition: u32, batch_id: u64) -> bool {
+        let Some(q) = self.queues.get(&partition) else {
+            return false;
+        };
+        let Some(first) = q
+            .batches
+            .iter()
+            .find(|b| b.id == batch_id)
+            .map(|b| b.first_seq)
+        else {
+            return false;
+        };
+        q.batches.iter().any(|b| b.first_seq < first)
+    }
+
+    /// The attempt of `batch_id` failed (or timed out): every batch of its partition is sent
+    /// again, in order from the oldest, after a backoff and a metadata refresh — the batches in
+    /// flight with it went to the same leader and will likely fail too, and a later batch must
+    /// not land before an earlier one's retry. Answers to their earlier attempts are ignored; if
+    /// an earlier attempt landed, the leader recognises the retry.
+    fn retry_from(&mut self, cx: &mut Context, partition: u32, batch_id: u64) {
+        let out_of_order = self.config.bugs.has(Bug::RetryOutOfOrder);
+        if let Some(q) = self.queues.get_mut(&partition) {
+            if let Some(i) = q.batches.iter().position(|b| b.id == batch_id) {
+                if q.batches.iter().skip(i + 1).any(|b| b.sent.is_some()) {
+                    cx.reached(Situation::BatchRetriedBehindInFlight);
+                }
+                for b in q.batches.iter_mut() {
+                    b.sent = None;
+                }
+                if out_of_order {
+                    // The bug: the failed batch goes behind the others, and sequences are
+                    // handed out again in the new order.
+                    if let Some(b) = q.batches.remove(i) {
+                        q.batches.push_back(b);
+                    }
+                    let mut seq = q.batches.iter().map(|b| b.first_seq).min().unwrap_or(0);
+                    for b in q.batches.iter_mut() {
+                        b.first_seq = seq;
+                        seq += b.records.len() as u64;
+                    }
+                }
+            }
+        }
+        self.back_off(cx);
+    }
+
+    /// Reports the acknowledged batches at the front of the partition's queue, in order.
+    fn release_acked(&mut self, cx: &mut Context, partition: u32) {
+        while let Some((id, base)) = self
+            .queues
+            .get(&partition)
+            .and_then(|q| q.batches.front())
+            .and_then(|b| Some((b.id, b.acked?)))
+        {
+            self.finish_batch(cx, partition, id, |i| ClientEvent::SendOk {
+                id: 0,
+                partition,
+                offset: base + i as Offset,
+            });
+        }
+    }
+
+    /// The batch is done: reports each record's outcome (`event(i)` for the i-th), forgets it.
+    fn finish_batch(
+        &mut self,
+        cx: &mut Context,
+        partition: u32,
+        batch_id: u64,
+        event: impl Fn(usize) -> ClientEvent,
+    ) {
+        let Some(q) = self.queues.get_mut(&partition) else {
+            return;
+        };
+        let Some(i) = q.batches.iter().position(|b| b.id == batch_id) else {
+            return;
+        };
+        let batch = q.batches.remove(i).expect("found above");
+        cx.cancel_timer(Timer::DeliveryTimeout(batch_id));
+        for (i, &record) in batch.records.iter().enumerate() {
+            cx.observe(with_id(event(i), record as u64));
+        }
+        self.done += batch.records.len();
+    }
+
+    /// The batch passed the delivery timeout: it may still land (it may be in a leader's log or
+    /// in flight), so its records' outcome is unknown, and so is the producer's sequence state.
+    fn give_up(&mut self, cx: &mut Context, batch_id: u64) {
+        let Some(partition) = self
+            .queues
+            .iter()
+            .find(|(_, q)| q.batches.iter().any(|b| b.id == batch_id))
+            .map(|(p, _)| *p)
+        else {
+            return;
+        };
+        self.finish_batch(cx, partition, batch_id, |_| ClientEvent::SendInfo {
+            id: 0,
+            reason: "delivery timeout".into(),
+        });
+        if self.config.idempotent {
+            self.epoch_bump_pending = true;
+        }
+        self.progress(cx);
+    }
+
+    /// Starts a new epoch once nothing is in flight. A batch sent in the old epoch and not
+    /// answered may still land (an attempt that timed out can be on its way), and sent again in
+    /// the new epoch it would not be recognised: such batches are given up (outcome unknown).
+    /// Every other batch is numbered again from 0 in its partition.
+    fn maybe_bump_epoch(&mut self, cx: &mut Context) {
+        if !self.epoch_bump_pending || !self.in_flight.is_empty() {
+            return;
+        }
+        self.epoch_bump_pending = false;
+        if !self.config.idempotent {
+            return;
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        let unresolved: Vec<(u32, u64)> = self
+            .queues
+            .iter()
+            .flat_map(|(p, q)| {
+                q.batches
+                    .iter()
+                    .filter(|b| b.attempts > 0 && b.acked.is_none())
+                    .map(|b| (*p, b.id))
+            })
+            .collect();
+        for (partition, batch) in unresolved {
+            self.finish_batch(cx, partition, batch, |_| ClientEvent::SendInfo {
+                id: 0,
+                reason: "sent in an abandoned epoch".into(),
+            });
+        }
+        for q in self.queues.values_mut() {
+            let mut seq = 0;
+            for b in q.batches.iter_mut() {
+                b.first_seq = seq;
+                seq += b.records.len() as u64;
+            }
+            q.next_seq = seq;
+        }
+    }
+
+    /// A send failed because our metadata is stale (or the cluster is not ready): wait, then ask
+    /// for metadata newer than ours.
+    fn back_off(&mut self, cx: &mut Context) {
+        self.stale = true;
+        if self.backing_off {
+            return;
+        }
+        if self.config.retry_backoff_ms.is_none() {
+            return self.request_metadata(cx);
+        }
+        self.backing_off = true;
+        cx.set_timer(Timer::ClientBackoff, self.config.retry_backoff_ms);
+    }
+
+    fn request_metadata(&mut self, cx: &mut Context) {
+        if self.metadata_in_flight || self.finished() {
+            return;
+        }
+        let Some(to) = self.bootstrap.current(&self.config.bootstrap) else {
+            return;
+        };
+        self.metadata_in_flight = true;
+        cx.send(to, metadata_request(self.metadata.as_ref(), self.stale));
+        cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
+    }
+}
+
+/// The event with the record's index set.
+fn with_id(event: ClientEvent, record: u64) -> ClientEvent {
+    match event {
+        ClientEvent::SendOk {
+            partition, offset, ..
+        } => ClientEvent::SendOk {
+            id: record,
+            partition,
+            offset,
+        },
+        ClientEvent::SendFail { reason, .. } => ClientEvent::SendFail { id: record, reason },
+        ClientEvent::SendInfo { reason, .. } => ClientEvent::SendInfo { id: record, reason },
+        other => other,
+    }
+}
+
+/// splitmix64: the producer's own deterministic randomness, seeded from its config.
+fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests;

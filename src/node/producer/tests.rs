@@ -1,0 +1,372 @@
+//! Producer behaviour pinned down on one node: batching, pipelining, in-order retries, epochs.
+
+use super::*;
+use crate::node::{BugSet, Effect};
+use crate::protocol::{Acks, PartitionState, Record};
+
+fn config(records: usize, max_in_flight: usize, batch_size_bytes: u64) -> ProducerConfig {
+    ProducerConfig {
+        id: 7,
+        bootstrap: vec![0],
+        topic: "t".into(),
+        acks: Acks::All,
+        records: (0..records)
+            .map(|i| Record::keyed("k", format!("v{i}")))
+            .collect(),
+        sticky_batch: 1,
+        seed: 0,
+        request_timeout_ms: Some(1_000),
+        retry_backoff_ms: Some(100),
+        idempotent: true,
+        producer_id: 0xfeed,
+        send_interval_ms: None,
+        delivery_timeout_ms: Some(5_000),
+        max_in_flight,
+        batch_size_bytes,
+        linger_ms: None,
+        bugs: Default::default(),
+    }
+}
+
+/// Metadata naming broker `leader` leader of `t-0` (version `version`).
+fn metadata(version: u64, leader: u32) -> ClusterMetadata {
+    ClusterMetadata {
+        version,
+        brokers: vec![],
+        partitions: vec![PartitionState {
+            tp: TopicPartition::new("t", 0),
+            replicas: vec![0, 1],
+            leader: Some(leader),
+            leader_epoch: version as u32,
+            isr: vec![0, 1],
+            partition_epoch: 1,
+        }],
+    }
+}
+
+fn warmed_up(config: ProducerConfig) -> Producer {
+    Producer::with_metadata(Arc::new(config), metadata(1, 0))
+}
+
+/// The produce requests among the effects: (broker, request).
+fn produces(effects: &[Effect]) -> Vec<(u32, ProduceRequest)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send {
+                to,
+                message: Message::Produce(r),
+            } => Some((*to, r.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The outcomes reported, in order.
+fn outcomes(effects: &[Effect]) -> Vec<ClientEvent> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Observe(
+                ev @ (ClientEvent::SendOk { .. }
+                | ClientEvent::SendFail { .. }
+                | ClientEvent::SendInfo { .. }),
+            ) => Some(ev.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn answer(
+    p: &mut Producer,
+    from: u32,
+    req: &ProduceRequest,
+    result: Result<u64, ErrorCode>,
+) -> Vec<Effect> {
+    let mut cx = Context::new(10);
+    let resp = ProduceResponse {
+        tp: req.tp.clone(),
+        correlation: req.correlation,
+        result,
+    };
+    p.on_message(&mut cx, from, Message::ProduceResponse(resp));
+    cx.take_effects()
+}
+
+fn start(p: &mut Producer) -> Vec<Effect> {
+    let mut cx = Context::new(0);
+    p.on_start(&mut cx);
+    cx.take_effects()
+}
+
+#[test]
+fn records_go_in_batches_with_several_requests_in_flight() {
+    // Records of 10 bytes, batches of 20 bytes: two records per batch; at most 3 in flight.
+    let mut p = warmed_up(config(10, 3, 20));
+    let sent = produces(&start(&mut p));
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    let firsts: Vec<u64> = sent
+        .iter()
+        .map(|(_, r)| r.producer.expect("idempotent").sequence)
+        .collect();
+    assert_eq!(firsts, [0, 2, 4], "per-partition sequences, one per record");
+    assert!(sent.iter().all(|(to, r)| *to == 0 && r.records.len() == 2));
+    // An answer frees a slot: the next batch goes.
+    let effects = answer(&mut p, 0, &sent[0].1, Ok(0));
+    assert_eq!(
+        outcomes(&effects),
+        [
+            ClientEvent::SendOk {
+                id: 0,
+                partition: 0,
+                offset: 0
+            },
+            ClientEvent::SendOk {
+                id: 1,
+                partition: 0,
+                offset: 1
+            }
+        ]
+    );
+    let next = produces(&effects);
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].1.producer.map(|s| s.sequence), Some(6));
+}
+
+#[test]
+fn a_retriable_error_resends_every_batch_of_the_partition_in_order() {
+    let mut p = warmed_up(config(6, 3, 20));
+    let sent = produces(&start(&mut p));
+    assert_eq!(sent.len(), 3);
+    // The second batch fails; the first and third are still out.
+    let effects = answer(&mut p, 0, &sent[1].1, Err(ErrorCode::NotLeaderOrFollower));
+    assert!(outcomes(&effects).is_empty());
+    assert!(produces(&effects).is_empty(), "it backs off first");
+    // The late answers to the abandoned attempts are ignored.
+    assert!(outcomes(&answer(&mut p, 0, &sent[0].1, Ok(0))).is_empty());
+    // After the backoff, fresh metadata names broker 1; all three go again, in order.
+    let mut cx = Context::new(200);
+    p.on_timer(&mut cx, Timer::ClientBackoff);
+    p.on_message(&mut cx, 0, Message::MetadataResponse(metadata(2, 1)));
+    let resent = produces(&cx.take_effects());
+    // Broker 0 still owes the third batch's first answer: nothing goes to broker 1 until it
+    // comes (or times out), so that no batch can overtake one still on its way.
+    assert!(resent.is_empty(), "{resent:?}");
+    let mut cx = Context::new(1_200);
+    p.on_timer(&mut cx, Timer::ProduceTimeout(sent[2].1.correlation));
+    p.on_timer(&mut cx, Timer::ClientBackoff);
+    p.on_message(&mut cx, 0, Message::MetadataResponse(metadata(3, 1)));
+    let resent = produces(&cx.take_effects());
+    let firsts: Vec<(u32, u64)> = resent
+        .iter()
+        .map(|(to, r)| (*to, r.producer.expect("idempotent").sequence))
+        .collect();
+    assert_eq!(firsts, [(1, 0), (1, 2), (1, 4)]);
+}
+
+#[test]
+fn giving_up_on_a_batch_starts_a_new_epoch_once_nothing_is_in_flight() {
+    let mut p = warmed_up(config(4, 1, 20));
+    let sent = produces(&start(&mut p));
+    assert_eq!(sent.len(), 1);
+    // The first batch passes the delivery timeout while in flight: its outcome is unknown.
+    let mut cx = Context::new(5_000);
+    p.on_timer(&mut cx, Timer::DeliveryTimeout(0));
+    let effects = cx.take_effects();
+    assert!(outcomes(&effects)
+        .iter()
+        .all(|e| matches!(e, ClientEvent::SendInfo { .. })));
+    assert_eq!(outcomes(&effects).len(), 2);
+    // The next batch waits until the request is answered (or times out)...
+    assert!(produces(&effects).is_empty());
+    let effects = answer(&mut p, 0, &sent[0].1, Err(ErrorCode::NotLeaderOrFollower));
+    assert!(outcomes(&effects).is_empty(), "already given up");
+    // ...then goes in a new epoch, from sequence 0.
+    let next = produces(&effects);
+    let stamp = next[0].1.producer.expect("idempotent");
+    assert_eq!((stamp.epoch, stamp.sequence), (1, 0));
+}
+
+#[test]
+fn an_out_of_order_answer_is_a_definite_failure_only_on_a_first_attempt() {
+    // First attempt refused: nothing of it was appended.
+    let mut p = warmed_up(config(2, 1, 20));
+    let sent = produces(&start(&mut p));
+    let effects = answer(&mut p, 0, &sent[0].1, Err(ErrorCode::OutOfOrderSequence));
+    assert!(outcomes(&effects)
+        .iter()
+        .all(|e| matches!(e, ClientEvent::SendFail { .. })));
+    // Refused on a retry: an earlier attempt may have landed, so the outcome is unknown.
+    let mut p = warmed_up(config(2, 1, 20));
+    let sent = produces(&start(&mut p));
+    let mut cx = Context::new(1_000);
+    p.on_timer(&mut cx, Timer::ProduceTimeout(sent[0].1.correlation));
+    p.on_timer(&mut cx, Timer::ClientBackoff);
+    p.on_message(&mut cx, 0, Message::MetadataResponse(metadata(2, 0)));
+    let retry = produces(&cx.take_effects());
+    assert_eq!(retry.len(), 1);
+    let effects = answer(&mut p, 0, &retry[0].1, Err(ErrorCode::OutOfOrderSequence));
+    let got = outcomes(&effects);
+    assert!(
+        !got.is_empty()
+            && got
+                .iter()
+                .all(|e| matches!(e, ClientEvent::SendInfo { .. })),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn out_of_order_behind_an_unanswered_batch_is_retried() {
+    let mut p = warmed_up(config(4, 2, 20));
+    let sent = produces(&start(&mut p));
+    assert_eq!(sent.len(), 2);
+    // The second batch arrives first and is refused for the gap the first will fill.
+    let effects = answer(&mut p, 0, &sent[1].1, Err(ErrorCode::OutOfOrderSequence));
+    assert!(outcomes(&effects).is_empty(), "{effects:?}");
+    assert_eq!(p.done(), 0);
+}
+
+#[test]
+fn the_retry_out_of_order_switch_renumbers_the_failed_batch_behind_the_others() {
+    let mut c = config(6, 3, 20);
+    c.bugs = BugSet::none().with(Bug::RetryOutOfOrder);
+    let mut p = warmed_up(c);
+    let sent = produces(&start(&mut p));
+    answer(&mut p, 0, &sent[0].1, Err(ErrorCode::NotLeaderOrFollower));
+    let mut cx = Context::new(1_200);
+    p.on_timer(&mut cx, Timer::ProduceTimeout(sent[1].1.correlation));
+    p.on_timer(&mut cx, Timer::ProduceTimeout(sent[2].1.correlation));
+    p.on_timer(&mut cx, Timer::ClientBackoff);
+    p.on_message(&mut cx, 0, Message::MetadataResponse(metadata(2, 0)));
+    let resent = produces(&cx.take_effects());
+    let values: Vec<(u64, String)> = resent
+        .iter()
+        .map(|(_, r)| {
+            (
+                r.producer.expect("idempotent").sequence,
+                String::from_utf8_lossy(&r.records[0].value).into_owned(),
+            )
+        })
+        .collect();
+    // v0's batch failed: it now goes last, numbered after the others.
+    assert_eq!(
+        values,
+        [
+            (0, "v2".to_string()),
+            (2, "v4".to_string()),
+            (4, "v0".to_string())
+        ]
+    );
+}
+
+#[test]
+fn giving_up_keeps_the_metadata_request_timer() {
+    let mut p = Producer::new(Arc::new(config(2, 1, 20)));
+    let effects = start(&mut p);
+    assert!(p.metadata_in_flight);
+    assert!(produces(&effects).is_empty());
+    // No batch exists yet: a stray delivery timeout changes nothing.
+    let mut cx = Context::new(5_000);
+    p.on_timer(&mut cx, Timer::DeliveryTimeout(0));
+    let cancelled = cx
+        .take_effects()
+        .into_iter()
+        .any(|e| e == Effect::CancelTimer(Timer::ClientRequestTimeout));
+    assert!(!cancelled, "the metadata request would wait forever");
+    assert!(p.metadata_in_flight);
+}
+
+#[test]
+fn an_old_metadata_answer_does_not_clear_staleness_or_the_timer() {
+    let mut p = Producer::new(Arc::new(config(2, 1, 20)));
+    p.metadata = Some(ClusterMetadata {
+        version: 5,
+        ..Default::default()
+    });
+    p.stale = true;
+    let mut cx = Context::new(0);
+    let old = ClusterMetadata {
+        version: 3,
+        ..Default::default()
+    };
+    p.on_message(&mut cx, 0, Message::MetadataResponse(old));
+    assert!(p.stale);
+    assert_eq!(p.metadata.as_ref().map(|m| m.version), Some(5));
+    assert!(cx.take_effects().is_empty());
+}
+
+#[test]
+fn a_non_retriable_error_fails_the_batch_at_once() {
+    let mut p = warmed_up(config(2, 1, 10));
+    let sent = produces(&start(&mut p));
+    let effects = answer(&mut p, 0, &sent[0].1, Err(ErrorCode::InvalidTopic));
+    assert_eq!(
+        outcomes(&effects),
+        [ClientEvent::SendFail {
+            id: 0,
+            reason: "InvalidTopic".into()
+        }]
+    );
+    assert!(effects.contains(&Effect::CancelTimer(Timer::DeliveryTimeout(0))));
+    assert_eq!(p.done(), 1);
+}
+
+#[test]
+fn a_retriable_error_backs_off_and_keeps_the_send_open() {
+    let mut p = warmed_up(config(2, 1, 10));
+    let sent = produces(&start(&mut p));
+    // A broker that has just restarted does not know the partition yet: not a failure.
+    let effects = answer(
+        &mut p,
+        0,
+        &sent[0].1,
+        Err(ErrorCode::UnknownTopicOrPartition),
+    );
+    assert!(outcomes(&effects).is_empty());
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::SetTimer {
+            timer: Timer::ClientBackoff,
+            ..
+        }
+    )));
+    assert_eq!(p.done(), 0);
+}
+
+#[test]
+fn stamps_carry_the_session_producer_id() {
+    let mut p = warmed_up(config(1, 1, 10));
+    let sent = produces(&start(&mut p));
+    let stamp = sent[0].1.producer.expect("idempotent");
+    assert_eq!(
+        (stamp.producer, stamp.epoch, stamp.sequence),
+        (0xfeed, 0, 0)
+    );
+}
+
+/// A record is stamped by the producer's wall clock at each try: a clock set back an hour
+/// between two tries stamps the retry an hour earlier (no panic, no wrap), and a reading
+/// past `i64::MAX` saturates (before, `now as i64` made it -1, a time before 1970).
+#[test]
+fn a_producer_handed_an_earlier_now_stamps_with_it() {
+    let mut p = warmed_up(config(1, 1, 10));
+    let mut cx = Context::new(7_200_000);
+    p.on_start(&mut cx);
+    let sent = produces(&cx.take_effects());
+    assert_eq!(sent[0].1.records[0].timestamp, 7_200_000);
+    // The send times out; the retry follows the fresh metadata an hour earlier by the clock.
+    let mut cx = Context::new(7_200_000 - 3_600_000);
+    p.on_timer(&mut cx, Timer::ProduceTimeout(sent[0].1.correlation));
+    p.on_timer(&mut cx, Timer::ClientBackoff);
+    p.on_message(&mut cx, 0, Message::MetadataResponse(metadata(2, 0)));
+    let retry = produces(&cx.take_effects());
+    assert_eq!(retry[0].1.records[0].timestamp, 3_600_000);
+    let mut p = warmed_up(config(1, 1, 10));
+    let mut cx = Context::new(u64::MAX);
+    p.on_start(&mut cx);
+    assert_eq!(
+        produces(&cx.take_effects())[0].1.records[0].timestamp,
+        i64::MAX
+    );
+}
