@@ -92,11 +92,11 @@ fn unread_acknowledged(observed: &[Observed]) -> BTreeSet<(u64, String)> {
     let mut sending = BTreeMap::new();
     for o in observed {
         match &o.event {
-            ClientEvent::SendInvoke { value, .. } => {
-                sending.insert(o.node, String::from_utf8_lossy(value).into_owned());
+            ClientEvent::SendInvoke { id, value, .. } => {
+                sending.insert((o.node, *id), String::from_utf8_lossy(value).into_owned());
             }
-            ClientEvent::SendOk { offset, .. } => {
-                if let Some(v) = sending.remove(&o.node) {
+            ClientEvent::SendOk { id, offset, .. } => {
+                if let Some(v) = sending.remove(&(o.node, *id)) {
                     acked.insert(*offset, v);
                 }
             }
