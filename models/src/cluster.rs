@@ -11,7 +11,8 @@ use seedlog::node::{
     ReaderConfig, TopicSpec,
 };
 use seedlog::protocol::{
-    Acks, Assignor, BrokerId, Message, ProduceRequest, Record, TopicPartition, OFFSETS_TOPIC,
+    Acks, Assignor, BrokerId, Message, PartitionBatch, ProduceRequest, Record, TopicPartition,
+    OFFSETS_TOPIC,
 };
 use stateright::actor::{ActorModel, Network};
 use std::sync::Arc;
@@ -75,6 +76,9 @@ pub struct ModelOptions {
     pub retentions: usize,
     /// The producer's `max.in.flight` (1: one batch at a time).
     pub max_in_flight: usize,
+    /// The producer is idempotent (a producer id, sequence numbers, the leader's window of
+    /// batches). Kafka requires it for order with more than one batch in flight.
+    pub idempotent: bool,
 }
 
 impl ModelOptions {
@@ -99,6 +103,7 @@ impl ModelOptions {
             broker_crashes: true,
             retentions: 0,
             max_in_flight: 1,
+            idempotent: false,
         };
         match kind {
             ModelKind::Replication => ModelOptions {
@@ -177,6 +182,8 @@ pub struct ModelCfg {
     pub refusals: usize,
     pub retentions: usize,
     pub max_version: u64,
+    /// The producer is idempotent: no record twice in a log, acknowledgements in send order.
+    pub idempotent: bool,
 }
 
 pub type SeedlogModel = ActorModel<NodeActor, ModelCfg, History>;
@@ -267,6 +274,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             refusals: opts.refusals,
             retentions: opts.retentions,
             max_version: metadata.version + opts.max_changes,
+            idempotent: producer.is_some() && opts.idempotent,
         },
         History::default(),
     );
@@ -311,12 +319,15 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
                 .filter(|(_, replicas)| replicas.first() == Some(&id))
                 .map(|(p, _)| {
                     let req = ProduceRequest {
-                        tp: TopicPartition::new(TOPIC, p as u32),
                         acks: Acks::None,
-                        records: records.clone(),
-                        leader_epoch: Some(0),
                         correlation: 0,
-                        producer: None,
+                        batches: vec![PartitionBatch {
+                            tp: TopicPartition::new(TOPIC, p as u32),
+                            leader_epoch: Some(0),
+                            batch: 0,
+                            records: records.clone(),
+                            producer: None,
+                        }],
                     };
                     (controller as u32, Message::Produce(req))
                 })
@@ -362,18 +373,31 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         deferred_sync: false,
     });
     if let Some(producer) = producer {
+        // The idempotent producer of the partitioning model times out its requests (at any
+        // moment, as every model timer fires) and then asks any broker for metadata: it can
+        // learn of one partition's new leader through another partition's timeout, and send
+        // there while its earlier batch is still on its way to the old leader — the path on
+        // which the new leader's sequence check is all that keeps order. (In the replication
+        // model, one partition, timeouts add no such path, and with two batches in flight
+        // they make the state space too large to finish in minutes: its retries follow
+        // refusals only.)
+        let timeouts = opts.idempotent && opts.kind == ModelKind::Partitioning;
+        let bootstrap = if timeouts {
+            broker_ids.clone()
+        } else {
+            vec![0]
+        };
         let producer_config = ProducerConfig {
             id: producer as u32,
-            bootstrap: vec![0],
+            bootstrap,
             topic: TOPIC.into(),
             acks: Acks::All,
             records,
             sticky_batch: 1,
             seed: 0,
-            request_timeout_ms: None,
+            request_timeout_ms: timeouts.then_some(1),
             retry_backoff_ms: None,
-            // Ordering with several batches in flight needs idempotence (sequence numbers).
-            idempotent: opts.max_in_flight > 1,
+            idempotent: opts.idempotent,
             producer_id: producer as u64,
             send_interval_ms: None,
             delivery_timeout_ms: None,
@@ -381,6 +405,8 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             // One record per batch: the model's records are its batches.
             batch_size_bytes: 1,
             linger_ms: None,
+            // Refreshes follow errors only: the model has no clock to age metadata by.
+            metadata_max_age_ms: None,
             bugs: bugs.clone(),
         };
         model = model.actor(NodeActor {

@@ -16,8 +16,8 @@ pub struct History {
     pub max_hw: BTreeMap<TopicPartition, Offset>,
     /// A fetch response showed the reader a smaller high watermark than an earlier one.
     pub hw_regressed: bool,
-    /// The record each produce request carries, by correlation (the model's batches hold one
-    /// record each), until it is acknowledged.
+    /// The record each batch the producer sent carries, by the batch's id (the model's batches
+    /// hold one record each).
     pub sent: BTreeMap<u64, usize>,
 }
 
@@ -29,11 +29,13 @@ pub fn record_out(cfg: &ModelCfg, history: &History, env: Envelope<&Message>) ->
     if Some(usize::from(env.src)) != cfg.producer {
         return None;
     }
-    let value = &r.records.first()?.value;
-    let index = cfg.records.iter().position(|rec| &rec.value == value)?;
     let mut h = history.clone();
-    h.sent.insert(r.correlation, index);
-    Some(h)
+    for b in &r.batches {
+        let value = &b.records.first()?.value;
+        let index = cfg.records.iter().position(|rec| &rec.value == value)?;
+        h.sent.insert(b.batch, index);
+    }
+    (h != *history).then_some(h)
 }
 
 /// `record_msg_in` hook: notes acknowledgements to the producer and records shown to the reader.
@@ -41,10 +43,14 @@ pub fn record_in(cfg: &ModelCfg, history: &History, env: Envelope<&Message>) -> 
     let dst = usize::from(env.dst);
     match env.msg {
         Message::ProduceResponse(r) if Some(dst) == cfg.producer => {
-            let offset = r.result.ok()?;
+            // Every acknowledgement counts, a late one to an earlier attempt too: each offset a
+            // record was acknowledged at must hold it.
             let mut h = history.clone();
-            let index = h.sent.remove(&r.correlation)?;
-            h.acked.insert((r.tp.clone(), offset, index));
+            for b in &r.batches {
+                if let (Ok(offset), Some(&index)) = (b.result, h.sent.get(&b.batch)) {
+                    h.acked.insert((b.tp.clone(), offset, index));
+                }
+            }
             (h != *history).then_some(h)
         }
         Message::FetchResponse(r) if Some(dst) == cfg.reader && r.error.is_none() => {

@@ -113,10 +113,14 @@ struct ModelArgs {
     /// checked, in exchange for far fewer interleavings in deep bug searches.
     #[arg(long)]
     no_reader: bool,
-    /// The producer's max.in.flight (default 1). Above 1 the producer is idempotent (sequence
-    /// numbers, the leader's window of batches), as Kafka requires for ordering.
+    /// The producer's max.in.flight (default 1). Above 1 the producer is idempotent, as Kafka
+    /// requires for ordering.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=5))]
     max_in_flight: Option<u32>,
+    /// An idempotent producer (producer id, sequence numbers, the leader's window of batches)
+    /// even with one batch in flight; adds the properties no-duplicates and acked-in-order.
+    #[arg(long)]
+    idempotent: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -214,6 +218,7 @@ impl ModelArgs {
         if let Some(m) = self.max_in_flight {
             o.max_in_flight = m as usize;
         }
+        o.idempotent = self.idempotent || o.max_in_flight > 1;
         if self.no_reader {
             o.reader = false;
         }
@@ -238,10 +243,9 @@ fn describe(o: &ModelOptions) -> String {
         },
         o.max_changes,
         o.min_insync_replicas,
-        if o.max_in_flight > 1 {
-            format!("{} max_in_flight={}", o.durability, o.max_in_flight)
-        } else {
-            o.durability.to_string()
+        match (o.idempotent, o.max_in_flight) {
+            (false, _) => o.durability.to_string(),
+            (true, m) => format!("{} idempotent max_in_flight={m}", o.durability),
         },
         if bugs.is_empty() { "none".to_string() } else { bugs.join(",") },
         match o.kind {

@@ -8,7 +8,7 @@ use seedlog::node::{Broker, Image};
 use seedlog::protocol::{ClusterMetadata, OffsetsKey, OffsetsValue, TopicPartition, OFFSETS_TOPIC};
 use stateright::actor::ActorModelState;
 use stateright::Expectation;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub type State = ActorModelState<NodeActor, History>;
 
@@ -169,6 +169,36 @@ fn per_key_order<M: Layout>(m: &M, s: &State) -> bool {
                 .filter(|(j, tp2, _)| j < i && tp2 == tp)
                 .all(|(_, _, o2)| o2 < o)
         })
+    })
+}
+
+/// Idempotence: no log holds a record twice, and no record is acknowledged at two offsets.
+fn no_duplicates<M: Layout>(m: &M, s: &State) -> bool {
+    let logs = live_brokers(m.cfg(), s).all(|(_, b)| {
+        b.replicas().values().all(|r| {
+            let mut seen = BTreeSet::new();
+            (r.log.log_start_offset()..r.log.log_end_offset())
+                .filter_map(|o| r.log.entry(o))
+                .all(|e| seen.insert(&e.record.value))
+        })
+    });
+    let mut acked_at = BTreeMap::new();
+    logs && s
+        .history
+        .acked
+        .iter()
+        .all(|(tp, o, i)| *acked_at.entry(*i).or_insert((tp, o)) == (tp, o))
+}
+
+/// Idempotence keeps order: in each partition, a record sent later is acknowledged at a higher
+/// offset than every record sent before it (retries and several batches in flight included).
+fn acked_in_order<M: Layout>(_: &M, s: &State) -> bool {
+    s.history.acked.iter().all(|(tp, o, i)| {
+        s.history
+            .acked
+            .iter()
+            .filter(|(tp2, _, j)| tp2 == tp && j < i)
+            .all(|(_, o2, _)| o2 < o)
     })
 }
 
@@ -390,6 +420,10 @@ pub fn list<M: Layout>(cfg: &ModelCfg) -> Vec<Named<M>> {
                 props.push((A, "hw-monotonic", hw_monotonic));
                 props.push((S, "reaches read", reaches_read));
             }
+            if cfg.idempotent {
+                props.push((A, "no-duplicates", no_duplicates));
+                props.push((A, "acked-in-order", acked_in_order));
+            }
             props.push((S, "reaches acked write", reaches_ack));
             props.push((S, "reaches failover", reaches_failover));
             props.push((S, "reaches ack after failover", reaches_ack_after_failover));
@@ -401,6 +435,10 @@ pub fn list<M: Layout>(cfg: &ModelCfg) -> Vec<Named<M>> {
         ModelKind::Partitioning => {
             props.push((A, "per-key-partition", per_key_partition));
             props.push((A, "per-key-order", per_key_order));
+            if cfg.idempotent {
+                props.push((A, "no-duplicates", no_duplicates));
+                props.push((A, "acked-in-order", acked_in_order));
+            }
             props.push((A, "log-matching", log_matching));
             props.push((A, "single-leader-per-epoch", single_leader_per_epoch));
             props.push((S, "reaches acked write", reaches_ack));

@@ -11,8 +11,8 @@ use models::history::{record_in, record_out};
 use models::properties::{violated, State};
 use seedlog::node::Context;
 use seedlog::protocol::{
-    Acks, ClusterMetadata, FetchResponse, LogEntry, Message, NodeId, ProduceRequest,
-    ProduceResponse, Record, TopicPartition,
+    Acks, BatchResult, ClusterMetadata, FetchResponse, LogEntry, Message, NodeId, PartitionBatch,
+    ProduceRequest, ProduceResponse, Record, TopicPartition,
 };
 use stateright::actor::{Envelope, Id};
 use stateright::Model;
@@ -47,17 +47,27 @@ fn deliver(s: &mut State, to: usize, from: usize, msg: Message) {
 
 /// Records a message arriving at a client, as the checker's `record_msg_in` hook does.
 fn observe(m: &SeedlogModel, s: &mut State, src: usize, dst: usize, msg: Message) {
-    // An acknowledgement answers a request the producer sent: the history learns which record a
-    // correlation carries from the request (here: correlation = the record's index).
+    // An acknowledgement answers a batch the producer sent: the history learns which record a
+    // batch carries from the request (here: batch id = the record's index).
     if let Message::ProduceResponse(r) = &msg {
-        if let Some(record) = m.cfg.records.get(r.correlation as usize) {
+        let batches: Vec<PartitionBatch> = r
+            .batches
+            .iter()
+            .filter_map(|b| {
+                Some(PartitionBatch {
+                    tp: b.tp.clone(),
+                    leader_epoch: None,
+                    batch: b.batch,
+                    records: vec![m.cfg.records.get(b.batch as usize)?.clone()],
+                    producer: None,
+                })
+            })
+            .collect();
+        {
             let req = Message::Produce(ProduceRequest {
-                tp: r.tp.clone(),
                 acks: Acks::All,
-                records: vec![record.clone()],
-                leader_epoch: None,
                 correlation: r.correlation,
-                producer: None,
+                batches,
             });
             let out = Envelope {
                 src: Id::from(dst),
@@ -81,12 +91,15 @@ fn observe(m: &SeedlogModel, s: &mut State, src: usize, dst: usize, msg: Message
 
 fn produce(m: &SeedlogModel, s: &mut State, leader: usize, record: Record) {
     let req = ProduceRequest {
-        tp: tp(0),
         acks: Acks::All,
-        records: vec![record],
-        leader_epoch: Some(0),
         correlation: 0,
-        producer: None,
+        batches: vec![PartitionBatch {
+            tp: tp(0),
+            leader_epoch: Some(0),
+            batch: 0,
+            records: vec![record],
+            producer: None,
+        }],
     };
     deliver(
         s,
@@ -109,11 +122,15 @@ fn fetch_response(hw: u64, records: Vec<LogEntry>) -> FetchResponse {
     }
 }
 
-fn ack(correlation: u64, partition: u32, offset: u64) -> Message {
+/// The acknowledgement of batch `batch` (the record of that index) at `offset`.
+fn ack(batch: u64, partition: u32, offset: u64) -> Message {
     Message::ProduceResponse(ProduceResponse {
-        tp: tp(partition),
-        correlation,
-        result: Ok(offset),
+        correlation: 0,
+        batches: vec![BatchResult {
+            tp: tp(partition),
+            batch,
+            result: Ok(offset),
+        }],
     })
 }
 

@@ -89,6 +89,9 @@ pub struct ProducerPlan {
     /// `delivery.timeout.ms` (absent before it was drawn: 10 s).
     #[serde(default = "ten_seconds")]
     pub delivery_timeout_ms: u64,
+    /// `metadata.max.age.ms` (absent before it was drawn: none, refreshes after errors only).
+    #[serde(default)]
+    pub metadata_max_age_ms: Option<u64>,
 }
 
 fn ten_seconds() -> u64 {
@@ -151,6 +154,7 @@ impl Scenario {
                     batch_size_bytes: 1,
                     linger_ms: None,
                     delivery_timeout_ms: 10_000,
+                    metadata_max_age_ms: None,
                 }
             })
             .collect();
@@ -165,6 +169,14 @@ impl Scenario {
             // Short ones give up on batches during faults: epochs change while old attempts
             // are still on their way.
             p.delivery_timeout_ms = *prng.pick(&[3_000, 5_000, 10_000]);
+        }
+        // How often producers refresh metadata without an error, from a stream of its own.
+        // Short ages (shorter than a request's timeout) let a producer learn of a new leader
+        // while its requests to the old one are still unanswered, and send later batches
+        // there: the new leader's sequence check must keep them behind the earlier ones.
+        let mut mrng = SeedRng::new(seed, 8);
+        for p in producers.iter_mut() {
+            p.metadata_max_age_ms = *mrng.pick(&[Some(300), Some(1_000), Some(5_000), None]);
         }
         // A run with a bug switch on hunts for that bug: leader changes are what every
         // historical replication bug needs, so it draws from the faults that cause them, more

@@ -161,6 +161,24 @@ fn dedup_window_1_is_caught() {
 }
 
 #[test]
+fn no_sequence_gap_check_is_caught() {
+    // The leader appends a batch that does not continue the producer's sequences: a producer
+    // that learned of a new leader (a metadata refresh) sends it later batches while earlier
+    // ones are still stuck at the old leader; those, retried, land behind them or twice.
+    first_catch(
+        Bug::NoSequenceGapCheck,
+        None,
+        50,
+        &[
+            "duplicate",
+            "inconsistent-offsets",
+            "per-key-order",
+            "nonmonotonic-send",
+        ],
+    );
+}
+
+#[test]
 fn retry_out_of_order_is_caught() {
     // The producer resends a failed batch behind the later ones, numbering them again: a later
     // batch takes an earlier one's sequences, and the leader answers it with that batch's

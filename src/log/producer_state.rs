@@ -6,9 +6,9 @@
 //! producers it touched from the entries that remain.
 //!
 //! The leader checks each stamped batch against it (`check`), as Kafka's producer state manager
-//! does: an older epoch is fenced; a new epoch must start at sequence 0; a batch equal to one in
-//! the window is a retry, answered with the original offsets; any other batch must continue the
-//! newest one's sequences exactly, else it is out of order (a gap, or a retry older than the
+//! does: an older epoch is fenced; a new epoch, or a producer the log does not know, must start
+//! at sequence 0; a batch equal to one in the window is a retry, answered with the original
+//! offsets; any other batch must continue the newest one's sequences exactly, else it is out of order (a gap, or a retry older than the
 //! window: either way it must not be appended).
 
 use crate::protocol::{ErrorCode, Offset, ProducerStamp};
@@ -75,10 +75,16 @@ impl ProducerState {
     ) -> BatchCheck {
         let first = stamp.sequence;
         let last = first + count.saturating_sub(1);
-        // A producer this log knows nothing of (new, or its state went with an unclean
-        // election's truncation) starts wherever it is.
+        // A producer this log knows nothing of must start at sequence 0: a later batch may be
+        // one sent here while the earlier ones are still on their way to a previous leader.
+        // (A producer whose state went with an unclean election's truncation is refused too,
+        // and starts a new epoch, at 0.)
         let Some(state) = state else {
-            return BatchCheck::Append;
+            return if first == 0 || !rules.gap_check {
+                BatchCheck::Append
+            } else {
+                BatchCheck::Refuse(ErrorCode::OutOfOrderSequence)
+            };
         };
         if stamp.epoch < state.epoch {
             return BatchCheck::Refuse(ErrorCode::ProducerFenced);

@@ -168,6 +168,10 @@ pub struct ProducerConfig {
     /// `linger.ms`: how long an open batch waits for more records once a request could carry
     /// it (`None`: it goes as soon as a request can carry it).
     pub linger_ms: Option<u64>,
+    /// `metadata.max.age.ms`: ask for metadata this often even without an error (`None`: only
+    /// after errors). A producer can so learn of a partition's new leader while its requests
+    /// are still stuck at the old one, and send the next batches there.
+    pub metadata_max_age_ms: Option<u64>,
     /// Bug switches of the client (`retry-out-of-order`).
     pub bugs: BugSet,
 }

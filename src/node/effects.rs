@@ -49,6 +49,8 @@ pub enum Timer {
     Linger(u32),
     /// Producer: the produce request with this correlation got no answer in time.
     ProduceTimeout(u64),
+    /// Producer: the metadata is `metadata.max.age.ms` old; ask again.
+    MetadataMaxAge,
     /// Coordinator: the rebalance of this group has waited long enough for members to rejoin.
     GroupRebalance(String),
     /// Coordinator: this member sent nothing within the session timeout.

@@ -123,24 +123,38 @@ impl fmt::Display for Message {
             }
             Message::FetchResponse(r) => f.write_str(&fetch_response(r)),
             Message::Produce(r) => {
-                let recs: Vec<String> = r.records.iter().map(ToString::to_string).collect();
+                let batches: Vec<String> = r
+                    .batches
+                    .iter()
+                    .map(|b| {
+                        let recs: Vec<String> = b.records.iter().map(ToString::to_string).collect();
+                        format!("{} b{} [{}]", b.tp, b.batch, recs.join(", "))
+                    })
+                    .collect();
                 write!(
                     f,
-                    "Produce {} acks={:?} #{} [{}]",
-                    r.tp,
+                    "Produce acks={:?} #{} {}",
                     r.acks,
                     r.correlation,
-                    recs.join(", ")
+                    batches.join("; ")
                 )
             }
-            Message::ProduceResponse(r) => match r.result {
-                Ok(o) => write!(
+            Message::ProduceResponse(r) => {
+                let results: Vec<String> = r
+                    .batches
+                    .iter()
+                    .map(|b| match b.result {
+                        Ok(o) => format!("{} b{} ok offset={o}", b.tp, b.batch),
+                        Err(e) => format!("{} b{} error={e}", b.tp, b.batch),
+                    })
+                    .collect();
+                write!(
                     f,
-                    "ProduceResponse {} #{} ok offset={o}",
-                    r.tp, r.correlation
-                ),
-                Err(e) => write!(f, "ProduceResponse {} #{} error={e}", r.tp, r.correlation),
-            },
+                    "ProduceResponse #{} {}",
+                    r.correlation,
+                    results.join("; ")
+                )
+            }
             Message::Metadata { min_version } => write!(f, "Metadata min_version={min_version}"),
             Message::MetadataResponse(md) => write!(f, "MetadataResponse {}", metadata(md)),
             Message::ListOffsets { tp, spec } => write!(f, "ListOffsets {tp} {spec:?}"),

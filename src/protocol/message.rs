@@ -90,28 +90,68 @@ pub enum Acks {
     All,
 }
 
+/// A producer's request to one broker: one batch for each of several partitions that broker
+/// leads (Kafka's produce request), all with the same `acks`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProduceRequest {
-    pub tp: TopicPartition,
     pub acks: Acks,
-    pub records: Vec<Record>,
+    /// Chosen by the client to match the answers; echoed back.
+    pub correlation: u64,
+    /// At most one batch per partition.
+    pub batches: Vec<PartitionBatch>,
+}
+
+/// One partition's batch in a produce request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PartitionBatch {
+    pub tp: TopicPartition,
     /// The leader epoch the client's metadata names; a broker that has not caught up with it waits
     /// instead of answering "not leader".
     pub leader_epoch: Option<LeaderEpoch>,
-    /// Chosen by the client to match the response; echoed back.
-    pub correlation: u64,
-    /// Set by an idempotent producer: the leader answers a retry of a record it already has with
-    /// the original offset instead of appending it again.
+    /// Chosen by the client to name this batch among its own; echoed in the batch's answer. A
+    /// client that resends a batch under a reused correlation can still tell which batch an
+    /// answer — possibly to an earlier attempt — is about.
+    pub batch: u64,
+    pub records: Vec<Record>,
+    /// Set by an idempotent producer: the leader answers a retry of a batch it already has with
+    /// the original offsets instead of appending it again.
     #[serde(default)]
     pub producer: Option<ProducerStamp>,
 }
 
+/// Answers to some of a produce request's batches. A broker answers at once the batches it can
+/// (refused, or done with `acks=1` already) and each waiting batch when it is done, so a request
+/// may be answered in several responses; it is complete when every batch has its answer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProduceResponse {
-    pub tp: TopicPartition,
     pub correlation: u64,
-    /// The offset of the first record on success.
+    pub batches: Vec<BatchResult>,
+}
+
+/// The outcome of one batch: the offset of its first record, or why it was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BatchResult {
+    pub tp: TopicPartition,
+    pub batch: u64,
     pub result: Result<Offset, ErrorCode>,
+}
+
+impl ProduceRequest {
+    /// The same error for every batch (a request the broker cannot take at all).
+    pub fn refuse_all(&self, error: ErrorCode) -> ProduceResponse {
+        ProduceResponse {
+            correlation: self.correlation,
+            batches: self
+                .batches
+                .iter()
+                .map(|b| BatchResult {
+                    tp: b.tp.clone(),
+                    batch: b.batch,
+                    result: Err(error),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A follower replica identifies itself in its fetches; consumers send none.

@@ -167,6 +167,7 @@ pub fn producer_config(sc: &Scenario, index: usize) -> ProducerConfig {
         max_in_flight: plan.max_in_flight,
         batch_size_bytes: plan.batch_size_bytes,
         linger_ms: plan.linger_ms,
+        metadata_max_age_ms: plan.metadata_max_age_ms,
         bugs: sc.bugs.iter().copied().collect(),
     }
 }

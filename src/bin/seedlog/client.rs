@@ -219,6 +219,8 @@ pub async fn produce(args: ProduceArgs) -> anyhow::Result<i32> {
         max_in_flight: args.max_in_flight as usize,
         batch_size_bytes: args.batch_size,
         linger_ms: (args.linger_ms > 0).then_some(args.linger_ms),
+        // Kafka's default.
+        metadata_max_age_ms: Some(300_000),
         bugs: Default::default(),
     };
     let values: Vec<String> = config.records.iter().map(|r| text(&r.value)).collect();

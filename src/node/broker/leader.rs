@@ -6,8 +6,9 @@ use super::{Broker, LeaderState, Progress, Role, WaitingProduce};
 use crate::log::{BatchCheck, ProducerState, SequenceRules, Violation};
 use crate::node::{Bug, Context, DiskOp, Durability, Situation, Timer};
 use crate::protocol::{
-    Acks, BrokerId, ErrorCode, FetchRequest, FetchResponse, Message, NodeId, OffsetSpec,
-    PartitionState, ProduceRequest, ProduceResponse, TopicPartition, OFFSETS_TOPIC,
+    Acks, BatchResult, BrokerId, ErrorCode, FetchRequest, FetchResponse, Message, NodeId, Offset,
+    OffsetSpec, PartitionBatch, PartitionState, ProduceRequest, ProduceResponse, TopicPartition,
+    OFFSETS_TOPIC,
 };
 use std::collections::BTreeMap;
 
@@ -88,11 +89,7 @@ impl Broker {
             });
         }
         for w in ls.waiting_produce {
-            let resp = ProduceResponse {
-                tp: tp.clone(),
-                correlation: w.correlation,
-                result: Err(ErrorCode::NotLeaderOrFollower),
-            };
+            let resp = w.answer(tp, Err(ErrorCode::NotLeaderOrFollower));
             cx.send(w.client, Message::ProduceResponse(resp));
         }
         for (from, req) in ls.parked_fetches {
@@ -102,43 +99,71 @@ impl Broker {
     }
 
     pub(super) fn on_produce(&mut self, cx: &mut Context, from: NodeId, req: ProduceRequest) {
-        if self.is_ahead(&req.tp, req.leader_epoch) {
+        // A batch naming a leader epoch we have not caught up with parks the whole request: the
+        // request is handled again later, and its other batches must not be appended twice.
+        if req
+            .batches
+            .iter()
+            .any(|b| self.is_ahead(&b.tp, b.leader_epoch))
+        {
             cx.reached(Situation::FetchParkedForNewerEpoch);
             return self.park(cx, from, Message::Produce(req));
         }
+        let (acks, correlation) = (req.acks, req.correlation);
+        let mut now = Vec::new();
+        for batch in req.batches {
+            let (tp, id) = (batch.tp.clone(), batch.batch);
+            if let Err(e) = self.produce_batch(cx, from, acks, correlation, batch) {
+                now.push(BatchResult {
+                    tp,
+                    batch: id,
+                    result: e,
+                });
+            }
+        }
+        if acks != Acks::None && !now.is_empty() {
+            let resp = ProduceResponse {
+                correlation,
+                batches: now,
+            };
+            cx.send(from, Message::ProduceResponse(resp));
+        }
+    }
+
+    /// Appends one batch of a produce request (or finds it already appended) and leaves it to
+    /// wait for its acknowledgement; `Err` holds the answer it gets at once instead.
+    fn produce_batch(
+        &mut self,
+        cx: &mut Context,
+        from: NodeId,
+        acks: Acks,
+        correlation: u64,
+        batch: PartitionBatch,
+    ) -> Result<(), Result<Offset, ErrorCode>> {
         let config = self.config.clone();
         let rules = self.sequence_rules();
-        let not_leader = self.not_leader(&req.tp);
-        let reply = |cx: &mut Context, result| {
-            if req.acks != Acks::None {
-                let resp = ProduceResponse {
-                    tp: req.tp.clone(),
-                    correlation: req.correlation,
-                    result,
-                };
-                cx.send(from, Message::ProduceResponse(resp));
-            }
-        };
-        if req.tp.topic == OFFSETS_TOPIC {
-            return reply(cx, Err(ErrorCode::InvalidTopic));
+        let not_leader = self.not_leader(&batch.tp);
+        let tp = &batch.tp;
+        if tp.topic == OFFSETS_TOPIC {
+            return Err(Err(ErrorCode::InvalidTopic));
         }
-        let Some(r) = self.replicas.get_mut(&req.tp) else {
-            return reply(cx, Err(not_leader));
+        let Some(r) = self.replicas.get_mut(tp) else {
+            return Err(Err(not_leader));
         };
         let Role::Leader(ls) = &mut r.role else {
-            return reply(cx, Err(not_leader));
+            return Err(Err(not_leader));
         };
-        if req.acks == Acks::All && ls.isr.len() < config.min_insync_replicas {
-            return reply(cx, Err(ErrorCode::NotEnoughReplicas));
+        if acks == Acks::All && ls.isr.len() < config.min_insync_replicas {
+            return Err(Err(ErrorCode::NotEnoughReplicas));
         }
         // An idempotent producer's batch is checked against what the log knows of it: a retry
         // of one of its last batches is answered from the log (once committed, like the first
         // attempt), a batch out of sequence or of an old epoch is refused.
-        let check = match req.producer {
+        let check = match batch.producer {
             Some(stamp) => ProducerState::check(
                 r.log.producer_state(stamp.producer),
                 stamp,
-                req.records.len() as u64,
+                batch.records.len() as u64,
                 rules,
             ),
             None => BatchCheck::Append,
@@ -156,40 +181,46 @@ impl Broker {
                     ErrorCode::ProducerFenced => Situation::ProducerFenced,
                     _ => Situation::OutOfOrderSequenceRefused,
                 });
-                return reply(cx, Err(e));
+                return Err(Err(e));
             }
-            BatchCheck::Append if req.records.is_empty() => {
-                return reply(cx, Err(ErrorCode::InvalidRecord))
+            BatchCheck::Append if batch.records.is_empty() => {
+                return Err(Err(ErrorCode::InvalidRecord))
             }
             BatchCheck::Append => {
-                let entries = match r.log.append_stamped(ls.epoch, &req.records, req.producer) {
+                let entries = match r
+                    .log
+                    .append_stamped(ls.epoch, &batch.records, batch.producer)
+                {
                     Ok(e) => e,
                     // The leader appends in its own epoch at its own log end: this cannot fail.
+                    // No answer: a broken node stops.
                     Err(e) => {
-                        return self
-                            .broken(Violation::new("leader-append", e.to_string()).at(&req.tp))
+                        self.broken(Violation::new("leader-append", e.to_string()).at(tp));
+                        return Ok(());
                     }
                 };
                 let span = (entries[0].offset, entries[entries.len() - 1].offset);
                 cx.persist(DiskOp::Append {
-                    tp: req.tp.clone(),
+                    tp: tp.clone(),
                     entries,
                 });
                 span
             }
         };
-        match req.acks {
+        match acks {
             Acks::None => {}
-            Acks::All if config.bugs.has(Bug::AckBeforeIsr) => reply(cx, Ok(base)),
+            Acks::All if config.bugs.has(Bug::AckBeforeIsr) => return Err(Ok(base)),
             acks => ls.waiting_produce.push(WaitingProduce {
                 client: from,
-                correlation: req.correlation,
+                correlation,
+                batch: batch.batch,
                 acks,
                 base_offset: base,
                 last_offset: last,
             }),
         }
-        self.leader_progress(cx, &req.tp);
+        self.leader_progress(cx, tp);
+        Ok(())
     }
 
     /// How this leader checks idempotent producers' sequences (relaxed by bug switches).
@@ -434,12 +465,7 @@ impl Broker {
             } else {
                 Ok(w.base_offset)
             };
-            let resp = ProduceResponse {
-                tp: tp.clone(),
-                correlation: w.correlation,
-                result,
-            };
-            cx.send(w.client, Message::ProduceResponse(resp));
+            cx.send(w.client, Message::ProduceResponse(w.answer(tp, result)));
         }
         let parked = std::mem::take(&mut ls.parked_fetches);
         let epoch_start = ls.epoch_start;

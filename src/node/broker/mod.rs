@@ -332,12 +332,9 @@ impl Broker {
         for (from, message) in std::mem::take(&mut self.parked) {
             let reply = match message {
                 Message::Metadata { .. } => Message::MetadataResponse(self.metadata.clone()),
+                Message::Produce(req) if req.acks == crate::protocol::Acks::None => continue,
                 Message::Produce(req) => {
-                    Message::ProduceResponse(crate::protocol::ProduceResponse {
-                        tp: req.tp,
-                        correlation: req.correlation,
-                        result: Err(ErrorCode::NotLeaderOrFollower),
-                    })
+                    Message::ProduceResponse(req.refuse_all(ErrorCode::NotLeaderOrFollower))
                 }
                 Message::Fetch(req) => {
                     let epoch = self.replicas.get(&req.tp).and_then(|r| r.leader_epoch);

@@ -2,7 +2,8 @@
 
 use crate::log::PartitionLog;
 use crate::protocol::{
-    Acks, BrokerEpoch, BrokerId, FetchRequest, LeaderEpoch, NodeId, Offset, PartitionEpoch,
+    Acks, BatchResult, BrokerEpoch, BrokerId, ErrorCode, FetchRequest, LeaderEpoch, NodeId, Offset,
+    PartitionEpoch, ProduceResponse, TopicPartition,
 };
 use std::collections::BTreeMap;
 
@@ -92,6 +93,8 @@ pub struct Progress {
 pub struct WaitingProduce {
     pub client: NodeId,
     pub correlation: u64,
+    /// The client's name for the batch, echoed in its answer.
+    pub batch: u64,
     pub acks: Acks,
     pub base_offset: Offset,
     pub last_offset: Offset,
@@ -106,4 +109,22 @@ pub struct FollowerState {
     /// With `fsync` durability: appended data must be synced before the next fetch reports it.
     pub awaiting_sync: bool,
     pub backing_off: bool,
+}
+
+impl WaitingProduce {
+    /// The answer to this batch, on its own (the request's other batches are answered apart).
+    pub fn answer(
+        &self,
+        tp: &TopicPartition,
+        result: Result<Offset, ErrorCode>,
+    ) -> ProduceResponse {
+        ProduceResponse {
+            correlation: self.correlation,
+            batches: vec![BatchResult {
+                tp: tp.clone(),
+                batch: self.batch,
+                result,
+            }],
+        }
+    }
 }

@@ -5,7 +5,8 @@ use crate::node::{
     TopicSpec,
 };
 use crate::protocol::{
-    Acks, ErrorCode, Message, Offset, ProduceRequest, ProducerStamp, Record, TopicPartition,
+    Acks, ErrorCode, Message, Offset, PartitionBatch, ProduceRequest, ProducerStamp, Record,
+    TopicPartition,
 };
 use std::sync::Arc;
 
@@ -64,12 +65,15 @@ fn produce_with(
     stamp: ProducerStamp,
 ) -> Vec<Result<Offset, ErrorCode>> {
     let req = ProduceRequest {
-        tp: TopicPartition::new("t", 0),
         acks: Acks::All,
-        records: vec![record],
-        leader_epoch: None,
         correlation: stamp.sequence,
-        producer: Some(stamp),
+        batches: vec![PartitionBatch {
+            tp: TopicPartition::new("t", 0),
+            leader_epoch: None,
+            batch: stamp.sequence,
+            records: vec![record],
+            producer: Some(stamp),
+        }],
     };
     let mut cx = Context::new(0);
     b.on_message(&mut cx, 100, Message::Produce(req));
@@ -79,9 +83,11 @@ fn produce_with(
             Effect::Send {
                 message: Message::ProduceResponse(r),
                 ..
-            } => Some(r.result),
+            } => Some(r.batches),
             _ => None,
         })
+        .flatten()
+        .map(|b| b.result)
         .collect()
 }
 
@@ -107,9 +113,11 @@ fn one_sync_completion_answers_every_sync_up_to_its_token() {
             Effect::Send {
                 message: Message::ProduceResponse(r),
                 ..
-            } => r.result.ok(),
+            } => Some(r.batches),
             _ => None,
         })
+        .flatten()
+        .filter_map(|b| b.result.ok())
         .collect();
     assert_eq!(acked, [0, 1]);
     // The switch acknowledges before the sync completes.
@@ -184,26 +192,110 @@ fn sequences_are_checked_against_the_last_five_batches_and_the_epoch() {
         "an older retry is not recognised: appended again"
     );
     let mut b = bugged(Bug::NoSequenceGapCheck);
-    assert_eq!(produce(&mut b, "v0", 0), vec![Ok(0)]);
+    assert_eq!(
+        produce(&mut b, "v3", 3),
+        vec![Ok(0)],
+        "an unknown producer's gap"
+    );
     assert_eq!(produce(&mut b, "v5", 5), vec![Ok(1)], "the gap is appended");
+    assert_eq!(
+        produce(&mut b, "v4", 4),
+        vec![Ok(2)],
+        "and what fills it, behind"
+    );
+}
+
+/// A producer the log has no batch of must start at sequence 0: its first batch here may have
+/// overtaken earlier ones still on their way to the previous leader.
+#[test]
+fn an_unknown_producer_must_start_at_sequence_zero() {
+    let mut b = single_leader();
+    assert_eq!(
+        produce(&mut b, "v1", 1),
+        vec![Err(ErrorCode::OutOfOrderSequence)]
+    );
+    assert_eq!(produce(&mut b, "v0", 0), vec![Ok(0)]);
+    assert_eq!(produce(&mut b, "v1", 1), vec![Ok(1)]);
+}
+
+/// One request, batches for two partitions: the one this broker does not lead is refused at
+/// once, the other answered when committed, each in its own response naming its batch.
+#[test]
+fn a_request_with_batches_for_several_partitions_answers_each_batch() {
+    let controller = Controller::bootstrapped(Arc::new(ControllerConfig {
+        id: 9,
+        brokers: vec![0, 1],
+        topics: vec![TopicSpec::spread("t", 2, 1, &[0, 1])],
+        session_timeout_ms: None,
+        unclean_leader_election: false,
+        bugs: Default::default(),
+    }));
+    let md = controller.metadata().clone();
+    let led = |b: u32| {
+        md.partitions
+            .iter()
+            .find(|p| p.leader == Some(b))
+            .map(|p| p.tp.clone())
+            .expect("each broker leads one")
+    };
+    let mut b = Broker::bootstrapped(Arc::new(BrokerConfig::new(0, 9)), md.clone());
+    b.on_start(&mut Context::new(0));
+    let batch = |tp: TopicPartition, id| PartitionBatch {
+        tp,
+        leader_epoch: None,
+        batch: id,
+        records: vec![Record::keyed("k", "v")],
+        producer: None,
+    };
+    let req = ProduceRequest {
+        acks: Acks::All,
+        correlation: 4,
+        batches: vec![batch(led(1), 10), batch(led(0), 11)],
+    };
+    let mut cx = Context::new(0);
+    b.on_message(&mut cx, 100, Message::Produce(req));
+    let mut answers: Vec<(u64, u64, Result<Offset, ErrorCode>)> = cx
+        .take_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Send {
+                message: Message::ProduceResponse(r),
+                ..
+            } => Some(r),
+            _ => None,
+        })
+        .flat_map(|r| {
+            r.batches
+                .into_iter()
+                .map(move |x| (r.correlation, x.batch, x.result))
+        })
+        .collect();
+    answers.sort();
+    assert_eq!(
+        answers,
+        [(4, 10, Err(ErrorCode::NotLeaderOrFollower)), (4, 11, Ok(0))]
+    );
 }
 
 #[test]
 fn clients_cannot_write_to_the_offsets_topic() {
     let mut b = single_leader();
     let req = ProduceRequest {
-        tp: TopicPartition::new(crate::protocol::OFFSETS_TOPIC, 0),
         acks: Acks::All,
-        records: vec![Record::keyed("k", "forged commit")],
-        leader_epoch: None,
         correlation: 1,
-        producer: None,
+        batches: vec![PartitionBatch {
+            tp: TopicPartition::new(crate::protocol::OFFSETS_TOPIC, 0),
+            leader_epoch: None,
+            batch: 1,
+            records: vec![Record::keyed("k", "forged commit")],
+            producer: None,
+        }],
     };
     let mut cx = Context::new(0);
     b.on_message(&mut cx, 100, Message::Produce(req));
     let refused = cx.take_effects().into_iter().any(|e| {
         matches!(e, Effect::Send { message: Message::ProduceResponse(r), .. }
-            if r.result == Err(ErrorCode::InvalidTopic))
+            if r.batches[0].result == Err(ErrorCode::InvalidTopic))
     });
     assert!(refused);
 }
@@ -501,6 +593,7 @@ fn every_broker_invariant_trips_on_a_broken_state() {
                 leader_state(b).waiting_produce.push(WaitingProduce {
                     client: 100,
                     correlation: 1,
+                    batch: 1,
                     acks: Acks::All,
                     base_offset: 4,
                     last_offset: 4,

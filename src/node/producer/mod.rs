@@ -20,8 +20,8 @@ use super::client::{metadata_request, Bootstrap};
 use super::{Bug, ClientEvent, Context, ProducerConfig, Situation, Timer};
 use crate::protocol::partitioner::{partition_for, StickyPartitioner};
 use crate::protocol::{
-    Acks, ClusterMetadata, ErrorCode, Message, NodeId, Offset, ProduceRequest, ProduceResponse,
-    ProducerStamp, TopicPartition,
+    Acks, ClusterMetadata, ErrorCode, LeaderEpoch, Message, NodeId, Offset, PartitionBatch,
+    ProduceRequest, ProduceResponse, ProducerStamp, TopicPartition,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -44,6 +44,14 @@ struct Batch {
     /// Times it was sent in the current epoch, counting to 2 only ("more than once" is all that
     /// matters, and a growing count would make every retry a new state for the model checker).
     attempts: u8,
+}
+
+/// A request in flight: the broker it went to, and its batches not answered yet (partition,
+/// batch id).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct InFlight {
+    broker: NodeId,
+    batches: Vec<(u32, u64)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -79,9 +87,10 @@ pub struct Producer {
     /// A batch's fate is unknown or it failed: start a new epoch once nothing is in flight.
     epoch_bump_pending: bool,
     queues: BTreeMap<u32, PartitionQueue>,
-    /// Requests in flight, by correlation (the batch's id: an attempt of a batch is answered
-    /// under its id, so that retries add no state) -> (broker, partition, batch id).
-    in_flight: BTreeMap<u64, (NodeId, u32, u64)>,
+    /// Requests in flight, by correlation: the smallest number no other request in flight
+    /// uses, so that retries add no state (an answer names its batches, so one to an earlier
+    /// request under the same number is still matched right).
+    in_flight: BTreeMap<u64, InFlight>,
     next_batch: u64,
 }
 
@@ -136,13 +145,14 @@ impl Producer {
     }
 
     pub fn on_start(&mut self, cx: &mut Context) {
+        cx.set_timer(Timer::MetadataMaxAge, self.config.metadata_max_age_ms);
         match self.metadata {
             Some(_) => self.progress(cx),
             None => self.request_metadata(cx),
         }
     }
 
-    pub fn on_message(&mut self, cx: &mut Context, from: NodeId, message: Message) {
+    pub fn on_message(&mut self, cx: &mut Context, _from: NodeId, message: Message) {
         match message {
             Message::MetadataResponse(md) => {
                 // Only the answer we wait for stops the request timer, and only news clears
@@ -161,7 +171,7 @@ impl Producer {
                     self.progress(cx);
                 }
             }
-            Message::ProduceResponse(resp) => self.on_response(cx, from, resp),
+            Message::ProduceResponse(resp) => self.on_response(cx, resp),
             _ => {}
         }
     }
@@ -181,16 +191,22 @@ impl Producer {
                 self.progress(cx);
             }
             Timer::DeliveryTimeout(batch) => self.give_up(cx, batch),
+            Timer::MetadataMaxAge => {
+                // A refresh without an error: the batches in flight stay where they are.
+                cx.set_timer(Timer::MetadataMaxAge, self.config.metadata_max_age_ms);
+                self.request_metadata(cx);
+            }
             Timer::ProduceTimeout(correlation) => {
-                // The outcome of a timed-out request is unknown; its batch is sent again (a
-                // retry the leader recognises if the first attempt landed) — unless it has been
-                // sent again already, after another failure.
-                if let Some((_, partition, batch)) = self.in_flight.remove(&correlation) {
-                    if self.is_current(partition, batch, correlation) {
-                        self.retry_from(cx, partition, batch);
-                    } else {
-                        self.progress(cx);
+                // The outcome of a timed-out request is unknown; its batches are sent again (a
+                // retry the leader recognises if the first attempt landed) — except those sent
+                // again already, after another failure.
+                if let Some(request) = self.in_flight.remove(&correlation) {
+                    for (partition, batch) in request.batches {
+                        if self.is_current(partition, batch, correlation) {
+                            self.retry_from(cx, partition, batch);
+                        }
                     }
+                    self.progress(cx);
                 }
             }
             Timer::ClientRequestTimeout => {
@@ -284,8 +300,9 @@ impl Producer {
         cx.set_timer(Timer::DeliveryTimeout(id), self.config.delivery_timeout_ms);
     }
 
-    /// Sends every batch that can go: in order per partition, to the partition's leader, while
-    /// that broker has fewer than `max.in.flight` requests of ours.
+    /// Sends every batch that can go, in order per partition: to each leader, requests carrying
+    /// the next batch of every partition it leads, while it has fewer than `max.in.flight`
+    /// requests of ours.
     fn send_ready(&mut self, cx: &mut Context) {
         // After a failure, nothing goes until the backoff is over and the metadata asked for
         // then has come (it names the leader to send to).
@@ -296,108 +313,165 @@ impl Producer {
         let Some(md) = self.metadata.clone() else {
             return;
         };
-        let partitions: Vec<u32> = self.queues.keys().copied().collect();
-        for partition in partitions {
+        // A batch of a partition may go to its new leader while an earlier one is still on its
+        // way to the old: the new leader refuses it as out of sequence (unless the earlier one
+        // landed and was copied there), and it is sent again once the earlier one is answered.
+        let mut by_leader: BTreeMap<NodeId, Vec<(u32, LeaderEpoch)>> = BTreeMap::new();
+        let mut leaderless = false;
+        for (&partition, q) in &self.queues {
             let tp = TopicPartition::new(self.config.topic.clone(), partition);
-            let Some((leader, leader_epoch)) = md
+            match md
                 .partition(&tp)
                 .and_then(|p| Some((p.leader?, p.leader_epoch)))
-            else {
-                if self.queues[&partition]
-                    .batches
-                    .iter()
-                    .any(|b| b.sent.is_none())
-                {
-                    self.back_off(cx);
-                }
-                continue;
-            };
-            // Requests of this partition still out at another broker (the leader moved) are
-            // waited for: a batch sent to the new leader could otherwise land, and be
-            // acknowledged, before an earlier one still on its way to the old.
-            let elsewhere = self
-                .in_flight
-                .values()
-                .any(|(b, p, _)| *p == partition && *b != leader);
-            if elsewhere {
-                continue;
+            {
+                Some((leader, epoch)) => by_leader
+                    .entry(leader)
+                    .or_default()
+                    .push((partition, epoch)),
+                None => leaderless |= q.batches.iter().any(|b| b.sent.is_none()),
             }
-            // Without lingering, the open batch goes as soon as a request can carry it.
-            let no_linger = self.config.linger_ms.is_none();
+        }
+        for (leader, partitions) in by_leader {
             loop {
-                let busy = self.in_flight.values().filter(|f| f.0 == leader).count();
+                let busy = self
+                    .in_flight
+                    .values()
+                    .filter(|f| f.broker == leader)
+                    .count();
                 if busy >= self.config.max_in_flight.max(1) {
                     break;
                 }
-                let q = self.queues.get_mut(&partition).expect("listed above");
-                let next = q
-                    .batches
+                let correlation = (0..)
+                    .find(|c| !self.in_flight.contains_key(c))
+                    .expect("fewer requests in flight than numbers");
+                let batches: Vec<PartitionBatch> = partitions
                     .iter()
-                    .position(|b| b.sent.is_none() && b.acked.is_none());
-                let next = match next {
-                    Some(i) => i,
-                    None if no_linger && !q.open.is_empty() => {
-                        self.close_open_batch(cx, partition);
-                        continue;
-                    }
-                    None => break,
-                };
-                let q = self.queues.get_mut(&partition).expect("listed above");
-                let batch = &mut q.batches[next];
-                let correlation = batch.id;
-                batch.sent = Some(correlation);
-                batch.attempts = (batch.attempts + 1).min(2);
-                let records = batch
-                    .records
-                    .iter()
-                    .map(|&i| {
-                        let mut r = self.config.records[i].clone();
-                        r.timestamp = cx.timestamp_ms();
-                        r
-                    })
+                    .filter_map(|&(p, epoch)| self.take_next(cx, p, epoch, correlation))
                     .collect();
+                if batches.is_empty() {
+                    break;
+                }
+                let carried = batches.iter().map(|b| (b.tp.partition, b.batch)).collect();
                 let req = ProduceRequest {
-                    tp: tp.clone(),
                     acks: self.config.acks,
-                    records,
-                    leader_epoch: Some(leader_epoch),
                     correlation,
-                    producer: self.config.idempotent.then_some(ProducerStamp::batch(
-                        self.config.producer_id,
-                        self.epoch,
-                        batch.first_seq,
-                    )),
+                    batches,
                 };
-                let batch_id = batch.id;
                 cx.send(leader, Message::Produce(req));
                 if self.config.acks == Acks::None {
-                    // Nothing will answer: the batch is done as sent.
-                    self.finish_batch(cx, partition, batch_id, |_| ClientEvent::SendInfo {
-                        id: 0,
-                        reason: "acks=0".into(),
-                    });
+                    // Nothing will answer: the batches are done as sent.
+                    let carried: Vec<(u32, u64)> = carried;
+                    for (partition, batch) in carried {
+                        self.finish_batch(cx, partition, batch, |_| ClientEvent::SendInfo {
+                            id: 0,
+                            reason: "acks=0".into(),
+                        });
+                    }
                     continue;
                 }
-                self.in_flight
-                    .insert(correlation, (leader, partition, batch_id));
+                self.in_flight.insert(
+                    correlation,
+                    InFlight {
+                        broker: leader,
+                        batches: carried,
+                    },
+                );
                 cx.set_timer(
                     Timer::ProduceTimeout(correlation),
                     self.config.request_timeout_ms,
                 );
             }
         }
+        if leaderless {
+            self.back_off(cx);
+        }
     }
 
-    fn on_response(&mut self, cx: &mut Context, _from: NodeId, resp: ProduceResponse) {
-        let Some((_, partition, batch_id)) = self.in_flight.remove(&resp.correlation) else {
+    /// The next batch of `partition` to send, marked as sent under `correlation`: the first not
+    /// sent nor acknowledged, or (without lingering) the open batch, closed now.
+    fn take_next(
+        &mut self,
+        cx: &mut Context,
+        partition: u32,
+        leader_epoch: LeaderEpoch,
+        correlation: u64,
+    ) -> Option<PartitionBatch> {
+        let q = self.queues.get_mut(&partition)?;
+        let next = q
+            .batches
+            .iter()
+            .position(|b| b.sent.is_none() && b.acked.is_none());
+        let next = match next {
+            Some(i) => i,
+            None if self.config.linger_ms.is_none() && !q.open.is_empty() => {
+                self.close_open_batch(cx, partition);
+                self.queues[&partition].batches.len() - 1
+            }
+            None => return None,
+        };
+        let q = self.queues.get_mut(&partition).expect("found above");
+        let batch = &mut q.batches[next];
+        batch.sent = Some(correlation);
+        batch.attempts = (batch.attempts + 1).min(2);
+        let records = batch
+            .records
+            .iter()
+            .map(|&i| {
+                let mut r = self.config.records[i].clone();
+                r.timestamp = cx.timestamp_ms();
+                r
+            })
+            .collect();
+        Some(PartitionBatch {
+            tp: TopicPartition::new(self.config.topic.clone(), partition),
+            leader_epoch: Some(leader_epoch),
+            batch: batch.id,
+            records,
+            producer: self.config.idempotent.then_some(ProducerStamp::batch(
+                self.config.producer_id,
+                self.epoch,
+                batch.first_seq,
+            )),
+        })
+    }
+
+    fn on_response(&mut self, cx: &mut Context, resp: ProduceResponse) {
+        let correlation = resp.correlation;
+        let Some(request) = self.in_flight.get_mut(&correlation) else {
             return;
         };
-        cx.cancel_timer(Timer::ProduceTimeout(resp.correlation));
-        if !self.is_current(partition, batch_id, resp.correlation) {
-            // An answer to an attempt the batch has since been sent again after.
-            return self.progress(cx);
+        let mut answered = Vec::new();
+        for r in resp.batches {
+            if r.tp.topic != self.config.topic {
+                continue;
+            }
+            let key = (r.tp.partition, r.batch);
+            if let Some(i) = request.batches.iter().position(|b| *b == key) {
+                request.batches.remove(i);
+                answered.push((key, r.result));
+            }
         }
-        match resp.result {
+        if request.batches.is_empty() {
+            self.in_flight.remove(&correlation);
+            cx.cancel_timer(Timer::ProduceTimeout(correlation));
+        }
+        for ((partition, batch), result) in answered {
+            // Not an answer to an attempt the batch has since been sent again after.
+            if self.is_current(partition, batch, correlation) {
+                self.on_batch_result(cx, partition, batch, result);
+            }
+        }
+        self.progress(cx);
+    }
+
+    fn on_batch_result(
+        &mut self,
+        cx: &mut Context,
+        partition: u32,
+        batch_id: u64,
+        result: Result<Offset, ErrorCode>,
+    ) {
+        match result {
             Ok(base) => {
                 if let Some(b) = self
                     .queues
@@ -436,7 +510,6 @@ impl Producer {
             }
             Err(_) => self.retry_from(cx, partition, batch_id),
         }
-        self.progress(cx);
     }
 
     /// Whether `correlation` is the attempt of the batch still awaited.
@@ -454,7 +527,8 @@ impl Producer {
             .map_or(0, |b| b.attempts)
     }
 
-    /// Whether a batch of `partition` with lower sequences than `batch_id`'s is not done.
+    /// Whether a batch of `partition` with lower sequences than `batch_id`'s is not answered yet
+    /// (an acknowledged one is in the leader's log: it cannot explain a gap).
     fn earlier_unfinished(&self, partition: u32, batch_id: u64) -> bool {
         let Some(q) = self.queues.get(&partition) else {
             return false;
@@ -467,7 +541,9 @@ impl Producer {
         else {
             return false;
         };
-        q.batches.iter().any(|b| b.first_seq < first)
+        q.batches
+            .iter()
+            .any(|b| b.first_seq < first && b.acked.is_none())
     }
 
     /// The attempt of `batch_id` failed (or timed out): every batch of its partition is sent

@@ -24,6 +24,7 @@ fn config(records: usize, max_in_flight: usize, batch_size_bytes: u64) -> Produc
         max_in_flight,
         batch_size_bytes,
         linger_ms: None,
+        metadata_max_age_ms: None,
         bugs: Default::default(),
     }
 }
@@ -48,16 +49,39 @@ fn warmed_up(config: ProducerConfig) -> Producer {
     Producer::with_metadata(Arc::new(config), metadata(1, 0))
 }
 
-/// The produce requests among the effects: (broker, request).
-fn produces(effects: &[Effect]) -> Vec<(u32, ProduceRequest)> {
+/// One batch sent, and the correlation of the request that carried it.
+#[derive(Clone, Debug)]
+struct Sent {
+    correlation: u64,
+    batch: PartitionBatch,
+}
+
+impl std::ops::Deref for Sent {
+    type Target = PartitionBatch;
+    fn deref(&self) -> &PartitionBatch {
+        &self.batch
+    }
+}
+
+/// The batches sent among the effects, request by request: (broker, batch).
+fn produces(effects: &[Effect]) -> Vec<(u32, Sent)> {
     effects
         .iter()
         .filter_map(|e| match e {
             Effect::Send {
                 to,
                 message: Message::Produce(r),
-            } => Some((*to, r.clone())),
+            } => Some((*to, r)),
             _ => None,
+        })
+        .flat_map(|(to, r)| {
+            r.batches.iter().map(move |b| {
+                let sent = Sent {
+                    correlation: r.correlation,
+                    batch: b.clone(),
+                };
+                (to, sent)
+            })
         })
         .collect()
 }
@@ -77,17 +101,15 @@ fn outcomes(effects: &[Effect]) -> Vec<ClientEvent> {
         .collect()
 }
 
-fn answer(
-    p: &mut Producer,
-    from: u32,
-    req: &ProduceRequest,
-    result: Result<u64, ErrorCode>,
-) -> Vec<Effect> {
+fn answer(p: &mut Producer, from: u32, sent: &Sent, result: Result<u64, ErrorCode>) -> Vec<Effect> {
     let mut cx = Context::new(10);
     let resp = ProduceResponse {
-        tp: req.tp.clone(),
-        correlation: req.correlation,
-        result,
+        correlation: sent.correlation,
+        batches: vec![crate::protocol::BatchResult {
+            tp: sent.tp.clone(),
+            batch: sent.batch.batch,
+            result,
+        }],
     };
     p.on_message(&mut cx, from, Message::ProduceResponse(resp));
     cx.take_effects()
@@ -149,18 +171,21 @@ fn a_retriable_error_resends_every_batch_of_the_partition_in_order() {
     p.on_timer(&mut cx, Timer::ClientBackoff);
     p.on_message(&mut cx, 0, Message::MetadataResponse(metadata(2, 1)));
     let resent = produces(&cx.take_effects());
-    // Broker 0 still owes the third batch's first answer: nothing goes to broker 1 until it
-    // comes (or times out), so that no batch can overtake one still on its way.
-    assert!(resent.is_empty(), "{resent:?}");
-    let mut cx = Context::new(1_200);
-    p.on_timer(&mut cx, Timer::ProduceTimeout(sent[2].1.correlation));
-    p.on_timer(&mut cx, Timer::ClientBackoff);
-    p.on_message(&mut cx, 0, Message::MetadataResponse(metadata(3, 1)));
-    let resent = produces(&cx.take_effects());
+    // Broker 0 still owes the third batch's first answer; the batches go to broker 1 anyway (a
+    // batch that overtook one still on its way would be refused there as out of sequence).
     let firsts: Vec<(u32, u64)> = resent
         .iter()
         .map(|(to, r)| (*to, r.producer.expect("idempotent").sequence))
         .collect();
+    // Broker 0's late answer to the third batch's first attempt is not taken for the new one.
+    assert!(outcomes(&answer(
+        &mut p,
+        0,
+        &sent[2].1,
+        Err(ErrorCode::NotLeaderOrFollower)
+    ))
+    .is_empty());
+    assert!(outcomes(&answer(&mut p, 1, &resent[0].1, Ok(7))).len() == 2);
     assert_eq!(firsts, [(1, 0), (1, 2), (1, 4)]);
 }
 
@@ -369,4 +394,48 @@ fn a_producer_handed_an_earlier_now_stamps_with_it() {
         produces(&cx.take_effects())[0].1.records[0].timestamp,
         i64::MAX
     );
+}
+
+/// Two partitions led by one broker: one request carries a batch of each, and it stays in
+/// flight (holding the broker's only slot) until both batches are answered.
+#[test]
+fn one_request_carries_a_batch_of_each_partition_the_broker_leads() {
+    let mut md = metadata(1, 0);
+    let mut second = md.partitions[0].clone();
+    second.tp = TopicPartition::new("t", 1);
+    md.partitions.push(second);
+    // Two keys of different partitions, alternating.
+    let partition = |k: &str| {
+        let mut sticky = StickyPartitioner::new(1);
+        partition_for(Some(k.as_bytes()), 2, &mut sticky, 0)
+    };
+    let other = (1..)
+        .map(|i| format!("k{i}"))
+        .find(|k| partition(k) != partition("k0"))
+        .expect("some key lands in the other partition");
+    let keys = ["k0".to_string(), other];
+    let mut c = config(4, 1, 1);
+    c.records = (0..4)
+        .map(|i| Record::keyed(keys[i % 2].as_str(), format!("v{i}")))
+        .collect();
+    let mut p = Producer::with_metadata(Arc::new(c), md);
+    let sent = produces(&start(&mut p));
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0].1.correlation, sent[1].1.correlation, "one request");
+    assert_ne!(sent[0].1.tp, sent[1].1.tp);
+    // The first partition's answer alone frees nothing.
+    let effects = answer(&mut p, 0, &sent[0].1, Ok(0));
+    assert_eq!(outcomes(&effects).len(), 1);
+    assert!(
+        produces(&effects).is_empty(),
+        "the request is still in flight"
+    );
+    // The second's completes the request: the next one goes, again with both partitions.
+    let effects = answer(&mut p, 0, &sent[1].1, Ok(0));
+    assert_eq!(outcomes(&effects).len(), 1);
+    let next = produces(&effects);
+    assert_eq!(next.len(), 2, "{next:?}");
+    assert!(next
+        .iter()
+        .all(|(_, b)| b.producer.map(|s| s.sequence) == Some(1)));
 }
