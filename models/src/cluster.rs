@@ -8,7 +8,7 @@ use crate::properties;
 use seedlog::node::{
     AnyNode, Broker, BrokerConfig, Bug, BugSet, Consumer, ConsumerConfig, Controller,
     ControllerConfig, Durability, Image, OffsetReset, Producer, ProducerConfig, Reader,
-    ReaderConfig, TopicSpec,
+    ReaderConfig, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
 use seedlog::protocol::{
     Acks, Assignor, BrokerId, Message, ProduceRequest, Record, TopicPartition, OFFSETS_TOPIC,
@@ -237,6 +237,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         topics: topics.clone(),
         session_timeout_ms: Some(1),
         unclean_leader_election: false,
+        producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
         bugs: bugs.clone(),
     });
     let bootstrap = Controller::bootstrapped(controller_config.clone());

@@ -128,8 +128,15 @@ pub struct ControllerConfig {
     pub session_timeout_ms: Option<u64>,
     /// `unclean.leader.election.enable`: with no live ISR member, elect any live replica.
     pub unclean_leader_election: bool,
+    /// Producer ids per block given to a broker (`PRODUCER_ID_BLOCK_SIZE` unless a test wants
+    /// blocks to run out sooner).
+    pub producer_id_block_size: u64,
     pub bugs: BugSet,
 }
+
+/// Producer ids the controller gives a broker at a time (Kafka's block is 1000 too): a block
+/// costs a synced controller change, so it should last a broker many producers.
+pub const PRODUCER_ID_BLOCK_SIZE: u64 = 1_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProducerConfig {
