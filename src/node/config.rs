@@ -91,6 +91,9 @@ pub struct BrokerConfig {
     /// Compact a `__consumer_offsets` partition once it holds more records than this (and at
     /// least half are superseded); `None`: never.
     pub offsets_compact_after: Option<u64>,
+    /// How long to wait for the controller's answer to a request for producer ids before asking
+    /// again.
+    pub producer_ids_retry_ms: Option<u64>,
     pub bugs: BugSet,
 }
 
@@ -115,6 +118,7 @@ impl BrokerConfig {
             group_session_timeout_ms: Some(6_000),
             group_rebalance_timeout_ms: Some(6_000),
             offsets_compact_after: Some(1_000),
+            producer_ids_retry_ms: Some(1_000),
             bugs: BugSet::none(),
         }
     }

@@ -57,6 +57,8 @@ pub enum Timer {
     GroupHeartbeat,
     /// Consumer: processing of the records in hand is done.
     Process,
+    /// Broker: its request for a block of producer ids got no answer in time; ask again.
+    ProducerIdsRetry,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
