@@ -375,7 +375,10 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             retry_backoff_ms: None,
             // Ordering with several batches in flight needs idempotence (sequence numbers).
             idempotent: opts.max_in_flight > 1,
-            producer_id: producer as u64,
+            // Preset: asking a broker for an id (InitProducerId, and the broker's request for a
+            // block to the controller) would only multiply states; the simulator and unit tests
+            // cover that path.
+            producer_id: Some(producer as u64),
             send_interval_ms: None,
             delivery_timeout_ms: None,
             max_in_flight: opts.max_in_flight,

@@ -164,8 +164,10 @@ pub struct ProducerConfig {
     /// The idempotence stamp's producer id. Sequence numbers start at 0 for every producer
     /// session, so it must be unique per session, not per client: a reused id would make a new
     /// session's first record look like a retry of an old one and be "acknowledged" at the old
-    /// record's offset. The simulator derives it from the seed; the real client draws it at random.
-    pub producer_id: u64,
+    /// record's offset. `None` (the simulator, the real client): the producer asks a broker for
+    /// one (`InitProducerId`) before it sends anything. `Some`: preset, as the model checker
+    /// does, to keep the asking out of its state space.
+    pub producer_id: Option<u64>,
     /// Wait this long after finishing one record before sending the next (`None`: at once).
     pub send_interval_ms: Option<u64>,
     /// `delivery.timeout.ms`: give up on a batch this long after it closed (`None`: retry

@@ -162,7 +162,8 @@ pub fn producer_config(sc: &Scenario, index: usize) -> ProducerConfig {
         request_timeout_ms: Some(2_000),
         retry_backoff_ms: Some(100),
         idempotent: true,
-        producer_id: u64::from(id),
+        // Granted by a broker (InitProducerId), as in Kafka.
+        producer_id: None,
         send_interval_ms: Some(plan.interval_ms),
         delivery_timeout_ms: Some(plan.delivery_timeout_ms),
         max_in_flight: plan.max_in_flight,
