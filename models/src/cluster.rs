@@ -8,7 +8,7 @@ use crate::properties;
 use seedlog::node::{
     AnyNode, Broker, BrokerConfig, Bug, BugSet, Consumer, ConsumerConfig, Controller,
     ControllerConfig, Durability, Image, OffsetReset, Producer, ProducerConfig, Reader,
-    ReaderConfig, TopicSpec,
+    ReaderConfig, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
 use seedlog::protocol::{
     Acks, Assignor, BrokerId, Message, PartitionBatch, ProduceRequest, Record, TopicPartition,
@@ -244,6 +244,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         topics: topics.clone(),
         session_timeout_ms: Some(1),
         unclean_leader_election: false,
+        producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
         bugs: bugs.clone(),
     });
     let bootstrap = Controller::bootstrapped(controller_config.clone());
@@ -398,7 +399,10 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             request_timeout_ms: timeouts.then_some(1),
             retry_backoff_ms: None,
             idempotent: opts.idempotent,
-            producer_id: producer as u64,
+            // Preset: asking a broker for an id (InitProducerId, and the broker's request for a
+            // block to the controller) would only multiply states; the simulator and unit tests
+            // cover that path.
+            producer_id: Some(producer as u64),
             send_interval_ms: None,
             delivery_timeout_ms: None,
             max_in_flight: opts.max_in_flight,

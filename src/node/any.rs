@@ -99,8 +99,10 @@ impl Image {
                 Ok(())
             }
             (Image::Broker(b), _) => b.apply(op),
-            (img @ Image::Empty, DiskOp::ControllerState(c)) => {
-                *img = Image::Controller(c.clone());
+            (img @ Image::Empty, DiskOp::ControllerState(_) | DiskOp::ControllerStateV1(_)) => {
+                let mut c = ControllerImage::default();
+                c.apply(op);
+                *img = Image::Controller(c);
                 Ok(())
             }
             (img @ Image::Empty, _) => {

@@ -40,10 +40,14 @@ pub enum Bug {
     /// The producer resends a batch that failed with a retriable error after the batches
     /// behind it (renumbering their sequences in the new order) instead of before them.
     RetryOutOfOrder,
+    /// The controller does not persist how far it has handed out producer ids: after a restart
+    /// it gives the same blocks again, so two producers can share an id, and a leader takes one
+    /// producer's batches for retries of the other's.
+    ProducerIdReuse,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -56,6 +60,7 @@ impl Bug {
         Bug::DedupWindow1,
         Bug::NoSequenceGapCheck,
         Bug::RetryOutOfOrder,
+        Bug::ProducerIdReuse,
     ];
 
     pub fn name(self) -> &'static str {
@@ -72,6 +77,7 @@ impl Bug {
             Bug::DedupWindow1 => "dedup-window-1",
             Bug::NoSequenceGapCheck => "no-sequence-gap-check",
             Bug::RetryOutOfOrder => "retry-out-of-order",
+            Bug::ProducerIdReuse => "producer-id-reuse",
         }
     }
 }

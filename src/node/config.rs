@@ -91,6 +91,9 @@ pub struct BrokerConfig {
     /// Compact a `__consumer_offsets` partition once it holds more records than this (and at
     /// least half are superseded); `None`: never.
     pub offsets_compact_after: Option<u64>,
+    /// How long to wait for the controller's answer to a request for producer ids before asking
+    /// again.
+    pub producer_ids_retry_ms: Option<u64>,
     pub bugs: BugSet,
 }
 
@@ -115,6 +118,7 @@ impl BrokerConfig {
             group_session_timeout_ms: Some(6_000),
             group_rebalance_timeout_ms: Some(6_000),
             offsets_compact_after: Some(1_000),
+            producer_ids_retry_ms: Some(1_000),
             bugs: BugSet::none(),
         }
     }
@@ -128,8 +132,15 @@ pub struct ControllerConfig {
     pub session_timeout_ms: Option<u64>,
     /// `unclean.leader.election.enable`: with no live ISR member, elect any live replica.
     pub unclean_leader_election: bool,
+    /// Producer ids per block given to a broker (`PRODUCER_ID_BLOCK_SIZE` unless a test wants
+    /// blocks to run out sooner).
+    pub producer_id_block_size: u64,
     pub bugs: BugSet,
 }
+
+/// Producer ids the controller gives a broker at a time (Kafka's block is 1000 too): a block
+/// costs a synced controller change, so it should last a broker many producers.
+pub const PRODUCER_ID_BLOCK_SIZE: u64 = 1_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProducerConfig {
@@ -153,8 +164,10 @@ pub struct ProducerConfig {
     /// The idempotence stamp's producer id. Sequence numbers start at 0 for every producer
     /// session, so it must be unique per session, not per client: a reused id would make a new
     /// session's first record look like a retry of an old one and be "acknowledged" at the old
-    /// record's offset. The simulator derives it from the seed; the real client draws it at random.
-    pub producer_id: u64,
+    /// record's offset. `None` (the simulator, the real client): the producer asks a broker for
+    /// one (`InitProducerId`) before it sends anything. `Some`: preset, as the model checker
+    /// does, to keep the asking out of its state space.
+    pub producer_id: Option<u64>,
     /// Wait this long after finishing one record before sending the next (`None`: at once).
     pub send_interval_ms: Option<u64>,
     /// `delivery.timeout.ms`: give up on a batch this long after it closed (`None`: retry

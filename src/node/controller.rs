@@ -1,13 +1,14 @@
 //! The controller: broker registration and liveness (broker epochs, sessions, fencing), leader
 //! election from the ISR, ISR changes checked against the partition epoch, and propagation of
-//! partition state to brokers. It syncs every change before anyone hears of it, so a controller that
-//! crashes and recovers never contradicts what it said (two leaders in one epoch, say).
+//! partition state to brokers, and blocks of producer ids for brokers to hand out. It syncs every
+//! change before anyone hears of it, so a controller that crashes and recovers never contradicts
+//! what it said (two leaders in one epoch, say, or one producer id given twice).
 
 use super::{Bug, Context, ControllerConfig, ControllerImage, DiskOp, Situation, Timer};
 use crate::log::{ensure, Checked};
 use crate::protocol::{
-    AlterPartitionRequest, BrokerId, BrokerRegistration, ClusterMetadata, ErrorCode, Message,
-    NodeId, PartitionState, TopicPartition,
+    AlterPartitionRequest, BrokerEpoch, BrokerId, BrokerRegistration, ClusterMetadata, ErrorCode,
+    Message, NodeId, PartitionState, ProducerIdBlock, TopicPartition,
 };
 use std::sync::Arc;
 
@@ -56,6 +57,7 @@ impl Controller {
                 partitions,
             },
             next_broker_epoch: 1,
+            next_producer_id: 0,
         };
         Self::recover(config, image)
     }
@@ -185,6 +187,10 @@ impl Controller {
                 self.resend_missed_metadata(cx, from, metadata_version);
             }
             Message::AlterPartition(req) => self.on_alter_partition(cx, from, req),
+            Message::AllocateProducerIds {
+                broker,
+                broker_epoch,
+            } => self.on_allocate_producer_ids(cx, from, broker, broker_epoch),
             _ => {}
         }
     }
@@ -305,6 +311,34 @@ impl Controller {
             result,
         };
         self.emit(cx, from, reply);
+    }
+
+    /// Gives the broker the next block of producer ids. The block's end is part of the committed
+    /// change, so the answer waits for the sync, and a controller that restarts starts after
+    /// every block it ever gave (one given but never answered, lost with a crash, is given
+    /// again: nobody saw it). Only a registered incarnation is served: a request of an older
+    /// one, delivered late, would waste a block.
+    fn on_allocate_producer_ids(
+        &mut self,
+        cx: &mut Context,
+        from: NodeId,
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+    ) {
+        let registered = self.image.metadata.registration(broker).map(|r| r.epoch);
+        let result = if broker != from || registered != Some(broker_epoch) {
+            Err(ErrorCode::StaleBrokerEpoch)
+        } else {
+            let block = ProducerIdBlock {
+                first: self.image.next_producer_id,
+                count: self.config.producer_id_block_size.max(1),
+            };
+            self.image.next_producer_id = block.first.saturating_add(block.count);
+            self.reached.push(Situation::ProducerIdBlockAllocated);
+            self.commit(cx);
+            Ok(block)
+        };
+        self.emit(cx, from, Message::AllocateProducerIdsResponse { result });
     }
 
     fn check_alter_partition(&self, req: &AlterPartitionRequest) -> Result<(), ErrorCode> {
@@ -456,9 +490,19 @@ impl Controller {
             cx.reached(situation);
         }
         self.image.metadata.version += 1;
-        cx.persist(DiskOp::ControllerState(self.image.clone()));
+        cx.persist(DiskOp::ControllerState(self.durable_image()));
         cx.sync(self.image.metadata.version);
         self.push_metadata(cx);
+    }
+
+    /// What a commit writes: the whole state, but for the bug switch that leaves out how far
+    /// producer ids went (the image then says none was given, as it did at first).
+    fn durable_image(&self) -> ControllerImage {
+        let mut image = self.image.clone();
+        if self.config.bugs.has(Bug::ProducerIdReuse) {
+            image.next_producer_id = 0;
+        }
+        image
     }
 
     fn push_metadata(&mut self, cx: &mut Context) {
@@ -491,6 +535,7 @@ mod tests {
             topics: vec![TopicSpec::spread("t", 1, 1, &[0])],
             session_timeout_ms: None,
             unclean_leader_election: false,
+            producer_id_block_size: 10,
             bugs,
         }))
     }
@@ -611,6 +656,94 @@ mod tests {
             corrupt(&mut c);
             assert_eq!(c.check_invariants().map_err(|v| v.rule), Err(rule));
         }
+    }
+
+    type Block = Result<ProducerIdBlock, ErrorCode>;
+
+    fn block_answer(effects: &[crate::node::Effect]) -> Option<Block> {
+        effects.iter().find_map(|e| match e {
+            crate::node::Effect::Send {
+                message: Message::AllocateProducerIdsResponse { result },
+                ..
+            } => Some(*result),
+            _ => None,
+        })
+    }
+
+    /// Broker 0 asks for a block in `epoch`; returns the answer (sent only once the sync the
+    /// controller asked for completes) and the image it wrote, if any.
+    fn allocate(c: &mut Controller, epoch: u64) -> (Option<Block>, Option<ControllerImage>) {
+        let mut cx = Context::new(0);
+        let ask = Message::AllocateProducerIds {
+            broker: 0,
+            broker_epoch: epoch,
+        };
+        c.on_message(&mut cx, 0, ask);
+        let before = cx.take_effects();
+        let written = before.iter().find_map(|e| match e {
+            crate::node::Effect::Persist(DiskOp::ControllerState(image)) => Some(image.clone()),
+            _ => None,
+        });
+        if written.is_some() {
+            assert_eq!(block_answer(&before), None, "answered before its sync");
+        }
+        c.on_persisted(&mut cx, c.metadata().version);
+        let answer = block_answer(&before).or(block_answer(&cx.take_effects()));
+        (answer, written)
+    }
+
+    fn registered_epoch(c: &Controller) -> u64 {
+        c.metadata().registration(0).expect("registered").epoch
+    }
+
+    #[test]
+    fn producer_id_blocks_are_never_given_twice_even_across_a_restart() {
+        let mut c = controller(BugSet::none());
+        register(&mut c, false);
+        let epoch = registered_epoch(&c);
+        let (a, _) = allocate(&mut c, epoch);
+        let (b, image) = allocate(&mut c, epoch);
+        let a = a.expect("answered").expect("a block");
+        let b = b.expect("answered").expect("a block");
+        assert_eq!((a.first, a.count, b.first, b.count), (0, 10, 10, 10));
+        // The controller restarts from what it wrote: the next block starts after both.
+        let image = image.expect("the block was written");
+        assert_eq!(image.next_producer_id, 20);
+        let mut c = Controller::recover(c.config_arc(), image);
+        let (after, _) = allocate(&mut c, epoch);
+        assert_eq!(
+            after,
+            Some(Ok(ProducerIdBlock {
+                first: 20,
+                count: 10
+            }))
+        );
+    }
+
+    #[test]
+    fn a_stale_incarnation_gets_no_producer_ids() {
+        let mut c = controller(BugSet::none());
+        register(&mut c, false);
+        let old = registered_epoch(&c);
+        register(&mut c, false);
+        let (answer, written) = allocate(&mut c, old);
+        assert_eq!(answer, Some(Err(ErrorCode::StaleBrokerEpoch)));
+        assert!(written.is_none(), "nothing to write");
+        assert_eq!(c.image().next_producer_id, 0);
+    }
+
+    #[test]
+    fn the_producer_id_reuse_switch_gives_the_same_block_after_a_restart() {
+        let mut c = controller(BugSet::none().with(Bug::ProducerIdReuse));
+        register(&mut c, false);
+        let epoch = registered_epoch(&c);
+        let (first, image) = allocate(&mut c, epoch);
+        // Within one incarnation blocks still differ: only the disk forgets.
+        let (second, _) = allocate(&mut c, epoch);
+        assert_ne!(first, second);
+        let mut c = Controller::recover(c.config_arc(), image.expect("written"));
+        let (again, _) = allocate(&mut c, epoch);
+        assert_eq!(again, first);
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub enum Situation {
     ClockJump,
     /// A node's clock changed its rate (simulator harness).
     ClockDrift,
+    /// The controller gave a broker a block of producer ids (synced before the answer).
+    ProducerIdBlockAllocated,
 }
 
 impl Situation {
@@ -73,7 +75,7 @@ impl Situation {
         self != Situation::ProducerFenced
     }
 
-    pub const ALL: [Situation; 26] = [
+    pub const ALL: [Situation; 27] = [
         Situation::CleanElection,
         Situation::UncleanElection,
         Situation::TruncationOnDivergence,
@@ -100,6 +102,7 @@ impl Situation {
         Situation::BatchRetriedBehindInFlight,
         Situation::ClockJump,
         Situation::ClockDrift,
+        Situation::ProducerIdBlockAllocated,
     ];
 
     /// The name reports and JSON use.
@@ -131,6 +134,7 @@ impl Situation {
             Situation::BatchRetriedBehindInFlight => "batch-retried-behind-in-flight",
             Situation::ClockJump => "clock-jump",
             Situation::ClockDrift => "clock-drift",
+            Situation::ProducerIdBlockAllocated => "producer-id-block-allocated",
         }
     }
 }

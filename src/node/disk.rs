@@ -32,6 +32,11 @@ pub enum DiskOp {
         tp: TopicPartition,
         offset: Offset,
     },
+    /// The controller's state as written before producer ids existed. Read, never written: a
+    /// frame names its variant by position and postcard stores no field names, so a field added
+    /// to `ControllerImage` would make old frames unreadable (`serde(default)` does not apply to
+    /// a format that cannot tell a missing field from a short frame).
+    ControllerStateV1(ControllerImageV1),
     /// The controller's whole state: small, and written as one checkpoint.
     ControllerState(ControllerImage),
 }
@@ -64,7 +69,7 @@ impl BrokerImage {
                 self.log(tp).reset_to(*offset);
                 Ok(())
             }
-            DiskOp::ControllerState(_) => Ok(()),
+            DiskOp::ControllerState(_) | DiskOp::ControllerStateV1(_) => Ok(()),
         }
     }
 
@@ -79,12 +84,33 @@ impl BrokerImage {
 pub struct ControllerImage {
     pub metadata: ClusterMetadata,
     pub next_broker_epoch: u64,
+    /// The first producer id of the next block to give: every id below it may be in use. (A
+    /// self-describing encoding without it reads 0; postcard frames of that age are
+    /// `DiskOp::ControllerStateV1`.)
+    #[serde(default)]
+    pub next_producer_id: u64,
+}
+
+/// `ControllerImage` before producer ids.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ControllerImageV1 {
+    pub metadata: ClusterMetadata,
+    pub next_broker_epoch: u64,
 }
 
 impl ControllerImage {
     pub fn apply(&mut self, op: &DiskOp) {
-        if let DiskOp::ControllerState(image) = op {
-            *self = image.clone();
+        match op {
+            DiskOp::ControllerState(image) => *self = image.clone(),
+            // Such a controller gave no producer ids: none is in use, the counter starts at 0.
+            DiskOp::ControllerStateV1(old) => {
+                *self = ControllerImage {
+                    metadata: old.metadata.clone(),
+                    next_broker_epoch: old.next_broker_epoch,
+                    next_producer_id: 0,
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -111,6 +137,40 @@ impl std::fmt::Display for DiskOp {
                 img.metadata.brokers.len(),
                 img.metadata.partitions.len()
             ),
+            DiskOp::ControllerStateV1(img) => write!(
+                f,
+                "controller state (v1) v{} ({} brokers, {} partitions)",
+                img.metadata.version,
+                img.metadata.brokers.len(),
+                img.metadata.partitions.len()
+            ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::Image;
+
+    /// A controller state frame as written before producer ids: variant 5, metadata version 1,
+    /// no brokers, no partitions, next broker epoch 1 (postcard: an index, then the fields).
+    const OLD_CONTROLLER_STATE: [u8; 5] = [5, 1, 0, 0, 1];
+
+    #[test]
+    fn a_controller_state_written_before_producer_ids_still_loads() {
+        let op: DiskOp = postcard::from_bytes(&OLD_CONTROLLER_STATE).expect("an old frame");
+        let mut image = Image::Empty;
+        image.apply(&op).expect("applies");
+        let Image::Controller(c) = image else {
+            panic!("{image:?}")
+        };
+        assert_eq!(
+            (c.metadata.version, c.next_broker_epoch, c.next_producer_id),
+            (1, 1, 0)
+        );
+        // Why the old layout keeps a variant of its own: postcard cannot tell a field missing at
+        // the end from a short frame, so `serde(default)` alone would not read it.
+        assert!(postcard::from_bytes::<ControllerImage>(&OLD_CONTROLLER_STATE[1..]).is_err());
     }
 }

@@ -59,6 +59,10 @@ pub enum Timer {
     GroupHeartbeat,
     /// Consumer: processing of the records in hand is done.
     Process,
+    /// Producer: its InitProducerId got no answer in time; ask the next bootstrap broker.
+    InitProducerIdTimeout,
+    /// Broker: its request for a block of producer ids got no answer in time; ask again.
+    ProducerIdsRetry,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -24,12 +24,12 @@ pub use broker::{Broker, Role};
 pub use bugs::{Bug, BugSet};
 pub use config::{
     BrokerConfig, ConsumerConfig, ControllerConfig, Durability, OffsetReset, ProducerConfig,
-    ReaderConfig, TopicSpec,
+    ReaderConfig, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
 pub use consumer::Consumer;
 pub use controller::Controller;
 pub use coverage::Situation;
-pub use disk::{BrokerImage, ControllerImage, DiskOp};
+pub use disk::{BrokerImage, ControllerImage, ControllerImageV1, DiskOp};
 pub use effects::{Context, Effect, SyncToken, Timer};
 pub use observe::{ClientEvent, Stage};
 pub use producer::Producer;

@@ -172,6 +172,33 @@ impl fmt::Display for Message {
                 Ok(a) => write!(f, "GroupResponse {} #{} {a:?}", r.group, r.correlation),
                 Err(e) => write!(f, "GroupResponse {} #{} error={e}", r.group, r.correlation),
             },
+            Message::InitProducerId { correlation } => write!(f, "InitProducerId #{correlation}"),
+            Message::InitProducerIdResponse {
+                correlation,
+                result,
+            } => match result {
+                Ok((id, epoch)) => write!(
+                    f,
+                    "InitProducerIdResponse #{correlation} ok producer={id} epoch={epoch}"
+                ),
+                Err(e) => write!(f, "InitProducerIdResponse #{correlation} error={e}"),
+            },
+            Message::AllocateProducerIds {
+                broker,
+                broker_epoch,
+            } => write!(
+                f,
+                "AllocateProducerIds {broker} broker_epoch={broker_epoch}"
+            ),
+            Message::AllocateProducerIdsResponse { result } => match result {
+                Ok(b) => write!(
+                    f,
+                    "AllocateProducerIdsResponse ok {}..{}",
+                    b.first,
+                    b.first + b.count
+                ),
+                Err(e) => write!(f, "AllocateProducerIdsResponse error={e}"),
+            },
         }
     }
 }
@@ -197,6 +224,10 @@ impl Message {
             Message::ListOffsetsResponse { .. } => "ListOffsetsResponse",
             Message::Group(_) => "Group",
             Message::GroupResponse(_) => "GroupResponse",
+            Message::InitProducerId { .. } => "InitProducerId",
+            Message::InitProducerIdResponse { .. } => "InitProducerIdResponse",
+            Message::AllocateProducerIds { .. } => "AllocateProducerIds",
+            Message::AllocateProducerIdsResponse { .. } => "AllocateProducerIdsResponse",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Messages between nodes: controller <-> broker (registration, liveness, partition state),
-//! broker <-> broker (replication fetch) and client <-> broker (produce, fetch, metadata, offsets).
+//! broker <-> broker (replication fetch) and client <-> broker (produce, fetch, metadata, offsets,
+//! producer ids).
 //! Requests carry every epoch the receiver needs to fence stale senders.
 
 use super::{
@@ -77,6 +78,15 @@ pub struct AlterPartitionRequest {
     pub partition_epoch: PartitionEpoch,
     /// The proposed ISR with each member's broker epoch as the leader last saw it (KIP-903).
     pub new_isr: Vec<(BrokerId, BrokerEpoch)>,
+}
+
+/// Producer ids `first..first + count`, given by the controller to one broker, which hands them
+/// out one per `InitProducerId`. The controller never gives an id twice: it syncs the end of each
+/// block it gives before it answers, and starts the next block there, also after a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProducerIdBlock {
+    pub first: u64,
+    pub count: u64,
 }
 
 /// How many acknowledgements a producer waits for.
@@ -291,4 +301,26 @@ pub enum Message {
     /// Client -> a group's coordinator (or any broker, to find it).
     Group(GroupMessage),
     GroupResponse(GroupResponse),
+    /// Client -> any broker: an idempotent producer asks for its producer id (Kafka's
+    /// InitProducerId). Ids are unique cluster-wide and never reused, so a new producer's
+    /// sequence numbers cannot be taken for retries of another's batches.
+    InitProducerId {
+        correlation: u64,
+    },
+    /// The producer id and its first epoch (0).
+    InitProducerIdResponse {
+        correlation: u64,
+        result: Result<(u64, u16), ErrorCode>,
+    },
+    /// Broker -> controller: the broker has no producer ids left to hand out (it has none after
+    /// a start: blocks live in its memory only) and asks for a block.
+    AllocateProducerIds {
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+    },
+    /// A block, once the controller has synced that it gave it; `StaleBrokerEpoch` if the
+    /// request's broker epoch is not the broker's registered one.
+    AllocateProducerIdsResponse {
+        result: Result<ProducerIdBlock, ErrorCode>,
+    },
 }

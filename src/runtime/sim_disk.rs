@@ -417,6 +417,7 @@ mod tests {
         let mut d = SimDisk::new("controller", CorruptionPolicy::Refuse);
         let image = ControllerImage {
             next_broker_epoch: 7,
+            next_producer_id: 3_000,
             ..Default::default()
         };
         d.append(&DiskOp::ControllerState(image.clone()))

@@ -9,7 +9,7 @@ use crate::scenario::{
 use seedlog::node::{
     AnyNode, Broker, BrokerConfig, ClientEvent, Consumer, ConsumerConfig, Controller,
     ControllerConfig, Image, OffsetReset, Producer, ProducerConfig, Reader, ReaderConfig,
-    Situation, TopicSpec,
+    Situation, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
 use seedlog::protocol::{Assignor, NodeId, Record, OFFSETS_TOPIC};
 use seedlog::runtime::disk::CorruptionPolicy;
@@ -137,6 +137,7 @@ pub fn controller_config(sc: &Scenario) -> ControllerConfig {
         ],
         session_timeout_ms: Some(2_000),
         unclean_leader_election: sc.unclean_leader_election,
+        producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
         bugs: sc.bugs.iter().copied().collect(),
     }
 }
@@ -161,7 +162,8 @@ pub fn producer_config(sc: &Scenario, index: usize) -> ProducerConfig {
         request_timeout_ms: Some(2_000),
         retry_backoff_ms: Some(100),
         idempotent: true,
-        producer_id: u64::from(id),
+        // Granted by a broker (InitProducerId), as in Kafka.
+        producer_id: None,
         send_interval_ms: Some(plan.interval_ms),
         delivery_timeout_ms: Some(plan.delivery_timeout_ms),
         max_in_flight: plan.max_in_flight,

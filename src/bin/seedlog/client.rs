@@ -132,16 +132,6 @@ impl Disk for NoDisk {
     }
 }
 
-/// A producer id for this session, drawn at random (the standard library's hasher keys come from
-/// the OS): sequence numbers restart at 0 in every session, so ids must never repeat. Kafka gets
-/// one from the cluster (InitProducerId); a random 64-bit id makes a repeat as good as impossible.
-fn session_producer_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.finish()
-}
-
 /// Ids of clients: above every broker and the controller, distinct per process.
 fn client_id() -> u32 {
     1_000 + std::process::id() % 1_000_000
@@ -213,7 +203,9 @@ pub async fn produce(args: ProduceArgs) -> anyhow::Result<i32> {
         request_timeout_ms: Some(3_000),
         retry_backoff_ms: Some(200),
         idempotent: true,
-        producer_id: session_producer_id(),
+        // Sequence numbers restart at 0 in every session, so each session needs an id never
+        // used before: a broker grants one (InitProducerId).
+        producer_id: None,
         send_interval_ms: None,
         delivery_timeout_ms: Some(args.timeout_ms),
         max_in_flight: args.max_in_flight as usize,

@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use seedlog::log::RetentionPolicy;
 use seedlog::node::{
     AnyNode, Broker, BrokerConfig, Controller, ControllerConfig, Durability, Image, TopicSpec,
+    PRODUCER_ID_BLOCK_SIZE,
 };
 use seedlog::protocol::OFFSETS_TOPIC;
 use seedlog::runtime::disk::{CorruptionPolicy, Disk};
@@ -103,6 +104,7 @@ pub async fn controller(args: ControllerArgs) -> anyhow::Result<i32> {
             .collect(),
         session_timeout_ms: Some(args.session_timeout_ms),
         unclean_leader_election: args.unclean_leader_election,
+        producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
         bugs: Default::default(),
     });
     let node = match image {

@@ -3,12 +3,13 @@
 //!
 //! `mod.rs` holds registration, metadata and disk bookkeeping; `leader.rs` the leader role
 //! (produce, serving fetches, high watermark, ISR changes); `follower.rs` the fetch loop and
-//! divergence truncation.
+//! divergence truncation; `producer_ids.rs` handing out producer ids.
 
 mod follower;
 mod group;
 mod invariants;
 mod leader;
+mod producer_ids;
 mod replica;
 #[cfg(test)]
 mod tests;
@@ -54,6 +55,8 @@ pub struct Broker {
     lost_data: bool,
     /// Group coordinators, one per `__consumer_offsets` partition this broker leads.
     coordinators: BTreeMap<u32, Coordinator>,
+    /// Producer ids to hand out, and the producers waiting for one (memory only).
+    producer_ids: producer_ids::ProducerIds,
     /// The first broken invariant a handler met (an "impossible" error); reported by
     /// `check_invariants`, after which the driver stops the node.
     violation: Option<Violation>,
@@ -78,6 +81,7 @@ impl Broker {
             parked: Vec::new(),
             lost_data: false,
             coordinators: BTreeMap::new(),
+            producer_ids: Default::default(),
             violation: None,
         }
     }
@@ -183,6 +187,12 @@ impl Broker {
                 request_partition_epoch,
                 result,
             } => self.on_alter_partition_response(cx, from, tp, request_partition_epoch, result),
+            Message::InitProducerId { correlation } => {
+                self.on_init_producer_id(cx, from, correlation)
+            }
+            Message::AllocateProducerIdsResponse { result } => {
+                self.on_producer_id_block(cx, from, result)
+            }
             _ => {}
         }
         self.request_sync(cx);
@@ -213,6 +223,7 @@ impl Broker {
             t @ (Timer::GroupRebalance(_) | Timer::MemberSession { .. }) => {
                 self.on_group_timer(cx, &t)
             }
+            Timer::ProducerIdsRetry => self.on_producer_ids_retry(cx),
             _ => {}
         }
         self.request_sync(cx);
@@ -280,6 +291,7 @@ impl Broker {
         cx.cancel_timer(Timer::RegisterRetry);
         cx.set_timer(Timer::Heartbeat, self.config.heartbeat_interval_ms);
         self.apply_metadata(cx);
+        self.producer_ids_on_registered(cx);
     }
 
     fn on_heartbeat_response(

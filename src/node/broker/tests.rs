@@ -2,7 +2,7 @@
 
 use crate::node::{
     Broker, BrokerConfig, Bug, BugSet, Context, Controller, ControllerConfig, Durability, Effect,
-    TopicSpec,
+    TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
 use crate::protocol::{
     Acks, ErrorCode, Message, Offset, PartitionBatch, ProduceRequest, ProducerStamp, Record,
@@ -22,6 +22,7 @@ fn single_leader_with(config: BrokerConfig) -> Broker {
         topics: vec![TopicSpec::spread("t", 1, 1, &[0])],
         session_timeout_ms: None,
         unclean_leader_election: false,
+        producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
         bugs: Default::default(),
     }));
     let mut broker = Broker::bootstrapped(Arc::new(config), controller.metadata().clone());
@@ -228,6 +229,7 @@ fn a_request_with_batches_for_several_partitions_answers_each_batch() {
         topics: vec![TopicSpec::spread("t", 2, 1, &[0, 1])],
         session_timeout_ms: None,
         unclean_leader_election: false,
+        producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
         bugs: Default::default(),
     }));
     let md = controller.metadata().clone();
@@ -308,6 +310,7 @@ fn two_broker_controller() -> Controller {
         topics: vec![TopicSpec::spread("t", 1, 2, &[0, 1])],
         session_timeout_ms: None,
         unclean_leader_election: false,
+        producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
         bugs: Default::default(),
     }))
 }

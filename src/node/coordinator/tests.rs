@@ -4,6 +4,7 @@
 use super::Coordinator;
 use crate::node::{
     Broker, BrokerConfig, Bug, Context, Controller, ControllerConfig, Effect, Timer, TopicSpec,
+    PRODUCER_ID_BLOCK_SIZE,
 };
 use crate::protocol::{
     Assignor, ErrorCode, GroupAnswer, GroupMessage, GroupRequest, Message, TopicPartition,
@@ -29,6 +30,7 @@ fn broker_configured(bugs: &[Bug], compact_after: Option<u64>, min_insync: usize
         ],
         session_timeout_ms: None,
         unclean_leader_election: false,
+        producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
         bugs: Default::default(),
     }));
     let mut config = BrokerConfig::new(0, 9);

@@ -10,7 +10,9 @@
 //! it already has with the original offsets and refuses one out of sequence. When the producer
 //! can no longer tell which of its batches landed — it gave one up, or one failed for good — it
 //! waits until nothing is in flight, then starts a new epoch: sequences restart at 0, and the
-//! brokers fence whatever of the old epoch still arrives.
+//! brokers fence whatever of the old epoch still arrives. The producer id comes from the cluster
+//! (`InitProducerId`, answered by any broker) unless the configuration presets one: until it has
+//! one, the producer hands over no record, so no batch goes out unstamped or with a made-up id.
 //!
 //! Each record is one operation in the history (`Observe` effects, by record index): invoked when
 //! handed over, then acknowledged, failed (a definite refusal), or given up with an unknown
@@ -92,6 +94,10 @@ pub struct Producer {
     /// request under the same number is still matched right).
     in_flight: BTreeMap<u64, InFlight>,
     next_batch: u64,
+    /// The idempotence stamp's producer id: preset by the configuration or granted by a broker.
+    producer_id: Option<u64>,
+    /// InitProducerId requests sent (each attempt's correlation).
+    init_attempts: u64,
 }
 
 impl Producer {
@@ -99,7 +105,6 @@ impl Producer {
         Producer {
             sticky: StickyPartitioner::new(config.sticky_batch),
             rng: config.seed,
-            config,
             metadata: None,
             metadata_in_flight: false,
             backing_off: false,
@@ -114,6 +119,9 @@ impl Producer {
             queues: BTreeMap::new(),
             in_flight: BTreeMap::new(),
             next_batch: 0,
+            producer_id: config.producer_id,
+            init_attempts: 0,
+            config,
         }
     }
 
@@ -146,6 +154,10 @@ impl Producer {
 
     pub fn on_start(&mut self, cx: &mut Context) {
         cx.set_timer(Timer::MetadataMaxAge, self.config.metadata_max_age_ms);
+        // The id and the metadata are asked for at once; records wait for both.
+        if self.awaiting_producer_id() {
+            self.init_producer_id(cx);
+        }
         match self.metadata {
             Some(_) => self.progress(cx),
             None => self.request_metadata(cx),
@@ -172,6 +184,7 @@ impl Producer {
                 }
             }
             Message::ProduceResponse(resp) => self.on_response(cx, resp),
+            Message::InitProducerIdResponse { result, .. } => self.on_producer_id(cx, result),
             _ => {}
         }
     }
@@ -216,12 +229,60 @@ impl Producer {
                 self.metadata_in_flight = false;
                 self.request_metadata(cx);
             }
+            Timer::InitProducerIdTimeout if self.awaiting_producer_id() => {
+                self.bootstrap.advance(&self.config.bootstrap);
+                self.init_producer_id(cx);
+            }
             _ => {}
+        }
+    }
+
+    /// An idempotent producer without an id yet: it sends nothing until it has one.
+    fn awaiting_producer_id(&self) -> bool {
+        self.config.idempotent && self.producer_id.is_none()
+    }
+
+    /// Asks the current bootstrap broker for a producer id; on no answer in time, the next one.
+    fn init_producer_id(&mut self, cx: &mut Context) {
+        if self.finished() {
+            return;
+        }
+        let Some(to) = self.bootstrap.current(&self.config.bootstrap) else {
+            return;
+        };
+        self.init_attempts += 1;
+        let correlation = self.init_attempts;
+        cx.send(to, Message::InitProducerId { correlation });
+        cx.set_timer(Timer::InitProducerIdTimeout, self.config.request_timeout_ms);
+    }
+
+    /// Any answer with an id will do, even one to an earlier attempt: every id a broker grants
+    /// is unique. A refusal (no broker refuses today: they hold the request until they have an
+    /// id) is asked again at the next broker after the backoff, or without one configured when
+    /// the request's timer fires.
+    fn on_producer_id(&mut self, cx: &mut Context, result: Result<(u64, u16), ErrorCode>) {
+        if !self.awaiting_producer_id() {
+            return;
+        }
+        match result {
+            Ok((id, epoch)) => {
+                self.producer_id = Some(id);
+                self.epoch = epoch;
+                cx.cancel_timer(Timer::InitProducerIdTimeout);
+                self.progress(cx);
+            }
+            Err(_) if self.config.retry_backoff_ms.is_some() => {
+                cx.set_timer(Timer::InitProducerIdTimeout, self.config.retry_backoff_ms)
+            }
+            Err(_) => {}
         }
     }
 
     /// Hands over records, closes batches, and sends what can go.
     fn progress(&mut self, cx: &mut Context) {
+        if self.awaiting_producer_id() {
+            return;
+        }
         let partitions: Vec<u32> = self.queues.keys().copied().collect();
         for p in partitions {
             self.release_acked(cx, p);
@@ -428,7 +489,8 @@ impl Producer {
             batch: batch.id,
             records,
             producer: self.config.idempotent.then_some(ProducerStamp::batch(
-                self.config.producer_id,
+                // `progress` sends nothing before an idempotent producer has its id.
+                self.producer_id.unwrap_or_default(),
                 self.epoch,
                 batch.first_seq,
             )),
@@ -728,5 +790,7 @@ fn next_random(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+#[cfg(test)]
+mod producer_id_tests;
 #[cfg(test)]
 mod tests;

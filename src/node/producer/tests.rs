@@ -18,7 +18,7 @@ fn config(records: usize, max_in_flight: usize, batch_size_bytes: u64) -> Produc
         request_timeout_ms: Some(1_000),
         retry_backoff_ms: Some(100),
         idempotent: true,
-        producer_id: 0xfeed,
+        producer_id: Some(0xfeed),
         send_interval_ms: None,
         delivery_timeout_ms: Some(5_000),
         max_in_flight,

@@ -1,0 +1,129 @@
+//! Producer ids come from the controller in blocks, which brokers hand out one id at a time. With
+//! the `producer-id-reuse` switch the controller does not persist how far it went: after a
+//! restart it gives blocks from the start again, so a producer that starts then can get the id of
+//! one that ran before. Its first batches carry that producer's id, epoch and sequence numbers,
+//! and the leader takes them for retries: it answers them with the other producer's offsets and
+//! appends nothing. A fixed scenario sets that up rather than waiting for a seed to.
+#![cfg(madsim)]
+
+use seedlog::node::{Bug, Durability, Situation};
+use seedlog::protocol::Acks;
+use sims::faults::{Fault, FaultKind, FaultSchedule, TimedFault};
+use sims::scenario::{ProducerPlan, Scenario, ScenarioOptions, CONTROLLER, FIRST_PRODUCER};
+use sims::sim::run::{problem_name, run, Outcome};
+use std::collections::BTreeMap;
+
+/// How the loss of acknowledged records shows in a history.
+const LOSS: &[&str] = &["lost-write", "unseen", "inconsistent-offsets", "duplicate"];
+
+/// One partition and two producers of three records each, no consumers but the final reader.
+/// The second producer is paused from the start while the first gets its id from broker 0 (every
+/// producer's first bootstrap broker, which asks the controller for the first block) and sends
+/// its records. Then the controller restarts, and broker 0 restarts too, losing the rest of its
+/// block, so that no broker holds ids; then the second producer resumes and asks a broker (its
+/// requests timed out while it was paused: it has moved on along its bootstrap list), which asks
+/// the restarted controller for a block.
+fn scenario(bugs: Vec<Bug>) -> Scenario {
+    let mut sc = Scenario::from_seed(
+        1,
+        &ScenarioOptions {
+            fault_ms: Some(12_000),
+            bugs: Vec::new(),
+            durability: Some(Durability::Fsync),
+        },
+    );
+    sc.bugs = bugs;
+    sc.partitions = 1;
+    sc.readers = 0;
+    sc.members = 0;
+    sc.liveness_ms = 20_000;
+    sc.unclean_leader_election = false;
+    sc.retention = Default::default();
+    sc.retention_check_ms = None;
+    sc.clocks.clear();
+    let plan = ProducerPlan {
+        acks: Acks::All,
+        records: 3,
+        interval_ms: 50,
+        keys: 2,
+        max_in_flight: 1,
+        batch_size_bytes: 1,
+        linger_ms: None,
+        delivery_timeout_ms: 10_000,
+        metadata_max_age_ms: None,
+    };
+    sc.producers = vec![plan.clone(), plan];
+    let second = FIRST_PRODUCER + 1;
+    let at = |at_ms, fault| TimedFault { at_ms, fault };
+    let node = |id: u32| id.into();
+    sc.schedule = FaultSchedule {
+        events: vec![
+            at(0, Fault::Pause { node: node(second) }),
+            at(
+                3_000,
+                Fault::Kill {
+                    node: node(CONTROLLER),
+                },
+            ),
+            at(
+                3_500,
+                Fault::Restart {
+                    node: node(CONTROLLER),
+                },
+            ),
+            at(5_000, Fault::Kill { node: node(0) }),
+            at(5_500, Fault::Restart { node: node(0) }),
+            at(7_000, Fault::Resume { node: node(second) }),
+        ],
+    };
+    sc.mix.kinds = vec![FaultKind::Crash, FaultKind::Pause];
+    sc.mix.nemesis = None;
+    sc
+}
+
+/// The producer id each producer was granted, from the trace: node name -> ids.
+fn granted(o: &Outcome) -> BTreeMap<String, Vec<u64>> {
+    let mut ids: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for e in o.trace.events().expect("trace kept") {
+        let Some((_, rest)) = e.what.split_once("InitProducerIdResponse ") else {
+            continue;
+        };
+        let Some(id) = rest.split_once("producer=").map(|(_, r)| r) else {
+            continue;
+        };
+        let id: Option<u64> = id.split(' ').next().and_then(|n| n.parse().ok());
+        ids.entry(e.node.clone()).or_default().extend(id);
+    }
+    ids
+}
+
+#[test]
+fn a_controller_that_forgets_its_producer_ids_gives_one_twice_and_records_are_lost() {
+    // As it should be: the restarted controller starts after the first block, the two producers
+    // have different ids, and every record lands.
+    let clean = run(&scenario(Vec::new()), true);
+    assert!(clean.ok(), "{:?}", clean.problems);
+    let ids = granted(&clean);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_ne!(ids["p0"][0], ids["p1"][0], "{ids:?}");
+    assert!(clean
+        .coverage
+        .contains_key(&Situation::ProducerIdBlockAllocated));
+    assert!(!clean
+        .coverage
+        .contains_key(&Situation::IdempotentRetryDeduplicated));
+
+    // With the switch the second producer gets the first one's id, its batches are answered as
+    // retries of the first one's, and the history shows its records lost.
+    let o = run(&scenario(vec![Bug::ProducerIdReuse]), true);
+    let ids = granted(&o);
+    assert_eq!(ids["p0"][0], ids["p1"][0], "{ids:?}");
+    assert!(o
+        .coverage
+        .contains_key(&Situation::IdempotentRetryDeduplicated));
+    assert!(
+        o.problems.iter().any(|p| LOSS.contains(&problem_name(p))),
+        "{:?}",
+        o.problems
+    );
+}
