@@ -6,7 +6,8 @@
 #
 #   scripts/bench-produce.sh [replicated|fsync] [COUNT] [BIN]
 #
-# BIN (default target/release/seedlog) lets the same benchmark time an older build. The last line
+# BIN (default target/release/seedlog) lets the same benchmark time an older build; PRODUCE_ARGS
+# passes options to the producer (e.g. PRODUCE_ARGS="--batch-size 65536 --linger-ms 10"). The last line
 # is `BENCH durability=... records=N secs=S records_per_sec=R`; exit 1 if the produce failed.
 set -euo pipefail
 
@@ -62,8 +63,9 @@ done
 # 100-byte values: a 10-byte prefix and a counter, padded.
 prefix=$(printf 'x%.0s' $(seq 1 90))
 start=$(date +%s%N)
+# shellcheck disable=SC2086 # PRODUCE_ARGS is a list of options, split on purpose.
 if ! "$bin" produce "${layout[@]}" --topic bench --count "$count" --prefix "$prefix" \
-    --timeout-ms 600000 >"$dir/produce.out" 2>"$dir/produce.err"; then
+    --timeout-ms 600000 ${PRODUCE_ARGS:-} >"$dir/produce.out" 2>"$dir/produce.err"; then
     tail -3 "$dir/produce.out" "$dir/produce.err" >&2
     exit 1
 fi

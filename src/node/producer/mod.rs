@@ -371,20 +371,30 @@ impl Producer {
         if self.backing_off || refreshing || self.epoch_bump_pending {
             return;
         }
-        let Some(md) = self.metadata.clone() else {
+        let Some(md) = &self.metadata else {
             return;
         };
         // A batch of a partition may go to its new leader while an earlier one is still on its
         // way to the old: the new leader refuses it as out of sequence (unless the earlier one
         // landed and was copied there), and it is sent again once the earlier one is answered.
+        // (This runs on every event of the producer: only partitions with something to send
+        // are looked up, without cloning the metadata.)
         let mut by_leader: BTreeMap<NodeId, Vec<(u32, LeaderEpoch)>> = BTreeMap::new();
         let mut leaderless = false;
+        let topic = self.config.topic.as_str();
         for (&partition, q) in &self.queues {
-            let tp = TopicPartition::new(self.config.topic.clone(), partition);
-            match md
-                .partition(&tp)
-                .and_then(|p| Some((p.leader?, p.leader_epoch)))
-            {
+            let unsent = q
+                .batches
+                .iter()
+                .any(|b| b.sent.is_none() && b.acked.is_none());
+            if !unsent && q.open.is_empty() {
+                continue;
+            }
+            let state = md
+                .partitions
+                .iter()
+                .find(|p| p.tp.partition == partition && p.tp.topic == topic);
+            match state.and_then(|p| Some((p.leader?, p.leader_epoch))) {
                 Some((leader, epoch)) => by_leader
                     .entry(leader)
                     .or_default()
