@@ -90,6 +90,7 @@ impl Net {
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
+                        no_delay(&stream);
                         let net = net.clone();
                         tokio::spawn(async move { net.serve_incoming(stream).await });
                     }
@@ -148,7 +149,10 @@ impl Net {
             let connected =
                 tokio::time::timeout(self.inner.connect_timeout, TcpStream::connect(addr)).await;
             let stream = match connected {
-                Ok(Ok(s)) => s,
+                Ok(Ok(s)) => {
+                    no_delay(&s);
+                    s
+                }
                 _ => {
                     // Unreachable: what waits is stale by the time we get through.
                     while rx.try_recv().is_ok() {}
@@ -264,4 +268,17 @@ impl Net {
             }
         }
     }
+}
+
+/// Turns off Nagle's algorithm: a peer with several requests in flight (a pipelining producer)
+/// writes small frames back to back, and with Nagle each waits for the acknowledgement of the
+/// one before — tens of milliseconds with delayed acknowledgements, which made five requests in
+/// flight a quarter as fast as one. The simulated network has no such delay.
+fn no_delay(stream: &TcpStream) {
+    #[cfg(not(madsim))]
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY not set: {e}");
+    }
+    #[cfg(madsim)]
+    let _ = stream;
 }
