@@ -51,7 +51,15 @@ impl ClusterMetadata {
     }
 
     pub fn partition(&self, tp: &TopicPartition) -> Option<&PartitionState> {
-        self.partitions.iter().find(|p| &p.tp == tp)
+        self.partition_of(&tp.topic, tp.partition)
+    }
+
+    /// `partition` without building a `TopicPartition` (a producer looks partitions up on
+    /// every event).
+    pub fn partition_of(&self, topic: &str, partition: u32) -> Option<&PartitionState> {
+        self.partitions
+            .iter()
+            .find(|p| p.tp.partition == partition && p.tp.topic == topic)
     }
 
     pub fn registration(&self, broker: BrokerId) -> Option<&BrokerRegistration> {

@@ -16,15 +16,7 @@ fn single_leader() -> Broker {
 }
 
 fn single_leader_with(config: BrokerConfig) -> Broker {
-    let controller = Controller::bootstrapped(Arc::new(ControllerConfig {
-        id: 9,
-        brokers: vec![0],
-        topics: vec![TopicSpec::spread("t", 1, 1, &[0])],
-        session_timeout_ms: None,
-        unclean_leader_election: false,
-        producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
-        bugs: Default::default(),
-    }));
+    let controller = controller(&[0], TopicSpec::spread("t", 1, 1, &[0]));
     let mut broker = Broker::bootstrapped(Arc::new(config), controller.metadata().clone());
     broker.on_start(&mut Context::new(0));
     broker
@@ -223,15 +215,7 @@ fn an_unknown_producer_must_start_at_sequence_zero() {
 /// once, the other answered when committed, each in its own response naming its batch.
 #[test]
 fn a_request_with_batches_for_several_partitions_answers_each_batch() {
-    let controller = Controller::bootstrapped(Arc::new(ControllerConfig {
-        id: 9,
-        brokers: vec![0, 1],
-        topics: vec![TopicSpec::spread("t", 2, 1, &[0, 1])],
-        session_timeout_ms: None,
-        unclean_leader_election: false,
-        producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
-        bugs: Default::default(),
-    }));
+    let controller = controller(&[0, 1], TopicSpec::spread("t", 2, 1, &[0, 1]));
     let md = controller.metadata().clone();
     let led = |b: u32| {
         md.partitions
@@ -304,10 +288,15 @@ fn clients_cannot_write_to_the_offsets_topic() {
 
 /// Controller 9 of brokers 0 and 1, with `t-0` on both, led by 0, as bootstrapped.
 fn two_broker_controller() -> Controller {
+    controller(&[0, 1], TopicSpec::spread("t", 1, 2, &[0, 1]))
+}
+
+/// Controller 9 of `brokers` with one topic, as bootstrapped (no session expiry).
+fn controller(brokers: &[u32], topic: TopicSpec) -> Controller {
     Controller::bootstrapped(Arc::new(ControllerConfig {
         id: 9,
-        brokers: vec![0, 1],
-        topics: vec![TopicSpec::spread("t", 1, 2, &[0, 1])],
+        brokers: brokers.to_vec(),
+        topics: vec![topic],
         session_timeout_ms: None,
         unclean_leader_election: false,
         producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,

@@ -390,10 +390,7 @@ impl Producer {
             if !unsent && q.open.is_empty() {
                 continue;
             }
-            let state = md
-                .partitions
-                .iter()
-                .find(|p| p.tp.partition == partition && p.tp.topic == topic);
+            let state = md.partition_of(topic, partition);
             match state.and_then(|p| Some((p.leader?, p.leader_epoch))) {
                 Some((leader, epoch)) => by_leader
                     .entry(leader)
