@@ -282,6 +282,57 @@ fn per_key_order_fails_when_a_later_send_is_acked_below_an_earlier_one() {
     }
 }
 
+/// The replication model with an idempotent producer of two records (both with key "k").
+fn idempotent_model() -> (SeedlogModel, State) {
+    let mut o = ModelOptions::defaults(ModelKind::Replication);
+    o.records = 2;
+    o.idempotent = true;
+    let m = build(&o);
+    let s = m.init_states().remove(0);
+    assert!(violated(&m, &s).is_empty());
+    (m, s)
+}
+
+#[test]
+fn acked_in_order_fails_when_a_later_send_is_acked_below_an_earlier_one() {
+    // The leader holds record 1 at offset 0 and record 0 at offset 1: every acknowledgement is
+    // held (acked-not-lost), but record 1, sent after record 0, is acknowledged below it.
+    for (first, second, ok) in [(1, 0, false), (0, 1, true)] {
+        let (m, mut s) = idempotent_model();
+        let producer = m.cfg.producer.expect("a producer");
+        produce(&m, &mut s, 0, m.cfg.records[first].clone());
+        produce(&m, &mut s, 0, m.cfg.records[second].clone());
+        observe(&m, &mut s, 0, producer, ack(first as u64, 0, 0));
+        observe(&m, &mut s, 0, producer, ack(second as u64, 0, 1));
+        let expected: &[&str] = if ok { &[] } else { &["acked-in-order"] };
+        assert_eq!(violated(&m, &s), expected);
+    }
+}
+
+#[test]
+fn no_duplicates_fails_when_a_log_holds_a_record_twice_or_it_is_acked_twice() {
+    // A record appended twice: the leader's log holds it at offsets 0 and 1.
+    let (m, mut s) = idempotent_model();
+    produce(&m, &mut s, 0, m.cfg.records[0].clone());
+    assert!(violated(&m, &s).is_empty());
+    produce(&m, &mut s, 0, m.cfg.records[0].clone());
+    assert_eq!(violated(&m, &s), ["no-duplicates"]);
+    // Record 0 acknowledged at offset 0, then again at offset 1 (where the log holds record 1):
+    // one record at two offsets.
+    let (m, mut s) = idempotent_model();
+    let producer = m.cfg.producer.expect("a producer");
+    produce(&m, &mut s, 0, m.cfg.records[0].clone());
+    produce(&m, &mut s, 0, m.cfg.records[1].clone());
+    observe(&m, &mut s, 0, producer, ack(0, 0, 0));
+    assert!(violated(&m, &s).is_empty());
+    observe(&m, &mut s, 0, producer, ack(0, 0, 1));
+    assert!(
+        violated(&m, &s).contains(&"no-duplicates"),
+        "{:?}",
+        violated(&m, &s)
+    );
+}
+
 mod offsets {
     use super::*;
     use models::cluster::GROUP;
