@@ -436,7 +436,9 @@ impl NodeActor {
                     offset,
                     ..
                 }) => owed = Some((tp, offset)),
-                Effect::Observe(_) | Effect::Reached(_) => {}
+                // The model's network is one ordered channel per pair of actors, with no
+                // connections to close: the old and the new connection stay one channel.
+                Effect::Observe(_) | Effect::Reached(_) | Effect::Disconnect(_) => {}
                 Effect::Sync(token) if self.deferred_sync => {
                     if syncing.is_none() {
                         o.set_timer(ActorTimer::SyncDone, model_timeout());

@@ -2,7 +2,9 @@
 //! fault schedule. It is data (serde), so a run can be printed, saved as JSON and replayed from
 //! the file even after the code that derives scenarios from seeds has changed.
 
-use crate::faults::{self, nemesis::Nemesis, ClockTargets, FaultKind, FaultMix, FaultSchedule};
+use crate::faults::{
+    self, nemesis::Nemesis, ClientTargets, ClockTargets, FaultKind, FaultMix, FaultSchedule,
+};
 use crate::rng::SeedRng;
 use seedlog::log::RetentionPolicy;
 use seedlog::node::{Bug, Durability};
@@ -283,6 +285,23 @@ impl Scenario {
             sc.schedule
                 .add_clock_track(&mut crng, &kinds, &targets, sc.fault_ms);
             sc.mix.kinds.extend(kinds);
+            // Client links too, in half the runs.
+            let mut lrng = SeedRng::new(seed, 9);
+            if lrng.chance(50) {
+                let clients = ClientTargets {
+                    producers: (0..sc.producers.len() as u32)
+                        .map(|p| FIRST_PRODUCER + p)
+                        .collect(),
+                    members: (0..sc.members).map(|m| FIRST_MEMBER + m).collect(),
+                };
+                sc.schedule.add_client_link_track(
+                    &mut lrng,
+                    &clients,
+                    &sc.broker_ids(),
+                    sc.fault_ms,
+                );
+                sc.mix.kinds.push(FaultKind::ClientLink);
+            }
         }
         sc
     }
@@ -422,7 +441,7 @@ fn draw_retention(rng: &mut SeedRng) -> (RetentionPolicy, Option<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::faults::Fault;
+    use crate::faults::{Fault, Target, TimedFault};
 
     /// The clock track puts each clock right before its next clock fault starts (a jump by the
     /// opposite jump, a drift by its end), so at most one clock is off its course at a time and
@@ -487,14 +506,24 @@ mod tests {
         assert!(!hunt.mix.kinds.iter().any(|k| FaultKind::CLOCK.contains(k)));
     }
 
-    /// Clocks draw from a stream of their own: the same seed's other faults are what the
-    /// node and network tracks and the member track draw without them.
+    /// Whether a fault is on the client-link track: a link between a client and a broker.
+    fn client_link(fault: &Fault) -> bool {
+        let client = |t: &Target| matches!(t, Target::Node(n) if *n >= FIRST_PRODUCER);
+        match fault {
+            Fault::OneWay { from, to } | Fault::HealLink { from, to } => client(from) || client(to),
+            _ => false,
+        }
+    }
+
+    /// Clocks and client links draw from streams of their own: the same seed's other faults
+    /// are what the node and network tracks and the member track draw without them.
     #[test]
-    fn clock_draws_leave_every_other_draw_of_a_seed_as_it_was() {
+    fn clock_and_client_link_draws_leave_every_other_draw_of_a_seed_as_it_was() {
         for seed in 0..100 {
             let sc = Scenario::from_seed(seed, &ScenarioOptions::default());
             let mut mix = sc.mix.clone();
-            mix.kinds.retain(|k| !FaultKind::CLOCK.contains(k));
+            mix.kinds
+                .retain(|k| !FaultKind::CLOCK.contains(k) && *k != FaultKind::ClientLink);
             let mut expected = faults::generate(seed, &mix, sc.brokers, sc.fault_ms);
             let mut grng = SeedRng::new(seed, 2);
             let member_gap = grng.range(1_000, 8_000);
@@ -506,9 +535,57 @@ mod tests {
                     Fault::ClockJump { .. }
                         | Fault::ClockDrift { .. }
                         | Fault::ClockDriftEnd { .. }
-                )
+                ) && !client_link(&e.fault)
             });
             assert_eq!(others, expected, "seed {seed}");
         }
+    }
+
+    /// Client-link faults cut only links between a client and a broker, each one healed later,
+    /// in about half the runs, and never in a bug hunt.
+    #[test]
+    fn client_link_faults_cut_client_broker_links_and_heal_them() {
+        let mut runs_with = 0;
+        for seed in 0..100 {
+            let sc = Scenario::from_seed(seed, &ScenarioOptions::default());
+            let links: Vec<&TimedFault> = sc
+                .schedule
+                .events
+                .iter()
+                .filter(|e| client_link(&e.fault))
+                .collect();
+            assert_eq!(
+                !links.is_empty(),
+                sc.mix.kinds.contains(&FaultKind::ClientLink),
+                "seed {seed}"
+            );
+            runs_with += usize::from(!links.is_empty());
+            for cut in links
+                .iter()
+                .filter(|e| matches!(e.fault, Fault::OneWay { .. }))
+            {
+                let Fault::OneWay { from, to } = cut.fault else {
+                    unreachable!()
+                };
+                let brokers = sc.broker_ids();
+                let broker = |t: Target| matches!(t, Target::Node(n) if brokers.contains(&n));
+                assert!(broker(from) != broker(to), "seed {seed}: {cut:?}");
+                assert!(
+                    links
+                        .iter()
+                        .any(|h| h.at_ms > cut.at_ms && h.fault == Fault::HealLink { from, to }),
+                    "seed {seed}: {cut:?} never healed"
+                );
+            }
+        }
+        assert!((30..=70).contains(&runs_with), "{runs_with} of 100 runs");
+        let hunt = Scenario::from_seed(
+            3,
+            &ScenarioOptions {
+                bugs: vec![Bug::AckBeforeIsr],
+                ..Default::default()
+            },
+        );
+        assert!(!hunt.schedule.events.iter().any(|e| client_link(&e.fault)));
     }
 }

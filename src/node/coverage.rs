@@ -67,14 +67,6 @@ pub enum Situation {
 }
 
 impl Situation {
-    /// Whether `--require-coverage` holds a sweep to reaching it. `producer-fenced` is not: a
-    /// producer waits for its requests before it changes epoch, so only an attempt that timed out
-    /// and stayed stalled on a link through a leader's return reaches a leader holding the new
-    /// epoch (never in the 1 200 seeds measured); the broker and producer tests cover its path.
-    pub fn required(self) -> bool {
-        self != Situation::ProducerFenced
-    }
-
     pub const ALL: [Situation; 27] = [
         Situation::CleanElection,
         Situation::UncleanElection,

@@ -87,6 +87,13 @@ pub enum Effect {
     Observe(ClientEvent),
     /// The node reached a named protocol situation (coverage); drivers without a listener drop it.
     Reached(Situation),
+    /// Close the connection to this peer, as a Kafka client does when a request on it times out.
+    /// What was already handed to the network may still arrive, and may arrive after what the
+    /// next connection carries (two connections are not ordered with each other); answers still
+    /// to come on the old one are lost, so the node treats every request in flight to that peer
+    /// as failed. The next `Send` to the peer opens a new connection. Drivers whose network has
+    /// no connections (the models' ordered channels) ignore it.
+    Disconnect(NodeId),
 }
 
 /// Handed to every entry point: the current time and the effects the node produces.
@@ -138,6 +145,10 @@ impl Context {
 
     pub fn reached(&mut self, situation: Situation) {
         self.effects.push(Effect::Reached(situation));
+    }
+
+    pub fn disconnect(&mut self, peer: NodeId) {
+        self.effects.push(Effect::Disconnect(peer));
     }
 
     pub fn observe(&mut self, event: ClientEvent) {

@@ -233,11 +233,20 @@ impl<D: Disk> Driver<D> {
     ) -> Result<(), DriverError> {
         let node_now = self.node_now(now);
         let mut cx = Context::new(node_now);
-        f(&mut lock(&self.node), &mut cx);
+        // The node stays locked until its effects are carried out: whoever reads it between
+        // events (a client command waiting for `finished`, the simulator's final checks) must
+        // not see a state whose observations have not been reported yet.
+        let node = self.node.clone();
+        let mut node = lock(&node);
+        f(&mut node, &mut cx);
         let mut queue: VecDeque<Effect> = cx.take_effects().into();
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Send { to, message } => self.net.send(to, message),
+                Effect::Disconnect(peer) => {
+                    self.trace_event(now, "disconnect", &peer, || format!("from node {peer}"));
+                    self.net.disconnect(peer);
+                }
                 Effect::SetTimer { timer, after_ms } => {
                     // A timer runs on the node's monotonic clock, at its rate as it is now.
                     let after = match &self.node_clock {

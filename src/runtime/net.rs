@@ -123,6 +123,15 @@ impl Net {
         self.open_route(&mut routes, to, message);
     }
 
+    /// Closes the connection to `to`: what is queued for it still goes out on the old connection,
+    /// answers still to come on it are no longer read, and the next `send` opens a new one. Two
+    /// connections are not ordered with each other, so the old one's last messages may arrive
+    /// after the new one's first — as with real TCP, where a stalled connection's segments can be
+    /// delivered after a newer connection's.
+    pub fn disconnect(&self, to: NodeId) {
+        lock(&self.inner.routes).remove(&to);
+    }
+
     fn open_route(&self, routes: &mut BTreeMap<NodeId, Route>, to: NodeId, message: Message) {
         let Some(&addr) = self.inner.addrs.get(&to) else {
             tracing::debug!(node = self.inner.me, to, "no route; message dropped");

@@ -1,6 +1,6 @@
 //! The random timeline of a run: node faults and network faults on two tracks, each fault undone
-//! before the next on its track starts, a third track for the group's members, and a fourth for
-//! clocks.
+//! before the next on its track starts, a third track for the group's members, a fourth for
+//! clocks and a fifth for clients' links to brokers.
 
 use super::{Fault, FaultKind, FaultMix, FaultSchedule, PowerLossMode, TimedFault, Track};
 use crate::rng::SeedRng;
@@ -182,6 +182,64 @@ impl FaultSchedule {
     }
 }
 
+impl FaultSchedule {
+    /// The client-link track: one producer's or group member's link to one broker stalls — both
+    /// ways, or one way — for half a second to eight seconds, one such fault at a time. The
+    /// broker tracks cut only the cluster's own links; a client cut from a leader its peers can
+    /// still reach is another story: its requests time out while the metadata still names that
+    /// leader, it closes the connection and tries again, and what it sent before may arrive
+    /// after what it sends next. Drawn from `rng`, a stream of its own, so the other tracks are
+    /// the same with or without it.
+    pub fn add_client_link_track(
+        &mut self,
+        rng: &mut SeedRng,
+        targets: &ClientTargets,
+        brokers: &[u32],
+        fault_ms: u64,
+    ) {
+        if (targets.producers.is_empty() && targets.members.is_empty()) || brokers.is_empty() {
+            return;
+        }
+        let mean_gap_ms = rng.range(500, 4_000);
+        let mut t = rng.range(300, 3_000);
+        while t + 100 < fault_ms {
+            let client = targets.pick(rng);
+            let broker = *rng.pick(brokers);
+            let duration = rng.range(500, 8_000).min(fault_ms - t);
+            let links = match rng.range(0, 2) {
+                0 => vec![(client, broker), (broker, client)],
+                1 => vec![(client, broker)],
+                _ => vec![(broker, client)],
+            };
+            for (from, to) in links {
+                let (from, to) = (from.into(), to.into());
+                let end = Fault::HealLink { from, to };
+                self.push_episode(t, duration, Fault::OneWay { from, to }, end);
+            }
+            t += duration + rng.range(50, 2 * mean_gap_ms);
+        }
+        self.events.sort_by_key(|e| e.at_ms);
+    }
+}
+
+/// The clients whose links to brokers fail: mostly producers (their requests carry the epochs
+/// and sequences that a late attempt puts to the test), sometimes group members (their
+/// coordinator and partition leaders).
+pub struct ClientTargets {
+    pub producers: Vec<u32>,
+    pub members: Vec<u32>,
+}
+
+impl ClientTargets {
+    fn pick(&self, rng: &mut SeedRng) -> u32 {
+        if self.members.is_empty() || (!self.producers.is_empty() && rng.chance(70)) {
+            *rng.pick(&self.producers)
+        } else {
+            *rng.pick(&self.members)
+        }
+    }
+}
+
 /// The nodes clock faults hit: mostly brokers (retention by age, lag eviction, the group
 /// coordinator's timers), sometimes the controller (session expiry), a producer (its clock
 /// stamps records) or a group member (heartbeats, request timeouts).
@@ -336,8 +394,11 @@ fn episode(rng: &mut SeedRng, kind: FaultKind, brokers: u32) -> (Fault, Vec<Faul
                 vec![Fault::NetworkNormal],
             )
         }
-        // Clock kinds have a track of their own (`add_clock_track`) and never reach here; a
-        // clock kind in a hand-edited mix is skipped by `generate`'s track filter.
-        FaultKind::ClockJump | FaultKind::ClockDrift => (Fault::NetworkNormal, Vec::new()),
+        // Clock and client-link kinds have tracks of their own (`add_clock_track`,
+        // `add_client_link_track`) and never reach here; such a kind in a hand-edited mix is
+        // skipped by `generate`'s track filter.
+        FaultKind::ClockJump | FaultKind::ClockDrift | FaultKind::ClientLink => {
+            (Fault::NetworkNormal, Vec::new())
+        }
     }
 }

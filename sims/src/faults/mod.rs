@@ -12,7 +12,7 @@ mod generate;
 pub mod nemesis;
 mod target;
 
-pub use generate::{generate, ClockTargets};
+pub use generate::{generate, ClientTargets, ClockTargets};
 pub use target::{Role, RoleRef, Target};
 
 use crate::rng::SeedRng;
@@ -36,6 +36,8 @@ pub enum FaultKind {
     ClockJump,
     /// A node's clock runs at another rate for a while, then at its own again.
     ClockDrift,
+    /// A client's link to one broker stalls, one way or both, for a while.
+    ClientLink,
 }
 
 /// The timeline a fault kind is drawn on.
@@ -44,10 +46,11 @@ pub enum Track {
     Node,
     Network,
     Clock,
+    Client,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::Crash,
         FaultKind::PowerLoss,
         FaultKind::Pause,
@@ -60,6 +63,7 @@ impl FaultKind {
         FaultKind::SlowDisk,
         FaultKind::ClockJump,
         FaultKind::ClockDrift,
+        FaultKind::ClientLink,
     ];
 
     /// The clock kinds, drawn from a random stream of their own (`Scenario::from_seed`).
@@ -79,6 +83,7 @@ impl FaultKind {
             FaultKind::SlowDisk => "slow-disk",
             FaultKind::ClockJump => "clock-jump",
             FaultKind::ClockDrift => "clock-drift",
+            FaultKind::ClientLink => "client-link",
         }
     }
 
@@ -95,6 +100,7 @@ impl FaultKind {
             | FaultKind::Loss
             | FaultKind::Latency => Track::Network,
             FaultKind::ClockJump | FaultKind::ClockDrift => Track::Clock,
+            FaultKind::ClientLink => Track::Client,
         }
     }
 }
@@ -114,10 +120,11 @@ impl FaultMix {
     pub fn draw(rng: &mut SeedRng, durability: Durability) -> FaultMix {
         // With replicated durability a power loss of the whole ISR loses acknowledged records by
         // design (Kafka's trade-off, bug K); such runs are asked for explicitly, not drawn.
-        // Clock kinds are drawn apart, from their own stream, so this draw is what it was.
+        // Clock and client-link kinds are drawn apart, from streams of their own, so this draw
+        // is what it was.
         let allowed: Vec<FaultKind> = FaultKind::ALL
             .into_iter()
-            .filter(|k| k.track() != Track::Clock)
+            .filter(|k| matches!(k.track(), Track::Node | Track::Network))
             .filter(|k| *k != FaultKind::PowerLoss || durability == Durability::Fsync)
             .collect();
         FaultMix {

@@ -209,19 +209,7 @@ impl Producer {
                 cx.set_timer(Timer::MetadataMaxAge, self.config.metadata_max_age_ms);
                 self.request_metadata(cx);
             }
-            Timer::ProduceTimeout(correlation) => {
-                // The outcome of a timed-out request is unknown; its batches are sent again (a
-                // retry the leader recognises if the first attempt landed) — except those sent
-                // again already, after another failure.
-                if let Some(request) = self.in_flight.remove(&correlation) {
-                    for (partition, batch) in request.batches {
-                        if self.is_current(partition, batch, correlation) {
-                            self.retry_from(cx, partition, batch);
-                        }
-                    }
-                    self.progress(cx);
-                }
-            }
+            Timer::ProduceTimeout(correlation) => self.on_produce_timeout(cx, correlation),
             Timer::ClientRequestTimeout => {
                 if self.metadata_in_flight {
                     self.bootstrap.advance(&self.config.bootstrap);
@@ -235,6 +223,39 @@ impl Producer {
             }
             _ => {}
         }
+    }
+
+    /// A produce request got no answer in time. As Kafka's client does, the connection to its
+    /// broker is closed, which fails every request in flight on it (their answers can no longer
+    /// arrive). The outcome of each is unknown; its batches are sent again (a retry the leader
+    /// recognises if the first attempt landed) — except those sent again already, after another
+    /// failure. An attempt may still reach the broker on the old connection after later ones
+    /// sent on the new connection: the leader's sequence and epoch checks decide what it does.
+    fn on_produce_timeout(&mut self, cx: &mut Context, correlation: u64) {
+        let Some(broker) = self.in_flight.get(&correlation).map(|r| r.broker) else {
+            return;
+        };
+        cx.disconnect(broker);
+        let failed: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, r)| r.broker == broker)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in failed {
+            let Some(request) = self.in_flight.remove(&c) else {
+                continue;
+            };
+            if c != correlation {
+                cx.cancel_timer(Timer::ProduceTimeout(c));
+            }
+            for (partition, batch) in request.batches {
+                if self.is_current(partition, batch, c) {
+                    self.retry_from(cx, partition, batch);
+                }
+            }
+        }
+        self.progress(cx);
     }
 
     /// An idempotent producer without an id yet: it sends nothing until it has one.

@@ -439,3 +439,43 @@ fn one_request_carries_a_batch_of_each_partition_the_broker_leads() {
         .iter()
         .all(|(_, b)| b.producer.map(|s| s.sequence) == Some(1)));
 }
+
+#[test]
+fn a_timed_out_request_closes_its_connection_and_fails_the_others_on_it() {
+    // Partition 0 led by broker 0, partition 1 by broker 1; two requests in flight to each.
+    let mut md = metadata(1, 0);
+    let mut second = md.partitions[0].clone();
+    second.tp = TopicPartition::new("t", 1);
+    second.leader = Some(1);
+    md.partitions.push(second);
+    let mut c = config(8, 2, 1);
+    c.records = (0..8)
+        .map(|i| Record::keyed(format!("k{i}"), format!("v{i}")))
+        .collect();
+    let mut p = Producer::with_metadata(Arc::new(c), md);
+    let sent = produces(&start(&mut p));
+    let to = |b: u32| -> Vec<&Sent> {
+        sent.iter()
+            .filter(|(t, _)| *t == b)
+            .map(|(_, s)| s)
+            .collect()
+    };
+    let (at0, at1) = (to(0), to(1));
+    assert_eq!((at0.len(), at1.len()), (2, 2), "{sent:?}");
+    let mut cx = Context::new(1_000);
+    p.on_timer(&mut cx, Timer::ProduceTimeout(at0[0].correlation));
+    let effects = cx.take_effects();
+    assert!(effects.contains(&Effect::Disconnect(0)), "{effects:?}");
+    assert!(!effects.contains(&Effect::Disconnect(1)), "{effects:?}");
+    // The other request on the closed connection failed with it: its timer is cancelled and a
+    // late answer to it changes nothing (its batch waits to be sent again).
+    assert!(
+        effects.contains(&Effect::CancelTimer(Timer::ProduceTimeout(
+            at0[1].correlation
+        ))),
+        "{effects:?}"
+    );
+    assert!(outcomes(&answer(&mut p, 0, at0[1], Ok(1))).is_empty());
+    // Broker 1's requests are untouched.
+    assert_eq!(outcomes(&answer(&mut p, 1, at1[0], Ok(0))).len(), 1);
+}
