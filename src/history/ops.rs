@@ -37,7 +37,8 @@ pub struct Operation<'a> {
 pub fn pair(events: &[Event]) -> Vec<Operation<'_>> {
     let mut open: BTreeMap<&str, (usize, &Event)> = BTreeMap::new();
     let mut sends: BTreeMap<&str, Vec<(usize, &Event)>> = BTreeMap::new();
-    let mut ops = Vec::new();
+    // At most one operation an event.
+    let mut ops = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
         if e.f == Op::Send {
             let open_sends = sends.entry(&e.process).or_default();
