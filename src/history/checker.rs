@@ -55,8 +55,9 @@ use super::ops::{pair, Operation};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-/// (topic, partition)
-pub(super) type Tp = (String, u32);
+/// (topic, partition), borrowed from the history: the checks index thousands of records, and
+/// owned keys made a copy of the topic name for each.
+pub(super) type Tp<'a> = (&'a str, u32);
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Anomaly {
@@ -151,14 +152,14 @@ impl Report {
 }
 
 /// Where a value was seen.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Position {
-    topic: String,
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Position<'a> {
+    topic: &'a str,
     partition: u32,
     offset: u64,
 }
 
-impl fmt::Display for Position {
+impl fmt::Display for Position<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}@{}", self.topic, self.partition, self.offset)
     }
@@ -168,29 +169,29 @@ impl fmt::Display for Position {
 /// `positions`, `known` and `max_read` come from them alone.
 #[derive(Default)]
 struct Observations<'a> {
-    /// Values seen at each position.
-    at: BTreeMap<Position, BTreeSet<&'a str>>,
-    /// Positions each value was seen at.
-    positions: BTreeMap<&'a str, BTreeSet<Position>>,
+    /// Each value at each position it was seen at, sorted and without repeats once gathered:
+    /// the input of `inconsistent-offsets` and `duplicate` (sorted once, it costs a fraction of
+    /// two maps of sets filled one record at a time).
+    sightings: Vec<(Position<'a>, &'a str)>,
     /// Values an `ok` or `info` poll returned: read, or possibly read.
     read: BTreeSet<&'a str>,
     /// Offsets known to hold a record, per partition.
-    known: BTreeMap<Tp, BTreeSet<u64>>,
+    known: BTreeMap<Tp<'a>, BTreeSet<u64>>,
     /// Highest offset read per partition.
-    max_read: BTreeMap<Tp, u64>,
+    max_read: BTreeMap<Tp<'a>, u64>,
     /// Partitions each key was seen in, per topic.
-    key_partitions: BTreeMap<(&'a str, String), BTreeSet<u32>>,
+    key_partitions: BTreeMap<(&'a str, &'a str), BTreeSet<u32>>,
     /// Acknowledged sends.
-    acked: Vec<&'a Operation>,
+    acked: Vec<&'a Operation<'a>>,
     /// Values whose send failed.
     failed: BTreeSet<&'a str>,
     /// Log starts consumers observed (`ok` or `info` resets), per partition, with when each
     /// observation completed.
-    log_starts: BTreeMap<Tp, Vec<(u64, u64)>>,
+    log_starts: BTreeMap<Tp<'a>, Vec<(u64, u64)>>,
 }
 
 impl<'a> Observations<'a> {
-    fn gather(ops: &'a [Operation], stats: &mut Stats) -> Observations<'a> {
+    fn gather(ops: &'a [Operation<'a>], stats: &mut Stats) -> Observations<'a> {
         let mut obs = Observations::default();
         for op in ops {
             let e = &op.event;
@@ -217,7 +218,7 @@ impl<'a> Observations<'a> {
                         stats.records_read += 1;
                         let max = obs
                             .max_read
-                            .entry((r.topic.clone(), r.partition))
+                            .entry((r.topic.as_str(), r.partition))
                             .or_insert(r.offset);
                         *max = (*max).max(r.offset);
                         obs.read.insert(&r.value);
@@ -240,7 +241,7 @@ impl<'a> Observations<'a> {
                     }
                     if let (Some(t), Some(p), Some(o)) = (&e.topic, e.partition, e.offset) {
                         obs.log_starts
-                            .entry((t.clone(), p))
+                            .entry((t.as_str(), p))
                             .or_default()
                             .push((o, e.time_ns));
                     }
@@ -253,20 +254,25 @@ impl<'a> Observations<'a> {
                 _ => {}
             }
         }
+        // Any order that keeps a position's values together, in order, serves; offsets first
+        // settle most comparisons without comparing topic names.
+        obs.sightings.sort_unstable_by(|(p, v), (q, w)| {
+            (p.offset, p.partition, p.topic, v).cmp(&(q.offset, q.partition, q.topic, w))
+        });
+        obs.sightings.dedup();
         obs
     }
 
-    fn see(&mut self, pos: Position, value: &'a str, key: Option<&'a str>) {
-        let tp = (pos.topic.clone(), pos.partition);
+    fn see(&mut self, pos: Position<'a>, value: &'a str, key: Option<&'a str>) {
+        let tp = (pos.topic, pos.partition);
         self.known.entry(tp).or_default().insert(pos.offset);
         if let Some(k) = key {
             self.key_partitions
-                .entry((k, pos.topic.clone()))
+                .entry((k, pos.topic))
                 .or_default()
                 .insert(pos.partition);
         }
-        self.at.entry(pos.clone()).or_default().insert(value);
-        self.positions.entry(value).or_default().insert(pos);
+        self.sightings.push((pos, value));
     }
 
     /// Whether a consumer learned that retention deleted `offset` of `tp`: a log start above it,
@@ -281,9 +287,9 @@ impl<'a> Observations<'a> {
     }
 }
 
-fn position(topic: &str, partition: u32, offset: u64) -> Position {
+fn position(topic: &str, partition: u32, offset: u64) -> Position<'_> {
     Position {
-        topic: topic.to_string(),
+        topic,
         partition,
         offset,
     }
@@ -322,22 +328,25 @@ pub fn check(events: &[Event]) -> Report {
 
 /// `inconsistent-offsets` and `duplicate`.
 fn check_positions(obs: &Observations, report: &mut impl FnMut(&'static str, String, String)) {
-    for (pos, values) in &obs.at {
-        if values.len() > 1 {
-            let vs: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    // A position's values are one run, in order.
+    for run in obs.sightings.chunk_by(|a, b| a.0 == b.0) {
+        if run.len() > 1 {
+            let vs: Vec<String> = run.iter().map(|(_, v)| format!("{v:?}")).collect();
             report(
                 "inconsistent-offsets",
-                pos.to_string(),
+                run[0].0.to_string(),
                 format!("seen with values {}", vs.join(" and ")),
             );
         }
     }
-    for (value, positions) in &obs.positions {
-        if positions.len() > 1 {
-            let ps: Vec<String> = positions.iter().map(Position::to_string).collect();
+    let mut by_value: Vec<(&str, Position)> = obs.sightings.iter().map(|&(p, v)| (v, p)).collect();
+    by_value.sort_unstable();
+    for run in by_value.chunk_by(|a, b| a.0 == b.0) {
+        if run.len() > 1 {
+            let ps: Vec<String> = run.iter().map(|(_, p)| p.to_string()).collect();
             report(
                 "duplicate",
-                format!("value {value:?}"),
+                format!("value {:?}", run[0].0),
                 format!("seen at {}", ps.join(" and ")),
             );
         }
@@ -353,7 +362,7 @@ fn check_loss(obs: &Observations, report: &mut impl FnMut(&'static str, String, 
         else {
             continue;
         };
-        let tp = (t.clone(), p);
+        let tp = (t.as_str(), p);
         if obs.read.contains(v.as_str()) || obs.deleted(&tp, o, op.invoked_ns) {
             continue;
         }
@@ -516,7 +525,7 @@ fn check_consumers(
         };
         if certain {
             let place = Expect { next: o, why };
-            places.insert((op.process.as_str(), (t.clone(), p)), vec![place]);
+            places.insert((op.process, (t.as_str(), p)), vec![place]);
         } else {
             may_stand(&mut places, op, t, p, o, why);
         }
@@ -526,14 +535,14 @@ fn check_consumers(
 /// An `info` operation may have put the consumer at `next`: one more possible place, if any
 /// is known (where nothing is, anything goes anyway).
 fn may_stand<'a>(
-    places: &mut BTreeMap<(&'a str, Tp), Vec<Expect>>,
+    places: &mut BTreeMap<(&'a str, Tp<'a>), Vec<Expect>>,
     op: &'a Operation,
-    topic: &str,
+    topic: &'a str,
     partition: u32,
     next: u64,
     why: Why,
 ) {
-    if let Some(p) = places.get_mut(&(op.process.as_str(), (topic.to_string(), partition))) {
+    if let Some(p) = places.get_mut(&(op.process, (topic, partition))) {
         p.push(Expect { next, why });
     }
 }
@@ -556,11 +565,11 @@ fn covers(e: &Event, tp: &Tp) -> bool {
 fn check_reads<'a>(
     op: &'a Operation,
     obs: &Observations,
-    places: &mut BTreeMap<(&'a str, Tp), Vec<Expect>>,
+    places: &mut BTreeMap<(&'a str, Tp<'a>), Vec<Expect>>,
     report: &mut impl FnMut(&'static str, String, String),
 ) {
     for r in op.event.records.iter().flatten() {
-        let key = (op.process.as_str(), (r.topic.clone(), r.partition));
+        let key = (op.process, (r.topic.as_str(), r.partition));
         let place = Expect {
             next: r.offset + 1,
             why: Why::Read(r.offset),
@@ -611,7 +620,7 @@ fn check_producers(
         else {
             continue;
         };
-        let key = (op.process.as_str(), (t.clone(), p));
+        let key = (op.process, (t.as_str(), p));
         if let Some(&(prev, prev_v)) = last_in_partition.get(&key) {
             if o <= prev {
                 report(
@@ -634,7 +643,7 @@ fn check_producers(
         else {
             continue;
         };
-        let key = (op.process.as_str(), t.as_str(), k.as_str());
+        let key = (op.process, t.as_str(), k.as_str());
         if let Some(&(prev_p, prev, prev_v)) = last_for_key.get(&key) {
             if prev_p == p && o <= prev {
                 report(

@@ -18,11 +18,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// (group, topic, partition)
-type GroupTp<'a> = (&'a str, Tp);
+type GroupTp<'a> = (&'a str, Tp<'a>);
 
 /// One observation of a group's committed offset.
 struct Committed<'a> {
-    op: &'a Operation,
+    op: &'a Operation<'a>,
     /// `None`: a fetch found no committed offset.
     offset: Option<u64>,
     /// Position among the operations, which `pair` emits in completion order: breaks ties of
@@ -58,7 +58,7 @@ impl fmt::Display for Committed<'_> {
 /// group commit lower, or jump over records. `ok` or `info` (it may have happened: it may
 /// excuse).
 struct Seek<'a> {
-    op: &'a Operation,
+    op: &'a Operation<'a>,
     offset: u64,
     /// Where the process stood before (after its last read or repositioning; 0 if none): a
     /// move from `from` to a higher `offset` jumps over `[from, offset)`.
@@ -73,13 +73,14 @@ struct Groups<'a> {
     /// Observations of each group's committed offsets, in completion order.
     committed: BTreeMap<GroupTp<'a>, Vec<Committed<'a>>>,
     /// Seeks and resets per partition, by any process (membership is checked per group).
-    seeks: BTreeMap<Tp, Vec<Seek<'a>>>,
-    /// (process, partition, offset) read by `ok` polls, or possibly by `info` ones.
-    processed_by: BTreeSet<(&'a str, Tp, u64)>,
+    seeks: BTreeMap<Tp<'a>, Vec<Seek<'a>>>,
+    /// (partition, offset, process) read by `ok` polls, or possibly by `info` ones; sorted
+    /// without repeats once gathered, so the readers of a record are one run.
+    processed_by: Vec<(Tp<'a>, u64, &'a str)>,
 }
 
 impl<'a> Groups<'a> {
-    fn gather(events: &'a [Event], ops: &'a [Operation]) -> Groups<'a> {
+    fn gather(events: &'a [Event], ops: &'a [Operation<'a>]) -> Groups<'a> {
         let mut g = Groups::default();
         for e in events {
             if let Some(group) = &e.group {
@@ -90,12 +91,12 @@ impl<'a> Groups<'a> {
         let mut at: BTreeMap<(&str, Tp), u64> = BTreeMap::new();
         for (order, op) in ops.iter().enumerate() {
             let e = &op.event;
-            let tp = e.topic.clone().zip(e.partition);
+            let tp = e.topic.as_deref().zip(e.partition);
             let certain = op.outcome == EventType::Ok;
             match (&op.f, op.outcome, &e.group, tp) {
                 (Op::Commit | Op::FetchCommitted, EventType::Ok, Some(group), Some(tp)) => {
                     if let (Op::FetchCommitted, Some(o)) = (&op.f, e.offset) {
-                        move_to(&mut at, &op.process, tp.clone(), o, true);
+                        move_to(&mut at, op.process, tp, o, true);
                     }
                     // A commit without an offset cannot be checked; `parse_history` makes its invoke
                     // carry one, so this is only a lone completion.
@@ -113,12 +114,12 @@ impl<'a> Groups<'a> {
                 }
                 (Op::FetchCommitted, EventType::Info, _, Some(tp)) => {
                     if let Some(o) = e.offset {
-                        move_to(&mut at, &op.process, tp, o, false);
+                        move_to(&mut at, op.process, tp, o, false);
                     }
                 }
                 (Op::Seek | Op::Reset, EventType::Ok | EventType::Info, _, Some(tp)) => {
                     if let Some(offset) = e.offset {
-                        let from = move_to(&mut at, &op.process, tp.clone(), offset, certain);
+                        let from = move_to(&mut at, op.process, tp, offset, certain);
                         g.seeks
                             .entry(tp)
                             .or_default()
@@ -127,14 +128,16 @@ impl<'a> Groups<'a> {
                 }
                 (Op::Poll, EventType::Ok | EventType::Info, _, _) => {
                     for r in e.records.iter().flatten() {
-                        let tp = (r.topic.clone(), r.partition);
-                        move_to(&mut at, &op.process, tp.clone(), r.offset + 1, certain);
-                        g.processed_by.insert((&op.process, tp, r.offset));
+                        let tp = (r.topic.as_str(), r.partition);
+                        move_to(&mut at, op.process, tp, r.offset + 1, certain);
+                        g.processed_by.push((tp, r.offset, op.process));
                     }
                 }
                 _ => {}
             }
         }
+        g.processed_by.sort_unstable();
+        g.processed_by.dedup();
         for observations in g.committed.values_mut() {
             observations.sort_by_key(|c| (c.completed(), c.order));
         }
@@ -151,19 +154,23 @@ impl<'a> Groups<'a> {
     fn member_seeks<'s>(
         &'s self,
         group: &'s str,
-        tp: &Tp,
+        tp: &Tp<'s>,
     ) -> impl Iterator<Item = &'s Seek<'a>> + 's {
         self.seeks
             .get(tp)
             .into_iter()
             .flatten()
-            .filter(move |s| self.is_member(&s.op.process, group))
+            .filter(move |s| self.is_member(s.op.process, group))
     }
 
     fn processed(&self, group: &str, tp: &Tp, offset: u64) -> bool {
-        self.member_of.iter().any(|(process, groups)| {
-            groups.contains(group) && self.processed_by.contains(&(*process, tp.clone(), offset))
-        })
+        let first = self
+            .processed_by
+            .partition_point(|(t, o, _)| (t, *o) < (tp, offset));
+        self.processed_by[first..]
+            .iter()
+            .take_while(|(t, o, _)| t == tp && *o == offset)
+            .any(|(_, _, process)| self.is_member(process, group))
     }
 }
 
@@ -171,9 +178,9 @@ impl<'a> Groups<'a> {
 /// `info` one: it keeps the lower of the two, as a lower start only widens what a later forward
 /// jump excuses). Returns where it stood (0 if nowhere yet).
 fn move_to<'a>(
-    at: &mut BTreeMap<(&'a str, Tp), u64>,
+    at: &mut BTreeMap<(&'a str, Tp<'a>), u64>,
     process: &'a str,
-    tp: Tp,
+    tp: Tp<'a>,
     to: u64,
     certain: bool,
 ) -> u64 {

@@ -10,11 +10,14 @@
 //! process's oldest open send; a send never completed ends as `info`.
 
 use super::event::{Event, EventType, Op};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+/// Borrows from the history it was paired from: a completion that omits nothing its invoke
+/// says is used as it is, not copied (a poll's records are most of a history).
 #[derive(Clone, Debug)]
-pub struct Operation {
-    pub process: String,
+pub struct Operation<'a> {
+    pub process: &'a str,
     pub f: Op,
     /// `Ok`, `Fail` or `Info`.
     pub outcome: EventType,
@@ -28,25 +31,14 @@ pub struct Operation {
     /// is `event.time_ns`. Together they bound when the operation took effect.
     pub invoked_ns: u64,
     /// The completion's fields, filled in from the invoke where the completion omits them.
-    pub event: Event,
+    pub event: Cow<'a, Event>,
 }
 
-pub fn pair(events: &[Event]) -> Vec<Operation> {
+pub fn pair(events: &[Event]) -> Vec<Operation<'_>> {
     let mut open: BTreeMap<&str, (usize, &Event)> = BTreeMap::new();
     let mut sends: BTreeMap<&str, Vec<(usize, &Event)>> = BTreeMap::new();
-    let mut ops = Vec::new();
-    let unknown = |started: usize, invoke: &Event| Operation {
-        process: invoke.process.clone(),
-        f: invoke.f.clone(),
-        outcome: EventType::Info,
-        started,
-        ended: started,
-        invoked_ns: invoke.time_ns,
-        event: Event {
-            kind: EventType::Info,
-            ..invoke.clone()
-        },
-    };
+    // At most one operation an event.
+    let mut ops = Vec::with_capacity(events.len());
     for (i, e) in events.iter().enumerate() {
         if e.f == Op::Send {
             let open_sends = sends.entry(&e.process).or_default();
@@ -69,10 +61,10 @@ pub fn pair(events: &[Event]) -> Vec<Operation> {
                     let (started, invoke) = open_sends.remove(p);
                     (started, invoke.time_ns, merge(invoke, e))
                 }
-                None => (i, e.time_ns, e.clone()),
+                None => (i, e.time_ns, Cow::Borrowed(e)),
             };
             ops.push(Operation {
-                process: e.process.clone(),
+                process: e.process.as_str(),
                 f: e.f.clone(),
                 outcome: e.kind,
                 started,
@@ -94,12 +86,12 @@ pub fn pair(events: &[Event]) -> Vec<Operation> {
             }
             Some((started, invoke)) => {
                 ops.push(unknown(started, invoke));
-                (i, e.time_ns, e.clone())
+                (i, e.time_ns, Cow::Borrowed(e))
             }
-            None => (i, e.time_ns, e.clone()),
+            None => (i, e.time_ns, Cow::Borrowed(e)),
         };
         ops.push(Operation {
-            process: e.process.clone(),
+            process: e.process.as_str(),
             f: e.f.clone(),
             outcome: e.kind,
             started,
@@ -117,9 +109,28 @@ pub fn pair(events: &[Event]) -> Vec<Operation> {
     ops
 }
 
+/// An invoke never completed: its outcome is unknown.
+fn unknown(started: usize, invoke: &Event) -> Operation<'_> {
+    Operation {
+        process: invoke.process.as_str(),
+        f: invoke.f.clone(),
+        outcome: EventType::Info,
+        started,
+        ended: started,
+        invoked_ns: invoke.time_ns,
+        event: Cow::Owned(Event {
+            kind: EventType::Info,
+            ..invoke.clone()
+        }),
+    }
+}
+
 /// The completion, with every field it omits taken from its invoke: a completion that only
 /// says `ok` (or `info`: a seek that timed out) is about what was asked.
-fn merge(invoke: &Event, done: &Event) -> Event {
+fn merge<'a>(invoke: &Event, done: &'a Event) -> Cow<'a, Event> {
+    if !adds_to(invoke, done) {
+        return Cow::Borrowed(done);
+    }
     let mut e = done.clone();
     e.topic = e.topic.or_else(|| invoke.topic.clone());
     e.key = e.key.or_else(|| invoke.key.clone());
@@ -134,5 +145,22 @@ fn merge(invoke: &Event, done: &Event) -> Event {
     if e.f != Op::FetchCommitted {
         e.offset = e.offset.or(invoke.offset);
     }
-    e
+    Cow::Owned(e)
+}
+
+/// Whether `merge` would take anything from the invoke: a field it has that the completion
+/// omits.
+fn adds_to(invoke: &Event, done: &Event) -> bool {
+    fn fills<T>(from: &Option<T>, to: &Option<T>) -> bool {
+        from.is_some() && to.is_none()
+    }
+    fills(&invoke.topic, &done.topic)
+        || fills(&invoke.key, &done.key)
+        || fills(&invoke.value, &done.value)
+        || fills(&invoke.group, &done.group)
+        || fills(&invoke.partition, &done.partition)
+        || fills(&invoke.records, &done.records)
+        || fills(&invoke.partitions, &done.partitions)
+        || fills(&invoke.topics, &done.topics)
+        || (done.f != Op::FetchCommitted && fills(&invoke.offset, &done.offset))
 }

@@ -79,8 +79,6 @@ pub struct Driver<D> {
     sync_running: Option<(SyncToken, SyncJob)>,
     /// The highest token asked for since the running sync started (it needs another).
     sync_wanted: Option<SyncToken>,
-    /// Reused for the trace hash's encodings, so tracing allocates little per event.
-    scratch: Vec<u8>,
 }
 
 enum Next {
@@ -115,7 +113,6 @@ impl<D: Disk> Driver<D> {
             timers: BTreeMap::new(),
             sync_running: None,
             sync_wanted: None,
-            scratch: Vec::new(),
         }
     }
 
@@ -209,11 +206,9 @@ impl<D: Disk> Driver<D> {
         let Some(trace) = &self.trace else {
             return;
         };
-        let mut buf = std::mem::take(&mut self.scratch);
-        buf.clear();
-        let buf = postcard::to_extend(value, buf).unwrap_or_default();
-        with_trace(trace, |t| t.record(now, &self.name, kind, &buf, describe));
-        self.scratch = buf;
+        with_trace(trace, |t| {
+            t.record_value(now, &self.name, kind, value, describe)
+        });
     }
 
     /// The node's wall clock when the runtime's reads `now`.

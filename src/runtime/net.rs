@@ -8,7 +8,6 @@
 //! messages: the protocol has timeouts and retries, as Kafka's does, and a stalled link (a
 //! simulated partition stalls TCP rather than dropping bytes) must not grow memory without bound.
 
-use super::frame::{encode, FrameDecoder};
 use super::lock;
 use crate::protocol::{Message, NodeId};
 use serde::{Deserialize, Serialize};
@@ -16,9 +15,17 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+
+// How connections carry `Wire`s: real TCP with frames, or, under madsim, the simulator's ordered
+// channels carrying the values themselves (encoding was an eighth of a simulation's cost and the
+// codec has tests of its own). Both offer the same calls; everything else here is shared.
+#[cfg(madsim)]
+#[path = "net/sim_link.rs"]
+mod link;
+#[cfg(not(madsim))]
+#[path = "net/tcp_link.rs"]
+mod link;
 
 /// What travels in a frame.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -52,8 +59,6 @@ struct Route {
     tx: mpsc::Sender<Message>,
 }
 
-/// Bytes read from a socket at a time.
-const READ_BUFFER: usize = 16 * 1024;
 /// Messages queued for one peer at most. A link that stalls (a partition, a paused peer) would
 /// otherwise grow without bound; beyond this, new messages are dropped, as on a lossy network:
 /// the protocol's timeouts and retries recover, as they do from a lost packet.
@@ -83,16 +88,15 @@ impl Net {
 
     /// Binds the listening socket and serves incoming connections in the background.
     pub async fn listen(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = link::Listener::bind(addr).await?;
         let local = listener.local_addr()?;
         let net = self.clone();
         tokio::spawn(async move {
             loop {
                 match listener.accept().await {
-                    Ok((stream, _)) => {
-                        no_delay(&stream);
+                    Ok((reader, writer)) => {
                         let net = net.clone();
-                        tokio::spawn(async move { net.serve_incoming(stream).await });
+                        tokio::spawn(async move { net.serve_incoming(reader, writer).await });
                     }
                     Err(e) => {
                         tracing::warn!(node = net.inner.me, "accept failed: {e}");
@@ -156,12 +160,9 @@ impl Net {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let connected =
-                tokio::time::timeout(self.inner.connect_timeout, TcpStream::connect(addr)).await;
-            let stream = match connected {
-                Ok(Ok(s)) => {
-                    no_delay(&s);
-                    s
-                }
+                tokio::time::timeout(self.inner.connect_timeout, link::connect(addr)).await;
+            let (reader, mut writer) = match connected {
+                Ok(Ok(halves)) => halves,
                 _ => {
                     // Unreachable: what waits is stale by the time we get through.
                     while rx.try_recv().is_ok() {}
@@ -171,46 +172,39 @@ impl Net {
                 }
             };
             backoff = FIRST_BACKOFF;
-            let (read_half, mut write_half) = tokio::io::split(stream);
             // The peer may answer over this connection too.
             let reader = {
                 let net = self.clone();
-                tokio::spawn(async move { net.read_messages(read_half, to).await })
+                tokio::spawn(async move { net.deliver_from(reader, to).await })
             };
-            let hello = encode(&Wire::Hello {
+            // The hello travels with the first batch (on simulated TCP a write is sent at the
+            // flush, and the first batch's flush sent both).
+            let mut hello = Some(Wire::Hello {
                 from: self.inner.me,
             });
-            let mut ok = write_half.write_all(&hello).await.is_ok();
-            while ok {
+            loop {
                 let Some(first) = rx.recv().await else {
                     reader.abort();
                     return;
                 };
-                let mut bytes = encode(&Wire::Message(first));
+                let mut batch: Vec<Wire> = hello.take().into_iter().collect();
+                batch.push(Wire::Message(first));
                 while let Ok(more) = rx.try_recv() {
-                    bytes.extend_from_slice(&encode(&Wire::Message(more)));
+                    batch.push(Wire::Message(more));
                 }
-                // Simulated TCP sends on flush; real TCP benefits from one write per batch.
-                ok = write_half.write_all(&bytes).await.is_ok() && write_half.flush().await.is_ok();
+                if writer.send(batch).await.is_err() {
+                    break;
+                }
             }
             reader.abort();
         }
     }
 
     /// An incoming connection: learn who it is, answer clients over it, deliver what it carries.
-    async fn serve_incoming(self, stream: TcpStream) {
-        let (mut read_half, mut write_half) = tokio::io::split(stream);
-        let mut decoder = FrameDecoder::new();
-        let mut buf = vec![0u8; READ_BUFFER];
-        let from = loop {
-            match decoder.next_frame::<Wire>() {
-                Ok(Some(Wire::Hello { from })) => break from,
-                Ok(Some(Wire::Message(_))) | Err(_) => return,
-                Ok(None) => match read_half.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => decoder.push(&buf[..n]),
-                },
-            }
+    async fn serve_incoming(self, mut reader: link::Reader, mut writer: link::Writer) {
+        let from = match reader.next().await {
+            Ok(Some(Wire::Hello { from })) => from,
+            _ => return,
         };
         // Address-less peers (clients) are answered on this connection.
         let mut route_conn = None;
@@ -221,19 +215,17 @@ impl Net {
             route_conn = Some(conn);
             tokio::spawn(async move {
                 while let Some(first) = rx.recv().await {
-                    let mut bytes = encode(&Wire::Message(first));
+                    let mut batch = vec![Wire::Message(first)];
                     while let Ok(more) = rx.try_recv() {
-                        bytes.extend_from_slice(&encode(&Wire::Message(more)));
+                        batch.push(Wire::Message(more));
                     }
-                    if write_half.write_all(&bytes).await.is_err()
-                        || write_half.flush().await.is_err()
-                    {
+                    if writer.send(batch).await.is_err() {
                         return;
                     }
                 }
             });
         }
-        self.deliver_from(&mut decoder, &mut read_half, from).await;
+        self.deliver_from(reader, from).await;
         if let Some(conn) = route_conn {
             let mut routes = lock(&self.inner.routes);
             if routes.get(&from).is_some_and(|r| r.conn == conn) {
@@ -242,52 +234,22 @@ impl Net {
         }
     }
 
-    async fn read_messages<R: tokio::io::AsyncRead + Unpin>(self, mut read_half: R, from: NodeId) {
-        let mut decoder = FrameDecoder::new();
-        self.deliver_from(&mut decoder, &mut read_half, from).await;
-    }
-
-    /// Decodes frames until the connection ends or carries something malformed.
-    async fn deliver_from<R: tokio::io::AsyncRead + Unpin>(
-        &self,
-        decoder: &mut FrameDecoder,
-        read_half: &mut R,
-        from: NodeId,
-    ) {
-        let mut buf = vec![0u8; READ_BUFFER];
+    /// Delivers what a connection carries until it ends or carries something malformed.
+    async fn deliver_from(&self, mut reader: link::Reader, from: NodeId) {
         loop {
-            loop {
-                match decoder.next_frame::<Wire>() {
-                    Ok(Some(Wire::Message(m))) => {
-                        if self.inner.inbox.send((from, m)).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Some(Wire::Hello { .. })) => {}
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::warn!(node = self.inner.me, from, "closing connection: {e}");
+            match reader.next().await {
+                Ok(Some(Wire::Message(m))) => {
+                    if self.inner.inbox.send((from, m)).is_err() {
                         return;
                     }
                 }
-            }
-            match read_half.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => decoder.push(&buf[..n]),
+                Ok(Some(Wire::Hello { .. })) => {}
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(node = self.inner.me, from, "closing connection: {e}");
+                    return;
+                }
             }
         }
     }
-}
-
-/// Turns off Nagle's algorithm: a peer with several requests in flight (a pipelining producer)
-/// writes small frames back to back, and with Nagle each waits for the acknowledgement of the
-/// one before — tens of milliseconds with delayed acknowledgements, which made five requests in
-/// flight a quarter as fast as one. The simulated network has no such delay.
-fn no_delay(stream: &TcpStream) {
-    #[cfg(not(madsim))]
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!("TCP_NODELAY not set: {e}");
-    }
-    #[cfg(madsim)]
-    let _ = stream;
 }

@@ -8,12 +8,35 @@ use std::sync::{Arc, Mutex};
 pub fn fnv1a(mut state: u64, bytes: &[u8]) -> u64 {
     for b in bytes {
         state ^= u64::from(*b);
-        state = state.wrapping_mul(0x0000_0100_0000_01B3);
+        state = state.wrapping_mul(FNV_PRIME);
     }
     state
 }
 
 const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01B3;
+
+/// FNV-1a over a value's postcard encoding, folded in as the serializer produces it: the same
+/// hash as encoding the value and hashing the bytes, without writing them anywhere.
+struct FnvFlavor(u64);
+
+impl postcard::ser_flavors::Flavor for FnvFlavor {
+    type Output = u64;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(FNV_PRIME);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0 = fnv1a(self.0, bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<u64> {
+        Ok(self.0)
+    }
+}
 
 /// One processed event, as kept when descriptions are asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,10 +80,38 @@ impl Trace {
         payload: &[u8],
         describe: impl FnOnce() -> String,
     ) {
-        let mut h = fnv1a(self.hash, &time_ms.to_le_bytes());
-        h = fnv1a(h, node.as_bytes());
-        h = fnv1a(h, kind.as_bytes());
-        h = fnv1a(h, payload);
+        let h = fnv1a(Self::fold_head(self.hash, time_ms, node, kind), payload);
+        self.push(h, time_ms, node, kind, describe);
+    }
+
+    /// `record` with the payload `value`'s postcard encoding (which is not built: the hash
+    /// takes its bytes as they are produced). A value that does not encode counts as empty.
+    pub fn record_value<T: serde::Serialize + ?Sized>(
+        &mut self,
+        time_ms: u64,
+        node: &str,
+        kind: &str,
+        value: &T,
+        describe: impl FnOnce() -> String,
+    ) {
+        let head = Self::fold_head(self.hash, time_ms, node, kind);
+        let h = postcard::serialize_with_flavor(value, FnvFlavor(head)).unwrap_or(head);
+        self.push(h, time_ms, node, kind, describe);
+    }
+
+    fn fold_head(hash: u64, time_ms: u64, node: &str, kind: &str) -> u64 {
+        let h = fnv1a(hash, &time_ms.to_le_bytes());
+        fnv1a(fnv1a(h, node.as_bytes()), kind.as_bytes())
+    }
+
+    fn push(
+        &mut self,
+        h: u64,
+        time_ms: u64,
+        node: &str,
+        kind: &str,
+        describe: impl FnOnce() -> String,
+    ) {
         self.hash = h;
         self.hashes.push(h);
         if let Some(events) = &mut self.events {
@@ -125,5 +176,21 @@ mod tests {
         assert_eq!(a.first_divergence(&b), None);
         assert_ne!(a.hash(), c.hash());
         assert_eq!(a.first_divergence(&c), Some(2));
+    }
+
+    #[test]
+    fn a_value_hashes_as_its_encoding() {
+        let value = (7u32, "seven", vec![Some(1u64), None]);
+        let mut by_bytes = Trace::new(false);
+        by_bytes.record(
+            5,
+            "b0",
+            "deliver",
+            &postcard::to_allocvec(&value).unwrap(),
+            String::new,
+        );
+        let mut by_value = Trace::new(false);
+        by_value.record_value(5, "b0", "deliver", &value, String::new);
+        assert_eq!(by_bytes.hash(), by_value.hash());
     }
 }

@@ -17,11 +17,21 @@ fn text(b: &[u8]) -> String {
 }
 
 pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
-    let mut out = Vec::new();
+    // Sized once: a poll makes two events, everything else at most one (growing a vector of
+    // thousands of events by doubling copied it again and again).
+    let polls = observed
+        .iter()
+        .filter(|o| matches!(o.event, ClientEvent::Polled { .. }))
+        .count();
+    let mut out = Vec::with_capacity(observed.len() + polls);
     // The sends each producer has in flight, by record: (topic, key, value).
     let mut in_flight: BTreeMap<(u32, u64), (String, Option<String>, String)> = BTreeMap::new();
+    // Names made once per node, not once per event.
+    let mut names: BTreeMap<u32, String> = BTreeMap::new();
     for o in observed {
-        let process = Scenario::node_name(o.node);
+        let process = names
+            .entry(o.node)
+            .or_insert_with(|| Scenario::node_name(o.node));
         let time_ns = o.time_ms * 1_000_000;
         let acks_all = o.node >= FIRST_PRODUCER
             && o.node < FIRST_READER
@@ -39,7 +49,7 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                 let key = key.as_deref().map(text);
                 let value = text(value);
                 out.push(Event::send(
-                    &process,
+                    process,
                     EventType::Invoke,
                     time_ns,
                     topic,
@@ -56,7 +66,7 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                 if let Some((topic, key, value)) = in_flight.remove(&(o.node, *id)) {
                     out.push(if acks_all {
                         Event::send_ok(
-                            &process,
+                            process,
                             time_ns,
                             &topic,
                             key.as_deref(),
@@ -66,7 +76,7 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                         )
                     } else {
                         Event::send(
-                            &process,
+                            process,
                             EventType::Info,
                             time_ns,
                             &topic,
@@ -83,7 +93,7 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                 };
                 if let Some((topic, key, value)) = in_flight.remove(&(o.node, *id)) {
                     out.push(Event::send(
-                        &process,
+                        process,
                         kind,
                         time_ns,
                         &topic,
@@ -103,17 +113,17 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                         value: text(&e.record.value),
                     })
                     .collect();
-                let invoke = Event::poll(&process, EventType::Invoke, time_ns, Vec::new());
-                let ok = Event::poll(&process, EventType::Ok, time_ns, records);
+                let invoke = Event::poll(process, EventType::Invoke, time_ns, Vec::new());
+                let ok = Event::poll(process, EventType::Ok, time_ns, records);
                 out.push(grouped(invoke, group));
                 out.push(grouped(ok, group));
             }
             ClientEvent::Seek { tp, offset, group } => {
-                let seek = Event::seek(&process, time_ns, &tp.topic, tp.partition, *offset);
+                let seek = Event::seek(process, time_ns, &tp.topic, tp.partition, *offset);
                 out.push(grouped(seek, group));
             }
             ClientEvent::Reset { tp, offset, group } => {
-                let reset = Event::reset(&process, time_ns, &tp.topic, tp.partition, *offset);
+                let reset = Event::reset(process, time_ns, &tp.topic, tp.partition, *offset);
                 out.push(grouped(reset, group));
             }
             ClientEvent::Commit {
@@ -122,7 +132,7 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                 tp,
                 offset,
             } => out.push(Event::commit(
-                &process,
+                process,
                 kind_of(stage),
                 time_ns,
                 group,
@@ -136,7 +146,7 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                 tp,
                 offset,
             } => out.push(Event::fetch_committed(
-                &process,
+                process,
                 kind_of(stage),
                 time_ns,
                 group,
