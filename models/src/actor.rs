@@ -14,7 +14,7 @@
 //! `deferred_sync` a `Sync` completes within the step that asks for it.
 
 use seedlog::node::{AnyNode, ClientEvent, Context, Effect, Image, Stage, SyncToken, Timer};
-use seedlog::protocol::{Message, NodeId, Offset, TopicPartition};
+use seedlog::protocol::{Message, NodeId, Offset, QuorumEntry, QuorumEpoch, TopicPartition};
 use stateright::actor::{model_timeout, Actor, Id, Out};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -54,8 +54,9 @@ pub type SyncInFlight = Option<(SyncToken, Arc<Image>)>;
 pub struct Disk {
     /// Completed restarts (crash budget accounting).
     pub boots: u8,
-    /// Session expiries and follower-lag evictions this node's timers caused (fault budget
-    /// accounting: in the model these timers fire whenever they are set, so they are bounded).
+    /// Session expiries (or, for a quorum voter, election timeouts) and follower-lag evictions
+    /// this node's timers caused (fault budget accounting: in the model these timers fire
+    /// whenever they are set, so they are bounded).
     pub expiries: u8,
     pub evictions: u8,
     /// Group member sessions the coordinator expired (fault budget, like `expiries`).
@@ -71,6 +72,13 @@ pub struct Disk {
     /// (partition, offset): the application's output, kept outside the process so it survives a
     /// crash of the consumer.
     pub processed: BTreeSet<(TopicPartition, Offset)>,
+    /// A quorum voter's applied entries (its `Apply` effects), with the voter's epoch when it
+    /// first applied each: the state machine's output, kept outside the process. A restarted
+    /// voter applies its log again from offset 0; each entry it applies again must be the one
+    /// applied there before.
+    pub applied: Vec<(QuorumEntry, QuorumEpoch)>,
+    /// An application contradicted an earlier one at the same offset, or skipped an offset.
+    pub apply_conflict: bool,
 }
 
 /// What stateright keeps of a node across crashes: its disk, with the disk's hash computed once
@@ -227,6 +235,8 @@ impl Actor for NodeActor {
                     written: self.initial_image.clone(),
                     synced: self.initial_image.clone(),
                     processed: BTreeSet::new(),
+                    applied: Vec::new(),
+                    apply_conflict: false,
                 });
                 o.save(Stored::new(disk.clone()));
                 let first = &self.first_boot;
@@ -303,6 +313,14 @@ impl Actor for NodeActor {
         // Count the fault-like timers that changed something, against the model's budget.
         match timer {
             Timer::SessionExpiry(_) => {
+                count_fault(state, o, |d| d.expiries = d.expiries.saturating_add(1))
+            }
+            // A quorum voter's election timeout is a fault too, counted even when the voter's
+            // state stays the same: a second pre-vote round sends its requests again.
+            Timer::QuorumElection => {
+                if let Cow::Borrowed(running) = state {
+                    *state = Cow::Owned(running.clone());
+                }
                 count_fault(state, o, |d| d.expiries = d.expiries.saturating_add(1))
             }
             Timer::MemberSession { .. } => count_fault(state, o, |d| {
@@ -436,6 +454,21 @@ impl NodeActor {
                     offset,
                     ..
                 }) => owed = Some((tp, offset)),
+                Effect::Apply {
+                    offset,
+                    entry,
+                    epoch,
+                } => {
+                    let d = Arc::make_mut(&mut disk);
+                    match d.applied.get(offset as usize) {
+                        Some((e, _)) => d.apply_conflict |= *e != entry,
+                        None if offset as usize == d.applied.len() => {
+                            d.applied.push((entry, epoch))
+                        }
+                        None => d.apply_conflict = true,
+                    }
+                    disk_changed = true;
+                }
                 // The model's network is one ordered channel per pair of actors, with no
                 // connections to close: the old and the new connection stay one channel.
                 Effect::Observe(_) | Effect::Reached(_) | Effect::Disconnect(_) => {}
@@ -502,6 +535,9 @@ fn count_fault(state: &mut Cow<NodeState>, o: &mut Out<NodeActor>, count: impl F
 
 fn removes_records(image: &Image, op: &seedlog::node::DiskOp) -> bool {
     match (image, op) {
+        (Image::Quorum(q), seedlog::node::DiskOp::QuorumTruncate { offset }) => {
+            q.log.len() as Offset > *offset
+        }
         (Image::Broker(b), seedlog::node::DiskOp::Truncate { tp, offset }) => b
             .logs
             .get(tp)

@@ -27,6 +27,9 @@ pub enum ModelKind {
     /// leader of a replicated `__consumer_offsets` partition: commits, rebalances, coordinator
     /// failover.
     Offsets,
+    /// Three controller-quorum voters and a client submitting metadata records
+    /// (`crate::quorum`).
+    Quorum,
 }
 
 impl ModelKind {
@@ -35,6 +38,7 @@ impl ModelKind {
             ModelKind::Replication => "replication",
             ModelKind::Partitioning => "partitioning",
             ModelKind::Offsets => "offsets",
+            ModelKind::Quorum => "quorum",
         }
     }
 }
@@ -79,6 +83,8 @@ pub struct ModelOptions {
     /// The producer is idempotent (a producer id, sequence numbers, the leader's window of
     /// batches). Kafka requires it for order with more than one batch in flight.
     pub idempotent: bool,
+    /// Quorum model: no voter may go past this epoch (bounds the elections).
+    pub max_epoch: u32,
 }
 
 impl ModelOptions {
@@ -104,6 +110,7 @@ impl ModelOptions {
             retentions: 0,
             max_in_flight: 1,
             idempotent: false,
+            max_epoch: 0,
         };
         match kind {
             ModelKind::Replication => ModelOptions {
@@ -156,6 +163,16 @@ impl ModelOptions {
                 durability: Durability::Fsync,
                 ..common(kind)
             },
+            // `brokers` are the voters, `records` the changes the client submits.
+            ModelKind::Quorum => ModelOptions {
+                brokers: 3,
+                records: 2,
+                crashes: 1,
+                // Election timeouts.
+                expiries: 3,
+                max_epoch: 2,
+                ..common(kind)
+            },
         }
     }
 }
@@ -184,6 +201,8 @@ pub struct ModelCfg {
     pub max_version: u64,
     /// The producer is idempotent: no record twice in a log, acknowledgements in send order.
     pub idempotent: bool,
+    /// Quorum model: the epoch bound.
+    pub max_epoch: u32,
 }
 
 pub type SeedlogModel = ActorModel<NodeActor, ModelCfg, History>;
@@ -199,7 +218,9 @@ const PARTITIONING_KEYS: [&str; 2] = ["a", "d"];
 fn records(opts: &ModelOptions) -> Vec<Record> {
     (0..opts.records)
         .map(|i| match opts.kind {
-            ModelKind::Replication | ModelKind::Offsets => Record::keyed("k", format!("v{i}")),
+            ModelKind::Replication | ModelKind::Offsets | ModelKind::Quorum => {
+                Record::keyed("k", format!("v{i}"))
+            }
             ModelKind::Partitioning => {
                 let key = PARTITIONING_KEYS[i % PARTITIONING_KEYS.len()];
                 Record::keyed(key, format!("{key}{i}"))
@@ -223,6 +244,9 @@ fn offsets_topics(n: usize, partitions: u32, broker_ids: &[BrokerId]) -> Vec<Top
 }
 
 pub fn build(opts: &ModelOptions) -> SeedlogModel {
+    if opts.kind == ModelKind::Quorum {
+        return crate::quorum::build(opts);
+    }
     let n = opts.brokers;
     let broker_ids: Vec<u32> = (0..n as u32).collect();
     let controller = n;
@@ -237,6 +261,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         ModelKind::Replication => vec![TopicSpec::spread(TOPIC, 1, n, &broker_ids)],
         ModelKind::Partitioning => vec![TopicSpec::spread(TOPIC, 2, n, &broker_ids)],
         ModelKind::Offsets => offsets_topics(n, opts.partitions, &broker_ids),
+        ModelKind::Quorum => unreachable!("built by crate::quorum"),
     };
     let controller_config = Arc::new(ControllerConfig {
         id: controller as u32,
@@ -276,6 +301,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             retentions: opts.retentions,
             max_version: metadata.version + opts.max_changes,
             idempotent: producer.is_some() && opts.idempotent,
+            max_epoch: 0,
         },
         History::default(),
     );

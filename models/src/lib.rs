@@ -7,6 +7,7 @@ pub mod check;
 pub mod cluster;
 pub mod history;
 pub mod properties;
+pub mod quorum;
 pub mod reduce;
 pub mod render;
 pub mod script;

@@ -72,7 +72,8 @@ struct ModelArgs {
     /// Crash-restarts allowed in a run, each with or without loss of unsynced data.
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=8))]
     crashes: Option<u32>,
-    /// Session expiries the controller may act on (fencing a crashed or cut-off broker).
+    /// Session expiries the controller may act on (fencing a crashed or cut-off broker); in the
+    /// quorum model, election timeouts (default 3).
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=8))]
     expiries: Option<u32>,
     /// Times a leader may evict a lagging follower from the ISR.
@@ -121,6 +122,9 @@ struct ModelArgs {
     /// even with one batch in flight; adds the properties no-duplicates and acked-in-order.
     #[arg(long)]
     idempotent: bool,
+    /// Quorum model: no voter may go past this epoch (default 2): bounds the elections.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
+    max_epoch: Option<u32>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -128,6 +132,7 @@ enum ModelArg {
     Replication,
     Partitioning,
     Offsets,
+    Quorum,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -151,6 +156,7 @@ impl ModelArgs {
             ModelArg::Replication => ModelKind::Replication,
             ModelArg::Partitioning => ModelKind::Partitioning,
             ModelArg::Offsets => ModelKind::Offsets,
+            ModelArg::Quorum => ModelKind::Quorum,
         };
         let mut o = ModelOptions::defaults(kind);
         if let Some(b) = self.brokers {
@@ -219,6 +225,12 @@ impl ModelArgs {
             o.max_in_flight = m as usize;
         }
         o.idempotent = self.idempotent || o.max_in_flight > 1;
+        match (o.kind, self.max_epoch) {
+            (ModelKind::Quorum, Some(e)) => o.max_epoch = e,
+            (ModelKind::Quorum, None) => {}
+            (_, Some(_)) => return Err("--max-epoch applies to the quorum model only".into()),
+            (_, None) => {}
+        }
         if self.no_reader {
             o.reader = false;
         }
@@ -228,6 +240,17 @@ impl ModelArgs {
 
 fn describe(o: &ModelOptions) -> String {
     let bugs: Vec<&str> = o.bugs.iter().map(|b| b.name()).collect();
+    if o.kind == ModelKind::Quorum {
+        let bugs = if bugs.is_empty() {
+            "none".to_string()
+        } else {
+            bugs.join(",")
+        };
+        return format!(
+            "model=quorum voters={} records={} crashes={} election_timeouts={} max_epoch={} bugs={bugs}",
+            o.brokers, o.records, o.crashes, o.expiries, o.max_epoch
+        );
+    }
     format!(
         "model={} brokers={} records={} crashes={} expiries={} evictions={}{} max_changes={} min_insync={} durability={} bugs={}{}",
         o.kind.name(),

@@ -462,6 +462,7 @@ pub fn list<M: Layout>(cfg: &ModelCfg) -> Vec<Named<M>> {
                 ));
             }
         }
+        ModelKind::Quorum => props.extend(crate::quorum::properties()),
     }
     props
 }
@@ -494,6 +495,9 @@ pub fn within_boundary(cfg: &ModelCfg, s: &State) -> bool {
         || disks().map(|d| d.retentions as usize).sum::<usize>() > cfg.retentions
     {
         return false;
+    }
+    if cfg.kind == ModelKind::Quorum {
+        return crate::quorum::within_epochs(cfg, s);
     }
     controller_metadata(cfg, s).is_none_or(|md| md.version <= cfg.max_version)
 }

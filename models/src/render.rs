@@ -25,6 +25,7 @@ fn timer(t: &ActorTimer) -> String {
     };
     match t {
         Timer::SessionExpiry(b) => format!("session of broker {b} expires"),
+        Timer::QuorumElection => "election timeout".to_string(),
         Timer::FollowerLag { tp, replica } => format!("{tp}: follower {replica} lags too long"),
         Timer::MemberSession { group, member } => {
             format!("session of member {member} of group {group} expires")
@@ -122,6 +123,8 @@ pub fn final_state(model: &SeedlogModel, s: &State) -> String {
                         format!("{} of {} records done", p.done(), p.config().records.len())
                     }
                     AnyNode::Reader(r) => format!("positions {:?}", r.positions()),
+                    AnyNode::Quorum(q) => crate::quorum::render(q),
+                    AnyNode::QuorumClient(c) => format!("{} records accepted", c.accepted()),
                     AnyNode::Consumer(c) => {
                         let member = c.member().map_or("no member".to_string(), |(m, g)| {
                             format!("member {m} gen {g:?}")
@@ -144,6 +147,17 @@ pub fn final_state(model: &SeedlogModel, s: &State) -> String {
         {
             out.push_str(&format!("  {who}: BROKEN INVARIANT {v}\n"));
         }
+    }
+    if model.cfg.kind == crate::cluster::ModelKind::Quorum {
+        for (i, d) in s.actor_storages.iter().enumerate() {
+            let Some(d) = d.as_ref().filter(|d| !d.applied.is_empty()) else {
+                continue;
+            };
+            let applied: Vec<String> = d.applied.iter().map(|(e, _)| e.to_string()).collect();
+            let who = name(model, Id::from(i));
+            out.push_str(&format!("  {who} applied: [{}]\n", applied.join(", ")));
+        }
+        return out;
     }
     let acked: Vec<String> = s
         .history

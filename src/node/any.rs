@@ -1,8 +1,9 @@
 //! One type for every kind of node, so a driver can host any of them the same way.
 
+use super::quorum::{QuorumClient, QuorumNode};
 use super::{
-    Broker, BrokerImage, Consumer, Context, Controller, ControllerImage, DiskOp, Producer, Reader,
-    Timer,
+    Broker, BrokerImage, Consumer, Context, Controller, ControllerImage, DiskOp, Producer,
+    QuorumImage, Reader, Timer,
 };
 use crate::log::LogError;
 use crate::protocol::{Message, NodeId};
@@ -15,6 +16,9 @@ pub enum AnyNode {
     Reader(Reader),
     /// Boxed: the largest client by far, and rarely in a model.
     Consumer(Box<Consumer>),
+    /// A controller-quorum voter (standalone for now: no driver but the model checker hosts it).
+    Quorum(QuorumNode),
+    QuorumClient(QuorumClient),
 }
 
 impl AnyNode {
@@ -25,6 +29,8 @@ impl AnyNode {
             AnyNode::Producer(n) => n.on_start(cx),
             AnyNode::Reader(n) => n.on_start(cx),
             AnyNode::Consumer(n) => n.on_start(cx),
+            AnyNode::Quorum(n) => n.on_start(cx),
+            AnyNode::QuorumClient(n) => n.on_start(cx),
         }
     }
 
@@ -35,6 +41,8 @@ impl AnyNode {
             AnyNode::Producer(n) => n.on_message(cx, from, message),
             AnyNode::Reader(n) => n.on_message(cx, from, message),
             AnyNode::Consumer(n) => n.on_message(cx, from, message),
+            AnyNode::Quorum(n) => n.on_message(cx, from, message),
+            AnyNode::QuorumClient(n) => n.on_message(cx, from, message),
         }
     }
 
@@ -45,6 +53,8 @@ impl AnyNode {
             AnyNode::Producer(n) => n.on_timer(cx, timer),
             AnyNode::Reader(n) => n.on_timer(cx, timer),
             AnyNode::Consumer(n) => n.on_timer(cx, timer),
+            AnyNode::Quorum(n) => n.on_timer(cx, timer),
+            AnyNode::QuorumClient(n) => n.on_timer(cx, timer),
         }
     }
 
@@ -52,7 +62,11 @@ impl AnyNode {
         match self {
             AnyNode::Broker(n) => n.on_persisted(cx, token),
             AnyNode::Controller(n) => n.on_persisted(cx, token),
-            AnyNode::Producer(_) | AnyNode::Reader(_) | AnyNode::Consumer(_) => {}
+            AnyNode::Quorum(n) => n.on_persisted(cx, token),
+            AnyNode::Producer(_)
+            | AnyNode::Reader(_)
+            | AnyNode::Consumer(_)
+            | AnyNode::QuorumClient(_) => {}
         }
     }
 
@@ -62,13 +76,24 @@ impl AnyNode {
         match self {
             AnyNode::Broker(n) => n.check_invariants(),
             AnyNode::Controller(n) => n.check_invariants(),
-            AnyNode::Producer(_) | AnyNode::Reader(_) | AnyNode::Consumer(_) => Ok(()),
+            AnyNode::Quorum(n) => n.check_invariants(),
+            AnyNode::Producer(_)
+            | AnyNode::Reader(_)
+            | AnyNode::Consumer(_)
+            | AnyNode::QuorumClient(_) => Ok(()),
         }
     }
 
     pub fn as_broker(&self) -> Option<&Broker> {
         match self {
             AnyNode::Broker(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn as_quorum(&self) -> Option<&QuorumNode> {
+        match self {
+            AnyNode::Quorum(q) => Some(q),
             _ => None,
         }
     }
@@ -89,6 +114,7 @@ pub enum Image {
     Empty,
     Broker(BrokerImage),
     Controller(ControllerImage),
+    Quorum(QuorumImage),
 }
 
 impl Image {
@@ -99,6 +125,21 @@ impl Image {
                 Ok(())
             }
             (Image::Broker(b), _) => b.apply(op),
+            (Image::Quorum(q), _) => {
+                q.apply(op);
+                Ok(())
+            }
+            (
+                img @ Image::Empty,
+                DiskOp::QuorumElection { .. }
+                | DiskOp::QuorumAppend { .. }
+                | DiskOp::QuorumTruncate { .. },
+            ) => {
+                let mut q = QuorumImage::default();
+                q.apply(op);
+                *img = Image::Quorum(q);
+                Ok(())
+            }
             (img @ Image::Empty, DiskOp::ControllerState(_) | DiskOp::ControllerStateV1(_)) => {
                 let mut c = ControllerImage::default();
                 c.apply(op);

@@ -44,10 +44,23 @@ pub enum Bug {
     /// it gives the same blocks again, so two producers can share an id, and a leader takes one
     /// producer's batches for retries of the other's.
     ProducerIdReuse,
+    /// Controller quorum: a voter grants its vote without checking that the candidate's log is at
+    /// least as up to date as its own, so a leader can be elected without a committed entry.
+    VoteWithoutLogCheck,
+    /// Controller quorum: the leader advances the high watermark over entries of earlier epochs
+    /// by counting the replicas that hold them (Raft's Figure 8), instead of only once a
+    /// majority holds an entry of its own epoch.
+    CommitPreviousEpochByCount,
+    /// Controller quorum: a voter answers a vote before the vote is synced; a power loss then
+    /// lets it vote again, for another candidate, in the same epoch.
+    VoteNotDurable,
+    /// Controller quorum: no pre-vote: a voter that times out bumps the epoch at once, so one cut
+    /// off from the others disturbs a stable leader when it comes back (a liveness cost).
+    NoPrevote,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 17] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -61,6 +74,10 @@ impl Bug {
         Bug::NoSequenceGapCheck,
         Bug::RetryOutOfOrder,
         Bug::ProducerIdReuse,
+        Bug::VoteWithoutLogCheck,
+        Bug::CommitPreviousEpochByCount,
+        Bug::VoteNotDurable,
+        Bug::NoPrevote,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +95,10 @@ impl Bug {
             Bug::NoSequenceGapCheck => "no-sequence-gap-check",
             Bug::RetryOutOfOrder => "retry-out-of-order",
             Bug::ProducerIdReuse => "producer-id-reuse",
+            Bug::VoteWithoutLogCheck => "vote-without-log-check",
+            Bug::CommitPreviousEpochByCount => "commit-previous-epoch-by-count",
+            Bug::VoteNotDurable => "vote-not-durable",
+            Bug::NoPrevote => "no-prevote",
         }
     }
 }

@@ -3,7 +3,10 @@
 //! so what "a write" means is decided here once, not in each driver.
 
 use crate::log::{LogError, PartitionLog};
-use crate::protocol::{ClusterMetadata, LeaderEpoch, LogEntry, Offset, TopicPartition};
+use crate::protocol::{
+    ClusterMetadata, LeaderEpoch, LogEntry, NodeId, Offset, QuorumEntry, QuorumEpoch,
+    TopicPartition,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -39,6 +42,20 @@ pub enum DiskOp {
     ControllerStateV1(ControllerImageV1),
     /// The controller's whole state: small, and written as one checkpoint.
     ControllerState(ControllerImage),
+    /// A quorum voter's epoch and its vote in it (Raft's currentTerm and votedFor).
+    QuorumElection {
+        epoch: QuorumEpoch,
+        voted_for: Option<NodeId>,
+    },
+    /// Entries appended to a quorum voter's log at `start` (its log end when written).
+    QuorumAppend {
+        start: Offset,
+        entries: Vec<QuorumEntry>,
+    },
+    /// A quorum voter cuts its log to end at `offset`.
+    QuorumTruncate {
+        offset: Offset,
+    },
 }
 
 /// What a broker recovers from: its partitions' logs (records, epoch cache, log start). The high
@@ -69,7 +86,11 @@ impl BrokerImage {
                 self.log(tp).reset_to(*offset);
                 Ok(())
             }
-            DiskOp::ControllerState(_) | DiskOp::ControllerStateV1(_) => Ok(()),
+            DiskOp::ControllerState(_)
+            | DiskOp::ControllerStateV1(_)
+            | DiskOp::QuorumElection { .. }
+            | DiskOp::QuorumAppend { .. }
+            | DiskOp::QuorumTruncate { .. } => Ok(()),
         }
     }
 
@@ -115,6 +136,34 @@ impl ControllerImage {
     }
 }
 
+/// What a quorum voter recovers from: its epoch, its vote in that epoch and its log. The high
+/// watermark is not kept: a restarted voter learns it again from the leader (or, leading, by
+/// committing an entry of its own epoch).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct QuorumImage {
+    pub epoch: QuorumEpoch,
+    pub voted_for: Option<NodeId>,
+    pub log: Vec<QuorumEntry>,
+}
+
+impl QuorumImage {
+    /// An append that does not start at the log end is refused: the image stays as it was (a
+    /// voter bug, which the model's properties then see in the recovered log).
+    pub fn apply(&mut self, op: &DiskOp) {
+        match op {
+            DiskOp::QuorumElection { epoch, voted_for } => {
+                self.epoch = *epoch;
+                self.voted_for = *voted_for;
+            }
+            DiskOp::QuorumAppend { start, entries } if *start == self.log.len() as Offset => {
+                self.log.extend(entries.iter().cloned());
+            }
+            DiskOp::QuorumTruncate { offset } => self.log.truncate(*offset as usize),
+            _ => {}
+        }
+    }
+}
+
 impl std::fmt::Display for DiskOp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -144,6 +193,15 @@ impl std::fmt::Display for DiskOp {
                 img.metadata.brokers.len(),
                 img.metadata.partitions.len()
             ),
+            DiskOp::QuorumElection { epoch, voted_for } => {
+                let vote = voted_for.map_or("none".to_string(), |v| v.to_string());
+                write!(f, "quorum epoch {epoch} vote {vote}")
+            }
+            DiskOp::QuorumAppend { start, entries } => {
+                let shown: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
+                write!(f, "quorum append at {start} [{}]", shown.join(", "))
+            }
+            DiskOp::QuorumTruncate { offset } => write!(f, "quorum truncate to {offset}"),
         }
     }
 }

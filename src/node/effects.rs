@@ -2,7 +2,9 @@
 //! driver says so (a delivered response, a fired timer, `on_persisted`).
 
 use super::{ClientEvent, DiskOp, Situation};
-use crate::protocol::{BrokerId, Message, NodeId, TopicPartition};
+use crate::protocol::{
+    BrokerId, Message, NodeId, Offset, QuorumEntry, QuorumEpoch, TopicPartition,
+};
 use serde::{Deserialize, Serialize};
 
 /// Identifies a sync request in `on_persisted`. A node numbers its syncs in increasing order;
@@ -63,6 +65,15 @@ pub enum Timer {
     InitProducerIdTimeout,
     /// Broker: its request for a block of producer ids got no answer in time; ask again.
     ProducerIdsRetry,
+    /// Quorum voter (not leading): no successful fetch, or no election won, within the election
+    /// timeout (randomized per firing): ask for pre-votes.
+    QuorumElection,
+    /// Quorum follower: its fetch got no answer in time; fetch again.
+    QuorumFetchTimeout,
+    /// Quorum leader: a parked fetch from this voter has waited long enough; answer it empty.
+    QuorumFetchWait(NodeId),
+    /// Quorum leader: check that a majority fetched since the last check, else resign.
+    QuorumCheck,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -94,6 +105,14 @@ pub enum Effect {
     /// as failed. The next `Send` to the peer opens a new connection. Drivers whose network has
     /// no connections (the models' ordered channels) ignore it.
     Disconnect(NodeId),
+    /// A quorum voter hands a committed entry to its state machine, in offset order (starting
+    /// again from 0 after a restart: the log is replayed). `epoch` is the voter's epoch when it
+    /// learned the entry was committed. Drivers that host no metadata state machine drop it.
+    Apply {
+        offset: Offset,
+        entry: QuorumEntry,
+        epoch: QuorumEpoch,
+    },
 }
 
 /// Handed to every entry point: the current time and the effects the node produces.

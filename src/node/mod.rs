@@ -17,6 +17,7 @@ mod disk;
 mod effects;
 mod observe;
 pub mod producer;
+pub mod quorum;
 pub mod reader;
 
 pub use any::{AnyNode, Image};
@@ -29,8 +30,9 @@ pub use config::{
 pub use consumer::Consumer;
 pub use controller::Controller;
 pub use coverage::Situation;
-pub use disk::{BrokerImage, ControllerImage, ControllerImageV1, DiskOp};
+pub use disk::{BrokerImage, ControllerImage, ControllerImageV1, DiskOp, QuorumImage};
 pub use effects::{Context, Effect, SyncToken, Timer};
 pub use observe::{ClientEvent, Stage};
 pub use producer::Producer;
+pub use quorum::{QuorumClient, QuorumClientConfig, QuorumConfig, QuorumNode, QuorumRole};
 pub use reader::Reader;

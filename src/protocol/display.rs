@@ -1,6 +1,9 @@
 //! Compact one-line renderings of messages, for counterexamples and traces that people read.
 
-use super::{ClusterMetadata, FetchResponse, GroupRequest, Message, PartitionState};
+use super::{
+    ClusterMetadata, FetchResponse, GroupRequest, Message, PartitionState, VoteRequest,
+    VoteResponse,
+};
 use std::fmt;
 
 fn partition(ps: &PartitionState) -> String {
@@ -24,6 +27,22 @@ fn metadata(md: &ClusterMetadata) -> String {
         s.push_str(&format!(" fenced={}", fenced.join(",")));
     }
     s
+}
+
+fn vote(r: &VoteRequest) -> String {
+    format!(
+        "epoch={} candidate={} last_epoch={} end={}",
+        r.epoch, r.candidate, r.last_epoch, r.end_offset
+    )
+}
+
+fn vote_response(r: &VoteResponse) -> String {
+    let leader = r.leader.map_or("none".to_string(), |l| l.to_string());
+    let verdict = if r.granted { "granted" } else { "refused" };
+    format!(
+        "{verdict} for epoch {} (voter epoch={} leader={leader})",
+        r.request_epoch, r.epoch
+    )
 }
 
 fn request(r: &GroupRequest) -> String {
@@ -199,6 +218,27 @@ impl fmt::Display for Message {
                 ),
                 Err(e) => write!(f, "AllocateProducerIdsResponse error={e}"),
             },
+            Message::PreVote(r) => write!(f, "PreVote {}", vote(r)),
+            Message::Vote(r) => write!(f, "Vote {}", vote(r)),
+            Message::PreVoteResponse(r) => write!(f, "PreVoteResponse {}", vote_response(r)),
+            Message::VoteResponse(r) => write!(f, "VoteResponse {}", vote_response(r)),
+            Message::BeginQuorumEpoch(b) => {
+                write!(f, "BeginQuorumEpoch epoch={} leader={}", b.epoch, b.leader)
+            }
+            Message::QuorumFetch(r) => write!(
+                f,
+                "QuorumFetch epoch={} from={} offset={} last_epoch={} hw={}",
+                r.epoch, r.replica, r.fetch_offset, r.last_fetched_epoch, r.high_watermark
+            ),
+            Message::QuorumFetchResponse(r) => f.write_str(&super::quorum::fetch_response(r)),
+            Message::QuorumSubmit(r) => write!(f, "QuorumSubmit #{} {}", r.id, r.record),
+            Message::QuorumSubmitResponse(r) => match r.result {
+                Ok(o) => write!(f, "QuorumSubmitResponse #{} ok at {o}", r.id),
+                Err(l) => {
+                    let l = l.map_or("none".to_string(), |l| l.to_string());
+                    write!(f, "QuorumSubmitResponse #{} not leader (leader {l})", r.id)
+                }
+            },
         }
     }
 }
@@ -228,6 +268,15 @@ impl Message {
             Message::InitProducerIdResponse { .. } => "InitProducerIdResponse",
             Message::AllocateProducerIds { .. } => "AllocateProducerIds",
             Message::AllocateProducerIdsResponse { .. } => "AllocateProducerIdsResponse",
+            Message::PreVote(_) => "PreVote",
+            Message::PreVoteResponse(_) => "PreVoteResponse",
+            Message::Vote(_) => "Vote",
+            Message::VoteResponse(_) => "VoteResponse",
+            Message::BeginQuorumEpoch(_) => "BeginQuorumEpoch",
+            Message::QuorumFetch(_) => "QuorumFetch",
+            Message::QuorumFetchResponse(_) => "QuorumFetchResponse",
+            Message::QuorumSubmit(_) => "QuorumSubmit",
+            Message::QuorumSubmitResponse(_) => "QuorumSubmitResponse",
         }
     }
 }

@@ -4,8 +4,9 @@
 //! Requests carry every epoch the receiver needs to fence stale senders.
 
 use super::{
-    BrokerEpoch, BrokerId, ErrorCode, GroupMessage, GroupResponse, LeaderEpoch, LogEntry, Offset,
-    PartitionEpoch, ProducerStamp, Record, TopicPartition,
+    BeginQuorumEpoch, BrokerEpoch, BrokerId, ErrorCode, GroupMessage, GroupResponse, LeaderEpoch,
+    LogEntry, Offset, PartitionEpoch, ProducerStamp, QuorumFetchRequest, QuorumFetchResponse,
+    QuorumSubmit, QuorumSubmitResponse, Record, TopicPartition, VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -331,4 +332,20 @@ pub enum Message {
     AllocateProducerIdsResponse {
         result: Result<ProducerIdBlock, ErrorCode>,
     },
+    /// Controller quorum: a prospective candidate asks whether it could win an election in the
+    /// next epoch, without bumping any epoch (KIP-996).
+    PreVote(VoteRequest),
+    PreVoteResponse(VoteResponse),
+    /// Controller quorum: a candidate asks for a voter's vote in its epoch (KIP-595 Vote).
+    Vote(VoteRequest),
+    VoteResponse(VoteResponse),
+    /// Controller quorum: the new leader announces itself to every voter.
+    BeginQuorumEpoch(BeginQuorumEpoch),
+    /// Controller quorum: a follower fetches the leader's log (KIP-595 Fetch); also the leader's
+    /// proof that the follower is there.
+    QuorumFetch(QuorumFetchRequest),
+    QuorumFetchResponse(QuorumFetchResponse),
+    /// Client -> a quorum voter: append this record (a non-leader names the leader it knows).
+    QuorumSubmit(QuorumSubmit),
+    QuorumSubmitResponse(QuorumSubmitResponse),
 }

@@ -7,9 +7,11 @@ mod error;
 mod group;
 mod message;
 pub mod partitioner;
+mod quorum;
 mod record;
 
 pub use error::ErrorCode;
 pub use group::*;
 pub use message::*;
+pub use quorum::*;
 pub use record::*;

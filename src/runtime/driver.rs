@@ -273,6 +273,8 @@ impl<D: Disk> Driver<D> {
                         sink(self.id, situation);
                     }
                 }
+                // No driver hosts a metadata state machine on the quorum yet.
+                Effect::Apply { .. } => {}
                 Effect::Observe(event) => {
                     self.trace_event(now, "client", &event, || event.to_string());
                     if let Some(observer) = &self.observer {

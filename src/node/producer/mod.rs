@@ -809,8 +809,9 @@ fn with_id(event: ClientEvent, record: u64) -> ClientEvent {
     }
 }
 
-/// splitmix64: the producer's own deterministic randomness, seeded from its config.
-fn next_random(state: &mut u64) -> u64 {
+/// splitmix64: the producer's own deterministic randomness, seeded from its config (the quorum's
+/// voters draw their election timeouts with it too).
+pub(crate) fn next_random(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -1,0 +1,293 @@
+//! The `quorum` model: three controller-quorum voters (`seedlog::node::QuorumNode`) and a client
+//! submitting metadata records, with crashes that keep or lose unsynced writes. Its properties
+//! are the Raft safety properties, stated over the voters' states and what they applied.
+//!
+//! Network: stateright's ordered channels, as the other models (no loss: a message to a crashed
+//! voter waits for its restart; reordering across channels only). Loss is not needed for the
+//! properties here: a lost fetch or vote looks to its sender like one never answered, which
+//! the model already has in every state where the message is still in flight, and the timers
+//! that would recover from a loss (fetch timeout, long-poll expiry, check-quorum) are off — an
+//! election timeout, which fires at any moment, stands in for all of them.
+//!
+//! Bounds: crashes (`--crashes`), election timeouts (`--expiries`: every firing of a voter's
+//! election timer that changed something counts; each starts a pre-vote round, or without
+//! pre-vote an election), and epochs (`--max-epoch`: a state in which a voter is in a later epoch
+//! is outside the model).
+
+use crate::actor::{Disk, NodeActor};
+use crate::cluster::{ModelCfg, ModelKind, ModelOptions, SeedlogModel};
+use crate::history::{self, History};
+use crate::properties::{self, Layout, Named, State};
+use seedlog::node::{
+    AnyNode, BugSet, Image, QuorumClient, QuorumClientConfig, QuorumConfig, QuorumNode, QuorumRole,
+};
+use seedlog::protocol::{MetadataRecord, QuorumEntry};
+use stateright::actor::{ActorModel, Network};
+use stateright::Expectation;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The records the client submits: broker registrations 1, 2, ...
+fn records(n: usize) -> Vec<MetadataRecord> {
+    (1..=n as u32)
+        .map(|broker| MetadataRecord::RegisterBroker {
+            broker,
+            epoch: u64::from(broker),
+        })
+        .collect()
+}
+
+pub fn build(opts: &ModelOptions) -> SeedlogModel {
+    let voters: Vec<u32> = (0..opts.brokers as u32).collect();
+    let client = opts.brokers;
+    let bugs: BugSet = opts.bugs.iter().copied().collect();
+    let cfg = ModelCfg {
+        kind: ModelKind::Quorum,
+        brokers: opts.brokers,
+        // The client stands where the controller stands in the other models; there is none.
+        controller: client,
+        // The client keeps a single request chain (one submission outstanding, one answer to it),
+        // so `crate::reduce` may deliver its answers eagerly, as it does the producer's.
+        producer: Some(client),
+        reader: None,
+        consumers: Vec::new(),
+        never_crash: vec![client],
+        records: Vec::new(),
+        crashes: opts.crashes,
+        expiries: opts.expiries,
+        evictions: 0,
+        member_expiries: 0,
+        refusals: 0,
+        retentions: 0,
+        max_version: 0,
+        idempotent: false,
+        max_epoch: opts.max_epoch,
+    };
+    let mut model = ActorModel::new(cfg, History::default());
+    for &id in &voters {
+        let config = QuorumConfig {
+            // Fires at any moment in the model; the others are off (see the module notes).
+            election_timeout_ms: Some(1),
+            election_jitter_ms: 0,
+            fetch_timeout_ms: None,
+            fetch_max_wait_ms: None,
+            check_quorum_ms: None,
+            // One entry per answer: a follower can hold an older epoch's entries without the
+            // leader's own (what `commit-previous-epoch-by-count` needs).
+            max_fetch_entries: 1,
+            bugs: bugs.clone(),
+            ..QuorumConfig::new(id, voters.clone(), 0)
+        };
+        model = model.actor(NodeActor {
+            name: format!("voter {id}"),
+            initial: AnyNode::Quorum(QuorumNode::new(Arc::new(config))),
+            initial_image: Image::Quorum(Default::default()),
+            recover: |initial, image| {
+                let AnyNode::Quorum(q) = initial else {
+                    unreachable!("a voter actor holds a voter")
+                };
+                let Image::Quorum(image) = image else {
+                    return initial.clone();
+                };
+                AnyNode::Quorum(QuorumNode::recover(q.config_arc(), image))
+            },
+            first_boot: Vec::new(),
+            // Votes, epochs and entries become durable in a step of their own: a crash can fall
+            // between a write and its sync (what `vote-not-durable` needs).
+            deferred_sync: true,
+        });
+    }
+    let client_config = QuorumClientConfig {
+        id: client as u32,
+        voters,
+        records: records(opts.records),
+        retry_backoff_ms: None,
+    };
+    model = model.actor(NodeActor {
+        name: "client".into(),
+        initial: AnyNode::QuorumClient(QuorumClient::new(Arc::new(client_config))),
+        initial_image: Image::Empty,
+        recover: |initial, _| initial.clone(),
+        first_boot: Vec::new(),
+        deferred_sync: false,
+    });
+    let model = model
+        .init_network(Network::new_ordered([]))
+        .max_crashes(opts.crashes)
+        .record_msg_in(history::record_in)
+        .record_msg_out(history::record_out)
+        .within_boundary(properties::within_boundary);
+    properties::add(model)
+}
+
+/// Running voters, with their index.
+fn voters<'a>(cfg: &ModelCfg, s: &'a State) -> impl Iterator<Item = (usize, &'a QuorumNode)> {
+    (0..cfg.brokers).filter_map(move |i| {
+        if s.crashed[i] {
+            return None;
+        }
+        s.actor_states[i].node()?.as_quorum().map(|q| (i, q))
+    })
+}
+
+fn disks<'a>(cfg: &ModelCfg, s: &'a State) -> impl Iterator<Item = &'a Disk> {
+    (0..cfg.brokers).filter_map(move |i| s.actor_storages[i].as_deref())
+}
+
+/// Every entry any voter applied, by offset, with the smallest epoch it was applied in.
+fn committed(cfg: &ModelCfg, s: &State) -> BTreeMap<usize, (QuorumEntry, u32)> {
+    let mut all: BTreeMap<usize, (QuorumEntry, u32)> = BTreeMap::new();
+    for d in disks(cfg, s) {
+        for (o, (e, epoch)) in d.applied.iter().enumerate() {
+            let slot = all.entry(o).or_insert((e.clone(), *epoch));
+            slot.1 = slot.1.min(*epoch);
+        }
+    }
+    all
+}
+
+/// `single-leader-per-epoch`: no two running voters lead the same epoch.
+fn single_leader<M: Layout>(m: &M, s: &State) -> bool {
+    let mut epochs = std::collections::BTreeSet::new();
+    voters(m.cfg(), s)
+        .filter(|(_, q)| q.is_leader())
+        .all(|(_, q)| epochs.insert(q.epoch()))
+}
+
+/// `log-matching`: two running voters holding an entry of the same epoch at one offset hold
+/// identical logs up to it.
+fn log_matching<M: Layout>(m: &M, s: &State) -> bool {
+    let logs: Vec<&[QuorumEntry]> = voters(m.cfg(), s).map(|(_, q)| q.log().entries()).collect();
+    logs.iter().enumerate().all(|(i, a)| {
+        logs[i + 1..].iter().all(|b| {
+            let top = (0..a.len().min(b.len()))
+                .rev()
+                .find(|&o| a[o].epoch == b[o].epoch);
+            top.is_none_or(|t| a[..=t] == b[..=t])
+        })
+    })
+}
+
+/// `leader-completeness`: every running leader holds every entry applied by a voter whose epoch
+/// was at most the leader's when it applied it (an entry is committed by a leader of that epoch
+/// or earlier, and Raft promises it to every leader of a later epoch). A stale leader of an older
+/// epoch may lack entries committed after it: they are not its business.
+fn leader_completeness<M: Layout>(m: &M, s: &State) -> bool {
+    let committed = committed(m.cfg(), s);
+    voters(m.cfg(), s)
+        .filter(|(_, q)| q.is_leader())
+        .all(|(_, q)| {
+            committed
+                .iter()
+                .all(|(&o, (e, epoch))| *epoch > q.epoch() || q.log().entries().get(o) == Some(e))
+        })
+}
+
+/// `committed-durable`: every applied entry is on the synced disk of a majority of the voters,
+/// at its offset: no crash, power loss or truncation can take it from the quorum.
+fn committed_durable<M: Layout>(m: &M, s: &State) -> bool {
+    let cfg = m.cfg();
+    let majority = cfg.brokers / 2 + 1;
+    committed(cfg, s).iter().all(|(&o, (e, _))| {
+        let holding = disks(cfg, s)
+            .filter(|d| match &d.synced {
+                Image::Quorum(q) => q.log.get(o) == Some(e),
+                _ => false,
+            })
+            .count();
+        holding >= majority
+    })
+}
+
+/// `applied-consistent`: every voter applies the same entries in the same order — every
+/// voter's applied sequence is a prefix of every longer one — and a restarted voter applies
+/// again exactly what it applied before (no entry changed, none skipped).
+fn applied_consistent<M: Layout>(m: &M, s: &State) -> bool {
+    let seqs: Vec<&Disk> = disks(m.cfg(), s).collect();
+    seqs.iter().all(|d| !d.apply_conflict)
+        && seqs.iter().enumerate().all(|(i, a)| {
+            seqs[i + 1..].iter().all(|b| {
+                a.applied
+                    .iter()
+                    .zip(&b.applied)
+                    .all(|((x, _), (y, _))| x == y)
+            })
+        })
+}
+
+/// `hw-monotonic`: within an incarnation a voter's high watermark never goes below what it has
+/// applied (it applies up to its watermark at once, so this is "never below its highest
+/// watermark"). The watermark is not durable: a restarted voter starts from 0 and applies again,
+/// which `applied-consistent` holds to the entries applied before.
+fn hw_monotonic<M: Layout>(m: &M, s: &State) -> bool {
+    voters(m.cfg(), s).all(|(_, q)| q.high_watermark() >= q.applied())
+}
+
+fn reaches_leader<M: Layout>(m: &M, s: &State) -> bool {
+    voters(m.cfg(), s).any(|(_, q)| q.is_leader())
+}
+
+fn reaches_committed_change<M: Layout>(m: &M, s: &State) -> bool {
+    disks(m.cfg(), s).any(|d| {
+        d.applied
+            .iter()
+            .any(|(e, _)| matches!(e.record, MetadataRecord::RegisterBroker { .. }))
+    })
+}
+
+/// Some voter's log holds leader changes of two different leaders: one replaced the other.
+fn reaches_leader_replaced<M: Layout>(m: &M, s: &State) -> bool {
+    voters(m.cfg(), s).any(|(_, q)| {
+        let mut leaders = q.log().entries().iter().filter_map(|e| match e.record {
+            MetadataRecord::LeaderChange { leader, .. } => Some(leader),
+            _ => None,
+        });
+        leaders
+            .next()
+            .is_some_and(|first| leaders.any(|l| l != first))
+    })
+}
+
+pub fn properties<M: Layout>() -> Vec<Named<M>> {
+    use Expectation::{Always as A, Sometimes as S};
+    vec![
+        (A, "single-leader-per-epoch", single_leader),
+        (A, "log-matching", log_matching),
+        (A, "leader-completeness", leader_completeness),
+        (A, "committed-durable", committed_durable),
+        (A, "applied-consistent", applied_consistent),
+        (A, "hw-monotonic", hw_monotonic),
+        (S, "reaches leader", reaches_leader),
+        (S, "reaches committed change", reaches_committed_change),
+        (S, "reaches leader replaced", reaches_leader_replaced),
+    ]
+}
+
+/// The epoch bound: no voter, running or on disk, past `max_epoch`.
+pub fn within_epochs(cfg: &ModelCfg, s: &State) -> bool {
+    let running = voters(cfg, s).all(|(_, q)| q.epoch() <= cfg.max_epoch);
+    let stored = disks(cfg, s).all(|d| match &d.written {
+        Image::Quorum(q) => q.epoch <= cfg.max_epoch,
+        _ => true,
+    });
+    running && stored
+}
+
+/// One line per voter for counterexamples.
+pub fn render(q: &QuorumNode) -> String {
+    let role = match q.role() {
+        QuorumRole::Leader(l) => format!("leader (epoch starts at {})", l.epoch_start),
+        QuorumRole::Follower { leader: Some(l) } => format!("follower of {l}"),
+        QuorumRole::Follower { leader: None } => "follower, no leader".to_string(),
+        QuorumRole::Prospective { .. } => "prospective".to_string(),
+        QuorumRole::Candidate { .. } => "candidate".to_string(),
+    };
+    let log: Vec<String> = q.log().entries().iter().map(ToString::to_string).collect();
+    let vote = q.voted_for().map_or("none".to_string(), |v| v.to_string());
+    format!(
+        "epoch {} vote {vote} {role} hw={} log=[{}]",
+        q.epoch(),
+        q.high_watermark(),
+        log.join(", ")
+    )
+}

@@ -1,0 +1,322 @@
+//! The quorum model: each safety property is shown failing on a hand-built state (voters driven
+//! through their real entry points, or given disks no correct run produces) next to a control that
+//! passes; the model holds at small bounds; and the checker finds each safety bug switch.
+
+use models::actor::{Disk, NodeState, Stored};
+use models::check::{check, RunOptions};
+use models::cluster::{build, ModelKind, ModelOptions, SeedlogModel};
+use models::properties::{violated, State};
+use seedlog::node::{AnyNode, Bug, Context, Image, QuorumImage, QuorumNode, Timer};
+use seedlog::protocol::{
+    Message, MetadataRecord, QuorumEntry, QuorumFetchResponse, QuorumFetchResult, VoteResponse,
+};
+use stateright::Model;
+use std::sync::Arc;
+
+fn model() -> (SeedlogModel, State) {
+    let m = build(&ModelOptions::defaults(ModelKind::Quorum));
+    let s = m.init_states().remove(0);
+    assert!(violated(&m, &s).is_empty(), "the initial state holds");
+    (m, s)
+}
+
+fn entry(epoch: u32, broker: u32) -> QuorumEntry {
+    QuorumEntry {
+        epoch,
+        record: MetadataRecord::RegisterBroker { broker, epoch: 1 },
+    }
+}
+
+fn voter(s: &State, i: usize) -> QuorumNode {
+    s.actor_states[i]
+        .node()
+        .and_then(|n| n.as_quorum())
+        .expect("a running voter")
+        .clone()
+}
+
+fn set_voter(s: &mut State, i: usize, q: QuorumNode) {
+    let mut ns = NodeState::clone(&s.actor_states[i]);
+    if let NodeState::Running { node, .. } = &mut ns {
+        *node = AnyNode::Quorum(q);
+    }
+    s.actor_states[i] = Arc::new(ns);
+}
+
+/// Voter `i` rebuilt from `image` (as after a restart).
+fn recovered(s: &State, i: usize, image: QuorumImage) -> QuorumNode {
+    QuorumNode::recover(voter(s, i).config_arc(), image)
+}
+
+/// Drives voter `q` through a pre-vote and a vote, granted by both others: it leads the next
+/// epoch.
+fn elect(mut q: QuorumNode) -> QuorumNode {
+    let mut cx = Context::new(0);
+    q.on_timer(&mut cx, Timer::QuorumElection);
+    let epoch = q.epoch() + 1;
+    let others: Vec<u32> = (0..3).filter(|&v| v != q.id()).collect();
+    for &v in &others {
+        let r = VoteResponse {
+            request_epoch: epoch,
+            epoch: epoch - 1,
+            leader: None,
+            granted: true,
+        };
+        q.on_message(&mut cx, v, Message::PreVoteResponse(r));
+    }
+    q.on_persisted(&mut cx, 1_000);
+    let r = VoteResponse {
+        request_epoch: epoch,
+        epoch,
+        leader: None,
+        granted: true,
+    };
+    q.on_message(&mut cx, others[0], Message::VoteResponse(r));
+    assert!(q.is_leader());
+    q.on_persisted(&mut cx, 1_000);
+    q
+}
+
+fn set_disk(s: &mut State, i: usize, f: impl FnOnce(&mut Disk)) {
+    let mut d = Disk::clone(s.actor_storages[i].as_ref().expect("stored"));
+    f(&mut d);
+    s.actor_storages[i] = Some(Stored::new(Arc::new(d)));
+}
+
+#[test]
+fn single_leader_per_epoch_fails_with_two_leaders_of_one_epoch() {
+    let (m, mut s) = model();
+    let zero = elect(voter(&s, 0));
+    set_voter(&mut s, 0, zero);
+    assert!(violated(&m, &s).is_empty(), "control: one leader");
+    let one = elect(voter(&s, 1));
+    set_voter(&mut s, 1, one);
+    // Their leader-change entries differ at offset 0 in one epoch: the logs disagree too.
+    assert_eq!(
+        violated(&m, &s),
+        vec!["single-leader-per-epoch", "log-matching"]
+    );
+}
+
+#[test]
+fn log_matching_fails_when_logs_agree_on_an_epoch_but_not_before_it() {
+    let (m, mut s) = model();
+    let image = |first| QuorumImage {
+        epoch: 1,
+        voted_for: None,
+        log: vec![entry(1, first), entry(1, 9)],
+    };
+    let a = recovered(&s, 0, image(1));
+    set_voter(&mut s, 0, a);
+    let b = recovered(&s, 1, image(1));
+    set_voter(&mut s, 1, b);
+    assert!(violated(&m, &s).is_empty(), "control: identical logs");
+    let c = recovered(&s, 1, image(2));
+    set_voter(&mut s, 1, c);
+    assert_eq!(violated(&m, &s), vec!["log-matching"]);
+}
+
+#[test]
+fn leader_completeness_fails_when_a_later_leader_lacks_a_committed_entry() {
+    let (m, mut s) = model();
+    let committed = entry(1, 1);
+    for i in [0, 1] {
+        set_disk(&mut s, i, |d| {
+            d.synced = Image::Quorum(QuorumImage {
+                epoch: 1,
+                voted_for: None,
+                log: vec![committed.clone()],
+            })
+        });
+    }
+    set_disk(&mut s, 0, |d| d.applied = vec![(committed.clone(), 1)]);
+    let with = QuorumImage {
+        epoch: 1,
+        voted_for: None,
+        log: vec![committed.clone()],
+    };
+    let leader = elect(recovered(&s, 2, with));
+    set_voter(&mut s, 2, leader);
+    assert!(violated(&m, &s).is_empty(), "control: the leader holds it");
+    let without = QuorumImage {
+        epoch: 1,
+        voted_for: None,
+        log: vec![entry(1, 2)],
+    };
+    let leader = elect(recovered(&s, 2, without));
+    set_voter(&mut s, 2, leader);
+    assert_eq!(violated(&m, &s), vec!["leader-completeness"]);
+}
+
+#[test]
+fn committed_durable_fails_when_fewer_than_a_majority_synced_an_applied_entry() {
+    let (m, mut s) = model();
+    let committed = entry(1, 1);
+    let holding = Image::Quorum(QuorumImage {
+        epoch: 1,
+        voted_for: None,
+        log: vec![committed.clone()],
+    });
+    set_disk(&mut s, 0, |d| {
+        d.applied = vec![(committed.clone(), 1)];
+        d.synced = holding.clone();
+    });
+    assert_eq!(violated(&m, &s), vec!["committed-durable"]);
+    set_disk(&mut s, 1, |d| d.synced = holding.clone());
+    assert!(
+        violated(&m, &s).is_empty(),
+        "control: two of three synced it"
+    );
+}
+
+#[test]
+fn applied_consistent_fails_on_different_or_changed_applications() {
+    let (m, mut s) = model();
+    let synced = Image::Quorum(QuorumImage {
+        epoch: 1,
+        voted_for: None,
+        log: vec![entry(1, 1), entry(1, 2)],
+    });
+    for i in 0..3 {
+        set_disk(&mut s, i, |d| d.synced = synced.clone());
+    }
+    set_disk(&mut s, 0, |d| {
+        d.applied = vec![(entry(1, 1), 1), (entry(1, 2), 1)]
+    });
+    set_disk(&mut s, 1, |d| d.applied = vec![(entry(1, 1), 1)]);
+    assert!(
+        violated(&m, &s).is_empty(),
+        "control: one a prefix of the other"
+    );
+    let mut changed = s.clone();
+    set_disk(&mut changed, 1, |d| d.apply_conflict = true);
+    assert_eq!(violated(&m, &changed), vec!["applied-consistent"]);
+    set_disk(&mut s, 1, |d| d.applied = vec![(entry(1, 2), 1)]);
+    let v = violated(&m, &s);
+    assert!(v.contains(&"applied-consistent"), "{v:?}");
+}
+
+#[test]
+fn hw_monotonic_fails_when_a_voter_truncates_below_what_it_applied() {
+    let (m, mut s) = model();
+    let mut q = recovered(
+        &s,
+        1,
+        QuorumImage {
+            epoch: 1,
+            voted_for: None,
+            log: vec![entry(1, 1), entry(1, 2)],
+        },
+    );
+    let mut cx = Context::new(0);
+    let answer = |result| {
+        Message::QuorumFetchResponse(QuorumFetchResponse {
+            epoch: 1,
+            leader: Some(0),
+            result,
+        })
+    };
+    q.on_message(
+        &mut cx,
+        0,
+        answer(QuorumFetchResult::Entries {
+            start: 2,
+            entries: vec![],
+            high_watermark: Some(2),
+        }),
+    );
+    assert_eq!(q.applied(), 2);
+    set_voter(&mut s, 1, q.clone());
+    assert!(
+        violated(&m, &s).is_empty(),
+        "control: applied up to the watermark"
+    );
+    // A divergence no correct leader sends: epoch 0 ends at 0, below the watermark.
+    q.on_message(
+        &mut cx,
+        0,
+        answer(QuorumFetchResult::Diverging {
+            epoch: 0,
+            end_offset: 0,
+        }),
+    );
+    set_voter(&mut s, 1, q);
+    assert_eq!(violated(&m, &s), vec!["hw-monotonic"]);
+}
+
+fn opts(
+    records: usize,
+    crashes: usize,
+    timeouts: usize,
+    max_epoch: u32,
+    bugs: &[Bug],
+) -> ModelOptions {
+    ModelOptions {
+        records,
+        crashes,
+        expiries: timeouts,
+        max_epoch,
+        bugs: bugs.to_vec(),
+        ..ModelOptions::defaults(ModelKind::Quorum)
+    }
+}
+
+fn run(o: &ModelOptions, max_depth: Option<usize>) -> models::check::Outcome {
+    let run = RunOptions {
+        max_depth,
+        ..RunOptions::exhaustive_bfs()
+    };
+    let start = std::time::Instant::now();
+    let out = check(o, &run, |_| {});
+    eprintln!(
+        "bugs {:?}: {} unique states, depth {}, {:.1}s, violation {:?}",
+        o.bugs,
+        out.unique_states,
+        out.max_depth,
+        start.elapsed().as_secs_f64(),
+        out.violation.as_ref().map(|v| (v.property, v.depth))
+    );
+    out
+}
+
+#[test]
+fn the_quorum_model_holds_at_small_bounds() {
+    // One election timeout: a leader is elected and commits; no leader is replaced.
+    let out = run(&opts(1, 0, 1, 2, &[]), None);
+    assert!(out.violation.is_none(), "{:?}", out.violation);
+    assert!(out.exhaustive);
+    assert_eq!(out.unreached, vec!["reaches leader replaced"]);
+}
+
+/// The switch is caught at these bounds, as `property`, and the same bounds (the same depth) are
+/// clean without it.
+fn caught(o: &ModelOptions, max_depth: usize, property: &str) {
+    let out = run(o, Some(max_depth));
+    let v = out.violation.expect("the switch is caught");
+    assert_eq!(v.property, property, "{}", v.trace);
+    let mut clean = o.clone();
+    clean.bugs.clear();
+    let out = run(&clean, Some(max_depth));
+    assert!(
+        out.violation.is_none(),
+        "the same bounds are clean without it"
+    );
+}
+
+#[test]
+fn vote_without_log_check_elects_a_leader_without_a_committed_entry() {
+    caught(
+        &opts(0, 0, 2, 2, &[Bug::VoteWithoutLogCheck]),
+        24,
+        "leader-completeness",
+    );
+}
+
+#[test]
+fn vote_not_durable_gives_two_leaders_one_epoch_after_a_power_loss() {
+    caught(
+        &opts(0, 1, 2, 1, &[Bug::VoteNotDurable]),
+        17,
+        "single-leader-per-epoch",
+    );
+}

@@ -1,0 +1,381 @@
+//! A controller-quorum voter: a sans-IO Raft node in KRaft's shape (KIP-595, with KIP-996's
+//! pre-vote), replicating a log of [`MetadataRecord`]s among 3–5 voters. See `docs/quorum.md`.
+//!
+//! - `log.rs`: the log and its epoch lookups;
+//! - `election.rs`: pre-vote, vote, becoming leader or follower;
+//! - `replication.rs`: followers fetch, the leader answers (entries or a divergence), the high
+//!   watermark, committed entries handed to `Effect::Apply`, client submissions;
+//! - `client.rs`: a client that submits records to whoever leads.
+//!
+//! Durability: every write (epoch, vote, entries, truncation) is followed by a sync, and no
+//! message leaves the node while a write is unsynced (the outbox): an answer never reveals a
+//! state the voter could forget in a power loss. Its epoch and vote, in particular, are durable
+//! before any vote is answered — that is what keeps one vote per epoch across restarts.
+
+mod client;
+mod election;
+mod log;
+mod replication;
+#[cfg(test)]
+mod tests;
+
+pub use client::{QuorumClient, QuorumClientConfig};
+pub use log::QuorumLog;
+
+use super::producer::next_random;
+use super::{BugSet, Context, DiskOp, QuorumImage, SyncToken, Timer};
+use crate::log::{ensure, Checked};
+use crate::protocol::{
+    Message, MetadataRecord, NodeId, Offset, QuorumEntry, QuorumEpoch, QuorumFetchRequest,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct QuorumConfig {
+    pub id: NodeId,
+    /// Every voter, this one included.
+    pub voters: Vec<NodeId>,
+    /// Shortest election timeout (`None`: never set; the model checker fires it at will).
+    pub election_timeout_ms: Option<u64>,
+    /// Each election timeout adds a draw in `0..election_jitter_ms` from the node's generator
+    /// (0: no draw, the generator never moves — what the model checker wants).
+    pub election_jitter_ms: u64,
+    /// A follower's fetch unanswered this long is sent again.
+    pub fetch_timeout_ms: Option<u64>,
+    /// The leader answers a fetch with nothing new after this long (a long poll shorter than
+    /// the election timeout, so that followers keep hearing from it).
+    pub fetch_max_wait_ms: Option<u64>,
+    /// Check-quorum: the leader resigns if fewer than a majority fetched within this period.
+    pub check_quorum_ms: Option<u64>,
+    /// Entries per fetch response.
+    pub max_fetch_entries: usize,
+    /// Seeds the election-timeout generator.
+    pub seed: u64,
+    pub bugs: BugSet,
+}
+
+impl QuorumConfig {
+    /// Real-time defaults (KRaft's: election 1 s plus up to 1 s, fetch timeout 2 s, long poll
+    /// 500 ms, check-quorum 3 s) for voter `id` of `voters`.
+    pub fn new(id: NodeId, voters: Vec<NodeId>, seed: u64) -> Self {
+        QuorumConfig {
+            id,
+            voters,
+            election_timeout_ms: Some(1_000),
+            election_jitter_ms: 1_000,
+            fetch_timeout_ms: Some(2_000),
+            fetch_max_wait_ms: Some(500),
+            check_quorum_ms: Some(3_000),
+            max_fetch_entries: 64,
+            seed,
+            bugs: BugSet::none(),
+        }
+    }
+
+    pub fn majority(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+}
+
+/// What a voter is doing in its current epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QuorumRole {
+    /// Following `leader`, or waiting to learn one (KRaft's Unattached and Voted states).
+    Follower {
+        leader: Option<NodeId>,
+    },
+    /// Asking for pre-votes for the next epoch without having moved to it (KIP-996).
+    Prospective {
+        granted: BTreeSet<NodeId>,
+        refused: BTreeSet<NodeId>,
+    },
+    /// Running in the current epoch, having voted for itself.
+    Candidate {
+        granted: BTreeSet<NodeId>,
+    },
+    Leader(LeaderState),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LeaderState {
+    /// Where this epoch starts: the offset of the leader's leader-change entry. Only an offset
+    /// above it, held by a majority, moves the high watermark.
+    pub epoch_start: Offset,
+    /// Each follower's fetch offset: what it holds, synced.
+    pub progress: BTreeMap<NodeId, Offset>,
+    /// The high watermark established in this epoch (`None` until a majority holds an entry of
+    /// it): followers are sent nothing else.
+    pub high_watermark: Option<Offset>,
+    /// Fetches with nothing to answer yet (long poll).
+    pub parked: BTreeMap<NodeId, QuorumFetchRequest>,
+    /// Voters that fetched since the last check-quorum.
+    pub fetched: BTreeSet<NodeId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct QuorumNode {
+    config: Arc<QuorumConfig>,
+    /// Durable: the current epoch and the vote cast in it.
+    epoch: QuorumEpoch,
+    voted_for: Option<NodeId>,
+    log: QuorumLog,
+    role: QuorumRole,
+    /// Volatile: relearned after a restart. Never moves back, except when a truncation cuts
+    /// below it (which a correct quorum never does, and the model checks).
+    high_watermark: Offset,
+    /// Entries handed to `Effect::Apply` in this incarnation: `0..applied`.
+    applied: Offset,
+    /// Heard from a leader since the election timer last fired: pre-votes are refused meanwhile.
+    leader_contact: bool,
+    /// A fetch is outstanding (one at a time).
+    fetching: bool,
+    /// Highest sync requested, and highest completed.
+    requested: SyncToken,
+    synced: SyncToken,
+    /// The log end each outstanding sync makes durable.
+    unsynced_ends: Vec<(SyncToken, Offset)>,
+    /// How far the log is known durable (the leader counts only this for itself).
+    synced_end: Offset,
+    /// Messages held until a sync completes: each reveals a write of that sync or an earlier one.
+    outbox: Vec<(SyncToken, NodeId, Message)>,
+    /// splitmix64 state for election timeouts.
+    rng: u64,
+}
+
+impl QuorumNode {
+    /// A voter of a new quorum: epoch 0, empty log.
+    pub fn new(config: Arc<QuorumConfig>) -> Self {
+        Self::recover(config, QuorumImage::default())
+    }
+
+    /// Rebuilds a voter from its disk: epoch, vote and log as written. What recovery found is on
+    /// disk, so it counts as synced; the high watermark is learned again.
+    pub fn recover(config: Arc<QuorumConfig>, image: QuorumImage) -> Self {
+        let rng = config.seed ^ u64::from(config.id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        QuorumNode {
+            epoch: image.epoch,
+            voted_for: image.voted_for,
+            synced_end: image.log.len() as Offset,
+            log: QuorumLog::new(image.log),
+            role: QuorumRole::Follower { leader: None },
+            high_watermark: 0,
+            applied: 0,
+            leader_contact: false,
+            fetching: false,
+            requested: 0,
+            synced: 0,
+            unsynced_ends: Vec::new(),
+            outbox: Vec::new(),
+            rng,
+            config,
+        }
+    }
+
+    pub fn config_arc(&self) -> Arc<QuorumConfig> {
+        self.config.clone()
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    pub fn epoch(&self) -> QuorumEpoch {
+        self.epoch
+    }
+
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
+    }
+
+    pub fn log(&self) -> &QuorumLog {
+        &self.log
+    }
+
+    pub fn role(&self) -> &QuorumRole {
+        &self.role
+    }
+
+    pub fn high_watermark(&self) -> Offset {
+        self.high_watermark
+    }
+
+    pub fn applied(&self) -> Offset {
+        self.applied
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, QuorumRole::Leader(_))
+    }
+
+    /// The leader this voter knows in its epoch (itself, leading).
+    pub fn leader(&self) -> Option<NodeId> {
+        match &self.role {
+            QuorumRole::Leader(_) => Some(self.config.id),
+            QuorumRole::Follower { leader } => *leader,
+            _ => None,
+        }
+    }
+
+    /// The committed entries this voter knows: `0..high_watermark`.
+    pub fn committed(&self) -> &[QuorumEntry] {
+        &self.log.entries()[..self.high_watermark as usize]
+    }
+
+    /// What must hold after every entry point.
+    pub fn check_invariants(&self) -> Checked {
+        self.log.check(self.epoch)?;
+        let end = self.log.end_offset();
+        ensure(self.high_watermark <= end, "quorum-hw-within-log", || {
+            format!("hw {} past log end {end}", self.high_watermark)
+        })?;
+        ensure(self.synced_end <= end, "quorum-synced-within-log", || {
+            format!("synced end {} past log end {end}", self.synced_end)
+        })?;
+        ensure(
+            self.outbox.iter().all(|(t, _, _)| *t > self.synced),
+            "quorum-outbox-unsynced",
+            || format!("a message waits for a sync already done ({})", self.synced),
+        )?;
+        if let QuorumRole::Leader(l) = &self.role {
+            let first = self.log.entry(l.epoch_start);
+            ensure(
+                self.voted_for == Some(self.config.id)
+                    && first.is_some_and(|e| e.epoch == self.epoch),
+                "quorum-leader-epoch",
+                || {
+                    format!(
+                        "leader of {} voted {:?}, first {first:?}",
+                        self.epoch, self.voted_for
+                    )
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn on_start(&mut self, cx: &mut Context) {
+        self.reset_election_timer(cx);
+    }
+
+    pub fn on_message(&mut self, cx: &mut Context, from: NodeId, message: Message) {
+        match message {
+            Message::PreVote(r) => self.on_pre_vote(cx, from, r),
+            Message::PreVoteResponse(r) => self.on_pre_vote_response(cx, from, r),
+            Message::Vote(r) => self.on_vote(cx, from, r),
+            Message::VoteResponse(r) => self.on_vote_response(cx, from, r),
+            Message::BeginQuorumEpoch(b) => self.on_begin_epoch(cx, b),
+            Message::QuorumFetch(r) => self.on_fetch(cx, from, r),
+            Message::QuorumFetchResponse(r) => self.on_fetch_response(cx, from, r),
+            Message::QuorumSubmit(r) => self.on_submit(cx, from, r),
+            _ => {}
+        }
+    }
+
+    pub fn on_timer(&mut self, cx: &mut Context, timer: Timer) {
+        match timer {
+            Timer::QuorumElection => self.on_election_timeout(cx),
+            Timer::QuorumFetchTimeout => {
+                self.fetching = false;
+                self.send_fetch(cx);
+            }
+            Timer::QuorumFetchWait(voter) => self.on_fetch_wait(cx, voter),
+            Timer::QuorumCheck => self.on_check_quorum(cx),
+            _ => {}
+        }
+    }
+
+    /// Syncs up to `token` are done: what they covered is durable, and the messages that waited
+    /// for them may go.
+    pub fn on_persisted(&mut self, cx: &mut Context, token: SyncToken) {
+        self.synced = self.synced.max(token);
+        let done = self
+            .unsynced_ends
+            .iter()
+            .filter(|(t, _)| *t <= token)
+            .count();
+        if let Some((_, end)) = self.unsynced_ends.drain(..done).next_back() {
+            self.synced_end = end.min(self.log.end_offset());
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.outbox)
+            .into_iter()
+            .partition(|(t, _, _)| *t <= self.synced);
+        self.outbox = waiting;
+        for (_, to, message) in ready {
+            cx.send(to, message);
+        }
+        if self.is_leader() {
+            self.advance_leader_hw(cx);
+        }
+    }
+
+    /// Writes `op` and asks for a sync of everything written so far.
+    fn persist(&mut self, cx: &mut Context, op: DiskOp) {
+        cx.persist(op);
+        self.requested += 1;
+        cx.sync(self.requested);
+        self.unsynced_ends
+            .push((self.requested, self.log.end_offset()));
+    }
+
+    fn persist_election(&mut self, cx: &mut Context) {
+        let op = DiskOp::QuorumElection {
+            epoch: self.epoch,
+            voted_for: self.voted_for,
+        };
+        self.persist(cx, op);
+    }
+
+    /// Sends `message`, or holds it until every write made so far is synced.
+    fn send(&mut self, cx: &mut Context, to: NodeId, message: Message) {
+        if self.requested > self.synced {
+            self.outbox.push((self.requested, to, message));
+        } else {
+            cx.send(to, message);
+        }
+    }
+
+    /// Appends an entry of this voter's epoch (it leads) and writes it.
+    fn append_own(&mut self, cx: &mut Context, record: MetadataRecord) -> Offset {
+        let start = self.log.end_offset();
+        let entry = QuorumEntry {
+            epoch: self.epoch,
+            record,
+        };
+        self.log.append(entry.clone());
+        let op = DiskOp::QuorumAppend {
+            start,
+            entries: vec![entry],
+        };
+        self.persist(cx, op);
+        start
+    }
+
+    /// Cuts the log to end at `offset`. A correct quorum never cuts below the high watermark; if
+    /// it did, the watermark follows it down, visibly (the model's `hw-monotonic`).
+    fn truncate(&mut self, cx: &mut Context, offset: Offset) {
+        if offset >= self.log.end_offset() {
+            return;
+        }
+        self.log.truncate(offset);
+        self.high_watermark = self.high_watermark.min(offset);
+        self.synced_end = self.synced_end.min(offset);
+        for (_, end) in &mut self.unsynced_ends {
+            *end = (*end).min(offset);
+        }
+        self.persist(cx, DiskOp::QuorumTruncate { offset });
+    }
+
+    /// Restarts the election timer with a fresh draw.
+    fn reset_election_timer(&mut self, cx: &mut Context) {
+        let Some(base) = self.config.election_timeout_ms else {
+            return;
+        };
+        let jitter = match self.config.election_jitter_ms {
+            0 => 0,
+            j => next_random(&mut self.rng) % j,
+        };
+        cx.set_timer(Timer::QuorumElection, Some(base + jitter));
+    }
+}

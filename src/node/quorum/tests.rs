@@ -1,0 +1,497 @@
+//! Each rule of the quorum, driven through the node's entry points: on a small in-test network
+//! (`Net`) where syncs complete at once unless held, messages are delivered in order unless a
+//! voter is cut off, and timers fire only when a test fires them.
+
+use super::*;
+use crate::node::{Bug, Effect};
+use crate::protocol::{QuorumFetchResponse, QuorumFetchResult, QuorumSubmit, VoteRequest};
+use std::collections::VecDeque;
+
+fn config(id: NodeId, bugs: &[Bug]) -> Arc<QuorumConfig> {
+    let mut c = QuorumConfig::new(id, vec![0, 1, 2], 7);
+    c.bugs = bugs.iter().copied().collect();
+    // Entry by entry: the tests look at the states in between.
+    c.max_fetch_entries = 1;
+    Arc::new(c)
+}
+
+fn record(broker: u32) -> MetadataRecord {
+    MetadataRecord::RegisterBroker { broker, epoch: 1 }
+}
+
+struct Net {
+    nodes: Vec<QuorumNode>,
+    images: Vec<QuorumImage>,
+    queue: VecDeque<(NodeId, NodeId, Message)>,
+    /// Messages to these voters are lost (a one-way partition: they still send).
+    deaf: BTreeSet<NodeId>,
+    /// Syncs of these voters do not complete until `release` (their effects are kept).
+    held: BTreeSet<NodeId>,
+    held_syncs: Vec<(NodeId, SyncToken)>,
+    applied: Vec<Vec<(Offset, QuorumEntry)>>,
+    /// Client answers received (to node id 9).
+    answers: Vec<Message>,
+}
+
+impl Net {
+    fn new(bugs: &[Bug]) -> Self {
+        let nodes: Vec<QuorumNode> = (0..3).map(|i| QuorumNode::new(config(i, bugs))).collect();
+        let mut net = Net {
+            images: vec![QuorumImage::default(); 3],
+            nodes,
+            queue: VecDeque::new(),
+            deaf: BTreeSet::new(),
+            held: BTreeSet::new(),
+            held_syncs: Vec::new(),
+            applied: vec![Vec::new(); 3],
+            answers: Vec::new(),
+        };
+        for i in 0..3 {
+            net.step(i, |n, cx| n.on_start(cx));
+        }
+        net
+    }
+
+    fn step(&mut self, id: NodeId, f: impl FnOnce(&mut QuorumNode, &mut Context)) {
+        let mut cx = Context::new(0);
+        f(&mut self.nodes[id as usize], &mut cx);
+        self.carry_out(id, cx);
+    }
+
+    fn persisted(&mut self, id: NodeId, token: SyncToken) {
+        let mut cx = Context::new(0);
+        self.nodes[id as usize].on_persisted(&mut cx, token);
+        self.carry_out(id, cx);
+    }
+
+    fn carry_out(&mut self, id: NodeId, mut cx: Context) {
+        self.nodes[id as usize]
+            .check_invariants()
+            .expect("invariants hold");
+        for e in cx.take_effects() {
+            match e {
+                Effect::Send { to: 9, message } => self.answers.push(message),
+                Effect::Send { to, message } if !self.deaf.contains(&to) => {
+                    self.queue.push_back((id, to, message))
+                }
+                Effect::Persist(op) => self.images[id as usize].apply(&op),
+                Effect::Sync(token) if self.held.contains(&id) => self.held_syncs.push((id, token)),
+                Effect::Sync(token) => self.persisted(id, token),
+                Effect::Apply { offset, entry, .. } => {
+                    self.applied[id as usize].push((offset, entry))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        for _ in 0..10_000 {
+            let Some((from, to, m)) = self.queue.pop_front() else {
+                return;
+            };
+            self.step(to, |n, cx| n.on_message(cx, from, m));
+        }
+        panic!("the network never went quiet");
+    }
+
+    fn fire(&mut self, id: NodeId, timer: Timer) {
+        self.step(id, |n, cx| n.on_timer(cx, timer));
+    }
+
+    /// Voter `id`'s election timer fires, and the network runs until quiet.
+    fn elect(&mut self, id: NodeId) {
+        self.fire(id, Timer::QuorumElection);
+        self.run();
+    }
+
+    fn submit(&mut self, to: NodeId, broker: u32) {
+        let m = Message::QuorumSubmit(QuorumSubmit {
+            id: broker as u64,
+            record: record(broker),
+        });
+        self.step(to, |n, cx| n.on_message(cx, 9, m));
+        self.run();
+    }
+
+    fn leaders(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_leader())
+            .map(|n| n.id())
+            .collect()
+    }
+}
+
+#[test]
+fn a_timed_out_voter_is_elected_and_its_leader_change_is_committed_everywhere() {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    assert_eq!(net.leaders(), vec![0]);
+    for n in &net.nodes {
+        assert_eq!(n.epoch(), 1);
+        assert_eq!(n.high_watermark(), 1, "node {}", n.id());
+    }
+    let lc = QuorumEntry {
+        epoch: 1,
+        record: MetadataRecord::LeaderChange {
+            leader: 0,
+            epoch: 1,
+        },
+    };
+    for a in &net.applied {
+        assert_eq!(a, &vec![(0, lc.clone())]);
+    }
+    net.submit(0, 5);
+    net.submit(0, 6);
+    for (i, a) in net.applied.iter().enumerate() {
+        assert_eq!(a.len(), 3, "node {i} applied {a:?}");
+        assert_eq!(a[2].1.record, record(6));
+    }
+}
+
+#[test]
+fn a_non_leader_names_the_leader_to_a_client() {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    net.submit(1, 5);
+    let Some(Message::QuorumSubmitResponse(r)) = net.answers.last() else {
+        panic!("{:?}", net.answers)
+    };
+    assert_eq!(r.result, Err(Some(0)));
+    net.submit(0, 5);
+    let Some(Message::QuorumSubmitResponse(r)) = net.answers.last() else {
+        panic!()
+    };
+    assert_eq!(r.result, Ok(1));
+}
+
+fn vote_request(epoch: QuorumEpoch, candidate: NodeId, last_epoch: u32, end: Offset) -> Message {
+    Message::Vote(VoteRequest {
+        epoch,
+        candidate,
+        last_epoch,
+        end_offset: end,
+    })
+}
+
+fn sends(effects: &[Effect]) -> Vec<&Message> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect()
+}
+
+fn granted(effects: &[Effect]) -> Option<bool> {
+    sends(effects).iter().find_map(|m| match m {
+        Message::VoteResponse(r) => Some(r.granted),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_vote_is_answered_only_once_the_epoch_and_vote_are_synced() {
+    let mut n = QuorumNode::new(config(1, &[]));
+    let mut cx = Context::new(0);
+    n.on_message(&mut cx, 0, vote_request(1, 0, 0, 0));
+    let effects = cx.take_effects();
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::Persist(DiskOp::QuorumElection {
+            epoch: 1,
+            voted_for: Some(0)
+        })
+    )));
+    assert!(
+        sends(&effects).is_empty(),
+        "answered before the sync: {effects:?}"
+    );
+    let token = effects
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Effect::Sync(t) => Some(*t),
+            _ => None,
+        })
+        .expect("a sync");
+    n.on_persisted(&mut cx, token);
+    assert_eq!(granted(&cx.take_effects()), Some(true));
+
+    // vote-not-durable: the answer leaves in the same step, before the sync completes.
+    let mut n = QuorumNode::new(config(1, &[Bug::VoteNotDurable]));
+    n.on_message(&mut cx, 0, vote_request(1, 0, 0, 0));
+    let effects = cx.take_effects();
+    let sent_at = effects
+        .iter()
+        .position(|e| matches!(e, Effect::Send { .. }));
+    let sync_at = effects.iter().position(|e| matches!(e, Effect::Sync(_)));
+    assert!(sent_at.is_some() && sync_at.is_some());
+    assert_eq!(granted(&effects), Some(true));
+}
+
+#[test]
+fn one_vote_per_epoch_and_it_survives_a_restart() {
+    let mut net = Net::new(&[]);
+    let mut cx = Context::new(0);
+    net.step(1, |n, cx| n.on_message(cx, 0, vote_request(1, 0, 0, 0)));
+    let again = QuorumNode::recover(config(1, &[]), net.images[1].clone());
+    assert_eq!((again.epoch(), again.voted_for()), (1, Some(0)));
+    let mut n = again;
+    n.on_message(&mut cx, 2, vote_request(1, 2, 0, 0));
+    assert_eq!(
+        granted(&cx.take_effects()),
+        Some(false),
+        "a second vote in epoch 1"
+    );
+    n.on_message(&mut cx, 0, vote_request(1, 0, 0, 0));
+    assert_eq!(
+        granted(&cx.take_effects()),
+        Some(true),
+        "the same candidate again"
+    );
+}
+
+#[test]
+fn a_vote_needs_a_log_at_least_as_up_to_date() {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    // Everyone holds the leader change of epoch 1 at offset 0: a candidate with an empty log is
+    // behind, one with a later last epoch is ahead even if shorter.
+    let mut cx = Context::new(0);
+    for (last_epoch, end, expect) in [(0, 0, false), (1, 0, false), (1, 1, true), (2, 0, true)] {
+        let mut n = QuorumNode::recover(config(1, &[]), net.images[1].clone());
+        n.on_message(&mut cx, 2, vote_request(5, 2, last_epoch, end));
+        n.on_persisted(&mut cx, 10);
+        let got = granted(&cx.take_effects());
+        assert_eq!(got, Some(expect), "last epoch {last_epoch} end {end}");
+    }
+    // vote-without-log-check: the empty log wins the vote.
+    let mut n = QuorumNode::recover(
+        config(1, &[Bug::VoteWithoutLogCheck]),
+        net.images[1].clone(),
+    );
+    n.on_message(&mut cx, 2, vote_request(5, 2, 0, 0));
+    n.on_persisted(&mut cx, 10);
+    assert_eq!(granted(&cx.take_effects()), Some(true));
+}
+
+#[test]
+fn a_pre_vote_changes_no_epoch_and_is_refused_while_a_leader_is_heard() {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    // Voter 2 times out although the leader is fine (say, a pause): voter 1 still hears the
+    // leader, the leader refuses, so nothing changes.
+    net.elect(2);
+    assert_eq!(net.leaders(), vec![0]);
+    assert!(net.nodes.iter().all(|n| n.epoch() == 1));
+    // Once voter 1's own timer fired too, it grants: voter 2 wins epoch 2.
+    net.fire(1, Timer::QuorumElection);
+    net.queue.clear();
+    net.elect(2);
+    assert_eq!(net.leaders(), vec![2]);
+    assert!(net.nodes.iter().all(|n| n.epoch() == 2));
+}
+
+#[test]
+fn a_pre_vote_needs_a_log_at_least_as_up_to_date() {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    let mut n = QuorumNode::recover(config(1, &[]), net.images[1].clone());
+    let mut cx = Context::new(0);
+    let ask = |end| {
+        Message::PreVote(VoteRequest {
+            epoch: 2,
+            candidate: 2,
+            last_epoch: end as u32,
+            end_offset: end,
+        })
+    };
+    let answer = |effects: Vec<Effect>| {
+        effects.iter().find_map(|e| match e {
+            Effect::Send {
+                message: Message::PreVoteResponse(r),
+                ..
+            } => Some(r.granted),
+            _ => None,
+        })
+    };
+    n.on_message(&mut cx, 2, ask(0));
+    assert_eq!(answer(cx.take_effects()), Some(false));
+    n.on_message(&mut cx, 2, ask(1));
+    assert_eq!(answer(cx.take_effects()), Some(true));
+    assert_eq!(
+        (n.epoch(), n.voted_for()),
+        (1, Some(0)),
+        "a pre-vote changes nothing"
+    );
+}
+
+#[test]
+fn a_follower_truncates_where_the_leaders_epoch_ends() {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    // Voter 0 leads epoch 1 and appends two entries nobody fetches (2 is deaf, 1 is cut off
+    // by dropping its fetches).
+    net.deaf = [1, 2].into_iter().collect();
+    net.submit(0, 5);
+    net.submit(0, 6);
+    assert_eq!(net.nodes[0].log().end_offset(), 3);
+    // Voter 1 wins epoch 2 with 2's vote, and appends its leader change at offset 1.
+    net.deaf = [0].into_iter().collect();
+    net.fire(2, Timer::QuorumElection);
+    net.queue.clear();
+    net.elect(1);
+    assert_eq!(net.leaders(), vec![0, 1]);
+    // Voter 0 hears of epoch 2 and fetches with last epoch 1 at offset 3: the leader's epoch 1
+    // ends at 1, so it truncates its two uncommitted entries and takes epoch 2's.
+    net.deaf.clear();
+    net.step(1, |n, cx| n.on_timer(cx, Timer::QuorumCheck));
+    let begin = Message::BeginQuorumEpoch(crate::protocol::BeginQuorumEpoch {
+        epoch: 2,
+        leader: 1,
+    });
+    net.step(0, |n, cx| n.on_message(cx, 1, begin));
+    net.run();
+    let zero = &net.nodes[0];
+    assert_eq!(zero.log().entries(), net.nodes[1].log().entries());
+    assert_eq!(zero.log().end_offset(), 2);
+    assert_eq!(zero.high_watermark(), 2);
+}
+
+#[test]
+fn the_high_watermark_moves_only_with_an_entry_of_the_leaders_epoch() {
+    // Voter 0 leads epoch 1 with an entry at offset 1 only it holds (voter 1 has offset 0).
+    let entry = |epoch| QuorumEntry {
+        epoch,
+        record: record(5),
+    };
+    for (bugs, expect) in [(vec![], 0), (vec![Bug::CommitPreviousEpochByCount], 2)] {
+        let image = QuorumImage {
+            epoch: 2,
+            voted_for: None,
+            log: vec![entry(1), entry(1)],
+        };
+        let mut n = QuorumNode::recover(config(0, &bugs), image);
+        let mut cx = Context::new(0);
+        // Elected in epoch 3: its leader change goes at offset 2.
+        n.on_timer(&mut cx, Timer::QuorumElection);
+        for v in [1, 2] {
+            let r = crate::protocol::VoteResponse {
+                request_epoch: 3,
+                epoch: 2,
+                leader: None,
+                granted: true,
+            };
+            n.on_message(&mut cx, v, Message::PreVoteResponse(r));
+        }
+        n.on_persisted(&mut cx, 100);
+        let r = crate::protocol::VoteResponse {
+            request_epoch: 3,
+            epoch: 3,
+            leader: None,
+            granted: true,
+        };
+        n.on_message(&mut cx, 1, Message::VoteResponse(r));
+        assert!(n.is_leader());
+        n.on_persisted(&mut cx, 100);
+        // Voter 1 fetched both epoch-1 entries, not yet the leader change.
+        let fetch = QuorumFetchRequest {
+            epoch: 3,
+            replica: 1,
+            fetch_offset: 2,
+            last_fetched_epoch: 1,
+            high_watermark: 0,
+        };
+        n.on_message(&mut cx, 1, Message::QuorumFetch(fetch));
+        assert_eq!(n.high_watermark(), expect, "bugs {bugs:?}");
+    }
+}
+
+#[test]
+fn a_restarted_voter_keeps_its_epoch_vote_and_log_and_relearns_the_high_watermark() {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    net.submit(0, 5);
+    let before = net.nodes[1].clone();
+    let mut again = QuorumNode::recover(config(1, &[]), net.images[1].clone());
+    assert_eq!(again.epoch(), before.epoch());
+    assert_eq!(again.voted_for(), before.voted_for());
+    assert_eq!(again.log(), before.log());
+    assert_eq!(again.high_watermark(), 0);
+    // It learns the watermark again from the leader's next answer.
+    let mut cx = Context::new(0);
+    again.on_start(&mut cx);
+    let answer = QuorumFetchResponse {
+        epoch: 1,
+        leader: Some(0),
+        result: QuorumFetchResult::Entries {
+            start: 2,
+            entries: vec![],
+            high_watermark: Some(2),
+        },
+    };
+    again.on_message(&mut cx, 0, Message::QuorumFetchResponse(answer));
+    assert_eq!(again.high_watermark(), 2);
+    let applied = cx
+        .take_effects()
+        .iter()
+        .filter(|e| matches!(e, Effect::Apply { .. }))
+        .count();
+    assert_eq!(applied, 2, "it applies the log again from the start");
+}
+
+#[test]
+fn check_quorum_makes_a_leader_nobody_fetches_from_resign() {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    // Both followers fetched since the leader was elected: it stays.
+    net.fire(0, Timer::QuorumCheck);
+    assert_eq!(net.leaders(), vec![0]);
+    // Nobody fetched in the next period (their fetches are parked, none new).
+    net.fire(0, Timer::QuorumCheck);
+    assert!(net.leaders().is_empty());
+    assert_eq!(net.nodes[0].epoch(), 1, "resigning bumps no epoch");
+}
+
+/// A one-way partition: voter 2 hears nothing (its fetches' answers are lost) but its own
+/// messages arrive. Its election timer fires five times; between them, the others' timers fire
+/// when they have no leader. Returns (epoch bumps, times the leader lost its leadership).
+fn one_way_partition(bugs: &[Bug]) -> (QuorumEpoch, usize) {
+    let mut net = Net::new(bugs);
+    net.elect(0);
+    net.deaf.insert(2);
+    let mut deposed = 0;
+    for _ in 0..5 {
+        net.elect(2);
+        if net.leaders().is_empty() {
+            deposed += 1;
+            // The two that hear each other elect a leader again (voter 1's timer fires).
+            net.elect(1);
+        }
+        assert_eq!(net.leaders().len(), 1);
+    }
+    (net.nodes[1].epoch() - 1, deposed)
+}
+
+#[test]
+fn without_pre_vote_a_cut_off_voter_keeps_deposing_the_leader() {
+    assert_eq!(one_way_partition(&[]), (0, 0));
+    // Voter 2, deaf, never learns the epochs the others move to: every other timeout of its
+    // lands on an epoch above theirs and deposes the leader.
+    assert_eq!(one_way_partition(&[Bug::NoPrevote]), (6, 3));
+}
+
+#[test]
+fn bug_names_round_trip() {
+    for bug in [
+        Bug::VoteWithoutLogCheck,
+        Bug::CommitPreviousEpochByCount,
+        Bug::VoteNotDurable,
+        Bug::NoPrevote,
+    ] {
+        assert_eq!(bug.name().parse::<Bug>(), Ok(bug));
+    }
+}
