@@ -2,9 +2,7 @@
 //! fault schedule. It is data (serde), so a run can be printed, saved as JSON and replayed from
 //! the file even after the code that derives scenarios from seeds has changed.
 
-use crate::faults::{
-    self, nemesis::Nemesis, ClientTargets, ClockTargets, FaultKind, FaultMix, FaultSchedule,
-};
+use crate::faults::{self, nemesis::Nemesis, FaultKind, FaultMix, FaultSchedule, Targets};
 use crate::rng::SeedRng;
 use seedlog::log::RetentionPolicy;
 use seedlog::node::{Bug, Durability};
@@ -274,13 +272,14 @@ impl Scenario {
                 .into_iter()
                 .filter(|_| crng.chance(50))
                 .collect();
-            let targets = ClockTargets {
-                brokers: sc.broker_ids(),
+            let targets = Targets {
+                usual: sc.broker_ids(),
                 others: [CONTROLLER]
                     .into_iter()
                     .chain((0..sc.producers.len() as u32).map(|p| FIRST_PRODUCER + p))
                     .chain((0..sc.members).map(|m| FIRST_MEMBER + m))
                     .collect(),
+                usual_percent: 60,
             };
             sc.schedule
                 .add_clock_track(&mut crng, &kinds, &targets, sc.fault_ms);
@@ -288,11 +287,12 @@ impl Scenario {
             // Client links too, in half the runs.
             let mut lrng = SeedRng::new(seed, 9);
             if lrng.chance(50) {
-                let clients = ClientTargets {
-                    producers: (0..sc.producers.len() as u32)
+                let clients = Targets {
+                    usual: (0..sc.producers.len() as u32)
                         .map(|p| FIRST_PRODUCER + p)
                         .collect(),
-                    members: (0..sc.members).map(|m| FIRST_MEMBER + m).collect(),
+                    others: (0..sc.members).map(|m| FIRST_MEMBER + m).collect(),
+                    usual_percent: 70,
                 };
                 sc.schedule.add_client_link_track(
                     &mut lrng,

@@ -135,7 +135,7 @@ impl FaultSchedule {
         &mut self,
         rng: &mut SeedRng,
         kinds: &[FaultKind],
-        targets: &ClockTargets,
+        targets: &Targets,
         fault_ms: u64,
     ) {
         if kinds.is_empty() {
@@ -193,11 +193,11 @@ impl FaultSchedule {
     pub fn add_client_link_track(
         &mut self,
         rng: &mut SeedRng,
-        targets: &ClientTargets,
+        targets: &Targets,
         brokers: &[u32],
         fault_ms: u64,
     ) {
-        if (targets.producers.is_empty() && targets.members.is_empty()) || brokers.is_empty() {
+        if targets.is_empty() || brokers.is_empty() {
             return;
         }
         let mean_gap_ms = rng.range(500, 4_000);
@@ -222,36 +222,26 @@ impl FaultSchedule {
     }
 }
 
-/// The clients whose links to brokers fail: mostly producers (their requests carry the epochs
-/// and sequences that a late attempt puts to the test), sometimes group members (their
-/// coordinator and partition leaders).
-pub struct ClientTargets {
-    pub producers: Vec<u32>,
-    pub members: Vec<u32>,
-}
-
-impl ClientTargets {
-    fn pick(&self, rng: &mut SeedRng) -> u32 {
-        if self.members.is_empty() || (!self.producers.is_empty() && rng.chance(70)) {
-            *rng.pick(&self.producers)
-        } else {
-            *rng.pick(&self.members)
-        }
-    }
-}
-
-/// The nodes clock faults hit: mostly brokers (retention by age, lag eviction, the group
-/// coordinator's timers), sometimes the controller (session expiry), a producer (its clock
-/// stamps records) or a group member (heartbeats, request timeouts).
-pub struct ClockTargets {
-    pub brokers: Vec<u32>,
+/// The nodes a track hits: one of `usual`, `usual_percent` % of the time, else one of `others`
+/// (whichever group is not empty). The clock track's usual targets are the brokers (retention by
+/// age, lag eviction, the group coordinator's timers; others: the controller's session expiry, a
+/// producer's record timestamps, a member's heartbeats). The client-link track's are the
+/// producers (their requests carry the epochs and sequences a late attempt puts to the test;
+/// others: group members, cut from their coordinator or partition leaders).
+pub struct Targets {
+    pub usual: Vec<u32>,
     pub others: Vec<u32>,
+    pub usual_percent: u64,
 }
 
-impl ClockTargets {
+impl Targets {
+    fn is_empty(&self) -> bool {
+        self.usual.is_empty() && self.others.is_empty()
+    }
+
     fn pick(&self, rng: &mut SeedRng) -> u32 {
-        if self.others.is_empty() || (!self.brokers.is_empty() && rng.chance(60)) {
-            *rng.pick(&self.brokers)
+        if self.others.is_empty() || (!self.usual.is_empty() && rng.chance(self.usual_percent)) {
+            *rng.pick(&self.usual)
         } else {
             *rng.pick(&self.others)
         }

@@ -12,7 +12,7 @@ mod generate;
 pub mod nemesis;
 mod target;
 
-pub use generate::{generate, ClientTargets, ClockTargets};
+pub use generate::{generate, Targets};
 pub use target::{Role, RoleRef, Target};
 
 use crate::rng::SeedRng;
