@@ -13,7 +13,10 @@
 //! model has no state where the first of two requested syncs completed alone. Without
 //! `deferred_sync` a `Sync` completes within the step that asks for it.
 
-use seedlog::node::{AnyNode, ClientEvent, Context, Effect, Image, Stage, SyncToken, Timer};
+use seedlog::node::{
+    AnyNode, Broker, ClientEvent, Context, Controller, Effect, Image, QuorumNode, Stage, SyncToken,
+    Timer,
+};
 use seedlog::protocol::{Message, NodeId, Offset, QuorumEntry, QuorumEpoch, TopicPartition};
 use stateright::actor::{model_timeout, Actor, Id, Out};
 use std::borrow::Cow;
@@ -21,6 +24,24 @@ use std::collections::BTreeSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
+
+/// A node with a disk rebuilt from its recovered image, with the configuration it was built
+/// with: a broker, the controller or a quorum voter. A node of another kind, or an image of
+/// another kind (nothing written yet), boots as it first did.
+pub fn recover_from_image(initial: &AnyNode, image: Image) -> AnyNode {
+    match (initial, image) {
+        (AnyNode::Broker(b), Image::Broker(image)) => {
+            AnyNode::Broker(Broker::recover(b.config_arc(), image))
+        }
+        (AnyNode::Controller(c), Image::Controller(image)) => {
+            AnyNode::Controller(Controller::recover(c.config_arc(), image))
+        }
+        (AnyNode::Quorum(q), Image::Quorum(image)) => {
+            AnyNode::Quorum(QuorumNode::recover(q.config_arc(), image))
+        }
+        _ => initial.clone(),
+    }
+}
 
 /// How to build a node on first boot and after a crash.
 #[derive(Clone, Debug)]

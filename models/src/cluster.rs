@@ -2,7 +2,7 @@
 //! from `seedlog::node`; this file only chooses sizes and turns off the timers the model checker
 //! replaces with nondeterminism (heartbeats, request timeouts, backoffs, long-poll waits).
 
-use crate::actor::NodeActor;
+use crate::actor::{recover_from_image, NodeActor};
 use crate::history::{self, History};
 use crate::properties;
 use seedlog::node::{
@@ -366,15 +366,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             name: format!("broker {id}"),
             initial: AnyNode::Broker(node),
             initial_image: Image::Broker(Default::default()),
-            recover: |initial, image| {
-                let AnyNode::Broker(b) = initial else {
-                    unreachable!("a broker actor holds a broker")
-                };
-                let Image::Broker(image) = image else {
-                    return initial.clone();
-                };
-                AnyNode::Broker(Broker::recover(b.config_arc(), image))
-            },
+            recover: recover_from_image,
             first_boot,
             // Offsets model: one disk image per broker (see its defaults), so syncs complete
             // in the step that asks.
@@ -385,15 +377,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         name: "controller".into(),
         initial_image: Image::Controller(bootstrap.image().clone()),
         initial: AnyNode::Controller(bootstrap),
-        recover: |initial, image| {
-            let AnyNode::Controller(c) = initial else {
-                unreachable!("the controller actor holds the controller")
-            };
-            let Image::Controller(image) = image else {
-                return initial.clone();
-            };
-            AnyNode::Controller(Controller::recover(c.config_arc(), image))
-        },
+        recover: recover_from_image,
         first_boot: Vec::new(),
         // The controller stands in for a metadata quorum: its syncs complete at once (deferring
         // them would multiply every model's states for no broker-side interleaving).

@@ -14,7 +14,7 @@
 //! pre-vote an election), and epochs (`--max-epoch`: a state in which a voter is in a later epoch
 //! is outside the model).
 
-use crate::actor::{Disk, NodeActor};
+use crate::actor::{recover_from_image, Disk, NodeActor};
 use crate::cluster::{ModelCfg, ModelKind, ModelOptions, SeedlogModel};
 use crate::history::{self, History};
 use crate::properties::{self, Layout, Named, State};
@@ -82,15 +82,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             name: format!("voter {id}"),
             initial: AnyNode::Quorum(QuorumNode::new(Arc::new(config))),
             initial_image: Image::Quorum(Default::default()),
-            recover: |initial, image| {
-                let AnyNode::Quorum(q) = initial else {
-                    unreachable!("a voter actor holds a voter")
-                };
-                let Image::Quorum(image) = image else {
-                    return initial.clone();
-                };
-                AnyNode::Quorum(QuorumNode::recover(q.config_arc(), image))
-            },
+            recover: recover_from_image,
             first_boot: Vec::new(),
             // Votes, epochs and entries become durable in a step of their own: a crash can fall
             // between a write and its sync (what `vote-not-durable` needs).
