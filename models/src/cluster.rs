@@ -306,7 +306,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         History::default(),
     );
     for &id in &broker_ids {
-        let mut config = BrokerConfig::new(id, controller as u32);
+        let mut config = BrokerConfig::new(id, vec![controller as u32]);
         config.durability = opts.durability;
         config.min_insync_replicas = opts.min_insync_replicas;
         config.heartbeat_interval_ms = None;

@@ -125,6 +125,14 @@ pub fn final_state(model: &SeedlogModel, s: &State) -> String {
                     AnyNode::Reader(r) => format!("positions {:?}", r.positions()),
                     AnyNode::Quorum(q) => crate::quorum::render(q),
                     AnyNode::QuorumClient(c) => format!("{} records accepted", c.accepted()),
+                    AnyNode::QuorumController(c) => {
+                        let active = c.active_epoch().map_or(String::new(), |e| {
+                            format!(" active in epoch {e}")
+                        });
+                        let md = c.metadata();
+                        let quorum = crate::quorum::render(c.quorum());
+                        format!("{quorum}{active} metadata v{}", md.version)
+                    }
                     AnyNode::Consumer(c) => {
                         let member = c.member().map_or("no member".to_string(), |(m, g)| {
                             format!("member {m} gen {g:?}")

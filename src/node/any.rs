@@ -1,5 +1,6 @@
 //! One type for every kind of node, so a driver can host any of them the same way.
 
+use super::controller_quorum::QuorumController;
 use super::quorum::{QuorumClient, QuorumNode};
 use super::{
     Broker, BrokerImage, Consumer, Context, Controller, ControllerImage, DiskOp, Producer,
@@ -19,6 +20,9 @@ pub enum AnyNode {
     /// A controller-quorum voter (standalone for now: no driver but the model checker hosts it).
     Quorum(QuorumNode),
     QuorumClient(QuorumClient),
+    /// A controller that is a quorum voter (boxed: it holds a voter, the metadata and, active,
+    /// a whole controller).
+    QuorumController(Box<QuorumController>),
 }
 
 impl AnyNode {
@@ -31,6 +35,7 @@ impl AnyNode {
             AnyNode::Consumer(n) => n.on_start(cx),
             AnyNode::Quorum(n) => n.on_start(cx),
             AnyNode::QuorumClient(n) => n.on_start(cx),
+            AnyNode::QuorumController(n) => n.on_start(cx),
         }
     }
 
@@ -43,6 +48,7 @@ impl AnyNode {
             AnyNode::Consumer(n) => n.on_message(cx, from, message),
             AnyNode::Quorum(n) => n.on_message(cx, from, message),
             AnyNode::QuorumClient(n) => n.on_message(cx, from, message),
+            AnyNode::QuorumController(n) => n.on_message(cx, from, message),
         }
     }
 
@@ -55,6 +61,7 @@ impl AnyNode {
             AnyNode::Consumer(n) => n.on_timer(cx, timer),
             AnyNode::Quorum(n) => n.on_timer(cx, timer),
             AnyNode::QuorumClient(n) => n.on_timer(cx, timer),
+            AnyNode::QuorumController(n) => n.on_timer(cx, timer),
         }
     }
 
@@ -63,6 +70,7 @@ impl AnyNode {
             AnyNode::Broker(n) => n.on_persisted(cx, token),
             AnyNode::Controller(n) => n.on_persisted(cx, token),
             AnyNode::Quorum(n) => n.on_persisted(cx, token),
+            AnyNode::QuorumController(n) => n.on_persisted(cx, token),
             AnyNode::Producer(_)
             | AnyNode::Reader(_)
             | AnyNode::Consumer(_)
@@ -77,6 +85,7 @@ impl AnyNode {
             AnyNode::Broker(n) => n.check_invariants(),
             AnyNode::Controller(n) => n.check_invariants(),
             AnyNode::Quorum(n) => n.check_invariants(),
+            AnyNode::QuorumController(n) => n.check_invariants(),
             AnyNode::Producer(_)
             | AnyNode::Reader(_)
             | AnyNode::Consumer(_)
@@ -94,6 +103,13 @@ impl AnyNode {
     pub fn as_quorum(&self) -> Option<&QuorumNode> {
         match self {
             AnyNode::Quorum(q) => Some(q),
+            _ => None,
+        }
+    }
+
+    pub fn as_quorum_controller(&self) -> Option<&QuorumController> {
+        match self {
+            AnyNode::QuorumController(c) => Some(c),
             _ => None,
         }
     }

@@ -67,7 +67,9 @@ impl TopicSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BrokerConfig {
     pub id: BrokerId,
-    pub controller: NodeId,
+    /// The controllers (the quorum's voters, or the one controller of a model): the broker
+    /// talks to whichever is active.
+    pub controllers: Vec<NodeId>,
     pub durability: Durability,
     /// `min.insync.replicas`: `acks=all` is refused while the ISR is smaller.
     pub min_insync_replicas: usize,
@@ -99,10 +101,10 @@ pub struct BrokerConfig {
 
 impl BrokerConfig {
     /// Defaults for a real or simulated cluster (milliseconds as in Kafka where Kafka has one).
-    pub fn new(id: BrokerId, controller: NodeId) -> Self {
+    pub fn new(id: BrokerId, controllers: Vec<NodeId>) -> Self {
         BrokerConfig {
             id,
-            controller,
+            controllers,
             durability: Durability::Replicated,
             min_insync_replicas: 1,
             heartbeat_interval_ms: Some(500),

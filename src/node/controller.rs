@@ -8,7 +8,7 @@ use super::{Bug, Context, ControllerConfig, ControllerImage, DiskOp, Situation, 
 use crate::log::{ensure, Checked};
 use crate::protocol::{
     AlterPartitionRequest, BrokerEpoch, BrokerId, BrokerRegistration, ClusterMetadata, ErrorCode,
-    Message, NodeId, PartitionState, ProducerIdBlock, TopicPartition,
+    Message, NodeId, PartitionState, ProducerIdBlock, QuorumEpoch, TopicPartition,
 };
 use std::sync::Arc;
 
@@ -26,6 +26,9 @@ pub struct Controller {
     /// Situations reached by the change being made, reported when it is committed (the helpers
     /// that elect and fence have no context). Always empty between steps.
     reached: Vec<Situation>,
+    /// The quorum epoch this controller is active in, sent with its metadata (0 for a controller
+    /// that stands alone, as the models' does).
+    controller_epoch: QuorumEpoch,
 }
 
 impl Controller {
@@ -92,7 +95,29 @@ impl Controller {
             outbox: Vec::new(),
             announce_on_start: true,
             reached: Vec::new(),
+            controller_epoch: 0,
         }
+    }
+
+    /// A quorum voter becomes the active controller of `controller_epoch`: `image` is the
+    /// metadata its log committed, all of it (its own epoch's first entry is committed, so
+    /// every earlier one is). It restarts every live broker's session and tells every broker
+    /// the metadata under its epoch; a change it makes later is announced once committed (the
+    /// embedding quorum reports that through `on_persisted`).
+    pub fn activate(
+        config: Arc<ControllerConfig>,
+        image: ControllerImage,
+        controller_epoch: QuorumEpoch,
+        cx: &mut Context,
+    ) -> Self {
+        let mut c = Self::recover(config, image);
+        c.controller_epoch = controller_epoch;
+        c.on_start(cx);
+        c
+    }
+
+    pub fn controller_epoch(&self) -> QuorumEpoch {
+        self.controller_epoch
     }
 
     pub fn config_arc(&self) -> Arc<ControllerConfig> {
@@ -280,7 +305,7 @@ impl Controller {
     /// so for good: seed 17726). Its heartbeat says what it holds; a stale one is sent ours.
     fn resend_missed_metadata(&mut self, cx: &mut Context, from: NodeId, version: u64) {
         if self.config.brokers.contains(&from) && version < self.synced_version {
-            let md = Message::UpdateMetadata(self.image.metadata.clone());
+            let md = self.update_metadata();
             self.emit(cx, from, md);
         }
     }
@@ -508,8 +533,15 @@ impl Controller {
     fn push_metadata(&mut self, cx: &mut Context) {
         let targets: Vec<BrokerId> = self.config.brokers.clone();
         for b in targets {
-            let msg = Message::UpdateMetadata(self.image.metadata.clone());
+            let msg = self.update_metadata();
             self.emit(cx, b, msg);
+        }
+    }
+
+    fn update_metadata(&self) -> Message {
+        Message::UpdateMetadata {
+            controller_epoch: self.controller_epoch,
+            metadata: self.image.metadata.clone(),
         }
     }
 
@@ -593,7 +625,7 @@ mod tests {
                     matches!(
                         e,
                         crate::node::Effect::Send {
-                            message: Message::UpdateMetadata(_),
+                            message: Message::UpdateMetadata { .. },
                             ..
                         }
                     )

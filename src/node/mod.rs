@@ -11,6 +11,7 @@ mod client;
 mod config;
 pub mod consumer;
 pub mod controller;
+pub mod controller_quorum;
 pub mod coordinator;
 mod coverage;
 mod disk;
@@ -29,6 +30,7 @@ pub use config::{
 };
 pub use consumer::Consumer;
 pub use controller::Controller;
+pub use controller_quorum::QuorumController;
 pub use coverage::Situation;
 pub use disk::{BrokerImage, ControllerImage, ControllerImageV1, DiskOp, QuorumImage};
 pub use effects::{Context, Effect, SyncToken, Timer};

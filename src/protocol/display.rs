@@ -123,7 +123,18 @@ impl fmt::Display for Message {
                 Ok(ps) => write!(f, "AlterPartitionResponse ok {}", partition(ps)),
                 Err(e) => write!(f, "AlterPartitionResponse {tp} error={e}"),
             },
-            Message::UpdateMetadata(md) => write!(f, "UpdateMetadata {}", metadata(md)),
+            Message::UpdateMetadata {
+                controller_epoch,
+                metadata: md,
+            } => write!(
+                f,
+                "UpdateMetadata controller_epoch={controller_epoch} {}",
+                metadata(md)
+            ),
+            Message::NotController { leader } => {
+                let l = leader.map_or("none".to_string(), |l| l.to_string());
+                write!(f, "NotController leader={l}")
+            }
             Message::Fetch(r) => {
                 let who = r
                     .replica
@@ -253,7 +264,8 @@ impl Message {
             Message::HeartbeatResponse { .. } => "HeartbeatResponse",
             Message::AlterPartition(_) => "AlterPartition",
             Message::AlterPartitionResponse { .. } => "AlterPartitionResponse",
-            Message::UpdateMetadata(_) => "UpdateMetadata",
+            Message::UpdateMetadata { .. } => "UpdateMetadata",
+            Message::NotController { .. } => "NotController",
             Message::Fetch(_) => "Fetch",
             Message::FetchResponse(_) => "FetchResponse",
             Message::Produce(_) => "Produce",

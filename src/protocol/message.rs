@@ -5,8 +5,8 @@
 
 use super::{
     BeginQuorumEpoch, BrokerEpoch, BrokerId, ErrorCode, GroupMessage, GroupResponse, LeaderEpoch,
-    LogEntry, Offset, PartitionEpoch, ProducerStamp, QuorumFetchRequest, QuorumFetchResponse,
-    QuorumSubmit, QuorumSubmitResponse, Record, TopicPartition, VoteRequest, VoteResponse,
+    LogEntry, NodeId, Offset, PartitionEpoch, ProducerStamp, QuorumFetchRequest, QuorumFetchResponse,
+    QuorumEpoch, QuorumSubmit, QuorumSubmitResponse, Record, TopicPartition, VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -286,8 +286,19 @@ pub enum Message {
         request_partition_epoch: PartitionEpoch,
         result: Result<PartitionState, ErrorCode>,
     },
-    /// Controller -> brokers on every change of registrations or partition state.
-    UpdateMetadata(ClusterMetadata),
+    /// Controller -> brokers on every change of registrations or partition state, and when a
+    /// controller becomes the active one. `controller_epoch` is the quorum epoch of the
+    /// controller that sends it: a broker ignores metadata from an epoch older than one it has
+    /// seen, so a deposed controller is never followed again.
+    UpdateMetadata {
+        controller_epoch: QuorumEpoch,
+        metadata: ClusterMetadata,
+    },
+    /// A controller that is not the active one answers a broker's request with the leader of
+    /// the quorum it knows (`None`: it knows none), for the broker to try next.
+    NotController {
+        leader: Option<NodeId>,
+    },
     Fetch(FetchRequest),
     FetchResponse(FetchResponse),
     Produce(ProduceRequest),

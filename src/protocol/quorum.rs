@@ -1,7 +1,7 @@
 //! What the controller quorum's voters and its clients send each other (KIP-595's Vote and
 //! Fetch, KIP-996's pre-vote), and the metadata records its log replicates.
 
-use super::{BrokerEpoch, BrokerId, NodeId, Offset};
+use super::{BrokerEpoch, BrokerId, BrokerRegistration, NodeId, Offset, PartitionState};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -19,6 +19,22 @@ pub enum MetadataRecord {
         broker: BrokerId,
         epoch: BrokerEpoch,
     },
+    /// A change the active controller made and committed through the log.
+    Change(MetadataDelta),
+}
+
+/// One change of the cluster's metadata, as the active controller made it: every registration
+/// and partition state it touched (whole: each replaces the one with its broker or partition),
+/// the counters it moved, and the metadata version it makes. Nothing is ever removed from the
+/// metadata, so replacements are all a change needs. Every voter applies the committed changes
+/// in log order and so holds the same metadata at each offset.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MetadataDelta {
+    pub version: u64,
+    pub brokers: Vec<BrokerRegistration>,
+    pub partitions: Vec<PartitionState>,
+    pub next_broker_epoch: u64,
+    pub next_producer_id: u64,
 }
 
 /// One entry of the quorum's log: its record and the epoch of the leader that appended it. The
@@ -122,6 +138,22 @@ impl fmt::Display for MetadataRecord {
             }
             MetadataRecord::RegisterBroker { broker, epoch } => {
                 write!(f, "register(broker {broker} epoch {epoch})")
+            }
+            MetadataRecord::Change(d) => {
+                write!(f, "change(v{}", d.version)?;
+                for r in &d.brokers {
+                    let state = if r.fenced { "fenced" } else { "live" };
+                    write!(f, " broker {} epoch {} {state};", r.broker, r.epoch)?;
+                }
+                for p in &d.partitions {
+                    let leader = p.leader.map_or("none".to_string(), |l| l.to_string());
+                    write!(
+                        f,
+                        " {} leader {leader}@{} isr {:?} pe {};",
+                        p.tp, p.leader_epoch, p.isr, p.partition_epoch
+                    )?;
+                }
+                write!(f, " next epoch {} next pid {})", d.next_broker_epoch, d.next_producer_id)
             }
         }
     }

@@ -364,7 +364,7 @@ mod tests {
         .expect("a log image");
         let mut image = BrokerImage::default();
         image.logs.insert(TopicPartition::new("t", 0), log);
-        let broker = Broker::recover(Arc::new(BrokerConfig::new(0, 9)), image);
+        let broker = Broker::recover(Arc::new(BrokerConfig::new(0, vec![9])), image);
         let (net, inbox) = Net::new(0, Default::default());
         let clock: Clock = Arc::new(|| 7);
         let disk = SimDisk::new("b0", CorruptionPolicy::Refuse);

@@ -108,7 +108,7 @@ fn address_book(sc: &Scenario) -> Arc<AddressBook> {
 }
 
 pub fn broker_config(sc: &Scenario, id: NodeId) -> BrokerConfig {
-    let mut c = BrokerConfig::new(id, CONTROLLER);
+    let mut c = BrokerConfig::new(id, vec![CONTROLLER]);
     c.durability = sc.durability;
     c.min_insync_replicas = sc.min_insync_replicas;
     c.replica_lag_time_max_ms = Some(3_000);

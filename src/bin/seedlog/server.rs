@@ -144,7 +144,7 @@ pub async fn broker(args: BrokerArgs) -> anyhow::Result<i32> {
         eprintln!("{name}: recovery: {note}");
     }
     let (image, lost_data) = (recovered.image, recovered.lost_durable);
-    let mut config = BrokerConfig::new(args.id, CONTROLLER_ID);
+    let mut config = BrokerConfig::new(args.id, vec![CONTROLLER_ID]);
     config.durability = args.durability;
     config.min_insync_replicas = args.min_insync_replicas;
     config.group_session_timeout_ms = Some(args.group_session_timeout_ms);

@@ -567,7 +567,7 @@ impl Broker {
             partition_epoch: ls.partition_epoch,
             new_isr,
         };
-        cx.send(self.config.controller, Message::AlterPartition(req));
+        self.send_to_controller(cx, Message::AlterPartition(req));
         cx.set_timer(
             Timer::AlterPartitionTimeout(tp.clone()),
             self.config.alter_partition_timeout_ms,
@@ -582,7 +582,7 @@ impl Broker {
         request_partition_epoch: crate::protocol::PartitionEpoch,
         result: Result<PartitionState, ErrorCode>,
     ) {
-        if from != self.config.controller {
+        if !self.from_controller(from) {
             return;
         }
         let Some(Role::Leader(ls)) = self.replicas.get_mut(&tp).map(|r| &mut r.role) else {

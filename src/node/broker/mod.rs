@@ -5,6 +5,7 @@
 //! (produce, serving fetches, high watermark, ISR changes); `follower.rs` the fetch loop and
 //! divergence truncation; `producer_ids.rs` handing out producer ids.
 
+mod controller_link;
 mod follower;
 mod group;
 mod invariants;
@@ -14,6 +15,7 @@ mod replica;
 #[cfg(test)]
 mod tests;
 
+pub use controller_link::ControllerLink;
 pub use replica::{FollowerState, LeaderState, Progress, Replica, Role, WaitingProduce};
 
 use super::coordinator::Coordinator;
@@ -21,7 +23,7 @@ use super::{BrokerConfig, BrokerImage, Context, DiskOp, Durability, Situation, S
 use crate::log::{PartitionLog, Violation};
 use crate::protocol::{
     BrokerEpoch, ClusterMetadata, ErrorCode, LeaderEpoch, Message, NodeId, Offset, PartitionState,
-    TopicPartition, OFFSETS_TOPIC,
+    QuorumEpoch, TopicPartition, OFFSETS_TOPIC,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -41,6 +43,8 @@ pub enum Registration {
 pub struct Broker {
     config: Arc<BrokerConfig>,
     registration: Registration,
+    /// The controller the broker talks to, and the newest controller epoch it has followed.
+    controller: ControllerLink,
     metadata: ClusterMetadata,
     replicas: BTreeMap<TopicPartition, Replica>,
     /// Requested syncs, oldest first, by token: the log end of each partition each one covers.
@@ -71,6 +75,7 @@ impl Broker {
             .map(|(tp, log)| (tp, Replica::from_log(log)))
             .collect();
         Broker {
+            controller: ControllerLink::new(&config.controllers, config.id),
             config,
             registration: Registration::Registering,
             metadata: ClusterMetadata::default(),
@@ -122,6 +127,11 @@ impl Broker {
         &self.metadata
     }
 
+    /// The controller this broker talks to (the one it believes active).
+    pub fn controller(&self) -> &ControllerLink {
+        &self.controller
+    }
+
     /// The group coordinators this broker runs, by `__consumer_offsets` partition.
     pub fn coordinators(&self) -> &BTreeMap<u32, Coordinator> {
         &self.coordinators
@@ -170,7 +180,11 @@ impl Broker {
                 broker_epoch,
                 fenced,
             } => self.on_heartbeat_response(cx, from, broker_epoch, fenced),
-            Message::UpdateMetadata(md) => self.on_update_metadata(cx, from, md),
+            Message::UpdateMetadata {
+                controller_epoch,
+                metadata,
+            } => self.on_update_metadata(cx, from, controller_epoch, metadata),
+            Message::NotController { leader } => self.on_not_controller(cx, from, leader),
             Message::Metadata { min_version } if min_version > self.metadata.version => {
                 self.park(cx, from, Message::Metadata { min_version })
             }
@@ -203,7 +217,7 @@ impl Broker {
             Timer::Heartbeat => {
                 if let Some(epoch) = self.broker_epoch() {
                     let hb = self.heartbeat(epoch);
-                    cx.send(self.config.controller, hb);
+                    self.send_to_controller(cx, hb);
                 }
                 cx.set_timer(Timer::Heartbeat, self.config.heartbeat_interval_ms);
             }
@@ -276,12 +290,23 @@ impl Broker {
             broker: self.config.id,
             lost_data: self.lost_data,
         };
-        cx.send(self.config.controller, msg);
+        self.send_to_controller(cx, msg);
         cx.set_timer(Timer::RegisterRetry, self.config.register_retry_ms);
     }
 
+    /// Sends the request the broker is waiting on again, to a controller it has just switched to.
+    fn retry_controller_request(&mut self, cx: &mut Context) {
+        match self.registration {
+            Registration::Registering => self.register(cx),
+            Registration::Registered { epoch, .. } => {
+                let hb = self.heartbeat(epoch);
+                self.send_to_controller(cx, hb);
+            }
+        }
+    }
+
     fn on_registered(&mut self, cx: &mut Context, from: NodeId, epoch: BrokerEpoch, version: u64) {
-        if from != self.config.controller || self.registration != Registration::Registering {
+        if !self.from_controller(from) || self.registration != Registration::Registering {
             return;
         }
         self.registration = Registration::Registered {
@@ -304,7 +329,7 @@ impl Broker {
         // An answer to a heartbeat of an earlier registration (sent before a re-registration and
         // delivered after it) says nothing about this one; taking its `fenced` for ours made a
         // broker register again and again after a stall.
-        if from != self.config.controller || self.broker_epoch() != Some(epoch) {
+        if !self.from_controller(from) || self.broker_epoch() != Some(epoch) {
             return;
         }
         self.unfence_in_flight = false;
@@ -318,8 +343,14 @@ impl Broker {
         }
     }
 
-    fn on_update_metadata(&mut self, cx: &mut Context, from: NodeId, md: ClusterMetadata) {
-        if from != self.config.controller || md.version <= self.metadata.version {
+    fn on_update_metadata(
+        &mut self,
+        cx: &mut Context,
+        from: NodeId,
+        controller_epoch: QuorumEpoch,
+        md: ClusterMetadata,
+    ) {
+        if !self.accept_metadata(from, controller_epoch, &md) {
             return;
         }
         self.metadata = md;
@@ -380,7 +411,7 @@ impl Broker {
         if me.is_some_and(|r| r.epoch == epoch && r.fenced) && !self.unfence_in_flight {
             self.unfence_in_flight = true;
             let hb = self.heartbeat(epoch);
-            cx.send(self.config.controller, hb);
+            self.send_to_controller(cx, hb);
         }
         let mine: Vec<PartitionState> = self
             .metadata

@@ -58,7 +58,7 @@ impl Broker {
                 broker: self.config.id,
                 broker_epoch,
             };
-            cx.send(self.config.controller, ask);
+            self.send_to_controller(cx, ask);
         }
         cx.set_timer(Timer::ProducerIdsRetry, self.config.producer_ids_retry_ms);
     }
@@ -83,13 +83,14 @@ impl Broker {
     ) {
         // An error (a stale broker epoch: a re-registration is under way) changes nothing: the
         // retry asks again in the new incarnation.
+        let from_controller = self.from_controller(from);
         let Ok(block) = result else {
             return;
         };
         let ids = &mut self.producer_ids;
         // A second answer (to a retry) while the first block lasts is not needed; its ids are
         // simply never used. Any block is ours to use: the controller gave it to nobody else.
-        if from != self.config.controller || ids.next < ids.end {
+        if !from_controller || ids.next < ids.end {
             return;
         }
         ids.next = block.first;
@@ -118,7 +119,7 @@ mod tests {
             producer_id_block_size: 2,
             bugs: Default::default(),
         }));
-        let config = Arc::new(BrokerConfig::new(0, 9));
+        let config = Arc::new(BrokerConfig::new(0, vec![9]));
         let mut b = Broker::bootstrapped(config, controller.metadata().clone());
         b.on_start(&mut Context::new(0));
         b

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 /// A one-broker cluster: broker 0 leads `t-0` with ISR {0}, so acks=all commits at once.
 fn single_leader() -> Broker {
-    single_leader_with(BrokerConfig::new(0, 9))
+    single_leader_with(BrokerConfig::new(0, vec![9]))
 }
 
 fn single_leader_with(config: BrokerConfig) -> Broker {
@@ -89,7 +89,7 @@ fn produce_with(
 #[test]
 fn one_sync_completion_answers_every_sync_up_to_its_token() {
     let fsync = |bugs: BugSet| {
-        let mut config = BrokerConfig::new(0, 9);
+        let mut config = BrokerConfig::new(0, vec![9]);
         config.durability = Durability::Fsync;
         config.bugs = bugs;
         single_leader_with(config)
@@ -166,7 +166,7 @@ fn sequences_are_checked_against_the_last_five_batches_and_the_epoch() {
     assert_eq!(log.log_end_offset(), 7);
 
     let bugged = |bug| {
-        let mut config = BrokerConfig::new(0, 9);
+        let mut config = BrokerConfig::new(0, vec![9]);
         config.bugs = BugSet::none().with(bug);
         single_leader_with(config)
     };
@@ -224,7 +224,7 @@ fn a_request_with_batches_for_several_partitions_answers_each_batch() {
             .map(|p| p.tp.clone())
             .expect("each broker leads one")
     };
-    let mut b = Broker::bootstrapped(Arc::new(BrokerConfig::new(0, 9)), md.clone());
+    let mut b = Broker::bootstrapped(Arc::new(BrokerConfig::new(0, vec![9])), md.clone());
     b.on_start(&mut Context::new(0));
     let batch = |tp: TopicPartition, id| PartitionBatch {
         tp,
@@ -308,7 +308,7 @@ fn controller(brokers: &[u32], topic: TopicSpec) -> Controller {
 /// fetch).
 fn started_broker(controller: &Controller, id: u32) -> Broker {
     let mut b = Broker::bootstrapped(
-        Arc::new(BrokerConfig::new(id, 9)),
+        Arc::new(BrokerConfig::new(id, vec![9])),
         controller.metadata().clone(),
     );
     b.on_start(&mut Context::new(0));
@@ -406,7 +406,10 @@ fn to_broker(b: &mut Broker, from: u32, m: Message) -> Vec<(u32, Message)> {
 }
 
 fn push_of(c: &Controller) -> Message {
-    Message::UpdateMetadata(c.metadata().clone())
+    Message::UpdateMetadata {
+        controller_epoch: 0,
+        metadata: c.metadata().clone(),
+    }
 }
 
 fn follower_fetch(broker_epoch: u64, leader_epoch: u32) -> Message {
@@ -727,7 +730,7 @@ fn a_parked_fetch_whose_offset_retention_deleted_is_answered_out_of_range() {
 /// A one-broker leader of `t-0` deleting records older than 10 s, holding three committed
 /// records stamped at `stamps`.
 fn leader_with_age_retention(stamps: [i64; 3]) -> Broker {
-    let mut config = BrokerConfig::new(0, 9);
+    let mut config = BrokerConfig::new(0, vec![9]);
     config.retention = crate::log::RetentionPolicy {
         max_age_ms: Some(10_000),
         max_bytes: None,

@@ -33,7 +33,7 @@ fn broker_configured(bugs: &[Bug], compact_after: Option<u64>, min_insync: usize
         producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
         bugs: Default::default(),
     }));
-    let mut config = BrokerConfig::new(0, 9);
+    let mut config = BrokerConfig::new(0, vec![9]);
     config.bugs = bugs.iter().copied().collect();
     config.offsets_compact_after = compact_after;
     config.min_insync_replicas = min_insync;
@@ -294,7 +294,7 @@ fn a_broker_that_stops_leading_the_partition_resigns_and_refuses() {
     ps.leader = None;
     ps.leader_epoch += 1;
     let mut cx = Context::new(0);
-    b.on_message(&mut cx, 9, Message::UpdateMetadata(md));
+    b.on_message(&mut cx, 9, Message::UpdateMetadata { controller_epoch: 0, metadata: md });
     assert_eq!(
         answers(cx),
         vec![(102, Err(ErrorCode::NotCoordinator))],

@@ -379,3 +379,25 @@ impl QuorumNode {
         cx.set_timer(Timer::QuorumElection, Some(base + jitter));
     }
 }
+
+/// What a controller hosting the voter uses (`crate::node::controller_quorum`).
+impl QuorumNode {
+    /// Appends `record` in this voter's epoch if it leads (else `None`): the hosting controller's
+    /// own change, committed like a client's submission but with no answer to send.
+    pub fn propose(&mut self, cx: &mut Context, record: MetadataRecord) -> Option<Offset> {
+        if !self.is_leader() {
+            return None;
+        }
+        let offset = self.append_own(cx, record);
+        self.answer_parked(cx);
+        Some(offset)
+    }
+
+    /// Where this voter's leadership starts in its log (its leader-change entry), if it leads.
+    pub fn epoch_start(&self) -> Option<Offset> {
+        match &self.role {
+            QuorumRole::Leader(l) => Some(l.epoch_start),
+            _ => None,
+        }
+    }
+}

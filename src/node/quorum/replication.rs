@@ -95,7 +95,7 @@ impl QuorumNode {
     }
 
     /// Answers every parked fetch: the log grew, or the high watermark moved.
-    fn answer_parked(&mut self, cx: &mut Context) {
+    pub(super) fn answer_parked(&mut self, cx: &mut Context) {
         let QuorumRole::Leader(l) = &mut self.role else {
             return;
         };

@@ -1,0 +1,206 @@
+//! Which controller the broker talks to. The controllers form a quorum and only its leader, the
+//! active controller, answers brokers; the others answer `NotController` with the leader they
+//! know. The broker keeps one target: it moves to the leader it is told of, to the sender of
+//! metadata from a newer controller epoch, or — after a few requests with no word back — to the
+//! next controller in its list. Metadata from a controller epoch older than one it has seen is
+//! refused: a deposed controller is never followed again.
+
+use super::Broker;
+use crate::node::Context;
+use crate::protocol::{ClusterMetadata, Message, NodeId, QuorumEpoch};
+
+/// Requests sent to a controller that has said nothing since, before the broker tries another.
+const UNANSWERED_BEFORE_MOVING_ON: u32 = 3;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ControllerLink {
+    target: NodeId,
+    /// The newest controller epoch whose metadata the broker took.
+    epoch: QuorumEpoch,
+    unanswered: u32,
+}
+
+impl ControllerLink {
+    /// Starts with the controller at `id`'s position in the list, so that brokers spread their
+    /// first guesses over the controllers.
+    pub fn new(controllers: &[NodeId], id: NodeId) -> Self {
+        let target = match controllers.len() {
+            0 => id,
+            n => controllers[id as usize % n],
+        };
+        ControllerLink {
+            target,
+            epoch: 0,
+            unanswered: 0,
+        }
+    }
+
+    pub fn target(&self) -> NodeId {
+        self.target
+    }
+
+    pub fn epoch(&self) -> QuorumEpoch {
+        self.epoch
+    }
+}
+
+impl Broker {
+    /// Sends `message` to the controller the broker believes active, moving on to the next one
+    /// first if this one has been silent too long.
+    pub(super) fn send_to_controller(&mut self, cx: &mut Context, message: Message) {
+        let link = &mut self.controller;
+        if link.unanswered >= UNANSWERED_BEFORE_MOVING_ON {
+            link.target = next_after(&self.config.controllers, link.target);
+            link.unanswered = 0;
+        }
+        link.unanswered += 1;
+        cx.send(link.target, message);
+    }
+
+    /// Whether an answer from `from` comes from the controller the broker talks to; any message
+    /// from it shows it is there.
+    pub(super) fn from_controller(&mut self, from: NodeId) -> bool {
+        if from == self.controller.target {
+            self.controller.unanswered = 0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The controller asked is not the active one: try the leader it names, else the next.
+    /// A request is sent again at once only to a different controller (a leader not active yet
+    /// names itself: the broker's timers retry it).
+    pub(super) fn on_not_controller(
+        &mut self,
+        cx: &mut Context,
+        from: NodeId,
+        leader: Option<NodeId>,
+    ) {
+        if !self.from_controller(from) {
+            return;
+        }
+        let controllers = &self.config.controllers;
+        let next = leader
+            .filter(|l| controllers.contains(l))
+            .unwrap_or_else(|| next_after(controllers, from));
+        if next == from {
+            return;
+        }
+        self.controller.target = next;
+        self.retry_controller_request(cx);
+    }
+
+    /// Whether to take `md` from `from`: a controller, with a newer controller epoch, or the same
+    /// epoch and a newer version. Taking it makes `from` the broker's controller.
+    pub(super) fn accept_metadata(
+        &mut self,
+        from: NodeId,
+        epoch: QuorumEpoch,
+        md: &ClusterMetadata,
+    ) -> bool {
+        let newer = (epoch, md.version) > (self.controller.epoch, self.metadata.version);
+        if !self.config.controllers.contains(&from) || !newer {
+            return false;
+        }
+        self.controller.epoch = epoch;
+        self.controller.target = from;
+        self.controller.unanswered = 0;
+        true
+    }
+}
+
+fn next_after(controllers: &[NodeId], current: NodeId) -> NodeId {
+    match controllers.iter().position(|c| *c == current) {
+        Some(i) => controllers[(i + 1) % controllers.len()],
+        None => controllers.first().copied().unwrap_or(current),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::{BrokerConfig, BrokerImage, Effect, Timer};
+    use std::sync::Arc;
+
+    const CONTROLLERS: [NodeId; 3] = [100, 101, 102];
+
+    /// Broker 0, registering; returns it and where its first registration went.
+    fn broker() -> (Broker, NodeId) {
+        let config = BrokerConfig::new(0, CONTROLLERS.to_vec());
+        let mut b = Broker::recover(Arc::new(config), BrokerImage::default());
+        let mut cx = Context::new(0);
+        b.on_start(&mut cx);
+        (b, registered_at(&cx.take_effects()).expect("registers"))
+    }
+
+    fn registered_at(effects: &[Effect]) -> Option<NodeId> {
+        effects.iter().find_map(|e| match e {
+            Effect::Send {
+                to,
+                message: Message::RegisterBroker { .. },
+            } => Some(*to),
+            _ => None,
+        })
+    }
+
+    fn push(b: &mut Broker, from: NodeId, epoch: QuorumEpoch, version: u64) -> bool {
+        let metadata = ClusterMetadata {
+            version,
+            ..Default::default()
+        };
+        let mut cx = Context::new(0);
+        b.on_message(
+            &mut cx,
+            from,
+            Message::UpdateMetadata {
+                controller_epoch: epoch,
+                metadata,
+            },
+        );
+        b.metadata().version == version && b.controller().epoch() == epoch
+    }
+
+    #[test]
+    fn a_non_active_controller_sends_the_broker_to_the_leader_it_names() {
+        let (mut b, first) = broker();
+        assert_eq!(first, 100);
+        let mut cx = Context::new(0);
+        let not = Message::NotController { leader: Some(102) };
+        b.on_message(&mut cx, 100, not);
+        assert_eq!(registered_at(&cx.take_effects()), Some(102));
+        // A leader not active yet names itself: no immediate resend (the retry timer does it).
+        b.on_message(&mut cx, 102, Message::NotController { leader: Some(102) });
+        assert_eq!(registered_at(&cx.take_effects()), None);
+        // A stale answer from a controller the broker left is ignored.
+        b.on_message(&mut cx, 100, Message::NotController { leader: Some(101) });
+        assert_eq!(b.controller().target(), 102);
+    }
+
+    #[test]
+    fn a_silent_controller_is_left_for_the_next() {
+        let (mut b, _) = broker();
+        let mut cx = Context::new(0);
+        let mut targets = Vec::new();
+        for _ in 0..6 {
+            b.on_timer(&mut cx, Timer::RegisterRetry);
+            targets.push(registered_at(&cx.take_effects()).expect("retries"));
+        }
+        assert_eq!(targets, vec![100, 100, 101, 101, 101, 102]);
+    }
+
+    #[test]
+    fn metadata_from_an_older_controller_epoch_is_refused() {
+        let (mut b, _) = broker();
+        assert!(push(&mut b, 101, 2, 5));
+        assert_eq!(b.controller().target(), 101, "the sender is the active one");
+        // Same epoch, older version; an older epoch even with a newer version; a non-controller.
+        assert!(!push(&mut b, 101, 2, 4));
+        assert!(!push(&mut b, 100, 1, 9));
+        assert!(!push(&mut b, 7, 3, 9));
+        assert_eq!(b.controller().target(), 101);
+        // A newer epoch is taken even at the same version (a new controller announcing itself).
+        assert!(push(&mut b, 102, 3, 5));
+        assert_eq!(b.controller().target(), 102);
+    }
+}

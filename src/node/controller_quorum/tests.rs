@@ -1,0 +1,286 @@
+//! Three controllers on an in-process network that delivers in order, completes every sync at
+//! once and drops whatever crosses a cut: the active controller's changes are announced only
+//! once committed, a deposed controller's never, and every voter applies the same metadata.
+
+use super::*;
+use crate::node::{QuorumConfig, TopicSpec};
+use crate::protocol::BrokerRegistration;
+use std::collections::{BTreeMap, BTreeSet};
+
+const VOTERS: [NodeId; 3] = [100, 101, 102];
+
+struct Net {
+    nodes: BTreeMap<NodeId, QuorumController>,
+    queue: VecDeque<(NodeId, NodeId, Message)>,
+    /// What the controllers sent to brokers (ids below 100), in order.
+    to_brokers: Vec<(NodeId, NodeId, Message)>,
+    /// Voters cut off from everyone.
+    cut: BTreeSet<NodeId>,
+}
+
+impl Net {
+    fn new() -> Self {
+        let config = Arc::new(ControllerConfig {
+            id: 100,
+            brokers: vec![0, 1],
+            topics: vec![TopicSpec::spread("t", 1, 2, &[0, 1])],
+            session_timeout_ms: Some(10_000),
+            unclean_leader_election: false,
+            producer_id_block_size: 10,
+            bugs: Default::default(),
+        });
+        let nodes = VOTERS
+            .iter()
+            .map(|&id| {
+                let quorum = QuorumConfig {
+                    election_jitter_ms: 0,
+                    ..QuorumConfig::new(id, VOTERS.to_vec(), 0)
+                };
+                (id, QuorumController::new(config.clone(), Arc::new(quorum)))
+            })
+            .collect();
+        let mut net = Net {
+            nodes,
+            queue: VecDeque::new(),
+            to_brokers: Vec::new(),
+            cut: BTreeSet::new(),
+        };
+        for id in VOTERS {
+            net.step(id, |n, cx| n.on_start(cx));
+        }
+        net
+    }
+
+    /// Runs one entry point of voter `id`, then completes its syncs and queues its messages.
+    fn step(&mut self, id: NodeId, f: impl FnOnce(&mut QuorumController, &mut Context)) {
+        self.step_dyn(id, Box::new(f));
+    }
+
+    fn step_dyn(&mut self, id: NodeId, f: Box<dyn FnOnce(&mut QuorumController, &mut Context) + '_>) {
+        let mut cx = Context::new(0);
+        let node = self.nodes.get_mut(&id).expect("a voter");
+        f(node, &mut cx);
+        node.check_invariants().expect("invariants hold");
+        let mut syncs = Vec::new();
+        for e in cx.take_effects() {
+            match e {
+                Effect::Send { to, message } if VOTERS.contains(&to) => {
+                    self.queue.push_back((id, to, message))
+                }
+                Effect::Send { to, message } => self.to_brokers.push((id, to, message)),
+                Effect::Sync(t) => syncs.push(t),
+                _ => {}
+            }
+        }
+        for t in syncs {
+            self.step_dyn(id, Box::new(move |n, cx| n.on_persisted(cx, t)));
+        }
+    }
+
+    fn run(&mut self) {
+        while let Some((from, to, m)) = self.queue.pop_front() {
+            if !self.cut.contains(&from) && !self.cut.contains(&to) {
+                self.step(to, |n, cx| n.on_message(cx, from, m));
+            }
+        }
+    }
+
+    fn fire(&mut self, id: NodeId, timer: Timer) {
+        self.step(id, |n, cx| n.on_timer(cx, timer));
+        self.run();
+    }
+
+    /// A broker's request to voter `to`, and everything that follows from it.
+    fn from_broker(&mut self, broker: NodeId, to: NodeId, m: Message) {
+        self.step(to, |n, cx| n.on_message(cx, broker, m));
+        self.run();
+    }
+
+    fn node(&self, id: NodeId) -> &QuorumController {
+        &self.nodes[&id]
+    }
+
+    fn active(&self) -> Vec<NodeId> {
+        VOTERS
+            .into_iter()
+            .filter(|id| self.node(*id).is_active())
+            .collect()
+    }
+
+    fn answers_to(&self, broker: NodeId) -> Vec<(NodeId, Message)> {
+        self.to_brokers
+            .iter()
+            .filter(|(_, to, _)| *to == broker)
+            .map(|(from, _, m)| (*from, m.clone()))
+            .collect()
+    }
+
+    /// Lets the followers fetch again (their last fetch was lost to a cut).
+    fn refetch(&mut self) {
+        for id in VOTERS {
+            if !self.node(id).quorum().is_leader() {
+                self.fire(id, Timer::QuorumFetchTimeout);
+            }
+        }
+    }
+}
+
+fn register(broker: NodeId) -> Message {
+    Message::RegisterBroker {
+        broker,
+        lost_data: false,
+    }
+}
+
+fn registered(net: &Net, id: NodeId, broker: NodeId) -> Option<BrokerRegistration> {
+    net.node(id).metadata().registration(broker).cloned()
+}
+
+/// Voter 100 wins epoch 1 with everyone connected.
+fn elected() -> Net {
+    let mut net = Net::new();
+    net.fire(100, Timer::QuorumElection);
+    assert_eq!(net.active(), vec![100]);
+    net
+}
+
+#[test]
+fn only_the_leader_is_active_and_the_others_name_it() {
+    let mut net = elected();
+    net.from_broker(0, 101, register(0));
+    assert_eq!(
+        net.answers_to(0),
+        vec![(101, Message::NotController { leader: Some(100) })]
+    );
+    assert!(VOTERS.iter().all(|&v| registered(&net, v, 0).is_none()));
+}
+
+#[test]
+fn a_change_is_answered_and_applied_everywhere_only_once_committed() {
+    let mut net = elected();
+    // The followers are cut off: the leader proposes the registration but cannot commit it.
+    net.cut.extend([101, 102]);
+    net.from_broker(0, 100, register(0));
+    assert!(net.answers_to(0).is_empty(), "nothing said before commit");
+    assert!(registered(&net, 100, 0).is_none());
+    net.cut.clear();
+    net.refetch();
+    let answers = net.answers_to(0);
+    assert!(
+        answers
+            .iter()
+            .any(|a| matches!(a, (100, Message::RegisterBrokerResponse { .. }))),
+        "{answers:?}"
+    );
+    let pushed = answers.iter().find_map(|(_, m)| match m {
+        Message::UpdateMetadata {
+            controller_epoch,
+            metadata,
+        } => Some((*controller_epoch, metadata.clone())),
+        _ => None,
+    });
+    let (epoch, md) = pushed.expect("the change is pushed");
+    assert_eq!(epoch, 1);
+    assert!(md.registration(0).is_some());
+    for v in VOTERS {
+        assert_eq!(net.node(v).metadata(), net.node(100).metadata(), "voter {v}");
+    }
+}
+
+#[test]
+fn a_deposed_controllers_change_is_never_announced_and_its_successor_announces_its_epoch() {
+    let mut net = elected();
+    net.from_broker(1, 100, register(1));
+    assert!(registered(&net, 102, 1).is_some() || {
+        net.refetch();
+        registered(&net, 102, 1).is_some()
+    });
+    // 100 is cut off and takes a registration it can never commit.
+    net.cut.insert(100);
+    let before = net.to_brokers.len();
+    net.from_broker(0, 100, register(0));
+    assert_eq!(net.to_brokers.len(), before, "an uncommitted change stays unsaid");
+    // 102's timer fires first (its pre-vote fails: 101 still hears from 100), then 101's, and
+    // 102, no longer hearing from a leader, grants it.
+    net.fire(102, Timer::QuorumElection);
+    net.fire(101, Timer::QuorumElection);
+    assert!(net.node(101).is_active(), "{:?}", net.node(101).quorum().role());
+    assert_eq!(net.node(101).active_epoch(), Some(2));
+    let pushes: Vec<_> = net.to_brokers[before..]
+        .iter()
+        .filter_map(|(from, _, m)| match m {
+            Message::UpdateMetadata {
+                controller_epoch, ..
+            } => Some((*from, *controller_epoch)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pushes, vec![(101, 2), (101, 2)], "one push per broker");
+    // The old leader rejoins: it learns of epoch 2, stops being active, and its change is gone.
+    net.cut.clear();
+    net.fire(101, Timer::QuorumCheck);
+    net.step(101, |n, cx| {
+        n.on_message(
+            cx,
+            100,
+            Message::BeginQuorumEpoch(crate::protocol::BeginQuorumEpoch {
+                epoch: 1,
+                leader: 100,
+            }),
+        )
+    });
+    net.queue.push_back((
+        101,
+        100,
+        Message::BeginQuorumEpoch(crate::protocol::BeginQuorumEpoch {
+            epoch: 2,
+            leader: 101,
+        }),
+    ));
+    net.run();
+    net.refetch();
+    assert!(!net.node(100).is_active());
+    assert!(VOTERS.iter().all(|&v| registered(&net, v, 0).is_none()));
+    let from_100: Vec<_> = net.to_brokers[before..]
+        .iter()
+        .filter(|(from, _, _)| *from == 100)
+        .collect();
+    assert!(from_100.is_empty(), "the deposed controller said {from_100:?}");
+}
+
+#[test]
+fn every_invariant_trips_on_a_broken_state() {
+    let net = elected();
+    type Break = Box<dyn Fn(&mut QuorumController)>;
+    let cases: Vec<(&str, Break)> = vec![
+        (
+            "controller-applied-in-step",
+            Box::new(|c| c.applied_offset += 1),
+        ),
+        (
+            "active-state-committed",
+            Box::new(|c| {
+                let a = c.active.as_mut().expect("active");
+                a.proposed.metadata.version += 1;
+            }),
+        ),
+        (
+            "controller-pending-ordered",
+            Box::new(|c| {
+                let a = c.active.as_mut().expect("active");
+                a.pending.push_back((0, 1));
+            }),
+        ),
+    ];
+    for (name, break_it) in cases {
+        let mut c = net.node(100).clone();
+        break_it(&mut c);
+        let err = c.check_invariants().expect_err(name);
+        assert_eq!(err.rule, name, "{err:?}");
+    }
+    // An active controller on a voter that does not lead.
+    let mut follower = net.node(101).clone();
+    follower.active = net.node(100).active.clone();
+    let err = follower.check_invariants().expect_err("follower active");
+    assert_eq!(err.rule, "active-controller-leads");
+}
