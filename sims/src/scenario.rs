@@ -10,8 +10,9 @@ use seedlog::protocol::Acks;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Node ids: brokers are `0..brokers`, then the controller, producers and readers.
-pub const CONTROLLER: u32 = 100;
+/// Node ids: brokers are `0..brokers`, then the controllers (the quorum's voters), producers
+/// and readers.
+pub const FIRST_CONTROLLER: u32 = 100;
 pub const FIRST_PRODUCER: u32 = 200;
 pub const FIRST_READER: u32 = 300;
 /// The reader started after the faults heal to collect everything (the final read).
@@ -28,6 +29,9 @@ pub struct Scenario {
     /// Also madsim's seed: network latencies and loss draws come from it.
     pub seed: u64,
     pub brokers: u32,
+    /// Voters of the controller quorum (absent in schedules saved before the quorum: one).
+    #[serde(default = "one_u32")]
+    pub controllers: u32,
     pub partitions: u32,
     pub replication: usize,
     pub min_insync_replicas: usize,
@@ -99,6 +103,10 @@ fn ten_seconds() -> u64 {
 }
 
 fn one() -> usize {
+    1
+}
+
+fn one_u32() -> u32 {
     1
 }
 
@@ -183,6 +191,9 @@ impl Scenario {
         // often, on a single partition.
         let hunting = !opts.bugs.is_empty();
         let partitions = if hunting { 1 } else { partitions };
+        // The quorum's size draws from a stream of its own: mostly 3 voters, sometimes 5.
+        let mut qrng = SeedRng::new(seed, 10);
+        let controllers = if !hunting && qrng.chance(20) { 5 } else { 3 };
         let (mix, mut schedule) = if let Some(n) = nemesis {
             let mix = FaultMix {
                 kinds: Vec::new(),
@@ -196,7 +207,7 @@ impl Scenario {
             } else {
                 FaultMix::draw(&mut rng, durability)
             };
-            let schedule = faults::generate(seed, &mix, brokers, fault_ms);
+            let schedule = faults::generate(seed, &mix, brokers, controllers, fault_ms);
             (mix, schedule)
         };
         // The consumer group draws from its own stream, so adding it left every broker-side
@@ -240,6 +251,7 @@ impl Scenario {
         let mut sc = Scenario {
             seed,
             brokers,
+            controllers,
             partitions,
             replication: 3,
             min_insync_replicas: nemesis.map_or(2, Nemesis::min_insync_replicas),
@@ -274,7 +286,8 @@ impl Scenario {
                 .collect();
             let targets = Targets {
                 usual: sc.broker_ids(),
-                others: [CONTROLLER]
+                others: sc
+                    .controller_ids()
                     .into_iter()
                     .chain((0..sc.producers.len() as u32).map(|p| FIRST_PRODUCER + p))
                     .chain((0..sc.members).map(|m| FIRST_MEMBER + m))
@@ -306,7 +319,7 @@ impl Scenario {
         sc
     }
 
-    /// Every node of the scenario: brokers, controller, producers, readers, group members and
+    /// Every node of the scenario: brokers, controllers, producers, readers, group members and
     /// the final reader.
     pub fn node_ids(&self) -> Vec<u32> {
         let producers = (0..self.producers.len() as u32).map(|p| FIRST_PRODUCER + p);
@@ -314,7 +327,7 @@ impl Scenario {
         let members = (0..self.members).map(|m| FIRST_MEMBER + m);
         self.broker_ids()
             .into_iter()
-            .chain([CONTROLLER])
+            .chain(self.controller_ids())
             .chain(producers)
             .chain(readers)
             .chain(members)
@@ -331,14 +344,20 @@ impl Scenario {
         (0..self.brokers).collect()
     }
 
+    pub fn controller_ids(&self) -> Vec<u32> {
+        (0..self.controllers)
+            .map(|c| FIRST_CONTROLLER + c)
+            .collect()
+    }
+
     /// A short human name for a node id, as used in traces and schedules.
     pub fn node_name(id: u32) -> String {
         match id {
             id if id >= FIRST_MEMBER => format!("m{}", id - FIRST_MEMBER),
-            CONTROLLER => "controller".into(),
             FINAL_READER => "final-reader".into(),
             id if id >= FIRST_READER => format!("c{}", id - FIRST_READER),
             id if id >= FIRST_PRODUCER => format!("p{}", id - FIRST_PRODUCER),
+            id if id >= FIRST_CONTROLLER => format!("ctl{}", id - FIRST_CONTROLLER),
             id => format!("b{id}"),
         }
     }
@@ -524,7 +543,8 @@ mod tests {
             let mut mix = sc.mix.clone();
             mix.kinds
                 .retain(|k| !FaultKind::CLOCK.contains(k) && *k != FaultKind::ClientLink);
-            let mut expected = faults::generate(seed, &mix, sc.brokers, sc.fault_ms);
+            let mut expected =
+                faults::generate(seed, &mix, sc.brokers, sc.controllers, sc.fault_ms);
             let mut grng = SeedRng::new(seed, 2);
             let member_gap = grng.range(1_000, 8_000);
             expected.add_member_track(seed, FIRST_MEMBER, sc.members, member_gap, sc.fault_ms);

@@ -1,6 +1,6 @@
 //! Producer ids come from the controller in blocks, which brokers hand out one id at a time. With
-//! the `producer-id-reuse` switch the controller does not persist how far it went: after a
-//! restart it gives blocks from the start again, so a producer that starts then can get the id of
+//! the `producer-id-reuse` switch the active controller does not commit how far it went: after a
+//! failover its successor gives blocks from the start again, so a producer that starts then can get the id of
 //! one that ran before. Its first batches carry that producer's id, epoch and sequence numbers,
 //! and the leader takes them for retries: it answers them with the other producer's offsets and
 //! appends nothing. A fixed scenario sets that up rather than waiting for a seed to.
@@ -9,7 +9,8 @@
 use seedlog::node::{Bug, Durability, Situation};
 use seedlog::protocol::Acks;
 use sims::faults::{Fault, FaultKind, FaultSchedule, TimedFault};
-use sims::scenario::{ProducerPlan, Scenario, ScenarioOptions, CONTROLLER, FIRST_PRODUCER};
+use sims::faults::{Role, Target};
+use sims::scenario::{ProducerPlan, Scenario, ScenarioOptions, FIRST_PRODUCER};
 use sims::sim::run::{problem_name, run, Outcome};
 use std::collections::BTreeMap;
 
@@ -19,10 +20,11 @@ const LOSS: &[&str] = &["lost-write", "unseen", "inconsistent-offsets", "duplica
 /// One partition and two producers of three records each, no consumers but the final reader.
 /// The second producer is paused from the start while the first gets its id from broker 0 (every
 /// producer's first bootstrap broker, which asks the controller for the first block) and sends
-/// its records. Then the controller restarts, and broker 0 restarts too, losing the rest of its
+/// its records. Then the active controller is killed (another takes over) and restarts, and
+/// broker 0 restarts too, losing the rest of its
 /// block, so that no broker holds ids; then the second producer resumes and asks a broker (its
 /// requests timed out while it was paused: it has moved on along its bootstrap list), which asks
-/// the restarted controller for a block.
+/// the new active controller for a block.
 fn scenario(bugs: Vec<Bug>) -> Scenario {
     let mut sc = Scenario::from_seed(
         1,
@@ -62,13 +64,13 @@ fn scenario(bugs: Vec<Bug>) -> Scenario {
             at(
                 3_000,
                 Fault::Kill {
-                    node: node(CONTROLLER),
+                    node: Target::role(Role::ActiveController, 0),
                 },
             ),
             at(
                 3_500,
                 Fault::Restart {
-                    node: node(CONTROLLER),
+                    node: Target::role(Role::ActiveController, 0),
                 },
             ),
             at(5_000, Fault::Kill { node: node(0) }),

@@ -207,9 +207,10 @@ impl Controller {
                 broker,
                 broker_epoch,
                 metadata_version,
+                controller_epoch,
             } => {
                 self.on_heartbeat(cx, from, broker, broker_epoch);
-                self.resend_missed_metadata(cx, from, metadata_version);
+                self.resend_missed_metadata(cx, from, controller_epoch, metadata_version);
             }
             Message::AlterPartition(req) => self.on_alter_partition(cx, from, req),
             Message::AllocateProducerIds {
@@ -302,9 +303,18 @@ impl Controller {
 
     /// Pushes are sent once; a broker whose connection broke while one was queued would keep its
     /// old metadata until the next change (a broker that saw every partition leaderless stayed
-    /// so for good: seed 17726). Its heartbeat says what it holds; a stale one is sent ours.
-    fn resend_missed_metadata(&mut self, cx: &mut Context, from: NodeId, version: u64) {
-        if self.config.brokers.contains(&from) && version < self.synced_version {
+    /// so for good: seed 17726). Its heartbeat says what it holds; a stale one is sent ours. So
+    /// is one that holds our version under an older controller epoch: it missed our
+    /// announcement on becoming active, and would keep following a deposed controller's epoch.
+    fn resend_missed_metadata(
+        &mut self,
+        cx: &mut Context,
+        from: NodeId,
+        controller_epoch: QuorumEpoch,
+        version: u64,
+    ) {
+        let behind = (controller_epoch, version) < (self.controller_epoch, self.synced_version);
+        if self.config.brokers.contains(&from) && behind {
             let md = self.update_metadata();
             self.emit(cx, from, md);
         }
@@ -617,6 +627,7 @@ mod tests {
                 broker: 0,
                 broker_epoch: epoch,
                 metadata_version,
+                controller_epoch: c.controller_epoch,
             };
             c.on_message(&mut cx, 0, hb);
             cx.take_effects()
@@ -637,6 +648,30 @@ mod tests {
         assert_eq!(beat(&mut c, current - 1), 1);
         // Up to date: only the heartbeat's answer.
         assert_eq!(beat(&mut c, current), 0);
+        // The same version, but under an older controller epoch: the broker missed this
+        // controller's announcement on becoming active, and is sent it.
+        c.controller_epoch = 3;
+        let mut cx = Context::new(0);
+        let hb = Message::Heartbeat {
+            broker: 0,
+            broker_epoch: epoch,
+            metadata_version: current,
+            controller_epoch: 2,
+        };
+        c.on_message(&mut cx, 0, hb);
+        let resent = cx.take_effects().into_iter().any(|e| {
+            matches!(
+                e,
+                crate::node::Effect::Send {
+                    message: Message::UpdateMetadata {
+                        controller_epoch: 3,
+                        ..
+                    },
+                    ..
+                }
+            )
+        });
+        assert!(resent);
     }
 
     /// Each of the controller's invariants, broken by hand, is reported under its name.

@@ -22,7 +22,8 @@ pub enum Situation {
     IsrExpand,
     /// The controller fenced a broker (session expired, or a new incarnation registered).
     BrokerFenced,
-    /// The controller started from its disk image after a restart and announced its metadata.
+    /// A controller became the active one, taking over metadata an earlier active controller
+    /// committed, and announced it under its epoch.
     ControllerFailover,
     /// A power loss dropped unsynced writes of a broker holding committed records it had not
     /// synced (simulator harness).
@@ -64,10 +65,19 @@ pub enum Situation {
     ClockDrift,
     /// The controller gave a broker a block of producer ids (synced before the answer).
     ProducerIdBlockAllocated,
+    /// A controller-quorum voter cut uncommitted entries of its log on a diverging answer.
+    QuorumTruncation,
+    /// A quorum leader that fewer than a majority fetched from resigned (check-quorum).
+    QuorumLeaderResigned,
+    /// A voter whose election timer fired could not win (a majority refused its pre-vote) and
+    /// left the leader alone.
+    PreVoteLost,
+    /// A broker moved to another controller: told by a non-active one, or after silence.
+    ControllerRedirect,
 }
 
 impl Situation {
-    pub const ALL: [Situation; 27] = [
+    pub const ALL: [Situation; 31] = [
         Situation::CleanElection,
         Situation::UncleanElection,
         Situation::TruncationOnDivergence,
@@ -95,6 +105,10 @@ impl Situation {
         Situation::ClockJump,
         Situation::ClockDrift,
         Situation::ProducerIdBlockAllocated,
+        Situation::QuorumTruncation,
+        Situation::QuorumLeaderResigned,
+        Situation::PreVoteLost,
+        Situation::ControllerRedirect,
     ];
 
     /// The name reports and JSON use.
@@ -127,6 +141,10 @@ impl Situation {
             Situation::ClockJump => "clock-jump",
             Situation::ClockDrift => "clock-drift",
             Situation::ProducerIdBlockAllocated => "producer-id-block-allocated",
+            Situation::QuorumTruncation => "quorum-truncation",
+            Situation::QuorumLeaderResigned => "quorum-leader-resigned",
+            Situation::PreVoteLost => "pre-vote-lost",
+            Situation::ControllerRedirect => "controller-redirect",
         }
     }
 }

@@ -100,10 +100,17 @@ impl fmt::Display for Message {
                 broker,
                 broker_epoch,
                 metadata_version,
-            } => write!(
-                f,
-                "Heartbeat {broker} broker_epoch={broker_epoch} at v{metadata_version}"
-            ),
+                controller_epoch,
+            } => {
+                write!(
+                    f,
+                    "Heartbeat {broker} broker_epoch={broker_epoch} at v{metadata_version}"
+                )?;
+                match controller_epoch {
+                    0 => Ok(()),
+                    e => write!(f, " controller_epoch={e}"),
+                }
+            }
             Message::HeartbeatResponse {
                 broker_epoch,
                 fenced,
@@ -123,12 +130,17 @@ impl fmt::Display for Message {
                 Ok(ps) => write!(f, "AlterPartitionResponse ok {}", partition(ps)),
                 Err(e) => write!(f, "AlterPartitionResponse {tp} error={e}"),
             },
+            // A standalone controller (the models') has epoch 0: not shown.
+            Message::UpdateMetadata {
+                controller_epoch: 0,
+                metadata: md,
+            } => write!(f, "UpdateMetadata {}", metadata(md)),
             Message::UpdateMetadata {
                 controller_epoch,
                 metadata: md,
             } => write!(
                 f,
-                "UpdateMetadata controller_epoch={controller_epoch} {}",
+                "UpdateMetadata {} controller_epoch={controller_epoch}",
                 metadata(md)
             ),
             Message::NotController { leader } => {

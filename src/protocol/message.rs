@@ -5,8 +5,9 @@
 
 use super::{
     BeginQuorumEpoch, BrokerEpoch, BrokerId, ErrorCode, GroupMessage, GroupResponse, LeaderEpoch,
-    LogEntry, NodeId, Offset, PartitionEpoch, ProducerStamp, QuorumFetchRequest, QuorumFetchResponse,
-    QuorumEpoch, QuorumSubmit, QuorumSubmitResponse, Record, TopicPartition, VoteRequest, VoteResponse,
+    LogEntry, NodeId, Offset, PartitionEpoch, ProducerStamp, QuorumEpoch, QuorumFetchRequest,
+    QuorumFetchResponse, QuorumSubmit, QuorumSubmitResponse, Record, TopicPartition, VoteRequest,
+    VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -271,6 +272,9 @@ pub enum Message {
         broker: BrokerId,
         broker_epoch: BrokerEpoch,
         metadata_version: u64,
+        /// The controller epoch of the metadata the broker holds: a broker that missed a new
+        /// active controller's announcement (same version, older epoch) is sent it again.
+        controller_epoch: QuorumEpoch,
     },
     HeartbeatResponse {
         /// Echo of the heartbeat's broker epoch: an answer to a heartbeat of an older

@@ -16,7 +16,7 @@ use super::net::{Inbox, Net};
 use super::trace::{with_trace, SharedTrace};
 use crate::log::Violation;
 use crate::node::{AnyNode, ClientEvent, Context, Effect, Situation, SyncToken, Timer};
-use crate::protocol::NodeId;
+use crate::protocol::{NodeId, Offset, QuorumEntry};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,6 +41,9 @@ pub trait NodeClock: Send + Sync {
 pub type Observer = Arc<dyn Fn(NodeId, u64, &ClientEvent) + Send + Sync>;
 /// Receives every protocol situation a node reaches (coverage).
 pub type CoverageSink = Arc<dyn Fn(NodeId, Situation) + Send + Sync>;
+/// Receives every committed quorum entry a controller applies, with its offset (the simulator
+/// checks that every controller applies the same entry at each offset).
+pub type CommitSink = Arc<dyn Fn(NodeId, Offset, &QuorumEntry) + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -73,6 +76,7 @@ pub struct Driver<D> {
     node_clock: Option<Arc<dyn NodeClock>>,
     observer: Option<Observer>,
     coverage: Option<CoverageSink>,
+    commits: Option<CommitSink>,
     trace: Option<SharedTrace>,
     timers: BTreeMap<Timer, Instant>,
     /// The sync under way and the highest token it covers.
@@ -109,6 +113,7 @@ impl<D: Disk> Driver<D> {
             node_clock: None,
             observer: None,
             coverage: None,
+            commits: None,
             trace: None,
             timers: BTreeMap::new(),
             sync_running: None,
@@ -125,6 +130,11 @@ impl<D: Disk> Driver<D> {
 
     pub fn with_observer(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    pub fn with_commit_sink(mut self, sink: CommitSink) -> Self {
+        self.commits = Some(sink);
         self
     }
 
@@ -273,8 +283,13 @@ impl<D: Disk> Driver<D> {
                         sink(self.id, situation);
                     }
                 }
-                // No driver hosts a metadata state machine on the quorum yet.
-                Effect::Apply { .. } => {}
+                // The controller applied it already (it reads its own effects); a harness may
+                // check it against the other controllers'.
+                Effect::Apply { offset, entry, .. } => {
+                    if let Some(sink) = &self.commits {
+                        sink(self.id, offset, &entry);
+                    }
+                }
                 Effect::Observe(event) => {
                     self.trace_event(now, "client", &event, || event.to_string());
                     if let Some(observer) = &self.observer {

@@ -2,14 +2,22 @@
 //! before the next on its track starts, a third track for the group's members, a fourth for
 //! clocks and a fifth for clients' links to brokers.
 
+use super::target::{Role, Target};
 use super::{Fault, FaultKind, FaultMix, FaultSchedule, PowerLossMode, TimedFault, Track};
 use crate::rng::SeedRng;
-use crate::scenario::CONTROLLER;
+use crate::scenario::FIRST_CONTROLLER;
 
-/// Draws the timeline of both tracks for `brokers` brokers (and the controller) within
+/// Draws the timeline of both tracks for `brokers` brokers and `controllers` controllers within
 /// `fault_ms`.
-pub fn generate(seed: u64, mix: &FaultMix, brokers: u32, fault_ms: u64) -> FaultSchedule {
+pub fn generate(
+    seed: u64,
+    mix: &FaultMix,
+    brokers: u32,
+    controllers: u32,
+    fault_ms: u64,
+) -> FaultSchedule {
     let mut rng = SeedRng::new(seed, 1);
+    let mut episodes = 0;
     let mut events = Vec::new();
     // Time windows around a bit flip that the network track leaves alone (see below).
     let mut quiet: Vec<(u64, u64)> = Vec::new();
@@ -53,7 +61,13 @@ pub fn generate(seed: u64, mix: &FaultMix, brokers: u32, fault_ms: u64) -> Fault
                 duration = 1;
                 quiet.push((t.saturating_sub(FLIP_QUIET_MS), t + FLIP_QUIET_MS));
             }
-            let (start, end) = episode(&mut rng, kind, brokers);
+            let cluster = Shape {
+                brokers,
+                controllers,
+                episode: episodes,
+            };
+            episodes += 1;
+            let (start, end) = episode(&mut rng, kind, &cluster);
             let end_at = t + duration + end.len() as u64;
             let clashes = !node_track
                 && quiet
@@ -279,16 +293,32 @@ impl FaultSchedule {
 /// How long around a bit flip no other fault starts: time for the broker to re-fetch.
 const FLIP_QUIET_MS: u64 = 6_000;
 
+/// The nodes an episode may hit, and its number (which tags a role it aims at).
+struct Shape {
+    brokers: u32,
+    controllers: u32,
+    episode: u32,
+}
+
 /// One fault and what undoes it.
-fn episode(rng: &mut SeedRng, kind: FaultKind, brokers: u32) -> (Fault, Vec<Fault>) {
+fn episode(rng: &mut SeedRng, kind: FaultKind, shape: &Shape) -> (Fault, Vec<Fault>) {
+    let brokers = shape.brokers;
     let broker = rng.range(0, u64::from(brokers) - 1) as u32;
-    // The controller takes a share of node faults: its recovery matters as much.
-    let node = if rng.chance(20) { CONTROLLER } else { broker };
+    let controller =
+        FIRST_CONTROLLER + rng.range(0, u64::from(shape.controllers.max(1)) - 1) as u32;
+    // The controllers take a share of node faults, half of them aimed at the active one (a
+    // controller failover, the quorum's hardest path): their recovery matters as much.
+    let node: Target = if rng.chance(20) {
+        if rng.chance(50) {
+            Target::role(Role::ActiveController, shape.episode)
+        } else {
+            controller.into()
+        }
+    } else {
+        broker.into()
+    };
     match kind {
-        FaultKind::Crash => (
-            Fault::Kill { node: node.into() },
-            vec![Fault::Restart { node: node.into() }],
-        ),
+        FaultKind::Crash => (Fault::Kill { node }, vec![Fault::Restart { node }]),
         FaultKind::PowerLoss => {
             let mode = match rng.range(0, 2) {
                 0 => PowerLossMode::AllPending,
@@ -300,17 +330,11 @@ fn episode(rng: &mut SeedRng, kind: FaultKind, brokers: u32) -> (Fault, Vec<Faul
                 },
             };
             (
-                Fault::PowerLoss {
-                    node: node.into(),
-                    mode,
-                },
-                vec![Fault::Restart { node: node.into() }],
+                Fault::PowerLoss { node, mode },
+                vec![Fault::Restart { node }],
             )
         }
-        FaultKind::Pause => (
-            Fault::Pause { node: node.into() },
-            vec![Fault::Resume { node: node.into() }],
-        ),
+        FaultKind::Pause => (Fault::Pause { node }, vec![Fault::Resume { node }]),
         // Bit rot is a broker-disk fault: the controller's image stands in for a metadata
         // quorum, which would repair it from its peers.
         FaultKind::BitFlip => (
@@ -327,10 +351,7 @@ fn episode(rng: &mut SeedRng, kind: FaultKind, brokers: u32) -> (Fault, Vec<Faul
                 },
             ],
         ),
-        FaultKind::Isolate => (
-            Fault::Isolate { node: node.into() },
-            vec![Fault::HealNetwork],
-        ),
+        FaultKind::Isolate => (Fault::Isolate { node }, vec![Fault::HealNetwork]),
         FaultKind::Split => {
             let alone = broker;
             let rest = (0..brokers).filter(|b| *b != alone).collect();
@@ -344,7 +365,7 @@ fn episode(rng: &mut SeedRng, kind: FaultKind, brokers: u32) -> (Fault, Vec<Faul
         }
         FaultKind::OneWay => {
             let other = if rng.chance(30) {
-                CONTROLLER
+                controller
             } else {
                 (broker + 1 + rng.range(0, u64::from(brokers) - 2) as u32) % brokers
             };
@@ -369,10 +390,10 @@ fn episode(rng: &mut SeedRng, kind: FaultKind, brokers: u32) -> (Fault, Vec<Faul
         ),
         FaultKind::SlowDisk => (
             Fault::SlowDisk {
-                node: node.into(),
+                node,
                 extra_ms: rng.range(100, 800),
             },
-            vec![Fault::DiskNormal { node: node.into() }],
+            vec![Fault::DiskNormal { node }],
         ),
         FaultKind::Latency => {
             let min_ms = rng.range(5, 100);

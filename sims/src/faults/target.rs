@@ -1,5 +1,6 @@
-//! Which node a fault hits: a fixed node id, or a role in the hunted partition (`events-0`)
-//! looked up in the controller's committed metadata while the run is under way. Faults aimed at roles
+//! Which node a fault hits: a fixed node id, a role in the hunted partition (`events-0`) looked
+//! up in the controllers' committed metadata while the run is under way, or the active
+//! controller. Faults aimed at roles
 //! are what a targeted nemesis needs: "the leader loses power, then the follower that will not be
 //! elected stalls" names nodes that are only known once the run gets there.
 //!
@@ -20,20 +21,30 @@ pub enum Role {
     Follower,
     /// The next follower in that order.
     OtherFollower,
+    /// The active controller: the quorum's leader acting as controller (none during an
+    /// election: the fault is then skipped).
+    ActiveController,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Leader, Role::Follower, Role::OtherFollower];
+    pub const ALL: [Role; 4] = [
+        Role::Leader,
+        Role::Follower,
+        Role::OtherFollower,
+        Role::ActiveController,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Role::Leader => "leader",
             Role::Follower => "follower",
             Role::OtherFollower => "other-follower",
+            Role::ActiveController => "active-controller",
         }
     }
 
-    /// The node holding this role, given the partition's assignment order, leader and ISR.
+    /// The broker holding this partition role, given the partition's assignment order, leader
+    /// and ISR (`ActiveController` is no partition role: `None`).
     /// Followers are ranked as the controller's election ranks them: in-sync replicas in
     /// assignment order, then the others.
     pub fn resolve(self, replicas: &[u32], leader: Option<u32>, isr: &[u32]) -> Option<u32> {
@@ -44,6 +55,7 @@ impl Role {
             Role::Leader => leader,
             Role::Follower => followers.next(),
             Role::OtherFollower => followers.nth(1),
+            Role::ActiveController => None,
         }
     }
 }
@@ -72,7 +84,7 @@ impl TryFrom<String> for RoleRef {
             .into_iter()
             .find(|r| r.name() == name)
             .ok_or_else(|| {
-                format!("target {s:?}: unknown role {name:?} (leader, follower, other-follower)")
+                format!("target {s:?}: unknown role {name:?} (leader, follower, other-follower, active-controller)")
             })?;
         let episode = episode
             .parse()

@@ -6,18 +6,57 @@
 //! explain the others.
 
 use super::cluster::{lock, Cluster};
-use crate::scenario::{Scenario, CONTROLLER, FINAL_READER, GROUP, OFFSETS_PARTITIONS, TOPIC};
+use crate::scenario::{Scenario, FINAL_READER, GROUP, OFFSETS_PARTITIONS, TOPIC};
 use seedlog::node::AnyNode;
 use seedlog::protocol::{
     group_partition, ClusterMetadata, LogEntry, Offset, TopicPartition, OFFSETS_TOPIC,
 };
 use std::collections::BTreeMap;
 
+/// One controller is active, no other believes it is, and every broker follows it (talks to
+/// it and took metadata of its epoch): its committed metadata, or why not.
+fn controllers_settled(cluster: &Cluster, sc: &Scenario) -> Result<ClusterMetadata, String> {
+    let active: Vec<(u32, u32)> = sc
+        .controller_ids()
+        .into_iter()
+        .filter_map(|id| {
+            let state = lock(&cluster.nodes.get(&id)?.state);
+            Some((id, state.as_quorum_controller()?.active_epoch()?))
+        })
+        .collect();
+    let [(controller, epoch)] = active[..] else {
+        return Err(format!(
+            "active controllers {active:?} (id, epoch): not exactly one"
+        ));
+    };
+    for b in sc.broker_ids() {
+        let Some(n) = cluster.nodes.get(&b) else {
+            continue;
+        };
+        let state = lock(&n.state);
+        let Some(broker) = state.as_broker() else {
+            continue;
+        };
+        let link = broker.controller();
+        if link.target() != controller || link.epoch() != epoch {
+            return Err(format!(
+                "b{b} follows controller {} of epoch {}, the active one is {} of epoch {epoch}",
+                Scenario::node_name(link.target()),
+                link.epoch(),
+                Scenario::node_name(controller)
+            ));
+        }
+    }
+    let state = lock(&cluster.nodes[&controller].state);
+    let c = state.as_quorum_controller().expect("listed above");
+    Ok(c.metadata().clone())
+}
+
 /// Why the cluster has not converged yet (`None`: it has).
 pub fn not_converged(cluster: &Cluster, sc: &Scenario) -> Option<String> {
-    let metadata: ClusterMetadata = match &*lock(&cluster.nodes.get(&CONTROLLER)?.state) {
-        AnyNode::Controller(c) => c.metadata().clone(),
-        _ => return Some("the controller is not running".into()),
+    let metadata: ClusterMetadata = match controllers_settled(cluster, sc) {
+        Ok(md) => md,
+        Err(why) => return Some(why),
     };
     let offsets = (0..OFFSETS_PARTITIONS).map(|p| TopicPartition::new(OFFSETS_TOPIC, p));
     let data = (0..sc.partitions).map(|p| TopicPartition::new(TOPIC, p));

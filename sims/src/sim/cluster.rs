@@ -3,17 +3,19 @@
 //! survive kills.
 
 use crate::scenario::{
-    Scenario, CONTROLLER, FINAL_READER, FIRST_MEMBER, FIRST_PRODUCER, FIRST_READER, GROUP,
+    Scenario, FINAL_READER, FIRST_CONTROLLER, FIRST_MEMBER, FIRST_PRODUCER, FIRST_READER, GROUP,
     OFFSETS_PARTITIONS, TOPIC,
 };
 use seedlog::node::{
-    AnyNode, Broker, BrokerConfig, ClientEvent, Consumer, ConsumerConfig, Controller,
-    ControllerConfig, Image, OffsetReset, Producer, ProducerConfig, Reader, ReaderConfig,
+    AnyNode, Broker, BrokerConfig, ClientEvent, Consumer, ConsumerConfig, ControllerConfig, Image,
+    OffsetReset, Producer, ProducerConfig, QuorumConfig, QuorumController, Reader, ReaderConfig,
     Situation, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
-use seedlog::protocol::{Assignor, NodeId, Record, OFFSETS_TOPIC};
+use seedlog::protocol::{
+    Assignor, ClusterMetadata, NodeId, Offset, QuorumEntry, Record, OFFSETS_TOPIC,
+};
 use seedlog::runtime::disk::CorruptionPolicy;
-use seedlog::runtime::driver::{Clock, CoverageSink, Driver, DriverError, Observer};
+use seedlog::runtime::driver::{Clock, CommitSink, CoverageSink, Driver, DriverError, Observer};
 pub use seedlog::runtime::lock;
 use seedlog::runtime::net::{AddressBook, Net};
 use seedlog::runtime::sim_clock::SimClock;
@@ -66,6 +68,9 @@ pub struct Cluster {
     pub broken: Arc<tokio::sync::Notify>,
     /// How often each protocol situation was reached in this run.
     pub coverage: Coverage,
+    /// The quorum's committed entries as the first controller to apply each offset applied it:
+    /// any other controller applying something else there breaks Raft's safety.
+    pub committed: Arc<Mutex<Vec<QuorumEntry>>>,
     /// True simulated time since `start`: traces and the history are stamped with it.
     pub clock: Clock,
     /// The scenario's seed and sync latency, for each node's disk.
@@ -76,6 +81,21 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The active controller with the newest epoch (two may both believe they are active for a
+    /// moment: a deposed one that has not heard of its successor), and its committed metadata.
+    pub fn active_controller(
+        &self,
+    ) -> Option<(NodeId, seedlog::protocol::QuorumEpoch, ClusterMetadata)> {
+        self.nodes
+            .iter()
+            .filter_map(|(&id, n)| {
+                let state = lock(&n.state);
+                let c = state.as_quorum_controller()?;
+                Some((id, c.active_epoch()?, c.metadata().clone()))
+            })
+            .max_by_key(|(_, epoch, _)| *epoch)
+    }
+
     /// Kills every node and lets the runtime drop their tasks. A task left pending when the
     /// runtime is dropped is never freed (its future holds channels whose wakers point back at
     /// it), so without this a sweep kept about 3 MB per seed for good.
@@ -96,19 +116,19 @@ fn ip_of(id: NodeId) -> IpAddr {
 
 const PORT: u16 = 9092;
 
-/// Where the brokers and the controller listen (clients have no address).
+/// Where the brokers and the controllers listen (clients have no address).
 fn address_book(sc: &Scenario) -> Arc<AddressBook> {
     Arc::new(
         sc.broker_ids()
             .into_iter()
-            .chain([CONTROLLER])
+            .chain(sc.controller_ids())
             .map(|id| (id, SocketAddr::new(ip_of(id), PORT)))
             .collect(),
     )
 }
 
 pub fn broker_config(sc: &Scenario, id: NodeId) -> BrokerConfig {
-    let mut c = BrokerConfig::new(id, vec![CONTROLLER]);
+    let mut c = BrokerConfig::new(id, sc.controller_ids());
     c.durability = sc.durability;
     c.min_insync_replicas = sc.min_insync_replicas;
     c.replica_lag_time_max_ms = Some(3_000);
@@ -122,9 +142,23 @@ pub fn broker_config(sc: &Scenario, id: NodeId) -> BrokerConfig {
     c
 }
 
+/// Controller `id`'s voter: KRaft's timings halved (the brokers' session is 2 s here), its
+/// election timeouts drawn from the scenario's seed.
+pub fn quorum_config(sc: &Scenario, id: NodeId) -> QuorumConfig {
+    QuorumConfig {
+        election_timeout_ms: Some(500),
+        election_jitter_ms: 500,
+        fetch_timeout_ms: Some(1_000),
+        fetch_max_wait_ms: Some(250),
+        check_quorum_ms: Some(1_500),
+        bugs: sc.bugs.iter().copied().collect(),
+        ..QuorumConfig::new(id, sc.controller_ids(), sc.seed)
+    }
+}
+
 pub fn controller_config(sc: &Scenario) -> ControllerConfig {
     ControllerConfig {
-        id: CONTROLLER,
+        id: FIRST_CONTROLLER,
         brokers: sc.broker_ids(),
         topics: vec![
             TopicSpec::spread(TOPIC, sc.partitions, sc.replication, &sc.broker_ids()),
@@ -220,6 +254,7 @@ impl Cluster {
             failures: Arc::new(Mutex::new(Vec::new())),
             broken: Arc::new(tokio::sync::Notify::new()),
             coverage: Coverage::default(),
+            committed: Arc::new(Mutex::new(Vec::new())),
             clock,
             seed: sc.seed,
             sync_latency_ms: sc.sync_latency_ms,
@@ -227,12 +262,17 @@ impl Cluster {
         };
         let addrs = address_book(sc);
         let controller = Arc::new(controller_config(sc));
-        cluster.add_node(CONTROLLER, &addrs, true, sc, move |image, _| match image {
-            Image::Controller(img) => {
-                AnyNode::Controller(Controller::recover(controller.clone(), img))
-            }
-            _ => AnyNode::Controller(Controller::new(controller.clone())),
-        });
+        for id in sc.controller_ids() {
+            let (controller, quorum) = (controller.clone(), Arc::new(quorum_config(sc, id)));
+            cluster.add_node(id, &addrs, true, sc, move |image, _| {
+                let image = match image {
+                    Image::Quorum(q) => q,
+                    _ => Default::default(),
+                };
+                let node = QuorumController::recover(controller.clone(), quorum.clone(), image);
+                AnyNode::QuorumController(Box::new(node))
+            });
+        }
         for id in sc.broker_ids() {
             let config = Arc::new(broker_config(sc, id));
             cluster.add_node(id, &addrs, true, sc, move |image, lost_data| {
@@ -285,9 +325,10 @@ impl Cluster {
         let spec = sc.clock(id);
         let node_clock = SimClock::new(self.start, spec.offset_ms, spec.drift_ppm);
         let state = Arc::new(Mutex::new(recover(Image::Empty, false)));
-        // A broker cut by a corrupt frame re-fetches from its leader; the controller stands in
-        // for a metadata quorum, and its disk gets no bit flips (see faults.rs).
-        let disk_policy = if id < CONTROLLER {
+        // A broker cut by a corrupt frame re-fetches from its leader. A controller refuses a
+        // corrupt log (the quorum has no repair of a voter's cut log yet), and its disk gets no
+        // bit flips (see faults/generate.rs).
+        let disk_policy = if id < FIRST_CONTROLLER {
             CorruptionPolicy::Truncate
         } else {
             CorruptionPolicy::Refuse
@@ -323,17 +364,19 @@ impl Cluster {
                 self.broken.clone(),
                 self.coverage.clone(),
             );
+            let commits = commit_check(&self.committed, &failures, &broken, &name);
             move || {
                 let node_clock = node_clock.clone();
                 let (state, mut disk, addrs, name) =
                     (state.clone(), disk.clone(), addrs.clone(), name.clone());
-                let (trace, clock, failures, observer, broken, coverage) = (
+                let (trace, clock, failures, observer, broken, coverage, commits) = (
                     trace.clone(),
                     clock.clone(),
                     failures.clone(),
                     observer.clone(),
                     broken.clone(),
                     coverage.clone(),
+                    commits.clone(),
                 );
                 let node = match seedlog::runtime::disk::Disk::recover(&mut disk) {
                     Ok(r) => {
@@ -378,7 +421,8 @@ impl Cluster {
                         .with_node_clock(Arc::new(node_clock))
                         .with_trace(trace)
                         .with_observer(observer)
-                        .with_coverage(sink);
+                        .with_coverage(sink)
+                        .with_commit_sink(commits);
                     match driver.run().await {
                         Ok(()) => {}
                         Err(e @ DriverError::Invariant { .. }) => {
@@ -407,4 +451,45 @@ impl Cluster {
             },
         );
     }
+}
+
+/// Checks each entry a controller applies against what was applied at that offset before (by
+/// any controller, in any incarnation): a difference is a committed entry lost or changed, and
+/// stops the run like a broken invariant.
+fn commit_check(
+    committed: &Arc<Mutex<Vec<QuorumEntry>>>,
+    failures: &Arc<Mutex<Vec<String>>>,
+    broken: &Arc<tokio::sync::Notify>,
+    name: &str,
+) -> CommitSink {
+    let (committed, failures, broken, name) = (
+        committed.clone(),
+        failures.clone(),
+        broken.clone(),
+        name.to_string(),
+    );
+    Arc::new(move |_, offset: Offset, entry: &QuorumEntry| {
+        let mut log = lock(&committed);
+        match log.get(offset as usize) {
+            Some(first) if first != entry => {
+                lock(&failures).push(format!(
+                    "committed-diverged: {name} applied {entry} at offset {offset}, where {first} \
+                     was applied before"
+                ));
+                broken.notify_one();
+            }
+            Some(_) => {}
+            None if offset as usize == log.len() => log.push(entry.clone()),
+            // Every controller applies from offset 0 in order, so whoever reaches an offset
+            // first has applied every one before it.
+            None => {
+                lock(&failures).push(format!(
+                    "committed-diverged: {name} applied offset {offset} with only {} known \
+                     committed",
+                    log.len()
+                ));
+                broken.notify_one();
+            }
+        }
+    })
 }

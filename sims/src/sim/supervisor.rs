@@ -3,9 +3,9 @@
 
 use super::cluster::{lock, Cluster};
 use crate::faults::{Fault, Role, RoleRef, Target, TimedFault};
-use crate::scenario::{Scenario, CONTROLLER, TOPIC};
+use crate::scenario::{Scenario, TOPIC};
 use madsim::net::NetSim;
-use seedlog::node::{AnyNode, Situation};
+use seedlog::node::Situation;
 use seedlog::protocol::TopicPartition;
 use seedlog::runtime::trace::with_trace;
 use std::collections::btree_map::Entry;
@@ -49,7 +49,8 @@ impl Cluster {
     /// of that episode at once in the controller's committed metadata of the hunted partition,
     /// and they stay bound for the episode (its later faults then hit the nodes the episode
     /// started with, wherever leadership has moved since). If the partition has no leader then,
-    /// the whole episode is skipped: half an episode would only hit nodes at random.
+    /// every fault of the episode aimed at a partition role is skipped (half an episode would
+    /// only hit nodes at random); with no active controller, the whole episode is.
     fn node_of(&self, target: Target, damage: &mut Damage) -> Option<u32> {
         let wanted = match target {
             Target::Node(n) => return Some(n),
@@ -62,11 +63,13 @@ impl Cluster {
                 let roles = self.bind_roles(episode);
                 self.note(&match &roles {
                     Some(roles) => {
-                        let names: Vec<String> =
-                            roles.iter().map(|(r, n)| format!("{r}=b{n}")).collect();
+                        let names: Vec<String> = roles
+                            .iter()
+                            .map(|(r, n)| format!("{r}={}", Scenario::node_name(*n)))
+                            .collect();
                         format!("roles: {}", names.join(" "))
                     }
-                    None => format!("episode {episode} skipped: {TOPIC}-0 has no leader"),
+                    None => format!("episode {episode} skipped: no active controller"),
                 });
                 e.insert(roles)
             }
@@ -74,24 +77,22 @@ impl Cluster {
         bound.as_ref()?.get(&wanted).copied()
     }
 
-    /// Every role of `episode`, from the controller's committed metadata; `None` if the hunted
-    /// partition has no leader (or the controller holds no metadata for it).
+    /// Every role of `episode`: the active controller, and the hunted partition's roles from
+    /// its committed metadata (none while the partition has no leader); `None` if there is no
+    /// active controller.
     fn bind_roles(&self, episode: u32) -> Option<BTreeMap<RoleRef, u32>> {
         let tp = TopicPartition::new(TOPIC, 0);
-        let (replicas, leader, isr) = match &*lock(&self.nodes.get(&CONTROLLER)?.state) {
-            AnyNode::Controller(c) => {
-                let ps = c.metadata().partition(&tp)?;
-                (ps.replicas.clone(), ps.leader?, ps.isr.clone())
+        let (controller, _, metadata) = self.active_controller()?;
+        let mut roles = BTreeMap::new();
+        let role = Role::ActiveController;
+        roles.insert(RoleRef { role, episode }, controller);
+        if let Some(ps) = metadata.partition(&tp).filter(|ps| ps.leader.is_some()) {
+            for role in Role::ALL {
+                if let Some(node) = role.resolve(&ps.replicas, ps.leader, &ps.isr) {
+                    roles.insert(RoleRef { role, episode }, node);
+                }
             }
-            _ => return None,
-        };
-        let roles = Role::ALL
-            .into_iter()
-            .filter_map(|role| {
-                let node = role.resolve(&replicas, Some(leader), &isr)?;
-                Some((RoleRef { role, episode }, node))
-            })
-            .collect();
+        }
         Some(roles)
     }
 

@@ -6,7 +6,7 @@
 //! refused: a deposed controller is never followed again.
 
 use super::Broker;
-use crate::node::Context;
+use crate::node::{Context, Situation};
 use crate::protocol::{ClusterMetadata, Message, NodeId, QuorumEpoch};
 
 /// Requests sent to a controller that has said nothing since, before the broker tries another.
@@ -49,9 +49,10 @@ impl Broker {
     /// first if this one has been silent too long.
     pub(super) fn send_to_controller(&mut self, cx: &mut Context, message: Message) {
         let link = &mut self.controller;
-        if link.unanswered >= UNANSWERED_BEFORE_MOVING_ON {
+        if link.unanswered >= UNANSWERED_BEFORE_MOVING_ON && self.config.controllers.len() > 1 {
             link.target = next_after(&self.config.controllers, link.target);
             link.unanswered = 0;
+            cx.reached(Situation::ControllerRedirect);
         }
         link.unanswered += 1;
         cx.send(link.target, message);
@@ -59,7 +60,7 @@ impl Broker {
 
     /// Whether an answer from `from` comes from the controller the broker talks to; any message
     /// from it shows it is there.
-    pub(super) fn from_controller(&mut self, from: NodeId) -> bool {
+    pub(super) fn answered_by_controller(&mut self, from: NodeId) -> bool {
         if from == self.controller.target {
             self.controller.unanswered = 0;
             true
@@ -68,27 +69,29 @@ impl Broker {
         }
     }
 
-    /// The controller asked is not the active one: try the leader it names, else the next.
-    /// A request is sent again at once only to a different controller (a leader not active yet
-    /// names itself: the broker's timers retry it).
+    /// The controller asked is not the active one. If it names a leader, the broker sends its
+    /// request there at once; if it knows none (an election is under way), the broker moves on
+    /// to the next controller and lets its timers retry, rather than circle the quorum at the
+    /// network's speed until a leader is elected. A leader not active yet names itself: the
+    /// broker stays, and its timers retry.
     pub(super) fn on_not_controller(
         &mut self,
         cx: &mut Context,
         from: NodeId,
         leader: Option<NodeId>,
     ) {
-        if !self.from_controller(from) {
+        if !self.answered_by_controller(from) || leader == Some(from) {
             return;
         }
         let controllers = &self.config.controllers;
-        let next = leader
-            .filter(|l| controllers.contains(l))
-            .unwrap_or_else(|| next_after(controllers, from));
-        if next == from {
-            return;
+        match leader.filter(|l| controllers.contains(l)) {
+            Some(named) => {
+                self.controller.target = named;
+                cx.reached(Situation::ControllerRedirect);
+                self.retry_controller_request(cx);
+            }
+            None => self.controller.target = next_after(controllers, from),
         }
-        self.controller.target = next;
-        self.retry_controller_request(cx);
     }
 
     /// Whether to take `md` from `from`: a controller, with a newer controller epoch, or the same
@@ -172,8 +175,15 @@ mod tests {
         // A leader not active yet names itself: no immediate resend (the retry timer does it).
         b.on_message(&mut cx, 102, Message::NotController { leader: Some(102) });
         assert_eq!(registered_at(&cx.take_effects()), None);
+        assert_eq!(b.controller().target(), 102);
+        // No leader known: the next controller, at the next retry only.
+        b.on_message(&mut cx, 102, Message::NotController { leader: None });
+        assert_eq!(registered_at(&cx.take_effects()), None);
+        assert_eq!(b.controller().target(), 100);
+        b.on_message(&mut cx, 100, Message::NotController { leader: Some(102) });
+        assert_eq!(registered_at(&cx.take_effects()), Some(102));
         // A stale answer from a controller the broker left is ignored.
-        b.on_message(&mut cx, 100, Message::NotController { leader: Some(101) });
+        b.on_message(&mut cx, 101, Message::NotController { leader: Some(100) });
         assert_eq!(b.controller().target(), 102);
     }
 

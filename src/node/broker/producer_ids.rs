@@ -83,14 +83,14 @@ impl Broker {
     ) {
         // An error (a stale broker epoch: a re-registration is under way) changes nothing: the
         // retry asks again in the new incarnation.
-        let from_controller = self.from_controller(from);
+        let by_controller = self.answered_by_controller(from);
         let Ok(block) = result else {
             return;
         };
         let ids = &mut self.producer_ids;
         // A second answer (to a retry) while the first block lasts is not needed; its ids are
         // simply never used. Any block is ours to use: the controller gave it to nobody else.
-        if !from_controller || ids.next < ids.end {
+        if !by_controller || ids.next < ids.end {
             return;
         }
         ids.next = block.first;

@@ -493,6 +493,7 @@ fn an_answer_to_a_heartbeat_of_an_earlier_registration_is_ignored() {
             broker: 0,
             broker_epoch: current - 1,
             metadata_version,
+            controller_epoch: 0,
         },
     );
     assert!(matches!(

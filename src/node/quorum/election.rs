@@ -2,7 +2,7 @@
 //! are written and synced before any message that reveals them leaves (`QuorumNode::send`).
 
 use super::{LeaderState, QuorumNode, QuorumRole};
-use crate::node::{Bug, Context, Timer};
+use crate::node::{Bug, Context, Situation, Timer};
 use crate::protocol::{
     BeginQuorumEpoch, Message, MetadataRecord, NodeId, QuorumEpoch, VoteRequest, VoteResponse,
 };
@@ -121,6 +121,7 @@ impl QuorumNode {
             self.start_election(cx);
         } else if refused.len() >= majority {
             // Cannot win: wait, following whoever leads, until the election timer fires again.
+            cx.reached(Situation::PreVoteLost);
             let leader = r.leader.filter(|_| r.epoch == self.epoch);
             self.become_follower(cx, leader);
         }
@@ -253,6 +254,7 @@ impl QuorumNode {
             l.fetched.clear();
             cx.set_timer(Timer::QuorumCheck, self.config.check_quorum_ms);
         } else {
+            cx.reached(Situation::QuorumLeaderResigned);
             self.become_follower(cx, None);
         }
     }

@@ -23,7 +23,7 @@ pub use client::{QuorumClient, QuorumClientConfig};
 pub use log::QuorumLog;
 
 use super::producer::next_random;
-use super::{BugSet, Context, DiskOp, QuorumImage, SyncToken, Timer};
+use super::{BugSet, Context, DiskOp, QuorumImage, Situation, SyncToken, Timer};
 use crate::log::{ensure, Checked};
 use crate::protocol::{
     Message, MetadataRecord, NodeId, Offset, QuorumEntry, QuorumEpoch, QuorumFetchRequest,
@@ -358,6 +358,7 @@ impl QuorumNode {
         if offset >= self.log.end_offset() {
             return;
         }
+        cx.reached(Situation::QuorumTruncation);
         self.log.truncate(offset);
         self.high_watermark = self.high_watermark.min(offset);
         self.synced_end = self.synced_end.min(offset);
