@@ -417,7 +417,10 @@ impl Producer {
                     .entry(leader)
                     .or_default()
                     .push((partition, epoch)),
-                None => leaderless |= q.batches.iter().any(|b| b.sent.is_none()),
+                // Records still in the open batch count too: with nothing else to send, a
+                // producer that looked only at closed batches never asked for news and stalled
+                // for good (seed 79, once the controllers formed a quorum).
+                None => leaderless = true,
             }
         }
         for (leader, partitions) in by_leader {

@@ -286,6 +286,36 @@ fn the_retry_out_of_order_switch_renumbers_the_failed_batch_behind_the_others() 
 }
 
 #[test]
+fn records_waiting_in_an_open_batch_for_a_leaderless_partition_ask_for_metadata() {
+    // Lingering keeps the records in the open batch; the partition has no leader.
+    let mut cfg = config(3, 1, 1_000);
+    cfg.linger_ms = Some(50);
+    let mut md = metadata(1, 0);
+    md.partitions[0].leader = None;
+    let mut p = Producer::with_metadata(Arc::new(cfg), md);
+    let effects = start(&mut p);
+    assert!(produces(&effects).is_empty());
+    assert!(p
+        .queues
+        .values()
+        .all(|q| q.batches.is_empty() && !q.open.is_empty()));
+    // It backs off and then asks for newer metadata, rather than wait for a leader forever.
+    assert!(p.backing_off && p.stale, "no refresh scheduled");
+    let mut cx = Context::new(100);
+    p.on_timer(&mut cx, Timer::ClientBackoff);
+    let asked = cx.take_effects().into_iter().any(|e| {
+        matches!(
+            e,
+            Effect::Send {
+                message: Message::Metadata { .. },
+                ..
+            }
+        )
+    });
+    assert!(asked);
+}
+
+#[test]
 fn giving_up_keeps_the_metadata_request_timer() {
     let mut p = Producer::new(Arc::new(config(2, 1, 20)));
     let effects = start(&mut p);
