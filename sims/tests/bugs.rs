@@ -239,3 +239,70 @@ fn a_failing_run_shrinks_to_fewer_faults_that_still_fail_the_same_way() {
         again.problems
     );
 }
+
+/// Two controllers applying different entries at one offset: what a broken quorum shows.
+const QUORUM: &[&str] = &["committed-diverged"];
+
+#[test]
+fn vote_not_durable_is_caught() {
+    first_catch(Bug::VoteNotDurable, None, 40, QUORUM);
+}
+
+#[test]
+fn vote_without_log_check_is_caught() {
+    first_catch(Bug::VoteWithoutLogCheck, None, 40, QUORUM);
+}
+
+/// `no-prevote` breaks no safety property; its cost is availability. Controller 2 hears nothing
+/// for 17 s (its peers' messages to it are cut; its own still arrive): with pre-vote its timeouts
+/// change nothing, without it each one bumps the epoch, deposes the active controller and keeps
+/// the others from electing a successor.
+#[test]
+fn without_pre_vote_a_cut_off_controller_keeps_deposing_the_active_one() {
+    use sims::faults::{Fault, FaultSchedule, TimedFault};
+    let mut sc = Scenario::from_seed(1, &ScenarioOptions::default());
+    let at = |at_ms, fault| TimedFault { at_ms, fault };
+    let cut = |from: u32| Fault::OneWay {
+        from: from.into(),
+        to: 102.into(),
+    };
+    let heal = |from: u32| Fault::HealLink {
+        from: from.into(),
+        to: 102.into(),
+    };
+    sc.schedule = FaultSchedule {
+        events: vec![
+            at(2_000, cut(100)),
+            at(2_000, cut(101)),
+            at(19_000, heal(100)),
+            at(19_000, heal(101)),
+        ],
+    };
+    // The highest quorum epoch any controller wrote: each election (or, without pre-vote, each
+    // timeout of the cut-off controller) moves it.
+    let epochs = |bugs: Vec<Bug>| {
+        let o = run(&Scenario { bugs, ..sc.clone() }, true);
+        assert!(o.ok(), "{:?}", o.problems);
+        let events = o.trace.events().expect("trace kept");
+        events
+            .iter()
+            .filter_map(|e| {
+                e.what
+                    .split_once("persist quorum epoch ")?
+                    .1
+                    .split(' ')
+                    .next()?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    let with = epochs(Vec::new());
+    let without = epochs(vec![Bug::NoPrevote]);
+    eprintln!("highest controller epoch: {with} with pre-vote, {without} without");
+    assert!(
+        without >= with + 2,
+        "{with} with pre-vote, {without} without"
+    );
+}

@@ -28,6 +28,13 @@ pub enum Nemesis {
     /// `min.insync.replicas=1`, then commits alone), its disk slows down, and it loses power
     /// with syncs outstanding; the followers return.
     LoneLeaderPowerLoss,
+    /// The controller quorum's switches: the active controller loses power while the
+    /// controllers' disks are slow, and so does one of the voters electing its successor, at a
+    /// random moment of that election (a vote answered before its sync is lost); links between
+    /// controllers stall one way. A voter that votes twice in one epoch, votes for a shorter
+    /// log, or commits an older epoch's entries by counting makes two controllers apply
+    /// different entries at one offset (`committed-diverged`), or loses a committed change.
+    ControllerStorm,
 }
 
 impl Nemesis {
@@ -37,14 +44,19 @@ impl Nemesis {
             Bug::IsrBeforeEpochStart => Some(Nemesis::StaleHwRejoin),
             Bug::LastReplicaStanding => Some(Nemesis::LastReplicaCut),
             Bug::AckBeforeSync => Some(Nemesis::LoneLeaderPowerLoss),
+            Bug::VoteNotDurable
+            | Bug::VoteWithoutLogCheck
+            | Bug::CommitPreviousEpochByCount
+            | Bug::NoPrevote => Some(Nemesis::ControllerStorm),
             _ => None,
         }
     }
 
-    pub const ALL: [Nemesis; 3] = [
+    pub const ALL: [Nemesis; 4] = [
         Nemesis::StaleHwRejoin,
         Nemesis::LastReplicaCut,
         Nemesis::LoneLeaderPowerLoss,
+        Nemesis::ControllerStorm,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +64,7 @@ impl Nemesis {
             Nemesis::StaleHwRejoin => "stale-hw-rejoin",
             Nemesis::LastReplicaCut => "last-replica-cut",
             Nemesis::LoneLeaderPowerLoss => "lone-leader-power-loss",
+            Nemesis::ControllerStorm => "controller-storm",
         }
     }
 
@@ -68,7 +81,7 @@ impl Nemesis {
     /// synced records (with replicated durability a power loss alone would lose them, by design).
     pub fn durability(self) -> Durability {
         match self {
-            Nemesis::StaleHwRejoin => Durability::Replicated,
+            Nemesis::StaleHwRejoin | Nemesis::ControllerStorm => Durability::Replicated,
             Nemesis::LastReplicaCut | Nemesis::LoneLeaderPowerLoss => Durability::Fsync,
         }
     }
@@ -84,6 +97,7 @@ impl Nemesis {
                 Nemesis::StaleHwRejoin => stale_hw_rejoin(&mut rng, episode),
                 Nemesis::LastReplicaCut => last_replica_cut(&mut rng, episode),
                 Nemesis::LoneLeaderPowerLoss => lone_leader_power_loss(&mut rng, episode),
+                Nemesis::ControllerStorm => controller_storm(&mut rng, episode),
             };
             if t + length > fault_ms {
                 break;
@@ -188,6 +202,57 @@ fn stale_hw_rejoin(rng: &mut SeedRng, e: u32) -> Episode {
     f.push((end, Fault::NetworkNormal));
     f.push((end + 1, Fault::Restart { node: next }));
     (f, end + 2)
+}
+
+/// The active controller loses power while every controller's disk is slow; its standbys elect
+/// a successor, and one of them (the voter) loses power at a random moment of that election —
+/// if that falls between answering a vote and syncing it, a correct voter has not answered
+/// yet, a `vote-not-durable` one forgets a vote it gave. The old active controller returns, the
+/// voter returns, and the other standby (the likely successor) is cut off for a while: the two
+/// that remain elect again, in the same epoch if the voter forgot.
+fn controller_storm(rng: &mut SeedRng, e: u32) -> Episode {
+    let active = Target::role(Role::ActiveController, e);
+    let standbys = [
+        Target::role(Role::StandbyController, e),
+        Target::role(Role::OtherStandbyController, e),
+    ];
+    let all = [active, standbys[0], standbys[1]];
+    let mut f = Vec::new();
+    for node in all {
+        let extra_ms = rng.range(100, 600);
+        f.push((0, Fault::SlowDisk { node, extra_ms }));
+    }
+    let all_pending = PowerLossMode::AllPending;
+    f.push((
+        1,
+        Fault::PowerLoss {
+            node: active,
+            mode: all_pending,
+        },
+    ));
+    let v = rng.range(0, 1) as usize;
+    let (voter, successor) = (standbys[v], standbys[1 - v]);
+    let lost_at = rng.range(1_000, 3_000);
+    f.push((
+        lost_at,
+        Fault::PowerLoss {
+            node: voter,
+            mode: all_pending,
+        },
+    ));
+    let voter_back = lost_at + rng.range(30, 400);
+    let active_back = rng.range(800, voter_back);
+    f.push((active_back, Fault::Restart { node: active }));
+    f.push((voter_back, Fault::Restart { node: voter }));
+    // Long enough for the successor's check-quorum to depose it (1.5 s), sometimes not.
+    let healed = voter_back + 1 + rng.range(800, 3_500);
+    f.push((voter_back + 1, Fault::Isolate { node: successor }));
+    f.push((healed, Fault::HealNetwork));
+    let end = healed + rng.range(1_000, 3_000);
+    for node in all {
+        f.push((end, Fault::DiskNormal { node }));
+    }
+    (f, end + 1)
 }
 
 /// Both followers of episode `e` go away, each by a crash, a pause or isolation; returns the

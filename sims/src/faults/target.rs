@@ -24,14 +24,20 @@ pub enum Role {
     /// The active controller: the quorum's leader acting as controller (none during an
     /// election: the fault is then skipped).
     ActiveController,
+    /// The first other controller in id order, and the next one: the voters that elect the
+    /// active controller's successor.
+    StandbyController,
+    OtherStandbyController,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [
+    pub const ALL: [Role; 6] = [
         Role::Leader,
         Role::Follower,
         Role::OtherFollower,
         Role::ActiveController,
+        Role::StandbyController,
+        Role::OtherStandbyController,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,11 +46,13 @@ impl Role {
             Role::Follower => "follower",
             Role::OtherFollower => "other-follower",
             Role::ActiveController => "active-controller",
+            Role::StandbyController => "standby-controller",
+            Role::OtherStandbyController => "other-standby-controller",
         }
     }
 
     /// The broker holding this partition role, given the partition's assignment order, leader
-    /// and ISR (`ActiveController` is no partition role: `None`).
+    /// and ISR (`None` for the controller roles).
     /// Followers are ranked as the controller's election ranks them: in-sync replicas in
     /// assignment order, then the others.
     pub fn resolve(self, replicas: &[u32], leader: Option<u32>, isr: &[u32]) -> Option<u32> {
@@ -55,7 +63,7 @@ impl Role {
             Role::Leader => leader,
             Role::Follower => followers.next(),
             Role::OtherFollower => followers.nth(1),
-            Role::ActiveController => None,
+            Role::ActiveController | Role::StandbyController | Role::OtherStandbyController => None,
         }
     }
 }
@@ -84,7 +92,8 @@ impl TryFrom<String> for RoleRef {
             .into_iter()
             .find(|r| r.name() == name)
             .ok_or_else(|| {
-                format!("target {s:?}: unknown role {name:?} (leader, follower, other-follower, active-controller)")
+                format!("target {s:?}: unknown role {name:?} (leader, follower, other-follower, active-controller, \
+                 standby-controller, other-standby-controller)")
             })?;
         let episode = episode
             .parse()

@@ -86,6 +86,17 @@ impl Cluster {
         let mut roles = BTreeMap::new();
         let role = Role::ActiveController;
         roles.insert(RoleRef { role, episode }, controller);
+        let standbys = self
+            .nodes
+            .iter()
+            .filter(|(id, n)| **id != controller && lock(&n.state).as_quorum_controller().is_some())
+            .map(|(id, _)| *id);
+        for (role, node) in [Role::StandbyController, Role::OtherStandbyController]
+            .into_iter()
+            .zip(standbys)
+        {
+            roles.insert(RoleRef { role, episode }, node);
+        }
         if let Some(ps) = metadata.partition(&tp).filter(|ps| ps.leader.is_some()) {
             for role in Role::ALL {
                 if let Some(node) = role.resolve(&ps.replicas, ps.leader, &ps.isr) {
