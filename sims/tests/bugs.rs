@@ -97,7 +97,7 @@ fn hw_from_stale_epoch_is_caught() {
         .copied()
         .chain(["liveness", "node-invariant"])
         .collect();
-    first_catch(Bug::HwFromStaleEpoch, None, 300, &expected);
+    first_catch(Bug::HwFromStaleEpoch, None, 700, &expected);
 }
 
 #[test]
@@ -168,7 +168,7 @@ fn no_sequence_gap_check_is_caught() {
     first_catch(
         Bug::NoSequenceGapCheck,
         None,
-        50,
+        100,
         &[
             "duplicate",
             "inconsistent-offsets",
