@@ -49,12 +49,16 @@ impl Broker {
     /// first if this one has been silent too long.
     pub(super) fn send_to_controller(&mut self, cx: &mut Context, message: Message) {
         let link = &mut self.controller;
-        if link.unanswered >= UNANSWERED_BEFORE_MOVING_ON && self.config.controllers.len() > 1 {
-            link.target = next_after(&self.config.controllers, link.target);
-            link.unanswered = 0;
-            cx.reached(Situation::ControllerRedirect);
+        // With one controller there is nowhere to move to, and nothing to count (the models run
+        // one: a counter would only split their states).
+        if self.config.controllers.len() > 1 {
+            if link.unanswered >= UNANSWERED_BEFORE_MOVING_ON {
+                link.target = next_after(&self.config.controllers, link.target);
+                link.unanswered = 0;
+                cx.reached(Situation::ControllerRedirect);
+            }
+            link.unanswered += 1;
         }
-        link.unanswered += 1;
         cx.send(link.target, message);
     }
 
