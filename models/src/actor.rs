@@ -222,6 +222,32 @@ impl NodeState {
             NodeState::Booting(_) => None,
         }
     }
+
+    /// The disk the actor holds, running or booting.
+    pub fn disk(&self) -> &Arc<Disk> {
+        match self {
+            NodeState::Running { disk, .. } | NodeState::Booting(disk) => disk,
+        }
+    }
+
+    /// A running actor's sync in flight.
+    pub fn syncing(&self) -> &SyncInFlight {
+        match self {
+            NodeState::Running { syncing, .. } => syncing,
+            NodeState::Booting(_) => &None,
+        }
+    }
+
+    /// This state with `node`, `disk` and `syncing` in place of its own (a booting one keeps
+    /// booting, with `disk`).
+    pub fn replaced(&self, node: AnyNode, disk: Arc<Disk>, syncing: SyncInFlight) -> NodeState {
+        match self {
+            NodeState::Running {
+                truncated, owed, ..
+            } => NodeState::running(node, disk, *truncated, owed.clone(), syncing),
+            NodeState::Booting(_) => NodeState::Booting(disk),
+        }
+    }
 }
 
 /// What survived a crash.
