@@ -31,6 +31,9 @@ pub struct RunOptions {
     pub search: Search,
     /// Stop after this many states (required in practice for random walks, which never finish).
     pub max_states: Option<usize>,
+    /// Quorum model, depth-first search: remember one state per class of states equal up to
+    /// renaming the voters (`crate::symmetry`).
+    pub symmetry: bool,
 }
 
 impl RunOptions {
@@ -42,6 +45,7 @@ impl RunOptions {
             max_depth: None,
             search: Search::Bfs,
             max_states: None,
+            symmetry: false,
         }
     }
 }
@@ -95,6 +99,14 @@ pub fn check(opts: &ModelOptions, run: &RunOptions, progress: impl FnMut(Progres
     }
     if let Some(n) = run.max_states {
         builder = builder.target_state_count(n);
+    }
+    if run.symmetry {
+        assert_eq!(
+            opts.kind,
+            crate::cluster::ModelKind::Quorum,
+            "symmetry: quorum only"
+        );
+        builder = builder.symmetry_fn(crate::symmetry::representative);
     }
     let name = opts.kind.name();
     let mut out = match run.search {

@@ -85,6 +85,11 @@ pub struct ModelOptions {
     pub idempotent: bool,
     /// Quorum model: no voter may go past this epoch (bounds the elections).
     pub max_epoch: u32,
+    /// Quorum model: the voters' disks at the first start (`crate::quorum::Start`).
+    pub quorum_start: crate::quorum::Start,
+    /// Quorum model: any message in flight may be delivered next, not only the oldest of its
+    /// channel (stateright's unordered, non-duplicating network).
+    pub unordered: bool,
 }
 
 impl ModelOptions {
@@ -111,6 +116,8 @@ impl ModelOptions {
             max_in_flight: 1,
             idempotent: false,
             max_epoch: 0,
+            quorum_start: crate::quorum::Start::Empty,
+            unordered: false,
         };
         match kind {
             ModelKind::Replication => ModelOptions {
@@ -168,8 +175,8 @@ impl ModelOptions {
                 brokers: 3,
                 records: 2,
                 crashes: 1,
-                // Election timeouts.
-                expiries: 3,
+                // Election timeouts: the fewest that elect a leader and then replace it.
+                expiries: 2,
                 max_epoch: 2,
                 ..common(kind)
             },

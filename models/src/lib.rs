@@ -11,3 +11,4 @@ pub mod quorum;
 pub mod reduce;
 pub mod render;
 pub mod script;
+pub mod symmetry;

@@ -5,6 +5,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use models::check::{check, Outcome, RunOptions, Search};
 use models::cluster::{build, ModelKind, ModelOptions};
+use models::quorum::Start;
 use seedlog::node::{Bug, Durability};
 use stateright::Model;
 use std::io::Write;
@@ -48,6 +49,10 @@ enum Command {
         /// defaults to 5000000.
         #[arg(long)]
         max_states: Option<usize>,
+        /// Quorum model with `--search dfs`: remember one state per class of states equal up to
+        /// renaming the voters (symmetry reduction).
+        #[arg(long)]
+        symmetry: bool,
     },
     /// Serve stateright's Explorer (a web UI to step through the model) on 127.0.0.1.
     Explore {
@@ -67,13 +72,13 @@ struct ModelArgs {
     brokers: Option<u32>,
     /// Records the producer sends (default: 1 for replication, 4 for partitioning); for offsets,
     /// records pre-filled in each data partition (default 2).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=8))]
     records: Option<u32>,
     /// Crash-restarts allowed in a run, each with or without loss of unsynced data.
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=8))]
     crashes: Option<u32>,
     /// Session expiries the controller may act on (fencing a crashed or cut-off broker); in the
-    /// quorum model, election timeouts (default 3).
+    /// quorum model, election timeouts (default 2).
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=8))]
     expiries: Option<u32>,
     /// Times a leader may evict a lagging follower from the ISR.
@@ -125,6 +130,21 @@ struct ModelArgs {
     /// Quorum model: no voter may go past this epoch (default 2): bounds the elections.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
     max_epoch: Option<u32>,
+    /// Quorum model: the voters' disks at the first start: empty (a new quorum) or figure-8
+    /// (Raft's Figure 8 after its first two elections; see docs/quorum.md).
+    #[arg(long, value_enum, default_value_t = StartArg::Empty)]
+    start: StartArg,
+    /// Quorum model: any message in flight may be delivered next (stateright's unordered,
+    /// non-duplicating network), not only the oldest of its channel.
+    #[arg(long)]
+    unordered: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StartArg {
+    Empty,
+    #[value(name = "figure-8")]
+    Figure8,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -234,6 +254,15 @@ impl ModelArgs {
         if self.no_reader {
             o.reader = false;
         }
+        if self.unordered && o.kind != ModelKind::Quorum {
+            return Err("--unordered applies to the quorum model only".into());
+        }
+        o.unordered = self.unordered;
+        match (o.kind, self.start) {
+            (ModelKind::Quorum, StartArg::Figure8) => o.quorum_start = Start::Figure8,
+            (_, StartArg::Empty) => {}
+            (_, StartArg::Figure8) => return Err("--start applies to the quorum model only".into()),
+        }
         Ok(o)
     }
 }
@@ -246,8 +275,14 @@ fn describe(o: &ModelOptions) -> String {
         } else {
             bugs.join(",")
         };
+        let start = match (o.quorum_start, o.unordered) {
+            (Start::Empty, false) => "",
+            (Start::Figure8, false) => " start=figure-8",
+            (Start::Empty, true) => " network=unordered",
+            (Start::Figure8, true) => " start=figure-8 network=unordered",
+        };
         return format!(
-            "model=quorum voters={} records={} crashes={} election_timeouts={} max_epoch={} bugs={bugs}",
+            "model=quorum voters={} records={} crashes={} election_timeouts={} max_epoch={}{start} bugs={bugs}",
             o.brokers, o.records, o.crashes, o.expiries, o.max_epoch
         );
     }
@@ -352,6 +387,7 @@ fn main() -> ExitCode {
             search,
             seed,
             max_states,
+            symmetry,
         } => {
             let opts = match model.options() {
                 Ok(o) => o,
@@ -360,6 +396,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if symmetry && (opts.kind != ModelKind::Quorum || !matches!(search, SearchArg::Dfs)) {
+                eprintln!("error: --symmetry applies to the quorum model with --search dfs only");
+                return ExitCode::from(2);
+            }
             let run = RunOptions {
                 threads: threads as usize,
                 max_depth,
@@ -372,6 +412,7 @@ fn main() -> ExitCode {
                     SearchArg::Random => max_states.or(Some(5_000_000)),
                     _ => max_states,
                 },
+                symmetry,
             };
             println!("checking {} threads={}", describe(&opts), run.threads);
             let outcome = check(&opts, &run, |p| {

@@ -19,13 +19,57 @@ use crate::cluster::{ModelCfg, ModelKind, ModelOptions, SeedlogModel};
 use crate::history::{self, History};
 use crate::properties::{self, Layout, Named, State};
 use seedlog::node::{
-    AnyNode, BugSet, Image, QuorumClient, QuorumClientConfig, QuorumConfig, QuorumNode, QuorumRole,
+    AnyNode, BugSet, Image, QuorumClient, QuorumClientConfig, QuorumConfig, QuorumImage,
+    QuorumNode, QuorumRole,
 };
 use seedlog::protocol::{MetadataRecord, QuorumEntry};
 use stateright::actor::{ActorModel, Network};
 use stateright::Expectation;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The voters' disks at the model's first start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Every voter in epoch 0 with an empty log: a new quorum.
+    Empty,
+    /// Raft's Figure 8, two elections in (voters 0, 1, 2 as the figure's S1, S2, S5): voter 0
+    /// led epoch 1 and wrote its leader change alone, voter 2 led epoch 2 with voter 1's vote
+    /// and wrote its own leader change alone, and every voter is in epoch 2 and restarts from
+    /// that disk (a restart is a step every voter may take, so whatever follows is a real run).
+    /// From there two more elections reach the figure's end: voter 0 leads epoch 3, voter 1
+    /// fetches 0's epoch-1 entry, and voter 2 may win epoch 4 with 1's vote — the entry is
+    /// then lost unless epoch 3 committed it only with an entry of its own.
+    Figure8,
+}
+
+impl Start {
+    /// Voter `id`'s disk.
+    fn image(self, id: u32) -> QuorumImage {
+        let leader_change = |leader, epoch| QuorumEntry {
+            epoch,
+            record: MetadataRecord::LeaderChange { leader, epoch },
+        };
+        match (self, id) {
+            (Start::Empty, _) => QuorumImage::default(),
+            (Start::Figure8, 0) => QuorumImage {
+                epoch: 2,
+                voted_for: None,
+                log: vec![leader_change(0, 1)],
+            },
+            (Start::Figure8, 2) => QuorumImage {
+                epoch: 2,
+                voted_for: Some(2),
+                log: vec![leader_change(2, 2)],
+            },
+            (Start::Figure8, _) => QuorumImage {
+                epoch: 2,
+                voted_for: Some(2),
+                log: Vec::new(),
+            },
+        }
+    }
+}
 
 /// The records the client submits: broker registrations 1, 2, ...
 fn records(n: usize) -> Vec<MetadataRecord> {
@@ -78,10 +122,11 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             bugs: bugs.clone(),
             ..QuorumConfig::new(id, voters.clone(), 0)
         };
+        let image = opts.quorum_start.image(id);
         model = model.actor(NodeActor {
             name: format!("voter {id}"),
-            initial: AnyNode::Quorum(QuorumNode::new(Arc::new(config))),
-            initial_image: Image::Quorum(Default::default()),
+            initial: AnyNode::Quorum(QuorumNode::recover(Arc::new(config), image.clone())),
+            initial_image: Image::Quorum(image),
             recover: recover_from_image,
             first_boot: Vec::new(),
             // Votes, epochs and entries become durable in a step of their own: a crash can fall
@@ -104,7 +149,10 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         deferred_sync: false,
     });
     let model = model
-        .init_network(Network::new_ordered([]))
+        .init_network(match opts.unordered {
+            true => Network::new_unordered_nonduplicating([]),
+            false => Network::new_ordered([]),
+        })
         .max_crashes(opts.crashes)
         .record_msg_in(history::record_in)
         .record_msg_out(history::record_out)

@@ -127,15 +127,24 @@ pub fn single_request_chain(cfg: &ModelCfg, s: &State) -> bool {
 
 /// The messages in the network from or to actor `c`, as (source, destination, message).
 /// (Stateright's `Network::iter_all` never ends on an ordered network: its cursor does not
-/// advance. The channels are read directly; the models use no other kind of network.)
+/// advance. The channels are read directly; the models use ordered networks, and the quorum
+/// model optionally an unordered, non-duplicating one.)
 fn involving(s: &State, c: usize) -> impl Iterator<Item = (Id, Id, &Message)> {
-    let channels = match &s.network {
-        Network::Ordered(channels) => Some(channels),
-        _ => None,
+    let (channels, unordered) = match &s.network {
+        Network::Ordered(channels) => (Some(channels), None),
+        Network::UnorderedNonDuplicating(envelopes) => (None, Some(envelopes)),
+        Network::UnorderedDuplicating(..) => (None, None),
     };
-    channels
+    let touches = move |src: Id, dst: Id| usize::from(src) == c || usize::from(dst) == c;
+    let ordered = channels
         .into_iter()
         .flatten()
-        .filter(move |((src, dst), _)| usize::from(*src) == c || usize::from(*dst) == c)
-        .flat_map(|((src, dst), q)| q.iter().map(move |m| (*src, *dst, m)))
+        .filter(move |((src, dst), _)| touches(*src, *dst))
+        .flat_map(|((src, dst), q)| q.iter().map(move |m| (*src, *dst, m)));
+    let unordered = unordered
+        .into_iter()
+        .flatten()
+        .filter(move |(e, _)| touches(e.src, e.dst))
+        .flat_map(|(e, &n)| std::iter::repeat_n((e.src, e.dst, &e.msg), n));
+    ordered.chain(unordered)
 }

@@ -43,6 +43,7 @@ fn found_by_walks(o: &ModelOptions, seed: u64, max_states: usize, property: &str
         max_depth: None,
         search: Search::Random { seed },
         max_states: Some(max_states),
+        symmetry: false,
     };
     let out = check(o, &run, |_| {});
     let v = out.violation.expect("random walks find the violation");
@@ -192,6 +193,7 @@ fn bug_no_sequence_gap_check_lets_a_batch_overtake_an_earlier_one() {
         max_depth: None,
         search: Search::Random { seed: 0 },
         max_states: Some(600_000),
+        symmetry: false,
     };
     let out = check(&o, &walks, |_| {});
     assert!(
@@ -495,6 +497,7 @@ fn a_consumer_crash_without_the_bug_keeps_at_least_once() {
         max_depth: Some(30),
         search: Search::Bfs,
         max_states: None,
+        symmetry: false,
     };
     let out = check(&o, &run, |_| {});
     assert!(

@@ -3,9 +3,10 @@
 //! passes; the model holds at small bounds; and the checker finds each safety bug switch.
 
 use models::actor::{Disk, NodeState, Stored};
-use models::check::{check, RunOptions};
+use models::check::{check, RunOptions, Search};
 use models::cluster::{build, ModelKind, ModelOptions, SeedlogModel};
 use models::properties::{violated, State};
+use models::quorum::Start;
 use seedlog::node::{AnyNode, Bug, Context, Image, QuorumImage, QuorumNode, Timer};
 use seedlog::protocol::{
     Message, MetadataRecord, QuorumEntry, QuorumFetchResponse, QuorumFetchResult, VoteResponse,
@@ -310,6 +311,101 @@ fn vote_without_log_check_elects_a_leader_without_a_committed_entry() {
         24,
         "leader-completeness",
     );
+}
+
+/// Raft's Figure 8 from its state after two elections (`Start::Figure8`: every voter restarts
+/// from the figure's disks), with two more election timeouts up to epoch 4, nothing submitted,
+/// no crash: breadth-first, the switch's counterexample at depth 22 (voter 0 leads epoch 3 and
+/// counts its epoch-1 entry committed once voter 1 fetched it; voter 2 wins epoch 4 with voter
+/// 1's vote and lacks it). The same bounds, searched exhaustively, are clean without it.
+#[test]
+fn commit_previous_epoch_by_count_loses_a_committed_entry_in_figure_8() {
+    let o = ModelOptions {
+        quorum_start: Start::Figure8,
+        ..opts(0, 0, 2, 4, &[Bug::CommitPreviousEpochByCount])
+    };
+    let out = run(&o, None);
+    let v = out.violation.expect("the switch is caught");
+    assert_eq!(
+        (v.property, v.depth),
+        ("leader-completeness", 22),
+        "{}",
+        v.trace
+    );
+    let clean = ModelOptions {
+        bugs: Vec::new(),
+        ..o
+    };
+    let out = run(&clean, None);
+    assert!(out.violation.is_none(), "{:?}", out.violation);
+    assert!(out.exhaustive);
+    // Nothing is submitted: no registration is ever committed.
+    assert_eq!(out.unreached, vec!["reaches committed change"]);
+}
+
+/// The symmetry reduction (`models::symmetry`) against the full depth-first search: the same
+/// verdict for every property, with and without a safety switch, at bounds small enough to
+/// search in full twice (`vote-not-durable`'s smallest such bounds take minutes).
+#[test]
+fn the_symmetry_reduction_agrees_with_the_full_search() {
+    let cases = [
+        opts(1, 1, 1, 2, &[]),
+        opts(0, 0, 2, 2, &[]),
+        opts(0, 0, 2, 2, &[Bug::VoteWithoutLogCheck]),
+        ModelOptions {
+            quorum_start: Start::Figure8,
+            ..opts(0, 0, 2, 4, &[Bug::CommitPreviousEpochByCount])
+        },
+    ];
+    for o in &cases {
+        let search = |symmetry| {
+            let run = RunOptions {
+                search: Search::Dfs,
+                symmetry,
+                ..RunOptions::exhaustive_bfs()
+            };
+            check(o, &run, |_| {})
+        };
+        let (full, reduced) = (search(false), search(true));
+        eprintln!(
+            "{:?} crashes {} timeouts {}: full {} states, reduced {}",
+            o.bugs, o.crashes, o.expiries, full.unique_states, reduced.unique_states
+        );
+        // Depth-first, each stops at the first violation it meets, which may be of another
+        // property on another path: both find one, or neither.
+        assert_eq!(
+            full.violation.is_some(),
+            reduced.violation.is_some(),
+            "{o:?}"
+        );
+        if full.violation.is_none() {
+            assert_eq!(
+                (&full.reached, &full.unreached),
+                (&reduced.reached, &reduced.unreached)
+            );
+            assert!(reduced.unique_states < full.unique_states, "{o:?}");
+        }
+    }
+}
+
+/// Stateright's unordered network (a newer message may overtake an older one of the same
+/// channel): the model holds at small bounds, searched in full (with the symmetry reduction).
+#[test]
+fn the_quorum_model_holds_with_an_unordered_network_at_small_bounds() {
+    let o = ModelOptions {
+        unordered: true,
+        ..opts(1, 0, 1, 2, &[])
+    };
+    let run = RunOptions {
+        search: Search::Dfs,
+        symmetry: true,
+        ..RunOptions::exhaustive_bfs()
+    };
+    let out = check(&o, &run, |_| {});
+    eprintln!("unordered: {} unique states", out.unique_states);
+    assert!(out.violation.is_none(), "{:?}", out.violation);
+    assert!(out.exhaustive);
+    assert_eq!(out.unreached, vec!["reaches leader replaced"]);
 }
 
 #[test]

@@ -90,4 +90,25 @@ impl QuorumClient {
             self.submit(cx);
         }
     }
+
+    /// The voter this client addresses, while it has records left to submit.
+    pub fn target(&self) -> Option<NodeId> {
+        (self.next < self.config.records.len()).then(|| self.config.voters[self.target])
+    }
+
+    /// This client with the voter it addresses renamed by `id`, a permutation of the voters (the
+    /// model checker's symmetry reduction, `models/src/symmetry.rs`). A client with nothing left
+    /// to submit addresses no one: its target becomes the first voter.
+    pub fn relabeled(&self, id: impl Fn(NodeId) -> NodeId) -> QuorumClient {
+        let voters = &self.config.voters;
+        let target = self
+            .target()
+            .and_then(|to| voters.iter().position(|&v| v == id(to)))
+            .unwrap_or(0);
+        QuorumClient {
+            config: self.config.clone(),
+            next: self.next,
+            target,
+        }
+    }
 }

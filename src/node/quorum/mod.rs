@@ -15,6 +15,7 @@
 mod client;
 mod election;
 mod log;
+mod relabel;
 mod replication;
 #[cfg(test)]
 mod tests;
