@@ -126,9 +126,9 @@ pub fn final_state(model: &SeedlogModel, s: &State) -> String {
                     AnyNode::Quorum(q) => crate::quorum::render(q),
                     AnyNode::QuorumClient(c) => format!("{} records accepted", c.accepted()),
                     AnyNode::QuorumController(c) => {
-                        let active = c.active_epoch().map_or(String::new(), |e| {
-                            format!(" active in epoch {e}")
-                        });
+                        let active = c
+                            .active_epoch()
+                            .map_or(String::new(), |e| format!(" active in epoch {e}"));
                         let md = c.metadata();
                         let quorum = crate::quorum::render(c.quorum());
                         format!("{quorum}{active} metadata v{}", md.version)

@@ -170,7 +170,15 @@ fn single_leader_per_epoch_fails_with_two_leaders_in_one_epoch() {
     let mut md = controller_metadata(&m, &s);
     md.version += 1;
     md.partitions[0].leader = Some(1);
-    deliver(&mut s, 1, m.cfg.controller, Message::UpdateMetadata { controller_epoch: 0, metadata: md });
+    deliver(
+        &mut s,
+        1,
+        m.cfg.controller,
+        Message::UpdateMetadata {
+            controller_epoch: 0,
+            metadata: md,
+        },
+    );
     let leads = |s: &State, i: usize| {
         s.actor_states[i]
             .node()

@@ -5,8 +5,9 @@
 
 use super::{
     BeginQuorumEpoch, BrokerEpoch, BrokerId, ErrorCode, GroupMessage, GroupResponse, LeaderEpoch,
-    LogEntry, NodeId, Offset, PartitionEpoch, ProducerStamp, QuorumFetchRequest, QuorumFetchResponse,
-    QuorumEpoch, QuorumSubmit, QuorumSubmitResponse, Record, TopicPartition, VoteRequest, VoteResponse,
+    LogEntry, NodeId, Offset, PartitionEpoch, ProducerStamp, QuorumEpoch, QuorumFetchRequest,
+    QuorumFetchResponse, QuorumSubmit, QuorumSubmitResponse, Record, TopicPartition, VoteRequest,
+    VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 

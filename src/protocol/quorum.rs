@@ -153,7 +153,11 @@ impl fmt::Display for MetadataRecord {
                         p.tp, p.leader_epoch, p.isr, p.partition_epoch
                     )?;
                 }
-                write!(f, " next epoch {} next pid {})", d.next_broker_epoch, d.next_producer_id)
+                write!(
+                    f,
+                    " next epoch {} next pid {})",
+                    d.next_broker_epoch, d.next_producer_id
+                )
             }
         }
     }

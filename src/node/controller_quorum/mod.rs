@@ -91,7 +91,9 @@ impl QuorumController {
 
     /// The quorum epoch this voter is the active controller in, if it is.
     pub fn active_epoch(&self) -> Option<QuorumEpoch> {
-        self.active.as_ref().map(|a| a.controller.controller_epoch())
+        self.active
+            .as_ref()
+            .map(|a| a.controller.controller_epoch())
     }
 
     pub fn is_active(&self) -> bool {
@@ -131,10 +133,20 @@ impl QuorumController {
                 )
             },
         )?;
-        let ordered = a.pending.iter().zip(a.pending.iter().skip(1)).all(|(x, y)| x < y);
-        let above = a.pending.front().is_none_or(|(o, _)| *o >= self.applied_offset);
+        let ordered = a
+            .pending
+            .iter()
+            .zip(a.pending.iter().skip(1))
+            .all(|(x, y)| x < y);
+        let above = a
+            .pending
+            .front()
+            .is_none_or(|(o, _)| *o >= self.applied_offset);
         ensure(ordered && above, "controller-pending-ordered", || {
-            format!("pending {:?}, applied to {}", a.pending, self.applied_offset)
+            format!(
+                "pending {:?}, applied to {}",
+                a.pending, self.applied_offset
+            )
         })?;
         ensure(
             !a.pending.is_empty() || a.proposed == self.applied,
@@ -210,7 +222,11 @@ impl QuorumController {
             return;
         };
         let mut version = None;
-        while a.pending.front().is_some_and(|(o, _)| *o < self.applied_offset) {
+        while a
+            .pending
+            .front()
+            .is_some_and(|(o, _)| *o < self.applied_offset)
+        {
             version = a.pending.pop_front().map(|(_, v)| v);
         }
         if let Some(v) = version {

@@ -56,7 +56,11 @@ impl Net {
         self.step_dyn(id, Box::new(f));
     }
 
-    fn step_dyn(&mut self, id: NodeId, f: Box<dyn FnOnce(&mut QuorumController, &mut Context) + '_>) {
+    fn step_dyn(
+        &mut self,
+        id: NodeId,
+        f: Box<dyn FnOnce(&mut QuorumController, &mut Context) + '_>,
+    ) {
         let mut cx = Context::new(0);
         let node = self.nodes.get_mut(&id).expect("a voter");
         f(node, &mut cx);
@@ -183,7 +187,11 @@ fn a_change_is_answered_and_applied_everywhere_only_once_committed() {
     assert_eq!(epoch, 1);
     assert!(md.registration(0).is_some());
     for v in VOTERS {
-        assert_eq!(net.node(v).metadata(), net.node(100).metadata(), "voter {v}");
+        assert_eq!(
+            net.node(v).metadata(),
+            net.node(100).metadata(),
+            "voter {v}"
+        );
     }
 }
 
@@ -191,20 +199,30 @@ fn a_change_is_answered_and_applied_everywhere_only_once_committed() {
 fn a_deposed_controllers_change_is_never_announced_and_its_successor_announces_its_epoch() {
     let mut net = elected();
     net.from_broker(1, 100, register(1));
-    assert!(registered(&net, 102, 1).is_some() || {
-        net.refetch();
-        registered(&net, 102, 1).is_some()
-    });
+    assert!(
+        registered(&net, 102, 1).is_some() || {
+            net.refetch();
+            registered(&net, 102, 1).is_some()
+        }
+    );
     // 100 is cut off and takes a registration it can never commit.
     net.cut.insert(100);
     let before = net.to_brokers.len();
     net.from_broker(0, 100, register(0));
-    assert_eq!(net.to_brokers.len(), before, "an uncommitted change stays unsaid");
+    assert_eq!(
+        net.to_brokers.len(),
+        before,
+        "an uncommitted change stays unsaid"
+    );
     // 102's timer fires first (its pre-vote fails: 101 still hears from 100), then 101's, and
     // 102, no longer hearing from a leader, grants it.
     net.fire(102, Timer::QuorumElection);
     net.fire(101, Timer::QuorumElection);
-    assert!(net.node(101).is_active(), "{:?}", net.node(101).quorum().role());
+    assert!(
+        net.node(101).is_active(),
+        "{:?}",
+        net.node(101).quorum().role()
+    );
     assert_eq!(net.node(101).active_epoch(), Some(2));
     let pushes: Vec<_> = net.to_brokers[before..]
         .iter()
@@ -245,7 +263,10 @@ fn a_deposed_controllers_change_is_never_announced_and_its_successor_announces_i
         .iter()
         .filter(|(from, _, _)| *from == 100)
         .collect();
-    assert!(from_100.is_empty(), "the deposed controller said {from_100:?}");
+    assert!(
+        from_100.is_empty(),
+        "the deposed controller said {from_100:?}"
+    );
 }
 
 #[test]

@@ -294,7 +294,14 @@ fn a_broker_that_stops_leading_the_partition_resigns_and_refuses() {
     ps.leader = None;
     ps.leader_epoch += 1;
     let mut cx = Context::new(0);
-    b.on_message(&mut cx, 9, Message::UpdateMetadata { controller_epoch: 0, metadata: md });
+    b.on_message(
+        &mut cx,
+        9,
+        Message::UpdateMetadata {
+            controller_epoch: 0,
+            metadata: md,
+        },
+    );
     assert_eq!(
         answers(cx),
         vec![(102, Err(ErrorCode::NotCoordinator))],
