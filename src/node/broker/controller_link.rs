@@ -59,7 +59,7 @@ impl Broker {
 
     /// Whether an answer from `from` comes from the controller the broker talks to; any message
     /// from it shows it is there.
-    pub(super) fn from_controller(&mut self, from: NodeId) -> bool {
+    pub(super) fn heard_from_controller(&mut self, from: NodeId) -> bool {
         if from == self.controller.target {
             self.controller.unanswered = 0;
             true
@@ -77,7 +77,7 @@ impl Broker {
         from: NodeId,
         leader: Option<NodeId>,
     ) {
-        if !self.from_controller(from) {
+        if !self.heard_from_controller(from) {
             return;
         }
         let controllers = &self.config.controllers;

@@ -582,7 +582,7 @@ impl Broker {
         request_partition_epoch: crate::protocol::PartitionEpoch,
         result: Result<PartitionState, ErrorCode>,
     ) {
-        if !self.from_controller(from) {
+        if !self.heard_from_controller(from) {
             return;
         }
         let Some(Role::Leader(ls)) = self.replicas.get_mut(&tp).map(|r| &mut r.role) else {

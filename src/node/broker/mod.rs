@@ -306,7 +306,7 @@ impl Broker {
     }
 
     fn on_registered(&mut self, cx: &mut Context, from: NodeId, epoch: BrokerEpoch, version: u64) {
-        if !self.from_controller(from) || self.registration != Registration::Registering {
+        if !self.heard_from_controller(from) || self.registration != Registration::Registering {
             return;
         }
         self.registration = Registration::Registered {
@@ -329,7 +329,7 @@ impl Broker {
         // An answer to a heartbeat of an earlier registration (sent before a re-registration and
         // delivered after it) says nothing about this one; taking its `fenced` for ours made a
         // broker register again and again after a stall.
-        if !self.from_controller(from) || self.broker_epoch() != Some(epoch) {
+        if !self.heard_from_controller(from) || self.broker_epoch() != Some(epoch) {
             return;
         }
         self.unfence_in_flight = false;

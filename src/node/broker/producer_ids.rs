@@ -83,7 +83,7 @@ impl Broker {
     ) {
         // An error (a stale broker epoch: a re-registration is under way) changes nothing: the
         // retry asks again in the new incarnation.
-        let from_controller = self.from_controller(from);
+        let from_controller = self.heard_from_controller(from);
         let Ok(block) = result else {
             return;
         };
