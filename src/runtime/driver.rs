@@ -273,7 +273,9 @@ impl<D: Disk> Driver<D> {
                         sink(self.id, situation);
                     }
                 }
-                // No driver hosts a metadata state machine on the quorum yet.
+                // Already consumed: the quorum controller applies each committed entry to its
+                // metadata from its own effects, in the step that committed it; a bare voter
+                // (the models' and tests' quorums) has no state machine to hand it to.
                 Effect::Apply { .. } => {}
                 Effect::Observe(event) => {
                     self.trace_event(now, "client", &event, || event.to_string());
