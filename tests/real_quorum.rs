@@ -2,14 +2,15 @@
 //! as processes on 127.0.0.1. While producers write with acks=all, we SIGKILL the active
 //! controller's process, wait for another controller to become active, then SIGKILL the
 //! partition leader's broker: the new active controller must fence it and elect a new leader,
-//! producing must go on, and reading everything back must show every acknowledged record at the
-//! offset it was acknowledged at, none twice.
+//! and producing must go on. Then the first controller killed restarts from its data directory
+//! and the active one is killed again: the two left need each other to elect. Reading everything
+//! back must show every acknowledged record at the offset it was acknowledged at, none twice.
 
 mod common;
 
 use common::{
-    client, command, free_ports, placed, run_with_deadline, start_cluster_of, write_data_dir,
-    Cluster,
+    client, command, free_ports, placed, run_with_deadline, start_cluster_of, start_watched,
+    write_data_dir, Cluster,
 };
 use seedlog::node::{ControllerImage, DiskOp};
 use std::collections::BTreeMap;
@@ -116,7 +117,8 @@ fn active_controller_and_leader_killed_no_acknowledged_record_lost() {
     let dir = tempfile::tempdir().expect("temp dir");
     let Cluster {
         mut procs,
-        controller_lines,
+        args,
+        mut controller_lines,
         layout,
     } = start_cluster_of(dir.path(), 3, "events:1:3", &["--min-insync-replicas", "2"]);
     let mut state = vec![None; 3];
@@ -165,6 +167,24 @@ fn active_controller_and_leader_killed_no_acknowledged_record_lost() {
         leader(&layout).is_some_and(|l| l != old_leader)
     });
     progress("after the partition leader died");
+
+    // Restart the first controller killed, from its data directory (epoch, vote and metadata
+    // log), then kill the active one: the two left elect only with each other's votes, so the
+    // restarted one must take part again, bound by the epoch and vote it wrote before it died.
+    let (child, lines) = start_watched(&args[killed]);
+    procs.0[killed].1 = child;
+    controller_lines[killed] = lines;
+    state[killed] = None;
+    eprintln!("restarted controller {}", 100 + killed);
+    let (name, child) = &mut procs.0[next];
+    child.kill().expect("kill the active controller again");
+    let _ = child.wait();
+    eprintln!("killed {name}, the active controller in epoch {next_epoch}");
+    wait_for("a third controller becomes active", || {
+        active_controller(&controller_lines, &mut state)
+            .is_some_and(|(i, e)| i != next && e > next_epoch)
+    });
+    progress("after the second controller failover");
 
     stop.store(true, Ordering::SeqCst);
     producer.join().expect("the producer thread");

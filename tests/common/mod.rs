@@ -158,10 +158,12 @@ pub fn start_cluster(dir: &Path, topic: &str, broker_args: &[&str]) -> (Procs, V
     (cluster.procs, cluster.layout)
 }
 
-/// A running cluster: its processes (the controllers first, then broker i at `controllers + i`),
-/// the lines each controller printed after READY, and the layout arguments clients need.
+/// A running cluster: its processes (the controllers first, then broker i at `controllers + i`)
+/// and the arguments each was started with (to restart it), the lines each controller printed
+/// after READY, and the layout arguments clients need.
 pub struct Cluster {
     pub procs: Procs,
+    pub args: Vec<Vec<String>>,
     pub controller_lines: Vec<mpsc::Receiver<String>>,
     pub layout: Vec<String>,
 }
@@ -183,6 +185,7 @@ pub fn start_cluster_of(
     let data = |name: &str| dir.join(name).display().to_string();
     let mut cluster = Cluster {
         procs: Procs(Vec::new()),
+        args: Vec::new(),
         controller_lines: Vec::new(),
         layout,
     };
@@ -200,6 +203,7 @@ pub fn start_cluster_of(
         let (child, lines) = start_watched(&args);
         cluster.procs.0.push((format!("controller {id}"), child));
         cluster.controller_lines.push(lines);
+        cluster.args.push(args);
     }
     for id in 0..3 {
         let mut args: Vec<String> = vec!["broker".into(), "--id".into(), id.to_string()];
@@ -207,6 +211,7 @@ pub fn start_cluster_of(
         args.extend(["--data-dir".into(), data(&format!("broker{id}"))]);
         args.extend(broker_args.iter().map(|a| a.to_string()));
         cluster.procs.0.push((format!("broker {id}"), start(&args)));
+        cluster.args.push(args);
     }
     cluster
 }
