@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Real produce rate: starts a controller and three brokers of the `seedlog` binary on 127.0.0.1
-# (topic `bench` with 1 partition replicated 3 ways, min.insync.replicas=2), produces COUNT records
-# of 100 bytes with acks=all, and prints the rate. Run it from the repository root after
+# Real produce rate: starts a controller (a quorum of one) and three brokers of the `seedlog`
+# binary on 127.0.0.1 (topic `bench` with 1 partition replicated 3 ways, min.insync.replicas=2),
+# produces COUNT records of 100 bytes with acks=all, and prints the rate. Run it from the repository root after
 # `cargo build --release`:
 #
 #   scripts/bench-produce.sh [replicated|fsync] [COUNT] [BIN]
 #
-# BIN (default target/release/seedlog) lets the same benchmark time an older build; PRODUCE_ARGS
+# BIN (default target/release/seedlog) lets the same benchmark time an older build (one that takes
+# `--controllers`: builds from before the controller quorum took `--controller`); PRODUCE_ARGS
 # passes options to the producer (e.g. PRODUCE_ARGS="--batch-size 65536 --linger-ms 10"). The last line
 # is `BENCH durability=... records=N secs=S records_per_sec=R`; exit 1 if the produce failed.
 set -euo pipefail
@@ -36,7 +37,8 @@ trap cleanup EXIT
 # Ports from the process id, so two benchmarks on one machine do not collide.
 base=$((20000 + ($$ % 2000) * 5))
 brokers="127.0.0.1:$base,127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2))"
-layout=(--brokers "$brokers" --controller "127.0.0.1:$((base + 3))")
+layout=(--brokers "$brokers")
+node_layout=("${layout[@]}" --controllers "127.0.0.1:$((base + 3))")
 
 wait_ready() { # file
     for _ in $(seq 1 100); do
@@ -47,11 +49,11 @@ wait_ready() { # file
     exit 1
 }
 
-"$bin" controller "${layout[@]}" --topic bench:1:3 --data-dir "$dir/ctl" >"$dir/ctl.out" 2>&1 &
+"$bin" controller --id 100 "${node_layout[@]}" --topic bench:1:3 --data-dir "$dir/ctl" >"$dir/ctl.out" 2>&1 &
 pids+=($!)
 wait_ready "$dir/ctl.out"
 for i in 0 1 2; do
-    "$bin" broker --id $i "${layout[@]}" --data-dir "$dir/b$i" --min-insync-replicas 2 \
+    "$bin" broker --id $i "${node_layout[@]}" --data-dir "$dir/b$i" --min-insync-replicas 2 \
         --durability "$durability" >"$dir/b$i.out" 2>&1 &
     pids+=($!)
     wait_ready "$dir/b$i.out"

@@ -11,8 +11,6 @@ use std::time::Duration;
 
 use seedlog::node::DiskOp;
 use seedlog::protocol::{LogEntry, Record, TopicPartition};
-use seedlog::runtime::disk::{CorruptionPolicy, Disk};
-use seedlog::runtime::file_disk::FileDisk;
 
 #[test]
 fn leader_process_killed_no_acknowledged_record_lost() {
@@ -90,10 +88,8 @@ fn a_corrupt_log_stops_the_broker_unless_repair_is_asked_for() {
     let data = dir.path().join("broker0");
     // A genuine three-record log written through the library, then one bit flipped inside the
     // first record: valid frames follow the damage, so this is bit rot, not a torn tail.
-    let mut disk = FileDisk::open(&data, CorruptionPolicy::Refuse).expect("open");
-    disk.recover().expect("recover empty");
-    for offset in 0..3 {
-        let op = DiskOp::Append {
+    let ops: Vec<DiskOp> = (0..3)
+        .map(|offset| DiskOp::Append {
             tp: TopicPartition::new("events", 0),
             entries: vec![LogEntry {
                 offset,
@@ -101,11 +97,9 @@ fn a_corrupt_log_stops_the_broker_unless_repair_is_asked_for() {
                 record: Record::keyed("k", format!("v{offset}")),
                 producer: None,
             }],
-        };
-        disk.append(&op).expect("append");
-    }
-    disk.sync().expect("sync");
-    drop(disk);
+        })
+        .collect();
+    common::write_data_dir(&data, &ops);
     let log = data.join("ops.log");
     let mut bytes = std::fs::read(&log).expect("read");
     bytes[10] ^= 0x01;
@@ -116,7 +110,7 @@ fn a_corrupt_log_stops_the_broker_unless_repair_is_asked_for() {
         a.extend([
             "--brokers".into(),
             ports[0].clone(),
-            "--controller".into(),
+            "--controllers".into(),
             ports[1].clone(),
         ]);
         a.extend(["--data-dir".into(), data.display().to_string()]);

@@ -158,12 +158,7 @@ fn no_committed_offset_and_reset_none_is_a_clear_error() {
 fn a_bad_offset_reset_is_a_usage_error() {
     let args = command(
         "consume",
-        &[
-            "--brokers".into(),
-            "127.0.0.1:1".into(),
-            "--controller".into(),
-            "127.0.0.1:2".into(),
-        ],
+        &["--brokers".into(), "127.0.0.1:1".into()],
         &[
             "--topic",
             "t",
@@ -181,12 +176,7 @@ fn a_bad_offset_reset_is_a_usage_error() {
     );
     let args = command(
         "consume",
-        &[
-            "--brokers".into(),
-            "127.0.0.1:1".into(),
-            "--controller".into(),
-            "127.0.0.1:2".into(),
-        ],
+        &["--brokers".into(), "127.0.0.1:1".into()],
         &["--topic", "t", "--group", "g", "--seek", "five"],
     );
     let (code, _, stderr) = common::run_with_deadline(&args, Duration::from_secs(10));

@@ -1,7 +1,11 @@
 //! Helpers for the tests that run the `seedlog` binary as processes: free ports, starting nodes
-//! and waiting for READY, running clients under a deadline, and a 3-broker cluster.
+//! and waiting for READY, running clients under a deadline, and a cluster of 3 brokers and 1 or
+//! more controllers.
 #![allow(dead_code)] // each test file uses its own subset
 
+use seedlog::node::DiskOp;
+use seedlog::runtime::disk::{CorruptionPolicy, Disk};
+use seedlog::runtime::file_disk::FileDisk;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
@@ -35,6 +39,13 @@ pub fn free_ports(n: usize) -> Vec<String> {
 
 /// Starts a node and waits for its READY line.
 pub fn start(args: &[String]) -> Child {
+    start_watched(args).0
+}
+
+/// Starts a node and waits for its READY line; the receiver gets every later line of its stdout
+/// (a controller's ACTIVE and STANDBY lines). Its stdout is read to the end even if the receiver
+/// is dropped, so the node never blocks on a full pipe.
+pub fn start_watched(args: &[String]) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(BIN)
         .args(args)
         .stdout(Stdio::piped())
@@ -42,17 +53,21 @@ pub fn start(args: &[String]) -> Child {
         .spawn()
         .expect("start seedlog");
     let stdout = child.stdout.take().expect("stdout");
+    let (ready_tx, ready) = mpsc::channel();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if line.starts_with("READY") {
-                let _ = tx.send(());
+                let _ = ready_tx.send(());
+            } else {
+                let _ = tx.send(line);
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(20))
+    ready
+        .recv_timeout(Duration::from_secs(20))
         .unwrap_or_else(|_| panic!("node {args:?} did not become ready"));
-    child
+    (child, rx)
 }
 
 /// Runs a client command to completion; returns its stdout lines and exit code.
@@ -69,6 +84,30 @@ pub fn values(lines: &[String]) -> Vec<String> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v.get("value")?.as_str().map(str::to_string))
         .collect()
+}
+
+/// The records in a client's JSON lines, as (value, partition, offset): what a producer
+/// acknowledged, or what a consumer read.
+pub fn placed(lines: &[String]) -> Vec<(String, u64, u64)> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let value = v.get("value")?.as_str()?.to_string();
+            Some((value, v["partition"].as_u64()?, v["offset"].as_u64()?))
+        })
+        .collect()
+}
+
+/// Writes `ops` through the library into a new data directory and syncs them: a node's disk as
+/// an earlier run, or an earlier version, left it.
+pub fn write_data_dir(dir: &Path, ops: &[DiskOp]) {
+    let mut disk = FileDisk::open(dir, CorruptionPolicy::Refuse).expect("open");
+    disk.recover().expect("recover empty");
+    for op in ops {
+        disk.append(op).expect("append");
+    }
+    disk.sync().expect("sync");
 }
 
 /// Runs the binary expecting it to exit by itself; returns (exit code, stdout, stderr). Kills it
@@ -115,33 +154,66 @@ pub fn run_with_deadline(args: &[String], deadline: Duration) -> (Option<i32>, S
 /// (`name:partitions:replication`); `broker_args` go to every broker. Returns the processes
 /// (controller first, then broker i at i + 1) and the layout arguments clients need.
 pub fn start_cluster(dir: &Path, topic: &str, broker_args: &[&str]) -> (Procs, Vec<String>) {
-    let ports = free_ports(4);
-    let layout = vec![
-        "--brokers".to_string(),
-        ports[1..].join(","),
-        "--controller".to_string(),
-        ports[0].clone(),
-    ];
+    let cluster = start_cluster_of(dir, 1, topic, broker_args);
+    (cluster.procs, cluster.layout)
+}
+
+/// A running cluster: its processes (the controllers first, then broker i at `controllers + i`)
+/// and the arguments each was started with (to restart it), the lines each controller printed
+/// after READY, and the layout arguments clients need.
+pub struct Cluster {
+    pub procs: Procs,
+    pub args: Vec<Vec<String>>,
+    pub controller_lines: Vec<mpsc::Receiver<String>>,
+    pub layout: Vec<String>,
+}
+
+/// `controllers` controllers (a quorum, ids 100, 101, ...) and three brokers on 127.0.0.1, data
+/// under `dir`, with `topic` created (`name:partitions:replication`); `broker_args` go to every
+/// broker.
+pub fn start_cluster_of(
+    dir: &Path,
+    controllers: usize,
+    topic: &str,
+    broker_args: &[&str],
+) -> Cluster {
+    let ports = free_ports(controllers + 3);
+    let (controller_ports, broker_ports) = ports.split_at(controllers);
+    let layout = vec!["--brokers".to_string(), broker_ports.join(",")];
+    let mut node_layout = layout.clone();
+    node_layout.extend(["--controllers".to_string(), controller_ports.join(",")]);
     let data = |name: &str| dir.join(name).display().to_string();
-    let mut procs = Procs(Vec::new());
-    let mut args: Vec<String> = vec!["controller".into()];
-    args.extend(layout.clone());
-    args.extend([
-        "--topic".into(),
-        topic.into(),
-        "--data-dir".into(),
-        data("controller"),
-    ]);
-    args.extend(["--session-timeout-ms".into(), "1500".into()]);
-    procs.0.push(("controller".into(), start(&args)));
+    let mut cluster = Cluster {
+        procs: Procs(Vec::new()),
+        args: Vec::new(),
+        controller_lines: Vec::new(),
+        layout,
+    };
+    for c in 0..controllers {
+        let id = (100 + c).to_string();
+        let mut args: Vec<String> = vec!["controller".into(), "--id".into(), id.clone()];
+        args.extend(node_layout.clone());
+        args.extend([
+            "--topic".into(),
+            topic.into(),
+            "--data-dir".into(),
+            data(&format!("controller{id}")),
+        ]);
+        args.extend(["--session-timeout-ms".into(), "1500".into()]);
+        let (child, lines) = start_watched(&args);
+        cluster.procs.0.push((format!("controller {id}"), child));
+        cluster.controller_lines.push(lines);
+        cluster.args.push(args);
+    }
     for id in 0..3 {
         let mut args: Vec<String> = vec!["broker".into(), "--id".into(), id.to_string()];
-        args.extend(layout.clone());
+        args.extend(node_layout.clone());
         args.extend(["--data-dir".into(), data(&format!("broker{id}"))]);
         args.extend(broker_args.iter().map(|a| a.to_string()));
-        procs.0.push((format!("broker {id}"), start(&args)));
+        cluster.procs.0.push((format!("broker {id}"), start(&args)));
+        cluster.args.push(args);
     }
-    (procs, layout)
+    cluster
 }
 
 /// `seedlog <command> <layout> <extra>` as an argument list.

@@ -2,7 +2,7 @@
 //! real TCP: `produce`, `consume` (alone, or as a member of a consumer group), `metadata`. Output
 //! is JSON lines, then a `RESULT` line.
 
-use crate::layout::{wall_clock, LayoutArgs};
+use crate::layout::{wall_clock, BrokersArgs, FIRST_CLIENT_ID};
 use anyhow::bail;
 use seedlog::node::{
     AnyNode, ClientEvent, Consumer, ConsumerConfig, Image, OffsetReset, Producer, ProducerConfig,
@@ -19,7 +19,7 @@ use std::time::Duration;
 #[derive(clap::Args, Debug)]
 pub struct ProduceArgs {
     #[command(flatten)]
-    layout: LayoutArgs,
+    layout: BrokersArgs,
     #[arg(long)]
     topic: String,
     /// Number of records; values are `<prefix><n>`.
@@ -50,7 +50,7 @@ pub struct ProduceArgs {
 #[derive(clap::Args, Debug)]
 pub struct ConsumeArgs {
     #[command(flatten)]
-    layout: LayoutArgs,
+    layout: BrokersArgs,
     #[arg(long)]
     topic: String,
     /// Stop after this many records.
@@ -94,7 +94,7 @@ fn parse_assignor(s: &str) -> Result<Assignor, String> {
 #[derive(clap::Args, Debug)]
 pub struct MetadataArgs {
     #[command(flatten)]
-    layout: LayoutArgs,
+    layout: BrokersArgs,
     #[arg(long, default_value_t = 5_000)]
     timeout_ms: u64,
 }
@@ -132,9 +132,9 @@ impl Disk for NoDisk {
     }
 }
 
-/// Ids of clients: above every broker and the controller, distinct per process.
+/// Ids of clients: above every broker and controller, distinct per process.
 fn client_id() -> u32 {
-    1_000 + std::process::id() % 1_000_000
+    FIRST_CLIENT_ID + std::process::id() % 1_000_000
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -144,7 +144,7 @@ fn text(bytes: &[u8]) -> String {
 /// Runs `node` until `done` says so or the timeout passes; returns whether it finished.
 async fn drive(
     node: AnyNode,
-    layout: &LayoutArgs,
+    layout: &BrokersArgs,
     observer: Observer,
     timeout: Duration,
     done: impl Fn(&AnyNode) -> bool,

@@ -1,6 +1,7 @@
-//! `seedlog`: the real thing. Starts a broker or the controller as a process on TCP with a data
-//! directory, and offers small clients (produce, consume, metadata) to use and test a cluster.
-//! The nodes are the same sans-IO state machines the simulator and the model checker drive.
+//! `seedlog`: the real thing. Starts a broker or a member of the controller quorum as a process
+//! on TCP with a data directory, and offers small clients (produce, consume, metadata) to use
+//! and test a cluster. The nodes are the same sans-IO state machines the simulator and the model
+//! checker drive.
 
 mod client;
 mod layout;
@@ -17,7 +18,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the controller (broker registration, liveness, elections).
+    /// Run one member of the controller quorum; the quorum's leader is the active controller
+    /// (broker registration, liveness, elections).
     Controller(server::ControllerArgs),
     /// Run a broker.
     Broker(server::BrokerArgs),

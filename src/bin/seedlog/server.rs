@@ -1,32 +1,43 @@
 //! `seedlog controller` and `seedlog broker`: one node per process, recovered from its data
 //! directory, listening on TCP until interrupted.
 
-use crate::layout::{wall_clock, LayoutArgs, TopicArg, CONTROLLER_ID};
-use anyhow::Context as _;
+use crate::layout::{wall_clock, LayoutArgs, TopicArg, FIRST_CONTROLLER_ID};
+use anyhow::{bail, Context as _};
 use seedlog::log::RetentionPolicy;
 use seedlog::node::{
-    AnyNode, Broker, BrokerConfig, Controller, ControllerConfig, Durability, Image, TopicSpec,
-    PRODUCER_ID_BLOCK_SIZE,
+    AnyNode, Broker, BrokerConfig, ControllerConfig, Durability, Image, QuorumConfig,
+    QuorumController, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
 use seedlog::protocol::OFFSETS_TOPIC;
 use seedlog::runtime::disk::{CorruptionPolicy, Disk};
 use seedlog::runtime::driver::Driver;
 use seedlog::runtime::file_disk::FileDisk;
+use seedlog::runtime::lock;
 use seedlog::runtime::net::Net;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub struct ControllerArgs {
+    /// This controller's id: 100 + its position in --controllers (100 for the first, 101 for
+    /// the second, ...).
+    #[arg(long)]
+    id: u32,
     #[command(flatten)]
     layout: LayoutArgs,
-    /// Topics to create at the first start, as name:partitions:replication (repeatable).
+    /// Topics to create at the first start, as name:partitions:replication (repeatable). Give
+    /// every controller the same topics: each starts its metadata from them.
     #[arg(long = "topic")]
     topics: Vec<TopicArg>,
-    /// Where the controller keeps its state.
+    /// Where the controller keeps its part of the quorum: epoch, vote and metadata log.
     #[arg(long)]
     data_dir: PathBuf,
+    /// Seeds the randomized election timeouts. Each controller mixes its id into it, so
+    /// controllers with the same seed still time out at different moments.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// A broker that sends no heartbeat for this long is fenced.
     #[arg(long, default_value_t = 3_000)]
     session_timeout_ms: u64,
@@ -76,30 +87,47 @@ fn parse_durability(s: &str) -> Result<Durability, String> {
 }
 
 pub async fn controller(args: ControllerArgs) -> anyhow::Result<i32> {
-    let listen = args.layout.controller_addr()?;
+    args.layout.check()?;
+    let voters = args.layout.controller_ids();
+    let Some(position) = voters.iter().position(|v| *v == args.id) else {
+        bail!(
+            "--id {} is not a controller id: controller i of --controllers has id {} + i, so \
+             here {}",
+            args.id,
+            FIRST_CONTROLLER_ID,
+            ids_text(&voters)
+        );
+    };
+    let listen = args.layout.controllers[position];
+    let name = format!("controller {}", args.id);
     let mut disk = open_disk(&args.data_dir)?;
-    let image = recover(&mut disk, "controller")?;
+    let image = match recover(&mut disk, &name)? {
+        Image::Quorum(image) => image,
+        Image::Empty => Default::default(),
+        Image::Controller(_) => bail!(
+            "{name}: the data directory {} holds the state of a single controller (the format \
+             from before the controller quorum), which a quorum member cannot start from and \
+             this version cannot convert; the quorum's controllers start from empty data \
+             directories",
+            args.data_dir.display()
+        ),
+        Image::Broker(_) => bail!(
+            "{name}: the data directory {} holds a broker's logs, not a controller's",
+            args.data_dir.display()
+        ),
+    };
+    let brokers = args.layout.broker_ids();
     let config = Arc::new(ControllerConfig {
-        id: CONTROLLER_ID,
-        brokers: args.layout.broker_ids(),
+        id: args.id,
+        brokers: brokers.clone(),
         topics: args
             .topics
             .iter()
-            .map(|t| {
-                TopicSpec::spread(
-                    &t.name,
-                    t.partitions,
-                    t.replication,
-                    &args.layout.broker_ids(),
-                )
-            })
+            .map(|t| TopicSpec::spread(&t.name, t.partitions, t.replication, &brokers))
             .chain(
                 (args.offsets_partitions > 0
                     && !args.topics.iter().any(|t| t.name == OFFSETS_TOPIC))
-                .then(|| {
-                    let brokers = args.layout.broker_ids();
-                    TopicSpec::spread(OFFSETS_TOPIC, args.offsets_partitions, 3, &brokers)
-                }),
+                .then(|| TopicSpec::spread(OFFSETS_TOPIC, args.offsets_partitions, 3, &brokers)),
             )
             .collect(),
         session_timeout_ms: Some(args.session_timeout_ms),
@@ -107,28 +135,30 @@ pub async fn controller(args: ControllerArgs) -> anyhow::Result<i32> {
         producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
         bugs: Default::default(),
     });
-    let node = match image {
-        Image::Controller(img) => Controller::recover(config, img),
-        _ => Controller::new(config),
-    };
-    serve(
-        CONTROLLER_ID,
-        "controller",
-        AnyNode::Controller(node),
-        disk,
-        &args.layout,
-        listen,
-    )
-    .await
+    let quorum = Arc::new(QuorumConfig::new(args.id, voters, args.seed));
+    let node = QuorumController::recover(config, quorum, image);
+    let node = AnyNode::QuorumController(Box::new(node));
+    serve(args.id, &name, node, disk, &args.layout, listen).await
+}
+
+/// `100, 101 or 102`.
+fn ids_text(ids: &[u32]) -> String {
+    let text: Vec<String> = ids.iter().map(u32::to_string).collect();
+    match text.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 pub async fn broker(args: BrokerArgs) -> anyhow::Result<i32> {
     let listen = *args
         .layout
         .brokers
+        .brokers
         .get(args.id as usize)
         .with_context(|| format!("--id {} is not a position in --brokers", args.id))?;
-    args.layout.controller_addr()?;
+    args.layout.check()?;
     let policy = if args.repair_corruption {
         CorruptionPolicy::Truncate
     } else {
@@ -144,7 +174,7 @@ pub async fn broker(args: BrokerArgs) -> anyhow::Result<i32> {
         eprintln!("{name}: recovery: {note}");
     }
     let (image, lost_data) = (recovered.image, recovered.lost_durable);
-    let mut config = BrokerConfig::new(args.id, vec![CONTROLLER_ID]);
+    let mut config = BrokerConfig::new(args.id, args.layout.controller_ids());
     config.durability = args.durability;
     config.min_insync_replicas = args.min_insync_replicas;
     config.group_session_timeout_ms = Some(args.group_session_timeout_ms);
@@ -172,7 +202,7 @@ pub async fn broker(args: BrokerArgs) -> anyhow::Result<i32> {
     .await
 }
 
-fn open_disk(dir: &std::path::Path) -> anyhow::Result<FileDisk> {
+fn open_disk(dir: &Path) -> anyhow::Result<FileDisk> {
     FileDisk::open(dir, Default::default())
         .with_context(|| format!("cannot open the data directory {}", dir.display()))
 }
@@ -203,15 +233,11 @@ async fn serve(
         .with_context(|| format!("{name}: cannot listen on {listen}"))?;
     // Scripts and tests wait for this line.
     println!("READY {name} listening on {local}");
-    let driver = Driver::new(
-        id,
-        name.to_string(),
-        Arc::new(Mutex::new(node)),
-        disk,
-        net,
-        inbox,
-        wall_clock(),
-    );
+    let node = Arc::new(Mutex::new(node));
+    if matches!(*lock(&node), AnyNode::QuorumController(_)) {
+        tokio::spawn(report_activity(name.to_string(), node.clone()));
+    }
+    let driver = Driver::new(id, name.to_string(), node, disk, net, inbox, wall_clock());
     tokio::select! {
         result = driver.run() => {
             result?;
@@ -222,4 +248,24 @@ async fn serve(
     }
     println!("RESULT ok node={}", name.replace(' ', "-"));
     Ok(0)
+}
+
+/// Prints a line whenever this controller becomes the active one or stops being it: no request
+/// of the protocol names the active controller, and operators and tests need to find it.
+async fn report_activity(name: String, node: Arc<Mutex<AnyNode>>) {
+    let mut reported = None;
+    loop {
+        let active = lock(&node)
+            .as_quorum_controller()
+            .and_then(|c| c.active_epoch());
+        if active != reported {
+            match (active, reported) {
+                (Some(epoch), _) => println!("ACTIVE {name} in quorum epoch {epoch}"),
+                (None, Some(epoch)) => println!("STANDBY {name} (was active in epoch {epoch})"),
+                (None, None) => {}
+            }
+            reported = active;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -18,6 +18,9 @@ struct Net {
     cut: BTreeSet<NodeId>,
 }
 
+/// One entry point of a voter, as `Net::step_dyn` takes it.
+type Step<'a> = Box<dyn FnOnce(&mut QuorumController, &mut Context) + 'a>;
+
 impl Net {
     fn new() -> Self {
         let config = Arc::new(ControllerConfig {
@@ -56,11 +59,7 @@ impl Net {
         self.step_dyn(id, Box::new(f));
     }
 
-    fn step_dyn(
-        &mut self,
-        id: NodeId,
-        f: Box<dyn FnOnce(&mut QuorumController, &mut Context) + '_>,
-    ) {
+    fn step_dyn(&mut self, id: NodeId, f: Step<'_>) {
         let mut cx = Context::new(0);
         let node = self.nodes.get_mut(&id).expect("a voter");
         f(node, &mut cx);
@@ -95,7 +94,7 @@ impl Net {
     }
 
     /// A broker's request to voter `to`, and everything that follows from it.
-    fn from_broker(&mut self, broker: NodeId, to: NodeId, m: Message) {
+    fn deliver_from_broker(&mut self, broker: NodeId, to: NodeId, m: Message) {
         self.step(to, |n, cx| n.on_message(cx, broker, m));
         self.run();
     }
@@ -151,7 +150,7 @@ fn elected() -> Net {
 #[test]
 fn only_the_leader_is_active_and_the_others_name_it() {
     let mut net = elected();
-    net.from_broker(0, 101, register(0));
+    net.deliver_from_broker(0, 101, register(0));
     assert_eq!(
         net.answers_to(0),
         vec![(101, Message::NotController { leader: Some(100) })]
@@ -164,7 +163,7 @@ fn a_change_is_answered_and_applied_everywhere_only_once_committed() {
     let mut net = elected();
     // The followers are cut off: the leader proposes the registration but cannot commit it.
     net.cut.extend([101, 102]);
-    net.from_broker(0, 100, register(0));
+    net.deliver_from_broker(0, 100, register(0));
     assert!(net.answers_to(0).is_empty(), "nothing said before commit");
     assert!(registered(&net, 100, 0).is_none());
     net.cut.clear();
@@ -198,7 +197,7 @@ fn a_change_is_answered_and_applied_everywhere_only_once_committed() {
 #[test]
 fn a_deposed_controllers_change_is_never_announced_and_its_successor_announces_its_epoch() {
     let mut net = elected();
-    net.from_broker(1, 100, register(1));
+    net.deliver_from_broker(1, 100, register(1));
     assert!(
         registered(&net, 102, 1).is_some() || {
             net.refetch();
@@ -208,7 +207,7 @@ fn a_deposed_controllers_change_is_never_announced_and_its_successor_announces_i
     // 100 is cut off and takes a registration it can never commit.
     net.cut.insert(100);
     let before = net.to_brokers.len();
-    net.from_broker(0, 100, register(0));
+    net.deliver_from_broker(0, 100, register(0));
     assert_eq!(
         net.to_brokers.len(),
         before,
