@@ -14,8 +14,8 @@
 //! `deferred_sync` a `Sync` completes within the step that asks for it.
 
 use seedlog::node::{
-    AnyNode, Broker, ClientEvent, Context, Controller, Effect, Image, QuorumNode, Stage, SyncToken,
-    Timer,
+    AnyNode, Broker, ClientEvent, Context, Controller, Effect, Image, QuorumController, QuorumNode,
+    Stage, SyncToken, Timer,
 };
 use seedlog::protocol::{Message, NodeId, Offset, QuorumEntry, QuorumEpoch, TopicPartition};
 use stateright::actor::{model_timeout, Actor, Id, Out};
@@ -39,8 +39,27 @@ pub fn recover_from_image(initial: &AnyNode, image: Image) -> AnyNode {
         (AnyNode::Quorum(q), Image::Quorum(image)) => {
             AnyNode::Quorum(QuorumNode::recover(q.config_arc(), image))
         }
+        (AnyNode::QuorumController(c), Image::Quorum(image)) => {
+            let (controller, quorum) = c.configs();
+            AnyNode::QuorumController(Box::new(QuorumController::recover(
+                controller, quorum, image,
+            )))
+        }
         _ => initial.clone(),
     }
+}
+
+/// What a node starts having applied: a bootstrapped controller-quorum voter's committed log, in
+/// its epoch (it is handed to no `Effect::Apply`; a restarted voter applies it again).
+fn initially_applied(node: &AnyNode) -> Vec<(QuorumEntry, QuorumEpoch)> {
+    let Some(c) = node.as_quorum_controller() else {
+        return Vec::new();
+    };
+    let q = c.quorum();
+    q.committed()
+        .iter()
+        .map(|e| (e.clone(), q.epoch()))
+        .collect()
 }
 
 /// How to build a node on first boot and after a crash.
@@ -281,7 +300,7 @@ impl Actor for NodeActor {
                     written: self.initial_image.clone(),
                     synced: self.initial_image.clone(),
                     processed: BTreeSet::new(),
-                    applied: Vec::new(),
+                    applied: initially_applied(&self.initial),
                     apply_conflict: false,
                 });
                 o.save(Stored::new(disk.clone()));

@@ -7,8 +7,8 @@ use crate::history::{self, History};
 use crate::properties;
 use seedlog::node::{
     AnyNode, Broker, BrokerConfig, Bug, BugSet, Consumer, ConsumerConfig, Controller,
-    ControllerConfig, Durability, Image, OffsetReset, Producer, ProducerConfig, Reader,
-    ReaderConfig, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
+    ControllerConfig, ControllerImage, Durability, Image, OffsetReset, Producer, ProducerConfig,
+    QuorumController, Reader, ReaderConfig, TopicSpec, BOOTSTRAP_EPOCH, PRODUCER_ID_BLOCK_SIZE,
 };
 use seedlog::protocol::{
     Acks, Assignor, BrokerId, Message, PartitionBatch, ProduceRequest, Record, TopicPartition,
@@ -90,6 +90,9 @@ pub struct ModelOptions {
     /// Quorum model: any message in flight may be delivered next, not only the oldest of its
     /// channel (stateright's unordered, non-duplicating network).
     pub unordered: bool,
+    /// Replication model: controllers. 1 is the single standalone controller; more are a
+    /// controller quorum of `QuorumController` voters (see `build`).
+    pub controllers: usize,
 }
 
 impl ModelOptions {
@@ -118,6 +121,7 @@ impl ModelOptions {
             max_epoch: 0,
             quorum_start: crate::quorum::Start::Empty,
             unordered: false,
+            controllers: 1,
         };
         match kind {
             ModelKind::Replication => ModelOptions {
@@ -189,7 +193,14 @@ impl ModelOptions {
 pub struct ModelCfg {
     pub kind: ModelKind,
     pub brokers: usize,
+    /// The controller's actor index; with a controller quorum, the first voter's (the voters
+    /// are `controller..controller + controllers`).
     pub controller: usize,
+    /// Controllers: 1 for the single standalone controller, else the quorum's voters.
+    pub controllers: usize,
+    /// With a controller quorum: the state a new cluster's controller starts from, which the
+    /// committed log's records turn into the committed metadata (`properties`).
+    pub controller_base: Option<Arc<ControllerImage>>,
     /// The producer's actor index, if the model has one.
     pub producer: Option<usize>,
     /// The reader's actor index, if the model has one.
@@ -257,11 +268,15 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
     let n = opts.brokers;
     let broker_ids: Vec<u32> = (0..n as u32).collect();
     let controller = n;
+    // A controller quorum (replication model only): voters `n..n + c`, the first one leading.
+    let c = opts.controllers.max(1);
+    let quorum = c > 1;
+    let controller_ids: Vec<u32> = (n..n + c).map(|i| i as u32).collect();
     let offsets = opts.kind == ModelKind::Offsets;
     let (producer, reader, consumers) = if offsets {
         (None, None, (n + 1..n + 1 + opts.consumers).collect())
     } else {
-        (Some(n + 1), opts.reader.then_some(n + 2), Vec::new())
+        (Some(n + c), opts.reader.then_some(n + c + 1), Vec::new())
     };
     let bugs: BugSet = opts.bugs.iter().copied().collect();
     let topics = match opts.kind {
@@ -270,6 +285,10 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         ModelKind::Offsets => offsets_topics(n, opts.partitions, &broker_ids),
         ModelKind::Quorum => unreachable!("built by crate::quorum"),
     };
+    assert!(
+        !quorum || opts.kind == ModelKind::Replication,
+        "a controller quorum runs in the replication model only"
+    );
     let controller_config = Arc::new(ControllerConfig {
         id: controller as u32,
         brokers: broker_ids.clone(),
@@ -309,11 +328,14 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             max_version: metadata.version + opts.max_changes,
             idempotent: producer.is_some() && opts.idempotent,
             max_epoch: 0,
+            controllers: c,
+            controller_base: quorum
+                .then(|| Arc::new(Controller::new(controller_config.clone()).image().clone())),
         },
         History::default(),
     );
     for &id in &broker_ids {
-        let mut config = BrokerConfig::new(id, vec![controller as u32]);
+        let mut config = BrokerConfig::new(id, controller_ids.clone());
         config.durability = opts.durability;
         config.min_insync_replicas = opts.min_insync_replicas;
         config.heartbeat_interval_ms = None;
@@ -341,7 +363,17 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             config.max_fetch_records = 1;
         }
         config.bugs = bugs.clone();
-        let node = Broker::bootstrapped(Arc::new(config), metadata.clone());
+        let node = if quorum {
+            // It took the bootstrapped metadata from the active controller, the first voter.
+            Broker::bootstrapped_following(
+                Arc::new(config),
+                metadata.clone(),
+                controller as u32,
+                BOOTSTRAP_EPOCH,
+            )
+        } else {
+            Broker::bootstrapped(Arc::new(config), metadata.clone())
+        };
         // Offsets model: the leader of each data partition appends its records before the
         // model starts (a produce with acks=0 from no one; the partition has no other replica,
         // so they are committed at once).
@@ -380,16 +412,44 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             deferred_sync: !offsets,
         });
     }
-    model = model.actor(NodeActor {
-        name: "controller".into(),
-        initial_image: Image::Controller(bootstrap.image().clone()),
-        initial: AnyNode::Controller(bootstrap),
-        recover: recover_from_image,
-        first_boot: Vec::new(),
-        // The controller stands in for a metadata quorum: its syncs complete at once (deferring
-        // them would multiply every model's states for no broker-side interleaving).
-        deferred_sync: false,
-    });
+    if quorum {
+        let leader = controller as u32;
+        for &id in &controller_ids {
+            // As in the quorum model: each firing of the election timer counts against
+            // `--expiries`.
+            let quorum_config = crate::quorum::voter_config(id, &controller_ids, &bugs);
+            let node = QuorumController::bootstrapped(
+                controller_config.clone(),
+                Arc::new(quorum_config),
+                leader,
+            );
+            model = model.actor(NodeActor {
+                name: format!("controller {id}"),
+                initial: AnyNode::QuorumController(Box::new(node)),
+                initial_image: Image::Quorum(QuorumController::bootstrap_image(
+                    &controller_config,
+                    leader,
+                )),
+                recover: recover_from_image,
+                first_boot: Vec::new(),
+                // Syncs complete at once, as the single controller's: the quorum model covers a
+                // crash between a voter's write and its sync.
+                deferred_sync: false,
+            });
+        }
+    } else {
+        model = model.actor(NodeActor {
+            name: "controller".into(),
+            initial_image: Image::Controller(bootstrap.image().clone()),
+            initial: AnyNode::Controller(bootstrap),
+            recover: recover_from_image,
+            first_boot: Vec::new(),
+            // The controller stands in for a metadata quorum: its syncs complete at once
+            // (deferring them would multiply every model's states for no broker-side
+            // interleaving).
+            deferred_sync: false,
+        });
+    }
     if let Some(producer) = producer {
         // The idempotent producer of the partitioning model times out its requests (at any
         // moment, as every model timer fires) and then asks any broker for metadata: it can

@@ -127,6 +127,11 @@ struct ModelArgs {
     /// even with one batch in flight; adds the properties no-duplicates and acked-in-order.
     #[arg(long)]
     idempotent: bool,
+    /// Replication model: controllers (default 1, the single standalone controller). More run
+    /// a controller quorum of that many voters, the first leading and active at start; their
+    /// election timeouts count against --expiries, their crashes against --crashes.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=5))]
+    controllers: Option<u32>,
     /// Quorum model: no voter may go past this epoch (default 2): bounds the elections.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
     max_epoch: Option<u32>,
@@ -263,6 +268,13 @@ impl ModelArgs {
             (_, StartArg::Empty) => {}
             (_, StartArg::Figure8) => return Err("--start applies to the quorum model only".into()),
         }
+        match (o.kind, self.controllers) {
+            (ModelKind::Replication, Some(c)) => o.controllers = c as usize,
+            (_, Some(_)) => {
+                return Err("--controllers applies to the replication model only".into())
+            }
+            (_, None) => {}
+        }
         Ok(o)
     }
 }
@@ -287,9 +299,14 @@ fn describe(o: &ModelOptions) -> String {
         );
     }
     format!(
-        "model={} brokers={} records={} crashes={} expiries={} evictions={}{} max_changes={} min_insync={} durability={} bugs={}{}",
+        "model={} brokers={}{} records={} crashes={} expiries={} evictions={}{} max_changes={} min_insync={} durability={} bugs={}{}",
         o.kind.name(),
         o.brokers,
+        if o.controllers > 1 {
+            format!(" controllers={}", o.controllers)
+        } else {
+            String::new()
+        },
         o.records,
         o.crashes,
         o.expiries,

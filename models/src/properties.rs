@@ -4,10 +4,14 @@
 use crate::actor::{NodeActor, NodeState};
 use crate::cluster::{ModelCfg, ModelKind, SeedlogModel};
 use crate::history::History;
-use seedlog::node::{Broker, Image};
-use seedlog::protocol::{ClusterMetadata, OffsetsKey, OffsetsValue, TopicPartition, OFFSETS_TOPIC};
+use seedlog::node::controller_quorum::apply_record;
+use seedlog::node::{Broker, Image, BOOTSTRAP_EPOCH};
+use seedlog::protocol::{
+    ClusterMetadata, MetadataRecord, OffsetsKey, OffsetsValue, TopicPartition, OFFSETS_TOPIC,
+};
 use stateright::actor::ActorModelState;
 use stateright::Expectation;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub type State = ActorModelState<NodeActor, History>;
@@ -36,17 +40,77 @@ fn live_brokers<'a>(cfg: &ModelCfg, s: &'a State) -> impl Iterator<Item = (usize
 }
 
 /// The controller's committed metadata: from its memory if it runs, else from its durable image.
-fn controller_metadata<'a>(cfg: &ModelCfg, s: &'a State) -> Option<&'a ClusterMetadata> {
+/// With a controller quorum, the metadata of everything any voter applied (`quorum_metadata`).
+fn controller_metadata<'a>(cfg: &ModelCfg, s: &'a State) -> Option<Cow<'a, ClusterMetadata>> {
+    if cfg.controllers > 1 {
+        return quorum_metadata(cfg, s);
+    }
     let c = cfg.controller;
     if let Some(ctl) = s.actor_states[c].node().and_then(|n| n.as_controller()) {
         if !s.crashed[c] {
-            return Some(ctl.metadata());
+            return Some(Cow::Borrowed(ctl.metadata()));
         }
     }
     match &s.actor_storages[c].as_ref()?.synced {
-        Image::Controller(img) => Some(&img.metadata),
+        Image::Controller(img) => Some(Cow::Borrowed(&img.metadata)),
         _ => None,
     }
+}
+
+/// The controller quorum's voters: their actor indices.
+fn voters(cfg: &ModelCfg) -> std::ops::Range<usize> {
+    cfg.controller..cfg.controller + cfg.controllers
+}
+
+/// The quorum's committed metadata: the longest sequence of entries a voter applied (kept in
+/// its storage, so a crashed voter's counts, and every voter's is a prefix of the longest in a
+/// correct quorum), applied to a new cluster's state. Read from the memory of a running voter
+/// that applied all of it (the active controller, normally), else rebuilt.
+fn quorum_metadata<'a>(cfg: &ModelCfg, s: &'a State) -> Option<Cow<'a, ClusterMetadata>> {
+    let longest = voters(cfg)
+        .filter_map(|i| s.actor_storages[i].as_ref())
+        .map(|d| &d.applied)
+        .max_by_key(|a| a.len())?;
+    let up_to_date = voters(cfg)
+        .filter(|&i| !s.crashed[i])
+        .filter_map(|i| s.actor_states[i].node()?.as_quorum_controller())
+        .find(|c| c.quorum().applied() as usize == longest.len());
+    if let Some(c) = up_to_date {
+        return Some(Cow::Borrowed(c.metadata()));
+    }
+    let mut image = (**cfg.controller_base.as_ref()?).clone();
+    for (e, _) in longest {
+        apply_record(&mut image, &e.record);
+    }
+    Some(Cow::Owned(image.metadata))
+}
+
+/// The quorum's bound on controller changes: no voter's log (its written disk image: every
+/// entry it holds, proposals included) has a change past `max_version`, so, as with the single
+/// controller, a change past the bound is outside the model as soon as it is made.
+fn quorum_within_versions(cfg: &ModelCfg, s: &State) -> bool {
+    voters(cfg)
+        .filter_map(|i| s.actor_storages[i].as_ref())
+        .all(|d| match &d.written {
+            Image::Quorum(q) => q.log.iter().all(|e| match &e.record {
+                MetadataRecord::Change(d) => d.version <= cfg.max_version,
+                _ => true,
+            }),
+            _ => true,
+        })
+}
+
+/// A controller of a later quorum epoch than the bootstrapped one is active: the quorum failed
+/// over.
+fn reaches_controller_failover<M: Layout>(m: &M, s: &State) -> bool {
+    voters(m.cfg()).any(|i| {
+        !s.crashed[i]
+            && s.actor_states[i]
+                .node()
+                .and_then(|n| n.as_quorum_controller())
+                .and_then(|c| c.active_epoch())
+                .is_some_and(|e| e > BOOTSTRAP_EPOCH)
+    })
 }
 
 /// Every broker acting as leader in the controller's current epoch holds `value` at `offset`.
@@ -57,9 +121,8 @@ fn current_leaders_hold(
     offset: u64,
     value: &[u8],
 ) -> bool {
-    let Some(epoch) = controller_metadata(cfg, s)
-        .and_then(|md| md.partition(tp))
-        .map(|p| p.leader_epoch)
+    let Some(epoch) =
+        controller_metadata(cfg, s).and_then(|md| md.partition(tp).map(|p| p.leader_epoch))
     else {
         return true;
     };
@@ -431,6 +494,13 @@ pub fn list<M: Layout>(cfg: &ModelCfg) -> Vec<Named<M>> {
             if cfg.retentions > 0 {
                 props.push((S, "reaches retention delete", reaches_retention));
             }
+            if cfg.controllers > 1 {
+                props.push((
+                    S,
+                    "reaches controller failover",
+                    reaches_controller_failover,
+                ));
+            }
         }
         ModelKind::Partitioning => {
             props.push((A, "per-key-partition", per_key_partition));
@@ -498,6 +568,9 @@ pub fn within_boundary(cfg: &ModelCfg, s: &State) -> bool {
     }
     if cfg.kind == ModelKind::Quorum {
         return crate::quorum::within_epochs(cfg, s);
+    }
+    if cfg.controllers > 1 {
+        return quorum_within_versions(cfg, s);
     }
     controller_metadata(cfg, s).is_none_or(|md| md.version <= cfg.max_version)
 }

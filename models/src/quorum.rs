@@ -90,6 +90,8 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         brokers: opts.brokers,
         // The client stands where the controller stands in the other models; there is none.
         controller: client,
+        controllers: 1,
+        controller_base: None,
         // The client keeps a single request chain (one submission outstanding, one answer to it),
         // so `crate::reduce` may deliver its answers eagerly, as it does the producer's.
         producer: Some(client),
@@ -109,19 +111,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
     };
     let mut model = ActorModel::new(cfg, History::default());
     for &id in &voters {
-        let config = QuorumConfig {
-            // Fires at any moment in the model; the others are off (see the module notes).
-            election_timeout_ms: Some(1),
-            election_jitter_ms: 0,
-            fetch_timeout_ms: None,
-            fetch_max_wait_ms: None,
-            check_quorum_ms: None,
-            // One entry per answer: a follower can hold an older epoch's entries without the
-            // leader's own (what `commit-previous-epoch-by-count` needs).
-            max_fetch_entries: 1,
-            bugs: bugs.clone(),
-            ..QuorumConfig::new(id, voters.clone(), 0)
-        };
+        let config = voter_config(id, &voters, &bugs);
         let image = opts.quorum_start.image(id);
         model = model.actor(NodeActor {
             name: format!("voter {id}"),
@@ -158,6 +148,23 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         .record_msg_out(history::record_out)
         .within_boundary(properties::within_boundary);
     properties::add(model)
+}
+
+/// A voter's configuration in the models (this one, and the replication model's controller
+/// quorum): the election timer fires at any moment, the others are off (see the module notes).
+pub fn voter_config(id: u32, voters: &[u32], bugs: &BugSet) -> QuorumConfig {
+    QuorumConfig {
+        election_timeout_ms: Some(1),
+        election_jitter_ms: 0,
+        fetch_timeout_ms: None,
+        fetch_max_wait_ms: None,
+        check_quorum_ms: None,
+        // One entry per answer: a follower can hold an older epoch's entries without the
+        // leader's own (what `commit-previous-epoch-by-count` needs).
+        max_fetch_entries: 1,
+        bugs: bugs.clone(),
+        ..QuorumConfig::new(id, voters.to_vec(), 0)
+    }
 }
 
 /// Running voters, with their index.

@@ -35,6 +35,12 @@ fn impossible_bounds_are_a_usage_error() {
     assert!(err.contains("--min-insync 3"), "{err}");
     let (code, _, _) = models(&["check", "nonsense"]);
     assert_eq!(code, 2);
+    let (code, _, err) = models(&["check", "offsets", "--controllers", "3"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--controllers applies to the replication model only"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -87,6 +87,17 @@ impl Controller {
         c
     }
 
+    /// The bootstrapped cluster's controller, active in quorum epoch `controller_epoch` (the
+    /// quorum's bootstrapped leader, whose brokers already hold this metadata).
+    pub fn bootstrapped_in_epoch(
+        config: Arc<ControllerConfig>,
+        controller_epoch: QuorumEpoch,
+    ) -> Self {
+        let mut c = Self::bootstrapped(config);
+        c.controller_epoch = controller_epoch;
+        c
+    }
+
     pub fn recover(config: Arc<ControllerConfig>, image: ControllerImage) -> Self {
         Controller {
             config,

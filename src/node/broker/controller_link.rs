@@ -35,6 +35,16 @@ impl ControllerLink {
         }
     }
 
+    /// A bootstrapped broker's link: it follows `target`, active in controller epoch `epoch`,
+    /// whose metadata it holds.
+    pub fn following(target: NodeId, epoch: QuorumEpoch) -> Self {
+        ControllerLink {
+            target,
+            epoch,
+            unanswered: 0,
+        }
+    }
+
     pub fn target(&self) -> NodeId {
         self.target
     }

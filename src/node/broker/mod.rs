@@ -111,6 +111,20 @@ impl Broker {
         b
     }
 
+    /// A bootstrapped broker of a cluster whose controllers form a quorum: it follows the
+    /// bootstrapped active controller `controller` of controller epoch `epoch`, as if it had
+    /// taken `metadata` from it.
+    pub fn bootstrapped_following(
+        config: Arc<BrokerConfig>,
+        metadata: ClusterMetadata,
+        controller: NodeId,
+        epoch: QuorumEpoch,
+    ) -> Self {
+        let mut b = Self::bootstrapped(config, metadata);
+        b.controller = ControllerLink::following(controller, epoch);
+        b
+    }
+
     pub fn config(&self) -> &BrokerConfig {
         &self.config
     }

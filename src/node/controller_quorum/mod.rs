@@ -23,11 +23,16 @@ use super::quorum::{QuorumConfig, QuorumNode};
 use super::{Context, Controller, ControllerConfig, ControllerImage, DiskOp, Effect, QuorumImage};
 use super::{SyncToken, Timer};
 use crate::log::{ensure, Checked};
-use crate::protocol::{ClusterMetadata, Message, MetadataRecord, NodeId, Offset, QuorumEpoch};
+use crate::protocol::{
+    ClusterMetadata, Message, MetadataRecord, NodeId, Offset, QuorumEntry, QuorumEpoch,
+};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 pub use delta::{apply as apply_record, diff as metadata_diff};
+
+/// The quorum epoch a bootstrapped quorum starts in.
+pub const BOOTSTRAP_EPOCH: QuorumEpoch = 1;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct QuorumController {
@@ -70,6 +75,70 @@ impl QuorumController {
             applied_offset: 0,
             active: None,
         }
+    }
+
+    /// The log every voter of a bootstrapped quorum starts with, committed: `leader`'s leader
+    /// change of epoch 1, then the change from a new cluster to `Controller::bootstrapped`'s
+    /// (every broker registered, each partition led by its first replica).
+    pub fn bootstrap_log(config: &Arc<ControllerConfig>, leader: NodeId) -> Vec<QuorumEntry> {
+        let empty = Controller::new(config.clone());
+        let bootstrapped = Controller::bootstrapped(config.clone());
+        let change = delta::diff(empty.image(), bootstrapped.image());
+        vec![
+            QuorumEntry {
+                epoch: BOOTSTRAP_EPOCH,
+                record: MetadataRecord::LeaderChange {
+                    leader,
+                    epoch: BOOTSTRAP_EPOCH,
+                },
+            },
+            QuorumEntry {
+                epoch: BOOTSTRAP_EPOCH,
+                record: MetadataRecord::Change(change),
+            },
+        ]
+    }
+
+    /// What a bootstrapped voter has on disk: `bootstrap_log`, in epoch 1, voted for `leader`.
+    pub fn bootstrap_image(config: &Arc<ControllerConfig>, leader: NodeId) -> QuorumImage {
+        QuorumImage {
+            epoch: BOOTSTRAP_EPOCH,
+            voted_for: Some(leader),
+            log: Self::bootstrap_log(config, leader),
+        }
+    }
+
+    /// A voter of a quorum that starts formed, like `Controller::bootstrapped` for a single
+    /// controller: every voter holds `bootstrap_log`, committed and applied; `leader` leads
+    /// epoch 1 and is its active controller (its brokers already hold the metadata: nothing is
+    /// announced at start), the others follow it.
+    pub fn bootstrapped(
+        config: Arc<ControllerConfig>,
+        quorum: Arc<QuorumConfig>,
+        leader: NodeId,
+    ) -> Self {
+        let log = Self::bootstrap_log(&config, leader);
+        let applied_offset = log.len() as Offset;
+        let quorum = QuorumNode::bootstrapped(quorum, log, leader);
+        let controller = Controller::bootstrapped_in_epoch(config.clone(), BOOTSTRAP_EPOCH);
+        let applied = controller.image().clone();
+        let active = quorum.is_leader().then(|| Active {
+            controller,
+            proposed: applied.clone(),
+            pending: VecDeque::new(),
+        });
+        QuorumController {
+            config,
+            quorum,
+            applied,
+            applied_offset,
+            active,
+        }
+    }
+
+    /// Both configurations, to rebuild the voter after a crash.
+    pub fn configs(&self) -> (Arc<ControllerConfig>, Arc<QuorumConfig>) {
+        (self.config.clone(), self.quorum.config_arc())
     }
 
     pub fn id(&self) -> NodeId {
@@ -160,8 +229,14 @@ impl QuorumController {
         )
     }
 
+    /// Only a bootstrapped voter is active at start: its controller starts its brokers'
+    /// sessions.
     pub fn on_start(&mut self, cx: &mut Context) {
+        let active_at_start = self.active.is_some();
         self.with_quorum(cx, |q, cx| q.on_start(cx));
+        if active_at_start {
+            self.with_controller(cx, |c, cx| c.on_start(cx));
+        }
     }
 
     pub fn on_message(&mut self, cx: &mut Context, from: NodeId, message: Message) {

@@ -18,30 +18,42 @@ struct Net {
     cut: BTreeSet<NodeId>,
 }
 
-/// One entry point of a voter, as `Net::step_dyn` takes it.
+fn controller_config() -> Arc<ControllerConfig> {
+    Arc::new(ControllerConfig {
+        id: 100,
+        brokers: vec![0, 1],
+        topics: vec![TopicSpec::spread("t", 1, 2, &[0, 1])],
+        session_timeout_ms: Some(10_000),
+        unclean_leader_election: false,
+        producer_id_block_size: 10,
+        bugs: Default::default(),
+    })
+}
+
+fn quorum_config(id: NodeId) -> Arc<QuorumConfig> {
+    Arc::new(QuorumConfig {
+        election_jitter_ms: 0,
+        ..QuorumConfig::new(id, VOTERS.to_vec(), 0)
+    })
+}
+
+/// One entry point of a voter, boxed (a step may queue further steps of the same voter).
 type Step<'a> = Box<dyn FnOnce(&mut QuorumController, &mut Context) + 'a>;
 
 impl Net {
     fn new() -> Self {
-        let config = Arc::new(ControllerConfig {
-            id: 100,
-            brokers: vec![0, 1],
-            topics: vec![TopicSpec::spread("t", 1, 2, &[0, 1])],
-            session_timeout_ms: Some(10_000),
-            unclean_leader_election: false,
-            producer_id_block_size: 10,
-            bugs: Default::default(),
-        });
-        let nodes = VOTERS
-            .iter()
-            .map(|&id| {
-                let quorum = QuorumConfig {
-                    election_jitter_ms: 0,
-                    ..QuorumConfig::new(id, VOTERS.to_vec(), 0)
-                };
-                (id, QuorumController::new(config.clone(), Arc::new(quorum)))
-            })
-            .collect();
+        let config = controller_config();
+        Self::with(|id| QuorumController::new(config.clone(), quorum_config(id)))
+    }
+
+    /// A quorum that starts formed, 100 leading epoch 1 and active.
+    fn bootstrapped() -> Self {
+        let config = controller_config();
+        Self::with(|id| QuorumController::bootstrapped(config.clone(), quorum_config(id), 100))
+    }
+
+    fn with(voter: impl Fn(NodeId) -> QuorumController) -> Self {
+        let nodes = VOTERS.iter().map(|&id| (id, voter(id))).collect();
         let mut net = Net {
             nodes,
             queue: VecDeque::new(),
@@ -94,7 +106,7 @@ impl Net {
     }
 
     /// A broker's request to voter `to`, and everything that follows from it.
-    fn deliver_from_broker(&mut self, broker: NodeId, to: NodeId, m: Message) {
+    fn request_from_broker(&mut self, broker: NodeId, to: NodeId, m: Message) {
         self.step(to, |n, cx| n.on_message(cx, broker, m));
         self.run();
     }
@@ -150,7 +162,7 @@ fn elected() -> Net {
 #[test]
 fn only_the_leader_is_active_and_the_others_name_it() {
     let mut net = elected();
-    net.deliver_from_broker(0, 101, register(0));
+    net.request_from_broker(0, 101, register(0));
     assert_eq!(
         net.answers_to(0),
         vec![(101, Message::NotController { leader: Some(100) })]
@@ -163,7 +175,7 @@ fn a_change_is_answered_and_applied_everywhere_only_once_committed() {
     let mut net = elected();
     // The followers are cut off: the leader proposes the registration but cannot commit it.
     net.cut.extend([101, 102]);
-    net.deliver_from_broker(0, 100, register(0));
+    net.request_from_broker(0, 100, register(0));
     assert!(net.answers_to(0).is_empty(), "nothing said before commit");
     assert!(registered(&net, 100, 0).is_none());
     net.cut.clear();
@@ -197,7 +209,7 @@ fn a_change_is_answered_and_applied_everywhere_only_once_committed() {
 #[test]
 fn a_deposed_controllers_change_is_never_announced_and_its_successor_announces_its_epoch() {
     let mut net = elected();
-    net.deliver_from_broker(1, 100, register(1));
+    net.request_from_broker(1, 100, register(1));
     assert!(
         registered(&net, 102, 1).is_some() || {
             net.refetch();
@@ -207,7 +219,7 @@ fn a_deposed_controllers_change_is_never_announced_and_its_successor_announces_i
     // 100 is cut off and takes a registration it can never commit.
     net.cut.insert(100);
     let before = net.to_brokers.len();
-    net.deliver_from_broker(0, 100, register(0));
+    net.request_from_broker(0, 100, register(0));
     assert_eq!(
         net.to_brokers.len(),
         before,
@@ -303,4 +315,78 @@ fn every_invariant_trips_on_a_broken_state() {
     follower.active = net.node(100).active.clone();
     let err = follower.check_invariants().expect_err("follower active");
     assert_eq!(err.rule, "active-controller-leads");
+}
+
+#[test]
+fn a_bootstrapped_quorum_starts_formed_with_the_bootstrapped_metadata() {
+    let config = controller_config();
+    let single = Controller::bootstrapped(config.clone());
+    let image = QuorumController::bootstrap_image(&config, 100);
+    let mut replayed = Controller::new(config.clone()).image().clone();
+    for e in &image.log {
+        apply_record(&mut replayed, &e.record);
+    }
+    assert_eq!(
+        &replayed,
+        single.image(),
+        "the log rebuilds the bootstrapped state"
+    );
+    for id in VOTERS {
+        let c = QuorumController::bootstrapped(config.clone(), quorum_config(id), 100);
+        c.check_invariants().expect("invariants hold");
+        let q = c.quorum();
+        assert_eq!(q.log().entries(), &image.log[..], "voter {id}");
+        assert_eq!((q.epoch(), q.voted_for()), (1, Some(100)));
+        assert_eq!(q.high_watermark(), 2);
+        assert_eq!(q.committed(), &image.log[..]);
+        assert_eq!(c.metadata(), single.metadata());
+        assert_eq!(q.leader(), Some(100));
+        assert_eq!(c.is_active(), id == 100);
+        assert_eq!(q.is_leader(), id == 100);
+    }
+    // At start the active controller starts the brokers' sessions and tells them nothing (they
+    // hold the metadata already); the followers' fetches are parked at it, so they send nothing.
+    let mut leader = QuorumController::bootstrapped(config.clone(), quorum_config(100), 100);
+    let mut cx = Context::new(0);
+    leader.on_start(&mut cx);
+    let effects = cx.take_effects();
+    assert!(effects.iter().all(|e| !matches!(e, Effect::Send { .. })));
+    for b in [0, 1] {
+        assert!(effects.iter().any(|e| matches!(e,
+            Effect::SetTimer { timer: Timer::SessionExpiry(x), .. } if *x == b)));
+    }
+    let mut follower = QuorumController::bootstrapped(config, quorum_config(101), 100);
+    follower.on_start(&mut cx);
+    let effects = cx.take_effects();
+    assert!(effects.iter().all(|e| !matches!(e, Effect::Send { .. })));
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::SetTimer {
+            timer: Timer::QuorumElection,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_bootstrapped_quorum_commits_changes_and_fails_over() {
+    let mut net = Net::bootstrapped();
+    assert_eq!(net.active(), vec![100]);
+    // A broker restarts and registers again: the change is committed at offset 2 and applied
+    // everywhere.
+    net.request_from_broker(0, 100, register(0));
+    let epoch = registered(&net, 100, 0).expect("registered").epoch;
+    assert_eq!(epoch, 3, "bootstrap gave out epochs 1 and 2");
+    net.refetch();
+    assert!(VOTERS
+        .iter()
+        .all(|&v| registered(&net, v, 0).map(|r| r.epoch) == Some(3)));
+    // The leader is cut off; 101 takes over with everything committed.
+    net.cut.insert(100);
+    net.fire(102, Timer::QuorumElection);
+    net.fire(101, Timer::QuorumElection);
+    assert!(net.node(101).is_active() || net.node(102).is_active());
+    let new = if net.node(101).is_active() { 101 } else { 102 };
+    assert_eq!(net.node(new).active_epoch(), Some(2));
+    assert_eq!(registered(&net, new, 0).map(|r| r.epoch), Some(3));
 }

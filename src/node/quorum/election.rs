@@ -70,7 +70,7 @@ impl QuorumNode {
         }
     }
 
-    fn others(&self) -> Vec<NodeId> {
+    pub(super) fn others(&self) -> Vec<NodeId> {
         let me = self.config.id;
         self.config
             .voters

@@ -174,6 +174,56 @@ impl QuorumNode {
         }
     }
 
+    /// A voter of a quorum that starts already formed (the models' bootstrapped clusters): every
+    /// voter holds `log`, durable and committed, whose last leader change names `leader` in the
+    /// log's last epoch; every voter voted for `leader` in that epoch, which leads with every
+    /// follower known to hold the whole log, and the others follow it, each with a fetch parked
+    /// at the leader (as if each had fetched once and found nothing new). Nothing is handed to
+    /// `Effect::Apply`: the log counts as applied.
+    pub fn bootstrapped(config: Arc<QuorumConfig>, log: Vec<QuorumEntry>, leader: NodeId) -> Self {
+        let end = log.len() as Offset;
+        let image = QuorumImage {
+            epoch: log.last().map_or(0, |e| e.epoch),
+            voted_for: Some(leader),
+            log,
+        };
+        let mut node = Self::recover(config, image);
+        node.high_watermark = end;
+        node.applied = end;
+        let parked: BTreeMap<NodeId, QuorumFetchRequest> = node
+            .others()
+            .into_iter()
+            .map(|v| {
+                let fetch = QuorumFetchRequest {
+                    epoch: node.epoch,
+                    replica: v,
+                    fetch_offset: end,
+                    last_fetched_epoch: node.log.last_epoch(),
+                    high_watermark: end,
+                };
+                (v, fetch)
+            })
+            .collect();
+        node.role = if node.config.id == leader {
+            let epoch_start = node.log.entries().iter().rposition(|e| {
+                matches!(e.record, MetadataRecord::LeaderChange { leader: l, .. } if l == leader)
+            });
+            QuorumRole::Leader(LeaderState {
+                epoch_start: epoch_start.unwrap_or(0) as Offset,
+                progress: parked.keys().map(|&v| (v, end)).collect(),
+                high_watermark: Some(end),
+                fetched: parked.keys().copied().collect(),
+                parked,
+            })
+        } else {
+            node.fetching = true;
+            QuorumRole::Follower {
+                leader: Some(leader),
+            }
+        };
+        node
+    }
+
     pub fn config_arc(&self) -> Arc<QuorumConfig> {
         self.config.clone()
     }
@@ -256,8 +306,25 @@ impl QuorumNode {
         Ok(())
     }
 
+    /// A recovered voter knows no leader and waits for its election timer. A bootstrapped one
+    /// leads (checking its quorum, holding its followers' fetches) or waits for the answer to its
+    /// parked fetch.
     pub fn on_start(&mut self, cx: &mut Context) {
-        self.reset_election_timer(cx);
+        match &self.role {
+            QuorumRole::Leader(l) => {
+                cx.set_timer(Timer::QuorumCheck, self.config.check_quorum_ms);
+                for &v in l.parked.keys() {
+                    cx.set_timer(Timer::QuorumFetchWait(v), self.config.fetch_max_wait_ms);
+                }
+            }
+            _ => {
+                self.reset_election_timer(cx);
+                if self.fetching {
+                    cx.set_timer(Timer::QuorumFetchTimeout, self.config.fetch_timeout_ms);
+                }
+                self.send_fetch(cx);
+            }
+        }
     }
 
     pub fn on_message(&mut self, cx: &mut Context, from: NodeId, message: Message) {
