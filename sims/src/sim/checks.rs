@@ -16,14 +16,7 @@ use std::collections::BTreeMap;
 /// One controller is active, no other believes it is, and every broker follows it (talks to
 /// it and took metadata of its epoch): its committed metadata, or why not.
 fn controllers_settled(cluster: &Cluster, sc: &Scenario) -> Result<ClusterMetadata, String> {
-    let active: Vec<(u32, u32)> = sc
-        .controller_ids()
-        .into_iter()
-        .filter_map(|id| {
-            let state = lock(&cluster.nodes.get(&id)?.state);
-            Some((id, state.as_quorum_controller()?.active_epoch()?))
-        })
-        .collect();
+    let active = cluster.active_controllers();
     let [(controller, epoch)] = active[..] else {
         return Err(format!(
             "active controllers {active:?} (id, epoch): not exactly one"

@@ -81,19 +81,30 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// The active controller with the newest epoch (two may both believe they are active for a
-    /// moment: a deposed one that has not heard of its successor), and its committed metadata.
-    pub fn active_controller(
-        &self,
-    ) -> Option<(NodeId, seedlog::protocol::QuorumEpoch, ClusterMetadata)> {
+    /// Every controller that believes it is the active one, with its epoch, in id order (two
+    /// may for a moment: a deposed one that has not heard of its successor).
+    pub fn active_controllers(&self) -> Vec<(NodeId, seedlog::protocol::QuorumEpoch)> {
         self.nodes
             .iter()
             .filter_map(|(&id, n)| {
-                let state = lock(&n.state);
-                let c = state.as_quorum_controller()?;
-                Some((id, c.active_epoch()?, c.metadata().clone()))
+                Some((id, lock(&n.state).as_quorum_controller()?.active_epoch()?))
             })
-            .max_by_key(|(_, epoch, _)| *epoch)
+            .collect()
+    }
+
+    /// The active controller with the newest epoch, and its committed metadata.
+    pub fn active_controller(
+        &self,
+    ) -> Option<(NodeId, seedlog::protocol::QuorumEpoch, ClusterMetadata)> {
+        let (id, epoch) = self
+            .active_controllers()
+            .into_iter()
+            .max_by_key(|(_, e)| *e)?;
+        let metadata = lock(&self.nodes[&id].state)
+            .as_quorum_controller()?
+            .metadata()
+            .clone();
+        Some((id, epoch, metadata))
     }
 
     /// Kills every node and lets the runtime drop their tasks. A task left pending when the
