@@ -537,6 +537,9 @@ impl NodeActor {
                 // The model's network is one ordered channel per pair of actors, with no
                 // connections to close: the old and the new connection stay one channel.
                 Effect::Observe(_) | Effect::Reached(_) | Effect::Disconnect(_) => {}
+                // No model commits the 1,024 entries a controller snapshots after, so none
+                // snapshots: the applied history above stays whole.
+                Effect::Snapshot { .. } => {}
                 Effect::Sync(token) if self.deferred_sync => {
                     if syncing.is_none() {
                         o.set_timer(ActorTimer::SyncDone, model_timeout());

@@ -56,16 +56,19 @@ impl Start {
                 epoch: 2,
                 voted_for: None,
                 log: vec![leader_change(0, 1)],
+                snapshot: None,
             },
             (Start::Figure8, 2) => QuorumImage {
                 epoch: 2,
                 voted_for: Some(2),
                 log: vec![leader_change(2, 2)],
+                snapshot: None,
             },
             (Start::Figure8, _) => QuorumImage {
                 epoch: 2,
                 voted_for: Some(2),
                 log: Vec::new(),
+                snapshot: None,
             },
         }
     }

@@ -170,6 +170,8 @@ impl Renaming<'_> {
                 epoch: q.epoch,
                 voted_for: q.voted_for.map(|v| self.id(v)),
                 log: q.log.iter().map(|e| self.entry(e)).collect(),
+                // The model's voters never snapshot (`snapshot_every` is off).
+                snapshot: q.snapshot.clone(),
             }),
             other => other.clone(),
         }

@@ -106,6 +106,7 @@ fn log_matching_fails_when_logs_agree_on_an_epoch_but_not_before_it() {
         epoch: 1,
         voted_for: None,
         log: vec![entry(1, first), entry(1, 9)],
+        snapshot: None,
     };
     let a = recovered(&s, 0, image(1));
     set_voter(&mut s, 0, a);
@@ -127,6 +128,7 @@ fn leader_completeness_fails_when_a_later_leader_lacks_a_committed_entry() {
                 epoch: 1,
                 voted_for: None,
                 log: vec![committed.clone()],
+                snapshot: None,
             })
         });
     }
@@ -135,6 +137,7 @@ fn leader_completeness_fails_when_a_later_leader_lacks_a_committed_entry() {
         epoch: 1,
         voted_for: None,
         log: vec![committed.clone()],
+        snapshot: None,
     };
     let leader = elect(recovered(&s, 2, with));
     set_voter(&mut s, 2, leader);
@@ -143,6 +146,7 @@ fn leader_completeness_fails_when_a_later_leader_lacks_a_committed_entry() {
         epoch: 1,
         voted_for: None,
         log: vec![entry(1, 2)],
+        snapshot: None,
     };
     let leader = elect(recovered(&s, 2, without));
     set_voter(&mut s, 2, leader);
@@ -157,6 +161,7 @@ fn committed_durable_fails_when_fewer_than_a_majority_synced_an_applied_entry() 
         epoch: 1,
         voted_for: None,
         log: vec![committed.clone()],
+        snapshot: None,
     });
     set_disk(&mut s, 0, |d| {
         d.applied = vec![(committed.clone(), 1)];
@@ -177,6 +182,7 @@ fn applied_consistent_fails_on_different_or_changed_applications() {
         epoch: 1,
         voted_for: None,
         log: vec![entry(1, 1), entry(1, 2)],
+        snapshot: None,
     });
     for i in 0..3 {
         set_disk(&mut s, i, |d| d.synced = synced.clone());
@@ -207,6 +213,7 @@ fn hw_monotonic_fails_when_a_voter_truncates_below_what_it_applied() {
             epoch: 1,
             voted_for: None,
             log: vec![entry(1, 1), entry(1, 2)],
+            snapshot: None,
         },
     );
     let mut cx = Context::new(0);

@@ -253,6 +253,13 @@ fn vote_without_log_check_is_caught() {
     first_catch(Bug::VoteWithoutLogCheck, None, 40, QUORUM);
 }
 
+/// A snapshot claiming entries past what its voter applied is not the state the committed
+/// entries below its end build.
+#[test]
+fn snapshot_past_commit_is_caught() {
+    first_catch(Bug::SnapshotPastCommit, None, 10, &["snapshot-diverged"]);
+}
+
 /// `no-prevote` breaks no safety property; its cost is availability. Controller 2 hears nothing
 /// for 17 s (its peers' messages to it are cut; its own still arrive): with pre-vote its timeouts
 /// change nothing, without it each one bumps the epoch, deposes the active controller and keeps

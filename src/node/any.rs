@@ -149,7 +149,9 @@ impl Image {
                 img @ Image::Empty,
                 DiskOp::QuorumElection { .. }
                 | DiskOp::QuorumAppend { .. }
-                | DiskOp::QuorumTruncate { .. },
+                | DiskOp::QuorumTruncate { .. }
+                | DiskOp::QuorumSnapshot { .. }
+                | DiskOp::QuorumInstallSnapshot { .. },
             ) => {
                 let mut q = QuorumImage::default();
                 q.apply(op);

@@ -57,10 +57,15 @@ pub enum Bug {
     /// Controller quorum: no pre-vote: a voter that times out bumps the epoch at once, so one cut
     /// off from the others disturbs a stable leader when it comes back (a liveness cost).
     NoPrevote,
+    /// Controller quorum: a voter snapshots through its log end rather than through what it
+    /// applied, so the snapshot claims entries that are not committed (nor in the state it
+    /// holds): a follower installing it never applies them, and if they are later cut, the
+    /// snapshot holds a log the quorum never committed.
+    SnapshotPastCommit,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -78,6 +83,7 @@ impl Bug {
         Bug::CommitPreviousEpochByCount,
         Bug::VoteNotDurable,
         Bug::NoPrevote,
+        Bug::SnapshotPastCommit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -99,6 +105,7 @@ impl Bug {
             Bug::CommitPreviousEpochByCount => "commit-previous-epoch-by-count",
             Bug::VoteNotDurable => "vote-not-durable",
             Bug::NoPrevote => "no-prevote",
+            Bug::SnapshotPastCommit => "snapshot-past-commit",
         }
     }
 }

@@ -74,10 +74,15 @@ pub enum Situation {
     PreVoteLost,
     /// A broker moved to another controller: told by a non-active one, or after silence.
     ControllerRedirect,
+    /// A controller-quorum voter snapshotted its metadata and dropped the log entries below.
+    QuorumSnapshotTaken,
+    /// A quorum follower replaced its log with its leader's snapshot (the entries it needed
+    /// were gone from the leader's log).
+    QuorumSnapshotInstalled,
 }
 
 impl Situation {
-    pub const ALL: [Situation; 31] = [
+    pub const ALL: [Situation; 33] = [
         Situation::CleanElection,
         Situation::UncleanElection,
         Situation::TruncationOnDivergence,
@@ -109,6 +114,8 @@ impl Situation {
         Situation::QuorumLeaderResigned,
         Situation::PreVoteLost,
         Situation::ControllerRedirect,
+        Situation::QuorumSnapshotTaken,
+        Situation::QuorumSnapshotInstalled,
     ];
 
     /// The name reports and JSON use.
@@ -145,6 +152,8 @@ impl Situation {
             Situation::QuorumLeaderResigned => "quorum-leader-resigned",
             Situation::PreVoteLost => "pre-vote-lost",
             Situation::ControllerRedirect => "controller-redirect",
+            Situation::QuorumSnapshotTaken => "quorum-snapshot-taken",
+            Situation::QuorumSnapshotInstalled => "quorum-snapshot-installed",
         }
     }
 }

@@ -5,7 +5,7 @@
 use crate::log::{LogError, PartitionLog};
 use crate::protocol::{
     ClusterMetadata, LeaderEpoch, LogEntry, NodeId, Offset, QuorumEntry, QuorumEpoch,
-    TopicPartition,
+    QuorumSnapshot, TopicPartition,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -56,6 +56,15 @@ pub enum DiskOp {
     QuorumTruncate {
         offset: Offset,
     },
+    /// A quorum voter's snapshot of what it applied: it replaces the log's entries below its
+    /// end, which the log holds.
+    QuorumSnapshot {
+        snapshot: QuorumSnapshot,
+    },
+    /// A quorum voter replaces its whole log with its leader's snapshot.
+    QuorumInstallSnapshot {
+        snapshot: QuorumSnapshot,
+    },
 }
 
 /// What a broker recovers from: its partitions' logs (records, epoch cache, log start). The high
@@ -90,7 +99,9 @@ impl BrokerImage {
             | DiskOp::ControllerStateV1(_)
             | DiskOp::QuorumElection { .. }
             | DiskOp::QuorumAppend { .. }
-            | DiskOp::QuorumTruncate { .. } => Ok(()),
+            | DiskOp::QuorumTruncate { .. }
+            | DiskOp::QuorumSnapshot { .. }
+            | DiskOp::QuorumInstallSnapshot { .. } => Ok(()),
         }
     }
 
@@ -136,29 +147,57 @@ impl ControllerImage {
     }
 }
 
-/// What a quorum voter recovers from: its epoch, its vote in that epoch and its log. The high
-/// watermark is not kept: a restarted voter learns it again from the leader (or, leading, by
-/// committing an entry of its own epoch).
+/// What a quorum voter recovers from: its epoch, its vote in that epoch, its latest snapshot and
+/// the log entries after it. The high watermark is not kept: a restarted voter knows the
+/// snapshot committed, and learns the rest again from the leader (or, leading, by committing an
+/// entry of its own epoch).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct QuorumImage {
     pub epoch: QuorumEpoch,
     pub voted_for: Option<NodeId>,
+    /// The entries from the snapshot's end (from 0 without one).
     pub log: Vec<QuorumEntry>,
+    #[serde(default)]
+    pub snapshot: Option<QuorumSnapshot>,
 }
 
 impl QuorumImage {
-    /// An append that does not start at the log end is refused: the image stays as it was (a
-    /// voter bug, which the model's properties then see in the recovered log).
+    /// The offset of the first entry in `log`.
+    pub fn start_offset(&self) -> Offset {
+        self.snapshot.as_ref().map_or(0, |s| s.end_offset)
+    }
+
+    pub fn end_offset(&self) -> Offset {
+        self.start_offset() + self.log.len() as Offset
+    }
+
+    /// An append that does not start at the log end, or a snapshot of entries the log does not
+    /// hold, is refused: the image stays as it was (a voter bug, which the model's properties
+    /// and the simulator's checks then see in the recovered log).
     pub fn apply(&mut self, op: &DiskOp) {
         match op {
             DiskOp::QuorumElection { epoch, voted_for } => {
                 self.epoch = *epoch;
                 self.voted_for = *voted_for;
             }
-            DiskOp::QuorumAppend { start, entries } if *start == self.log.len() as Offset => {
+            DiskOp::QuorumAppend { start, entries } if *start == self.end_offset() => {
                 self.log.extend(entries.iter().cloned());
             }
-            DiskOp::QuorumTruncate { offset } => self.log.truncate(*offset as usize),
+            DiskOp::QuorumTruncate { offset } => {
+                let keep = offset.saturating_sub(self.start_offset()) as usize;
+                self.log.truncate(keep);
+            }
+            DiskOp::QuorumSnapshot { snapshot }
+                if (self.start_offset()..=self.end_offset()).contains(&snapshot.end_offset) =>
+            {
+                let drop = (snapshot.end_offset - self.start_offset()) as usize;
+                self.log.drain(..drop);
+                self.snapshot = Some(snapshot.clone());
+            }
+            DiskOp::QuorumInstallSnapshot { snapshot } => {
+                self.log.clear();
+                self.snapshot = Some(snapshot.clone());
+            }
             _ => {}
         }
     }
@@ -202,6 +241,20 @@ impl std::fmt::Display for DiskOp {
                 write!(f, "quorum append at {start} [{}]", shown.join(", "))
             }
             DiskOp::QuorumTruncate { offset } => write!(f, "quorum truncate to {offset}"),
+            DiskOp::QuorumSnapshot { snapshot } => write!(
+                f,
+                "quorum snapshot to {} (last epoch {}, {} records)",
+                snapshot.end_offset,
+                snapshot.last_epoch,
+                snapshot.records.len()
+            ),
+            DiskOp::QuorumInstallSnapshot { snapshot } => write!(
+                f,
+                "quorum install snapshot to {} (last epoch {}, {} records)",
+                snapshot.end_offset,
+                snapshot.last_epoch,
+                snapshot.records.len()
+            ),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{ClientEvent, DiskOp, Situation};
 use crate::protocol::{
-    BrokerId, Message, NodeId, Offset, QuorumEntry, QuorumEpoch, TopicPartition,
+    BrokerId, Message, NodeId, Offset, QuorumEntry, QuorumEpoch, QuorumSnapshot, TopicPartition,
 };
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +112,14 @@ pub enum Effect {
         offset: Offset,
         entry: QuorumEntry,
         epoch: QuorumEpoch,
+    },
+    /// A quorum voter took a snapshot of its state machine's state (`installed: false`: the
+    /// state machine gave it), or replaced its log with its leader's (`installed: true`): the
+    /// state machine must then replace its state with the snapshot's, and goes on applying
+    /// from its end. Drivers that host no metadata state machine drop it.
+    Snapshot {
+        snapshot: QuorumSnapshot,
+        installed: bool,
     },
 }
 

@@ -30,7 +30,7 @@ pub use config::{
 };
 pub use consumer::Consumer;
 pub use controller::Controller;
-pub use controller_quorum::{QuorumController, BOOTSTRAP_EPOCH};
+pub use controller_quorum::{apply_record, QuorumController, BOOTSTRAP_EPOCH};
 pub use coverage::Situation;
 pub use disk::{BrokerImage, ControllerImage, ControllerImageV1, DiskOp, QuorumImage};
 pub use effects::{Context, Effect, SyncToken, Timer};

@@ -45,6 +45,18 @@ pub struct QuorumEntry {
     pub record: MetadataRecord,
 }
 
+/// The metadata state at `end_offset`, standing in for the log entries below it (KIP-630): the
+/// records that rebuild the state from a new cluster's, and the epoch of the last entry it
+/// covers (what a voter's log reports as its last epoch when the snapshot is all it holds).
+/// Only committed entries are ever snapshotted, so every voter's snapshot at one offset is the
+/// same.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct QuorumSnapshot {
+    pub end_offset: Offset,
+    pub last_epoch: QuorumEpoch,
+    pub records: Vec<MetadataRecord>,
+}
+
 /// A (pre-)vote request: the candidate's log end, for the voter's "at least as up to date" test.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct VoteRequest {
@@ -97,6 +109,10 @@ pub enum QuorumFetchResult {
     },
     /// The receiver does not lead `epoch`; `epoch` and `leader` say what it knows.
     NotLeader,
+    /// The entries the follower needs next are gone from the leader's log (a snapshot replaced
+    /// them), or its log parts from the leader's inside them: it replaces its whole log with
+    /// this snapshot and fetches from its end (KIP-630's FetchSnapshot, sent whole).
+    Snapshot(QuorumSnapshot),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -185,6 +201,12 @@ pub(super) fn fetch_response(r: &QuorumFetchResponse) -> String {
             format!("diverging (epoch {epoch} ends at {end_offset})")
         }
         QuorumFetchResult::NotLeader => "not leader".to_string(),
+        QuorumFetchResult::Snapshot(s) => format!(
+            "snapshot to {} (last epoch {}, {} records)",
+            s.end_offset,
+            s.last_epoch,
+            s.records.len()
+        ),
     };
     format!(
         "QuorumFetchResponse epoch={} leader={leader} {what}",

@@ -16,7 +16,7 @@ use super::net::{Inbox, Net};
 use super::trace::{with_trace, SharedTrace};
 use crate::log::Violation;
 use crate::node::{AnyNode, ClientEvent, Context, Effect, Situation, SyncToken, Timer};
-use crate::protocol::{NodeId, Offset, QuorumEntry};
+use crate::protocol::{NodeId, Offset, QuorumEntry, QuorumSnapshot};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -41,9 +41,18 @@ pub trait NodeClock: Send + Sync {
 pub type Observer = Arc<dyn Fn(NodeId, u64, &ClientEvent) + Send + Sync>;
 /// Receives every protocol situation a node reaches (coverage).
 pub type CoverageSink = Arc<dyn Fn(NodeId, Situation) + Send + Sync>;
-/// Receives every committed quorum entry a controller applies, with its offset (the simulator
-/// checks that every controller applies the same entry at each offset).
-pub type CommitSink = Arc<dyn Fn(NodeId, Offset, &QuorumEntry) + Send + Sync>;
+/// What a controller hands its metadata state machine: a committed quorum entry at its offset,
+/// or a snapshot it took (`false`) or installed from its leader (`true`).
+#[derive(Clone, Copy, Debug)]
+pub enum Committed<'a> {
+    Entry(Offset, &'a QuorumEntry),
+    Snapshot(&'a QuorumSnapshot, bool),
+}
+
+/// Receives everything committed a controller applies (the simulator checks that every
+/// controller applies the same entry at each offset, and that every snapshot is the state the
+/// entries below it build).
+pub type CommitSink = Arc<dyn Fn(NodeId, Committed<'_>) + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -287,7 +296,15 @@ impl<D: Disk> Driver<D> {
                 // check it against the other controllers'.
                 Effect::Apply { offset, entry, .. } => {
                     if let Some(sink) = &self.commits {
-                        sink(self.id, offset, &entry);
+                        sink(self.id, Committed::Entry(offset, &entry));
+                    }
+                }
+                Effect::Snapshot {
+                    snapshot,
+                    installed,
+                } => {
+                    if let Some(sink) = &self.commits {
+                        sink(self.id, Committed::Snapshot(&snapshot, installed));
                     }
                 }
                 Effect::Observe(event) => {

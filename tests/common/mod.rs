@@ -200,6 +200,9 @@ pub fn start_cluster_of(
             data(&format!("controller{id}")),
         ]);
         args.extend(["--session-timeout-ms".into(), "1500".into()]);
+        // Snapshots every few changes: restarts start from one, and a controller that was away
+        // installs the active one's.
+        args.extend(["--snapshot-every".into(), "4".into()]);
         let (child, lines) = start_watched(&args);
         cluster.procs.0.push((format!("controller {id}"), child));
         cluster.controller_lines.push(lines);

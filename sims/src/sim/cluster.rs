@@ -2,6 +2,7 @@
 //! real broker runs, over simulated TCP, with a `SimDisk` and a `SimClock` owned here so they
 //! survive kills.
 
+use super::committed::CommittedLog;
 use crate::scenario::{
     Scenario, FINAL_READER, FIRST_CONTROLLER, FIRST_MEMBER, FIRST_PRODUCER, FIRST_READER, GROUP,
     OFFSETS_PARTITIONS, TOPIC,
@@ -11,11 +12,11 @@ use seedlog::node::{
     OffsetReset, Producer, ProducerConfig, QuorumConfig, QuorumController, Reader, ReaderConfig,
     Situation, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
-use seedlog::protocol::{
-    Assignor, ClusterMetadata, NodeId, Offset, QuorumEntry, Record, OFFSETS_TOPIC,
-};
+use seedlog::protocol::{Assignor, ClusterMetadata, NodeId, Offset, Record, OFFSETS_TOPIC};
 use seedlog::runtime::disk::CorruptionPolicy;
-use seedlog::runtime::driver::{Clock, CommitSink, CoverageSink, Driver, DriverError, Observer};
+use seedlog::runtime::driver::{
+    Clock, CommitSink, Committed, CoverageSink, Driver, DriverError, Observer,
+};
 pub use seedlog::runtime::lock;
 use seedlog::runtime::net::{AddressBook, Net};
 use seedlog::runtime::sim_clock::SimClock;
@@ -68,9 +69,9 @@ pub struct Cluster {
     pub broken: Arc<tokio::sync::Notify>,
     /// How often each protocol situation was reached in this run.
     pub coverage: Coverage,
-    /// The quorum's committed entries as the first controller to apply each offset applied it:
-    /// any other controller applying something else there breaks Raft's safety.
-    pub committed: Arc<Mutex<Vec<QuorumEntry>>>,
+    /// The quorum's committed entries as the first controller to apply each offset applied it,
+    /// against which every applied entry and every snapshot is checked (`committed.rs`).
+    pub committed: Arc<Mutex<CommittedLog>>,
     /// True simulated time since `start`: traces and the history are stamped with it.
     pub clock: Clock,
     /// The scenario's seed and sync latency, for each node's disk.
@@ -153,6 +154,10 @@ pub fn broker_config(sc: &Scenario, id: NodeId) -> BrokerConfig {
     c
 }
 
+/// Committed quorum entries between snapshots: small, so that a run takes several and a
+/// controller that was down or cut off for a while installs its leader's.
+pub const SNAPSHOT_EVERY: Offset = 8;
+
 /// Controller `id`'s voter: KRaft's timings halved (the brokers' session is 2 s here), its
 /// election timeouts drawn from the scenario's seed.
 pub fn quorum_config(sc: &Scenario, id: NodeId) -> QuorumConfig {
@@ -162,6 +167,7 @@ pub fn quorum_config(sc: &Scenario, id: NodeId) -> QuorumConfig {
         fetch_timeout_ms: Some(1_000),
         fetch_max_wait_ms: Some(250),
         check_quorum_ms: Some(1_500),
+        snapshot_every: Some(SNAPSHOT_EVERY),
         bugs: sc.bugs.iter().copied().collect(),
         ..QuorumConfig::new(id, sc.controller_ids(), sc.seed)
     }
@@ -265,7 +271,10 @@ impl Cluster {
             failures: Arc::new(Mutex::new(Vec::new())),
             broken: Arc::new(tokio::sync::Notify::new()),
             coverage: Coverage::default(),
-            committed: Arc::new(Mutex::new(Vec::new())),
+            committed: Arc::new(Mutex::new(CommittedLog::new(
+                Arc::new(controller_config(sc)),
+                quorum_config(sc, FIRST_CONTROLLER).snapshot_every,
+            ))),
             clock,
             seed: sc.seed,
             sync_latency_ms: sc.sync_latency_ms,
@@ -464,11 +473,10 @@ impl Cluster {
     }
 }
 
-/// Checks each entry a controller applies against what was applied at that offset before (by
-/// any controller, in any incarnation): a difference is a committed entry lost or changed, and
-/// stops the run like a broken invariant.
+/// Checks everything a controller hands its metadata (each entry, each snapshot) against the
+/// committed history (`CommittedLog`): a difference stops the run like a broken invariant.
 fn commit_check(
-    committed: &Arc<Mutex<Vec<QuorumEntry>>>,
+    committed: &Arc<Mutex<CommittedLog>>,
     failures: &Arc<Mutex<Vec<String>>>,
     broken: &Arc<tokio::sync::Notify>,
     name: &str,
@@ -479,28 +487,15 @@ fn commit_check(
         broken.clone(),
         name.to_string(),
     );
-    Arc::new(move |_, offset: Offset, entry: &QuorumEntry| {
+    Arc::new(move |_, what: Committed<'_>| {
         let mut log = lock(&committed);
-        match log.get(offset as usize) {
-            Some(first) if first != entry => {
-                lock(&failures).push(format!(
-                    "committed-diverged: {name} applied {entry} at offset {offset}, where {first} \
-                     was applied before"
-                ));
-                broken.notify_one();
-            }
-            Some(_) => {}
-            None if offset as usize == log.len() => log.push(entry.clone()),
-            // Every controller applies from offset 0 in order, so whoever reaches an offset
-            // first has applied every one before it.
-            None => {
-                lock(&failures).push(format!(
-                    "committed-diverged: {name} applied offset {offset} with only {} known \
-                     committed",
-                    log.len()
-                ));
-                broken.notify_one();
-            }
+        let verdict = match what {
+            Committed::Entry(offset, entry) => log.entry(&name, offset, entry),
+            Committed::Snapshot(snapshot, installed) => log.snapshot(&name, snapshot, installed),
+        };
+        if let Err(problem) = verdict {
+            lock(&failures).push(problem);
+            broken.notify_one();
         }
     })
 }

@@ -3,6 +3,7 @@
 
 pub mod checks;
 pub mod cluster;
+pub mod committed;
 pub mod history;
 pub mod run;
 pub mod shrink;

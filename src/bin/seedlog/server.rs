@@ -48,6 +48,11 @@ pub struct ControllerArgs {
     /// replicated on up to 3 brokers) that holds consumer groups' committed offsets.
     #[arg(long, default_value_t = 3)]
     offsets_partitions: u32,
+    /// Snapshot the metadata every this many committed log entries and drop the entries below
+    /// (0: never; the log then grows with every change). A controller that was away while the
+    /// others dropped entries it lacks installs the active controller's snapshot.
+    #[arg(long, default_value_t = 1_024)]
+    snapshot_every: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -135,7 +140,10 @@ pub async fn controller(args: ControllerArgs) -> anyhow::Result<i32> {
         producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
         bugs: Default::default(),
     });
-    let quorum = Arc::new(QuorumConfig::new(args.id, voters, args.seed));
+    let quorum = Arc::new(QuorumConfig {
+        snapshot_every: (args.snapshot_every > 0).then_some(args.snapshot_every),
+        ..QuorumConfig::new(args.id, voters, args.seed)
+    });
     let node = QuorumController::recover(config, quorum, image);
     let node = AnyNode::QuorumController(Box::new(node));
     serve(args.id, &name, node, disk, &args.layout, listen).await

@@ -45,6 +45,13 @@ pub struct QuorumController {
     active: Option<Active>,
 }
 
+/// What the voter handed its state machine in one step, in order.
+enum Committed {
+    Entry(Offset, MetadataRecord),
+    /// A leader's snapshot installed: its end offset and records.
+    Snapshot(Offset, Vec<MetadataRecord>),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Active {
     controller: Controller,
@@ -68,13 +75,42 @@ impl QuorumController {
         quorum: Arc<QuorumConfig>,
         image: QuorumImage,
     ) -> Self {
+        let mut applied = Controller::new(config.clone()).image().clone();
+        if let Some(snapshot) = &image.snapshot {
+            for record in &snapshot.records {
+                delta::apply(&mut applied, record);
+            }
+        }
         QuorumController {
-            applied: Controller::new(config.clone()).image().clone(),
+            applied,
+            applied_offset: image.start_offset(),
             config,
             quorum: QuorumNode::recover(quorum, image),
-            applied_offset: 0,
             active: None,
         }
+    }
+
+    /// The records a snapshot of `image` holds: the change from a new cluster's state to it,
+    /// which every voter starts from (nothing is ever removed from the metadata, so the change
+    /// rebuilds the whole state).
+    pub fn snapshot_records(
+        config: &Arc<ControllerConfig>,
+        image: &ControllerImage,
+    ) -> Vec<MetadataRecord> {
+        let empty = Controller::new(config.clone());
+        vec![MetadataRecord::Change(delta::diff(empty.image(), image))]
+    }
+
+    /// The state a snapshot's records rebuild from a new cluster's.
+    pub fn snapshot_state(
+        config: &Arc<ControllerConfig>,
+        records: &[MetadataRecord],
+    ) -> ControllerImage {
+        let mut image = Controller::new(config.clone()).image().clone();
+        for record in records {
+            delta::apply(&mut image, record);
+        }
+        image
     }
 
     /// The log every voter of a bootstrapped quorum starts with, committed: `leader`'s leader
@@ -105,6 +141,7 @@ impl QuorumController {
             epoch: BOOTSTRAP_EPOCH,
             voted_for: Some(leader),
             log: Self::bootstrap_log(config, leader),
+            snapshot: None,
         }
     }
 
@@ -269,22 +306,43 @@ impl QuorumController {
         self.with_quorum(cx, |q, cx| q.on_persisted(cx, token));
     }
 
-    /// Runs the voter, then applies what it committed, tells the active controller which of its
-    /// changes are now committed, and starts or ends the active controller as leadership
-    /// requires.
+    /// Runs the voter, then applies what it committed (or the leader's snapshot it installed),
+    /// snapshots the state where one is due, tells the active controller which of its changes
+    /// are now committed, and starts or ends the active controller as leadership requires.
     fn with_quorum(&mut self, cx: &mut Context, f: impl FnOnce(&mut QuorumNode, &mut Context)) {
         let mark = cx.effects.len();
         f(&mut self.quorum, cx);
-        let committed: Vec<(Offset, MetadataRecord)> = cx.effects[mark..]
+        let committed: Vec<Committed> = cx.effects[mark..]
             .iter()
             .filter_map(|e| match e {
-                Effect::Apply { offset, entry, .. } => Some((*offset, entry.record.clone())),
+                Effect::Apply { offset, entry, .. } => {
+                    Some(Committed::Entry(*offset, entry.record.clone()))
+                }
+                Effect::Snapshot {
+                    snapshot,
+                    installed: true,
+                } => Some(Committed::Snapshot(
+                    snapshot.end_offset,
+                    snapshot.records.clone(),
+                )),
                 _ => None,
             })
             .collect();
-        for (offset, record) in committed {
-            delta::apply(&mut self.applied, &record);
-            self.applied_offset = offset + 1;
+        for c in committed {
+            match c {
+                Committed::Entry(offset, record) => {
+                    delta::apply(&mut self.applied, &record);
+                    self.applied_offset = offset + 1;
+                    if self.quorum.snapshot_due(self.applied_offset) {
+                        let records = Self::snapshot_records(&self.config, &self.applied);
+                        self.quorum.take_snapshot(cx, self.applied_offset, records);
+                    }
+                }
+                Committed::Snapshot(end, records) => {
+                    self.applied = Self::snapshot_state(&self.config, &records);
+                    self.applied_offset = end;
+                }
+            }
             self.announce_committed(cx);
         }
         self.follow_leadership(cx);

@@ -37,6 +37,13 @@ fn quorum_config(id: NodeId) -> Arc<QuorumConfig> {
     })
 }
 
+/// Voter `id`'s configuration, snapshotting every `every` committed entries.
+fn snapshotting(id: NodeId, every: Offset) -> Arc<QuorumConfig> {
+    let mut c = (*quorum_config(id)).clone();
+    c.snapshot_every = Some(every);
+    Arc::new(c)
+}
+
 /// One entry point of a voter, boxed (a step may queue further steps of the same voter).
 type Step<'a> = Box<dyn FnOnce(&mut QuorumController, &mut Context) + 'a>;
 
@@ -389,4 +396,62 @@ fn a_bootstrapped_quorum_commits_changes_and_fails_over() {
     let new = if net.node(101).is_active() { 101 } else { 102 };
     assert_eq!(net.node(new).active_epoch(), Some(2));
     assert_eq!(registered(&net, new, 0).map(|r| r.epoch), Some(3));
+}
+
+#[test]
+fn a_voter_snapshots_its_metadata_and_a_follower_far_behind_installs_it() {
+    let config = controller_config();
+    let mut net = Net::with(|id| QuorumController::new(config.clone(), snapshotting(id, 3)));
+    net.fire(100, Timer::QuorumElection);
+    net.refetch();
+    // 102 is cut off while three changes commit: 100 and 101 snapshot at offset 3 and drop the
+    // entries below it.
+    net.cut.insert(102);
+    for b in [0, 1, 0] {
+        net.request_from_broker(b, 100, register(b));
+        net.refetch();
+    }
+    for v in [100, 101] {
+        let log = net.node(v).quorum().log();
+        assert_eq!(log.snapshot().map(|s| s.end_offset), Some(3), "voter {v}");
+        assert_eq!(log.start_offset(), 3, "voter {v}");
+    }
+    assert_eq!(net.node(102).quorum().log().end_offset(), 1);
+    // Back, 102 fetches from offset 1, below the leader's log start: it installs the snapshot,
+    // then takes the entry after it, and holds the same metadata as the others.
+    net.cut.clear();
+    net.refetch();
+    let two = net.node(102);
+    assert_eq!(two.quorum().log().start_offset(), 3);
+    assert_eq!(
+        two.quorum().log().end_offset(),
+        net.node(100).quorum().log().end_offset()
+    );
+    assert_eq!(two.metadata(), net.node(100).metadata());
+    assert!(two.metadata().registration(0).is_some() && two.metadata().registration(1).is_some());
+    // A voter restarted from a disk holding the snapshot starts from the snapshot's metadata
+    // (the re-registration after it is applied again once the high watermark is relearned).
+    let q = two.quorum();
+    let image = QuorumImage {
+        epoch: q.epoch(),
+        voted_for: q.voted_for(),
+        log: q.log().entries().to_vec(),
+        snapshot: q.log().snapshot().cloned(),
+    };
+    let start = image.start_offset();
+    let again = QuorumController::recover(config.clone(), snapshotting(102, 3), image);
+    again.check_invariants().expect("a recovered voter holds");
+    let records = &q.log().snapshot().expect("installed").records;
+    let expected = QuorumController::snapshot_state(&config, records);
+    assert_eq!(again.image(), &expected);
+    assert_eq!(
+        again.metadata().registration(1),
+        two.metadata().registration(1)
+    );
+    assert!(
+        again.metadata().registration(0).unwrap().epoch
+            < two.metadata().registration(0).unwrap().epoch
+    );
+    assert_eq!(again.quorum().applied(), start);
+    assert_eq!(again.quorum().log().end_offset(), q.log().end_offset());
 }

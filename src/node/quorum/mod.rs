@@ -5,6 +5,8 @@
 //! - `election.rs`: pre-vote, vote, becoming leader or follower;
 //! - `replication.rs`: followers fetch, the leader answers (entries or a divergence), the high
 //!   watermark, committed entries handed to `Effect::Apply`, client submissions;
+//! - `snapshot.rs`: snapshots of the hosting state machine bounding the log, and followers too
+//!   far behind installing the leader's;
 //! - `client.rs`: a client that submits records to whoever leads.
 //!
 //! Durability: every write (epoch, vote, entries, truncation) is followed by a sync, and no
@@ -17,6 +19,7 @@ mod election;
 mod log;
 mod relabel;
 mod replication;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -52,6 +55,12 @@ pub struct QuorumConfig {
     pub check_quorum_ms: Option<u64>,
     /// Entries per fetch response.
     pub max_fetch_entries: usize,
+    /// The hosting state machine snapshots its state every this many committed entries (at
+    /// offsets that are multiples of it, so that every voter snapshots at the same offsets), and
+    /// the voter drops the entries the snapshot covers (`None`: never; the log grows without
+    /// bound).
+    #[serde(default)]
+    pub snapshot_every: Option<Offset>,
     /// Seeds the election-timeout generator.
     pub seed: u64,
     pub bugs: BugSet,
@@ -70,6 +79,7 @@ impl QuorumConfig {
             fetch_max_wait_ms: Some(500),
             check_quorum_ms: Some(3_000),
             max_fetch_entries: 64,
+            snapshot_every: Some(1_024),
             seed,
             bugs: BugSet::none(),
         }
@@ -151,18 +161,21 @@ impl QuorumNode {
         Self::recover(config, QuorumImage::default())
     }
 
-    /// Rebuilds a voter from its disk: epoch, vote and log as written. What recovery found is on
-    /// disk, so it counts as synced; the high watermark is learned again.
+    /// Rebuilds a voter from its disk: epoch, vote, snapshot and log as written. What recovery
+    /// found is on disk, so it counts as synced. The snapshot holds only committed entries, and
+    /// the hosting state machine starts from it: the high watermark and what is applied start
+    /// at its end, and the rest is learned again.
     pub fn recover(config: Arc<QuorumConfig>, image: QuorumImage) -> Self {
         let rng = config.seed ^ u64::from(config.id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let (start, end) = (image.start_offset(), image.end_offset());
         QuorumNode {
             epoch: image.epoch,
             voted_for: image.voted_for,
-            synced_end: image.log.len() as Offset,
-            log: QuorumLog::new(image.log),
+            synced_end: end,
+            log: QuorumLog::with_snapshot(image.snapshot, image.log),
             role: QuorumRole::Follower { leader: None },
-            high_watermark: 0,
-            applied: 0,
+            high_watermark: start,
+            applied: start,
             leader_contact: false,
             fetching: false,
             requested: 0,
@@ -186,6 +199,7 @@ impl QuorumNode {
             epoch: log.last().map_or(0, |e| e.epoch),
             voted_for: Some(leader),
             log,
+            snapshot: None,
         };
         let mut node = Self::recover(config, image);
         node.high_watermark = end;
@@ -269,9 +283,11 @@ impl QuorumNode {
         }
     }
 
-    /// The committed entries this voter knows: `0..high_watermark`.
+    /// The committed entries this voter holds: from its log start (0 without a snapshot) to its
+    /// high watermark.
     pub fn committed(&self) -> &[QuorumEntry] {
-        &self.log.entries()[..self.high_watermark as usize]
+        let held = self.high_watermark.saturating_sub(self.log.start_offset()) as usize;
+        &self.log.entries()[..held.min(self.log.entries().len())]
     }
 
     /// What must hold after every entry point.
@@ -281,6 +297,20 @@ impl QuorumNode {
         ensure(self.high_watermark <= end, "quorum-hw-within-log", || {
             format!("hw {} past log end {end}", self.high_watermark)
         })?;
+        // The snapshot holds only committed, applied entries. (What is applied may exceed the
+        // watermark only after a truncation below it, which the models' `hw-monotonic` and the
+        // simulator's `committed-diverged` name.)
+        let start = self.log.start_offset();
+        ensure(
+            start <= self.applied && start <= self.high_watermark,
+            "quorum-snapshot-committed",
+            || {
+                format!(
+                    "log starts at {start} (snapshot), applied {}, hw {}",
+                    self.applied, self.high_watermark
+                )
+            },
+        )?;
         ensure(self.synced_end <= end, "quorum-synced-within-log", || {
             format!("synced end {} past log end {end}", self.synced_end)
         })?;
@@ -290,10 +320,15 @@ impl QuorumNode {
             || format!("a message waits for a sync already done ({})", self.synced),
         )?;
         if let QuorumRole::Leader(l) = &self.role {
-            let first = self.log.entry(l.epoch_start);
+            // The leader-change entry may lie inside the snapshot, whose last entry is then of
+            // this epoch too (nothing but this epoch's entries follows it).
+            let first = match self.log.entry(l.epoch_start) {
+                Some(e) => Some(e.epoch),
+                None if l.epoch_start < start => self.log.snapshot().map(|s| s.last_epoch),
+                None => None,
+            };
             ensure(
-                self.voted_for == Some(self.config.id)
-                    && first.is_some_and(|e| e.epoch == self.epoch),
+                self.voted_for == Some(self.config.id) && first == Some(self.epoch),
                 "quorum-leader-epoch",
                 || {
                     format!(
@@ -423,6 +458,7 @@ impl QuorumNode {
     /// Cuts the log to end at `offset`. A correct quorum never cuts below the high watermark; if
     /// it did, the watermark follows it down, visibly (the model's `hw-monotonic`).
     fn truncate(&mut self, cx: &mut Context, offset: Offset) {
+        let offset = offset.max(self.log.start_offset());
         if offset >= self.log.end_offset() {
             return;
         }

@@ -5,7 +5,7 @@
 
 use super::{QuorumConfig, QuorumNode, QuorumRole};
 use crate::node::SyncToken;
-use crate::protocol::{Message, NodeId, QuorumEntry};
+use crate::protocol::{Message, NodeId, QuorumEntry, QuorumSnapshot};
 use std::sync::Arc;
 
 impl QuorumNode {
@@ -57,7 +57,23 @@ impl QuorumNode {
         QuorumNode {
             epoch: self.epoch,
             voted_for: self.voted_for.map(&id),
-            log: super::QuorumLog::new(self.log.entries().iter().map(&entry).collect()),
+            log: super::QuorumLog::with_snapshot(
+                self.log.snapshot().map(|s| QuorumSnapshot {
+                    records: s
+                        .records
+                        .iter()
+                        .map(|r| {
+                            let e = QuorumEntry {
+                                epoch: s.last_epoch,
+                                record: r.clone(),
+                            };
+                            entry(&e).record
+                        })
+                        .collect(),
+                    ..s.clone()
+                }),
+                self.log.entries().iter().map(&entry).collect(),
+            ),
             role,
             high_watermark: self.high_watermark,
             applied: self.applied,

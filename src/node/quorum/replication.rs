@@ -55,11 +55,23 @@ impl QuorumNode {
             let answer = self.fetch_answer(QuorumFetchResult::NotLeader);
             return self.send(cx, from, answer);
         }
-        let (epoch, end) = self.log.end_for_epoch(r.last_fetched_epoch);
+        let epoch_end = self.log.end_for_epoch(r.last_fetched_epoch);
+        let below_start = r.fetch_offset < self.log.start_offset();
+        if let QuorumRole::Leader(l) = &mut self.role {
+            l.fetched.insert(from);
+        }
+        // What the follower needs next, or where its log parts from ours, lies inside our
+        // snapshot: it takes the snapshot instead.
+        if below_start || epoch_end.is_none() {
+            if let Some(result) = self.snapshot_answer() {
+                let answer = self.fetch_answer(result);
+                return self.send(cx, from, answer);
+            }
+        }
+        let (epoch, end) = epoch_end.unwrap_or((0, 0));
         let QuorumRole::Leader(l) = &mut self.role else {
             return;
         };
-        l.fetched.insert(from);
         if epoch != r.last_fetched_epoch || end < r.fetch_offset {
             let answer = self.fetch_answer(QuorumFetchResult::Diverging {
                 epoch,
@@ -188,8 +200,17 @@ impl QuorumNode {
             }
             QuorumFetchResult::Diverging { epoch, end_offset } => {
                 self.heard_from_leader(cx, from);
-                let (_, mine) = self.log.end_for_epoch(epoch);
+                // Inside our own snapshot: keep it (it holds only committed entries), cut the
+                // rest.
+                let mine = self
+                    .log
+                    .end_for_epoch(epoch)
+                    .map_or(self.log.start_offset(), |(_, end)| end);
                 self.truncate(cx, end_offset.min(mine));
+            }
+            QuorumFetchResult::Snapshot(snapshot) => {
+                self.heard_from_leader(cx, from);
+                self.install_snapshot(cx, snapshot);
             }
             QuorumFetchResult::Entries {
                 start,

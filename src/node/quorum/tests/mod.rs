@@ -7,6 +7,8 @@ use crate::node::{Bug, Effect};
 use crate::protocol::{QuorumFetchResponse, QuorumFetchResult, QuorumSubmit, VoteRequest};
 use std::collections::VecDeque;
 
+mod snapshot;
+
 fn config(id: NodeId, bugs: &[Bug]) -> Arc<QuorumConfig> {
     let mut c = QuorumConfig::new(id, vec![0, 1, 2], 7);
     c.bugs = bugs.iter().copied().collect();
@@ -329,32 +331,43 @@ fn a_pre_vote_needs_a_log_at_least_as_up_to_date() {
     );
 }
 
-#[test]
-fn a_follower_truncates_where_the_leaders_epoch_ends() {
+/// Voter 0 led epoch 1 and appended two entries nobody fetched (offsets 1 and 2); voter 1 won
+/// epoch 2 with 2's vote and appended its leader change at offset 1. Voter 0, cut off, still
+/// believes it leads epoch 1.
+fn deposed_leader_with_unfetched_entries() -> Net {
     let mut net = Net::new(&[]);
     net.elect(0);
-    // Voter 0 leads epoch 1 and appends two entries nobody fetches (2 is deaf, 1 is cut off
-    // by dropping its fetches).
+    // 2 is deaf, 1 is cut off by dropping its fetches.
     net.deaf = [1, 2].into_iter().collect();
     net.submit(0, 5);
     net.submit(0, 6);
     assert_eq!(net.nodes[0].log().end_offset(), 3);
-    // Voter 1 wins epoch 2 with 2's vote, and appends its leader change at offset 1.
     net.deaf = [0].into_iter().collect();
     net.fire(2, Timer::QuorumElection);
     net.queue.clear();
     net.elect(1);
     assert_eq!(net.leaders(), vec![0, 1]);
-    // Voter 0 hears of epoch 2 and fetches with last epoch 1 at offset 3: the leader's epoch 1
-    // ends at 1, so it truncates its two uncommitted entries and takes epoch 2's.
+    net
+}
+
+/// The network heals and voter 0 learns that 1 leads epoch 2; it fetches from 1 until quiet.
+fn tell_zero_of_epoch_2(net: &mut Net) {
     net.deaf.clear();
-    net.step(1, |n, cx| n.on_timer(cx, Timer::QuorumCheck));
     let begin = Message::BeginQuorumEpoch(crate::protocol::BeginQuorumEpoch {
         epoch: 2,
         leader: 1,
     });
     net.step(0, |n, cx| n.on_message(cx, 1, begin));
     net.run();
+}
+
+#[test]
+fn a_follower_truncates_where_the_leaders_epoch_ends() {
+    let mut net = deposed_leader_with_unfetched_entries();
+    // Voter 0 hears of epoch 2 and fetches with last epoch 1 at offset 3: the leader's epoch 1
+    // ends at 1, so it truncates its two uncommitted entries and takes epoch 2's.
+    net.step(1, |n, cx| n.on_timer(cx, Timer::QuorumCheck));
+    tell_zero_of_epoch_2(&mut net);
     let zero = &net.nodes[0];
     assert_eq!(zero.log().entries(), net.nodes[1].log().entries());
     assert_eq!(zero.log().end_offset(), 2);
@@ -373,6 +386,7 @@ fn the_high_watermark_moves_only_with_an_entry_of_the_leaders_epoch() {
             epoch: 2,
             voted_for: None,
             log: vec![entry(1), entry(1)],
+            snapshot: None,
         };
         let mut n = QuorumNode::recover(config(0, &bugs), image);
         let mut cx = Context::new(0);
