@@ -5,7 +5,7 @@ use super::cluster::{lock, Cluster};
 use crate::faults::{Fault, Role, RoleRef, Target, TimedFault};
 use crate::scenario::{Scenario, TOPIC};
 use madsim::net::NetSim;
-use seedlog::node::Situation;
+use seedlog::node::{QuorumRole, Situation};
 use seedlog::protocol::TopicPartition;
 use seedlog::runtime::trace::with_trace;
 use std::collections::btree_map::Entry;
@@ -51,7 +51,7 @@ impl Cluster {
     /// started with, wherever leadership has moved since). If the partition has no leader then,
     /// every fault of the episode aimed at a partition role is skipped (half an episode would
     /// only hit nodes at random); with no active controller, the whole episode is.
-    fn node_of(&self, target: Target, damage: &mut Damage) -> Option<u32> {
+    fn node_of(&self, target: Target, damage: &mut Damage, bind_lazy: bool) -> Option<u32> {
         let wanted = match target {
             Target::Node(n) => return Some(n),
             Target::Role(r) => r,
@@ -74,7 +74,66 @@ impl Cluster {
                 e.insert(roles)
             }
         };
-        bound.as_ref()?.get(&wanted).copied()
+        let bound = bound.as_mut()?;
+        if let Some(&node) = bound.get(&wanted) {
+            return Some(node);
+        }
+        if !(wanted.role.is_lazy() && bind_lazy) {
+            return None;
+        }
+        // A lazy role is looked up now, and stays bound once it names a node.
+        let node = self.lazy_role(wanted.role, episode, bound)?;
+        bound.insert(wanted, node);
+        self.note(&format!("role: {wanted}={}", Scenario::node_name(node)));
+        Some(node)
+    }
+
+    /// The node a lazy role names in the quorum's present state, given the episode's roles
+    /// bound so far (`None`: none does now).
+    fn lazy_role(&self, role: Role, episode: u32, bound: &BTreeMap<RoleRef, u32>) -> Option<u32> {
+        let controllers = || {
+            self.nodes.iter().filter_map(|(&id, n)| {
+                let state = lock(&n.state);
+                let c = state.as_quorum_controller()?;
+                let q = c.quorum();
+                let start = q.epoch_start()?;
+                let progress = match q.role() {
+                    QuorumRole::Leader(l) => l.progress.clone(),
+                    _ => BTreeMap::new(),
+                };
+                Some((
+                    id,
+                    q.epoch(),
+                    c.is_active(),
+                    start,
+                    q.synced_end(),
+                    progress,
+                ))
+            })
+        };
+        let first = bound.get(&RoleRef {
+            role: Role::NewLeader,
+            episode,
+        });
+        match role {
+            // The newest leader whose leader change has not reached its own disk yet.
+            Role::NewLeader | Role::SecondNewLeader => controllers()
+                .filter(|(id, _, active, start, synced, _)| {
+                    !active && synced <= start && (role == Role::NewLeader || first != Some(id))
+                })
+                .filter(|_| role == Role::NewLeader || first.is_some())
+                .max_by_key(|(_, epoch, ..)| *epoch)
+                .map(|(id, ..)| id),
+            Role::EpochStartFollower => {
+                let (_, _, _, start, _, progress) =
+                    controllers().find(|(id, _, active, ..)| Some(id) == first && !active)?;
+                progress
+                    .into_iter()
+                    .find(|&(_, held)| start > 0 && held == start)
+                    .map(|(follower, _)| follower)
+            }
+            _ => None,
+        }
     }
 
     /// Every role of `episode`: the active controller, and the hunted partition's roles from
@@ -109,23 +168,45 @@ impl Cluster {
 
     /// The fault with every target replaced by a node id; `None` if a role names no node (its
     /// episode was skipped, or the partition has fewer replicas), and the fault is skipped.
-    fn resolve(&self, fault: &Fault, damage: &mut Damage) -> Option<Fault> {
+    /// Only a fault with a window binds a lazy role (any other skips a lazy role not bound).
+    fn resolve(&self, fault: &Fault, damage: &mut Damage, bind_lazy: bool) -> Option<Fault> {
         let mut f = fault.clone();
         for t in f.targets_mut() {
-            *t = Target::Node(self.node_of(*t, damage)?);
+            *t = Target::Node(self.node_of(*t, damage, bind_lazy)?);
         }
         Some(f)
     }
 
     pub fn apply(&self, fault: &Fault, damage: &mut Damage) {
-        let handle = madsim::runtime::Handle::current();
-        let net = NetSim::current();
         self.note(&serde_json::to_string(fault).unwrap_or_default());
-        let Some(fault) = self.resolve(fault, damage) else {
+        let Some(fault) = self.resolve(fault, damage, false) else {
             self.note("skipped: its role has no node");
             return;
         };
-        match &fault {
+        self.apply_resolved(&fault, damage);
+    }
+
+    /// A fault with a window: tried every 5 ms from now until its targets name nodes (then
+    /// applied) or `until` passes (then skipped); the schedule waits meanwhile.
+    async fn apply_within(&self, fault: &Fault, until: tokio::time::Instant, damage: &mut Damage) {
+        loop {
+            if let Some(resolved) = self.resolve(fault, damage, true) {
+                self.note(&serde_json::to_string(fault).unwrap_or_default());
+                return self.apply_resolved(&resolved, damage);
+            }
+            if tokio::time::Instant::now() >= until {
+                self.note(&serde_json::to_string(fault).unwrap_or_default());
+                self.note("skipped: no node took its role within its window");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn apply_resolved(&self, fault: &Fault, damage: &mut Damage) {
+        let handle = madsim::runtime::Handle::current();
+        let net = NetSim::current();
+        match fault {
             Fault::Kill {
                 node: Target::Node(node),
             } => {
@@ -324,9 +405,20 @@ impl Cluster {
     /// Returns how each episode's roles were bound.
     pub async fn run_schedule(&self, sc: &Scenario, start: tokio::time::Instant) -> EpisodeRoles {
         let mut damage = Damage::default();
-        for TimedFault { at_ms, fault } in &sc.schedule.events {
+        for TimedFault {
+            at_ms,
+            fault,
+            until_ms,
+        } in &sc.schedule.events
+        {
             tokio::time::sleep_until(start + Duration::from_millis(*at_ms)).await;
-            self.apply(fault, &mut damage);
+            match until_ms {
+                Some(until) => {
+                    let until = start + Duration::from_millis(*until);
+                    self.apply_within(fault, until, &mut damage).await
+                }
+                None => self.apply(fault, &mut damage),
+            }
         }
         tokio::time::sleep_until(start + Duration::from_millis(sc.fault_ms)).await;
         self.heal(&mut damage);
