@@ -27,6 +27,17 @@ pub struct Damage {
     episodes: EpisodeRoles,
 }
 
+/// A quorum leader as the lazy roles see it: its epoch, whether it is the active controller,
+/// where its epoch starts, how far its log is on its disk, and each follower's fetch offset.
+struct LeaderView {
+    id: u32,
+    epoch: seedlog::protocol::QuorumEpoch,
+    active: bool,
+    epoch_start: seedlog::protocol::Offset,
+    synced_end: seedlog::protocol::Offset,
+    progress: BTreeMap<u32, seedlog::protocol::Offset>,
+}
+
 /// Each episode's roles as bound by its first role-targeted fault (`None`: the episode was
 /// skipped).
 pub type EpisodeRoles = BTreeMap<u32, Option<BTreeMap<RoleRef, u32>>>;
@@ -91,49 +102,63 @@ impl Cluster {
     /// The node a lazy role names in the quorum's present state, given the episode's roles
     /// bound so far (`None`: none does now).
     fn lazy_role(&self, role: Role, episode: u32, bound: &BTreeMap<RoleRef, u32>) -> Option<u32> {
-        let controllers = || {
-            self.nodes.iter().filter_map(|(&id, n)| {
-                let state = lock(&n.state);
-                let c = state.as_quorum_controller()?;
-                let q = c.quorum();
-                let start = q.epoch_start()?;
-                let progress = match q.role() {
-                    QuorumRole::Leader(l) => l.progress.clone(),
-                    _ => BTreeMap::new(),
-                };
-                Some((
-                    id,
-                    q.epoch(),
-                    c.is_active(),
-                    start,
-                    q.synced_end(),
-                    progress,
-                ))
+        let leaders = self.quorum_leaders();
+        let first = bound
+            .get(&RoleRef {
+                role: Role::NewLeader,
+                episode,
             })
-        };
-        let first = bound.get(&RoleRef {
-            role: Role::NewLeader,
-            episode,
-        });
+            .copied();
+        // Just elected: not active, and its leader change not yet on its own disk, so nothing
+        // of its epoch has left it (the outbox holds every message until then).
+        let new = |l: &&LeaderView| !l.active && l.synced_end <= l.epoch_start;
+        let newest = |ls: Vec<&LeaderView>| ls.into_iter().max_by_key(|l| l.epoch).map(|l| l.id);
         match role {
-            // The newest leader whose leader change has not reached its own disk yet.
-            Role::NewLeader | Role::SecondNewLeader => controllers()
-                .filter(|(id, _, active, start, synced, _)| {
-                    !active && synced <= start && (role == Role::NewLeader || first != Some(id))
-                })
-                .filter(|_| role == Role::NewLeader || first.is_some())
-                .max_by_key(|(_, epoch, ..)| *epoch)
-                .map(|(id, ..)| id),
+            Role::NewLeader => newest(leaders.iter().filter(new).collect()),
+            Role::SecondNewLeader => {
+                let first = first?;
+                newest(
+                    leaders
+                        .iter()
+                        .filter(new)
+                        .filter(|l| l.id != first)
+                        .collect(),
+                )
+            }
+            // The first new leader leads again, not yet active, and a follower holds its log
+            // up to its epoch start: the older entries, not its leader change.
             Role::EpochStartFollower => {
-                let (_, _, _, start, _, progress) =
-                    controllers().find(|(id, _, active, ..)| Some(id) == first && !active)?;
-                progress
-                    .into_iter()
-                    .find(|&(_, held)| start > 0 && held == start)
-                    .map(|(follower, _)| follower)
+                let l = leaders.iter().find(|l| Some(l.id) == first && !l.active)?;
+                l.progress
+                    .iter()
+                    .find(|&(_, &held)| l.epoch_start > 0 && held == l.epoch_start)
+                    .map(|(&follower, _)| follower)
             }
             _ => None,
         }
+    }
+
+    /// Every controller that leads the quorum, as the lazy roles read it.
+    fn quorum_leaders(&self) -> Vec<LeaderView> {
+        self.nodes
+            .iter()
+            .filter_map(|(&id, n)| {
+                let state = lock(&n.state);
+                let c = state.as_quorum_controller()?;
+                let q = c.quorum();
+                let QuorumRole::Leader(l) = q.role() else {
+                    return None;
+                };
+                Some(LeaderView {
+                    id,
+                    epoch: q.epoch(),
+                    active: c.is_active(),
+                    epoch_start: l.epoch_start,
+                    synced_end: q.synced_end(),
+                    progress: l.progress.clone(),
+                })
+            })
+            .collect()
     }
 
     /// Every role of `episode`: the active controller, and the hunted partition's roles from
