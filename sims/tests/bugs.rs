@@ -260,7 +260,25 @@ fn commit_previous_epoch_by_count_is_caught() {
     // moment its follower holds its old leader change and not its new one; the second is then
     // elected and commits its own at that offset. Counting the old entry committed applied it
     // first.
-    first_catch(Bug::CommitPreviousEpochByCount, None, 10, QUORUM);
+    let catch = first_catch(Bug::CommitPreviousEpochByCount, None, 10, QUORUM);
+    assert!(
+        catch.without.is_empty(),
+        "clean without the switch: {:?}",
+        catch.without
+    );
+    // The catch went the figure's way: all three lazy roles were bound (the last one, the
+    // follower holding the old entries up to the leader's epoch start, just before the end).
+    let o = run(&catch.scenario, true);
+    let events = o.trace.events().expect("trace kept");
+    for role in ["new-leader#", "second-new-leader#", "epoch-start-follower#"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.what.contains(&format!("role: {role}"))),
+            "{role} never bound: {:?}",
+            o.problems
+        );
+    }
 }
 
 /// `no-prevote` breaks no safety property; its cost is availability. Controller 2 hears nothing

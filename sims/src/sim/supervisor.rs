@@ -439,7 +439,8 @@ impl Cluster {
             tokio::time::sleep_until(start + Duration::from_millis(*at_ms)).await;
             match until_ms {
                 Some(until) => {
-                    let until = start + Duration::from_millis(*until);
+                    // (A window ends with the fault phase at the latest.)
+                    let until = start + Duration::from_millis((*until).min(sc.fault_ms));
                     self.apply_within(fault, until, &mut damage).await
                 }
                 None => self.apply(fault, &mut damage),
