@@ -341,7 +341,8 @@ fn figure_8(rng: &mut SeedRng, e: u32) -> WindowedEpisode {
     f.push((7, Fault::Kill { node: first }, None));
     f.push((8, Fault::Restart { node: follower }, None));
     f.push((9, Fault::Restart { node: second }, None));
-    // `L2` has 3-4 s to be elected and commit before `L1` (holding `LC(e)`) returns.
+    // `L2` has at least 3 s after the last window to be elected and commit before `L1`
+    // (holding `LC(e)`) returns.
     let end = 11_500 + rng.range(3_000, 4_000);
     f.push((end, Fault::Restart { node: first }, None));
     for node in all {
