@@ -70,6 +70,13 @@ pub struct Scenario {
     /// and in bug hunts) has a perfect clock.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub clocks: BTreeMap<u32, ClockSpec>,
+    /// Entries per quorum fetch response (`QuorumConfig::max_fetch_entries`): the voter's
+    /// default, 64, but for the `figure-8` nemesis, 1 (absent from the JSON when the default).
+    #[serde(
+        default = "default_quorum_fetch_entries",
+        skip_serializing_if = "is_default_quorum_fetch_entries"
+    )]
+    pub quorum_fetch_entries: usize,
     pub mix: FaultMix,
     pub schedule: FaultSchedule,
 }
@@ -96,6 +103,15 @@ pub struct ProducerPlan {
     /// `metadata.max.age.ms` (absent before it was drawn: none, refreshes after errors only).
     #[serde(default)]
     pub metadata_max_age_ms: Option<u64>,
+}
+
+/// The voter's own default: what every scenario used before the figure-8 nemesis.
+pub fn default_quorum_fetch_entries() -> usize {
+    seedlog::node::QuorumConfig::new(0, Vec::new(), 0).max_fetch_entries
+}
+
+fn is_default_quorum_fetch_entries(n: &usize) -> bool {
+    *n == default_quorum_fetch_entries()
 }
 
 fn ten_seconds() -> u64 {
@@ -268,6 +284,8 @@ impl Scenario {
             unclean_leader_election,
             sync_latency_ms,
             clocks: BTreeMap::new(),
+            quorum_fetch_entries: nemesis
+                .map_or_else(default_quorum_fetch_entries, Nemesis::quorum_fetch_entries),
             mix,
             schedule,
         };

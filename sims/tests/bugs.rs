@@ -260,6 +260,34 @@ fn snapshot_past_commit_is_caught() {
     first_catch(Bug::SnapshotPastCommit, None, 10, &["snapshot-diverged"]);
 }
 
+#[test]
+fn commit_previous_epoch_by_count_is_caught() {
+    // Raft's Figure 8, nemesis `figure-8` (one entry per quorum fetch): two new leaders are
+    // killed before their leader changes leave them, the first is elected again and killed the
+    // moment its follower holds its old leader change and not its new one; the second is then
+    // elected and commits its own at that offset. Counting the old entry committed applied it
+    // first.
+    let catch = first_catch(Bug::CommitPreviousEpochByCount, None, 10, QUORUM);
+    assert!(
+        catch.without.is_empty(),
+        "clean without the switch: {:?}",
+        catch.without
+    );
+    // The catch went the figure's way: all three lazy roles were bound (the last one, the
+    // follower holding the old entries up to the leader's epoch start, just before the end).
+    let o = run(&catch.scenario, true);
+    let events = o.trace.events().expect("trace kept");
+    for role in ["new-leader#", "second-new-leader#", "epoch-start-follower#"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.what.contains(&format!("role: {role}"))),
+            "{role} never bound: {:?}",
+            o.problems
+        );
+    }
+}
+
 /// `no-prevote` breaks no safety property; its cost is availability. Controller 2 hears nothing
 /// for 17 s (its peers' messages to it are cut; its own still arrive): with pre-vote its timeouts
 /// change nothing, without it each one bumps the epoch, deposes the active controller and keeps
@@ -268,7 +296,7 @@ fn snapshot_past_commit_is_caught() {
 fn without_pre_vote_a_cut_off_controller_keeps_deposing_the_active_one() {
     use sims::faults::{Fault, FaultSchedule, TimedFault};
     let mut sc = Scenario::from_seed(1, &ScenarioOptions::default());
-    let at = |at_ms, fault| TimedFault { at_ms, fault };
+    let at = TimedFault::at;
     let cut = |from: u32| Fault::OneWay {
         from: from.into(),
         to: 102.into(),

@@ -42,7 +42,7 @@ fn scenario(jump_ms: Option<i64>) -> Scenario {
         max_bytes: None,
     };
     sc.retention_check_ms = Some(500);
-    let at = |at_ms, fault| TimedFault { at_ms, fault };
+    let at = TimedFault::at;
     let mut events = Vec::new();
     for m in 0..sc.members {
         let node = (FIRST_MEMBER + m).into();

@@ -25,7 +25,7 @@ fn scenario(bugs: Vec<Bug>) -> Scenario {
     sc.unclean_leader_election = false;
     sc.retention = Default::default();
     sc.retention_check_ms = None;
-    let at = |at_ms, fault| TimedFault { at_ms, fault };
+    let at = TimedFault::at;
     sc.schedule = FaultSchedule {
         events: vec![
             at(2_000, Fault::Kill { node: 1.into() }),

@@ -56,7 +56,7 @@ fn scenario(bugs: Vec<Bug>) -> Scenario {
     };
     sc.producers = vec![plan.clone(), plan];
     let second = FIRST_PRODUCER + 1;
-    let at = |at_ms, fault| TimedFault { at_ms, fault };
+    let at = TimedFault::at;
     let node = |id: u32| id.into();
     sc.schedule = FaultSchedule {
         events: vec![

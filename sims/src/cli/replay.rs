@@ -31,9 +31,12 @@ pub fn main(args: &ReplayArgs) -> i32 {
     }
     for f in &sc.schedule.events {
         println!(
-            "  fault at {:>6} ms: {}",
+            "  fault at {:>6} ms: {}{}",
             f.at_ms,
-            serde_json::to_string(&f.fault).unwrap_or_default()
+            serde_json::to_string(&f.fault).unwrap_or_default(),
+            f.until_ms
+                .map(|u| format!(" (waits for its role until {u} ms)"))
+                .unwrap_or_default()
         );
     }
     let keep = args.trace || args.check_determinism;

@@ -41,9 +41,12 @@ pub fn main(args: &ShrinkArgs) -> i32 {
     println!("remaining faults:");
     for f in &shrunk.scenario.schedule.events {
         println!(
-            "  at {:>6} ms: {}",
+            "  at {:>6} ms: {}{}",
             f.at_ms,
-            serde_json::to_string(&f.fault).unwrap_or_default()
+            serde_json::to_string(&f.fault).unwrap_or_default(),
+            f.until_ms
+                .map(|u| format!(" (waits for its role until {u} ms)"))
+                .unwrap_or_default()
         );
     }
     println!(

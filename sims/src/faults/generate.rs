@@ -74,15 +74,9 @@ pub fn generate(
                     .iter()
                     .any(|&(from, to)| t < to && end_at + FLIP_QUIET_MS / 2 > from);
             if !clashes {
-                events.push(TimedFault {
-                    at_ms: t,
-                    fault: start,
-                });
+                events.push(TimedFault::at(t, start));
                 for (i, fault) in end.into_iter().enumerate() {
-                    events.push(TimedFault {
-                        at_ms: t + duration + i as u64,
-                        fault,
-                    });
+                    events.push(TimedFault::at(t + duration + i as u64, fault));
                 }
             }
             if !clashes {
@@ -279,14 +273,8 @@ fn jump_ms(rng: &mut SeedRng) -> i64 {
 impl FaultSchedule {
     /// One fault at `t` and what undoes it `duration` later (the member and clock tracks).
     fn push_episode(&mut self, t: u64, duration: u64, start: Fault, end: Fault) {
-        self.events.push(TimedFault {
-            at_ms: t,
-            fault: start,
-        });
-        self.events.push(TimedFault {
-            at_ms: t + duration,
-            fault: end,
-        });
+        self.events.push(TimedFault::at(t, start));
+        self.events.push(TimedFault::at(t + duration, end));
     }
 }
 

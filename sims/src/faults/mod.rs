@@ -307,6 +307,22 @@ pub struct TimedFault {
     pub at_ms: u64,
     #[serde(flatten)]
     pub fault: Fault,
+    /// A window for a fault aimed at a role that names a node only in some states of the
+    /// quorum (`new-leader`, ...): from `at_ms` the supervisor tries every 5 ms until the role
+    /// names a node, and skips the fault if none did by `until_ms`. Meanwhile the faults after
+    /// it wait (a later step of the same episode fires at its time or right after this one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
+}
+
+impl TimedFault {
+    pub fn at(at_ms: u64, fault: Fault) -> TimedFault {
+        TimedFault {
+            at_ms,
+            fault,
+            until_ms: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,6 +354,16 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains(r#"unknown role "boss""#), "{err}");
+        // A window reads and writes as `until_ms`, absent without one.
+        let text = r#"{"at_ms":5,"fault":"kill","node":"new-leader#1","until_ms":900}"#;
+        let f: TimedFault = serde_json::from_str(text).expect("valid");
+        assert_eq!(f.until_ms, Some(900));
+        assert_eq!(serde_json::to_string(&f).expect("encode"), text);
+        let f = TimedFault::at(5, Fault::HealNetwork);
+        assert_eq!(
+            serde_json::to_string(&f).expect("encode"),
+            r#"{"at_ms":5,"fault":"heal-network"}"#
+        );
     }
 
     #[test]
@@ -363,7 +389,7 @@ mod tests {
             ),
         ] {
             let f: TimedFault = serde_json::from_str(text).expect(text);
-            assert_eq!(f, TimedFault { at_ms: 7, fault });
+            assert_eq!(f, TimedFault::at(7, fault));
             assert_eq!(serde_json::to_string(&f).expect("encode"), text);
         }
     }

@@ -35,6 +35,13 @@ pub enum Nemesis {
     /// log, or commits an older epoch's entries by counting makes two controllers apply
     /// different entries at one offset (`committed-diverged`), or loses a committed change.
     ControllerStorm,
+    /// `commit-previous-epoch-by-count` (Raft's Figure 8), with one entry per quorum fetch:
+    /// a new leader is killed before its leader change leaves it, and so is the next one; the
+    /// first comes back and is elected again, and the moment the follower holds its old leader
+    /// change but not the new one, the follower loses power and the leader is killed; the
+    /// second comes back and is elected by that follower. A leader that counted the old entry
+    /// committed applied it at the offset where the second commits its own.
+    Figure8,
 }
 
 impl Nemesis {
@@ -44,19 +51,20 @@ impl Nemesis {
             Bug::IsrBeforeEpochStart => Some(Nemesis::StaleHwRejoin),
             Bug::LastReplicaStanding => Some(Nemesis::LastReplicaCut),
             Bug::AckBeforeSync => Some(Nemesis::LoneLeaderPowerLoss),
-            Bug::VoteNotDurable
-            | Bug::VoteWithoutLogCheck
-            | Bug::CommitPreviousEpochByCount
-            | Bug::NoPrevote => Some(Nemesis::ControllerStorm),
+            Bug::VoteNotDurable | Bug::VoteWithoutLogCheck | Bug::NoPrevote => {
+                Some(Nemesis::ControllerStorm)
+            }
+            Bug::CommitPreviousEpochByCount => Some(Nemesis::Figure8),
             _ => None,
         }
     }
 
-    pub const ALL: [Nemesis; 4] = [
+    pub const ALL: [Nemesis; 5] = [
         Nemesis::StaleHwRejoin,
         Nemesis::LastReplicaCut,
         Nemesis::LoneLeaderPowerLoss,
         Nemesis::ControllerStorm,
+        Nemesis::Figure8,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +73,19 @@ impl Nemesis {
             Nemesis::LastReplicaCut => "last-replica-cut",
             Nemesis::LoneLeaderPowerLoss => "lone-leader-power-loss",
             Nemesis::ControllerStorm => "controller-storm",
+            Nemesis::Figure8 => "figure-8",
+        }
+    }
+
+    /// Entries per quorum fetch response (`QuorumConfig::max_fetch_entries`). A follower that
+    /// lacks the leader's previous entries takes them with the leader's own leader change in one
+    /// response when responses are large (64 by default), so no majority ever holds an earlier
+    /// epoch's entry without the leader's; with one entry per response it does, for a round trip
+    /// and a sync, which is the state Figure 8 needs (the model checker fetches one at a time too).
+    pub fn quorum_fetch_entries(self) -> usize {
+        match self {
+            Nemesis::Figure8 => 1,
+            _ => crate::scenario::default_quorum_fetch_entries(),
         }
     }
 
@@ -81,7 +102,9 @@ impl Nemesis {
     /// synced records (with replicated durability a power loss alone would lose them, by design).
     pub fn durability(self) -> Durability {
         match self {
-            Nemesis::StaleHwRejoin | Nemesis::ControllerStorm => Durability::Replicated,
+            Nemesis::StaleHwRejoin | Nemesis::ControllerStorm | Nemesis::Figure8 => {
+                Durability::Replicated
+            }
             Nemesis::LastReplicaCut | Nemesis::LoneLeaderPowerLoss => Durability::Fsync,
         }
     }
@@ -94,17 +117,19 @@ impl Nemesis {
         let mut t = rng.range(1_500, 3_000);
         for episode in 0.. {
             let (faults, length) = match self {
-                Nemesis::StaleHwRejoin => stale_hw_rejoin(&mut rng, episode),
-                Nemesis::LastReplicaCut => last_replica_cut(&mut rng, episode),
-                Nemesis::LoneLeaderPowerLoss => lone_leader_power_loss(&mut rng, episode),
-                Nemesis::ControllerStorm => controller_storm(&mut rng, episode),
+                Nemesis::StaleHwRejoin => fixed(stale_hw_rejoin(&mut rng, episode)),
+                Nemesis::LastReplicaCut => fixed(last_replica_cut(&mut rng, episode)),
+                Nemesis::LoneLeaderPowerLoss => fixed(lone_leader_power_loss(&mut rng, episode)),
+                Nemesis::ControllerStorm => fixed(controller_storm(&mut rng, episode)),
+                Nemesis::Figure8 => figure_8(&mut rng, episode),
             };
             if t + length > fault_ms {
                 break;
             }
-            events.extend(faults.into_iter().map(|(at, fault)| TimedFault {
+            events.extend(faults.into_iter().map(|(at, fault, window)| TimedFault {
                 at_ms: t + at,
                 fault,
+                until_ms: window.map(|w| t + w),
             }));
             t += length + rng.range(2_000, 4_000);
         }
@@ -115,6 +140,15 @@ impl Nemesis {
 
 /// One episode as (offset from its start, fault), and its length (everything undone by then).
 type Episode = (Vec<(u64, Fault)>, u64);
+
+/// An episode whose faults may have windows: (offset, fault, end of its window), and its length.
+type WindowedEpisode = (Vec<(u64, Fault, Option<u64>)>, u64);
+
+/// Episodes without windows.
+fn fixed((faults, length): Episode) -> WindowedEpisode {
+    let faults = faults.into_iter().map(|(at, f)| (at, f, None)).collect();
+    (faults, length)
+}
 
 fn stale_hw_rejoin(rng: &mut SeedRng, e: u32) -> Episode {
     let leader = Target::role(Role::Leader, e);
@@ -255,6 +289,68 @@ fn controller_storm(rng: &mut SeedRng, e: u32) -> Episode {
     (f, end + 1)
 }
 
+/// Raft's Figure 8 in three controllers (`A` active, `L1`, `L2` the new leaders, `F` the
+/// third), every disk slowed so that a new leader's leader change takes 150–500 ms more to
+/// reach its disk (nothing of its epoch leaves it before):
+///
+/// 1. `A` is killed; the first new leader `L1` (epoch a) is killed as soon as it is elected:
+///    its leader change `LC(a)`, at offset k, is in its page cache only.
+/// 2. `A` returns; the two up elect `L2` (epoch b), killed likewise: `LC(b)`, also at k.
+/// 3. `L1` returns and is elected by `F` (its log ends in epoch a, `F`'s earlier): epoch e.
+///    `F` fetches `LC(a)` alone (one entry per fetch), and its next fetch tells `L1` it holds
+///    everything up to `L1`'s epoch start: a majority holds `LC(a)`, none holds `LC(e)`. That
+///    moment `F` loses power (the `LC(e)` on its way to it is lost) and `L1` is killed.
+/// 4. `F` and `L2` return; `L2`'s last epoch b beats `F`'s a, so `F` elects it, truncates
+///    `LC(a)` and `L2` commits `LC(b)` at k. Counting `LC(a)` committed in step 3
+///    (`commit-previous-epoch-by-count`) applied it at k: `committed-diverged`. Without the
+///    switch `LC(a)` was never committed, and nothing differs.
+///
+/// `L1`, `L2`, `F` are lazy roles, bound when a fault first finds them, each step waiting (its
+/// window) for the state it needs; the seed draws the disks' slowness and when `L1` returns
+/// for good.
+fn figure_8(rng: &mut SeedRng, e: u32) -> WindowedEpisode {
+    let active = Target::role(Role::ActiveController, e);
+    let all = [
+        active,
+        Target::role(Role::StandbyController, e),
+        Target::role(Role::OtherStandbyController, e),
+    ];
+    let first = Target::role(Role::NewLeader, e);
+    let second = Target::role(Role::SecondNewLeader, e);
+    let follower = Target::role(Role::EpochStartFollower, e);
+    let mut f = Vec::new();
+    for node in all {
+        let extra_ms = rng.range(30, 120);
+        f.push((0, Fault::SlowDisk { node, extra_ms }, None));
+    }
+    f.push((1, Fault::Kill { node: active }, None));
+    // An election takes an election timeout (0.5-1 s) and two syncs; the second and third
+    // ones, after a restart, one or two more timeouts (the returning voter first learns the
+    // epoch it missed).
+    f.push((2, Fault::Kill { node: first }, Some(3_000)));
+    f.push((3, Fault::Restart { node: active }, None));
+    f.push((4, Fault::Kill { node: second }, Some(7_000)));
+    // (Each fault after a window fires right after it, or at its own time if that is later.)
+    f.push((5, Fault::Restart { node: first }, None));
+    let all_pending = PowerLossMode::AllPending;
+    let cut = Fault::PowerLoss {
+        node: follower,
+        mode: all_pending,
+    };
+    f.push((6, cut, Some(11_500)));
+    f.push((7, Fault::Kill { node: first }, None));
+    f.push((8, Fault::Restart { node: follower }, None));
+    f.push((9, Fault::Restart { node: second }, None));
+    // `L2` has at least 3 s after the last window to be elected and commit before `L1`
+    // (holding `LC(e)`) returns.
+    let end = 11_500 + rng.range(3_000, 4_000);
+    f.push((end, Fault::Restart { node: first }, None));
+    for node in all {
+        f.push((end + 1, Fault::DiskNormal { node }, None));
+    }
+    (f, end + 2)
+}
+
 /// Both followers of episode `e` go away, each by a crash, a pause or isolation; returns the
 /// faults and what undoes them.
 fn followers_gone(rng: &mut SeedRng, e: u32) -> (Vec<(u64, Fault)>, Vec<Fault>) {
@@ -332,6 +428,7 @@ fn last_replica_cut(rng: &mut SeedRng, e: u32) -> Episode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::faults::RoleRef;
 
     #[test]
     fn schedules_are_functions_of_the_seed_and_stay_inside_the_fault_phase() {
@@ -456,6 +553,48 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A lazy role is bound only by a fault with a window (any other skips it while unbound):
+    /// in every figure-8 episode each lazy role first appears in a windowed fault, every window
+    /// ends after it opens, and only lazy roles are waited for.
+    #[test]
+    fn figure_8_binds_its_lazy_roles_only_in_windows() {
+        use std::collections::BTreeSet;
+        for seed in 0..100 {
+            let s = Nemesis::Figure8.schedule(seed, 60_000);
+            let mut bound = BTreeSet::new();
+            let mut windows = 0;
+            for e in &s.events {
+                let mut f = e.fault.clone();
+                let lazy: Vec<RoleRef> = f
+                    .targets_mut()
+                    .into_iter()
+                    .filter_map(|t| match *t {
+                        Target::Role(r) if r.role.is_lazy() => Some(r),
+                        _ => None,
+                    })
+                    .collect();
+                match e.until_ms {
+                    Some(until) => {
+                        windows += 1;
+                        assert!(until > e.at_ms, "seed {seed}: {e:?}");
+                        assert!(!lazy.is_empty(), "seed {seed}: {e:?} waits for nothing");
+                        bound.extend(lazy);
+                    }
+                    None => assert!(
+                        lazy.iter().all(|r| bound.contains(r)),
+                        "seed {seed}: {e:?} names a lazy role before a window bound it"
+                    ),
+                }
+            }
+            assert!(windows >= 3, "seed {seed}: {windows} windows");
+        }
+        assert_eq!(
+            Nemesis::for_bug(Bug::CommitPreviousEpochByCount),
+            Some(Nemesis::Figure8)
+        );
+        assert_eq!(Nemesis::Figure8.quorum_fetch_entries(), 1);
     }
 
     #[test]

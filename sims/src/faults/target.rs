@@ -28,17 +28,40 @@ pub enum Role {
     /// active controller's successor.
     StandbyController,
     OtherStandbyController,
+    /// A controller that has just won an election: it leads the quorum, is not active yet, and
+    /// its leader-change entry is not yet on its disk, so nothing of its epoch has left it.
+    /// Bound when a fault first finds one (not at the episode's start, as the roles above).
+    NewLeader,
+    /// The same, once `new-leader` of the episode is bound: another controller.
+    SecondNewLeader,
+    /// While `new-leader` of the episode leads again, not yet active: a follower it knows to
+    /// hold its log exactly up to its epoch start — the older entries, not its leader change
+    /// (Raft's Figure 8: a majority holds an earlier epoch's entry and none of the leader's).
+    EpochStartFollower,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 9] = [
         Role::Leader,
         Role::Follower,
         Role::OtherFollower,
         Role::ActiveController,
         Role::StandbyController,
         Role::OtherStandbyController,
+        Role::NewLeader,
+        Role::SecondNewLeader,
+        Role::EpochStartFollower,
     ];
+
+    /// Roles bound when a fault first finds a node in them, each on its own, rather than with
+    /// the rest of the episode at its first fault: they name nodes only in passing states of
+    /// the quorum.
+    pub fn is_lazy(self) -> bool {
+        matches!(
+            self,
+            Role::NewLeader | Role::SecondNewLeader | Role::EpochStartFollower
+        )
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -48,6 +71,9 @@ impl Role {
             Role::ActiveController => "active-controller",
             Role::StandbyController => "standby-controller",
             Role::OtherStandbyController => "other-standby-controller",
+            Role::NewLeader => "new-leader",
+            Role::SecondNewLeader => "second-new-leader",
+            Role::EpochStartFollower => "epoch-start-follower",
         }
     }
 
@@ -63,7 +89,12 @@ impl Role {
             Role::Leader => leader,
             Role::Follower => followers.next(),
             Role::OtherFollower => followers.nth(1),
-            Role::ActiveController | Role::StandbyController | Role::OtherStandbyController => None,
+            Role::ActiveController
+            | Role::StandbyController
+            | Role::OtherStandbyController
+            | Role::NewLeader
+            | Role::SecondNewLeader
+            | Role::EpochStartFollower => None,
         }
     }
 }
@@ -93,7 +124,8 @@ impl TryFrom<String> for RoleRef {
             .find(|r| r.name() == name)
             .ok_or_else(|| {
                 format!("target {s:?}: unknown role {name:?} (leader, follower, other-follower, active-controller, \
-                 standby-controller, other-standby-controller)")
+                 standby-controller, other-standby-controller, new-leader, second-new-leader, \
+                 epoch-start-follower)")
             })?;
         let episode = episode
             .parse()

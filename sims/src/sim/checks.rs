@@ -9,7 +9,8 @@ use super::cluster::{lock, Cluster};
 use crate::scenario::{Scenario, FINAL_READER, GROUP, OFFSETS_PARTITIONS, TOPIC};
 use seedlog::node::AnyNode;
 use seedlog::protocol::{
-    group_partition, ClusterMetadata, LogEntry, Offset, TopicPartition, OFFSETS_TOPIC,
+    group_partition, ClusterMetadata, LogEntry, NodeId, Offset, QuorumEpoch, TopicPartition,
+    OFFSETS_TOPIC,
 };
 use std::collections::BTreeMap;
 
@@ -17,32 +18,44 @@ use std::collections::BTreeMap;
 /// it and took metadata of its epoch): its committed metadata, or why not.
 fn controllers_settled(cluster: &Cluster, sc: &Scenario) -> Result<ClusterMetadata, String> {
     let active = cluster.active_controllers();
+    let followed: Vec<(NodeId, NodeId, QuorumEpoch)> = sc
+        .broker_ids()
+        .into_iter()
+        .filter_map(|b| {
+            let state = lock(&cluster.nodes.get(&b)?.state);
+            let link = state.as_broker()?.controller();
+            Some((b, link.target(), link.epoch()))
+        })
+        .collect();
+    let controller = settled_controller(&active, &followed)?;
+    let state = lock(&cluster.nodes[&controller].state);
+    let c = state.as_quorum_controller().expect("listed above");
+    Ok(c.metadata().clone())
+}
+
+/// The decision of `controllers_settled` on what it read: the controllers that believe they
+/// are active, with their epochs, and each running broker with the controller it follows and
+/// that controller's epoch as it knows it. The one active controller, or why not.
+fn settled_controller(
+    active: &[(NodeId, QuorumEpoch)],
+    followed: &[(NodeId, NodeId, QuorumEpoch)],
+) -> Result<NodeId, String> {
     let [(controller, epoch)] = active[..] else {
         return Err(format!(
             "active controllers {active:?} (id, epoch): not exactly one"
         ));
     };
-    for b in sc.broker_ids() {
-        let Some(n) = cluster.nodes.get(&b) else {
-            continue;
-        };
-        let state = lock(&n.state);
-        let Some(broker) = state.as_broker() else {
-            continue;
-        };
-        let link = broker.controller();
-        if link.target() != controller || link.epoch() != epoch {
+    for &(b, target, target_epoch) in followed {
+        if target != controller || target_epoch != epoch {
             return Err(format!(
-                "b{b} follows controller {} of epoch {}, the active one is {} of epoch {epoch}",
-                Scenario::node_name(link.target()),
-                link.epoch(),
+                "b{b} follows controller {} of epoch {target_epoch}, the active one is {} of \
+                 epoch {epoch}",
+                Scenario::node_name(target),
                 Scenario::node_name(controller)
             ));
         }
     }
-    let state = lock(&cluster.nodes[&controller].state);
-    let c = state.as_quorum_controller().expect("listed above");
-    Ok(c.metadata().clone())
+    Ok(controller)
 }
 
 /// Why the cluster has not converged yet (`None`: it has).
@@ -202,6 +215,46 @@ mod tests {
             .iter()
             .map(|&(p, o)| (TopicPartition::new(TOPIC, p), o))
             .collect()
+    }
+
+    /// The liveness condition on the controllers: exactly one active controller, followed by
+    /// every broker in its epoch. Settled passes; two active controllers, none, a broker
+    /// following a stale epoch of the active one, and a broker following another controller
+    /// are each reported.
+    #[test]
+    fn settled_controller_reports_anything_but_one_active_controller_followed_by_all() {
+        let all_follow = |c, e| vec![(0, c, e), (1, c, e), (2, c, e)];
+        assert_eq!(
+            settled_controller(&[(101, 4)], &all_follow(101, 4)),
+            Ok(101)
+        );
+        // (a) Two controllers believe they are active (a deposed one has not heard of its
+        // successor), even with every broker following the newer.
+        let two = settled_controller(&[(100, 3), (101, 4)], &all_follow(101, 4));
+        assert_eq!(
+            two,
+            Err("active controllers [(100, 3), (101, 4)] (id, epoch): not exactly one".into())
+        );
+        // (b) No active controller (an election under way).
+        let none = settled_controller(&[], &all_follow(101, 4));
+        assert_eq!(
+            none,
+            Err("active controllers [] (id, epoch): not exactly one".into())
+        );
+        // (c) A broker that follows the active controller in an older epoch (it missed the
+        // announcement of the new one), and a broker that follows another controller.
+        let stale = settled_controller(&[(101, 4)], &[(0, 101, 4), (1, 101, 2), (2, 101, 4)]);
+        assert_eq!(
+            stale,
+            Err("b1 follows controller ctl1 of epoch 2, the active one is ctl1 of epoch 4".into())
+        );
+        let other = settled_controller(&[(101, 4)], &[(0, 101, 4), (1, 101, 4), (2, 100, 4)]);
+        assert_eq!(
+            other,
+            Err("b2 follows controller ctl0 of epoch 4, the active one is ctl1 of epoch 4".into())
+        );
+        // No running broker to follow it: nothing to report about brokers.
+        assert_eq!(settled_controller(&[(102, 7)], &[]), Ok(102));
     }
 
     /// The liveness condition on the group: caught up passes; a commit behind the high

@@ -168,6 +168,7 @@ pub fn quorum_config(sc: &Scenario, id: NodeId) -> QuorumConfig {
         fetch_max_wait_ms: Some(250),
         check_quorum_ms: Some(1_500),
         snapshot_every: Some(SNAPSHOT_EVERY),
+        max_fetch_entries: sc.quorum_fetch_entries,
         bugs: sc.bugs.iter().copied().collect(),
         ..QuorumConfig::new(id, sc.controller_ids(), sc.seed)
     }

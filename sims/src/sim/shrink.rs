@@ -95,17 +95,20 @@ fn smaller_setups(sc: &Scenario) -> Vec<Simplify> {
             let mut s = sc.clone();
             for e in &mut s.schedule.events {
                 e.at_ms -= shift;
+                // A window moves with its fault.
+                e.until_ms = e.until_ms.map(|u| u - shift);
             }
             s
         }));
     }
-    // The fault phase ends 2 s after the last fault (and the liveness phase then starts).
+    // The fault phase ends 2 s after the last fault (and the liveness phase then starts); a
+    // fault with a window may fire as late as its window's end.
     steps.push(Box::new(|sc: &Scenario| {
         let last = sc
             .schedule
             .events
             .iter()
-            .map(|e| e.at_ms)
+            .map(|e| e.until_ms.unwrap_or(e.at_ms).max(e.at_ms))
             .max()
             .unwrap_or(0);
         let mut s = sc.clone();

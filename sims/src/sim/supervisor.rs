@@ -5,7 +5,7 @@ use super::cluster::{lock, Cluster};
 use crate::faults::{Fault, Role, RoleRef, Target, TimedFault};
 use crate::scenario::{Scenario, TOPIC};
 use madsim::net::NetSim;
-use seedlog::node::Situation;
+use seedlog::node::{QuorumRole, Situation};
 use seedlog::protocol::TopicPartition;
 use seedlog::runtime::trace::with_trace;
 use std::collections::btree_map::Entry;
@@ -25,6 +25,17 @@ pub struct Damage {
     jumped: BTreeMap<u32, i64>,
     drifted: BTreeSet<u32>,
     episodes: EpisodeRoles,
+}
+
+/// A quorum leader as the lazy roles see it: its epoch, whether it is the active controller,
+/// where its epoch starts, how far its log is on its disk, and each follower's fetch offset.
+struct LeaderView {
+    id: u32,
+    epoch: seedlog::protocol::QuorumEpoch,
+    active: bool,
+    epoch_start: seedlog::protocol::Offset,
+    synced_end: seedlog::protocol::Offset,
+    progress: BTreeMap<u32, seedlog::protocol::Offset>,
 }
 
 /// Each episode's roles as bound by its first role-targeted fault (`None`: the episode was
@@ -51,7 +62,7 @@ impl Cluster {
     /// started with, wherever leadership has moved since). If the partition has no leader then,
     /// every fault of the episode aimed at a partition role is skipped (half an episode would
     /// only hit nodes at random); with no active controller, the whole episode is.
-    fn node_of(&self, target: Target, damage: &mut Damage) -> Option<u32> {
+    fn node_of(&self, target: Target, damage: &mut Damage, bind_lazy: bool) -> Option<u32> {
         let wanted = match target {
             Target::Node(n) => return Some(n),
             Target::Role(r) => r,
@@ -74,7 +85,80 @@ impl Cluster {
                 e.insert(roles)
             }
         };
-        bound.as_ref()?.get(&wanted).copied()
+        let bound = bound.as_mut()?;
+        if let Some(&node) = bound.get(&wanted) {
+            return Some(node);
+        }
+        if !(wanted.role.is_lazy() && bind_lazy) {
+            return None;
+        }
+        // A lazy role is looked up now, and stays bound once it names a node.
+        let node = self.lazy_role(wanted.role, episode, bound)?;
+        bound.insert(wanted, node);
+        self.note(&format!("role: {wanted}={}", Scenario::node_name(node)));
+        Some(node)
+    }
+
+    /// The node a lazy role names in the quorum's present state, given the episode's roles
+    /// bound so far (`None`: none does now).
+    fn lazy_role(&self, role: Role, episode: u32, bound: &BTreeMap<RoleRef, u32>) -> Option<u32> {
+        let leaders = self.quorum_leaders();
+        let first = bound
+            .get(&RoleRef {
+                role: Role::NewLeader,
+                episode,
+            })
+            .copied();
+        // Just elected: not active, and its leader change not yet on its own disk, so nothing
+        // of its epoch has left it (the outbox holds every message until then).
+        let new = |l: &&LeaderView| !l.active && l.synced_end <= l.epoch_start;
+        let newest = |ls: Vec<&LeaderView>| ls.into_iter().max_by_key(|l| l.epoch).map(|l| l.id);
+        match role {
+            Role::NewLeader => newest(leaders.iter().filter(new).collect()),
+            Role::SecondNewLeader => {
+                let first = first?;
+                newest(
+                    leaders
+                        .iter()
+                        .filter(new)
+                        .filter(|l| l.id != first)
+                        .collect(),
+                )
+            }
+            // The first new leader leads again, not yet active, and a follower holds its log
+            // up to its epoch start: the older entries, not its leader change.
+            Role::EpochStartFollower => {
+                let l = leaders.iter().find(|l| Some(l.id) == first && !l.active)?;
+                l.progress
+                    .iter()
+                    .find(|&(_, &held)| l.epoch_start > 0 && held == l.epoch_start)
+                    .map(|(&follower, _)| follower)
+            }
+            _ => None,
+        }
+    }
+
+    /// Every controller that leads the quorum, as the lazy roles read it.
+    fn quorum_leaders(&self) -> Vec<LeaderView> {
+        self.nodes
+            .iter()
+            .filter_map(|(&id, n)| {
+                let state = lock(&n.state);
+                let c = state.as_quorum_controller()?;
+                let q = c.quorum();
+                let QuorumRole::Leader(l) = q.role() else {
+                    return None;
+                };
+                Some(LeaderView {
+                    id,
+                    epoch: q.epoch(),
+                    active: c.is_active(),
+                    epoch_start: l.epoch_start,
+                    synced_end: q.synced_end(),
+                    progress: l.progress.clone(),
+                })
+            })
+            .collect()
     }
 
     /// Every role of `episode`: the active controller, and the hunted partition's roles from
@@ -109,23 +193,45 @@ impl Cluster {
 
     /// The fault with every target replaced by a node id; `None` if a role names no node (its
     /// episode was skipped, or the partition has fewer replicas), and the fault is skipped.
-    fn resolve(&self, fault: &Fault, damage: &mut Damage) -> Option<Fault> {
+    /// Only a fault with a window binds a lazy role (any other skips a lazy role not bound).
+    fn resolve(&self, fault: &Fault, damage: &mut Damage, bind_lazy: bool) -> Option<Fault> {
         let mut f = fault.clone();
         for t in f.targets_mut() {
-            *t = Target::Node(self.node_of(*t, damage)?);
+            *t = Target::Node(self.node_of(*t, damage, bind_lazy)?);
         }
         Some(f)
     }
 
     pub fn apply(&self, fault: &Fault, damage: &mut Damage) {
-        let handle = madsim::runtime::Handle::current();
-        let net = NetSim::current();
         self.note(&serde_json::to_string(fault).unwrap_or_default());
-        let Some(fault) = self.resolve(fault, damage) else {
+        let Some(fault) = self.resolve(fault, damage, false) else {
             self.note("skipped: its role has no node");
             return;
         };
-        match &fault {
+        self.apply_resolved(&fault, damage);
+    }
+
+    /// A fault with a window: tried every 5 ms from now until its targets name nodes (then
+    /// applied) or `until` passes (then skipped); the schedule waits meanwhile.
+    async fn apply_within(&self, fault: &Fault, until: tokio::time::Instant, damage: &mut Damage) {
+        loop {
+            if let Some(resolved) = self.resolve(fault, damage, true) {
+                self.note(&serde_json::to_string(fault).unwrap_or_default());
+                return self.apply_resolved(&resolved, damage);
+            }
+            if tokio::time::Instant::now() >= until {
+                self.note(&serde_json::to_string(fault).unwrap_or_default());
+                self.note("skipped: no node took its role within its window");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn apply_resolved(&self, fault: &Fault, damage: &mut Damage) {
+        let handle = madsim::runtime::Handle::current();
+        let net = NetSim::current();
+        match fault {
             Fault::Kill {
                 node: Target::Node(node),
             } => {
@@ -324,9 +430,21 @@ impl Cluster {
     /// Returns how each episode's roles were bound.
     pub async fn run_schedule(&self, sc: &Scenario, start: tokio::time::Instant) -> EpisodeRoles {
         let mut damage = Damage::default();
-        for TimedFault { at_ms, fault } in &sc.schedule.events {
+        for TimedFault {
+            at_ms,
+            fault,
+            until_ms,
+        } in &sc.schedule.events
+        {
             tokio::time::sleep_until(start + Duration::from_millis(*at_ms)).await;
-            self.apply(fault, &mut damage);
+            match until_ms {
+                Some(until) => {
+                    // (A window ends with the fault phase at the latest.)
+                    let until = start + Duration::from_millis((*until).min(sc.fault_ms));
+                    self.apply_within(fault, until, &mut damage).await
+                }
+                None => self.apply(fault, &mut damage),
+            }
         }
         tokio::time::sleep_until(start + Duration::from_millis(sc.fault_ms)).await;
         self.heal(&mut damage);

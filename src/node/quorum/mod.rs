@@ -270,6 +270,12 @@ impl QuorumNode {
         self.applied
     }
 
+    /// How far the log is known durable (a leader counts only this for itself, and nothing it
+    /// appended leaves it before).
+    pub fn synced_end(&self) -> Offset {
+        self.synced_end
+    }
+
     pub fn is_leader(&self) -> bool {
         matches!(self.role, QuorumRole::Leader(_))
     }
