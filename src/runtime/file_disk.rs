@@ -184,6 +184,63 @@ mod tests {
     }
 
     #[test]
+    fn a_quorum_voters_snapshots_survive_a_restart() {
+        use crate::protocol::{MetadataRecord, QuorumEntry, QuorumSnapshot};
+        let entry = |broker| QuorumEntry {
+            epoch: 1,
+            record: MetadataRecord::RegisterBroker { broker, epoch: 1 },
+        };
+        let snapshot = |end_offset| QuorumSnapshot {
+            end_offset,
+            last_epoch: 1,
+            records: vec![entry(9).record],
+        };
+        let recovered = |dir: &Path| match FileDisk::open(dir, CorruptionPolicy::Refuse)
+            .and_then(|mut d| d.recover())
+            .expect("recover")
+            .image
+        {
+            Image::Quorum(q) => q,
+            other => panic!("not a voter's image: {other:?}"),
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut d = FileDisk::open(dir.path(), CorruptionPolicy::Refuse).expect("open");
+        d.recover().expect("recover empty");
+        let ops = [
+            DiskOp::QuorumAppend {
+                start: 0,
+                entries: vec![entry(0), entry(1), entry(2)],
+            },
+            DiskOp::QuorumSnapshot {
+                snapshot: snapshot(2),
+            },
+            DiskOp::QuorumAppend {
+                start: 3,
+                entries: vec![entry(3)],
+            },
+        ];
+        for op in &ops {
+            d.append(op).expect("append");
+        }
+        d.sync().expect("sync");
+        // The snapshot replaced the entries below its end; the rest follows it, at the same
+        // absolute offsets.
+        let q = recovered(dir.path());
+        assert_eq!(q.snapshot, Some(snapshot(2)));
+        assert_eq!(q.log, vec![entry(2), entry(3)]);
+        assert_eq!((q.start_offset(), q.end_offset()), (2, 4));
+        // An installed snapshot replaces the whole log, past its end too.
+        d.append(&DiskOp::QuorumInstallSnapshot {
+            snapshot: snapshot(3),
+        })
+        .expect("append");
+        d.sync().expect("sync");
+        let q = recovered(dir.path());
+        assert_eq!((q.start_offset(), q.end_offset()), (3, 3));
+        assert!(q.log.is_empty());
+    }
+
+    #[test]
     fn a_torn_tail_is_cut_and_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = written(dir.path(), 3);
