@@ -3,7 +3,7 @@
 //!
 //! Every connection starts with a `Hello` naming the sender. Nodes with a listening address
 //! (brokers, the controller) are reached through connections we open; nodes without one (clients)
-//! are answered over the connection they opened. Messages queued while a peer is unreachable are
+//! are answered over a connection they opened: the one their latest message came on. Messages queued while a peer is unreachable are
 //! dropped when a connection attempt fails, and a peer's queue holds at most `QUEUE_LIMIT`
 //! messages: the protocol has timeouts and retries, as Kafka's does, and a stalled link (a
 //! simulated partition stalls TCP rather than dropping bytes) must not grow memory without bound.
@@ -175,7 +175,7 @@ impl Net {
             // The peer may answer over this connection too.
             let reader = {
                 let net = self.clone();
-                tokio::spawn(async move { net.deliver_from(reader, to).await })
+                tokio::spawn(async move { net.deliver_from(reader, to, None).await })
             };
             // The hello travels with the first batch (on simulated TCP a write is sent at the
             // flush, and the first batch's flush sent both).
@@ -207,12 +207,18 @@ impl Net {
             _ => return,
         };
         // Address-less peers (clients) are answered on this connection.
-        let mut route_conn = None;
+        let mut route = None;
         if !self.inner.addrs.contains_key(&from) {
             let (tx, mut rx) = mpsc::channel::<Message>(QUEUE_LIMIT);
             let conn = self.next_conn();
-            lock(&self.inner.routes).insert(from, Route { conn, tx });
-            route_conn = Some(conn);
+            lock(&self.inner.routes).insert(
+                from,
+                Route {
+                    conn,
+                    tx: tx.clone(),
+                },
+            );
+            route = Some(Route { conn, tx });
             tokio::spawn(async move {
                 while let Some(first) = rx.recv().await {
                     let mut batch = vec![Wire::Message(first)];
@@ -225,8 +231,8 @@ impl Net {
                 }
             });
         }
-        self.deliver_from(reader, from).await;
-        if let Some(conn) = route_conn {
+        self.deliver_from(reader, from, route.as_ref()).await;
+        if let Some(conn) = route.map(|r| r.conn) {
             let mut routes = lock(&self.inner.routes);
             if routes.get(&from).is_some_and(|r| r.conn == conn) {
                 routes.remove(&from);
@@ -234,11 +240,34 @@ impl Net {
         }
     }
 
-    /// Delivers what a connection carries until it ends or carries something malformed.
-    async fn deliver_from(&self, mut reader: link::Reader, from: NodeId) {
+    /// Delivers what a connection carries until it ends or carries something malformed. With
+    /// `answer_on` (an address-less peer's connection), each message first points the peer's
+    /// route back at this connection: the answer goes where the request came from. A client
+    /// may have several connections open to us (an old one, delayed, whose first bytes arrive
+    /// after a newer one's; one left by an incarnation that died): the newest to arrive must
+    /// not capture the answers to requests the client keeps sending on another.
+    async fn deliver_from(
+        &self,
+        mut reader: link::Reader,
+        from: NodeId,
+        answer_on: Option<&Route>,
+    ) {
         loop {
             match reader.next().await {
                 Ok(Some(Wire::Message(m))) => {
+                    if let Some(r) = answer_on {
+                        let mut routes = lock(&self.inner.routes);
+                        if routes
+                            .get(&from)
+                            .is_none_or(|current| current.conn != r.conn)
+                        {
+                            let route = Route {
+                                conn: r.conn,
+                                tx: r.tx.clone(),
+                            };
+                            routes.insert(from, route);
+                        }
+                    }
                     if self.inner.inbox.send((from, m)).is_err() {
                         return;
                     }
@@ -251,5 +280,63 @@ impl Net {
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A message tagged `n`, standing in for a request or an answer.
+    fn tagged(n: NodeId) -> Message {
+        Message::NotController { leader: Some(n) }
+    }
+
+    async fn next(inbox: &mut Inbox) -> Option<(NodeId, Message)> {
+        tokio::time::timeout(Duration::from_secs(5), inbox.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// A client (no address) with two connections to a server: one from an incarnation that
+    /// died or a connection that arrived late, one it uses now. The answer to a request goes
+    /// back on the connection the request came on, whichever connection opened last.
+    #[tokio::test]
+    async fn a_client_is_answered_on_the_connection_its_request_came_on() {
+        let (server, mut server_inbox) = Net::new(2, AddressBook::new());
+        let addr = server
+            .listen("127.0.0.1:0".parse().expect("an address"))
+            .await
+            .expect("listen");
+        let book: AddressBook = [(2, addr)].into_iter().collect();
+        let (client, mut client_inbox) = Net::new(501, book.clone());
+        client.send(2, tagged(1));
+        assert_eq!(next(&mut server_inbox).await, Some((501, tagged(1))));
+        server.send(501, tagged(11));
+        assert_eq!(
+            next(&mut client_inbox).await.map(|(_, m)| m),
+            Some(tagged(11))
+        );
+        // Another connection of node 501 arrives (its old incarnation's, delayed) and is
+        // answered on that connection.
+        let (stale, mut stale_inbox) = Net::new(501, book);
+        stale.send(2, tagged(2));
+        assert_eq!(next(&mut server_inbox).await, Some((501, tagged(2))));
+        server.send(501, tagged(12));
+        assert_eq!(
+            next(&mut stale_inbox).await.map(|(_, m)| m),
+            Some(tagged(12))
+        );
+        // The client goes on on its own connection: its answer must come back there.
+        client.send(2, tagged(3));
+        assert_eq!(next(&mut server_inbox).await, Some((501, tagged(3))));
+        server.send(501, tagged(13));
+        assert_eq!(
+            next(&mut client_inbox).await.map(|(_, m)| m),
+            Some(tagged(13)),
+            "the answer went to the other connection"
+        );
     }
 }
