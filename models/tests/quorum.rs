@@ -328,7 +328,7 @@ fn commit_previous_epoch_by_count_loses_a_committed_entry_in_figure_8() {
     let v = out.violation.expect("the switch is caught");
     assert_eq!(
         (v.property, v.depth),
-        ("leader-completeness", 22),
+        ("leader-completeness", 24),
         "{}",
         v.trace
     );

@@ -151,23 +151,32 @@ impl QuorumNode {
         Self::recover(config, QuorumImage::default())
     }
 
-    /// Rebuilds a voter from its disk: epoch, vote and log as written. What recovery found is on
-    /// disk, so it counts as synced; the high watermark is learned again.
+    /// Rebuilds a voter from its disk: epoch, vote and log as written; the high watermark is
+    /// learned again. What recovery read may have been only in the page cache (a process crash
+    /// keeps unsynced writes, which a later power loss still takes), so it does not count as
+    /// synced: the voter owes a sync of it (asked for in `on_start`), and no message leaves
+    /// before that sync completes. Otherwise a restarted follower would fetch naming entries it
+    /// may yet lose, the leader would count them, and a committed entry could be on fewer than
+    /// a majority of synced disks (the model's `committed-durable`, from a formed quorum); a
+    /// recovered vote could likewise be answered and then forgotten.
     pub fn recover(config: Arc<QuorumConfig>, image: QuorumImage) -> Self {
         let rng = config.seed ^ u64::from(config.id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let end = image.log.len() as Offset;
+        // An empty disk (a new voter) holds nothing to make durable.
+        let owed = image.epoch > 0 || image.voted_for.is_some() || end > 0;
         QuorumNode {
             epoch: image.epoch,
             voted_for: image.voted_for,
-            synced_end: image.log.len() as Offset,
+            synced_end: 0,
             log: QuorumLog::new(image.log),
             role: QuorumRole::Follower { leader: None },
             high_watermark: 0,
             applied: 0,
             leader_contact: false,
             fetching: false,
-            requested: 0,
+            requested: u64::from(owed),
             synced: 0,
-            unsynced_ends: Vec::new(),
+            unsynced_ends: if owed { vec![(1, end)] } else { Vec::new() },
             outbox: Vec::new(),
             rng,
             config,
@@ -188,6 +197,10 @@ impl QuorumNode {
             log,
         };
         let mut node = Self::recover(config, image);
+        // The formed quorum's disks are durable from the start: nothing is owed.
+        node.requested = 0;
+        node.unsynced_ends.clear();
+        node.synced_end = end;
         node.high_watermark = end;
         node.applied = end;
         let parked: BTreeMap<NodeId, QuorumFetchRequest> = node
@@ -306,10 +319,14 @@ impl QuorumNode {
         Ok(())
     }
 
-    /// A recovered voter knows no leader and waits for its election timer. A bootstrapped one
-    /// leads (checking its quorum, holding its followers' fetches) or waits for the answer to its
-    /// parked fetch.
+    /// A recovered voter syncs what it read, knows no leader and waits for its election timer.
+    /// A bootstrapped one leads (checking its quorum, holding its followers' fetches) or waits
+    /// for the answer to its parked fetch.
     pub fn on_start(&mut self, cx: &mut Context) {
+        // The sync a recovered voter owes (`recover`).
+        if self.requested > self.synced {
+            cx.sync(self.requested);
+        }
         match &self.role {
             QuorumRole::Leader(l) => {
                 cx.set_timer(Timer::QuorumCheck, self.config.check_quorum_ms);
