@@ -13,6 +13,12 @@
 //! election timer that changed something counts; each starts a pre-vote round, or without
 //! pre-vote an election), and epochs (`--max-epoch`: a state in which a voter is in a later epoch
 //! is outside the model).
+//!
+//! Start (`--start`): empty disks, Raft's Figure 8 after two elections, or a formed quorum — the
+//! state the empty start reaches once voter 0 is elected and its leader change is committed
+//! everywhere (`formed`). `--preset target` (`ModelOptions::quorum_target`) is the formed start
+//! at 2 records, 1 crash, 1 election timeout and max epoch 2: exhaustive in well under ten
+//! minutes with every `sometimes` reached (`docs/quorum.md`).
 
 use crate::actor::{recover_from_image, ActorTimer, Disk, NodeActor};
 use crate::cluster::{ModelCfg, ModelKind, ModelOptions, SeedlogModel};
