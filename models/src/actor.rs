@@ -52,10 +52,11 @@ pub fn recover_from_image(initial: &AnyNode, image: Image) -> AnyNode {
 /// What a node starts having applied: a bootstrapped controller-quorum voter's committed log, in
 /// its epoch (it is handed to no `Effect::Apply`; a restarted voter applies it again).
 fn initially_applied(node: &AnyNode) -> Vec<(QuorumEntry, QuorumEpoch)> {
-    let Some(c) = node.as_quorum_controller() else {
-        return Vec::new();
+    let q = match (node.as_quorum_controller(), node.as_quorum()) {
+        (Some(c), _) => c.quorum(),
+        (None, Some(q)) => q,
+        (None, None) => return Vec::new(),
     };
-    let q = c.quorum();
     q.committed()
         .iter()
         .map(|e| (e.clone(), q.epoch()))

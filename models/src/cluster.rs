@@ -188,6 +188,25 @@ impl ModelOptions {
     }
 }
 
+impl ModelOptions {
+    /// The quorum model's `--preset target`: 3 voters, 2 records, 1 crash, as the defaults, but
+    /// from a formed quorum (`crate::quorum::Start::Formed`: voter 0 elected in epoch 1, its
+    /// leader change committed everywhere) with 1 election timeout and epochs up to 2. One
+    /// timeout from there elects a new leader once a crash has restarted a voter (which then
+    /// grants pre-votes: it has heard from no leader), so all three `sometimes` are reached; exhaustive, with
+    /// `--search dfs --symmetry`, in under a minute (docs/quorum.md, *Measurements*).
+    pub fn quorum_target() -> Self {
+        ModelOptions {
+            quorum_start: crate::quorum::Start::Formed,
+            records: 2,
+            crashes: 1,
+            expiries: 1,
+            max_epoch: 2,
+            ..ModelOptions::defaults(ModelKind::Quorum)
+        }
+    }
+}
+
 /// What properties need to know about the model's layout.
 #[derive(Clone, Debug)]
 pub struct ModelCfg {

@@ -39,9 +39,10 @@ enum Command {
         #[arg(long)]
         max_depth: Option<usize>,
         /// Search order: bfs finds shortest counterexamples, dfs uses less memory, random runs
-        /// seeded random walks (not exhaustive; a counterexample found is shrunk).
-        #[arg(long, value_enum, default_value_t = SearchArg::Bfs)]
-        search: SearchArg,
+        /// seeded random walks (not exhaustive; a counterexample found is shrunk). Default bfs;
+        /// with `--preset`, dfs with `--symmetry`.
+        #[arg(long, value_enum)]
+        search: Option<SearchArg>,
         /// Seed of `--search random`.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -50,7 +51,7 @@ enum Command {
         #[arg(long)]
         max_states: Option<usize>,
         /// Quorum model with `--search dfs`: remember one state per class of states equal up to
-        /// renaming the voters (symmetry reduction).
+        /// renaming the voters (symmetry reduction). On with `--preset` unless `--search` is given.
         #[arg(long)]
         symmetry: bool,
     },
@@ -135,10 +136,18 @@ struct ModelArgs {
     /// Quorum model: no voter may go past this epoch (default 2): bounds the elections.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
     max_epoch: Option<u32>,
-    /// Quorum model: the voters' disks at the first start: empty (a new quorum) or figure-8
-    /// (Raft's Figure 8 after its first two elections; see docs/quorum.md).
-    #[arg(long, value_enum, default_value_t = StartArg::Empty)]
-    start: StartArg,
+    /// Quorum model: the voters' state at the first start: empty (a new quorum), formed (the
+    /// state a new quorum reaches once voter 0 is elected and every voter holds its committed
+    /// leader change), or figure-8 (Raft's Figure 8 after its first two elections; see
+    /// docs/quorum.md). Default empty; formed with `--preset target`.
+    #[arg(long, value_enum)]
+    start: Option<StartArg>,
+    /// Quorum model: named bounds. `target`: the bounds that hold exhaustively in minutes with
+    /// all three `sometimes` reached — a formed quorum, 2 records, 1 crash, 1 election timeout,
+    /// max epoch 2, searched depth-first with the symmetry reduction (docs/quorum.md). Any
+    /// bound given as well overrides the preset's.
+    #[arg(long, value_enum)]
+    preset: Option<PresetArg>,
     /// Quorum model: any message in flight may be delivered next (stateright's unordered,
     /// non-duplicating network), not only the oldest of its channel.
     #[arg(long)]
@@ -146,10 +155,16 @@ struct ModelArgs {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PresetArg {
+    Target,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum StartArg {
     Empty,
     #[value(name = "figure-8")]
     Figure8,
+    Formed,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -184,6 +199,11 @@ impl ModelArgs {
             ModelArg::Quorum => ModelKind::Quorum,
         };
         let mut o = ModelOptions::defaults(kind);
+        match (kind, self.preset) {
+            (ModelKind::Quorum, Some(PresetArg::Target)) => o = ModelOptions::quorum_target(),
+            (_, Some(_)) => return Err("--preset applies to the quorum model only".into()),
+            (_, None) => {}
+        }
         if let Some(b) = self.brokers {
             o.brokers = b as usize;
             o.min_insync_replicas = o.min_insync_replicas.min(o.brokers);
@@ -264,9 +284,13 @@ impl ModelArgs {
         }
         o.unordered = self.unordered;
         match (o.kind, self.start) {
-            (ModelKind::Quorum, StartArg::Figure8) => o.quorum_start = Start::Figure8,
-            (_, StartArg::Empty) => {}
-            (_, StartArg::Figure8) => return Err("--start applies to the quorum model only".into()),
+            (ModelKind::Quorum, Some(StartArg::Empty)) => o.quorum_start = Start::Empty,
+            (ModelKind::Quorum, Some(StartArg::Figure8)) => o.quorum_start = Start::Figure8,
+            (ModelKind::Quorum, Some(StartArg::Formed)) => o.quorum_start = Start::Formed,
+            (_, None | Some(StartArg::Empty)) => {}
+            (_, Some(StartArg::Figure8 | StartArg::Formed)) => {
+                return Err("--start applies to the quorum model only".into())
+            }
         }
         match (o.kind, self.controllers) {
             (ModelKind::Replication, Some(c)) => o.controllers = c as usize,
@@ -287,11 +311,14 @@ fn describe(o: &ModelOptions) -> String {
         } else {
             bugs.join(",")
         };
-        let start = match (o.quorum_start, o.unordered) {
-            (Start::Empty, false) => "",
-            (Start::Figure8, false) => " start=figure-8",
-            (Start::Empty, true) => " network=unordered",
-            (Start::Figure8, true) => " start=figure-8 network=unordered",
+        let start = match o.quorum_start {
+            Start::Empty => "",
+            Start::Figure8 => " start=figure-8",
+            Start::Formed => " start=formed",
+        };
+        let start = match o.unordered {
+            false => start.to_string(),
+            true => format!("{start} network=unordered"),
         };
         return format!(
             "model=quorum voters={} records={} crashes={} election_timeouts={} max_epoch={}{start} bugs={bugs}",
@@ -406,6 +433,13 @@ fn main() -> ExitCode {
             max_states,
             symmetry,
         } => {
+            // The preset's search, unless one is given: depth first, with the symmetry reduction.
+            let preset_search = model.preset.is_some() && search.is_none();
+            let search = search.unwrap_or(match preset_search {
+                true => SearchArg::Dfs,
+                false => SearchArg::Bfs,
+            });
+            let symmetry = symmetry || preset_search;
             let opts = match model.options() {
                 Ok(o) => o,
                 Err(e) => {

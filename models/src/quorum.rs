@@ -13,18 +13,24 @@
 //! election timer that changed something counts; each starts a pre-vote round, or without
 //! pre-vote an election), and epochs (`--max-epoch`: a state in which a voter is in a later epoch
 //! is outside the model).
+//!
+//! Start (`--start`): empty disks, Raft's Figure 8 after two elections, or a formed quorum — the
+//! state the empty start reaches once voter 0 is elected and its leader change is committed
+//! everywhere (`formed`). `--preset target` (`ModelOptions::quorum_target`) is the formed start
+//! at 2 records, 1 crash, 1 election timeout and max epoch 2: exhaustive in well under ten
+//! minutes with every `sometimes` reached (`docs/quorum.md`).
 
-use crate::actor::{recover_from_image, Disk, NodeActor};
+use crate::actor::{recover_from_image, ActorTimer, Disk, NodeActor};
 use crate::cluster::{ModelCfg, ModelKind, ModelOptions, SeedlogModel};
 use crate::history::{self, History};
 use crate::properties::{self, Layout, Named, State};
 use seedlog::node::{
     AnyNode, BugSet, Image, QuorumClient, QuorumClientConfig, QuorumConfig, QuorumImage,
-    QuorumNode, QuorumRole,
+    QuorumNode, QuorumRole, Timer,
 };
 use seedlog::protocol::{MetadataRecord, QuorumEntry};
-use stateright::actor::{ActorModel, Network};
-use stateright::Expectation;
+use stateright::actor::{ActorModel, ActorModelAction, Id, Network};
+use stateright::{Expectation, Model};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -41,6 +47,13 @@ pub enum Start {
     /// fetches 0's epoch-1 entry, and voter 2 may win epoch 4 with 1's vote — the entry is
     /// then lost unless epoch 3 committed it only with an entry of its own.
     Figure8,
+    /// A formed quorum: the state the empty start reaches when voter 0's election timer fires
+    /// and every message between voters is delivered and every sync completes (`formed`):
+    /// voter 0 leads epoch 1, every voter holds its leader change, synced, committed and
+    /// applied, and every other voter follows it with its fetch parked at the leader. The
+    /// client's first submission is still on its way to voter 0. Only the fault budgets start
+    /// again from zero.
+    Formed,
 }
 
 impl Start {
@@ -51,7 +64,7 @@ impl Start {
             record: MetadataRecord::LeaderChange { leader, epoch },
         };
         match (self, id) {
-            (Start::Empty, _) => QuorumImage::default(),
+            (Start::Empty | Start::Formed, _) => QuorumImage::default(),
             (Start::Figure8, 0) => QuorumImage {
                 epoch: 2,
                 voted_for: None,
@@ -72,6 +85,59 @@ impl Start {
             },
         }
     }
+}
+
+/// The formed quorum (`Start::Formed`), each voter's state and disk: from the empty start with
+/// the same configuration, voter 0's election timer fires, and then, as long as one is enabled,
+/// the first enabled step that delivers a message between two voters or completes a sync is
+/// taken (the client's first submission stays in flight). Every step is the empty model's own,
+/// so the formed state is one the empty start reaches (after one election timeout, which the
+/// formed start does not count against `--expiries`).
+pub fn formed(opts: &ModelOptions) -> Vec<(QuorumNode, QuorumImage)> {
+    let empty = ModelOptions {
+        quorum_start: Start::Empty,
+        ..opts.clone()
+    };
+    let model = build(&empty);
+    let client = Id::from(opts.brokers);
+    let mut s = model.init_states().remove(0);
+    let fire = ActorModelAction::Timeout(Id::from(0), ActorTimer::Node(Timer::QuorumElection));
+    s = model
+        .next_state(&s, fire)
+        .expect("voter 0's election timer fires");
+    let mut actions = Vec::new();
+    loop {
+        actions.clear();
+        model.actions(&s, &mut actions);
+        let next = actions.iter().find(|a| match a {
+            ActorModelAction::Deliver { src, dst, .. } => *src != client && *dst != client,
+            ActorModelAction::Timeout(_, t) => *t == ActorTimer::SyncDone,
+            _ => false,
+        });
+        let Some(a) = next else { break };
+        s = model.next_state(&s, a.clone()).expect("an enabled step");
+    }
+    (0..opts.brokers)
+        .map(|i| {
+            let q = s.actor_states[i]
+                .node()
+                .and_then(|n| n.as_quorum())
+                .expect("a running voter");
+            assert_eq!(q.epoch(), 1, "voter {i} in epoch 1");
+            assert_eq!(
+                q.high_watermark(),
+                1,
+                "voter {i} committed the leader change"
+            );
+            assert_eq!(q.leader(), Some(0), "voter {i} knows voter 0 leads");
+            let disk = s.actor_storages[i].as_ref().expect("a disk");
+            assert_eq!(disk.written, disk.synced, "voter {i} synced everything");
+            let Image::Quorum(image) = &disk.synced else {
+                unreachable!("a voter's disk")
+            };
+            (q.clone(), image.clone())
+        })
+        .collect()
 }
 
 /// The records the client submits: broker registrations 1, 2, ...
@@ -112,13 +178,25 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         idempotent: false,
         max_epoch: opts.max_epoch,
     };
+    let formed = match opts.quorum_start {
+        Start::Formed => formed(opts),
+        Start::Empty | Start::Figure8 => Vec::new(),
+    };
     let mut model = ActorModel::new(cfg, History::default());
     for &id in &voters {
         let config = voter_config(id, &voters, &bugs);
-        let image = opts.quorum_start.image(id);
+        let (node, image) = match formed.get(id as usize) {
+            Some((node, image)) => (node.clone(), image.clone()),
+            None => {
+                let image = opts.quorum_start.image(id);
+                (QuorumNode::recover(Arc::new(config), image.clone()), image)
+            }
+        };
         model = model.actor(NodeActor {
             name: format!("voter {id}"),
-            initial: AnyNode::Quorum(QuorumNode::recover(Arc::new(config), image.clone())),
+            // A formed voter's disk is `image`, synced; what it applied (its committed log) is
+            // what it applied on the way there (`actor::initially_applied`).
+            initial: AnyNode::Quorum(node),
             initial_image: Image::Quorum(image),
             recover: recover_from_image,
             first_boot: Vec::new(),

@@ -71,3 +71,28 @@ fn a_clean_run_exits_0_with_a_result_line() {
         "{last}"
     );
 }
+
+/// `--preset target` is the formed start at the target's bounds, searched depth-first with the
+/// symmetry reduction; a bound given as well overrides the preset's (here 1 record, to stay
+/// quick), and `--preset` is the quorum model's only.
+#[test]
+fn the_quorum_preset_sets_the_target_bounds_and_search() {
+    let (code, out, _) = models(&["check", "quorum", "--preset", "target", "--records", "1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "model=quorum voters=3 records=1 crashes=1 election_timeouts=1 max_epoch=2 start=formed"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("NEVER REACHED"), "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.starts_with("RESULT ok model=quorum"), "{last}");
+    assert!(!last.contains("exhaustive=false"), "{last}");
+    let (code, _, err) = models(&["check", "replication", "--preset", "target"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--preset applies to the quorum model only"),
+        "{err}"
+    );
+}

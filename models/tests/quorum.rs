@@ -335,7 +335,7 @@ fn commit_previous_epoch_by_count_loses_a_committed_entry_in_figure_8() {
     let v = out.violation.expect("the switch is caught");
     assert_eq!(
         (v.property, v.depth),
-        ("leader-completeness", 22),
+        ("leader-completeness", 24),
         "{}",
         v.trace
     );
@@ -362,6 +362,11 @@ fn the_symmetry_reduction_agrees_with_the_full_search() {
         ModelOptions {
             quorum_start: Start::Figure8,
             ..opts(0, 0, 2, 4, &[Bug::CommitPreviousEpochByCount])
+        },
+        // The formed start (`--preset target`'s), with all three `sometimes` reached.
+        ModelOptions {
+            quorum_start: Start::Formed,
+            ..opts(1, 1, 1, 2, &[])
         },
     ];
     for o in &cases {
@@ -393,6 +398,52 @@ fn the_symmetry_reduction_agrees_with_the_full_search() {
             assert!(reduced.unique_states < full.unique_states, "{o:?}");
         }
     }
+}
+
+/// The formed start (`Start::Formed`, `--preset target`'s): voter 0 leads epoch 1 and every
+/// voter holds its leader change, synced, committed and applied, with no fault budget spent —
+/// a state the empty start reaches (`quorum::formed` takes only the empty model's own steps to
+/// get there) — and the model holds from it, exhaustively, at the preset's bounds with one
+/// record, every `sometimes` reached (the leader replaced after a crash and one timeout).
+#[test]
+fn the_formed_start_is_an_elected_quorum_and_the_model_holds_from_it() {
+    let o = ModelOptions {
+        records: 1,
+        ..ModelOptions::quorum_target()
+    };
+    let m = build(&o);
+    let s = m.init_states().remove(0);
+    assert!(violated(&m, &s).is_empty());
+    let leader_change = QuorumEntry {
+        epoch: 1,
+        record: MetadataRecord::LeaderChange {
+            leader: 0,
+            epoch: 1,
+        },
+    };
+    for i in 0..3 {
+        let q = voter(&s, i);
+        assert_eq!((q.epoch(), q.leader(), q.high_watermark()), (1, Some(0), 1));
+        assert_eq!(q.log().entries(), std::slice::from_ref(&leader_change));
+        let d = s.actor_storages[i].as_ref().expect("a disk");
+        assert_eq!(d.written, d.synced, "voter {i} synced");
+        assert_eq!(d.applied, vec![(leader_change.clone(), 1)]);
+        assert_eq!((d.boots, d.expiries), (0, 0), "no budget spent");
+    }
+    assert!(voter(&s, 0).is_leader());
+    let run = RunOptions {
+        search: Search::Dfs,
+        symmetry: true,
+        ..RunOptions::exhaustive_bfs()
+    };
+    let out = check(&o, &run, |_| {});
+    eprintln!("formed: {} unique states", out.unique_states);
+    assert!(out.violation.is_none(), "{:?}", out.violation);
+    assert!(
+        out.exhaustive && out.unreached.is_empty(),
+        "{:?}",
+        out.unreached
+    );
 }
 
 /// Stateright's unordered network (a newer message may overtake an older one of the same

@@ -161,26 +161,35 @@ impl QuorumNode {
         Self::recover(config, QuorumImage::default())
     }
 
-    /// Rebuilds a voter from its disk: epoch, vote, snapshot and log as written. What recovery
-    /// found is on disk, so it counts as synced. The snapshot holds only committed entries, and
-    /// the hosting state machine starts from it: the high watermark and what is applied start
-    /// at its end, and the rest is learned again.
+    /// Rebuilds a voter from its disk: epoch, vote, snapshot and log as written. The snapshot
+    /// holds only committed entries, and the hosting state machine starts from it: the high
+    /// watermark and what is applied start at its end, and the rest is learned again. What
+    /// recovery read may have been only in the page cache (a process crash keeps unsynced
+    /// writes, which a later power loss still takes), so it does not count as synced: the voter
+    /// owes a sync of it (asked for in `on_start`), and no message leaves before that sync
+    /// completes. Otherwise a restarted follower would fetch naming entries it may yet lose, the
+    /// leader would count them, and a committed entry could be on fewer than a majority of
+    /// synced disks (the model's `committed-durable`, from a formed quorum); a recovered vote
+    /// could likewise be answered and then forgotten.
     pub fn recover(config: Arc<QuorumConfig>, image: QuorumImage) -> Self {
         let rng = config.seed ^ u64::from(config.id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let (start, end) = (image.start_offset(), image.end_offset());
+        // An empty disk (a new voter) holds nothing to make durable.
+        let owed = image.epoch > 0 || image.voted_for.is_some() || end > 0;
         QuorumNode {
             epoch: image.epoch,
             voted_for: image.voted_for,
-            synced_end: end,
+            // The snapshot's entries are committed, held by a majority whatever this disk keeps.
+            synced_end: start,
             log: QuorumLog::with_snapshot(image.snapshot, image.log),
             role: QuorumRole::Follower { leader: None },
             high_watermark: start,
             applied: start,
             leader_contact: false,
             fetching: false,
-            requested: 0,
+            requested: u64::from(owed),
             synced: 0,
-            unsynced_ends: Vec::new(),
+            unsynced_ends: if owed { vec![(1, end)] } else { Vec::new() },
             outbox: Vec::new(),
             rng,
             config,
@@ -202,6 +211,10 @@ impl QuorumNode {
             snapshot: None,
         };
         let mut node = Self::recover(config, image);
+        // The formed quorum's disks are durable from the start: nothing is owed.
+        node.requested = 0;
+        node.unsynced_ends.clear();
+        node.synced_end = end;
         node.high_watermark = end;
         node.applied = end;
         let parked: BTreeMap<NodeId, QuorumFetchRequest> = node
@@ -347,10 +360,14 @@ impl QuorumNode {
         Ok(())
     }
 
-    /// A recovered voter knows no leader and waits for its election timer. A bootstrapped one
-    /// leads (checking its quorum, holding its followers' fetches) or waits for the answer to its
-    /// parked fetch.
+    /// A recovered voter syncs what it read, knows no leader and waits for its election timer.
+    /// A bootstrapped one leads (checking its quorum, holding its followers' fetches) or waits
+    /// for the answer to its parked fetch.
     pub fn on_start(&mut self, cx: &mut Context) {
+        // The sync a recovered voter owes (`recover`).
+        if self.requested > self.synced {
+            cx.sync(self.requested);
+        }
         match &self.role {
             QuorumRole::Leader(l) => {
                 cx.set_timer(Timer::QuorumCheck, self.config.check_quorum_ms);

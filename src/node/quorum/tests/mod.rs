@@ -241,7 +241,7 @@ fn one_vote_per_epoch_and_it_survives_a_restart() {
     net.step(1, |n, cx| n.on_message(cx, 0, vote_request(1, 0, 0, 0)));
     let again = QuorumNode::recover(config(1, &[]), net.images[1].clone());
     assert_eq!((again.epoch(), again.voted_for()), (1, Some(0)));
-    let mut n = again;
+    let mut n = started(again);
     n.on_message(&mut cx, 2, vote_request(1, 2, 0, 0));
     assert_eq!(
         granted(&cx.take_effects()),
@@ -301,7 +301,7 @@ fn a_pre_vote_changes_no_epoch_and_is_refused_while_a_leader_is_heard() {
 fn a_pre_vote_needs_a_log_at_least_as_up_to_date() {
     let mut net = Net::new(&[]);
     net.elect(0);
-    let mut n = QuorumNode::recover(config(1, &[]), net.images[1].clone());
+    let mut n = started(QuorumNode::recover(config(1, &[]), net.images[1].clone()));
     let mut cx = Context::new(0);
     let ask = |end| {
         Message::PreVote(VoteRequest {
@@ -422,6 +422,70 @@ fn the_high_watermark_moves_only_with_an_entry_of_the_leaders_epoch() {
         n.on_message(&mut cx, 1, Message::QuorumFetch(fetch));
         assert_eq!(n.high_watermark(), expect, "bugs {bugs:?}");
     }
+}
+
+/// A recovered voter started, with the sync it owes for what it read completed.
+fn started(mut n: QuorumNode) -> QuorumNode {
+    let mut cx = Context::new(0);
+    n.on_start(&mut cx);
+    let token = cx.take_effects().iter().find_map(|e| match e {
+        Effect::Sync(t) => Some(*t),
+        _ => None,
+    });
+    n.on_persisted(
+        &mut cx,
+        token.expect("a recovered voter syncs what it read"),
+    );
+    n
+}
+
+/// What a restarted voter read may be only in the page cache (a process crash keeps unsynced
+/// writes): it syncs it first, and sends nothing that reveals it — here a fetch naming its log
+/// end, which the leader would count — until that sync completes.
+#[test]
+fn a_restarted_voter_syncs_what_it_read_before_revealing_it() {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    net.submit(0, 5);
+    let mut again = QuorumNode::recover(config(1, &[]), net.images[1].clone());
+    let mut cx = Context::new(0);
+    again.on_start(&mut cx);
+    let token = cx
+        .take_effects()
+        .iter()
+        .find_map(|e| match e {
+            Effect::Sync(t) => Some(*t),
+            _ => None,
+        })
+        .expect("a sync of what recovery read");
+    // The leader's next answer names it: it fetches again, but only once the sync is done.
+    let answer = QuorumFetchResponse {
+        epoch: 1,
+        leader: Some(0),
+        result: QuorumFetchResult::Entries {
+            start: 2,
+            entries: vec![],
+            high_watermark: Some(2),
+        },
+    };
+    again.on_message(&mut cx, 0, Message::QuorumFetchResponse(answer));
+    assert!(
+        sends(&cx.take_effects()).is_empty(),
+        "fetched before the sync"
+    );
+    again.on_persisted(&mut cx, token);
+    let effects = cx.take_effects();
+    assert!(
+        matches!(sends(&effects)[..], [Message::QuorumFetch(f)] if f.fetch_offset == 2),
+        "{effects:?}"
+    );
+    // A new voter's empty disk holds nothing to sync.
+    let mut fresh = QuorumNode::new(config(2, &[]));
+    fresh.on_start(&mut cx);
+    assert!(!cx
+        .take_effects()
+        .iter()
+        .any(|e| matches!(e, Effect::Sync(_))));
 }
 
 #[test]
