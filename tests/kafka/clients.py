@@ -4,13 +4,16 @@ Produces keyed records with acks=all through confluent-kafka (idempotent, then g
 (idempotent by default) and kcat, reads every partition back from offset 0 with `assign` in
 confluent-kafka and kafka-python, and checks that every acknowledged record is read exactly once,
 at its acknowledged partition and offset, with its key and value, that offsets are dense from 0,
-and that the earliest and latest offsets (ListOffsets) are 0 and the record count. Exits non-zero
-with a message on any mismatch.
+and that the earliest and latest offsets (ListOffsets) are 0 and the record count. Then consumer
+groups (confluent-kafka, subscribe): a member reads everything and commits, a new member resumes
+at the committed offsets; two members split the partitions and one takes them all when the other
+leaves. Exits non-zero with a message on any mismatch.
 """
 
 import argparse
 import subprocess
 import sys
+import threading
 import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -108,6 +111,84 @@ def consume_kcat(bootstrap, topic, partition):
             (line.split("\t") for line in out.splitlines() if line)]
 
 
+def group_read(bootstrap, topic, group, want):
+    """Reads `want` records as a member of `group` (subscribe), commits, leaves; returns them and
+    how long the first record took (the join)."""
+    started = time.time()
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    got, first = [], None
+    deadline = time.time() + 60
+    while len(got) < want and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            fail(f"group consumer: {m.error()}")
+        first = first or time.time() - started
+        got.append((m.key().decode(), m.value().decode(), m.partition(), m.offset()))
+    # Nothing more than wanted arrives within a second: the group resumed exactly.
+    extra = c.poll(1.0)
+    if extra is not None and not extra.error():
+        fail(f"group {group}: read past the {want} records expected: {extra.partition()}@{extra.offset()}")
+    c.commit(asynchronous=False)
+    c.close()
+    return got, first
+
+
+def check_group(bootstrap, topic, acked):
+    """A group reads everything, commits; after more records a new member of the same group
+    resumes at the committed offsets and reads only those."""
+    got, join = group_read(bootstrap, topic, "ci-group", len(acked))
+    if sorted(got) != sorted(acked):
+        fail(f"group: read {len(got)} of {len(acked)} (or other records)")
+    more = produce_confluent(bootstrap, topic, "gr-", 30, {"enable.idempotence": True})
+    again, _ = group_read(bootstrap, topic, "ci-group", len(more))
+    if sorted(again) != sorted(more):
+        fail(f"group restart: read {len(again)} records, expected exactly the {len(more)} new ones")
+    print(f"OK group: {len(got)} records read and committed (first record {join:.2f} s after subscribing), "
+          f"a new member resumed at the committed offsets and read only the {len(more)} new ones", flush=True)
+    return more
+
+
+def check_rebalance(bootstrap, topic, partitions):
+    """Two members split the partitions; when one leaves, the other gets them all."""
+    seen, stops = {}, {"a": threading.Event(), "b": threading.Event()}
+
+    def member(name):
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "ci-rebalance",
+                      "auto.offset.reset": "latest"})
+        c.subscribe([topic])
+        while not stops[name].is_set():
+            c.poll(0.2)
+            seen[name] = sorted(tp.partition for tp in c.assignment())
+        c.close()
+
+    def wait_for(cond, what):
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if cond():
+                return
+            time.sleep(0.1)
+        fail(f"rebalance: {what} never happened; assignments {seen}")
+
+    a = threading.Thread(target=member, args=("a",))
+    a.start()
+    wait_for(lambda: seen.get("a") == list(range(partitions)), "one member holding every partition")
+    b = threading.Thread(target=member, args=("b",))
+    b.start()
+    wait_for(lambda: seen.get("a") and seen.get("b")
+             and sorted(seen["a"] + seen["b"]) == list(range(partitions)), "a split between two members")
+    split = dict(seen)
+    stops["a"].set()
+    a.join()
+    wait_for(lambda: seen.get("b") == list(range(partitions)), "the remaining member taking every partition")
+    stops["b"].set()
+    b.join()
+    print(f"OK rebalance: two members split the partitions {split}; after one left the other held {seen['b']}", flush=True)
+
+
 def check(name, acked, got, marks, partitions):
     if len(set(got)) != len(got):
         fail(f"{name}: a record was read twice")
@@ -152,7 +233,10 @@ def main():
     if tail != want:
         fail(f"kcat: read back {tail[:3]}..., expected {want[:3]}...")
     print(f"OK kcat: 20 records produced to partition 0 and read back at offsets {len(before)}..{len(before) + 19}", flush=True)
-    print(f"RESULT ok records={len(acked) + 20} seconds={time.time() - started:.1f}", flush=True)
+    acked += tail
+    acked += check_group(a.bootstrap, a.topic, acked)
+    check_rebalance(a.bootstrap, a.topic, a.partitions)
+    print(f"RESULT ok records={len(acked)} seconds={time.time() - started:.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ const PIPELINE: usize = 64;
 /// Synthetic client ids: the upper half of the id space, far above seedlog's own clients.
 const FIRST_SYNTHETIC: u32 = 0x8000_0000;
 /// How long a request waits for the broker beyond what the client allowed.
-const GRACE: Duration = Duration::from_secs(2);
+pub(super) const GRACE: Duration = Duration::from_secs(2);
 
 /// What every connection of one listener shares.
 pub struct Shared {
@@ -58,7 +58,7 @@ impl Shared {
     }
 
     /// A fresh synthetic client attached to the broker, for one request.
-    fn client(&self) -> LocalClient {
+    pub(super) fn client(&self) -> LocalClient {
         let n = self.next.fetch_add(1, Ordering::Relaxed) & (FIRST_SYNTHETIC - 1);
         self.net.attach_local(FIRST_SYNTHETIC + n)
     }
@@ -342,12 +342,19 @@ async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<Resp
             }
             Some(ResponseKind::InitProducerId(producer_id::answer(result)))
         }
+        group @ (RequestKind::FindCoordinator(_)
+        | RequestKind::JoinGroup(_)
+        | RequestKind::SyncGroup(_)
+        | RequestKind::Heartbeat(_)
+        | RequestKind::LeaveGroup(_)
+        | RequestKind::OffsetCommit(_)
+        | RequestKind::OffsetFetch(_)) => super::group_api::handle(shared, group, version).await,
         // `parse` lets through only the advertised APIs, all handled above.
         _ => None,
     }
 }
 
-fn millis(ms: i32) -> Duration {
+pub(super) fn millis(ms: i32) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 

@@ -8,8 +8,9 @@
 //! the adapter only translates shapes and codes (docs/kafka-listener.md).
 //!
 //! `versions` is what we advertise, `errors` the code mapping, `batch` and `encode` record
-//! batches in and out, `topic_id` the topic ids, `metadata`, `produce`, `fetch`, `list_offsets`
-//! and `producer_id` one API each (pure translation, unit-tested), `conn` a connection and
+//! batches in and out, `topic_id` the topic ids, `metadata`, `produce`, `fetch`, `list_offsets`,
+//! `producer_id` and `groups` one API (or family) each, `group_api` the group
+//! requests' exchange with the broker (pure translation, unit-tested), `conn` a connection and
 //! `listener` the socket; `walk` checks a request's stated sizes before the crate decodes it.
 
 mod batch;
@@ -17,6 +18,8 @@ mod conn;
 mod encode;
 mod errors;
 mod fetch;
+mod group_api;
+mod groups;
 mod list_offsets;
 mod listener;
 mod metadata;

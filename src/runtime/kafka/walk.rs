@@ -27,6 +27,8 @@ enum Kind {
     Array(&'static [Field]),
     /// An array of fixed-size numbers (no tagged fields per element).
     Numbers(usize),
+    /// An array of strings (no tagged fields per element).
+    Strings,
 }
 
 const fn f(from: i16, to: i16, kind: Kind) -> Field {
@@ -107,6 +109,72 @@ const INIT_PRODUCER_ID: &[Field] = &[
     f(3, ALL, Fixed(2)),
 ];
 
+const FIND_COORDINATOR: &[Field] = &[f(0, 3, Str), f(1, ALL, Fixed(1)), f(4, ALL, Strings)];
+
+const JOIN_PROTOCOL: &[Field] = &[f(0, ALL, Str), f(0, ALL, Bytes)];
+const JOIN_GROUP: &[Field] = &[
+    f(0, ALL, Str),
+    f(0, ALL, Fixed(4)),
+    f(1, ALL, Fixed(4)),
+    f(0, ALL, Str),
+    f(5, ALL, Str),
+    f(0, ALL, Str),
+    f(0, ALL, Array(JOIN_PROTOCOL)),
+    f(8, ALL, Str),
+];
+
+const SYNC_ASSIGNMENT: &[Field] = &[f(0, ALL, Str), f(0, ALL, Bytes)];
+const SYNC_GROUP: &[Field] = &[
+    f(0, ALL, Str),
+    f(0, ALL, Fixed(4)),
+    f(0, ALL, Str),
+    f(3, ALL, Str),
+    f(5, ALL, Str),
+    f(5, ALL, Str),
+    f(0, ALL, Array(SYNC_ASSIGNMENT)),
+];
+
+const HEARTBEAT: &[Field] = &[
+    f(0, ALL, Str),
+    f(0, ALL, Fixed(4)),
+    f(0, ALL, Str),
+    f(3, ALL, Str),
+];
+
+const LEAVE_MEMBER: &[Field] = &[f(0, ALL, Str), f(0, ALL, Str), f(5, ALL, Str)];
+const LEAVE_GROUP: &[Field] = &[f(0, ALL, Str), f(0, 2, Str), f(3, ALL, Array(LEAVE_MEMBER))];
+
+const COMMIT_PARTITION: &[Field] = &[
+    f(0, ALL, Fixed(4)),
+    f(0, ALL, Fixed(8)),
+    f(6, ALL, Fixed(4)),
+    f(1, 1, Fixed(8)),
+    f(0, ALL, Str),
+];
+const COMMIT_TOPIC: &[Field] = &[f(0, ALL, Str), f(0, ALL, Array(COMMIT_PARTITION))];
+const OFFSET_COMMIT: &[Field] = &[
+    f(0, ALL, Str),
+    f(1, ALL, Fixed(4)),
+    f(1, ALL, Str),
+    f(7, ALL, Str),
+    f(2, 4, Fixed(8)),
+    f(0, ALL, Array(COMMIT_TOPIC)),
+];
+
+const FETCH_OFFSETS_TOPIC: &[Field] = &[f(0, ALL, Str), f(0, ALL, Numbers(4))];
+const FETCH_OFFSETS_GROUP: &[Field] = &[
+    f(8, ALL, Str),
+    f(9, ALL, Str),
+    f(9, ALL, Fixed(4)),
+    f(8, ALL, Array(FETCH_OFFSETS_TOPIC)),
+];
+const OFFSET_FETCH: &[Field] = &[
+    f(0, 7, Str),
+    f(0, 7, Array(FETCH_OFFSETS_TOPIC)),
+    f(8, ALL, Array(FETCH_OFFSETS_GROUP)),
+    f(7, ALL, Fixed(1)),
+];
+
 /// The schema of `key`'s request body and the first version in the flexible encoding (compact
 /// lengths, tagged fields); `None` for APIs we do not serve.
 fn schema(key: ApiKey) -> Option<(&'static [Field], i16)> {
@@ -117,6 +185,13 @@ fn schema(key: ApiKey) -> Option<(&'static [Field], i16)> {
         ApiKey::Metadata => (METADATA, 9),
         ApiKey::ApiVersions => (API_VERSIONS, 3),
         ApiKey::InitProducerId => (INIT_PRODUCER_ID, 2),
+        ApiKey::FindCoordinator => (FIND_COORDINATOR, 3),
+        ApiKey::JoinGroup => (JOIN_GROUP, 6),
+        ApiKey::SyncGroup => (SYNC_GROUP, 4),
+        ApiKey::Heartbeat => (HEARTBEAT, 4),
+        ApiKey::LeaveGroup => (LEAVE_GROUP, 4),
+        ApiKey::OffsetCommit => (OFFSET_COMMIT, 8),
+        ApiKey::OffsetFetch => (OFFSET_FETCH, 6),
         _ => return None,
     })
 }
@@ -223,6 +298,14 @@ impl Walk<'_> {
                 Bytes => {
                     if let Some(n) = self.length(4)? {
                         self.take(n)?;
+                    }
+                }
+                Strings => {
+                    let count = self.length(4)?.unwrap_or(0);
+                    for _ in 0..count {
+                        if let Some(n) = self.length(2)? {
+                            self.take(n)?;
+                        }
                     }
                 }
                 Numbers(size) => {
