@@ -2,12 +2,14 @@
 //! simulated and real), carries out its effects, and talks to peers over TCP. `frame` is the one
 //! byte format of the network and the disk; `disk` the durable-log contract with a real
 //! (`file_disk`) and a simulated (`sim_disk`) implementation; `sim_clock` the simulator's
-//! per-node clocks.
+//! per-node clocks; `kafka` the Kafka wire protocol in front of a broker (real mode only).
 
 pub mod disk;
 pub mod driver;
 pub mod file_disk;
 pub mod frame;
+#[cfg(not(madsim))]
+pub mod kafka;
 pub mod net;
 pub mod sim_clock;
 pub mod sim_disk;

@@ -136,6 +136,23 @@ impl Net {
         lock(&self.inner.routes).remove(&to);
     }
 
+    /// Attaches a client that lives in this process (the Kafka listener's requests): its
+    /// messages enter this node's inbox as if they had arrived over a connection from `id`, and
+    /// what the node sends to `id` comes back through the returned handle instead of a socket.
+    /// Dropping the handle detaches it; later messages to `id` are dropped, as for a client whose
+    /// connection closed.
+    pub fn attach_local(&self, id: NodeId) -> LocalClient {
+        let (tx, rx) = mpsc::channel(QUEUE_LIMIT);
+        let conn = self.next_conn();
+        lock(&self.inner.routes).insert(id, Route { conn, tx });
+        LocalClient {
+            net: self.clone(),
+            id,
+            conn,
+            rx,
+        }
+    }
+
     fn open_route(&self, routes: &mut BTreeMap<NodeId, Route>, to: NodeId, message: Message) {
         let Some(&addr) = self.inner.addrs.get(&to) else {
             tracing::debug!(node = self.inner.me, to, "no route; message dropped");
@@ -279,6 +296,35 @@ impl Net {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// A client inside this process, attached with `Net::attach_local`.
+pub struct LocalClient {
+    net: Net,
+    id: NodeId,
+    conn: u64,
+    rx: mpsc::Receiver<Message>,
+}
+
+impl LocalClient {
+    /// Delivers `message` to the node as sent by this client; false once the node has stopped.
+    pub fn send(&self, message: Message) -> bool {
+        self.net.inner.inbox.send((self.id, message)).is_ok()
+    }
+
+    /// The node's next message to this client (`None` once detached by the node's end).
+    pub async fn recv(&mut self) -> Option<Message> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for LocalClient {
+    fn drop(&mut self) {
+        let mut routes = lock(&self.net.inner.routes);
+        if routes.get(&self.id).is_some_and(|r| r.conn == self.conn) {
+            routes.remove(&self.id);
         }
     }
 }

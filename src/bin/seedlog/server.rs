@@ -12,6 +12,7 @@ use seedlog::protocol::OFFSETS_TOPIC;
 use seedlog::runtime::disk::{CorruptionPolicy, Disk};
 use seedlog::runtime::driver::Driver;
 use seedlog::runtime::file_disk::FileDisk;
+use seedlog::runtime::kafka::KafkaLayout;
 use seedlog::runtime::lock;
 use seedlog::runtime::net::Net;
 use std::net::SocketAddr;
@@ -85,6 +86,61 @@ pub struct BrokerArgs {
     /// Group coordinator: a consumer silent for this long leaves its group (session.timeout.ms).
     #[arg(long, default_value_t = 6_000)]
     group_session_timeout_ms: u64,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+}
+
+/// The Kafka listener (docs/kafka-listener.md).
+#[derive(clap::Args, Debug)]
+pub struct KafkaArgs {
+    /// Serve the Kafka wire protocol on this address. Unless --kafka-listeners says otherwise,
+    /// every other broker is advertised at the same port offset from its --brokers address (so
+    /// a cluster on 19000-19002 with --kafka-listener on 9092-9094 needs nothing more).
+    #[arg(long)]
+    kafka_listener: Option<SocketAddr>,
+    /// Every broker's Kafka address, in --brokers order (the same list for every broker), as
+    /// Metadata advertises them; broker i listens on the i-th unless --kafka-listener is given.
+    #[arg(long, value_delimiter = ',')]
+    kafka_listeners: Vec<SocketAddr>,
+}
+
+impl KafkaArgs {
+    /// Where this broker listens for Kafka clients and where every broker is advertised;
+    /// `None` without a Kafka listener.
+    fn layout(&self, me: u32, brokers: &[SocketAddr]) -> anyhow::Result<Option<KafkaLayout>> {
+        if !self.kafka_listeners.is_empty() {
+            if self.kafka_listeners.len() != brokers.len() {
+                bail!(
+                    "--kafka-listeners lists {} addresses and --brokers {}: give one per broker",
+                    self.kafka_listeners.len(),
+                    brokers.len()
+                );
+            }
+            let advertised = (0u32..).zip(self.kafka_listeners.iter().copied()).collect();
+            let listen = self
+                .kafka_listener
+                .unwrap_or(self.kafka_listeners[me as usize]);
+            return Ok(Some(KafkaLayout { listen, advertised }));
+        }
+        let Some(listen) = self.kafka_listener else {
+            return Ok(None);
+        };
+        let own = brokers[me as usize];
+        let offset = i32::from(listen.port()) - i32::from(own.port());
+        let mut advertised = std::collections::BTreeMap::new();
+        for (id, addr) in (0u32..).zip(brokers) {
+            let port = i32::from(addr.port()) + offset;
+            let Ok(port) = u16::try_from(port) else {
+                bail!(
+                    "broker {id}'s Kafka port would be {port} (its --brokers port plus {offset}); \
+                     give --kafka-listeners"
+                );
+            };
+            let ip = if id == me { listen.ip() } else { addr.ip() };
+            advertised.insert(id, SocketAddr::new(ip, port));
+        }
+        Ok(Some(KafkaLayout { listen, advertised }))
+    }
 }
 
 fn parse_durability(s: &str) -> Result<Durability, String> {
@@ -146,7 +202,7 @@ pub async fn controller(args: ControllerArgs) -> anyhow::Result<i32> {
     });
     let node = QuorumController::recover(config, quorum, image);
     let node = AnyNode::QuorumController(Box::new(node));
-    serve(args.id, &name, node, disk, &args.layout, listen).await
+    serve(args.id, &name, node, disk, &args.layout, listen, None).await
 }
 
 /// `100, 101 or 102`.
@@ -199,6 +255,7 @@ pub async fn broker(args: BrokerArgs) -> anyhow::Result<i32> {
         _ => Default::default(),
     };
     let node = Broker::recover(Arc::new(config), image).with_lost_data(lost_data);
+    let kafka = args.kafka.layout(args.id, &args.layout.brokers.brokers)?;
     serve(
         args.id,
         &name,
@@ -206,6 +263,7 @@ pub async fn broker(args: BrokerArgs) -> anyhow::Result<i32> {
         disk,
         &args.layout,
         listen,
+        kafka,
     )
     .await
 }
@@ -233,12 +291,20 @@ async fn serve(
     disk: FileDisk,
     layout: &LayoutArgs,
     listen: SocketAddr,
+    kafka: Option<KafkaLayout>,
 ) -> anyhow::Result<i32> {
     let (net, inbox) = Net::new(id, layout.address_book());
     let local = net
         .listen(listen)
         .await
         .with_context(|| format!("{name}: cannot listen on {listen}"))?;
+    if let Some(kafka) = kafka {
+        let at = kafka.listen;
+        let bound = seedlog::runtime::kafka::serve(net.clone(), id, kafka)
+            .await
+            .with_context(|| format!("{name}: cannot listen for Kafka clients on {at}"))?;
+        println!("KAFKA {name} listening on {bound}");
+    }
     // Scripts and tests wait for this line.
     println!("READY {name} listening on {local}");
     let node = Arc::new(Mutex::new(node));

@@ -1,0 +1,249 @@
+//! Record batches (format v2) in a Produce request: checked, then decoded with the crate.
+//!
+//! Everything the wire states about sizes is checked against the bytes actually there before
+//! anything is allocated from it: the crate's decoder reserves a batch's record count and a
+//! record's header count as given, so a count of 2^31 must be refused first. A gzip batch is
+//! inflated with a cap, so a small batch cannot expand into gigabytes.
+
+use super::errors;
+use crate::protocol::{Header, ProducerStamp, Record};
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use std::io::Read;
+
+/// Bytes of a v2 batch header, up to and including the record count.
+const HEADER: usize = 61;
+/// The most a compressed batch may inflate to (a request frame is capped the same way).
+pub const MAX_INFLATED: usize = 64 * 1024 * 1024;
+/// The fewest bytes a record takes (length, attributes, timestamp and offset deltas, key and
+/// value lengths, header count: one byte each at least).
+const MIN_RECORD: usize = 7;
+
+/// A partition's payload, decoded: its records, and the producer stamp of an idempotent send.
+#[derive(Debug, PartialEq)]
+pub struct Decoded {
+    pub records: Vec<Record>,
+    pub producer: Option<ProducerStamp>,
+}
+
+/// Why a payload is refused, as Kafka's error code with a message.
+#[derive(Debug, PartialEq)]
+pub struct Refused {
+    pub code: i16,
+    pub why: String,
+}
+
+fn refuse(code: i16, why: impl Into<String>) -> Refused {
+    Refused {
+        code,
+        why: why.into(),
+    }
+}
+
+/// Decodes every batch of one partition's payload; one bad batch refuses the whole payload (it
+/// is never appended in part). Several batches of a plain producer become one list; an
+/// idempotent producer's batches must follow each other in sequence.
+pub fn decode_payload(payload: &Bytes) -> Result<Decoded, Refused> {
+    let mut at = 0;
+    let mut out: Option<Decoded> = None;
+    while at < payload.len() {
+        let (batch, len) = decode_one(&payload.slice(at..))?;
+        at += len;
+        out = Some(match out {
+            None => batch,
+            Some(mut acc) => {
+                let follows = match (acc.producer, batch.producer) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => {
+                        a.producer == b.producer
+                            && a.epoch == b.epoch
+                            && a.sequence + acc.records.len() as u64 == b.sequence
+                    }
+                    _ => false,
+                };
+                if !follows {
+                    return Err(refuse(
+                        errors::INVALID_RECORD,
+                        "batches of one partition do not follow each other in sequence",
+                    ));
+                }
+                acc.records.extend(batch.records);
+                acc
+            }
+        });
+    }
+    out.ok_or_else(|| refuse(errors::CORRUPT_MESSAGE, "no record batch"))
+}
+
+/// One batch at the start of `bytes`, and its length.
+fn decode_one(bytes: &Bytes) -> Result<(Decoded, usize), Refused> {
+    let corrupt = |why: &str| refuse(errors::CORRUPT_MESSAGE, why);
+    if bytes.len() < HEADER {
+        return Err(corrupt("record batch shorter than its header"));
+    }
+    let length = i32::from_be_bytes(word(bytes, 8));
+    let Some(total) = usize::try_from(length)
+        .ok()
+        .and_then(|l| l.checked_add(12))
+        .filter(|t| (HEADER..=bytes.len()).contains(t))
+    else {
+        return Err(corrupt("record batch length outside the payload"));
+    };
+    if bytes[16] != 2 {
+        return Err(refuse(
+            errors::UNSUPPORTED_FOR_MESSAGE_FORMAT,
+            format!("record batch magic {} (only v2 is accepted)", bytes[16]),
+        ));
+    }
+    let stated = u32::from_be_bytes(word(bytes, 17));
+    if stated != crc32c::crc32c(&bytes[21..total]) {
+        return Err(corrupt("record batch CRC-32C mismatch"));
+    }
+    let attributes = i16::from_be_bytes([bytes[21], bytes[22]]);
+    if attributes & (1 << 4) != 0 || attributes & (1 << 5) != 0 {
+        return Err(refuse(
+            errors::INVALID_RECORD,
+            "transactional and control batches are not supported",
+        ));
+    }
+    let count = i32::from_be_bytes(word(bytes, 57));
+    let body = bytes.slice(HEADER..total);
+    let inflated = match attributes & 0x7 {
+        0 => body,
+        1 => inflate_gzip(&body)?,
+        _ => {
+            return Err(refuse(
+                errors::UNSUPPORTED_COMPRESSION_TYPE,
+                "only uncompressed and gzip batches are accepted",
+            ))
+        }
+    };
+    let count = usize::try_from(count).map_err(|_| corrupt("negative record count"))?;
+    if count == 0 || count > inflated.len() / MIN_RECORD {
+        return Err(corrupt("record count does not fit the batch's bytes"));
+    }
+    check_records(&inflated, count)?;
+    let mut batch = bytes.slice(..total);
+    let decompressed = inflated.clone();
+    let decoded = RecordBatchDecoder::decode_with_custom_compression(
+        &mut batch,
+        Some(&|_: &mut Bytes, _: Compression| Ok(decompressed.clone())),
+    )
+    .map_err(|e| corrupt(&format!("record batch: {e}")))?;
+    let producer_id = i64::from_be_bytes(long(bytes, 43));
+    let producer_epoch = i16::from_be_bytes([bytes[51], bytes[52]]);
+    let base_sequence = i32::from_be_bytes(word(bytes, 53));
+    let producer = match (
+        producer_id,
+        u16::try_from(producer_epoch),
+        u64::try_from(base_sequence),
+    ) {
+        (id, Ok(epoch), Ok(seq)) if id >= 0 => Some(ProducerStamp::batch(id as u64, epoch, seq)),
+        (id, _, _) if id >= 0 => {
+            return Err(refuse(
+                errors::INVALID_RECORD,
+                "bad producer epoch or sequence",
+            ))
+        }
+        _ => None,
+    };
+    let mut records = Vec::with_capacity(decoded.records.len());
+    for r in decoded.records {
+        let mut headers = Vec::with_capacity(r.headers.len());
+        for (k, v) in r.headers {
+            headers.push(Header {
+                key: k.to_string(),
+                value: v.map(|v| v.to_vec()).unwrap_or_default(),
+            });
+        }
+        records.push(Record {
+            key: r.key.map(|k| k.to_vec()),
+            value: r.value.map(|v| v.to_vec()).unwrap_or_default(),
+            timestamp: r.timestamp,
+            headers,
+        });
+    }
+    Ok((Decoded { records, producer }, total))
+}
+
+fn word(b: &[u8], at: usize) -> [u8; 4] {
+    [b[at], b[at + 1], b[at + 2], b[at + 3]]
+}
+
+fn long(b: &[u8], at: usize) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&b[at..at + 8]);
+    out
+}
+
+/// Inflates a gzip body, refusing one that would grow past `MAX_INFLATED`.
+fn inflate_gzip(body: &Bytes) -> Result<Bytes, Refused> {
+    let mut out = Vec::new();
+    let mut reader = flate2::read::MultiGzDecoder::new(&body[..]).take(MAX_INFLATED as u64 + 1);
+    reader
+        .read_to_end(&mut out)
+        .map_err(|e| refuse(errors::CORRUPT_MESSAGE, format!("gzip: {e}")))?;
+    if out.len() > MAX_INFLATED {
+        return Err(refuse(
+            errors::CORRUPT_MESSAGE,
+            "gzip batch inflates past the limit",
+        ));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Walks `count` records, checking every length and the header count against the bytes left,
+/// so the decoder never reserves more than the batch can hold.
+fn check_records(mut b: &[u8], count: usize) -> Result<(), Refused> {
+    let bad = |why: &str| refuse(errors::CORRUPT_MESSAGE, format!("record: {why}"));
+    for _ in 0..count {
+        let len = varint(&mut b).ok_or_else(|| bad("length"))?;
+        let len = usize::try_from(len).map_err(|_| bad("negative length"))?;
+        if len > b.len() {
+            return Err(bad("length past the batch"));
+        }
+        let (mut r, rest) = b.split_at(len);
+        b = rest;
+        if r.is_empty() {
+            return Err(bad("empty"));
+        }
+        r = &r[1..]; // attributes
+        varint(&mut r).ok_or_else(|| bad("timestamp delta"))?;
+        varint(&mut r).ok_or_else(|| bad("offset delta"))?;
+        for what in ["key", "value"] {
+            let n = varint(&mut r).ok_or_else(|| bad(what))?;
+            if n >= 0 {
+                let n = n as usize;
+                if n > r.len() {
+                    return Err(bad(what));
+                }
+                r = &r[n..];
+            } else if n != -1 {
+                return Err(bad(what));
+            }
+        }
+        let headers = varint(&mut r).ok_or_else(|| bad("header count"))?;
+        // A header takes two bytes at least (key and value lengths).
+        if headers < 0 || headers as usize > r.len() / 2 {
+            return Err(bad("header count does not fit the record"));
+        }
+    }
+    if !b.is_empty() {
+        return Err(bad("bytes after the last record"));
+    }
+    Ok(())
+}
+
+/// A zigzag varint (up to 64 bits), advancing `b`.
+fn varint(b: &mut &[u8]) -> Option<i64> {
+    let mut raw: u64 = 0;
+    for i in 0..10 {
+        let byte = *b.get(i)?;
+        raw |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            *b = &b[i + 1..];
+            return Some(((raw >> 1) as i64) ^ -((raw & 1) as i64));
+        }
+    }
+    None
+}

@@ -1,0 +1,87 @@
+//! ListOffsets: earliest (-2) and latest (-1) become the broker's own ListOffsets (log start and
+//! high watermark, from the partition's leader). Offsets by timestamp are not offered yet: the
+//! broker keeps no time index, so they are answered with an error rather than guessed here.
+
+use super::errors;
+use crate::protocol::{ErrorCode, Offset, OffsetSpec, TopicPartition};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, TopicName};
+use std::collections::BTreeMap;
+
+pub type Key = (TopicPartition, OffsetSpec);
+
+pub struct Plan {
+    pub requests: Vec<Key>,
+    slots: Vec<TopicSlots>,
+}
+
+/// A topic of the request and, per partition in order, what was asked or the error already known.
+type TopicSlots = (TopicName, Vec<(i32, Result<Key, i16>)>);
+
+pub fn plan(req: &ListOffsetsRequest) -> Plan {
+    let mut requests = Vec::new();
+    let mut slots = Vec::new();
+    for t in &req.topics {
+        let mut parts = Vec::new();
+        for p in &t.partitions {
+            let spec = match p.timestamp {
+                -2 => Ok(OffsetSpec::Earliest),
+                -1 => Ok(OffsetSpec::Latest),
+                _ => Err(errors::UNSUPPORTED_FOR_MESSAGE_FORMAT),
+            };
+            let slot = match (u32::try_from(p.partition_index), spec) {
+                (Err(_), _) => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
+                (_, Err(e)) => Err(e),
+                (Ok(i), Ok(spec)) => {
+                    let key = (TopicPartition::new(t.name.0.to_string(), i), spec);
+                    if !requests.contains(&key) {
+                        requests.push(key.clone());
+                    }
+                    Ok(key)
+                }
+            };
+            parts.push((p.partition_index, slot));
+        }
+        slots.push((t.name.clone(), parts));
+    }
+    Plan { requests, slots }
+}
+
+impl Plan {
+    pub fn answer(
+        &self,
+        answers: &BTreeMap<Key, Result<Offset, ErrorCode>>,
+        _version: i16,
+    ) -> ListOffsetsResponse {
+        let mut resp = ListOffsetsResponse::default();
+        for (name, parts) in &self.slots {
+            let mut t = ListOffsetsTopicResponse::default();
+            t.name = name.clone();
+            for (index, slot) in parts {
+                let mut p = ListOffsetsPartitionResponse::default();
+                p.partition_index = *index;
+                let result = match slot {
+                    Err(code) => Err(*code),
+                    Ok(key) => match answers.get(key) {
+                        Some(Ok(o)) => Ok(*o),
+                        Some(Err(e)) => Err(errors::kafka_code(*e)),
+                        None => Err(errors::REQUEST_TIMED_OUT),
+                    },
+                };
+                match result {
+                    Ok(o) => p.offset = o as i64,
+                    Err(code) => {
+                        p.error_code = code;
+                        p.offset = -1;
+                    }
+                }
+                p.timestamp = -1;
+                t.partitions.push(p);
+            }
+            resp.topics.push(t);
+        }
+        resp
+    }
+}

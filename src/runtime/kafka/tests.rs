@@ -1,0 +1,727 @@
+//! The listener against a real broker state machine (one broker leading `t-0` and `t-1`, run
+//! by the runtime driver on a simulated disk): hand-built Kafka requests in, responses out,
+//! malformed input included.
+
+use super::batch::{decode_payload, MAX_INFLATED};
+use super::conn::{self, Shared};
+use super::encode::encode_entries;
+use super::errors;
+use super::topic_id::topic_id;
+use crate::node::{AnyNode, Broker, BrokerConfig};
+use crate::protocol::{
+    BrokerRegistration, ClusterMetadata, LogEntry, PartitionState, ProducerStamp, Record,
+    TopicPartition,
+};
+use crate::runtime::disk::CorruptionPolicy;
+use crate::runtime::driver::{Clock, Driver};
+use crate::runtime::net::Net;
+use crate::runtime::sim_disk::SimDisk;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+/// A one-broker cluster whose broker leads t-0 and t-1, with a Kafka listener's shared state.
+fn broker() -> Arc<Shared> {
+    let partitions = (0..2)
+        .map(|p| PartitionState {
+            tp: TopicPartition::new("t", p),
+            replicas: vec![0],
+            leader: Some(0),
+            leader_epoch: 3,
+            isr: vec![0],
+            partition_epoch: 1,
+        })
+        .collect();
+    let md = ClusterMetadata {
+        version: 1,
+        brokers: vec![BrokerRegistration {
+            broker: 0,
+            epoch: 1,
+            fenced: false,
+        }],
+        partitions,
+    };
+    let mut config = BrokerConfig::new(0, vec![100]);
+    config.fetch_max_wait_ms = Some(300);
+    let node = Broker::bootstrapped(Arc::new(config), md);
+    let (net, inbox) = Net::new(0, Default::default());
+    let clock: Clock = Arc::new(|| 1_000);
+    let disk = SimDisk::new("b0", CorruptionPolicy::Refuse);
+    let node = Arc::new(Mutex::new(AnyNode::Broker(node)));
+    let driver = Driver::new(0, "b0", node, disk, net.clone(), inbox, clock);
+    tokio::spawn(driver.run());
+    let kafka = BTreeMap::from([(0, "127.0.0.1:9092".parse().expect("an address"))]);
+    Arc::new(Shared::new(net, 0, kafka))
+}
+
+/// A connection to the listener: the client's end, and the server's result.
+fn connect(
+    shared: Arc<Shared>,
+) -> (
+    DuplexStream,
+    tokio::task::JoinHandle<Result<(), conn::Close>>,
+) {
+    let (client, server) = tokio::io::duplex(1 << 20);
+    (client, tokio::spawn(conn::serve(shared, server)))
+}
+
+fn request(key: ApiKey, version: i16, correlation: i32, body: &RequestKind) -> Bytes {
+    let mut buf = BytesMut::new();
+    let mut header = RequestHeader::default();
+    header.request_api_key = key as i16;
+    header.request_api_version = version;
+    header.correlation_id = correlation;
+    header.client_id = Some(StrBytes::from_static_str("test"));
+    encode_request_header_into_buffer(&mut buf, &header).expect("header");
+    body.encode(&mut buf, version).expect("body");
+    let mut framed = BytesMut::new();
+    framed.extend_from_slice(&(buf.len() as i32).to_be_bytes());
+    framed.extend_from_slice(&buf);
+    framed.freeze()
+}
+
+async fn read_frame(c: &mut DuplexStream) -> Option<Bytes> {
+    let mut size = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), c.read_exact(&mut size))
+        .await
+        .ok()?
+        .ok()?;
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    c.read_exact(&mut body).await.ok()?;
+    Some(Bytes::from(body))
+}
+
+/// Sends one request and decodes its response (correlation id checked).
+async fn call(c: &mut DuplexStream, key: ApiKey, version: i16, body: RequestKind) -> ResponseKind {
+    c.write_all(&request(key, version, 7, &body))
+        .await
+        .expect("write");
+    let mut frame = read_frame(c).await.expect("a response");
+    let header =
+        ResponseHeader::decode(&mut frame, key.response_header_version(version)).expect("header");
+    assert_eq!(header.correlation_id, 7);
+    ResponseKind::decode(key, &mut frame, version).expect("body")
+}
+
+fn records(values: &[&str]) -> Vec<kafka_protocol::records::Record> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| kafka_protocol::records::Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1 + i as i32,
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(v.to_string())),
+            headers: Default::default(),
+        })
+        .collect()
+}
+
+fn batch(values: &[&str], compression: Compression) -> Bytes {
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records(values), &options).expect("a batch");
+    buf.freeze()
+}
+
+fn produce(acks: i16, partition: i32, payload: Bytes) -> RequestKind {
+    let mut p = PartitionProduceData::default();
+    p.index = partition;
+    p.records = Some(payload);
+    let mut t = TopicProduceData::default();
+    t.name = TopicName(StrBytes::from_static_str("t"));
+    t.partition_data = vec![p];
+    let mut req = ProduceRequest::default();
+    req.acks = acks;
+    req.timeout_ms = 5_000;
+    req.topic_data = vec![t];
+    RequestKind::Produce(req)
+}
+
+fn fetch(partition: i32, offset: i64, max_wait_ms: i32) -> RequestKind {
+    let mut p = FetchPartition::default();
+    p.partition = partition;
+    p.fetch_offset = offset;
+    p.partition_max_bytes = 1 << 20;
+    let mut t = FetchTopic::default();
+    t.topic = TopicName(StrBytes::from_static_str("t"));
+    t.partitions = vec![p];
+    let mut req = FetchRequest::default();
+    req.replica_id = BrokerId(-1);
+    req.max_wait_ms = max_wait_ms;
+    req.min_bytes = 1;
+    req.max_bytes = 1 << 20;
+    req.topics = vec![t];
+    RequestKind::Fetch(req)
+}
+
+fn produced(resp: ResponseKind) -> (i16, i64) {
+    let ResponseKind::Produce(r) = resp else {
+        panic!("not a produce response: {resp:?}")
+    };
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+#[tokio::test]
+async fn api_versions_lists_what_is_advertised_and_answers_unknown_versions_in_v0() {
+    let (mut c, _) = connect(broker());
+    let ResponseKind::ApiVersions(r) = call(
+        &mut c,
+        ApiKey::ApiVersions,
+        3,
+        RequestKind::ApiVersions(ApiVersionsRequest::default()),
+    )
+    .await
+    else {
+        panic!("not ApiVersions")
+    };
+    assert_eq!(r.error_code, 0);
+    let produce = r.api_keys.iter().find(|k| k.api_key == 0).expect("Produce");
+    assert_eq!((produce.min_version, produce.max_version), (3, 12));
+    assert!(r.supported_features.is_empty() && r.finalized_features.is_empty());
+    // Version 99: the v0 format, UNSUPPORTED_VERSION and ApiVersions' own range.
+    let mut raw = BytesMut::new();
+    raw.extend_from_slice(&[0, 18, 0, 99, 0, 0, 0, 42, 0, 0]);
+    c.write_all(&(raw.len() as i32).to_be_bytes())
+        .await
+        .expect("write");
+    c.write_all(&raw).await.expect("write");
+    let frame = read_frame(&mut c).await.expect("an answer");
+    assert_eq!(
+        &frame[..],
+        &[0, 0, 0, 42, 0, 35, 0, 0, 0, 1, 0, 18, 0, 0, 0, 4][..],
+        "correlation 42, error 35, one entry: ApiVersions 0..4"
+    );
+}
+
+#[tokio::test]
+async fn produce_then_fetch_returns_the_records_at_the_broker_offsets() {
+    let (mut c, _) = connect(broker());
+    let resp = call(
+        &mut c,
+        ApiKey::Produce,
+        9,
+        produce(-1, 0, batch(&["a", "b"], Compression::None)),
+    )
+    .await;
+    assert_eq!(produced(resp), (0, 0));
+    let resp = call(
+        &mut c,
+        ApiKey::Produce,
+        3,
+        produce(1, 0, batch(&["c"], Compression::Gzip)),
+    )
+    .await;
+    assert_eq!(produced(resp), (0, 2));
+    // acks=0: no response; the next request's is the next frame.
+    c.write_all(&request(
+        ApiKey::Produce,
+        9,
+        5,
+        &produce(0, 0, batch(&["d"], Compression::None)),
+    ))
+    .await
+    .expect("write");
+    let ResponseKind::Fetch(f) = call(&mut c, ApiKey::Fetch, 11, fetch(0, 1, 500)).await else {
+        panic!("not a fetch response")
+    };
+    let p = &f.responses[0].partitions[0];
+    assert_eq!(
+        (p.error_code, p.high_watermark, p.log_start_offset),
+        (0, 4, 0)
+    );
+    let mut bytes = p.records.clone().expect("records");
+    let sets = RecordBatchDecoder::decode_all(&mut bytes).expect("batches");
+    let got: Vec<(i64, String, i32)> = sets
+        .iter()
+        .flat_map(|s| &s.records)
+        .map(|r| {
+            let v = String::from_utf8(r.value.clone().expect("value").to_vec()).expect("utf-8");
+            (r.offset, v, r.partition_leader_epoch)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(1, "b".into(), 3), (2, "c".into(), 3), (3, "d".into(), 3)]
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_batch_is_refused_and_changes_no_log() {
+    let shared = broker();
+    let (mut c, _) = connect(shared);
+    let mut bad = BytesMut::from(&batch(&["x"], Compression::None)[..]);
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    let resp = call(&mut c, ApiKey::Produce, 9, produce(-1, 0, bad.freeze())).await;
+    assert_eq!(produced(resp).0, errors::CORRUPT_MESSAGE);
+    let mut list = ListOffsetsRequest::default();
+    let mut t = ListOffsetsTopic::default();
+    t.name = TopicName(StrBytes::from_static_str("t"));
+    let mut p = ListOffsetsPartition::default();
+    p.timestamp = -1;
+    t.partitions = vec![p];
+    list.topics = vec![t];
+    let ResponseKind::ListOffsets(r) = call(
+        &mut c,
+        ApiKey::ListOffsets,
+        7,
+        RequestKind::ListOffsets(list),
+    )
+    .await
+    else {
+        panic!("not ListOffsets")
+    };
+    assert_eq!(r.topics[0].partitions[0].offset, 0, "nothing was appended");
+}
+
+#[tokio::test]
+async fn fetch_with_nothing_to_read_waits_then_answers_empty() {
+    let (mut c, _) = connect(broker());
+    let started = tokio::time::Instant::now();
+    let ResponseKind::Fetch(f) = call(&mut c, ApiKey::Fetch, 4, fetch(1, 0, 200)).await else {
+        panic!("not a fetch response")
+    };
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "a long poll"
+    );
+    let p = &f.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.high_watermark), (0, 0));
+    assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+}
+
+#[tokio::test]
+async fn metadata_lists_this_broker_as_controller_and_topic_ids_from_v10() {
+    let (mut c, _) = connect(broker());
+    let mut all = MetadataRequest::default();
+    all.topics = None;
+    let ResponseKind::Metadata(m) =
+        call(&mut c, ApiKey::Metadata, 12, RequestKind::Metadata(all)).await
+    else {
+        panic!("not Metadata")
+    };
+    assert_eq!(m.controller_id, BrokerId(0));
+    assert_eq!(m.brokers[0].port, 9092);
+    let t = &m.topics[0];
+    assert_eq!(t.topic_id, topic_id("t"));
+    assert_eq!(t.partitions.len(), 2);
+    assert_eq!(t.partitions[1].leader_epoch, 3);
+    let ResponseKind::Metadata(m) = call(
+        &mut c,
+        ApiKey::Metadata,
+        0,
+        RequestKind::Metadata(MetadataRequest::default()),
+    )
+    .await
+    else {
+        panic!("not Metadata")
+    };
+    assert_eq!(m.topics[0].partitions.len(), 2);
+}
+
+#[tokio::test]
+async fn a_truncated_frame_closes_the_connection() {
+    let (mut c, server) = connect(broker());
+    c.write_all(&100i32.to_be_bytes()).await.expect("write");
+    c.write_all(&[0, 18, 0, 3]).await.expect("write");
+    c.shutdown().await.expect("shutdown");
+    let closed = server.await.expect("no panic");
+    assert!(closed.is_err(), "closed with a reason");
+}
+
+#[tokio::test]
+async fn an_absurd_size_or_unknown_api_closes_without_allocating() {
+    for first in [
+        i32::MAX.to_be_bytes(),
+        (-5i32).to_be_bytes(),
+        3i32.to_be_bytes(),
+    ] {
+        let (mut c, server) = connect(broker());
+        c.write_all(&first).await.expect("write");
+        let closed = tokio::time::timeout(Duration::from_secs(2), server)
+            .await
+            .expect("closed at once");
+        assert!(closed.expect("no panic").is_err());
+    }
+    let (mut c, server) = connect(broker());
+    c.write_all(&[0, 0, 0, 8, 0x7f, 0x00, 0, 0, 0, 0, 0, 1])
+        .await
+        .expect("write");
+    assert!(server.await.expect("no panic").is_err());
+    // A Produce body whose topic array claims 2^31 - 1 entries: the decoder fails on the bytes
+    // that are not there (the crate reserves the count, which on 64-bit Linux is address space
+    // only; see docs/kafka-listener.md).
+    let (mut c, server) = connect(broker());
+    let mut raw = vec![0, 0, 0, 8, 0, 0, 0, 1, 0xff, 0xff];
+    raw.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0x13, 0x88]);
+    raw.extend_from_slice(&i32::MAX.to_be_bytes());
+    c.write_all(&(raw.len() as i32).to_be_bytes())
+        .await
+        .expect("write");
+    c.write_all(&raw).await.expect("write");
+    assert!(server.await.expect("no panic").is_err());
+}
+
+#[test]
+fn batch_counts_are_checked_before_anything_is_allocated() {
+    let good = batch(&["a", "b"], Compression::None);
+    assert_eq!(decode_payload(&good).expect("decodes").records.len(), 2);
+    // Record count 2^31 - 1 with a valid CRC: refused by the count check.
+    let mut b = BytesMut::from(&good[..]);
+    b[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    let refused = decode_payload(&b.freeze()).expect_err("refused");
+    assert_eq!(refused.code, errors::CORRUPT_MESSAGE);
+    // A record whose header count is huge.
+    let mut b = BytesMut::from(&good[..]);
+    // The first record: length, attributes, ts delta, offset delta, key (len 2 "k0"), value
+    // (len 1 "a"), header count: the last byte of the record.
+    let first_len = (b[61] >> 1) as usize;
+    let header_count_at = 61 + 1 + first_len - 1;
+    b[header_count_at] = 0x7e; // zigzag 63 headers in a record with no bytes left
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(
+        decode_payload(&b.freeze()).expect_err("refused").code,
+        errors::CORRUPT_MESSAGE
+    );
+    // Magic 1 is refused, a short payload too.
+    let mut b = BytesMut::from(&good[..]);
+    b[16] = 1;
+    assert_eq!(
+        decode_payload(&b.freeze()).expect_err("refused").code,
+        errors::UNSUPPORTED_FOR_MESSAGE_FORMAT
+    );
+    assert!(decode_payload(&good.slice(..30)).is_err());
+}
+
+#[test]
+fn a_gzip_bomb_is_refused() {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..(MAX_INFLATED >> 20) + 1 {
+        gz.write_all(&zeros).expect("compress");
+    }
+    let body = gz.finish().expect("compressed");
+    // A gzip batch around that body: header from a real gzip batch, body swapped, CRC redone.
+    let real = batch(&["a"], Compression::Gzip);
+    let mut b = BytesMut::from(&real[..61]);
+    b.extend_from_slice(&body);
+    let len = (b.len() - 12) as i32;
+    b[8..12].copy_from_slice(&len.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(
+        decode_payload(&b.freeze()).expect_err("refused").code,
+        errors::CORRUPT_MESSAGE
+    );
+}
+
+#[test]
+fn several_batches_of_a_partition_are_one_append_and_idempotent_ones_must_follow() {
+    let mut two = BytesMut::from(&batch(&["a"], Compression::None)[..]);
+    two.extend_from_slice(&batch(&["b", "c"], Compression::None));
+    assert_eq!(
+        decode_payload(&two.freeze())
+            .expect("decodes")
+            .records
+            .len(),
+        3
+    );
+}
+
+#[test]
+fn entries_are_encoded_as_batches_at_their_offsets_split_by_epoch_and_producer() {
+    let entry = |offset, epoch, producer: Option<ProducerStamp>| LogEntry {
+        offset,
+        epoch,
+        record: Record::keyed(format!("k{offset}"), format!("v{offset}")),
+        producer,
+    };
+    let stamp = |seq| {
+        Some(ProducerStamp {
+            producer: 9,
+            epoch: 0,
+            sequence: seq,
+            batch_first: 0,
+        })
+    };
+    let entries = vec![
+        entry(5, 1, None),
+        entry(6, 1, None),
+        entry(7, 2, None),
+        entry(8, 2, stamp(0)),
+        entry(9, 2, stamp(1)),
+    ];
+    let mut bytes = encode_entries(&entries).expect("encoded");
+    let sets = RecordBatchDecoder::decode_all(&mut bytes).expect("decoded");
+    let shape: Vec<Vec<(i64, i32, i64, i32)>> = sets
+        .iter()
+        .map(|s| {
+            s.records
+                .iter()
+                .map(|r| {
+                    (
+                        r.offset,
+                        r.partition_leader_epoch,
+                        r.producer_id,
+                        r.sequence,
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            vec![(5, 1, -1, -1), (6, 1, -1, 0)],
+            vec![(7, 2, -1, -1)],
+            vec![(8, 2, 9, 0), (9, 2, 9, 1)],
+        ]
+    );
+    // The plain batches' headers say "no producer": base sequence -1.
+    let raw = encode_entries(&entries[..2]).expect("encoded");
+    assert_eq!(i32::from_be_bytes([raw[53], raw[54], raw[55], raw[56]]), -1);
+}
+
+/// Requests the crate encodes, filled in, at every advertised version: the walk must accept
+/// each and end exactly where the body ends (a schema slip would close real clients' connections).
+#[test]
+fn the_walk_accepts_every_advertised_version_of_every_request() {
+    use super::versions::ADVERTISED;
+    for (key, lo, hi) in ADVERTISED {
+        for version in *lo..=*hi {
+            let body = sample(*key, version);
+            let frame = request(*key, version, 1, &body);
+            let left = super::walk::check(*key, version, &frame[4..])
+                .unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"));
+            assert_eq!(left, 0, "{key:?} v{version}: the walk stopped early");
+            assert!(
+                matches!(conn::parse(frame.slice(4..)), Ok(conn::Parsed::Request(..))),
+                "{key:?} v{version} decodes"
+            );
+        }
+    }
+}
+
+fn sample(key: ApiKey, version: i16) -> RequestKind {
+    let name = || TopicName(StrBytes::from_static_str("t"));
+    match key {
+        ApiKey::Produce => produce(-1, 1, batch(&["a"], Compression::None)),
+        ApiKey::Fetch => {
+            let RequestKind::Fetch(mut req) = fetch(0, 3, 100) else {
+                unreachable!()
+            };
+            if version >= 13 {
+                req.topics[0].topic = TopicName::default();
+                req.topics[0].topic_id = topic_id("t");
+            }
+            if version >= 7 {
+                let mut f = kafka_protocol::messages::fetch_request::ForgottenTopic::default();
+                if version >= 13 {
+                    f.topic_id = topic_id("t");
+                } else {
+                    f.topic = name();
+                }
+                f.partitions = vec![1, 2];
+                req.forgotten_topics_data = vec![f];
+            }
+            if version >= 11 {
+                req.rack_id = StrBytes::from_static_str("r");
+            }
+            RequestKind::Fetch(req)
+        }
+        ApiKey::ListOffsets => {
+            let mut t = ListOffsetsTopic::default();
+            t.name = name();
+            let mut p = ListOffsetsPartition::default();
+            p.timestamp = -2;
+            t.partitions = vec![p.clone(), p];
+            let mut req = ListOffsetsRequest::default();
+            req.topics = vec![t];
+            RequestKind::ListOffsets(req)
+        }
+        ApiKey::Metadata => {
+            let mut t = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
+            t.name = Some(name());
+            let mut req = MetadataRequest::default();
+            req.topics = Some(vec![t]);
+            RequestKind::Metadata(req)
+        }
+        ApiKey::ApiVersions => {
+            let mut req = ApiVersionsRequest::default();
+            if version >= 3 {
+                req.client_software_name = StrBytes::from_static_str("x");
+                req.client_software_version = StrBytes::from_static_str("1");
+            }
+            RequestKind::ApiVersions(req)
+        }
+        ApiKey::InitProducerId => {
+            let mut req = InitProducerIdRequest::default();
+            req.transaction_timeout_ms = 60_000;
+            RequestKind::InitProducerId(req)
+        }
+        ApiKey::FindCoordinator => {
+            let mut req = FindCoordinatorRequest::default();
+            if version >= 4 {
+                req.coordinator_keys = vec![
+                    StrBytes::from_static_str("g"),
+                    StrBytes::from_static_str("h"),
+                ];
+            } else {
+                req.key = StrBytes::from_static_str("g");
+            }
+            RequestKind::FindCoordinator(req)
+        }
+        ApiKey::JoinGroup => {
+            let mut p =
+                kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol::default();
+            p.name = StrBytes::from_static_str("range");
+            p.metadata =
+                Bytes::from_static(&[0, 0, 0, 0, 0, 1, 0, 1, b't', 0xff, 0xff, 0xff, 0xff]);
+            let mut req = JoinGroupRequest::default();
+            req.group_id = GroupId(StrBytes::from_static_str("g"));
+            req.session_timeout_ms = 6_000;
+            req.protocol_type = StrBytes::from_static_str("consumer");
+            req.protocols = vec![p.clone(), p];
+            RequestKind::JoinGroup(req)
+        }
+        ApiKey::SyncGroup => {
+            let mut a =
+                kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment::default();
+            a.member_id = StrBytes::from_static_str("m");
+            a.assignment = Bytes::from_static(b"xyz");
+            let mut req = SyncGroupRequest::default();
+            req.group_id = GroupId(StrBytes::from_static_str("g"));
+            req.member_id = StrBytes::from_static_str("m");
+            if version >= 5 {
+                req.protocol_type = Some(StrBytes::from_static_str("consumer"));
+                req.protocol_name = Some(StrBytes::from_static_str("range"));
+            }
+            req.assignments = vec![a.clone(), a];
+            RequestKind::SyncGroup(req)
+        }
+        ApiKey::Heartbeat => {
+            let mut req = HeartbeatRequest::default();
+            req.group_id = GroupId(StrBytes::from_static_str("g"));
+            req.member_id = StrBytes::from_static_str("m");
+            RequestKind::Heartbeat(req)
+        }
+        ApiKey::LeaveGroup => {
+            let mut req = LeaveGroupRequest::default();
+            req.group_id = GroupId(StrBytes::from_static_str("g"));
+            if version >= 3 {
+                let mut m =
+                    kafka_protocol::messages::leave_group_request::MemberIdentity::default();
+                m.member_id = StrBytes::from_static_str("m");
+                req.members = vec![m.clone(), m];
+            } else {
+                req.member_id = StrBytes::from_static_str("m");
+            }
+            RequestKind::LeaveGroup(req)
+        }
+        ApiKey::OffsetCommit => {
+            let mut p = kafka_protocol::messages::offset_commit_request::OffsetCommitRequestPartition::default();
+            p.committed_offset = 5;
+            p.committed_metadata = Some(StrBytes::from_static_str("md"));
+            let mut t =
+                kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic::default(
+                );
+            t.name = name();
+            t.partitions = vec![p.clone(), p];
+            let mut req = OffsetCommitRequest::default();
+            req.group_id = GroupId(StrBytes::from_static_str("g"));
+            req.member_id = StrBytes::from_static_str("m");
+            req.topics = vec![t];
+            RequestKind::OffsetCommit(req)
+        }
+        ApiKey::OffsetFetch => {
+            let mut req = OffsetFetchRequest::default();
+            if version >= 8 {
+                let mut t = kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopics::default();
+                t.name = name();
+                t.partition_indexes = vec![0, 1];
+                let mut g = kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup::default();
+                g.group_id = GroupId(StrBytes::from_static_str("g"));
+                g.topics = Some(vec![t]);
+                req.groups = vec![g];
+            } else {
+                let mut t = kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default();
+                t.name = name();
+                t.partition_indexes = vec![0, 1];
+                req.group_id = GroupId(StrBytes::from_static_str("g"));
+                req.topics = Some(vec![t]);
+            }
+            RequestKind::OffsetFetch(req)
+        }
+        _ => unreachable!("not advertised"),
+    }
+}
+
+proptest::proptest! {
+    /// Arbitrary bytes after a served API's key and version: an error or a request, never a
+    /// panic or an abort.
+    #[test]
+    fn arbitrary_requests_never_panic(
+        which in 0usize..super::versions::ADVERTISED.len(),
+        version in 0i16..17,
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 4..200),
+    ) {
+        let (key, _, _) = super::versions::ADVERTISED[which];
+        let mut frame = BytesMut::new();
+        frame.extend_from_slice(&(key as i16).to_be_bytes());
+        frame.extend_from_slice(&version.to_be_bytes());
+        frame.extend_from_slice(&body);
+        let _ = conn::parse(frame.freeze());
+    }
+}
+
+/// Every advertised version of every API is answered (the response encodes at that version)
+/// by a broker that is no group's coordinator and holds no records.
+#[tokio::test]
+async fn every_advertised_version_is_answered() {
+    use super::versions::ADVERTISED;
+    let shared = broker();
+    for (key, lo, hi) in ADVERTISED {
+        for version in *lo..=*hi {
+            let (mut c, _) = connect(shared.clone());
+            let body = sample(*key, version);
+            c.write_all(&request(*key, version, 7, &body))
+                .await
+                .expect("write");
+            let mut frame = read_frame(&mut c)
+                .await
+                .unwrap_or_else(|| panic!("{key:?} v{version}: no response"));
+            let header = ResponseHeader::decode(&mut frame, key.response_header_version(version))
+                .expect("header");
+            assert_eq!(header.correlation_id, 7);
+            ResponseKind::decode(*key, &mut frame, version)
+                .unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"));
+        }
+    }
+}

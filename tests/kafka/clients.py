@@ -1,0 +1,243 @@
+"""Real Kafka clients against a seedlog cluster's Kafka listeners (run by tests/kafka_clients.rs).
+
+Produces keyed records with acks=all through confluent-kafka (idempotent, then gzip), kafka-python
+(idempotent by default) and kcat, reads every partition back from offset 0 with `assign` in
+confluent-kafka and kafka-python, and checks that every acknowledged record is read exactly once,
+at its acknowledged partition and offset, with its key and value, that offsets are dense from 0,
+and that the earliest and latest offsets (ListOffsets) are 0 and the record count. Then consumer
+groups (confluent-kafka, subscribe): a member reads everything and commits, a new member resumes
+at the committed offsets; two members split the partitions and one takes them all when the other
+leaves. Exits non-zero with a message on any mismatch.
+"""
+
+import argparse
+import subprocess
+import sys
+import threading
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+import kafka
+
+
+def fail(msg):
+    print(f"FAIL {msg}", flush=True)
+    sys.exit(1)
+
+
+def produce_confluent(bootstrap, topic, prefix, count, extra):
+    conf = {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5}
+    conf.update(extra)
+    p = Producer(conf)
+    acked, errors = [], []
+
+    def report(err, msg):
+        if err:
+            errors.append(str(err))
+        else:
+            acked.append((msg.key().decode(), msg.value().decode(), msg.partition(), msg.offset()))
+
+    for i in range(count):
+        p.produce(topic, key=f"{prefix}k{i % 17}", value=f"{prefix}v{i}", on_delivery=report)
+        p.poll(0)
+    left = p.flush(30)
+    if left or errors or len(acked) != count:
+        fail(f"confluent-kafka {extra}: {left} unsent, errors {errors[:3]}, {len(acked)} of {count} acked")
+    return acked
+
+
+def produce_kafka_python(bootstrap, topic, prefix, count):
+    p = kafka.KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
+    futures = [
+        (f"{prefix}k{i % 17}", f"{prefix}v{i}",
+         p.send(topic, key=f"{prefix}k{i % 17}".encode(), value=f"{prefix}v{i}".encode()))
+        for i in range(count)
+    ]
+    acked = []
+    for k, v, f in futures:
+        md = f.get(timeout=30)
+        acked.append((k, v, md.partition, md.offset))
+    p.close()
+    return acked
+
+
+def produce_kcat(bootstrap, topic, prefix, count):
+    lines = "".join(f"{prefix}k{i % 17}:{prefix}v{i}\n" for i in range(count))
+    subprocess.run(
+        ["kcat", "-P", "-b", bootstrap, "-t", topic, "-K:", "-p", "0", "-X", "acks=all"],
+        input=lines.encode(), check=True, timeout=60)
+
+
+def consume_confluent(bootstrap, topic, partitions, want):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "seedlog-assign-only",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got, deadline = [], time.time() + 60
+    while len(got) < want and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            fail(f"confluent-kafka consumer: {m.error()}")
+        got.append((m.key().decode(), m.value().decode(), m.partition(), m.offset()))
+    marks = [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+             for p in range(partitions)]
+    c.close()
+    return got, marks
+
+
+def consume_kafka_python(bootstrap, topic, partitions, want):
+    c = kafka.KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False,
+                            consumer_timeout_ms=5000)
+    tps = [kafka.TopicPartition(topic, p) for p in range(partitions)]
+    c.assign(tps)
+    c.seek_to_beginning()
+    got = []
+    deadline = time.time() + 60
+    while len(got) < want and time.time() < deadline:
+        for batch in c.poll(timeout_ms=500).values():
+            got.extend((m.key.decode(), m.value.decode(), m.partition, m.offset) for m in batch)
+    begin, end = c.beginning_offsets(tps), c.end_offsets(tps)
+    c.close()
+    return got, [(begin[tp], end[tp]) for tp in tps]
+
+
+def consume_kcat(bootstrap, topic, partition):
+    out = subprocess.run(
+        ["kcat", "-C", "-b", bootstrap, "-t", topic, "-p", str(partition), "-o", "beginning",
+         "-e", "-f", "%k\t%s\t%p\t%o\n"],
+        check=True, timeout=60, capture_output=True).stdout.decode()
+    return [(k, v, int(p), int(o)) for k, v, p, o in
+            (line.split("\t") for line in out.splitlines() if line)]
+
+
+def group_read(bootstrap, topic, group, want):
+    """Reads `want` records as a member of `group` (subscribe), commits, leaves; returns them and
+    how long the first record took (the join)."""
+    started = time.time()
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    got, first = [], None
+    deadline = time.time() + 60
+    while len(got) < want and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            fail(f"group consumer: {m.error()}")
+        first = first or time.time() - started
+        got.append((m.key().decode(), m.value().decode(), m.partition(), m.offset()))
+    # Nothing more than wanted arrives within a second: the group resumed exactly.
+    extra = c.poll(1.0)
+    if extra is not None and not extra.error():
+        fail(f"group {group}: read past the {want} records expected: {extra.partition()}@{extra.offset()}")
+    c.commit(asynchronous=False)
+    c.close()
+    return got, first
+
+
+def check_group(bootstrap, topic, acked):
+    """A group reads everything, commits; after more records a new member of the same group
+    resumes at the committed offsets and reads only those."""
+    got, join = group_read(bootstrap, topic, "ci-group", len(acked))
+    if sorted(got) != sorted(acked):
+        fail(f"group: read {len(got)} of {len(acked)} (or other records)")
+    more = produce_confluent(bootstrap, topic, "gr-", 30, {"enable.idempotence": True})
+    again, _ = group_read(bootstrap, topic, "ci-group", len(more))
+    if sorted(again) != sorted(more):
+        fail(f"group restart: read {len(again)} records, expected exactly the {len(more)} new ones")
+    print(f"OK group: {len(got)} records read and committed (first record {join:.2f} s after subscribing), "
+          f"a new member resumed at the committed offsets and read only the {len(more)} new ones", flush=True)
+    return more
+
+
+def check_rebalance(bootstrap, topic, partitions):
+    """Two members split the partitions; when one leaves, the other gets them all."""
+    seen, stops = {}, {"a": threading.Event(), "b": threading.Event()}
+
+    def member(name):
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "ci-rebalance",
+                      "auto.offset.reset": "latest"})
+        c.subscribe([topic])
+        while not stops[name].is_set():
+            c.poll(0.2)
+            seen[name] = sorted(tp.partition for tp in c.assignment())
+        c.close()
+
+    def wait_for(cond, what):
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if cond():
+                return
+            time.sleep(0.1)
+        fail(f"rebalance: {what} never happened; assignments {seen}")
+
+    a = threading.Thread(target=member, args=("a",))
+    a.start()
+    wait_for(lambda: seen.get("a") == list(range(partitions)), "one member holding every partition")
+    b = threading.Thread(target=member, args=("b",))
+    b.start()
+    wait_for(lambda: seen.get("a") and seen.get("b")
+             and sorted(seen["a"] + seen["b"]) == list(range(partitions)), "a split between two members")
+    split = dict(seen)
+    stops["a"].set()
+    a.join()
+    wait_for(lambda: seen.get("b") == list(range(partitions)), "the remaining member taking every partition")
+    stops["b"].set()
+    b.join()
+    print(f"OK rebalance: two members split the partitions {split}; after one left the other held {seen['b']}", flush=True)
+
+
+def check(name, acked, got, marks, partitions):
+    if len(set(got)) != len(got):
+        fail(f"{name}: a record was read twice")
+    if sorted(got) != sorted(acked):
+        missing = set(acked) - set(got)
+        extra = set(got) - set(acked)
+        fail(f"{name}: read {len(got)} of {len(acked)}; missing {sorted(missing)[:3]}, unexpected {sorted(extra)[:3]}")
+    for p in range(partitions):
+        offsets = sorted(o for _, _, q, o in got if q == p)
+        if offsets != list(range(len(offsets))):
+            fail(f"{name}: partition {p} offsets are not dense from 0: {offsets[:10]}")
+        if marks[p] != (0, len(offsets)):
+            fail(f"{name}: partition {p} earliest/latest {marks[p]}, expected (0, {len(offsets)})")
+    print(f"OK {name}: {len(got)} records, per partition (earliest, latest) {marks}", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--topic", required=True)
+    ap.add_argument("--partitions", type=int, required=True)
+    ap.add_argument("--count", type=int, default=200)
+    a = ap.parse_args()
+    started = time.time()
+    acked = produce_confluent(a.bootstrap, a.topic, "ci-", a.count, {"enable.idempotence": True})
+    acked += produce_confluent(a.bootstrap, a.topic, "cg-", a.count,
+                               {"enable.idempotence": False, "compression.type": "gzip"})
+    acked += produce_kafka_python(a.bootstrap, a.topic, "kp-", a.count)
+    print(f"OK produced {len(acked)} records with acks=all ({time.time() - started:.1f} s)", flush=True)
+    got, marks = consume_confluent(a.bootstrap, a.topic, a.partitions, len(acked))
+    check("confluent-kafka assign", acked, got, marks, a.partitions)
+    got, marks = consume_kafka_python(a.bootstrap, a.topic, a.partitions, len(acked))
+    check("kafka-python assign", acked, got, marks, a.partitions)
+    # kcat: append to partition 0, then read partition 0 back whole.
+    before = [r for r in acked if r[2] == 0]
+    produce_kcat(a.bootstrap, a.topic, "kc-", 20)
+    read = consume_kcat(a.bootstrap, a.topic, 0)
+    if read[:len(before)] != sorted(before, key=lambda r: r[3]):
+        fail("kcat: partition 0 does not start with the records acknowledged there")
+    tail = read[len(before):]
+    want = [(f"kc-k{i % 17}", f"kc-v{i}", 0, len(before) + i) for i in range(20)]
+    if tail != want:
+        fail(f"kcat: read back {tail[:3]}..., expected {want[:3]}...")
+    print(f"OK kcat: 20 records produced to partition 0 and read back at offsets {len(before)}..{len(before) + 19}", flush=True)
+    acked += tail
+    acked += check_group(a.bootstrap, a.topic, acked)
+    check_rebalance(a.bootstrap, a.topic, a.partitions)
+    print(f"RESULT ok records={len(acked)} seconds={time.time() - started:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the real Kafka clients the Kafka-listener test drives, once: confluent-kafka (a wheel
+# bundling librdkafka) and kafka-python in a virtual environment under target/, and kcat from
+# apt. Fails loudly: the test must never skip because a client is missing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+venv=target/kafka-venv
+if ! { [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import confluent_kafka, kafka' 2>/dev/null; }; then
+  python3 -m venv "$venv" || {
+    echo "error: python3 -m venv failed; install python3-venv (apt-get install -y python3-venv)" >&2
+    exit 1
+  }
+  "$venv/bin/pip" install --quiet confluent-kafka==2.16.1 kafka-python==3.0.12
+fi
+if ! command -v kcat >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -qq kcat >/dev/null 2>&1 || {
+      apt-get update -qq >/dev/null && apt-get install -y -qq kcat >/dev/null
+    }
+  fi
+  command -v kcat >/dev/null 2>&1 || {
+    echo "error: kcat is not installed and could not be installed (apt-get install -y kcat)" >&2
+    exit 1
+  }
+fi
+"$venv/bin/python" -c 'import confluent_kafka, kafka; print("clients: confluent-kafka", confluent_kafka.version(), "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__)'
+kcat -V | grep -o 'librdkafka [0-9.]*' | sed 's/^/clients: kcat with /'
