@@ -68,19 +68,16 @@ impl QuorumController {
         Self::recover(config, quorum, QuorumImage::default())
     }
 
-    /// A voter rebuilt from its disk: epoch, vote and log as written; the metadata is applied
-    /// again as the committed offset is relearned.
+    /// A voter rebuilt from its disk: epoch, vote, snapshot and log as written; the metadata
+    /// starts from the snapshot's (a new cluster's without one), and the entries after it are
+    /// applied again as the committed offset is relearned.
     pub fn recover(
         config: Arc<ControllerConfig>,
         quorum: Arc<QuorumConfig>,
         image: QuorumImage,
     ) -> Self {
-        let mut applied = Controller::new(config.clone()).image().clone();
-        if let Some(snapshot) = &image.snapshot {
-            for record in &snapshot.records {
-                delta::apply(&mut applied, record);
-            }
-        }
+        let records = image.snapshot.as_ref().map_or(&[][..], |s| &s.records[..]);
+        let applied = Self::snapshot_state(&config, records);
         QuorumController {
             applied,
             applied_offset: image.start_offset(),

@@ -488,11 +488,17 @@ impl QuorumNode {
         cx.reached(Situation::QuorumTruncation);
         self.log.truncate(offset);
         self.high_watermark = self.high_watermark.min(offset);
+        self.cut_durable_ends(offset);
+        self.persist(cx, DiskOp::QuorumTruncate { offset });
+    }
+
+    /// The log was cut (or replaced) to end at `offset`: no write, synced or pending, makes
+    /// anything past it durable any more.
+    fn cut_durable_ends(&mut self, offset: Offset) {
         self.synced_end = self.synced_end.min(offset);
         for (_, end) in &mut self.unsynced_ends {
             *end = (*end).min(offset);
         }
-        self.persist(cx, DiskOp::QuorumTruncate { offset });
     }
 
     /// Restarts the election timer with a fresh draw.

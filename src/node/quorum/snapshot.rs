@@ -76,10 +76,7 @@ impl QuorumNode {
         self.log.install(snapshot.clone());
         self.high_watermark = snapshot.end_offset;
         self.applied = snapshot.end_offset;
-        self.synced_end = self.synced_end.min(snapshot.end_offset);
-        for (_, end) in &mut self.unsynced_ends {
-            *end = (*end).min(snapshot.end_offset);
-        }
+        self.cut_durable_ends(snapshot.end_offset);
         cx.effects.push(Effect::Snapshot {
             snapshot: snapshot.clone(),
             installed: true,

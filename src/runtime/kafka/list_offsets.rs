@@ -64,11 +64,7 @@ impl Plan {
                 p.partition_index = *index;
                 let result = match slot {
                     Err(code) => Err(*code),
-                    Ok(key) => match answers.get(key) {
-                        Some(Ok(o)) => Ok(*o),
-                        Some(Err(e)) => Err(errors::kafka_code(*e)),
-                        None => Err(errors::REQUEST_TIMED_OUT),
-                    },
+                    Ok(key) => errors::offset_outcome(answers, key),
                 };
                 match result {
                     Ok(o) => p.offset = o as i64,

@@ -111,11 +111,7 @@ impl Plan {
                 p.index = *index;
                 let result = match slot {
                     Slot::Refused(code) => Err(*code),
-                    Slot::Sent(id) => match answers.get(id) {
-                        Some(Ok(offset)) => Ok(*offset),
-                        Some(Err(e)) => Err(errors::kafka_code(*e)),
-                        None => Err(errors::REQUEST_TIMED_OUT),
-                    },
+                    Slot::Sent(id) => errors::offset_outcome(answers, id),
                 };
                 match result {
                     Ok(offset) => p.base_offset = offset as i64,

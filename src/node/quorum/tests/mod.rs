@@ -459,16 +459,7 @@ fn a_restarted_voter_syncs_what_it_read_before_revealing_it() {
         })
         .expect("a sync of what recovery read");
     // The leader's next answer names it: it fetches again, but only once the sync is done.
-    let answer = QuorumFetchResponse {
-        epoch: 1,
-        leader: Some(0),
-        result: QuorumFetchResult::Entries {
-            start: 2,
-            entries: vec![],
-            high_watermark: Some(2),
-        },
-    };
-    again.on_message(&mut cx, 0, Message::QuorumFetchResponse(answer));
+    again.on_message(&mut cx, 0, nothing_new_from_leader_0());
     assert!(
         sends(&cx.take_effects()).is_empty(),
         "fetched before the sync"
@@ -488,6 +479,19 @@ fn a_restarted_voter_syncs_what_it_read_before_revealing_it() {
         .any(|e| matches!(e, Effect::Sync(_))));
 }
 
+/// Leader 0's answer in epoch 1 to a fetch at offset 2: nothing new, the watermark at 2.
+fn nothing_new_from_leader_0() -> Message {
+    Message::QuorumFetchResponse(QuorumFetchResponse {
+        epoch: 1,
+        leader: Some(0),
+        result: QuorumFetchResult::Entries {
+            start: 2,
+            entries: vec![],
+            high_watermark: Some(2),
+        },
+    })
+}
+
 #[test]
 fn a_restarted_voter_keeps_its_epoch_vote_and_log_and_relearns_the_high_watermark() {
     let mut net = Net::new(&[]);
@@ -502,16 +506,7 @@ fn a_restarted_voter_keeps_its_epoch_vote_and_log_and_relearns_the_high_watermar
     // It learns the watermark again from the leader's next answer.
     let mut cx = Context::new(0);
     again.on_start(&mut cx);
-    let answer = QuorumFetchResponse {
-        epoch: 1,
-        leader: Some(0),
-        result: QuorumFetchResult::Entries {
-            start: 2,
-            entries: vec![],
-            high_watermark: Some(2),
-        },
-    };
-    again.on_message(&mut cx, 0, Message::QuorumFetchResponse(answer));
+    again.on_message(&mut cx, 0, nothing_new_from_leader_0());
     assert_eq!(again.high_watermark(), 2);
     let applied = cx
         .take_effects()
