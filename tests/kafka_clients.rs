@@ -1,7 +1,10 @@
 //! Real Kafka clients against a 3-broker seedlog cluster started as processes, each broker with
 //! a Kafka listener: confluent-kafka (librdkafka 2.16), kafka-python 3.0 and kcat (librdkafka
 //! 2.0.2) produce keyed records with acks=all (idempotent, gzip, plain) and read every partition
-//! back with `assign`; tests/kafka/clients.py checks keys, values, offsets and ListOffsets.
+//! back with `assign`; tests/kafka/clients.py checks keys, values, offsets and ListOffsets, and
+//! consumer groups with each of librdkafka's assignors. Then tests/kafka/more_clients.py (commits
+//! from an `assign` consumer, seeks, kafka-python and aiokafka groups) and tests/kafka/kafkajs.js
+//! (kafkajs: idempotent produce, a group, the admin client's offsets).
 //!
 //! The clients are installed by tests/kafka/setup.sh (a virtual environment under target/, and
 //! kcat from apt). If they cannot be installed the test fails: it never skips.
@@ -74,22 +77,42 @@ fn real_kafka_clients_produce_and_consume() {
     );
     let _procs: Procs = cluster.procs;
     let python = Path::new(ROOT).join("target/kafka-venv/bin/python");
-    let script = Path::new(ROOT).join("tests/kafka/clients.py");
+    let common = [
+        "--bootstrap",
+        &kafka,
+        "--topic",
+        "events",
+        "--partitions",
+        "3",
+    ];
+    let checks = [
+        // Produce with every client, read back, groups with each of librdkafka's assignors.
+        (
+            Path::new(ROOT).join("tests/kafka/clients.py"),
+            vec!["--count", "200"],
+        ),
+        // Clients the listener was not written against, on the same cluster and topic.
+        (Path::new(ROOT).join("tests/kafka/more_clients.py"), vec![]),
+    ];
+    for (script, extra) in checks {
+        let (ok, out) = run(
+            Command::new(&python).arg(&script).args(common).args(extra),
+            Duration::from_secs(300),
+        );
+        eprint!("{out}");
+        assert!(ok && out.contains("RESULT ok"), "{script:?} failed:\n{out}");
+    }
     let (ok, out) = run(
-        Command::new(python).arg(script).args([
-            "--bootstrap",
-            &kafka,
-            "--topic",
-            "events",
-            "--partitions",
-            "3",
-            "--count",
-            "200",
-        ]),
-        Duration::from_secs(300),
+        Command::new("node")
+            .arg(Path::new(ROOT).join("tests/kafka/kafkajs.js"))
+            .args([&kafka, "events"])
+            .env(
+                "NODE_PATH",
+                Path::new(ROOT).join("target/kafka-node/node_modules"),
+            ),
+        Duration::from_secs(180),
     );
     eprint!("{out}");
-    assert!(ok, "the clients' checks failed:\n{out}");
-    assert!(out.contains("RESULT ok"), "{out}");
+    assert!(ok && out.contains("RESULT ok"), "kafkajs failed:\n{out}");
     eprintln!("done after {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -550,6 +550,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             group: GROUP.into(),
             topic: TOPIC.into(),
             assignor: Assignor::Range,
+            leader_assigns: false,
             auto_offset_reset: OffsetReset::Earliest,
             // The model replaces heartbeats, timeouts and backoffs with nondeterminism: lost
             // heartbeats are member-session expiries, slow members are rebalance timeouts.

@@ -345,8 +345,8 @@ mod offsets {
     use super::*;
     use models::cluster::GROUP;
     use seedlog::protocol::{
-        Assignor, FetchRequest, GroupMessage, GroupRequest, OffsetsKey, OffsetsValue, ReplicaId,
-        OFFSETS_TOPIC,
+        AssignBy, Assignor, FetchRequest, GroupMessage, GroupRequest, OffsetsKey, OffsetsValue,
+        ReplicaId, OFFSETS_TOPIC,
     };
 
     /// The offsets model with `replicated` durability: the leader's high watermark then moves
@@ -451,7 +451,7 @@ mod offsets {
         let join = GroupRequest::Join {
             member: None,
             topics: vec![TOPIC.into()],
-            assignor: Assignor::Range,
+            assign: AssignBy::Coordinator(Assignor::Range),
         };
         deliver(s, 0, a, group(1, join));
         let fetch = follower_fetch(m, s, 1);

@@ -234,6 +234,9 @@ pub struct ConsumerConfig {
     pub group: String,
     pub topic: String,
     pub assignor: crate::protocol::Assignor,
+    /// Kafka's classic protocol: the group's leader member computes the assignment (with
+    /// `assignor`) and the coordinator carries it; otherwise the coordinator assigns.
+    pub leader_assigns: bool,
     pub auto_offset_reset: OffsetReset,
     /// Group heartbeats (must be well under the coordinator's session timeout).
     pub heartbeat_interval_ms: Option<u64>,

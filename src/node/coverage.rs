@@ -42,6 +42,9 @@ pub enum Situation {
     FencedCommit,
     /// A group completed a rebalance into a new generation.
     Rebalance,
+    /// A group's leader member computed a generation's assignment (Kafka's classic protocol) and
+    /// the coordinator handed it to the members.
+    LeaderAssigned,
     /// A leader answered an idempotent producer's retry from its log, appending nothing.
     IdempotentRetryDeduplicated,
     /// A broker held a request naming a leader epoch newer than it knows.
@@ -82,7 +85,7 @@ pub enum Situation {
 }
 
 impl Situation {
-    pub const ALL: [Situation; 33] = [
+    pub const ALL: [Situation; 34] = [
         Situation::CleanElection,
         Situation::UncleanElection,
         Situation::TruncationOnDivergence,
@@ -99,6 +102,7 @@ impl Situation {
         Situation::CoordinatorFailover,
         Situation::FencedCommit,
         Situation::Rebalance,
+        Situation::LeaderAssigned,
         Situation::IdempotentRetryDeduplicated,
         Situation::FetchParkedForNewerEpoch,
         Situation::ConsumerResetToLogStart,
@@ -137,6 +141,7 @@ impl Situation {
             Situation::CoordinatorFailover => "coordinator-failover",
             Situation::FencedCommit => "fenced-commit",
             Situation::Rebalance => "rebalance",
+            Situation::LeaderAssigned => "leader-assigned",
             Situation::IdempotentRetryDeduplicated => "idempotent-retry-deduplicated",
             Situation::FetchParkedForNewerEpoch => "fetch-parked-for-newer-epoch",
             Situation::ConsumerResetToLogStart => "consumer-reset-to-log-start",

@@ -38,6 +38,9 @@ pub enum ErrorCode {
     /// The request names a generation other than the group's current one: the member missed a
     /// rebalance and is fenced.
     IllegalGeneration,
+    /// The join's protocol type or protocols have nothing in common with the group's members
+    /// (or it asks the coordinator to assign in a group whose leader assigns, or the reverse).
+    InconsistentGroupProtocol,
     /// The group is rebalancing: rejoin.
     RebalanceInProgress,
     /// Clients cannot write to an internal topic (`__consumer_offsets`): only its coordinator

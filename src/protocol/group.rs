@@ -59,21 +59,63 @@ impl std::str::FromStr for Assignor {
     }
 }
 
+/// Who computes a group's assignment. Every member of a group must agree (a join that does not
+/// is refused `InconsistentGroupProtocol`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AssignBy {
+    /// The coordinator computes it from the members' topics, as KIP-848's coordinators do.
+    Coordinator(Assignor),
+    /// Kafka's classic protocol: the coordinator chooses one protocol every member offers (by
+    /// the members' first preferences) and a leader member; the leader receives every member's
+    /// metadata for that protocol, computes the assignment, and hands it to the coordinator in
+    /// its Sync. The coordinator never reads the metadata or the assignment: both are opaque
+    /// bytes it carries (so any assignor a client implements works, sticky ones included).
+    Leader {
+        /// The kind of group (`consumer` for Kafka consumers); all members must name the same.
+        protocol_type: String,
+        /// In the member's order of preference.
+        protocols: Vec<ProtocolOffer>,
+    },
+}
+
+/// One assignment protocol a member offers: its name and the member's metadata for it (for a
+/// Kafka consumer, its subscription).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProtocolOffer {
+    pub name: String,
+    pub metadata: Vec<u8>,
+}
+
+/// What a member learns from a completed join of a group whose leader assigns.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LeaderJoin {
+    /// The protocol chosen for this generation.
+    pub protocol: String,
+    pub leader: MemberId,
+    /// Every member with its metadata for `protocol`, sorted by id: only in the leader's answer
+    /// (empty for the others).
+    pub members: Vec<(MemberId, Vec<u8>)>,
+}
+
 /// A request to a group's coordinator (or, for `FindCoordinator`, to any broker).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum GroupRequest {
     FindCoordinator,
     /// Join (or rejoin) the group. `member` is `None` at the first join; the coordinator answers
-    /// with a new id.
+    /// with a new id. `topics` are what the member reads (the coordinator's assignors use them).
     Join {
         member: Option<MemberId>,
         topics: Vec<String>,
-        assignor: Assignor,
+        assign: AssignBy,
     },
-    /// Ask for this member's assignment in `generation`; answered once the generation is stored.
+    /// Ask for this member's assignment in `generation`; answered once the generation is stored
+    /// (and, when the leader assigns, once the leader's Sync brought the assignment).
+    /// `assignments` is the leader's assignment for every member (opaque bytes), empty from
+    /// every other member and in groups the coordinator assigns.
     Sync {
         member: MemberId,
         generation: Generation,
+        assignments: Vec<(MemberId, Vec<u8>)>,
     },
     Heartbeat {
         member: MemberId,
@@ -83,7 +125,10 @@ pub enum GroupRequest {
         member: MemberId,
     },
     /// Commit `offset` (the next offset to read) for `tp`. Answered once the commit record is
-    /// committed in `__consumer_offsets` under the configured durability.
+    /// committed in `__consumer_offsets` under the configured durability. An empty `member`
+    /// commits outside any generation (a Kafka consumer that reads with `assign`, generation
+    /// -1): accepted only while the group has no members, so it cannot overwrite a live
+    /// member's progress.
     Commit {
         member: MemberId,
         generation: Generation,
@@ -110,10 +155,15 @@ pub enum GroupAnswer {
     Joined {
         member: MemberId,
         generation: Generation,
+        /// `Some` in groups whose leader assigns.
+        leader: Option<LeaderJoin>,
     },
+    /// This member's share: `partitions` when the coordinator assigns, `data` (the leader's
+    /// opaque bytes for this member) when the leader does.
     Assignment {
         generation: Generation,
         partitions: Vec<TopicPartition>,
+        data: Vec<u8>,
     },
     HeartbeatOk,
     Left,

@@ -7,7 +7,8 @@ at its acknowledged partition and offset, with its key and value, that offsets a
 and that the earliest and latest offsets (ListOffsets) are 0 and the record count. Then consumer
 groups (confluent-kafka, subscribe): a member reads everything and commits, a new member resumes
 at the committed offsets; two members split the partitions and one takes them all when the other
-leaves. Exits non-zero with a message on any mismatch.
+leaves, with each of librdkafka's assignors (range, roundrobin, cooperative-sticky: the group's
+leader member assigns). Exits non-zero with a message on any mismatch.
 """
 
 import argparse
@@ -152,13 +153,15 @@ def check_group(bootstrap, topic, acked):
     return more
 
 
-def check_rebalance(bootstrap, topic, partitions):
-    """Two members split the partitions; when one leaves, the other gets them all."""
+def check_rebalance(bootstrap, topic, partitions, strategy):
+    """Two members split the partitions; when one leaves, the other gets them all. The group's
+    leader member assigns with `strategy` (the coordinator only carries its assignment)."""
     seen, stops = {}, {"a": threading.Event(), "b": threading.Event()}
 
     def member(name):
-        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "ci-rebalance",
-                      "auto.offset.reset": "latest"})
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ci-rebalance-{strategy}",
+                      "auto.offset.reset": "latest",
+                      "partition.assignment.strategy": strategy})
         c.subscribe([topic])
         while not stops[name].is_set():
             c.poll(0.2)
@@ -186,7 +189,8 @@ def check_rebalance(bootstrap, topic, partitions):
     wait_for(lambda: seen.get("b") == list(range(partitions)), "the remaining member taking every partition")
     stops["b"].set()
     b.join()
-    print(f"OK rebalance: two members split the partitions {split}; after one left the other held {seen['b']}", flush=True)
+    print(f"OK rebalance ({strategy}): two members split the partitions {split}; "
+          f"after one left the other held {seen['b']}", flush=True)
 
 
 def check(name, acked, got, marks, partitions):
@@ -235,7 +239,8 @@ def main():
     print(f"OK kcat: 20 records produced to partition 0 and read back at offsets {len(before)}..{len(before) + 19}", flush=True)
     acked += tail
     acked += check_group(a.bootstrap, a.topic, acked)
-    check_rebalance(a.bootstrap, a.topic, a.partitions)
+    for strategy in ("range", "roundrobin", "cooperative-sticky"):
+        check_rebalance(a.bootstrap, a.topic, a.partitions, strategy)
     print(f"RESULT ok records={len(acked)} seconds={time.time() - started:.1f}", flush=True)
 
 

@@ -248,6 +248,9 @@ pub fn member_config(sc: &Scenario, index: u32) -> ConsumerConfig {
         } else {
             Assignor::RoundRobin
         },
+        // And who assigns, in pairs of seeds: the coordinator, or the group's leader member
+        // (Kafka's classic protocol, where the coordinator only carries the assignment).
+        leader_assigns: (sc.seed / 2) % 2 == 1,
         auto_offset_reset: OffsetReset::Earliest,
         heartbeat_interval_ms: Some(500),
         request_timeout_ms: Some(2_000),

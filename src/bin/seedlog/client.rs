@@ -71,6 +71,10 @@ pub struct ConsumeArgs {
     /// How the group spreads partitions over members: range or roundrobin.
     #[arg(long, default_value = "range", value_parser = parse_assignor, requires = "group")]
     assignor: Assignor,
+    /// The group's leader member computes the assignment (Kafka's classic protocol; the
+    /// coordinator carries it) instead of the coordinator. Every member of a group must agree.
+    #[arg(long, requires = "group")]
+    leader_assigns: bool,
     /// Seek: start PARTITION at OFFSET (forwards or backwards) instead of the group's committed
     /// offset, when this member first gets it (repeatable).
     #[arg(long, value_name = "PARTITION:OFFSET", value_parser = parse_seek, requires = "group")]
@@ -295,6 +299,7 @@ async fn consume_in_group(args: ConsumeArgs, group: String) -> anyhow::Result<i3
         group,
         topic: args.topic.clone(),
         assignor: args.assignor,
+        leader_assigns: args.leader_assigns,
         auto_offset_reset: args.offset_reset,
         heartbeat_interval_ms: Some(1_000),
         request_timeout_ms: Some(3_000),

@@ -1,7 +1,7 @@
 //! Group membership: coordinator discovery, join, sync, heartbeats, leave, and what each refusal
 //! means for the member.
 
-use super::{refusal, Consumer, GroupCall, InFlight};
+use super::{leader, refusal, Consumer, GroupCall, InFlight};
 use crate::node::{ClientEvent, Context, Stage, Timer};
 use crate::protocol::{ErrorCode, GroupAnswer, GroupMessage, GroupRequest, Message};
 
@@ -23,11 +23,15 @@ impl Consumer {
             GroupCall::Join => GroupRequest::Join {
                 member,
                 topics: vec![self.config.topic.clone()],
-                assignor: self.config.assignor,
+                assign: self.assign_by(),
             },
             GroupCall::Sync => GroupRequest::Sync {
                 member: member.unwrap_or_default(),
                 generation,
+                assignments: match (&self.leading, &self.metadata) {
+                    (Some(join), Some(md)) => leader::assignments(join, md),
+                    _ => Vec::new(),
+                },
             },
             GroupCall::Commit { tp, offset } => GroupRequest::Commit {
                 member: member.unwrap_or_default(),
@@ -111,7 +115,15 @@ impl Consumer {
                 self.bootstrap.advance(&self.config.bootstrap);
                 self.retry_later(cx, false);
             }
-            (GroupCall::Join, Ok(GroupAnswer::Joined { member, generation })) => {
+            (
+                GroupCall::Join,
+                Ok(GroupAnswer::Joined {
+                    member,
+                    generation,
+                    leader,
+                }),
+            ) => {
+                self.leading = leader.filter(|l| l.leader == member);
                 self.member = Some(member);
                 self.generation = Some(generation);
                 self.assignment = None;
@@ -121,8 +133,15 @@ impl Consumer {
                 Ok(GroupAnswer::Assignment {
                     generation,
                     partitions,
+                    data,
                 }),
             ) if Some(generation) == self.generation => {
+                let partitions = if self.config.leader_assigns {
+                    leader::share(&data)
+                } else {
+                    partitions
+                };
+                self.leading = None;
                 cx.observe(ClientEvent::Assigned {
                     group,
                     member: self.member.clone().unwrap_or_default(),
@@ -211,6 +230,7 @@ impl Consumer {
         }
         self.generation = None;
         self.assignment = None;
+        self.leading = None;
         self.positions.clear();
         self.committed.clear();
         self.dirty.clear();

@@ -8,14 +8,15 @@
 //! `mod.rs` holds the state and the entry points; `membership.rs` the coordinator, join, sync,
 //! heartbeat and leave; `progress.rs` positions, fetching, processing and committing.
 
+mod leader;
 mod membership;
 mod progress;
 
 use super::client::Bootstrap;
 use super::{Bug, ClientEvent, ConsumerConfig, Context, Stage, Timer};
 use crate::protocol::{
-    BrokerId, ClusterMetadata, ErrorCode, Generation, LogEntry, MemberId, Message, NodeId, Offset,
-    TopicPartition,
+    BrokerId, ClusterMetadata, ErrorCode, Generation, LeaderJoin, LogEntry, MemberId, Message,
+    NodeId, Offset, TopicPartition,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -67,6 +68,9 @@ pub struct Consumer {
     bootstrap: Bootstrap,
     coordinator: Option<BrokerId>,
     member: Option<MemberId>,
+    /// This member leads the generation it joined (its leader computes the assignment): the
+    /// members and their metadata, until its sync is answered.
+    leading: Option<LeaderJoin>,
     /// Set once joined; the assignment once synced in that generation.
     generation: Option<Generation>,
     assignment: Option<Vec<TopicPartition>>,
@@ -101,6 +105,7 @@ impl Consumer {
             bootstrap: Bootstrap::default(),
             coordinator: None,
             member: None,
+            leading: None,
             generation: None,
             assignment: None,
             positions: BTreeMap::new(),
@@ -232,6 +237,12 @@ impl Consumer {
             return self.join(cx);
         }
         if self.assignment.is_none() {
+            // A leader assigns from metadata that knows every subscribed topic.
+            if let Some(join) = &self.leading {
+                if leader::unknown_topics(join, self.metadata.as_ref()) {
+                    return self.request_metadata(cx);
+                }
+            }
             return self.sync(cx);
         }
         self.advance(cx);

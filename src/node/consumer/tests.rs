@@ -10,12 +10,17 @@ use crate::protocol::{
 use std::sync::Arc;
 
 fn consumer(process_ms: Option<u64>, bugs: &[Bug]) -> Consumer {
+    consumer_assigning(process_ms, bugs, false)
+}
+
+fn consumer_assigning(process_ms: Option<u64>, bugs: &[Bug], leader_assigns: bool) -> Consumer {
     Consumer::new(Arc::new(ConsumerConfig {
         id: 50,
         bootstrap: vec![0],
         group: "g".into(),
         topic: "t".into(),
         assignor: Assignor::Range,
+        leader_assigns,
         auto_offset_reset: OffsetReset::Earliest,
         heartbeat_interval_ms: None,
         request_timeout_ms: None,
@@ -64,10 +69,12 @@ fn member_fetching(c: &mut Consumer) -> Vec<Effect> {
         GroupAnswer::Joined {
             member: "m".into(),
             generation: 1,
+            leader: None,
         },
         GroupAnswer::Assignment {
             generation: 1,
             partitions: vec![tp()],
+            data: Vec::new(),
         },
         GroupAnswer::Offset(Some(3)),
     ];
@@ -281,4 +288,75 @@ fn a_fetch_past_the_log_end_resets_to_the_log_start_with_earliest() {
     let fx = out_of_range(&mut c, 1);
     assert_eq!(observed(&fx), ["reset t-0 to the log start 1"]);
     assert_eq!(fetch_offset(&fx), Some(1));
+}
+
+#[test]
+fn a_leading_member_assigns_from_fresh_metadata_and_reads_its_share() {
+    use crate::protocol::{AssignBy, LeaderJoin};
+    let mut c = consumer_assigning(None, &[], true);
+    let mut cx = Context::new(0);
+    c.on_start(&mut cx);
+    let (corr, _) = sent_group(&cx.take_effects()).expect("finds its coordinator");
+    let fx = answer(&mut c, corr, GroupAnswer::Coordinator(0));
+    let (corr, join) = sent_group(&fx).expect("joins");
+    let GroupRequest::Join {
+        assign: AssignBy::Leader { protocols, .. },
+        ..
+    } = join
+    else {
+        panic!("a member whose leader assigns offers protocols: {join:?}")
+    };
+    assert_eq!(protocols[0].name, "range");
+    // It leads; the other member reads the same topic. It knows no partitions yet, so it
+    // asks for metadata before it assigns.
+    let topics = protocols[0].metadata.clone();
+    let lead = LeaderJoin {
+        protocol: "range".into(),
+        leader: "m".into(),
+        members: vec![("m".into(), topics.clone()), ("n".into(), topics)],
+    };
+    let joined = GroupAnswer::Joined {
+        member: "m".into(),
+        generation: 1,
+        leader: Some(lead),
+    };
+    let fx = answer(&mut c, corr, joined);
+    assert!(sent_group(&fx).is_none(), "no sync before metadata: {fx:?}");
+    let mut cx = Context::new(0);
+    let partition = |p| PartitionState {
+        tp: TopicPartition::new("t", p),
+        replicas: vec![0],
+        leader: Some(0),
+        leader_epoch: 1,
+        isr: vec![0],
+        partition_epoch: 1,
+    };
+    let md = ClusterMetadata {
+        version: 1,
+        brokers: vec![],
+        partitions: vec![partition(0), partition(1)],
+    };
+    c.on_message(&mut cx, 0, Message::MetadataResponse(md));
+    let (corr, sync) = sent_group(&cx.take_effects()).expect("syncs");
+    let GroupRequest::Sync { assignments, .. } = sync else {
+        panic!("{sync:?}")
+    };
+    let shares: Vec<(String, Vec<TopicPartition>)> = assignments
+        .iter()
+        .map(|(m, d)| (m.clone(), super::leader::share(d)))
+        .collect();
+    let t = |p| vec![TopicPartition::new("t", p)];
+    assert_eq!(shares, vec![("m".into(), t(0)), ("n".into(), t(1))]);
+    // Its share comes back as the leader encoded it; the assignment is what it decodes.
+    let mine = assignments[0].1.clone();
+    let answered = GroupAnswer::Assignment {
+        generation: 1,
+        partitions: Vec::new(),
+        data: mine,
+    };
+    let fx = answer(&mut c, corr, answered);
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Observe(ClientEvent::Assigned { partitions, .. }) if partitions == &t(0)
+    )));
 }

@@ -1,7 +1,10 @@
 //! One consumer group as its coordinator sees it: members, generation, the rebalance in progress,
 //! the current assignment and the committed offsets.
 
-use crate::protocol::{Assignor, Generation, MemberId, NodeId, Offset, TopicPartition};
+use crate::protocol::{
+    AssignBy, Assignor, ErrorCode, Generation, MemberId, NodeId, Offset, ProtocolOffer,
+    TopicPartition,
+};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -19,6 +22,8 @@ pub enum GroupState {
 pub struct Member {
     pub client: NodeId,
     pub topics: Vec<String>,
+    /// The protocols it offers, in its order of preference (empty when the coordinator assigns).
+    pub protocols: Vec<ProtocolOffer>,
     /// Rejoined in the rebalance in progress.
     pub rejoined: bool,
 }
@@ -31,13 +36,72 @@ pub struct Waiting {
     pub member: MemberId,
 }
 
+/// Who assigns, fixed by the first member to join an empty group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    Coordinator(Assignor),
+    Leader(Classic),
+}
+
+/// Kafka's classic protocol, where a leader member assigns.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Classic {
+    pub protocol_type: String,
+    /// Chosen when a generation completes.
+    pub protocol: Option<String>,
+    pub leader: Option<MemberId>,
+    /// The leader's assignment for the current generation, once its Sync brought it.
+    pub assignment: Option<BTreeMap<MemberId, Vec<u8>>>,
+}
+
+impl Classic {
+    /// The protocols every member offers, in `first`'s order of preference.
+    pub fn candidates<'a>(members: impl Iterator<Item = &'a Member> + Clone) -> Vec<String> {
+        let Some(first) = members.clone().next() else {
+            return Vec::new();
+        };
+        first
+            .protocols
+            .iter()
+            .map(|p| p.name.clone())
+            .filter(|name| {
+                members
+                    .clone()
+                    .all(|m| m.protocols.iter().any(|p| &p.name == name))
+            })
+            .collect()
+    }
+
+    /// Kafka's vote: among the candidates, the one most members prefer most (each votes for its
+    /// first-preferred candidate); ties go to the earliest candidate.
+    pub fn choose<'a>(members: impl Iterator<Item = &'a Member> + Clone) -> Option<String> {
+        let candidates = Self::candidates(members.clone());
+        let mut votes = vec![0usize; candidates.len()];
+        for m in members {
+            let pick = m
+                .protocols
+                .iter()
+                .find_map(|p| candidates.iter().position(|c| c == &p.name));
+            if let Some(i) = pick {
+                votes[i] += 1;
+            }
+        }
+        let best = votes.iter().copied().max()?;
+        let i = votes.iter().position(|&v| v == best)?;
+        candidates.get(i).cloned()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Group {
     pub generation: Generation,
     pub state: GroupState,
-    pub assignor: Assignor,
+    pub mode: Mode,
     pub members: BTreeMap<MemberId, Member>,
+    /// The coordinator's assignment (when it assigns) of the current generation.
     pub assignment: BTreeMap<MemberId, Vec<TopicPartition>>,
+    /// The current generation's record is committed in `__consumer_offsets`.
+    pub generation_stored: bool,
     /// Committed offsets (the next offset to read), as of the coordinator's high watermark.
     pub offsets: BTreeMap<TopicPartition, Offset>,
     pub waiting_joins: Vec<Waiting>,
@@ -49,12 +113,96 @@ impl Group {
         Group {
             generation: 0,
             state: GroupState::Empty,
-            assignor: Assignor::Range,
+            mode: Mode::Coordinator(Assignor::Range),
             members: BTreeMap::new(),
             assignment: BTreeMap::new(),
+            generation_stored: false,
             offsets: BTreeMap::new(),
             waiting_joins: Vec::new(),
             waiting_syncs: Vec::new(),
+        }
+    }
+
+    /// The current generation's assignment is known to the coordinator (it computed it, or the
+    /// leader's Sync brought it) and its record is committed: syncs can be answered.
+    pub fn ready(&self) -> bool {
+        self.generation_stored
+            && match &self.mode {
+                Mode::Coordinator(_) => true,
+                Mode::Leader(c) => c.assignment.is_some(),
+            }
+    }
+
+    /// `member`'s share of the current generation, as answered to its Sync.
+    pub fn share_of(&self, member: &MemberId) -> (Vec<TopicPartition>, Vec<u8>) {
+        match &self.mode {
+            Mode::Coordinator(_) => (
+                self.assignment.get(member).cloned().unwrap_or_default(),
+                Vec::new(),
+            ),
+            Mode::Leader(c) => (
+                Vec::new(),
+                c.assignment
+                    .as_ref()
+                    .and_then(|a| a.get(member).cloned())
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+
+    /// Whether `id` may join with `assign`: the first member of an empty group (or its only
+    /// member, rejoining) decides who assigns; any other must agree, and in a group whose
+    /// leader assigns must name the same protocol type and offer a protocol every current
+    /// member offers (Kafka's rule, which keeps a common protocol for the next generation).
+    pub fn admit(&mut self, id: &MemberId, assign: &AssignBy) -> Result<(), ErrorCode> {
+        let others = self
+            .members
+            .iter()
+            .filter(|(m, _)| *m != id)
+            .map(|(_, m)| m);
+        let alone = others.clone().next().is_none();
+        match (&self.mode, assign) {
+            (
+                _,
+                AssignBy::Leader {
+                    protocol_type,
+                    protocols,
+                },
+            ) if protocol_type.is_empty() || protocols.is_empty() => {
+                Err(ErrorCode::InconsistentGroupProtocol)
+            }
+            (Mode::Coordinator(_), AssignBy::Coordinator(a)) => {
+                if alone {
+                    self.mode = Mode::Coordinator(*a);
+                }
+                Ok(())
+            }
+            (
+                Mode::Leader(c),
+                AssignBy::Leader {
+                    protocol_type,
+                    protocols,
+                },
+            ) if &c.protocol_type == protocol_type && !alone => {
+                let candidates = Classic::candidates(others);
+                if protocols.iter().any(|p| candidates.contains(&p.name)) {
+                    Ok(())
+                } else {
+                    Err(ErrorCode::InconsistentGroupProtocol)
+                }
+            }
+            (_, _) if !alone => Err(ErrorCode::InconsistentGroupProtocol),
+            (_, AssignBy::Coordinator(a)) => {
+                self.mode = Mode::Coordinator(*a);
+                Ok(())
+            }
+            (_, AssignBy::Leader { protocol_type, .. }) => {
+                self.mode = Mode::Leader(Classic {
+                    protocol_type: protocol_type.clone(),
+                    ..Classic::default()
+                });
+                Ok(())
+            }
         }
     }
 
@@ -70,6 +218,10 @@ impl Group {
     pub fn prepare_rebalance(&mut self, except: Option<&MemberId>) -> Vec<Waiting> {
         self.state = GroupState::PreparingRebalance;
         self.assignment.clear();
+        self.generation_stored = false;
+        if let Mode::Leader(c) = &mut self.mode {
+            c.assignment = None;
+        }
         for (id, m) in &mut self.members {
             m.rejoined = Some(id) == except;
         }

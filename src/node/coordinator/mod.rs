@@ -20,14 +20,14 @@ mod group;
 mod tests;
 
 pub use assign::assign;
-pub use group::{Group, GroupState, Member, Waiting};
+pub use group::{Classic, Group, GroupState, Member, Mode, Waiting};
 
 use super::{Context, Situation, Timer};
 use crate::log::{ensure, Checked, PartitionLog};
 use crate::protocol::{
-    ClusterMetadata, ErrorCode, Generation, GroupAnswer, GroupMessage, GroupRequest, GroupResponse,
-    LeaderEpoch, MemberId, Message, NodeId, Offset, OffsetsKey, OffsetsValue, Record,
-    TopicPartition,
+    AssignBy, ClusterMetadata, ErrorCode, Generation, GroupAnswer, GroupMessage, GroupRequest,
+    GroupResponse, LeaderEpoch, LeaderJoin, MemberId, Message, NodeId, Offset, OffsetsKey,
+    OffsetsValue, Record, TopicPartition,
 };
 use std::collections::BTreeMap;
 
@@ -242,16 +242,8 @@ impl Coordinator {
                         continue;
                     };
                     if g.generation == generation && g.state == GroupState::CompletingRebalance {
-                        g.state = GroupState::Stable;
-                        for w in std::mem::take(&mut g.waiting_syncs) {
-                            let partitions =
-                                g.assignment.get(&w.member).cloned().unwrap_or_default();
-                            let answer = GroupAnswer::Assignment {
-                                generation,
-                                partitions,
-                            };
-                            reply(cx, w.client, &group, w.correlation, Ok(answer));
-                        }
+                        g.generation_stored = true;
+                        settle(cx, &group, g);
                     }
                 }
             }
@@ -336,7 +328,7 @@ impl Coordinator {
             GroupRequest::Join {
                 member,
                 topics,
-                assignor,
+                assign,
             } => {
                 let id = match member {
                     Some(id)
@@ -363,14 +355,20 @@ impl Coordinator {
                     }
                 };
                 let g = self.groups.entry(name.clone()).or_default();
-                if g.members.is_empty() {
-                    g.assignor = assignor;
+                if let Err(e) = g.admit(&id, &assign) {
+                    reply(cx, from, &name, correlation, Err(e));
+                    return writes;
                 }
+                let protocols = match assign {
+                    AssignBy::Leader { protocols, .. } => protocols,
+                    AssignBy::Coordinator(_) => Vec::new(),
+                };
                 g.members.insert(
                     id.clone(),
                     Member {
                         client: from,
                         topics,
+                        protocols,
                         rejoined: true,
                     },
                 );
@@ -390,19 +388,36 @@ impl Coordinator {
                 writes.extend(self.try_complete(cx, md, &name, false));
                 return writes;
             }
-            GroupRequest::Sync { member, generation } => {
+            GroupRequest::Sync {
+                member,
+                generation,
+                assignments,
+            } => {
                 match self.check_member(&name, &member, generation) {
                     Err(e) => Err(e),
                     Ok(g) => {
                         cx.set_timer(session_timer(&name, &member), settings.session_timeout_ms);
                         match g.state {
-                            GroupState::Stable => Ok(GroupAnswer::Assignment {
-                                generation,
-                                partitions: g.assignment.get(&member).cloned().unwrap_or_default(),
-                            }),
+                            GroupState::Stable => {
+                                let (partitions, data) = g.share_of(&member);
+                                Ok(GroupAnswer::Assignment {
+                                    generation,
+                                    partitions,
+                                    data,
+                                })
+                            }
                             GroupState::CompletingRebalance => {
+                                // Only the leader's Sync carries the assignment; the first one
+                                // of the generation counts (a retried Sync repeats it).
+                                if let Mode::Leader(c) = &mut g.mode {
+                                    if c.leader.as_ref() == Some(&member) && c.assignment.is_none()
+                                    {
+                                        c.assignment = Some(assignments.into_iter().collect());
+                                    }
+                                }
                                 g.waiting_syncs.retain(|w| w.member != member);
                                 g.waiting_syncs.push(waiting(&member));
+                                settle(cx, &name, g);
                                 return writes;
                             }
                             _ => Err(ErrorCode::RebalanceInProgress),
@@ -444,6 +459,14 @@ impl Coordinator {
             } => {
                 let check = if settings.accept_stale_generation {
                     Ok(())
+                } else if member.is_empty() {
+                    // Outside any generation: only into a group nobody is a member of.
+                    let group = self.groups.get(&name);
+                    if group.is_none_or(|g| g.members.is_empty()) {
+                        Ok(())
+                    } else {
+                        Err(ErrorCode::UnknownMemberId)
+                    }
                 } else {
                     self.check_member(&name, &member, generation).and_then(|g| {
                         if g.state == GroupState::CompletingRebalance {
@@ -636,24 +659,38 @@ impl Coordinator {
         }
         g.generation += 1;
         g.state = GroupState::CompletingRebalance;
+        g.generation_stored = false;
         cx.reached(Situation::Rebalance);
-        let subscriptions: BTreeMap<MemberId, Vec<String>> = g
-            .members
-            .iter()
-            .map(|(id, m)| (id.clone(), m.topics.clone()))
-            .collect();
-        let mut counts: BTreeMap<String, u32> = BTreeMap::new();
-        for topics in subscriptions.values() {
-            for t in topics {
-                counts.insert(t.clone(), md.partition_count(t));
+        match &mut g.mode {
+            Mode::Coordinator(assignor) => {
+                let subscriptions: BTreeMap<MemberId, Vec<String>> = g
+                    .members
+                    .iter()
+                    .map(|(id, m)| (id.clone(), m.topics.clone()))
+                    .collect();
+                let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+                for topics in subscriptions.values() {
+                    for t in topics {
+                        counts.insert(t.clone(), md.partition_count(t));
+                    }
+                }
+                g.assignment = assign(*assignor, &subscriptions, &counts);
+            }
+            Mode::Leader(c) => {
+                // The leader stays while it is a member; otherwise the first member by id.
+                if !c.leader.as_ref().is_some_and(|l| g.members.contains_key(l)) {
+                    c.leader = g.members.keys().next().cloned();
+                }
+                c.protocol = Classic::choose(g.members.values());
+                c.assignment = None;
             }
         }
-        g.assignment = assign(g.assignor, &subscriptions, &counts);
         let generation = g.generation;
         for w in std::mem::take(&mut g.waiting_joins) {
             let answer = GroupAnswer::Joined {
                 member: w.member.clone(),
                 generation,
+                leader: leader_join(g, &w.member),
             };
             reply(cx, w.client, name, w.correlation, Ok(answer));
         }
@@ -667,6 +704,56 @@ impl Coordinator {
                 generation,
             },
         }]
+    }
+}
+
+/// What a joining member learns of a group whose leader assigns: the protocol, the leader, and
+/// (the leader only) every member's metadata for the protocol.
+fn leader_join(g: &Group, member: &MemberId) -> Option<LeaderJoin> {
+    let Mode::Leader(c) = &g.mode else {
+        return None;
+    };
+    let protocol = c.protocol.clone().unwrap_or_default();
+    let leader = c.leader.clone().unwrap_or_default();
+    let members = if &leader == member {
+        g.members
+            .iter()
+            .map(|(id, m)| {
+                let offer = m.protocols.iter().find(|p| p.name == protocol);
+                (
+                    id.clone(),
+                    offer.map(|p| p.metadata.clone()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Some(LeaderJoin {
+        protocol,
+        leader,
+        members,
+    })
+}
+
+/// Completes a generation whose record is committed and whose assignment is known: the group
+/// is stable and every parked Sync gets its member's share.
+fn settle(cx: &mut Context, name: &str, g: &mut Group) {
+    if g.state != GroupState::CompletingRebalance || !g.ready() {
+        return;
+    }
+    g.state = GroupState::Stable;
+    if matches!(g.mode, Mode::Leader(_)) {
+        cx.reached(Situation::LeaderAssigned);
+    }
+    for w in std::mem::take(&mut g.waiting_syncs) {
+        let (partitions, data) = g.share_of(&w.member);
+        let answer = GroupAnswer::Assignment {
+            generation: g.generation,
+            partitions,
+            data,
+        };
+        reply(cx, w.client, name, w.correlation, Ok(answer));
     }
 }
 

@@ -7,8 +7,8 @@ use crate::node::{
     PRODUCER_ID_BLOCK_SIZE,
 };
 use crate::protocol::{
-    Assignor, ErrorCode, GroupAnswer, GroupMessage, GroupRequest, Message, TopicPartition,
-    OFFSETS_TOPIC,
+    AssignBy, Assignor, ErrorCode, GroupAnswer, GroupMessage, GroupRequest, Message,
+    TopicPartition, OFFSETS_TOPIC,
 };
 use std::sync::Arc;
 
@@ -73,7 +73,7 @@ fn join(b: &mut Broker, from: u32, member: Option<&str>) -> Vec<(u32, Answer)> {
     let request = GroupRequest::Join {
         member: member.map(str::to_string),
         topics: vec!["t".into()],
-        assignor: Assignor::Range,
+        assign: AssignBy::Coordinator(Assignor::Range),
     };
     ask(b, from, request)
 }
@@ -82,9 +82,9 @@ fn joined(answers: &[(u32, Answer)], client: u32) -> (String, u32) {
     answers
         .iter()
         .find_map(|(to, a)| match a {
-            Ok(GroupAnswer::Joined { member, generation }) if *to == client => {
-                Some((member.clone(), *generation))
-            }
+            Ok(GroupAnswer::Joined {
+                member, generation, ..
+            }) if *to == client => Some((member.clone(), *generation)),
             _ => None,
         })
         .unwrap_or_else(|| panic!("no join answer for {client} in {answers:?}"))
@@ -97,6 +97,7 @@ fn sync(b: &mut Broker, from: u32, member: &str, generation: u32) -> Answer {
         GroupRequest::Sync {
             member: member.into(),
             generation,
+            assignments: Vec::new(),
         },
     );
     r.into_iter().next().expect("answered at once").1
@@ -137,7 +138,8 @@ fn two_members(b: &mut Broker) -> (String, String) {
         a,
         Ok(GroupAnswer::Assignment {
             generation: 1,
-            partitions: all
+            partitions: all,
+            data: Vec::new(),
         })
     );
     // A second member starts a rebalance; the first learns it from its heartbeat, rejoins.
@@ -165,11 +167,13 @@ fn two_members(b: &mut Broker) -> (String, String) {
         (
             Ok(GroupAnswer::Assignment {
                 generation: 2,
-                partitions: vec![TopicPartition::new("t", 0)]
+                partitions: vec![TopicPartition::new("t", 0)],
+                data: Vec::new(),
             }),
             Ok(GroupAnswer::Assignment {
                 generation: 2,
-                partitions: vec![TopicPartition::new("t", 1)]
+                partitions: vec![TopicPartition::new("t", 1)],
+                data: Vec::new(),
             })
         )
     );
@@ -431,4 +435,186 @@ fn every_coordinator_invariant_trips_on_a_broken_state() {
     let mut checkpoint = c.clone();
     checkpoint.checkpoint = Some((1, 5));
     assert_eq!(rule(&checkpoint), Err("coordinator-checkpoint-within-log"));
+}
+
+// Kafka's classic protocol: the leader member assigns, the coordinator carries opaque bytes.
+
+fn offer(name: &str, metadata: &[u8]) -> crate::protocol::ProtocolOffer {
+    crate::protocol::ProtocolOffer {
+        name: name.into(),
+        metadata: metadata.to_vec(),
+    }
+}
+
+fn join_leader(
+    b: &mut Broker,
+    from: u32,
+    member: Option<&str>,
+    protocols: &[(&str, &[u8])],
+) -> Vec<(u32, Answer)> {
+    let request = GroupRequest::Join {
+        member: member.map(str::to_string),
+        topics: Vec::new(),
+        assign: AssignBy::Leader {
+            protocol_type: "consumer".into(),
+            protocols: protocols.iter().map(|(n, m)| offer(n, m)).collect(),
+        },
+    };
+    ask(b, from, request)
+}
+
+fn leader_join_of(answers: &[(u32, Answer)], client: u32) -> crate::protocol::LeaderJoin {
+    answers
+        .iter()
+        .find_map(|(to, a)| match a {
+            Ok(GroupAnswer::Joined {
+                leader: Some(l), ..
+            }) if *to == client => Some(l.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no leader join for {client} in {answers:?}"))
+}
+
+fn sync_with(
+    b: &mut Broker,
+    from: u32,
+    member: &str,
+    generation: u32,
+    assignments: Vec<(String, Vec<u8>)>,
+) -> Vec<(u32, Answer)> {
+    let request = GroupRequest::Sync {
+        member: member.into(),
+        generation,
+        assignments,
+    };
+    ask(b, from, request)
+}
+
+fn data(answers: &[(u32, Answer)], client: u32) -> Vec<u8> {
+    answers
+        .iter()
+        .find_map(|(to, a)| match a {
+            Ok(GroupAnswer::Assignment { data, .. }) if *to == client => Some(data.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no assignment for {client} in {answers:?}"))
+}
+
+/// Two members of a leader-assigned group in generation 2: (leader, follower) ids, by client.
+fn leader_and_follower(b: &mut Broker) -> (String, String) {
+    let first = join_leader(b, 101, None, &[("sticky", b"A1"), ("range", b"A2")]);
+    let (m1, _) = joined(&first, 101);
+    assert_eq!(leader_join_of(&first, 101).leader, m1, "alone, it leads");
+    let done = sync_with(b, 101, &m1, 1, vec![(m1.clone(), b"all".to_vec())]);
+    assert_eq!(data(&done, 101), b"all");
+    assert!(join_leader(b, 102, None, &[("range", b"B2"), ("sticky", b"B1")]).is_empty());
+    let both = join_leader(b, 101, Some(&m1), &[("sticky", b"A1"), ("range", b"A2")]);
+    let (m2, generation) = joined(&both, 102);
+    assert_eq!(generation, 2);
+    (m1, m2)
+}
+
+#[test]
+fn the_leader_gets_every_members_metadata_and_its_assignment_reaches_the_others() {
+    let mut b = broker(&[]);
+    let first = join_leader(&mut b, 101, None, &[("sticky", b"A1"), ("range", b"A2")]);
+    let (m1, _) = joined(&first, 101);
+    sync_with(&mut b, 101, &m1, 1, vec![(m1.clone(), b"all".to_vec())]);
+    assert!(join_leader(&mut b, 102, None, &[("range", b"B2"), ("sticky", b"B1")]).is_empty());
+    let both = join_leader(
+        &mut b,
+        101,
+        Some(&m1),
+        &[("sticky", b"A1"), ("range", b"A2")],
+    );
+    let (m2, _) = joined(&both, 102);
+    // One vote each: the tie goes to the first member's preference. The leader stays the
+    // leader; it alone sees the members, each with its metadata for the chosen protocol.
+    let lead = leader_join_of(&both, 101);
+    let follow = leader_join_of(&both, 102);
+    assert_eq!((lead.protocol.as_str(), &lead.leader), ("sticky", &m1));
+    assert_eq!(
+        lead.members,
+        vec![(m1.clone(), b"A1".to_vec()), (m2.clone(), b"B1".to_vec())]
+    );
+    assert_eq!((follow.leader, follow.members.len()), (m1.clone(), 0));
+    // The follower's sync waits for the leader's, which brings the assignment for both.
+    assert!(sync_with(&mut b, 102, &m2, 2, Vec::new()).is_empty());
+    let shares = vec![(m1.clone(), b"t-0".to_vec()), (m2.clone(), b"t-1".to_vec())];
+    let done = sync_with(&mut b, 101, &m1, 2, shares);
+    assert_eq!(
+        (data(&done, 101), data(&done, 102)),
+        (b"t-0".to_vec(), b"t-1".to_vec())
+    );
+    // Once stable, a late sync gets the same share; a follower cannot replace the assignment.
+    let again = sync_with(&mut b, 102, &m2, 2, vec![(m2.clone(), b"mine".to_vec())]);
+    assert_eq!(data(&again, 102), b"t-1");
+}
+
+#[test]
+fn a_follower_waits_for_the_leader_and_a_leader_that_leaves_is_replaced() {
+    let mut b = broker(&[]);
+    let (m1, m2) = leader_and_follower(&mut b);
+    assert!(sync_with(&mut b, 102, &m2, 2, Vec::new()).is_empty());
+    // The leader leaves without syncing: the follower's parked sync is told to rejoin, and
+    // alone it becomes the leader of generation 3.
+    let left = ask(&mut b, 101, GroupRequest::Leave { member: m1 });
+    assert!(
+        left.contains(&(102, Err(ErrorCode::RebalanceInProgress))),
+        "{left:?}"
+    );
+    let alone = join_leader(
+        &mut b,
+        102,
+        Some(&m2),
+        &[("range", b"B2"), ("sticky", b"B1")],
+    );
+    let lead = leader_join_of(&alone, 102);
+    assert_eq!((lead.leader, lead.protocol.as_str()), (m2, "range"));
+}
+
+#[test]
+fn a_join_that_shares_no_protocol_or_mode_with_the_group_is_refused() {
+    let mut b = broker(&[]);
+    let (_, _) = leader_and_follower(&mut b);
+    let refused = Err(ErrorCode::InconsistentGroupProtocol);
+    let none_common = join_leader(&mut b, 103, None, &[("cooperative-sticky", b"C")]);
+    assert_eq!(none_common, vec![(103, refused.clone())]);
+    // A member asking the coordinator to assign cannot join a group whose leader assigns.
+    assert_eq!(join(&mut b, 104, None), vec![(104, refused.clone())]);
+    // Nor one with another protocol type, nor one offering nothing.
+    let other_type = GroupRequest::Join {
+        member: None,
+        topics: Vec::new(),
+        assign: AssignBy::Leader {
+            protocol_type: "connect".into(),
+            protocols: vec![offer("range", b"")],
+        },
+    };
+    assert_eq!(ask(&mut b, 105, other_type), vec![(105, refused.clone())]);
+    let mut fresh = broker(&[]);
+    assert_eq!(
+        join_leader(&mut fresh, 106, None, &[]),
+        vec![(106, refused)]
+    );
+}
+
+#[test]
+fn a_commit_outside_any_generation_is_taken_only_while_the_group_has_no_members() {
+    let mut b = broker(&[]);
+    // A consumer reading with `assign`: no member id, no generation.
+    assert_eq!(commit(&mut b, 101, "", 0, 4), Ok(GroupAnswer::Committed));
+    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(Some(4))));
+    // Once the group has members, such a commit would overwrite their progress: refused.
+    let (m1, m2) = two_members(&mut b);
+    assert_eq!(
+        commit(&mut b, 103, "", 0, 1),
+        Err(ErrorCode::UnknownMemberId)
+    );
+    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(Some(4))));
+    // The members leave; the group is empty and takes it again.
+    ask(&mut b, 101, GroupRequest::Leave { member: m1 });
+    ask(&mut b, 102, GroupRequest::Leave { member: m2 });
+    assert_eq!(commit(&mut b, 103, "", 0, 9), Ok(GroupAnswer::Committed));
+    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(Some(9))));
 }

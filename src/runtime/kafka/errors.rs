@@ -46,6 +46,7 @@ pub fn kafka_code(e: ErrorCode) -> i16 {
         ErrorCode::CoordinatorNotAvailable => 15,
         ErrorCode::UnknownMemberId => 25,
         ErrorCode::IllegalGeneration => 22,
+        ErrorCode::InconsistentGroupProtocol => 23,
         ErrorCode::RebalanceInProgress => 27,
         ErrorCode::InvalidTopic => 17,
         ErrorCode::InvalidRecord => INVALID_RECORD,

@@ -43,6 +43,7 @@ pub async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<
             let sync = GroupRequest::Sync {
                 member: req.member_id.to_string(),
                 generation,
+                assignments: groups::assignments(&req.assignments),
             };
             let wait = Duration::from_secs(30);
             let result = group_calls(shared, &req.group_id.0, vec![sync], wait)
@@ -51,14 +52,8 @@ pub async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<
                 .flatten();
             let mut resp = SyncGroupResponse::default();
             match &result {
-                Some(Ok(GroupAnswer::Assignment { partitions, .. })) => {
-                    match groups::assignment(partitions) {
-                        Ok(bytes) => resp.assignment = bytes,
-                        Err(e) => {
-                            tracing::warn!("kafka: cannot encode an assignment: {e}");
-                            return None;
-                        }
-                    }
+                Some(Ok(GroupAnswer::Assignment { data, .. })) => {
+                    resp.assignment = data.clone().into();
                     if version >= 5 {
                         resp.protocol_type = req.protocol_type.clone();
                         resp.protocol_name = req.protocol_name.clone();
@@ -242,30 +237,16 @@ async fn find_coordinator(
 async fn join_group(shared: &Shared, req: &JoinGroupRequest, version: i16) -> JoinGroupResponse {
     let mut resp = JoinGroupResponse::default();
     resp.member_id = req.member_id.clone();
-    let (join, protocol) = match groups::join(req) {
-        Ok(j) => j,
-        Err(code) => {
-            resp.error_code = code;
-            return resp;
-        }
-    };
     // A join waits for the rebalance: up to the coordinator's rebalance timeout.
     let wait = millis(req.rebalance_timeout_ms.max(req.session_timeout_ms)) + GRACE;
+    let join = groups::join(req);
     let result = group_calls(shared, &req.group_id.0, vec![join], wait)
         .await
         .pop()
         .flatten();
-    match result {
-        Some(Ok(GroupAnswer::Joined { member, generation })) => {
-            resp.generation_id = generation as i32;
-            resp.protocol_name = Some(protocol);
-            if version >= 7 {
-                resp.protocol_type = Some(StrBytes::from_static_str("consumer"));
-            }
-            resp.leader = StrBytes::from_static_str(groups::LEADER);
-            resp.member_id = StrBytes::from_string(member);
-        }
-        other => resp.error_code = groups::code(&other),
+    match &result {
+        Some(Ok(answer)) => groups::joined(&mut resp, answer, req, version),
+        other => resp.error_code = groups::code(other),
     }
     resp
 }
