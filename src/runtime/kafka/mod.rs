@@ -18,6 +18,8 @@ mod conn;
 mod encode;
 mod errors;
 mod fetch;
+#[cfg(test)]
+mod fuzz;
 mod group_api;
 mod groups;
 mod list_offsets;

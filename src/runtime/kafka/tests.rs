@@ -75,7 +75,7 @@ fn connect(
     (client, tokio::spawn(conn::serve(shared, server)))
 }
 
-fn request(key: ApiKey, version: i16, correlation: i32, body: &RequestKind) -> Bytes {
+pub(super) fn request(key: ApiKey, version: i16, correlation: i32, body: &RequestKind) -> Bytes {
     let mut buf = BytesMut::new();
     let mut header = RequestHeader::default();
     header.request_api_key = key as i16;
@@ -135,7 +135,7 @@ fn records(values: &[&str]) -> Vec<kafka_protocol::records::Record> {
         .collect()
 }
 
-fn batch(values: &[&str], compression: Compression) -> Bytes {
+pub(super) fn batch(values: &[&str], compression: Compression) -> Bytes {
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
@@ -529,7 +529,7 @@ fn the_walk_accepts_every_advertised_version_of_every_request() {
     }
 }
 
-fn sample(key: ApiKey, version: i16) -> RequestKind {
+pub(super) fn sample(key: ApiKey, version: i16) -> RequestKind {
     let name = || TopicName(StrBytes::from_static_str("t"));
     match key {
         ApiKey::Produce => produce(-1, 1, batch(&["a"], Compression::None)),
@@ -680,24 +680,6 @@ fn sample(key: ApiKey, version: i16) -> RequestKind {
             RequestKind::OffsetFetch(req)
         }
         _ => unreachable!("not advertised"),
-    }
-}
-
-proptest::proptest! {
-    /// Arbitrary bytes after a served API's key and version: an error or a request, never a
-    /// panic or an abort.
-    #[test]
-    fn arbitrary_requests_never_panic(
-        which in 0usize..super::versions::ADVERTISED.len(),
-        version in 0i16..17,
-        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 4..200),
-    ) {
-        let (key, _, _) = super::versions::ADVERTISED[which];
-        let mut frame = BytesMut::new();
-        frame.extend_from_slice(&(key as i16).to_be_bytes());
-        frame.extend_from_slice(&version.to_be_bytes());
-        frame.extend_from_slice(&body);
-        let _ = conn::parse(frame.freeze());
     }
 }
 
