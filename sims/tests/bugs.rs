@@ -206,6 +206,14 @@ fn commit_before_process_is_caught() {
 }
 
 #[test]
+fn sync_before_assignment_is_caught() {
+    // Kafka's classic protocol (the group's leader member assigns): a coordinator that answers
+    // syncs before the leader's assignment arrives gives the members empty shares, and the
+    // group's partitions stay unread until a rebalance that a settled group never has.
+    first_catch(Bug::SyncBeforeAssignment, None, 20, &["liveness"]);
+}
+
+#[test]
 fn accept_stale_generation_is_caught() {
     // A paused member, expelled meanwhile, comes back and commits its old position in its old
     // generation: the group's committed offset moves back.

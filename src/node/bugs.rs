@@ -62,10 +62,14 @@ pub enum Bug {
     /// holds): a follower installing it never applies them, and if they are later cut, the
     /// snapshot holds a log the quorum never committed.
     SnapshotPastCommit,
+    /// Kafka's classic group protocol: the coordinator answers a generation's syncs as soon as
+    /// its record is stored, without waiting for the leader's assignment, so the members get
+    /// empty shares and the group's partitions go unread until the next rebalance.
+    SyncBeforeAssignment,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 19] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -84,6 +88,7 @@ impl Bug {
         Bug::VoteNotDurable,
         Bug::NoPrevote,
         Bug::SnapshotPastCommit,
+        Bug::SyncBeforeAssignment,
     ];
 
     pub fn name(self) -> &'static str {
@@ -106,6 +111,7 @@ impl Bug {
             Bug::VoteNotDurable => "vote-not-durable",
             Bug::NoPrevote => "no-prevote",
             Bug::SnapshotPastCommit => "snapshot-past-commit",
+            Bug::SyncBeforeAssignment => "sync-before-assignment",
         }
     }
 }

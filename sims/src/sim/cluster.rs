@@ -8,9 +8,9 @@ use crate::scenario::{
     OFFSETS_PARTITIONS, TOPIC,
 };
 use seedlog::node::{
-    AnyNode, Broker, BrokerConfig, ClientEvent, Consumer, ConsumerConfig, ControllerConfig, Image,
-    OffsetReset, Producer, ProducerConfig, QuorumConfig, QuorumController, Reader, ReaderConfig,
-    Situation, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
+    AnyNode, Broker, BrokerConfig, Bug, ClientEvent, Consumer, ConsumerConfig, ControllerConfig,
+    Image, OffsetReset, Producer, ProducerConfig, QuorumConfig, QuorumController, Reader,
+    ReaderConfig, Situation, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
 use seedlog::protocol::{Assignor, ClusterMetadata, NodeId, Offset, Record, OFFSETS_TOPIC};
 use seedlog::runtime::disk::CorruptionPolicy;
@@ -250,7 +250,8 @@ pub fn member_config(sc: &Scenario, index: u32) -> ConsumerConfig {
         },
         // And who assigns, in pairs of seeds: the coordinator, or the group's leader member
         // (Kafka's classic protocol, where the coordinator only carries the assignment).
-        leader_assigns: (sc.seed / 2) % 2 == 1,
+        // (Hunting `sync-before-assignment`, always the leader.)
+        leader_assigns: (sc.seed / 2) % 2 == 1 || sc.bugs.contains(&Bug::SyncBeforeAssignment),
         auto_offset_reset: OffsetReset::Earliest,
         heartbeat_interval_ms: Some(500),
         request_timeout_ms: Some(2_000),

@@ -17,6 +17,7 @@ impl Broker {
             session_timeout_ms: self.config.group_session_timeout_ms,
             rebalance_timeout_ms: self.config.group_rebalance_timeout_ms,
             accept_stale_generation: self.config.bugs.has(Bug::AcceptStaleGeneration),
+            sync_before_assignment: self.config.bugs.has(Bug::SyncBeforeAssignment),
         }
     }
 
@@ -31,7 +32,7 @@ impl Broker {
         let Some(ls) = r.leader() else {
             return;
         };
-        let c = Coordinator::replay(ls.epoch, &r.log);
+        let c = Coordinator::replay(ls.epoch, &r.log).with_settings(&self.group_settings());
         if !c.groups().is_empty() {
             cx.reached(Situation::CoordinatorFailover);
         }

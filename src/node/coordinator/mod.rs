@@ -41,6 +41,8 @@ pub struct Settings {
     /// Bug switch `accept-stale-generation` (N): commits are not checked against the member
     /// list and generation.
     pub accept_stale_generation: bool,
+    /// Bug switch `sync-before-assignment`: syncs are answered without the leader's assignment.
+    pub sync_before_assignment: bool,
 }
 
 /// A record the coordinator wants appended to its partition, and what to do once it commits.
@@ -80,6 +82,8 @@ pub struct Coordinator {
     pending: BTreeMap<Offset, Pending>,
     /// The offsets of the compaction checkpoint in flight (first, last).
     checkpoint: Option<(Offset, Offset)>,
+    /// Bug switch `sync-before-assignment`.
+    sync_before_assignment: bool,
 }
 
 impl Coordinator {
@@ -111,7 +115,14 @@ impl Coordinator {
             next_member: 0,
             pending: BTreeMap::new(),
             checkpoint: None,
+            sync_before_assignment: false,
         }
+    }
+
+    /// Turns on the bug switches that act where no settings are passed.
+    pub fn with_settings(mut self, settings: &Settings) -> Self {
+        self.sync_before_assignment = settings.sync_before_assignment;
+        self
     }
 
     pub fn groups(&self) -> &BTreeMap<String, Group> {
@@ -243,7 +254,7 @@ impl Coordinator {
                     };
                     if g.generation == generation && g.state == GroupState::CompletingRebalance {
                         g.generation_stored = true;
-                        settle(cx, &group, g);
+                        settle(cx, &group, g, self.sync_before_assignment);
                     }
                 }
             }
@@ -393,6 +404,7 @@ impl Coordinator {
                 generation,
                 assignments,
             } => {
+                let sync_before_assignment = self.sync_before_assignment;
                 match self.check_member(&name, &member, generation) {
                     Err(e) => Err(e),
                     Ok(g) => {
@@ -417,7 +429,7 @@ impl Coordinator {
                                 }
                                 g.waiting_syncs.retain(|w| w.member != member);
                                 g.waiting_syncs.push(waiting(&member));
-                                settle(cx, &name, g);
+                                settle(cx, &name, g, sync_before_assignment);
                                 return writes;
                             }
                             _ => Err(ErrorCode::RebalanceInProgress),
@@ -738,8 +750,9 @@ fn leader_join(g: &Group, member: &MemberId) -> Option<LeaderJoin> {
 
 /// Completes a generation whose record is committed and whose assignment is known: the group
 /// is stable and every parked Sync gets its member's share.
-fn settle(cx: &mut Context, name: &str, g: &mut Group) {
-    if g.state != GroupState::CompletingRebalance || !g.ready() {
+fn settle(cx: &mut Context, name: &str, g: &mut Group, sync_before_assignment: bool) {
+    let ready = g.ready() || (sync_before_assignment && g.generation_stored);
+    if g.state != GroupState::CompletingRebalance || !ready {
         return;
     }
     g.state = GroupState::Stable;

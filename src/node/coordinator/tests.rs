@@ -618,3 +618,20 @@ fn a_commit_outside_any_generation_is_taken_only_while_the_group_has_no_members(
     assert_eq!(commit(&mut b, 103, "", 0, 9), Ok(GroupAnswer::Committed));
     assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(Some(9))));
 }
+
+#[test]
+fn the_bug_switch_answers_syncs_before_the_leader_assigns() {
+    // Here the generation's record commits as soon as it is appended, before any sync: with
+    // the switch the group is stable at once with no assignment, and the leader's own sync,
+    // which brings one, gets an empty share.
+    for (bugs, share) in [
+        (vec![], b"all".to_vec()),
+        (vec![Bug::SyncBeforeAssignment], Vec::new()),
+    ] {
+        let mut b = broker(&bugs);
+        let first = join_leader(&mut b, 101, None, &[("range", b"A")]);
+        let (m1, _) = joined(&first, 101);
+        let done = sync_with(&mut b, 101, &m1, 1, vec![(m1.clone(), b"all".to_vec())]);
+        assert_eq!(data(&done, 101), share, "bugs {bugs:?}");
+    }
+}
