@@ -62,10 +62,13 @@ pub enum Bug {
     /// holds): a follower installing it never applies them, and if they are later cut, the
     /// snapshot holds a log the quorum never committed.
     SnapshotPastCommit,
+    /// The controller answers CreateTopics as soon as it has decided, before the quorum commits
+    /// the new topic: a controller failover then loses a topic its client was told exists.
+    CreateTopicBeforeCommit,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 19] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -84,6 +87,7 @@ impl Bug {
         Bug::VoteNotDurable,
         Bug::NoPrevote,
         Bug::SnapshotPastCommit,
+        Bug::CreateTopicBeforeCommit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -106,6 +110,7 @@ impl Bug {
             Bug::VoteNotDurable => "vote-not-durable",
             Bug::NoPrevote => "no-prevote",
             Bug::SnapshotPastCommit => "snapshot-past-commit",
+            Bug::CreateTopicBeforeCommit => "create-topic-before-commit",
         }
     }
 }

@@ -297,6 +297,46 @@ async fn a_corrupt_batch_is_refused_and_changes_no_log() {
     assert_eq!(r.topics[0].partitions[0].offset, 0, "nothing was appended");
 }
 
+/// ListOffsets of partition 0 at `timestamp`: (error, offset, timestamp).
+async fn offset_at(c: &mut DuplexStream, timestamp: i64) -> (i16, i64, i64) {
+    let mut list = ListOffsetsRequest::default();
+    let mut t = ListOffsetsTopic::default();
+    t.name = TopicName(StrBytes::from_static_str("t"));
+    let mut p = ListOffsetsPartition::default();
+    p.timestamp = timestamp;
+    t.partitions = vec![p];
+    list.topics = vec![t];
+    let ResponseKind::ListOffsets(r) =
+        call(c, ApiKey::ListOffsets, 7, RequestKind::ListOffsets(list)).await
+    else {
+        panic!("not ListOffsets")
+    };
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
+}
+
+#[tokio::test]
+async fn list_offsets_by_time_finds_the_first_record_at_or_after_it() {
+    let (mut c, _) = connect(broker());
+    // Records stamped 1_700_000_000_000 + 0, 1, 2.
+    let resp = call(
+        &mut c,
+        ApiKey::Produce,
+        9,
+        produce(-1, 0, batch(&["a", "b", "c"], Compression::None)),
+    )
+    .await;
+    assert_eq!(produced(resp), (0, 0));
+    let base = 1_700_000_000_000;
+    assert_eq!(offset_at(&mut c, 0).await, (0, 0, base));
+    assert_eq!(offset_at(&mut c, base + 1).await, (0, 1, base + 1));
+    assert_eq!(offset_at(&mut c, base + 2).await, (0, 2, base + 2));
+    // Later than every record: none, as Kafka answers it.
+    assert_eq!(offset_at(&mut c, base + 3).await, (0, -1, -1));
+    assert_eq!(offset_at(&mut c, -1).await, (0, 3, -1));
+    assert_eq!(offset_at(&mut c, -2).await, (0, 0, -1));
+}
+
 #[tokio::test]
 async fn fetch_with_nothing_to_read_waits_then_answers_empty() {
     let (mut c, _) = connect(broker());
@@ -678,6 +718,32 @@ fn sample(key: ApiKey, version: i16) -> RequestKind {
                 req.topics = Some(vec![t]);
             }
             RequestKind::OffsetFetch(req)
+        }
+        ApiKey::CreateTopics => {
+            use kafka_protocol::messages::create_topics_request::{
+                CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+            };
+            let mut a = CreatableReplicaAssignment::default();
+            a.broker_ids = vec![BrokerId(0), BrokerId(1)];
+            let mut c = CreatableTopicConfig::default();
+            c.name = StrBytes::from_static_str("retention.ms");
+            c.value = Some(StrBytes::from_static_str("1000"));
+            let mut t = CreatableTopic::default();
+            t.name = name();
+            t.num_partitions = 2;
+            t.replication_factor = 1;
+            t.assignments = vec![a.clone(), a];
+            t.configs = vec![c.clone(), c];
+            let mut plain = CreatableTopic::default();
+            plain.name = TopicName(StrBytes::from_static_str("u"));
+            plain.num_partitions = -1;
+            plain.replication_factor = -1;
+            let mut req = CreateTopicsRequest::default();
+            req.topics = vec![t, plain];
+            // No controller answers this test's broker: a short wait for REQUEST_TIMED_OUT.
+            req.timeout_ms = 50;
+            req.validate_only = true;
+            RequestKind::CreateTopics(req)
         }
         _ => unreachable!("not advertised"),
     }
