@@ -468,17 +468,58 @@ fn a_gzip_bomb_is_refused() {
         gz.write_all(&zeros).expect("compress");
     }
     let body = gz.finish().expect("compressed");
-    // A gzip batch around that body: header from a real gzip batch, body swapped, CRC redone.
-    let real = batch(&["a"], Compression::Gzip);
+    assert_eq!(
+        decode_payload(&rebody(1, &body)).expect_err("refused").code,
+        errors::CORRUPT_MESSAGE
+    );
+}
+
+/// A batch of `codec` (the attributes' low bits) around `body`: the header of a real batch of
+/// one record, the codec set, the body swapped, length and CRC redone.
+fn rebody(codec: u8, body: &[u8]) -> Bytes {
+    let real = batch(&["a"], Compression::None);
     let mut b = BytesMut::from(&real[..61]);
-    b.extend_from_slice(&body);
+    b[22] = (b[22] & !7) | codec;
+    b.extend_from_slice(body);
     let len = (b.len() - 12) as i32;
     b[8..12].copy_from_slice(&len.to_be_bytes());
     let crc = crc32c::crc32c(&b[21..]);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
+}
+
+fn lz4(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+    enc.write_all(data).expect("compress");
+    enc.finish().expect("compressed")
+}
+
+#[test]
+fn an_lz4_batch_is_inflated_and_an_lz4_bomb_refused() {
+    // The records of an uncompressed one-record batch, lz4-framed.
+    let plain = batch(&["a"], Compression::None);
+    let decoded = decode_payload(&rebody(3, &lz4(&plain[61..]))).expect("decodes");
+    let values: Vec<_> = decoded.records.iter().map(|r| r.value.clone()).collect();
+    assert_eq!(values, vec![b"a".to_vec()]);
+    let bomb = lz4(&vec![0u8; MAX_INFLATED + 1]);
     assert_eq!(
-        decode_payload(&b.freeze()).expect_err("refused").code,
+        decode_payload(&rebody(3, &bomb)).expect_err("refused").code,
         errors::CORRUPT_MESSAGE
+    );
+    // Not lz4 at all.
+    assert_eq!(
+        decode_payload(&rebody(3, b"garbage"))
+            .expect_err("refused")
+            .code,
+        errors::CORRUPT_MESSAGE
+    );
+    // Snappy and zstd are not taken.
+    assert_eq!(
+        decode_payload(&rebody(2, &plain[61..]))
+            .expect_err("refused")
+            .code,
+        errors::UNSUPPORTED_COMPRESSION_TYPE
     );
 }
 
