@@ -111,23 +111,37 @@ fn keep_producing(
     })
 }
 
+/// Three controllers and three brokers with `events` (1 partition, 3 replicas,
+/// `min.insync.replicas` 2), once a controller is active and the partition has a leader: the
+/// cluster, the controllers' activity as `active_controller` reads it, and the active one.
+fn start_and_settle(dir: &std::path::Path) -> (Cluster, Vec<Option<u64>>, Option<(usize, u64)>) {
+    let cluster = start_cluster_of(dir, 3, "events:1:3", &["--min-insync-replicas", "2"]);
+    let mut state = vec![None; 3];
+    let mut active = None;
+    wait_for("a controller becomes active", || {
+        active = active_controller(&cluster.controller_lines, &mut state);
+        active.is_some()
+    });
+    wait_for("the partition has a leader", || {
+        leader(&cluster.layout).is_some()
+    });
+    (cluster, state, active)
+}
+
 #[test]
 fn active_controller_and_leader_killed_no_acknowledged_record_lost() {
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("temp dir");
-    let Cluster {
-        mut procs,
-        args,
-        mut controller_lines,
-        layout,
-    } = start_cluster_of(dir.path(), 3, "events:1:3", &["--min-insync-replicas", "2"]);
-    let mut state = vec![None; 3];
-    let mut active = None;
-    wait_for("a controller becomes active", || {
-        active = active_controller(&controller_lines, &mut state);
-        active.is_some()
-    });
-    wait_for("the partition has a leader", || leader(&layout).is_some());
+    let (
+        Cluster {
+            mut procs,
+            args,
+            mut controller_lines,
+            layout,
+        },
+        mut state,
+        active,
+    ) = start_and_settle(dir.path());
 
     let acked: Acked = Default::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -266,19 +280,16 @@ fn create_topic(layout: &[String], topic: &str, extra: &[&str]) -> (Vec<String>,
 #[test]
 fn topics_created_at_runtime_survive_a_controller_failover() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let Cluster {
-        mut procs,
-        controller_lines,
-        layout,
-        ..
-    } = start_cluster_of(dir.path(), 3, "events:1:3", &["--min-insync-replicas", "2"]);
-    let mut state = vec![None; 3];
-    let mut active = None;
-    wait_for("a controller becomes active", || {
-        active = active_controller(&controller_lines, &mut state);
-        active.is_some()
-    });
-    wait_for("the partition has a leader", || leader(&layout).is_some());
+    let (
+        Cluster {
+            mut procs,
+            controller_lines,
+            layout,
+            ..
+        },
+        mut state,
+        active,
+    ) = start_and_settle(dir.path());
     let ok = |(lines, code): (Vec<String>, i32), what: &str| {
         assert_eq!(code, 0, "{what}: {lines:?}");
         let v: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
