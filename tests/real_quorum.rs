@@ -111,23 +111,37 @@ fn keep_producing(
     })
 }
 
+/// Three controllers and three brokers with `events` (1 partition, 3 replicas,
+/// `min.insync.replicas` 2), once a controller is active and the partition has a leader: the
+/// cluster, the controllers' activity as `active_controller` reads it, and the active one.
+fn start_and_settle(dir: &std::path::Path) -> (Cluster, Vec<Option<u64>>, Option<(usize, u64)>) {
+    let cluster = start_cluster_of(dir, 3, "events:1:3", &["--min-insync-replicas", "2"]);
+    let mut state = vec![None; 3];
+    let mut active = None;
+    wait_for("a controller becomes active", || {
+        active = active_controller(&cluster.controller_lines, &mut state);
+        active.is_some()
+    });
+    wait_for("the partition has a leader", || {
+        leader(&cluster.layout).is_some()
+    });
+    (cluster, state, active)
+}
+
 #[test]
 fn active_controller_and_leader_killed_no_acknowledged_record_lost() {
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("temp dir");
-    let Cluster {
-        mut procs,
-        args,
-        mut controller_lines,
-        layout,
-    } = start_cluster_of(dir.path(), 3, "events:1:3", &["--min-insync-replicas", "2"]);
-    let mut state = vec![None; 3];
-    let mut active = None;
-    wait_for("a controller becomes active", || {
-        active = active_controller(&controller_lines, &mut state);
-        active.is_some()
-    });
-    wait_for("the partition has a leader", || leader(&layout).is_some());
+    let (
+        Cluster {
+            mut procs,
+            args,
+            mut controller_lines,
+            layout,
+        },
+        mut state,
+        active,
+    ) = start_and_settle(dir.path());
 
     let acked: Acked = Default::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -251,4 +265,84 @@ fn a_controller_refuses_a_bad_id_and_the_old_single_controller_format() {
         stderr.contains("--id 3 is not a controller id") && stderr.contains("100, 101 or 102"),
         "{stderr}"
     );
+}
+
+/// `seedlog create-topic` with the given extra arguments: its output lines and exit code.
+fn create_topic(layout: &[String], topic: &str, extra: &[&str]) -> (Vec<String>, i32) {
+    let mut args = vec!["--topic", topic, "--timeout-ms", "30000"];
+    args.extend(extra);
+    client(&command("create-topic", layout, &args))
+}
+
+/// Topics created at runtime through the quorum: answered with their assignment once
+/// committed, refused when they exist or cannot be placed, and still there after the active
+/// controller is killed; records produced to one are read back.
+#[test]
+fn topics_created_at_runtime_survive_a_controller_failover() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (
+        Cluster {
+            mut procs,
+            controller_lines,
+            layout,
+            ..
+        },
+        mut state,
+        active,
+    ) = start_and_settle(dir.path());
+    let ok = |(lines, code): (Vec<String>, i32), what: &str| {
+        assert_eq!(code, 0, "{what}: {lines:?}");
+        let v: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
+        v["replicas"].as_array().expect("replicas").len()
+    };
+    let two = ["--partitions", "2", "--replication-factor", "3"];
+    assert_eq!(ok(create_topic(&layout, "fresh", &two), "create fresh"), 2);
+    let (lines, code) = create_topic(&layout, "fresh", &two);
+    assert_eq!(code, 1, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("TopicAlreadyExists")),
+        "{lines:?}"
+    );
+    let (lines, code) = create_topic(&layout, "wide", &["--replication-factor", "4"]);
+    assert_eq!(code, 1, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("InvalidReplicationFactor")),
+        "{lines:?}"
+    );
+    let (lines, code) = create_topic(&layout, "no/slash", &[]);
+    assert_eq!(code, 1, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("InvalidTopic")),
+        "{lines:?}"
+    );
+
+    // The active controller dies: the topic is committed, so its successor has it.
+    let (killed, epoch) = active.expect("active");
+    let (name, child) = &mut procs.0[killed];
+    child.kill().expect("kill the active controller");
+    let _ = child.wait();
+    eprintln!("killed {name}, the active controller in epoch {epoch}");
+    wait_for("another controller becomes active", || {
+        active_controller(&controller_lines, &mut state)
+            .is_some_and(|(i, e)| i != killed && e > epoch)
+    });
+    let (lines, code) = create_topic(&layout, "fresh", &two);
+    assert_eq!(code, 1, "the new controller lost fresh: {lines:?}");
+    assert_eq!(ok(create_topic(&layout, "later", &[]), "create later"), 1);
+
+    let produce = command(
+        "produce",
+        &layout,
+        &["--topic", "fresh", "--count", "20", "--timeout-ms", "30000"],
+    );
+    let (lines, code) = client(&produce);
+    assert_eq!(code, 0, "produce to fresh: {lines:?}");
+    assert_eq!(placed(&lines).len(), 20);
+    let consume = command(
+        "consume",
+        &layout,
+        &["--topic", "fresh", "--count", "20", "--timeout-ms", "20000"],
+    );
+    let (lines, code) = client(&consume);
+    assert_eq!(code, 0, "consume fresh: {lines:?}");
 }

@@ -125,6 +125,7 @@ pub fn final_state(model: &SeedlogModel, s: &State) -> String {
                     AnyNode::Reader(r) => format!("positions {:?}", r.positions()),
                     AnyNode::Quorum(q) => crate::quorum::render(q),
                     AnyNode::QuorumClient(c) => format!("{} records accepted", c.accepted()),
+                    AnyNode::Admin(a) => format!("answered {:?}", a.outcomes()),
                     AnyNode::QuorumController(c) => {
                         let active = c
                             .active_epoch()

@@ -5,7 +5,7 @@
 use crate::faults::{self, nemesis::Nemesis, FaultKind, FaultMix, FaultSchedule, Targets};
 use crate::rng::SeedRng;
 use seedlog::log::RetentionPolicy;
-use seedlog::node::{Bug, Durability};
+use seedlog::node::{Bug, Durability, TopicToCreate};
 use seedlog::protocol::Acks;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,6 +19,8 @@ pub const FIRST_READER: u32 = 300;
 pub const FINAL_READER: u32 = 399;
 /// Members of the consumer group `GROUP`.
 pub const FIRST_MEMBER: u32 = 500;
+/// The admin client that creates topics at runtime (only in scenarios that create some).
+pub const ADMIN: u32 = 600;
 pub const TOPIC: &str = "events";
 pub const GROUP: &str = "g0";
 /// Partitions of `__consumer_offsets`: the group's coordinator is the leader of one of them.
@@ -77,6 +79,10 @@ pub struct Scenario {
         skip_serializing_if = "is_default_quorum_fetch_entries"
     )]
     pub quorum_fetch_entries: usize,
+    /// Topics the admin client creates during the run (CreateTopics through the controller;
+    /// absent in schedules saved before runtime creation existed, and in most runs: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created_topics: Vec<TopicToCreate>,
     pub mix: FaultMix,
     pub schedule: FaultSchedule,
 }
@@ -286,6 +292,7 @@ impl Scenario {
             clocks: BTreeMap::new(),
             quorum_fetch_entries: nemesis
                 .map_or_else(default_quorum_fetch_entries, Nemesis::quorum_fetch_entries),
+            created_topics: Vec::new(),
             mix,
             schedule,
         };
@@ -334,7 +341,43 @@ impl Scenario {
                 sc.mix.kinds.push(FaultKind::ClientLink);
             }
         }
+        // Runtime topic creation draws from a stream of its own, last, so every draw above
+        // stays as it was.
+        let mut trng = SeedRng::new(seed, 11);
+        sc.created_topics = if opts.bugs.contains(&Bug::CreateTopicBeforeCommit) {
+            // The hunt: a small topic every 250 ms, so that some creation is in flight whenever
+            // the nemesis cuts the active controller's power.
+            (0..fault_ms / 250)
+                .map(|i| TopicToCreate {
+                    name: format!("created-{i}"),
+                    partitions: 1,
+                    replication_factor: 1,
+                    at_ms: 250 * (i + 1),
+                })
+                .collect()
+        } else if !hunting && trng.chance(50) {
+            (0..trng.range(1, 3))
+                .map(|i| TopicToCreate {
+                    name: format!("created-{i}"),
+                    partitions: trng.range(1, 3) as u32,
+                    replication_factor: trng.range(1, 3) as u32,
+                    at_ms: trng.range(0, fault_ms),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         sc
+    }
+
+    /// The admin client, if the scenario creates topics (not in `node_ids`: it has a perfect
+    /// clock, drawn for nobody).
+    pub fn admin_ids(&self) -> Vec<u32> {
+        if self.created_topics.is_empty() {
+            Vec::new()
+        } else {
+            vec![ADMIN]
+        }
     }
 
     /// Every node of the scenario: brokers, controllers, producers, readers, group members and
@@ -371,6 +414,7 @@ impl Scenario {
     /// A short human name for a node id, as used in traces and schedules.
     pub fn node_name(id: u32) -> String {
         match id {
+            id if id >= ADMIN => format!("a{}", id - ADMIN),
             id if id >= FIRST_MEMBER => format!("m{}", id - FIRST_MEMBER),
             FINAL_READER => "final-reader".into(),
             id if id >= FIRST_READER => format!("c{}", id - FIRST_READER),
@@ -429,7 +473,11 @@ impl Scenario {
             self.readers,
             self.members,
             self.schedule.events.len(),
-            self.config_notes(),
+            self.config_notes()
+                + &match self.created_topics.len() {
+                    0 => String::new(),
+                    n => format!(" created-topics={n}"),
+                },
             match self.mix.nemesis {
                 Some(n) => format!("nemesis={}", n.name()),
                 None => self.mix.kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),

@@ -349,3 +349,18 @@ fn without_pre_vote_a_cut_off_controller_keeps_deposing_the_active_one() {
         "{with} with pre-vote, {without} without"
     );
 }
+
+/// CreateTopics answered before the quorum commits the new topic: the `controller-storm`
+/// nemesis cuts the active controller's power while the controllers' disks are slow, and the
+/// admin (creating a topic every 250 ms) was told "created" about a topic its successor never
+/// had. Without the switch the answer waits for the commit, and a topic lost with the
+/// controller was never answered.
+#[test]
+fn create_topic_before_commit_is_caught() {
+    first_catch(
+        Bug::CreateTopicBeforeCommit,
+        None,
+        20,
+        &["created-topic-lost", "created-topic-diverged"],
+    );
+}

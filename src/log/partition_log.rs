@@ -280,6 +280,16 @@ impl PartitionLog {
         self.entries[lo..hi.min(lo + max)].to_vec()
     }
 
+    /// The first entry below `until` whose record's timestamp is at least `timestamp` (Kafka's
+    /// ListOffsets by time; timestamps are the producers', not necessarily in offset order, so
+    /// the scan looks at every entry rather than bisecting).
+    pub fn first_at_or_after(&self, timestamp: i64, until: Offset) -> Option<&LogEntry> {
+        self.entries
+            .iter()
+            .take_while(|e| e.offset < until)
+            .find(|e| e.record.timestamp >= timestamp)
+    }
+
     /// Where `epoch` ends in this log (the leader's answer to a follower's divergence check).
     pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> EpochEndOffset {
         self.epochs.end_offset_for(epoch, self.log_end_offset())

@@ -3,7 +3,7 @@
 use super::controller_quorum::QuorumController;
 use super::quorum::{QuorumClient, QuorumNode};
 use super::{
-    Broker, BrokerImage, Consumer, Context, Controller, ControllerImage, DiskOp, Producer,
+    Admin, Broker, BrokerImage, Consumer, Context, Controller, ControllerImage, DiskOp, Producer,
     QuorumImage, Reader, Timer,
 };
 use crate::log::LogError;
@@ -23,6 +23,8 @@ pub enum AnyNode {
     /// A controller that is a quorum voter (boxed: it holds a voter, the metadata and, active,
     /// a whole controller).
     QuorumController(Box<QuorumController>),
+    /// Creates topics (the simulator's admin client).
+    Admin(Admin),
 }
 
 impl AnyNode {
@@ -36,6 +38,7 @@ impl AnyNode {
             AnyNode::Quorum(n) => n.on_start(cx),
             AnyNode::QuorumClient(n) => n.on_start(cx),
             AnyNode::QuorumController(n) => n.on_start(cx),
+            AnyNode::Admin(n) => n.on_start(cx),
         }
     }
 
@@ -49,6 +52,7 @@ impl AnyNode {
             AnyNode::Quorum(n) => n.on_message(cx, from, message),
             AnyNode::QuorumClient(n) => n.on_message(cx, from, message),
             AnyNode::QuorumController(n) => n.on_message(cx, from, message),
+            AnyNode::Admin(n) => n.on_message(cx, from, message),
         }
     }
 
@@ -62,6 +66,7 @@ impl AnyNode {
             AnyNode::Quorum(n) => n.on_timer(cx, timer),
             AnyNode::QuorumClient(n) => n.on_timer(cx, timer),
             AnyNode::QuorumController(n) => n.on_timer(cx, timer),
+            AnyNode::Admin(n) => n.on_timer(cx, timer),
         }
     }
 
@@ -74,7 +79,8 @@ impl AnyNode {
             AnyNode::Producer(_)
             | AnyNode::Reader(_)
             | AnyNode::Consumer(_)
-            | AnyNode::QuorumClient(_) => {}
+            | AnyNode::QuorumClient(_)
+            | AnyNode::Admin(_) => {}
         }
     }
 
@@ -89,7 +95,8 @@ impl AnyNode {
             AnyNode::Producer(_)
             | AnyNode::Reader(_)
             | AnyNode::Consumer(_)
-            | AnyNode::QuorumClient(_) => Ok(()),
+            | AnyNode::QuorumClient(_)
+            | AnyNode::Admin(_) => Ok(()),
         }
     }
 

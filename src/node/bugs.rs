@@ -66,10 +66,13 @@ pub enum Bug {
     /// its record is stored, without waiting for the leader's assignment, so the members get
     /// empty shares and the group's partitions go unread until the next rebalance.
     SyncBeforeAssignment,
+    /// The controller answers CreateTopics as soon as it has decided, before the quorum commits
+    /// the new topic: a controller failover then loses a topic its client was told exists.
+    CreateTopicBeforeCommit,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 19] = [
+    pub const ALL: [Bug; 20] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -89,6 +92,7 @@ impl Bug {
         Bug::NoPrevote,
         Bug::SnapshotPastCommit,
         Bug::SyncBeforeAssignment,
+        Bug::CreateTopicBeforeCommit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -112,6 +116,7 @@ impl Bug {
             Bug::NoPrevote => "no-prevote",
             Bug::SnapshotPastCommit => "snapshot-past-commit",
             Bug::SyncBeforeAssignment => "sync-before-assignment",
+            Bug::CreateTopicBeforeCommit => "create-topic-before-commit",
         }
     }
 }

@@ -7,10 +7,28 @@
 use super::{Bug, Context, ControllerConfig, ControllerImage, DiskOp, Situation, Timer};
 use crate::log::{ensure, Checked};
 use crate::protocol::{
-    AlterPartitionRequest, BrokerEpoch, BrokerId, BrokerRegistration, ClusterMetadata, ErrorCode,
-    Message, NodeId, PartitionState, ProducerIdBlock, QuorumEpoch, TopicPartition,
+    AlterPartitionRequest, BrokerEpoch, BrokerId, BrokerRegistration, ClusterMetadata,
+    CreateTopicRequest, CreateTopicResponse, ErrorCode, Message, NodeId, PartitionState,
+    ProducerIdBlock, QuorumEpoch, TopicPartition,
 };
 use std::sync::Arc;
+
+/// Partitions of a topic created without a count (Kafka's `num.partitions`).
+pub const DEFAULT_PARTITIONS: u32 = 1;
+/// Replication factor of a topic created without one, capped by the live brokers.
+pub const DEFAULT_REPLICATION_FACTOR: u32 = 3;
+/// Most partitions one CreateTopics may ask for: every partition is a record of the metadata.
+pub const MAX_PARTITIONS: u32 = 1_000;
+
+/// Kafka's rule for topic names: 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn legal_topic_name(name: &str) -> bool {
+    (1..=249).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Controller {
@@ -228,6 +246,9 @@ impl Controller {
                 broker,
                 broker_epoch,
             } => self.on_allocate_producer_ids(cx, from, broker, broker_epoch),
+            Message::ForwardCreateTopic { client, request } => {
+                self.on_create_topic(cx, from, client, request)
+            }
             _ => {}
         }
     }
@@ -385,6 +406,90 @@ impl Controller {
             Ok(block)
         };
         self.emit(cx, from, Message::AllocateProducerIdsResponse { result });
+    }
+
+    /// Creates a topic a broker forwarded from `client`: checked, assigned, committed, and only
+    /// then answered (through `emit`, which holds the answer until the change is committed), so
+    /// a client told "created" finds the topic after any controller failover. An error answer
+    /// waits too if earlier changes are not committed yet: "already exists" may be about a topic
+    /// this controller is still committing.
+    fn on_create_topic(
+        &mut self,
+        cx: &mut Context,
+        from: NodeId,
+        client: NodeId,
+        req: CreateTopicRequest,
+    ) {
+        let result = self.assign_topic(&req);
+        if let (Ok(assignment), false) = (&result, req.validate_only) {
+            for (p, replicas) in assignment.iter().enumerate() {
+                let mut isr = replicas.clone();
+                isr.sort_unstable();
+                self.image.metadata.partitions.push(PartitionState {
+                    tp: TopicPartition::new(req.topic.clone(), p as u32),
+                    replicas: replicas.clone(),
+                    leader: replicas.first().copied(),
+                    leader_epoch: 0,
+                    isr,
+                    partition_epoch: 0,
+                });
+            }
+            self.image
+                .metadata
+                .partitions
+                .sort_by(|a, b| a.tp.cmp(&b.tp));
+            self.reached.push(Situation::TopicCreated);
+            self.commit(cx);
+        }
+        let response = CreateTopicResponse {
+            correlation: req.correlation,
+            topic: req.topic,
+            result,
+        };
+        let reply = Message::ForwardCreateTopicResponse { client, response };
+        if self.config.bugs.has(Bug::CreateTopicBeforeCommit) {
+            cx.send(from, reply);
+        } else {
+            self.emit(cx, from, reply);
+        }
+    }
+
+    /// The replicas of each partition of the topic `req` asks for, or why it cannot be created.
+    /// Round robin over the live brokers as Kafka assigns (without racks): partition `p`'s
+    /// replicas are the `r` live brokers from position `start + p` on, `start` the number of
+    /// partitions already in the cluster, so that successive topics spread their leaders.
+    fn assign_topic(&self, req: &CreateTopicRequest) -> Result<Vec<Vec<BrokerId>>, ErrorCode> {
+        let md = &self.image.metadata;
+        if !legal_topic_name(&req.topic) {
+            return Err(ErrorCode::InvalidTopic);
+        }
+        if md.partitions.iter().any(|p| p.tp.topic == req.topic) {
+            return Err(ErrorCode::TopicAlreadyExists);
+        }
+        let live: Vec<BrokerId> = md
+            .brokers
+            .iter()
+            .filter(|r| !r.fenced)
+            .map(|r| r.broker)
+            .collect();
+        let partitions = req.partitions.unwrap_or(DEFAULT_PARTITIONS);
+        let replication = req
+            .replication_factor
+            .unwrap_or_else(|| DEFAULT_REPLICATION_FACTOR.min(live.len() as u32).max(1));
+        if partitions == 0 || partitions > MAX_PARTITIONS {
+            return Err(ErrorCode::InvalidPartitions);
+        }
+        if replication == 0 || replication as usize > live.len() {
+            return Err(ErrorCode::InvalidReplicationFactor);
+        }
+        let start = md.partitions.len();
+        Ok((0..partitions as usize)
+            .map(|p| {
+                (0..replication as usize)
+                    .map(|j| live[(start + p + j) % live.len()])
+                    .collect()
+            })
+            .collect())
     }
 
     fn check_alter_partition(&self, req: &AlterPartitionRequest) -> Result<(), ErrorCode> {
@@ -822,6 +927,118 @@ mod tests {
         let mut c = Controller::recover(c.config_arc(), image.expect("written"));
         let (again, _) = allocate(&mut c, epoch);
         assert_eq!(again, first);
+    }
+
+    type Created = Result<Vec<Vec<BrokerId>>, ErrorCode>;
+
+    fn create_answer(effects: &[crate::node::Effect]) -> Option<Created> {
+        effects.iter().find_map(|e| match e {
+            crate::node::Effect::Send {
+                message:
+                    Message::ForwardCreateTopicResponse {
+                        client: 7,
+                        response,
+                    },
+                ..
+            } => Some(response.result.clone()),
+            _ => None,
+        })
+    }
+
+    /// Broker 0 forwards client 7's request to create `topic`: the answer before the commit's
+    /// sync completes, and after.
+    fn create(
+        c: &mut Controller,
+        topic: &str,
+        partitions: Option<u32>,
+        rf: Option<u32>,
+    ) -> (Option<Created>, Option<Created>) {
+        let mut cx = Context::new(0);
+        let request = CreateTopicRequest {
+            correlation: 1,
+            topic: topic.into(),
+            partitions,
+            replication_factor: rf,
+            validate_only: false,
+        };
+        c.on_message(
+            &mut cx,
+            0,
+            Message::ForwardCreateTopic { client: 7, request },
+        );
+        let before = create_answer(&cx.take_effects());
+        c.on_persisted(&mut cx, c.metadata().version);
+        (before, create_answer(&cx.take_effects()))
+    }
+
+    #[test]
+    fn a_topic_is_created_once_and_answered_only_when_committed() {
+        let mut c = controller(BugSet::none());
+        register(&mut c, false);
+        let version = c.metadata().version;
+        let (before, after) = create(&mut c, "new", Some(2), None);
+        assert_eq!(before, None, "answered before the change was synced");
+        assert_eq!(after, Some(Ok(vec![vec![0], vec![0]])));
+        assert_eq!(c.metadata().version, version + 1);
+        let created: Vec<_> = c
+            .metadata()
+            .partitions
+            .iter()
+            .filter(|p| p.tp.topic == "new")
+            .map(|p| (p.tp.partition, p.leader, p.leader_epoch, p.isr.clone()))
+            .collect();
+        assert_eq!(
+            created,
+            vec![(0, Some(0), 0, vec![0]), (1, Some(0), 0, vec![0])]
+        );
+        assert_eq!(c.check_invariants(), Ok(()));
+        let refused = |c: &mut Controller, topic: &str, p, rf| create(c, topic, p, rf).0;
+        let exists = Some(Err(ErrorCode::TopicAlreadyExists));
+        assert_eq!(refused(&mut c, "new", Some(1), Some(1)), exists);
+        assert_eq!(refused(&mut c, "t", None, None), exists);
+        let rf = Some(Err(ErrorCode::InvalidReplicationFactor));
+        assert_eq!(refused(&mut c, "x", Some(1), Some(2)), rf);
+        assert_eq!(refused(&mut c, "x", Some(1), Some(0)), rf);
+        let parts = Some(Err(ErrorCode::InvalidPartitions));
+        assert_eq!(refused(&mut c, "x", Some(0), None), parts);
+        for bad in ["", ".", "..", "a/b", "sp ace", &"x".repeat(250)] {
+            let invalid = Some(Err(ErrorCode::InvalidTopic));
+            assert_eq!(refused(&mut c, bad, None, None), invalid, "{bad:?}");
+        }
+        assert_eq!(
+            c.metadata().version,
+            version + 1,
+            "no refusal changed anything"
+        );
+    }
+
+    #[test]
+    fn replicas_are_assigned_round_robin_over_live_brokers() {
+        let config = ControllerConfig {
+            id: 9,
+            brokers: vec![0, 1, 2],
+            topics: vec![TopicSpec::spread("t", 1, 1, &[0])],
+            session_timeout_ms: None,
+            unclean_leader_election: false,
+            producer_id_block_size: 10,
+            bugs: BugSet::none(),
+        };
+        let mut c = Controller::bootstrapped(Arc::new(config));
+        // One partition exists: the new topic's first partition starts at the second broker.
+        let (_, after) = create(&mut c, "n", Some(3), Some(2));
+        assert_eq!(after, Some(Ok(vec![vec![1, 2], vec![2, 0], vec![0, 1]])));
+        // Broker 2 fenced: only 0 and 1 are eligible.
+        c.set_fenced(2, true);
+        let (_, after) = create(&mut c, "m", Some(1), None);
+        assert_eq!(after, Some(Ok(vec![vec![0, 1]])));
+    }
+
+    #[test]
+    fn the_create_before_commit_switch_answers_before_the_sync() {
+        let mut c = controller(BugSet::none().with(Bug::CreateTopicBeforeCommit));
+        register(&mut c, false);
+        let (before, _) = create(&mut c, "new", Some(1), Some(1));
+        assert_eq!(before, Some(Ok(vec![vec![0]])));
     }
 
     #[test]

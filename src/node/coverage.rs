@@ -82,10 +82,12 @@ pub enum Situation {
     /// A quorum follower replaced its log with its leader's snapshot (the entries it needed
     /// were gone from the leader's log).
     QuorumSnapshotInstalled,
+    /// The controller created a topic at runtime (CreateTopics), committed before answered.
+    TopicCreated,
 }
 
 impl Situation {
-    pub const ALL: [Situation; 34] = [
+    pub const ALL: [Situation; 35] = [
         Situation::CleanElection,
         Situation::UncleanElection,
         Situation::TruncationOnDivergence,
@@ -120,6 +122,7 @@ impl Situation {
         Situation::ControllerRedirect,
         Situation::QuorumSnapshotTaken,
         Situation::QuorumSnapshotInstalled,
+        Situation::TopicCreated,
     ];
 
     /// The name reports and JSON use.
@@ -159,6 +162,7 @@ impl Situation {
             Situation::ControllerRedirect => "controller-redirect",
             Situation::QuorumSnapshotTaken => "quorum-snapshot-taken",
             Situation::QuorumSnapshotInstalled => "quorum-snapshot-installed",
+            Situation::TopicCreated => "topic-created",
         }
     }
 }

@@ -74,6 +74,8 @@ pub enum Timer {
     QuorumFetchWait(NodeId),
     /// Quorum leader: check that a majority fetched since the last check, else resign.
     QuorumCheck,
+    /// Admin: time to ask for this topic (by index), first or again.
+    CreateTopic(u32),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

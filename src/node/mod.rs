@@ -4,6 +4,7 @@
 //! global state or OS randomness, and every collection iterates in a fixed order, so the model
 //! checker, the simulator and the real runtime all drive exactly this code.
 
+pub mod admin;
 mod any;
 pub mod broker;
 mod bugs;
@@ -21,6 +22,7 @@ pub mod producer;
 pub mod quorum;
 pub mod reader;
 
+pub use admin::{Admin, AdminConfig, Created, TopicToCreate};
 pub use any::{AnyNode, Image};
 pub use broker::{Broker, Role};
 pub use bugs::{Bug, BugSet};

@@ -1,8 +1,8 @@
 //! Compact one-line renderings of messages, for counterexamples and traces that people read.
 
 use super::{
-    ClusterMetadata, FetchResponse, GroupRequest, Message, PartitionState, VoteRequest,
-    VoteResponse,
+    ClusterMetadata, CreateTopicRequest, CreateTopicResponse, FetchResponse, GroupRequest, Message,
+    PartitionState, VoteRequest, VoteResponse,
 };
 use std::fmt;
 
@@ -77,6 +77,35 @@ fn fetch_response(r: &FetchResponse) -> String {
         s.push_str(&format!(" records=[{}]", recs.join(", ")));
     }
     s
+}
+
+fn create_topic(r: &CreateTopicRequest) -> String {
+    let or_default = |n: Option<u32>| n.map_or("default".to_string(), |n| n.to_string());
+    format!(
+        "CreateTopic #{} {} partitions={} rf={}{}",
+        r.correlation,
+        r.topic,
+        or_default(r.partitions),
+        or_default(r.replication_factor),
+        if r.validate_only {
+            " validate_only"
+        } else {
+            ""
+        }
+    )
+}
+
+fn create_topic_response(r: &CreateTopicResponse) -> String {
+    match &r.result {
+        Ok(a) => format!(
+            "CreateTopicResponse #{} {} ok {a:?}",
+            r.correlation, r.topic
+        ),
+        Err(e) => format!(
+            "CreateTopicResponse #{} {} error={e}",
+            r.correlation, r.topic
+        ),
+    }
 }
 
 impl fmt::Display for Message {
@@ -200,8 +229,18 @@ impl fmt::Display for Message {
             Message::Metadata { min_version } => write!(f, "Metadata min_version={min_version}"),
             Message::MetadataResponse(md) => write!(f, "MetadataResponse {}", metadata(md)),
             Message::ListOffsets { tp, spec } => write!(f, "ListOffsets {tp} {spec:?}"),
-            Message::ListOffsetsResponse { tp, spec, result } => {
+            Message::ListOffsetsResponse {
+                tp, spec, result, ..
+            } => {
                 write!(f, "ListOffsetsResponse {tp} {spec:?} {result:?}")
+            }
+            Message::CreateTopic(r) => f.write_str(&create_topic(r)),
+            Message::ForwardCreateTopic { client, request } => {
+                write!(f, "Forward from {client} {}", create_topic(request))
+            }
+            Message::CreateTopicResponse(r) => f.write_str(&create_topic_response(r)),
+            Message::ForwardCreateTopicResponse { client, response } => {
+                write!(f, "Forward to {client} {}", create_topic_response(response))
             }
             Message::Group(m) => write!(
                 f,
@@ -286,6 +325,10 @@ impl Message {
             Message::MetadataResponse(_) => "MetadataResponse",
             Message::ListOffsets { .. } => "ListOffsets",
             Message::ListOffsetsResponse { .. } => "ListOffsetsResponse",
+            Message::CreateTopic(_) => "CreateTopic",
+            Message::ForwardCreateTopic { .. } => "ForwardCreateTopic",
+            Message::CreateTopicResponse(_) => "CreateTopicResponse",
+            Message::ForwardCreateTopicResponse { .. } => "ForwardCreateTopicResponse",
             Message::Group(_) => "Group",
             Message::GroupResponse(_) => "GroupResponse",
             Message::InitProducerId { .. } => "InitProducerId",

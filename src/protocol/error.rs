@@ -56,6 +56,14 @@ pub enum ErrorCode {
     /// An idempotent producer's batch carries an epoch older than one the partition has seen:
     /// a late send of an epoch its producer has left. Not appended.
     ProducerFenced,
+    /// CreateTopics: a topic of that name exists (or is being created by this controller).
+    TopicAlreadyExists,
+    /// CreateTopics: the replication factor is below 1 or above the live brokers.
+    InvalidReplicationFactor,
+    /// CreateTopics: the partition count is below 1.
+    InvalidPartitions,
+    /// A request for the controller reached no active one in time; the outcome is unknown.
+    RequestTimedOut,
 }
 
 impl ErrorCode {
@@ -75,6 +83,9 @@ impl ErrorCode {
                 | ErrorCode::InvalidRecord
                 | ErrorCode::OutOfOrderSequence
                 | ErrorCode::ProducerFenced
+                | ErrorCode::TopicAlreadyExists
+                | ErrorCode::InvalidReplicationFactor
+                | ErrorCode::InvalidPartitions
         )
     }
 }

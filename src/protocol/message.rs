@@ -240,6 +240,30 @@ pub struct FetchResponse {
     pub diverging_epoch: Option<EpochEndOffset>,
 }
 
+/// A client's request to create a topic (Kafka's CreateTopics, one topic). Any broker takes it
+/// and forwards it to the controller it believes active, which alone creates topics.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CreateTopicRequest {
+    /// Chosen by the client to match the answer; echoed back.
+    pub correlation: u64,
+    pub topic: String,
+    /// `None`: the controller's default (1).
+    pub partitions: Option<u32>,
+    /// `None`: the controller's default (3, or every live broker if fewer).
+    pub replication_factor: Option<u32>,
+    /// Check and answer as if created, create nothing (Kafka's `validate_only`).
+    pub validate_only: bool,
+}
+
+/// The controller's answer, sent once the topic's creation is committed by the quorum: each
+/// partition's replicas in partition order (the first replica leads first), or why not.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CreateTopicResponse {
+    pub correlation: u64,
+    pub topic: String,
+    pub result: Result<Vec<Vec<BrokerId>>, ErrorCode>,
+}
+
 /// Which offset a ListOffsets request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum OffsetSpec {
@@ -247,6 +271,9 @@ pub enum OffsetSpec {
     Earliest,
     /// The high watermark: the next offset a consumer can read.
     Latest,
+    /// The first offset below the high watermark whose record's timestamp is at least this
+    /// (milliseconds); the high watermark if there is none (Kafka answers -1 then).
+    Timestamp(i64),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -321,7 +348,25 @@ pub enum Message {
         tp: TopicPartition,
         spec: OffsetSpec,
         result: Result<Offset, ErrorCode>,
+        /// For `OffsetSpec::Timestamp`: the timestamp of the record found (`None`: no record
+        /// at or after the time; the offset is then the high watermark).
+        #[serde(default)]
+        timestamp: Option<i64>,
     },
+    /// Client -> any broker: create a topic. The broker forwards it to the controller.
+    CreateTopic(CreateTopicRequest),
+    /// Broker -> its controller: a client's `CreateTopic`; the answer comes back to the broker
+    /// (`client` echoed), which hands it on.
+    ForwardCreateTopic {
+        client: NodeId,
+        request: CreateTopicRequest,
+    },
+    ForwardCreateTopicResponse {
+        client: NodeId,
+        response: CreateTopicResponse,
+    },
+    /// Broker -> client: the controller's answer.
+    CreateTopicResponse(CreateTopicResponse),
     /// Client -> a group's coordinator (or any broker, to find it).
     Group(GroupMessage),
     GroupResponse(GroupResponse),

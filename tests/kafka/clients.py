@@ -8,7 +8,11 @@ and that the earliest and latest offsets (ListOffsets) are 0 and the record coun
 groups (confluent-kafka, subscribe): a member reads everything and commits, a new member resumes
 at the committed offsets; two members split the partitions and one takes them all when the other
 leaves, with each of librdkafka's assignors (range, roundrobin, cooperative-sticky: the group's
-leader member assigns). Exits non-zero with a message on any mismatch.
+leader member assigns). Then topics created at runtime: confluent-kafka's AdminClient creates one
+(and is told TOPIC_ALREADY_EXISTS the second time), kafka-python's KafkaAdminClient another;
+records with set timestamps are produced to the first and read back, and offsets_for_times finds
+them by time. lz4 batches (confluent-kafka) are among the records produced. Exits non-zero with a
+message on any mismatch.
 """
 
 import argparse
@@ -17,8 +21,11 @@ import sys
 import threading
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 import kafka
+import kafka.admin
+import kafka.errors
 
 
 def fail(msg):
@@ -209,6 +216,69 @@ def check(name, acked, got, marks, partitions):
     print(f"OK {name}: {len(got)} records, per partition (earliest, latest) {marks}", flush=True)
 
 
+def check_create_topics(bootstrap):
+    """Creates topics at runtime through both admin clients; a second creation is refused."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = "runtime-created"
+    for f in admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=3)],
+                                 operation_timeout=30).values():
+        f.result(timeout=60)
+    again = admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=3)],
+                                operation_timeout=30)[topic]
+    try:
+        again.result(timeout=60)
+        fail("confluent-kafka: creating the topic a second time succeeded")
+    except Exception as e:  # KafkaException carrying the broker's error
+        code = e.args[0].code() if e.args and hasattr(e.args[0], "code") else None
+        if code != KafkaError.TOPIC_ALREADY_EXISTS:
+            fail(f"confluent-kafka: creating the topic again gave {e!r}, not TOPIC_ALREADY_EXISTS")
+    md = admin.list_topics(topic, timeout=30)
+    layout = {p: tuple(md.topics[topic].partitions[p].replicas) for p in md.topics[topic].partitions}
+    if sorted(layout) != [0, 1] or any(len(r) != 3 for r in layout.values()):
+        fail(f"confluent-kafka: {topic} has partitions {layout}, expected 2 of 3 replicas")
+    kp = kafka.admin.KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    kp.create_topics([kafka.admin.NewTopic("kp-created", num_partitions=1, replication_factor=2)])
+    try:
+        kp.create_topics([kafka.admin.NewTopic("kp-created", num_partitions=1, replication_factor=2)])
+        fail("kafka-python: creating the topic a second time succeeded")
+    except kafka.errors.TopicAlreadyExistsError:
+        pass
+    kp.close()
+    print(f"OK create topics: {topic} created with replicas {layout} (again: TOPIC_ALREADY_EXISTS), "
+          f"kp-created by kafka-python (again: TopicAlreadyExistsError)", flush=True)
+    return topic
+
+
+def check_offsets_for_times(bootstrap, topic):
+    """Ten records a second apart to partition 0 of the new topic; read back; looked up by time."""
+    base = 1_700_000_000_000
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    acked, errors = [], []
+
+    def report(err, msg):
+        (errors if err else acked).append(err or (msg.offset(), msg.timestamp()[1]))
+
+    for i in range(10):
+        p.produce(topic, key=f"t{i}", value=f"at{i}", partition=0, timestamp=base + 1000 * i,
+                  on_delivery=report)
+    if p.flush(60) or errors or len(acked) != 10:
+        fail(f"timestamps: {errors[:3]}, {len(acked)} of 10 acked")
+    if sorted(acked) != [(i, base + 1000 * i) for i in range(10)]:
+        fail(f"timestamps: acked {sorted(acked)}")
+    got, _ = consume_confluent(bootstrap, topic, 1, 10)
+    if [(o, v) for _, v, _, o in got] != [(i, f"at{i}") for i in range(10)]:
+        fail(f"timestamps: read back {got}")
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "seedlog-times"})
+    asked = [base - 5, base + 3500, base + 9000, base + 9001]
+    found = [c.offsets_for_times([TopicPartition(topic, 0, t)], timeout=30)[0].offset for t in asked]
+    c.close()
+    # The first record at or after each time; none after the last (librdkafka's OFFSET_END, -1).
+    if found != [0, 4, 9, -1]:
+        fail(f"offsets_for_times {asked}: {found}, expected [0, 4, 9, -1]")
+    print(f"OK offsets_for_times: times {[t - base for t in asked]} ms after the first record "
+          f"found offsets {found}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bootstrap", required=True)
@@ -220,6 +290,8 @@ def main():
     acked = produce_confluent(a.bootstrap, a.topic, "ci-", a.count, {"enable.idempotence": True})
     acked += produce_confluent(a.bootstrap, a.topic, "cg-", a.count,
                                {"enable.idempotence": False, "compression.type": "gzip"})
+    acked += produce_confluent(a.bootstrap, a.topic, "cl-", a.count,
+                               {"enable.idempotence": True, "compression.type": "lz4"})
     acked += produce_kafka_python(a.bootstrap, a.topic, "kp-", a.count)
     print(f"OK produced {len(acked)} records with acks=all ({time.time() - started:.1f} s)", flush=True)
     got, marks = consume_confluent(a.bootstrap, a.topic, a.partitions, len(acked))
@@ -241,6 +313,8 @@ def main():
     acked += check_group(a.bootstrap, a.topic, acked)
     for strategy in ("range", "roundrobin", "cooperative-sticky"):
         check_rebalance(a.bootstrap, a.topic, a.partitions, strategy)
+    created = check_create_topics(a.bootstrap)
+    check_offsets_for_times(a.bootstrap, created)
     print(f"RESULT ok records={len(acked)} seconds={time.time() - started:.1f}", flush=True)
 
 

@@ -47,8 +47,9 @@ pub struct ScenarioArgs {
     /// hw-from-stale-epoch, isr-before-epoch-start, last-replica-standing, commit-before-process,
     /// accept-stale-generation, ack-before-sync, dedup-window-1, no-sequence-gap-check,
     /// retry-out-of-order, producer-id-reuse, and the controller quorum's vote-without-log-check,
-    /// commit-previous-epoch-by-count, vote-not-durable, no-prevote, snapshot-past-commit. The
-    /// run then hunts for it (a failover mix, a group mix, or the bug's targeted nemesis, which
+    /// commit-previous-epoch-by-count, vote-not-durable, no-prevote, snapshot-past-commit, and
+    /// create-topic-before-commit (the admin then creates a topic every 250 ms). The run then
+    /// hunts for it (a failover mix, a group mix, or the bug's targeted nemesis, which
     /// then must be the only --bug).
     #[arg(long = "bug", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,

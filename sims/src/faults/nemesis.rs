@@ -51,9 +51,10 @@ impl Nemesis {
             Bug::IsrBeforeEpochStart => Some(Nemesis::StaleHwRejoin),
             Bug::LastReplicaStanding => Some(Nemesis::LastReplicaCut),
             Bug::AckBeforeSync => Some(Nemesis::LoneLeaderPowerLoss),
-            Bug::VoteNotDurable | Bug::VoteWithoutLogCheck | Bug::NoPrevote => {
-                Some(Nemesis::ControllerStorm)
-            }
+            Bug::VoteNotDurable
+            | Bug::VoteWithoutLogCheck
+            | Bug::NoPrevote
+            | Bug::CreateTopicBeforeCommit => Some(Nemesis::ControllerStorm),
             Bug::CommitPreviousEpochByCount => Some(Nemesis::Figure8),
             _ => None,
         }

@@ -6,8 +6,9 @@
 //! explain the others.
 
 use super::cluster::{lock, Cluster};
-use crate::scenario::{Scenario, FINAL_READER, GROUP, OFFSETS_PARTITIONS, TOPIC};
-use seedlog::node::AnyNode;
+use crate::scenario::{Scenario, ADMIN, FINAL_READER, GROUP, OFFSETS_PARTITIONS, TOPIC};
+use seedlog::node::admin::topic_layout;
+use seedlog::node::{AnyNode, Created};
 use seedlog::protocol::{
     group_partition, ClusterMetadata, LogEntry, NodeId, Offset, QuorumEpoch, TopicPartition,
     OFFSETS_TOPIC,
@@ -119,6 +120,14 @@ pub fn not_converged(cluster: &Cluster, sc: &Scenario) -> Option<String> {
         }
     }
     for n in cluster.nodes.values() {
+        if let AnyNode::Admin(a) = &*lock(&n.state) {
+            if !a.finished() {
+                return Some(format!(
+                    "{} has topics it was not answered about",
+                    Scenario::node_name(n.id)
+                ));
+            }
+        }
         if let AnyNode::Producer(p) = &*lock(&n.state) {
             if !p.finished() {
                 return Some(format!(
@@ -206,6 +215,47 @@ fn first_difference(a: &[LogEntry], b: &[LogEntry]) -> String {
     }
 }
 
+/// What the admin client was told against what the quorum committed: a topic answered created
+/// must be committed with the replicas the answer gave (`created-topic-lost` if absent,
+/// `created-topic-diverged` if laid out otherwise); one a retry was told exists must be
+/// committed.
+pub fn created_topics(cluster: &Cluster) -> Vec<String> {
+    let Some(admin) = cluster.nodes.get(&ADMIN) else {
+        return Vec::new();
+    };
+    let outcomes = match &*lock(&admin.state) {
+        AnyNode::Admin(a) => a.outcomes().clone(),
+        _ => return Vec::new(),
+    };
+    let committed = lock(&cluster.committed);
+    outcomes
+        .iter()
+        .filter_map(|(topic, outcome)| {
+            created_topic_problem(topic, outcome, topic_layout(committed.metadata(), topic))
+        })
+        .collect()
+}
+
+/// The decision of `created_topics` for one topic: what the admin was told, and the committed
+/// replicas of each partition (`None`: no such topic).
+fn created_topic_problem(
+    topic: &str,
+    outcome: &Created,
+    committed: Option<Vec<Vec<u32>>>,
+) -> Option<String> {
+    match (outcome, committed) {
+        (Created::Created(_) | Created::Exists, None) => Some(format!(
+            "created-topic-lost: a0 was told {outcome:?} for {topic}, which no committed \
+             metadata holds"
+        )),
+        (Created::Created(told), Some(held)) if *told != held => Some(format!(
+            "created-topic-diverged: a0 was told {topic} has replicas {told:?}, the committed \
+             metadata holds {held:?}"
+        )),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +265,26 @@ mod tests {
             .iter()
             .map(|&(p, o)| (TopicPartition::new(TOPIC, p), o))
             .collect()
+    }
+
+    #[test]
+    fn a_created_topic_must_be_committed_as_answered() {
+        let told = Created::Created(vec![vec![0, 1], vec![1, 2]]);
+        let same = Some(vec![vec![0, 1], vec![1, 2]]);
+        assert_eq!(created_topic_problem("t", &told, same.clone()), None);
+        let lost = created_topic_problem("t", &told, None).expect("lost");
+        assert!(lost.starts_with("created-topic-lost: "), "{lost}");
+        let other = Some(vec![vec![0, 1], vec![2, 0]]);
+        let diverged = created_topic_problem("t", &told, other).expect("diverged");
+        assert!(
+            diverged.starts_with("created-topic-diverged: "),
+            "{diverged}"
+        );
+        // A retry told "exists": committed, whatever its layout; a refusal claims nothing.
+        assert_eq!(created_topic_problem("t", &Created::Exists, same), None);
+        assert!(created_topic_problem("t", &Created::Exists, None).is_some());
+        let refused = Created::Refused(seedlog::protocol::ErrorCode::InvalidPartitions);
+        assert_eq!(created_topic_problem("t", &refused, None), None);
     }
 
     /// The liveness condition on the controllers: exactly one active controller, followed by

@@ -4,13 +4,13 @@
 
 use super::committed::CommittedLog;
 use crate::scenario::{
-    Scenario, FINAL_READER, FIRST_CONTROLLER, FIRST_MEMBER, FIRST_PRODUCER, FIRST_READER, GROUP,
-    OFFSETS_PARTITIONS, TOPIC,
+    Scenario, ADMIN, FINAL_READER, FIRST_CONTROLLER, FIRST_MEMBER, FIRST_PRODUCER, FIRST_READER,
+    GROUP, OFFSETS_PARTITIONS, TOPIC,
 };
 use seedlog::node::{
-    AnyNode, Broker, BrokerConfig, Bug, ClientEvent, Consumer, ConsumerConfig, ControllerConfig,
-    Image, OffsetReset, Producer, ProducerConfig, QuorumConfig, QuorumController, Reader,
-    ReaderConfig, Situation, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
+    Admin, AdminConfig, AnyNode, Broker, BrokerConfig, Bug, ClientEvent, Consumer, ConsumerConfig,
+    ControllerConfig, Image, OffsetReset, Producer, ProducerConfig, QuorumConfig, QuorumController,
+    Reader, ReaderConfig, Situation, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
 use seedlog::protocol::{Assignor, ClusterMetadata, NodeId, Offset, Record, OFFSETS_TOPIC};
 use seedlog::runtime::disk::CorruptionPolicy;
@@ -226,6 +226,15 @@ pub fn producer_config(sc: &Scenario, index: usize) -> ProducerConfig {
     }
 }
 
+pub fn admin_config(sc: &Scenario) -> AdminConfig {
+    AdminConfig {
+        id: ADMIN,
+        bootstrap: sc.broker_ids(),
+        topics: sc.created_topics.clone(),
+        request_timeout_ms: Some(2_000),
+    }
+}
+
 pub fn reader_config(sc: &Scenario, id: NodeId) -> ReaderConfig {
     ReaderConfig {
         id,
@@ -318,6 +327,12 @@ impl Cluster {
             let config = Arc::new(reader_config(sc, FIRST_READER + r));
             cluster.add_node(config.id, &addrs, false, sc, move |_, _| {
                 AnyNode::Reader(Reader::new(config.clone()))
+            });
+        }
+        if !sc.created_topics.is_empty() {
+            let config = Arc::new(admin_config(sc));
+            cluster.add_node(ADMIN, &addrs, false, sc, move |_, _| {
+                AnyNode::Admin(Admin::new(config.clone()))
             });
         }
         for m in 0..sc.members {

@@ -32,6 +32,11 @@ impl CommittedLog {
         }
     }
 
+    /// The metadata every entry known committed builds.
+    pub fn metadata(&self) -> &seedlog::protocol::ClusterMetadata {
+        &self.folded.metadata
+    }
+
     /// The entries known committed.
     pub fn entries(&self) -> &[QuorumEntry] {
         &self.entries

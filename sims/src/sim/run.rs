@@ -160,6 +160,7 @@ impl Cluster {
         roles: EpisodeRoles,
     ) -> Simulated {
         problems.extend(lock(&self.failures).iter().cloned());
+        problems.extend(super::checks::created_topics(self));
         let sim_ms = start.elapsed().as_millis() as u64;
         let observed = lock(&self.history).clone();
         self.shut_down().await;

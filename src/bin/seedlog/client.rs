@@ -96,6 +96,30 @@ fn parse_assignor(s: &str) -> Result<Assignor, String> {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct CreateTopicArgs {
+    #[command(flatten)]
+    layout: BrokersArgs,
+    /// The new topic's name: 1-249 characters of letters, digits, '.', '_' and '-'.
+    #[arg(long)]
+    topic: String,
+    /// Partitions (default: the controller's, 1).
+    #[arg(long)]
+    partitions: Option<u32>,
+    /// Replicas of each partition (default: the controller's, 3 or every live broker if fewer).
+    #[arg(long)]
+    replication_factor: Option<u32>,
+    /// Check the request and print the assignment it would get; create nothing.
+    #[arg(long)]
+    validate_only: bool,
+    /// How long to wait for one broker's answer before asking the next.
+    #[arg(long, default_value_t = 5_000)]
+    request_timeout_ms: u64,
+    /// Give up after this long.
+    #[arg(long, default_value_t = 30_000)]
+    timeout_ms: u64,
+}
+
+#[derive(clap::Args, Debug)]
 pub struct MetadataArgs {
     #[command(flatten)]
     layout: BrokersArgs,
@@ -412,6 +436,75 @@ pub async fn consume(args: ConsumeArgs) -> anyhow::Result<i32> {
         if ok { "ok" } else { "incomplete" }
     );
     Ok(if ok { 0 } else { 1 })
+}
+
+/// Creates a topic through a broker, which forwards the request to the active controller; the
+/// answer comes once the quorum has committed the topic. A broker that does not answer in time
+/// is left for the next, with the same request: if an unanswered attempt created the topic, the
+/// retry is told it exists, and the output says that it may be this command's own.
+pub async fn create_topic(args: CreateTopicArgs) -> anyhow::Result<i32> {
+    use seedlog::protocol::{CreateTopicRequest, ErrorCode};
+    let (net, mut inbox) = Net::new(client_id(), args.layout.address_book());
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(args.timeout_ms);
+    let request = CreateTopicRequest {
+        correlation: 1,
+        topic: args.topic.clone(),
+        partitions: args.partitions,
+        replication_factor: args.replication_factor,
+        validate_only: args.validate_only,
+    };
+    let mut attempts = 0;
+    for broker in args.layout.broker_ids().into_iter().cycle() {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            break;
+        }
+        attempts += 1;
+        net.send(broker, Message::CreateTopic(request.clone()));
+        let wait = Duration::from_millis(args.request_timeout_ms).min(deadline - now);
+        let answer = tokio::time::timeout(wait, async {
+            loop {
+                match inbox.recv().await {
+                    Some((_, Message::CreateTopicResponse(r))) if r.topic == args.topic => {
+                        return Some(r.result)
+                    }
+                    Some(_) => {}
+                    None => return None,
+                }
+            }
+        })
+        .await;
+        match answer {
+            Ok(Some(Ok(replicas))) => {
+                let line = serde_json::json!({
+                    "topic": args.topic,
+                    "validate_only": args.validate_only,
+                    "replicas": replicas,
+                });
+                println!("{line}");
+                println!("RESULT ok partitions={}", replicas.len());
+                return Ok(0);
+            }
+            Ok(Some(Err(e))) if e.is_retriable() => {
+                eprintln!("broker {broker}: {e}; asking again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(Some(Err(e))) => {
+                if e == ErrorCode::TopicAlreadyExists && attempts > 1 {
+                    eprintln!("note: an earlier attempt went unanswered and may have created it");
+                }
+                eprintln!("error: {} refused: {e}", args.topic);
+                println!("RESULT refused error={e}");
+                return Ok(1);
+            }
+            Ok(None) | Err(_) => {}
+        }
+    }
+    bail!(
+        "no answer about {} within {} ms (it may still be created)",
+        args.topic,
+        args.timeout_ms
+    )
 }
 
 pub async fn metadata(args: MetadataArgs) -> anyhow::Result<i32> {

@@ -1,6 +1,6 @@
 //! `seedlog`: the real thing. Starts a broker or a member of the controller quorum as a process
 //! on TCP with a data directory, and offers small clients (produce, consume, metadata) to use
-//! and test a cluster. The nodes are the same sans-IO state machines the simulator and the model
+//! and test a cluster, and to create topics at runtime. The nodes are the same sans-IO state machines the simulator and the model
 //! checker drive.
 
 mod client;
@@ -29,6 +29,8 @@ enum Command {
     Consume(client::ConsumeArgs),
     /// Print the cluster metadata (leaders, ISRs, brokers) as one JSON line.
     Metadata(client::MetadataArgs),
+    /// Create a topic through the active controller (answered once the quorum committed it).
+    CreateTopic(client::CreateTopicArgs),
 }
 
 fn main() {
@@ -64,6 +66,7 @@ fn main() {
             Command::Produce(args) => client::produce(args).await,
             Command::Consume(args) => client::consume(args).await,
             Command::Metadata(args) => client::metadata(args).await,
+            Command::CreateTopic(args) => client::create_topic(args).await,
         }
     });
     match result {

@@ -202,6 +202,53 @@ mod tests {
     }
 
     #[test]
+    fn a_topic_creation_is_handed_to_the_controller_and_its_answer_back() {
+        use crate::protocol::{CreateTopicRequest, CreateTopicResponse};
+        let (mut b, target) = broker();
+        let request = CreateTopicRequest {
+            correlation: 3,
+            topic: "new".into(),
+            partitions: None,
+            replication_factor: None,
+            validate_only: false,
+        };
+        let mut cx = Context::new(0);
+        b.on_message(&mut cx, 7, Message::CreateTopic(request.clone()));
+        let forwarded = cx.take_effects().into_iter().any(|e| {
+            e == Effect::Send {
+                to: target,
+                message: Message::ForwardCreateTopic {
+                    client: 7,
+                    request: request.clone(),
+                },
+            }
+        });
+        assert!(forwarded);
+        let response = CreateTopicResponse {
+            correlation: 3,
+            topic: "new".into(),
+            result: Ok(vec![vec![0]]),
+        };
+        let answer = Message::ForwardCreateTopicResponse {
+            client: 7,
+            response: response.clone(),
+        };
+        // From a controller the broker does not talk to: not handed on.
+        b.on_message(&mut cx, 102, answer.clone());
+        let relayed = |effects: Vec<Effect>| {
+            effects.into_iter().any(|e| {
+                e == Effect::Send {
+                    to: 7,
+                    message: Message::CreateTopicResponse(response.clone()),
+                }
+            })
+        };
+        assert!(!relayed(cx.take_effects()));
+        b.on_message(&mut cx, target, answer);
+        assert!(relayed(cx.take_effects()));
+    }
+
+    #[test]
     fn a_silent_controller_is_left_for_the_next() {
         let (mut b, _) = broker();
         let mut cx = Context::new(0);

@@ -651,18 +651,35 @@ impl Broker {
         spec: OffsetSpec,
     ) {
         let not_leader = self.not_leader(&tp);
+        let mut timestamp = None;
         let result = match self.replicas.get(&tp) {
             Some(r) => match (r.leader(), spec) {
                 (None, _) => Err(not_leader),
                 (Some(_), OffsetSpec::Earliest) => Ok(r.log.log_start_offset()),
-                (Some(ls), OffsetSpec::Latest) if r.log.high_watermark() < ls.epoch_start => {
+                // Latest and by time look at committed records only: a new leader cannot tell
+                // where they end until it has committed an entry of its own epoch (KIP-207).
+                (Some(ls), OffsetSpec::Latest | OffsetSpec::Timestamp(_))
+                    if r.log.high_watermark() < ls.epoch_start =>
+                {
                     Err(ErrorCode::OffsetNotAvailable)
                 }
                 (Some(_), OffsetSpec::Latest) => Ok(r.log.high_watermark()),
+                (Some(_), OffsetSpec::Timestamp(t)) => {
+                    let hw = r.log.high_watermark();
+                    let found = r.log.first_at_or_after(t, hw);
+                    timestamp = found.map(|e| e.record.timestamp);
+                    Ok(found.map_or(hw, |e| e.offset))
+                }
             },
             None => Err(not_leader),
         };
-        cx.send(from, Message::ListOffsetsResponse { tp, spec, result });
+        let answer = Message::ListOffsetsResponse {
+            tp,
+            spec,
+            result,
+            timestamp,
+        };
+        cx.send(from, answer);
     }
 }
 

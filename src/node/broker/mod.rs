@@ -210,6 +210,20 @@ impl Broker {
             Message::Produce(req) => self.on_produce(cx, from, req),
             Message::ListOffsets { tp, spec } => self.on_list_offsets(cx, from, tp, spec),
             Message::Group(m) => self.on_group(cx, from, m),
+            // Topics are the controller's to create: handed on, and its answer handed back. A
+            // request lost on the way (a controller that moved or died) is the client's to retry.
+            Message::CreateTopic(request) => {
+                let forward = Message::ForwardCreateTopic {
+                    client: from,
+                    request,
+                };
+                self.send_to_controller(cx, forward);
+            }
+            Message::ForwardCreateTopicResponse { client, response }
+                if self.answered_by_controller(from) =>
+            {
+                cx.send(client, Message::CreateTopicResponse(response));
+            }
             Message::AlterPartitionResponse {
                 tp,
                 request_partition_epoch,

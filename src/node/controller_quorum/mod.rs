@@ -278,7 +278,8 @@ impl QuorumController {
             Message::RegisterBroker { .. }
             | Message::Heartbeat { .. }
             | Message::AlterPartition(_)
-            | Message::AllocateProducerIds { .. } => {
+            | Message::AllocateProducerIds { .. }
+            | Message::ForwardCreateTopic { .. } => {
                 if self.active.is_some() {
                     self.with_controller(cx, |c, cx| c.on_message(cx, from, message));
                 } else {

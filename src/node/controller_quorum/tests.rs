@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::node::{QuorumConfig, TopicSpec};
-use crate::protocol::BrokerRegistration;
+use crate::protocol::{BrokerRegistration, ErrorCode};
 use std::collections::{BTreeMap, BTreeSet};
 
 const VOTERS: [NodeId; 3] = [100, 101, 102];
@@ -454,4 +454,83 @@ fn a_voter_snapshots_its_metadata_and_a_follower_far_behind_installs_it() {
     );
     assert_eq!(again.quorum().applied(), start);
     assert_eq!(again.quorum().log().end_offset(), q.log().end_offset());
+}
+
+fn create(topic: &str) -> Message {
+    Message::ForwardCreateTopic {
+        client: 7,
+        request: crate::protocol::CreateTopicRequest {
+            correlation: 1,
+            topic: topic.into(),
+            partitions: Some(2),
+            replication_factor: Some(1),
+            validate_only: false,
+        },
+    }
+}
+
+/// The answers to client 7's topic creations that reached broker 0, by sender.
+type Layout = Result<Vec<Vec<u32>>, ErrorCode>;
+
+fn created(net: &Net) -> Vec<(NodeId, Layout)> {
+    net.answers_to(0)
+        .into_iter()
+        .filter_map(|(from, m)| match m {
+            Message::ForwardCreateTopicResponse {
+                client: 7,
+                response,
+            } => Some((from, response.result)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A topic creation is answered only once the quorum committed it, so a controller deposed
+/// before the commit never answers, and its successor, which never had the topic, creates it
+/// anew; a voter that is not active names the leader.
+#[test]
+fn a_topic_is_answered_created_only_once_committed_and_not_by_a_deposed_controller() {
+    let mut net = elected();
+    net.request_from_broker(0, 100, register(0));
+    net.request_from_broker(1, 100, register(1));
+    net.cut.extend([101, 102]);
+    net.request_from_broker(0, 100, create("a"));
+    assert!(created(&net).is_empty(), "nothing said before commit");
+    net.cut.clear();
+    net.refetch();
+    assert_eq!(created(&net), vec![(100, Ok(vec![vec![1], vec![0]]))]);
+    for v in VOTERS {
+        assert_eq!(net.node(v).metadata().partition_count("a"), 2, "voter {v}");
+    }
+    // 100, cut off, takes a creation it can never commit, and is deposed.
+    net.cut.insert(100);
+    net.request_from_broker(0, 100, create("b"));
+    net.fire(102, Timer::QuorumElection);
+    net.fire(101, Timer::QuorumElection);
+    assert!(net.node(101).is_active());
+    net.request_from_broker(0, 102, create("b"));
+    let not_active = net
+        .answers_to(0)
+        .into_iter()
+        .any(|(from, m)| from == 102 && matches!(m, Message::NotController { leader: Some(101) }));
+    assert!(not_active, "a standby names the leader");
+    net.request_from_broker(0, 101, create("b"));
+    net.request_from_broker(0, 101, create("a"));
+    let answers = created(&net);
+    assert_eq!(
+        answers[1..],
+        [
+            (101, Ok(vec![vec![1], vec![0]])),
+            (101, Err(ErrorCode::TopicAlreadyExists))
+        ],
+        "{answers:?}"
+    );
+    net.cut.clear();
+    net.fire(101, Timer::QuorumCheck);
+    net.refetch();
+    assert_eq!(
+        created(&net).len(),
+        3,
+        "the deposed controller never answered b"
+    );
 }

@@ -2,8 +2,8 @@
 //!
 //! Everything the wire states about sizes is checked against the bytes actually there before
 //! anything is allocated from it: the crate's decoder reserves a batch's record count and a
-//! record's header count as given, so a count of 2^31 must be refused first. A gzip batch is
-//! inflated with a cap, so a small batch cannot expand into gigabytes.
+//! record's header count as given, so a count of 2^31 must be refused first. A gzip or lz4 batch
+//! is inflated with a cap, so a small batch cannot expand into gigabytes.
 
 use super::errors;
 use crate::protocol::{Header, ProducerStamp, Record};
@@ -110,11 +110,13 @@ fn decode_one(bytes: &Bytes) -> Result<(Decoded, usize), Refused> {
     let body = bytes.slice(HEADER..total);
     let inflated = match attributes & 0x7 {
         0 => body,
-        1 => inflate_gzip(&body)?,
+        1 => inflate("gzip", flate2::read::MultiGzDecoder::new(&body[..]))?,
+        // Kafka's lz4 is the LZ4 frame format (with a correct header checksum since magic 1).
+        3 => inflate("lz4", lz4_flex::frame::FrameDecoder::new(&body[..]))?,
         _ => {
             return Err(refuse(
                 errors::UNSUPPORTED_COMPRESSION_TYPE,
-                "only uncompressed and gzip batches are accepted",
+                "only uncompressed, gzip and lz4 batches are accepted",
             ))
         }
     };
@@ -176,17 +178,18 @@ fn long(b: &[u8], at: usize) -> [u8; 8] {
     out
 }
 
-/// Inflates a gzip body, refusing one that would grow past `MAX_INFLATED`.
-fn inflate_gzip(body: &Bytes) -> Result<Bytes, Refused> {
+/// Inflates a compressed body (`codec` names it in errors), refusing one that would grow past
+/// `MAX_INFLATED`.
+fn inflate(codec: &str, decoder: impl Read) -> Result<Bytes, Refused> {
     let mut out = Vec::new();
-    let mut reader = flate2::read::MultiGzDecoder::new(&body[..]).take(MAX_INFLATED as u64 + 1);
+    let mut reader = decoder.take(MAX_INFLATED as u64 + 1);
     reader
         .read_to_end(&mut out)
-        .map_err(|e| refuse(errors::CORRUPT_MESSAGE, format!("gzip: {e}")))?;
+        .map_err(|e| refuse(errors::CORRUPT_MESSAGE, format!("{codec}: {e}")))?;
     if out.len() > MAX_INFLATED {
         return Err(refuse(
             errors::CORRUPT_MESSAGE,
-            "gzip batch inflates past the limit",
+            format!("{codec} batch inflates past the limit"),
         ));
     }
     Ok(Bytes::from(out))

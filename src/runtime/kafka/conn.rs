@@ -9,7 +9,7 @@
 
 use super::metadata::{self, Addresses};
 use super::versions::{self, UNSUPPORTED_VERSION};
-use super::{fetch, list_offsets, produce, producer_id};
+use super::{create_topics, fetch, list_offsets, produce, producer_id};
 use crate::protocol::{ClusterMetadata, Message, NodeId};
 use crate::runtime::lock;
 use crate::runtime::net::{LocalClient, Net};
@@ -314,16 +314,45 @@ async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<Resp
                 });
             }
             let mut answers = BTreeMap::new();
+            let mut timestamps = BTreeMap::new();
             while answers.len() < plan.requests.len() {
                 match timeout_at(deadline, client.recv()).await {
-                    Ok(Some(Message::ListOffsetsResponse { tp, spec, result })) => {
+                    Ok(Some(Message::ListOffsetsResponse {
+                        tp,
+                        spec,
+                        result,
+                        timestamp,
+                    })) => {
+                        if let Some(t) = timestamp {
+                            timestamps.insert((tp.clone(), spec), t);
+                        }
                         answers.insert((tp, spec), result);
                     }
                     Ok(Some(_)) => {}
                     Ok(None) | Err(_) => break,
                 }
             }
-            Some(ResponseKind::ListOffsets(plan.answer(&answers, version)))
+            let answer = plan.answer(&answers, &timestamps, version);
+            Some(ResponseKind::ListOffsets(answer))
+        }
+        RequestKind::CreateTopics(req) => {
+            let plan = create_topics::plan(&req);
+            let deadline = Instant::now() + millis(req.timeout_ms);
+            let mut client = shared.client();
+            for r in &plan.requests {
+                client.send(Message::CreateTopic(r.clone()));
+            }
+            let mut answers = create_topics::Answers::new();
+            while answers.len() < plan.requests.len() {
+                match timeout_at(deadline, client.recv()).await {
+                    Ok(Some(Message::CreateTopicResponse(r))) => {
+                        answers.insert(r.correlation, r.result);
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            Some(ResponseKind::CreateTopics(plan.answer(&answers, version)))
         }
         RequestKind::InitProducerId(req) => {
             if let Some(refused) = producer_id::refused(&req) {

@@ -54,5 +54,9 @@ pub fn kafka_code(e: ErrorCode) -> i16 {
         // An idempotent producer's batch of an older epoch: Kafka's INVALID_PRODUCER_EPOCH
         // (PRODUCER_FENCED, 90, belongs to transactional producers).
         ErrorCode::ProducerFenced => 47,
+        ErrorCode::TopicAlreadyExists => 36,
+        ErrorCode::InvalidPartitions => 37,
+        ErrorCode::InvalidReplicationFactor => 38,
+        ErrorCode::RequestTimedOut => 7,
     }
 }

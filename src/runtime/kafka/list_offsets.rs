@@ -1,6 +1,7 @@
-//! ListOffsets: earliest (-2) and latest (-1) become the broker's own ListOffsets (log start and
-//! high watermark, from the partition's leader). Offsets by timestamp are not offered yet: the
-//! broker keeps no time index, so they are answered with an error rather than guessed here.
+//! ListOffsets: earliest (-2), latest (-1) and a time (>= 0) become the broker's own ListOffsets
+//! (log start, high watermark, or the first committed record at or after the time, from the
+//! partition's leader). A time no committed record reaches is answered offset -1, timestamp -1,
+//! as Kafka does. Max timestamp (-3) and other negative times are refused.
 
 use super::errors;
 use crate::protocol::{ErrorCode, Offset, OffsetSpec, TopicPartition};
@@ -29,6 +30,7 @@ pub fn plan(req: &ListOffsetsRequest) -> Plan {
             let spec = match p.timestamp {
                 -2 => Ok(OffsetSpec::Earliest),
                 -1 => Ok(OffsetSpec::Latest),
+                t if t >= 0 => Ok(OffsetSpec::Timestamp(t)),
                 _ => Err(errors::UNSUPPORTED_FOR_MESSAGE_FORMAT),
             };
             let slot = match (u32::try_from(p.partition_index), spec) {
@@ -50,9 +52,12 @@ pub fn plan(req: &ListOffsetsRequest) -> Plan {
 }
 
 impl Plan {
+    /// `timestamps`: for a lookup by time, the timestamp of the record found (none found: the
+    /// key is absent and the answer is -1).
     pub fn answer(
         &self,
         answers: &BTreeMap<Key, Result<Offset, ErrorCode>>,
+        timestamps: &BTreeMap<Key, i64>,
         _version: i16,
     ) -> ListOffsetsResponse {
         let mut resp = ListOffsetsResponse::default();
@@ -64,16 +69,26 @@ impl Plan {
                 p.partition_index = *index;
                 let result = match slot {
                     Err(code) => Err(*code),
-                    Ok(key) => errors::offset_outcome(answers, key),
+                    Ok(key) => errors::offset_outcome(answers, key).map(|o| (key, o)),
                 };
+                p.timestamp = -1;
                 match result {
-                    Ok(o) => p.offset = o as i64,
+                    Ok(((_, OffsetSpec::Timestamp(_)), o)) => {
+                        let found = slot.as_ref().ok().and_then(|k| timestamps.get(k));
+                        match found {
+                            Some(t) => {
+                                p.offset = o as i64;
+                                p.timestamp = *t;
+                            }
+                            None => p.offset = -1,
+                        }
+                    }
+                    Ok((_, o)) => p.offset = o as i64,
                     Err(code) => {
                         p.error_code = code;
                         p.offset = -1;
                     }
                 }
-                p.timestamp = -1;
                 t.partitions.push(p);
             }
             resp.topics.push(t);

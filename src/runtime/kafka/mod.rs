@@ -9,12 +9,13 @@
 //!
 //! `versions` is what we advertise, `errors` the code mapping, `batch` and `encode` record
 //! batches in and out, `topic_id` the topic ids, `metadata`, `produce`, `fetch`, `list_offsets`,
-//! `producer_id` and `groups` one API (or family) each, `group_api` the group
+//! `producer_id`, `create_topics` and `groups` one API (or family) each, `group_api` the group
 //! requests' exchange with the broker (pure translation, unit-tested), `conn` a connection and
 //! `listener` the socket; `walk` checks a request's stated sizes before the crate decodes it.
 
 mod batch;
 mod conn;
+mod create_topics;
 mod encode;
 mod errors;
 mod fetch;

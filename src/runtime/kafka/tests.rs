@@ -297,6 +297,46 @@ async fn a_corrupt_batch_is_refused_and_changes_no_log() {
     assert_eq!(r.topics[0].partitions[0].offset, 0, "nothing was appended");
 }
 
+/// ListOffsets of partition 0 at `timestamp`: (error, offset, timestamp).
+async fn offset_at(c: &mut DuplexStream, timestamp: i64) -> (i16, i64, i64) {
+    let mut list = ListOffsetsRequest::default();
+    let mut t = ListOffsetsTopic::default();
+    t.name = TopicName(StrBytes::from_static_str("t"));
+    let mut p = ListOffsetsPartition::default();
+    p.timestamp = timestamp;
+    t.partitions = vec![p];
+    list.topics = vec![t];
+    let ResponseKind::ListOffsets(r) =
+        call(c, ApiKey::ListOffsets, 7, RequestKind::ListOffsets(list)).await
+    else {
+        panic!("not ListOffsets")
+    };
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
+}
+
+#[tokio::test]
+async fn list_offsets_by_time_finds_the_first_record_at_or_after_it() {
+    let (mut c, _) = connect(broker());
+    // Records stamped 1_700_000_000_000 + 0, 1, 2.
+    let resp = call(
+        &mut c,
+        ApiKey::Produce,
+        9,
+        produce(-1, 0, batch(&["a", "b", "c"], Compression::None)),
+    )
+    .await;
+    assert_eq!(produced(resp), (0, 0));
+    let base = 1_700_000_000_000;
+    assert_eq!(offset_at(&mut c, 0).await, (0, 0, base));
+    assert_eq!(offset_at(&mut c, base + 1).await, (0, 1, base + 1));
+    assert_eq!(offset_at(&mut c, base + 2).await, (0, 2, base + 2));
+    // Later than every record: none, as Kafka answers it.
+    assert_eq!(offset_at(&mut c, base + 3).await, (0, -1, -1));
+    assert_eq!(offset_at(&mut c, -1).await, (0, 3, -1));
+    assert_eq!(offset_at(&mut c, -2).await, (0, 0, -1));
+}
+
 #[tokio::test]
 async fn fetch_with_nothing_to_read_waits_then_answers_empty() {
     let (mut c, _) = connect(broker());
@@ -428,17 +468,58 @@ fn a_gzip_bomb_is_refused() {
         gz.write_all(&zeros).expect("compress");
     }
     let body = gz.finish().expect("compressed");
-    // A gzip batch around that body: header from a real gzip batch, body swapped, CRC redone.
-    let real = batch(&["a"], Compression::Gzip);
+    assert_eq!(
+        decode_payload(&rebody(1, &body)).expect_err("refused").code,
+        errors::CORRUPT_MESSAGE
+    );
+}
+
+/// A batch of `codec` (the attributes' low bits) around `body`: the header of a real batch of
+/// one record, the codec set, the body swapped, length and CRC redone.
+fn rebody(codec: u8, body: &[u8]) -> Bytes {
+    let real = batch(&["a"], Compression::None);
     let mut b = BytesMut::from(&real[..61]);
-    b.extend_from_slice(&body);
+    b[22] = (b[22] & !7) | codec;
+    b.extend_from_slice(body);
     let len = (b.len() - 12) as i32;
     b[8..12].copy_from_slice(&len.to_be_bytes());
     let crc = crc32c::crc32c(&b[21..]);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
+}
+
+fn lz4(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+    enc.write_all(data).expect("compress");
+    enc.finish().expect("compressed")
+}
+
+#[test]
+fn an_lz4_batch_is_inflated_and_an_lz4_bomb_refused() {
+    // The records of an uncompressed one-record batch, lz4-framed.
+    let plain = batch(&["a"], Compression::None);
+    let decoded = decode_payload(&rebody(3, &lz4(&plain[61..]))).expect("decodes");
+    let values: Vec<_> = decoded.records.iter().map(|r| r.value.clone()).collect();
+    assert_eq!(values, vec![b"a".to_vec()]);
+    let bomb = lz4(&vec![0u8; MAX_INFLATED + 1]);
     assert_eq!(
-        decode_payload(&b.freeze()).expect_err("refused").code,
+        decode_payload(&rebody(3, &bomb)).expect_err("refused").code,
         errors::CORRUPT_MESSAGE
+    );
+    // Not lz4 at all.
+    assert_eq!(
+        decode_payload(&rebody(3, b"garbage"))
+            .expect_err("refused")
+            .code,
+        errors::CORRUPT_MESSAGE
+    );
+    // Snappy and zstd are not taken.
+    assert_eq!(
+        decode_payload(&rebody(2, &plain[61..]))
+            .expect_err("refused")
+            .code,
+        errors::UNSUPPORTED_COMPRESSION_TYPE
     );
 }
 
@@ -678,6 +759,32 @@ pub(super) fn sample(key: ApiKey, version: i16) -> RequestKind {
                 req.topics = Some(vec![t]);
             }
             RequestKind::OffsetFetch(req)
+        }
+        ApiKey::CreateTopics => {
+            use kafka_protocol::messages::create_topics_request::{
+                CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+            };
+            let mut a = CreatableReplicaAssignment::default();
+            a.broker_ids = vec![BrokerId(0), BrokerId(1)];
+            let mut c = CreatableTopicConfig::default();
+            c.name = StrBytes::from_static_str("retention.ms");
+            c.value = Some(StrBytes::from_static_str("1000"));
+            let mut t = CreatableTopic::default();
+            t.name = name();
+            t.num_partitions = 2;
+            t.replication_factor = 1;
+            t.assignments = vec![a.clone(), a];
+            t.configs = vec![c.clone(), c];
+            let mut plain = CreatableTopic::default();
+            plain.name = TopicName(StrBytes::from_static_str("u"));
+            plain.num_partitions = -1;
+            plain.replication_factor = -1;
+            let mut req = CreateTopicsRequest::default();
+            req.topics = vec![t, plain];
+            // No controller answers this test's broker: a short wait for REQUEST_TIMED_OUT.
+            req.timeout_ms = 50;
+            req.validate_only = true;
+            RequestKind::CreateTopics(req)
         }
         _ => unreachable!("not advertised"),
     }

@@ -23,6 +23,7 @@ pub const ADVERTISED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 0, 4),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::CreateTopics, 2, 7),
 ];
 
 /// Kafka's UNSUPPORTED_VERSION.

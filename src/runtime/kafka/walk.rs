@@ -175,6 +175,21 @@ const OFFSET_FETCH: &[Field] = &[
     f(7, ALL, Fixed(1)),
 ];
 
+const CREATE_ASSIGNMENT: &[Field] = &[f(0, ALL, Fixed(4)), f(0, ALL, Numbers(4))];
+const CREATE_CONFIG: &[Field] = &[f(0, ALL, Str), f(0, ALL, Str)];
+const CREATE_TOPIC: &[Field] = &[
+    f(0, ALL, Str),
+    f(0, ALL, Fixed(4)),
+    f(0, ALL, Fixed(2)),
+    f(0, ALL, Array(CREATE_ASSIGNMENT)),
+    f(0, ALL, Array(CREATE_CONFIG)),
+];
+const CREATE_TOPICS: &[Field] = &[
+    f(0, ALL, Array(CREATE_TOPIC)),
+    f(0, ALL, Fixed(4)),
+    f(1, ALL, Fixed(1)),
+];
+
 /// The schema of `key`'s request body and the first version in the flexible encoding (compact
 /// lengths, tagged fields); `None` for APIs we do not serve.
 fn schema(key: ApiKey) -> Option<(&'static [Field], i16)> {
@@ -192,6 +207,7 @@ fn schema(key: ApiKey) -> Option<(&'static [Field], i16)> {
         ApiKey::LeaveGroup => (LEAVE_GROUP, 4),
         ApiKey::OffsetCommit => (OFFSET_COMMIT, 8),
         ApiKey::OffsetFetch => (OFFSET_FETCH, 6),
+        ApiKey::CreateTopics => (CREATE_TOPICS, 5),
         _ => return None,
     })
 }
