@@ -8,72 +8,23 @@
 
 mod common;
 
-use common::{free_ports, start_cluster_of, Procs};
+use common::{kafka_clients, run_command as run, start_kafka_cluster, Procs, ROOT};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// Runs a command to completion within `deadline`; returns (success, stdout and stderr).
-fn run(cmd: &mut Command, deadline: Duration) -> (bool, String) {
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let started = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        if started.elapsed() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "{cmd:?} still running after {deadline:?}:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().expect("output");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 #[test]
 fn real_kafka_clients_produce_and_consume() {
     let started = Instant::now();
-    let (ok, out) = run(
-        &mut Command::new(Path::new(ROOT).join("tests/kafka/setup.sh")),
-        Duration::from_secs(600),
-    );
-    eprint!("{out}");
-    assert!(
-        ok,
-        "the Kafka clients could not be installed (tests/kafka/setup.sh):\n{out}"
-    );
+    let python = kafka_clients();
     eprintln!(
         "clients ready after {:.1} s",
         started.elapsed().as_secs_f64()
     );
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let kafka = free_ports(3).join(",");
-    let cluster = start_cluster_of(
-        dir.path(),
-        1,
-        "events:3:3",
-        &["--min-insync-replicas", "2", "--kafka-listeners", &kafka],
-    );
+    let (cluster, kafka) = start_kafka_cluster(dir.path(), "events:3:3");
     let _procs: Procs = cluster.procs;
-    let python = Path::new(ROOT).join("target/kafka-venv/bin/python");
     let script = Path::new(ROOT).join("tests/kafka/clients.py");
     let (ok, out) = run(
         Command::new(python).arg(script).args([
