@@ -3,6 +3,7 @@
 //! and test a cluster. The nodes are the same sans-IO state machines the simulator and the model
 //! checker drive.
 
+mod chaos;
 mod client;
 mod layout;
 mod server;
@@ -29,6 +30,9 @@ enum Command {
     Consume(client::ConsumeArgs),
     /// Print the cluster metadata (leaders, ISRs, brokers) as one JSON line.
     Metadata(client::MetadataArgs),
+    /// Start a cluster as processes, drive it with real Kafka clients while killing, pausing
+    /// and restarting its nodes on a seeded schedule, and check the clients' history.
+    Chaos(chaos::ChaosArgs),
 }
 
 fn main() {
@@ -64,6 +68,8 @@ fn main() {
             Command::Produce(args) => client::produce(args).await,
             Command::Consume(args) => client::consume(args).await,
             Command::Metadata(args) => client::metadata(args).await,
+            // Blocking: it runs processes and sleeps between faults, and nothing else runs.
+            Command::Chaos(args) => chaos::chaos(args),
         }
     });
     match result {
