@@ -16,6 +16,7 @@ before their completions. Prints progress on stdout and `DRIVER done ...` at the
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -34,8 +35,12 @@ def write(event, time_ns=None):
 
 
 def producer(name, a, stop, counts):
-    p = Producer({"bootstrap.servers": a.bootstrap, "acks": "all", "enable.idempotence": True,
-                  "linger.ms": 5, "message.timeout.ms": a.message_timeout_ms})
+    conf = {"bootstrap.servers": a.bootstrap, "acks": "all", "enable.idempotence": True,
+            "linger.ms": 5, "message.timeout.ms": a.message_timeout_ms}
+    if os.environ.get("SEEDLOG_CHAOS_RDKAFKA_DEBUG"):
+        # librdkafka's own log (to driver.log), e.g. "eos,msg,protocol".
+        conf["debug"] = os.environ["SEEDLOG_CHAOS_RDKAFKA_DEBUG"]
+    p = Producer(conf)
 
     def report(err, msg):
         if err:

@@ -4,18 +4,21 @@
 //! printed, so a failing run names what was done to the cluster and when.
 
 mod cluster;
+mod nemesis;
 mod schedule;
+mod workload;
 
 use crate::layout::FIRST_CONTROLLER_ID;
 use anyhow::{bail, Context as _};
 use cluster::{free_ports, Node, Nodes};
+use nemesis::inject;
 use schedule::{FaultKind, Named, Schedule};
 use seedlog::history::{check, parse_history};
 use seedlog::node::Bug;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use workload::{forward, wait_for, Workload};
 
 /// The workload, written into the run's directory and run with `--python`.
 const DRIVER: &str = include_str!("driver.py");
@@ -205,25 +208,27 @@ fn run(args: &ChaosArgs, python: &Path, dir: &Path) -> anyhow::Result<i32> {
     let history = dir.join("history.jsonl");
     let script = dir.join("driver.py");
     std::fs::write(&script, DRIVER)?;
-    let mut driver = Command::new(python)
-        .arg(&script)
-        .args(["--bootstrap", &bootstrap, "--topic", TOPIC])
-        .args(["--partitions", &args.partitions.to_string()])
-        .args(["--producers", &args.producers.to_string()])
-        .args(["--duration", &args.duration.to_string(), "--history"])
-        .arg(&history)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", python.display()))?;
-    let lines = forward(&mut driver, dir)?;
+    let mut driver = Workload(
+        Command::new(python)
+            .arg(&script)
+            .args(["--bootstrap", &bootstrap, "--topic", TOPIC])
+            .args(["--partitions", &args.partitions.to_string()])
+            .args(["--producers", &args.producers.to_string()])
+            .args(["--duration", &args.duration.to_string(), "--history"])
+            .arg(&history)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", python.display()))?,
+    );
+    let lines = forward(&mut driver.0, dir)?;
     let started = Instant::now();
     let injected = inject(&mut nodes, &schedule, started, dir)?;
     // Every node back, for the final reads.
     for node in &mut nodes.0 {
         node.heal()?;
     }
-    let status = wait_for(&mut driver, Duration::from_secs(args.duration + 180))?;
+    let status = wait_for(&mut driver.0, Duration::from_secs(args.duration + 180))?;
     let summary = lines
         .join()
         .map_err(|_| anyhow::anyhow!("the driver's output reader panicked"))?;
@@ -270,105 +275,4 @@ fn run(args: &ChaosArgs, python: &Path, dir: &Path) -> anyhow::Result<i32> {
         .unwrap_or(line);
     println!("{rest}");
     Ok(if report.is_ok() { 0 } else { 1 })
-}
-
-/// Copies the driver's output to `driver.log` (and its progress to our stdout); the thread
-/// returns its `DRIVER done` line.
-fn forward(
-    driver: &mut Child,
-    dir: &Path,
-) -> anyhow::Result<std::thread::JoinHandle<Option<String>>> {
-    use std::io::Write as _;
-    let stdout = driver.stdout.take().context("no stdout")?;
-    let stderr = driver.stderr.take().context("no stderr")?;
-    let mut log = std::fs::File::create(dir.join("driver.log"))?;
-    let mut err_log = log.try_clone()?;
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = writeln!(err_log, "{line}");
-        }
-    });
-    Ok(std::thread::spawn(move || {
-        let mut done = None;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = writeln!(log, "{line}");
-            if line.starts_with("DRIVER done") {
-                done = Some(line);
-            } else if line.starts_with("t=") || line.starts_with("DRIVER") {
-                println!("  workload {line}");
-            }
-        }
-        done
-    }))
-}
-
-/// Carries out the schedule from `started`; returns how many faults were injected. Each is
-/// logged to stdout and `faults.log`.
-fn inject(
-    nodes: &mut Nodes,
-    schedule: &Schedule,
-    started: Instant,
-    dir: &Path,
-) -> anyhow::Result<usize> {
-    use std::io::Write as _;
-    let mut log = std::fs::File::create(dir.join("faults.log"))?;
-    let mut note = |what: String| -> anyhow::Result<()> {
-        let line = format!("{:>7.2} s  {what}", started.elapsed().as_secs_f64());
-        println!("  {line}");
-        writeln!(log, "{line}")?;
-        Ok(())
-    };
-    let wait_until = |ms: u64| {
-        let at = started + Duration::from_millis(ms);
-        if let Some(left) = at.checked_duration_since(Instant::now()) {
-            std::thread::sleep(left);
-        }
-    };
-    let mut injected = 0;
-    for fault in &schedule.faults {
-        wait_until(fault.at_ms);
-        let node = &mut nodes.0[fault.target];
-        let pid = node.pid().unwrap_or(0);
-        match fault.kind {
-            FaultKind::Kill => node.kill(),
-            FaultKind::Pause => node.pause()?,
-            FaultKind::Restart => node.stop()?,
-        }
-        injected += 1;
-        let verb = match fault.kind {
-            FaultKind::Kill => "kill -9",
-            FaultKind::Pause => "SIGSTOP",
-            FaultKind::Restart => "stopped (SIGINT)",
-        };
-        note(format!("{verb} {} (pid {pid})", node.name))?;
-        wait_until(fault.at_ms + fault.down_ms);
-        let node = &mut nodes.0[fault.target];
-        node.heal()?;
-        let verb = match fault.kind {
-            FaultKind::Pause => "SIGCONT",
-            _ => "started",
-        };
-        note(format!(
-            "{verb} {} (pid {})",
-            node.name,
-            node.pid().unwrap_or(0)
-        ))?;
-    }
-    Ok(injected)
-}
-
-/// Waits for the driver to exit; kills it after `deadline`.
-fn wait_for(driver: &mut Child, deadline: Duration) -> anyhow::Result<std::process::ExitStatus> {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = driver.try_wait()? {
-            return Ok(status);
-        }
-        if started.elapsed() > deadline {
-            let _ = driver.kill();
-            let _ = driver.wait();
-            bail!("the workload was still running after {deadline:?}; killed");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
