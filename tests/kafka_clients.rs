@@ -8,9 +8,7 @@
 
 mod common;
 
-use common::{kafka_clients, run_command as run, start_kafka_cluster, Procs, ROOT};
-use std::path::Path;
-use std::process::Command;
+use common::{kafka_clients, kafka_script, run_command as run, start_kafka_cluster, Procs};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -25,18 +23,8 @@ fn real_kafka_clients_produce_and_consume() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (cluster, kafka) = start_kafka_cluster(dir.path(), "events:3:3");
     let _procs: Procs = cluster.procs;
-    let script = Path::new(ROOT).join("tests/kafka/clients.py");
     let (ok, out) = run(
-        Command::new(python).arg(script).args([
-            "--bootstrap",
-            &kafka,
-            "--topic",
-            "events",
-            "--partitions",
-            "3",
-            "--count",
-            "200",
-        ]),
+        kafka_script(&python, "clients.py", &kafka).args(["--count", "200"]),
         Duration::from_secs(300),
     );
     eprint!("{out}");

@@ -8,12 +8,11 @@
 
 mod common;
 
-use common::{kafka_clients, start, start_kafka_cluster, ROOT};
+use common::{kafka_clients, kafka_script, start, start_kafka_cluster};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 /// A record as the producer's delivery report or the consumer gave it.
@@ -112,16 +111,7 @@ fn kill_9_of_a_leader_during_idempotent_produce_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (mut cluster, kafka) = start_kafka_cluster(dir.path(), "events:3:3");
     let out = dir.path().join("outcome.json");
-    let mut driver = Command::new(python)
-        .arg(Path::new(ROOT).join("tests/kafka/kill_leader.py"))
-        .args([
-            "--bootstrap",
-            &kafka,
-            "--topic",
-            "events",
-            "--partitions",
-            "3",
-        ])
+    let mut driver = kafka_script(&python, "kill_leader.py", &kafka)
         .args(["--seconds", "12", "--out"])
         .arg(&out)
         .stdin(Stdio::piped())

@@ -247,6 +247,22 @@ pub fn run_command(cmd: &mut Command, deadline: Duration) -> (bool, String) {
     (status.success(), format!("{stdout}{stderr}"))
 }
 
+/// `python tests/kafka/<script> --bootstrap <kafka> --topic events --partitions 3`: a client
+/// script against the topic `start_kafka_cluster` made as `events:3:3`.
+pub fn kafka_script(python: &Path, script: &str, kafka: &str) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.arg(Path::new(ROOT).join("tests/kafka").join(script));
+    cmd.args([
+        "--bootstrap",
+        kafka,
+        "--topic",
+        "events",
+        "--partitions",
+        "3",
+    ]);
+    cmd
+}
+
 /// A controller and three brokers, each broker with a Kafka listener, min.insync.replicas 2,
 /// and `topic` (`name:partitions:replication`); returns the cluster and the brokers' Kafka
 /// addresses (comma-separated, broker i the i-th).
