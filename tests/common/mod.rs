@@ -9,7 +9,7 @@ use seedlog::runtime::file_disk::FileDisk;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -114,12 +114,19 @@ pub fn write_data_dir(dir: &Path, ops: &[DiskOp]) {
 /// and fails the test if it has not exited within `deadline`: a process that should finish must
 /// never hang the suite (CI has a hard time limit).
 pub fn run_with_deadline(args: &[String], deadline: Duration) -> (Option<i32>, String, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
+    let (status, stdout, stderr) = run_to_end(Command::new(BIN).args(args), deadline);
+    (status.code(), stdout, stderr)
+}
+
+/// Runs `cmd` to its end, reading its stdout and stderr as it goes; returns (status, stdout,
+/// stderr). Kills it and fails the test, with its output, if it is still running after
+/// `deadline`.
+pub fn run_to_end(cmd: &mut Command, deadline: Duration) -> (ExitStatus, String, String) {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start seedlog");
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
     let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
         std::thread::spawn(move || {
             let mut s = String::new();
@@ -139,7 +146,11 @@ pub fn run_with_deadline(args: &[String], deadline: Duration) -> (Option<i32>, S
         if started.elapsed() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("seedlog {args:?} still running after {deadline:?}; it should have exited");
+            panic!(
+                "{cmd:?} still running after {deadline:?}; it should have exited:\n{}{}",
+                out.join().unwrap_or_default(),
+                err.join().unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -147,7 +158,7 @@ pub fn run_with_deadline(args: &[String], deadline: Duration) -> (Option<i32>, S
         out.join().unwrap_or_default(),
         err.join().unwrap_or_default(),
     );
-    (status.code(), stdout, stderr)
+    (status, stdout, stderr)
 }
 
 /// A controller and three brokers on 127.0.0.1, data under `dir`, with `topic` created
@@ -225,4 +236,58 @@ pub fn command(name: &str, layout: &[String], extra: &[&str]) -> Vec<String> {
     args.extend(layout.iter().cloned());
     args.extend(extra.iter().map(|a| a.to_string()));
     args
+}
+
+/// The repository root, where tests/kafka and target/kafka-venv are.
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Runs a command to completion within `deadline`; returns (success, stdout and stderr).
+pub fn run_command(cmd: &mut Command, deadline: Duration) -> (bool, String) {
+    let (status, stdout, stderr) = run_to_end(cmd, deadline);
+    (status.success(), format!("{stdout}{stderr}"))
+}
+
+/// `python tests/kafka/<script> --bootstrap <kafka> --topic events --partitions 3`: a client
+/// script against the topic `start_kafka_cluster` made as `events:3:3`.
+pub fn kafka_script(python: &Path, script: &str, kafka: &str) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.arg(Path::new(ROOT).join("tests/kafka").join(script));
+    cmd.args([
+        "--bootstrap",
+        kafka,
+        "--topic",
+        "events",
+        "--partitions",
+        "3",
+    ]);
+    cmd
+}
+
+/// A controller and three brokers, each broker with a Kafka listener, min.insync.replicas 2,
+/// and `topic` (`name:partitions:replication`); returns the cluster and the brokers' Kafka
+/// addresses (comma-separated, broker i the i-th).
+pub fn start_kafka_cluster(dir: &Path, topic: &str) -> (Cluster, String) {
+    let kafka = free_ports(3).join(",");
+    let cluster = start_cluster_of(
+        dir,
+        1,
+        topic,
+        &["--min-insync-replicas", "2", "--kafka-listeners", &kafka],
+    );
+    (cluster, kafka)
+}
+
+/// Installs the real Kafka clients (tests/kafka/setup.sh) or fails the test: it never skips.
+/// Returns the virtual environment's Python.
+pub fn kafka_clients() -> std::path::PathBuf {
+    let (ok, out) = run_command(
+        &mut Command::new(Path::new(ROOT).join("tests/kafka/setup.sh")),
+        Duration::from_secs(600),
+    );
+    eprint!("{out}");
+    assert!(
+        ok,
+        "the Kafka clients could not be installed (tests/kafka/setup.sh):\n{out}"
+    );
+    Path::new(ROOT).join("target/kafka-venv/bin/python")
 }

@@ -3,6 +3,7 @@
 //! and test a cluster, and to create topics at runtime. The nodes are the same sans-IO state machines the simulator and the model
 //! checker drive.
 
+mod chaos;
 mod client;
 mod layout;
 mod server;
@@ -31,6 +32,9 @@ enum Command {
     Metadata(client::MetadataArgs),
     /// Create a topic through the active controller (answered once the quorum committed it).
     CreateTopic(client::CreateTopicArgs),
+    /// Start a cluster as processes, drive it with real Kafka clients while killing, pausing
+    /// and restarting its nodes on a seeded schedule, and check the clients' history.
+    Chaos(chaos::ChaosArgs),
 }
 
 fn main() {
@@ -67,6 +71,8 @@ fn main() {
             Command::Consume(args) => client::consume(args).await,
             Command::Metadata(args) => client::metadata(args).await,
             Command::CreateTopic(args) => client::create_topic(args).await,
+            // Blocking: it runs processes and sleeps between faults, and nothing else runs.
+            Command::Chaos(args) => chaos::chaos(args),
         }
     });
     match result {

@@ -5,7 +5,7 @@ use crate::layout::{wall_clock, LayoutArgs, TopicArg, FIRST_CONTROLLER_ID};
 use anyhow::{bail, Context as _};
 use seedlog::log::RetentionPolicy;
 use seedlog::node::{
-    AnyNode, Broker, BrokerConfig, ControllerConfig, Durability, Image, QuorumConfig,
+    AnyNode, Broker, BrokerConfig, Bug, ControllerConfig, Durability, Image, QuorumConfig,
     QuorumController, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
 use seedlog::protocol::OFFSETS_TOPIC;
@@ -54,6 +54,10 @@ pub struct ControllerArgs {
     /// others dropped entries it lacks installs the active controller's snapshot.
     #[arg(long, default_value_t = 1_024)]
     snapshot_every: u64,
+    /// Reintroduce a historical bug (repeatable; names and effects in docs/bugs.md), so that a
+    /// test or `seedlog chaos` can show it is caught. Off unless given; never for real use.
+    #[arg(long = "bug")]
+    bugs: Vec<Bug>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -88,6 +92,10 @@ pub struct BrokerArgs {
     group_session_timeout_ms: u64,
     #[command(flatten)]
     kafka: KafkaArgs,
+    /// Reintroduce a historical bug (repeatable; names and effects in docs/bugs.md), so that a
+    /// test or `seedlog chaos` can show it is caught. Off unless given; never for real use.
+    #[arg(long = "bug")]
+    bugs: Vec<Bug>,
 }
 
 /// The Kafka listener (docs/kafka-listener.md).
@@ -194,7 +202,7 @@ pub async fn controller(args: ControllerArgs) -> anyhow::Result<i32> {
         session_timeout_ms: Some(args.session_timeout_ms),
         unclean_leader_election: args.unclean_leader_election,
         producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
-        bugs: Default::default(),
+        bugs: args.bugs.iter().copied().collect(),
     });
     let quorum = Arc::new(QuorumConfig {
         snapshot_every: (args.snapshot_every > 0).then_some(args.snapshot_every),
@@ -241,6 +249,7 @@ pub async fn broker(args: BrokerArgs) -> anyhow::Result<i32> {
     let mut config = BrokerConfig::new(args.id, args.layout.controller_ids());
     config.durability = args.durability;
     config.min_insync_replicas = args.min_insync_replicas;
+    config.bugs = args.bugs.iter().copied().collect();
     config.group_session_timeout_ms = Some(args.group_session_timeout_ms);
     config.group_rebalance_timeout_ms = Some(args.group_session_timeout_ms);
     config.retention = RetentionPolicy {

@@ -131,10 +131,21 @@ async fn read_requests<R: AsyncRead + Unpin>(
             }
             Parsed::Request(header, body) => {
                 let shared = shared.clone();
+                // A produce reaches the broker here, before the next request is read: Kafka
+                // appends one connection's requests in its order, and an idempotent producer's
+                // pipelined batches must not overtake each other (the broker would refuse the
+                // overtaking one as out of sequence). Its answer is awaited with the others.
+                let work = match *body {
+                    RequestKind::Produce(req) => Work::Produce(SentProduce::send(&shared, &req)),
+                    other => Work::Other(other),
+                };
                 tokio::spawn(async move {
                     let key = ApiKey::try_from(header.request_api_key).expect("checked in parse");
                     let version = header.request_api_version;
-                    let answer = handle(&shared, *body, version).await;
+                    let answer = match work {
+                        Work::Produce(sent) => sent.answer(version).await,
+                        Work::Other(body) => handle(&shared, body, version).await,
+                    };
                     let framed = match answer {
                         None => Some(None),
                         Some(body) => {
@@ -215,6 +226,59 @@ fn frame_response(
     Ok(buf.freeze())
 }
 
+/// A request's work once read: a produce already handed to the broker, or any other request.
+enum Work {
+    Produce(SentProduce),
+    Other(RequestKind),
+}
+
+/// A produce request handed to the broker, its answer still to come.
+struct SentProduce {
+    plan: produce::Plan,
+    /// The synthetic client the broker answers; `None` if no partition passed the checks.
+    client: Option<LocalClient>,
+    deadline: Instant,
+}
+
+impl SentProduce {
+    fn send(shared: &Shared, req: &kafka_protocol::messages::ProduceRequest) -> SentProduce {
+        let deadline = Instant::now() + millis(req.timeout_ms) + GRACE;
+        let plan = produce::plan(req, 1);
+        let client = plan.request.clone().map(|request| {
+            let client = shared.client();
+            client.send(Message::Produce(request));
+            client
+        });
+        SentProduce {
+            plan,
+            client,
+            deadline,
+        }
+    }
+
+    /// The Kafka answer; `None` with acks=0 (no response).
+    async fn answer(mut self, version: i16) -> Option<ResponseKind> {
+        if self.plan.acks == crate::protocol::Acks::None {
+            return None;
+        }
+        let mut answers = BTreeMap::new();
+        if let Some(client) = &mut self.client {
+            while answers.len() < self.plan.awaited() {
+                match timeout_at(self.deadline, client.recv()).await {
+                    Ok(Some(Message::ProduceResponse(r))) => {
+                        for b in r.batches {
+                            answers.insert(b.batch, b.result);
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+        Some(ResponseKind::Produce(self.plan.answer(&answers, version)))
+    }
+}
+
 /// Answers one request through the broker; `None` for a request that gets no response
 /// (Produce with acks=0).
 async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<ResponseKind> {
@@ -226,32 +290,7 @@ async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<Resp
                 shared, &req, version, &md,
             )))
         }
-        RequestKind::Produce(req) => {
-            let deadline = Instant::now() + millis(req.timeout_ms) + GRACE;
-            let plan = produce::plan(&req, 1);
-            let mut answers = BTreeMap::new();
-            if let Some(request) = plan.request.clone() {
-                let mut client = shared.client();
-                client.send(Message::Produce(request));
-                if plan.acks == crate::protocol::Acks::None {
-                    return None;
-                }
-                while answers.len() < plan.awaited() {
-                    match timeout_at(deadline, client.recv()).await {
-                        Ok(Some(Message::ProduceResponse(r))) => {
-                            for b in r.batches {
-                                answers.insert(b.batch, b.result);
-                            }
-                        }
-                        Ok(Some(_)) => {}
-                        Ok(None) | Err(_) => break,
-                    }
-                }
-            } else if plan.acks == crate::protocol::Acks::None {
-                return None;
-            }
-            Some(ResponseKind::Produce(plan.answer(&answers, version)))
-        }
+        RequestKind::Produce(req) => SentProduce::send(shared, &req).answer(version).await,
         RequestKind::Fetch(req) => {
             let topics = if version >= 13 {
                 topic_names(&cluster_metadata(shared).await)

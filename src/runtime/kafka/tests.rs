@@ -814,3 +814,46 @@ async fn every_advertised_version_is_answered() {
         }
     }
 }
+
+/// One record of an idempotent producer `pid` at sequence `seq`, as a v2 batch.
+fn idempotent_batch(pid: i64, seq: i32, value: &str) -> Bytes {
+    let mut r = records(&[value]);
+    r[0].producer_id = pid;
+    r[0].producer_epoch = 0;
+    r[0].sequence = seq;
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &r, &options).expect("a batch");
+    buf.freeze()
+}
+
+/// An idempotent producer pipelines its batches on one connection; Kafka appends a
+/// connection's requests in order. Were they handed to the broker in whatever order their tasks
+/// ran, a batch would overtake the one before it and be refused as out of sequence (which
+/// librdkafka takes for a fatal error: `seedlog chaos` found it, docs/chaos.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pipelined_idempotent_batches_reach_the_broker_in_connection_order() {
+    let (mut c, _) = connect(broker());
+    for round in 0..5 {
+        let n = 40;
+        let mut frames = BytesMut::new();
+        for i in 0..n {
+            let seq = round * n + i;
+            let body = produce(-1, 0, idempotent_batch(77, seq, &format!("v{seq}")));
+            frames.extend_from_slice(&request(ApiKey::Produce, 9, seq, &body));
+        }
+        c.write_all(&frames).await.expect("write");
+        for i in 0..n {
+            let seq = round * n + i;
+            let mut frame = read_frame(&mut c).await.expect("a response");
+            let version = ApiKey::Produce.response_header_version(9);
+            let header = ResponseHeader::decode(&mut frame, version).expect("header");
+            assert_eq!(header.correlation_id, seq);
+            let resp = ResponseKind::decode(ApiKey::Produce, &mut frame, 9).expect("body");
+            assert_eq!(produced(resp), (0, i64::from(seq)), "batch {seq}");
+        }
+    }
+}

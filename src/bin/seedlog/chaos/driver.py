@@ -1,0 +1,201 @@
+"""The workload of `seedlog chaos` (written next to the run's history and started by it): real
+Kafka clients (confluent-kafka) against the cluster's Kafka listeners, each operation written to
+the history (seedlog's format, README "Histories and the checker") as it is invoked and completes.
+
+- producers p0..pN-1: idempotent, acks=all, keys k0..kK-1, unique values `p0-17`; an invoke per
+  record, an `ok` with partition and offset from its delivery report, `info` on a delivery error
+  (idempotence makes the outcome of a timed-out record unknown, not failed). A producer that
+  hits a fatal error stops (its records in flight stay unknown) and a new one, `p0.1`, goes on;
+- consumer c0: `assign` of every partition from offset 0, polling throughout;
+- after the fault phase the producers flush and stop, and consumer `final` reads every partition
+  from 0 up to its high watermark, so the checker can tell a lost record from an unread one.
+
+One process writes the whole history under a lock, with CLOCK_MONOTONIC times, so invokes come
+before their completions. Prints progress on stdout and `DRIVER done ...` at the end.
+"""
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+lock = threading.Lock()
+out = None
+
+
+def write(event, time_ns=None):
+    """Appends one event; `time_ns` (CLOCK_MONOTONIC) if the operation began before this."""
+    line_of = lambda t: json.dumps(dict(event, time_ns=t), separators=(",", ":")) + "\n"
+    with lock:
+        out.write(line_of(time_ns if time_ns is not None else time.monotonic_ns()))
+
+
+def producer(name, a, stop, counts):
+    conf = {"bootstrap.servers": a.bootstrap, "acks": "all", "enable.idempotence": True,
+            "linger.ms": 5, "message.timeout.ms": a.message_timeout_ms}
+    if os.environ.get("SEEDLOG_CHAOS_RDKAFKA_DEBUG"):
+        # librdkafka's own log (to driver.log), e.g. "eos,msg,protocol".
+        conf["debug"] = os.environ["SEEDLOG_CHAOS_RDKAFKA_DEBUG"]
+    p = Producer(conf)
+
+    def report(err, msg):
+        if err:
+            counts["errors"] += 1
+            write({"process": name, "type": "info", "f": "send", "value": msg.value().decode(),
+                   "error": str(err)})
+        else:
+            counts["acked"] += 1
+            write({"process": name, "type": "ok", "f": "send", "value": msg.value().decode(),
+                   "partition": msg.partition(), "offset": msg.offset()})
+
+    n, fatal = 0, False
+    while not stop.is_set():
+        key, value = f"k{n % a.keys}", f"{name}-{n}"
+        began = time.monotonic_ns()
+        try:
+            p.produce(a.topic, key=key, value=value, on_delivery=report)
+            sent = True
+        except BufferError:
+            sent = False
+        except KafkaException as e:
+            # A fatal error (e.g. the broker lost records the idempotent producer had
+            # acknowledged, so its sequences no longer match): this producer stops; what it has
+            # in flight stays open, outcome unknown. A new producer takes over.
+            print(f"{name}: stops: {e}", flush=True)
+            counts["fatal"] += 1
+            fatal = True
+            break
+        if sent:
+            # Its completion can only come from this thread's next poll, so after this line.
+            write({"process": name, "type": "invoke", "f": "send", "topic": a.topic,
+                   "key": key, "value": value}, began)
+            n += 1
+            counts["sent"] += 1
+        p.poll(0 if sent else 0.1)
+        time.sleep(1.0 / a.rate)
+    if fatal:
+        return True
+    try:
+        left = p.flush(a.message_timeout_ms / 1000 + 10)
+    except KafkaException as e:
+        print(f"{name}: flush: {e}", flush=True)
+        return False
+    if left:
+        print(f"{name}: {left} records never completed", flush=True)
+    return False
+
+
+def producers_of(name, a, stop, counts):
+    """Producer `name`; after a fatal error a new one (a new producer id) as `name.1`, `name.2`..."""
+    generation = 0
+    while producer(name if generation == 0 else f"{name}.{generation}", a, stop, counts):
+        generation += 1
+
+
+def records_of(msgs):
+    return [{"topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
+             "key": m.key().decode() if m.key() is not None else None,
+             "value": m.value().decode()} for m in msgs]
+
+
+def consume(name, a, stop, until=None):
+    """Reads every partition from 0 until `stop` is set or, with `until` (the high watermark of
+    each partition), until every partition has been read up to it."""
+    c = Consumer({"bootstrap.servers": a.bootstrap, "group.id": f"seedlog-chaos-{name}",
+                  "enable.auto.commit": False, "auto.offset.reset": "error"})
+    parts = list(range(a.partitions))
+    c.assign([TopicPartition(a.topic, q, 0) for q in parts])
+    write({"process": name, "type": "ok", "f": "assign",
+           "partitions": [{"topic": a.topic, "partition": q} for q in parts]})
+    next_offset = {q: 0 for q in parts}
+    read = 0
+    while not stop.is_set():
+        if until is not None and all(next_offset[q] >= until[q] for q in parts):
+            break
+        msgs = c.consume(num_messages=500, timeout=0.5)
+        good = [m for m in msgs if not m.error()]
+        for m in msgs:
+            if m.error() is None:
+                continue
+            if m.error().code() == KafkaError._AUTO_OFFSET_RESET and m.partition() is not None:
+                # Out of range: stay where we were (logged as a seek) rather than let the
+                # client jump somewhere the history would not know of.
+                q = m.partition()
+                c.seek(TopicPartition(a.topic, q, next_offset[q]))
+                write({"process": name, "type": "ok", "f": "seek", "topic": a.topic,
+                       "partition": q, "offset": next_offset[q]})
+            print(f"{name}: {m.error()}", flush=True)
+        if good:
+            write({"process": name, "type": "ok", "f": "poll", "records": records_of(good)})
+            for m in good:
+                next_offset[m.partition()] = m.offset() + 1
+            read += len(good)
+    c.close()
+    return read
+
+
+def main():
+    global out
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--topic", required=True)
+    ap.add_argument("--partitions", type=int, required=True)
+    ap.add_argument("--duration", type=float, required=True)
+    ap.add_argument("--history", required=True)
+    ap.add_argument("--producers", type=int, default=2)
+    ap.add_argument("--keys", type=int, default=8)
+    ap.add_argument("--rate", type=float, default=100.0, help="records per second per producer")
+    ap.add_argument("--message-timeout-ms", type=int, default=30000)
+    ap.add_argument("--final-read-s", type=float, default=60.0)
+    a = ap.parse_args()
+    out = open(a.history, "w", buffering=1)
+    started = time.time()
+    stop_producing, stop_reading = threading.Event(), threading.Event()
+    counts = {"sent": 0, "acked": 0, "errors": 0, "fatal": 0}
+    producers = [threading.Thread(target=producers_of, args=(f"p{i}", a, stop_producing, counts))
+                 for i in range(a.producers)]
+    reader = threading.Thread(target=consume, args=("c0", a, stop_reading))
+    for t in producers + [reader]:
+        t.start()
+    print(f"DRIVER started producers={a.producers} partitions={a.partitions}", flush=True)
+    while time.time() - started < a.duration:
+        time.sleep(1)
+        print(f"t={time.time() - started:.0f}s sent={counts['sent']} acked={counts['acked']} "
+              f"errors={counts['errors']} fatal={counts['fatal']}", flush=True)
+    stop_producing.set()
+    for t in producers:
+        t.join()
+    stop_reading.set()
+    reader.join()
+    probe = Consumer({"bootstrap.servers": a.bootstrap, "group.id": "seedlog-chaos-probe"})
+    until = {}
+    for q in range(a.partitions):
+        for attempt in range(30):
+            try:
+                until[q] = probe.get_watermark_offsets(TopicPartition(a.topic, q), timeout=5,
+                                                       cached=False)[1]
+                break
+            except Exception as e:  # the cluster may still be electing
+                print(f"watermarks of partition {q}: {e}", flush=True)
+                time.sleep(1)
+        else:
+            print(f"DRIVER error: no high watermark for partition {q}", flush=True)
+            sys.exit(3)
+    probe.close()
+    deadline = threading.Event()
+    timer = threading.Timer(a.final_read_s, deadline.set)
+    timer.start()
+    read = consume("final", a, deadline, until)
+    timer.cancel()
+    out.close()
+    print(f"DRIVER done sent={counts['sent']} acked={counts['acked']} errors={counts['errors']} "
+          f"fatal={counts['fatal']} "
+          f"final_read={read} high_watermarks={[until[q] for q in range(a.partitions)]}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
