@@ -1,6 +1,8 @@
 //! One Kafka connection: reads size-prefixed requests, answers each through the broker, writes
 //! the responses in request order (Kafka's rule; requests are handled concurrently, so a
-//! producer's pipelined requests and a parked fetch do not wait for each other).
+//! producer's pipelined requests and a parked fetch do not wait for each other). Produce
+//! requests are handed to the broker by the reading loop itself, so they reach it in the order
+//! sent, as Kafka appends them.
 //!
 //! A request that cannot be read (a truncated or oversized frame, an unknown API, a version we
 //! do not serve, a body the crate cannot decode) closes the connection, as Kafka's brokers do;
@@ -15,7 +17,8 @@ use crate::runtime::lock;
 use crate::runtime::net::{LocalClient, Net};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, MetadataRequest, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+    ApiKey, MetadataRequest, ProduceRequest, RequestHeader, RequestKind, ResponseHeader,
+    ResponseKind,
 };
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
 use std::collections::BTreeMap;
@@ -130,11 +133,22 @@ async fn read_requests<R: AsyncRead + Unpin>(
                 let _ = tx.send(frame_response(correlation, ApiKey::ApiVersions, 0, &body).ok());
             }
             Parsed::Request(header, body) => {
+                // A produce request reaches the broker here, in the order the connection sent
+                // it (Kafka's rule; an idempotent producer's pipelined sequences rely on it);
+                // only its answer is awaited on a task of its own. Spawned tasks may start in
+                // any order (tokio runs the newest first).
+                let body = match *body {
+                    RequestKind::Produce(req) => Pending::Produce(send_produce(shared, &req)),
+                    other => Pending::Other(other),
+                };
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     let key = ApiKey::try_from(header.request_api_key).expect("checked in parse");
                     let version = header.request_api_version;
-                    let answer = handle(&shared, *body, version).await;
+                    let answer = match body {
+                        Pending::Produce(sent) => sent.answer(version).await,
+                        Pending::Other(body) => handle(&shared, body, version).await,
+                    };
                     let framed = match answer {
                         None => Some(None),
                         Some(body) => {
@@ -215,8 +229,66 @@ fn frame_response(
     Ok(buf.freeze())
 }
 
-/// Answers one request through the broker; `None` for a request that gets no response
-/// (Produce with acks=0).
+/// A request read from the connection: a produce request already handed to the broker, or any
+/// other, to be handled on its task.
+enum Pending {
+    Produce(SentProduce),
+    Other(RequestKind),
+}
+
+/// A produce request handed to the broker, its answers still to come.
+struct SentProduce {
+    plan: produce::Plan,
+    /// The synthetic client the broker answers; `None` when nothing was sent.
+    client: Option<LocalClient>,
+    awaited: usize,
+    deadline: Instant,
+}
+
+/// Translates a produce request and hands it to the broker at once.
+fn send_produce(shared: &Shared, req: &ProduceRequest) -> SentProduce {
+    let deadline = Instant::now() + millis(req.timeout_ms) + GRACE;
+    let mut plan = produce::plan(req, 1);
+    let awaited = plan.awaited();
+    let client = plan.request.take().map(|request| {
+        let client = shared.client();
+        client.send(Message::Produce(request));
+        client
+    });
+    SentProduce {
+        plan,
+        client,
+        awaited,
+        deadline,
+    }
+}
+
+impl SentProduce {
+    /// The Kafka response once the broker answered every batch (or the deadline passed);
+    /// `None` for acks=0, which gets no response.
+    async fn answer(self, version: i16) -> Option<ResponseKind> {
+        if self.plan.acks == crate::protocol::Acks::None {
+            return None;
+        }
+        let mut answers = BTreeMap::new();
+        if let Some(mut client) = self.client {
+            while answers.len() < self.awaited {
+                match timeout_at(self.deadline, client.recv()).await {
+                    Ok(Some(Message::ProduceResponse(r))) => {
+                        for b in r.batches {
+                            answers.insert(b.batch, b.result);
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+        Some(ResponseKind::Produce(self.plan.answer(&answers, version)))
+    }
+}
+
+/// Answers one request (other than Produce, see `send_produce`) through the broker.
 async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<ResponseKind> {
     match body {
         RequestKind::ApiVersions(_) => Some(ResponseKind::ApiVersions(versions::api_versions(0))),
@@ -225,32 +297,6 @@ async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<Resp
             Some(ResponseKind::Metadata(metadata_answer(
                 shared, &req, version, &md,
             )))
-        }
-        RequestKind::Produce(req) => {
-            let deadline = Instant::now() + millis(req.timeout_ms) + GRACE;
-            let plan = produce::plan(&req, 1);
-            let mut answers = BTreeMap::new();
-            if let Some(request) = plan.request.clone() {
-                let mut client = shared.client();
-                client.send(Message::Produce(request));
-                if plan.acks == crate::protocol::Acks::None {
-                    return None;
-                }
-                while answers.len() < plan.awaited() {
-                    match timeout_at(deadline, client.recv()).await {
-                        Ok(Some(Message::ProduceResponse(r))) => {
-                            for b in r.batches {
-                                answers.insert(b.batch, b.result);
-                            }
-                        }
-                        Ok(Some(_)) => {}
-                        Ok(None) | Err(_) => break,
-                    }
-                }
-            } else if plan.acks == crate::protocol::Acks::None {
-                return None;
-            }
-            Some(ResponseKind::Produce(plan.answer(&answers, version)))
         }
         RequestKind::Fetch(req) => {
             let topics = if version >= 13 {
@@ -349,7 +395,8 @@ async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<Resp
         | RequestKind::LeaveGroup(_)
         | RequestKind::OffsetCommit(_)
         | RequestKind::OffsetFetch(_)) => super::group_api::handle(shared, group, version).await,
-        // `parse` lets through only the advertised APIs, all handled above.
+        // `parse` lets through only the advertised APIs, all handled above or (Produce) by
+        // `send_produce`.
         _ => None,
     }
 }
