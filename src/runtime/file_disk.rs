@@ -6,7 +6,7 @@
 //! every write made before it started: group commit.
 
 use super::disk::{replay, CorruptionPolicy, Disk, DiskError, Recovered, SyncJob};
-use super::frame::encode;
+use super::frame::encode_into;
 use crate::node::DiskOp;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
@@ -21,6 +21,9 @@ pub struct FileDisk {
     writer: Option<BufWriter<File>>,
     /// A second handle on the same file, for syncs run off the event loop.
     sync_file: Option<Arc<File>>,
+    /// Where each operation's frame is encoded before it is written: kept, so an append does
+    /// not allocate and grow a buffer of its own.
+    scratch: Vec<u8>,
 }
 
 impl FileDisk {
@@ -45,6 +48,7 @@ impl FileDisk {
             policy,
             writer: None,
             sync_file: None,
+            scratch: Vec::new(),
         })
     }
 
@@ -58,13 +62,14 @@ impl FileDisk {
 
 impl Disk for FileDisk {
     fn append(&mut self, op: &DiskOp) -> Result<(), DiskError> {
-        let frame = encode(op);
         let Some(w) = self.writer.as_mut() else {
             return Err(DiskError::NotRecovered {
                 path: self.path.display().to_string(),
             });
         };
-        w.write_all(&frame).map_err(|e| DiskError::Io {
+        self.scratch.clear();
+        encode_into(op, &mut self.scratch);
+        w.write_all(&self.scratch).map_err(|e| DiskError::Io {
             path: self.path.display().to_string(),
             source: e,
         })

@@ -268,6 +268,36 @@ async fn produce_then_fetch_returns_the_records_at_the_broker_offsets() {
     );
 }
 
+/// Kafka processes one connection's requests in order: pipelined produce requests (a producer
+/// keeps up to 5 in flight) must reach the broker in the order they were sent, or an idempotent
+/// producer's sequences arrive out of order and it fails fatally. The connection handles
+/// requests on tasks of their own; with one worker, tokio runs the most recently spawned task
+/// first, which reordered them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn pipelined_produce_requests_are_appended_in_the_order_sent() {
+    let (mut c, _) = connect(broker());
+    let n = 40;
+    let mut wire = BytesMut::new();
+    for i in 0..n {
+        let value = format!("v{i}");
+        let body = produce(1, 0, batch(&[value.as_str()], Compression::None));
+        wire.extend_from_slice(&request(ApiKey::Produce, 9, i, &body));
+    }
+    c.write_all(&wire).await.expect("write");
+    for i in 0..n {
+        let mut frame = read_frame(&mut c).await.expect("a response");
+        let header = ResponseHeader::decode(&mut frame, ApiKey::Produce.response_header_version(9))
+            .expect("header");
+        assert_eq!(header.correlation_id, i, "responses in request order");
+        let resp = ResponseKind::decode(ApiKey::Produce, &mut frame, 9).expect("body");
+        assert_eq!(
+            produced(resp),
+            (0, i64::from(i)),
+            "request {i} appended at offset {i}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_corrupt_batch_is_refused_and_changes_no_log() {
     let shared = broker();

@@ -1,7 +1,7 @@
 //! Connections over real TCP: every `Wire` is a frame (see `frame`), a batch one write.
 
 use super::Wire;
-use crate::runtime::frame::{encode, FrameDecoder};
+use crate::runtime::frame::{encode_into, FrameDecoder};
 use std::io;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -85,7 +85,7 @@ impl Writer {
     pub async fn send(&mut self, batch: Vec<Wire>) -> io::Result<()> {
         let mut bytes = Vec::new();
         for wire in &batch {
-            bytes.extend_from_slice(&encode(wire));
+            encode_into(wire, &mut bytes);
         }
         self.write_half.write_all(&bytes).await?;
         self.write_half.flush().await
