@@ -279,15 +279,22 @@ pub fn start_kafka_cluster(dir: &Path, topic: &str) -> (Cluster, String) {
 
 /// Installs the real Kafka clients (tests/kafka/setup.sh) or fails the test: it never skips.
 /// Returns the virtual environment's Python.
+/// The script runs once per test binary (the tests of one binary run in parallel), and
+/// serializes itself across binaries with a lock file.
 pub fn kafka_clients() -> std::path::PathBuf {
-    let (ok, out) = run_command(
-        &mut Command::new(Path::new(ROOT).join("tests/kafka/setup.sh")),
-        Duration::from_secs(600),
-    );
-    eprint!("{out}");
-    assert!(
-        ok,
-        "the Kafka clients could not be installed (tests/kafka/setup.sh):\n{out}"
-    );
+    static INSTALLED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if !*installed {
+        let (ok, out) = run_command(
+            &mut Command::new(Path::new(ROOT).join("tests/kafka/setup.sh")),
+            Duration::from_secs(600),
+        );
+        eprint!("{out}");
+        assert!(
+            ok,
+            "the Kafka clients could not be installed (tests/kafka/setup.sh):\n{out}"
+        );
+        *installed = true;
+    }
     Path::new(ROOT).join("target/kafka-venv/bin/python")
 }

@@ -5,6 +5,13 @@
 # because a client is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# Say which step failed: some installers are quiet even when they fail.
+trap 'echo "error: tests/kafka/setup.sh: \"$BASH_COMMAND\" failed (line $LINENO)" >&2' ERR
+# Tests run in parallel and several of them need the clients: one installer at a time, the
+# others wait and then find everything in place (concurrent pip/npm/apt runs corrupt each other).
+mkdir -p target
+exec 9>target/kafka-setup.lock
+flock 9
 venv=target/kafka-venv
 if ! { [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import confluent_kafka, kafka, aiokafka' 2>/dev/null; }; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv" || {
@@ -20,7 +27,7 @@ if [ ! -f "$node_dir/node_modules/kafkajs/package.json" ]; then
     exit 1
   }
   mkdir -p "$node_dir"
-  npm install --silent --no-audit --no-fund --prefix "$node_dir" kafkajs@2.2.4 >/dev/null
+  npm install --loglevel=error --no-audit --no-fund --prefix "$node_dir" kafkajs@2.2.4 >/dev/null
 fi
 if ! command -v kcat >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
