@@ -26,6 +26,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import re
 import resource
 import shutil
@@ -102,6 +103,10 @@ class Target:
                 p.wait()
 
 
+# Extra arguments for every seedlog broker (e.g. `--max-fetch-records 500`), to time settings A/B.
+BROKER_ARGS = shlex.split(os.environ.get("SEEDLOG_BROKER_ARGS", ""))
+
+
 def start_seedlog(binary, durability, work):
     t = Target(f"seedlog-{durability}",
                f"3 brokers + 1 controller (processes), RF 3, min.insync 2, --durability {durability}")
@@ -119,7 +124,7 @@ def start_seedlog(binary, durability, work):
         log = os.path.join(d, f"broker{i}.out")
         proc = t.spawn([binary, "broker", "--id", str(i), *layout, "--data-dir", os.path.join(d, f"b{i}"),
                         "--min-insync-replicas", "2", "--durability", durability,
-                        "--kafka-listeners", listeners], log)
+                        "--kafka-listeners", listeners, *BROKER_ARGS], log)
         wait_for_line(log, r"READY broker", proc)
     t.bootstrap = listeners
     return t

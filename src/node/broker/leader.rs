@@ -189,7 +189,7 @@ impl Broker {
             BatchCheck::Append => {
                 let entries = match r
                     .log
-                    .append_stamped(ls.epoch, &batch.records, batch.producer)
+                    .append_stamped(ls.epoch, batch.records, batch.producer)
                 {
                     Ok(e) => e,
                     // The leader appends in its own epoch at its own log end: this cannot fail.
