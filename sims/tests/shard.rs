@@ -187,6 +187,15 @@ fn the_shard_comes_from_kubernetes_or_buildkite_variables() {
         last_result_line(&merged).starts_with("RESULT ok seeds=6 failed=0"),
         "{merged}"
     );
+    // Six short seeds do not reach every situation: required, that fails the merge as it fails
+    // a run.
+    let (merged, code) = sims(&[&["merge", "--require-coverage"][..], &args[1..]].concat());
+    assert_eq!(code, 1, "{merged}");
+    assert!(
+        last_result_line(&merged)
+            .starts_with("RESULT violation seeds=6 failed=0 problem=coverage unreached="),
+        "{merged}"
+    );
 
     // Buildkite's parallel jobs name index and count; seeds 1 and 4 are shard 1 of 3.
     let env = [

@@ -86,8 +86,9 @@ fn merge(args: &MergeArgs) -> Result<i32, String> {
     let shards: BTreeSet<Shard> = records.iter().map(|(r, _)| r.shard).collect();
     let shards: Vec<String> = shards.iter().map(Shard::to_string).collect();
     println!(
-        "merged {} files: {} records of {} seeds, shards {}; seed wall time summed {wall_secs:.2} s",
+        "merged {} file{}: {} records of {} seeds, shards {}; seed wall time summed {wall_secs:.2} s",
         args.files.len(),
+        if args.files.len() == 1 { "" } else { "s" },
         records.len(),
         reports.len(),
         shards.join(" ")
