@@ -13,6 +13,7 @@ fn sims_env(args: &[&str], env: &[(&str, &str)]) -> (String, i32) {
     for var in sims::cli::shard::INDEX_VARS
         .iter()
         .chain(&sims::cli::shard::COUNT_VARS)
+        .chain(&["SEEDLOG_COMMIT"])
     {
         cmd.env_remove(var);
     }
@@ -299,6 +300,36 @@ fn merge_catches_conflicting_duplicates_missing_seeds_and_bad_files() {
     let text = std::fs::read_to_string(&file).expect("written");
     let lines: Vec<String> = text.lines().map(String::from).collect();
     assert_eq!(lines.len(), 3);
+    // The commit the simulator was built from (in a git checkout), or one named at run time.
+    let first: Value = serde_json::from_str(&lines[0]).expect("JSON");
+    let commit = first["commit"].as_str().expect("commit");
+    match first["commit_from"].as_str() {
+        Some("build") => assert!(
+            commit.len() >= 40 && commit[..40].chars().all(|c| c.is_ascii_hexdigit()),
+            "{commit}"
+        ),
+        other => assert_eq!((other, commit), (Some("unknown"), "unknown")),
+    }
+    let labelled = tmp("merge", "labelled.jsonl");
+    let (out, code) = sims_env(
+        &[
+            "run",
+            "--seeds",
+            "1",
+            "--sim-secs",
+            "2",
+            "--json",
+            &labelled,
+        ],
+        &[("SEEDLOG_COMMIT", "nightly-42")],
+    );
+    assert_eq!(code, 0, "{out}");
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&labelled).expect("written")).expect("JSON");
+    assert_eq!(
+        (&v["commit"], &v["commit_from"]),
+        (&"nightly-42".into(), &"SEEDLOG_COMMIT".into())
+    );
     let edit = |line: &str, key: &str, value: Value| -> String {
         let mut v: Value = serde_json::from_str(line).expect("JSON");
         v[key] = value;
