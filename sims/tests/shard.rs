@@ -467,7 +467,7 @@ fn merge_catches_conflicting_duplicates_missing_seeds_and_bad_files() {
         ),
         (
             vec![file.as_str(), other_sweep.as_str()],
-            "are of different sweeps",
+            "are of different sweeps (run with --sim-secs 2 and with --bug dedup-window-1 --sim-secs 2)",
         ),
         (
             vec![file.as_str(), "/nonexistent/shard.jsonl"],

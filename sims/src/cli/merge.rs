@@ -32,11 +32,17 @@ fn merge(args: &MergeArgs) -> Result<i32, String> {
     let Some((first, first_origin)) = records.first() else {
         return Err("the files hold no seed records".into());
     };
+    let flags = |r: &SeedRecord| match r.options.scenario_args().map(|a| a.replay_flags()) {
+        Ok(f) if f.is_empty() => Ok("no flags".to_string()),
+        Ok(f) => Ok(f.trim().to_string()),
+        Err(e) => Err(e),
+    };
     if let Some((r, o)) = records.iter().find(|(r, _)| r.options != first.options) {
         return Err(format!(
-            "{first_origin} and {o} are of different sweeps ({:?} and {:?}): merge one sweep's \
-             files at a time",
-            first.options, r.options
+            "{first_origin} and {o} are of different sweeps (run with {} and with {}): merge one \
+             sweep's files at a time",
+            flags(first)?,
+            flags(r)?
         ));
     }
     let replay_flags = first.options.scenario_args()?.replay_flags();
