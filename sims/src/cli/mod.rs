@@ -1,12 +1,18 @@
-//! The simulator's command line: `run` sweeps seeds, `replay` reproduces one run from its seed or
-//! its saved schedule, `check-history` checks any history file. Every command ends with one
+//! The simulator's command line: `run` sweeps seeds (or one shard of them), `merge` sums up the
+//! `--json` files of a sharded sweep, `replay` reproduces one run from its seed or its saved
+//! schedule, `check-history` checks any history file. Every command ends with one
 //! `RESULT ...` line and exits 0 (ok), 1 (a violation was found) or 2 (bad usage or input).
 
 mod check_history;
 #[cfg(madsim)]
+mod merge;
+#[cfg(madsim)]
+mod record;
+#[cfg(madsim)]
 mod replay;
 #[cfg(madsim)]
 mod run;
+pub mod shard;
 #[cfg(madsim)]
 mod shrink;
 
@@ -28,6 +34,9 @@ pub struct Cli {
 enum Command {
     /// Run many seeds; report every failing seed with the command that replays it.
     Run(RunArgs),
+    /// Sum up the `run --json` files of a sweep (its shards): the seeds, the failing ones with
+    /// their replay commands, and the RESULT line, as `run` prints them.
+    Merge(MergeArgs),
     /// Reproduce one run (from a seed or a saved schedule), print its trace, write its history.
     Replay(ReplayArgs),
     /// Check a history file (JSON lines) for the anomalies listed in docs/architecture.md.
@@ -85,8 +94,31 @@ pub struct RunArgs {
     /// Fail (exit 1) if any named protocol situation was reached by no seed.
     #[arg(long)]
     pub require_coverage: bool,
+    /// Run only shard K of N: the seeds of the range equal to K modulo N (K counts from 0).
+    /// Without it, Kubernetes' JOB_COMPLETION_INDEX (with SEEDLOG_SHARD_COUNT or --shard-count)
+    /// or Buildkite's BUILDKITE_PARALLEL_JOB / _COUNT name the shard when set.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<shard::Shard>,
+    /// The number of shards, for an index taken from the environment (JOB_COMPLETION_INDEX).
+    #[arg(long, value_name = "N", conflicts_with = "shard",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_count: Option<u64>,
+    /// Write one JSON line per seed to this file (verdict, problems, trace hash, times, commit,
+    /// shard), as each seed ends; `merge` reads them.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
     #[command(flatten)]
     pub scenario: ScenarioArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The `run --json` files (one per shard, in any order).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Fail (exit 1) if any named protocol situation was reached by no seed of all the files.
+    #[arg(long)]
+    pub require_coverage: bool,
 }
 
 /// Which run: a seed (with the flags of the run that failed) or a saved scenario file.
@@ -166,6 +198,10 @@ pub struct ScheduleArgs {
     pub scenario: ScenarioArgs,
 }
 
+fn parse_shard(s: &str) -> Result<shard::Shard, String> {
+    s.parse()
+}
+
 fn parse_bug(s: &str) -> Result<Bug, String> {
     s.parse()
 }
@@ -230,7 +266,7 @@ pub fn main() -> i32 {
         Command::Replay(a) => Some(&a.source.scenario),
         Command::Shrink(a) => Some(&a.source.scenario),
         Command::Schedule(a) => Some(&a.scenario),
-        Command::CheckHistory { .. } => None,
+        Command::CheckHistory { .. } | Command::Merge(_) => None,
     };
     if let Some(Err(e)) = scenario.map(ScenarioArgs::check) {
         eprintln!("error: {e}");
@@ -243,11 +279,13 @@ pub fn main() -> i32 {
         #[cfg(madsim)]
         Command::Run(args) => run::main(&args),
         #[cfg(madsim)]
+        Command::Merge(args) => merge::main(&args),
+        #[cfg(madsim)]
         Command::Replay(args) => replay::main(&args),
         #[cfg(madsim)]
         Command::Shrink(args) => shrink::main(&args),
         #[cfg(not(madsim))]
-        Command::Run(_) | Command::Replay(_) | Command::Shrink(_) => {
+        Command::Run(_) | Command::Merge(_) | Command::Replay(_) | Command::Shrink(_) => {
             eprintln!(
                 "error: this binary was built without madsim's simulator; use `cargo sim run ...` \
                  (an alias that builds with --cfg madsim in target/sim)"
