@@ -12,12 +12,14 @@ use seedlog::runtime::frame::{encode_into, FrameDecoder};
 use std::hint::black_box;
 use std::time::Instant;
 
-/// The allocator the `seedlog` binary uses, so allocation costs what it costs in a broker.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const BATCH: usize = 500;
-const ROUNDS: usize = 400;
+/// Batches timed per step; `RECORD_PATH_ROUNDS` sets it (e.g. low, under callgrind).
+fn rounds() -> usize {
+    std::env::var("RECORD_PATH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(400)
+}
 
 fn records() -> Vec<Record> {
     (0..BATCH)
@@ -30,16 +32,17 @@ fn records() -> Vec<Record> {
         .collect()
 }
 
-/// Runs `f` ROUNDS times (after a warm-up) and prints nanoseconds per record.
+/// Runs `f` `rounds()` times (after a warm-up) and prints nanoseconds per record.
 fn time(name: &str, mut f: impl FnMut()) {
-    for _ in 0..ROUNDS / 10 {
+    let rounds = rounds().max(1);
+    for _ in 0..rounds.div_ceil(10) {
         f();
     }
     let start = Instant::now();
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         f();
     }
-    let per_record = start.elapsed().as_nanos() as f64 / (ROUNDS * BATCH) as f64;
+    let per_record = start.elapsed().as_nanos() as f64 / (rounds * BATCH) as f64;
     println!("{name:<40} {per_record:>8.1} ns/record");
 }
 

@@ -10,11 +10,6 @@ mod server;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc: a broker allocates per record (keys, values, log entries); the system allocator's
-/// share of a broker's CPU under a produce load was about a fifth.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser, Debug)]
 #[command(name = "seedlog", version, about = "A Kafka-style replicated log")]
 struct Cli {
