@@ -271,6 +271,19 @@ impl PartitionLog {
 
     /// Entries in `[from, until)` (clamped to the log), at most `max` of them.
     pub fn read(&self, from: Offset, until: Offset, max: usize) -> Vec<LogEntry> {
+        self.read_within(from, until, max, u64::MAX)
+    }
+
+    /// Like `read`, and stops before the entry that would take the records' size
+    /// (`Record::size_bytes`) past `max_bytes` — but always returns the first entry, so a reader
+    /// behind one large record still advances (Kafka's rule for `fetch.max.bytes`).
+    pub fn read_within(
+        &self,
+        from: Offset,
+        until: Offset,
+        max: usize,
+        max_bytes: u64,
+    ) -> Vec<LogEntry> {
         let from = from.max(self.log_start);
         let until = until.min(self.log_end_offset());
         if from >= until {
@@ -278,7 +291,17 @@ impl PartitionLog {
         }
         let lo = (from - self.log_start) as usize;
         let hi = (until - self.log_start) as usize;
-        self.entries[lo..hi.min(lo + max)].to_vec()
+        let window = &self.entries[lo..hi.min(lo + max)];
+        let mut bytes = 0u64;
+        let fits = window
+            .iter()
+            .position(|e| {
+                bytes = bytes.saturating_add(e.record.size_bytes());
+                bytes > max_bytes
+            })
+            .unwrap_or(window.len())
+            .max(1);
+        window[..fits].to_vec()
     }
 
     /// The first entry below `until` whose record's timestamp is at least `timestamp` (Kafka's
@@ -436,6 +459,25 @@ mod tests {
         );
         assert_eq!((log.log_start_offset(), log.log_end_offset()), (7, 7));
         assert!(!log.advance_log_start(3));
+    }
+
+    #[test]
+    fn a_read_stops_at_its_byte_budget_but_returns_at_least_one_entry() {
+        let mut log = PartitionLog::new();
+        let big = |v: &str| Record::keyed("k", v.repeat(100));
+        log.append_as_leader(0, &[big("a"), big("b"), big("c")])
+            .unwrap();
+        let one = big("a").size_bytes();
+        assert_eq!(log.read_within(0, 3, 10, 2 * one).len(), 2);
+        assert_eq!(log.read_within(0, 3, 10, 2 * one - 1).len(), 1);
+        assert_eq!(log.read_within(0, 3, 10, 1).len(), 1, "at least one");
+        assert_eq!(log.read_within(1, 3, 10, u64::MAX).len(), 2);
+        assert_eq!(
+            log.read_within(0, 3, 2, u64::MAX).len(),
+            2,
+            "the count still caps"
+        );
+        assert!(log.read_within(3, 3, 10, 1).is_empty());
     }
 
     /// Each of the log's invariants, broken by hand, is reported under its name.

@@ -84,6 +84,10 @@ pub struct BrokerConfig {
     pub fetch_backoff_ms: Option<u64>,
     pub alter_partition_timeout_ms: Option<u64>,
     pub max_fetch_records: usize,
+    /// A fetch answer stops before the record that would take its records past this many bytes
+    /// (at least one record goes out). Keeps answers well inside the frame limit whatever the
+    /// record sizes; Kafka's `replica.fetch.max.bytes` / `fetch.max.bytes`.
+    pub max_fetch_bytes: u64,
     pub retention: RetentionPolicy,
     pub retention_check_ms: Option<u64>,
     /// Group coordinator: a member silent for this long is removed (`session.timeout.ms`).
@@ -115,6 +119,7 @@ impl BrokerConfig {
             fetch_backoff_ms: Some(100),
             alter_partition_timeout_ms: Some(2_000),
             max_fetch_records: 500,
+            max_fetch_bytes: 1 << 20,
             retention: RetentionPolicy::default(),
             retention_check_ms: None,
             group_session_timeout_ms: Some(6_000),

@@ -325,6 +325,7 @@ impl Broker {
     /// watermark); otherwise parks it until something changes.
     fn answer_or_park(&mut self, cx: &mut Context, from: NodeId, req: FetchRequest) {
         let max = self.config.max_fetch_records;
+        let max_bytes = self.config.max_fetch_bytes;
         let max_wait = self.config.fetch_max_wait_ms;
         let Some(r) = self.replicas.get_mut(&req.tp) else {
             return;
@@ -355,7 +356,7 @@ impl Broker {
         } else {
             hw
         };
-        let records = r.log.read(req.fetch_offset, until, max);
+        let records = r.log.read_within(req.fetch_offset, until, max, max_bytes);
         let hw_news = req.replica.is_some() && hw.min(req.fetch_offset) > req.known_hw;
         ls.parked_fetches
             .retain(|(f, p)| !(*f == from && p.tp == req.tp));

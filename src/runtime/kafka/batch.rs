@@ -15,6 +15,11 @@ use std::io::Read;
 const HEADER: usize = 61;
 /// The most a compressed batch may inflate to (a request frame is capped the same way).
 pub const MAX_INFLATED: usize = 64 * 1024 * 1024;
+/// The most record bytes one partition's payload may append. The broker journals a batch as one
+/// frame and replicates it in fetch answers, and frames are capped (`runtime::frame::MAX_FRAME`,
+/// 16 MiB): a larger append would be written but refused on recovery and by the followers.
+/// Kafka answers MESSAGE_TOO_LARGE likewise past `message.max.bytes`.
+pub const MAX_APPEND_BYTES: u64 = 8 << 20;
 /// The fewest bytes a record takes (length, attributes, timestamp and offset deltas, key and
 /// value lengths, header count: one byte each at least).
 const MIN_RECORD: usize = 7;
@@ -72,7 +77,15 @@ pub fn decode_payload(payload: &Bytes) -> Result<Decoded, Refused> {
             }
         });
     }
-    out.ok_or_else(|| refuse(errors::CORRUPT_MESSAGE, "no record batch"))
+    let decoded = out.ok_or_else(|| refuse(errors::CORRUPT_MESSAGE, "no record batch"))?;
+    let size: u64 = decoded.records.iter().map(Record::size_bytes).sum();
+    if size > MAX_APPEND_BYTES {
+        return Err(refuse(
+            errors::MESSAGE_TOO_LARGE,
+            format!("records of {size} bytes for one partition, more than {MAX_APPEND_BYTES}"),
+        ));
+    }
+    Ok(decoded)
 }
 
 /// One batch at the start of `bytes`, and its length.

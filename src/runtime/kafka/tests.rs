@@ -2,7 +2,7 @@
 //! by the runtime driver on a simulated disk): hand-built Kafka requests in, responses out,
 //! malformed input included.
 
-use super::batch::{decode_payload, MAX_INFLATED};
+use super::batch::{decode_payload, MAX_APPEND_BYTES, MAX_INFLATED};
 use super::conn::{self, Shared};
 use super::encode::encode_entries;
 use super::errors;
@@ -502,6 +502,34 @@ fn a_gzip_bomb_is_refused() {
         decode_payload(&rebody(1, &body)).expect_err("refused").code,
         errors::CORRUPT_MESSAGE
     );
+}
+
+/// Past `MAX_APPEND_BYTES` a partition's records are refused (they would be journaled and
+/// replicated in frames larger than the frame limit); at it they are taken, in a journal frame
+/// and a fetch answer that stay under the limit.
+#[test]
+fn records_past_the_append_limit_are_refused_as_too_large() {
+    let values = |total: usize| vec!["v".repeat(1 << 20); total >> 20];
+    let over: Vec<String> = values(MAX_APPEND_BYTES as usize + (1 << 20));
+    let over: Vec<&str> = over.iter().map(String::as_str).collect();
+    let refused = decode_payload(&batch(&over, Compression::Gzip)).expect_err("too large");
+    assert_eq!(refused.code, errors::MESSAGE_TOO_LARGE, "{}", refused.why);
+    let under: Vec<String> = values(MAX_APPEND_BYTES as usize - (1 << 20));
+    let under: Vec<&str> = under.iter().map(String::as_str).collect();
+    let decoded = decode_payload(&batch(&under, Compression::Gzip)).expect("taken");
+    let mut log = crate::log::PartitionLog::new();
+    let entries = log.append_as_leader(1, &decoded.records).expect("append");
+    let journal = crate::runtime::frame::encode(&crate::node::DiskOp::Append {
+        tp: crate::protocol::TopicPartition::new("t", 0),
+        entries,
+    });
+    assert!(
+        journal.len() < crate::runtime::frame::MAX_FRAME,
+        "{}",
+        journal.len()
+    );
+    let answer = log.read_within(0, 100, 500, 1 << 20);
+    assert_eq!(answer.len(), 1, "a fetch answer stops at its byte budget");
 }
 
 /// A batch of `codec` (the attributes' low bits) around `body`: the header of a real batch of
