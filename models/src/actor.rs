@@ -25,6 +25,90 @@ use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
 
+/// A value shared between the states that hold it, with its digest computed once when it is
+/// made: what the checker hashes for it. Stateright clones the whole system state for every
+/// successor and hashes it for every fingerprint; for messages (whole metadata, record batches)
+/// and the clients' history, deep copies and re-hashing were a large share of the checker's
+/// time, and most steps leave most of them alone. Equal digests of different values would merge
+/// two states, the same risk as the checker's own 64-bit fingerprints; equality still compares
+/// the values.
+#[derive(Clone)]
+pub struct Digested<T> {
+    digest: u64,
+    value: Arc<T>,
+}
+
+impl<T: Hash> Digested<T> {
+    pub fn new(value: T) -> Self {
+        Digested {
+            digest: fingerprint(&value),
+            value: Arc::new(value),
+        }
+    }
+}
+
+impl<T: Clone> Digested<T> {
+    /// The value itself, owned (a copy unless this was its last holder).
+    pub fn into_inner(self) -> T {
+        Arc::unwrap_or_clone(self.value)
+    }
+}
+
+impl<T: Hash + Default> Default for Digested<T> {
+    fn default() -> Self {
+        Digested::new(T::default())
+    }
+}
+
+impl<T> Deref for Digested<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: PartialEq> PartialEq for Digested<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.digest == other.digest
+            && (Arc::ptr_eq(&self.value, &other.value) || self.value == other.value)
+    }
+}
+
+impl<T: Eq> Eq for Digested<T> {}
+
+impl<T> Hash for Digested<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.digest.hash(state)
+    }
+}
+
+impl<T: Ord> PartialOrd for Digested<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T: Ord> Ord for Digested<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.value.cmp(&other.value)
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Digested<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+impl<T: std::fmt::Display> std::fmt::Display for Digested<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+/// A message in the model's network, digested when it is sent.
+pub type Msg = Digested<Message>;
+
 /// A node with a disk rebuilt from its recovered image, with the configuration it was built
 /// with: a broker, the controller or a quorum voter. A node of another kind, or an image of
 /// another kind (nothing written yet), boots as it first did.
@@ -174,8 +258,9 @@ pub enum NodeState {
     Running {
         node: AnyNode,
         /// Shared with `Storage`: most steps leave the disk alone, and cloning images (whole
-        /// logs) on every step was a large share of the checker's time.
-        disk: Arc<Disk>,
+        /// logs) on every step was a large share of the checker's time. With its digest, so a
+        /// step that changes the node but not its disk does not hash the disk again.
+        disk: Stored,
         /// Sticky: this node has truncated records away at some point (for `sometimes` checks).
         truncated: bool,
         /// A group member's latest commit (partition, offset) not yet followed by the processing
@@ -188,6 +273,9 @@ pub enum NodeState {
         /// checker hashes for this node (like `Stored`, so an unchanged node costs nothing in
         /// the fingerprint of every successor), and what tells a step that changed nothing.
         fingerprint: u64,
+        /// The node's own `check_invariants` holds, judged once when the state is made (the
+        /// `node-invariant` property reads it for every node of every state).
+        sound: bool,
     },
 }
 
@@ -209,13 +297,15 @@ impl Hash for NodeState {
 impl NodeState {
     fn running(
         node: AnyNode,
-        disk: Arc<Disk>,
+        disk: Stored,
         truncated: bool,
         owed: Option<(TopicPartition, Offset)>,
         syncing: SyncInFlight,
     ) -> Self {
-        let fingerprint = fingerprint(&(&node, &*disk, truncated, &owed, &syncing));
+        let fingerprint = fingerprint(&(&node, &disk, truncated, &owed, &syncing));
+        let sound = node.check_invariants().is_ok();
         NodeState::Running {
+            sound,
             node,
             disk,
             truncated,
@@ -236,6 +326,15 @@ impl NodeState {
         }
     }
 
+    /// A running node's own invariants hold (`AnyNode::check_invariants`, judged once when
+    /// the state was made); a booting one has none to break.
+    pub fn sound(&self) -> bool {
+        match self {
+            NodeState::Running { sound, .. } => *sound,
+            NodeState::Booting(_) => true,
+        }
+    }
+
     pub fn node(&self) -> Option<&AnyNode> {
         match self {
             NodeState::Running { node, .. } => Some(node),
@@ -246,7 +345,8 @@ impl NodeState {
     /// The disk the actor holds, running or booting.
     pub fn disk(&self) -> &Arc<Disk> {
         match self {
-            NodeState::Running { disk, .. } | NodeState::Booting(disk) => disk,
+            NodeState::Running { disk, .. } => disk.disk(),
+            NodeState::Booting(disk) => disk,
         }
     }
 
@@ -263,8 +363,17 @@ impl NodeState {
     pub fn replaced(&self, node: AnyNode, disk: Arc<Disk>, syncing: SyncInFlight) -> NodeState {
         match self {
             NodeState::Running {
-                truncated, owed, ..
-            } => NodeState::running(node, disk, *truncated, owed.clone(), syncing),
+                disk: stored,
+                truncated,
+                owed,
+                ..
+            } => {
+                let disk = match Arc::ptr_eq(&disk, stored.disk()) {
+                    true => stored.clone(),
+                    false => Stored::new(disk),
+                };
+                NodeState::running(node, disk, *truncated, owed.clone(), syncing)
+            }
             NodeState::Booting(_) => NodeState::Booting(disk),
         }
     }
@@ -278,7 +387,7 @@ pub enum Boot {
 }
 
 impl Actor for NodeActor {
-    type Msg = Message;
+    type Msg = Msg;
     type Timer = ActorTimer;
     type State = NodeState;
     type Storage = Stored;
@@ -304,11 +413,12 @@ impl Actor for NodeActor {
                     applied: initially_applied(&self.initial),
                     apply_conflict: false,
                 });
-                o.save(Stored::new(disk.clone()));
+                let stored = Stored::new(disk);
+                o.save(stored.clone());
                 let first = &self.first_boot;
                 self.run(
                     self.initial.clone(),
-                    disk,
+                    stored,
                     |n, cx| {
                         n.on_start(cx);
                         for (from, msg) in first {
@@ -322,10 +432,11 @@ impl Actor for NodeActor {
                 let mut disk = stored.disk().clone();
                 let d = Arc::make_mut(&mut disk);
                 d.boots = d.boots.saturating_add(1);
-                o.save(Stored::new(disk.clone()));
+                let stored = Stored::new(disk.clone());
+                o.save(stored.clone());
                 if disk.written == disk.synced {
                     let node = (self.recover)(&self.initial, disk.synced.clone());
-                    self.run(node, disk, |n, cx| n.on_start(cx), o)
+                    self.run(node, stored, |n, cx| n.on_start(cx), o)
                 } else {
                     o.choose_random("boot", vec![Boot::PageCacheKept, Boot::UnsyncedLost]);
                     NodeState::Booting(disk)
@@ -342,23 +453,19 @@ impl Actor for NodeActor {
         if *random == Boot::UnsyncedLost {
             let d = Arc::make_mut(&mut disk);
             d.written = d.synced.clone();
-            o.save(Stored::new(disk.clone()));
+        }
+        let stored = Stored::new(disk.clone());
+        if *random == Boot::UnsyncedLost {
+            o.save(stored.clone());
         }
         let node = (self.recover)(&self.initial, disk.written.clone());
-        *state = Cow::Owned(self.run(node, disk, |n, cx| n.on_start(cx), o));
+        *state = Cow::Owned(self.run(node, stored, |n, cx| n.on_start(cx), o));
     }
 
-    fn on_msg(
-        &self,
-        _id: Id,
-        state: &mut Cow<NodeState>,
-        src: Id,
-        msg: Message,
-        o: &mut Out<Self>,
-    ) {
+    fn on_msg(&self, _id: Id, state: &mut Cow<NodeState>, src: Id, msg: Msg, o: &mut Out<Self>) {
         let from = usize::from(src) as NodeId;
-        let refused = matches!(&msg, Message::GroupResponse(r) if r.result.is_err());
-        self.step(state, o, |n, cx| n.on_message(cx, from, msg));
+        let refused = matches!(&*msg, Message::GroupResponse(r) if r.result.is_err());
+        self.step(state, o, |n, cx| n.on_message(cx, from, msg.into_inner()));
         if refused {
             count_fault(state, o, |d| d.refusals = d.refusals.saturating_add(1));
         }
@@ -438,7 +545,7 @@ impl NodeActor {
     fn run(
         &self,
         mut node: AnyNode,
-        disk: Arc<Disk>,
+        disk: Stored,
         f: impl FnOnce(&mut AnyNode, &mut Context),
         o: &mut Out<Self>,
     ) -> NodeState {
@@ -463,8 +570,10 @@ impl NodeActor {
         };
         let (token, mut disk) = (*token, disk.clone());
         if disk.synced != **image {
-            Arc::make_mut(&mut disk).synced = (**image).clone();
-            o.save(Stored::new(disk.clone()));
+            let mut d = disk.disk().clone();
+            Arc::make_mut(&mut d).synced = (**image).clone();
+            disk = Stored::new(d);
+            o.save(disk.clone());
         }
         let mut node = node.clone();
         let mut cx = Context::new(0);
@@ -481,15 +590,16 @@ impl NodeActor {
     fn apply(
         &self,
         mut node: AnyNode,
-        (mut disk, mut truncated, mut owed, mut syncing): Volatile,
+        (stored, mut truncated, mut owed, mut syncing): Volatile,
         effects: Vec<Effect>,
         o: &mut Out<Self>,
     ) -> NodeState {
+        let mut disk = stored.disk().clone();
         let mut queue: std::collections::VecDeque<Effect> = effects.into();
         let mut disk_changed = false;
         while let Some(effect) = queue.pop_front() {
             match effect {
-                Effect::Send { to, message } => o.send(Id::from(to as usize), message),
+                Effect::Send { to, message } => o.send(Id::from(to as usize), Msg::new(message)),
                 Effect::SetTimer { timer, .. } => {
                     o.set_timer(ActorTimer::Node(timer), model_timeout())
                 }
@@ -559,21 +669,21 @@ impl NodeActor {
                 }
             }
         }
-        if disk_changed {
-            o.save(Stored::new(disk.clone()));
-        }
+        let disk = match disk_changed {
+            true => {
+                let changed = Stored::new(disk);
+                o.save(changed.clone());
+                changed
+            }
+            false => stored,
+        };
         NodeState::running(node, disk, truncated, owed, syncing)
     }
 }
 
 /// What `apply` carries of a running node besides the node: its disk, whether it truncated,
 /// the commit it owes, and its outstanding sync.
-type Volatile = (
-    Arc<Disk>,
-    bool,
-    Option<(TopicPartition, Offset)>,
-    SyncInFlight,
-);
+type Volatile = (Stored, bool, Option<(TopicPartition, Offset)>, SyncInFlight);
 
 /// Counts a fault-like event against the model's budget, in the disk (so it survives a crash),
 /// if the step that caught it changed the node.
@@ -589,9 +699,10 @@ fn count_fault(state: &mut Cow<NodeState>, o: &mut Out<NodeActor>, count: impl F
     else {
         return;
     };
-    let mut disk = disk.clone();
-    count(Arc::make_mut(&mut disk));
-    o.save(Stored::new(disk.clone()));
+    let mut d = disk.disk().clone();
+    count(Arc::make_mut(&mut d));
+    let disk = Stored::new(d);
+    o.save(disk.clone());
     let next = NodeState::running(
         node.clone(),
         disk,

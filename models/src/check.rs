@@ -9,8 +9,7 @@ use stateright::{Checker, Chooser, Expectation, HasDiscoveries, Model, Path};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub type Action =
-    ActorModelAction<seedlog::protocol::Message, crate::actor::ActorTimer, crate::actor::Boot>;
+pub type Action = ActorModelAction<crate::actor::Msg, crate::actor::ActorTimer, crate::actor::Boot>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Search {

@@ -461,7 +461,7 @@ fn node_invariant<M: Layout>(_: &M, s: &State) -> bool {
     s.actor_states
         .iter()
         .enumerate()
-        .all(|(i, a)| s.crashed[i] || a.node().is_none_or(|n| n.check_invariants().is_ok()))
+        .all(|(i, a)| s.crashed[i] || a.sound())
 }
 
 /// A property: what is expected, its name, and its condition.

@@ -22,10 +22,10 @@
 //! The rule applies only where the premise is checked on the spot: the client is running with
 //! no timer set, and exactly one message in the network involves it, addressed to it.
 
+use crate::actor::Msg;
 use crate::check::Action;
 use crate::cluster::{ModelCfg, ModelKind, SeedlogModel};
 use crate::properties::{self, Layout, State};
-use seedlog::protocol::Message;
 use stateright::actor::{ActorModelAction, Id, Network};
 use stateright::{Model, Path, Property};
 
@@ -129,7 +129,7 @@ pub fn single_request_chain(cfg: &ModelCfg, s: &State) -> bool {
 /// (Stateright's `Network::iter_all` never ends on an ordered network: its cursor does not
 /// advance. The channels are read directly; the models use ordered networks, and the quorum
 /// model optionally an unordered, non-duplicating one.)
-fn involving(s: &State, c: usize) -> impl Iterator<Item = (Id, Id, &Message)> {
+fn involving(s: &State, c: usize) -> impl Iterator<Item = (Id, Id, &Msg)> {
     let (channels, unordered) = match &s.network {
         Network::Ordered(channels) => (Some(channels), None),
         Network::UnorderedNonDuplicating(envelopes) => (None, Some(envelopes)),

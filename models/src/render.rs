@@ -7,7 +7,7 @@ use seedlog::node::{AnyNode, Broker, Role, Timer};
 use stateright::actor::{ActorModelAction, Id};
 use stateright::Path;
 
-type Action = ActorModelAction<seedlog::protocol::Message, ActorTimer, Boot>;
+type Action = ActorModelAction<crate::actor::Msg, ActorTimer, Boot>;
 
 fn name(model: &SeedlogModel, id: Id) -> String {
     use stateright::actor::Actor;

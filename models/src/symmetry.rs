@@ -62,7 +62,7 @@
 //! search agree, at small bounds, on every verdict, with `vote-without-log-check`,
 //! `commit-previous-epoch-by-count` and without a switch.
 
-use crate::actor::{fingerprint, ActorTimer, Disk, NodeState, Stored};
+use crate::actor::{fingerprint, ActorTimer, Disk, Msg, NodeState, Stored};
 use crate::properties::State;
 use seedlog::node::{AnyNode, Image, QuorumConfig, QuorumImage, QuorumRole, Timer};
 use seedlog::protocol::{
@@ -311,7 +311,7 @@ impl Renaming<'_> {
                 let renamed: BTreeMap<_, _> = channels
                     .iter()
                     .map(|((src, dst), q)| {
-                        let q = q.iter().map(|m| self.message(m)).collect();
+                        let q = q.iter().map(|m| Msg::new(self.message(m))).collect();
                         ((self.actor(*src), self.actor(*dst)), q)
                     })
                     .collect();
@@ -322,7 +322,7 @@ impl Renaming<'_> {
                     let renamed = Envelope {
                         src: self.actor(e.src),
                         dst: self.actor(e.dst),
-                        msg: self.message(&e.msg),
+                        msg: Msg::new(self.message(&e.msg)),
                     };
                     std::iter::repeat_n(renamed, n)
                 }))

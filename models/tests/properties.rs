@@ -5,7 +5,7 @@
 //! a control state that differs only in the violating detail and passes. `violated` evaluates the
 //! very conditions the checker registers, so each test fails if its property were `true`.
 
-use models::actor::NodeState;
+use models::actor::{Msg, NodeState};
 use models::cluster::{build, ModelKind, ModelOptions, SeedlogModel, TOPIC};
 use models::history::{record_in, record_out};
 use models::properties::{violated, State};
@@ -37,12 +37,12 @@ fn tp(partition: u32) -> TopicPartition {
 
 /// Runs `msg` through node `to`'s `on_message` (its effects are dropped: only its state matters).
 fn deliver(s: &mut State, to: usize, from: usize, msg: Message) {
-    let mut node_state = NodeState::clone(&s.actor_states[to]);
-    let NodeState::Running { node, .. } = &mut node_state else {
-        panic!("node {to} is not running");
-    };
+    let ns = &s.actor_states[to];
+    let mut node = ns.node().expect("the node runs").clone();
     node.on_message(&mut Context::new(0), from as NodeId, msg);
-    s.actor_states[to] = Arc::new(node_state);
+    // Rebuilt, not edited in place: the state's digest and invariant verdict are made with it.
+    let next = ns.replaced(node, ns.disk().clone(), ns.syncing().clone());
+    s.actor_states[to] = Arc::new(next);
 }
 
 /// Records a message arriving at a client, as the checker's `record_msg_in` hook does.
@@ -64,11 +64,11 @@ fn observe(m: &SeedlogModel, s: &mut State, src: usize, dst: usize, msg: Message
             })
             .collect();
         {
-            let req = Message::Produce(ProduceRequest {
+            let req = Msg::new(Message::Produce(ProduceRequest {
                 acks: Acks::All,
                 correlation: r.correlation,
                 batches,
-            });
+            }));
             let out = Envelope {
                 src: Id::from(dst),
                 dst: Id::from(src),
@@ -79,6 +79,7 @@ fn observe(m: &SeedlogModel, s: &mut State, src: usize, dst: usize, msg: Message
             }
         }
     }
+    let msg = Msg::new(msg);
     let env = Envelope {
         src: Id::from(src),
         dst: Id::from(dst),

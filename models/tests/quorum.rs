@@ -2,7 +2,7 @@
 //! through their real entry points, or given disks no correct run produces) next to a control that
 //! passes; the model holds at small bounds; and the checker finds each safety bug switch.
 
-use models::actor::{Disk, NodeState, Stored};
+use models::actor::{Disk, Stored};
 use models::check::{check, RunOptions, Search};
 use models::cluster::{build, ModelKind, ModelOptions, SeedlogModel};
 use models::properties::{violated, State};
@@ -37,11 +37,10 @@ fn voter(s: &State, i: usize) -> QuorumNode {
 }
 
 fn set_voter(s: &mut State, i: usize, q: QuorumNode) {
-    let mut ns = NodeState::clone(&s.actor_states[i]);
-    if let NodeState::Running { node, .. } = &mut ns {
-        *node = AnyNode::Quorum(q);
-    }
-    s.actor_states[i] = Arc::new(ns);
+    let ns = &s.actor_states[i];
+    // Rebuilt, not edited in place: the state's digest and invariant verdict are made with it.
+    let next = ns.replaced(AnyNode::Quorum(q), ns.disk().clone(), ns.syncing().clone());
+    s.actor_states[i] = Arc::new(next);
 }
 
 /// Voter `i` rebuilt from `image` (as after a restart).

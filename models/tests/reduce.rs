@@ -1,6 +1,7 @@
 //! The client reduction (`models::reduce`): its premise holds over the full model, it refuses to
 //! act where the premise fails, and it finds what the full model finds with fewer states.
 
+use models::actor::Msg;
 use models::check::{check, Action, RunOptions};
 use models::cluster::{build, ModelKind, ModelOptions, SeedlogModel};
 use models::properties::State;
@@ -45,7 +46,7 @@ fn no_reduction_where_a_client_has_two_messages_in_flight() {
     let m = build(&o);
     let reader = m.cfg.reader.expect("the default model has a reader");
     let mut s = m.init_states().remove(0);
-    let answer = Message::Metadata { min_version: 1 };
+    let answer = Msg::new(Message::Metadata { min_version: 1 });
     let Network::Ordered(channels) = &mut s.network else {
         panic!("the models use ordered networks");
     };
