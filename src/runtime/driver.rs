@@ -286,7 +286,8 @@ impl<D: Disk> Driver<D> {
         let node = self.node.clone();
         let mut node = lock(&node);
         f(&mut node, &mut cx);
-        // Simulated time stands still within a step: read it once, for every timer set.
+        // Read the time once for every timer the step sets: simulated time stands still within
+        // a step (real time moves by microseconds, which no timer here resolves).
         let mut instant_now = None;
         let mut queue: VecDeque<Effect> = cx.take_effects().into();
         while let Some(effect) = queue.pop_front() {
