@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Simulator speed, A against B in one invocation: two `sims` binaries (say, one built from main
 # and one from a branch) run the same sweep in turn, A B A B ..., so a drift in the machine's
-# speed touches both alike; each run's accel (simulated seconds per wall second), wall and CPU
-# seconds and simulated seconds per CPU second are printed, then the medians and the median of the pairwise ratios. With --callgrind
+# speed touches both alike; each run's accel (simulated seconds per wall second), CPU seconds and
+# simulated seconds per CPU second are printed, then the medians and the median of the pairwise
+# CPU ratios. With --callgrind
 # it also counts each binary's instructions for a short sweep under valgrind (deterministic:
 # immune to the machine's noise), and checks that both print the same trace hash for every seed.
 #
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
     --jobs) jobs=$2; shift 2 ;;
     --callgrind) callgrind=1; shift ;;
     --cg-seeds) cg_seeds=$2; shift 2 ;;
-    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) break ;;
     esac
