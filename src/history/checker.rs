@@ -339,18 +339,33 @@ fn check_positions(obs: &Observations, report: &mut impl FnMut(&'static str, Str
             );
         }
     }
-    let mut by_value: Vec<(&str, Position)> = obs.sightings.iter().map(|&(p, v)| (v, p)).collect();
+    // Sorted by value, then position; the values' first bytes, compared as one number, settle
+    // most comparisons without comparing strings (the same order: see `prefix`).
+    let mut by_value: Vec<(u64, &str, Position)> = obs
+        .sightings
+        .iter()
+        .map(|&(p, v)| (prefix(v), v, p))
+        .collect();
     by_value.sort_unstable();
-    for run in by_value.chunk_by(|a, b| a.0 == b.0) {
+    for run in by_value.chunk_by(|a, b| a.1 == b.1) {
         if run.len() > 1 {
-            let ps: Vec<String> = run.iter().map(|(_, p)| p.to_string()).collect();
+            let ps: Vec<String> = run.iter().map(|(_, _, p)| p.to_string()).collect();
             report(
                 "duplicate",
-                format!("value {:?}", run[0].0),
+                format!("value {:?}", run[0].1),
                 format!("seen at {}", ps.join(" and ")),
             );
         }
     }
+}
+
+/// A string's first eight bytes as a big-endian number, zero-padded: if `prefix(a) <
+/// prefix(b)` then `a < b`, so sorting by `(prefix(s), s)` sorts by `s`.
+pub(super) fn prefix(s: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = s.len().min(8);
+    bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
 }
 
 /// `lost-write` and `unseen`: every acknowledged record was read (or possibly read, by an

@@ -1098,3 +1098,34 @@ fn a_member_s_info_poll_with_records_may_have_processed_them() {
     ]);
     assert!(report.is_ok(), "{}", report.render());
 }
+
+/// The duplicate check sorts values by their first bytes as a number, then by the values:
+/// that must be the values' own order, or a value's sightings would not be one run.
+#[test]
+fn value_prefixes_order_as_the_values_do() {
+    let values = [
+        "",
+        "\0",
+        "a",
+        "a\0",
+        "ab",
+        "abcdefg",
+        "abcdefgh",
+        "abcdefgh\0",
+        "abcdefghi",
+        "abcdefgz",
+        "p0-10",
+        "p0-9",
+        "p10-1",
+        "p1-100000",
+        "é",
+        "z",
+    ];
+    for a in values {
+        for b in values {
+            let (pa, pb) = (super::checker::prefix(a), super::checker::prefix(b));
+            assert!(pa >= pb || a < b, "{a:?} {b:?}");
+            assert_eq!((pa, a).cmp(&(pb, b)), a.cmp(b), "{a:?} {b:?}");
+        }
+    }
+}

@@ -269,6 +269,12 @@ impl PartitionLog {
         )
     }
 
+    /// The entries below the high watermark.
+    fn committed_entries(&self) -> &[LogEntry] {
+        let n = self.high_watermark.saturating_sub(self.log_start) as usize;
+        &self.entries[..n.min(self.entries.len())]
+    }
+
     /// Entries in `[from, until)` (clamped to the log), at most `max` of them.
     pub fn read(&self, from: Offset, until: Offset, max: usize) -> Vec<LogEntry> {
         self.read_within(from, until, max, u64::MAX)
@@ -341,10 +347,11 @@ impl PartitionLog {
     /// The log start offset that `policy` asks for at time `now_ms`: records older than the age
     /// limit, or beyond the size limit counting from the newest, go; only committed ones.
     pub fn retention_target(&self, policy: &RetentionPolicy, now_ms: i64) -> Offset {
-        let committed = self.read(self.log_start, self.high_watermark, usize::MAX);
+        // Borrowed, not copied: the broker asks every retention check, of every replica.
+        let committed = self.committed_entries();
         let mut start = self.log_start;
         if let Some(max_age) = policy.max_age_ms {
-            for e in &committed {
+            for e in committed {
                 if now_ms.saturating_sub(e.record.timestamp) > max_age {
                     start = e.offset + 1;
                 } else {
@@ -354,7 +361,7 @@ impl PartitionLog {
         }
         if let Some(max_bytes) = policy.max_bytes {
             let mut total: u64 = self.entries.iter().map(|e| e.record.size_bytes()).sum();
-            for e in &committed {
+            for e in committed {
                 if total <= max_bytes {
                     break;
                 }

@@ -88,6 +88,10 @@ pub struct Driver<D> {
     commits: Option<CommitSink>,
     trace: Option<SharedTrace>,
     timers: BTreeMap<Timer, Instant>,
+    /// The timer due first (by time, then `Timer` order) and when, as far as known: `None`
+    /// until `timers` is scanned again. Kept up to date as timers are set, so the scan runs
+    /// only when the first timer fires, is cancelled or moves.
+    first_due: Option<Option<(Timer, Instant)>>,
     /// The sync under way and the highest token it covers.
     sync_running: Option<(SyncToken, SyncJob)>,
     /// The highest token asked for since the running sync started (it needs another).
@@ -125,6 +129,7 @@ impl<D: Disk> Driver<D> {
             commits: None,
             trace: None,
             timers: BTreeMap::new(),
+            first_due: Some(None),
             sync_running: None,
             sync_wanted: None,
         }
@@ -164,12 +169,7 @@ impl<D: Disk> Driver<D> {
         self.step(now, |n, cx| n.on_start(cx))?;
         self.check(now, || "start".into())?;
         loop {
-            let due = self
-                .timers
-                .iter()
-                .min_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.cmp(b.0)))
-                .map(|(t, at)| (t.clone(), *at));
-            let wait_until = due.as_ref().map(|(_, at)| *at);
+            let wait_until = self.first_due().map(|(_, at)| *at);
             let next = tokio::select! {
                 biased;
                 r = sync_done(&mut self.sync_running) => Next::Synced(r),
@@ -201,13 +201,46 @@ impl<D: Disk> Driver<D> {
                     self.check(now, || format!("delivery of {kind} from {from}"))?;
                 }
                 Next::Timer => {
-                    let Some((timer, _)) = due else { continue };
+                    let Some(Some((timer, _))) = self.first_due.take() else {
+                        continue;
+                    };
                     self.timers.remove(&timer);
                     let now = (self.clock)();
                     self.trace_event(now, "timer", &timer, || format!("{timer:?}"));
                     let fired = timer.clone();
                     self.step(now, |n, cx| n.on_timer(cx, timer))?;
                     self.check(now, || format!("timer {fired:?}"))?;
+                }
+            }
+        }
+    }
+
+    /// The timer due first and when (`None`: no timer is set).
+    fn first_due(&mut self) -> Option<&(Timer, Instant)> {
+        let timers = &self.timers;
+        self.first_due
+            .get_or_insert_with(|| {
+                timers
+                    .iter()
+                    .min_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.cmp(b.0)))
+                    .map(|(t, at)| (t.clone(), *at))
+            })
+            .as_ref()
+    }
+
+    /// Keeps `first_due` right as `timer` is set to fire `at` (`None`: cancelled).
+    fn timer_changed(&mut self, timer: &Timer, at: Option<Instant>) {
+        let Some(known) = &self.first_due else {
+            return;
+        };
+        match (known, at) {
+            // The first timer moved or went: which is first now needs a scan.
+            (Some((first, _)), _) if first == timer => self.first_due = None,
+            (_, None) => {}
+            (None, Some(at)) => self.first_due = Some(Some((timer.clone(), at))),
+            (Some((first, first_at)), Some(at)) => {
+                if (at, timer) < (*first_at, first) {
+                    self.first_due = Some(Some((timer.clone(), at)));
                 }
             }
         }
@@ -253,6 +286,9 @@ impl<D: Disk> Driver<D> {
         let node = self.node.clone();
         let mut node = lock(&node);
         f(&mut node, &mut cx);
+        // Read the time once for every timer the step sets: simulated time stands still within
+        // a step (real time moves by microseconds, which no timer here resolves).
+        let mut instant_now = None;
         let mut queue: VecDeque<Effect> = cx.take_effects().into();
         while let Some(effect) = queue.pop_front() {
             match effect {
@@ -267,11 +303,14 @@ impl<D: Disk> Driver<D> {
                         Some(c) => c.timer_duration(after_ms),
                         None => Duration::from_millis(after_ms),
                     };
-                    let at = Instant::now() + after;
+                    let at = *instant_now.get_or_insert_with(Instant::now) + after;
+                    self.timer_changed(&timer, Some(at));
                     self.timers.insert(timer, at);
                 }
                 Effect::CancelTimer(timer) => {
-                    self.timers.remove(&timer);
+                    if self.timers.remove(&timer).is_some() {
+                        self.timer_changed(&timer, None);
+                    }
                 }
                 Effect::Persist(op) => {
                     self.trace_event(now, "persist", &op, || op.to_string());

@@ -157,8 +157,13 @@ impl SimClock {
         if ppm == 0 {
             return Duration::from_millis(after_ms);
         }
-        let ns = u128::from(after_ms) * 1_000_000 * MILLION as u128
-            / (MILLION + i128::from(ppm)) as u128;
+        let rate = (MILLION + i128::from(ppm)) as u128;
+        // The same quotient in 64 bits while the product fits (timers of up to 18 s):
+        // 128-bit division is a library call, and nodes set timers on most events.
+        if let Some(product) = after_ms.checked_mul(1_000_000 * MILLION as u64) {
+            return Duration::from_nanos(product / rate as u64);
+        }
+        let ns = u128::from(after_ms) * 1_000_000 * MILLION as u128 / rate;
         Duration::from_nanos(ns.min(u128::from(u64::MAX)) as u64)
     }
 }
@@ -204,6 +209,18 @@ mod tests {
                 let exact = -7 + since * (MILLION + i128::from(ppm)) / MILLION;
                 assert_eq!(s.mono_ns(since + 5), exact, "since {since} ppm {ppm}");
                 assert_eq!(div_euclid_ms(exact), exact.div_euclid(1_000_000));
+            }
+            let c = SimClock::new(Instant::now(), 0, ppm);
+            let rate = (MILLION + i128::from(ppm)) as u128;
+            // Both sides of the largest product that fits in 64 bits, and far beyond.
+            for after_ms in [0, 1, 999, 18_446, 18_447, 86_400_000, u64::MAX] {
+                let ns = u128::from(after_ms) * 1_000_000 * MILLION as u128 / rate;
+                let exact = match ppm {
+                    0 => Duration::from_millis(after_ms),
+                    _ => Duration::from_nanos(ns.min(u128::from(u64::MAX)) as u64),
+                };
+                let got = c.timer_duration_ms(after_ms);
+                assert_eq!(got, exact, "after {after_ms} ms ppm {ppm}");
             }
         }
     }

@@ -7,6 +7,7 @@
 
 use super::cluster::{lock, Cluster};
 use crate::scenario::{Scenario, ADMIN, FINAL_READER, GROUP, OFFSETS_PARTITIONS, TOPIC};
+use seedlog::log::PartitionLog;
 use seedlog::node::admin::topic_layout;
 use seedlog::node::{AnyNode, Created};
 use seedlog::protocol::{
@@ -76,40 +77,49 @@ pub fn not_converged(cluster: &Cluster, sc: &Scenario) -> Option<String> {
         let Some(leader) = ps.leader else {
             return Some(format!("{tp} has no leader"));
         };
-        let Some(leader_log) = log_of(cluster, leader, &tp) else {
-            return Some(format!("{tp}: leader b{leader} has no log"));
-        };
-        let (hw, leo) = leader_log.1;
-        if hw != leo {
-            return Some(format!("{tp}: leader b{leader} has HW {hw} < LEO {leo}"));
-        }
-        for &r in &ps.replicas {
-            match log_of(cluster, r, &tp) {
-                Some((entries, (_, end)))
-                    if same_retained((&entries, end), (&leader_log.0, leo)) => {}
-                Some((entries, _)) => {
-                    return Some(format!(
-                        "{tp}: b{r} holds {} entries, leader b{leader} {}{}",
-                        entries.len(),
-                        leader_log.0.len(),
-                        first_difference(&entries, &leader_log.0)
-                    ))
-                }
-                None => return Some(format!("{tp}: b{r} is not running")),
+        // Compared where they lie, each node locked in turn (this runs every 250 ms of the
+        // liveness phase; copying every log to compare it was a twentieth of a run).
+        let compared = with_log(cluster, leader, &tp, |leader_log| {
+            let (hw, leo) = (leader_log.high_watermark(), leader_log.log_end_offset());
+            if hw != leo {
+                return Err(format!("{tp}: leader b{leader} has HW {hw} < LEO {leo}"));
             }
-        }
+            for &r in ps.replicas.iter().filter(|&&r| r != leader) {
+                let differs = with_log(cluster, r, &tp, |log| {
+                    let (entries, end) = (log.entries(), log.log_end_offset());
+                    (!same_retained((entries, end), (leader_log.entries(), leo))).then(|| {
+                        format!(
+                            "{tp}: b{r} holds {} entries, leader b{leader} {}{}",
+                            entries.len(),
+                            leader_log.entries().len(),
+                            first_difference(entries, leader_log.entries())
+                        )
+                    })
+                });
+                match differs {
+                    Some(None) => {}
+                    Some(Some(why)) => return Err(why),
+                    None => return Err(format!("{tp}: b{r} is not running")),
+                }
+            }
+            Ok(hw)
+        });
+        let hw = match compared {
+            Some(Ok(hw)) => hw,
+            Some(Err(why)) => return Some(why),
+            None => return Some(format!("{tp}: leader b{leader} has no log")),
+        };
         if tp.topic != TOPIC {
             continue;
         }
         high_watermarks.insert(tp.clone(), hw);
-        let read = match cluster
+        let read = cluster
             .nodes
             .get(&FINAL_READER)
-            .map(|n| lock(&n.state).clone())
-        {
-            Some(AnyNode::Reader(r)) => r.positions().get(&p).copied().unwrap_or(0),
-            _ => 0,
-        };
+            .map_or(0, |n| match &*lock(&n.state) {
+                AnyNode::Reader(r) => r.positions().get(&p).copied().unwrap_or(0),
+                _ => 0,
+            });
         if read < hw {
             return Some(format!("{tp}: the final reader is at {read}, HW is {hw}"));
         }
@@ -182,16 +192,15 @@ fn group_offsets(
     }
 }
 
-type LogView = (Vec<LogEntry>, (u64, u64));
-
-fn log_of(cluster: &Cluster, broker: u32, tp: &TopicPartition) -> Option<LogView> {
+/// `f` of the log of `tp` on `broker` (`None`: not running, or no such log), read in place.
+fn with_log<R>(
+    cluster: &Cluster,
+    broker: u32,
+    tp: &TopicPartition,
+    f: impl FnOnce(&PartitionLog) -> R,
+) -> Option<R> {
     match &*lock(&cluster.nodes.get(&broker)?.state) {
-        AnyNode::Broker(b) => b.log(tp).map(|l| {
-            (
-                l.entries().to_vec(),
-                (l.high_watermark(), l.log_end_offset()),
-            )
-        }),
+        AnyNode::Broker(b) => b.log(tp).map(f),
         _ => None,
     }
 }
@@ -202,10 +211,12 @@ fn log_of(cluster: &Cluster, broker: u32, tp: &TopicPartition) -> Option<LogView
 fn same_retained(a: (&[LogEntry], u64), b: (&[LogEntry], u64)) -> bool {
     let start = |l: &[LogEntry], end: u64| l.first().map_or(end, |e| e.offset);
     let from = start(a.0, a.1).max(start(b.0, b.1));
-    let tail = |l: &[LogEntry]| -> Vec<LogEntry> {
-        l.iter().filter(|e| e.offset >= from).cloned().collect()
-    };
-    a.1 == b.1 && tail(a.0) == tail(b.0)
+    a.1 == b.1 && tail_from(a.0, from) == tail_from(b.0, from)
+}
+
+/// The entries at or above `from`.
+fn tail_from(l: &[LogEntry], from: u64) -> &[LogEntry] {
+    &l[l.partition_point(|e| e.offset < from)..]
 }
 
 fn first_difference(a: &[LogEntry], b: &[LogEntry]) -> String {
