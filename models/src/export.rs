@@ -65,6 +65,8 @@ const REGISTER_FIRST_MS: u64 = 1_500;
 const SETTLE_MS: u64 = 3_000;
 /// OS writeback in the exported run: never (the model's power loss loses every unsynced write).
 const NO_WRITEBACK_MS: u64 = 3_600_000;
+/// Added to a sync the path keeps outstanding until its broker crashes: it never completes.
+const STALLED_SYNC_MS: u64 = 3_600_000;
 
 /// Simulator node ids (`sims::scenario`).
 const SIM_CONTROLLER: u32 = 100;
@@ -382,7 +384,7 @@ pub fn export(
                         let from = if w == 0 { BASE_MS } else { t[w - 1] + 5 };
                         ev(
                             from,
-                            json!({"fault": "slow-disk", "node": node, "extra_ms": NO_WRITEBACK_MS}),
+                            json!({"fault": "slow-disk", "node": node, "extra_ms": STALLED_SYNC_MS}),
                         );
                         ev(t[k] + 1, json!({"fault": "disk-normal", "node": node}));
                     }
@@ -494,9 +496,11 @@ pub fn export(
             if l.1 == cfg.controller
                 && b - a > 1_800
                 && !why.starts_with("the session expiry")
-                && !holds
-                    .iter()
-                    .any(|(x, y, w)| w.starts_with("the session expiry") && x <= a && y >= b)
+                // (An expiry's hold starts just after the step before it; a message sent by the
+                // expiry is held from a few ms earlier.)
+                && !holds.iter().any(|(x, y, w)| {
+                    w.starts_with("the session expiry") && *x <= a + GAP_MS && y >= b
+                })
             {
                 warnings.push(format!(
                     "link {}->{}: held for {} ms for {why}; the simulated controller expires the \
