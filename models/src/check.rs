@@ -54,6 +54,8 @@ pub struct Violation {
     pub property: &'static str,
     pub depth: usize,
     pub trace: String,
+    /// The path itself (for `crate::export`).
+    pub path: Path<State, Action>,
 }
 
 #[derive(Clone, Debug)]
@@ -169,7 +171,8 @@ where
                 violation = Some(Violation {
                     property: p.name,
                     depth,
-                    trace: render::path(&model.0, path),
+                    trace: render::path(&model.0, path.clone()),
+                    path,
                 });
             }
             (Expectation::Sometimes, Some(_)) => reached.push(p.name),

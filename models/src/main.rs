@@ -3,7 +3,7 @@
 //! 2 bad usage.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use models::check::{check, Outcome, RunOptions, Search};
+use models::check::{check, Outcome, RunOptions, Search, Violation};
 use models::cluster::{build, ModelKind, ModelOptions};
 use models::quorum::Start;
 use seedlog::node::{Bug, Durability};
@@ -54,6 +54,11 @@ enum Command {
         /// renaming the voters (symmetry reduction). On with `--preset` unless `--search` is given.
         #[arg(long)]
         symmetry: bool,
+        /// Replication model: write the counterexample, if one is found, as a simulator
+        /// scenario to this file (`cargo sim replay --schedule FILE` runs it; README, *Model
+        /// counterexamples in the simulator*).
+        #[arg(long, value_name = "FILE")]
+        export_schedule: Option<std::path::PathBuf>,
     },
     /// Serve stateright's Explorer (a web UI to step through the model) on 127.0.0.1.
     Explore {
@@ -421,6 +426,60 @@ fn report(o: &Outcome) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Writes the violation's path as a simulator scenario; exit 1 (the violation) if written,
+/// 2 if it cannot be.
+fn export(opts: &models::cluster::ModelOptions, file: &std::path::Path, v: &Violation) -> ExitCode {
+    // The command that found it, without where it was written.
+    let mut args = Vec::new();
+    let mut skip = false;
+    for a in std::env::args().skip(1) {
+        if std::mem::take(&mut skip) || a.starts_with("--export-schedule=") {
+            continue;
+        }
+        if a == "--export-schedule" {
+            skip = true;
+            continue;
+        }
+        args.push(a);
+    }
+    let command = format!("cargo check-model {}", args.join(" "));
+    let model = build(opts);
+    let sc = match models::export::export(opts, &command, &model, &v.path, v.property) {
+        Ok(sc) => sc,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let json = match serde_json::to_string_pretty(&sc) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: cannot encode the scenario: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = std::fs::write(file, json + "\n") {
+        eprintln!("error: cannot write {}: {e}", file.display());
+        return ExitCode::from(2);
+    }
+    for w in &sc.from_model.warnings {
+        println!("export warning: {w}");
+    }
+    println!(
+        "schedule exported to {} ({} faults, {} warnings, expect {}); replay: cargo sim replay --schedule {}",
+        file.display(),
+        sc.schedule.events.len(),
+        sc.from_model.warnings.len(),
+        if sc.from_model.expect.is_empty() {
+            "no simulator check".to_string()
+        } else {
+            sc.from_model.expect.join("|")
+        },
+        file.display()
+    );
+    ExitCode::from(1)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -432,6 +491,7 @@ fn main() -> ExitCode {
             seed,
             max_states,
             symmetry,
+            export_schedule,
         } => {
             // The preset's search, unless one is given: depth first, with the symmetry reduction.
             let preset_search = model.preset.is_some() && search.is_none();
@@ -447,6 +507,13 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if export_schedule.is_some() && opts.kind != ModelKind::Replication {
+                eprintln!(
+                    "error: --export-schedule applies to the replication model only (the simulator runs no counterpart of the {} model's layout)",
+                    opts.kind.name()
+                );
+                return ExitCode::from(2);
+            }
             if symmetry && (opts.kind != ModelKind::Quorum || !matches!(search, SearchArg::Dfs)) {
                 eprintln!("error: --symmetry applies to the quorum model with --search dfs only");
                 return ExitCode::from(2);
@@ -473,7 +540,15 @@ fn main() -> ExitCode {
                 );
                 let _ = std::io::stdout().flush();
             });
-            report(&outcome)
+            let code = report(&outcome);
+            match (&export_schedule, &outcome.violation) {
+                (Some(file), Some(v)) => export(&opts, file, v),
+                (Some(_), None) => {
+                    println!("nothing exported: no violation was found");
+                    code
+                }
+                (None, _) => code,
+            }
         }
         Command::Explore { model, port } => {
             let opts = match model.options() {

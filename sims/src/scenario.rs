@@ -83,8 +83,56 @@ pub struct Scenario {
     /// absent in schedules saved before runtime creation existed, and in most runs: none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub created_topics: Vec<TopicToCreate>,
+    /// `replica.lag.time.max.ms` of the brokers (absent: 3 s). Set by a schedule exported from
+    /// the model checker, which evicts followers only where its path does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_lag_time_max_ms: Option<u64>,
+    /// The brokers' `fetch.max.wait.ms` and the followers' fetch request timeout (absent: 500 ms
+    /// and 2 s). A schedule exported from the model checker sets both past its fault phase: the
+    /// model's leader parks a fetch until it has data, and its followers never time one out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch_max_wait_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch_timeout_ms: Option<u64>,
+    /// Period of the operating system's writeback of unsynced writes (absent: 5 s). A schedule
+    /// exported from the model checker turns it off in effect (the model has no writeback: a
+    /// power loss loses every unsynced write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writeback_ms: Option<u64>,
     pub mix: FaultMix,
     pub schedule: FaultSchedule,
+    /// The model checker's counterexample this scenario was exported from (`models check ...
+    /// --export-schedule`): what the replay should find.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_model: Option<ModelOrigin>,
+}
+
+/// Where an exported scenario came from (written by `models::export`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelOrigin {
+    /// The model checker's command line.
+    pub command: String,
+    /// The model property the path violates.
+    pub property: String,
+    /// The simulator's problems that stand for it (empty: the simulator has no such check).
+    pub expect: Vec<String>,
+    /// The path's steps, each with the simulated time the translation gave it.
+    #[serde(default)]
+    pub steps: Vec<String>,
+    /// What the translation could not force.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl ModelOrigin {
+    /// The first of `problems` that stands for the model's property.
+    pub fn matching<'a>(&self, problems: &'a [String]) -> Option<&'a String> {
+        problems.iter().find(|p| {
+            let name = p.split([' ', ':']).next().unwrap_or(p);
+            self.expect.iter().any(|e| name == e.as_str())
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +157,10 @@ pub struct ProducerPlan {
     /// `metadata.max.age.ms` (absent before it was drawn: none, refreshes after errors only).
     #[serde(default)]
     pub metadata_max_age_ms: Option<u64>,
+    /// `request.timeout.ms` (absent: 2 s). A schedule exported from the model checker sets it
+    /// past the run: the model's producer never times out a request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
 }
 
 /// The voter's own default: what every scenario used before the figure-8 nemesis.
@@ -185,6 +237,7 @@ impl Scenario {
                     linger_ms: None,
                     delivery_timeout_ms: 10_000,
                     metadata_max_age_ms: None,
+                    request_timeout_ms: None,
                 }
             })
             .collect();
@@ -293,8 +346,13 @@ impl Scenario {
             quorum_fetch_entries: nemesis
                 .map_or_else(default_quorum_fetch_entries, Nemesis::quorum_fetch_entries),
             created_topics: Vec::new(),
+            replica_lag_time_max_ms: None,
+            fetch_max_wait_ms: None,
+            fetch_timeout_ms: None,
+            writeback_ms: None,
             mix,
             schedule,
+            from_model: None,
         };
         // Clocks draw from a stream of their own too. A bug hunt keeps perfect clocks: its
         // nemesis's windows are milliseconds wide, and its seeds are documented.

@@ -53,6 +53,7 @@ fn scenario(bugs: Vec<Bug>) -> Scenario {
         linger_ms: None,
         delivery_timeout_ms: 10_000,
         metadata_max_age_ms: None,
+        request_timeout_ms: None,
     };
     sc.producers = vec![plan.clone(), plan];
     let second = FIRST_PRODUCER + 1;

@@ -25,6 +25,24 @@ pub fn main(args: &ReplayArgs) -> i32 {
         println!("scenario saved to {}", path.display());
     }
     println!("seed {}: {}", sc.seed, sc.summary());
+    if let Some(m) = &sc.from_model {
+        println!("exported from the model checker: {}", m.command);
+        println!(
+            "model property {}; the same violation here: {}",
+            m.property,
+            if m.expect.is_empty() {
+                "none (no simulator check sees it)".to_string()
+            } else {
+                m.expect.join(" or ")
+            }
+        );
+        for step in &m.steps {
+            println!("  model step {step}");
+        }
+        for w in &m.warnings {
+            println!("warning: {w}");
+        }
+    }
     let clocks = sc.clocks_line();
     if !clocks.is_empty() {
         println!("  clocks (offset from true time at the start, drift): {clocks}");
@@ -70,10 +88,32 @@ pub fn main(args: &ReplayArgs) -> i32 {
         "trace hash {:016x} ({} events, {} simulated ms)",
         outcome.trace_hash, outcome.events, outcome.sim_ms
     );
+    // An exported model counterexample: did the same violation happen?
+    let model = sc.from_model.as_ref().map(|m| {
+        let found = m.matching(&problems);
+        match found {
+            Some(p) => println!("model property {} reproduced: {p}", m.property),
+            None => println!(
+                "model property {} NOT reproduced (expected {})",
+                m.property,
+                if m.expect.is_empty() {
+                    "a check the simulator does not have".to_string()
+                } else {
+                    m.expect.join(" or ")
+                }
+            ),
+        }
+        format!(
+            " model_property={} reproduced={}",
+            m.property,
+            if found.is_some() { "yes" } else { "no" }
+        )
+    });
+    let model = model.unwrap_or_default();
     match problems.first() {
         None => {
             println!(
-                "RESULT ok seed={} hash={:016x} events={} sim_secs={:.1}",
+                "RESULT ok seed={} hash={:016x} events={} sim_secs={:.1}{model}",
                 sc.seed,
                 outcome.trace_hash,
                 outcome.events,
@@ -84,7 +124,7 @@ pub fn main(args: &ReplayArgs) -> i32 {
         Some(p) => {
             let name = problem_name(p);
             println!(
-                "RESULT violation seed={} problem={name} problems={} hash={:016x}",
+                "RESULT violation seed={} problem={name} problems={} hash={:016x}{model}",
                 sc.seed,
                 problems.len(),
                 outcome.trace_hash

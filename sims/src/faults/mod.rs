@@ -237,7 +237,18 @@ pub enum Fault {
         from: Target,
         to: Target,
     },
-    /// Undo every isolation, split and one-way link.
+    /// Messages from `from` to `to` wait at `to`'s door, in order (`sim::holds`; unlike a
+    /// `one-way` link, released at once by `release`).
+    Hold {
+        from: Target,
+        to: Target,
+    },
+    /// Hands `to` everything held from `from`, in order, and lets later messages through.
+    Release {
+        from: Target,
+        to: Target,
+    },
+    /// Undo every isolation, split, one-way link and hold.
     HealNetwork,
     /// Percentage of packets lost (TCP retransmits them: they arrive late).
     Loss {
@@ -292,7 +303,10 @@ impl Fault {
             | Fault::ClockJump { node, .. }
             | Fault::ClockDrift { node, .. }
             | Fault::ClockDriftEnd { node } => vec![node],
-            Fault::OneWay { from, to } | Fault::HealLink { from, to } => vec![from, to],
+            Fault::OneWay { from, to }
+            | Fault::HealLink { from, to }
+            | Fault::Hold { from, to }
+            | Fault::Release { from, to } => vec![from, to],
             Fault::Split { .. }
             | Fault::HealNetwork
             | Fault::Loss { .. }

@@ -509,6 +509,9 @@ mod tests {
                     cut.clear();
                 }
                 Fault::Split { .. } => return Err(format!("event {i}: nemeses do not split")),
+                Fault::Hold { .. } | Fault::Release { .. } => {
+                    return Err(format!("event {i}: nemeses do not hold links"))
+                }
                 Fault::Loss { .. } | Fault::Latency { .. } if slow => {
                     return Err(format!(
                         "event {i}: the network slowed again before it was normal"

@@ -3,6 +3,7 @@
 //! survive kills.
 
 use super::committed::CommittedLog;
+use super::holds::Holds;
 use crate::scenario::{
     Scenario, ADMIN, FINAL_READER, FIRST_CONTROLLER, FIRST_MEMBER, FIRST_PRODUCER, FIRST_READER,
     GROUP, OFFSETS_PARTITIONS, TOPIC,
@@ -79,6 +80,10 @@ pub struct Cluster {
     sync_latency_ms: (u64, u64),
     /// When the run started; every node's own clock counts from here.
     pub start: tokio::time::Instant,
+    /// Links held by `hold` faults, and whether the scenario has any (only then do the nodes'
+    /// inboxes go through the gate: `holds`).
+    pub holds: Holds,
+    gated: bool,
 }
 
 impl Cluster {
@@ -143,7 +148,13 @@ pub fn broker_config(sc: &Scenario, id: NodeId) -> BrokerConfig {
     let mut c = BrokerConfig::new(id, sc.controller_ids());
     c.durability = sc.durability;
     c.min_insync_replicas = sc.min_insync_replicas;
-    c.replica_lag_time_max_ms = Some(3_000);
+    c.replica_lag_time_max_ms = Some(sc.replica_lag_time_max_ms.unwrap_or(3_000));
+    if let Some(ms) = sc.fetch_max_wait_ms {
+        c.fetch_max_wait_ms = Some(ms);
+    }
+    if let Some(ms) = sc.fetch_timeout_ms {
+        c.fetch_timeout_ms = Some(ms);
+    }
     c.group_session_timeout_ms = Some(3_000);
     c.group_rebalance_timeout_ms = Some(3_000);
     // Small, so that runs compact `__consumer_offsets` many times.
@@ -211,7 +222,7 @@ pub fn producer_config(sc: &Scenario, index: usize) -> ProducerConfig {
         records,
         sticky_batch: 4,
         seed: sc.seed ^ u64::from(id),
-        request_timeout_ms: Some(2_000),
+        request_timeout_ms: Some(plan.request_timeout_ms.unwrap_or(2_000)),
         retry_backoff_ms: Some(100),
         idempotent: true,
         // Granted by a broker (InitProducerId), as in Kafka.
@@ -293,6 +304,12 @@ impl Cluster {
             seed: sc.seed,
             sync_latency_ms: sc.sync_latency_ms,
             start,
+            holds: Holds::default(),
+            gated: sc
+                .schedule
+                .events
+                .iter()
+                .any(|e| matches!(e.fault, crate::faults::Fault::Hold { .. })),
         };
         let addrs = address_book(sc);
         let controller = Arc::new(controller_config(sc));
@@ -405,7 +422,9 @@ impl Cluster {
                 self.coverage.clone(),
             );
             let commits = commit_check(&self.committed, &failures, &broken, &name);
+            let holds = self.gated.then(|| self.holds.clone());
             move || {
+                let holds = holds.clone();
                 let node_clock = node_clock.clone();
                 let (state, mut disk, addrs, name) =
                     (state.clone(), disk.clone(), addrs.clone(), name.clone());
@@ -444,6 +463,10 @@ impl Cluster {
                     let Some(node) = node else { return };
                     *lock(&state) = node;
                     let (net, inbox) = Net::new(id, (*addrs).clone());
+                    let inbox = match &holds {
+                        Some(h) => h.gate(id, inbox),
+                        None => inbox,
+                    };
                     if listens {
                         if let Some(&addr) = addrs.get(&id) {
                             if let Err(e) = net.listen(addr).await {

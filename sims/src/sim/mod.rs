@@ -5,6 +5,7 @@ pub mod checks;
 pub mod cluster;
 pub mod committed;
 pub mod history;
+pub mod holds;
 pub mod run;
 pub mod shrink;
 pub mod supervisor;

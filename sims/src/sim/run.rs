@@ -110,8 +110,12 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
     let start = Instant::now();
     let mut cluster = Cluster::build(&sc, trace, start);
     let heal_at = start + Duration::from_millis(sc.fault_ms);
-    let phase =
-        async { tokio::join!(cluster.run_schedule(&sc, start), cluster.writeback(heal_at)) };
+    let phase = async {
+        tokio::join!(
+            cluster.run_schedule(&sc, start),
+            cluster.writeback(heal_at, sc.writeback_ms)
+        )
+    };
     let broken = cluster.broken.clone();
     // A broken invariant ends the run where it happened: what follows would build on it.
     let roles = tokio::select! {

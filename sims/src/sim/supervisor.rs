@@ -21,6 +21,8 @@ pub struct Damage {
     clogged_nodes: BTreeSet<u32>,
     clogged_links: BTreeSet<(u32, u32)>,
     slow_disks: BTreeSet<u32>,
+    /// Some link was held (`hold`): the heal releases them all.
+    held: bool,
     /// Each node's jumps not yet put right (their sum), and the nodes running at another rate.
     jumped: BTreeMap<u32, i64>,
     drifted: BTreeSet<u32>,
@@ -330,6 +332,17 @@ impl Cluster {
                     damage.clogged_links.remove(&(*from, *to));
                 }
             }
+            Fault::Hold {
+                from: Target::Node(from),
+                to: Target::Node(to),
+            } => {
+                self.holds.hold(*from, *to);
+                damage.held = true;
+            }
+            Fault::Release {
+                from: Target::Node(from),
+                to: Target::Node(to),
+            } => self.holds.release(*from, *to),
             Fault::HealNetwork => self.heal_network(&net, damage),
             Fault::Loss { percent } => {
                 net.update_config(|c| c.packet_loss_rate = *percent as f64 / 100.0)
@@ -414,6 +427,9 @@ impl Cluster {
     }
 
     fn heal_network(&self, net: &NetSim, damage: &mut Damage) {
+        if std::mem::take(&mut damage.held) {
+            self.holds.release_all();
+        }
         for node in std::mem::take(&mut damage.clogged_nodes) {
             if let Some(id) = self.madsim_id(node) {
                 net.unclog_node(id);
@@ -491,10 +507,17 @@ impl Cluster {
     }
 
     /// The operating system's periodic writeback: unsynced writes of running nodes reach the disk
-    /// every few seconds even without fsync, as with Linux's dirty-page flushing.
-    pub async fn writeback(&self, until: tokio::time::Instant) {
-        let period = Duration::from_secs(5);
+    /// every few seconds even without fsync, as with Linux's dirty-page flushing (every 5 s
+    /// unless the scenario says otherwise).
+    pub async fn writeback(&self, until: tokio::time::Instant, period_ms: Option<u64>) {
+        let period = Duration::from_millis(period_ms.unwrap_or(5_000).max(1));
         loop {
+            // A scenario's own period ends with the fault phase; the default's timing is kept
+            // as it always was (every seed's trace depends on it).
+            if period_ms.is_some() && tokio::time::Instant::now() + period >= until {
+                tokio::time::sleep_until(until).await;
+                return;
+            }
             tokio::time::sleep(period).await;
             if tokio::time::Instant::now() >= until {
                 return;
