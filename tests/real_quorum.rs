@@ -296,7 +296,22 @@ fn topics_created_at_runtime_survive_a_controller_failover() {
         v["replicas"].as_array().expect("replicas").len()
     };
     let two = ["--partitions", "2", "--replication-factor", "3"];
-    assert_eq!(ok(create_topic(&layout, "fresh", &two), "create fresh"), 2);
+    // Until all three brokers have registered with the active controller, three replicas cannot
+    // be placed (Kafka's answer too): on a slow machine the first attempts may come that early.
+    // A refused create creates nothing, so it is asked again.
+    let mut first = create_topic(&layout, "fresh", &two);
+    wait_for("three brokers registered to place fresh", || {
+        let early = first.1 == 1
+            && first
+                .0
+                .iter()
+                .any(|l| l.contains("InvalidReplicationFactor"));
+        if early {
+            first = create_topic(&layout, "fresh", &two);
+        }
+        !early
+    });
+    assert_eq!(ok(first, "create fresh"), 2);
     let (lines, code) = create_topic(&layout, "fresh", &two);
     assert_eq!(code, 1, "{lines:?}");
     assert!(
