@@ -1,16 +1,7 @@
 //! The simulator CLI's contract: last line `RESULT ...`, exit 0 / 1 / 2.
 
-use std::process::Command;
-
-fn sims(args: &[&str]) -> (String, i32) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sims"))
-        .args(args)
-        .output()
-        .expect("run sims");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (text, out.status.code().unwrap_or(-1))
-}
+mod common;
+use common::sims;
 
 fn fixture(name: &str) -> String {
     format!(

@@ -9,7 +9,8 @@
 
 use sims::scenario::Scenario;
 use sims::sim::run::run;
-use std::process::Command;
+mod common;
+use common::sims;
 
 /// The bug switches whose exported counterexample the simulator reproduces.
 const REPRODUCED: &[&str] = &[
@@ -92,16 +93,6 @@ fn without_the_switch_the_same_schedules_run_clean() {
         let o = run(&sc, false);
         assert!(o.problems.is_empty(), "{name}: {:?}", o.problems);
     }
-}
-
-fn sims(args: &[&str]) -> (String, i32) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sims"))
-        .args(args)
-        .output()
-        .expect("run sims");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (text, out.status.code().unwrap_or(-1))
 }
 
 #[test]
