@@ -37,7 +37,7 @@ pub fn record_out(cfg: &ModelCfg, history: &History, env: Envelope<&Msg>) -> Opt
     let mut h = Observed::clone(history);
     for b in &r.batches {
         let value = &b.records.first()?.value;
-        let index = cfg.records.iter().position(|rec| &rec.value == value)?;
+        let index = cfg.records.iter().position(|rec| rec.value == value)?;
         h.sent.insert(b.batch, index);
     }
     (h != **history).then(|| History::new(h))
@@ -62,7 +62,7 @@ pub fn record_in(cfg: &ModelCfg, history: &History, env: Envelope<&Msg>) -> Opti
             let mut h = Observed::clone(history);
             for e in &r.records {
                 h.read
-                    .insert((r.tp.clone(), e.offset, e.record.value.clone()));
+                    .insert((r.tp.clone(), e.offset, e.record.value.to_vec()));
             }
             let max = h.max_hw.entry(r.tp.clone()).or_insert(0);
             if r.high_watermark < *max {

@@ -205,7 +205,11 @@ fn acked_by_key<M: Layout>(
 ) -> BTreeMap<Vec<u8>, Vec<(usize, TopicPartition, u64)>> {
     let mut by_key: BTreeMap<Vec<u8>, Vec<(usize, TopicPartition, u64)>> = BTreeMap::new();
     for (tp, offset, i) in &s.history.acked {
-        let key = m.cfg().records[*i].key.clone().unwrap_or_default();
+        let key = m.cfg().records[*i]
+            .key
+            .as_deref()
+            .unwrap_or_default()
+            .to_vec();
         by_key
             .entry(key)
             .or_default()

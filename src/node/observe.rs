@@ -4,6 +4,7 @@
 //! output) and are ignored by the model checker, which watches messages instead.
 
 use crate::protocol::{LogEntry, Offset, TopicPartition};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -14,8 +15,8 @@ pub enum ClientEvent {
     SendInvoke {
         id: u64,
         topic: String,
-        key: Option<Vec<u8>>,
-        value: Vec<u8>,
+        key: Option<Bytes>,
+        value: Bytes,
     },
     /// The record is acknowledged at this partition and offset.
     SendOk {

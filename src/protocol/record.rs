@@ -1,5 +1,6 @@
 //! Records, log entries and the identifiers they are addressed by.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -43,17 +44,16 @@ impl fmt::Display for TopicPartition {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Header {
     pub key: String,
-    #[serde(with = "serde_bytes")]
-    pub value: Vec<u8>,
+    pub value: Bytes,
 }
 
 /// What a producer sends: key, value, timestamp (milliseconds, set by the producer) and headers.
+/// Key and values are `Bytes`, so a record's copies (the log's, the journal write's, each
+/// follower's fetch answer) share one buffer: a clone is a reference count, not a copy.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Record {
-    #[serde(with = "serde_bytes")]
-    pub key: Option<Vec<u8>>,
-    #[serde(with = "serde_bytes")]
-    pub value: Vec<u8>,
+    pub key: Option<Bytes>,
+    pub value: Bytes,
     pub timestamp: i64,
     pub headers: Vec<Header>,
 }
@@ -62,8 +62,8 @@ impl Record {
     /// A record with a key and a value, timestamp 0 and no headers.
     pub fn keyed(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
         Record {
-            key: Some(key.into()),
-            value: value.into(),
+            key: Some(Bytes::from(key.into())),
+            value: Bytes::from(value.into()),
             timestamp: 0,
             headers: Vec::new(),
         }
@@ -76,7 +76,7 @@ impl Record {
             .iter()
             .map(|h| h.key.len() + h.value.len())
             .sum();
-        (self.key.as_ref().map_or(0, Vec::len) + self.value.len() + headers + 8) as u64
+        (self.key.as_ref().map_or(0, Bytes::len) + self.value.len() + headers + 8) as u64
     }
 }
 
@@ -143,8 +143,9 @@ impl fmt::Display for LogEntry {
 mod tests {
     use super::*;
 
-    /// `Record` as it was declared before its bytes were marked `serde_bytes`: every file and
-    /// frame written then must read the same now, and traces must hash the same.
+    /// `Record` as it was first declared, with plain `Vec<u8>` bytes: every file and frame
+    /// written then must read the same now (its bytes are `Bytes` today), and traces must hash
+    /// the same.
     #[derive(Serialize, Deserialize, PartialEq, Debug)]
     struct PlainRecord {
         key: Option<Vec<u8>>,
@@ -156,17 +157,17 @@ mod tests {
     #[test]
     fn byte_strings_encode_as_the_sequences_they_were() {
         let record = Record {
-            key: Some(b"key".to_vec()),
+            key: Some(Bytes::from_static(b"key")),
             value: (0..=255).collect(),
             timestamp: -5,
             headers: vec![Header {
                 key: "h".into(),
-                value: vec![0, 200, 7],
+                value: Bytes::from_static(&[0, 200, 7]),
             }],
         };
         let plain = PlainRecord {
-            key: record.key.clone(),
-            value: record.value.clone(),
+            key: Some(b"key".to_vec()),
+            value: (0..=255).collect(),
             timestamp: record.timestamp,
             headers: vec![("h".into(), vec![0, 200, 7])],
         };

@@ -212,7 +212,7 @@ pub async fn produce(args: ProduceArgs) -> anyhow::Result<i32> {
             match args.keys {
                 0 => Record {
                     key: None,
-                    value: value.into_bytes(),
+                    value: value.into(),
                     timestamp: 0,
                     headers: Vec::new(),
                 },

@@ -168,12 +168,14 @@ fn decode_one(bytes: &Bytes) -> Result<(Decoded, usize), Refused> {
         for (k, v) in r.headers {
             headers.push(Header {
                 key: k.to_string(),
-                value: v.map(|v| v.to_vec()).unwrap_or_default(),
+                value: v.unwrap_or_default(),
             });
         }
+        // Keys and values stay slices of the request's buffer: the log, the journal write and
+        // every follower's fetch answer share it.
         records.push(Record {
-            key: r.key.map(|k| k.to_vec()),
-            value: r.value.map(|v| v.to_vec()).unwrap_or_default(),
+            key: r.key,
+            value: r.value.unwrap_or_default(),
             timestamp: r.timestamp,
             headers,
         });

@@ -243,8 +243,8 @@ struct SentProduce {
 impl SentProduce {
     fn send(shared: &Shared, req: &kafka_protocol::messages::ProduceRequest) -> SentProduce {
         let deadline = Instant::now() + millis(req.timeout_ms) + GRACE;
-        let plan = produce::plan(req, 1);
-        let client = plan.request.clone().map(|request| {
+        let mut plan = produce::plan(req, 1);
+        let client = plan.request.take().map(|request| {
             let client = shared.client();
             client.send(Message::Produce(request));
             client

@@ -58,12 +58,7 @@ fn kafka_record(e: &LogEntry, run_base: u64) -> Record {
         .record
         .headers
         .iter()
-        .map(|h| {
-            (
-                StrBytes::from_string(h.key.clone()),
-                Some(Bytes::from(h.value.clone())),
-            )
-        })
+        .map(|h| (StrBytes::from_string(h.key.clone()), Some(h.value.clone())))
         .collect();
     Record {
         transactional: false,
@@ -76,8 +71,8 @@ fn kafka_record(e: &LogEntry, run_base: u64) -> Record {
         offset: e.offset as i64,
         sequence,
         timestamp: e.record.timestamp,
-        key: e.record.key.clone().map(Bytes::from),
-        value: Some(Bytes::from(e.record.value.clone())),
+        key: e.record.key.clone(),
+        value: Some(e.record.value.clone()),
         headers,
     }
 }

@@ -15,8 +15,11 @@ use std::collections::BTreeMap;
 /// A Kafka produce request, translated: what to send to the broker and how to answer.
 pub struct Plan {
     pub acks: Acks,
-    /// The broker's request; `None` when no partition passed the checks.
+    /// The broker's request; `None` when no partition passed the checks. The caller takes it
+    /// (the records move on to the broker; copying them showed in profiles).
     pub request: Option<OurRequest>,
+    /// How many batches the broker will answer.
+    awaited: usize,
     /// Per topic, per partition in the request's order: an answer already known, or the id of
     /// the batch the broker will answer.
     slots: Vec<(kafka_protocol::messages::TopicName, Vec<(i32, Slot)>)>,
@@ -77,6 +80,7 @@ pub fn plan(req: &ProduceRequest, correlation: u64) -> Plan {
         }
         slots.push((topic.name.clone(), parts));
     }
+    let awaited = batches.len();
     let request = (!batches.is_empty()).then_some(OurRequest {
         acks,
         correlation,
@@ -85,6 +89,7 @@ pub fn plan(req: &ProduceRequest, correlation: u64) -> Plan {
     Plan {
         acks,
         request,
+        awaited,
         slots,
     }
 }
@@ -92,7 +97,7 @@ pub fn plan(req: &ProduceRequest, correlation: u64) -> Plan {
 impl Plan {
     /// Batch ids the broker still owes an answer for.
     pub fn awaited(&self) -> usize {
-        self.request.as_ref().map_or(0, |r| r.batches.len())
+        self.awaited
     }
 
     /// The Kafka response from the broker's answers (`answers` by batch id); a batch the broker
