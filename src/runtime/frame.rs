@@ -40,37 +40,15 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
-    if let Err(e) = postcard::serialize_with_flavor(value, AppendTo(out)) {
-        panic!("a seedlog type failed to serialize: {e}");
-    }
+    *out = match postcard::to_extend(value, std::mem::take(out)) {
+        Ok(buf) => buf,
+        Err(e) => panic!("a seedlog type failed to serialize: {e}"),
+    };
     let payload = &out[start + HEADER..];
     let len = (payload.len() as u32).to_le_bytes();
     let crc = crc32c::crc32c(payload).to_le_bytes();
     out[start..start + 4].copy_from_slice(&len);
     out[start + 4..start + HEADER].copy_from_slice(&crc);
-}
-
-/// A postcard output that appends to a `Vec` with `extend_from_slice`: postcard's own
-/// `ExtendFlavor` extends byte by byte through an iterator, which showed in profiles of the
-/// produce path (record values are most of what a broker encodes).
-struct AppendTo<'a>(&'a mut Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for AppendTo<'_> {
-    type Output = ();
-
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.0.push(byte);
-        Ok(())
-    }
-
-    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
 }
 
 /// Where the frame starting at `at` ends, or why it cannot be read.
