@@ -204,12 +204,10 @@ impl Broker {
             Message::Metadata { min_version } if min_version > self.metadata.version => {
                 self.park(cx, from, Message::Metadata { min_version })
             }
-            Message::Metadata { .. } => {
-                cx.send(
-                    from,
-                    Message::MetadataResponse(ClusterMetadata::clone(&self.metadata)),
-                )
-            }
+            Message::Metadata { .. } => cx.send(
+                from,
+                Message::MetadataResponse(ClusterMetadata::clone(&self.metadata)),
+            ),
             Message::Fetch(req) => self.on_fetch(cx, from, req),
             Message::FetchResponse(resp) => self.on_fetch_response(cx, from, resp),
             Message::Produce(req) => self.on_produce(cx, from, req),
