@@ -164,11 +164,28 @@ pub struct NodeActor {
     pub deferred_sync: bool,
 }
 
-/// The actor's timers: the node's own, and the completion of an outstanding sync.
+/// The actor's timers: the node's own, and the completion of an outstanding sync. A node's
+/// timer is shared: stateright copies every actor's set timers for every successor state, and
+/// for each timeout it offers, and many timers carry a partition (a `String`). Hashing,
+/// equality, order and formatting are the timer's own, as before.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ActorTimer {
-    Node(Timer),
+    Node(Arc<Timer>),
     SyncDone,
+}
+
+impl ActorTimer {
+    pub fn node(timer: Timer) -> Self {
+        ActorTimer::Node(Arc::new(timer))
+    }
+
+    /// The node's timer, if this is one.
+    pub fn as_node(&self) -> Option<&Timer> {
+        match self {
+            ActorTimer::Node(t) => Some(t),
+            ActorTimer::SyncDone => None,
+        }
+    }
 }
 
 /// A disk image shared between the disks, syncs and states that hold it, digested once when it is
@@ -488,9 +505,9 @@ impl Actor for NodeActor {
             ActorTimer::SyncDone => return self.complete_sync(state, o),
             ActorTimer::Node(timer) => timer,
         };
-        self.step(state, o, |n, cx| n.on_timer(cx, timer.clone()));
+        self.step(state, o, |n, cx| n.on_timer(cx, Timer::clone(timer)));
         // Count the fault-like timers that changed something, against the model's budget.
-        match timer {
+        match &**timer {
             Timer::SessionExpiry(_) => {
                 count_fault(state, o, |d| d.expiries = d.expiries.saturating_add(1))
             }
@@ -615,9 +632,9 @@ impl NodeActor {
             match effect {
                 Effect::Send { to, message } => o.send(Id::from(to as usize), Msg::new(message)),
                 Effect::SetTimer { timer, .. } => {
-                    o.set_timer(ActorTimer::Node(timer), model_timeout())
+                    o.set_timer(ActorTimer::node(timer), model_timeout())
                 }
-                Effect::CancelTimer(timer) => o.cancel_timer(ActorTimer::Node(timer)),
+                Effect::CancelTimer(timer) => o.cancel_timer(ActorTimer::node(timer)),
                 Effect::Persist(op) => {
                     let image = writing.get_or_insert_with(|| (*disk.written).clone());
                     truncated |= removes_records(image, &op);

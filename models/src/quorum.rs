@@ -101,7 +101,7 @@ pub fn formed(opts: &ModelOptions) -> Vec<(QuorumNode, QuorumImage)> {
     let model = build(&empty);
     let client = Id::from(opts.brokers);
     let mut s = model.init_states().remove(0);
-    let fire = ActorModelAction::Timeout(Id::from(0), ActorTimer::Node(Timer::QuorumElection));
+    let fire = ActorModelAction::Timeout(Id::from(0), ActorTimer::node(Timer::QuorumElection));
     s = model
         .next_state(&s, fire)
         .expect("voter 0's election timer fires");

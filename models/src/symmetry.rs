@@ -199,11 +199,11 @@ impl Renaming<'_> {
     }
 
     fn timer(&self, t: &ActorTimer) -> ActorTimer {
-        match t {
-            ActorTimer::Node(Timer::QuorumFetchWait(v)) => {
-                ActorTimer::Node(Timer::QuorumFetchWait(self.id(*v)))
+        match t.as_node() {
+            Some(Timer::QuorumFetchWait(v)) => {
+                ActorTimer::node(Timer::QuorumFetchWait(self.id(*v)))
             }
-            other => other.clone(),
+            _ => t.clone(),
         }
     }
 
