@@ -164,16 +164,38 @@ pub struct NodeActor {
     pub deferred_sync: bool,
 }
 
-/// The actor's timers: the node's own, and the completion of an outstanding sync.
+/// The actor's timers: the node's own, and the completion of an outstanding sync. A node's
+/// timer is shared: stateright copies every actor's set timers for every successor state, and
+/// for each timeout it offers, and many timers carry a partition (a `String`). Hashing,
+/// equality, order and formatting are the timer's own, as before.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ActorTimer {
-    Node(Timer),
+    Node(Arc<Timer>),
     SyncDone,
 }
 
+impl ActorTimer {
+    pub fn node(timer: Timer) -> Self {
+        ActorTimer::Node(Arc::new(timer))
+    }
+
+    /// The node's timer, if this is one.
+    pub fn as_node(&self) -> Option<&Timer> {
+        match self {
+            ActorTimer::Node(t) => Some(t),
+            ActorTimer::SyncDone => None,
+        }
+    }
+}
+
+/// A disk image shared between the disks, syncs and states that hold it, digested once when it is
+/// made: a disk whose counters or applied entries change, a sync that snapshots what was
+/// written, and a sync that makes it durable copy a pointer, not the image (whole logs).
+pub type SharedImage = Digested<Image>;
+
 /// A sync under way: the highest token it answers and the image it makes durable (what was
 /// written when it was last asked for).
-pub type SyncInFlight = Option<(SyncToken, Arc<Image>)>;
+pub type SyncInFlight = Option<(SyncToken, SharedImage)>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Disk {
@@ -191,8 +213,8 @@ pub struct Disk {
     pub refusals: u8,
     /// Retention runs that deleted records (fault budget, like `expiries`).
     pub retentions: u8,
-    pub written: Image,
-    pub synced: Image,
+    pub written: SharedImage,
+    pub synced: SharedImage,
     /// Records a group member has finished processing (its `Polled` observations), as
     /// (partition, offset): the application's output, kept outside the process so it survives a
     /// crash of the consumer.
@@ -400,6 +422,7 @@ impl Actor for NodeActor {
     fn on_start(&self, _id: Id, storage: &Option<Stored>, o: &mut Out<Self>) -> NodeState {
         match storage {
             None => {
+                let image = Digested::new(self.initial_image.clone());
                 let disk = Arc::new(Disk {
                     boots: 0,
                     expiries: 0,
@@ -407,8 +430,8 @@ impl Actor for NodeActor {
                     member_expiries: 0,
                     refusals: 0,
                     retentions: 0,
-                    written: self.initial_image.clone(),
-                    synced: self.initial_image.clone(),
+                    written: image.clone(),
+                    synced: image,
                     processed: BTreeSet::new(),
                     applied: initially_applied(&self.initial),
                     apply_conflict: false,
@@ -435,7 +458,7 @@ impl Actor for NodeActor {
                 let stored = Stored::new(disk.clone());
                 o.save(stored.clone());
                 if disk.written == disk.synced {
-                    let node = (self.recover)(&self.initial, disk.synced.clone());
+                    let node = (self.recover)(&self.initial, (*disk.synced).clone());
                     self.run(node, stored, |n, cx| n.on_start(cx), o)
                 } else {
                     o.choose_random("boot", vec![Boot::PageCacheKept, Boot::UnsyncedLost]);
@@ -458,7 +481,7 @@ impl Actor for NodeActor {
         if *random == Boot::UnsyncedLost {
             o.save(stored.clone());
         }
-        let node = (self.recover)(&self.initial, disk.written.clone());
+        let node = (self.recover)(&self.initial, (*disk.written).clone());
         *state = Cow::Owned(self.run(node, stored, |n, cx| n.on_start(cx), o));
     }
 
@@ -482,9 +505,9 @@ impl Actor for NodeActor {
             ActorTimer::SyncDone => return self.complete_sync(state, o),
             ActorTimer::Node(timer) => timer,
         };
-        self.step(state, o, |n, cx| n.on_timer(cx, timer.clone()));
+        self.step(state, o, |n, cx| n.on_timer(cx, Timer::clone(timer)));
         // Count the fault-like timers that changed something, against the model's budget.
-        match timer {
+        match &**timer {
             Timer::SessionExpiry(_) => {
                 count_fault(state, o, |d| d.expiries = d.expiries.saturating_add(1))
             }
@@ -569,9 +592,9 @@ impl NodeActor {
             return;
         };
         let (token, mut disk) = (*token, disk.clone());
-        if disk.synced != **image {
+        if disk.synced != *image {
             let mut d = disk.disk().clone();
-            Arc::make_mut(&mut d).synced = (**image).clone();
+            Arc::make_mut(&mut d).synced = image.clone();
             disk = Stored::new(d);
             o.save(disk.clone());
         }
@@ -597,18 +620,27 @@ impl NodeActor {
         let mut disk = stored.disk().clone();
         let mut queue: std::collections::VecDeque<Effect> = effects.into();
         let mut disk_changed = false;
+        // The written image being changed by this step's persists, digested once they are done
+        // (or when a sync needs it).
+        let mut writing: Option<Image> = None;
+        let flush = |disk: &mut Arc<Disk>, writing: &mut Option<Image>| {
+            if let Some(image) = writing.take() {
+                Arc::make_mut(disk).written = Digested::new(image);
+            }
+        };
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Send { to, message } => o.send(Id::from(to as usize), Msg::new(message)),
                 Effect::SetTimer { timer, .. } => {
-                    o.set_timer(ActorTimer::Node(timer), model_timeout())
+                    o.set_timer(ActorTimer::node(timer), model_timeout())
                 }
-                Effect::CancelTimer(timer) => o.cancel_timer(ActorTimer::Node(timer)),
+                Effect::CancelTimer(timer) => o.cancel_timer(ActorTimer::node(timer)),
                 Effect::Persist(op) => {
-                    truncated |= removes_records(&disk.written, &op);
+                    let image = writing.get_or_insert_with(|| (*disk.written).clone());
+                    truncated |= removes_records(image, &op);
                     // An op the image rejects would be a node bug; the image stays as it was,
                     // and properties over the recovered node will show the damage.
-                    let _ = Arc::make_mut(&mut disk).written.apply(&op);
+                    let _ = image.apply(&op);
                     disk_changed = true;
                 }
                 Effect::Observe(ClientEvent::Polled {
@@ -655,9 +687,11 @@ impl NodeActor {
                     if syncing.is_none() {
                         o.set_timer(ActorTimer::SyncDone, model_timeout());
                     }
-                    syncing = Some((token, Arc::new(disk.written.clone())));
+                    flush(&mut disk, &mut writing);
+                    syncing = Some((token, disk.written.clone()));
                 }
                 Effect::Sync(token) => {
+                    flush(&mut disk, &mut writing);
                     if disk.synced != disk.written {
                         let d = Arc::make_mut(&mut disk);
                         d.synced = d.written.clone();
@@ -669,6 +703,7 @@ impl NodeActor {
                 }
             }
         }
+        flush(&mut disk, &mut writing);
         let disk = match disk_changed {
             true => {
                 let changed = Stored::new(disk);

@@ -205,16 +205,15 @@ struct InBounds(Arc<SeedlogModel>);
 const FAULT_ODDS: u64 = 12;
 
 fn is_fault(a: &Action) -> bool {
-    use crate::actor::ActorTimer;
     use seedlog::node::Timer;
-    matches!(
-        a,
-        ActorModelAction::Crash(_)
-            | ActorModelAction::Timeout(
-                _,
-                ActorTimer::Node(Timer::SessionExpiry(_) | Timer::FollowerLag { .. })
-            )
-    )
+    match a {
+        ActorModelAction::Crash(_) => true,
+        ActorModelAction::Timeout(_, t) => matches!(
+            t.as_node(),
+            Some(Timer::SessionExpiry(_) | Timer::FollowerLag { .. })
+        ),
+        _ => false,
+    }
 }
 
 fn splitmix64(state: &mut u64) -> u64 {

@@ -242,13 +242,14 @@ pub fn export(
     let mut evicts = false;
     for (k, a) in actions.iter().enumerate() {
         let gap = match a {
-            ActorModelAction::Timeout(_, ActorTimer::Node(Timer::SessionExpiry(_))) => {
-                SESSION_GAP_MS
-            }
-            ActorModelAction::Timeout(_, ActorTimer::Node(Timer::FollowerLag { .. })) => {
-                evicts = true;
-                LAG_GAP_MS
-            }
+            ActorModelAction::Timeout(_, t) => match t.as_node() {
+                Some(Timer::SessionExpiry(_)) => SESSION_GAP_MS,
+                Some(Timer::FollowerLag { .. }) => {
+                    evicts = true;
+                    LAG_GAP_MS
+                }
+                _ => GAP_MS,
+            },
             _ => GAP_MS,
         };
         t[k + 1] = t[k] + gap;
@@ -395,7 +396,7 @@ pub fn export(
                     ev(t[k], json!({"fault": "restart", "node": node}));
                 }
             }
-            ActorModelAction::Timeout(_, ActorTimer::Node(timer)) => match timer {
+            ActorModelAction::Timeout(_, ActorTimer::Node(timer)) => match &**timer {
                 Timer::SessionExpiry(_) | Timer::FollowerLag { .. } => {}
                 other => warnings.push(format!(
                     "step {k}: {} fires {other:?}, which the translation does not force; the \
@@ -475,7 +476,14 @@ pub fn export(
             // Session expiries: the broker's heartbeats stop from the step before.
             for (i, a) in actions.iter().enumerate() {
                 let k = i + 1;
-                if let ActorModelAction::Timeout(c, ActorTimer::Node(Timer::SessionExpiry(b))) = a {
+                let expiry = match a {
+                    ActorModelAction::Timeout(c, t) => match t.as_node() {
+                        Some(Timer::SessionExpiry(b)) => Some((c, b)),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some((c, b)) = expiry {
                     if usize::from(*c) == l.1 && *b as usize == l.0 {
                         let next = fs
                             .iter()

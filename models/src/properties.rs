@@ -51,7 +51,7 @@ fn controller_metadata<'a>(cfg: &ModelCfg, s: &'a State) -> Option<Cow<'a, Clust
             return Some(Cow::Borrowed(ctl.metadata()));
         }
     }
-    match &s.actor_storages[c].as_ref()?.synced {
+    match &*s.actor_storages[c].as_ref()?.synced {
         Image::Controller(img) => Some(Cow::Borrowed(&img.metadata)),
         _ => None,
     }
@@ -91,7 +91,7 @@ fn quorum_metadata<'a>(cfg: &ModelCfg, s: &'a State) -> Option<Cow<'a, ClusterMe
 fn quorum_within_versions(cfg: &ModelCfg, s: &State) -> bool {
     voters(cfg)
         .filter_map(|i| s.actor_storages[i].as_ref())
-        .all(|d| match &d.written {
+        .all(|d| match &*d.written {
             Image::Quorum(q) => q.log.iter().all(|e| match &e.record {
                 MetadataRecord::Change(d) => d.version <= cfg.max_version,
                 _ => true,

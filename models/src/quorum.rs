@@ -101,7 +101,7 @@ pub fn formed(opts: &ModelOptions) -> Vec<(QuorumNode, QuorumImage)> {
     let model = build(&empty);
     let client = Id::from(opts.brokers);
     let mut s = model.init_states().remove(0);
-    let fire = ActorModelAction::Timeout(Id::from(0), ActorTimer::Node(Timer::QuorumElection));
+    let fire = ActorModelAction::Timeout(Id::from(0), ActorTimer::node(Timer::QuorumElection));
     s = model
         .next_state(&s, fire)
         .expect("voter 0's election timer fires");
@@ -132,7 +132,7 @@ pub fn formed(opts: &ModelOptions) -> Vec<(QuorumNode, QuorumImage)> {
             assert_eq!(q.leader(), Some(0), "voter {i} knows voter 0 leads");
             let disk = s.actor_storages[i].as_ref().expect("a disk");
             assert_eq!(disk.written, disk.synced, "voter {i} synced everything");
-            let Image::Quorum(image) = &disk.synced else {
+            let Image::Quorum(image) = &*disk.synced else {
                 unreachable!("a voter's disk")
             };
             (q.clone(), image.clone())
@@ -318,7 +318,7 @@ fn committed_durable<M: Layout>(m: &M, s: &State) -> bool {
     let majority = cfg.brokers / 2 + 1;
     committed(cfg, s).iter().all(|(&o, (e, _))| {
         let holding = disks(cfg, s)
-            .filter(|d| match &d.synced {
+            .filter(|d| match &*d.synced {
                 Image::Quorum(q) => q.log.get(o) == Some(e),
                 _ => false,
             })
@@ -394,7 +394,7 @@ pub fn properties<M: Layout>() -> Vec<Named<M>> {
 /// The epoch bound: no voter, running or on disk, past `max_epoch`.
 pub fn within_epochs(cfg: &ModelCfg, s: &State) -> bool {
     let running = voters(cfg, s).all(|(_, q)| q.epoch() <= cfg.max_epoch);
-    let stored = disks(cfg, s).all(|d| match &d.written {
+    let stored = disks(cfg, s).all(|d| match &*d.written {
         Image::Quorum(q) => q.epoch <= cfg.max_epoch,
         _ => true,
     });

@@ -21,7 +21,7 @@ fn name(model: &SeedlogModel, id: Id) -> String {
 fn timer(t: &ActorTimer) -> String {
     let t = match t {
         ActorTimer::SyncDone => return "the outstanding disk sync completes".into(),
-        ActorTimer::Node(t) => t,
+        ActorTimer::Node(t) => &**t,
     };
     match t {
         Timer::SessionExpiry(b) => format!("session of broker {b} expires"),

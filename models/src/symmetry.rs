@@ -62,7 +62,7 @@
 //! search agree, at small bounds, on every verdict, with `vote-without-log-check`,
 //! `commit-previous-epoch-by-count` and without a switch.
 
-use crate::actor::{fingerprint, ActorTimer, Disk, Msg, NodeState, Stored};
+use crate::actor::{fingerprint, ActorTimer, Digested, Disk, Msg, NodeState, Stored};
 use crate::properties::State;
 use seedlog::node::{AnyNode, Image, QuorumConfig, QuorumImage, QuorumRole, Timer};
 use seedlog::protocol::{
@@ -187,8 +187,8 @@ impl Renaming<'_> {
 
     fn disk(&self, d: &Disk) -> Disk {
         Disk {
-            written: self.image(&d.written),
-            synced: self.image(&d.synced),
+            written: Digested::new(self.image(&d.written)),
+            synced: Digested::new(self.image(&d.synced)),
             applied: d
                 .applied
                 .iter()
@@ -199,11 +199,11 @@ impl Renaming<'_> {
     }
 
     fn timer(&self, t: &ActorTimer) -> ActorTimer {
-        match t {
-            ActorTimer::Node(Timer::QuorumFetchWait(v)) => {
-                ActorTimer::Node(Timer::QuorumFetchWait(self.id(*v)))
+        match t.as_node() {
+            Some(Timer::QuorumFetchWait(v)) => {
+                ActorTimer::node(Timer::QuorumFetchWait(self.id(*v)))
             }
-            other => other.clone(),
+            _ => t.clone(),
         }
     }
 
@@ -263,7 +263,7 @@ impl Renaming<'_> {
         let syncing = ns.syncing().as_ref().map(|(token, image)| {
             let image = match identity {
                 true => image.clone(),
-                false => Arc::new(self.image(image)),
+                false => Digested::new(self.image(image)),
             };
             (token - shift, image)
         });

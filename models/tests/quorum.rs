@@ -2,7 +2,7 @@
 //! through their real entry points, or given disks no correct run produces) next to a control that
 //! passes; the model holds at small bounds; and the checker finds each safety bug switch.
 
-use models::actor::{Disk, Stored};
+use models::actor::{Digested, Disk, Stored};
 use models::check::{check, RunOptions, Search};
 use models::cluster::{build, ModelKind, ModelOptions, SeedlogModel};
 use models::properties::{violated, State};
@@ -123,12 +123,12 @@ fn leader_completeness_fails_when_a_later_leader_lacks_a_committed_entry() {
     let committed = entry(1, 1);
     for i in [0, 1] {
         set_disk(&mut s, i, |d| {
-            d.synced = Image::Quorum(QuorumImage {
+            d.synced = Digested::new(Image::Quorum(QuorumImage {
                 epoch: 1,
                 voted_for: None,
                 log: vec![committed.clone()],
                 snapshot: None,
-            })
+            }))
         });
     }
     set_disk(&mut s, 0, |d| d.applied = vec![(committed.clone(), 1)]);
@@ -164,10 +164,10 @@ fn committed_durable_fails_when_fewer_than_a_majority_synced_an_applied_entry() 
     });
     set_disk(&mut s, 0, |d| {
         d.applied = vec![(committed.clone(), 1)];
-        d.synced = holding.clone();
+        d.synced = Digested::new(holding.clone());
     });
     assert_eq!(violated(&m, &s), vec!["committed-durable"]);
-    set_disk(&mut s, 1, |d| d.synced = holding.clone());
+    set_disk(&mut s, 1, |d| d.synced = Digested::new(holding.clone()));
     assert!(
         violated(&m, &s).is_empty(),
         "control: two of three synced it"
@@ -184,7 +184,7 @@ fn applied_consistent_fails_on_different_or_changed_applications() {
         snapshot: None,
     });
     for i in 0..3 {
-        set_disk(&mut s, i, |d| d.synced = synced.clone());
+        set_disk(&mut s, i, |d| d.synced = Digested::new(synced.clone()));
     }
     set_disk(&mut s, 0, |d| {
         d.applied = vec![(entry(1, 1), 1), (entry(1, 2), 1)]

@@ -6,6 +6,7 @@ use super::{ensure, Checked, EpochCache, RetentionPolicy};
 use crate::protocol::{EpochEndOffset, LeaderEpoch, LogEntry, Offset, ProducerStamp, Record};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LogError {
@@ -35,13 +36,28 @@ pub enum LogError {
 pub struct PartitionLog {
     log_start: Offset,
     high_watermark: Offset,
-    entries: Vec<LogEntry>,
+    /// Shared between copies of the log until one of them changes it: a copy that only moves
+    /// its high watermark (or is never changed, as in the model checker's successor states)
+    /// does not copy the records. Serialized as the plain list.
+    #[serde(serialize_with = "entries_ser", deserialize_with = "entries_de")]
+    entries: Arc<Vec<LogEntry>>,
     epochs: EpochCache,
     /// Each idempotent producer's epoch and last batches in this log. Kept when retention or
     /// compaction moves the log start past them, so a retry is still recognised after its
     /// original was deleted; follows truncation. (Derived from the entries: rebuilt by replay.)
     #[serde(default)]
     producers: BTreeMap<u64, ProducerState>,
+}
+
+fn entries_ser<S: serde::Serializer>(
+    entries: &Arc<Vec<LogEntry>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(entries.as_slice(), s)
+}
+
+fn entries_de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<Vec<LogEntry>>, D::Error> {
+    <Vec<LogEntry> as serde::Deserialize>::deserialize(d).map(Arc::new)
 }
 
 impl PartitionLog {
@@ -146,7 +162,7 @@ impl PartitionLog {
             .collect();
         for p in cut {
             let mut rebuilt: Option<ProducerState> = None;
-            for e in &self.entries {
+            for e in self.entries.iter() {
                 if let Some(s) = e.producer.filter(|s| s.producer == p) {
                     rebuilt
                         .get_or_insert_with(Default::default)
@@ -190,7 +206,7 @@ impl PartitionLog {
                     .or_default()
                     .record(s, e.offset);
             }
-            self.entries.push(e.clone());
+            Arc::make_mut(&mut self.entries).push(e.clone());
         }
         Ok(())
     }
@@ -206,7 +222,7 @@ impl PartitionLog {
         }
         if offset < self.log_end_offset() {
             let keep = (offset - self.log_start) as usize;
-            self.entries.truncate(keep);
+            Arc::make_mut(&mut self.entries).truncate(keep);
             self.producers_truncated_at(offset);
         }
         self.epochs.truncate_from_end(offset);
@@ -217,7 +233,7 @@ impl PartitionLog {
     /// Empties the log and restarts it at `offset`: a follower so far behind that the leader no
     /// longer retains where it stopped.
     pub fn reset_to(&mut self, offset: Offset) {
-        self.entries.clear();
+        self.entries = Arc::default();
         self.epochs = EpochCache::default();
         // What this replica held may have diverged from the leader it restarts from.
         self.producers.clear();
@@ -337,7 +353,7 @@ impl PartitionLog {
             return true;
         }
         let drop = (offset - self.log_start) as usize;
-        self.entries.drain(..drop);
+        Arc::make_mut(&mut self.entries).drain(..drop);
         self.log_start = offset;
         self.high_watermark = self.high_watermark.max(offset);
         self.epochs.truncate_from_start(offset);
@@ -505,8 +521,14 @@ mod tests {
         let cases: Vec<(&str, Corrupt)> = vec![
             ("hw-within-log", Box::new(|l| l.high_watermark = 9)),
             ("hw-within-log", Box::new(|l| l.log_start = 3)),
-            ("log-dense", Box::new(|l| l.entries[0].offset = 1)),
-            ("log-dense", Box::new(|l| l.entries[3].offset = 7)),
+            (
+                "log-dense",
+                Box::new(|l| Arc::make_mut(&mut l.entries)[0].offset = 1),
+            ),
+            (
+                "log-dense",
+                Box::new(|l| Arc::make_mut(&mut l.entries)[3].offset = 7),
+            ),
             (
                 "epoch-cache-ordered",
                 Box::new(|l| {
@@ -526,7 +548,7 @@ mod tests {
             ),
             (
                 "epoch-cache-knows-last-entry",
-                Box::new(|l| l.entries[3].epoch = 4),
+                Box::new(|l| Arc::make_mut(&mut l.entries)[3].epoch = 4),
             ),
         ];
         for (rule, corrupt) in cases {

@@ -45,7 +45,9 @@ pub struct Broker {
     registration: Registration,
     /// The controller the broker talks to, and the newest controller epoch it has followed.
     controller: ControllerLink,
-    metadata: ClusterMetadata,
+    /// Shared: the metadata changes only on a push, and a broker state is cloned far more often
+    /// than that (the model checker clones the stepping node for every successor).
+    metadata: Arc<ClusterMetadata>,
     replicas: BTreeMap<TopicPartition, Replica>,
     /// Requested syncs, oldest first, by token: the log end of each partition each one covers.
     pending_syncs: VecDeque<(SyncToken, Vec<(TopicPartition, Offset)>)>,
@@ -78,7 +80,7 @@ impl Broker {
             controller: ControllerLink::new(&config.controllers, config.id),
             config,
             registration: Registration::Registering,
-            metadata: ClusterMetadata::default(),
+            metadata: Arc::default(),
             replicas,
             pending_syncs: VecDeque::new(),
             last_sync_token: 0,
@@ -107,7 +109,7 @@ impl Broker {
                 min_version: metadata.version,
             };
         }
-        b.metadata = metadata;
+        b.metadata = Arc::new(metadata);
         b
     }
 
@@ -202,9 +204,10 @@ impl Broker {
             Message::Metadata { min_version } if min_version > self.metadata.version => {
                 self.park(cx, from, Message::Metadata { min_version })
             }
-            Message::Metadata { .. } => {
-                cx.send(from, Message::MetadataResponse(self.metadata.clone()))
-            }
+            Message::Metadata { .. } => cx.send(
+                from,
+                Message::MetadataResponse(ClusterMetadata::clone(&self.metadata)),
+            ),
             Message::Fetch(req) => self.on_fetch(cx, from, req),
             Message::FetchResponse(resp) => self.on_fetch_response(cx, from, resp),
             Message::Produce(req) => self.on_produce(cx, from, req),
@@ -382,7 +385,7 @@ impl Broker {
         if !self.accept_metadata(from, controller_epoch, &md) {
             return;
         }
-        self.metadata = md;
+        self.metadata = Arc::new(md);
         self.apply_metadata(cx);
         for (from, message) in std::mem::take(&mut self.parked) {
             self.on_message(cx, from, message);
@@ -403,7 +406,9 @@ impl Broker {
     fn expire_parked(&mut self, cx: &mut Context) {
         for (from, message) in std::mem::take(&mut self.parked) {
             let reply = match message {
-                Message::Metadata { .. } => Message::MetadataResponse(self.metadata.clone()),
+                Message::Metadata { .. } => {
+                    Message::MetadataResponse(ClusterMetadata::clone(&self.metadata))
+                }
                 Message::Produce(req) if req.acks == crate::protocol::Acks::None => continue,
                 Message::Produce(req) => {
                     Message::ProduceResponse(req.refuse_all(ErrorCode::NotLeaderOrFollower))
