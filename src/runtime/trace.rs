@@ -118,7 +118,7 @@ fn name_words(h: u64, name: &[u8]) -> u64 {
                 len: 0,
             };
             w.write(name);
-            return if n % 8 != 0 { mix(w.h, w.pending) } else { w.h };
+            return if n & 7 != 0 { mix(w.h, w.pending) } else { w.h };
         }
     };
     mix(h, word)
