@@ -33,6 +33,11 @@ pub trait NodeClock: Send + Sync {
     /// The node's wall-clock reading in milliseconds: `Context::now_ms`. It may go back (a clock
     /// set back by NTP or an operator).
     fn wall_ms(&self) -> u64;
+    /// `wall_ms` when the runtime's time reads `now` (the driver reads the time once a step).
+    fn wall_ms_at(&self, now: Instant) -> u64 {
+        let _ = now;
+        self.wall_ms()
+    }
     /// How long, in the runtime's time, a timer of `after_ms` on the node's own (monotonic)
     /// clock takes: shorter if the clock runs fast.
     fn timer_duration(&self, after_ms: u64) -> Duration;
@@ -168,13 +173,14 @@ impl<D: Disk> Driver<D> {
         self.trace_event(now, "start", &(), String::new);
         self.step(now, |n, cx| n.on_start(cx))?;
         self.check(now, || "start".into())?;
+        let mut alarm = Alarm::default();
         loop {
             let wait_until = self.first_due().map(|(_, at)| *at);
             let next = tokio::select! {
                 biased;
                 r = sync_done(&mut self.sync_running) => Next::Synced(r),
                 m = self.inbox.recv() => Next::Message(m),
-                _ = sleep_until(wait_until) => Next::Timer,
+                _ = alarm.wait(wait_until) => Next::Timer,
             };
             match next {
                 Next::Synced(result) => {
@@ -263,10 +269,10 @@ impl<D: Disk> Driver<D> {
         });
     }
 
-    /// The node's wall clock when the runtime's reads `now`.
-    fn node_now(&self, now: u64) -> u64 {
+    /// The node's wall clock when the runtime's reads `now` (`instant`).
+    fn node_now(&self, now: u64, instant: Instant) -> u64 {
         match &self.node_clock {
-            Some(c) => c.wall_ms(),
+            Some(c) => c.wall_ms_at(instant),
             None => now,
         }
     }
@@ -278,7 +284,11 @@ impl<D: Disk> Driver<D> {
         now: u64,
         f: impl FnOnce(&mut AnyNode, &mut Context),
     ) -> Result<(), DriverError> {
-        let node_now = self.node_now(now);
+        // One reading of the time for the node's clock and every timer the step sets: simulated
+        // time stands still within a step (real time moves by microseconds, which no timer here
+        // resolves).
+        let instant_now = Instant::now();
+        let node_now = self.node_now(now, instant_now);
         let mut cx = Context::new(node_now);
         // The node stays locked until its effects are carried out: whoever reads it between
         // events (a client command waiting for `finished`, the simulator's final checks) must
@@ -286,9 +296,6 @@ impl<D: Disk> Driver<D> {
         let node = self.node.clone();
         let mut node = lock(&node);
         f(&mut node, &mut cx);
-        // Read the time once for every timer the step sets: simulated time stands still within
-        // a step (real time moves by microseconds, which no timer here resolves).
-        let mut instant_now = None;
         let mut queue: VecDeque<Effect> = cx.take_effects().into();
         while let Some(effect) = queue.pop_front() {
             match effect {
@@ -303,7 +310,7 @@ impl<D: Disk> Driver<D> {
                         Some(c) => c.timer_duration(after_ms),
                         None => Duration::from_millis(after_ms),
                     };
-                    let at = *instant_now.get_or_insert_with(Instant::now) + after;
+                    let at = instant_now + after;
                     self.timer_changed(&timer, Some(at));
                     self.timers.insert(timer, at);
                 }
@@ -408,10 +415,71 @@ async fn sync_done(running: &mut Option<(SyncToken, SyncJob)>) -> Result<(), Dis
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// The driver's one timer, re-armed as the first due node timer changes, instead of a new
+/// `sleep` for every turn of the loop.
+///
+/// Under madsim a timer cannot be cancelled, and every poll of a pending `sleep` registers
+/// another one: a loop that made a `sleep` per turn registered a timer per event, and each one
+/// left behind woke the task again later for nothing. The alarm registers a wakeup only when no
+/// registered one is due by the deadline (`armed`), so a node waiting on the same timer across
+/// many deliveries registers it once.
+#[cfg(madsim)]
+#[derive(Default)]
+struct Alarm {
+    /// The last wakeup registered: its deadline and the waker it wakes. While it is still in the
+    /// future and no later than the deadline waited for, it will wake the task in time.
+    armed: Option<(Instant, std::task::Waker)>,
+}
+
+#[cfg(madsim)]
+impl Alarm {
+    /// Resolves once `at` has passed (never, for `None`).
+    fn wait(&mut self, at: Option<Instant>) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            use std::future::Future;
+            let Some(at) = at else {
+                return std::task::Poll::Pending;
+            };
+            let now = Instant::now();
+            if now >= at {
+                return std::task::Poll::Ready(());
+            }
+            let in_time = matches!(&self.armed,
+                Some((armed, waker)) if now < *armed && *armed <= at && waker.will_wake(cx.waker()));
+            if !in_time {
+                // Polling a madsim `sleep` registers its wakeup; dropping it cancels nothing.
+                let sleep = std::pin::pin!(tokio::time::sleep_until(at));
+                let _ = sleep.poll(cx);
+                self.armed = Some((at, cx.waker().clone()));
+            }
+            std::task::Poll::Pending
+        })
+    }
+}
+
+/// The driver's one timer, reset as the first due node timer changes (tokio's `Sleep` is
+/// cancelled when dropped, and reset in place).
+#[cfg(not(madsim))]
+#[derive(Default)]
+struct Alarm {
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+#[cfg(not(madsim))]
+impl Alarm {
+    /// Resolves once `at` has passed (never, for `None`).
+    async fn wait(&mut self, at: Option<Instant>) {
+        let Some(at) = at else {
+            return std::future::pending().await;
+        };
+        match &mut self.sleep {
+            Some(sleep) if sleep.deadline() == at => {}
+            Some(sleep) => sleep.as_mut().reset(at),
+            None => self.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
+        if let Some(sleep) = &mut self.sleep {
+            sleep.as_mut().await;
+        }
     }
 }
 

@@ -174,6 +174,11 @@ impl NodeClock for SimClock {
         lock(&self.state).wall_ms(elapsed)
     }
 
+    fn wall_ms_at(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.start).as_nanos() as i128;
+        lock(&self.state).wall_ms(elapsed)
+    }
+
     fn timer_duration(&self, after_ms: u64) -> Duration {
         self.timer_duration_ms(after_ms)
     }
