@@ -13,11 +13,12 @@
 use super::disk::{Disk, DiskError, SyncJob};
 use super::lock;
 use super::net::{Inbox, Net};
+use super::timers::TimerSet;
 use super::trace::{with_trace, SharedTrace};
 use crate::log::Violation;
-use crate::node::{AnyNode, ClientEvent, Context, Effect, Situation, SyncToken, Timer};
+use crate::node::{AnyNode, ClientEvent, Context, Effect, Situation, SyncToken};
 use crate::protocol::{NodeId, Offset, QuorumEntry, QuorumSnapshot};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -92,11 +93,7 @@ pub struct Driver<D> {
     coverage: Option<CoverageSink>,
     commits: Option<CommitSink>,
     trace: Option<SharedTrace>,
-    timers: BTreeMap<Timer, Instant>,
-    /// The timer due first (by time, then `Timer` order) and when, as far as known: `None`
-    /// until `timers` is scanned again. Kept up to date as timers are set, so the scan runs
-    /// only when the first timer fires, is cancelled or moves.
-    first_due: Option<Option<(Timer, Instant)>>,
+    timers: TimerSet<Instant>,
     /// The sync under way and the highest token it covers.
     sync_running: Option<(SyncToken, SyncJob)>,
     /// The highest token asked for since the running sync started (it needs another).
@@ -133,8 +130,7 @@ impl<D: Disk> Driver<D> {
             coverage: None,
             commits: None,
             trace: None,
-            timers: BTreeMap::new(),
-            first_due: Some(None),
+            timers: TimerSet::default(),
             sync_running: None,
             sync_wanted: None,
         }
@@ -175,7 +171,7 @@ impl<D: Disk> Driver<D> {
         self.check(now, || "start".into())?;
         let mut alarm = Alarm::default();
         loop {
-            let wait_until = self.first_due().map(|(_, at)| *at);
+            let wait_until = self.timers.next_deadline();
             let next = tokio::select! {
                 biased;
                 r = sync_done(&mut self.sync_running) => Next::Synced(r),
@@ -207,46 +203,14 @@ impl<D: Disk> Driver<D> {
                     self.check(now, || format!("delivery of {kind} from {from}"))?;
                 }
                 Next::Timer => {
-                    let Some(Some((timer, _))) = self.first_due.take() else {
+                    let Some(timer) = self.timers.pop_first() else {
                         continue;
                     };
-                    self.timers.remove(&timer);
                     let now = (self.clock)();
                     self.trace_event(now, "timer", &timer, || format!("{timer:?}"));
                     let fired = timer.clone();
                     self.step(now, |n, cx| n.on_timer(cx, timer))?;
                     self.check(now, || format!("timer {fired:?}"))?;
-                }
-            }
-        }
-    }
-
-    /// The timer due first and when (`None`: no timer is set).
-    fn first_due(&mut self) -> Option<&(Timer, Instant)> {
-        let timers = &self.timers;
-        self.first_due
-            .get_or_insert_with(|| {
-                timers
-                    .iter()
-                    .min_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.cmp(b.0)))
-                    .map(|(t, at)| (t.clone(), *at))
-            })
-            .as_ref()
-    }
-
-    /// Keeps `first_due` right as `timer` is set to fire `at` (`None`: cancelled).
-    fn timer_changed(&mut self, timer: &Timer, at: Option<Instant>) {
-        let Some(known) = &self.first_due else {
-            return;
-        };
-        match (known, at) {
-            // The first timer moved or went: which is first now needs a scan.
-            (Some((first, _)), _) if first == timer => self.first_due = None,
-            (_, None) => {}
-            (None, Some(at)) => self.first_due = Some(Some((timer.clone(), at))),
-            (Some((first, first_at)), Some(at)) => {
-                if (at, timer) < (*first_at, first) {
-                    self.first_due = Some(Some((timer.clone(), at)));
                 }
             }
         }
@@ -311,13 +275,10 @@ impl<D: Disk> Driver<D> {
                         None => Duration::from_millis(after_ms),
                     };
                     let at = instant_now + after;
-                    self.timer_changed(&timer, Some(at));
-                    self.timers.insert(timer, at);
+                    self.timers.set(timer, at);
                 }
                 Effect::CancelTimer(timer) => {
-                    if self.timers.remove(&timer).is_some() {
-                        self.timer_changed(&timer, None);
-                    }
+                    self.timers.cancel(&timer);
                 }
                 Effect::Persist(op) => {
                     self.trace_event(now, "persist", &op, || op.to_string());

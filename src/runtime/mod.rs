@@ -13,6 +13,7 @@ pub mod kafka;
 pub mod net;
 pub mod sim_clock;
 pub mod sim_disk;
+pub mod timers;
 pub mod trace;
 
 use std::sync::{Mutex, MutexGuard};
