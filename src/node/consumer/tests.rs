@@ -280,14 +280,19 @@ fn a_fetch_below_the_log_start_resets_there_and_reports_the_log_start() {
 }
 
 #[test]
-fn a_fetch_past_the_log_end_resets_to_the_log_start_with_earliest() {
-    // The committed 3 is past the log end (out of range, above the log start 1):
-    // auto.offset.reset=earliest moves the member to the log start, which it reports.
+fn a_fetch_past_the_log_end_resets_to_the_log_start_with_earliest_and_commits_it() {
+    // The committed 3 is past the log end (out of range, above the log start 1; an unclean
+    // election can cut a log below what a group committed): auto.offset.reset=earliest moves the
+    // member to the log start, which it reports, and commits it, as auto-commit would. Without
+    // the commit a group whose committed offset lies past the log end keeps it until new
+    // records pass it (the simulator's liveness check found such a group, never converging).
     let mut c = consumer(None, &[]);
     member_fetching(&mut c);
     let fx = out_of_range(&mut c, 1);
-    assert_eq!(observed(&fx), ["reset t-0 to the log start 1"]);
-    assert_eq!(fetch_offset(&fx), Some(1));
+    assert_eq!(
+        observed(&fx),
+        ["reset t-0 to the log start 1", "commit g t-0=1 invoke"]
+    );
 }
 
 #[test]
