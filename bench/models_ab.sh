@@ -12,6 +12,7 @@
 # models` (target/release/models) and copy the binary aside before building the other. Not part
 # of any test: it prints measurements, it asserts none.
 set -euo pipefail
+. "$(dirname "$0")/ab_lib.sh"
 runs=5
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -26,10 +27,8 @@ a=$1 b=$2
 shift 2
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(check replication --threads 2)
-for bin in "$a" "$b"; do
-    [ -x "$bin" ] || { echo "error: $bin is not an executable models binary" >&2; exit 2; }
-done
-[[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "error: --runs must be a positive integer, got '$runs'" >&2; exit 2; }
+need_binaries models "$a" "$b"
+need_counts "$runs"
 command -v bc >/dev/null || { echo "error: bc is needed (apt-get install bc)" >&2; exit 2; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -47,7 +46,6 @@ one() {
     echo "$states $rate $wall $(echo "scale=2; ($user + $sys) / 1" | bc)"
 }
 
-median() { sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 
 echo "A: $a"
 echo "B: $b"

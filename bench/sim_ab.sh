@@ -18,6 +18,7 @@
 # target/sim/release/sims) and copy it aside before building the other. Not part of any test:
 # it prints measurements, it asserts none (a differing trace hash is reported, with exit 1).
 set -euo pipefail
+. "$(dirname "$0")/ab_lib.sh"
 runs=5 seeds=200 jobs=1 callgrind=0 cg_seeds=3 new_schedule=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -34,12 +35,8 @@ while [ $# -gt 0 ]; do
 done
 [ $# -eq 2 ] || { echo "error: give two sims binaries, A and B (see --help)" >&2; exit 2; }
 a=$1 b=$2
-for bin in "$a" "$b"; do
-    [ -x "$bin" ] || { echo "error: $bin is not an executable sims binary" >&2; exit 2; }
-done
-for n in "$runs" "$seeds" "$jobs" "$cg_seeds"; do
-    [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "error: counts must be positive integers, got '$n'" >&2; exit 2; }
-done
+need_binaries sims "$a" "$b"
+need_counts "$runs" "$seeds" "$jobs" "$cg_seeds"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -60,7 +57,6 @@ one() {
     echo "$accel $cpu $(echo "scale=0; $sim / $cpu" | bc)"
 }
 
-median() { sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 
 echo "A: $a"
 echo "B: $b"
