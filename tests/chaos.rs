@@ -16,7 +16,7 @@ fn chaos(extra: &[&str]) -> (Option<i32>, String, String) {
     let mut args: Vec<String> = vec!["chaos".into(), "--python".into()];
     args.push(python.display().to_string());
     args.extend(extra.iter().map(|a| a.to_string()));
-    let (code, stdout, stderr) = run_with_deadline(&args, Duration::from_secs(300));
+    let (code, stdout, stderr) = run_with_deadline(&args, Duration::from_secs(420));
     eprintln!("{stdout}{stderr}");
     (code, stdout, stderr)
 }

@@ -41,8 +41,8 @@ fn open_log(path: &Path) -> anyhow::Result<File> {
         .with_context(|| format!("cannot open {}", path.display()))
 }
 
-/// Sends `signal` (a name `kill` knows: STOP, CONT, INT) to `pid`.
-fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
+/// Sends `signal` (a name `kill` knows: STOP, CONT, INT, USR1) to `pid`.
+pub fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
     let status = Command::new("kill")
         .args([format!("-{signal}"), pid.to_string()])
         .status()

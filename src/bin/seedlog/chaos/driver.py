@@ -12,11 +12,20 @@ the history (seedlog's format, README "Histories and the checker") as it is invo
 
 One process writes the whole history under a lock, with CLOCK_MONOTONIC times, so invokes come
 before their completions. Prints progress on stdout and `DRIVER done ...` at the end.
+
+Every phase after the fault phase has its own time budget, and a client call that outlives it
+(a flush, a close, a client's own teardown) is left behind in its thread rather than waited for:
+the driver says so on stdout, stops writing the history (an operation left open is "unknown" to
+the checker, never a false loss) and exits with `os._exit`. On SIGUSR1 (sent by `seedlog chaos`
+before it kills a driver past its deadline) every thread's Python stack goes to stderr, so a hang
+shows where it was.
 """
 
 import argparse
+import faulthandler
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -28,10 +37,41 @@ out = None
 
 
 def write(event, time_ns=None):
-    """Appends one event; `time_ns` (CLOCK_MONOTONIC) if the operation began before this."""
+    """Appends one event; `time_ns` (CLOCK_MONOTONIC) if the operation began before this. Once
+    the history is closed, a late event (from a thread left behind) is dropped."""
     line_of = lambda t: json.dumps(dict(event, time_ns=t), separators=(",", ":")) + "\n"
     with lock:
-        out.write(line_of(time_ns if time_ns is not None else time.monotonic_ns()))
+        if out is not None:
+            out.write(line_of(time_ns if time_ns is not None else time.monotonic_ns()))
+
+
+def close_history():
+    global out
+    with lock:
+        out.close()
+        out = None
+
+
+def say(line):
+    print(line, flush=True)
+
+
+def join_within(threads, seconds, what):
+    """Waits for `threads` until `seconds` from now; says which ones are left behind."""
+    deadline = time.monotonic() + seconds
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    late = [t.name for t in threads if t.is_alive()]
+    if late:
+        say(f"DRIVER note: {what} not finished after {seconds:.0f}s, left behind: {late}")
+
+
+def close_within(client, seconds, what):
+    """`client.close()` in its own thread, waited for at most `seconds` (a consumer's close
+    can wait on a coordinator that is down)."""
+    t = threading.Thread(target=client.close, name=f"close {what}", daemon=True)
+    t.start()
+    join_within([t], seconds, f"close of {what}")
 
 
 def producer(name, a, stop, counts):
@@ -134,7 +174,7 @@ def consume(name, a, stop, until=None):
             for m in good:
                 next_offset[m.partition()] = m.offset() + 1
             read += len(good)
-    c.close()
+    close_within(c, 10, name)
     return read
 
 
@@ -151,50 +191,63 @@ def main():
     ap.add_argument("--rate", type=float, default=100.0, help="records per second per producer")
     ap.add_argument("--message-timeout-ms", type=int, default=30000)
     ap.add_argument("--final-read-s", type=float, default=60.0)
+    ap.add_argument("--watermarks-s", type=float, default=45.0)
     a = ap.parse_args()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     out = open(a.history, "w", buffering=1)
     started = time.time()
     stop_producing, stop_reading = threading.Event(), threading.Event()
     counts = {"sent": 0, "acked": 0, "errors": 0, "fatal": 0}
-    producers = [threading.Thread(target=producers_of, args=(f"p{i}", a, stop_producing, counts))
+    # Daemon threads: one left behind in a client call does not keep the driver alive.
+    producers = [threading.Thread(target=producers_of, args=(f"p{i}", a, stop_producing, counts),
+                                  name=f"p{i}", daemon=True)
                  for i in range(a.producers)]
-    reader = threading.Thread(target=consume, args=("c0", a, stop_reading))
+    reader = threading.Thread(target=consume, args=("c0", a, stop_reading), name="c0",
+                              daemon=True)
     for t in producers + [reader]:
         t.start()
-    print(f"DRIVER started producers={a.producers} partitions={a.partitions}", flush=True)
+    say(f"DRIVER started producers={a.producers} partitions={a.partitions}")
     while time.time() - started < a.duration:
         time.sleep(1)
-        print(f"t={time.time() - started:.0f}s sent={counts['sent']} acked={counts['acked']} "
-              f"errors={counts['errors']} fatal={counts['fatal']}", flush=True)
+        say(f"t={time.time() - started:.0f}s sent={counts['sent']} acked={counts['acked']} "
+            f"errors={counts['errors']} fatal={counts['fatal']}")
     stop_producing.set()
-    for t in producers:
-        t.join()
+    # A producer's flush waits at most the message timeout and 10 s.
+    join_within(producers, a.message_timeout_ms / 1000 + 20, "producers")
     stop_reading.set()
-    reader.join()
+    join_within([reader], 15, "consumer c0")
+    say(f"DRIVER reading high watermarks ({time.time() - started:.0f}s)")
     probe = Consumer({"bootstrap.servers": a.bootstrap, "group.id": "seedlog-chaos-probe"})
     until = {}
+    give_up = time.monotonic() + a.watermarks_s
     for q in range(a.partitions):
-        for attempt in range(30):
+        while q not in until:
             try:
                 until[q] = probe.get_watermark_offsets(TopicPartition(a.topic, q), timeout=5,
                                                        cached=False)[1]
-                break
             except Exception as e:  # the cluster may still be electing
-                print(f"watermarks of partition {q}: {e}", flush=True)
+                say(f"DRIVER note: watermarks of partition {q}: {e}")
+                if time.monotonic() > give_up:
+                    say(f"DRIVER error: no high watermark for partition {q} "
+                        f"in {a.watermarks_s:.0f}s")
+                    close_history()
+                    os._exit(3)
                 time.sleep(1)
-        else:
-            print(f"DRIVER error: no high watermark for partition {q}", flush=True)
-            sys.exit(3)
-    probe.close()
+    close_within(probe, 10, "probe")
+    say(f"DRIVER final read up to {[until[q] for q in range(a.partitions)]} "
+        f"({time.time() - started:.0f}s)")
     deadline = threading.Event()
     timer = threading.Timer(a.final_read_s, deadline.set)
     timer.start()
     read = consume("final", a, deadline, until)
     timer.cancel()
-    out.close()
-    print(f"DRIVER done sent={counts['sent']} acked={counts['acked']} errors={counts['errors']} "
-          f"fatal={counts['fatal']} "
-          f"final_read={read} high_watermarks={[until[q] for q in range(a.partitions)]}", flush=True)
+    close_history()
+    say(f"DRIVER done sent={counts['sent']} acked={counts['acked']} errors={counts['errors']} "
+        f"fatal={counts['fatal']} "
+        f"final_read={read} high_watermarks={[until[q] for q in range(a.partitions)]}")
+    # Not a normal exit: a client left behind must not hold the process in its teardown.
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ use seedlog::node::Bug;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use workload::{forward, wait_for, Workload};
+use workload::{driver_log_tail, forward, wait_for, Workload};
 
 /// The workload, written into the run's directory and run with `--python`.
 const DRIVER: &str = include_str!("driver.py");
@@ -228,19 +228,27 @@ fn run(args: &ChaosArgs, python: &Path, dir: &Path) -> anyhow::Result<i32> {
     for node in &mut nodes.0 {
         node.heal()?;
     }
-    let status = wait_for(&mut driver.0, Duration::from_secs(args.duration + 180))?;
+    // The driver's own budgets after the fault phase add up to about 3 minutes (driver.py).
+    let waited = wait_for(&mut driver.0, Duration::from_secs(args.duration + 240));
     let summary = lines
         .join()
         .map_err(|_| anyhow::anyhow!("the driver's output reader panicked"))?;
     drop(nodes);
+    let failed = |what: String| {
+        anyhow::anyhow!(
+            "{what}; the end of {} (without librdkafka's lines):\n{}",
+            dir.join("driver.log").display(),
+            driver_log_tail(dir, 60)
+        )
+    };
+    let status = waited.map_err(|e| failed(e.to_string()))?;
     if !status.success() {
-        bail!(
-            "the workload failed ({status}); its output is in {}",
-            dir.join("driver.log").display()
-        );
+        return Err(failed(format!("the workload failed ({status})")));
     }
     let Some(summary) = summary else {
-        bail!("the workload ended without its DRIVER done line");
+        return Err(failed(
+            "the workload ended without its DRIVER done line".into(),
+        ));
     };
     println!("{summary}");
     println!("history: {}", history.display());

@@ -1,6 +1,7 @@
 //! The workload's process: killed if the run ends early, its output copied to `driver.log`,
 //! waited for under a deadline.
 
+use super::cluster::signal;
 use anyhow::{bail, Context as _};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -49,7 +50,8 @@ pub fn forward(
     }))
 }
 
-/// Waits for the driver to exit; kills it after `deadline`.
+/// Waits for the driver to exit. Past `deadline` it first asks for the driver's thread stacks
+/// (SIGUSR1, into `driver.log`), then kills it.
 pub fn wait_for(
     driver: &mut Child,
     deadline: Duration,
@@ -60,10 +62,22 @@ pub fn wait_for(
             return Ok(status);
         }
         if started.elapsed() > deadline {
+            let _ = signal(driver.id(), "USR1");
+            std::thread::sleep(Duration::from_secs(2));
             let _ = driver.kill();
             let _ = driver.wait();
             bail!("the workload was still running after {deadline:?}; killed");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The last `n` lines of `driver.log` the driver itself wrote (librdkafka's own log lines,
+/// which start with `%`, left out): where a failed workload was, for the run's error.
+pub fn driver_log_tail(dir: &Path, n: usize) -> String {
+    let Ok(text) = std::fs::read_to_string(dir.join("driver.log")) else {
+        return String::new();
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('%')).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
