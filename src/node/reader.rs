@@ -113,9 +113,12 @@ impl Reader {
                 }
                 self.fetch_all(cx);
             }
-            Some(ErrorCode::OffsetOutOfRange) if *position < resp.log_start_offset => {
-                // Retention removed what we had not read yet: continue from the log start, and
-                // say where it is (what lies below was deleted, not lost).
+            Some(ErrorCode::OffsetOutOfRange) => {
+                // Below the log start, retention removed what we had not read yet; past the log
+                // end, an unclean election cut the log below where we had got (retrying there
+                // would wait until new records pass it, reading nothing meanwhile). Either way,
+                // as Kafka's auto.offset.reset=earliest: continue from the log start, and say
+                // where it is (what lies below was deleted, not lost).
                 *position = resp.log_start_offset;
                 cx.observe(ClientEvent::Reset {
                     tp: resp.tp.clone(),
@@ -208,8 +211,14 @@ mod tests {
     use crate::node::Effect;
     use crate::protocol::PartitionState;
 
-    #[test]
-    fn a_fetch_below_the_log_start_resets_there_and_reports_the_log_start() {
+    /// A reader of partition t-0 (leader 0) whose fetch from `position` was answered
+    /// OffsetOutOfRange by a log holding `log_start..high_watermark`; the offset it then reports
+    /// as reset to, and the offset of its next fetch.
+    fn out_of_range(
+        position: Offset,
+        log_start: Offset,
+        high_watermark: Offset,
+    ) -> (Offset, Offset) {
         let config = ReaderConfig {
             id: 60,
             bootstrap: vec![0],
@@ -231,28 +240,44 @@ mod tests {
             }],
         };
         let mut r = Reader::with_metadata(Arc::new(config), md);
+        r.positions.insert(0, position);
         r.on_start(&mut Context::new(0));
-        // Retention deleted 0..4: the reader moves to 5 and says where the log starts.
         let resp = FetchResponse {
             tp: tp.clone(),
-            fetch_offset: 0,
+            fetch_offset: position,
             error: Some(ErrorCode::OffsetOutOfRange),
             leader_epoch: 1,
-            high_watermark: 9,
-            log_start_offset: 5,
+            high_watermark,
+            log_start_offset: log_start,
             records: vec![],
             diverging_epoch: None,
         };
         let mut cx = Context::new(0);
         r.on_message(&mut cx, 0, Message::FetchResponse(resp));
         let fx = cx.take_effects();
-        let reset = ClientEvent::Reset {
-            tp,
-            offset: 5,
-            group: None,
-        };
-        assert!(fx.contains(&Effect::Observe(reset)), "{fx:?}");
+        let reset = fx.iter().find_map(|e| match e {
+            Effect::Observe(ClientEvent::Reset { offset, .. }) => Some(*offset),
+            _ => None,
+        });
         let refetch = crate::node::effects::sent_fetch(&fx).map(|f| f.fetch_offset);
-        assert_eq!(refetch, Some(5));
+        (
+            reset.unwrap_or_else(|| panic!("no reset: {fx:?}")),
+            refetch.unwrap_or_else(|| panic!("no fetch: {fx:?}")),
+        )
+    }
+
+    #[test]
+    fn a_fetch_below_the_log_start_resets_there_and_reports_the_log_start() {
+        // Retention deleted 0..4: the reader moves to 5 and says where the log starts.
+        assert_eq!(out_of_range(0, 5, 9), (5, 5));
+    }
+
+    #[test]
+    fn a_fetch_past_the_log_end_resets_to_the_log_start() {
+        // An unclean election cut the log to 0..9 after the reader had read up to 11: waiting
+        // at 12 would read nothing until new records pass it; it starts again from the log
+        // start, as auto.offset.reset=earliest would.
+        assert_eq!(out_of_range(12, 0, 9), (0, 0));
+        assert_eq!(out_of_range(12, 3, 9), (3, 3));
     }
 }
