@@ -54,3 +54,25 @@ fn real_kafka_clients_produce_and_consume() {
     assert!(ok && out.contains("RESULT ok"), "kafkajs failed:\n{out}");
     eprintln!("done after {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// Topics created the moment a new cluster's processes start, while its controller quorum is
+/// still electing and no broker is registered: both admin clients get them created (the
+/// listener accepts once its broker is registered, and asks again for a creation refused by a
+/// controller that is not active). Before, the refusal was dropped on the way and the client
+/// waited out its 30 s timeout for REQUEST_TIMED_OUT.
+#[test]
+fn topics_created_as_a_new_cluster_starts_are_created() {
+    let python = kafka_clients();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cluster, kafka) = start_kafka_cluster(dir.path(), "events:1:3");
+    let _procs: Procs = cluster.procs;
+    let (ok, out) = run(
+        &mut kafka_script(&python, "create_at_start.py", &kafka),
+        Duration::from_secs(120),
+    );
+    eprint!("{out}");
+    assert!(
+        ok && out.contains("RESULT ok"),
+        "create_at_start.py failed:\n{out}"
+    );
+}

@@ -64,6 +64,9 @@ pub enum ErrorCode {
     InvalidPartitions,
     /// A request for the controller reached no active one in time; the outcome is unknown.
     RequestTimedOut,
+    /// A request for the controller reached a controller that is not the active one (its quorum
+    /// is electing, or another leads): it did nothing with it. Retriable.
+    NotController,
 }
 
 impl ErrorCode {

@@ -24,7 +24,8 @@ use super::{Context, Controller, ControllerConfig, ControllerImage, DiskOp, Effe
 use super::{SyncToken, Timer};
 use crate::log::{ensure, Checked};
 use crate::protocol::{
-    ClusterMetadata, Message, MetadataRecord, NodeId, Offset, QuorumEntry, QuorumEpoch,
+    ClusterMetadata, CreateTopicResponse, ErrorCode, Message, MetadataRecord, NodeId, Offset,
+    QuorumEntry, QuorumEpoch,
 };
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -283,6 +284,22 @@ impl QuorumController {
                 if self.active.is_some() {
                     self.with_controller(cx, |c, cx| c.on_message(cx, from, message));
                 } else {
+                    // A topic creation is a client's request: it is answered, refused, so the
+                    // client retries at once instead of waiting out its timeout (right after a
+                    // cluster starts, while the quorum elects, every creation would). The answer
+                    // goes first: after `NotController` the broker may follow another controller
+                    // and no longer take answers from this one.
+                    if let Message::ForwardCreateTopic { client, request } = message {
+                        let response = CreateTopicResponse {
+                            correlation: request.correlation,
+                            topic: request.topic,
+                            result: Err(ErrorCode::NotController),
+                        };
+                        cx.send(
+                            from,
+                            Message::ForwardCreateTopicResponse { client, response },
+                        );
+                    }
                     let leader = self.quorum.leader();
                     cx.send(from, Message::NotController { leader });
                 }

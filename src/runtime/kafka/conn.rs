@@ -378,19 +378,7 @@ async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<Resp
             let plan = create_topics::plan(&req);
             let deadline = Instant::now() + millis(req.timeout_ms);
             let mut client = shared.client();
-            for r in &plan.requests {
-                client.send(Message::CreateTopic(r.clone()));
-            }
-            let mut answers = create_topics::Answers::new();
-            while answers.len() < plan.requests.len() {
-                match timeout_at(deadline, client.recv()).await {
-                    Ok(Some(Message::CreateTopicResponse(r))) => {
-                        answers.insert(r.correlation, r.result);
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) | Err(_) => break,
-                }
-            }
+            let answers = create_topics::exchange(&mut client, &plan, deadline).await;
             Some(ResponseKind::CreateTopics(plan.answer(&answers, version)))
         }
         RequestKind::InitProducerId(req) => {
@@ -427,7 +415,7 @@ pub(super) fn millis(ms: i32) -> Duration {
 }
 
 /// The broker's metadata, asked for as a seedlog client asks (answered at once).
-async fn cluster_metadata(shared: &Shared) -> ClusterMetadata {
+pub(super) async fn cluster_metadata(shared: &Shared) -> ClusterMetadata {
     let mut client = shared.client();
     client.send(Message::Metadata { min_version: 0 });
     let deadline = Instant::now() + Duration::from_secs(5);

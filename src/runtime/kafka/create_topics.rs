@@ -3,18 +3,24 @@
 //! the quorum. A topic with a manual replica assignment or topic configs is refused (seedlog has
 //! neither); `num_partitions` / `replication_factor` of -1 take the controller's defaults (1
 //! partition; 3 replicas, or every live broker if fewer). A topic named twice in one request is
-//! refused, as Kafka does. No answer within the request's timeout is REQUEST_TIMED_OUT: the
-//! outcome is unknown (the topic may still be created), and the request is not sent again, so a
-//! client retrying on its own may be told TOPIC_ALREADY_EXISTS about its own topic, as with
-//! Kafka.
+//! refused, as Kafka does. A topic refused with `NotController` (the broker's controller is not
+//! the active one: its quorum is electing, as in the first second or two of a new cluster, or
+//! leadership moved) was not created, so it is asked again every 250 ms until the request's
+//! timeout, as Kafka's brokers retry what they forward; still refused at the timeout, it is
+//! NOT_CONTROLLER. No answer within the timeout is REQUEST_TIMED_OUT: the outcome is unknown (the
+//! topic may still be created), and that request is not sent again, so a client retrying on its
+//! own may be told TOPIC_ALREADY_EXISTS about its own topic, as with Kafka.
 
 use super::errors;
 use super::topic_id::topic_id;
-use crate::protocol::{BrokerId, CreateTopicRequest, ErrorCode};
+use crate::protocol::{BrokerId, CreateTopicRequest, ErrorCode, Message};
+use crate::runtime::net::LocalClient;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::{timeout_at, Instant};
 
 /// Kafka's INVALID_REPLICA_ASSIGNMENT and INVALID_CONFIG.
 const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
@@ -28,6 +34,56 @@ pub struct Plan {
 }
 
 pub type Answers = BTreeMap<u64, Result<Vec<Vec<BrokerId>>, ErrorCode>>;
+
+/// How long a topic refused with `NotController` waits before it is asked for again.
+const NOT_CONTROLLER_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Sends the plan's requests through `client` and gathers the answers until `deadline`, asking
+/// again for a topic refused with `NotController` (nothing was done with it) while time is left.
+pub async fn exchange(client: &mut LocalClient, plan: &Plan, deadline: Instant) -> Answers {
+    for r in &plan.requests {
+        client.send(Message::CreateTopic(r.clone()));
+    }
+    let mut answers = Answers::new();
+    // Refused by a controller that is not active: when to ask again.
+    let mut again: BTreeMap<u64, Instant> = BTreeMap::new();
+    while answers.len() < plan.requests.len() {
+        let wake = again.values().min().map_or(deadline, |t| *t.min(&deadline));
+        match timeout_at(wake, client.recv()).await {
+            Ok(Some(Message::CreateTopicResponse(r))) => {
+                let retry_at = Instant::now() + NOT_CONTROLLER_BACKOFF;
+                if r.result == Err(ErrorCode::NotController) && retry_at < deadline {
+                    again.insert(r.correlation, retry_at);
+                } else {
+                    again.remove(&r.correlation);
+                    answers.insert(r.correlation, r.result);
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(_) if Instant::now() >= deadline => break,
+            Err(_) => {
+                let now = Instant::now();
+                let due: Vec<u64> = again
+                    .iter()
+                    .filter(|(_, t)| **t <= now)
+                    .map(|(c, _)| *c)
+                    .collect();
+                for c in due {
+                    again.remove(&c);
+                    if let Some(r) = plan.requests.iter().find(|r| r.correlation == c) {
+                        client.send(Message::CreateTopic(r.clone()));
+                    }
+                }
+            }
+        }
+    }
+    // Refused and not asked again in time: the controller was not there, nothing was created.
+    for c in again.into_keys() {
+        answers.entry(c).or_insert(Err(ErrorCode::NotController));
+    }
+    answers
+}
 
 pub fn plan(req: &CreateTopicsRequest) -> Plan {
     let mut requests = Vec::new();

@@ -59,5 +59,6 @@ pub fn kafka_code(e: ErrorCode) -> i16 {
         ErrorCode::InvalidPartitions => 37,
         ErrorCode::InvalidReplicationFactor => 38,
         ErrorCode::RequestTimedOut => 7,
+        ErrorCode::NotController => 41,
     }
 }

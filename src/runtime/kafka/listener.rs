@@ -1,4 +1,5 @@
-//! The Kafka listener's socket: accepts connections and serves each on a task of its own.
+//! The Kafka listener's socket: accepts connections and serves each on a task of its own, once
+//! the broker is registered.
 
 use super::conn::{self, Shared};
 use crate::protocol::NodeId;
@@ -6,6 +7,7 @@ use crate::runtime::net::Net;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Where this broker's Kafka listener binds, and every broker's Kafka address as Metadata
@@ -16,8 +18,15 @@ pub struct KafkaLayout {
     pub advertised: BTreeMap<NodeId, SocketAddr>,
 }
 
+/// How often the listener looks whether its broker is registered yet.
+const REGISTERED_POLL: Duration = Duration::from_millis(50);
+
 /// Binds the listener of broker `me` (whose driver `net` feeds) and serves it in the background;
-/// returns the bound address.
+/// returns the bound address. Connections are accepted only once the broker's metadata shows it
+/// registered and unfenced, as a Kafka broker opens its listeners only once registered and
+/// caught up: until then the kernel holds them, and a client that connects to a new cluster
+/// waits instead of being told there are no brokers to create its topic on, or that the
+/// partitions it asks for do not exist.
 pub async fn serve(net: Net, me: NodeId, layout: KafkaLayout) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(layout.listen).await?;
     let local = listener.local_addr()?;
@@ -28,6 +37,10 @@ pub async fn serve(net: Net, me: NodeId, layout: KafkaLayout) -> std::io::Result
     }
     let shared = Arc::new(Shared::new(net, me, advertised));
     tokio::spawn(async move {
+        while !registered(&shared).await {
+            tokio::time::sleep(REGISTERED_POLL).await;
+        }
+        tracing::info!("kafka: broker {me} is registered; accepting clients");
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
@@ -48,4 +61,12 @@ pub async fn serve(net: Net, me: NodeId, layout: KafkaLayout) -> std::io::Result
         }
     });
     Ok(local)
+}
+
+/// Whether the broker's metadata shows it registered and unfenced.
+async fn registered(shared: &Shared) -> bool {
+    let md = conn::cluster_metadata(shared).await;
+    md.brokers
+        .iter()
+        .any(|r| r.broker == shared.me && !r.fenced)
 }
