@@ -315,6 +315,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         session_timeout_ms: Some(1),
         unclean_leader_election: false,
         producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
+        leader_rebalance_ms: None,
         bugs: bugs.clone(),
     });
     let bootstrap = Controller::bootstrapped(controller_config.clone());

@@ -63,6 +63,11 @@ pub struct Scenario {
     /// election or such a loss happened, the loss anomalies are not held against it.
     #[serde(default)]
     pub unclean_leader_election: bool,
+    /// The controller's auto leader rebalance interval (`None`: off, as in schedules saved
+    /// before it existed): leadership moves back to preferred replicas while the old leader
+    /// still runs, which no fault does.
+    #[serde(default)]
+    pub leader_rebalance_ms: Option<u64>,
     /// How long each disk sync takes, drawn per sync in `min..=max` ms (absent in schedules
     /// saved before syncs took time: instant).
     #[serde(default)]
@@ -312,6 +317,10 @@ impl Scenario {
             (retention, retention_check_ms)
         };
         let unclean_leader_election = !hunting && rrng.chance(25);
+        // Leader rebalancing, in half the runs, draws from a stream of its own. A bug hunt goes
+        // without: its seeds are documented.
+        let mut arng = SeedRng::new(seed, 12);
+        let leader_rebalance_ms = (!hunting && arng.chance(50)).then(|| arng.range(2_000, 8_000));
         // Disks draw from a stream of their own too: from a fast SSD to a slow spinning disk.
         let mut drng = SeedRng::new(seed, 6);
         let sync_min = drng.range(0, 2);
@@ -341,6 +350,7 @@ impl Scenario {
             retention,
             retention_check_ms,
             unclean_leader_election,
+            leader_rebalance_ms,
             sync_latency_ms,
             clocks: BTreeMap::new(),
             quorum_fetch_entries: nemesis
@@ -493,6 +503,9 @@ impl Scenario {
         }
         if self.unclean_leader_election {
             notes += " unclean.leader.election=true";
+        }
+        if let Some(ms) = self.leader_rebalance_ms {
+            notes += &format!(" leader.rebalance={ms}ms");
         }
         let (min, max) = self.sync_latency_ms;
         if max > 0 {

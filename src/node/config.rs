@@ -142,6 +142,12 @@ pub struct ControllerConfig {
     /// Producer ids per block given to a broker (`PRODUCER_ID_BLOCK_SIZE` unless a test wants
     /// blocks to run out sooner).
     pub producer_id_block_size: u64,
+    /// `auto.leader.rebalance.enable` with `leader.imbalance.check.interval`: this often the
+    /// active controller moves each partition's leadership back to its preferred replica (the
+    /// first of its assignment) where that replica is live and in the ISR. `None`: never (the
+    /// models, to keep their state space).
+    #[serde(default)]
+    pub leader_rebalance_ms: Option<u64>,
     pub bugs: BugSet,
 }
 

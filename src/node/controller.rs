@@ -225,6 +225,9 @@ impl Controller {
             cx.reached(Situation::ControllerFailover);
             self.push_metadata(cx);
         }
+        if self.config.leader_rebalance_ms.is_some() {
+            cx.set_timer(Timer::LeaderRebalance, self.config.leader_rebalance_ms);
+        }
     }
 
     pub fn on_message(&mut self, cx: &mut Context, from: NodeId, message: Message) {
@@ -254,13 +257,52 @@ impl Controller {
     }
 
     pub fn on_timer(&mut self, cx: &mut Context, timer: Timer) {
-        if let Timer::SessionExpiry(broker) = timer {
-            let live = self.live(broker);
-            if live {
-                self.set_fenced(broker, true);
-                self.remove_from_partitions(broker);
-                self.commit(cx);
+        match timer {
+            Timer::SessionExpiry(broker) => {
+                let live = self.live(broker);
+                if live {
+                    self.set_fenced(broker, true);
+                    self.remove_from_partitions(broker);
+                    self.commit(cx);
+                }
             }
+            Timer::LeaderRebalance => {
+                self.rebalance_leaders(cx);
+                cx.set_timer(Timer::LeaderRebalance, self.config.leader_rebalance_ms);
+            }
+            _ => {}
+        }
+    }
+
+    /// Kafka's auto leader rebalance: each partition led by another broker than its preferred
+    /// replica (the first of its assignment) goes back to it where that replica is live and in
+    /// the ISR (so it holds every committed record: a clean election), in a new leader epoch.
+    /// After a failover, leadership otherwise stays where it went, and a cluster whose brokers
+    /// registered one by one keeps every partition on the first broker up. One metadata change
+    /// for all of them; the old leader learns it from the push and follows, like a leader the
+    /// controller fenced.
+    fn rebalance_leaders(&mut self, cx: &mut Context) {
+        let mut moved = false;
+        for i in 0..self.image.metadata.partitions.len() {
+            let ps = &self.image.metadata.partitions[i];
+            let Some(&preferred) = ps.replicas.first() else {
+                continue;
+            };
+            let movable = ps.leader.is_some_and(|l| l != preferred)
+                && ps.isr.contains(&preferred)
+                && self.live(preferred);
+            if !movable {
+                continue;
+            }
+            let ps = &mut self.image.metadata.partitions[i];
+            ps.leader = Some(preferred);
+            ps.leader_epoch += 1;
+            ps.partition_epoch += 1;
+            self.reached.push(Situation::PreferredElection);
+            moved = true;
+        }
+        if moved {
+            self.commit(cx);
         }
     }
 
@@ -684,7 +726,7 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::{BugSet, TopicSpec};
+    use crate::node::{BugSet, Effect, TopicSpec};
 
     fn controller(bugs: BugSet) -> Controller {
         Controller::new(Arc::new(ControllerConfig {
@@ -694,6 +736,7 @@ mod tests {
             session_timeout_ms: None,
             unclean_leader_election: false,
             producer_id_block_size: 10,
+            leader_rebalance_ms: None,
             bugs,
         }))
     }
@@ -1012,6 +1055,101 @@ mod tests {
         );
     }
 
+    /// A controller of brokers 0..3 and topic `t`, partition p preferring broker p, whose
+    /// brokers registered in the order 2, 1, 0: broker 2 came first and leads every partition.
+    fn registered_backwards(leader_rebalance_ms: Option<u64>) -> Controller {
+        let mut c = Controller::new(Arc::new(ControllerConfig {
+            id: 9,
+            brokers: vec![0, 1, 2],
+            topics: vec![TopicSpec::spread("t", 3, 3, &[0, 1, 2])],
+            session_timeout_ms: None,
+            unclean_leader_election: false,
+            producer_id_block_size: 10,
+            leader_rebalance_ms,
+            bugs: BugSet::none(),
+        }));
+        for broker in [2, 1, 0] {
+            let mut cx = Context::new(0);
+            let register = Message::RegisterBroker {
+                broker,
+                lost_data: false,
+            };
+            c.on_message(&mut cx, broker, register);
+            c.on_persisted(&mut cx, c.metadata().version);
+        }
+        c
+    }
+
+    fn leaders(c: &Controller) -> Vec<(Option<BrokerId>, u32)> {
+        let parts = &c.metadata().partitions;
+        parts.iter().map(|p| (p.leader, p.leader_epoch)).collect()
+    }
+
+    #[test]
+    fn the_rebalance_moves_leadership_back_to_live_in_sync_preferred_replicas() {
+        let mut c = registered_backwards(Some(5_000));
+        assert_eq!(
+            leaders(&c),
+            vec![(Some(2), 1); 3],
+            "the first broker up leads all"
+        );
+        let mut cx = Context::new(0);
+        c.on_start(&mut cx);
+        let armed = Effect::SetTimer {
+            timer: Timer::LeaderRebalance,
+            after_ms: 5_000,
+        };
+        assert!(cx.take_effects().contains(&armed), "armed at start");
+        // Broker 0 dropped out of partition 0's ISR; broker 1 is fenced: neither may lead.
+        c.image.metadata.partitions[0].isr = vec![1, 2];
+        c.set_fenced(1, true);
+        let version = c.metadata().version;
+        c.on_timer(&mut cx, Timer::LeaderRebalance);
+        assert_eq!(leaders(&c), vec![(Some(2), 1); 3], "nothing movable");
+        assert_eq!(c.metadata().version, version, "no change without a move");
+        assert!(cx.take_effects().contains(&armed), "armed again");
+        // Both back: partitions 0 and 1 go to their preferred replicas in a new epoch, in one
+        // change, announced once synced.
+        c.image.metadata.partitions[0].isr = vec![0, 1, 2];
+        c.set_fenced(1, false);
+        c.on_timer(&mut cx, Timer::LeaderRebalance);
+        assert_eq!(leaders(&c), vec![(Some(0), 2), (Some(1), 2), (Some(2), 1)]);
+        assert_eq!(c.metadata().version, version + 1);
+        let fx = cx.take_effects();
+        assert!(
+            fx.contains(&Effect::Reached(Situation::PreferredElection)),
+            "{fx:?}"
+        );
+        assert!(
+            !fx.iter().any(|e| matches!(e, Effect::Send { .. })),
+            "not before the sync"
+        );
+        c.on_persisted(&mut cx, c.metadata().version);
+        let pushed = cx.take_effects().into_iter().filter(|e| {
+            matches!(e, Effect::Send { message: Message::UpdateMetadata { metadata, .. }, .. }
+                if metadata.partitions[0].leader == Some(0))
+        });
+        assert_eq!(pushed.count(), 3, "every broker told");
+    }
+
+    #[test]
+    fn without_an_interval_there_is_no_rebalance() {
+        let mut c = registered_backwards(None);
+        let mut cx = Context::new(0);
+        c.on_start(&mut cx);
+        let fx = cx.take_effects();
+        assert!(
+            !fx.iter().any(|e| matches!(
+                e,
+                Effect::SetTimer {
+                    timer: Timer::LeaderRebalance,
+                    ..
+                }
+            )),
+            "{fx:?}"
+        );
+    }
+
     #[test]
     fn replicas_are_assigned_round_robin_over_live_brokers() {
         let config = ControllerConfig {
@@ -1021,6 +1159,7 @@ mod tests {
             session_timeout_ms: None,
             unclean_leader_election: false,
             producer_id_block_size: 10,
+            leader_rebalance_ms: None,
             bugs: BugSet::none(),
         };
         let mut c = Controller::bootstrapped(Arc::new(config));

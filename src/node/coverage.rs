@@ -84,10 +84,13 @@ pub enum Situation {
     QuorumSnapshotInstalled,
     /// The controller created a topic at runtime (CreateTopics), committed before answered.
     TopicCreated,
+    /// The controller moved a partition's leadership back to its preferred replica, live and
+    /// in the ISR, from a leader that is still running (auto leader rebalance).
+    PreferredElection,
 }
 
 impl Situation {
-    pub const ALL: [Situation; 35] = [
+    pub const ALL: [Situation; 36] = [
         Situation::CleanElection,
         Situation::UncleanElection,
         Situation::TruncationOnDivergence,
@@ -123,6 +126,7 @@ impl Situation {
         Situation::QuorumSnapshotTaken,
         Situation::QuorumSnapshotInstalled,
         Situation::TopicCreated,
+        Situation::PreferredElection,
     ];
 
     /// The name reports and JSON use.
@@ -163,6 +167,7 @@ impl Situation {
             Situation::QuorumSnapshotTaken => "quorum-snapshot-taken",
             Situation::QuorumSnapshotInstalled => "quorum-snapshot-installed",
             Situation::TopicCreated => "topic-created",
+            Situation::PreferredElection => "preferred-election",
         }
     }
 }

@@ -76,6 +76,8 @@ pub enum Timer {
     QuorumCheck,
     /// Admin: time to ask for this topic (by index), first or again.
     CreateTopic(u32),
+    /// Controller: move leadership back to preferred replicas (`leader_rebalance_ms`).
+    LeaderRebalance,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -201,6 +201,7 @@ pub fn controller_config(sc: &Scenario) -> ControllerConfig {
         session_timeout_ms: Some(2_000),
         unclean_leader_election: sc.unclean_leader_election,
         producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
+        leader_rebalance_ms: sc.leader_rebalance_ms,
         bugs: sc.bugs.iter().copied().collect(),
     }
 }

@@ -45,6 +45,12 @@ pub struct ControllerArgs {
     /// Elect an out-of-sync replica when no in-sync one is alive (loses data).
     #[arg(long)]
     unclean_leader_election: bool,
+    /// Every this many milliseconds the active controller moves each partition's leadership
+    /// back to its preferred replica (the first of its assignment) where that replica is live
+    /// and in the ISR, as Kafka's auto.leader.rebalance.enable does every
+    /// leader.imbalance.check.interval.seconds (300). 0: never.
+    #[arg(long, default_value_t = 300_000)]
+    leader_rebalance_interval_ms: u64,
     /// Partitions of the internal `__consumer_offsets` topic (created at the first start,
     /// replicated on up to 3 brokers) that holds consumer groups' committed offsets.
     #[arg(long, default_value_t = 3)]
@@ -207,6 +213,8 @@ pub async fn controller(args: ControllerArgs) -> anyhow::Result<i32> {
         session_timeout_ms: Some(args.session_timeout_ms),
         unclean_leader_election: args.unclean_leader_election,
         producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
+        leader_rebalance_ms: (args.leader_rebalance_interval_ms > 0)
+            .then_some(args.leader_rebalance_interval_ms),
         bugs: args.bugs.iter().copied().collect(),
     });
     let quorum = Arc::new(QuorumConfig {

@@ -117,6 +117,7 @@ mod tests {
             session_timeout_ms: None,
             unclean_leader_election: false,
             producer_id_block_size: 2,
+            leader_rebalance_ms: None,
             bugs: Default::default(),
         }));
         let config = Arc::new(BrokerConfig::new(0, vec![9]));

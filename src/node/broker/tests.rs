@@ -300,6 +300,7 @@ fn controller(brokers: &[u32], topic: TopicSpec) -> Controller {
         session_timeout_ms: None,
         unclean_leader_election: false,
         producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
+        leader_rebalance_ms: None,
         bugs: Default::default(),
     }))
 }

@@ -310,8 +310,11 @@ impl QuorumController {
 
     pub fn on_timer(&mut self, cx: &mut Context, timer: Timer) {
         match timer {
-            // A session timer of an earlier term as active controller fires to no effect.
-            Timer::SessionExpiry(_) => self.with_controller(cx, |c, cx| c.on_timer(cx, timer)),
+            // A session or rebalance timer of an earlier term as active controller fires to no
+            // effect (and the rebalance timer is not set again until the next term).
+            Timer::SessionExpiry(_) | Timer::LeaderRebalance => {
+                self.with_controller(cx, |c, cx| c.on_timer(cx, timer))
+            }
             t => self.with_quorum(cx, |q, cx| q.on_timer(cx, t)),
         }
     }

@@ -26,6 +26,7 @@ fn controller_config() -> Arc<ControllerConfig> {
         session_timeout_ms: Some(10_000),
         unclean_leader_election: false,
         producer_id_block_size: 10,
+        leader_rebalance_ms: None,
         bugs: Default::default(),
     })
 }

@@ -31,6 +31,7 @@ fn broker_configured(bugs: &[Bug], compact_after: Option<u64>, min_insync: usize
         session_timeout_ms: None,
         unclean_leader_election: false,
         producer_id_block_size: PRODUCER_ID_BLOCK_SIZE,
+        leader_rebalance_ms: None,
         bugs: Default::default(),
     }));
     let mut config = BrokerConfig::new(0, vec![9]);
