@@ -320,7 +320,12 @@ impl Scenario {
         // Leader rebalancing, in half the runs, draws from a stream of its own. A bug hunt goes
         // without: its seeds are documented.
         let mut arng = SeedRng::new(seed, 12);
-        let leader_rebalance_ms = (!hunting && arng.chance(50)).then(|| arng.range(2_000, 8_000));
+        let leader_rebalance_ms = if opts.bugs.contains(&Bug::PreferredOutOfIsr) {
+            // The switch's hunt: a rebalance often enough to catch a replica still catching up.
+            Some(arng.range(500, 2_000))
+        } else {
+            (!hunting && arng.chance(50)).then(|| arng.range(2_000, 8_000))
+        };
         // Disks draw from a stream of their own too: from a fast SSD to a slow spinning disk.
         let mut drng = SeedRng::new(seed, 6);
         let sync_min = drng.range(0, 2);

@@ -81,6 +81,14 @@ fn unclean_election_is_caught() {
     first_catch(Bug::UncleanElection, None, 300, LOSS);
 }
 
+/// The leader rebalance hands a partition to its preferred replica while that replica, back
+/// from a crash, is still catching up (outside the ISR): the records it lacks are cut from the
+/// others, acknowledged ones among them. Hunts run the rebalance every 0.5-2 s.
+#[test]
+fn preferred_out_of_isr_is_caught() {
+    first_catch(Bug::PreferredOutOfIsr, None, 100, LOSS);
+}
+
 #[test]
 fn truncate_to_hw_is_caught() {
     first_catch(Bug::TruncateToHw, None, 300, LOSS);

@@ -69,10 +69,14 @@ pub enum Bug {
     /// The controller answers CreateTopics as soon as it has decided, before the quorum commits
     /// the new topic: a controller failover then loses a topic its client was told exists.
     CreateTopicBeforeCommit,
+    /// The controller's leader rebalance hands leadership to the preferred replica whenever it
+    /// is live, in the ISR or not (taking it into the ISR): a replica back from a crash, still
+    /// catching up, leads, and the records it lacks are cut from the others.
+    PreferredOutOfIsr,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 20] = [
+    pub const ALL: [Bug; 21] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -93,6 +97,7 @@ impl Bug {
         Bug::SnapshotPastCommit,
         Bug::SyncBeforeAssignment,
         Bug::CreateTopicBeforeCommit,
+        Bug::PreferredOutOfIsr,
     ];
 
     pub fn name(self) -> &'static str {
@@ -117,6 +122,7 @@ impl Bug {
             Bug::SnapshotPastCommit => "snapshot-past-commit",
             Bug::SyncBeforeAssignment => "sync-before-assignment",
             Bug::CreateTopicBeforeCommit => "create-topic-before-commit",
+            Bug::PreferredOutOfIsr => "preferred-out-of-isr",
         }
     }
 }

@@ -288,13 +288,19 @@ impl Controller {
             let Some(&preferred) = ps.replicas.first() else {
                 continue;
             };
-            let movable = ps.leader.is_some_and(|l| l != preferred)
-                && ps.isr.contains(&preferred)
-                && self.live(preferred);
+            let in_sync =
+                ps.isr.contains(&preferred) || self.config.bugs.has(Bug::PreferredOutOfIsr);
+            let movable =
+                ps.leader.is_some_and(|l| l != preferred) && in_sync && self.live(preferred);
             if !movable {
                 continue;
             }
             let ps = &mut self.image.metadata.partitions[i];
+            if !ps.isr.contains(&preferred) {
+                // Only with the bug switch: the lagging replica is taken into the ISR.
+                ps.isr.push(preferred);
+                ps.isr.sort_unstable();
+            }
             ps.leader = Some(preferred);
             ps.leader_epoch += 1;
             ps.partition_epoch += 1;

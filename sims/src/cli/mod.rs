@@ -55,11 +55,12 @@ pub struct ScenarioArgs {
     /// Reintroduce a historical bug (repeatable): truncate-to-hw, unclean-election, ack-before-isr,
     /// hw-from-stale-epoch, isr-before-epoch-start, last-replica-standing, commit-before-process,
     /// accept-stale-generation, ack-before-sync, dedup-window-1, no-sequence-gap-check,
-    /// retry-out-of-order, producer-id-reuse, and the controller quorum's vote-without-log-check,
-    /// commit-previous-epoch-by-count, vote-not-durable, no-prevote, snapshot-past-commit, and
-    /// create-topic-before-commit (the admin then creates a topic every 250 ms). The run then
-    /// hunts for it (a failover mix, a group mix, or the bug's targeted nemesis, which
-    /// then must be the only --bug).
+    /// retry-out-of-order, producer-id-reuse, sync-before-assignment, preferred-out-of-isr (the
+    /// controller then rebalances leaders every 0.5-2 s), and the controller quorum's
+    /// vote-without-log-check, commit-previous-epoch-by-count, vote-not-durable, no-prevote,
+    /// snapshot-past-commit, and create-topic-before-commit (the admin then creates a topic every
+    /// 250 ms). The run then hunts for it (a failover mix, a group mix, or the bug's targeted
+    /// nemesis, which then must be the only --bug).
     #[arg(long = "bug", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
     /// Simulated seconds of the fault phase (the liveness phase follows).
