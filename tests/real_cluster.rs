@@ -1,11 +1,12 @@
 //! The real thing, as processes: a controller and three brokers of the `seedlog` binary on
 //! 127.0.0.1, each with its own data directory. We produce with acks=all, kill the partition
 //! leader's process, produce again, and read everything back: failover must lose no acknowledged
-//! record and duplicate none.
+//! record and duplicate none. With the controller's leader rebalance, leadership goes back to a
+//! killed and restarted preferred replica.
 
 mod common;
 
-use common::{client, run_with_deadline, start, start_cluster, values, Procs};
+use common::{client, run_with_deadline, start, start_cluster, start_cluster_with, values, Procs};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -39,12 +40,11 @@ fn leader_process_killed_no_acknowledged_record_lost() {
     let mut acked = values(&first);
     assert_eq!(acked.len(), 20);
 
-    let mut args: Vec<String> = vec!["metadata".into()];
-    args.extend(layout.clone());
-    let (md, code) = client(&args);
-    assert_eq!(code, 0, "metadata failed: {md:?}");
-    let md: serde_json::Value = serde_json::from_str(&md[0]).expect("metadata JSON");
-    let leader = md["partitions"][0]["leader"].as_u64().expect("a leader") as usize;
+    let leader = leaders(&layout)
+        .first()
+        .copied()
+        .flatten()
+        .expect("events-0 has a leader") as usize;
     // procs.0[0] is the controller; broker i is at i + 1.
     let (name, child) = &mut procs.0[leader + 1];
     child.kill().expect("kill the leader");
@@ -80,6 +80,78 @@ fn leader_process_killed_no_acknowledged_record_lost() {
             "acknowledged record {v} lost after failover"
         );
     }
+}
+
+/// The leader of each partition of `events`, by partition, from `seedlog metadata` (None while
+/// leaderless; empty while the metadata cannot be read). The metadata lists
+/// `__consumer_offsets` too, first.
+fn leaders(layout: &[String]) -> Vec<Option<u64>> {
+    let mut args: Vec<String> = vec!["metadata".into()];
+    args.extend(layout.iter().cloned());
+    let (md, code) = client(&args);
+    let Some(md) = md.first().filter(|_| code == 0) else {
+        return Vec::new();
+    };
+    let md: serde_json::Value = serde_json::from_str(md).expect("metadata JSON");
+    let parts = md["partitions"].as_array().cloned().unwrap_or_default();
+    let mut events: Vec<(u64, Option<u64>)> = parts
+        .iter()
+        .filter(|p| p["tp"]["topic"] == "events")
+        .map(|p| {
+            (
+                p["tp"]["partition"].as_u64().unwrap_or(0),
+                p["leader"].as_u64(),
+            )
+        })
+        .collect();
+    events.sort_unstable();
+    events.into_iter().map(|(_, leader)| leader).collect()
+}
+
+/// Polls `leaders` until `want` holds or 30 s pass; returns the last leaders seen.
+fn wait_for_leaders(layout: &[String], want: impl Fn(&[Option<u64>]) -> bool) -> Vec<Option<u64>> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = leaders(layout);
+        if want(&now) || std::time::Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn leadership_returns_to_the_preferred_replica_after_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Partition p of `events` prefers broker p; the controller rebalances every 500 ms.
+    let mut cluster = start_cluster_with(
+        dir.path(),
+        1,
+        "events:3:3",
+        &["--leader-rebalance-interval-ms", "500"],
+        &["--min-insync-replicas", "2"],
+    );
+    let layout = cluster.layout.clone();
+    let preferred = |l: &[Option<u64>]| l.len() == 3 && (0..3).all(|p| l[p] == Some(p as u64));
+    let now = wait_for_leaders(&layout, preferred);
+    assert!(
+        preferred(&now),
+        "not every partition on its preferred replica: {now:?}"
+    );
+    // Broker 0 (process 1; the controller is process 0) is killed: partition 0 moves away.
+    let child = &mut cluster.procs.0[1].1;
+    child.kill().expect("kill broker 0");
+    let _ = child.wait();
+    let moved = |l: &[Option<u64>]| l.len() == 3 && l[0].is_some_and(|b| b != 0);
+    let now = wait_for_leaders(&layout, moved);
+    assert!(
+        moved(&now),
+        "partition 0 did not move off the killed broker: {now:?}"
+    );
+    // Back, it rejoins the ISR, and the rebalance hands partition 0 back to it.
+    cluster.procs.0[1].1 = start(&cluster.args[1]);
+    let now = wait_for_leaders(&layout, preferred);
+    assert!(preferred(&now), "partition 0 not back on broker 0: {now:?}");
 }
 
 #[test]

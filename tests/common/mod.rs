@@ -188,6 +188,17 @@ pub fn start_cluster_of(
     topic: &str,
     broker_args: &[&str],
 ) -> Cluster {
+    start_cluster_with(dir, controllers, topic, &[], broker_args)
+}
+
+/// `start_cluster_of` with `controller_args` added to every controller.
+pub fn start_cluster_with(
+    dir: &Path,
+    controllers: usize,
+    topic: &str,
+    controller_args: &[&str],
+    broker_args: &[&str],
+) -> Cluster {
     let ports = free_ports(controllers + 3);
     let (controller_ports, broker_ports) = ports.split_at(controllers);
     let layout = vec!["--brokers".to_string(), broker_ports.join(",")];
@@ -214,6 +225,7 @@ pub fn start_cluster_of(
         // Snapshots every few changes: restarts start from one, and a controller that was away
         // installs the active one's.
         args.extend(["--snapshot-every".into(), "4".into()]);
+        args.extend(controller_args.iter().map(|a| a.to_string()));
         let (child, lines) = start_watched(&args);
         cluster.procs.0.push((format!("controller {id}"), child));
         cluster.controller_lines.push(lines);
