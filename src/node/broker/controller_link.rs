@@ -233,8 +233,6 @@ mod tests {
             client: 7,
             response: response.clone(),
         };
-        // From a controller the broker does not talk to: not handed on.
-        b.on_message(&mut cx, 102, answer.clone());
         let relayed = |effects: Vec<Effect>| {
             effects.into_iter().any(|e| {
                 e == Effect::Send {
@@ -243,7 +241,14 @@ mod tests {
                 }
             })
         };
+        // From a node that is no controller: not handed on.
+        b.on_message(&mut cx, 55, answer.clone());
         assert!(!relayed(cx.take_effects()));
+        // From a controller the broker has since moved away from (a refusal of its heartbeat
+        // moved it on first): handed on all the same.
+        assert_ne!(target, 102);
+        b.on_message(&mut cx, 102, answer.clone());
+        assert!(relayed(cx.take_effects()));
         b.on_message(&mut cx, target, answer);
         assert!(relayed(cx.take_effects()));
     }

@@ -222,9 +222,15 @@ impl Broker {
                 };
                 self.send_to_controller(cx, forward);
             }
+            // From any controller, not only the one followed now: a controller that is not
+            // active refuses the creation and then says so (`NotController`), but a refusal of
+            // a heartbeat may have moved the broker on before the creation's answer arrives.
+            // The answer is the client's either way (a controller answers a creation only once
+            // committed, or refused).
             Message::ForwardCreateTopicResponse { client, response }
-                if self.answered_by_controller(from) =>
+                if self.config.controllers.contains(&from) =>
             {
+                self.answered_by_controller(from);
                 cx.send(client, Message::CreateTopicResponse(response));
             }
             Message::AlterPartitionResponse {
