@@ -159,16 +159,26 @@ impl Reader {
         let Some(md) = &self.metadata else {
             return;
         };
+        let topic = &self.config.topic;
         let leaderless = md
             .partitions
             .iter()
-            .any(|p| p.tp.topic == self.config.topic && p.leader.is_none());
-        if md.partition_count(&self.config.topic) == 0
-            || (leaderless && self.config.retry_backoff_ms.is_some())
-        {
+            .any(|p| &p.tp.topic == topic && p.leader.is_none());
+        let wait = md.partition_count(topic) == 0
+            || (leaderless && self.config.retry_backoff_ms.is_some());
+        // The partitions that have a leader are read even while another has none, as a Kafka
+        // consumer reads them: one partition offline for good (its last in-sync replica lost
+        // data) must not stop the others (the final reader of seed 546483251 never read
+        // events-0 while events-1 was offline).
+        let targets: Vec<(TopicPartition, BrokerId, u32)> = md
+            .partitions
+            .iter()
+            .filter(|ps| &ps.tp.topic == topic && !self.in_flight.contains_key(&ps.tp.partition))
+            .filter_map(|ps| ps.leader.map(|l| (ps.tp.clone(), l, ps.leader_epoch)))
+            .collect();
+        if wait {
             // Metadata from before the topic existed, from a broker that just restarted, or
-            // from during an election: wait, then ask for newer. (Partitions that have a
-            // leader are fetched again after the refresh.)
+            // from during an election: wait, then ask for newer.
             self.stale = true;
             self.backing_off = true;
             match self.config.retry_backoff_ms {
@@ -178,29 +188,15 @@ impl Reader {
                     self.request_metadata(cx);
                 }
             }
-            return;
         }
-        for ps in md
-            .partitions
-            .iter()
-            .filter(|p| p.tp.topic == self.config.topic)
-        {
-            let p = ps.tp.partition;
-            let Some(leader) = ps.leader else {
-                continue;
-            };
-            if self.in_flight.contains_key(&p) {
-                continue;
-            }
+        for (tp, leader, leader_epoch) in targets {
+            let p = tp.partition;
             let offset = *self.positions.entry(p).or_insert(0);
-            let tp = TopicPartition::new(self.config.topic.clone(), p);
-            let req = FetchRequest::by_consumer(tp, offset, ps.leader_epoch);
+            let timeout = Timer::FetchTimeout(tp.clone());
+            let req = FetchRequest::by_consumer(tp, offset, leader_epoch);
             self.in_flight.insert(p, (leader, offset));
             cx.send(leader, Message::Fetch(req));
-            cx.set_timer(
-                Timer::FetchTimeout(ps.tp.clone()),
-                self.config.request_timeout_ms,
-            );
+            cx.set_timer(timeout, self.config.request_timeout_ms);
         }
     }
 }
@@ -279,5 +275,47 @@ mod tests {
         // start, as auto.offset.reset=earliest would.
         assert_eq!(out_of_range(12, 0, 9), (0, 0));
         assert_eq!(out_of_range(12, 3, 9), (3, 3));
+    }
+
+    #[test]
+    fn a_partition_without_a_leader_does_not_stop_the_others() {
+        let config = ReaderConfig {
+            id: 60,
+            bootstrap: vec![0],
+            topic: "t".into(),
+            request_timeout_ms: None,
+            retry_backoff_ms: Some(100),
+        };
+        let state = |p: u32, leader: Option<u32>| PartitionState {
+            tp: TopicPartition::new("t", p),
+            replicas: vec![0],
+            leader,
+            leader_epoch: 1,
+            isr: leader.into_iter().collect(),
+            partition_epoch: 1,
+        };
+        let md = ClusterMetadata {
+            version: 1,
+            brokers: vec![],
+            partitions: vec![state(0, Some(0)), state(1, None)],
+        };
+        let mut r = Reader::with_metadata(Arc::new(config), md);
+        let mut cx = Context::new(0);
+        r.on_start(&mut cx);
+        let fx = cx.take_effects();
+        // Partition 1 offline: asks for newer metadata after the backoff, and reads partition
+        // 0 meanwhile.
+        let fetched = crate::node::effects::sent_fetch(&fx).map(|f| f.tp.partition);
+        assert_eq!(fetched, Some(0), "{fx:?}");
+        let backoff = fx.iter().any(|e| {
+            matches!(
+                e,
+                Effect::SetTimer {
+                    timer: Timer::ClientBackoff,
+                    ..
+                }
+            )
+        });
+        assert!(backoff, "{fx:?}");
     }
 }
