@@ -69,6 +69,7 @@ fn main() {
         log_start_offset: 0,
         records: entries.clone(),
         diverging_epoch: None,
+        producers: Vec::new(),
     });
     let mut wire = Vec::new();
     time("fetch answer encode (frame)", || {

@@ -120,6 +120,7 @@ fn fetch_response(hw: u64, records: Vec<LogEntry>) -> FetchResponse {
         log_start_offset: 0,
         records,
         diverging_epoch: None,
+        producers: Vec::new(),
     }
 }
 

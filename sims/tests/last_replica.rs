@@ -2,7 +2,8 @@
 //! shrinks to the leader, the leader's log is corrupted and cut on restart, the followers come
 //! back. With the switch on, the cut leader is elected again and acknowledged records vanish; by
 //! default it registers as having lost data, leaves the ISR, and the partition stays offline —
-//! a liveness failure, never a lost record.
+//! a liveness failure, never a lost record. The random mixes spare that case (their flips skip
+//! the only in-sync replica of a partition), which the last test shows.
 #![cfg(madsim)]
 
 use seedlog::node::{Bug, Durability};
@@ -11,6 +12,12 @@ use sims::scenario::{Scenario, ScenarioOptions};
 use sims::sim::run::run;
 
 fn scenario(bugs: Vec<Bug>) -> Scenario {
+    scenario_sparing(bugs, false)
+}
+
+/// With `spare`, the flip is one the random mixes generate: skipped while its broker is the
+/// only in-sync replica of a partition.
+fn scenario_sparing(bugs: Vec<Bug>, spare: bool) -> Scenario {
     let mut sc = Scenario::from_seed(
         1,
         &ScenarioOptions {
@@ -36,6 +43,7 @@ fn scenario(bugs: Vec<Bug>) -> Scenario {
                 Fault::FlipBit {
                     node: 0.into(),
                     bit: 100,
+                    spare_last_replica: spare,
                 },
             ),
             at(6_001, Fault::Kill { node: 0.into() }),
@@ -78,4 +86,14 @@ fn by_default_the_partition_goes_offline_instead() {
         "{:?}",
         o.problems
     );
+}
+
+/// The random mixes' flips spare the only in-sync replica: the same schedule then runs clean,
+/// with the switch on too (nothing is cut, so nothing is lost).
+#[test]
+fn a_generated_flip_spares_the_only_in_sync_replica() {
+    for bugs in [vec![], vec![Bug::LastReplicaStanding]] {
+        let o = run(&scenario_sparing(bugs.clone(), true), false);
+        assert!(o.ok(), "{bugs:?}: {:?}", o.problems);
+    }
 }

@@ -10,8 +10,9 @@ mod producer_state;
 mod proptests;
 mod retention;
 
+pub use crate::protocol::BatchMeta;
 pub use epoch_cache::{EpochCache, EpochStart};
 pub use invariant::{ensure, Checked, Violation};
 pub use partition_log::{LogError, PartitionLog};
-pub use producer_state::{BatchCheck, BatchMeta, ProducerState, SequenceRules, PRODUCER_WINDOW};
+pub use producer_state::{BatchCheck, ProducerState, SequenceRules, PRODUCER_WINDOW};
 pub use retention::RetentionPolicy;

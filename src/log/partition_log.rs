@@ -3,7 +3,9 @@
 
 use super::ProducerState;
 use super::{ensure, Checked, EpochCache, RetentionPolicy};
-use crate::protocol::{EpochEndOffset, LeaderEpoch, LogEntry, Offset, ProducerStamp, Record};
+use crate::protocol::{
+    EpochEndOffset, LeaderEpoch, LogEntry, Offset, ProducerSnapshot, ProducerStamp, Record,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -149,6 +151,30 @@ impl PartitionLog {
     /// drew retention.)
     pub fn producer_state(&self, producer: u64) -> Option<&ProducerState> {
         self.producers.get(&producer)
+    }
+
+    /// What this log knows of its producers below its log start: the state a replica cannot
+    /// rebuild by fetching, because the entries that carried it are deleted. A leader hands it
+    /// to a follower that restarts at the log start.
+    pub fn producers_below_log_start(&self) -> Vec<ProducerSnapshot> {
+        self.producers
+            .iter()
+            .filter_map(|(p, st)| st.below(*p, self.log_start))
+            .collect()
+    }
+
+    /// Takes a leader's producer state below the log start, into a log just restarted there
+    /// (empty: every entry it later appends continues these batches or starts new ones, as on
+    /// the leader). Ignored on a log holding entries, whose producers its entries built.
+    pub fn install_producers(&mut self, snapshot: &[ProducerSnapshot]) -> bool {
+        if !self.entries.is_empty() {
+            return false;
+        }
+        for s in snapshot {
+            self.producers
+                .insert(s.producer, ProducerState::from_snapshot(s));
+        }
+        true
     }
 
     /// After truncating at `offset`: producers with a batch that was cut are rebuilt from the
@@ -392,7 +418,7 @@ impl PartitionLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ProducerStamp;
+    use crate::protocol::{BatchMeta, ProducerStamp};
 
     fn rec(v: &str) -> Record {
         Record::keyed("k", v)
@@ -581,6 +607,58 @@ mod tests {
         assert!(log.advance_log_start(2));
         assert_eq!(last(&log), Some((0, 1, 0, 1)));
         assert!(log.producer_state(8).is_none());
+    }
+
+    /// A replica restarted at the log start takes the producer state below it and, after
+    /// fetching the rest, holds what the log it copies holds — also when the log start cut a
+    /// batch in two.
+    #[test]
+    fn producer_state_below_the_log_start_is_handed_over_whole() {
+        let mut log = PartitionLog::new();
+        log.append_stamped(
+            0,
+            vec![rec("a"), rec("b"), rec("c")],
+            Some(ProducerStamp::batch(7, 0, 0)),
+        )
+        .unwrap();
+        log.append_stamped(0, vec![rec("d")], Some(ProducerStamp::batch(8, 0, 0)))
+            .unwrap();
+        log.append_stamped(1, vec![rec("e")], Some(ProducerStamp::batch(9, 0, 0)))
+            .unwrap();
+        log.set_high_watermark(5).unwrap();
+        assert!(log.advance_log_start(2));
+        let snapshot = log.producers_below_log_start();
+        // Producer 7's batch is cut at 2; 8's lies wholly above the log start, like 9's.
+        let seven: Vec<_> = snapshot
+            .iter()
+            .map(|s| (s.producer, s.batches.clone()))
+            .collect();
+        assert_eq!(
+            seven,
+            vec![(
+                7,
+                vec![BatchMeta {
+                    first_seq: 0,
+                    last_seq: 1,
+                    first_offset: 0,
+                    last_offset: 1
+                }]
+            )]
+        );
+        let mut copy = PartitionLog::new();
+        copy.reset_to(2);
+        assert!(copy.install_producers(&snapshot));
+        copy.append_entries(&log.read_within(2, 5, 10, u64::MAX))
+            .unwrap();
+        for p in [7, 8, 9] {
+            assert_eq!(
+                copy.producer_state(p),
+                log.producer_state(p),
+                "producer {p}"
+            );
+        }
+        // A log holding entries keeps the state they built.
+        assert!(!copy.install_producers(&[]));
     }
 
     #[test]

@@ -11,22 +11,13 @@
 //! offsets; any other batch must continue the newest one's sequences exactly, else it is out of order (a gap, or a retry older than the
 //! window: either way it must not be appended).
 
-use crate::protocol::{ErrorCode, Offset, ProducerStamp};
+use crate::protocol::{BatchMeta, ErrorCode, Offset, ProducerSnapshot, ProducerStamp};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// How many batches per producer and partition a retry is recognised among (Kafka's 5, the most
 /// requests a producer may have in flight).
 pub const PRODUCER_WINDOW: usize = 5;
-
-/// One appended batch of a producer: its sequence range and where it landed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct BatchMeta {
-    pub first_seq: u64,
-    pub last_seq: u64,
-    pub first_offset: Offset,
-    pub last_offset: Offset,
-}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProducerState {
@@ -142,6 +133,39 @@ impl ProducerState {
         });
         while self.batches.len() > PRODUCER_WINDOW {
             self.batches.pop_front();
+        }
+    }
+
+    /// This state as it stood just below `offset`, as far as the batches tell: the batches that
+    /// began there, the one straddling it cut to end at `offset - 1` (sequences and offsets go
+    /// up together within a batch). `None` if no batch began below `offset`: replaying the
+    /// entries from `offset` on rebuilds such a producer whole.
+    pub fn below(&self, producer: u64, offset: Offset) -> Option<ProducerSnapshot> {
+        let batches: Vec<BatchMeta> = self
+            .batches
+            .iter()
+            .filter(|b| b.first_offset < offset)
+            .map(|b| {
+                let over = (b.last_offset + 1).saturating_sub(offset);
+                BatchMeta {
+                    last_seq: b.last_seq - over,
+                    last_offset: b.last_offset - over,
+                    ..*b
+                }
+            })
+            .collect();
+        (!batches.is_empty()).then_some(ProducerSnapshot {
+            producer,
+            epoch: self.epoch,
+            batches,
+        })
+    }
+
+    /// The state a snapshot describes.
+    pub fn from_snapshot(s: &ProducerSnapshot) -> Self {
+        ProducerState {
+            epoch: s.epoch,
+            batches: s.batches.iter().copied().collect(),
         }
     }
 }

@@ -4,8 +4,8 @@
 
 use crate::log::{LogError, PartitionLog};
 use crate::protocol::{
-    ClusterMetadata, LeaderEpoch, LogEntry, NodeId, Offset, QuorumEntry, QuorumEpoch,
-    QuorumSnapshot, TopicPartition,
+    ClusterMetadata, LeaderEpoch, LogEntry, NodeId, Offset, ProducerSnapshot, QuorumEntry,
+    QuorumEpoch, QuorumSnapshot, TopicPartition,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -65,6 +65,13 @@ pub enum DiskOp {
     QuorumInstallSnapshot {
         snapshot: QuorumSnapshot,
     },
+    /// A follower just restarted at its leader's log start takes the leader's producer state
+    /// below it (`PartitionLog::install_producers`). Last, so that older frames keep their
+    /// variant numbers.
+    InstallProducers {
+        tp: TopicPartition,
+        producers: Vec<ProducerSnapshot>,
+    },
 }
 
 /// What a broker recovers from: its partitions' logs (records, epoch cache, log start). The high
@@ -93,6 +100,10 @@ impl BrokerImage {
             }
             DiskOp::ResetLog { tp, offset } => {
                 self.log(tp).reset_to(*offset);
+                Ok(())
+            }
+            DiskOp::InstallProducers { tp, producers } => {
+                self.log(tp).install_producers(producers);
                 Ok(())
             }
             DiskOp::ControllerState(_)
@@ -218,6 +229,13 @@ impl std::fmt::Display for DiskOp {
             } => write!(f, "epoch {tp} {epoch} starts at {start_offset}"),
             DiskOp::SetLogStart { tp, offset } => write!(f, "log start {tp} = {offset}"),
             DiskOp::ResetLog { tp, offset } => write!(f, "reset log {tp} to start at {offset}"),
+            DiskOp::InstallProducers { tp, producers } => {
+                write!(
+                    f,
+                    "producers of {tp} below its log start: {}",
+                    producers.len()
+                )
+            }
             DiskOp::ControllerState(img) => write!(
                 f,
                 "controller state v{} ({} brokers, {} partitions)",

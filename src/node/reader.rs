@@ -247,6 +247,7 @@ mod tests {
             log_start_offset: log_start,
             records: vec![],
             diverging_epoch: None,
+            producers: Vec::new(),
         };
         let mut cx = Context::new(0);
         r.on_message(&mut cx, 0, Message::FetchResponse(resp));

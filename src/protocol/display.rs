@@ -76,6 +76,10 @@ fn fetch_response(r: &FetchResponse) -> String {
         let recs: Vec<String> = r.records.iter().map(ToString::to_string).collect();
         s.push_str(&format!(" records=[{}]", recs.join(", ")));
     }
+    if !r.producers.is_empty() {
+        let ps: Vec<String> = r.producers.iter().map(|p| p.producer.to_string()).collect();
+        s.push_str(&format!(" producers=[{}]", ps.join(", ")));
+    }
     s
 }
 

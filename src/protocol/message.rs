@@ -5,9 +5,9 @@
 
 use super::{
     BeginQuorumEpoch, BrokerEpoch, BrokerId, ErrorCode, GroupMessage, GroupResponse, LeaderEpoch,
-    LogEntry, NodeId, Offset, PartitionEpoch, ProducerStamp, QuorumEpoch, QuorumFetchRequest,
-    QuorumFetchResponse, QuorumSubmit, QuorumSubmitResponse, Record, TopicPartition, VoteRequest,
-    VoteResponse,
+    LogEntry, NodeId, Offset, PartitionEpoch, ProducerSnapshot, ProducerStamp, QuorumEpoch,
+    QuorumFetchRequest, QuorumFetchResponse, QuorumSubmit, QuorumSubmitResponse, Record,
+    TopicPartition, VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -238,6 +238,11 @@ pub struct FetchResponse {
     pub records: Vec<LogEntry>,
     /// Set when the follower's log diverges from the leader's at its last fetched epoch.
     pub diverging_epoch: Option<EpochEndOffset>,
+    /// To a follower told to restart at the log start (out of range below it, or no epoch in
+    /// common): the leader's producer state below its log start, which the follower cannot
+    /// fetch. Without it, a follower that later led took a retry of a deleted batch for a new
+    /// one and appended it twice. Empty otherwise.
+    pub producers: Vec<ProducerSnapshot>,
 }
 
 /// A client's request to create a topic (Kafka's CreateTopics, one topic). Any broker takes it

@@ -122,6 +122,27 @@ impl ProducerStamp {
     }
 }
 
+/// One appended batch of an idempotent producer: its sequence range and where it landed (the
+/// unit of `log::ProducerState`'s window).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BatchMeta {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub first_offset: Offset,
+    pub last_offset: Offset,
+}
+
+/// What a partition's log knew of one producer below some offset: its epoch and the batches that
+/// began there. A leader hands these to a follower that restarts at the leader's log start, since
+/// the deleted entries that carried them cannot be fetched.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProducerSnapshot {
+    pub producer: u64,
+    pub epoch: u16,
+    /// Oldest first.
+    pub batches: Vec<BatchMeta>,
+}
+
 /// A record as stored in a partition's log: the offset the leader assigned, the leader epoch in
 /// which it was appended, and the producer stamp of an idempotent send.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -329,6 +329,7 @@ fn episode(rng: &mut SeedRng, kind: FaultKind, shape: &Shape) -> (Fault, Vec<Fau
             Fault::FlipBit {
                 node: broker.into(),
                 bit: rng.next_u64(),
+                spare_last_replica: true,
             },
             vec![
                 Fault::Kill {

@@ -217,6 +217,15 @@ pub enum Fault {
     FlipBit {
         node: Target,
         bit: u64,
+        /// Skip the flip while the node is the only in-sync replica of a partition, by the
+        /// active controller's metadata. Such a partition has no other copy to repair from:
+        /// the broker registers with lost data and the partition stays offline by design (or,
+        /// with the `last-replica-standing` switch, loses records), which the random mixes
+        /// would report as a failure of the run although it is the right answer. The
+        /// targeted nemesis and hand-written schedules aim at exactly that case and leave
+        /// this off.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        spare_last_replica: bool,
     },
     Isolate {
         node: Target,

@@ -415,6 +415,7 @@ fn last_replica_cut(rng: &mut SeedRng, e: u32) -> Episode {
         Fault::FlipBit {
             node: leader,
             bit: rng.next_u64(),
+            spare_last_replica: false,
         },
     ));
     f.push((flip_at + 1, Fault::Kill { node: leader }));

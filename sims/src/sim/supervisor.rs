@@ -193,6 +193,17 @@ impl Cluster {
         Some(roles)
     }
 
+    /// A partition whose only in-sync replica is `broker`, by the active controller's
+    /// committed metadata (none without an active controller).
+    fn only_in_sync_on(&self, broker: u32) -> Option<TopicPartition> {
+        let (_, _, metadata) = self.active_controller()?;
+        metadata
+            .partitions
+            .iter()
+            .find(|ps| ps.isr == [broker])
+            .map(|ps| ps.tp.clone())
+    }
+
     /// The fault with every target replaced by a node id; `None` if a role names no node (its
     /// episode was skipped, or the partition has fewer replicas), and the fault is skipped.
     /// Only a fault with a window binds a lazy role (any other skips a lazy role not bound).
@@ -296,7 +307,18 @@ impl Cluster {
             Fault::FlipBit {
                 node: Target::Node(node),
                 bit,
+                spare_last_replica,
             } => {
+                let alone = spare_last_replica
+                    .then(|| self.only_in_sync_on(*node))
+                    .flatten();
+                if let Some(tp) = alone {
+                    self.note(&format!(
+                        "skipped: broker {node} is the only in-sync replica of {tp}, which has no \
+                         other copy to repair from"
+                    ));
+                    return;
+                }
                 if let Some(at) = self.nodes.get(node).and_then(|n| n.disk.flip_bit_at(*bit)) {
                     self.note(&format!("flipped a bit of byte {at}"));
                 }

@@ -103,6 +103,7 @@ impl Broker {
                 self.controller.target = named;
                 cx.reached(Situation::ControllerRedirect);
                 self.retry_controller_request(cx);
+                self.resend_isr_proposals(cx);
             }
             None => self.controller.target = next_after(controllers, from),
         }

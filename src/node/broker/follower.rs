@@ -5,8 +5,8 @@ use super::{Broker, FollowerState, Role};
 use crate::log::Violation;
 use crate::node::{Bug, Context, DiskOp, Durability, Situation, Timer};
 use crate::protocol::{
-    BrokerId, ErrorCode, FetchRequest, FetchResponse, LeaderEpoch, Message, NodeId, ReplicaId,
-    TopicPartition,
+    BrokerId, ErrorCode, FetchRequest, FetchResponse, LeaderEpoch, Message, NodeId, Offset,
+    ProducerSnapshot, ReplicaId, TopicPartition,
 };
 
 impl Broker {
@@ -116,6 +116,7 @@ impl Broker {
                 // gets the same answer forever (found by the simulator once
                 // `__consumer_offsets` compaction moved log starts).
                 self.set_log_start(cx, &tp, d.end_offset.max(resp.log_start_offset));
+                self.take_producers(cx, &tp, resp.log_start_offset, resp.producers);
             }
             return self.send_fetch(cx, &tp);
         }
@@ -125,6 +126,7 @@ impl Broker {
                 // So far behind that the leader no longer has where we stopped: start over there.
                 cx.reached(Situation::FollowerRestartAtLogStart);
                 self.set_log_start(cx, &tp, resp.log_start_offset);
+                self.take_producers(cx, &tp, resp.log_start_offset, resp.producers);
                 return self.send_fetch(cx, &tp);
             }
             Some(ErrorCode::OffsetOutOfRange) if resp.high_watermark < r.log.log_end_offset() => {
@@ -139,6 +141,7 @@ impl Broker {
                 } else {
                     cx.reached(Situation::FollowerRestartAtLogStart);
                     self.restart_log(cx, &tp, resp.log_start_offset);
+                    self.take_producers(cx, &tp, resp.log_start_offset, resp.producers);
                 }
                 return self.send_fetch(cx, &tp);
             }
@@ -185,6 +188,33 @@ impl Broker {
             }
         }
         self.send_fetch(cx, &tp);
+    }
+
+    /// After restarting at the leader's log start `start`: take the leader's producer state
+    /// below it, which no fetch can bring (its entries are deleted). Otherwise, once this
+    /// replica leads, a producer's retry of a deleted batch reads as a new producer's first
+    /// batch and is appended a second time (seed 507639). Only into a log left empty at
+    /// exactly that start: a replica that kept entries keeps the state they built.
+    fn take_producers(
+        &mut self,
+        cx: &mut Context,
+        tp: &TopicPartition,
+        start: Offset,
+        producers: Vec<ProducerSnapshot>,
+    ) {
+        let Some(r) = self.replicas.get_mut(tp) else {
+            return;
+        };
+        if producers.is_empty()
+            || r.log.log_start_offset() != start
+            || !r.log.install_producers(&producers)
+        {
+            return;
+        }
+        cx.persist(DiskOp::InstallProducers {
+            tp: tp.clone(),
+            producers,
+        });
     }
 
     pub(super) fn on_fetch_backoff(&mut self, cx: &mut Context, tp: &TopicPartition) {

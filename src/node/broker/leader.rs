@@ -287,6 +287,10 @@ impl Broker {
             if end.epoch != Some(lfe) || end.end_offset < req.fetch_offset {
                 let mut resp = error_fetch(&req, ErrorCode::OffsetOutOfRange, epoch, r);
                 resp.error = None;
+                if end.epoch.is_some() {
+                    // The follower truncates and goes on: its entries keep its producer state.
+                    resp.producers.clear();
+                }
                 resp.diverging_epoch = Some(end);
                 return cx.send(from, Message::FetchResponse(resp));
             }
@@ -379,6 +383,7 @@ impl Broker {
             log_start_offset: r.log.log_start_offset(),
             records,
             diverging_epoch: None,
+            producers: Vec::new(),
         };
         cx.send(from, Message::FetchResponse(resp));
     }
@@ -408,6 +413,7 @@ impl Broker {
             log_start_offset: r.log.log_start_offset(),
             records: Vec::new(),
             diverging_epoch: None,
+            producers: Vec::new(),
         };
         cx.send(from, Message::FetchResponse(resp));
     }
@@ -537,6 +543,20 @@ impl Broker {
     }
 
     fn propose_isr(&mut self, cx: &mut Context, tp: &TopicPartition, isr: Vec<BrokerId>) {
+        self.propose_isr_to(cx, tp, isr, true);
+    }
+
+    /// Proposes `isr` to the controller. `counted`: the request counts towards moving on from
+    /// a silent controller. A burst of resends does not: the heartbeat sent with it counts, and
+    /// counting each moved the broker on in mid-burst, so that two controllers each naming the
+    /// other bounced it between them at the network's speed (seed 3, when resends counted).
+    fn propose_isr_to(
+        &mut self,
+        cx: &mut Context,
+        tp: &TopicPartition,
+        isr: Vec<BrokerId>,
+        counted: bool,
+    ) {
         let Some(my_epoch) = self.broker_epoch() else {
             return;
         };
@@ -568,11 +588,31 @@ impl Broker {
             partition_epoch: ls.partition_epoch,
             new_isr,
         };
-        self.send_to_controller(cx, Message::AlterPartition(req));
+        if counted {
+            self.send_to_controller(cx, Message::AlterPartition(req));
+        } else {
+            cx.send(self.controller.target(), Message::AlterPartition(req));
+        }
         cx.set_timer(
             Timer::AlterPartitionTimeout(tp.clone()),
             self.config.alter_partition_timeout_ms,
         );
+    }
+
+    /// The controller we sent to is not the active one, and names it: the proposals it was
+    /// sent are lost, so send each again there rather than wait out its timeout. (A leader
+    /// kept an ISR of itself alone for two seconds with both followers caught up; a bit flip
+    /// on it in that time left no other copy: seed 502324.) A proposal the active controller
+    /// also got is answered twice; only the first answer finds it pending.
+    pub(super) fn resend_isr_proposals(&mut self, cx: &mut Context) {
+        let pending: Vec<(TopicPartition, Vec<BrokerId>)> = self
+            .replicas
+            .iter()
+            .filter_map(|(tp, r)| Some((tp.clone(), r.leader()?.pending_isr.clone()?)))
+            .collect();
+        for (tp, isr) in pending {
+            self.propose_isr_to(cx, &tp, isr, false);
+        }
     }
 
     pub(super) fn on_alter_partition_response(
@@ -684,12 +724,15 @@ impl Broker {
     }
 }
 
+/// An answer with no records. Out of range to a follower, it may restart at our log start, so it
+/// carries the producer state below the log start (see `FetchResponse::producers`).
 fn error_fetch(
     req: &FetchRequest,
     error: ErrorCode,
     epoch: u32,
     r: &super::Replica,
 ) -> FetchResponse {
+    let restarts = error == ErrorCode::OffsetOutOfRange && req.replica.is_some();
     FetchResponse {
         tp: req.tp.clone(),
         fetch_offset: req.fetch_offset,
@@ -699,5 +742,10 @@ fn error_fetch(
         log_start_offset: r.log.log_start_offset(),
         records: Vec::new(),
         diverging_epoch: None,
+        producers: if restarts {
+            r.log.producers_below_log_start()
+        } else {
+            Vec::new()
+        },
     }
 }

@@ -430,6 +430,7 @@ impl Broker {
                         log_start_offset: 0,
                         records: Vec::new(),
                         diverging_epoch: None,
+                        producers: Vec::new(),
                     })
                 }
                 _ => continue,

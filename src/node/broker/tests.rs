@@ -352,6 +352,7 @@ fn a_follower_whose_epochs_the_leader_no_longer_holds_restarts_at_its_log_start(
             })
             .collect(),
         diverging_epoch: None,
+        producers: Vec::new(),
     };
     assert_eq!(respond(&mut b, base.clone()), Some((3, Some(epoch))));
     // Meanwhile the leader's log start moved to 10 (retention, compaction) and it holds no epoch
@@ -654,6 +655,7 @@ fn a_fetch_answer_that_does_not_continue_the_log_is_a_broken_invariant() {
             producer: None,
         }],
         diverging_epoch: None,
+        producers: Vec::new(),
     };
     to_broker(&mut b, 0, Message::FetchResponse(gap));
     assert_eq!(rule_broken(&b), Err("follower-append"));
@@ -691,6 +693,7 @@ fn a_follower_whose_whole_log_lies_past_the_leaders_end_restarts_at_its_log_star
         log_start_offset: 3,
         records: Vec::new(),
         diverging_epoch: None,
+        producers: Vec::new(),
     };
     let mut cx = Context::new(0);
     b.on_message(&mut cx, 0, Message::FetchResponse(out_of_range));
@@ -786,4 +789,143 @@ fn retention_past_the_high_watermark_is_a_broken_invariant() {
     assert_eq!(retention_within_committed(5, 5), Ok(()));
     let v = retention_within_committed(6, 5).expect_err("past the high watermark");
     assert_eq!(v.rule, "retention-below-hw");
+}
+
+/// Retention deleted producer 7's only batch; a follower that lost its log restarts at the
+/// leader's log start. The leader hands it the producer state it can no longer fetch, so a
+/// retry of that batch is still a retry once the follower leads. Before, the follower knew no
+/// producer 7 and took the retry for a new producer's first batch (a duplicate, seed 507639).
+#[test]
+fn a_follower_restarted_at_the_log_start_takes_the_producer_state_retention_deleted() {
+    use crate::log::{BatchCheck, ProducerState, SequenceRules};
+    use crate::protocol::{FetchResponse, ReplicaId};
+    let c = two_broker_controller();
+    let tp = TopicPartition::new("t", 0);
+    let epoch = c.metadata().partition(&tp).expect("t-0").leader_epoch;
+    let broker_epoch = c.metadata().registration(1).expect("registered").epoch;
+    let mut leader = started_broker(&c, 0);
+    produce_in(&mut leader, "a", 0, 0);
+    produce_with(
+        &mut leader,
+        Record::keyed("k", "b"),
+        ProducerStamp::batch(8, 0, 0),
+    );
+    produce_with(
+        &mut leader,
+        Record::keyed("k", "c"),
+        ProducerStamp::batch(8, 0, 1),
+    );
+    let fetch = |offset: Offset| {
+        let mut req = crate::protocol::FetchRequest::by_consumer(tp.clone(), offset, epoch);
+        req.replica = Some(ReplicaId {
+            broker: 1,
+            broker_epoch,
+        });
+        req.last_fetched_epoch = (offset > 0).then_some(epoch);
+        Message::Fetch(req)
+    };
+    // Broker 1 copies all three: the high watermark reaches 3; retention then deletes 0..2.
+    to_broker(&mut leader, 1, fetch(3));
+    assert!(leader.set_log_start(&mut Context::new(0), &tp, 2));
+    // Broker 1 comes back from a power loss with an empty log and fetches at 0.
+    let answer = to_broker(&mut leader, 1, fetch(0))
+        .into_iter()
+        .find_map(|(_, m)| match m {
+            Message::FetchResponse(r) => Some(r),
+            _ => None,
+        })
+        .expect("answered");
+    assert_eq!(answer.error, Some(ErrorCode::OffsetOutOfRange));
+    let given: Vec<u64> = answer.producers.iter().map(|p| p.producer).collect();
+    assert_eq!(given, vec![7, 8]);
+    let mut follower = follower();
+    let mut cx = Context::new(0);
+    follower.on_message(&mut cx, 0, Message::FetchResponse(answer));
+    let rest = FetchResponse {
+        tp: tp.clone(),
+        fetch_offset: 2,
+        error: None,
+        leader_epoch: epoch,
+        high_watermark: 3,
+        log_start_offset: 2,
+        records: leader
+            .log(&tp)
+            .expect("log")
+            .read_within(2, 3, 10, u64::MAX),
+        diverging_epoch: None,
+        producers: Vec::new(),
+    };
+    follower.on_message(&mut cx, 0, Message::FetchResponse(rest));
+    // What the follower wrote recovers the same state after a restart.
+    let mut image = crate::node::BrokerImage::default();
+    for e in cx.take_effects() {
+        if let Effect::Persist(op) = e {
+            image.apply(&op).expect("applies");
+        }
+    }
+    let (ours, theirs) = (
+        follower.log(&tp).expect("log"),
+        leader.log(&tp).expect("log"),
+    );
+    assert_eq!((ours.log_start_offset(), ours.log_end_offset()), (2, 3));
+    for p in [7, 8] {
+        assert_eq!(
+            ours.producer_state(p),
+            theirs.producer_state(p),
+            "producer {p}"
+        );
+        assert_eq!(image.logs[&tp].producer_state(p), theirs.producer_state(p));
+    }
+    let retry = ProducerState::check(
+        ours.producer_state(7),
+        ProducerStamp::batch(7, 0, 0),
+        1,
+        SequenceRules::default(),
+    );
+    assert_eq!(
+        retry,
+        BatchCheck::Duplicate {
+            first_offset: 0,
+            last_offset: 0
+        }
+    );
+    assert_eq!(rule_broken(&follower), Ok(()));
+}
+
+/// A leader's ISR proposal sent to a controller that is not the active one is sent again to the
+/// one it names at once, not after the proposal's timeout (seed 502324: the leader stayed the
+/// only in-sync replica for two seconds with both followers caught up).
+#[test]
+fn an_isr_proposal_refused_as_not_controller_goes_to_the_named_controller_at_once() {
+    let c = two_broker_controller();
+    let tp = TopicPartition::new("t", 0);
+    let mut b = Broker::bootstrapped(
+        Arc::new(BrokerConfig::new(0, vec![9, 8])),
+        c.metadata().clone(),
+    );
+    b.on_start(&mut Context::new(0));
+    // Broker 1 lags behind a record: the leader proposes an ISR of itself alone, to 9.
+    produce(&mut b, "a", 0);
+    let mut cx = Context::new(0);
+    b.on_timer(
+        &mut cx,
+        crate::node::Timer::FollowerLag {
+            tp: tp.clone(),
+            replica: 1,
+        },
+    );
+    let proposals = |effects: Vec<Effect>| -> Vec<(u32, Vec<u32>)> {
+        sends(effects)
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                Message::AlterPartition(r) => {
+                    Some((to, r.new_isr.iter().map(|(b, _)| *b).collect()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(proposals(cx.take_effects()), vec![(9, vec![0])]);
+    b.on_message(&mut cx, 9, Message::NotController { leader: Some(8) });
+    assert_eq!(proposals(cx.take_effects()), vec![(8, vec![0])]);
 }

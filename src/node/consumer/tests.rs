@@ -125,6 +125,7 @@ fn deliver_batch(c: &mut Consumer) -> Vec<Effect> {
         log_start_offset: 0,
         records,
         diverging_epoch: None,
+        producers: Vec::new(),
     };
     let mut cx = Context::new(0);
     c.on_message(&mut cx, 0, Message::FetchResponse(resp));
@@ -248,6 +249,7 @@ fn out_of_range(c: &mut Consumer, log_start: u64) -> Vec<Effect> {
         log_start_offset: log_start,
         records: vec![],
         diverging_epoch: None,
+        producers: Vec::new(),
     };
     let mut cx = Context::new(0);
     c.on_message(&mut cx, 0, Message::FetchResponse(resp));
