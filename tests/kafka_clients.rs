@@ -4,7 +4,9 @@
 //! back with `assign`; tests/kafka/clients.py checks keys, values, offsets and ListOffsets, and
 //! consumer groups with each of librdkafka's assignors. Then tests/kafka/more_clients.py (commits
 //! from an `assign` consumer, seeks, kafka-python and aiokafka groups) and tests/kafka/kafkajs.js
-//! (kafkajs: idempotent produce, a group, the admin client's offsets).
+//! (kafkajs: idempotent produce, a group, the admin client's offsets), and
+//! tests/kafka/kafka_console.py (the kafka-console CLI on @platformatic/kafka: create a topic,
+//! produce with headers, dump, a group that commits and resumes, offsets by time).
 //!
 //! The clients are installed by tests/kafka/setup.sh (a virtual environment under target/, and
 //! kcat from apt). If they cannot be installed the test fails: it never skips.
@@ -52,6 +54,18 @@ fn real_kafka_clients_produce_and_consume() {
     );
     eprint!("{out}");
     assert!(ok && out.contains("RESULT ok"), "kafkajs failed:\n{out}");
+    // A client that speaks only flexible versions and fetches by topic id, on a topic it
+    // creates itself.
+    let cli = root.join("target/kafka-node/node_modules/.bin/kafka-console");
+    let (ok, out) = run(
+        Command::new(&python)
+            .arg(root.join("tests/kafka/kafka_console.py"))
+            .args(["--bootstrap", &kafka, "--cli"])
+            .arg(&cli),
+        Duration::from_secs(300),
+    );
+    eprint!("{out}");
+    assert!(ok && out.contains("RESULT ok"), "kafka-console failed:\n{out}");
     eprintln!("done after {:.1} s", started.elapsed().as_secs_f64());
 }
 

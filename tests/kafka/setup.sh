@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real Kafka clients the Kafka-listener test drives, once: confluent-kafka (a wheel
 # bundling librdkafka), kafka-python and aiokafka in a virtual environment under target/, kafkajs
-# with npm under target/kafka-node, and kcat from apt. Fails loudly: the test must never skip
+# and kafka-console (on @platformatic/kafka) with npm under target/kafka-node, and kcat from apt. Fails loudly: the test must never skip
 # because a client is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,13 +21,15 @@ if ! { [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import confluent_kafk
   "$venv/bin/pip" install --quiet confluent-kafka==2.16.1 kafka-python==3.0.12 aiokafka==0.12.0
 fi
 node_dir=target/kafka-node
-if [ ! -f "$node_dir/node_modules/kafkajs/package.json" ]; then
+if [ ! -f "$node_dir/node_modules/kafkajs/package.json" ] \
+  || [ ! -f "$node_dir/node_modules/kafka-console/package.json" ]; then
   command -v npm >/dev/null 2>&1 || {
     echo "error: npm is not installed; the kafkajs check needs Node.js (apt-get install -y nodejs npm)" >&2
     exit 1
   }
   mkdir -p "$node_dir"
-  npm install --loglevel=error --no-audit --no-fund --prefix "$node_dir" kafkajs@2.2.4 >/dev/null
+  npm install --loglevel=error --no-audit --no-fund --prefix "$node_dir" kafkajs@2.2.4 \
+    kafka-console@3.1.55 >/dev/null
 fi
 if ! command -v kcat >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -42,4 +44,5 @@ if ! command -v kcat >/dev/null 2>&1; then
 fi
 "$venv/bin/python" -c 'import confluent_kafka, kafka, aiokafka; print("clients: confluent-kafka", confluent_kafka.version(), "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__, "aiokafka", aiokafka.__version__)'
 echo "clients: kafkajs $(node -p "require('./$node_dir/node_modules/kafkajs/package.json').version") on node $(node --version)"
+echo "clients: kafka-console $(node -p "require('./$node_dir/node_modules/kafka-console/package.json').version") on @platformatic/kafka $(node -p "require('./$node_dir/node_modules/@platformatic/kafka/package.json').version")"
 kcat -V | grep -o 'librdkafka [0-9.]*' | sed 's/^/clients: kcat with /'
