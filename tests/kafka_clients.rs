@@ -65,7 +65,10 @@ fn real_kafka_clients_produce_and_consume() {
         Duration::from_secs(300),
     );
     eprint!("{out}");
-    assert!(ok && out.contains("RESULT ok"), "kafka-console failed:\n{out}");
+    assert!(
+        ok && out.contains("RESULT ok"),
+        "kafka-console failed:\n{out}"
+    );
     eprintln!("done after {:.1} s", started.elapsed().as_secs_f64());
 }
 

@@ -228,13 +228,13 @@ const REGRESSIONS: &[(u64, &str)] = &[
     (808, "a parked fetch answered after retention moved the log start skipped records"),
     (2594, "a parked fetch answered after retention moved the log start skipped records"),
     (445, "replicas that retention had cut at different log starts read as diverged"),
-    // A follower restarted at the leader's log start never learnt the producer state of the
-    // batches retention had deleted; once it led, a retry of one was appended again.
     // A bit flip on the only in-sync replica of a partition: offline by design, which the
     // random mixes now spare (and 502324's leader had kept its followers out of the ISR for
     // two seconds after its proposal went to a controller that was not active).
     (502324, "a bit flip on the only in-sync replica took a partition offline"),
     (505211, "a bit flip on the only in-sync replica took a partition offline"),
+    // A follower restarted at the leader's log start never learnt the producer state of the
+    // batches retention had deleted; once it led, a retry of one was appended again.
     (506841, "a retry was appended twice by a leader that had restarted at the log start"),
     (507639, "a retry was appended twice by a leader that had restarted at the log start"),
 ];

@@ -170,6 +170,8 @@ impl PartitionLog {
         if !self.entries.is_empty() {
             return false;
         }
+        // The leader's word replaces whatever this replica held: it may have diverged.
+        self.producers.clear();
         for s in snapshot {
             self.producers
                 .insert(s.producer, ProducerState::from_snapshot(s));
@@ -177,17 +179,20 @@ impl PartitionLog {
         true
     }
 
-    /// After truncating at `offset`: producers with a batch that was cut are rebuilt from the
-    /// entries that remain (rare: a follower's divergence), or forgotten.
+    /// After truncating at `offset`: producers with a batch that was cut are rebuilt from what
+    /// they held below the log start (batches no entry can rebuild: retention deleted them, or
+    /// a leader handed them over) and the entries that remain (rare: a follower's divergence),
+    /// or forgotten. (Rebuilding from the entries alone forgot a handed-over batch once a
+    /// divergence cut a later one, and a retry of it was appended again.)
     fn producers_truncated_at(&mut self, offset: Offset) {
-        let cut: Vec<u64> = self
+        let cut: Vec<(u64, Option<ProducerSnapshot>)> = self
             .producers
             .iter()
             .filter(|(_, st)| st.batches.back().is_some_and(|b| b.last_offset >= offset))
-            .map(|(p, _)| *p)
+            .map(|(p, st)| (*p, st.below(*p, self.log_start)))
             .collect();
-        for p in cut {
-            let mut rebuilt: Option<ProducerState> = None;
+        for (p, below) in cut {
+            let mut rebuilt = below.as_ref().map(ProducerState::from_snapshot);
             for e in self.entries.iter() {
                 if let Some(s) = e.producer.filter(|s| s.producer == p) {
                     rebuilt
@@ -659,6 +664,17 @@ mod tests {
         }
         // A log holding entries keeps the state they built.
         assert!(!copy.install_producers(&[]));
+        // A divergence that cuts producer 7's next batch keeps what was handed over below the
+        // log start (rebuilding from the entries alone forgot it).
+        copy.append_entries(&[LogEntry {
+            offset: 5,
+            epoch: 1,
+            record: rec("f"),
+            producer: Some(ProducerStamp::batch(7, 0, 3)),
+        }])
+        .unwrap();
+        copy.truncate_to(5).unwrap();
+        assert_eq!(copy.producer_state(7), log.producer_state(7));
     }
 
     #[test]

@@ -147,8 +147,10 @@ impl ProducerState {
             .filter(|b| b.first_offset < offset)
             .map(|b| {
                 let over = (b.last_offset + 1).saturating_sub(offset);
+                // Saturating: a retry appended right after its original (only under a bug
+                // switch) extends one batch's offsets but not its sequences.
                 BatchMeta {
-                    last_seq: b.last_seq - over,
+                    last_seq: b.last_seq.saturating_sub(over).max(b.first_seq),
                     last_offset: b.last_offset - over,
                     ..*b
                 }

@@ -225,9 +225,8 @@ impl Controller {
             cx.reached(Situation::ControllerFailover);
             self.push_metadata(cx);
         }
-        if self.config.leader_rebalance_ms.is_some() {
-            cx.set_timer(Timer::LeaderRebalance, self.config.leader_rebalance_ms);
-        }
+        // `None` (the rebalance off) sets no timer.
+        cx.set_timer(Timer::LeaderRebalance, self.config.leader_rebalance_ms);
     }
 
     pub fn on_message(&mut self, cx: &mut Context, from: NodeId, message: Message) {

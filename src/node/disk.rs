@@ -65,11 +65,13 @@ pub enum DiskOp {
     QuorumInstallSnapshot {
         snapshot: QuorumSnapshot,
     },
-    /// A follower just restarted at its leader's log start takes the leader's producer state
-    /// below it (`PartitionLog::install_producers`). Last, so that older frames keep their
+    /// `ResetLog` of a follower restarting at its leader's log start, which also takes the
+    /// leader's producer state below it (`PartitionLog::install_producers`): one write, so that
+    /// no power loss keeps the one without the other. Last, so that older frames keep their
     /// variant numbers.
-    InstallProducers {
+    RestartWithProducers {
         tp: TopicPartition,
+        offset: Offset,
         producers: Vec<ProducerSnapshot>,
     },
 }
@@ -102,8 +104,14 @@ impl BrokerImage {
                 self.log(tp).reset_to(*offset);
                 Ok(())
             }
-            DiskOp::InstallProducers { tp, producers } => {
-                self.log(tp).install_producers(producers);
+            DiskOp::RestartWithProducers {
+                tp,
+                offset,
+                producers,
+            } => {
+                let log = self.log(tp);
+                log.reset_to(*offset);
+                log.install_producers(producers);
                 Ok(())
             }
             DiskOp::ControllerState(_)
@@ -229,13 +237,15 @@ impl std::fmt::Display for DiskOp {
             } => write!(f, "epoch {tp} {epoch} starts at {start_offset}"),
             DiskOp::SetLogStart { tp, offset } => write!(f, "log start {tp} = {offset}"),
             DiskOp::ResetLog { tp, offset } => write!(f, "reset log {tp} to start at {offset}"),
-            DiskOp::InstallProducers { tp, producers } => {
-                write!(
-                    f,
-                    "producers of {tp} below its log start: {}",
-                    producers.len()
-                )
-            }
+            DiskOp::RestartWithProducers {
+                tp,
+                offset,
+                producers,
+            } => write!(
+                f,
+                "reset log {tp} to start at {offset}, with {} producers",
+                producers.len()
+            ),
             DiskOp::ControllerState(img) => write!(
                 f,
                 "controller state v{} ({} brokers, {} partitions)",

@@ -11,8 +11,8 @@ use seedlog::log::PartitionLog;
 use seedlog::node::admin::topic_layout;
 use seedlog::node::{AnyNode, Created};
 use seedlog::protocol::{
-    group_partition, ClusterMetadata, LogEntry, NodeId, Offset, QuorumEpoch, TopicPartition,
-    OFFSETS_TOPIC,
+    group_partition, ClusterMetadata, LogEntry, NodeId, Offset, PartitionState, QuorumEpoch,
+    TopicPartition, OFFSETS_TOPIC,
 };
 use std::collections::BTreeMap;
 
@@ -109,6 +109,9 @@ pub fn not_converged(cluster: &Cluster, sc: &Scenario) -> Option<String> {
             Some(Err(why)) => return Some(why),
             None => return Some(format!("{tp}: leader b{leader} has no log")),
         };
+        if let Some(why) = under_replicated(ps) {
+            return Some(why);
+        }
         if tp.topic != TOPIC {
             continue;
         }
@@ -149,6 +152,19 @@ pub fn not_converged(cluster: &Cluster, sc: &Scenario) -> Option<String> {
         }
     }
     None
+}
+
+/// Asked once every replica runs and holds the leader's log: each must be back in the ISR
+/// (Kafka's under-replicated partitions, zero on a healthy cluster). A leader that stops
+/// proposing expansions otherwise goes unnoticed until a fault finds the ISR too small.
+fn under_replicated(ps: &PartitionState) -> Option<String> {
+    let missing: Vec<_> = ps.replicas.iter().filter(|r| !ps.isr.contains(r)).collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "{}: under-replicated, ISR {:?} lacks {missing:?}",
+            ps.tp, ps.isr
+        )
+    })
 }
 
 /// Where the group's committed offsets (`None`: no loaded coordinator) fall short of the data
@@ -340,6 +356,24 @@ mod tests {
 
     /// The liveness condition on the group: caught up passes; a commit behind the high
     /// watermark, a partition never committed, and no loaded coordinator are each reported.
+    #[test]
+    fn a_replica_left_out_of_the_isr_is_under_replicated() {
+        let mut ps = PartitionState {
+            tp: TopicPartition::new("events", 1),
+            replicas: vec![2, 0, 1],
+            leader: Some(2),
+            leader_epoch: 3,
+            isr: vec![0, 1, 2],
+            partition_epoch: 7,
+        };
+        assert_eq!(under_replicated(&ps), None);
+        ps.isr = vec![2];
+        assert_eq!(
+            under_replicated(&ps).as_deref(),
+            Some("events-1: under-replicated, ISR [2] lacks [0, 1]")
+        );
+    }
+
     #[test]
     fn group_lag_reports_a_group_behind_its_high_watermarks() {
         let hws = offsets(&[(0, 5), (1, 0), (2, 3)]);

@@ -5,8 +5,8 @@ use super::{Broker, FollowerState, Role};
 use crate::log::Violation;
 use crate::node::{Bug, Context, DiskOp, Durability, Situation, Timer};
 use crate::protocol::{
-    BrokerId, ErrorCode, FetchRequest, FetchResponse, LeaderEpoch, Message, NodeId, Offset,
-    ProducerSnapshot, ReplicaId, TopicPartition,
+    BrokerId, ErrorCode, FetchRequest, FetchResponse, LeaderEpoch, Message, NodeId, ReplicaId,
+    TopicPartition,
 };
 
 impl Broker {
@@ -115,18 +115,28 @@ impl Broker {
                 // start at its log start; otherwise every fetch names our old epoch again and
                 // gets the same answer forever (found by the simulator once
                 // `__consumer_offsets` compaction moved log starts).
-                self.set_log_start(cx, &tp, d.end_offset.max(resp.log_start_offset));
-                self.take_producers(cx, &tp, resp.log_start_offset, resp.producers);
+                // Starting over at the leader's log start with nothing kept, take its
+                // producer state below it, as when out of range below its log start.
+                let start = d.end_offset.max(resp.log_start_offset);
+                let log_end = self.log(&tp).map_or(0, |l| l.log_end_offset());
+                if start >= log_end && start == resp.log_start_offset {
+                    self.restart_log(cx, &tp, start, resp.producers);
+                } else {
+                    self.set_log_start(cx, &tp, start);
+                }
             }
             return self.send_fetch(cx, &tp);
         }
         match resp.error {
             None => {}
             Some(ErrorCode::OffsetOutOfRange) if resp.log_start_offset > r.log.log_end_offset() => {
-                // So far behind that the leader no longer has where we stopped: start over there.
+                // So far behind that the leader no longer has where we stopped: start over there,
+                // with the leader's producer state below its log start, which no fetch can bring
+                // (its entries are deleted). Without it, once this replica led, a producer's
+                // retry of a deleted batch read as a new producer's first and was appended a
+                // second time (seed 507639).
                 cx.reached(Situation::FollowerRestartAtLogStart);
-                self.set_log_start(cx, &tp, resp.log_start_offset);
-                self.take_producers(cx, &tp, resp.log_start_offset, resp.producers);
+                self.restart_log(cx, &tp, resp.log_start_offset, resp.producers);
                 return self.send_fetch(cx, &tp);
             }
             Some(ErrorCode::OffsetOutOfRange) if resp.high_watermark < r.log.log_end_offset() => {
@@ -140,8 +150,7 @@ impl Broker {
                     self.truncate(cx, &tp, resp.high_watermark);
                 } else {
                     cx.reached(Situation::FollowerRestartAtLogStart);
-                    self.restart_log(cx, &tp, resp.log_start_offset);
-                    self.take_producers(cx, &tp, resp.log_start_offset, resp.producers);
+                    self.restart_log(cx, &tp, resp.log_start_offset, resp.producers);
                 }
                 return self.send_fetch(cx, &tp);
             }
@@ -188,33 +197,6 @@ impl Broker {
             }
         }
         self.send_fetch(cx, &tp);
-    }
-
-    /// After restarting at the leader's log start `start`: take the leader's producer state
-    /// below it, which no fetch can bring (its entries are deleted). Otherwise, once this
-    /// replica leads, a producer's retry of a deleted batch reads as a new producer's first
-    /// batch and is appended a second time (seed 507639). Only into a log left empty at
-    /// exactly that start: a replica that kept entries keeps the state they built.
-    fn take_producers(
-        &mut self,
-        cx: &mut Context,
-        tp: &TopicPartition,
-        start: Offset,
-        producers: Vec<ProducerSnapshot>,
-    ) {
-        let Some(r) = self.replicas.get_mut(tp) else {
-            return;
-        };
-        if producers.is_empty()
-            || r.log.log_start_offset() != start
-            || !r.log.install_producers(&producers)
-        {
-            return;
-        }
-        cx.persist(DiskOp::InstallProducers {
-            tp: tp.clone(),
-            producers,
-        });
     }
 
     pub(super) fn on_fetch_backoff(&mut self, cx: &mut Context, tp: &TopicPartition) {

@@ -23,7 +23,7 @@ use super::{BrokerConfig, BrokerImage, Context, DiskOp, Durability, Situation, S
 use crate::log::{PartitionLog, Violation};
 use crate::protocol::{
     BrokerEpoch, ClusterMetadata, ErrorCode, LeaderEpoch, Message, NodeId, Offset, PartitionState,
-    QuorumEpoch, TopicPartition, OFFSETS_TOPIC,
+    ProducerSnapshot, QuorumEpoch, TopicPartition, OFFSETS_TOPIC,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -526,17 +526,33 @@ impl Broker {
     }
 
     /// Empties `tp`'s log and restarts it at `offset` (possibly below its old start).
-    fn restart_log(&mut self, cx: &mut Context, tp: &TopicPartition, offset: Offset) {
+    fn restart_log(
+        &mut self,
+        cx: &mut Context,
+        tp: &TopicPartition,
+        offset: Offset,
+        producers: Vec<ProducerSnapshot>,
+    ) {
         let Some(r) = self.replicas.get_mut(tp) else {
             return;
         };
         r.log.reset_to(offset);
+        r.log.install_producers(&producers);
         r.synced_offset = offset;
         r.sync_requested = offset;
         self.forget_syncs_above(tp, offset);
-        cx.persist(DiskOp::ResetLog {
-            tp: tp.clone(),
-            offset,
+        // One write, so that no power loss keeps the emptied log without the producer state.
+        cx.persist(if producers.is_empty() {
+            DiskOp::ResetLog {
+                tp: tp.clone(),
+                offset,
+            }
+        } else {
+            DiskOp::RestartWithProducers {
+                tp: tp.clone(),
+                offset,
+                producers,
+            }
         });
     }
 
