@@ -366,12 +366,29 @@ fn a_follower_whose_epochs_the_leader_no_longer_holds_restarts_at_its_log_start(
             epoch: None,
             end_offset: 10,
         }),
+        // Producer 7's batch lies below the leader's log start: handed over.
+        producers: vec![producer_7_below(9)],
         ..base
     };
     // Before the fix it asked again at 3 with its old epoch, for ever.
     assert_eq!(respond(&mut b, diverged), Some((10, None)));
     let log = b.log(&tp).expect("log");
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (10, 10));
+    assert_eq!(log.producer_state(7).map(|s| s.batches.len()), Some(1));
+}
+
+/// Producer 7's state as a leader hands it over: one batch of one record at `offset`.
+fn producer_7_below(offset: Offset) -> crate::protocol::ProducerSnapshot {
+    crate::protocol::ProducerSnapshot {
+        producer: 7,
+        epoch: 0,
+        batches: vec![crate::protocol::BatchMeta {
+            first_seq: 0,
+            last_seq: 0,
+            first_offset: offset,
+            last_offset: offset,
+        }],
+    }
 }
 
 /// The two-broker cluster's controller and its leader, broker 0.
@@ -693,13 +710,27 @@ fn a_follower_whose_whole_log_lies_past_the_leaders_end_restarts_at_its_log_star
         log_start_offset: 3,
         records: Vec::new(),
         diverging_epoch: None,
-        producers: Vec::new(),
+        producers: vec![producer_7_below(2)],
     };
     let mut cx = Context::new(0);
     b.on_message(&mut cx, 0, Message::FetchResponse(out_of_range));
-    assert_eq!(fetched_at(cx.take_effects()), Some((3, None)));
+    let effects = cx.take_effects();
+    // The emptied log and the leader's producer state are one write.
+    let restarts: Vec<String> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Persist(
+                op @ (crate::node::DiskOp::RestartWithProducers { .. }
+                | crate::node::DiskOp::ResetLog { .. }),
+            ) => Some(op.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(restarts, ["reset log t-0 to start at 3, with 1 producers"]);
+    assert_eq!(fetched_at(effects), Some((3, None)));
     let log = b.log(&tp).expect("log");
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (3, 3));
+    assert_eq!(log.producer_state(7).map(|s| s.batches.len()), Some(1));
     assert_eq!(rule_broken(&b), Ok(()));
 }
 
