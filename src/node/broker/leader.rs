@@ -287,9 +287,10 @@ impl Broker {
             if end.epoch != Some(lfe) || end.end_offset < req.fetch_offset {
                 let mut resp = error_fetch(&req, ErrorCode::OffsetOutOfRange, epoch, r);
                 resp.error = None;
-                if end.epoch.is_some() {
-                    // The follower truncates and goes on: its entries keep its producer state.
-                    resp.producers.clear();
+                // No epoch in common: the follower restarts at our log start. (Otherwise it
+                // truncates and goes on: its entries keep its producer state.)
+                if end.epoch.is_none() && req.replica.is_some() {
+                    resp.producers = r.log.producers_below_log_start();
                 }
                 resp.diverging_epoch = Some(end);
                 return cx.send(from, Message::FetchResponse(resp));
@@ -297,7 +298,7 @@ impl Broker {
         }
         if req.fetch_offset < r.log.log_start_offset() || req.fetch_offset > r.log.log_end_offset()
         {
-            let resp = error_fetch(&req, ErrorCode::OffsetOutOfRange, epoch, r);
+            let resp = out_of_range(&req, epoch, r);
             return cx.send(from, Message::FetchResponse(resp));
         }
         if let Some(rep) = req.replica {
@@ -345,7 +346,7 @@ impl Broker {
                 ls.parked_fetches
                     .retain(|(f, p)| !(*f == from && p.tp == req.tp));
             }
-            let resp = error_fetch(&req, ErrorCode::OffsetOutOfRange, epoch, r);
+            let resp = out_of_range(&req, epoch, r);
             return cx.send(from, Message::FetchResponse(resp));
         }
         let Role::Leader(ls) = &mut r.role else {
@@ -724,15 +725,23 @@ impl Broker {
     }
 }
 
-/// An answer with no records. Out of range to a follower, it may restart at our log start, so it
-/// carries the producer state below the log start (see `FetchResponse::producers`).
+/// `OffsetOutOfRange`. A follower told so may restart at our log start, so its answer carries
+/// the producer state below the log start (see `FetchResponse::producers`).
+fn out_of_range(req: &FetchRequest, epoch: u32, r: &super::Replica) -> FetchResponse {
+    let mut resp = error_fetch(req, ErrorCode::OffsetOutOfRange, epoch, r);
+    if req.replica.is_some() {
+        resp.producers = r.log.producers_below_log_start();
+    }
+    resp
+}
+
+/// An answer with no records.
 fn error_fetch(
     req: &FetchRequest,
     error: ErrorCode,
     epoch: u32,
     r: &super::Replica,
 ) -> FetchResponse {
-    let restarts = error == ErrorCode::OffsetOutOfRange && req.replica.is_some();
     FetchResponse {
         tp: req.tp.clone(),
         fetch_offset: req.fetch_offset,
@@ -742,10 +751,6 @@ fn error_fetch(
         log_start_offset: r.log.log_start_offset(),
         records: Vec::new(),
         diverging_epoch: None,
-        producers: if restarts {
-            r.log.producers_below_log_start()
-        } else {
-            Vec::new()
-        },
+        producers: Vec::new(),
     }
 }
