@@ -1,15 +1,19 @@
 //! Which controller the broker talks to. The controllers form a quorum and only its leader, the
 //! active controller, answers brokers; the others answer `NotController` with the leader they
 //! know. The broker keeps one target: it moves to the leader it is told of, to the sender of
-//! metadata from a newer controller epoch, or — after a few requests with no word back — to the
-//! next controller in its list. Metadata from a controller epoch older than one it has seen is
+//! metadata from a newer controller epoch, or — after a few heartbeat (or registration) intervals
+//! with no word back — to the next controller in its list. Metadata from a controller epoch older than one it has seen is
 //! refused: a deposed controller is never followed again.
 
 use super::Broker;
 use crate::node::{Context, Situation};
 use crate::protocol::{ClusterMetadata, Message, NodeId, QuorumEpoch};
 
-/// Requests sent to a controller that has said nothing since, before the broker tries another.
+/// Periodic requests (heartbeats, or registrations while registering) sent to a controller that
+/// has said nothing since, before the broker tries another. Only periodic requests count: they
+/// come one per interval, so the count measures silence in time. Counting every request made a
+/// burst — a new leader proposing the ISRs of many partitions at once — move the broker off a
+/// healthy controller in mid-burst, to come back only when another controller named it.
 const UNANSWERED_BEFORE_MOVING_ON: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -55,9 +59,16 @@ impl ControllerLink {
 }
 
 impl Broker {
-    /// Sends `message` to the controller the broker believes active, moving on to the next one
-    /// first if this one has been silent too long.
-    pub(super) fn send_to_controller(&mut self, cx: &mut Context, message: Message) {
+    /// Sends `message` to the controller the broker believes active. Whether that one is silent
+    /// is judged by the periodic requests alone (`send_periodic_to_controller`).
+    pub(super) fn send_to_controller(&self, cx: &mut Context, message: Message) {
+        cx.send(self.controller.target, message);
+    }
+
+    /// Sends one of the broker's periodic requests (a heartbeat, or a registration while
+    /// registering) to the controller the broker believes active, moving on to the next one
+    /// first if this one has let `UNANSWERED_BEFORE_MOVING_ON` of them go by without a word.
+    pub(super) fn send_periodic_to_controller(&mut self, cx: &mut Context, message: Message) {
         let link = &mut self.controller;
         // With one controller there is nowhere to move to, and nothing to count (the models run
         // one: a counter would only split their states).
@@ -264,6 +275,59 @@ mod tests {
             targets.push(registered_at(&cx.take_effects()).expect("retries"));
         }
         assert_eq!(targets, vec![100, 100, 101, 101, 101, 102]);
+    }
+
+    /// Where every message the broker sent went, for messages of the kind `name`.
+    fn sent_to(effects: Vec<Effect>, name: &str) -> Vec<NodeId> {
+        effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Send { to, message } if message.kind() == name => Some(to),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_burst_of_requests_stays_with_the_controller_and_silent_heartbeats_move_on() {
+        use crate::protocol::CreateTopicRequest;
+        let (mut b, target) = broker();
+        let mut cx = Context::new(0);
+        let registered = Message::RegisterBrokerResponse {
+            broker_epoch: 1,
+            metadata_version: 0,
+        };
+        b.on_message(&mut cx, target, registered);
+        cx.take_effects();
+        // Ten requests at once (as a new leader's ISR proposals for ten partitions come): all go
+        // to the controller the broker follows, however long it takes to answer.
+        for correlation in 0..10 {
+            let request = CreateTopicRequest {
+                correlation,
+                topic: format!("t{correlation}"),
+                partitions: None,
+                replication_factor: None,
+                validate_only: false,
+            };
+            b.on_message(&mut cx, 7, Message::CreateTopic(request));
+        }
+        assert_eq!(
+            sent_to(cx.take_effects(), "ForwardCreateTopic"),
+            vec![target; 10]
+        );
+        // Heartbeats measure the silence: the fourth unanswered one goes to the next controller,
+        // and an answer from there resets the count.
+        let mut heartbeats = Vec::new();
+        for _ in 0..4 {
+            b.on_timer(&mut cx, Timer::Heartbeat);
+            heartbeats.extend(sent_to(cx.take_effects(), "Heartbeat"));
+        }
+        assert_eq!(heartbeats, vec![target, target, target, 101]);
+        b.on_message(&mut cx, 101, Message::NotController { leader: Some(101) });
+        for _ in 0..3 {
+            b.on_timer(&mut cx, Timer::Heartbeat);
+            assert_eq!(sent_to(cx.take_effects(), "Heartbeat"), vec![101]);
+        }
     }
 
     #[test]

@@ -543,21 +543,8 @@ impl Broker {
         }
     }
 
+    /// Proposes `isr` to the controller.
     fn propose_isr(&mut self, cx: &mut Context, tp: &TopicPartition, isr: Vec<BrokerId>) {
-        self.propose_isr_to(cx, tp, isr, true);
-    }
-
-    /// Proposes `isr` to the controller. `counted`: the request counts towards moving on from
-    /// a silent controller. A burst of resends does not: the heartbeat sent with it counts, and
-    /// counting each moved the broker on in mid-burst, so that two controllers each naming the
-    /// other bounced it between them at the network's speed (seed 3, when resends counted).
-    fn propose_isr_to(
-        &mut self,
-        cx: &mut Context,
-        tp: &TopicPartition,
-        isr: Vec<BrokerId>,
-        counted: bool,
-    ) {
         let Some(my_epoch) = self.broker_epoch() else {
             return;
         };
@@ -589,11 +576,7 @@ impl Broker {
             partition_epoch: ls.partition_epoch,
             new_isr,
         };
-        if counted {
-            self.send_to_controller(cx, Message::AlterPartition(req));
-        } else {
-            cx.send(self.controller.target(), Message::AlterPartition(req));
-        }
+        self.send_to_controller(cx, Message::AlterPartition(req));
         cx.set_timer(
             Timer::AlterPartitionTimeout(tp.clone()),
             self.config.alter_partition_timeout_ms,
@@ -612,7 +595,7 @@ impl Broker {
             .filter_map(|(tp, r)| Some((tp.clone(), r.leader()?.pending_isr.clone()?)))
             .collect();
         for (tp, isr) in pending {
-            self.propose_isr_to(cx, &tp, isr, false);
+            self.propose_isr(cx, &tp, isr);
         }
     }
 

@@ -254,7 +254,7 @@ impl Broker {
             Timer::Heartbeat => {
                 if let Some(epoch) = self.broker_epoch() {
                     let hb = self.heartbeat(epoch);
-                    self.send_to_controller(cx, hb);
+                    self.send_periodic_to_controller(cx, hb);
                 }
                 cx.set_timer(Timer::Heartbeat, self.config.heartbeat_interval_ms);
             }
@@ -328,7 +328,7 @@ impl Broker {
             broker: self.config.id,
             lost_data: self.lost_data,
         };
-        self.send_to_controller(cx, msg);
+        self.send_periodic_to_controller(cx, msg);
         cx.set_timer(Timer::RegisterRetry, self.config.register_retry_ms);
     }
 
@@ -338,7 +338,7 @@ impl Broker {
             Registration::Registering => self.register(cx),
             Registration::Registered { epoch, .. } => {
                 let hb = self.heartbeat(epoch);
-                self.send_to_controller(cx, hb);
+                self.send_periodic_to_controller(cx, hb);
             }
         }
     }
