@@ -408,6 +408,7 @@ mod offsets {
             offset,
             member: "m".into(),
             generation,
+            metadata: String::new(),
         };
         Record::keyed(key.encode(), value.encode())
     }
@@ -463,6 +464,7 @@ mod offsets {
             generation: 1,
             tp: tp(0),
             offset: 2,
+            metadata: String::new(),
         };
         deliver(s, 0, a, group(2, commit));
         let fetch = follower_fetch(m, s, 2);

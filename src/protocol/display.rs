@@ -1,8 +1,8 @@
 //! Compact one-line renderings of messages, for counterexamples and traces that people read.
 
 use super::{
-    ClusterMetadata, CreateTopicRequest, CreateTopicResponse, FetchResponse, GroupRequest, Message,
-    PartitionState, VoteRequest, VoteResponse,
+    ClusterMetadata, CreateTopicRequest, CreateTopicResponse, FetchResponse, GroupAnswer,
+    GroupRequest, Message, PartitionState, VoteRequest, VoteResponse,
 };
 use std::fmt;
 
@@ -45,6 +45,20 @@ fn vote_response(r: &VoteResponse) -> String {
     )
 }
 
+/// A group answer; a committed offset as `Offset(5)`, with ` metadata="..."` only when some was
+/// committed (the common case reads as before metadata was kept).
+fn answer(a: &GroupAnswer) -> String {
+    match a {
+        GroupAnswer::Offset { offset, metadata } if metadata.is_empty() => {
+            format!("Offset({offset:?})")
+        }
+        GroupAnswer::Offset { offset, metadata } => {
+            format!("Offset({offset:?}) metadata={metadata:?}")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
 fn request(r: &GroupRequest) -> String {
     match r {
         GroupRequest::Commit {
@@ -52,7 +66,14 @@ fn request(r: &GroupRequest) -> String {
             generation,
             tp,
             offset,
-        } => format!("Commit {tp}={offset} member={member} gen={generation}"),
+            metadata,
+        } => {
+            let line = format!("Commit {tp}={offset} member={member} gen={generation}");
+            match metadata.is_empty() {
+                true => line,
+                false => format!("{line} metadata={metadata:?}"),
+            }
+        }
         other => format!("{other:?}"),
     }
 }
@@ -254,7 +275,13 @@ impl fmt::Display for Message {
                 request(&m.request)
             ),
             Message::GroupResponse(r) => match &r.result {
-                Ok(a) => write!(f, "GroupResponse {} #{} {a:?}", r.group, r.correlation),
+                Ok(a) => write!(
+                    f,
+                    "GroupResponse {} #{} {}",
+                    r.group,
+                    r.correlation,
+                    answer(a)
+                ),
                 Err(e) => write!(f, "GroupResponse {} #{} error={e}", r.group, r.correlation),
             },
             Message::InitProducerId { correlation } => write!(f, "InitProducerId #{correlation}"),

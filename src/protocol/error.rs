@@ -67,6 +67,8 @@ pub enum ErrorCode {
     /// A request for the controller reached a controller that is not the active one (its quorum
     /// is electing, or another leads): it did nothing with it. Retriable.
     NotController,
+    /// A commit's metadata is longer than the coordinator keeps (`MAX_COMMIT_METADATA`).
+    OffsetMetadataTooLarge,
 }
 
 impl ErrorCode {
@@ -89,6 +91,7 @@ impl ErrorCode {
                 | ErrorCode::TopicAlreadyExists
                 | ErrorCode::InvalidReplicationFactor
                 | ErrorCode::InvalidPartitions
+                | ErrorCode::OffsetMetadataTooLarge
         )
     }
 }

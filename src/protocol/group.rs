@@ -128,12 +128,14 @@ pub enum GroupRequest {
     /// committed in `__consumer_offsets` under the configured durability. An empty `member`
     /// commits outside any generation (a Kafka consumer that reads with `assign`, generation
     /// -1): accepted only while the group has no members, so it cannot overwrite a live
-    /// member's progress.
+    /// member's progress. `metadata` is the client's own string, kept with the offset and given
+    /// back by `FetchOffset` (at most `MAX_COMMIT_METADATA` bytes).
     Commit {
         member: MemberId,
         generation: Generation,
         tp: TopicPartition,
         offset: Offset,
+        metadata: String,
     },
     /// The group's committed offset for `tp`.
     FetchOffset {
@@ -168,8 +170,16 @@ pub enum GroupAnswer {
     HeartbeatOk,
     Left,
     Committed,
-    Offset(Option<Offset>),
+    /// The committed offset (`None`: nothing committed) and the metadata committed with it.
+    Offset {
+        offset: Option<Offset>,
+        metadata: String,
+    },
 }
+
+/// The longest commit metadata a coordinator keeps, in bytes (Kafka's default
+/// `offset.metadata.max.bytes`); a longer one is refused with `OffsetMetadataTooLarge`.
+pub const MAX_COMMIT_METADATA: usize = 4096;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct GroupResponse {
@@ -197,6 +207,10 @@ pub enum OffsetsValue {
         /// Who committed it, for reading the log by eye.
         member: MemberId,
         generation: Generation,
+        /// The client's commit metadata; left out of the record when empty (so records from
+        /// before it existed read the same).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        metadata: String,
     },
     Group {
         generation: Generation,
@@ -250,5 +264,28 @@ mod tests {
         };
         assert_eq!(OffsetsKey::decode(&k.encode()), Some(k));
         assert_eq!(OffsetsKey::decode(b"not json"), None);
+    }
+
+    #[test]
+    fn offset_records_without_metadata_read_and_write_as_before_it_existed() {
+        let before = br#"{"Offset":{"offset":7,"member":"m","generation":2}}"#;
+        let value = OffsetsValue::decode(before).expect("a record from before");
+        assert_eq!(
+            value,
+            OffsetsValue::Offset {
+                offset: 7,
+                member: "m".into(),
+                generation: 2,
+                metadata: String::new(),
+            }
+        );
+        assert_eq!(value.encode(), before.to_vec());
+        let with = OffsetsValue::Offset {
+            offset: 7,
+            member: "m".into(),
+            generation: 2,
+            metadata: "md".into(),
+        };
+        assert_eq!(OffsetsValue::decode(&with.encode()), Some(with));
     }
 }

@@ -54,19 +54,21 @@ def check_assign_commit(bootstrap, topic):
     forth = poll_offsets(c, 1)
     if back != [2, 3] or forth != [9]:
         fail(f"seek: back to 2 read {back}, forth to 9 read {forth}")
-    c.commit(offsets=[TopicPartition(topic, 0, 10)], asynchronous=False)
+    c.commit(offsets=[TopicPartition(topic, 0, 10, metadata="ci-checkpoint")],
+             asynchronous=False)
     c.close()
     d = Consumer(conf)
-    committed = d.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
-    if committed != 10:
-        fail(f"assign commit: the group's committed offset is {committed}, expected 10")
+    committed = d.committed([TopicPartition(topic, 0)], timeout=10)[0]
+    if (committed.offset, committed.metadata) != (10, "ci-checkpoint"):
+        fail(f"assign commit: the group's committed offset is {committed.offset} with metadata "
+             f"{committed.metadata!r}, expected 10 with 'ci-checkpoint'")
     d.assign([TopicPartition(topic, 0, OFFSET_STORED)])
     resumed = poll_offsets(d, 1)
     d.close()
     if resumed != [10]:
         fail(f"assign commit: a new consumer resumed at {resumed}, expected [10]")
     print("OK assign commit: read 0..5, sought back to 2 and forth to 9, committed 10 "
-          "outside any generation; a new consumer resumed at 10", flush=True)
+          "(with its metadata) outside any generation; a new consumer resumed at 10", flush=True)
 
 
 def check_kafka_python_group(bootstrap, topic, total):

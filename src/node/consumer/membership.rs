@@ -38,6 +38,7 @@ impl Consumer {
                 generation,
                 tp: tp.clone(),
                 offset: *offset,
+                metadata: String::new(),
             },
             GroupCall::FetchOffset { tp } => GroupRequest::FetchOffset { tp: tp.clone() },
             GroupCall::Leave => GroupRequest::Leave {
@@ -174,7 +175,7 @@ impl Consumer {
                 });
                 self.on_group_error(cx, e);
             }
-            (GroupCall::FetchOffset { tp }, Ok(GroupAnswer::Offset(offset))) => {
+            (GroupCall::FetchOffset { tp }, Ok(GroupAnswer::Offset { offset, .. })) => {
                 cx.observe(ClientEvent::FetchCommitted {
                     stage: Stage::Ok,
                     group,

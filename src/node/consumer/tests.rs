@@ -76,7 +76,10 @@ fn member_fetching(c: &mut Consumer) -> Vec<Effect> {
             partitions: vec![tp()],
             data: Vec::new(),
         },
-        GroupAnswer::Offset(Some(3)),
+        GroupAnswer::Offset {
+            offset: Some(3),
+            metadata: String::new(),
+        },
     ];
     for a in script {
         let (corr, _) = sent_group(&fx).expect("a group request is in flight");

@@ -104,6 +104,9 @@ pub struct Group {
     pub generation_stored: bool,
     /// Committed offsets (the next offset to read), as of the coordinator's high watermark.
     pub offsets: BTreeMap<TopicPartition, Offset>,
+    /// The metadata committed with each offset, where not empty (kept apart from `offsets`,
+    /// which the checks read, and empty in every model).
+    pub offset_metadata: BTreeMap<TopicPartition, String>,
     pub waiting_joins: Vec<Waiting>,
     pub waiting_syncs: Vec<Waiting>,
 }
@@ -118,6 +121,7 @@ impl Group {
             assignment: BTreeMap::new(),
             generation_stored: false,
             offsets: BTreeMap::new(),
+            offset_metadata: BTreeMap::new(),
             waiting_joins: Vec::new(),
             waiting_syncs: Vec::new(),
         }
@@ -125,6 +129,16 @@ impl Group {
 
     /// The current generation's assignment is known to the coordinator (it computed it, or the
     /// leader's Sync brought it) and its record is committed: syncs can be answered.
+    /// Records `offset` and its `metadata` as committed for `tp`.
+    pub fn set_committed(&mut self, tp: TopicPartition, offset: Offset, metadata: String) {
+        if metadata.is_empty() {
+            self.offset_metadata.remove(&tp);
+        } else {
+            self.offset_metadata.insert(tp.clone(), metadata);
+        }
+        self.offsets.insert(tp, offset);
+    }
+
     pub fn ready(&self) -> bool {
         self.generation_stored
             && match &self.mode {

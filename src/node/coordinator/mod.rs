@@ -27,7 +27,7 @@ use crate::log::{ensure, Checked, PartitionLog};
 use crate::protocol::{
     AssignBy, ClusterMetadata, ErrorCode, Generation, GroupAnswer, GroupMessage, GroupRequest,
     GroupResponse, LeaderEpoch, LeaderJoin, MemberId, Message, NodeId, Offset, OffsetsKey,
-    OffsetsValue, Record, TopicPartition,
+    OffsetsValue, Record, TopicPartition, MAX_COMMIT_METADATA,
 };
 use std::collections::BTreeMap;
 
@@ -60,6 +60,7 @@ pub enum Pending {
         group: String,
         tp: TopicPartition,
         offset: Offset,
+        metadata: String,
     },
     Generation {
         group: String,
@@ -96,9 +97,12 @@ impl Coordinator {
             match (key, value) {
                 (
                     Some(OffsetsKey::Offset { group, tp }),
-                    Some(OffsetsValue::Offset { offset, .. }),
+                    Some(OffsetsValue::Offset {
+                        offset, metadata, ..
+                    }),
                 ) => {
-                    groups.entry(group).or_default().offsets.insert(tp, offset);
+                    let g = groups.entry(group).or_default();
+                    g.set_committed(tp, offset, metadata);
                 }
                 (Some(OffsetsKey::Group { group }), Some(OffsetsValue::Group { generation })) => {
                     let g = groups.entry(group).or_default();
@@ -196,6 +200,7 @@ impl Coordinator {
                     offset,
                     member: String::new(),
                     generation: g.generation,
+                    metadata: g.offset_metadata.get(tp).cloned().unwrap_or_default(),
                 };
                 writes.push((key, value));
             }
@@ -231,12 +236,10 @@ impl Coordinator {
                     group,
                     tp,
                     offset,
+                    metadata,
                 } => {
-                    self.groups
-                        .entry(group.clone())
-                        .or_default()
-                        .offsets
-                        .insert(tp, offset);
+                    let g = self.groups.entry(group.clone()).or_default();
+                    g.set_committed(tp, offset, metadata);
                     // The record is committed in the log (so in the cache), but if the ISR shrank
                     // below min.insync.replicas meanwhile it is not as durable as promised: the
                     // outcome is unknown to the member, as with produce.
@@ -468,8 +471,11 @@ impl Coordinator {
                 generation,
                 tp,
                 offset,
+                metadata,
             } => {
-                let check = if settings.accept_stale_generation {
+                let check = if metadata.len() > MAX_COMMIT_METADATA {
+                    Err(ErrorCode::OffsetMetadataTooLarge)
+                } else if settings.accept_stale_generation {
                     Ok(())
                 } else if member.is_empty() {
                     // Outside any generation: only into a group nobody is a member of.
@@ -515,6 +521,7 @@ impl Coordinator {
                             offset,
                             member,
                             generation,
+                            metadata: metadata.clone(),
                         };
                         writes.push(Write {
                             record: Record::keyed(key.encode(), value.encode()),
@@ -524,17 +531,22 @@ impl Coordinator {
                                 group: name,
                                 tp,
                                 offset,
+                                metadata,
                             },
                         });
                         return writes;
                     }
                 }
             }
-            GroupRequest::FetchOffset { tp } => Ok(GroupAnswer::Offset(
-                self.groups
-                    .get(&name)
-                    .and_then(|g| g.offsets.get(&tp).copied()),
-            )),
+            GroupRequest::FetchOffset { tp } => {
+                let group = self.groups.get(&name);
+                Ok(GroupAnswer::Offset {
+                    offset: group.and_then(|g| g.offsets.get(&tp).copied()),
+                    metadata: group
+                        .and_then(|g| g.offset_metadata.get(&tp).cloned())
+                        .unwrap_or_default(),
+                })
+            }
         };
         reply(cx, from, &name, correlation, answer);
         writes

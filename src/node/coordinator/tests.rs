@@ -105,6 +105,17 @@ fn sync(b: &mut Broker, from: u32, member: &str, generation: u32) -> Answer {
 }
 
 fn commit(b: &mut Broker, from: u32, member: &str, generation: u32, offset: u64) -> Answer {
+    commit_with(b, from, member, generation, offset, "")
+}
+
+fn commit_with(
+    b: &mut Broker,
+    from: u32,
+    member: &str,
+    generation: u32,
+    offset: u64,
+    metadata: &str,
+) -> Answer {
     let r = ask(
         b,
         from,
@@ -113,6 +124,7 @@ fn commit(b: &mut Broker, from: u32, member: &str, generation: u32, offset: u64)
             generation,
             tp: TopicPartition::new("t", 0),
             offset,
+            metadata: metadata.into(),
         },
     );
     r.into_iter().next().expect("answered at once").1
@@ -191,9 +203,21 @@ fn members_join_rebalance_and_get_range_assignments() {
 fn commits_are_fenced_by_member_and_generation() {
     let mut b = broker(&[]);
     let (m1, _) = two_members(&mut b);
-    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(None)));
+    assert_eq!(
+        fetch(&mut b),
+        Ok(GroupAnswer::Offset {
+            offset: None,
+            metadata: String::new()
+        })
+    );
     assert_eq!(commit(&mut b, 101, &m1, 2, 5), Ok(GroupAnswer::Committed));
-    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(Some(5))));
+    assert_eq!(
+        fetch(&mut b),
+        Ok(GroupAnswer::Offset {
+            offset: Some(5),
+            metadata: String::new()
+        })
+    );
     // The same member in the generation before, and a member the group does not know.
     assert_eq!(
         commit(&mut b, 101, &m1, 1, 3),
@@ -203,7 +227,13 @@ fn commits_are_fenced_by_member_and_generation() {
         commit(&mut b, 103, "stranger", 2, 3),
         Err(ErrorCode::UnknownMemberId)
     );
-    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(Some(5))));
+    assert_eq!(
+        fetch(&mut b),
+        Ok(GroupAnswer::Offset {
+            offset: Some(5),
+            metadata: String::new()
+        })
+    );
 }
 
 #[test]
@@ -212,7 +242,13 @@ fn the_bug_switch_accepts_a_stale_commit_and_the_offset_goes_back() {
     let (m1, _) = two_members(&mut b);
     assert_eq!(commit(&mut b, 101, &m1, 2, 5), Ok(GroupAnswer::Committed));
     assert_eq!(commit(&mut b, 101, &m1, 1, 3), Ok(GroupAnswer::Committed));
-    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(Some(3))));
+    assert_eq!(
+        fetch(&mut b),
+        Ok(GroupAnswer::Offset {
+            offset: Some(3),
+            metadata: String::new()
+        })
+    );
 }
 
 #[test]
@@ -321,6 +357,17 @@ fn a_broker_that_stops_leading_the_partition_resigns_and_refuses() {
     assert_eq!(r[0].1, Err(ErrorCode::CoordinatorNotAvailable));
 }
 
+/// A new coordinator replaying broker `b`'s `__consumer_offsets` log, all of it committed.
+fn replayed(b: &Broker) -> Coordinator {
+    let log = b
+        .log(&TopicPartition::new(OFFSETS_TOPIC, 0))
+        .expect("offsets log");
+    let mut c = Coordinator::replay(9, log);
+    let end = log.log_end_offset();
+    c.on_high_watermark(&mut Context::new(0), end, end, true);
+    c
+}
+
 #[test]
 fn compaction_keeps_the_latest_value_of_every_key() {
     let mut b = broker_with(&[], Some(6));
@@ -336,20 +383,72 @@ fn compaction_keeps_the_latest_value_of_every_key() {
     let held = log.log_end_offset() - log.log_start_offset();
     assert!(log.log_start_offset() > 0, "compaction moved the log start");
     assert!(held <= 6, "{held} records held after compaction");
-    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(Some(20))));
-    // A new coordinator replaying the compacted log has the same state.
-    let log = b.log(&offsets_tp).expect("offsets log");
-    let mut c = Coordinator::replay(9, log);
-    c.on_high_watermark(
-        &mut Context::new(0),
-        log.log_end_offset(),
-        log.log_end_offset(),
-        true,
+    assert_eq!(
+        fetch(&mut b),
+        Ok(GroupAnswer::Offset {
+            offset: Some(20),
+            metadata: String::new()
+        })
     );
+    // A new coordinator replaying the compacted log has the same state.
+    let c = replayed(&b);
     let g = &c.groups()["g"];
     assert_eq!(
         (g.offsets[&TopicPartition::new("t", 0)], g.generation),
         (20, 2)
+    );
+}
+
+#[test]
+fn commit_metadata_is_kept_with_its_offset_through_compaction_and_replay() {
+    use crate::protocol::MAX_COMMIT_METADATA;
+    let offset_with = |offset: u64, metadata: &str| {
+        Ok(GroupAnswer::Offset {
+            offset: Some(offset),
+            metadata: metadata.into(),
+        })
+    };
+    let mut b = broker_with(&[], Some(6));
+    let (m1, _) = two_members(&mut b);
+    assert_eq!(
+        commit_with(&mut b, 101, &m1, 2, 4, "checkpoint-a"),
+        Ok(GroupAnswer::Committed)
+    );
+    assert_eq!(fetch(&mut b), offset_with(4, "checkpoint-a"));
+    // Too long: refused, and the commit before it stands.
+    let long = "x".repeat(MAX_COMMIT_METADATA + 1);
+    assert_eq!(
+        commit_with(&mut b, 101, &m1, 2, 5, &long),
+        Err(ErrorCode::OffsetMetadataTooLarge)
+    );
+    let longest = "y".repeat(MAX_COMMIT_METADATA);
+    assert_eq!(
+        commit_with(&mut b, 101, &m1, 2, 5, &longest),
+        Ok(GroupAnswer::Committed)
+    );
+    assert_eq!(fetch(&mut b), offset_with(5, &longest));
+    // An empty one replaces it.
+    assert_eq!(commit(&mut b, 101, &m1, 2, 6), Ok(GroupAnswer::Committed));
+    assert_eq!(fetch(&mut b), offset_with(6, ""));
+    // Enough commits that compaction rewrites the live one; a coordinator replaying the log
+    // afterwards gives the same answer.
+    for offset in 7..=20 {
+        let metadata = format!("m{offset}");
+        assert_eq!(
+            commit_with(&mut b, 101, &m1, 2, offset, &metadata),
+            Ok(GroupAnswer::Committed)
+        );
+    }
+    assert_eq!(fetch(&mut b), offset_with(20, "m20"));
+    let offsets_tp = TopicPartition::new(OFFSETS_TOPIC, 0);
+    let log = b.log(&offsets_tp).expect("offsets log");
+    assert!(log.log_start_offset() > 0, "compaction moved the log start");
+    let c = replayed(&b);
+    let g = &c.groups()["g"];
+    let tp = TopicPartition::new("t", 0);
+    assert_eq!(
+        (g.offsets[&tp], g.offset_metadata[&tp].as_str()),
+        (20, "m20")
     );
 }
 
@@ -379,7 +478,13 @@ fn commits_are_refused_while_the_isr_is_below_min_insync() {
         commit(&mut b, 101, &m1, 2, 5),
         Err(ErrorCode::CoordinatorNotAvailable)
     );
-    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(None)));
+    assert_eq!(
+        fetch(&mut b),
+        Ok(GroupAnswer::Offset {
+            offset: None,
+            metadata: String::new()
+        })
+    );
 }
 
 #[test]
@@ -605,19 +710,37 @@ fn a_commit_outside_any_generation_is_taken_only_while_the_group_has_no_members(
     let mut b = broker(&[]);
     // A consumer reading with `assign`: no member id, no generation.
     assert_eq!(commit(&mut b, 101, "", 0, 4), Ok(GroupAnswer::Committed));
-    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(Some(4))));
+    assert_eq!(
+        fetch(&mut b),
+        Ok(GroupAnswer::Offset {
+            offset: Some(4),
+            metadata: String::new()
+        })
+    );
     // Once the group has members, such a commit would overwrite their progress: refused.
     let (m1, m2) = two_members(&mut b);
     assert_eq!(
         commit(&mut b, 103, "", 0, 1),
         Err(ErrorCode::UnknownMemberId)
     );
-    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(Some(4))));
+    assert_eq!(
+        fetch(&mut b),
+        Ok(GroupAnswer::Offset {
+            offset: Some(4),
+            metadata: String::new()
+        })
+    );
     // The members leave; the group is empty and takes it again.
     ask(&mut b, 101, GroupRequest::Leave { member: m1 });
     ask(&mut b, 102, GroupRequest::Leave { member: m2 });
     assert_eq!(commit(&mut b, 103, "", 0, 9), Ok(GroupAnswer::Committed));
-    assert_eq!(fetch(&mut b), Ok(GroupAnswer::Offset(Some(9))));
+    assert_eq!(
+        fetch(&mut b),
+        Ok(GroupAnswer::Offset {
+            offset: Some(9),
+            metadata: String::new()
+        })
+    );
 }
 
 #[test]

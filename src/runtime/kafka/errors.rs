@@ -60,5 +60,6 @@ pub fn kafka_code(e: ErrorCode) -> i16 {
         ErrorCode::InvalidReplicationFactor => 38,
         ErrorCode::RequestTimedOut => 7,
         ErrorCode::NotController => 41,
+        ErrorCode::OffsetMetadataTooLarge => 12,
     }
 }

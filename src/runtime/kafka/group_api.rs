@@ -122,6 +122,12 @@ pub async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<
                             generation,
                             tp: TopicPartition::new(t.name.0.to_string(), index),
                             offset,
+                            // Null metadata is kept as empty, as Kafka keeps it.
+                            metadata: p
+                                .committed_metadata
+                                .as_ref()
+                                .map(|m| m.to_string())
+                                .unwrap_or_default(),
                         }),
                         _ => rp.error_code = errors::INVALID_REQUEST,
                     }
@@ -294,9 +300,11 @@ async fn offset_fetch(
             new.name = name.clone();
             for p in parts {
                 let result = results.next().flatten();
-                let (offset, code) = match &result {
-                    Some(Ok(GroupAnswer::Offset(o))) => (o.map_or(-1, |o| o as i64), 0),
-                    other => (-1, groups::code(other)),
+                let (offset, metadata, code) = match &result {
+                    Some(Ok(GroupAnswer::Offset { offset, metadata })) => {
+                        (offset.map_or(-1, |o| o as i64), metadata.as_str(), 0)
+                    }
+                    other => (-1, "", groups::code(other)),
                 };
                 if code == errors::kafka_code(ErrorCode::NotCoordinator)
                     || code == errors::kafka_code(ErrorCode::CoordinatorLoadInProgress)
@@ -307,11 +315,13 @@ async fn offset_fetch(
                 let mut op = OffsetFetchResponsePartition::default();
                 op.partition_index = *p;
                 op.committed_offset = offset;
+                op.metadata = Some(StrBytes::from_string(metadata.to_string()));
                 op.error_code = code;
                 old.partitions.push(op);
                 let mut np = OffsetFetchResponsePartitions::default();
                 np.partition_index = *p;
                 np.committed_offset = offset;
+                np.metadata = Some(StrBytes::from_string(metadata.to_string()));
                 np.error_code = code;
                 new.partitions.push(np);
             }
