@@ -11,8 +11,8 @@ leaves, with each of librdkafka's assignors (range, roundrobin, cooperative-stic
 leader member assigns). Then topics created at runtime: confluent-kafka's AdminClient creates one
 (and is told TOPIC_ALREADY_EXISTS the second time), kafka-python's KafkaAdminClient another;
 records with set timestamps are produced to the first and read back, and offsets_for_times finds
-them by time. lz4 batches (confluent-kafka) are among the records produced. Exits non-zero with a
-message on any mismatch.
+them by time. lz4, snappy and zstd batches (confluent-kafka) are among the records produced.
+Exits non-zero with a message on any mismatch.
 """
 
 import argparse
@@ -292,6 +292,10 @@ def main():
                                {"enable.idempotence": False, "compression.type": "gzip"})
     acked += produce_confluent(a.bootstrap, a.topic, "cl-", a.count,
                                {"enable.idempotence": True, "compression.type": "lz4"})
+    acked += produce_confluent(a.bootstrap, a.topic, "cs-", a.count,
+                               {"enable.idempotence": True, "compression.type": "snappy"})
+    acked += produce_confluent(a.bootstrap, a.topic, "cz-", a.count,
+                               {"enable.idempotence": True, "compression.type": "zstd"})
     acked += produce_kafka_python(a.bootstrap, a.topic, "kp-", a.count)
     print(f"OK produced {len(acked)} records with acks=all ({time.time() - started:.1f} s)", flush=True)
     got, marks = consume_confluent(a.bootstrap, a.topic, a.partitions, len(acked))

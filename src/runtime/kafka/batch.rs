@@ -2,8 +2,9 @@
 //!
 //! Everything the wire states about sizes is checked against the bytes actually there before
 //! anything is allocated from it: the crate's decoder reserves a batch's record count and a
-//! record's header count as given, so a count of 2^31 must be refused first. A gzip or lz4 batch
-//! is inflated with a cap, so a small batch cannot expand into gigabytes.
+//! record's header count as given, so a count of 2^31 must be refused first. A compressed batch
+//! (gzip, snappy, lz4 or zstd) is inflated with a cap, so a small batch cannot expand into
+//! gigabytes.
 
 use super::errors;
 use crate::protocol::{Header, ProducerStamp, Record};
@@ -15,6 +16,15 @@ use std::io::Read;
 const HEADER: usize = 61;
 /// The most a compressed batch may inflate to (a request frame is capped the same way).
 pub const MAX_INFLATED: usize = 64 * 1024 * 1024;
+/// The largest zstd window a batch may ask the decoder for, as a power of two: 16 MiB. Real
+/// producers stay far below (zstd's levels up to 19 use at most 8 MiB); a frame that asks for
+/// more would make the decoder allocate it before a byte is inflated.
+const ZSTD_MAX_WINDOW_LOG: u32 = 24;
+/// The header Kafka's Java producer puts before snappy data (xerial's stream format): this
+/// magic, a version and a compatible version (4 bytes each), then blocks of a 4-byte length and
+/// raw snappy. librdkafka sends raw snappy without it; both are taken.
+const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
+const XERIAL_HEADER: usize = 16;
 /// The most record bytes one partition's payload may append. The broker journals a batch as one
 /// frame and replicates it in fetch answers, and frames are capped (`runtime::frame::MAX_FRAME`,
 /// 16 MiB): a larger append would be written but refused on recovery and by the followers.
@@ -124,12 +134,24 @@ fn decode_one(bytes: &Bytes) -> Result<(Decoded, usize), Refused> {
     let inflated = match attributes & 0x7 {
         0 => body,
         1 => inflate("gzip", flate2::read::MultiGzDecoder::new(&body[..]))?,
+        2 => unsnappy(&body)?,
         // Kafka's lz4 is the LZ4 frame format (with a correct header checksum since magic 1).
         3 => inflate("lz4", lz4_flex::frame::FrameDecoder::new(&body[..]))?,
-        _ => {
+        4 => {
+            let zstd_error =
+                |e: std::io::Error| refuse(errors::CORRUPT_MESSAGE, format!("zstd: {e}"));
+            let mut decoder = zstd::stream::read::Decoder::new(&body[..]).map_err(zstd_error)?;
+            decoder
+                .window_log_max(ZSTD_MAX_WINDOW_LOG)
+                .map_err(zstd_error)?;
+            inflate("zstd", decoder)?
+        }
+        codec => {
             return Err(refuse(
                 errors::UNSUPPORTED_COMPRESSION_TYPE,
-                "only uncompressed, gzip and lz4 batches are accepted",
+                format!(
+                "compression codec {codec} is not one of Kafka's (none, gzip, snappy, lz4, zstd)"
+            ),
             ))
         }
     };
@@ -208,6 +230,48 @@ fn inflate(codec: &str, decoder: impl Read) -> Result<Bytes, Refused> {
         ));
     }
     Ok(Bytes::from(out))
+}
+
+/// Inflates a snappy body: xerial's stream format (the Java producer's) or one raw snappy block
+/// (librdkafka's). Each block states its inflated length up front, which is checked against
+/// `MAX_INFLATED` before anything is allocated.
+fn unsnappy(body: &[u8]) -> Result<Bytes, Refused> {
+    let mut out = Vec::new();
+    if !body.starts_with(&XERIAL_MAGIC) {
+        snappy_block(body, &mut out)?;
+        return Ok(Bytes::from(out));
+    }
+    let mut rest = body
+        .get(XERIAL_HEADER..)
+        .ok_or_else(|| refuse(errors::CORRUPT_MESSAGE, "snappy: header cut short"))?;
+    while !rest.is_empty() {
+        let block = rest
+            .get(..4)
+            .map(|l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize)
+            .and_then(|len| rest.get(4..4 + len))
+            .ok_or_else(|| refuse(errors::CORRUPT_MESSAGE, "snappy: block cut short"))?;
+        snappy_block(block, &mut out)?;
+        rest = &rest[4 + block.len()..];
+    }
+    Ok(Bytes::from(out))
+}
+
+fn snappy_block(block: &[u8], out: &mut Vec<u8>) -> Result<(), Refused> {
+    let snappy_error = |e: snap::Error| refuse(errors::CORRUPT_MESSAGE, format!("snappy: {e}"));
+    let len = snap::raw::decompress_len(block).map_err(snappy_error)?;
+    if out.len() + len > MAX_INFLATED {
+        return Err(refuse(
+            errors::CORRUPT_MESSAGE,
+            "snappy batch inflates past the limit",
+        ));
+    }
+    let start = out.len();
+    out.resize(start + len, 0);
+    let written = snap::raw::Decoder::new()
+        .decompress(block, &mut out[start..])
+        .map_err(snappy_error)?;
+    out.truncate(start + written);
+    Ok(())
 }
 
 /// Walks `count` records, checking every length and the header count against the bytes left,

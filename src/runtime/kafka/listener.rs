@@ -48,8 +48,10 @@ pub async fn serve(net: Net, me: NodeId, layout: KafkaLayout) -> std::io::Result
                     let _ = stream.set_nodelay(true);
                     let shared = shared.clone();
                     tokio::spawn(async move {
+                        // A warning, shown by default: a client whose request is not served
+                        // sees only the connection close, so the broker's log must say why.
                         if let Err(conn::Close(why)) = conn::serve(shared, stream).await {
-                            tracing::info!("kafka: closing the connection from {peer}: {why}");
+                            tracing::warn!("kafka: closing the connection from {peer}: {why}");
                         }
                     });
                 }

@@ -535,7 +535,12 @@ fn records_past_the_append_limit_are_refused_as_too_large() {
 /// A batch of `codec` (the attributes' low bits) around `body`: the header of a real batch of
 /// one record, the codec set, the body swapped, length and CRC redone.
 fn rebody(codec: u8, body: &[u8]) -> Bytes {
-    let real = batch(&["a"], Compression::None);
+    rebody_of(&["a"], codec, body)
+}
+
+/// As `rebody`, with the header of a real batch of `values` (so of their record count).
+pub(super) fn rebody_of(values: &[&str], codec: u8, body: &[u8]) -> Bytes {
+    let real = batch(values, Compression::None);
     let mut b = BytesMut::from(&real[..61]);
     b[22] = (b[22] & !7) | codec;
     b.extend_from_slice(body);
@@ -572,13 +577,125 @@ fn an_lz4_batch_is_inflated_and_an_lz4_bomb_refused() {
             .code,
         errors::CORRUPT_MESSAGE
     );
-    // Snappy and zstd are not taken.
+    // Codecs 5-7 are none of Kafka's.
+    for codec in 5..=7 {
+        assert_eq!(
+            decode_payload(&rebody(codec, &plain[61..]))
+                .expect_err("refused")
+                .code,
+            errors::UNSUPPORTED_COMPRESSION_TYPE
+        );
+    }
+}
+
+const ABC: [&str; 3] = ["a", "bb", "ccc"];
+
+/// The records of an uncompressed batch of `ABC`.
+fn plain_records() -> Vec<u8> {
+    batch(&ABC, Compression::None)[61..].to_vec()
+}
+
+fn values_of(payload: &Bytes) -> Vec<Vec<u8>> {
+    let decoded = decode_payload(payload).expect("decodes");
+    decoded.records.iter().map(|r| r.value.to_vec()).collect()
+}
+
+/// xerial's stream format, as Kafka's Java producer writes snappy: header, then blocks of a
+/// 4-byte length and raw snappy.
+fn xerial(blocks: &[&[u8]]) -> Vec<u8> {
+    let mut out = vec![
+        0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1,
+    ];
+    for block in blocks {
+        let raw = snap::raw::Encoder::new()
+            .compress_vec(block)
+            .expect("compress");
+        out.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+        out.extend_from_slice(&raw);
+    }
+    out
+}
+
+/// `data` compressed as Kafka's codec `codec` (1 gzip, 2 snappy in xerial blocks, 3 lz4, 4
+/// zstd; anything else leaves it as it is).
+pub(super) fn compress(codec: u8, data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    match codec {
+        1 => {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(data).expect("compress");
+            gz.finish().expect("compressed")
+        }
+        2 => xerial(&[data]),
+        3 => lz4(data),
+        4 => zstd::stream::encode_all(data, 3).expect("compress"),
+        _ => data.to_vec(),
+    }
+}
+
+#[test]
+fn a_snappy_batch_is_inflated_raw_or_in_xerial_blocks_and_a_snappy_bomb_refused() {
+    let records = plain_records();
+    let raw = snap::raw::Encoder::new()
+        .compress_vec(&records)
+        .expect("compress");
+    let want = vec![b"a".to_vec(), b"bb".to_vec(), b"ccc".to_vec()];
+    assert_eq!(values_of(&rebody_of(&ABC, 2, &raw)), want);
+    // The same records split over two xerial blocks.
+    let (head, tail) = records.split_at(records.len() / 2);
+    assert_eq!(values_of(&rebody_of(&ABC, 2, &xerial(&[head, tail]))), want);
+    // Refused as corrupt, for the reason `why` names.
+    let refused = |body: &[u8], why: &str| {
+        let r = decode_payload(&rebody_of(&ABC, 2, body)).expect_err("refused");
+        assert_eq!(r.code, errors::CORRUPT_MESSAGE);
+        assert!(r.why.contains(why), "{} does not say {why}", r.why);
+    };
+    // A block stating more than the cap is refused before it is inflated; so are blocks that
+    // add up past it.
+    let bomb = snap::raw::Encoder::new()
+        .compress_vec(&vec![0u8; MAX_INFLATED + 1])
+        .expect("compress");
+    refused(&bomb, "past the limit");
+    let half = vec![0u8; MAX_INFLATED / 2 + 1];
+    refused(&xerial(&[&half, &half]), "past the limit");
+    // Garbage, a xerial block longer than what follows, a header cut short.
+    refused(b"\x05garbage", "snappy: ");
+    let mut cut = xerial(&[&records]);
+    cut.truncate(cut.len() - 1);
+    refused(&cut, "block cut short");
+    refused(&xerial(&[])[..10], "header cut short");
+}
+
+#[test]
+fn a_zstd_batch_is_inflated_and_a_zstd_bomb_or_huge_window_refused() {
+    let records = plain_records();
+    let compressed = zstd::stream::encode_all(&records[..], 3).expect("compress");
     assert_eq!(
-        decode_payload(&rebody(2, &plain[61..]))
-            .expect_err("refused")
-            .code,
-        errors::UNSUPPORTED_COMPRESSION_TYPE
+        values_of(&rebody_of(&ABC, 4, &compressed)),
+        vec![b"a".to_vec(), b"bb".to_vec(), b"ccc".to_vec()]
     );
+    let refused = |body: &[u8], why: &str| {
+        let r = decode_payload(&rebody_of(&ABC, 4, body)).expect_err("refused");
+        assert_eq!(r.code, errors::CORRUPT_MESSAGE);
+        assert!(r.why.contains(why), "{} does not say {why}", r.why);
+    };
+    let bomb = zstd::stream::encode_all(&vec![0u8; MAX_INFLATED + 1][..], 3).expect("compress");
+    refused(&bomb, "past the limit");
+    // A frame whose window is past 16 MiB (streamed, so its header states the window rather
+    // than the content size) is refused before the decoder allocates it.
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("encoder");
+    encoder.window_log(25).expect("window");
+    encoder.long_distance_matching(true).expect("ldm");
+    std::io::Write::write_all(&mut encoder, &records).expect("compress");
+    let wide = encoder.finish().expect("compressed");
+    refused(&wide, "zstd: ");
+    refused(b"garbage", "zstd: ");
+    // The same frame inflates when the window is allowed (what was refused was the window).
+    let mut decoder = zstd::stream::read::Decoder::new(&wide[..]).expect("decoder");
+    decoder.window_log_max(25).expect("window");
+    let mut inflated = Vec::new();
+    std::io::Read::read_to_end(&mut decoder, &mut inflated).expect("inflates");
+    assert_eq!(inflated, records);
 }
 
 #[test]
