@@ -6,10 +6,13 @@
 //! from an `assign` consumer, seeks, kafka-python and aiokafka groups) and tests/kafka/kafkajs.js
 //! (kafkajs: idempotent produce, a group, the admin client's offsets), and
 //! tests/kafka/kafka_console.py (the kafka-console CLI on @platformatic/kafka: create a topic,
-//! produce with headers, dump, a group that commits and resumes, offsets by time).
+//! produce with headers, dump, a group that commits and resumes, offsets by time), then
+//! tests/kafka/rskafka_check (Rust: topic creation, every codec, read-back, offset lookups) and
+//! tests/kafka/sarama_check (Go: idempotent produce, read-back, a group that resumes).
 //!
-//! The clients are installed by tests/kafka/setup.sh (a virtual environment under target/, and
-//! kcat from apt). If they cannot be installed the test fails: it never skips.
+//! The clients are installed by tests/kafka/setup.sh (a virtual environment under target/, npm
+//! packages, kcat and Go with sarama from apt, rskafka from crates.io). If they cannot be
+//! installed the test fails: it never skips.
 
 mod common;
 
@@ -69,6 +72,28 @@ fn real_kafka_clients_produce_and_consume() {
         ok && out.contains("RESULT ok"),
         "kafka-console failed:\n{out}"
     );
+    // Two clients in other languages: rskafka (Rust; creates its own topic, every codec) and
+    // sarama (Go; no ApiVersions, versions from its config, a group that resumes).
+    let checks = [
+        (
+            "rskafka",
+            "target/kafka-rust/debug/rskafka-check",
+            vec![&*kafka],
+        ),
+        (
+            "sarama",
+            "target/kafka-go/sarama-check",
+            vec![&*kafka, "events"],
+        ),
+    ];
+    for (client, program, args) in checks {
+        let (ok, out) = run(
+            Command::new(root.join(program)).args(args),
+            Duration::from_secs(180),
+        );
+        eprint!("{out}");
+        assert!(ok && out.contains("RESULT ok"), "{client} failed:\n{out}");
+    }
     eprintln!("done after {:.1} s", started.elapsed().as_secs_f64());
 }
 
