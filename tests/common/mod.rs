@@ -299,7 +299,7 @@ pub fn kafka_clients() -> std::path::PathBuf {
     if !*installed {
         let (ok, out) = run_command(
             &mut Command::new(Path::new(ROOT).join("tests/kafka/setup.sh")),
-            Duration::from_secs(600),
+            Duration::from_secs(1200),
         );
         eprint!("{out}");
         assert!(

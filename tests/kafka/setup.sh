@@ -46,8 +46,10 @@ if ! command -v kcat >/dev/null 2>&1; then
 fi
 # rskafka: a small check program of our own (tests/kafka/rskafka_check), its own workspace with a
 # committed lock file; cargo makes this a no-op when nothing changed. Never the outer build's
-# target directory, which the running `cargo test` holds.
-cargo build --quiet --locked --manifest-path tests/kafka/rskafka_check/Cargo.toml \
+# target directory, which the running `cargo test` holds, nor the flags or target triple a
+# caller's environment may set for the project's own build.
+env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS -u CARGO_BUILD_RUSTFLAGS -u CARGO_BUILD_TARGET \
+  cargo build --quiet --locked --manifest-path tests/kafka/rskafka_check/Cargo.toml \
   --target-dir target/kafka-rust
 # sarama: Debian packages it (and its dependencies) as Go sources under /usr/share/gocode, built
 # in GOPATH mode (the Go module proxy is not needed).
@@ -55,8 +57,8 @@ sarama_src=/usr/share/gocode/src/github.com/Shopify/sarama
 if ! command -v go >/dev/null 2>&1 || [ ! -d "$sarama_src" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get install -y -qq golang-go golang-github-shopify-sarama-dev >/dev/null 2>&1 || {
-      apt-get update -qq >/dev/null
-      apt-get install -y -qq golang-go golang-github-shopify-sarama-dev >/dev/null
+      apt-get update -qq >/dev/null || true
+      apt-get install -y -qq golang-go golang-github-shopify-sarama-dev >/dev/null || true
     }
   fi
   command -v go >/dev/null 2>&1 && [ -d "$sarama_src" ] || {
@@ -67,8 +69,9 @@ fi
 mkdir -p target/kafka-go
 # cgo warnings from a dependency's bundled C are noise: show the output only if the build fails.
 go_log=target/kafka-go/build.log
-GO111MODULE=off GOPATH="$PWD/target/kafka-go:/usr/share/gocode" GOCACHE="$PWD/target/kafka-go/cache" \
-  go build -o target/kafka-go/sarama-check ./tests/kafka/sarama_check/ >"$go_log" 2>&1 || {
+# sarama's zstd binding is cgo; module mode and inherited Go flags would break the GOPATH build.
+GO111MODULE=off GOFLAGS= CGO_ENABLED=1 GOPATH="$PWD/target/kafka-go:/usr/share/gocode" \
+  GOCACHE="$PWD/target/kafka-go/cache" go build -o target/kafka-go/sarama-check ./tests/kafka/sarama_check/ >"$go_log" 2>&1 || {
   cat "$go_log" >&2
   exit 1
 }

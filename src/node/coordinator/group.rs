@@ -127,8 +127,6 @@ impl Group {
         }
     }
 
-    /// The current generation's assignment is known to the coordinator (it computed it, or the
-    /// leader's Sync brought it) and its record is committed: syncs can be answered.
     /// Records `offset` and its `metadata` as committed for `tp`.
     pub fn set_committed(&mut self, tp: TopicPartition, offset: Offset, metadata: String) {
         if metadata.is_empty() {
@@ -139,6 +137,8 @@ impl Group {
         self.offsets.insert(tp, offset);
     }
 
+    /// The current generation's assignment is known to the coordinator (it computed it, or the
+    /// leader's Sync brought it) and its record is committed: syncs can be answered.
     pub fn ready(&self) -> bool {
         self.generation_stored
             && match &self.mode {

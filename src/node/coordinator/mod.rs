@@ -473,9 +473,7 @@ impl Coordinator {
                 offset,
                 metadata,
             } => {
-                let check = if metadata.len() > MAX_COMMIT_METADATA {
-                    Err(ErrorCode::OffsetMetadataTooLarge)
-                } else if settings.accept_stale_generation {
+                let check = if settings.accept_stale_generation {
                     Ok(())
                 } else if member.is_empty() {
                     // Outside any generation: only into a group nobody is a member of.
@@ -493,6 +491,14 @@ impl Coordinator {
                             Ok(())
                         }
                     })
+                };
+                // The metadata's size only once the committer may commit at all (Kafka's order:
+                // a fenced member hears that it is fenced, which it can act on).
+                let check = match check {
+                    Ok(()) if metadata.len() > MAX_COMMIT_METADATA => {
+                        Err(ErrorCode::OffsetMetadataTooLarge)
+                    }
+                    other => other,
                 };
                 match check {
                     Err(e) => {

@@ -415,11 +415,16 @@ fn commit_metadata_is_kept_with_its_offset_through_compaction_and_replay() {
         Ok(GroupAnswer::Committed)
     );
     assert_eq!(fetch(&mut b), offset_with(4, "checkpoint-a"));
-    // Too long: refused, and the commit before it stands.
+    // Too long: refused, and the commit before it stands; a fenced member with too long a
+    // metadata hears that it is fenced first.
     let long = "x".repeat(MAX_COMMIT_METADATA + 1);
     assert_eq!(
         commit_with(&mut b, 101, &m1, 2, 5, &long),
         Err(ErrorCode::OffsetMetadataTooLarge)
+    );
+    assert_eq!(
+        commit_with(&mut b, 101, &m1, 1, 5, &long),
+        Err(ErrorCode::IllegalGeneration)
     );
     let longest = "y".repeat(MAX_COMMIT_METADATA);
     assert_eq!(

@@ -16,6 +16,16 @@ use std::io::Read;
 const HEADER: usize = 61;
 /// The most a compressed batch may inflate to (a request frame is capped the same way).
 pub const MAX_INFLATED: usize = 64 * 1024 * 1024;
+/// The most all compressed batches of one Produce request may inflate to together. Each
+/// partition's records stay in memory until the request is answered, and a 16 MiB request of
+/// thousands of highly compressed partitions would otherwise inflate to hundreds of gigabytes
+/// (or spend minutes inflating and refusing them): past the budget the rest are refused with
+/// `MESSAGE_TOO_LARGE`, without being inflated.
+pub const MAX_REQUEST_INFLATED: usize = 64 * 1024 * 1024;
+/// Snappy's densest encoding (a 3-byte copy of 64 bytes) inflates about 21-fold: a block stating
+/// more than this many times its own size is corrupt, and is refused before its stated size is
+/// allocated.
+const SNAPPY_MAX_RATIO: usize = 22;
 /// The largest zstd window a batch may ask the decoder for, as a power of two: 16 MiB. Real
 /// producers stay far below (zstd's levels up to 19 use at most 8 MiB); a frame that asks for
 /// more would make the decoder allocate it before a byte is inflated.
@@ -41,6 +51,38 @@ pub struct Decoded {
     pub producer: Option<ProducerStamp>,
 }
 
+/// What is left of one request's inflation budget (`MAX_REQUEST_INFLATED`).
+#[derive(Debug)]
+pub struct InflateBudget {
+    left: usize,
+}
+
+impl InflateBudget {
+    pub fn per_request() -> Self {
+        InflateBudget {
+            left: MAX_REQUEST_INFLATED,
+        }
+    }
+
+    /// The most the next batch may inflate to, and the refusal when it would inflate to more:
+    /// corrupt past a batch's own limit, too large past what the request has left.
+    fn cap(&self, codec: &str) -> (usize, Refused) {
+        if self.left < MAX_INFLATED {
+            let why = format!(
+                "{codec}: the request's compressed batches inflate past {MAX_REQUEST_INFLATED} bytes together"
+            );
+            (self.left, refuse(errors::MESSAGE_TOO_LARGE, why))
+        } else {
+            let why = format!("{codec} batch inflates past the limit");
+            (MAX_INFLATED, refuse(errors::CORRUPT_MESSAGE, why))
+        }
+    }
+
+    fn spend(&mut self, inflated: usize) {
+        self.left = self.left.saturating_sub(inflated);
+    }
+}
+
 /// Why a payload is refused, as Kafka's error code with a message.
 #[derive(Debug, PartialEq)]
 pub struct Refused {
@@ -58,11 +100,20 @@ fn refuse(code: i16, why: impl Into<String>) -> Refused {
 /// Decodes every batch of one partition's payload; one bad batch refuses the whole payload (it
 /// is never appended in part). Several batches of a plain producer become one list; an
 /// idempotent producer's batches must follow each other in sequence.
+#[cfg(test)]
 pub fn decode_payload(payload: &Bytes) -> Result<Decoded, Refused> {
+    decode_payload_within(payload, &mut InflateBudget::per_request())
+}
+
+/// As `decode_payload`, inflating within what is left of the request's `budget`.
+pub fn decode_payload_within(
+    payload: &Bytes,
+    budget: &mut InflateBudget,
+) -> Result<Decoded, Refused> {
     let mut at = 0;
     let mut out: Option<Decoded> = None;
     while at < payload.len() {
-        let (batch, len) = decode_one(&payload.slice(at..))?;
+        let (batch, len) = decode_one(&payload.slice(at..), budget)?;
         at += len;
         out = Some(match out {
             None => batch,
@@ -99,7 +150,7 @@ pub fn decode_payload(payload: &Bytes) -> Result<Decoded, Refused> {
 }
 
 /// One batch at the start of `bytes`, and its length.
-fn decode_one(bytes: &Bytes) -> Result<(Decoded, usize), Refused> {
+fn decode_one(bytes: &Bytes, budget: &mut InflateBudget) -> Result<(Decoded, usize), Refused> {
     let corrupt = |why: &str| refuse(errors::CORRUPT_MESSAGE, why);
     if bytes.len() < HEADER {
         return Err(corrupt("record batch shorter than its header"));
@@ -133,10 +184,10 @@ fn decode_one(bytes: &Bytes) -> Result<(Decoded, usize), Refused> {
     let body = bytes.slice(HEADER..total);
     let inflated = match attributes & 0x7 {
         0 => body,
-        1 => inflate("gzip", flate2::read::MultiGzDecoder::new(&body[..]))?,
-        2 => unsnappy(&body)?,
+        1 => inflate("gzip", flate2::read::MultiGzDecoder::new(&body[..]), budget)?,
+        2 => unsnappy(&body, budget)?,
         // Kafka's lz4 is the LZ4 frame format (with a correct header checksum since magic 1).
-        3 => inflate("lz4", lz4_flex::frame::FrameDecoder::new(&body[..]))?,
+        3 => inflate("lz4", lz4_flex::frame::FrameDecoder::new(&body[..]), budget)?,
         4 => {
             let zstd_error =
                 |e: std::io::Error| refuse(errors::CORRUPT_MESSAGE, format!("zstd: {e}"));
@@ -144,7 +195,7 @@ fn decode_one(bytes: &Bytes) -> Result<(Decoded, usize), Refused> {
             decoder
                 .window_log_max(ZSTD_MAX_WINDOW_LOG)
                 .map_err(zstd_error)?;
-            inflate("zstd", decoder)?
+            inflate("zstd", decoder, budget)?
         }
         codec => {
             return Err(refuse(
@@ -216,54 +267,72 @@ fn long(b: &[u8], at: usize) -> [u8; 8] {
 }
 
 /// Inflates a compressed body (`codec` names it in errors), refusing one that would grow past
-/// `MAX_INFLATED`.
-fn inflate(codec: &str, decoder: impl Read) -> Result<Bytes, Refused> {
+/// `MAX_INFLATED` or past what the request's `budget` has left.
+fn inflate(codec: &str, decoder: impl Read, budget: &mut InflateBudget) -> Result<Bytes, Refused> {
+    let (cap, past_cap) = budget.cap(codec);
     let mut out = Vec::new();
-    let mut reader = decoder.take(MAX_INFLATED as u64 + 1);
+    let mut reader = decoder.take(cap as u64 + 1);
     reader
         .read_to_end(&mut out)
         .map_err(|e| refuse(errors::CORRUPT_MESSAGE, format!("{codec}: {e}")))?;
-    if out.len() > MAX_INFLATED {
-        return Err(refuse(
-            errors::CORRUPT_MESSAGE,
-            format!("{codec} batch inflates past the limit"),
-        ));
+    if out.len() > cap {
+        return Err(past_cap);
     }
+    budget.spend(out.len());
     Ok(Bytes::from(out))
 }
 
 /// Inflates a snappy body: xerial's stream format (the Java producer's) or one raw snappy block
-/// (librdkafka's). Each block states its inflated length up front, which is checked against
-/// `MAX_INFLATED` before anything is allocated.
-fn unsnappy(body: &[u8]) -> Result<Bytes, Refused> {
+/// (librdkafka's). Each block states its inflated length up front; it is checked against the
+/// block's own size (snappy cannot inflate more than about 21-fold) and against the caps before
+/// anything is allocated.
+fn unsnappy(body: &[u8], budget: &mut InflateBudget) -> Result<Bytes, Refused> {
+    let (cap, past_cap) = budget.cap("snappy");
     let mut out = Vec::new();
     if !body.starts_with(&XERIAL_MAGIC) {
-        snappy_block(body, &mut out)?;
-        return Ok(Bytes::from(out));
+        snappy_block(body, &mut out, cap, past_cap)?;
+    } else {
+        let mut rest = body
+            .get(XERIAL_HEADER..)
+            .ok_or_else(|| refuse(errors::CORRUPT_MESSAGE, "snappy: header cut short"))?;
+        while !rest.is_empty() {
+            let (len, after) = match rest.split_first_chunk::<4>() {
+                Some((len, after)) => (u32::from_be_bytes(*len) as usize, after),
+                None => return Err(refuse(errors::CORRUPT_MESSAGE, "snappy: block cut short")),
+            };
+            let (block, after) = match after.split_at_checked(len) {
+                Some(split) => split,
+                None => return Err(refuse(errors::CORRUPT_MESSAGE, "snappy: block cut short")),
+            };
+            let past = refuse(past_cap.code, past_cap.why.clone());
+            snappy_block(block, &mut out, cap, past)?;
+            rest = after;
+        }
     }
-    let mut rest = body
-        .get(XERIAL_HEADER..)
-        .ok_or_else(|| refuse(errors::CORRUPT_MESSAGE, "snappy: header cut short"))?;
-    while !rest.is_empty() {
-        let block = rest
-            .get(..4)
-            .map(|l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize)
-            .and_then(|len| rest.get(4..4 + len))
-            .ok_or_else(|| refuse(errors::CORRUPT_MESSAGE, "snappy: block cut short"))?;
-        snappy_block(block, &mut out)?;
-        rest = &rest[4 + block.len()..];
-    }
+    budget.spend(out.len());
     Ok(Bytes::from(out))
 }
 
-fn snappy_block(block: &[u8], out: &mut Vec<u8>) -> Result<(), Refused> {
+/// Inflates one raw snappy block onto `out`, refusing with `past_cap` if `out` would pass `cap`.
+fn snappy_block(
+    block: &[u8],
+    out: &mut Vec<u8>,
+    cap: usize,
+    past_cap: Refused,
+) -> Result<(), Refused> {
     let snappy_error = |e: snap::Error| refuse(errors::CORRUPT_MESSAGE, format!("snappy: {e}"));
     let len = snap::raw::decompress_len(block).map_err(snappy_error)?;
-    if out.len() + len > MAX_INFLATED {
+    if len > block.len().saturating_mul(SNAPPY_MAX_RATIO) {
         return Err(refuse(
             errors::CORRUPT_MESSAGE,
-            "snappy batch inflates past the limit",
+            format!(
+                "snappy: a block of {} bytes states {len} inflated",
+                block.len()
+            ),
         ));
+    }
+    if len > cap - out.len() {
+        return Err(past_cap);
     }
     let start = out.len();
     out.resize(start + len, 0);

@@ -16,7 +16,7 @@
 
 use super::batch::decode_payload;
 use super::conn;
-use super::tests::{batch, compress, rebody_of, request, sample};
+use super::tests::{batch, encoded_batch, request, sample};
 use super::versions::ADVERTISED;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::Compression;
@@ -120,20 +120,20 @@ proptest! {
         }
     }
 
-    /// A valid batch (plain or compressed with any of Kafka's codecs, several records),
+    /// A valid batch (plain or compressed with any of Kafka's codecs, snappy both framed and
+    /// raw; several records),
     /// mutated after its CRC field, the CRC then made right again: refused with a Kafka error
     /// or decoded, never a panic.
     #[test]
     fn mutated_batches_never_panic(
-        codec in 0u8..5,
+        encoding in 0u8..6,
         records in 1usize..6,
         mutations in proptest::collection::vec(mutation(), 1..6),
         fix_crc in any::<bool>(),
     ) {
         let values: Vec<String> = (0..records).map(|i| format!("value-{i}")).collect();
         let values: Vec<&str> = values.iter().map(String::as_str).collect();
-        let plain = batch(&values, Compression::None);
-        let valid = rebody_of(&values, codec, &compress(codec, &plain[61..]));
+        let valid = encoded_batch(&values, encoding);
         let mut bytes = mutate(&valid, 21, &mutations);
         if fix_crc && bytes.len() >= 21 {
             let crc = crc32c::crc32c(&bytes[21..]);

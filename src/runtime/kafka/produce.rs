@@ -3,7 +3,7 @@
 //! responses. A payload that fails its checks is answered here and never reaches the broker,
 //! so a corrupt batch changes no log.
 
-use super::batch::decode_payload;
+use super::batch::{decode_payload_within, InflateBudget};
 use super::errors;
 use crate::protocol::{
     Acks, ErrorCode, Offset, PartitionBatch, ProduceRequest as OurRequest, TopicPartition,
@@ -40,6 +40,8 @@ pub fn plan(req: &ProduceRequest, correlation: u64) -> Plan {
     };
     let mut batches = Vec::new();
     let mut slots = Vec::new();
+    // One budget for the whole request: its partitions' records are all held until answered.
+    let mut budget = InflateBudget::per_request();
     for topic in &req.topic_data {
         let mut parts = Vec::new();
         for p in &topic.partition_data {
@@ -54,7 +56,7 @@ pub fn plan(req: &ProduceRequest, correlation: u64) -> Plan {
                 {
                     Slot::Refused(errors::INVALID_REQUEST)
                 }
-                (Ok(index), Some(bytes)) => match decode_payload(bytes) {
+                (Ok(index), Some(bytes)) => match decode_payload_within(bytes, &mut budget) {
                     Err(refused) => {
                         tracing::debug!(
                             "produce to {}-{index} refused: {}",

@@ -2,7 +2,10 @@
 //! by the runtime driver on a simulated disk): hand-built Kafka requests in, responses out,
 //! malformed input included.
 
-use super::batch::{decode_payload, MAX_APPEND_BYTES, MAX_INFLATED};
+use super::batch::{
+    decode_payload, decode_payload_within, InflateBudget, MAX_APPEND_BYTES, MAX_INFLATED,
+    MAX_REQUEST_INFLATED,
+};
 use super::conn::{self, Shared};
 use super::encode::encode_entries;
 use super::errors;
@@ -633,6 +636,21 @@ pub(super) fn compress(codec: u8, data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A batch of `values` in one of six encodings: uncompressed, Kafka's four codecs, and (5)
+/// snappy as one raw block, as librdkafka sends it.
+pub(super) fn encoded_batch(values: &[&str], encoding: u8) -> Bytes {
+    let plain = batch(values, Compression::None);
+    match encoding {
+        5 => {
+            let raw = snap::raw::Encoder::new()
+                .compress_vec(&plain[61..])
+                .expect("compress");
+            rebody_of(values, 2, &raw)
+        }
+        codec => rebody_of(values, codec, &compress(codec, &plain[61..])),
+    }
+}
+
 #[test]
 fn a_snappy_batch_is_inflated_raw_or_in_xerial_blocks_and_a_snappy_bomb_refused() {
     let records = plain_records();
@@ -664,6 +682,47 @@ fn a_snappy_batch_is_inflated_raw_or_in_xerial_blocks_and_a_snappy_bomb_refused(
     cut.truncate(cut.len() - 1);
     refused(&cut, "block cut short");
     refused(&xerial(&[])[..10], "header cut short");
+}
+
+#[test]
+fn a_snappy_block_stating_more_than_snappy_can_inflate_is_refused_before_allocating() {
+    // Five bytes stating 64 MiB: refused for the ratio, not by trying (a 64 MiB buffer each).
+    let refused = decode_payload(&rebody(2, &[0x80, 0x80, 0x80, 0x20, 0x00])).expect_err("refused");
+    assert_eq!(refused.code, errors::CORRUPT_MESSAGE);
+    assert!(refused.why.contains("states"), "{}", refused.why);
+    // The densest real block (long runs) is within the ratio.
+    let dense = snap::raw::Encoder::new()
+        .compress_vec(&vec![7u8; 1 << 20])
+        .expect("compress");
+    let ratio = snap::raw::decompress_len(&dense).expect("len") / dense.len();
+    assert!((16..22).contains(&ratio), "ratio {ratio}");
+}
+
+/// One request's partitions share one inflation budget: a request of many small, highly
+/// compressed partitions is refused past it (`MESSAGE_TOO_LARGE`) in every codec, and the
+/// partitions past it are not inflated at all.
+#[test]
+fn a_request_inflates_at_most_its_budget_across_partitions() {
+    let value = "v".repeat(6 << 20);
+    let plain = batch(&[value.as_str()], Compression::None);
+    for codec in 1..=4u8 {
+        let payload = rebody_of(&[value.as_str()], codec, &compress(codec, &plain[61..]));
+        assert!(
+            payload.len() < 1 << 20,
+            "codec {codec}: {} bytes",
+            payload.len()
+        );
+        let mut budget = InflateBudget::per_request();
+        let fits = MAX_REQUEST_INFLATED / (6 << 20);
+        for _ in 0..fits {
+            decode_payload_within(&payload, &mut budget).expect("within the budget");
+        }
+        let refused = decode_payload_within(&payload, &mut budget).expect_err("past the budget");
+        assert_eq!(refused.code, errors::MESSAGE_TOO_LARGE, "codec {codec}");
+        assert!(refused.why.contains("together"), "{}", refused.why);
+        // A fresh request is not affected.
+        decode_payload(&payload).expect("a new budget");
+    }
 }
 
 #[test]

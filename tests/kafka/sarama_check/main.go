@@ -73,9 +73,14 @@ func produce(brokers []string, topic, prefix string, n int) map[string]acked {
 	return out
 }
 
-// readPartitions reads every partition from the oldest offset to its high watermark.
+// readPartitions reads every partition from the oldest offset to the end it has now.
 func readPartitions(brokers []string, topic string) map[acked]*sarama.ConsumerMessage {
-	c, err := sarama.NewConsumer(brokers, config())
+	client, err := sarama.NewClient(brokers, config())
+	if err != nil {
+		fail("client: %v", err)
+	}
+	defer client.Close()
+	c, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
 		fail("consumer: %v", err)
 	}
@@ -86,22 +91,27 @@ func readPartitions(brokers []string, topic string) map[acked]*sarama.ConsumerMe
 	}
 	out := map[acked]*sarama.ConsumerMessage{}
 	for _, p := range partitions {
+		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			fail("end of partition %d: %v", p, err)
+		}
+		if end == 0 {
+			continue
+		}
 		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
 		if err != nil {
 			fail("consume partition %d: %v", p, err)
 		}
-	reading:
-		for {
+		deadline := time.After(60 * time.Second)
+		for next := int64(-1); next < end; {
 			select {
 			case m := <-pc.Messages():
 				out[acked{m.Partition, m.Offset}] = m
-				if m.Offset+1 >= pc.HighWaterMarkOffset() {
-					break reading
-				}
+				next = m.Offset + 1
 			case e := <-pc.Errors():
 				fail("partition %d: %v", p, e)
-			case <-time.After(3 * time.Second):
-				break reading // an empty partition
+			case <-deadline:
+				fail("partition %d: read up to %d of %d in 60 s", p, next, end)
 			}
 		}
 		pc.Close()
@@ -121,13 +131,19 @@ func (m *member) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGr
 	return nil
 }
 
-// readGroup reads through group until nothing new arrives for idle, then leaves (committing
-// what it marked); returns the values read.
-func readGroup(brokers []string, group, topic string, idle time.Duration) []string {
+// readGroup reads through group until it has seen every value in want (within a minute: the
+// join alone can take seconds), then until nothing new arrives for two seconds, and leaves,
+// committing what it marked; returns the values read.
+func readGroup(brokers []string, group, topic string, want map[string]acked) []string {
 	g, err := sarama.NewConsumerGroup(brokers, group, config())
 	if err != nil {
 		fail("group: %v", err)
 	}
+	go func() {
+		for e := range g.Errors() {
+			fmt.Printf("note: group %s: %v\n", group, e) // retried by sarama
+		}
+	}()
 	m := &member{values: make(chan string, 1024)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -141,15 +157,26 @@ func readGroup(brokers []string, group, topic string, idle time.Duration) []stri
 		done <- nil
 	}()
 	var read []string
+	missing := len(want)
+	seen := map[string]bool{}
+	deadline := time.After(60 * time.Second)
 	for quiet := false; !quiet; {
+		idle := time.After(2 * time.Second)
+		if missing > 0 {
+			idle = nil
+		}
 		select {
 		case v := <-m.values:
 			read = append(read, v)
+			if _, ok := want[v]; ok && !seen[v] {
+				seen[v] = true
+				missing--
+			}
 		case err := <-done:
 			fail("group %s: %v", group, err)
-		case e := <-g.Errors():
-			fail("group %s: %v", group, e)
-		case <-time.After(idle):
+		case <-deadline:
+			fail("group %s: %d of the %d records it must read still unread after 60 s", group, missing, len(want))
+		case <-idle:
 			quiet = true
 		}
 	}
@@ -179,18 +206,9 @@ func main() {
 	fmt.Printf("OK sarama: every acked record read back at its partition and offset (%d read)\n", len(read))
 
 	group := "sarama-check"
-	first := readGroup(brokers, group, topic, 5*time.Second)
-	seen := map[string]bool{}
-	for _, v := range first {
-		seen[v] = true
-	}
-	for value := range sent {
-		if !seen[value] {
-			fail("group %s read %d records but not %s", group, len(first), value)
-		}
-	}
+	first := readGroup(brokers, group, topic, sent)
 	more := produce(brokers, topic, "sarama-after", 3)
-	again := readGroup(brokers, group, topic, 5*time.Second)
+	again := readGroup(brokers, group, topic, more)
 	if len(again) != len(more) {
 		fail("a new member of %s read %v, expected only the %d records produced after the commit", group, again, len(more))
 	}

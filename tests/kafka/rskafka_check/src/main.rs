@@ -67,8 +67,18 @@ async fn main() {
             "creating {topic} again: {other:?}, expected TopicAlreadyExists"
         )),
     }
-    let topics = call("list_topics", client.list_topics()).await;
-    match topics.iter().find(|t| t.name == topic) {
+    // The creation is answered once the controller quorum committed the topic; the broker asked
+    // for metadata may learn of it a moment later.
+    let mut listed = None;
+    for _ in 0..100 {
+        let topics = call("list_topics", client.list_topics()).await;
+        listed = topics.into_iter().find(|t| t.name == topic);
+        if listed.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    match listed {
         Some(t) if t.partitions.len() == 3 => {}
         other => fail(format!(
             "{topic} listed as {other:?}, expected 3 partitions"
