@@ -210,7 +210,7 @@ fn decode_one(bytes: &Bytes, budget: &mut InflateBudget) -> Result<(Decoded, usi
     if count == 0 || count > inflated.len() / MIN_RECORD {
         return Err(corrupt("record count does not fit the batch's bytes"));
     }
-    check_records(&inflated, count)?;
+    let stated_headers = check_records(&inflated, count)?;
     let mut batch = bytes.slice(..total);
     let decompressed = inflated.clone();
     let decoded = RecordBatchDecoder::decode_with_custom_compression(
@@ -218,6 +218,15 @@ fn decode_one(bytes: &Bytes, budget: &mut InflateBudget) -> Result<(Decoded, usi
         Some(&|_: &mut Bytes, _: Compression| Ok(decompressed.clone())),
     )
     .map_err(|e| corrupt(&format!("record batch: {e}")))?;
+    // The crate keeps a record's headers in a map, one value per key; Kafka allows a key twice.
+    // Refused rather than stored with a header silently dropped.
+    let kept: usize = decoded.records.iter().map(|r| r.headers.len()).sum();
+    if kept < stated_headers {
+        return Err(refuse(
+            errors::INVALID_RECORD,
+            "a record repeats a header key, which this broker cannot store (it keeps one value per key)",
+        ));
+    }
     let producer_id = i64::from_be_bytes(long(bytes, 43));
     let producer_epoch = i16::from_be_bytes([bytes[51], bytes[52]]);
     let base_sequence = i32::from_be_bytes(word(bytes, 53));
@@ -344,9 +353,11 @@ fn snappy_block(
 }
 
 /// Walks `count` records, checking every length and the header count against the bytes left,
-/// so the decoder never reserves more than the batch can hold.
-fn check_records(mut b: &[u8], count: usize) -> Result<(), Refused> {
+/// so the decoder never reserves more than the batch can hold. Returns how many headers the
+/// records state, together.
+fn check_records(mut b: &[u8], count: usize) -> Result<usize, Refused> {
     let bad = |why: &str| refuse(errors::CORRUPT_MESSAGE, format!("record: {why}"));
+    let mut total_headers = 0;
     for _ in 0..count {
         let len = varint(&mut b).ok_or_else(|| bad("length"))?;
         let len = usize::try_from(len).map_err(|_| bad("negative length"))?;
@@ -378,11 +389,12 @@ fn check_records(mut b: &[u8], count: usize) -> Result<(), Refused> {
         if headers < 0 || headers as usize > r.len() / 2 {
             return Err(bad("header count does not fit the record"));
         }
+        total_headers += headers as usize;
     }
     if !b.is_empty() {
         return Err(bad("bytes after the last record"));
     }
-    Ok(())
+    Ok(total_headers)
 }
 
 /// A zigzag varint (up to 64 bits), advancing `b`.

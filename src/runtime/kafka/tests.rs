@@ -701,6 +701,45 @@ fn a_snappy_block_stating_more_than_snappy_can_inflate_is_refused_before_allocat
 /// One request's partitions share one inflation budget: a request of many small, highly
 /// compressed partitions is refused past it (`MESSAGE_TOO_LARGE`) in every codec, and the
 /// partitions past it are not inflated at all.
+/// Kafka allows a record to carry a header key twice; the crate's decoder keeps one value per
+/// key. Such a batch is refused, never stored with a header dropped.
+#[test]
+fn a_record_repeating_a_header_key_is_refused_not_stored_without_one() {
+    let mut record = records(&["v"]).remove(0);
+    record.headers.insert(
+        StrBytes::from_static_str("ka"),
+        Some(Bytes::from_static(b"1")),
+    );
+    record.headers.insert(
+        StrBytes::from_static_str("kb"),
+        Some(Bytes::from_static(b"2")),
+    );
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &[record], &options).expect("a batch");
+    let distinct = buf.clone().freeze();
+    let decoded = decode_payload(&distinct).expect("distinct keys are taken");
+    assert_eq!(decoded.records[0].headers.len(), 2);
+    // The second key renamed to the first, the CRC made right: the same key twice.
+    let at = buf
+        .windows(2)
+        .position(|w| w == b"kb")
+        .expect("the second key");
+    buf[at + 1] = b'a';
+    let crc = crc32c::crc32c(&buf[21..]);
+    buf[17..21].copy_from_slice(&crc.to_be_bytes());
+    let refused = decode_payload(&buf.freeze()).expect_err("refused");
+    assert_eq!(refused.code, errors::INVALID_RECORD);
+    assert!(
+        refused.why.contains("repeats a header key"),
+        "{}",
+        refused.why
+    );
+}
+
 #[test]
 fn a_request_inflates_at_most_its_budget_across_partitions() {
     let value = "v".repeat(6 << 20);
