@@ -1,9 +1,9 @@
 //! Which controller the broker talks to. The controllers form a quorum and only its leader, the
 //! active controller, answers brokers; the others answer `NotController` with the leader they
 //! know. The broker keeps one target: it moves to the leader it is told of, to the sender of
-//! metadata from a newer controller epoch, or — after a few heartbeat (or registration) intervals
-//! with no word back — to the next controller in its list. Metadata from a controller epoch older than one it has seen is
-//! refused: a deposed controller is never followed again.
+//! metadata from a newer controller epoch, or — after a few heartbeat (or registration)
+//! intervals with no word back — to the next controller in its list. Metadata from a controller
+//! epoch older than one it has seen is refused: a deposed controller is never followed again.
 
 use super::Broker;
 use crate::node::{Context, Situation};
@@ -164,13 +164,18 @@ mod tests {
     }
 
     fn registered_at(effects: &[Effect]) -> Option<NodeId> {
-        effects.iter().find_map(|e| match e {
-            Effect::Send {
-                to,
-                message: Message::RegisterBroker { .. },
-            } => Some(*to),
-            _ => None,
-        })
+        sent_to(effects, "RegisterBroker").first().copied()
+    }
+
+    /// Where every message the broker sent went, for messages of the kind `name`.
+    fn sent_to(effects: &[Effect], name: &str) -> Vec<NodeId> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send { to, message } if message.kind() == name => Some(*to),
+                _ => None,
+            })
+            .collect()
     }
 
     fn push(b: &mut Broker, from: NodeId, epoch: QuorumEpoch, version: u64) -> bool {
@@ -277,17 +282,6 @@ mod tests {
         assert_eq!(targets, vec![100, 100, 101, 101, 101, 102]);
     }
 
-    /// Where every message the broker sent went, for messages of the kind `name`.
-    fn sent_to(effects: Vec<Effect>, name: &str) -> Vec<NodeId> {
-        effects
-            .into_iter()
-            .filter_map(|e| match e {
-                Effect::Send { to, message } if message.kind() == name => Some(to),
-                _ => None,
-            })
-            .collect()
-    }
-
     #[test]
     fn a_burst_of_requests_stays_with_the_controller_and_silent_heartbeats_move_on() {
         use crate::protocol::CreateTopicRequest;
@@ -312,7 +306,7 @@ mod tests {
             b.on_message(&mut cx, 7, Message::CreateTopic(request));
         }
         assert_eq!(
-            sent_to(cx.take_effects(), "ForwardCreateTopic"),
+            sent_to(&cx.take_effects(), "ForwardCreateTopic"),
             vec![target; 10]
         );
         // Heartbeats measure the silence: the fourth unanswered one goes to the next controller,
@@ -320,13 +314,13 @@ mod tests {
         let mut heartbeats = Vec::new();
         for _ in 0..4 {
             b.on_timer(&mut cx, Timer::Heartbeat);
-            heartbeats.extend(sent_to(cx.take_effects(), "Heartbeat"));
+            heartbeats.extend(sent_to(&cx.take_effects(), "Heartbeat"));
         }
         assert_eq!(heartbeats, vec![target, target, target, 101]);
         b.on_message(&mut cx, 101, Message::NotController { leader: Some(101) });
         for _ in 0..3 {
             b.on_timer(&mut cx, Timer::Heartbeat);
-            assert_eq!(sent_to(cx.take_effects(), "Heartbeat"), vec![101]);
+            assert_eq!(sent_to(&cx.take_effects(), "Heartbeat"), vec![101]);
         }
     }
 

@@ -137,6 +137,11 @@ impl Group {
         self.offsets.insert(tp, offset);
     }
 
+    /// The metadata committed with `tp`'s offset (empty if none).
+    pub fn metadata_of(&self, tp: &TopicPartition) -> String {
+        self.offset_metadata.get(tp).cloned().unwrap_or_default()
+    }
+
     /// The current generation's assignment is known to the coordinator (it computed it, or the
     /// leader's Sync brought it) and its record is committed: syncs can be answered.
     pub fn ready(&self) -> bool {

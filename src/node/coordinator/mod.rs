@@ -200,7 +200,7 @@ impl Coordinator {
                     offset,
                     member: String::new(),
                     generation: g.generation,
-                    metadata: g.offset_metadata.get(tp).cloned().unwrap_or_default(),
+                    metadata: g.metadata_of(tp),
                 };
                 writes.push((key, value));
             }
@@ -548,9 +548,7 @@ impl Coordinator {
                 let group = self.groups.get(&name);
                 Ok(GroupAnswer::Offset {
                     offset: group.and_then(|g| g.offsets.get(&tp).copied()),
-                    metadata: group
-                        .and_then(|g| g.offset_metadata.get(&tp).cloned())
-                        .unwrap_or_default(),
+                    metadata: group.map(|g| g.metadata_of(&tp)).unwrap_or_default(),
                 })
             }
         };

@@ -64,17 +64,24 @@ impl InflateBudget {
         }
     }
 
-    /// The most the next batch may inflate to, and the refusal when it would inflate to more:
-    /// corrupt past a batch's own limit, too large past what the request has left.
-    fn cap(&self, codec: &str) -> (usize, Refused) {
+    /// The most the next batch may inflate to.
+    fn cap(&self) -> usize {
+        self.left.min(MAX_INFLATED)
+    }
+
+    /// The refusal of a batch that would inflate past `cap`: corrupt past a batch's own limit,
+    /// too large past what the request has left.
+    fn past_cap(&self, codec: &str) -> Refused {
         if self.left < MAX_INFLATED {
             let why = format!(
                 "{codec}: the request's compressed batches inflate past {MAX_REQUEST_INFLATED} bytes together"
             );
-            (self.left, refuse(errors::MESSAGE_TOO_LARGE, why))
+            refuse(errors::MESSAGE_TOO_LARGE, why)
         } else {
-            let why = format!("{codec} batch inflates past the limit");
-            (MAX_INFLATED, refuse(errors::CORRUPT_MESSAGE, why))
+            refuse(
+                errors::CORRUPT_MESSAGE,
+                format!("{codec} batch inflates past the limit"),
+            )
         }
     }
 
@@ -278,14 +285,14 @@ fn long(b: &[u8], at: usize) -> [u8; 8] {
 /// Inflates a compressed body (`codec` names it in errors), refusing one that would grow past
 /// `MAX_INFLATED` or past what the request's `budget` has left.
 fn inflate(codec: &str, decoder: impl Read, budget: &mut InflateBudget) -> Result<Bytes, Refused> {
-    let (cap, past_cap) = budget.cap(codec);
+    let cap = budget.cap();
     let mut out = Vec::new();
     let mut reader = decoder.take(cap as u64 + 1);
     reader
         .read_to_end(&mut out)
         .map_err(|e| refuse(errors::CORRUPT_MESSAGE, format!("{codec}: {e}")))?;
     if out.len() > cap {
-        return Err(past_cap);
+        return Err(budget.past_cap(codec));
     }
     budget.spend(out.len());
     Ok(Bytes::from(out))
@@ -296,25 +303,21 @@ fn inflate(codec: &str, decoder: impl Read, budget: &mut InflateBudget) -> Resul
 /// block's own size (snappy cannot inflate more than about 21-fold) and against the caps before
 /// anything is allocated.
 fn unsnappy(body: &[u8], budget: &mut InflateBudget) -> Result<Bytes, Refused> {
-    let (cap, past_cap) = budget.cap("snappy");
     let mut out = Vec::new();
     if !body.starts_with(&XERIAL_MAGIC) {
-        snappy_block(body, &mut out, cap, past_cap)?;
+        snappy_block(body, &mut out, budget)?;
     } else {
         let mut rest = body
             .get(XERIAL_HEADER..)
             .ok_or_else(|| refuse(errors::CORRUPT_MESSAGE, "snappy: header cut short"))?;
         while !rest.is_empty() {
-            let (len, after) = match rest.split_first_chunk::<4>() {
-                Some((len, after)) => (u32::from_be_bytes(*len) as usize, after),
-                None => return Err(refuse(errors::CORRUPT_MESSAGE, "snappy: block cut short")),
+            let Some((block, after)) = rest
+                .split_first_chunk::<4>()
+                .and_then(|(len, after)| after.split_at_checked(u32::from_be_bytes(*len) as usize))
+            else {
+                return Err(refuse(errors::CORRUPT_MESSAGE, "snappy: block cut short"));
             };
-            let (block, after) = match after.split_at_checked(len) {
-                Some(split) => split,
-                None => return Err(refuse(errors::CORRUPT_MESSAGE, "snappy: block cut short")),
-            };
-            let past = refuse(past_cap.code, past_cap.why.clone());
-            snappy_block(block, &mut out, cap, past)?;
+            snappy_block(block, &mut out, budget)?;
             rest = after;
         }
     }
@@ -322,13 +325,9 @@ fn unsnappy(body: &[u8], budget: &mut InflateBudget) -> Result<Bytes, Refused> {
     Ok(Bytes::from(out))
 }
 
-/// Inflates one raw snappy block onto `out`, refusing with `past_cap` if `out` would pass `cap`.
-fn snappy_block(
-    block: &[u8],
-    out: &mut Vec<u8>,
-    cap: usize,
-    past_cap: Refused,
-) -> Result<(), Refused> {
+/// Inflates one raw snappy block onto `out`, refusing it if `out` would pass the budget's cap
+/// (the budget is charged for the whole body afterwards).
+fn snappy_block(block: &[u8], out: &mut Vec<u8>, budget: &InflateBudget) -> Result<(), Refused> {
     let snappy_error = |e: snap::Error| refuse(errors::CORRUPT_MESSAGE, format!("snappy: {e}"));
     let len = snap::raw::decompress_len(block).map_err(snappy_error)?;
     if len > block.len().saturating_mul(SNAPPY_MAX_RATIO) {
@@ -340,8 +339,8 @@ fn snappy_block(
             ),
         ));
     }
-    if len > cap - out.len() {
-        return Err(past_cap);
+    if len > budget.cap() - out.len() {
+        return Err(budget.past_cap("snappy"));
     }
     let start = out.len();
     out.resize(start + len, 0);
