@@ -348,6 +348,15 @@ impl NodeState {
         }
     }
 
+    /// A running node's digest (of its node, disk and volatile state): what the checker hashes
+    /// for it. `None` while booting.
+    pub fn digest(&self) -> Option<u64> {
+        match self {
+            NodeState::Running { fingerprint, .. } => Some(*fingerprint),
+            NodeState::Booting(_) => None,
+        }
+    }
+
     /// A running node's own invariants hold (`AnyNode::check_invariants`, judged once when
     /// the state was made); a booting one has none to break.
     pub fn sound(&self) -> bool {
@@ -507,33 +516,102 @@ impl Actor for NodeActor {
         };
         self.step(state, o, |n, cx| n.on_timer(cx, Timer::clone(timer)));
         // Count the fault-like timers that changed something, against the model's budget.
-        match &**timer {
-            Timer::SessionExpiry(_) => {
-                count_fault(state, o, |d| d.expiries = d.expiries.saturating_add(1))
+        let Some(fault) = Fault::of(timer) else {
+            return;
+        };
+        // A quorum voter's election timeout is a fault even when the voter's state stays the
+        // same: a second pre-vote round sends its requests again.
+        if matches!(**timer, Timer::QuorumElection) {
+            if let Cow::Borrowed(running) = state {
+                *state = Cow::Owned(running.clone());
             }
-            // A quorum voter's election timeout is a fault too, counted even when the voter's
-            // state stays the same: a second pre-vote round sends its requests again.
-            Timer::QuorumElection => {
-                if let Cow::Borrowed(running) = state {
-                    *state = Cow::Owned(running.clone());
-                }
-                count_fault(state, o, |d| d.expiries = d.expiries.saturating_add(1))
-            }
-            Timer::MemberSession { .. } => count_fault(state, o, |d| {
-                d.member_expiries = d.member_expiries.saturating_add(1)
-            }),
-            Timer::FollowerLag { .. } => {
-                count_fault(state, o, |d| d.evictions = d.evictions.saturating_add(1))
-            }
-            Timer::Retention => {
-                count_fault(state, o, |d| d.retentions = d.retentions.saturating_add(1))
-            }
-            _ => {}
         }
+        count_fault(state, o, |d| fault.add_one(d))
+    }
+}
+
+/// The fault budgets the model's timers count against. The model fires a node's timers whenever
+/// they are set, so the ones that stand for a fault (a session ending, a follower lagging,
+/// retention deleting records) are bounded: each firing that changes the node is counted in the
+/// node's disk (so it survives a crash), and `properties::within_boundary` bounds the sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Broker session expiries (and quorum voters' election timeouts).
+    Expiry,
+    /// Followers evicted from the ISR for lagging.
+    Eviction,
+    /// Group member sessions the coordinator expired.
+    MemberExpiry,
+    /// Retention runs that deleted records.
+    Retention,
+}
+
+impl Fault {
+    /// The budget a firing of `timer` counts against, if any.
+    pub fn of(timer: &Timer) -> Option<Fault> {
+        match timer {
+            Timer::SessionExpiry(_) | Timer::QuorumElection => Some(Fault::Expiry),
+            Timer::FollowerLag { .. } => Some(Fault::Eviction),
+            Timer::MemberSession { .. } => Some(Fault::MemberExpiry),
+            Timer::Retention => Some(Fault::Retention),
+            _ => None,
+        }
+    }
+
+    /// Faults of this kind counted in `disk`.
+    pub fn counted(self, disk: &Disk) -> usize {
+        usize::from(match self {
+            Fault::Expiry => disk.expiries,
+            Fault::Eviction => disk.evictions,
+            Fault::MemberExpiry => disk.member_expiries,
+            Fault::Retention => disk.retentions,
+        })
+    }
+
+    fn add_one(self, disk: &mut Disk) {
+        let n = match self {
+            Fault::Expiry => &mut disk.expiries,
+            Fault::Eviction => &mut disk.evictions,
+            Fault::MemberExpiry => &mut disk.member_expiries,
+            Fault::Retention => &mut disk.retentions,
+        };
+        *n = n.saturating_add(1);
     }
 }
 
 impl NodeActor {
+    /// Whether firing `timer` in `state` would count a fault (`Fault::of`), that is, change the
+    /// node's state; a running quorum voter's election timeout counts always. The node's handler
+    /// is run on a copy of the node: if it changed the node, the step does (carrying out its
+    /// effects only adds to a change: disk writes, sends, and the bookkeeping of completed
+    /// syncs). Only if the handler changed nothing but asked for effects is the whole step run,
+    /// on a borrowed state, to see whether they change it. That spares building the new state
+    /// (its digest, its invariants) for the firings that change the node, most of them.
+    pub fn firing_counts_a_fault(&self, state: &NodeState, timer: &Timer) -> bool {
+        if Fault::of(timer).is_none() {
+            return false;
+        }
+        let NodeState::Running { node, .. } = state else {
+            return false; // a booting node's step does nothing
+        };
+        if matches!(timer, Timer::QuorumElection) {
+            return true;
+        }
+        let mut fired = node.clone();
+        let mut cx = Context::new(0);
+        fired.on_timer(&mut cx, timer.clone());
+        if fired != *node {
+            return true;
+        }
+        if cx.take_effects().is_empty() {
+            return false;
+        }
+        let mut state = Cow::Borrowed(state);
+        let mut out = Out::new();
+        self.step(&mut state, &mut out, |n, cx| n.on_timer(cx, timer.clone()));
+        matches!(state, Cow::Owned(_))
+    }
+
     /// Runs one entry point on a running node; a booting node drops what arrives.
     fn step(
         &self,

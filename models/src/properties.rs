@@ -1,7 +1,7 @@
 //! The properties checked over every reachable state, named as in `docs/architecture.md`, and the
 //! bounds that keep the state space finite.
 
-use crate::actor::{NodeActor, NodeState};
+use crate::actor::{Fault, NodeActor, NodeState};
 use crate::cluster::{ModelCfg, ModelKind, SeedlogModel};
 use crate::history::History;
 use seedlog::node::controller_quorum::apply_record;
@@ -548,6 +548,37 @@ pub fn add(model: SeedlogModel) -> SeedlogModel {
         .fold(model, |m, (e, name, f)| m.property(e, name, f))
 }
 
+/// Crashes so far: completed restarts (counted in the disks, so they survive the crash) and
+/// actors down now.
+pub fn crashes_so_far(s: &State) -> usize {
+    let boots: usize = s
+        .actor_storages
+        .iter()
+        .flatten()
+        .map(|d| d.boots as usize)
+        .sum();
+    boots + s.crashed.iter().filter(|c| **c).count()
+}
+
+/// Faults of one kind counted so far, in every actor's disk.
+pub fn faults_so_far(s: &State, fault: Fault) -> usize {
+    s.actor_storages
+        .iter()
+        .flatten()
+        .map(|d| fault.counted(d))
+        .sum()
+}
+
+/// How many faults of one kind a run may have.
+pub fn fault_budget(cfg: &ModelCfg, fault: Fault) -> usize {
+    match fault {
+        Fault::Expiry => cfg.expiries,
+        Fault::Eviction => cfg.evictions,
+        Fault::MemberExpiry => cfg.member_expiries,
+        Fault::Retention => cfg.retentions,
+    }
+}
+
 /// Bounds: the producer and reader (and, in the offsets model, the controller) never crash; at
 /// most `crashes` crashes in all; at most `max_version` controller changes; at most `expiries`
 /// broker session expiries, `evictions` ISR evictions and `member_expiries` group member session
@@ -556,18 +587,28 @@ pub fn within_boundary(cfg: &ModelCfg, s: &State) -> bool {
     if cfg.never_crash.iter().any(|&i| s.crashed[i]) {
         return false;
     }
-    let disks = || s.actor_storages.iter().flatten();
-    let boots: usize = disks().map(|d| d.boots as usize).sum();
-    let down = s.crashed.iter().filter(|c| **c).count();
-    if boots + down > cfg.crashes {
+    if crashes_so_far(s) > cfg.crashes {
         return false;
     }
-    if disks().map(|d| d.expiries as usize).sum::<usize>() > cfg.expiries
-        || disks().map(|d| d.evictions as usize).sum::<usize>() > cfg.evictions
-        || disks().map(|d| d.member_expiries as usize).sum::<usize>() > cfg.member_expiries
-        || disks().map(|d| d.refusals as usize).sum::<usize>() > cfg.refusals
-        || disks().map(|d| d.retentions as usize).sum::<usize>() > cfg.retentions
+    let faults = [
+        Fault::Expiry,
+        Fault::Eviction,
+        Fault::MemberExpiry,
+        Fault::Retention,
+    ];
+    if faults
+        .iter()
+        .any(|&f| faults_so_far(s, f) > fault_budget(cfg, f))
     {
+        return false;
+    }
+    let refusals: usize = s
+        .actor_storages
+        .iter()
+        .flatten()
+        .map(|d| d.refusals as usize)
+        .sum();
+    if refusals > cfg.refusals {
         return false;
     }
     if cfg.kind == ModelKind::Quorum {

@@ -1,4 +1,9 @@
-//! Partial-order reduction for the clients: the model the checker runs.
+//! The model the checker runs: the actor model with partial-order reduction for the clients
+//! (`eager`, below), and without the steps the bounds refuse — crashes past the budget
+//! (`drop_crashes_out_of_bounds`) and fault timers past theirs (`fault_out_of_bounds`): the
+//! same states, built faster.
+//!
+//! The client reduction:
 //!
 //! The producer and the reader each keep a single request chain in these models: with their
 //! timers off, a client sends one request at its start and at most one more for each answer it
@@ -22,12 +27,14 @@
 //! The rule applies only where the premise is checked on the spot: the client is running with
 //! no timer set, and exactly one message in the network involves it, addressed to it.
 
-use crate::actor::Msg;
+use crate::actor::{Fault, Msg};
 use crate::check::Action;
 use crate::cluster::{ModelCfg, ModelKind, SeedlogModel};
 use crate::properties::{self, Layout, State};
 use stateright::actor::{ActorModelAction, Id, Network};
 use stateright::{Model, Path, Property};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// The actor model with client answers delivered eagerly.
 pub struct Reduced(pub SeedlogModel);
@@ -80,10 +87,15 @@ impl Model for Reduced {
             let a = actions.swap_remove(i);
             actions.clear();
             actions.push(a);
+            return;
         }
+        drop_crashes_out_of_bounds(&self.0.cfg, s, actions);
     }
 
     fn next_state(&self, s: &State, a: Action) -> Option<State> {
+        if fault_out_of_bounds(&self.0, s, &a) {
+            return None;
+        }
         self.0.next_state(s, a)
     }
 
@@ -113,6 +125,72 @@ impl Model for Reduced {
     fn within_boundary(&self, s: &State) -> bool {
         Model::within_boundary(&self.0, s)
     }
+}
+
+/// Whether `a` fires a fault timer (`Fault`) whose budget is spent, in a way that counts: its
+/// successor is then out of bounds, and the checker would build it (a copy of the whole system
+/// state) only to throw it away. Such a step is answered as no successor instead, which the
+/// checker treats the same. Exact: the node's own step is run to tell whether the firing
+/// counts; only the copy of the system state is saved. In a run with one session expiry
+/// allowed, most firings of the controller's session timers came after it was spent.
+pub fn fault_out_of_bounds(m: &SeedlogModel, s: &State, a: &Action) -> bool {
+    let ActorModelAction::Timeout(id, timer) = a else {
+        return false;
+    };
+    let Some((timer, fault)) = timer.as_node().and_then(|t| Some((t, Fault::of(t)?))) else {
+        return false;
+    };
+    let i = usize::from(*id);
+    if properties::faults_so_far(s, fault) < properties::fault_budget(&m.cfg, fault) {
+        return false;
+    }
+    let state = &s.actor_states[i];
+    let Some(digest) = state.digest() else {
+        return false; // booting: its step does nothing
+    };
+    // The answer depends on the node's state and the timer alone, and the same node states
+    // come back in state after state (the controller's, above all, which changes only when
+    // metadata does): remembered per thread, by digest.
+    let key = (i, digest, crate::actor::fingerprint(timer));
+    COUNTS.with(|counts| {
+        if let Some(&counts) = counts.borrow().get(&key) {
+            return counts;
+        }
+        let answer = m.actors[i].firing_counts_a_fault(state, timer);
+        let mut counts = counts.borrow_mut();
+        if counts.len() >= MAX_REMEMBERED {
+            counts.clear();
+        }
+        counts.insert(key, answer);
+        answer
+    })
+}
+
+/// Answers `fault_out_of_bounds` remembers per thread before it starts afresh (about 40 MB).
+const MAX_REMEMBERED: usize = 1 << 20;
+
+/// `fault_out_of_bounds`'s answers by (actor, node state digest, timer digest).
+type Remembered = HashMap<(usize, u64, u64), bool, ahash::RandomState>;
+
+thread_local! {
+    static COUNTS: RefCell<Remembered> =
+        const { RefCell::new(HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))) };
+}
+
+/// Removes the crashes whose successor `within_boundary` would refuse: stateright offers a
+/// crash of every running actor while fewer than `--crashes` are down at once, but the models
+/// bound crashes over the whole run and never crash the clients. A crash changes only which
+/// actors are down (and forgets their timers), so its successor is out of bounds exactly when
+/// the actor never crashes or the budget is spent. Not a reduction (the same states, paths and
+/// verdicts): the checker would build each such successor, a copy of the whole system state,
+/// only to throw it away; in a run with one crash allowed, that was up to six copies a state
+/// (`tests/reduce.rs` checks the counts are unchanged).
+pub fn drop_crashes_out_of_bounds(cfg: &ModelCfg, s: &State, actions: &mut Vec<Action>) {
+    let spent = properties::crashes_so_far(s) >= cfg.crashes;
+    actions.retain(|a| match a {
+        ActorModelAction::Crash(id) => !spent && !cfg.never_crash.contains(&usize::from(*id)),
+        _ => true,
+    });
 }
 
 /// The premise of the reduction, as a condition on one state: no client has more than one
