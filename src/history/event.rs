@@ -38,35 +38,54 @@
 //!
 //! Operations with any other `f` are kept and counted, not checked: only their `process`, `type`
 //! and `time_ns` are read (so they still pair with their invoke), whatever else they carry.
+//!
+//! Sends, polls and transactions written as Jepsen's Kafka workload writes them (lists of
+//! micro-operations in `value`, `time` for `time_ns`) are read too, each micro-operation as an
+//! operation of its own (`super::jepsen`).
 
+use super::jepsen::{self, MicroOp};
 use super::ops::{pair, Operation};
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventType {
+    // The aliases read keywords converted from EDN with their colon (Jepsen's `:ok`).
+    #[serde(alias = ":invoke")]
     Invoke,
+    #[serde(alias = ":ok")]
     Ok,
+    #[serde(alias = ":fail")]
     Fail,
+    #[serde(alias = ":info")]
     Info,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Op {
+    #[serde(alias = ":send")]
     Send,
+    #[serde(alias = ":poll")]
     Poll,
+    #[serde(alias = ":seek")]
     Seek,
     /// The consumer moved to the partition's log start (`offset`), which the broker reported
     /// when its fetch was out of range: records below it were deleted.
+    #[serde(alias = ":reset")]
     Reset,
+    #[serde(alias = ":commit")]
     Commit,
+    #[serde(alias = ":fetch-committed")]
     FetchCommitted,
     /// The consumer's partitions are now `partitions`.
+    #[serde(alias = ":assign")]
     Assign,
     /// The consumer lets its group choose its partitions among `topics`.
+    #[serde(alias = ":subscribe")]
     Subscribe,
     /// An operation this checker does not know; kept, counted, not checked.
     #[serde(other)]
@@ -111,6 +130,7 @@ pub struct Event {
     #[serde(rename = "type")]
     pub kind: EventType,
     pub f: Op,
+    #[serde(alias = "time")]
     pub time_ns: u64,
     #[serde(
         default,
@@ -313,14 +333,56 @@ pub fn parse_history(text: &str) -> Result<Vec<Event>, HistoryError> {
     let mut events = Vec::new();
     let mut lines = Vec::new();
     let mut bad_line = None;
+    // Invokes written as Jepsen's micro-operations, by process, until their completion:
+    // (line, time, micro-operations).
+    let mut pending: BTreeMap<String, (usize, u64, Vec<MicroOp>)> = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        match parse_line(line) {
-            Ok(event) => {
-                events.push(event);
-                lines.push(i + 1);
+        let parsed = parse_line(line).and_then(|parsed| {
+            let (process, kind) = match &parsed {
+                Line::Event(e) => (e.process.clone(), e.kind),
+                Line::MicroOps { process, kind, .. } => (process.clone(), *kind),
+            };
+            let open = pending.remove(&process);
+            let (invoke, expanded) = match (parsed, open) {
+                // A Jepsen invoke waits for its completion (an earlier one never completed).
+                (Line::MicroOps { time, ops, .. }, open) if kind == EventType::Invoke => {
+                    pending.insert(process.clone(), (i + 1, time, ops));
+                    (open, Vec::new())
+                }
+                (Line::MicroOps { time, ops, .. }, open) => {
+                    let asked = open.as_ref().map(|(_, t, ops)| (*t, ops.as_slice()));
+                    (
+                        None,
+                        jepsen::expand(&process, asked, Some((kind, time, &ops)))?,
+                    )
+                }
+                // Any completion of the process ends its Jepsen invoke.
+                (Line::Event(e), Some(open)) if kind != EventType::Invoke => {
+                    let asked = Some((open.1, open.2.as_slice()));
+                    (
+                        None,
+                        jepsen::expand(&process, asked, Some((kind, e.time_ns, &[])))?,
+                    )
+                }
+                (Line::Event(e), open) => (open, vec![e]),
+            };
+            let mut out = Vec::new();
+            if let Some((line, time, ops)) = invoke {
+                let never_ended = jepsen::expand(&process, Some((time, &ops)), None)?;
+                out.extend(never_ended.into_iter().map(|e| (line, e)));
+            }
+            out.extend(expanded.into_iter().map(|e| (i + 1, e)));
+            Ok(out)
+        });
+        match parsed {
+            Ok(parsed) => {
+                for (line, event) in parsed {
+                    events.push(event);
+                    lines.push(line);
+                }
             }
             Err(message) => {
                 bad_line = Some(HistoryError {
@@ -329,6 +391,16 @@ pub fn parse_history(text: &str) -> Result<Vec<Event>, HistoryError> {
                 });
                 break;
             }
+        }
+    }
+    for (process, (line, time, ops)) in std::mem::take(&mut pending) {
+        if bad_line.is_some() {
+            break;
+        }
+        // Never completed: unknown outcomes.
+        for event in jepsen::expand(&process, Some((time, &ops)), None).unwrap_or_default() {
+            events.push(event);
+            lines.push(line);
         }
     }
     // Completions before the bad line (if any) may be bad too: report the first.
@@ -359,6 +431,7 @@ struct Envelope {
     #[serde(rename = "type")]
     kind: EventType,
     f: Op,
+    #[serde(alias = "time")]
     time_ns: u64,
 }
 
@@ -371,22 +444,65 @@ struct Lists {
     topics: Option<Vec<String>>,
 }
 
-fn parse_line(line: &str) -> Result<Event, String> {
+/// One line of a history: an event, or an operation written as Jepsen's micro-operations
+/// (`super::jepsen`), expanded once its invoke and completion are paired.
+enum Line {
+    Event(Event),
+    MicroOps {
+        process: String,
+        kind: EventType,
+        time: u64,
+        ops: Vec<MicroOp>,
+    },
+}
+
+fn parse_line(line: &str) -> Result<Line, String> {
     let not_an_event = |e: serde_json::Error| format!("not a history event: {e}");
     let value: serde_json::Value = serde_json::from_str(line).map_err(not_an_event)?;
     let head = Envelope::deserialize(&value).map_err(not_an_event)?;
+    let raw_f = value.get("f").and_then(serde_json::Value::as_str);
+    if jepsen::carries_micro_ops(&head.f, raw_f.unwrap_or_default()) {
+        if let Some(ops) = jepsen::micro_ops(value.get("value"))? {
+            return Ok(Line::MicroOps {
+                process: head.process,
+                kind: head.kind,
+                time: head.time_ns,
+                ops,
+            });
+        }
+    }
     let event = if head.f.is_checked() {
         Event::deserialize(&value).map_err(not_an_event)?
     } else {
         let lists = Lists::deserialize(&value).map_err(not_an_event)?;
+        // Jepsen writes an assign's or a subscribe's keys (one partition each) as its value.
+        let keys = || jepsen::keys(value.get("value"));
+        let partitions = match head.f {
+            Op::Assign => lists.partitions.or_else(|| {
+                let as_partitions = |keys: Vec<String>| {
+                    keys.into_iter()
+                        .map(|topic| Partition {
+                            topic,
+                            partition: 0,
+                        })
+                        .collect()
+                };
+                keys().map(as_partitions)
+            }),
+            _ => lists.partitions,
+        };
+        let topics = match head.f {
+            Op::Subscribe => lists.topics.or_else(keys),
+            _ => lists.topics,
+        };
         Event {
-            partitions: lists.partitions,
-            topics: lists.topics,
+            partitions,
+            topics,
             ..Event::new(&head.process, head.kind, head.f, head.time_ns)
         }
     };
     validate_invoke(&event)?;
-    Ok(event)
+    Ok(Line::Event(event))
 }
 
 /// `Err` naming the first of `fields` (name, present) that is missing.

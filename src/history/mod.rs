@@ -5,6 +5,7 @@
 mod checker;
 mod event;
 mod groups;
+mod jepsen;
 mod ops;
 #[cfg(test)]
 mod tests;

@@ -1010,23 +1010,30 @@ fn an_assignment_without_the_partition_ends_the_tracking_of_sends_too() {
 
 #[test]
 fn unknown_operations_are_counted_and_skipped_whatever_they_carry() {
-    // Jepsen-style lines: integer processes and values, a transaction, a nemesis, an assign
-    // whose value is a list of keys.
+    // Jepsen-style lines: integer processes and values, a nemesis, a client operation this
+    // checker does not know, an assign whose value is a list of keys (one partition each).
     let text = r#"{"process":0,"type":"invoke","f":"send","time_ns":1,"topic":"t","key":7,"value":1}
 {"process":0,"type":"ok","f":"send","time_ns":2,"partition":0,"offset":0}
 {"process":1,"type":"invoke","f":"assign","time_ns":3,"value":[7,8]}
 {"process":1,"type":"ok","f":"assign","time_ns":4,"value":[7,8]}
 {"process":"nemesis","type":"info","f":"start-partition","time_ns":5,"value":{"n1":["n2"]}}
-{"process":2,"type":"invoke","f":"txn","time_ns":6,"value":[["poll"],["send",7,2]]}
-{"process":2,"type":"ok","f":"txn","time_ns":7,"value":[["poll",{"7":[[0,1]]}],["send",7,[1,2]]]}
+{"process":2,"type":"invoke","f":"debug-topic-partitions","time_ns":6,"value":[["poll"],["send",7,2]]}
+{"process":2,"type":"ok","f":"debug-topic-partitions","time_ns":7,"value":{"7":[0,1]}}
 {"process":1,"type":"ok","f":"poll","time_ns":8,"records":[{"topic":"t","partition":0,"offset":0,"key":7,"value":1}]}
 "#;
     let events = parse_history(text).expect("parse");
     assert_eq!(events[0].process, "0");
     assert_eq!(events[0].value.as_deref(), Some("1"));
+    let keys: Vec<String> = events[2]
+        .partitions
+        .iter()
+        .flatten()
+        .map(|p| format!("{}-{}", p.topic, p.partition))
+        .collect();
+    assert_eq!(keys, vec!["7-0", "8-0"]);
     let report = check(&events);
     assert!(report.is_ok(), "{}", report.render());
-    // The transaction and the nemesis operation; the assign is known.
+    // The debug operation and the nemesis operation; the assign is known.
     assert_eq!(report.stats.ignored, 2);
     assert!(
         report.result_line().ends_with(" ignored=2"),
