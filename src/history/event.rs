@@ -176,6 +176,12 @@ pub struct Event {
         deserialize_with = "lenient"
     )]
     pub topics: Option<Vec<String>>,
+    /// A subscribe written as Jepsen's (a list of keys): until its next assign the consumer's
+    /// positions are not tracked, as Jepsen's checker allows skips and going back under a
+    /// subscription (its group rebalances, unrecorded, move the consumer). Not part of the
+    /// format: set by the reader.
+    #[serde(skip)]
+    pub roaming: bool,
 }
 
 impl Event {
@@ -194,6 +200,7 @@ impl Event {
             group: None,
             partitions: None,
             topics: None,
+            roaming: false,
         }
     }
     /// A send's start, or (with `kind` fail/info) its end without an offset.
@@ -491,13 +498,11 @@ fn parse_line(line: &str) -> Result<Line, String> {
             }),
             _ => lists.partitions,
         };
-        let topics = match head.f {
-            Op::Subscribe => lists.topics.or_else(keys),
-            _ => lists.topics,
-        };
+        let roaming = head.f == Op::Subscribe && lists.topics.is_none() && keys().is_some();
         Event {
             partitions,
-            topics,
+            topics: lists.topics.or_else(|| keys().filter(|_| roaming)),
+            roaming,
             ..Event::new(&head.process, head.kind, head.f, head.time_ns)
         }
     };

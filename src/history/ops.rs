@@ -139,7 +139,11 @@ fn merge<'a>(invoke: &Event, done: &'a Event) -> Cow<'a, Event> {
     e.partition = e.partition.or(invoke.partition);
     e.records = e.records.or_else(|| invoke.records.clone());
     e.partitions = e.partitions.or_else(|| invoke.partitions.clone());
-    e.topics = e.topics.or_else(|| invoke.topics.clone());
+    // A subscribe's list and whether it roams come together.
+    if e.topics.is_none() {
+        e.topics = invoke.topics.clone();
+        e.roaming = invoke.roaming;
+    }
     // A fetch-committed completion without an offset means "none": its offset is the answer,
     // which the invoke cannot know.
     if e.f != Op::FetchCommitted {
