@@ -130,9 +130,10 @@ impl Model for Reduced {
 /// Whether `a` fires a fault timer (`Fault`) whose budget is spent, in a way that counts: its
 /// successor is then out of bounds, and the checker would build it (a copy of the whole system
 /// state) only to throw it away. Such a step is answered as no successor instead, which the
-/// checker treats the same. Exact: the node's own step is run to tell whether the firing
-/// counts; only the copy of the system state is saved. In a run with one session expiry
-/// allowed, most firings of the controller's session timers came after it was spent.
+/// checker treats the same. The node's handler is run to tell whether the firing counts
+/// (`NodeActor::firing_counts_a_fault`); only the copy of the system state, its digest and its
+/// invariants are saved. In a run with one session expiry allowed, most firings of the
+/// controller's session timers came after it was spent.
 pub fn fault_out_of_bounds(m: &SeedlogModel, s: &State, a: &Action) -> bool {
     let ActorModelAction::Timeout(id, timer) = a else {
         return false;
@@ -148,9 +149,10 @@ pub fn fault_out_of_bounds(m: &SeedlogModel, s: &State, a: &Action) -> bool {
     let Some(digest) = state.digest() else {
         return false; // booting: its step does nothing
     };
-    // The answer depends on the node's state and the timer alone, and the same node states
-    // come back in state after state (the controller's, above all, which changes only when
-    // metadata does): remembered per thread, by digest.
+    // The answer depends on the node's state and the timer alone (not on the bounds: those
+    // were read above), and the same node states come back in state after state (the
+    // controller's, above all, which changes only when metadata does): remembered per thread,
+    // by digest.
     let key = (i, digest, crate::actor::fingerprint(timer));
     COUNTS.with(|counts| {
         if let Some(&counts) = counts.borrow().get(&key) {
@@ -184,7 +186,7 @@ thread_local! {
 /// the actor never crashes or the budget is spent. Not a reduction (the same states, paths and
 /// verdicts): the checker would build each such successor, a copy of the whole system state,
 /// only to throw it away; in a run with one crash allowed, that was up to six copies a state
-/// (`tests/reduce.rs` checks the counts are unchanged).
+/// (`tests/reduce.rs` checks, over whole models, that every crash left out is out of bounds).
 pub fn drop_crashes_out_of_bounds(cfg: &ModelCfg, s: &State, actions: &mut Vec<Action>) {
     let spent = properties::crashes_so_far(s) >= cfg.crashes;
     actions.retain(|a| match a {
