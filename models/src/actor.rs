@@ -519,9 +519,7 @@ impl Actor for NodeActor {
         let Some(fault) = Fault::of(timer) else {
             return;
         };
-        // A quorum voter's election timeout is a fault even when the voter's state stays the
-        // same: a second pre-vote round sends its requests again.
-        if matches!(**timer, Timer::QuorumElection) {
+        if Fault::counts_unchanged(timer) {
             if let Cow::Borrowed(running) = state {
                 *state = Cow::Owned(running.clone());
             }
@@ -556,6 +554,12 @@ impl Fault {
             Timer::Retention => Some(Fault::Retention),
             _ => None,
         }
+    }
+
+    /// Whether a firing of `timer` counts even when it leaves the node as it was: a quorum
+    /// voter's election timeout (a second pre-vote round sends its requests again).
+    pub fn counts_unchanged(timer: &Timer) -> bool {
+        matches!(timer, Timer::QuorumElection)
     }
 
     /// Faults of this kind counted in `disk`.
@@ -594,7 +598,7 @@ impl NodeActor {
         let NodeState::Running { node, .. } = state else {
             return false; // a booting node's step does nothing
         };
-        if matches!(timer, Timer::QuorumElection) {
+        if Fault::counts_unchanged(timer) {
             return true;
         }
         let mut fired = node.clone();

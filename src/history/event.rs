@@ -482,26 +482,28 @@ fn parse_line(line: &str) -> Result<Line, String> {
         Event::deserialize(&value).map_err(not_an_event)?
     } else {
         let lists = Lists::deserialize(&value).map_err(not_an_event)?;
-        // Jepsen writes an assign's or a subscribe's keys (one partition each) as its value.
-        let keys = || jepsen::keys(value.get("value"));
-        let partitions = match head.f {
-            Op::Assign => lists.partitions.or_else(|| {
-                let as_partitions = |keys: Vec<String>| {
-                    keys.into_iter()
-                        .map(|topic| Partition {
-                            topic,
-                            partition: 0,
-                        })
-                        .collect()
-                };
-                keys().map(as_partitions)
-            }),
-            _ => lists.partitions,
+        // Jepsen writes an assign's or a subscribe's keys (one partition each) as its value; a
+        // subscribe so written roams (`Event::roaming`).
+        let keys = jepsen::keys(value.get("value"));
+        let (partitions, topics, roaming) = match (head.f.clone(), keys) {
+            (Op::Assign, Some(keys)) if lists.partitions.is_none() => {
+                let partitions = keys
+                    .into_iter()
+                    .map(|topic| Partition {
+                        topic,
+                        partition: 0,
+                    })
+                    .collect();
+                (Some(partitions), lists.topics, false)
+            }
+            (Op::Subscribe, Some(keys)) if lists.topics.is_none() => {
+                (lists.partitions, Some(keys), true)
+            }
+            _ => (lists.partitions, lists.topics, false),
         };
-        let roaming = head.f == Op::Subscribe && lists.topics.is_none() && keys().is_some();
         Event {
             partitions,
-            topics: lists.topics.or_else(|| keys().filter(|_| roaming)),
+            topics,
             roaming,
             ..Event::new(&head.process, head.kind, head.f, head.time_ns)
         }

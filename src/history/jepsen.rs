@@ -214,7 +214,7 @@ fn event(process: &str, kind: EventType, time: u64, op: &MicroOp) -> Event {
     }
 }
 
-/// An `assign`'s partitions written as Jepsen does: a list of keys.
+/// An `assign`'s or a `subscribe`'s keys written as Jepsen does: a list of them.
 pub fn keys(value: Option<&Value>) -> Option<Vec<String>> {
     value?.as_array()?.iter().map(scalar).collect()
 }
