@@ -25,7 +25,7 @@ fn records() -> Vec<Record> {
     (0..BATCH)
         .map(|i| Record {
             key: (i % 2 == 0).then(|| format!("key-{i}").into_bytes().into()),
-            value: vec![b'x'; 100].into(),
+            value: Some(vec![b'x'; 100].into()),
             timestamp: 1_700_000_000_000 + i as i64,
             headers: Vec::new(),
         })

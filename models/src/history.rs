@@ -16,7 +16,7 @@ pub struct Observed {
     /// (partition, offset, index of the record in the producer's list) for every acknowledged send.
     pub acked: BTreeSet<(TopicPartition, Offset, usize)>,
     /// (partition, offset, value) for every record the reader received.
-    pub read: BTreeSet<(TopicPartition, Offset, Vec<u8>)>,
+    pub read: BTreeSet<(TopicPartition, Offset, Option<Vec<u8>>)>,
     /// The highest high watermark the reader has been shown, per partition.
     pub max_hw: BTreeMap<TopicPartition, Offset>,
     /// A fetch response showed the reader a smaller high watermark than an earlier one.
@@ -37,7 +37,7 @@ pub fn record_out(cfg: &ModelCfg, history: &History, env: Envelope<&Msg>) -> Opt
     let mut h = Observed::clone(history);
     for b in &r.batches {
         let value = &b.records.first()?.value;
-        let index = cfg.records.iter().position(|rec| rec.value == value)?;
+        let index = cfg.records.iter().position(|rec| rec.value == *value)?;
         h.sent.insert(b.batch, index);
     }
     (h != **history).then(|| History::new(h))
@@ -61,8 +61,11 @@ pub fn record_in(cfg: &ModelCfg, history: &History, env: Envelope<&Msg>) -> Opti
         Message::FetchResponse(r) if Some(dst) == cfg.reader && r.error.is_none() => {
             let mut h = Observed::clone(history);
             for e in &r.records {
-                h.read
-                    .insert((r.tp.clone(), e.offset, e.record.value.to_vec()));
+                h.read.insert((
+                    r.tp.clone(),
+                    e.offset,
+                    e.record.value.as_deref().map(<[u8]>::to_vec),
+                ));
             }
             let max = h.max_hw.entry(r.tp.clone()).or_insert(0);
             if r.high_watermark < *max {

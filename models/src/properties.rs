@@ -119,7 +119,7 @@ fn current_leaders_hold(
     s: &State,
     tp: &TopicPartition,
     offset: u64,
-    value: &[u8],
+    value: Option<&[u8]>,
 ) -> bool {
     let Some(epoch) =
         controller_metadata(cfg, s).and_then(|md| md.partition(tp).map(|p| p.leader_epoch))
@@ -132,7 +132,8 @@ fn current_leaders_hold(
             // Retention may delete a committed record: below the log start is not lost.
             b.log(tp).is_some_and(|l| {
                 offset < l.log_start_offset()
-                    || l.entry(offset).is_some_and(|e| e.record.value == value)
+                    || l.entry(offset)
+                        .is_some_and(|e| e.record.value.as_deref() == value)
             })
         })
 }
@@ -140,7 +141,7 @@ fn current_leaders_hold(
 fn acked_not_lost<M: Layout>(m: &M, s: &State) -> bool {
     let cfg = m.cfg();
     s.history.acked.iter().all(|(tp, offset, i)| {
-        let value = &cfg.records[*i].value;
+        let value = cfg.records[*i].value.as_deref();
         current_leaders_hold(cfg, s, tp, *offset, value)
     })
 }
@@ -149,7 +150,7 @@ fn consumed_stable<M: Layout>(m: &M, s: &State) -> bool {
     s.history
         .read
         .iter()
-        .all(|(tp, offset, value)| current_leaders_hold(m.cfg(), s, tp, *offset, value))
+        .all(|(tp, offset, value)| current_leaders_hold(m.cfg(), s, tp, *offset, value.as_deref()))
 }
 
 /// Two replicas holding an entry of the same epoch at one offset hold the same entries up to it.
@@ -340,7 +341,10 @@ fn offsets_monotonic<M: Layout>(m: &M, s: &State) -> bool {
         let mut generation: BTreeMap<String, u32> = BTreeMap::new();
         log.entries().iter().all(|e| {
             let key = e.record.key.as_deref().and_then(OffsetsKey::decode);
-            match (key, OffsetsValue::decode(&e.record.value)) {
+            match (
+                key,
+                e.record.value.as_deref().and_then(OffsetsValue::decode),
+            ) {
                 (
                     Some(OffsetsKey::Group { group }),
                     Some(OffsetsValue::Group { generation: g }),

@@ -179,7 +179,10 @@ pub fn final_state(model: &SeedlogModel, s: &State) -> String {
         .history
         .read
         .iter()
-        .map(|(tp, o, v)| format!("{tp}@{o}={}", String::from_utf8_lossy(v)))
+        .map(|(tp, o, v)| match v {
+            Some(v) => format!("{tp}@{o}={}", String::from_utf8_lossy(v)),
+            None => format!("{tp}@{o}=(null)"),
+        })
         .collect();
     out.push_str(&format!("  read: [{}]\n", read.join(", ")));
     if !model.cfg.consumers.is_empty() {

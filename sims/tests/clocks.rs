@@ -243,7 +243,7 @@ fn records_carry_the_producers_clock_and_the_history_true_time() {
             }
             ClientEvent::Polled { records, .. } => {
                 for r in records {
-                    let Some(&t) = invoked.get(&r.record.value) else {
+                    let Some(&t) = r.record.value.as_ref().and_then(|v| invoked.get(v)) else {
                         continue;
                     };
                     // The producer's reading when it sent: its offset plus its drifted time

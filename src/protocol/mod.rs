@@ -9,6 +9,7 @@ mod message;
 pub mod partitioner;
 mod quorum;
 mod record;
+mod record_serde;
 
 pub use error::ErrorCode;
 pub use group::*;

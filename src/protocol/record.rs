@@ -40,20 +40,27 @@ impl fmt::Display for TopicPartition {
     }
 }
 
-/// A record header: Kafka allows repeated keys, so headers are a list, not a map.
+/// A record header: Kafka allows repeated keys, so headers are a list, not a map. A header's
+/// value may be null (`None`), which Kafka keeps apart from an empty one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Header {
     pub key: String,
-    pub value: Bytes,
+    pub value: Option<Bytes>,
 }
 
 /// What a producer sends: key, value, timestamp (milliseconds, set by the producer) and headers.
 /// Key and values are `Bytes`, so a record's copies (the log's, the journal write's, each
 /// follower's fetch answer) share one buffer: a clone is a reference count, not a copy.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Its serialized forms are written by hand (`record_serde.rs`), so that a null value could be
+/// added without changing a byte of what non-null records were written as (files, frames and
+/// the simulator's trace hashes).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Record {
     pub key: Option<Bytes>,
-    pub value: Bytes,
+    /// `None` is Kafka's null value (a tombstone, in a compacted topic's terms); `Some` of an
+    /// empty buffer is an empty value. Clients tell them apart, so the log does too.
+    pub value: Option<Bytes>,
     pub timestamp: i64,
     pub headers: Vec<Header>,
 }
@@ -63,7 +70,7 @@ impl Record {
     pub fn keyed(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
         Record {
             key: Some(Bytes::from(key.into())),
-            value: Bytes::from(value.into()),
+            value: Some(Bytes::from(value.into())),
             timestamp: 0,
             headers: Vec::new(),
         }
@@ -74,18 +81,24 @@ impl Record {
         let headers: usize = self
             .headers
             .iter()
-            .map(|h| h.key.len() + h.value.len())
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len))
             .sum();
-        (self.key.as_ref().map_or(0, Bytes::len) + self.value.len() + headers + 8) as u64
+        let key = self.key.as_ref().map_or(0, Bytes::len);
+        let value = self.value.as_ref().map_or(0, Bytes::len);
+        (key + value + headers + 8) as u64
     }
 }
 
 impl fmt::Display for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let show = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let value = self
+            .value
+            .as_deref()
+            .map_or_else(|| "(null)".to_string(), show);
         match &self.key {
-            Some(k) => write!(f, "{}={}", show(k), show(&self.value)),
-            None => write!(f, "{}", show(&self.value)),
+            Some(k) => write!(f, "{}={}", show(k), value),
+            None => write!(f, "{value}"),
         }
     }
 }
@@ -157,56 +170,5 @@ pub struct LogEntry {
 impl fmt::Display for LogEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}@{}:{}", self.offset, self.epoch, self.record)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `Record` as it was first declared, with plain `Vec<u8>` bytes: every file and frame
-    /// written then must read the same now (its bytes are `Bytes` today), and traces must hash
-    /// the same.
-    #[derive(Serialize, Deserialize, PartialEq, Debug)]
-    struct PlainRecord {
-        key: Option<Vec<u8>>,
-        value: Vec<u8>,
-        timestamp: i64,
-        headers: Vec<(String, Vec<u8>)>,
-    }
-
-    #[test]
-    fn byte_strings_encode_as_the_sequences_they_were() {
-        let record = Record {
-            key: Some(Bytes::from_static(b"key")),
-            value: (0..=255).collect(),
-            timestamp: -5,
-            headers: vec![Header {
-                key: "h".into(),
-                value: Bytes::from_static(&[0, 200, 7]),
-            }],
-        };
-        let plain = PlainRecord {
-            key: Some(b"key".to_vec()),
-            value: (0..=255).collect(),
-            timestamp: record.timestamp,
-            headers: vec![("h".into(), vec![0, 200, 7])],
-        };
-        let bytes = postcard::to_stdvec(&record).unwrap();
-        assert_eq!(bytes, postcard::to_stdvec(&plain).unwrap());
-        assert_eq!(postcard::from_bytes::<Record>(&bytes).unwrap(), record);
-        let keyless = Record {
-            key: None,
-            ..record.clone()
-        };
-        let plain_keyless = PlainRecord { key: None, ..plain };
-        assert_eq!(
-            postcard::to_stdvec(&keyless).unwrap(),
-            postcard::to_stdvec(&plain_keyless).unwrap()
-        );
-        // JSON (histories, reports) still shows bytes as arrays of numbers, and reads them back.
-        let json = serde_json::to_string(&record).unwrap();
-        assert!(json.contains("\"key\":[107,101,121]"), "{json}");
-        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), record);
     }
 }

@@ -12,6 +12,8 @@ leader member assigns). Then topics created at runtime: confluent-kafka's AdminC
 (and is told TOPIC_ALREADY_EXISTS the second time), kafka-python's KafkaAdminClient another;
 records with set timestamps are produced to the first and read back, and offsets_for_times finds
 them by time. lz4, snappy and zstd batches (confluent-kafka) are among the records produced.
+Last, null values: a record with a null value (a tombstone) and a null header value, and one with
+an empty value and an empty header value, read back by both Python clients as null and empty.
 Exits non-zero with a message on any mismatch.
 """
 
@@ -279,6 +281,47 @@ def check_offsets_for_times(bootstrap, topic):
           f"found offsets {found}", flush=True)
 
 
+def check_nulls(bootstrap, topic):
+    """A null value and a null header value must come back null, and empty ones empty: Kafka
+    tells them apart (a null value is a tombstone to a compacted topic's readers)."""
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    acked, errors = [], []
+
+    def report(err, msg):
+        (errors if err else acked).append(err or msg.offset())
+
+    sent = [("null", None, [("h", None), ("e", b"")]), ("empty", b"", [("h", b""), ("n", None)])]
+    for key, value, headers in sent:
+        p.produce(topic, key=key, value=value, headers=headers, partition=0, on_delivery=report)
+    if p.flush(60) or errors or len(acked) != 2:
+        fail(f"null values: {errors[:3]}, {len(acked)} of 2 acked")
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "seedlog-nulls",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, min(acked))])
+    got, deadline = [], time.time() + 60
+    while len(got) < 2 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            fail(f"null values: {m.error()}")
+        got.append((m.key().decode(), m.value(), m.headers()))
+    c.close()
+    if got != sent:
+        fail(f"null values, confluent-kafka: read back {got}, sent {sent}")
+    kp = kafka.KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             consumer_timeout_ms=10_000)
+    tp = kafka.TopicPartition(topic, 0)
+    kp.assign([tp])
+    kp.seek(tp, min(acked))
+    read = [(m.key.decode(), m.value, [(k, v) for k, v in m.headers]) for _, m in zip(range(2), kp)]
+    kp.close()
+    if read != sent:
+        fail(f"null values, kafka-python: read back {read}, sent {sent}")
+    print(f"OK null values: a null value and a null header value read back as null, empty ones "
+          f"as empty, at offsets {sorted(acked)} (confluent-kafka and kafka-python)", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bootstrap", required=True)
@@ -319,6 +362,7 @@ def main():
         check_rebalance(a.bootstrap, a.topic, a.partitions, strategy)
     created = check_create_topics(a.bootstrap)
     check_offsets_for_times(a.bootstrap, created)
+    check_nulls(a.bootstrap, created)
     print(f"RESULT ok records={len(acked)} seconds={time.time() - started:.1f}", flush=True)
 
 

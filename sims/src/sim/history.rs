@@ -110,7 +110,8 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                         partition: tp.partition,
                         offset: e.offset,
                         key: e.record.key.as_deref().map(text),
-                        value: text(&e.record.value),
+                        // The workloads send unique non-null values; a null reads as empty.
+                        value: e.record.value.as_deref().map(text).unwrap_or_default(),
                     })
                     .collect();
                 let invoke = Event::poll(process, EventType::Invoke, time_ns, Vec::new());

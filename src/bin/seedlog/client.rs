@@ -212,7 +212,7 @@ pub async fn produce(args: ProduceArgs) -> anyhow::Result<i32> {
             match args.keys {
                 0 => Record {
                     key: None,
-                    value: value.into(),
+                    value: Some(value.into()),
                     timestamp: 0,
                     headers: Vec::new(),
                 },
@@ -243,7 +243,11 @@ pub async fn produce(args: ProduceArgs) -> anyhow::Result<i32> {
         metadata_max_age_ms: Some(300_000),
         bugs: Default::default(),
     };
-    let values: Vec<String> = config.records.iter().map(|r| text(&r.value)).collect();
+    let values: Vec<String> = config
+        .records
+        .iter()
+        .map(|r| r.value.as_deref().map(text).unwrap_or_default())
+        .collect();
     // Records acknowledged, refused for good, and of unknown outcome.
     let counts = Arc::new(Mutex::new((0usize, 0usize, 0usize)));
     let observer: Observer = {
@@ -300,7 +304,7 @@ fn print_records(tp: &seedlog::protocol::TopicPartition, records: &[seedlog::pro
                 "partition": tp.partition,
                 "offset": e.offset,
                 "key": e.record.key.as_deref().map(text),
-                "value": text(&e.record.value),
+                "value": e.record.value.as_deref().map(text),
             })
         );
     }

@@ -93,7 +93,7 @@ impl Coordinator {
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         for e in log.entries() {
             let key = e.record.key.as_deref().and_then(OffsetsKey::decode);
-            let value = OffsetsValue::decode(&e.record.value);
+            let value = e.record.value.as_deref().and_then(OffsetsValue::decode);
             match (key, value) {
                 (
                     Some(OffsetsKey::Offset { group, tp }),

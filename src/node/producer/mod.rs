@@ -336,7 +336,9 @@ impl Producer {
                 id: index as u64,
                 topic: self.config.topic.clone(),
                 key: record.key.clone(),
-                value: record.value.clone(),
+                // Histories name records by their values; a null value is observed as empty
+                // (the workloads send unique, non-null values).
+                value: record.value.clone().unwrap_or_default(),
             });
             let size = record.size_bytes();
             self.next_record += 1;

@@ -270,7 +270,8 @@ fn the_retry_out_of_order_switch_renumbers_the_failed_batch_behind_the_others() 
         .map(|(_, r)| {
             (
                 r.producer.expect("idempotent").sequence,
-                String::from_utf8_lossy(&r.records[0].value).into_owned(),
+                String::from_utf8_lossy(r.records[0].value.as_deref().expect("a value"))
+                    .into_owned(),
             )
         })
         .collect();

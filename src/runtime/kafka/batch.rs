@@ -257,14 +257,14 @@ fn decode_one(bytes: &Bytes, budget: &mut InflateBudget) -> Result<(Decoded, usi
         for (k, v) in r.headers {
             headers.push(Header {
                 key: k.to_string(),
-                value: v.unwrap_or_default(),
+                value: v,
             });
         }
         // Keys and values stay slices of the request's buffer: the log, the journal write and
         // every follower's fetch answer share it.
         records.push(Record {
             key: r.key,
-            value: r.value.unwrap_or_default(),
+            value: r.value,
             timestamp: r.timestamp,
             headers,
         });

@@ -58,7 +58,7 @@ fn kafka_record(e: &LogEntry, run_base: u64) -> Record {
         .record
         .headers
         .iter()
-        .map(|h| (StrBytes::from_string(h.key.clone()), Some(h.value.clone())))
+        .map(|h| (StrBytes::from_string(h.key.clone()), h.value.clone()))
         .collect();
     Record {
         transactional: false,
@@ -72,7 +72,7 @@ fn kafka_record(e: &LogEntry, run_base: u64) -> Record {
         sequence,
         timestamp: e.record.timestamp,
         key: e.record.key.clone(),
-        value: Some(e.record.value.clone()),
+        value: e.record.value.clone(),
         headers,
     }
 }

@@ -271,6 +271,50 @@ async fn produce_then_fetch_returns_the_records_at_the_broker_offsets() {
     );
 }
 
+/// A null value (a tombstone) and a null header value come back null, and empty ones empty.
+#[tokio::test]
+async fn null_values_and_header_values_are_kept_apart_from_empty_ones() {
+    let (mut c, _) = connect(broker());
+    let mut sent = records(&["", ""]);
+    sent[0].value = None;
+    let header = |k: &'static str, v: Option<&'static [u8]>| {
+        (StrBytes::from_static_str(k), v.map(Bytes::from_static))
+    };
+    sent[0].headers = [header("h", None), header("e", Some(b""))]
+        .into_iter()
+        .collect();
+    sent[1].headers = [header("h", Some(b"")), header("n", None)]
+        .into_iter()
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &sent, &options).expect("a batch");
+    let resp = call(&mut c, ApiKey::Produce, 9, produce(-1, 0, buf.freeze())).await;
+    assert_eq!(produced(resp), (0, 0));
+    let ResponseKind::Fetch(f) = call(&mut c, ApiKey::Fetch, 11, fetch(0, 0, 500)).await else {
+        panic!("not a fetch response")
+    };
+    let mut bytes = f.responses[0].partitions[0]
+        .records
+        .clone()
+        .expect("records");
+    let sets = RecordBatchDecoder::decode_all(&mut bytes).expect("batches");
+    let got: Vec<_> = sets
+        .iter()
+        .flat_map(|s| &s.records)
+        .map(|r| (r.value.clone(), r.headers.clone()))
+        .collect();
+    let want: Vec<_> = sent
+        .iter()
+        .map(|r| (r.value.clone(), r.headers.clone()))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(got[1].0, Some(Bytes::new()));
+}
+
 /// Kafka processes one connection's requests in order: pipelined produce requests (a producer
 /// keeps up to 5 in flight) must reach the broker in the order they were sent, or an idempotent
 /// producer's sequences arrive out of order and it fails fatally. The connection handles
@@ -567,7 +611,7 @@ fn an_lz4_batch_is_inflated_and_an_lz4_bomb_refused() {
     let plain = batch(&["a"], Compression::None);
     let decoded = decode_payload(&rebody(3, &lz4(&plain[61..]))).expect("decodes");
     let values: Vec<_> = decoded.records.iter().map(|r| r.value.clone()).collect();
-    assert_eq!(values, vec![b"a".to_vec()]);
+    assert_eq!(values, vec![Some(Bytes::from_static(b"a"))]);
     let bomb = lz4(&vec![0u8; MAX_INFLATED + 1]);
     assert_eq!(
         decode_payload(&rebody(3, &bomb)).expect_err("refused").code,
@@ -600,7 +644,11 @@ fn plain_records() -> Vec<u8> {
 
 fn values_of(payload: &Bytes) -> Vec<Vec<u8>> {
     let decoded = decode_payload(payload).expect("decodes");
-    decoded.records.iter().map(|r| r.value.to_vec()).collect()
+    decoded
+        .records
+        .iter()
+        .map(|r| r.value.as_deref().expect("a value").to_vec())
+        .collect()
 }
 
 /// xerial's stream format, as Kafka's Java producer writes snappy: header, then blocks of a
