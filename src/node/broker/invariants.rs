@@ -121,6 +121,20 @@ impl Broker {
         ensure(ahead.is_none(), "follower-progress-within-log", || {
             format!("follower progress {ahead:?} past the leader's log end {end}")
         })?;
+        // Every ISR member holds what the high watermark covers: a follower joins only once it
+        // has reached the high watermark, and the high watermark then moves only as far as every
+        // member has. (A member's progress is counted only while it comes from the registration
+        // the leader knows: a restarted follower reports a shorter log under a new registration,
+        // and the controller drops it from the ISR for that.)
+        let hw = r.log.high_watermark();
+        let short = ls.isr.iter().filter(|&&m| m != me).find_map(|m| {
+            let p = ls.followers.get(m)?;
+            let current = self.metadata.registration(*m)?.epoch == p.broker_epoch;
+            (current && p.log_end < hw).then_some((m, p.log_end))
+        });
+        ensure(short.is_none(), "isr-holds-hw", || {
+            format!("ISR member at {short:?} is below the high watermark {hw}")
+        })?;
         let waiting = ls.waiting_produce.iter().find(|w| w.last_offset >= end);
         ensure(waiting.is_none(), "waiting-produce-within-log", || {
             format!("produce waits for {waiting:?} past the log end {end}")

@@ -636,6 +636,48 @@ fn every_broker_invariant_trips_on_a_broken_state() {
     assert_eq!(rule_broken(&f), Err("follower-epoch"));
 }
 
+/// An ISR member the leader knows to be below its high watermark (a follower let into the ISR
+/// too early, or a high watermark moved past a member) trips `isr-holds-hw`; progress reported
+/// under another registration than the one the leader knows does not count.
+#[test]
+fn an_isr_member_below_the_high_watermark_is_a_broken_invariant() {
+    use crate::node::broker::Progress;
+    let tp = TopicPartition::new("t", 0);
+    let controller = two_broker_controller();
+    let mut leader = started_broker(&controller, 0);
+    let registered = leader.metadata.registration(1).expect("broker 1").epoch;
+    let r = leader.replicas.get_mut(&tp).unwrap();
+    r.log
+        .append_entries(&[crate::protocol::LogEntry {
+            offset: 0,
+            epoch: 0,
+            record: Record::keyed("k", "v"),
+            producer: None,
+        }])
+        .expect("append");
+    r.log.set_high_watermark(1).expect("hw");
+    let at = |log_end, broker_epoch| Progress {
+        log_end,
+        synced: 0,
+        broker_epoch,
+    };
+    leader_state(&mut leader)
+        .followers
+        .insert(1, at(1, registered));
+    assert_eq!(rule_broken(&leader), Ok(()));
+    leader_state(&mut leader)
+        .followers
+        .insert(1, at(0, registered + 1));
+    assert_eq!(rule_broken(&leader), Ok(()));
+    leader_state(&mut leader)
+        .followers
+        .insert(1, at(0, registered));
+    assert_eq!(rule_broken(&leader), Err("isr-holds-hw"));
+    // Out of the ISR, a follower may lag as far as it likes.
+    leader_state(&mut leader).isr = vec![0];
+    assert_eq!(rule_broken(&leader), Ok(()));
+}
+
 #[test]
 fn an_append_error_on_the_leader_is_a_broken_invariant_not_a_client_error() {
     let mut b = single_leader();
