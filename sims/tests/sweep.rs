@@ -237,6 +237,12 @@ const REGRESSIONS: &[(u64, &str)] = &[
     // batches retention had deleted; once it led, a retry of one was appended again.
     (506841, "a retry was appended twice by a leader that had restarted at the log start"),
     (507639, "a retry was appended twice by a leader that had restarted at the log start"),
+    // The controller committed an ISR expansion whose answer never came; the leader dropped it
+    // at the timeout and its high watermark passed the follower (`isr-holds-hw`).
+    (
+        12970,
+        "a leader's high watermark passed a follower the controller had taken into the ISR",
+    ),
 ];
 
 #[test]

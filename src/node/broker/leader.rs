@@ -621,28 +621,49 @@ impl Broker {
         if ls.pending_isr.is_none() || request_partition_epoch != ls.partition_epoch {
             return;
         }
-        ls.pending_isr = None;
         cx.cancel_timer(Timer::AlterPartitionTimeout(tp.clone()));
         match result {
             Ok(ps) => {
+                ls.pending_isr = None;
                 if ps.leader_epoch == ls.epoch && ps.partition_epoch > ls.partition_epoch {
                     ls.isr = ps.isr;
                     ls.partition_epoch = ps.partition_epoch;
                 }
             }
-            // Our view is outdated: propose nothing more until the controller's next push.
-            Err(_) => ls.isr_change_refused = true,
+            // The partition epoch moved on: another copy of this proposal (sent again after a
+            // timeout, or to another controller) may be what moved it, so its members may be in
+            // the ISR the controller committed. They keep counting for the high watermark until
+            // the push of the newer partition state says what was committed.
+            Err(ErrorCode::InvalidUpdateVersion) => ls.isr_change_refused = true,
+            // Refused on its merits (stale or unknown members, a deposed leader): not applied.
+            // Propose nothing more until the controller's next push.
+            Err(_) => {
+                ls.pending_isr = None;
+                ls.isr_change_refused = true;
+            }
         }
         self.arm_lag_timers(cx, &tp);
         self.leader_progress(cx, &tp);
         self.try_expand_isr(cx, &tp);
     }
 
+    /// No answer in time. The controller may still have applied the proposal (its answer lost
+    /// or late, or the controller failed after committing it), so the proposal stays pending —
+    /// its members counted for the high watermark — and is sent again as it was; only its
+    /// answer or a push of a newer partition state settles it. (Dropping it here let the high
+    /// watermark pass a follower the controller had just taken into the ISR: the
+    /// `isr-holds-hw` check, seed 12970. Kafka's leader also keeps an unanswered change
+    /// pending and retries it.)
     pub(super) fn on_alter_partition_timeout(&mut self, cx: &mut Context, tp: &TopicPartition) {
-        if let Some(Role::Leader(ls)) = self.replicas.get_mut(tp).map(|r| &mut r.role) {
-            ls.pending_isr = None;
+        let pending = self
+            .replicas
+            .get(tp)
+            .and_then(|r| r.leader())
+            .and_then(|ls| ls.pending_isr.clone());
+        match pending {
+            Some(isr) => self.propose_isr(cx, tp, isr),
+            None => self.try_expand_isr(cx, tp),
         }
-        self.try_expand_isr(cx, tp);
     }
 
     fn arm_lag_timers(&mut self, cx: &mut Context, tp: &TopicPartition) {

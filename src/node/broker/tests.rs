@@ -1002,3 +1002,59 @@ fn an_isr_proposal_refused_as_not_controller_goes_to_the_named_controller_at_onc
     b.on_message(&mut cx, 9, Message::NotController { leader: Some(8) });
     assert_eq!(proposals(cx.take_effects()), vec![(8, vec![0])]);
 }
+
+/// An ISR expansion left unanswered stays pending, its member counted for the high watermark,
+/// and is sent again as it was: the controller may have committed it. The same after a refusal
+/// because the partition epoch moved (another copy may have moved it); a refusal on the
+/// proposal's merits drops it. (Seed 12970: the leader dropped it at the timeout, the high
+/// watermark passed the follower, and the controller's push then showed it in the ISR.)
+#[test]
+fn an_unanswered_isr_expansion_keeps_counting_until_settled() {
+    use crate::node::broker::Progress;
+    let tp = TopicPartition::new("t", 0);
+    let controller = two_broker_controller();
+    let expanding = || {
+        let mut leader = started_broker(&controller, 0);
+        let registered = leader.metadata.registration(1).expect("broker 1").epoch;
+        let ls = leader_state(&mut leader);
+        ls.isr = vec![0];
+        ls.pending_isr = Some(vec![0, 1]);
+        let caught_up = Progress {
+            log_end: 0,
+            synced: 0,
+            broker_epoch: registered,
+        };
+        ls.followers.insert(1, caught_up);
+        leader
+    };
+    let hw = |b: &Broker| b.replicas[&tp].log.high_watermark();
+    let mut leader = expanding();
+    let mut cx = Context::new(0);
+    leader.on_timer(
+        &mut cx,
+        crate::node::Timer::AlterPartitionTimeout(tp.clone()),
+    );
+    let resent = sends(cx.take_effects()).into_iter().any(|(_, m)| {
+        matches!(m, Message::AlterPartition(r) if r.new_isr.iter().map(|(b, _)| *b).eq([0, 1]))
+    });
+    assert!(resent, "the same proposal is sent again");
+    assert_eq!(leader_state(&mut leader).pending_isr, Some(vec![0, 1]));
+    // A record broker 1 lacks: the high watermark waits for it.
+    produce(&mut leader, "a", 0);
+    assert_eq!(hw(&leader), 0);
+    let refused = |error| Message::AlterPartitionResponse {
+        tp: tp.clone(),
+        request_partition_epoch: 0,
+        result: Err(error),
+    };
+    to_broker(&mut leader, 9, refused(ErrorCode::InvalidUpdateVersion));
+    assert_eq!(leader_state(&mut leader).pending_isr, Some(vec![0, 1]));
+    produce(&mut leader, "b", 1);
+    assert_eq!(hw(&leader), 0);
+    // Refused on its merits: not applied, so broker 1 no longer counts.
+    let mut leader = expanding();
+    to_broker(&mut leader, 9, refused(ErrorCode::StaleBrokerEpoch));
+    assert_eq!(leader_state(&mut leader).pending_isr, None);
+    produce(&mut leader, "a", 0);
+    assert_eq!(hw(&leader), 1);
+}
