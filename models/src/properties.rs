@@ -472,6 +472,16 @@ fn node_invariant<M: Layout>(_: &M, s: &State) -> bool {
         .all(|(i, a)| s.crashed[i] || a.sound())
 }
 
+/// Every leader counts, for its high watermark, every member of the ISR the controller
+/// committed for its leader epoch (`Broker::check_against_committed`): a member it dropped
+/// while the controller took it in could be elected without records the leader acknowledged.
+fn isr_known_to_leader<M: Layout>(m: &M, s: &State) -> bool {
+    let Some(md) = controller_metadata(m.cfg(), s) else {
+        return true;
+    };
+    live_brokers(m.cfg(), s).all(|(_, b)| b.check_against_committed(&md).is_ok())
+}
+
 /// A property: what is expected, its name, and its condition.
 pub type Named<M> = (Expectation, &'static str, fn(&M, &State) -> bool);
 
@@ -480,6 +490,9 @@ pub type Named<M> = (Expectation, &'static str, fn(&M, &State) -> bool);
 pub fn list<M: Layout>(cfg: &ModelCfg) -> Vec<Named<M>> {
     use Expectation::{Always as A, Sometimes as S};
     let mut props: Vec<Named<M>> = vec![(A, "node-invariant", node_invariant)];
+    if cfg.kind != ModelKind::Quorum {
+        props.push((A, "isr-known-to-leader", isr_known_to_leader));
+    }
     match cfg.kind {
         ModelKind::Replication => {
             props.push((A, "acked-not-lost", acked_not_lost));

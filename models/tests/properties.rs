@@ -192,6 +192,31 @@ fn single_leader_per_epoch_fails_with_two_leaders_in_one_epoch() {
 }
 
 #[test]
+fn isr_known_to_leader_fails_when_the_leader_drops_a_member_the_controller_keeps() {
+    for (isr, ok) in [(vec![0], false), (vec![0, 1, 2], true)] {
+        let (m, mut s) = model(ModelKind::Replication, 1);
+        // A push of the leader's own partition in the same leader epoch, with an ISR the
+        // controller never committed (it still has all three).
+        let mut md = controller_metadata(&m, &s);
+        assert_eq!(md.partitions[0].isr, [0, 1, 2]);
+        md.version += 1;
+        md.partitions[0].partition_epoch += 1;
+        md.partitions[0].isr = isr;
+        deliver(
+            &mut s,
+            0,
+            m.cfg.controller,
+            Message::UpdateMetadata {
+                controller_epoch: 0,
+                metadata: md,
+            },
+        );
+        let expected: &[&str] = if ok { &[] } else { &["isr-known-to-leader"] };
+        assert_eq!(violated(&m, &s), expected);
+    }
+}
+
+#[test]
 fn log_matching_fails_when_replicas_differ_under_one_offset_and_epoch() {
     let leader_record = Record::keyed("k", "x");
     for (follower_record, ok) in [

@@ -60,6 +60,11 @@ pub enum Committed<'a> {
 /// entries below it build).
 pub type CommitSink = Arc<dyn Fn(NodeId, Committed<'_>) + Send + Sync>;
 
+/// A check of the node against what only a harness that sees the whole cluster knows, run
+/// after every step with the node's own invariants (the simulator checks a leader against the
+/// ISR the controller quorum committed: `Broker::check_against_committed`).
+pub type StepCheck = Arc<dyn Fn(&AnyNode) -> crate::log::Checked + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     #[error("node {node}: {source}")]
@@ -92,6 +97,7 @@ pub struct Driver<D> {
     observer: Option<Observer>,
     coverage: Option<CoverageSink>,
     commits: Option<CommitSink>,
+    step_check: Option<StepCheck>,
     trace: Option<SharedTrace>,
     timers: TimerSet<Instant>,
     /// The sync under way and the highest token it covers.
@@ -129,6 +135,7 @@ impl<D: Disk> Driver<D> {
             observer: None,
             coverage: None,
             commits: None,
+            step_check: None,
             trace: None,
             timers: TimerSet::default(),
             sync_running: None,
@@ -150,6 +157,11 @@ impl<D: Disk> Driver<D> {
 
     pub fn with_commit_sink(mut self, sink: CommitSink) -> Self {
         self.commits = Some(sink);
+        self
+    }
+
+    pub fn with_step_check(mut self, check: StepCheck) -> Self {
+        self.step_check = Some(check);
         self
     }
 
@@ -334,7 +346,11 @@ impl<D: Disk> Driver<D> {
     /// Checks the node's invariants after the step that handled `event` (described only on a
     /// violation).
     fn check(&self, now: u64, event: impl FnOnce() -> String) -> Result<(), DriverError> {
-        let checked = lock(&self.node).check_invariants();
+        let checked = {
+            let node = lock(&self.node);
+            node.check_invariants()
+                .and_then(|()| self.step_check.as_ref().map_or(Ok(()), |c| c(&node)))
+        };
         checked.map_err(|violation| {
             let event = event();
             self.trace_event_shared(now, &violation, &event);
@@ -479,6 +495,30 @@ mod tests {
             err.to_string(),
             "node-invariant b0 at 7 ms after start: hw-within-log: \
              t-0: log start 0, high watermark 5, log end 0"
+        );
+    }
+
+    /// A harness's step check (what only the whole cluster knows) stops the node like its own
+    /// invariants: the node, the step and the harness's rule are named.
+    #[tokio::test]
+    async fn a_failing_step_check_stops_the_node() {
+        let broker = Broker::recover(
+            Arc::new(BrokerConfig::new(0, vec![9])),
+            BrokerImage::default(),
+        );
+        let (net, inbox) = Net::new(0, Default::default());
+        let clock: Clock = Arc::new(|| 3);
+        let disk = SimDisk::new("b0", CorruptionPolicy::Refuse);
+        let node = Arc::new(Mutex::new(AnyNode::Broker(broker)));
+        let check: StepCheck = Arc::new(|n| match n.as_broker() {
+            Some(_) => Err(Violation::new("isr-known-to-leader", "t-0: broker 1")),
+            None => Ok(()),
+        });
+        let driver = Driver::new(0, "b0", node, disk, net, inbox, clock).with_step_check(check);
+        let err = driver.run().await.expect_err("stopped");
+        assert_eq!(
+            err.to_string(),
+            "node-invariant b0 at 3 ms after start: isr-known-to-leader: t-0: broker 1"
         );
     }
 }

@@ -16,7 +16,7 @@ use seedlog::node::{
 use seedlog::protocol::{Assignor, ClusterMetadata, NodeId, Offset, Record, OFFSETS_TOPIC};
 use seedlog::runtime::disk::CorruptionPolicy;
 use seedlog::runtime::driver::{
-    Clock, CommitSink, Committed, CoverageSink, Driver, DriverError, Observer,
+    Clock, CommitSink, Committed, CoverageSink, Driver, DriverError, Observer, StepCheck,
 };
 pub use seedlog::runtime::lock;
 use seedlog::runtime::net::{AddressBook, Net};
@@ -423,6 +423,7 @@ impl Cluster {
                 self.coverage.clone(),
             );
             let commits = commit_check(&self.committed, &failures, &broken, &name);
+            let against_committed = committed_check(&self.committed);
             let holds = self.gated.then(|| self.holds.clone());
             move || {
                 let holds = holds.clone();
@@ -438,6 +439,7 @@ impl Cluster {
                     coverage.clone(),
                     commits.clone(),
                 );
+                let against_committed = against_committed.clone();
                 let node = match seedlog::runtime::disk::Disk::recover(&mut disk) {
                     Ok(r) => {
                         if r.lost_durable {
@@ -486,7 +488,8 @@ impl Cluster {
                         .with_trace(trace)
                         .with_observer(observer)
                         .with_coverage(sink)
-                        .with_commit_sink(commits);
+                        .with_commit_sink(commits)
+                        .with_step_check(against_committed);
                     match driver.run().await {
                         Ok(()) => {}
                         Err(e @ DriverError::Invariant { .. }) => {
@@ -515,6 +518,16 @@ impl Cluster {
             },
         );
     }
+}
+
+/// Checks a broker, after each of its steps, against the metadata known committed (the
+/// leader counts every member of the ISR the controller committed; `isr-known-to-leader`).
+fn committed_check(committed: &Arc<Mutex<CommittedLog>>) -> StepCheck {
+    let committed = committed.clone();
+    Arc::new(move |node| match node.as_broker() {
+        Some(b) => b.check_against_committed(lock(&committed).metadata()),
+        None => Ok(()),
+    })
 }
 
 /// Checks everything a controller hands its metadata (each entry, each snapshot) against the

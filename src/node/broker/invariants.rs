@@ -5,7 +5,7 @@
 
 use super::{Broker, LeaderState, Replica, Role};
 use crate::log::{ensure, Checked, Violation};
-use crate::protocol::{TopicPartition, OFFSETS_TOPIC};
+use crate::protocol::{ClusterMetadata, TopicPartition, OFFSETS_TOPIC};
 
 impl Broker {
     /// Records the first broken invariant a handler met; the node stops after this step.
@@ -139,5 +139,45 @@ impl Broker {
         ensure(waiting.is_none(), "waiting-produce-within-log", || {
             format!("produce waits for {waiting:?} past the log end {end}")
         })
+    }
+
+    /// What must hold between this broker and the metadata the controller quorum has
+    /// committed (`committed`, the newest: a harness that sees every node — the simulator, the
+    /// model checker — passes it in after every step of this broker). For each partition this
+    /// broker leads in the leader epoch the controller committed, every member of the committed
+    /// ISR is one its high watermark waits for (in its maximal ISR: its ISR and any change in
+    /// flight). The controller grows an ISR only on this leader's proposal (which the leader
+    /// counts from the moment it sends it) or with a new leader epoch, so a member the leader does
+    /// not count is one it dropped while the controller took it in: the high watermark can
+    /// pass that member, the controller can elect it, and acknowledged records are lost. The
+    /// leader's own check (`isr-holds-hw`) cannot see this: it checks the members it knows.
+    pub fn check_against_committed(&self, committed: &ClusterMetadata) -> Checked {
+        let me = self.config.id;
+        for (tp, r) in &self.replicas {
+            let Some(ls) = r.leader() else { continue };
+            let Some(ps) = committed.partition(tp) else {
+                continue;
+            };
+            if ps.leader != Some(me) || ps.leader_epoch != ls.epoch {
+                continue;
+            }
+            let counted =
+                |b: &u32| ls.isr.contains(b) || ls.pending_isr.iter().flatten().any(|p| p == b);
+            let missing = ps.isr.iter().find(|b| !counted(b));
+            ensure(missing.is_none(), "isr-known-to-leader", || {
+                format!(
+                    "the controller committed ISR {:?} (partition epoch {}), the leader counts \
+                     {:?} (epoch {}, proposed {:?}): broker {} is not counted",
+                    ps.isr,
+                    ps.partition_epoch,
+                    ls.isr,
+                    ls.partition_epoch,
+                    ls.pending_isr,
+                    missing.copied().unwrap_or_default()
+                )
+            })
+            .map_err(|v| v.at(tp))?;
+        }
+        Ok(())
     }
 }

@@ -5,8 +5,8 @@ use crate::node::{
     TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
 use crate::protocol::{
-    Acks, ErrorCode, Message, Offset, PartitionBatch, ProduceRequest, ProducerStamp, Record,
-    TopicPartition,
+    Acks, ClusterMetadata, ErrorCode, Message, Offset, PartitionBatch, ProduceRequest,
+    ProducerStamp, Record, TopicPartition,
 };
 use std::sync::Arc;
 
@@ -676,6 +676,44 @@ fn an_isr_member_below_the_high_watermark_is_a_broken_invariant() {
     // Out of the ISR, a follower may lag as far as it likes.
     leader_state(&mut leader).isr = vec![0];
     assert_eq!(rule_broken(&leader), Ok(()));
+}
+
+/// The leader against the ISR the controller committed: a member it does not count (in
+/// neither its ISR nor a proposal in flight) is reported; a committed ISR smaller than the
+/// leader's, or one of another leader epoch (not yet pushed to it), is not.
+#[test]
+fn a_committed_isr_member_the_leader_does_not_count_is_a_broken_invariant() {
+    let tp = TopicPartition::new("t", 0);
+    let controller = two_broker_controller();
+    let mut leader = started_broker(&controller, 0);
+    let committed = controller.metadata().clone();
+    assert_eq!(committed.partition(&tp).expect("t-0").isr, vec![0, 1]);
+    let rule = |b: &Broker, md: &ClusterMetadata| b.check_against_committed(md).map_err(|v| v.rule);
+    assert_eq!(rule(&leader, &committed), Ok(()));
+    // The leader dropped broker 1 while the controller kept it: the high watermark could pass it.
+    leader_state(&mut leader).isr = vec![0];
+    assert_eq!(rule(&leader, &committed), Err("isr-known-to-leader"));
+    let v = leader.check_against_committed(&committed).unwrap_err();
+    assert!(
+        v.detail.starts_with("t-0: ") && v.detail.contains("broker 1"),
+        "{v}"
+    );
+    // A proposal in flight counts its members.
+    leader_state(&mut leader).pending_isr = Some(vec![0, 1]);
+    assert_eq!(rule(&leader, &committed), Ok(()));
+    leader_state(&mut leader).pending_isr = None;
+    // A newer leader epoch the leader has not heard of yet: not this leader's ISR to count.
+    let mut newer = committed.clone();
+    newer.partitions[0].leader_epoch += 1;
+    assert_eq!(rule(&leader, &newer), Ok(()));
+    // Nor another leader's.
+    let mut other = committed.clone();
+    other.partitions[0].leader = Some(1);
+    assert_eq!(rule(&leader, &other), Ok(()));
+    // A committed shrink the leader has not applied yet leaves it counting more: safe.
+    let mut shrunk = committed;
+    shrunk.partitions[0].isr = vec![0];
+    assert_eq!(rule(&leader, &shrunk), Ok(()));
 }
 
 #[test]
