@@ -479,7 +479,41 @@ fn isr_known_to_leader<M: Layout>(m: &M, s: &State) -> bool {
     let Some(md) = controller_metadata(m.cfg(), s) else {
         return true;
     };
-    live_brokers(m.cfg(), s).all(|(_, b)| b.check_against_committed(&md).is_ok())
+    live_brokers(m.cfg(), s).all(|(_, b)| b.check_against_committed(&md, None).is_ok())
+}
+
+/// Every member of the ISR the controller committed, running in the incarnation it registered,
+/// holds everything below its leader's high watermark (`check_isr_member_holds`).
+fn isr_member_holds_hw<M: Layout>(m: &M, s: &State) -> bool {
+    let Some(md) = controller_metadata(m.cfg(), s) else {
+        return true;
+    };
+    let brokers: Vec<&Broker> = live_brokers(m.cfg(), s).map(|(_, b)| b).collect();
+    brokers.iter().all(|l| {
+        l.each_committed_isr_member(&md, |tp, hw, f, reg| {
+            brokers
+                .iter()
+                .find(|b| b.id() == f)
+                .map_or(Ok(()), |b| b.check_isr_member_holds(tp, hw, reg))
+        })
+        .is_ok()
+    })
+}
+
+/// Every leader's record of a follower's progress is held by that follower while it follows
+/// that leader in that epoch, in the incarnation that fetched (`check_recorded_progress`): the
+/// high watermark rests on those records.
+fn progress_held_by_follower<M: Layout>(m: &M, s: &State) -> bool {
+    let brokers: Vec<&Broker> = live_brokers(m.cfg(), s).map(|(_, b)| b).collect();
+    brokers.iter().all(|l| {
+        l.each_recorded_progress(|tp, epoch, f, p| {
+            brokers
+                .iter()
+                .find(|b| b.id() == f)
+                .map_or(Ok(()), |b| b.check_recorded_progress(l.id(), tp, epoch, p))
+        })
+        .is_ok()
+    })
 }
 
 /// A property: what is expected, its name, and its condition.
@@ -492,6 +526,8 @@ pub fn list<M: Layout>(cfg: &ModelCfg) -> Vec<Named<M>> {
     let mut props: Vec<Named<M>> = vec![(A, "node-invariant", node_invariant)];
     if cfg.kind != ModelKind::Quorum {
         props.push((A, "isr-known-to-leader", isr_known_to_leader));
+        props.push((A, "progress-held-by-follower", progress_held_by_follower));
+        props.push((A, "isr-member-holds-hw", isr_member_holds_hw));
     }
     match cfg.kind {
         ModelKind::Replication => {

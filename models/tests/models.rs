@@ -215,15 +215,17 @@ fn bug_unclean_election_loses_an_acknowledged_record() {
 }
 
 #[test]
-fn bug_truncate_to_hw_loses_an_acknowledged_record() {
-    // Three brokers: the leader is fenced, the new leader's follower truncates to its stale high
-    // watermark, then the new leader is fenced too and the truncated follower takes over.
+fn bug_truncate_to_hw_leaves_an_isr_member_below_the_high_watermark() {
+    // Three brokers: the leader is fenced, and the new leader's follower, still in the committed
+    // ISR, truncates to its stale high watermark, below the new leader's: the step that loses
+    // the record. (Before the cross-node `isr-member-holds-hw`, the checker found the bug only
+    // when the new leader was fenced too and the truncated follower took over: `acked-not-lost`.)
     let mut o = ModelOptions::defaults(ModelKind::Replication);
     o.durability = Durability::Fsync;
     o.expiries = 2;
     o.max_changes = 4;
     o.bugs = vec![Bug::TruncateToHw];
-    let trace = assert_violation(&o, "acked-not-lost");
+    let trace = assert_violation(&o, "isr-member-holds-hw");
     insta::assert_snapshot!(trace);
 }
 
@@ -428,12 +430,12 @@ fn bug_isr_before_epoch_start_found_by_random_walks() {
     insta::assert_snapshot!(found_by_walks(&o, 4, 2_000_000, "acked-not-lost"));
 }
 
-/// F (`hw-from-stale-epoch`) found by the checker: random walks (seed 1) find it as
-/// `node-invariant`, in the step where it happens. A follower still in an older epoch fetches
-/// from the new leader with its last fetched epoch; the switch serves it without the epoch check,
-/// and with it skips the divergence check, so the follower is sent records of an epoch older than
-/// the one its log already holds and cannot append them (`follower-append`). Before the node
-/// invariants the same walks found it later, as `log-matching`.
+/// F (`hw-from-stale-epoch`) found by the checker: random walks (seed 1), 30 steps. The new
+/// leader (broker 2, epoch 3) serves a fetch broker 0 sent for epoch 1 — the switch skips the
+/// epoch check — and records broker 0's offset for its high watermark; broker 0, now following
+/// broker 2 in epoch 3, is told its log diverges and truncates below what the leader counts for
+/// it (`progress-held-by-follower`, the cross-node check). Before that check the same walks found
+/// it later: as `isr-holds-hw` (48 steps), and before the node invariants as `log-matching`.
 /// (The `acked-not-lost` loss docs/bugs.md describes is the scripted walk's, 32 steps.)
 #[test]
 fn bug_hw_from_stale_epoch_found_by_random_walks() {
@@ -446,7 +448,12 @@ fn bug_hw_from_stale_epoch_found_by_random_walks() {
     o.evictions = 1;
     o.max_changes = 5;
     o.reader = false;
-    insta::assert_snapshot!(found_by_walks(&o, 1, 2_000_000, "node-invariant"));
+    insta::assert_snapshot!(found_by_walks(
+        &o,
+        1,
+        2_000_000,
+        "progress-held-by-follower"
+    ));
 }
 
 #[test]

@@ -11,8 +11,8 @@ use models::history::{record_in, record_out};
 use models::properties::{violated, State};
 use seedlog::node::Context;
 use seedlog::protocol::{
-    Acks, BatchResult, ClusterMetadata, FetchResponse, LogEntry, Message, NodeId, PartitionBatch,
-    ProduceRequest, ProduceResponse, Record, TopicPartition,
+    Acks, BatchResult, ClusterMetadata, FetchRequest, FetchResponse, LogEntry, Message, NodeId,
+    PartitionBatch, ProduceRequest, ProduceResponse, Record, ReplicaId, TopicPartition,
 };
 use stateright::actor::{Envelope, Id};
 use stateright::Model;
@@ -217,6 +217,38 @@ fn isr_known_to_leader_fails_when_the_leader_drops_a_member_the_controller_keeps
 }
 
 #[test]
+fn progress_held_by_follower_fails_when_a_follower_claims_more_than_it_holds() {
+    for (claimed, ok) in [(1, false), (0, true)] {
+        let (m, mut s) = model(ModelKind::Replication, 1);
+        produce(&m, &mut s, 0, Record::keyed("k", "v"));
+        let broker_epoch = controller_metadata(&m, &s)
+            .registration(1)
+            .expect("broker 1")
+            .epoch;
+        // Broker 1 holds nothing, but this fetch says it holds the leader's one record.
+        let fetch = FetchRequest {
+            tp: tp(0),
+            replica: Some(ReplicaId {
+                broker: 1,
+                broker_epoch,
+            }),
+            fetch_offset: claimed,
+            last_fetched_epoch: (claimed > 0).then_some(0),
+            current_leader_epoch: Some(0),
+            synced_offset: 0,
+            known_hw: 0,
+        };
+        deliver(&mut s, 0, 1, Message::Fetch(fetch));
+        let expected: &[&str] = if ok {
+            &[]
+        } else {
+            &["progress-held-by-follower"]
+        };
+        assert_eq!(violated(&m, &s), expected);
+    }
+}
+
+#[test]
 fn log_matching_fails_when_replicas_differ_under_one_offset_and_epoch() {
     let leader_record = Record::keyed("k", "x");
     for (follower_record, ok) in [
@@ -412,9 +444,30 @@ mod offsets {
             fetch_offset: offset,
             last_fetched_epoch: (offset > 0).then_some(0),
             current_leader_epoch: Some(0),
-            synced_offset: offset,
+            // Nothing synced: `deliver` carries out no disk syncs.
+            synced_offset: 0,
             known_hw: 0,
         })
+    }
+
+    /// Broker 0's `__consumer_offsets` entries from broker 1's log end on, answered to broker
+    /// 1's fetch in flight, so that its next fetch (`follower_fetch`) claims only what it holds.
+    fn replicate_offsets(s: &mut State) {
+        let log = |s: &State, i: usize| {
+            s.actor_states[i]
+                .node()
+                .and_then(|n| n.as_broker())
+                .and_then(|b| b.log(&offsets_tp()))
+                .cloned()
+                .expect("an offsets log")
+        };
+        let (leader, follower) = (log(s, 0), log(s, 1));
+        let from = follower.log_end_offset();
+        let mut resp = fetch_response(0, leader.read(from, leader.log_end_offset(), 100));
+        resp.tp = offsets_tp();
+        resp.fetch_offset = from;
+        deliver(s, 1, 0, Message::FetchResponse(resp));
+        assert_eq!(log(s, 1).log_end_offset(), leader.log_end_offset());
     }
 
     fn generation_record(generation: u32) -> Record {
@@ -482,6 +535,7 @@ mod offsets {
             assign: AssignBy::Coordinator(Assignor::Range),
         };
         deliver(s, 0, a, group(1, join));
+        replicate_offsets(s);
         let fetch = follower_fetch(m, s, 1);
         deliver(s, 0, 1, fetch);
         let commit = GroupRequest::Commit {
@@ -492,6 +546,7 @@ mod offsets {
             metadata: String::new(),
         };
         deliver(s, 0, a, group(2, commit));
+        replicate_offsets(s);
         let fetch = follower_fetch(m, s, 2);
         deliver(s, 0, 1, fetch);
         let node = s.actor_states[0].node().and_then(|n| n.as_broker());

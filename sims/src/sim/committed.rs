@@ -37,6 +37,11 @@ impl CommittedLog {
         &self.folded.metadata
     }
 
+    /// The first producer id no committed block covers.
+    pub fn next_producer_id(&self) -> u64 {
+        self.folded.next_producer_id
+    }
+
     /// The entries known committed.
     pub fn entries(&self) -> &[QuorumEntry] {
         &self.entries

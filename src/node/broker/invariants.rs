@@ -3,9 +3,12 @@
 //! coordinator's writes in flight are uncommitted records of its partition. Drivers call
 //! `check_invariants` after every step and stop the node on the first violation.
 
-use super::{Broker, LeaderState, Replica, Role};
+use super::{Broker, LeaderState, Progress, Replica, Role};
 use crate::log::{ensure, Checked, Violation};
-use crate::protocol::{ClusterMetadata, TopicPartition, OFFSETS_TOPIC};
+use crate::protocol::{
+    BrokerEpoch, BrokerId, ClusterMetadata, LeaderEpoch, Offset, PartitionState, TopicPartition,
+    OFFSETS_TOPIC,
+};
 
 impl Broker {
     /// Records the first broken invariant a handler met; the node stops after this step.
@@ -141,6 +144,27 @@ impl Broker {
         })
     }
 
+    /// The partitions this broker leads in the leader epoch `committed` names for it, with its
+    /// replica, its leader state and the committed partition state.
+    fn led_in_committed_epoch<'a>(
+        &'a self,
+        committed: &'a ClusterMetadata,
+    ) -> impl Iterator<
+        Item = (
+            &'a TopicPartition,
+            &'a Replica,
+            &'a LeaderState,
+            &'a PartitionState,
+        ),
+    > {
+        let me = self.config.id;
+        self.replicas.iter().filter_map(move |(tp, r)| {
+            let ls = r.leader()?;
+            let ps = committed.partition(tp)?;
+            (ps.leader == Some(me) && ps.leader_epoch == ls.epoch).then_some((tp, r, ls, ps))
+        })
+    }
+
     /// What must hold between this broker and the metadata the controller quorum has
     /// committed (`committed`, the newest: a harness that sees every node — the simulator, the
     /// model checker — passes it in after every step of this broker). For each partition this
@@ -151,16 +175,26 @@ impl Broker {
     /// not count is one it dropped while the controller took it in: the high watermark can
     /// pass that member, the controller can elect it, and acknowledged records are lost. The
     /// leader's own check (`isr-holds-hw`) cannot see this: it checks the members it knows.
-    pub fn check_against_committed(&self, committed: &ClusterMetadata) -> Checked {
-        let me = self.config.id;
-        for (tp, r) in &self.replicas {
-            let Some(ls) = r.leader() else { continue };
-            let Some(ps) = committed.partition(tp) else {
-                continue;
-            };
-            if ps.leader != Some(me) || ps.leader_epoch != ls.epoch {
-                continue;
-            }
+    ///
+    /// With `next_producer_id`, the first producer id the controller has not committed as given
+    /// out: the block this broker hands producer ids from lies below it (a block answered before
+    /// its allocation was committed can be given again after a controller failover, and two
+    /// producers then share an id; `producer-ids-committed`).
+    pub fn check_against_committed(
+        &self,
+        committed: &ClusterMetadata,
+        next_producer_id: Option<u64>,
+    ) -> Checked {
+        if let Some(next) = next_producer_id {
+            let end = self.producer_ids.block_end();
+            ensure(end <= next, "producer-ids-committed", || {
+                format!(
+                    "hands out producer ids up to {end}, the controller committed blocks up to \
+                     {next}"
+                )
+            })?;
+        }
+        for (tp, _, ls, ps) in self.led_in_committed_epoch(committed) {
             let counted =
                 |b: &u32| ls.isr.contains(b) || ls.pending_isr.iter().flatten().any(|p| p == b);
             let missing = ps.isr.iter().find(|b| !counted(b));
@@ -179,5 +213,112 @@ impl Broker {
             .map_err(|v| v.at(tp))?;
         }
         Ok(())
+    }
+
+    /// What this broker, leading, has recorded of its followers' progress, per partition it
+    /// leads, handed to `check` (the partition, its leader epoch, the follower, its progress)
+    /// until one fails. A harness that sees the followers checks each with
+    /// `check_recorded_progress`.
+    pub fn each_recorded_progress(
+        &self,
+        mut check: impl FnMut(&TopicPartition, LeaderEpoch, BrokerId, &Progress) -> Checked,
+    ) -> Checked {
+        for (tp, r) in &self.replicas {
+            if let Some(ls) = r.leader() {
+                for (&f, p) in &ls.followers {
+                    check(tp, ls.epoch, f, p)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A leader's record of this broker's progress on `tp` (`each_recorded_progress`), checked
+    /// against what this broker holds: while it follows that leader in that epoch, in the
+    /// incarnation that fetched (its broker epoch), it holds at least the log end, and has
+    /// synced at least the offset, the leader counts for it. Within one leader epoch a
+    /// follower's log only grows once its fetch passed the divergence check (the only fetches
+    /// the leader records), so a count past what the follower holds is a follower that
+    /// over-reported (records it has not synced, say) or a leader that recorded wrongly — and the
+    /// high watermark rests on it. (`progress-held-by-follower`)
+    pub fn check_recorded_progress(
+        &self,
+        leader: BrokerId,
+        tp: &TopicPartition,
+        epoch: LeaderEpoch,
+        p: &Progress,
+    ) -> Checked {
+        if self.broker_epoch() != Some(p.broker_epoch) {
+            return Ok(());
+        }
+        let Some(r) = self.replicas.get(tp) else {
+            return Ok(());
+        };
+        let Role::Follower(fs) = &r.role else {
+            return Ok(());
+        };
+        if fs.leader != leader || fs.epoch != epoch {
+            return Ok(());
+        }
+        let end = r.log.log_end_offset();
+        ensure(
+            p.log_end <= end && p.synced <= r.synced_offset,
+            "progress-held-by-follower",
+            || {
+                format!(
+                    "leader {leader} counts broker {} at log end {} synced {} in epoch {epoch}; \
+                     it holds log end {end}, synced {}",
+                    self.config.id, p.log_end, p.synced, r.synced_offset
+                )
+            },
+        )
+        .map_err(|v| v.at(tp))
+    }
+
+    /// For each partition this broker leads in the leader epoch the controller committed, hands
+    /// `check` its high watermark and each other member of the committed ISR with the broker
+    /// epoch the controller registered it under, until one fails. A harness that sees the
+    /// members checks each with `check_isr_member_holds`.
+    pub fn each_committed_isr_member(
+        &self,
+        committed: &ClusterMetadata,
+        mut check: impl FnMut(&TopicPartition, Offset, BrokerId, BrokerEpoch) -> Checked,
+    ) -> Checked {
+        let me = self.config.id;
+        for (tp, r, _, ps) in self.led_in_committed_epoch(committed) {
+            let hw = r.log.high_watermark();
+            for &m in ps.isr.iter().filter(|&&m| m != me) {
+                if let Some(reg) = committed.registration(m) {
+                    check(tp, hw, m, reg.epoch)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A member of the committed ISR (`each_committed_isr_member`), running in the incarnation the
+    /// controller registered, holds everything below its leader's high watermark `hw`: an
+    /// election may pick it, and what it lacks below `hw` is lost. The leader's own checks rest on
+    /// what it recorded under the registration it knows; this one reads the member's log, so it
+    /// also sees a member the controller took in on a fetch of an earlier incarnation, or one that
+    /// lost records without the controller hearing of it. (`isr-member-holds-hw`)
+    pub fn check_isr_member_holds(
+        &self,
+        tp: &TopicPartition,
+        hw: Offset,
+        registered: BrokerEpoch,
+    ) -> Checked {
+        if self.broker_epoch() != Some(registered) {
+            return Ok(());
+        }
+        let end = self.replicas.get(tp).map_or(0, |r| r.log.log_end_offset());
+        ensure(end >= hw, "isr-member-holds-hw", || {
+            format!(
+                "broker {} is in the committed ISR (broker epoch {registered}) with log end \
+                 {end}, below its leader's high watermark {hw}",
+                self.config.id
+            )
+        })
+        .map_err(|v| v.at(tp))
     }
 }

@@ -166,6 +166,11 @@ impl Broker {
         self.replicas.get(tp)?.leader().map(|l| l.epoch)
     }
 
+    /// This broker's id.
+    pub fn id(&self) -> crate::protocol::BrokerId {
+        self.config.id
+    }
+
     fn broker_epoch(&self) -> Option<BrokerEpoch> {
         match self.registration {
             Registration::Registered { epoch, .. } => Some(epoch),

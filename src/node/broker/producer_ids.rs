@@ -20,6 +20,13 @@ pub struct ProducerIds {
     asking: bool,
 }
 
+impl ProducerIds {
+    /// The end of the block this broker hands ids from (0 before its first).
+    pub(super) fn block_end(&self) -> u64 {
+        self.end
+    }
+}
+
 impl Broker {
     pub(super) fn on_init_producer_id(&mut self, cx: &mut Context, from: NodeId, correlation: u64) {
         let ids = &mut self.producer_ids;
@@ -167,6 +174,24 @@ mod tests {
                 }
             )
         })
+    }
+
+    /// A block must come from what the controller committed: one reaching past the committed
+    /// blocks is reported (`producer-ids-committed`), as is none before the first block.
+    #[test]
+    fn a_block_past_the_committed_ones_is_a_broken_invariant() {
+        let mut b = broker();
+        let md = b.metadata().clone();
+        let rule = |b: &Broker, next| {
+            b.check_against_committed(&md, Some(next))
+                .map_err(|v| v.rule)
+        };
+        assert_eq!(rule(&b, 0), Ok(()));
+        ask(&mut b, 200, 1);
+        give(&mut b, 40, 2);
+        assert_eq!(rule(&b, 42), Ok(()));
+        assert_eq!(rule(&b, 41), Err("producer-ids-committed"));
+        assert_eq!(b.check_against_committed(&md, None), Ok(()));
     }
 
     #[test]

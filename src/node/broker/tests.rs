@@ -688,12 +688,15 @@ fn a_committed_isr_member_the_leader_does_not_count_is_a_broken_invariant() {
     let mut leader = started_broker(&controller, 0);
     let committed = controller.metadata().clone();
     assert_eq!(committed.partition(&tp).expect("t-0").isr, vec![0, 1]);
-    let rule = |b: &Broker, md: &ClusterMetadata| b.check_against_committed(md).map_err(|v| v.rule);
+    let rule =
+        |b: &Broker, md: &ClusterMetadata| b.check_against_committed(md, None).map_err(|v| v.rule);
     assert_eq!(rule(&leader, &committed), Ok(()));
     // The leader dropped broker 1 while the controller kept it: the high watermark could pass it.
     leader_state(&mut leader).isr = vec![0];
     assert_eq!(rule(&leader, &committed), Err("isr-known-to-leader"));
-    let v = leader.check_against_committed(&committed).unwrap_err();
+    let v = leader
+        .check_against_committed(&committed, None)
+        .unwrap_err();
     assert!(
         v.detail.starts_with("t-0: ") && v.detail.contains("broker 1"),
         "{v}"
@@ -714,6 +717,131 @@ fn a_committed_isr_member_the_leader_does_not_count_is_a_broken_invariant() {
     let mut shrunk = committed;
     shrunk.partitions[0].isr = vec![0];
     assert_eq!(rule(&leader, &shrunk), Ok(()));
+}
+
+/// A leader's record of a follower's progress, checked against the follower: more than it
+/// holds, or synced past what it synced, is reported; a record from another incarnation, epoch
+/// or leader is not this follower's to answer for.
+#[test]
+fn a_leader_counting_more_than_its_follower_holds_is_a_broken_invariant() {
+    use crate::node::broker::Progress;
+    let tp = TopicPartition::new("t", 0);
+    let controller = two_broker_controller();
+    let mut follower = started_broker(&controller, 1);
+    let registered = follower.metadata.registration(1).expect("broker 1").epoch;
+    follower
+        .replicas
+        .get_mut(&tp)
+        .unwrap()
+        .log
+        .append_entries(&[crate::protocol::LogEntry {
+            offset: 0,
+            epoch: 0,
+            record: Record::keyed("k", "v"),
+            producer: None,
+        }])
+        .expect("append");
+    // The follower holds one record (log end 1) and has synced none.
+    let counted = |log_end, synced, broker_epoch| Progress {
+        log_end,
+        synced,
+        broker_epoch,
+    };
+    let rule = |p: Progress, leader, epoch| {
+        follower
+            .check_recorded_progress(leader, &tp, epoch, &p)
+            .map_err(|v| v.rule)
+    };
+    assert_eq!(rule(counted(1, 0, registered), 0, 0), Ok(()));
+    assert_eq!(
+        rule(counted(2, 0, registered), 0, 0),
+        Err("progress-held-by-follower")
+    );
+    assert_eq!(
+        rule(counted(1, 1, registered), 0, 0),
+        Err("progress-held-by-follower")
+    );
+    // Another incarnation of the follower, another epoch, another leader: not checked here.
+    assert_eq!(rule(counted(2, 0, registered + 1), 0, 0), Ok(()));
+    assert_eq!(rule(counted(2, 0, registered), 0, 1), Ok(()));
+    assert_eq!(rule(counted(2, 0, registered), 2, 0), Ok(()));
+    // The leader's side lists what it counts.
+    let mut leader = started_broker(&controller, 0);
+    leader_state(&mut leader)
+        .followers
+        .insert(1, counted(1, 0, registered));
+    let mut recorded = Vec::new();
+    let listed = leader.each_recorded_progress(|tp, epoch, f, p| {
+        recorded.push((tp.clone(), epoch, f, *p));
+        Ok(())
+    });
+    assert_eq!(listed, Ok(()));
+    assert_eq!(
+        recorded,
+        vec![(tp.clone(), 0, 1, counted(1, 0, registered))]
+    );
+}
+
+/// A member of the committed ISR below its leader's high watermark, in the incarnation the
+/// controller registered, is reported; another incarnation is not this one's to answer for.
+#[test]
+fn a_committed_isr_member_below_the_leaders_high_watermark_is_a_broken_invariant() {
+    let tp = TopicPartition::new("t", 0);
+    let controller = two_broker_controller();
+    let mut leader = started_broker(&controller, 0);
+    let follower = started_broker(&controller, 1);
+    let committed = controller.metadata().clone();
+    let registered = committed.registration(1).expect("broker 1").epoch;
+    let r = leader.replicas.get_mut(&tp).unwrap();
+    r.log
+        .append_entries(&[crate::protocol::LogEntry {
+            offset: 0,
+            epoch: 0,
+            record: Record::keyed("k", "v"),
+            producer: None,
+        }])
+        .expect("append");
+    assert_eq!(
+        members(&leader, &committed),
+        vec![(tp.clone(), 0, 1, registered)]
+    );
+    r_set_hw(&mut leader, &tp, 1);
+    assert_eq!(
+        members(&leader, &committed),
+        vec![(tp.clone(), 1, 1, registered)]
+    );
+    let rule = |hw, epoch| {
+        follower
+            .check_isr_member_holds(&tp, hw, epoch)
+            .map_err(|v| v.rule)
+    };
+    // The follower holds nothing: below a high watermark of 1, not below 0.
+    assert_eq!(rule(1, registered), Err("isr-member-holds-hw"));
+    assert_eq!(rule(0, registered), Ok(()));
+    assert_eq!(rule(1, registered + 1), Ok(()));
+    // Not the leader of the committed epoch: nothing to check from it.
+    let mut newer = committed;
+    newer.partitions[0].leader_epoch += 1;
+    assert!(members(&leader, &newer).is_empty());
+}
+
+/// What `each_committed_isr_member` hands its check.
+fn members(
+    leader: &Broker,
+    committed: &ClusterMetadata,
+) -> Vec<(TopicPartition, Offset, u32, u64)> {
+    let mut out = Vec::new();
+    let listed = leader.each_committed_isr_member(committed, |tp, hw, m, epoch| {
+        out.push((tp.clone(), hw, m, epoch));
+        Ok(())
+    });
+    assert_eq!(listed, Ok(()));
+    out
+}
+
+fn r_set_hw(b: &mut Broker, tp: &TopicPartition, hw: Offset) {
+    let r = b.replicas.get_mut(tp).unwrap();
+    r.log.set_high_watermark(hw).expect("hw");
 }
 
 #[test]
