@@ -136,6 +136,15 @@ fn ack(batch: u64, partition: u32, offset: u64) -> Message {
     })
 }
 
+/// The controller's push of `md` (epoch 0) to broker `to`.
+fn push_metadata(m: &SeedlogModel, s: &mut State, to: usize, md: ClusterMetadata) {
+    let push = Message::UpdateMetadata {
+        controller_epoch: 0,
+        metadata: md,
+    };
+    deliver(s, to, m.cfg.controller, push);
+}
+
 fn controller_metadata(m: &SeedlogModel, s: &State) -> ClusterMetadata {
     let node = s.actor_states[m.cfg.controller].node().expect("running");
     node.as_controller().expect("controller").metadata().clone()
@@ -172,15 +181,7 @@ fn single_leader_per_epoch_fails_with_two_leaders_in_one_epoch() {
     let mut md = controller_metadata(&m, &s);
     md.version += 1;
     md.partitions[0].leader = Some(1);
-    deliver(
-        &mut s,
-        1,
-        m.cfg.controller,
-        Message::UpdateMetadata {
-            controller_epoch: 0,
-            metadata: md,
-        },
-    );
+    push_metadata(&m, &mut s, 1, md);
     let leads = |s: &State, i: usize| {
         s.actor_states[i]
             .node()
@@ -202,15 +203,7 @@ fn isr_known_to_leader_fails_when_the_leader_drops_a_member_the_controller_keeps
         md.version += 1;
         md.partitions[0].partition_epoch += 1;
         md.partitions[0].isr = isr;
-        deliver(
-            &mut s,
-            0,
-            m.cfg.controller,
-            Message::UpdateMetadata {
-                controller_epoch: 0,
-                metadata: md,
-            },
-        );
+        push_metadata(&m, &mut s, 0, md);
         let expected: &[&str] = if ok { &[] } else { &["isr-known-to-leader"] };
         assert_eq!(violated(&m, &s), expected);
     }

@@ -646,16 +646,7 @@ fn an_isr_member_below_the_high_watermark_is_a_broken_invariant() {
     let controller = two_broker_controller();
     let mut leader = started_broker(&controller, 0);
     let registered = leader.metadata.registration(1).expect("broker 1").epoch;
-    let r = leader.replicas.get_mut(&tp).unwrap();
-    r.log
-        .append_entries(&[crate::protocol::LogEntry {
-            offset: 0,
-            epoch: 0,
-            record: Record::keyed("k", "v"),
-            producer: None,
-        }])
-        .expect("append");
-    r.log.set_high_watermark(1).expect("hw");
+    append_one_record(&mut leader, &tp, Some(1));
     let at = |log_end, broker_epoch| Progress {
         log_end,
         synced: 0,
@@ -729,18 +720,7 @@ fn a_leader_counting_more_than_its_follower_holds_is_a_broken_invariant() {
     let controller = two_broker_controller();
     let mut follower = started_broker(&controller, 1);
     let registered = follower.metadata.registration(1).expect("broker 1").epoch;
-    follower
-        .replicas
-        .get_mut(&tp)
-        .unwrap()
-        .log
-        .append_entries(&[crate::protocol::LogEntry {
-            offset: 0,
-            epoch: 0,
-            record: Record::keyed("k", "v"),
-            producer: None,
-        }])
-        .expect("append");
+    append_one_record(&mut follower, &tp, None);
     // The follower holds one record (log end 1) and has synced none.
     let counted = |log_end, synced, broker_epoch| Progress {
         log_end,
@@ -792,20 +772,18 @@ fn a_committed_isr_member_below_the_leaders_high_watermark_is_a_broken_invariant
     let follower = started_broker(&controller, 1);
     let committed = controller.metadata().clone();
     let registered = committed.registration(1).expect("broker 1").epoch;
-    let r = leader.replicas.get_mut(&tp).unwrap();
-    r.log
-        .append_entries(&[crate::protocol::LogEntry {
-            offset: 0,
-            epoch: 0,
-            record: Record::keyed("k", "v"),
-            producer: None,
-        }])
-        .expect("append");
+    append_one_record(&mut leader, &tp, None);
     assert_eq!(
         members(&leader, &committed),
         vec![(tp.clone(), 0, 1, registered)]
     );
-    r_set_hw(&mut leader, &tp, 1);
+    leader
+        .replicas
+        .get_mut(&tp)
+        .unwrap()
+        .log
+        .set_high_watermark(1)
+        .expect("hw");
     assert_eq!(
         members(&leader, &committed),
         vec![(tp.clone(), 1, 1, registered)]
@@ -839,9 +817,20 @@ fn members(
     out
 }
 
-fn r_set_hw(b: &mut Broker, tp: &TopicPartition, hw: Offset) {
-    let r = b.replicas.get_mut(tp).unwrap();
-    r.log.set_high_watermark(hw).expect("hw");
+/// Appends one record (`k=v`, epoch 0) at offset 0 of `tp`'s log, and sets the high watermark
+/// to `hw` if given.
+fn append_one_record(b: &mut Broker, tp: &TopicPartition, hw: Option<Offset>) {
+    let log = &mut b.replicas.get_mut(tp).expect("a replica").log;
+    let entry = crate::protocol::LogEntry {
+        offset: 0,
+        epoch: 0,
+        record: Record::keyed("k", "v"),
+        producer: None,
+    };
+    log.append_entries(&[entry]).expect("append");
+    if let Some(hw) = hw {
+        log.set_high_watermark(hw).expect("hw");
+    }
 }
 
 #[test]
