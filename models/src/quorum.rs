@@ -282,6 +282,59 @@ fn single_leader<M: Layout>(m: &M, s: &State) -> bool {
         .all(|(_, q)| epochs.insert(q.epoch()))
 }
 
+/// `leader-elected-by-majority`: every running leader holds the votes of a majority in its
+/// epoch, as the voters show them: a running voter by its state, a crashed one by its disk
+/// (`QuorumNode::check_elected_by_majority`).
+fn elected_by_majority<M: Layout>(m: &M, s: &State) -> bool {
+    let cfg = m.cfg();
+    voters(cfg, s).filter(|(_, q)| q.is_leader()).all(|(_, q)| {
+        let supports = |v: u32| match voter_or_disk(cfg, s, v) {
+            Some(Ok(o)) => o.supports_leader(q.id(), q.epoch()),
+            Some(Err(image)) => image.supports_leader(q.id(), q.epoch()),
+            None => true,
+        };
+        q.check_elected_by_majority(supports).is_ok()
+    })
+}
+
+/// `quorum-progress-held-by-follower`: what each running leader counts of a follower's log is
+/// held by it (`QuorumNode::check_progress_held`; a crashed follower is not judged).
+fn progress_held<M: Layout>(m: &M, s: &State) -> bool {
+    let cfg = m.cfg();
+    voters(cfg, s).filter(|(_, q)| q.is_leader()).all(|(_, q)| {
+        q.each_recorded_progress(|f, epoch, offset| {
+            let leader_entry = offset
+                .checked_sub(1)
+                .and_then(|o| q.log().entry(o))
+                .map(|e| e.epoch);
+            match voter_or_disk(cfg, s, f) {
+                Some(Ok(o)) => o.check_progress_held(q.id(), epoch, offset, leader_entry),
+                _ => Ok(()),
+            }
+        })
+        .is_ok()
+    })
+}
+
+/// Voter `id`: its running state, or, crashed, its disk as written.
+fn voter_or_disk<'a>(
+    cfg: &ModelCfg,
+    s: &'a State,
+    id: u32,
+) -> Option<Result<&'a QuorumNode, &'a QuorumImage>> {
+    let i = id as usize;
+    if i >= cfg.brokers {
+        return None;
+    }
+    if !s.crashed[i] {
+        return s.actor_states[i].node()?.as_quorum().map(Ok);
+    }
+    match &*s.actor_storages[i].as_deref()?.written {
+        Image::Quorum(image) => Some(Err(image)),
+        _ => None,
+    }
+}
+
 /// `log-matching`: two running voters holding an entry of the same epoch at one offset hold
 /// identical logs up to it.
 fn log_matching<M: Layout>(m: &M, s: &State) -> bool {
@@ -380,6 +433,8 @@ pub fn properties<M: Layout>() -> Vec<Named<M>> {
     use Expectation::{Always as A, Sometimes as S};
     vec![
         (A, "single-leader-per-epoch", single_leader),
+        (A, "leader-elected-by-majority", elected_by_majority),
+        (A, "quorum-progress-held-by-follower", progress_held),
         (A, "log-matching", log_matching),
         (A, "leader-completeness", leader_completeness),
         (A, "committed-durable", committed_durable),

@@ -207,6 +207,9 @@ pub struct ScenarioOptions {
     pub fault_ms: Option<u64>,
     pub bugs: Vec<Bug>,
     pub durability: Option<Durability>,
+    /// A targeted nemesis draws the fault schedule, with or without a bug switch (a switch
+    /// hunted by one brings its own).
+    pub nemesis: Option<Nemesis>,
 }
 
 impl Scenario {
@@ -216,7 +219,9 @@ impl Scenario {
         let partitions = rng.range(1, 3) as u32;
         // A bug no random mix reaches is hunted by its targeted nemesis, with the durability it
         // needs.
-        let nemesis = opts.bugs.iter().find_map(|b| Nemesis::for_bug(*b));
+        let nemesis = opts
+            .nemesis
+            .or_else(|| opts.bugs.iter().find_map(|b| Nemesis::for_bug(*b)));
         let durability = opts.durability.unwrap_or(match nemesis {
             Some(n) => n.durability(),
             None if rng.chance(50) => Durability::Fsync,
@@ -269,7 +274,7 @@ impl Scenario {
         // A run with a bug switch on hunts for that bug: leader changes are what every
         // historical replication bug needs, so it draws from the faults that cause them, more
         // often, on a single partition.
-        let hunting = !opts.bugs.is_empty();
+        let hunting = !opts.bugs.is_empty() || opts.nemesis.is_some();
         let partitions = if hunting { 1 } else { partitions };
         // The quorum's size draws from a stream of its own: mostly 3 voters, sometimes 5.
         let mut qrng = SeedRng::new(seed, 10);

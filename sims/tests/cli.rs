@@ -58,23 +58,50 @@ fn bad_arguments_exit_2() {
             "--bug",
             "ack-before-isr",
         ],
+        vec!["run", "--nemesis", "no-such-nemesis"],
+        // A switch hunted by one nemesis, with another named.
+        vec![
+            "schedule",
+            "--seed",
+            "1",
+            "--bug",
+            "vote-not-durable",
+            "--nemesis",
+            "figure-8",
+        ],
     ] {
         let (out, code) = sims(&args);
         assert_eq!(code, 2, "{args:?}: {out}");
     }
 }
 
-#[test]
-fn schedule_prints_the_scenario_as_json() {
-    let (out, code) = sims(&["schedule", "--seed", "4", "--sim-secs", "5"]);
+/// The scenario `schedule ARGS` prints, parsed.
+fn schedule(args: &[&str]) -> serde_json::Value {
+    let (out, code) = sims(&[&["schedule"], args].concat());
     assert_eq!(code, 0, "{out}");
     let json: String = out
         .lines()
         .take_while(|l| !l.starts_with("RESULT"))
         .collect();
-    let v: serde_json::Value = serde_json::from_str(&json).expect("scenario JSON");
+    serde_json::from_str(&json).expect("scenario JSON")
+}
+
+#[test]
+fn schedule_prints_the_scenario_as_json() {
+    let v = schedule(&["--seed", "4", "--sim-secs", "5"]);
     assert_eq!(v["seed"], 4);
     assert!(v["schedule"]["events"].is_array());
+}
+
+/// `--nemesis` draws the schedule from that nemesis without any bug switch (the scenario names
+/// it), and a failing seed's replay command carries the flag.
+#[test]
+fn a_nemesis_runs_without_a_bug_switch() {
+    let v = schedule(&["--seed", "3", "--nemesis", "controller-storm"]);
+    assert_eq!(v["mix"]["nemesis"], "controller-storm", "{v}");
+    assert_eq!(v["bugs"], serde_json::json!([]), "{v}");
+    let plain = schedule(&["--seed", "3"]);
+    assert!(plain["mix"].get("nemesis").is_none(), "{plain}");
 }
 
 /// The peak resident memory a `run` reports, in MB.

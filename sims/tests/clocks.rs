@@ -28,6 +28,7 @@ fn scenario(jump_ms: Option<i64>) -> Scenario {
             fault_ms: Some(12_000),
             bugs: Vec::new(),
             durability: Some(Durability::Fsync),
+            nemesis: None,
         },
     );
     sc.partitions = 1;

@@ -24,6 +24,7 @@ fn scenario_sparing(bugs: Vec<Bug>, spare: bool) -> Scenario {
             fault_ms: Some(12_000),
             bugs,
             durability: Some(Durability::Fsync),
+            nemesis: None,
         },
     );
     sc.partitions = 1;

@@ -31,6 +31,7 @@ fn scenario(bugs: Vec<Bug>) -> Scenario {
             fault_ms: Some(12_000),
             bugs: Vec::new(),
             durability: Some(Durability::Fsync),
+            nemesis: None,
         },
     );
     sc.bugs = bugs;

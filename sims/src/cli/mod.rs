@@ -16,6 +16,7 @@ pub mod shard;
 #[cfg(madsim)]
 mod shrink;
 
+use crate::faults::nemesis::Nemesis;
 use clap::{Args, Parser, Subcommand};
 use seedlog::node::{Bug, Durability};
 use std::path::PathBuf;
@@ -63,6 +64,12 @@ pub struct ScenarioArgs {
     /// nemesis, which then must be the only --bug).
     #[arg(long = "bug", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
+    /// Draw the fault schedule from a targeted nemesis instead of a random mix, with no bug
+    /// switch needed: stale-hw-rejoin, last-replica-cut, lone-leader-power-loss,
+    /// controller-storm or figure-8 (the faults each one aims at a switch's window; on code
+    /// without the switch they hunt the same class of bug).
+    #[arg(long, value_parser = parse_nemesis)]
+    pub nemesis: Option<Nemesis>,
     /// Simulated seconds of the fault phase (the liveness phase follows).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub sim_secs: u64,
@@ -211,19 +218,37 @@ fn parse_durability(s: &str) -> Result<Durability, String> {
     s.parse()
 }
 
+pub(crate) fn parse_nemesis(s: &str) -> Result<Nemesis, String> {
+    Nemesis::ALL
+        .into_iter()
+        .find(|n| n.name() == s)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Nemesis::ALL.iter().map(|n| n.name()).collect();
+            format!("unknown nemesis {s:?}; one of: {}", names.join(", "))
+        })
+}
+
 impl ScenarioArgs {
     /// A bug hunted by its own nemesis gets the whole run: with other switches on, either hunt
     /// would be silently dropped.
     pub fn check(&self) -> Result<(), String> {
-        let hunted = self
-            .bugs
-            .iter()
-            .find(|b| crate::faults::nemesis::Nemesis::for_bug(**b).is_some());
+        let hunted = self.bugs.iter().find(|b| Nemesis::for_bug(**b).is_some());
         match hunted {
             Some(b) if self.bugs.len() > 1 => Err(format!(
                 "{} is hunted by its own nemesis: give it as the only --bug",
                 b.name()
             )),
+            Some(b)
+                if self
+                    .nemesis
+                    .is_some_and(|n| Nemesis::for_bug(*b) != Some(n)) =>
+            {
+                Err(format!(
+                    "{} is hunted by its own nemesis, {}: leave out --nemesis or give that one",
+                    b.name(),
+                    Nemesis::for_bug(*b).map_or("", Nemesis::name)
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -233,6 +258,7 @@ impl ScenarioArgs {
             fault_ms: Some(self.sim_secs * 1000),
             bugs: self.bugs.clone(),
             durability: self.durability,
+            nemesis: self.nemesis,
         }
     }
 
@@ -247,6 +273,9 @@ impl ScenarioArgs {
         }
         if let Some(d) = self.durability {
             s.push_str(&format!(" --durability {d}"));
+        }
+        if let Some(n) = self.nemesis {
+            s.push_str(&format!(" --nemesis {}", n.name()));
         }
         s
     }

@@ -77,6 +77,8 @@ pub struct RunOptions {
     pub bugs: Vec<String>,
     pub sim_secs: u64,
     pub durability: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nemesis: Option<String>,
 }
 
 impl RunOptions {
@@ -85,6 +87,7 @@ impl RunOptions {
             bugs: args.bugs.iter().map(|b| b.to_string()).collect(),
             sim_secs: args.sim_secs,
             durability: args.durability.map(|d| d.to_string()),
+            nemesis: args.nemesis.map(|n| n.name().to_string()),
         }
     }
 
@@ -97,6 +100,11 @@ impl RunOptions {
                 .collect::<Result<_, _>>()?,
             sim_secs: self.sim_secs,
             durability: self.durability.as_deref().map(str::parse).transpose()?,
+            nemesis: self
+                .nemesis
+                .as_deref()
+                .map(super::parse_nemesis)
+                .transpose()?,
         })
     }
 }

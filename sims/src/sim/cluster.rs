@@ -3,6 +3,7 @@
 //! survive kills.
 
 use super::committed::CommittedLog;
+use super::cross_checks::CrossChecks;
 use super::holds::Holds;
 use crate::scenario::{
     Scenario, ADMIN, FINAL_READER, FIRST_CONTROLLER, FIRST_MEMBER, FIRST_PRODUCER, FIRST_READER,
@@ -16,7 +17,7 @@ use seedlog::node::{
 use seedlog::protocol::{Assignor, ClusterMetadata, NodeId, Offset, Record, OFFSETS_TOPIC};
 use seedlog::runtime::disk::CorruptionPolicy;
 use seedlog::runtime::driver::{
-    Clock, CommitSink, Committed, CoverageSink, Driver, DriverError, Observer, StepCheck,
+    Clock, CommitSink, Committed, CoverageSink, Driver, DriverError, Observer,
 };
 pub use seedlog::runtime::lock;
 use seedlog::runtime::net::{AddressBook, Net};
@@ -73,9 +74,9 @@ pub struct Cluster {
     /// The quorum's committed entries as the first controller to apply each offset applied it,
     /// against which every applied entry and every snapshot is checked (`committed.rs`).
     pub committed: Arc<Mutex<CommittedLog>>,
-    /// Every node's state by id (the same handles as `nodes`), for the checks a broker's step
-    /// makes against its followers (`cluster_check`).
-    peers: Peers,
+    /// Every node's state by id (the same handles as `nodes`) and what the checks a node's step
+    /// makes against the others keep over the run (`cross_checks`).
+    cross: CrossChecks,
     /// True simulated time since `start`: traces and the history are stamped with it.
     pub clock: Clock,
     /// The scenario's seed and sync latency, for each node's disk.
@@ -304,7 +305,7 @@ impl Cluster {
                 Arc::new(controller_config(sc)),
                 quorum_config(sc, FIRST_CONTROLLER).snapshot_every,
             ))),
-            peers: Peers::default(),
+            cross: CrossChecks::default(),
             clock,
             seed: sc.seed,
             sync_latency_ms: sc.sync_latency_ms,
@@ -387,7 +388,7 @@ impl Cluster {
         let spec = sc.clock(id);
         let node_clock = SimClock::new(self.start, spec.offset_ms, spec.drift_ppm);
         let state = Arc::new(Mutex::new(recover(Image::Empty, false)));
-        lock(&self.peers).insert(id, state.clone());
+        lock(&self.cross.peers).insert(id, state.clone());
         // A broker cut by a corrupt frame re-fetches from its leader. A controller refuses a
         // corrupt log (the quorum has no repair of a voter's cut log yet), and its disk gets no
         // bit flips (see faults/generate.rs).
@@ -428,7 +429,7 @@ impl Cluster {
                 self.coverage.clone(),
             );
             let commits = commit_check(&self.committed, &failures, &broken, &name);
-            let against_committed = cluster_check(&self.committed, &self.peers);
+            let cross_check = self.cross.step_check(&self.committed);
             let holds = self.gated.then(|| self.holds.clone());
             move || {
                 let holds = holds.clone();
@@ -444,7 +445,7 @@ impl Cluster {
                     coverage.clone(),
                     commits.clone(),
                 );
-                let against_committed = against_committed.clone();
+                let cross_check = cross_check.clone();
                 let node = match seedlog::runtime::disk::Disk::recover(&mut disk) {
                     Ok(r) => {
                         if r.lost_durable {
@@ -494,7 +495,7 @@ impl Cluster {
                         .with_observer(observer)
                         .with_coverage(sink)
                         .with_commit_sink(commits)
-                        .with_step_check(against_committed);
+                        .with_step_check(cross_check);
                     match driver.run().await {
                         Ok(()) => {}
                         Err(e @ DriverError::Invariant { .. }) => {
@@ -523,50 +524,6 @@ impl Cluster {
             },
         );
     }
-}
-
-/// Every node's state by id.
-type Peers = Arc<Mutex<BTreeMap<NodeId, Arc<Mutex<AnyNode>>>>>;
-
-/// Checks a broker, after each of its steps, against what only the whole cluster shows:
-/// - the metadata known committed: the leader counts every member of the ISR the controller
-///   committed (`isr-known-to-leader`), and hands out producer ids from committed blocks
-///   (`producer-ids-committed`);
-/// - the members of that ISR: each holds the leader's high watermark (`isr-member-holds-hw`);
-/// - its followers: each holds what the leader counts for it (`progress-held-by-follower`).
-///
-/// The simulation runs one task at a time, so locking another node while the stepping broker is
-/// locked cannot wait.
-fn cluster_check(committed: &Arc<Mutex<CommittedLog>>, peers: &Peers) -> StepCheck {
-    let (committed, peers) = (committed.clone(), peers.clone());
-    Arc::new(move |node| {
-        let Some(b) = node.as_broker() else {
-            return Ok(());
-        };
-        // A node's state, unless it is `b` itself (locked already by its driver).
-        let peer = |id| {
-            (id != b.id())
-                .then(|| lock(&peers).get(&id).cloned())
-                .flatten()
-        };
-        let committed = lock(&committed);
-        b.check_against_committed(committed.metadata(), Some(committed.next_producer_id()))?;
-        b.each_committed_isr_member(committed.metadata(), |tp, hw, m, registered| {
-            match peer(m) {
-                Some(state) => lock(&state).as_broker().map_or(Ok(()), |member| {
-                    member.check_isr_member_holds(tp, hw, registered)
-                }),
-                None => Ok(()),
-            }
-        })?;
-        b.each_recorded_progress(|tp, epoch, f, p| match peer(f) {
-            Some(state) => lock(&state).as_broker().map_or(Ok(()), |follower| {
-                follower.check_recorded_progress(b.id(), tp, epoch, p)
-            }),
-            None => Ok(()),
-        })?;
-        Ok(())
-    })
 }
 
 /// Checks everything a controller hands its metadata (each entry, each snapshot) against the

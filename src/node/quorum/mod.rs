@@ -7,7 +7,8 @@
 //!   watermark, committed entries handed to `Effect::Apply`, client submissions;
 //! - `snapshot.rs`: snapshots of the hosting state machine bounding the log, and followers too
 //!   far behind installing the leader's;
-//! - `client.rs`: a client that submits records to whoever leads.
+//! - `client.rs`: a client that submits records to whoever leads;
+//! - `invariants.rs`: cross-node checks, of what a voter's role rests on against the others.
 //!
 //! Durability: every write (epoch, vote, entries, truncation) is followed by a sync, and no
 //! message leaves the node while a write is unsynced (the outbox): an answer never reveals a
@@ -16,6 +17,7 @@
 
 mod client;
 mod election;
+mod invariants;
 mod log;
 mod relabel;
 mod replication;

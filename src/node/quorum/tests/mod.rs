@@ -7,6 +7,7 @@ use crate::node::{Bug, Effect};
 use crate::protocol::{QuorumFetchResponse, QuorumFetchResult, QuorumSubmit, VoteRequest};
 use std::collections::VecDeque;
 
+mod cross_checks;
 mod snapshot;
 
 fn config(id: NodeId, bugs: &[Bug]) -> Arc<QuorumConfig> {

@@ -1,0 +1,181 @@
+//! Cross-node checks of the quorum: what one voter's role rests on, checked against what the
+//! other voters hold. `check_invariants` sees one voter; these need a harness that sees them all
+//! (the simulator after every controller step, the model checker as properties). Each names a
+//! Raft safety argument at the step it first breaks, instead of waiting for two leaders to
+//! commit different entries:
+//!
+//! - a leader holds the votes of a majority in its epoch (`leader-elected-by-majority`);
+//! - what a leader counts of a follower's log is held by that follower
+//!   (`quorum-progress-held-by-follower`);
+//! - every entry a voter takes as committed is held by a majority (`quorum-hw-held-by-majority`).
+//!
+//! Each voter is judged through a predicate of the harness's (`supports_leader`, `holds`),
+//! which may be lenient where it cannot see (a crashed voter, a voter past the epoch): a lenient
+//! answer can hide a violation, never invent one.
+
+use super::{QuorumNode, QuorumRole};
+use crate::log::{ensure, Checked};
+use crate::node::QuorumImage;
+use crate::protocol::{NodeId, Offset, QuorumEpoch};
+
+impl QuorumNode {
+    /// `leader-elected-by-majority`: a leader of epoch `e` holds the votes of a majority of the
+    /// voters in `e`, itself included. `supports(v)` says whether voter `v` shows a vote for
+    /// this leader in `e` (`supports_leader`). A vote is synced before it is answered and a
+    /// voter's epoch never goes back, so a voter that granted the vote shows it for as long as
+    /// it stays in `e`. A leader without such a majority counted a vote it was not given: a
+    /// grant of an older election, one voter twice, the wrong majority.
+    pub fn check_elected_by_majority(&self, supports: impl Fn(NodeId) -> bool) -> Checked {
+        if !self.is_leader() {
+            return Ok(());
+        }
+        let me = self.config.id;
+        let voters: Vec<NodeId> = self
+            .config
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v == me || supports(v))
+            .collect();
+        ensure(
+            voters.len() >= self.config.majority(),
+            "leader-elected-by-majority",
+            || {
+                format!(
+                    "voter {me} leads epoch {} with the votes of only {voters:?} of {:?}",
+                    self.epoch, self.config.voters
+                )
+            },
+        )
+    }
+
+    /// Whether this voter shows a vote for `leader` in `epoch`: it voted for it there, or it
+    /// has moved past `epoch` (where the vote it cast in `epoch` is no longer visible, so it is
+    /// counted).
+    pub fn supports_leader(&self, leader: NodeId, epoch: QuorumEpoch) -> bool {
+        image_supports(self.epoch, self.voted_for, leader, epoch)
+    }
+
+    /// For a leader, each follower's fetch offset it counts, with its epoch, until one fails.
+    /// A harness that sees the follower checks it with `check_progress_held`.
+    pub fn each_recorded_progress(
+        &self,
+        mut check: impl FnMut(NodeId, QuorumEpoch, Offset) -> Checked,
+    ) -> Checked {
+        let QuorumRole::Leader(l) = &self.role else {
+            return Ok(());
+        };
+        for (&follower, &offset) in &l.progress {
+            check(follower, self.epoch, offset)?;
+        }
+        Ok(())
+    }
+
+    /// `quorum-progress-held-by-follower`: a leader of `epoch` counts this voter as holding its
+    /// log below `offset` (the offset of the voter's last validated fetch). A follower fetches
+    /// only what it has synced, in the epoch it is in, and its log matches the leader's below a
+    /// fetch offset that passed the divergence check; nothing of it can be lost while it stays in
+    /// that epoch. So while this voter is in `epoch`, its log reaches `offset`, and the entry
+    /// below it is the leader's (`leader_entry_epoch`, when the leader still holds it); it is
+    /// never in an earlier epoch.
+    pub fn check_progress_held(
+        &self,
+        leader: NodeId,
+        epoch: QuorumEpoch,
+        offset: Offset,
+        leader_entry_epoch: Option<QuorumEpoch>,
+    ) -> Checked {
+        if self.epoch > epoch {
+            return Ok(());
+        }
+        let end = self.log.end_offset();
+        // Below the log start the entry is in the snapshot, committed: it matches.
+        let entry_epoch = match offset.checked_sub(1) {
+            Some(o) if o >= self.log.start_offset() => self.log.entry(o).map(|e| e.epoch),
+            _ => None,
+        };
+        let matches = leader_entry_epoch.is_none()
+            || entry_epoch.is_none_or(|e| Some(e) == leader_entry_epoch);
+        ensure(
+            self.epoch == epoch && end >= offset && matches,
+            "quorum-progress-held-by-follower",
+            || {
+                format!(
+                    "leader {leader} of epoch {epoch} counts voter {} as holding its log below \
+                     {offset} (entry of epoch {leader_entry_epoch:?}); the voter is in epoch {} \
+                     with log end {end} (entry of epoch {entry_epoch:?})",
+                    self.config.id, self.epoch
+                )
+            },
+        )
+    }
+
+    /// `quorum-hw-held-by-majority`: every entry this voter takes as committed (below its high
+    /// watermark) is held by a majority of the voters. `holds(v, offset, epoch)` says whether
+    /// voter `v` holds the entry of `epoch` at `offset` (`holds`). Only the entry below the
+    /// watermark is asked about: a voter holding it holds every entry before it (log matching,
+    /// checked by `committed-diverged` and `log-matching`).
+    pub fn check_hw_held_by_majority(
+        &self,
+        holds: impl Fn(NodeId, Offset, QuorumEpoch) -> bool,
+    ) -> Checked {
+        let Some(last) = self.high_watermark.checked_sub(1) else {
+            return Ok(());
+        };
+        let Some(entry) = self.log.entry(last) else {
+            // Inside this voter's snapshot: taken only of committed entries.
+            return Ok(());
+        };
+        let me = self.config.id;
+        let holding: Vec<NodeId> = self
+            .config
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v == me || holds(v, last, entry.epoch))
+            .collect();
+        ensure(
+            holding.len() >= self.config.majority(),
+            "quorum-hw-held-by-majority",
+            || {
+                format!(
+                    "voter {me} (epoch {}) has its high watermark at {}, but only {holding:?} \
+                     of {:?} hold the entry of epoch {} at offset {last}",
+                    self.epoch, self.high_watermark, self.config.voters, entry.epoch
+                )
+            },
+        )
+    }
+
+    /// Whether this voter holds the entry of `epoch` at `offset`: in its log, or below its log
+    /// start (a snapshot holds only committed entries, which every later holder agrees on).
+    pub fn holds(&self, offset: Offset, epoch: QuorumEpoch) -> bool {
+        offset < self.log.start_offset() || self.log.entry(offset).is_some_and(|e| e.epoch == epoch)
+    }
+}
+
+impl QuorumImage {
+    /// `QuorumNode::supports_leader` for a voter that is down, judged by its disk.
+    pub fn supports_leader(&self, leader: NodeId, epoch: QuorumEpoch) -> bool {
+        image_supports(self.epoch, self.voted_for, leader, epoch)
+    }
+
+    /// `QuorumNode::holds` for a voter that is down, judged by its disk.
+    pub fn holds(&self, offset: Offset, epoch: QuorumEpoch) -> bool {
+        let start = self.start_offset();
+        offset < start
+            || self
+                .log
+                .get((offset - start) as usize)
+                .is_some_and(|e| e.epoch == epoch)
+    }
+}
+
+fn image_supports(
+    own_epoch: QuorumEpoch,
+    voted_for: Option<NodeId>,
+    leader: NodeId,
+    epoch: QuorumEpoch,
+) -> bool {
+    own_epoch > epoch || (own_epoch == epoch && voted_for == Some(leader))
+}

@@ -1,0 +1,140 @@
+//! The cross-node checks (`invariants.rs`): each passes on a quorum that ran through its entry
+//! points, and fails once one voter is put in the state a bug would leave it in.
+
+use super::*;
+
+/// Voter 0 leads epoch 1 and has committed one record besides its leader change, held by all.
+fn committed_quorum() -> Net {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    net.submit(0, 5);
+    assert_eq!(net.nodes[0].high_watermark(), 2);
+    net
+}
+
+/// Voter `id` as it was before the election: epoch 0, no vote, an empty log.
+fn unelected(id: NodeId) -> QuorumNode {
+    QuorumNode::new(config(id, &[]))
+}
+
+fn rule(checked: Checked) -> Option<&'static str> {
+    checked.err().map(|v| v.rule)
+}
+
+#[test]
+fn a_leader_whose_voters_show_no_vote_for_it_is_not_elected_by_majority() {
+    let net = committed_quorum();
+    let leader = &net.nodes[0];
+    let votes = |others: &[QuorumNode]| {
+        leader.check_elected_by_majority(|v| {
+            others[v as usize].supports_leader(leader.id(), leader.epoch())
+        })
+    };
+    assert_eq!(rule(votes(&net.nodes)), None);
+    // One voter still in epoch 0 (a grant of an older election counted, say): the leader's
+    // own vote and one other are a majority of three.
+    let one_behind = [net.nodes[0].clone(), unelected(1), net.nodes[2].clone()];
+    assert_eq!(rule(votes(&one_behind)), None);
+    let both_behind = [net.nodes[0].clone(), unelected(1), unelected(2)];
+    assert_eq!(
+        rule(votes(&both_behind)),
+        Some("leader-elected-by-majority")
+    );
+    // A voter in a later epoch is counted (its vote in epoch 1 can no longer be seen), and so
+    // is a crashed voter's disk showing the vote.
+    let mut later = unelected(1);
+    later.epoch = 2;
+    assert!(later.supports_leader(0, 1));
+    assert!(net.images[2].supports_leader(0, 1));
+    assert!(!net.images[2].supports_leader(1, 1));
+    // A voter in the leader's epoch that voted for someone else does not count.
+    let mut other = net.nodes[1].clone();
+    other.voted_for = Some(2);
+    let voted_elsewhere = [net.nodes[0].clone(), other.clone(), unelected(2)];
+    assert_eq!(
+        rule(votes(&voted_elsewhere)),
+        Some("leader-elected-by-majority")
+    );
+    // Only a leader is checked.
+    assert_eq!(
+        rule(net.nodes[1].check_elected_by_majority(|_| false)),
+        None
+    );
+}
+
+#[test]
+fn a_leader_counting_more_of_a_follower_than_it_holds_breaks_progress_held() {
+    let net = committed_quorum();
+    let leader = &net.nodes[0];
+    let mut counted = Vec::new();
+    let check = |followers: &[QuorumNode], counted: &mut Vec<(NodeId, Offset)>| {
+        leader.each_recorded_progress(|f, epoch, offset| {
+            counted.push((f, offset));
+            let entry = offset
+                .checked_sub(1)
+                .and_then(|o| leader.log().entry(o))
+                .map(|e| e.epoch);
+            followers[f as usize].check_progress_held(leader.id(), epoch, offset, entry)
+        })
+    };
+    assert_eq!(rule(check(&net.nodes, &mut counted)), None);
+    assert_eq!(
+        counted,
+        vec![(1, 2), (2, 2)],
+        "both followers fetched past the record"
+    );
+    // Follower 1 restarted from a disk that lost the record (as if it had fetched before
+    // syncing it), still in epoch 1.
+    let mut image = net.images[1].clone();
+    image.log.truncate(1);
+    let short = QuorumNode::recover(config(1, &[]), image);
+    let followers = [net.nodes[0].clone(), short, net.nodes[2].clone()];
+    assert_eq!(
+        rule(check(&followers, &mut Vec::new())),
+        Some("quorum-progress-held-by-follower")
+    );
+    // A follower behind the epoch it fetched in.
+    let followers = [net.nodes[0].clone(), net.nodes[1].clone(), unelected(2)];
+    assert_eq!(
+        rule(check(&followers, &mut Vec::new())),
+        Some("quorum-progress-held-by-follower")
+    );
+    // The same length, but an entry of another epoch where the leader's is.
+    let mut image = net.images[1].clone();
+    image.log[1].epoch = 0;
+    let other = QuorumNode::recover(config(1, &[]), image);
+    let followers = [net.nodes[0].clone(), other, net.nodes[2].clone()];
+    assert_eq!(
+        rule(check(&followers, &mut Vec::new())),
+        Some("quorum-progress-held-by-follower")
+    );
+    // A follower that moved to a later epoch may have truncated since: not judged.
+    let mut later = unelected(1);
+    later.epoch = 2;
+    let followers = [net.nodes[0].clone(), later, net.nodes[2].clone()];
+    assert_eq!(rule(check(&followers, &mut Vec::new())), None);
+}
+
+#[test]
+fn a_high_watermark_over_an_entry_a_majority_lacks_breaks_hw_held_by_majority() {
+    let net = committed_quorum();
+    let holds = |voters: &[QuorumNode], who: &QuorumNode| {
+        who.check_hw_held_by_majority(|v, offset, epoch| voters[v as usize].holds(offset, epoch))
+    };
+    for who in &net.nodes {
+        assert_eq!(rule(holds(&net.nodes, who)), None, "voter {}", who.id());
+    }
+    // One voter lost the record: two of three still hold it.
+    let one_lost = [net.nodes[0].clone(), unelected(1), net.nodes[2].clone()];
+    assert_eq!(rule(holds(&one_lost, &net.nodes[0])), None);
+    let two_lost = [net.nodes[0].clone(), unelected(1), unelected(2)];
+    assert_eq!(
+        rule(holds(&two_lost, &net.nodes[0])),
+        Some("quorum-hw-held-by-majority")
+    );
+    // Judged by the disks of crashed voters: the same answers.
+    assert!(net.images[1].holds(1, 1));
+    assert!(!QuorumImage::default().holds(1, 1));
+    // An entry of another epoch at that offset is not the committed one.
+    assert!(!net.nodes[1].holds(1, 2));
+}
