@@ -302,16 +302,12 @@ fn elected_by_majority<M: Layout>(m: &M, s: &State) -> bool {
 fn progress_held<M: Layout>(m: &M, s: &State) -> bool {
     let cfg = m.cfg();
     voters(cfg, s).filter(|(_, q)| q.is_leader()).all(|(_, q)| {
-        q.each_recorded_progress(|f, epoch, offset| {
-            let leader_entry = offset
-                .checked_sub(1)
-                .and_then(|o| q.log().entry(o))
-                .map(|e| e.epoch);
-            match voter_or_disk(cfg, s, f) {
+        q.each_recorded_progress(
+            |f, epoch, offset, leader_entry| match voter_or_disk(cfg, s, f) {
                 Some(Ok(o)) => o.check_progress_held(q.id(), epoch, offset, leader_entry),
                 _ => Ok(()),
-            }
-        })
+            },
+        )
         .is_ok()
     })
 }

@@ -99,18 +99,12 @@ impl CrossChecks {
                 ));
             }
             q.check_elected_by_majority(|v| with_voter(v, &|o| o.supports_leader(me, epoch)))?;
-            q.each_recorded_progress(|f, epoch, offset| {
-                let leader_entry = offset
-                    .checked_sub(1)
-                    .and_then(|o| q.log().entry(o))
-                    .map(|e| e.epoch);
-                match self.peer(me, f) {
-                    Some(state) => lock(&state).as_quorum_controller().map_or(Ok(()), |c| {
-                        c.quorum()
-                            .check_progress_held(me, epoch, offset, leader_entry)
-                    }),
-                    None => Ok(()),
-                }
+            q.each_recorded_progress(|f, epoch, offset, leader_entry| match self.peer(me, f) {
+                Some(state) => lock(&state).as_quorum_controller().map_or(Ok(()), |c| {
+                    c.quorum()
+                        .check_progress_held(me, epoch, offset, leader_entry)
+                }),
+                None => Ok(()),
             })?;
         }
         q.check_hw_held_by_majority(|v, offset, epoch| with_voter(v, &|o| o.holds(offset, epoch)))

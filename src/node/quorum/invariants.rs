@@ -56,17 +56,22 @@ impl QuorumNode {
         image_supports(self.epoch, self.voted_for, leader, epoch)
     }
 
-    /// For a leader, each follower's fetch offset it counts, with its epoch, until one fails.
-    /// A harness that sees the follower checks it with `check_progress_held`.
+    /// For a leader, each follower's fetch offset it counts, with its epoch and the epoch of
+    /// its own entry below that offset (if it still holds it), until one fails. A harness that
+    /// sees the follower checks it with `check_progress_held`.
     pub fn each_recorded_progress(
         &self,
-        mut check: impl FnMut(NodeId, QuorumEpoch, Offset) -> Checked,
+        mut check: impl FnMut(NodeId, QuorumEpoch, Offset, Option<QuorumEpoch>) -> Checked,
     ) -> Checked {
         let QuorumRole::Leader(l) = &self.role else {
             return Ok(());
         };
         for (&follower, &offset) in &l.progress {
-            check(follower, self.epoch, offset)?;
+            let below = offset
+                .checked_sub(1)
+                .and_then(|o| self.log.entry(o))
+                .map(|e| e.epoch);
+            check(follower, self.epoch, offset, below)?;
         }
         Ok(())
     }

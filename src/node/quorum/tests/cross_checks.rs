@@ -68,12 +68,8 @@ fn a_leader_counting_more_of_a_follower_than_it_holds_breaks_progress_held() {
     let leader = &net.nodes[0];
     let mut counted = Vec::new();
     let check = |followers: &[QuorumNode], counted: &mut Vec<(NodeId, Offset)>| {
-        leader.each_recorded_progress(|f, epoch, offset| {
+        leader.each_recorded_progress(|f, epoch, offset, entry| {
             counted.push((f, offset));
-            let entry = offset
-                .checked_sub(1)
-                .and_then(|o| leader.log().entry(o))
-                .map(|e| e.epoch);
             followers[f as usize].check_progress_held(leader.id(), epoch, offset, entry)
         })
     };
