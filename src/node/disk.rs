@@ -12,7 +12,10 @@ use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum DiskOp {
-    Append {
+    /// Records appended to a partition's log, as journals were written before `Append` took
+    /// its entries as one block. Read, never written: variants are named by position in a
+    /// frame, so the old form keeps the first place and its meaning.
+    AppendV1 {
         tp: TopicPartition,
         entries: Vec<LogEntry>,
     },
@@ -74,6 +77,13 @@ pub enum DiskOp {
         offset: Offset,
         producers: Vec<ProducerSnapshot>,
     },
+    /// Records appended to a partition's log, the entries written as one block
+    /// (`protocol::entry_block`). Last, so that older frames keep their variant numbers.
+    Append {
+        tp: TopicPartition,
+        #[serde(with = "crate::protocol::entry_block")]
+        entries: Vec<LogEntry>,
+    },
 }
 
 /// What a broker recovers from: its partitions' logs (records, epoch cache, log start). The high
@@ -86,7 +96,9 @@ pub struct BrokerImage {
 impl BrokerImage {
     pub fn apply(&mut self, op: &DiskOp) -> Result<(), LogError> {
         match op {
-            DiskOp::Append { tp, entries } => self.log(tp).append_entries(entries),
+            DiskOp::Append { tp, entries } | DiskOp::AppendV1 { tp, entries } => {
+                self.log(tp).append_entries(entries)
+            }
             DiskOp::Truncate { tp, offset } => self.log(tp).truncate_to(*offset),
             DiskOp::AssignEpoch {
                 tp,
@@ -225,7 +237,7 @@ impl QuorumImage {
 impl std::fmt::Display for DiskOp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DiskOp::Append { tp, entries } => {
+            DiskOp::Append { tp, entries } | DiskOp::AppendV1 { tp, entries } => {
                 let shown: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
                 write!(f, "append {tp} [{}]", shown.join(", "))
             }

@@ -235,6 +235,8 @@ pub struct FetchResponse {
     pub leader_epoch: LeaderEpoch,
     pub high_watermark: Offset,
     pub log_start_offset: Offset,
+    /// One block of bytes on a wire (`entry_block`): a fetch answer is most of a broker's traffic.
+    #[serde(with = "super::entry_block")]
     pub records: Vec<LogEntry>,
     /// Set when the follower's log diverges from the leader's at its last fetched epoch.
     pub diverging_epoch: Option<EpochEndOffset>,

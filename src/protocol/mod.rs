@@ -3,6 +3,7 @@
 //! type is `Ord + Hash` so states built from them hash canonically for the model checker.
 
 mod display;
+pub mod entry_block;
 mod error;
 mod group;
 mod message;

@@ -215,7 +215,7 @@ fn frame_response(
     version: i16,
     body: &ResponseKind,
 ) -> anyhow::Result<Bytes> {
-    let mut buf = BytesMut::new();
+    let mut buf = BytesMut::with_capacity(size_hint(body));
     buf.extend_from_slice(&[0; 4]);
     let mut header = ResponseHeader::default();
     header.correlation_id = correlation;
@@ -224,6 +224,21 @@ fn frame_response(
     let size = i32::try_from(buf.len() - 4)?;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())
+}
+
+/// Room for a response before it is encoded: a fetch answer's records are most of it, and a
+/// buffer grown from empty copied them again at every doubling.
+fn size_hint(body: &ResponseKind) -> usize {
+    let records = match body {
+        ResponseKind::Fetch(f) => f
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+            .sum(),
+        _ => 0,
+    };
+    records + 1024
 }
 
 /// A request's work once read: a produce already handed to the broker, or any other request.

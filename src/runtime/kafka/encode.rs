@@ -11,9 +11,19 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
+/// A v2 record batch's header, in bytes.
+const BATCH_HEADER: usize = 61;
+
 /// `entries` (consecutive offsets, as a fetch returns them) as batches.
 pub fn encode_entries(entries: &[LogEntry]) -> anyhow::Result<Bytes> {
-    let mut buf = BytesMut::new();
+    // Room for every record (its varint lengths and deltas included) and a few batch headers:
+    // a buffer grown from empty copied the records again at every doubling.
+    let room: usize = entries
+        .iter()
+        .map(|e| e.record.size_bytes() as usize + 32 + e.record.headers.len() * 10)
+        .sum::<usize>()
+        + 8 * BATCH_HEADER;
+    let mut buf = BytesMut::with_capacity(room);
     let options = RecordEncodeOptions {
         version: 2,
         compression: Compression::None,
