@@ -523,6 +523,7 @@ fn export(opts: &models::cluster::ModelOptions, file: &std::path::Path, v: &Viol
 }
 
 fn main() -> ExitCode {
+    seedlog::runtime::end_quietly_on_a_closed_pipe();
     let cli = Cli::parse();
     match cli.command {
         Command::Check {

@@ -7,5 +7,6 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    seedlog::runtime::end_quietly_on_a_closed_pipe();
     std::process::exit(sims::cli::main());
 }

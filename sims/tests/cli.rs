@@ -165,3 +165,27 @@ fn coverage_is_reported_and_can_be_required() {
     let (out, code) = sims(&["run", "--seeds", "1"]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// A reader that stops early (`sims replay --trace | head`) ends the simulator quietly, as it
+/// would `cat`: no panic message for the closed pipe.
+#[test]
+fn a_closed_pipe_ends_the_output_without_a_panic() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sims"))
+        .args(["replay", "--seed", "1", "--trace"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sims");
+    let mut first = String::new();
+    let mut out = BufReader::new(child.stdout.take().expect("piped"));
+    out.read_line(&mut first).expect("a first line");
+    assert!(first.starts_with("seed 1:"), "{first}");
+    // The trace is over a megabyte: closing the pipe here leaves most of it unwritten.
+    drop(out);
+    let done = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!done.status.success(), "it cannot have written everything");
+}

@@ -23,3 +23,16 @@ use std::sync::{Mutex, MutexGuard};
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// For command-line tools that print to standard output: end quietly, as `cat` does, when the
+/// reader of a pipe has gone (`sims schedule ... | head`). Rust starts a program with SIGPIPE
+/// ignored, so the write fails instead and `println!` panics on the failure; this restores the
+/// signal's default action. Not for a process that writes to sockets (a broker, a controller):
+/// a peer that hangs up must be an error it handles, not the end of the process.
+pub fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: sets a signal's disposition to its default; called first thing in `main`, before
+    // any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
