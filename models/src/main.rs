@@ -523,8 +523,12 @@ fn export(opts: &models::cluster::ModelOptions, file: &std::path::Path, v: &Viol
 }
 
 fn main() -> ExitCode {
-    seedlog::runtime::end_quietly_on_a_closed_pipe();
     let cli = Cli::parse();
+    // Not for `explore`, which serves the explorer over HTTP: a browser that hangs up is an
+    // error the server handles, not the end of the checker.
+    if !matches!(cli.command, Command::Explore { .. }) {
+        seedlog::runtime::end_quietly_on_a_closed_pipe();
+    }
     match cli.command {
         Command::Check {
             model,

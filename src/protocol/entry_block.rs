@@ -22,7 +22,8 @@
 //! bytes  = len:u32 byte*len
 //! ```
 //! Decoding checks every length against what is left before it allocates, so a corrupt or
-//! hostile count cannot ask for more memory than the block's own size.
+//! hostile count cannot make it allocate more than a small multiple of the block's own size
+//! (an entry takes at least 25 bytes in a block and about 150 in memory).
 
 use super::{Header, LogEntry, ProducerStamp, Record};
 use bytes::Bytes;
@@ -35,6 +36,8 @@ const PRODUCER: u8 = 4;
 /// The fewest bytes an entry takes (offset, epoch, timestamp, flags, header count): a count
 /// larger than what is left divided by this is refused before anything is allocated.
 const MIN_ENTRY: usize = 8 + 4 + 8 + 1 + 4;
+/// Producer id, epoch, sequence and the batch's first sequence.
+const PRODUCER_STAMP: usize = 8 + 2 + 8 + 8;
 
 /// Why a block could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -79,6 +82,18 @@ fn entry_len(e: &LogEntry) -> usize {
         } else {
             0
         }
+}
+
+/// The most bytes an entry holding `record` takes in a block (a producer stamp counted): what a
+/// journal write or a fetch answer of these records needs, to keep it under the frame limit.
+pub fn entry_bound(record: &Record) -> u64 {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|h| 4 + h.key.len() + 1 + 4 + h.value.as_ref().map_or(0, |v| v.len()))
+        .sum();
+    let bytes = |b: &Option<Bytes>| 4 + b.as_ref().map_or(0, |b| b.len());
+    (MIN_ENTRY + bytes(&record.key) + bytes(&record.value) + headers + PRODUCER_STAMP) as u64
 }
 
 /// Appends the block for `entries` to `out`.
@@ -140,7 +155,8 @@ pub fn decode(block: &Bytes) -> Result<Vec<LogEntry>, BlockError> {
             len: block.len(),
         });
     }
-    let mut entries = Vec::with_capacity(count);
+    // Capped as well: a hostile count within the block's size still asks for a lot of memory.
+    let mut entries = Vec::with_capacity(count.min(1 << 16));
     for index in 0..count {
         let offset = u64::from_le_bytes(r.array("offset")?);
         let epoch = u32::from_le_bytes(r.array("epoch")?);
@@ -153,7 +169,7 @@ pub fn decode(block: &Bytes) -> Result<Vec<LogEntry>, BlockError> {
         let value = (flags & VALUE != 0).then(|| r.bytes("value")).transpose()?;
         let n = r.len("header count")?;
         // Each header takes at least 5 bytes (key length, value marker).
-        let mut headers = Vec::with_capacity(n.min(r.left() / 5));
+        let mut headers = Vec::with_capacity(n.min(r.left() / 5).min(64));
         for _ in 0..n {
             let key = r.bytes("header key")?;
             let key =

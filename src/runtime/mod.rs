@@ -30,8 +30,8 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// signal's default action. Not for a process that writes to sockets (a broker, a controller):
 /// a peer that hangs up must be an error it handles, not the end of the process.
 pub fn end_quietly_on_a_closed_pipe() {
-    // SAFETY: sets a signal's disposition to its default; called first thing in `main`, before
-    // any thread exists.
+    // SAFETY: sets a signal's disposition to its default; called early in `main`, before any
+    // thread exists.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }

@@ -7,7 +7,7 @@
 //! gigabytes.
 
 use super::errors;
-use crate::protocol::{Header, ProducerStamp, Record};
+use crate::protocol::{entry_block, Header, ProducerStamp, Record};
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use std::io::Read;
@@ -35,10 +35,13 @@ const ZSTD_MAX_WINDOW_LOG: u32 = 24;
 /// raw snappy. librdkafka sends raw snappy without it; both are taken.
 const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const XERIAL_HEADER: usize = 16;
-/// The most record bytes one partition's payload may append. The broker journals a batch as one
-/// frame and replicates it in fetch answers, and frames are capped (`runtime::frame::MAX_FRAME`,
-/// 16 MiB): a larger append would be written but refused on recovery and by the followers.
-/// Kafka answers MESSAGE_TOO_LARGE likewise past `message.max.bytes`.
+/// The most bytes one partition's payload may append, counted as its entries take them in the
+/// log's journal write (`protocol::entry_block::entry_bound`: record bytes, lengths, offsets and
+/// producer stamps — not the record bytes alone, or a batch of many tiny records would pass and
+/// make a journal frame of over three times its size). The broker journals an append as one
+/// frame, and frames are capped (`runtime::frame::MAX_FRAME`, 16 MiB): a larger append would be
+/// written but refused on recovery and by the followers. Kafka answers MESSAGE_TOO_LARGE likewise
+/// past `message.max.bytes`.
 pub const MAX_APPEND_BYTES: u64 = 8 << 20;
 /// The fewest bytes a record takes (length, attributes, timestamp and offset deltas, key and
 /// value lengths, header count: one byte each at least).
@@ -146,11 +149,14 @@ pub fn decode_payload_within(
         });
     }
     let decoded = out.ok_or_else(|| refuse(errors::CORRUPT_MESSAGE, "no record batch"))?;
-    let size: u64 = decoded.records.iter().map(Record::size_bytes).sum();
+    let size: u64 = decoded.records.iter().map(entry_block::entry_bound).sum();
     if size > MAX_APPEND_BYTES {
         return Err(refuse(
             errors::MESSAGE_TOO_LARGE,
-            format!("records of {size} bytes for one partition, more than {MAX_APPEND_BYTES}"),
+            format!(
+                "{} records for one partition take up to {size} bytes in the log, more than {MAX_APPEND_BYTES}",
+                decoded.records.len()
+            ),
         ));
     }
     Ok(decoded)

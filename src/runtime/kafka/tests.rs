@@ -579,6 +579,32 @@ fn records_past_the_append_limit_are_refused_as_too_large() {
     assert_eq!(answer.len(), 1, "a fetch answer stops at its byte budget");
 }
 
+/// Many tiny records are counted as the log stores them (offsets, lengths, producer stamps), not
+/// by their bytes alone: a batch of 200 000 empty records is refused, though its record bytes
+/// (8 each, with the timestamp) are under the limit, as its journal write would pass the frame
+/// limit; half as many are taken, in a journal frame under the limit with producer stamps.
+#[test]
+fn many_tiny_records_are_counted_as_the_log_stores_them() {
+    let refused =
+        decode_payload(&batch(&vec![""; 200_000], Compression::None)).expect_err("too large");
+    assert_eq!(refused.code, errors::MESSAGE_TOO_LARGE, "{}", refused.why);
+    let decoded = decode_payload(&batch(&vec![""; 100_000], Compression::None)).expect("taken");
+    let stamp = Some(crate::protocol::ProducerStamp::batch(1, 0, 0));
+    let mut log = crate::log::PartitionLog::new();
+    let entries = log
+        .append_stamped(1, decoded.records, stamp)
+        .expect("append");
+    let journal = crate::runtime::frame::encode(&crate::node::DiskOp::Append {
+        tp: crate::protocol::TopicPartition::new("t", 0),
+        entries,
+    });
+    assert!(
+        journal.len() < crate::runtime::frame::MAX_FRAME,
+        "{}",
+        journal.len()
+    );
+}
+
 /// A batch of `codec` (the attributes' low bits) around `body`: the header of a real batch of
 /// one record, the codec set, the body swapped, length and CRC redone.
 fn rebody(codec: u8, body: &[u8]) -> Bytes {
