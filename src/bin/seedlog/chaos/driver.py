@@ -33,7 +33,13 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-lock = threading.Lock()
+# Reentrant, and never waited on for long: a CI run once hung here for minutes with every thread
+# waiting for this lock and none holding it in Python code (a client's delivery report can run
+# inside a collected producer's teardown, on whatever thread collects it). A history event that
+# cannot get the lock in LOCK_WAIT_S is dropped and said: a dropped send leaves its operation
+# open (unknown), a dropped poll is read again by the final read.
+lock = threading.RLock()
+LOCK_WAIT_S = 20
 out = None
 # Set once the producers' budget is over: a producer left behind in its flush may still get
 # delivery reports, but an `ok` recorded after the high watermarks are read could lie past them,
@@ -45,22 +51,42 @@ def write(event, time_ns=None):
     """Appends one event; `time_ns` (CLOCK_MONOTONIC) if the operation began before this. Once
     the history is closed, a late event (from a thread left behind) is dropped."""
     line_of = lambda t: json.dumps(dict(event, time_ns=t), separators=(",", ":")) + "\n"
-    with lock:
+    if not lock.acquire(timeout=LOCK_WAIT_S):
+        say(f"DRIVER note: history lock not free in {LOCK_WAIT_S}s; dropped {event.get('f')} "
+            f"of {event.get('process')}")
+        return
+    try:
         if out is not None and not (sends_closed and event.get("f") == "send"):
             out.write(line_of(time_ns if time_ns is not None else time.monotonic_ns()))
+    finally:
+        lock.release()
+
+
+def locked_anyway(what, change):
+    """Runs `change` holding the history lock, or without it after LOCK_WAIT_S (said)."""
+    held = lock.acquire(timeout=LOCK_WAIT_S)
+    if not held:
+        say(f"DRIVER note: history lock not free in {LOCK_WAIT_S}s; {what} without it")
+    try:
+        change()
+    finally:
+        if held:
+            lock.release()
 
 
 def close_sends():
-    global sends_closed
-    with lock:
+    def change():
+        global sends_closed
         sends_closed = True
+    locked_anyway("closing sends", change)
 
 
 def close_history():
-    global out
-    with lock:
-        out.close()
-        out = None
+    def change():
+        global out
+        f, out = out, None
+        f.close()
+    locked_anyway("closing the history", change)
 
 
 def say(line):
