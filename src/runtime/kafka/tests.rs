@@ -566,6 +566,13 @@ fn records_past_the_append_limit_are_refused_as_too_large() {
     let decoded = decode_payload(&batch(&under, Compression::Gzip)).expect("taken");
     let mut log = crate::log::PartitionLog::new();
     let entries = log.append_as_leader(1, &decoded.records).expect("append");
+    assert_journal_write_fits_a_frame(entries);
+    let answer = log.read_within(0, 100, 500, 1 << 20);
+    assert_eq!(answer.len(), 1, "a fetch answer stops at its byte budget");
+}
+
+/// The journal write of `entries` (one frame) stays under the frame limit.
+fn assert_journal_write_fits_a_frame(entries: Vec<crate::protocol::LogEntry>) {
     let journal = crate::runtime::frame::encode(&crate::node::DiskOp::Append {
         tp: crate::protocol::TopicPartition::new("t", 0),
         entries,
@@ -575,8 +582,6 @@ fn records_past_the_append_limit_are_refused_as_too_large() {
         "{}",
         journal.len()
     );
-    let answer = log.read_within(0, 100, 500, 1 << 20);
-    assert_eq!(answer.len(), 1, "a fetch answer stops at its byte budget");
 }
 
 /// Many tiny records are counted as the log stores them (offsets, lengths, producer stamps), not
@@ -594,15 +599,7 @@ fn many_tiny_records_are_counted_as_the_log_stores_them() {
     let entries = log
         .append_stamped(1, decoded.records, stamp)
         .expect("append");
-    let journal = crate::runtime::frame::encode(&crate::node::DiskOp::Append {
-        tp: crate::protocol::TopicPartition::new("t", 0),
-        entries,
-    });
-    assert!(
-        journal.len() < crate::runtime::frame::MAX_FRAME,
-        "{}",
-        journal.len()
-    );
+    assert_journal_write_fits_a_frame(entries);
 }
 
 /// A batch of `codec` (the attributes' low bits) around `body`: the header of a real batch of
