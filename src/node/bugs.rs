@@ -73,10 +73,15 @@ pub enum Bug {
     /// is live, in the ISR or not (taking it into the ISR): a replica back from a crash, still
     /// catching up, leads, and the records it lacks are cut from the others.
     PreferredOutOfIsr,
+    /// (I) The controller takes a member into the ISR on a proposal naming an older
+    /// incarnation of it than the registered one (Kafka before KIP-903): the leader saw the old
+    /// incarnation catch up, the broker lost power and registered again without those
+    /// records, and the stale proposal puts the new incarnation in the ISR.
+    StaleBrokerEpoch,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 21] = [
+    pub const ALL: [Bug; 22] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -98,6 +103,7 @@ impl Bug {
         Bug::SyncBeforeAssignment,
         Bug::CreateTopicBeforeCommit,
         Bug::PreferredOutOfIsr,
+        Bug::StaleBrokerEpoch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -123,6 +129,7 @@ impl Bug {
             Bug::SyncBeforeAssignment => "sync-before-assignment",
             Bug::CreateTopicBeforeCommit => "create-topic-before-commit",
             Bug::PreferredOutOfIsr => "preferred-out-of-isr",
+            Bug::StaleBrokerEpoch => "stale-broker-epoch",
         }
     }
 }

@@ -66,7 +66,7 @@ pub struct ScenarioArgs {
     pub bugs: Vec<Bug>,
     /// Draw the fault schedule from a targeted nemesis instead of a random mix, with no bug
     /// switch needed: stale-hw-rejoin, last-replica-cut, lone-leader-power-loss,
-    /// controller-storm or figure-8 (the faults each one aims at a switch's window; on code
+    /// controller-storm, figure-8 or lossy-rejoin (the faults each one aims at a switch's window; on code
     /// without the switch they hunt the same class of bug).
     #[arg(long, value_parser = parse_nemesis)]
     pub nemesis: Option<Nemesis>,

@@ -42,6 +42,13 @@ pub enum Nemesis {
     /// second comes back and is elected by that follower. A leader that counted the old entry
     /// committed applied it at the offset where the second commits its own.
     Figure8,
+    /// Bug I (`stale-broker-epoch`): a follower is cut off until it leaves the ISR; it comes
+    /// back and catches up, and the leader's proposal to take it back into the ISR stalls on
+    /// its way to the active controller. Meanwhile the follower loses power (replicated
+    /// durability: it loses what it fetched) and registers again as a new incarnation. The
+    /// proposal then arrives naming the old incarnation; a controller that takes it puts a
+    /// broker in the ISR that lacks records below the high watermark.
+    LossyRejoin,
 }
 
 impl Nemesis {
@@ -56,16 +63,18 @@ impl Nemesis {
             | Bug::NoPrevote
             | Bug::CreateTopicBeforeCommit => Some(Nemesis::ControllerStorm),
             Bug::CommitPreviousEpochByCount => Some(Nemesis::Figure8),
+            Bug::StaleBrokerEpoch => Some(Nemesis::LossyRejoin),
             _ => None,
         }
     }
 
-    pub const ALL: [Nemesis; 5] = [
+    pub const ALL: [Nemesis; 6] = [
         Nemesis::StaleHwRejoin,
         Nemesis::LastReplicaCut,
         Nemesis::LoneLeaderPowerLoss,
         Nemesis::ControllerStorm,
         Nemesis::Figure8,
+        Nemesis::LossyRejoin,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +84,7 @@ impl Nemesis {
             Nemesis::LoneLeaderPowerLoss => "lone-leader-power-loss",
             Nemesis::ControllerStorm => "controller-storm",
             Nemesis::Figure8 => "figure-8",
+            Nemesis::LossyRejoin => "lossy-rejoin",
         }
     }
 
@@ -100,12 +110,15 @@ impl Nemesis {
     }
 
     /// The durability the bug needs: G loses the leader's acknowledged but unsynced tail, J cuts
-    /// synced records (with replicated durability a power loss alone would lose them, by design).
+    /// synced records (with replicated durability a power loss alone would lose them, by design),
+    /// I needs a follower whose fetched records are gone after its power loss (with `fsync` it
+    /// reports only what it synced).
     pub fn durability(self) -> Durability {
         match self {
-            Nemesis::StaleHwRejoin | Nemesis::ControllerStorm | Nemesis::Figure8 => {
-                Durability::Replicated
-            }
+            Nemesis::StaleHwRejoin
+            | Nemesis::ControllerStorm
+            | Nemesis::Figure8
+            | Nemesis::LossyRejoin => Durability::Replicated,
             Nemesis::LastReplicaCut | Nemesis::LoneLeaderPowerLoss => Durability::Fsync,
         }
     }
@@ -123,6 +136,7 @@ impl Nemesis {
                 Nemesis::LoneLeaderPowerLoss => fixed(lone_leader_power_loss(&mut rng, episode)),
                 Nemesis::ControllerStorm => fixed(controller_storm(&mut rng, episode)),
                 Nemesis::Figure8 => figure_8(&mut rng, episode),
+                Nemesis::LossyRejoin => lossy_rejoin(&mut rng, episode),
             };
             if t + length > fault_ms {
                 break;
@@ -350,6 +364,65 @@ fn figure_8(rng: &mut SeedRng, e: u32) -> WindowedEpisode {
         f.push((end + 1, Fault::DiskNormal { node }, None));
     }
     (f, end + 2)
+}
+
+/// One power loss at a time, of a broker outside the ISR: the other two replicas hold every
+/// acknowledged record in their page caches, so with replicated durability nothing acknowledged
+/// may be lost, and the returning broker must not count as holding what it fetched before.
+fn lossy_rejoin(rng: &mut SeedRng, e: u32) -> WindowedEpisode {
+    let leader = Target::role(Role::Leader, e);
+    let follower = Target::role(Role::Follower, e);
+    let active = Target::role(Role::ActiveController, e);
+    let joiner = Target::role(Role::IsrJoiner, e);
+    // The follower crashes; its session (2 s) expires and the controller fences it, out of
+    // every ISR.
+    let mut f = vec![(0, Fault::Kill { node: follower }, None)];
+    // It comes back (a new registration) and catches up; the leader's messages to the active
+    // controller stall from then on, so the leader's proposal to take it back into the ISR
+    // stays unanswered.
+    let back_at = rng.range(2_500, 4_000);
+    let stalled = Fault::OneWay {
+        from: leader,
+        to: active,
+    };
+    f.push((back_at, stalled, None));
+    f.push((back_at, Fault::Restart { node: follower }, None));
+    // The moment the leader has proposed it, it loses power (replicated durability: what it
+    // fetched is gone) and the active controller dies; the follower registers again with the
+    // successor, a new incarnation without those records, and cannot catch up for a while (the
+    // leader's answers to it stall). The leader sends its pending proposal again to the
+    // successor, naming the old incarnation.
+    let window = back_at + 2_000;
+    let mode = if rng.chance(75) {
+        PowerLossMode::AllPending
+    } else {
+        PowerLossMode::DropLast {
+            writes: rng.range(1, 4),
+        }
+    };
+    let lost = Fault::PowerLoss { node: joiner, mode };
+    f.push((back_at + 1, lost, Some(window)));
+    f.push((back_at + 2, Fault::Kill { node: active }, None));
+    let cut = Fault::OneWay {
+        from: leader,
+        to: follower,
+    };
+    f.push((back_at + 3, cut, None));
+    f.push((back_at + 4, Fault::Restart { node: joiner }, None));
+    let controller_back = window + rng.range(500, 1_500);
+    let healed = Fault::HealLink {
+        from: leader,
+        to: active,
+    };
+    f.push((controller_back, healed, None));
+    f.push((controller_back, Fault::Restart { node: active }, None));
+    let caught_up_at = controller_back + rng.range(1_000, 2_500);
+    let healed = Fault::HealLink {
+        from: leader,
+        to: follower,
+    };
+    f.push((caught_up_at, healed, None));
+    (f, caught_up_at + rng.range(2_000, 3_000))
 }
 
 /// Both followers of episode `e` go away, each by a crash, a pause or isolation; returns the

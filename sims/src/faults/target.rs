@@ -38,10 +38,13 @@ pub enum Role {
     /// hold its log exactly up to its epoch start — the older entries, not its leader change
     /// (Raft's Figure 8: a majority holds an earlier epoch's entry and none of the leader's).
     EpochStartFollower,
+    /// A replica of the hunted partition that the episode's leader has proposed for the ISR,
+    /// proposal unanswered: bound the moment the leader sends it.
+    IsrJoiner,
 }
 
 impl Role {
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::Leader,
         Role::Follower,
         Role::OtherFollower,
@@ -51,6 +54,7 @@ impl Role {
         Role::NewLeader,
         Role::SecondNewLeader,
         Role::EpochStartFollower,
+        Role::IsrJoiner,
     ];
 
     /// Roles bound when a fault first finds a node in them, each on its own, rather than with
@@ -59,7 +63,7 @@ impl Role {
     pub fn is_lazy(self) -> bool {
         matches!(
             self,
-            Role::NewLeader | Role::SecondNewLeader | Role::EpochStartFollower
+            Role::NewLeader | Role::SecondNewLeader | Role::EpochStartFollower | Role::IsrJoiner
         )
     }
 
@@ -74,6 +78,7 @@ impl Role {
             Role::NewLeader => "new-leader",
             Role::SecondNewLeader => "second-new-leader",
             Role::EpochStartFollower => "epoch-start-follower",
+            Role::IsrJoiner => "isr-joiner",
         }
     }
 
@@ -94,7 +99,8 @@ impl Role {
             | Role::OtherStandbyController
             | Role::NewLeader
             | Role::SecondNewLeader
-            | Role::EpochStartFollower => None,
+            | Role::EpochStartFollower
+            | Role::IsrJoiner => None,
         }
     }
 }
@@ -125,7 +131,7 @@ impl TryFrom<String> for RoleRef {
             .ok_or_else(|| {
                 format!("target {s:?}: unknown role {name:?} (leader, follower, other-follower, active-controller, \
                  standby-controller, other-standby-controller, new-leader, second-new-leader, \
-                 epoch-start-follower)")
+                 epoch-start-follower, isr-joiner)")
             })?;
         let episode = episode
             .parse()

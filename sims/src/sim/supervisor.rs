@@ -101,8 +101,9 @@ impl Cluster {
         Some(node)
     }
 
-    /// The node a lazy role names in the quorum's present state, given the episode's roles
-    /// bound so far (`None`: none does now).
+    /// The node a lazy role names in the present state (of the quorum, or of the episode's
+    /// partition leader for `isr-joiner`), given the episode's roles bound so far (`None`: none
+    /// does now).
     fn lazy_role(&self, role: Role, episode: u32, bound: &BTreeMap<RoleRef, u32>) -> Option<u32> {
         let leaders = self.quorum_leaders();
         let first = bound
@@ -135,6 +136,17 @@ impl Cluster {
                     .iter()
                     .find(|&(_, &held)| l.epoch_start > 0 && held == l.epoch_start)
                     .map(|(&follower, _)| follower)
+            }
+            Role::IsrJoiner => {
+                let leader = *bound.get(&RoleRef {
+                    role: Role::Leader,
+                    episode,
+                })?;
+                let state = lock(&self.nodes.get(&leader)?.state);
+                let tp = TopicPartition::new(TOPIC, 0);
+                let ls = state.as_broker()?.replicas().get(&tp)?.leader()?;
+                let pending = ls.pending_isr.as_ref()?;
+                pending.iter().copied().find(|m| !ls.isr.contains(m))
             }
             _ => None,
         }

@@ -34,6 +34,7 @@ impl Broker {
             isr: ps.isr.clone(),
             partition_epoch: ps.partition_epoch,
             pending_isr: None,
+            pending_epochs: Vec::new(),
             isr_change_refused: false,
             followers: BTreeMap::new(),
             waiting_produce: Vec::new(),
@@ -568,13 +569,34 @@ impl Broker {
             })
             .collect();
         ls.pending_isr = Some(isr);
+        ls.pending_epochs = new_isr;
+        self.send_isr_proposal(cx, tp);
+    }
+
+    /// Sends the pending ISR change as it was first proposed, each member named in the
+    /// incarnation the leader saw catch up then. Naming members anew on a resend named a
+    /// broker's new incarnation — registered after a power loss, without what the old one had
+    /// fetched, and not caught up — and the controller, seeing the epoch it had registered,
+    /// took it into the ISR below the high watermark (found by the `lossy-rejoin` nemesis:
+    /// `isr-member-holds-hw`, seed 8).
+    fn send_isr_proposal(&mut self, cx: &mut Context, tp: &TopicPartition) {
+        let Some(my_epoch) = self.broker_epoch() else {
+            return;
+        };
+        let me = self.config.id;
+        let Some(ls) = self.replicas.get(tp).and_then(|r| r.leader()) else {
+            return;
+        };
+        if ls.pending_isr.is_none() {
+            return;
+        }
         let req = crate::protocol::AlterPartitionRequest {
             tp: tp.clone(),
             leader: me,
             leader_broker_epoch: my_epoch,
             leader_epoch: ls.epoch,
             partition_epoch: ls.partition_epoch,
-            new_isr,
+            new_isr: ls.pending_epochs.clone(),
         };
         self.send_to_controller(cx, Message::AlterPartition(req));
         cx.set_timer(
@@ -589,13 +611,14 @@ impl Broker {
     /// on it in that time left no other copy: seed 502324.) A proposal the active controller
     /// also got is answered twice; only the first answer finds it pending.
     pub(super) fn resend_isr_proposals(&mut self, cx: &mut Context) {
-        let pending: Vec<(TopicPartition, Vec<BrokerId>)> = self
+        let pending: Vec<TopicPartition> = self
             .replicas
             .iter()
-            .filter_map(|(tp, r)| Some((tp.clone(), r.leader()?.pending_isr.clone()?)))
+            .filter(|(_, r)| r.leader().is_some_and(|ls| ls.pending_isr.is_some()))
+            .map(|(tp, _)| tp.clone())
             .collect();
-        for (tp, isr) in pending {
-            self.propose_isr(cx, &tp, isr);
+        for tp in pending {
+            self.send_isr_proposal(cx, &tp);
         }
     }
 
@@ -636,10 +659,20 @@ impl Broker {
             // the push of the newer partition state says what was committed.
             Err(ErrorCode::InvalidUpdateVersion) => ls.isr_change_refused = true,
             // Refused on its merits (stale or unknown members, a deposed leader): not applied.
-            // Propose nothing more until the controller's next push.
+            // Propose nothing more until the controller's next push — unless the push that
+            // cures it has come already: a member named in an incarnation that our metadata
+            // shows replaced (its new registration arrived before this answer, so no later
+            // push need come). Then propose again at once, for the new incarnation once it has
+            // caught up. (Waiting left the ISR short of that broker for good: `liveness`,
+            // nemesis `lossy-rejoin`.)
             Err(_) => {
+                let replaced = ls.pending_epochs.iter().any(|&(b, epoch)| {
+                    self.metadata
+                        .registration(b)
+                        .is_some_and(|r| r.epoch != epoch)
+                });
                 ls.pending_isr = None;
-                ls.isr_change_refused = true;
+                ls.isr_change_refused = !replaced;
             }
         }
         self.arm_lag_timers(cx, &tp);
@@ -659,10 +692,11 @@ impl Broker {
             .replicas
             .get(tp)
             .and_then(|r| r.leader())
-            .and_then(|ls| ls.pending_isr.clone());
-        match pending {
-            Some(isr) => self.propose_isr(cx, tp, isr),
-            None => self.try_expand_isr(cx, tp),
+            .is_some_and(|ls| ls.pending_isr.is_some());
+        if pending {
+            self.send_isr_proposal(cx, tp);
+        } else {
+            self.try_expand_isr(cx, tp);
         }
     }
 

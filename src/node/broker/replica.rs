@@ -60,6 +60,9 @@ pub struct LeaderState {
     /// An ISR change sent to the controller and not yet answered. Until it is, the high watermark
     /// counts the union of both ISRs (KIP-497's "maximal ISR").
     pub pending_isr: Option<Vec<BrokerId>>,
+    /// That change's members as the request named them: each in the incarnation (broker epoch)
+    /// the leader saw catch up when it first proposed. A resend names the same ones.
+    pub pending_epochs: Vec<(BrokerId, BrokerEpoch)>,
     /// The controller refused our last ISR change; wait for its next push before proposing again.
     pub isr_change_refused: bool,
     /// What each follower proved it holds by fetching in this epoch; absent until it has.

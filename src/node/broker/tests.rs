@@ -499,6 +499,70 @@ fn an_isr_expansion_refused_for_a_stale_broker_epoch_is_proposed_again_after_the
     assert_eq!(c.metadata().partition(&tp).expect("t-0").isr, vec![0, 1]);
 }
 
+/// A proposal sent again names each member in the incarnation the leader saw catch up when it
+/// first proposed it, not the one that has registered since (which may have lost, in a power
+/// loss, what the old one fetched). Refused for that, it is proposed again without waiting for
+/// a push when the leader already knows the new registration.
+#[test]
+fn a_resent_isr_proposal_names_the_incarnation_first_proposed() {
+    let (mut c, mut leader) = pair();
+    let tp = TopicPartition::new("t", 0);
+    let register = Message::RegisterBroker {
+        broker: 1,
+        lost_data: false,
+    };
+    // Broker 1 restarts (out of the ISR) and its incarnation catches up: proposed, unanswered.
+    to_controller(&mut c, 1, register.clone());
+    to_broker(&mut leader, 9, push_of(&c));
+    let first = c.metadata().registration(1).expect("registered").epoch;
+    let epoch = leader.leader_epoch_of(&tp).expect("leads t-0");
+    let proposed = to_broker(&mut leader, 1, follower_fetch(first, epoch))
+        .into_iter()
+        .any(|(_, m)| matches!(m, Message::AlterPartition(_)));
+    assert!(proposed, "the caught-up follower is proposed");
+    // It loses power and registers again; the leader hears of it, and the new incarnation
+    // fetches (in this test from the same offset: what matters is the epoch it is named by).
+    to_controller(&mut c, 1, register);
+    to_broker(&mut leader, 9, push_of(&c));
+    let second = c.metadata().registration(1).expect("registered").epoch;
+    assert_ne!(first, second);
+    to_broker(&mut leader, 1, follower_fetch(second, epoch));
+    // No answer came: the leader sends the proposal again, as it was.
+    let mut cx = Context::new(0);
+    leader.on_timer(
+        &mut cx,
+        crate::node::Timer::AlterPartitionTimeout(tp.clone()),
+    );
+    let resent: Vec<_> = sends(cx.take_effects())
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            Message::AlterPartition(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resent.len(), 1, "{resent:?}");
+    let named = resent[0].new_isr.iter().find(|(b, _)| *b == 1).map(|m| m.1);
+    assert_eq!(named, Some(first), "{resent:?}");
+    // The controller refuses it; the leader, knowing the new registration already, proposes
+    // the current incarnation at once (it has caught up here) rather than wait for a push.
+    let answer = to_controller(&mut c, 0, Message::AlterPartition(resent[0].clone()));
+    let refusal = answer
+        .into_iter()
+        .find(|(_, m)| matches!(m, Message::AlterPartitionResponse { result: Err(_), .. }))
+        .expect("refused for the stale broker epoch");
+    let again = to_broker(&mut leader, 9, refusal.1)
+        .into_iter()
+        .find_map(|(_, m)| match m {
+            Message::AlterPartition(r) => Some(r),
+            _ => None,
+        })
+        .expect("proposed again without a push");
+    let named = again.new_isr.iter().find(|(b, _)| *b == 1).map(|m| m.1);
+    assert_eq!(named, Some(second));
+    to_controller(&mut c, 0, Message::AlterPartition(again));
+    assert_eq!(c.metadata().partition(&tp).expect("t-0").isr, vec![0, 1]);
+}
+
 #[test]
 fn an_answer_to_a_heartbeat_of_an_earlier_registration_is_ignored() {
     let (mut c, mut leader) = pair();
@@ -1171,9 +1235,11 @@ fn an_unanswered_isr_expansion_keeps_counting_until_settled() {
     let expanding = || {
         let mut leader = started_broker(&controller, 0);
         let registered = leader.metadata.registration(1).expect("broker 1").epoch;
+        let own = leader.metadata.registration(0).expect("broker 0").epoch;
         let ls = leader_state(&mut leader);
         ls.isr = vec![0];
         ls.pending_isr = Some(vec![0, 1]);
+        ls.pending_epochs = vec![(0, own), (1, registered)];
         let caught_up = Progress {
             log_end: 0,
             synced: 0,
