@@ -229,6 +229,20 @@ fn bug_truncate_to_hw_leaves_an_isr_member_below_the_high_watermark() {
     insta::assert_snapshot!(trace);
 }
 
+#[test]
+fn bug_hw_ignores_pending_isr_leaves_a_new_member_below_the_high_watermark() {
+    // H (KIP-497): a follower evicted for lag catches up and the leader proposes it for the ISR;
+    // with the switch the high watermark counts the committed ISR only, passes the newcomer
+    // while the proposal is in flight, and the controller then commits an ISR whose new member
+    // lacks a record below it. (Without the switch the same bounds hold: 8.8 M states, README.)
+    let mut o = ModelOptions::defaults(ModelKind::Replication);
+    o.evictions = 1;
+    o.max_changes = 2;
+    o.bugs = vec![Bug::HwIgnoresPendingIsr];
+    let trace = assert_violation(&o, "isr-member-holds-hw");
+    insta::assert_snapshot!(trace);
+}
+
 /// Kafka's accepted loss (K, and J, "last replica standing"): the ISR shrinks to the leader, which
 /// acknowledges alone and loses its page cache in a power failure; as the last ISR member it is
 /// elected again without the record.

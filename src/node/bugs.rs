@@ -78,10 +78,14 @@ pub enum Bug {
     /// incarnation catch up, the broker lost power and registered again without those
     /// records, and the stale proposal puts the new incarnation in the ISR.
     StaleBrokerEpoch,
+    /// (H) The leader computes its high watermark over the committed ISR only, not counting an
+    /// ISR expansion in flight (Kafka before KIP-497): the controller can commit the bigger ISR,
+    /// with a member below the high watermark, and then elect it.
+    HwIgnoresPendingIsr,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 22] = [
+    pub const ALL: [Bug; 23] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -104,6 +108,7 @@ impl Bug {
         Bug::CreateTopicBeforeCommit,
         Bug::PreferredOutOfIsr,
         Bug::StaleBrokerEpoch,
+        Bug::HwIgnoresPendingIsr,
     ];
 
     pub fn name(self) -> &'static str {
@@ -130,6 +135,7 @@ impl Bug {
             Bug::CreateTopicBeforeCommit => "create-topic-before-commit",
             Bug::PreferredOutOfIsr => "preferred-out-of-isr",
             Bug::StaleBrokerEpoch => "stale-broker-epoch",
+            Bug::HwIgnoresPendingIsr => "hw-ignores-pending-isr",
         }
     }
 }

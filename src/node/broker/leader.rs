@@ -426,6 +426,7 @@ impl Broker {
         let me = self.config.id;
         let fsync = self.config.durability == Durability::Fsync;
         let own_unsynced_counts = self.config.bugs.has(Bug::AckBeforeSync);
+        let pending_ignored = self.config.bugs.has(Bug::HwIgnoresPendingIsr);
         let min_isr = self.config.min_insync_replicas;
         let Some(r) = self.replicas.get_mut(tp) else {
             return;
@@ -441,7 +442,12 @@ impl Broker {
         // The high watermark: the least offset every member of the maximal ISR has (has synced,
         // with fsync durability), once all of them have reached this epoch's start.
         let mut candidate = Some(own);
-        for m in ls.maximal_isr() {
+        let counted = if pending_ignored {
+            ls.isr.clone()
+        } else {
+            ls.maximal_isr()
+        };
+        for m in counted {
             if m == me {
                 continue;
             }
