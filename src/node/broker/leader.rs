@@ -55,6 +55,7 @@ impl Broker {
             ls.isr = ps.isr.clone();
             ls.partition_epoch = ps.partition_epoch;
             ls.pending_isr = None;
+            ls.pending_epochs.clear();
             ls.isr_change_refused = false;
             self.arm_lag_timers(cx, &ps.tp);
             self.leader_progress(cx, &ps.tp);
@@ -654,6 +655,7 @@ impl Broker {
         match result {
             Ok(ps) => {
                 ls.pending_isr = None;
+                ls.pending_epochs.clear();
                 if ps.leader_epoch == ls.epoch && ps.partition_epoch > ls.partition_epoch {
                     ls.isr = ps.isr;
                     ls.partition_epoch = ps.partition_epoch;
@@ -671,13 +673,21 @@ impl Broker {
             // push need come). Then propose again at once, for the new incarnation once it has
             // caught up. (Waiting left the ISR short of that broker for good: `liveness`,
             // nemesis `lossy-rejoin`.)
-            Err(_) => {
-                let replaced = ls.pending_epochs.iter().any(|&(b, epoch)| {
-                    self.metadata
-                        .registration(b)
-                        .is_some_and(|r| r.epoch != epoch)
-                });
+            Err(e) => {
+                // (Only a joining member's epoch is checked by the controller: the leader's own
+                // is checked apart, and current members' are not checked.)
+                let me = self.config.id;
+                let replaced = e == ErrorCode::StaleBrokerEpoch
+                    && ls.pending_epochs.iter().any(|&(b, epoch)| {
+                        b != me
+                            && !ls.isr.contains(&b)
+                            && self
+                                .metadata
+                                .registration(b)
+                                .is_some_and(|r| r.epoch != epoch)
+                    });
                 ls.pending_isr = None;
+                ls.pending_epochs.clear();
                 ls.isr_change_refused = !replaced;
             }
         }

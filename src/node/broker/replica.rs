@@ -61,7 +61,8 @@ pub struct LeaderState {
     /// counts the union of both ISRs (KIP-497's "maximal ISR").
     pub pending_isr: Option<Vec<BrokerId>>,
     /// That change's members as the request named them: each in the incarnation (broker epoch)
-    /// the leader saw catch up when it first proposed. A resend names the same ones.
+    /// the leader saw catch up when it first proposed. A resend names the same ones. Empty
+    /// whenever `pending_isr` is `None` (so settled states compare equal in the model checker).
     pub pending_epochs: Vec<(BrokerId, BrokerEpoch)>,
     /// The controller refused our last ISR change; wait for its next push before proposing again.
     pub isr_change_refused: bool,
