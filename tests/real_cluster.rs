@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::{client, run_with_deadline, start, start_cluster, start_cluster_with, values, Procs};
+use common::{
+    client, run_with_deadline, start, start_cluster, start_cluster_of, start_cluster_with, values,
+    Procs,
+};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -199,4 +202,62 @@ fn a_corrupt_log_stops_the_broker_unless_repair_is_asked_for() {
         "broker".into(),
         start(&args(&["--repair-corruption"])),
     )]);
+}
+
+/// 4 096 records of 4 KiB asked for in one batch (`--batch-size` far above it): journaled as one
+/// append they took a frame past the 16 MiB frame limit, were acknowledged, and then every
+/// broker refused to restart ("frame ... declares 16853944 bytes, more than the 16777216-byte
+/// limit"). The producer now closes a batch before it takes more than one append may, and the
+/// leader refuses a larger one. Every broker is restarted, and every record is read back.
+#[test]
+fn large_batches_are_acknowledged_and_read_back_after_every_broker_restarts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cluster = start_cluster_of(dir.path(), 1, "big:1:3", &["--min-insync-replicas", "2"]);
+    let layout = cluster.layout.clone();
+    let prefix = "x".repeat(4056);
+    let mut args: Vec<String> = vec!["produce".into()];
+    args.extend(layout.clone());
+    args.extend(
+        [
+            "--topic",
+            "big",
+            "--count",
+            "4096",
+            "--keys",
+            "0",
+            "--prefix",
+            &prefix,
+            "--batch-size",
+            "100000000",
+            "--linger-ms",
+            "2000",
+            "--timeout-ms",
+            "60000",
+        ]
+        .map(String::from),
+    );
+    let (sent, code) = client(&args);
+    let acked: BTreeSet<String> = values(&sent).into_iter().collect();
+    assert_eq!((code, acked.len()), (0, 4096), "produce: {:?}", sent.last());
+    // procs.0[0] is the controller; broker i is at i + 1.
+    for i in 1..=3 {
+        let child = &mut cluster.procs.0[i].1;
+        child.kill().expect("kill a broker");
+        let _ = child.wait();
+    }
+    for i in 1..=3 {
+        cluster.procs.0[i].1 = start(&cluster.args[i]);
+    }
+    let mut args: Vec<String> = vec!["consume".into()];
+    args.extend(layout);
+    args.extend(["--topic", "big", "--count", "4096", "--timeout-ms", "60000"].map(String::from));
+    let (read, code) = client(&args);
+    let read: BTreeSet<String> = values(&read).into_iter().collect();
+    assert_eq!(
+        code,
+        0,
+        "consume after the restarts read {} records",
+        read.len()
+    );
+    assert!(read == acked, "read back {} of 4096 records", read.len());
 }

@@ -4,7 +4,8 @@
 use super::ProducerState;
 use super::{ensure, Checked, EpochCache, RetentionPolicy};
 use crate::protocol::{
-    EpochEndOffset, LeaderEpoch, LogEntry, Offset, ProducerSnapshot, ProducerStamp, Record,
+    entry_block, EpochEndOffset, LeaderEpoch, LogEntry, Offset, ProducerSnapshot, ProducerStamp,
+    Record,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -329,7 +330,11 @@ impl PartitionLog {
 
     /// Like `read`, and stops before the entry that would take the records' size
     /// (`Record::size_bytes`) past `max_bytes` — but always returns the first entry, so a reader
-    /// behind one large record still advances (Kafka's rule for `fetch.max.bytes`).
+    /// behind one large record still advances (Kafka's rule for `fetch.max.bytes`). It also stops
+    /// before the entries would take more than `entry_block::MAX_APPEND_BYTES` as a block: the
+    /// records' size leaves out lengths and headers' framing, so entries of many empty headers
+    /// could otherwise make an answer past the frame limit, which its reader refuses (and a
+    /// follower's journal write of it past what recovery reads).
     pub fn read_within(
         &self,
         from: Offset,
@@ -345,12 +350,13 @@ impl PartitionLog {
         let lo = (from - self.log_start) as usize;
         let hi = (until - self.log_start) as usize;
         let window = &self.entries[lo..hi.min(lo + max)];
-        let mut bytes = 0u64;
+        let (mut bytes, mut block) = (0u64, 0u64);
         let fits = window
             .iter()
             .position(|e| {
                 bytes = bytes.saturating_add(e.record.size_bytes());
-                bytes > max_bytes
+                block = block.saturating_add(entry_block::entry_bound(&e.record));
+                bytes > max_bytes || block > entry_block::MAX_APPEND_BYTES
             })
             .unwrap_or(window.len())
             .max(1);
@@ -532,6 +538,43 @@ mod tests {
             "the count still caps"
         );
         assert!(log.read_within(3, 3, 10, 1).is_empty());
+    }
+
+    /// Records of many empty headers are small by `Record::size_bytes` but not as a block: a read
+    /// stops before its entries take more than `MAX_APPEND_BYTES` as the answer carries them,
+    /// whatever the caller's byte budget, so a fetch answer stays under the frame limit.
+    #[test]
+    fn a_read_stops_before_its_block_passes_what_one_append_may_take() {
+        use crate::protocol::{entry_block, Header};
+        let mut record = Record::keyed("", "");
+        record.headers = vec![
+            Header {
+                key: String::new(),
+                value: None,
+            };
+            100_000
+        ];
+        assert!(record.size_bytes() < 100);
+        let each = entry_block::entry_bound(&record);
+        let per_block = (entry_block::MAX_APPEND_BYTES / each) as usize;
+        assert!(
+            (2..50).contains(&per_block),
+            "{per_block} entries per block"
+        );
+        let mut log = PartitionLog::new();
+        log.append_as_leader(0, &vec![record; per_block + 5])
+            .unwrap();
+        let read = log.read_within(0, 100, 100, u64::MAX);
+        assert_eq!(read.len(), per_block);
+        let block: u64 = read
+            .iter()
+            .map(|e| entry_block::entry_bound(&e.record))
+            .sum();
+        assert!(block <= entry_block::MAX_APPEND_BYTES);
+        assert_eq!(
+            log.read_within(per_block as u64, 100, 100, u64::MAX).len(),
+            5
+        );
     }
 
     /// Each of the log's invariants, broken by hand, is reported under its name.

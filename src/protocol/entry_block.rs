@@ -96,6 +96,20 @@ pub fn entry_bound(record: &Record) -> u64 {
     (MIN_ENTRY + bytes(&record.key) + bytes(&record.value) + headers + PRODUCER_STAMP) as u64
 }
 
+/// The most bytes one append may take in the log's journal write, counted by `entry_bound`
+/// (record bytes, lengths, offsets and producer stamps: counting record bytes alone, a batch of
+/// many tiny records would pass at a third of its size). A broker journals an append as one
+/// frame, and frames over 16 MiB are refused as corrupt when they are read back: a larger
+/// append would be acknowledged, then refused on recovery. Past this a leader answers
+/// `MessageTooLarge` and appends nothing, and a fetch answer stops before it (so that a
+/// follower's journal write of the answer stays under the frame limit too).
+pub const MAX_APPEND_BYTES: u64 = 8 << 20;
+
+/// The most bytes `records` take in a block, as `MAX_APPEND_BYTES` counts them.
+pub fn append_bound(records: &[Record]) -> u64 {
+    records.iter().map(entry_bound).sum()
+}
+
 /// Appends the block for `entries` to `out`.
 pub fn encode(entries: &[LogEntry], out: &mut Vec<u8>) {
     out.reserve(encoded_len(entries));

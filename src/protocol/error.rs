@@ -69,6 +69,9 @@ pub enum ErrorCode {
     NotController,
     /// A commit's metadata is longer than the coordinator keeps (`MAX_COMMIT_METADATA`).
     OffsetMetadataTooLarge,
+    /// A batch's records would take more than `entry_block::MAX_APPEND_BYTES` in the log's
+    /// journal write: not appended (Kafka's `MESSAGE_TOO_LARGE`). Split the batch.
+    MessageTooLarge,
 }
 
 impl ErrorCode {
@@ -92,6 +95,7 @@ impl ErrorCode {
                 | ErrorCode::InvalidReplicationFactor
                 | ErrorCode::InvalidPartitions
                 | ErrorCode::OffsetMetadataTooLarge
+                | ErrorCode::MessageTooLarge
         )
     }
 }

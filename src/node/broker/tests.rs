@@ -286,6 +286,62 @@ fn clients_cannot_write_to_the_offsets_topic() {
     assert!(refused);
 }
 
+/// A batch whose records would take more than `MAX_APPEND_BYTES` in the journal write is refused
+/// whole, and nothing of it is appended or journaled: written, that frame would be past the frame
+/// limit and refused when the journal is read back, after it was acknowledged. The limit counts
+/// what the log stores: 200 000 empty records are 1.6 MB of record bytes but 11.8 MB of entries.
+#[test]
+fn a_batch_past_what_one_append_may_take_is_refused_and_nothing_is_journaled() {
+    use crate::protocol::entry_block::{append_bound, MAX_APPEND_BYTES};
+    let empty = |n: usize| vec![Record::keyed("", ""); n];
+    let mut b = single_leader();
+    let send = |b: &mut Broker, records: Vec<Record>, sequence: u64| {
+        let req = ProduceRequest {
+            acks: Acks::All,
+            correlation: sequence,
+            batches: vec![PartitionBatch {
+                tp: TopicPartition::new("t", 0),
+                leader_epoch: None,
+                batch: sequence,
+                records,
+                producer: Some(ProducerStamp::batch(7, 0, sequence)),
+            }],
+        };
+        let mut cx = Context::new(0);
+        b.on_message(&mut cx, 100, Message::Produce(req));
+        let effects = cx.take_effects();
+        let journaled = effects
+            .iter()
+            .any(|e| matches!(e, Effect::Persist(crate::node::DiskOp::Append { .. })));
+        let answers: Vec<_> = effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Send {
+                    message: Message::ProduceResponse(r),
+                    ..
+                } => Some(r.batches[0].result),
+                _ => None,
+            })
+            .collect();
+        (answers, journaled)
+    };
+    let over = empty(200_000);
+    let record_bytes: u64 = over.iter().map(Record::size_bytes).sum();
+    assert!(record_bytes < MAX_APPEND_BYTES && append_bound(&over) > MAX_APPEND_BYTES);
+    assert_eq!(
+        send(&mut b, over, 0),
+        (vec![Err(ErrorCode::MessageTooLarge)], false)
+    );
+    assert!(!ErrorCode::MessageTooLarge.is_retriable());
+    let log = b.log(&TopicPartition::new("t", 0)).expect("log exists");
+    assert_eq!(log.log_end_offset(), 0);
+    // Under the limit the same producer's batch at the same sequence goes in (the refused one
+    // left no trace in its sequences either).
+    let under = empty(100_000);
+    assert!(append_bound(&under) <= MAX_APPEND_BYTES);
+    assert_eq!(send(&mut b, under, 0), (vec![Ok(0)], true));
+}
+
 /// Controller 9 of brokers 0 and 1, with `t-0` on both, led by 0, as bootstrapped.
 fn two_broker_controller() -> Controller {
     controller(&[0, 1], TopicSpec::spread("t", 1, 2, &[0, 1]))

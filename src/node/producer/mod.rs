@@ -22,8 +22,8 @@ use super::client::{metadata_request, Bootstrap};
 use super::{Bug, ClientEvent, Context, ProducerConfig, Situation, Timer};
 use crate::protocol::partitioner::{partition_for, StickyPartitioner};
 use crate::protocol::{
-    Acks, ClusterMetadata, ErrorCode, LeaderEpoch, Message, NodeId, Offset, PartitionBatch,
-    ProduceRequest, ProduceResponse, ProducerStamp, TopicPartition,
+    entry_block, Acks, ClusterMetadata, ErrorCode, LeaderEpoch, Message, NodeId, Offset,
+    PartitionBatch, ProduceRequest, ProduceResponse, ProducerStamp, TopicPartition,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -36,6 +36,8 @@ const MAX_BUFFERED_RECORDS: usize = 4_096;
 struct Batch {
     id: u64,
     records: Vec<usize>,
+    /// What its records take in the leader's journal write (`entry_block::append_bound`).
+    bound: u64,
     first_seq: u64,
     /// The correlation of the request carrying it, while one is in flight.
     sent: Option<u64>,
@@ -58,9 +60,11 @@ struct InFlight {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 struct PartitionQueue {
-    /// Records handed over and not yet in a batch, and their size.
+    /// Records handed over and not yet in a batch, their size, and what they take in the
+    /// leader's journal write (`entry_block::append_bound`).
     open: Vec<usize>,
     open_bytes: u64,
+    open_bound: u64,
     /// Closed batches not yet done, in send order.
     batches: VecDeque<Batch>,
     next_seq: u64,
@@ -341,13 +345,22 @@ impl Producer {
                 value: record.value.clone().unwrap_or_default(),
             });
             let size = record.size_bytes();
+            let bound = entry_block::entry_bound(record);
             self.next_record += 1;
+            // A batch closes before its records would take more than a leader appends at once
+            // (it would refuse the whole batch as too large): a large `batch.size` of large
+            // records makes several batches.
+            let q = self.queues.entry(partition).or_default();
+            if !q.open.is_empty() && q.open_bound + bound > entry_block::MAX_APPEND_BYTES {
+                self.close_open_batch(cx, partition);
+            }
             let q = self.queues.entry(partition).or_default();
             if q.open.is_empty() {
                 cx.set_timer(Timer::Linger(partition), self.config.linger_ms);
             }
             q.open.push(index);
             q.open_bytes += size;
+            q.open_bound += bound;
             if q.open_bytes >= self.config.batch_size_bytes {
                 self.close_open_batch(cx, partition);
             }
@@ -368,6 +381,7 @@ impl Producer {
         }
         cx.cancel_timer(Timer::Linger(partition));
         let records = std::mem::take(&mut q.open);
+        let bound = std::mem::take(&mut q.open_bound);
         q.open_bytes = 0;
         let id = self.next_batch;
         self.next_batch += 1;
@@ -376,6 +390,7 @@ impl Producer {
         q.batches.push_back(Batch {
             id,
             records,
+            bound,
             first_seq,
             sent: None,
             acked: None,
@@ -425,7 +440,7 @@ impl Producer {
                 None => leaderless = true,
             }
         }
-        for (leader, partitions) in by_leader {
+        for (leader, mut partitions) in by_leader {
             loop {
                 let busy = self
                     .in_flight
@@ -438,10 +453,29 @@ impl Producer {
                 let correlation = (0..)
                     .find(|c| !self.in_flight.contains_key(c))
                     .expect("fewer requests in flight than numbers");
-                let batches: Vec<PartitionBatch> = partitions
-                    .iter()
-                    .filter_map(|&(p, epoch)| self.take_next(cx, p, epoch, correlation))
-                    .collect();
+                // A request carries batches up to what one append may take, so that its frame
+                // stays under the frame limit (the broker refuses a larger frame and drops the
+                // connection: the producer would send it again for ever). A partition left out
+                // goes first in the next request, so that one busy partition cannot starve it.
+                let mut room = entry_block::MAX_APPEND_BYTES;
+                let mut batches: Vec<PartitionBatch> = Vec::new();
+                let mut left_out = Vec::new();
+                for &(p, epoch) in &partitions {
+                    let bound = self.next_bound(p);
+                    if !batches.is_empty() && bound > room {
+                        left_out.push((p, epoch));
+                        continue;
+                    }
+                    if let Some(batch) = self.take_next(cx, p, epoch, correlation) {
+                        room = room.saturating_sub(bound);
+                        batches.push(batch);
+                    }
+                }
+                if !left_out.is_empty() {
+                    partitions.retain(|p| !left_out.contains(p));
+                    left_out.append(&mut partitions);
+                    partitions = left_out;
+                }
                 if batches.is_empty() {
                     break;
                 }
@@ -479,6 +513,17 @@ impl Producer {
         if leaderless {
             self.back_off(cx);
         }
+    }
+
+    /// What the batch `take_next` would send for `partition` takes in the leader's journal write.
+    fn next_bound(&self, partition: u32) -> u64 {
+        let Some(q) = self.queues.get(&partition) else {
+            return 0;
+        };
+        q.batches
+            .iter()
+            .find(|b| b.sent.is_none() && b.acked.is_none())
+            .map_or(q.open_bound, |b| b.bound)
     }
 
     /// The next batch of `partition` to send, marked as sent under `correlation`: the first not

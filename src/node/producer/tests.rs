@@ -510,3 +510,56 @@ fn a_timed_out_request_closes_its_connection_and_fails_the_others_on_it() {
     // Broker 1's requests are untouched.
     assert_eq!(outcomes(&answer(&mut p, 1, at1[0], Ok(0))).len(), 1);
 }
+
+/// Large records: a batch closes before its records would take more than one append may (the
+/// leader refuses such a batch whole), whatever `batch.size` says, and a request carries batches
+/// up to that much together (a larger request frame would be past the frame limit, refused by
+/// the broker, and sent again for ever). Partitions left out go in the next request.
+#[test]
+fn large_records_are_split_into_batches_and_requests_one_append_can_take() {
+    use crate::protocol::entry_block::{append_bound, MAX_APPEND_BYTES};
+    use crate::protocol::partitioner::default_partition;
+    // Keys of both partitions of a two-partition topic, found by the partitioner itself.
+    let key_of = |p: u32| {
+        (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| default_partition(k.as_bytes(), 2) == p)
+            .expect("a key of each partition")
+    };
+    let (k0, k1) = (key_of(0), key_of(1));
+    let value = "x".repeat(3 << 20);
+    let mut config = config(0, 5, u64::MAX);
+    config.records = (0..8)
+        .map(|i| Record::keyed(if i < 4 { k0.as_str() } else { k1.as_str() }, value.clone()))
+        .collect();
+    let mut md = metadata(1, 0);
+    let mut second = md.partitions[0].clone();
+    second.tp = TopicPartition::new("t", 1);
+    md.partitions.push(second);
+    let mut p = Producer::with_metadata(Arc::new(config), md);
+    let effects = start(&mut p);
+    let requests: Vec<Vec<(u32, usize)>> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send {
+                message: Message::Produce(r),
+                ..
+            } => Some(r),
+            _ => None,
+        })
+        .map(|r| {
+            let bound: u64 = r.batches.iter().map(|b| append_bound(&b.records)).sum();
+            assert!(bound <= MAX_APPEND_BYTES, "a request of {bound} bytes");
+            r.batches
+                .iter()
+                .map(|b| (b.tp.partition, b.records.len()))
+                .collect()
+        })
+        .collect();
+    // Two records of 3 MiB per batch (a third would pass 8 MiB), one batch per request, and
+    // every record sent, in order per partition.
+    assert_eq!(
+        requests,
+        [vec![(0, 2)], vec![(1, 2)], vec![(0, 2)], vec![(1, 2)],],
+    );
+}

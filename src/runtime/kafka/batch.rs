@@ -35,14 +35,11 @@ const ZSTD_MAX_WINDOW_LOG: u32 = 24;
 /// raw snappy. librdkafka sends raw snappy without it; both are taken.
 const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const XERIAL_HEADER: usize = 16;
-/// The most bytes one partition's payload may append, counted as its entries take them in the
-/// log's journal write (`protocol::entry_block::entry_bound`: record bytes, lengths, offsets and
-/// producer stamps — not the record bytes alone, or a batch of many tiny records would pass and
-/// make a journal frame of over three times its size). The broker journals an append as one
-/// frame, and frames are capped (`runtime::frame::MAX_FRAME`, 16 MiB): a larger append would be
-/// written but refused on recovery and by the followers. Kafka answers MESSAGE_TOO_LARGE likewise
-/// past `message.max.bytes`.
-pub const MAX_APPEND_BYTES: u64 = 8 << 20;
+/// The most bytes one partition's payload may append (`protocol::entry_block`, where the broker
+/// itself refuses a larger append with `MessageTooLarge`). Checked here as well, so that the
+/// client's error carries the sizes: Kafka answers MESSAGE_TOO_LARGE likewise past
+/// `message.max.bytes`.
+pub use crate::protocol::entry_block::MAX_APPEND_BYTES;
 /// The fewest bytes a record takes (length, attributes, timestamp and offset deltas, key and
 /// value lengths, header count: one byte each at least).
 const MIN_RECORD: usize = 7;
@@ -149,7 +146,7 @@ pub fn decode_payload_within(
         });
     }
     let decoded = out.ok_or_else(|| refuse(errors::CORRUPT_MESSAGE, "no record batch"))?;
-    let size: u64 = decoded.records.iter().map(entry_block::entry_bound).sum();
+    let size = entry_block::append_bound(&decoded.records);
     if size > MAX_APPEND_BYTES {
         return Err(refuse(
             errors::MESSAGE_TOO_LARGE,

@@ -61,5 +61,6 @@ pub fn kafka_code(e: ErrorCode) -> i16 {
         ErrorCode::RequestTimedOut => 7,
         ErrorCode::NotController => 41,
         ErrorCode::OffsetMetadataTooLarge => 12,
+        ErrorCode::MessageTooLarge => MESSAGE_TOO_LARGE,
     }
 }
