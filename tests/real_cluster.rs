@@ -205,9 +205,9 @@ fn a_corrupt_log_stops_the_broker_unless_repair_is_asked_for() {
 }
 
 /// 4 096 records of 4 KiB asked for in one batch (`--batch-size` far above it): journaled as one
-/// append they took a frame past the 16 MiB frame limit, were acknowledged, and then every
-/// broker refused to restart ("frame ... declares 16853944 bytes, more than the 16777216-byte
-/// limit"). The producer now closes a batch before it takes more than one append may, and the
+/// append they took a frame past the 16 MiB frame limit, were acknowledged, and then the leader
+/// refused to restart ("frame ... declares 16853944 bytes, more than the 16777216-byte limit").
+/// The producer now closes a batch before it takes more than one append may, and the
 /// leader refuses a larger one. Every broker is restarted, and every record is read back.
 #[test]
 fn large_batches_are_acknowledged_and_read_back_after_every_broker_restarts() {

@@ -155,13 +155,6 @@ impl Broker {
         let Role::Leader(ls) = &mut r.role else {
             return Err(Err(not_leader));
         };
-        // Refused before anything else, as it follows from the request alone: the append would
-        // be journaled as one frame past the frame limit, acknowledged, and then refused as
-        // corrupt when the journal is read back (found with 4 096 records of 4 KiB from
-        // `seedlog produce`: a broker that would not restart).
-        if entry_block::append_bound(&batch.records) > entry_block::MAX_APPEND_BYTES {
-            return Err(Err(ErrorCode::MessageTooLarge));
-        }
         if acks == Acks::All && ls.isr.len() < config.min_insync_replicas {
             return Err(Err(ErrorCode::NotEnoughReplicas));
         }
@@ -194,6 +187,15 @@ impl Broker {
             }
             BatchCheck::Append if batch.records.is_empty() => {
                 return Err(Err(ErrorCode::InvalidRecord))
+            }
+            // The append would be journaled as one frame past the frame limit, acknowledged,
+            // and then refused as corrupt when the journal is read back (found with 4 096
+            // records of 4 KiB from `seedlog produce`: a leader that would not restart). Checked
+            // only for a batch to append: a retry of one already in the log is answered from it.
+            BatchCheck::Append
+                if entry_block::append_bound(&batch.records) > entry_block::MAX_APPEND_BYTES =>
+            {
+                return Err(Err(ErrorCode::MessageTooLarge))
             }
             BatchCheck::Append => {
                 let entries = match r

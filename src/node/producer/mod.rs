@@ -98,6 +98,10 @@ pub struct Producer {
     /// request under the same number is still matched right).
     in_flight: BTreeMap<u64, InFlight>,
     next_batch: u64,
+    /// Partitions a request left out because its batches filled it: they go first in the next
+    /// request to their leader, so that busy partitions cannot keep them waiting. Empty unless
+    /// batches of megabytes are sent.
+    left_out: Vec<u32>,
     /// The idempotence stamp's producer id: preset by the configuration or granted by a broker.
     producer_id: Option<u64>,
     /// InitProducerId requests sent (each attempt's correlation).
@@ -125,6 +129,7 @@ impl Producer {
             next_batch: 0,
             producer_id: config.producer_id,
             init_attempts: 0,
+            left_out: Vec::new(),
             config,
         }
     }
@@ -347,6 +352,18 @@ impl Producer {
             let size = record.size_bytes();
             let bound = entry_block::entry_bound(record);
             self.next_record += 1;
+            // A record no leader would take fails here, as Kafka's producer refuses a record
+            // past `max.request.size` (sent, its frame could be past the frame limit, which
+            // the broker refuses by dropping the connection: resent until its delivery timeout).
+            if bound > entry_block::MAX_APPEND_BYTES {
+                let reason = ErrorCode::MessageTooLarge.to_string();
+                cx.observe(ClientEvent::SendFail {
+                    id: index as u64,
+                    reason,
+                });
+                self.done += 1;
+                continue;
+            }
             // A batch closes before its records would take more than a leader appends at once
             // (it would refuse the whole batch as too large): a large `batch.size` of large
             // records makes several batches.
@@ -456,25 +473,26 @@ impl Producer {
                 // A request carries batches up to what one append may take, so that its frame
                 // stays under the frame limit (the broker refuses a larger frame and drops the
                 // connection: the producer would send it again for ever). A partition left out
-                // goes first in the next request, so that one busy partition cannot starve it.
+                // goes first in the next request (`left_out`).
                 let mut room = entry_block::MAX_APPEND_BYTES;
                 let mut batches: Vec<PartitionBatch> = Vec::new();
-                let mut left_out = Vec::new();
+                if !self.left_out.is_empty() {
+                    let first = |p: &(u32, LeaderEpoch)| !self.left_out.contains(&p.0);
+                    partitions.sort_by_key(first);
+                }
                 for &(p, epoch) in &partitions {
                     let bound = self.next_bound(p);
                     if !batches.is_empty() && bound > room {
-                        left_out.push((p, epoch));
+                        if !self.left_out.contains(&p) {
+                            self.left_out.push(p);
+                        }
                         continue;
                     }
                     if let Some(batch) = self.take_next(cx, p, epoch, correlation) {
                         room = room.saturating_sub(bound);
                         batches.push(batch);
+                        self.left_out.retain(|&q| q != p);
                     }
-                }
-                if !left_out.is_empty() {
-                    partitions.retain(|p| !left_out.contains(p));
-                    left_out.append(&mut partitions);
-                    partitions = left_out;
                 }
                 if batches.is_empty() {
                     break;

@@ -511,15 +511,11 @@ fn a_timed_out_request_closes_its_connection_and_fails_the_others_on_it() {
     assert_eq!(outcomes(&answer(&mut p, 1, at1[0], Ok(0))).len(), 1);
 }
 
-/// Large records: a batch closes before its records would take more than one append may (the
-/// leader refuses such a batch whole), whatever `batch.size` says, and a request carries batches
-/// up to that much together (a larger request frame would be past the frame limit, refused by
-/// the broker, and sent again for ever). Partitions left out go in the next request.
-#[test]
-fn large_records_are_split_into_batches_and_requests_one_append_can_take() {
-    use crate::protocol::entry_block::{append_bound, MAX_APPEND_BYTES};
+/// A producer of a two-partition topic led by broker 0, sending 3 MiB records: four to each
+/// partition, all of partition 0's first.
+fn large_records_producer(max_in_flight: usize) -> Producer {
     use crate::protocol::partitioner::default_partition;
-    // Keys of both partitions of a two-partition topic, found by the partitioner itself.
+    // Keys of both partitions, found by the partitioner itself.
     let key_of = |p: u32| {
         (0..)
             .map(|i| format!("k{i}"))
@@ -528,7 +524,7 @@ fn large_records_are_split_into_batches_and_requests_one_append_can_take() {
     };
     let (k0, k1) = (key_of(0), key_of(1));
     let value = "x".repeat(3 << 20);
-    let mut config = config(0, 5, u64::MAX);
+    let mut config = config(0, max_in_flight, u64::MAX);
     config.records = (0..8)
         .map(|i| Record::keyed(if i < 4 { k0.as_str() } else { k1.as_str() }, value.clone()))
         .collect();
@@ -536,9 +532,14 @@ fn large_records_are_split_into_batches_and_requests_one_append_can_take() {
     let mut second = md.partitions[0].clone();
     second.tp = TopicPartition::new("t", 1);
     md.partitions.push(second);
-    let mut p = Producer::with_metadata(Arc::new(config), md);
-    let effects = start(&mut p);
-    let requests: Vec<Vec<(u32, usize)>> = effects
+    Producer::with_metadata(Arc::new(config), md)
+}
+
+/// Each request's batches, as (partition, records); asserts that none carries more than one
+/// append may take.
+fn requests(effects: &[Effect]) -> Vec<Vec<(u32, usize)>> {
+    use crate::protocol::entry_block::{append_bound, MAX_APPEND_BYTES};
+    effects
         .iter()
         .filter_map(|e| match e {
             Effect::Send {
@@ -555,11 +556,60 @@ fn large_records_are_split_into_batches_and_requests_one_append_can_take() {
                 .map(|b| (b.tp.partition, b.records.len()))
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// Large records: a batch closes before its records would take more than one append may (the
+/// leader refuses such a batch whole), whatever `batch.size` says, and a request carries batches
+/// up to that much together (a larger request frame would be past the frame limit, refused by
+/// the broker, and sent again for ever). Partitions left out go first in the next request.
+#[test]
+fn large_records_are_split_into_batches_and_requests_one_append_can_take() {
+    let mut p = large_records_producer(5);
     // Two records of 3 MiB per batch (a third would pass 8 MiB), one batch per request, and
     // every record sent, in order per partition.
     assert_eq!(
-        requests,
+        requests(&start(&mut p)),
         [vec![(0, 2)], vec![(1, 2)], vec![(0, 2)], vec![(1, 2)],],
     );
+}
+
+/// The same with one request in flight: partition 1, left out of the first request, goes first
+/// in the next one, though partition 0 has a batch waiting too.
+#[test]
+fn a_partition_left_out_of_a_full_request_goes_first_in_the_next() {
+    let mut p = large_records_producer(1);
+    let effects = start(&mut p);
+    assert_eq!(requests(&effects), [vec![(0, 2)]]);
+    let mut order = vec![0];
+    let mut last = produces(&effects);
+    for _ in 0..3 {
+        let effects = answer(&mut p, 0, &last[0].1, Ok(0));
+        last = produces(&effects);
+        assert_eq!(last.len(), 1, "{:?}", requests(&effects));
+        order.push(last[0].1.tp.partition);
+    }
+    assert_eq!(order, [0, 1, 0, 1]);
+}
+
+/// A record no leader would take (more than one append may) fails at once, without being sent;
+/// the records around it go as usual.
+#[test]
+fn a_record_larger_than_one_append_fails_without_being_sent() {
+    let mut config = config(3, 5, 20);
+    config.records[1] = Record::keyed("k", "x".repeat(9 << 20));
+    let mut p = warmed_up(config);
+    let effects = start(&mut p);
+    assert_eq!(
+        outcomes(&effects),
+        [ClientEvent::SendFail {
+            id: 1,
+            reason: ErrorCode::MessageTooLarge.to_string()
+        }]
+    );
+    let sent: Vec<usize> = produces(&effects)
+        .iter()
+        .map(|(_, b)| b.records.len())
+        .collect();
+    assert_eq!(sent, [2], "records 0 and 2 in one batch");
 }
