@@ -18,6 +18,9 @@ const TOPIC_IDS: i16 = 13;
 pub struct Plan {
     pub requests: Vec<OurFetch>,
     slots: Vec<TopicSlots>,
+    /// The request's `max_bytes`: the most record bytes the response carries over all its
+    /// partitions (each partition's answer is capped by the broker itself).
+    max_bytes: usize,
 }
 
 /// A topic of the request (name, id) and its partitions in the request's order.
@@ -79,7 +82,14 @@ pub fn plan(req: &FetchRequest, version: i16, topics: &[String]) -> Plan {
         let name = TopicName(name.unwrap_or_else(|| StrBytes::from_static_str("")));
         slots.push((name, id, parts));
     }
-    Plan { requests, slots }
+    // A client sends a positive limit (50 MiB by default); anything else is read as no room
+    // beyond the first partition with records.
+    let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
+    Plan {
+        requests,
+        slots,
+        max_bytes,
+    }
 }
 
 impl Plan {
@@ -108,7 +118,12 @@ impl Plan {
     }
 
     /// The Kafka response. A partition with no answer yet shows no records and its last marks
-    /// (or, with none, REQUEST_TIMED_OUT: only after the listener's own deadline).
+    /// (or, with none, REQUEST_TIMED_OUT: only after the listener's own deadline). Records go in
+    /// while the response stays within the request's `max_bytes`, and the first partition's with
+    /// records in any case (Kafka's rule, so that a consumer behind a large batch advances); a
+    /// partition left out shows its marks and no records, and the client asks again from the
+    /// same offset. Without this a fetch of a hundred partitions could be answered with a
+    /// hundred times each partition's megabyte, past what clients take in one response.
     pub fn answer(
         &self,
         answers: &BTreeMap<TopicPartition, OurAnswer>,
@@ -116,6 +131,7 @@ impl Plan {
         version: i16,
     ) -> anyhow::Result<FetchResponse> {
         let mut resp = FetchResponse::default();
+        let mut used = 0usize;
         for (name, id, parts) in &self.slots {
             let mut t = FetchableTopicResponse::default();
             if version >= TOPIC_IDS {
@@ -138,7 +154,12 @@ impl Plan {
                             match a.error {
                                 Some(e) => p.error_code = errors::kafka_code(e),
                                 None if !a.records.is_empty() => {
-                                    p.records = Some(encode_entries(&a.records)?)
+                                    let records = encode_entries(&a.records)?;
+                                    let fits = used + records.len() <= self.max_bytes;
+                                    if used == 0 || fits {
+                                        used += records.len();
+                                        p.records = Some(records);
+                                    }
                                 }
                                 None => {}
                             }
@@ -162,5 +183,87 @@ impl Plan {
             resp.responses.push(t);
         }
         Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{LogEntry, Record};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+
+    fn request(partitions: i32, max_bytes: i32) -> FetchRequest {
+        let mut t = FetchTopic::default();
+        t.topic = TopicName(StrBytes::from_static_str("t"));
+        t.partitions = (0..partitions)
+            .map(|i| {
+                let mut p = FetchPartition::default();
+                p.partition = i;
+                p.partition_max_bytes = 1 << 20;
+                p
+            })
+            .collect();
+        let mut req = FetchRequest::default();
+        req.max_bytes = max_bytes;
+        req.topics = vec![t];
+        req
+    }
+
+    /// Each partition's answer: one record of 1 000 bytes.
+    fn answers(plan: &Plan) -> BTreeMap<TopicPartition, OurAnswer> {
+        plan.requests
+            .iter()
+            .map(|r| {
+                let entry = LogEntry {
+                    offset: 0,
+                    epoch: 0,
+                    record: Record::keyed("k", "v".repeat(1_000)),
+                    producer: None,
+                };
+                let answer = OurAnswer {
+                    tp: r.tp.clone(),
+                    fetch_offset: 0,
+                    error: None,
+                    leader_epoch: 0,
+                    high_watermark: 1,
+                    log_start_offset: 0,
+                    records: vec![entry],
+                    diverging_epoch: None,
+                    producers: Vec::new(),
+                };
+                (r.tp.clone(), answer)
+            })
+            .collect()
+    }
+
+    /// Which partitions of the response carry records.
+    fn with_records(req: &FetchRequest) -> Vec<i32> {
+        let plan = plan(req, 12, &["t".to_string()]);
+        let resp = plan
+            .answer(&answers(&plan), &Marks::new(), 12)
+            .expect("encodes");
+        resp.responses[0]
+            .partitions
+            .iter()
+            .filter(|p| p.records.as_ref().is_some_and(|r| !r.is_empty()))
+            .map(|p| p.partition_index)
+            .collect()
+    }
+
+    /// Records go in while the response stays within the request's `max_bytes`; the first
+    /// partition's in any case; the partitions left out still show their high watermark.
+    #[test]
+    fn a_fetch_response_carries_records_up_to_the_requests_max_bytes() {
+        assert_eq!(with_records(&request(4, 50 << 20)), [0, 1, 2, 3]);
+        assert_eq!(with_records(&request(4, 2_500)), [0, 1]);
+        assert_eq!(with_records(&request(4, 10)), [0], "the first in any case");
+        assert_eq!(with_records(&request(4, -1)), [0]);
+        let req = request(4, 10);
+        let plan = plan(&req, 12, &["t".to_string()]);
+        let resp = plan.answer(&answers(&plan), &Marks::new(), 12).unwrap();
+        assert!(resp.responses[0]
+            .partitions
+            .iter()
+            .all(|p| p.high_watermark == 1 && p.error_code == 0));
     }
 }
