@@ -26,7 +26,7 @@ pub enum ClientEvent {
     },
     /// The record was definitely not appended: a broker refused its batch with an error no
     /// retry can change (`ErrorCode::is_retriable`), which every attempt of it met or would have
-    /// met.
+    /// met, or the producer refused it unsent (a record larger than one append may take).
     SendFail { id: u64, reason: String },
     /// The producer gave up on the record; it may or may not have been appended.
     SendInfo { id: u64, reason: String },

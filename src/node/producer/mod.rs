@@ -98,9 +98,10 @@ pub struct Producer {
     /// request under the same number is still matched right).
     in_flight: BTreeMap<u64, InFlight>,
     next_batch: u64,
-    /// Partitions a request left out because its batches filled it: they go first in the next
-    /// request to their leader, so that busy partitions cannot keep them waiting. Empty unless
-    /// batches of megabytes are sent.
+    /// Partitions a request left out because its batches filled it (8 MiB): they go first in
+    /// later requests to their leader, so that busy partitions cannot keep them waiting. Only
+    /// ordering: an entry stays until its partition's next batch is sent. Empty while no
+    /// request fills up (never with the simulator's and the model checker's small records).
     left_out: Vec<u32>,
     /// The idempotence stamp's producer id: preset by the configuration or granted by a broker.
     producer_id: Option<u64>,
@@ -362,29 +363,42 @@ impl Producer {
                     reason,
                 });
                 self.done += 1;
-                continue;
-            }
-            // A batch closes before its records would take more than a leader appends at once
-            // (it would refuse the whole batch as too large): a large `batch.size` of large
-            // records makes several batches.
-            let q = self.queues.entry(partition).or_default();
-            if !q.open.is_empty() && q.open_bound + bound > entry_block::MAX_APPEND_BYTES {
-                self.close_open_batch(cx, partition);
-            }
-            let q = self.queues.entry(partition).or_default();
-            if q.open.is_empty() {
-                cx.set_timer(Timer::Linger(partition), self.config.linger_ms);
-            }
-            q.open.push(index);
-            q.open_bytes += size;
-            q.open_bound += bound;
-            if q.open_bytes >= self.config.batch_size_bytes {
-                self.close_open_batch(cx, partition);
+            } else {
+                self.add_to_open_batch(cx, partition, index, size, bound);
             }
             if self.config.send_interval_ms.is_some() {
                 self.pacing = true;
                 cx.set_timer(Timer::SendPace, self.config.send_interval_ms);
             }
+        }
+    }
+
+    /// Adds record `index` (of `size` bytes, taking `bound` in a journal write) to the open
+    /// batch of `partition`, closing batches as `batch.size` and the append cap say.
+    fn add_to_open_batch(
+        &mut self,
+        cx: &mut Context,
+        partition: u32,
+        index: usize,
+        size: u64,
+        bound: u64,
+    ) {
+        // A batch closes before its records would take more than a leader appends at once
+        // (it would refuse the whole batch as too large): a large `batch.size` of large
+        // records makes several batches.
+        let q = self.queues.entry(partition).or_default();
+        if !q.open.is_empty() && q.open_bound + bound > entry_block::MAX_APPEND_BYTES {
+            self.close_open_batch(cx, partition);
+        }
+        let q = self.queues.entry(partition).or_default();
+        if q.open.is_empty() {
+            cx.set_timer(Timer::Linger(partition), self.config.linger_ms);
+        }
+        q.open.push(index);
+        q.open_bytes += size;
+        q.open_bound += bound;
+        if q.open_bytes >= self.config.batch_size_bytes {
+            self.close_open_batch(cx, partition);
         }
     }
 
