@@ -57,6 +57,11 @@ fn produce_with(
     record: Record,
     stamp: ProducerStamp,
 ) -> Vec<Result<Offset, ErrorCode>> {
+    produce_answers(produce_effects(b, vec![record], stamp))
+}
+
+/// The effects of a produce (acks=all) of `records` in one batch stamped `stamp`.
+fn produce_effects(b: &mut Broker, records: Vec<Record>, stamp: ProducerStamp) -> Vec<Effect> {
     let req = ProduceRequest {
         acks: Acks::All,
         correlation: stamp.sequence,
@@ -64,13 +69,18 @@ fn produce_with(
             tp: TopicPartition::new("t", 0),
             leader_epoch: None,
             batch: stamp.sequence,
-            records: vec![record],
+            records,
             producer: Some(stamp),
         }],
     };
     let mut cx = Context::new(0);
     b.on_message(&mut cx, 100, Message::Produce(req));
     cx.take_effects()
+}
+
+/// The batch results of the produce answers among `effects`.
+fn produce_answers(effects: Vec<Effect>) -> Vec<Result<Offset, ErrorCode>> {
+    effects
         .into_iter()
         .filter_map(|e| match e {
             Effect::Send {
@@ -296,34 +306,11 @@ fn a_batch_past_what_one_append_may_take_is_refused_and_nothing_is_journaled() {
     let empty = |n: usize| vec![Record::keyed("", ""); n];
     let mut b = single_leader();
     let send = |b: &mut Broker, records: Vec<Record>, sequence: u64| {
-        let req = ProduceRequest {
-            acks: Acks::All,
-            correlation: sequence,
-            batches: vec![PartitionBatch {
-                tp: TopicPartition::new("t", 0),
-                leader_epoch: None,
-                batch: sequence,
-                records,
-                producer: Some(ProducerStamp::batch(7, 0, sequence)),
-            }],
-        };
-        let mut cx = Context::new(0);
-        b.on_message(&mut cx, 100, Message::Produce(req));
-        let effects = cx.take_effects();
+        let effects = produce_effects(b, records, ProducerStamp::batch(7, 0, sequence));
         let journaled = effects
             .iter()
             .any(|e| matches!(e, Effect::Persist(crate::node::DiskOp::Append { .. })));
-        let answers: Vec<_> = effects
-            .into_iter()
-            .filter_map(|e| match e {
-                Effect::Send {
-                    message: Message::ProduceResponse(r),
-                    ..
-                } => Some(r.batches[0].result),
-                _ => None,
-            })
-            .collect();
-        (answers, journaled)
+        (produce_answers(effects), journaled)
     };
     let over = empty(200_000);
     let record_bytes: u64 = over.iter().map(Record::size_bytes).sum();
