@@ -149,6 +149,8 @@ pub fn expected_problems(property: &str) -> Vec<&'static str> {
         // Two replicas disagreeing at an offset: a read sees both, or they never converge.
         "log-matching" => vec!["inconsistent-offsets", "liveness", "node-invariant"],
         "consumed-stable" => vec!["inconsistent-offsets", "lost-write", "unseen"],
+        // The simulator reads a node's disk beside its memory before each crash and at the end.
+        "disk-matches-memory" => vec!["disk-matches-memory"],
         _ => Vec::new(),
     }
 }

@@ -94,6 +94,22 @@ fn replication_model_with_a_retention_step_holds() {
     );
 }
 
+/// A follower below the leader's log start after the retention step restarts its log there and
+/// takes the leader's idempotent producer state (of the deleted batches): with
+/// `producers-not-journaled` it journals only the emptied log, and its disk no longer rebuilds
+/// what it runs with (`disk-matches-memory`). The same bounds hold without the switch.
+#[test]
+fn bug_producers_not_journaled_leaves_a_disk_that_forgets_producers() {
+    let mut o = ModelOptions::defaults(ModelKind::Replication);
+    o.retentions = 1;
+    o.idempotent = true;
+    let clean = assert_holds(&o);
+    assert!(clean.unique_states > 100_000, "{}", clean.unique_states);
+    o.bugs = vec![Bug::ProducersNotJournaled];
+    let trace = assert_violation(&o, "disk-matches-memory");
+    insta::assert_snapshot!(trace);
+}
+
 #[test]
 fn partitioning_model_holds_at_default_bounds() {
     assert_holds(&ModelOptions::defaults(ModelKind::Partitioning));

@@ -315,8 +315,11 @@ impl Scenario {
         // (and so every older seed's faults and workload) stays as it was.
         let mut rrng = SeedRng::new(seed, 3);
         let (retention, retention_check_ms) = draw_retention(&mut rrng);
-        // A bug hunt keeps every record: deletions would only blur what the switch lost.
-        let (retention, retention_check_ms) = if hunting {
+        // A bug hunt keeps every record: deletions would only blur what the switch lost. Except
+        // the hunt for a switch on the path only retention opens (a follower restarting at its
+        // leader's log start).
+        let needs_retention = opts.bugs.contains(&Bug::ProducersNotJournaled);
+        let (retention, retention_check_ms) = if hunting && !needs_retention {
             (RetentionPolicy::default(), None)
         } else {
             (retention, retention_check_ms)

@@ -444,3 +444,23 @@ fn create_topic_before_commit_is_caught() {
         &["created-topic-lost", "created-topic-diverged"],
     );
 }
+
+#[test]
+fn producers_not_journaled_is_caught() {
+    // A follower that restarts at its leader's log start takes the producer state below it and
+    // journals only the emptied log: its disk no longer rebuilds the log it runs with. Nothing a
+    // client sees shows it until that replica crashes, leads, and takes a retry of a batch
+    // retention deleted a second time; the disk check names it at the next crash or at the end
+    // of the run, `disk-matches-memory`.
+    let catch = first_catch(
+        Bug::ProducersNotJournaled,
+        None,
+        40,
+        &["disk-matches-memory"],
+    );
+    assert!(
+        catch.without.is_empty(),
+        "clean without the switch: {:?}",
+        catch.without
+    );
+}

@@ -88,6 +88,100 @@ impl PartitionLog {
         &self.epochs
     }
 
+    /// Where this log's durable part differs from `disk`'s, the same log as replayed from a disk
+    /// image: the log start, the entries, the epoch cache and the producer states, everything
+    /// but the high watermark (which is not persisted). `None` if nowhere. A replica's journal
+    /// must rebuild exactly the log it runs with, or a crash changes what it holds.
+    pub fn durable_difference(&self, disk: &PartitionLog) -> Option<String> {
+        if self.log_start != disk.log_start {
+            return Some(format!(
+                "log start {} in memory, {} on disk",
+                self.log_start, disk.log_start
+            ));
+        }
+        if self.entries != disk.entries {
+            let (mine, theirs) = (self.entries(), disk.entries());
+            let same = mine.iter().zip(theirs).take_while(|(a, b)| a == b).count();
+            let at = self.log_start + same as Offset;
+            return Some(format!(
+                "entries differ from offset {at} (log end {} in memory, {} on disk; \
+                 at {at}: {:?} in memory, {:?} on disk)",
+                self.log_end_offset(),
+                disk.log_end_offset(),
+                mine.get(same).map(|e| (e.epoch, &e.producer)),
+                theirs.get(same).map(|e| (e.epoch, &e.producer)),
+            ));
+        }
+        if self.epochs != disk.epochs {
+            return Some(format!(
+                "epoch cache {:?} in memory, {:?} on disk",
+                self.epochs, disk.epochs
+            ));
+        }
+        self.producer_difference(disk).map(|(id, mine, theirs)| {
+            format!("producer {id}: {mine:?} in memory, {theirs:?} on disk")
+        })
+    }
+
+    /// The first producer whose state here and in `other`, a replica of the same partition
+    /// holding the same log end, could not both be right, with both states. Each must hold
+    /// every producer with a batch in its own log; where both hold one, the epochs are equal and
+    /// one's batches are the newest of the other's. (Not always all of them: a replica that
+    /// truncated an uncommitted tail rebuilds its window without the batches the tail had
+    /// pushed out, which no retry can be for any more: the producer sent that tail after them.)
+    pub fn producer_disagreement<'a>(
+        &'a self,
+        other: &'a PartitionLog,
+    ) -> Option<(u64, Option<&'a ProducerState>, Option<&'a ProducerState>)> {
+        let in_log = |log: &PartitionLog, st: &ProducerState| {
+            st.batches
+                .iter()
+                .any(|b| b.last_offset >= log.log_start && b.first_offset < log.log_end_offset())
+        };
+        let newest_of = |short: &ProducerState, long: &ProducerState| {
+            short.batches.len() <= long.batches.len()
+                && long
+                    .batches
+                    .iter()
+                    .rev()
+                    .zip(short.batches.iter().rev())
+                    .all(|(a, b)| a == b)
+        };
+        let ids = self.producers.keys().chain(other.producers.keys());
+        let differs =
+            ids.copied().find(
+                |id| match (self.producers.get(id), other.producers.get(id)) {
+                    (Some(a), Some(b)) => {
+                        a.epoch != b.epoch || !(newest_of(a, b) || newest_of(b, a))
+                    }
+                    (Some(a), None) => in_log(other, a),
+                    (None, Some(b)) => in_log(self, b),
+                    (None, None) => false,
+                },
+            )?;
+        Some((
+            differs,
+            self.producers.get(&differs),
+            other.producers.get(&differs),
+        ))
+    }
+
+    /// The first producer whose state here differs from `other`'s, with both states.
+    pub fn producer_difference<'a>(
+        &'a self,
+        other: &'a PartitionLog,
+    ) -> Option<(u64, Option<&'a ProducerState>, Option<&'a ProducerState>)> {
+        let ids = self.producers.keys().chain(other.producers.keys());
+        let differs = ids
+            .copied()
+            .find(|id| self.producers.get(id) != other.producers.get(id))?;
+        Some((
+            differs,
+            self.producers.get(&differs),
+            other.producers.get(&differs),
+        ))
+    }
+
     pub fn entry(&self, offset: Offset) -> Option<&LogEntry> {
         let i = offset.checked_sub(self.log_start)?;
         self.entries.get(usize::try_from(i).ok()?)
@@ -655,6 +749,44 @@ mod tests {
         assert!(log.advance_log_start(2));
         assert_eq!(last(&log), Some((0, 1, 0, 1)));
         assert!(log.producer_state(8).is_none());
+    }
+
+    /// Two replicas at the same log end agree on their producers when each holds the producers
+    /// of its own log with the same epoch and the same newest batches; a window one truncation
+    /// left shorter is no disagreement, a missing, re-stamped or different one is.
+    #[test]
+    fn replicas_disagree_on_a_producer_missing_fenced_differently_or_with_other_batches() {
+        let mut leader = PartitionLog::new();
+        for seq in 0..6 {
+            leader
+                .append_stamped(0, vec![rec("v")], Some(ProducerStamp::batch(7, 0, seq)))
+                .unwrap();
+        }
+        let named = |a: &PartitionLog, b: &PartitionLog| a.producer_disagreement(b).map(|d| d.0);
+        let follower = leader.clone();
+        assert_eq!(named(&follower, &leader), None);
+        // A window the truncation of an uncommitted tail left shorter: its newest batches agree.
+        let mut shorter = leader.clone();
+        shorter.producers.get_mut(&7).unwrap().batches.pop_front();
+        assert_eq!(named(&shorter, &leader), None);
+        assert_eq!(named(&leader, &shorter), None);
+        // Not the newest batches: one in the middle lost.
+        let mut gap = leader.clone();
+        gap.producers.get_mut(&7).unwrap().batches.remove(2);
+        assert_eq!(named(&gap, &leader), Some(7));
+        // Another epoch.
+        let mut fenced = leader.clone();
+        fenced.producers.get_mut(&7).unwrap().epoch = 1;
+        assert_eq!(named(&fenced, &leader), Some(7));
+        // Missing while its batches are in the follower's own log; once retention deleted them
+        // all, a replica that never saw them need not know the producer.
+        let mut missing = leader.clone();
+        missing.producers.clear();
+        assert_eq!(named(&missing, &leader), Some(7));
+        leader.set_high_watermark(6).unwrap();
+        missing.set_high_watermark(6).unwrap();
+        assert!(missing.advance_log_start(6));
+        assert_eq!(named(&missing, &leader), None);
     }
 
     /// A replica restarted at the log start takes the producer state below it and, after

@@ -82,10 +82,15 @@ pub enum Bug {
     /// ISR expansion in flight (Kafka before KIP-497): the controller can commit the bigger ISR,
     /// with a member below the high watermark, and then elect it.
     HwIgnoresPendingIsr,
+    /// A follower restarting at its leader's log start journals its emptied log but not the
+    /// producer state the leader handed it (below the log start, where no entry rebuilds it).
+    /// It runs correctly until it crashes; recovered, it has forgotten those producers, and as
+    /// leader it appends a retry of a batch retention deleted a second time.
+    ProducersNotJournaled,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 23] = [
+    pub const ALL: [Bug; 24] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -109,6 +114,7 @@ impl Bug {
         Bug::PreferredOutOfIsr,
         Bug::StaleBrokerEpoch,
         Bug::HwIgnoresPendingIsr,
+        Bug::ProducersNotJournaled,
     ];
 
     pub fn name(self) -> &'static str {
@@ -136,6 +142,7 @@ impl Bug {
             Bug::PreferredOutOfIsr => "preferred-out-of-isr",
             Bug::StaleBrokerEpoch => "stale-broker-epoch",
             Bug::HwIgnoresPendingIsr => "hw-ignores-pending-isr",
+            Bug::ProducersNotJournaled => "producers-not-journaled",
         }
     }
 }

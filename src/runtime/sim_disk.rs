@@ -58,6 +58,9 @@ struct State {
     outstanding: u64,
     /// Syncs that started during a stall.
     stalled: u64,
+    /// A power loss or a flipped bit changed the disk since its node last recovered from it:
+    /// the node's memory holds what the disk no longer does.
+    changed_under_node: bool,
 }
 
 impl State {
@@ -152,6 +155,7 @@ impl SimDisk {
     /// Returns how many unsynced writes were lost or torn.
     pub fn power_loss(&self, mode: PowerLoss) -> usize {
         let mut s = self.state();
+        s.changed_under_node = true;
         let pending = s.take_pending();
         let n = pending.len();
         let lost = match mode {
@@ -188,8 +192,25 @@ impl SimDisk {
             return None;
         }
         let bit = choice % bits;
+        s.changed_under_node = true;
         s.durable[(bit / 8) as usize] ^= 1 << (bit % 8);
         Some(bit / 8)
+    }
+
+    /// What a node recovering now would read (the disk overlaid with the page cache), replayed
+    /// without changing anything; `None` once a power loss or a flipped bit has changed the disk
+    /// under its running node (until that node recovers from it). A harness compares it with the
+    /// node's memory: they must agree whenever this answers.
+    pub fn image_under_node(&self) -> Option<Result<Recovered, DiskError>> {
+        let s = self.state();
+        if s.changed_under_node {
+            return None;
+        }
+        let mut visible = s.durable.clone();
+        for w in &s.pending {
+            visible.extend_from_slice(w);
+        }
+        Some(replay(&visible, self.policy, &self.name).map(|(recovered, _)| recovered))
     }
 
     pub fn durable_len(&self) -> usize {
@@ -250,6 +271,7 @@ impl Disk for SimDisk {
             visible.extend_from_slice(w);
         }
         let (recovered, keep) = replay(&visible, self.policy, &self.name)?;
+        s.changed_under_node = false;
         if keep < s.durable.len() {
             s.durable.truncate(keep);
             s.take_pending();
@@ -305,6 +327,29 @@ mod tests {
             d.append(&op(i)).expect("append");
         }
         d
+    }
+
+    /// What a running node's disk holds is readable beside it, pending writes included, until a
+    /// power loss or a flipped bit changes the disk under the node; the node's recovery from
+    /// what is left makes it readable again. Reading it changes nothing.
+    #[test]
+    fn the_image_under_a_running_node_is_withheld_once_the_disk_changed_under_it() {
+        let read = |d: &SimDisk| d.image_under_node().map(|r| leo(&r.expect("replays")));
+        for lose in [true, false] {
+            let mut d = disk(CorruptionPolicy::Truncate);
+            assert_eq!(read(&d), Some(5));
+            d.crash_process();
+            assert_eq!(read(&d), Some(5), "a process crash changes no byte");
+            assert_eq!((d.durable_len() > 0, d.pending_writes()), (true, 3));
+            if lose {
+                d.power_loss(PowerLoss::DropLast(1));
+            } else {
+                d.flip_bit_at(12).expect("durable bytes");
+            }
+            assert_eq!(read(&d), None);
+            let recovered = d.recover().expect("recovers");
+            assert_eq!(read(&d), Some(leo(&recovered)));
+        }
     }
 
     #[test]

@@ -54,7 +54,9 @@ impl CrossChecks {
     ///   committed (`isr-known-to-leader`), and hands out producer ids from committed blocks
     ///   (`producer-ids-committed`);
     /// - the members of that ISR: each holds the leader's high watermark (`isr-member-holds-hw`);
-    /// - its followers: each holds what the leader counts for it (`progress-held-by-follower`).
+    /// - its followers: each holds what the leader counts for it (`progress-held-by-follower`),
+    ///   and, once at the leader's log end, the leader's producer states
+    ///   (`producers-held-by-follower`).
     fn broker(&self, b: &Broker, committed: &Arc<Mutex<CommittedLog>>) -> Checked {
         let committed = lock(committed);
         b.check_against_committed(committed.metadata(), Some(committed.next_producer_id()))?;
@@ -68,7 +70,11 @@ impl CrossChecks {
         })?;
         b.each_recorded_progress(|tp, epoch, f, p| match self.peer(b.id(), f) {
             Some(state) => lock(&state).as_broker().map_or(Ok(()), |follower| {
-                follower.check_recorded_progress(b.id(), tp, epoch, p)
+                follower.check_recorded_progress(b.id(), tp, epoch, p)?;
+                match b.log(tp) {
+                    Some(log) => follower.check_producers_held(b.id(), tp, epoch, p, log),
+                    None => Ok(()),
+                }
             }),
             None => Ok(()),
         })

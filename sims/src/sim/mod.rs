@@ -5,6 +5,7 @@ pub mod checks;
 pub mod cluster;
 pub mod committed;
 pub mod cross_checks;
+pub mod disk_check;
 pub mod history;
 pub mod holds;
 pub mod run;

@@ -151,6 +151,15 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
             Some(_) => {}
         }
     }
+    // Every node's disk holds what it runs with (the run ended normally: all were restarted at
+    // the heal, so none is down after a power loss).
+    let now = (cluster.clock)();
+    problems.extend(
+        cluster
+            .nodes
+            .values()
+            .filter_map(|n| super::disk_check::disk_matches_memory(n, now, "end of the run")),
+    );
     cluster.finish(start, problems, roles).await
 }
 

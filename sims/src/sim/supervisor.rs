@@ -49,6 +49,19 @@ impl Cluster {
         self.nodes.get(&node).map(|n| n.handle.id())
     }
 
+    /// `disk-matches-memory` for a running node about to crash: a difference stops the run
+    /// like a broken invariant. (A node already down runs no more steps; its disk was checked
+    /// when it went down.)
+    fn check_disk(&self, n: &super::cluster::SimNode, damage: &Damage, when: &str) {
+        if damage.down.contains(&n.id) {
+            return;
+        }
+        if let Some(problem) = super::disk_check::disk_matches_memory(n, (self.clock)(), when) {
+            lock(&self.failures).push(problem);
+            self.broken.notify_one();
+        }
+    }
+
     fn note(&self, what: &str) {
         let now = (self.clock)();
         with_trace(&self.trace, |t| {
@@ -261,6 +274,7 @@ impl Cluster {
                 node: Target::Node(node),
             } => {
                 if let (Some(id), Some(n)) = (self.madsim_id(*node), self.nodes.get(node)) {
+                    self.check_disk(n, damage, "before a process crash");
                     if n.disk.outstanding_syncs() > 0 {
                         self.coverage.add(Situation::SyncOutstandingAtCrash);
                     }
@@ -274,6 +288,7 @@ impl Cluster {
                 mode,
             } => {
                 if let (Some(id), Some(n)) = (self.madsim_id(*node), self.nodes.get(node)) {
+                    self.check_disk(n, damage, "before a power loss");
                     // Committed records this broker holds only in its page cache, if any.
                     let unsynced_committed = lock(&n.state).as_broker().is_some_and(|b| {
                         b.replicas()

@@ -275,6 +275,47 @@ impl Broker {
         .map_err(|v| v.at(tp))
     }
 
+    /// A follower that the leader `leader` recorded, in `epoch`, at its own log end (`p`), and
+    /// that still follows it there in that incarnation, holds the leader's log to the same end;
+    /// so its idempotent producers' states agree with the leader's (`leader_log`'s): the same
+    /// epoch, the same newest batches (`PartitionLog::producer_disagreement`). A follower whose
+    /// window differs would, elected, append a retry of a batch a second time or refuse a valid
+    /// one. Nothing a client sees shows it until such a retry comes, long after: a truncation
+    /// or a restart that rebuilds the states wrongly. (`producers-held-by-follower`)
+    pub fn check_producers_held(
+        &self,
+        leader: BrokerId,
+        tp: &TopicPartition,
+        epoch: LeaderEpoch,
+        p: &Progress,
+        leader_log: &crate::log::PartitionLog,
+    ) -> Checked {
+        if self.broker_epoch() != Some(p.broker_epoch) {
+            return Ok(());
+        }
+        let Some(r) = self.replicas.get(tp) else {
+            return Ok(());
+        };
+        let following =
+            matches!(&r.role, Role::Follower(fs) if fs.leader == leader && fs.epoch == epoch);
+        let end = leader_log.log_end_offset();
+        if !following || p.log_end != end || r.log.log_end_offset() != end {
+            return Ok(());
+        }
+        match r.log.producer_disagreement(leader_log) {
+            None => Ok(()),
+            Some((id, mine, theirs)) => Err(Violation::new(
+                "producers-held-by-follower",
+                format!(
+                    "broker {} at log end {end}, as its leader {leader} in epoch {epoch}, holds \
+                     producer {id} as {mine:?}; the leader holds {theirs:?}",
+                    self.config.id
+                ),
+            )
+            .at(tp)),
+        }
+    }
+
     /// For each partition this broker leads in the leader epoch the controller committed, hands
     /// `check` its high watermark and each other member of the committed ISR with the broker
     /// epoch the controller registered it under, until one fails. A harness that sees the
@@ -320,5 +361,30 @@ impl Broker {
             )
         })
         .map_err(|v| v.at(tp))
+    }
+
+    /// What this broker's disk holds, replayed (`image`), is the logs it runs with: log start,
+    /// entries, epoch cache and producer states of every partition. A harness that can read the
+    /// disk checks it whenever the two should agree — at a process crash, which keeps every
+    /// write, and at the end of a run; not after a power loss or a flipped bit until the broker
+    /// has recovered from what is left. A state change with no journal write for it (or a
+    /// journal write the replay reads differently) breaks it, at once, where otherwise only a
+    /// crash at the wrong moment followed by the wrong election would show it.
+    /// (`disk-matches-memory`)
+    pub fn check_disk_image(&self, image: &super::BrokerImage) -> Checked {
+        let empty = crate::log::PartitionLog::new();
+        let tps = self.replicas.keys().chain(image.logs.keys());
+        for tp in tps {
+            let memory = self.replicas.get(tp).map_or(&empty, |r| &r.log);
+            let disk = image.logs.get(tp).unwrap_or(&empty);
+            if let Some(d) = memory.durable_difference(disk) {
+                return Err(Violation::new(
+                    "disk-matches-memory",
+                    format!("broker {}: {d}", self.config.id),
+                )
+                .at(tp));
+            }
+        }
+        Ok(())
     }
 }

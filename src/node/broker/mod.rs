@@ -19,7 +19,9 @@ pub use controller_link::ControllerLink;
 pub use replica::{FollowerState, LeaderState, Progress, Replica, Role, WaitingProduce};
 
 use super::coordinator::Coordinator;
-use super::{BrokerConfig, BrokerImage, Context, DiskOp, Durability, Situation, SyncToken, Timer};
+use super::{
+    BrokerConfig, BrokerImage, Bug, Context, DiskOp, Durability, Situation, SyncToken, Timer,
+};
 use crate::log::{PartitionLog, Violation};
 use crate::protocol::{
     BrokerEpoch, ClusterMetadata, ErrorCode, LeaderEpoch, Message, NodeId, Offset, PartitionState,
@@ -547,7 +549,8 @@ impl Broker {
         r.sync_requested = offset;
         self.forget_syncs_above(tp, offset);
         // One write, so that no power loss keeps the emptied log without the producer state.
-        cx.persist(if producers.is_empty() {
+        let journaled = !self.config.bugs.has(Bug::ProducersNotJournaled);
+        cx.persist(if producers.is_empty() || !journaled {
             DiskOp::ResetLog {
                 tp: tp.clone(),
                 offset,

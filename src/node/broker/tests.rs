@@ -364,6 +364,102 @@ fn follower() -> Broker {
     started_broker(&two_broker_controller(), 1)
 }
 
+/// What the broker's disk would hold: its logs as they are now, then `effects`' writes.
+fn image_after(before: &Broker, effects: &[Effect]) -> crate::node::BrokerImage {
+    let logs = before.replicas.iter();
+    let mut image = crate::node::BrokerImage {
+        logs: logs.map(|(tp, r)| (tp.clone(), r.log.clone())).collect(),
+    };
+    for e in effects {
+        if let Effect::Persist(op) = e {
+            image.apply(op).expect("a well-formed write");
+        }
+    }
+    image
+}
+
+/// `disk-matches-memory`: a follower restarting at its leader's log start installs the
+/// leader's producer state and journals it in the same write, so the disk rebuilds the log it
+/// runs with. With `producers-not-journaled` the write leaves the producers out, and the check
+/// names the producer the disk has forgotten. Other differences are named too (log start,
+/// entries, epoch cache), and a high watermark, which is not persisted, is none.
+#[test]
+fn a_restart_at_the_leaders_log_start_journals_the_producers_it_installs() {
+    use crate::protocol::{FetchResponse, LogEntry};
+    let tp = TopicPartition::new("t", 0);
+    for (bugs, expected) in [
+        (BugSet::none(), Ok(())),
+        (
+            BugSet::none().with(Bug::ProducersNotJournaled),
+            Err("producer 7: Some(ProducerState"),
+        ),
+    ] {
+        let mut config = BrokerConfig::new(1, vec![9]);
+        config.bugs = bugs;
+        let controller = two_broker_controller();
+        let mut b = Broker::bootstrapped(Arc::new(config), controller.metadata().clone());
+        b.on_start(&mut Context::new(0));
+        let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+        let out_of_range = FetchResponse {
+            tp: tp.clone(),
+            fetch_offset: 0,
+            error: Some(ErrorCode::OffsetOutOfRange),
+            leader_epoch: epoch,
+            high_watermark: 12,
+            log_start_offset: 10,
+            records: Vec::new(),
+            diverging_epoch: None,
+            producers: vec![producer_7_below(9)],
+        };
+        let before = b.clone();
+        let mut cx = Context::new(0);
+        b.on_message(&mut cx, 0, Message::FetchResponse(out_of_range));
+        let image = image_after(&before, &cx.take_effects());
+        assert_eq!(b.log(&tp).map(|l| l.log_start_offset()), Some(10));
+        let checked = b.check_disk_image(&image).map_err(|v| {
+            assert_eq!(v.rule, "disk-matches-memory");
+            v.detail
+        });
+        match (checked, expected) {
+            (Ok(()), Ok(())) => {}
+            (Err(detail), Err(names)) => assert!(detail.contains(names), "{detail}"),
+            (got, want) => panic!("{got:?}, expected {want:?}"),
+        }
+    }
+    // Each part of the log, changed on the disk alone, is named.
+    let mut b = single_leader();
+    produce(&mut b, "a", 0);
+    produce(&mut b, "b", 1);
+    let same = image_after(&b, &[]);
+    assert_eq!(b.check_disk_image(&same), Ok(()));
+    let changed = |f: &dyn Fn(&mut crate::log::PartitionLog)| {
+        let mut image = same.clone();
+        f(image.logs.get_mut(&tp).expect("t-0"));
+        b.check_disk_image(&image).expect_err("differs").detail
+    };
+    let detail = changed(&|l| assert!(l.advance_log_start(1)));
+    assert!(
+        detail.contains("log start 0 in memory, 1 on disk"),
+        "{detail}"
+    );
+    let detail = changed(&|l| l.truncate_to(1).expect("within the log"));
+    assert!(detail.contains("entries differ from offset 1"), "{detail}");
+    let detail = changed(&|l| {
+        let next = LogEntry {
+            offset: 2,
+            ..l.entries()[1].clone()
+        };
+        l.append_entries(&[next]).expect("appends");
+    });
+    assert!(detail.contains("entries differ from offset 2"), "{detail}");
+    let detail = changed(&|l| l.assign_epoch(7, 2));
+    assert!(detail.contains("epoch cache"), "{detail}");
+    let mut hw_only = same.clone();
+    let log = hw_only.logs.get_mut(&tp).expect("t-0");
+    log.set_high_watermark(0).expect("within the log");
+    assert_eq!(b.check_disk_image(&hw_only), Ok(()));
+}
+
 fn fetched_at(effects: Vec<Effect>) -> Option<(Offset, Option<u32>)> {
     crate::node::effects::sent_fetch(&effects).map(|f| (f.fetch_offset, f.last_fetched_epoch))
 }
@@ -926,6 +1022,52 @@ fn members(
 
 /// Appends one record (`k=v`, epoch 0) at offset 0 of `tp`'s log, and sets the high watermark
 /// to `hw` if given.
+/// `producers-held-by-follower`: a follower the leader recorded at its own log end holds the
+/// leader's producers; one stamped entry the follower has under another producer epoch is
+/// named. Behind the leader's end, or in another incarnation, it is not judged.
+#[test]
+fn a_follower_at_the_leaders_end_with_another_producer_state_is_a_broken_invariant() {
+    use crate::node::broker::Progress;
+    use crate::protocol::LogEntry;
+    let tp = TopicPartition::new("t", 0);
+    let controller = two_broker_controller();
+    let stamped = |producer_epoch| LogEntry {
+        offset: 0,
+        epoch: 0,
+        record: Record::keyed("k", "v"),
+        producer: Some(ProducerStamp::batch(7, producer_epoch, 0)),
+    };
+    let with_entry = |b: &mut Broker, entry: LogEntry| {
+        let log = &mut b.replicas.get_mut(&tp).expect("a replica").log;
+        log.append_entries(&[entry]).expect("append");
+    };
+    let mut leader = started_broker(&controller, 0);
+    with_entry(&mut leader, stamped(0));
+    let leader_log = leader.log(&tp).expect("t-0").clone();
+    let mut follower = started_broker(&controller, 1);
+    let registered = follower.metadata.registration(1).expect("broker 1").epoch;
+    let at = |log_end, broker_epoch| Progress {
+        log_end,
+        synced: 0,
+        broker_epoch,
+    };
+    let rule = |f: &Broker, p: Progress| {
+        f.check_producers_held(0, &tp, 0, &p, &leader_log)
+            .map_err(|v| v.rule)
+    };
+    // Behind the leader: not judged.
+    assert_eq!(rule(&follower, at(0, registered)), Ok(()));
+    let mut same = follower.clone();
+    with_entry(&mut same, stamped(0));
+    assert_eq!(rule(&same, at(1, registered)), Ok(()));
+    with_entry(&mut follower, stamped(1));
+    assert_eq!(
+        rule(&follower, at(1, registered)),
+        Err("producers-held-by-follower")
+    );
+    assert_eq!(rule(&follower, at(1, registered + 1)), Ok(()));
+}
+
 fn append_one_record(b: &mut Broker, tp: &TopicPartition, hw: Option<Offset>) {
     let log = &mut b.replicas.get_mut(tp).expect("a replica").log;
     let entry = crate::protocol::LogEntry {

@@ -13,7 +13,7 @@
 //! which may be lenient where it cannot see (a crashed voter, a voter past the epoch): a lenient
 //! answer can hide a violation, never invent one.
 
-use super::{QuorumNode, QuorumRole};
+use super::{QuorumLog, QuorumNode, QuorumRole};
 use crate::log::{ensure, Checked};
 use crate::node::QuorumImage;
 use crate::protocol::{NodeId, Offset, QuorumEpoch};
@@ -156,6 +156,40 @@ impl QuorumNode {
     /// start (a snapshot holds only committed entries, which every later holder agrees on).
     pub fn holds(&self, offset: Offset, epoch: QuorumEpoch) -> bool {
         offset < self.log.start_offset() || self.log.entry(offset).is_some_and(|e| e.epoch == epoch)
+    }
+
+    /// `disk-matches-memory`: what this voter's disk holds, replayed (`image`), is the epoch,
+    /// vote and log it runs with (`Broker::check_disk_image` for a broker; the same moments).
+    /// A vote, epoch or entry held only in memory would be forgotten by a crash; a journal
+    /// write the replay reads differently rebuilds another log.
+    pub fn check_disk_image(&self, image: &QuorumImage) -> Checked {
+        let me = self.id();
+        ensure(
+            (self.epoch, self.voted_for) == (image.epoch, image.voted_for),
+            "disk-matches-memory",
+            || {
+                format!(
+                    "voter {me}: epoch {} voted for {:?} in memory, epoch {} voted for {:?} on \
+                     disk",
+                    self.epoch, self.voted_for, image.epoch, image.voted_for
+                )
+            },
+        )?;
+        let disk = QuorumLog::with_snapshot(image.snapshot.clone(), image.log.clone());
+        ensure(self.log == disk, "disk-matches-memory", || {
+            let (mine, theirs) = (self.log.entries(), disk.entries());
+            let same = mine.iter().zip(theirs).take_while(|(a, b)| a == b).count();
+            format!(
+                "voter {me}: logs differ: [{}, {}) in memory, [{}, {}) on disk, the first {same} \
+                 entries after the log start alike (log starts {} and {})",
+                self.log.start_offset(),
+                self.log.end_offset(),
+                disk.start_offset(),
+                disk.end_offset(),
+                self.log.start_offset(),
+                disk.start_offset(),
+            )
+        })
     }
 }
 

@@ -134,3 +134,38 @@ fn a_high_watermark_over_an_entry_a_majority_lacks_breaks_hw_held_by_majority() 
     // An entry of another epoch at that offset is not the committed one.
     assert!(!net.nodes[1].holds(1, 2));
 }
+
+#[test]
+fn a_voter_whose_disk_holds_another_epoch_vote_or_log_breaks_disk_matches_memory() {
+    let net = committed_quorum();
+    // Every write of the run is in the disk images: each replays to its voter's memory.
+    for (voter, image) in net.nodes.iter().zip(&net.images) {
+        assert_eq!(
+            rule(voter.check_disk_image(image)),
+            None,
+            "voter {}",
+            voter.id()
+        );
+    }
+    let (leader, image) = (&net.nodes[0], &net.images[0]);
+    let changed = |f: &dyn Fn(&mut QuorumImage)| {
+        let mut disk = image.clone();
+        f(&mut disk);
+        rule(leader.check_disk_image(&disk))
+    };
+    // A vote or an epoch held only in memory, an entry lost or added on disk.
+    assert_eq!(
+        changed(&|d| d.voted_for = None),
+        Some("disk-matches-memory")
+    );
+    assert_eq!(changed(&|d| d.epoch += 1), Some("disk-matches-memory"));
+    assert_eq!(changed(&|d| d.log.truncate(1)), Some("disk-matches-memory"));
+    assert_eq!(
+        changed(&|d| {
+            let last = d.log.last().cloned().expect("an entry");
+            d.log.push(last);
+        }),
+        Some("disk-matches-memory")
+    );
+    assert_eq!(changed(&|_| {}), None);
+}
