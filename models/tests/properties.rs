@@ -5,11 +5,11 @@
 //! a control state that differs only in the violating detail and passes. `violated` evaluates the
 //! very conditions the checker registers, so each test fails if its property were `true`.
 
-use models::actor::{Msg, NodeState};
+use models::actor::{Digested, Msg, NodeState};
 use models::cluster::{build, ModelKind, ModelOptions, SeedlogModel, TOPIC};
 use models::history::{record_in, record_out};
 use models::properties::{violated, State};
-use seedlog::node::Context;
+use seedlog::node::{Context, Effect};
 use seedlog::protocol::{
     Acks, BatchResult, ClusterMetadata, FetchRequest, FetchResponse, LogEntry, Message, NodeId,
     PartitionBatch, ProduceRequest, ProduceResponse, Record, ReplicaId, TopicPartition,
@@ -35,13 +35,24 @@ fn tp(partition: u32) -> TopicPartition {
     TopicPartition::new(TOPIC, partition)
 }
 
-/// Runs `msg` through node `to`'s `on_message` (its effects are dropped: only its state matters).
+/// Runs `msg` through node `to`'s `on_message`. Of its effects only its disk writes are kept
+/// (written, as the model's step writes them, so `disk-matches-memory` holds): only its state
+/// matters.
 fn deliver(s: &mut State, to: usize, from: usize, msg: Message) {
     let ns = &s.actor_states[to];
     let mut node = ns.node().expect("the node runs").clone();
-    node.on_message(&mut Context::new(0), from as NodeId, msg);
+    let mut cx = Context::new(0);
+    node.on_message(&mut cx, from as NodeId, msg);
+    let mut disk = ns.disk().clone();
+    let mut image = (*disk.written).clone();
+    for effect in cx.take_effects() {
+        if let Effect::Persist(op) = effect {
+            image.apply(&op).expect("a well-formed write");
+        }
+    }
+    Arc::make_mut(&mut disk).written = Digested::new(image);
     // Rebuilt, not edited in place: the state's digest and invariant verdict are made with it.
-    let next = ns.replaced(node, ns.disk().clone(), ns.syncing().clone());
+    let next = ns.replaced(node, disk, ns.syncing().clone());
     s.actor_states[to] = Arc::new(next);
 }
 
@@ -599,4 +610,18 @@ fn node_invariant_fails_when_a_follower_takes_an_answer_that_does_not_continue_i
         let expected: &[&str] = if ok { &[] } else { &["node-invariant"] };
         assert_eq!(violated(&m, &s), expected);
     }
+}
+
+#[test]
+fn disk_matches_memory_fails_when_a_write_is_missing_from_the_disk() {
+    let (m, mut s) = model(ModelKind::Replication, 1);
+    let before = s.actor_states[0].disk().clone();
+    produce(&m, &mut s, 0, m.cfg.records[0].clone());
+    // Control: the leader's append is on its disk (page cache).
+    assert!(violated(&m, &s).is_empty());
+    // The same leader with its disk as before the append: the write was never made.
+    let ns = &s.actor_states[0];
+    let node = ns.node().expect("runs").clone();
+    s.actor_states[0] = Arc::new(ns.replaced(node, before, ns.syncing().clone()));
+    assert_eq!(violated(&m, &s), ["disk-matches-memory"]);
 }

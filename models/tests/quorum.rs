@@ -37,10 +37,19 @@ fn voter(s: &State, i: usize) -> QuorumNode {
         .clone()
 }
 
+/// Voter `i` runs as `q`, its disk written as `q` holds it (the effects that built `q` were not
+/// kept; a running voter's writes are always in its page cache: `disk-matches-memory`).
 fn set_voter(s: &mut State, i: usize, q: QuorumNode) {
     let ns = &s.actor_states[i];
+    let mut disk = ns.disk().clone();
+    Arc::make_mut(&mut disk).written = Digested::new(Image::Quorum(QuorumImage {
+        epoch: q.epoch(),
+        voted_for: q.voted_for(),
+        log: q.log().entries().to_vec(),
+        snapshot: q.log().snapshot().cloned(),
+    }));
     // Rebuilt, not edited in place: the state's digest and invariant verdict are made with it.
-    let next = ns.replaced(AnyNode::Quorum(q), ns.disk().clone(), ns.syncing().clone());
+    let next = ns.replaced(AnyNode::Quorum(q), disk, ns.syncing().clone());
     s.actor_states[i] = Arc::new(next);
 }
 

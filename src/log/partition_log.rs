@@ -92,7 +92,7 @@ impl PartitionLog {
     /// image: the log start, the entries, the epoch cache and the producer states, everything
     /// but the high watermark (which is not persisted). `None` if nowhere. A replica's journal
     /// must rebuild exactly the log it runs with, or a crash changes what it holds.
-    pub fn durable_difference(&self, disk: &PartitionLog) -> Option<String> {
+    pub fn journaled_difference(&self, disk: &PartitionLog) -> Option<String> {
         if self.log_start != disk.log_start {
             return Some(format!(
                 "log start {} in memory, {} on disk",
@@ -167,7 +167,7 @@ impl PartitionLog {
     }
 
     /// The first producer whose state here differs from `other`'s, with both states.
-    pub fn producer_difference<'a>(
+    fn producer_difference<'a>(
         &'a self,
         other: &'a PartitionLog,
     ) -> Option<(u64, Option<&'a ProducerState>, Option<&'a ProducerState>)> {

@@ -127,6 +127,32 @@ impl AnyNode {
             _ => None,
         }
     }
+
+    /// `disk-matches-memory`: `image`, what this node's disk replays to now (page cache
+    /// included), rebuilds the state it runs with (`Broker::check_disk_image`,
+    /// `QuorumNode::check_disk_image`). An empty disk stands for an empty image of the node's
+    /// kind; a disk holding another kind of image is itself a violation. The single
+    /// (unreplicated) controller is not compared: its image is its whole state, written whole.
+    pub fn check_disk_image(&self, image: &Image) -> crate::log::Checked {
+        let voter = self
+            .as_quorum()
+            .or_else(|| self.as_quorum_controller().map(|c| c.quorum()));
+        match (self, voter, image) {
+            (AnyNode::Broker(b), _, Image::Broker(d)) => b.check_disk_image(d),
+            (AnyNode::Broker(b), _, Image::Empty) => b.check_disk_image(&BrokerImage::default()),
+            (_, Some(q), Image::Quorum(d)) => q.check_disk_image(d),
+            (_, Some(q), Image::Empty) => q.check_disk_image(&QuorumImage::default()),
+            (AnyNode::Controller(_), _, Image::Controller(_) | Image::Empty) => Ok(()),
+            (AnyNode::Broker(_), ..) | (AnyNode::Controller(_), ..) | (_, Some(_), _) => {
+                Err(crate::log::Violation::new(
+                    "disk-matches-memory",
+                    format!("the disk holds {}", image.kind()),
+                ))
+            }
+            // Clients keep nothing on disk.
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A node's disk image: what `Persist` effects build and what the node recovers from.
@@ -141,6 +167,16 @@ pub enum Image {
 }
 
 impl Image {
+    /// What kind of image this is, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Image::Empty => "no image",
+            Image::Broker(_) => "a broker's image",
+            Image::Controller(_) => "a controller's image",
+            Image::Quorum(_) => "a quorum voter's image",
+        }
+    }
+
     pub fn apply(&mut self, op: &DiskOp) -> Result<(), LogError> {
         match (self, op) {
             (Image::Controller(c), _) => {

@@ -85,7 +85,8 @@ pub enum Bug {
     /// A follower restarting at its leader's log start journals its emptied log but not the
     /// producer state the leader handed it (below the log start, where no entry rebuilds it).
     /// It runs correctly until it crashes; recovered, it has forgotten those producers, and as
-    /// leader it appends a retry of a batch retention deleted a second time.
+    /// leader it refuses their next batches as out of order (a retry of a first batch it
+    /// appends again).
     ProducersNotJournaled,
 }
 

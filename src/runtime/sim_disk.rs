@@ -58,8 +58,9 @@ struct State {
     outstanding: u64,
     /// Syncs that started during a stall.
     stalled: u64,
-    /// A power loss or a flipped bit changed the disk since its node last recovered from it:
-    /// the node's memory holds what the disk no longer does.
+    /// A power loss or a flipped bit changed the disk since its node last recovered from it, or
+    /// a restart recovered from it and the new incarnation has not yet taken the old one's place
+    /// (`node_installed`): the node's memory and the disk need not agree.
     changed_under_node: bool,
 }
 
@@ -197,10 +198,16 @@ impl SimDisk {
         Some(bit / 8)
     }
 
+    /// The node recovered from this disk now runs in place of the one before: its memory is
+    /// what the disk holds again.
+    pub fn node_installed(&self) {
+        self.state().changed_under_node = false;
+    }
+
     /// What a node recovering now would read (the disk overlaid with the page cache), replayed
     /// without changing anything; `None` once a power loss or a flipped bit has changed the disk
-    /// under its running node (until that node recovers from it). A harness compares it with the
-    /// node's memory: they must agree whenever this answers.
+    /// under its running node (until a node recovered from it runs: `node_installed`). A harness
+    /// compares it with the node's memory: they must agree whenever this answers.
     pub fn image_under_node(&self) -> Option<Result<Recovered, DiskError>> {
         let s = self.state();
         if s.changed_under_node {
@@ -271,7 +278,8 @@ impl Disk for SimDisk {
             visible.extend_from_slice(w);
         }
         let (recovered, keep) = replay(&visible, self.policy, &self.name)?;
-        s.changed_under_node = false;
+        // Until the node built from this image replaces the one that crashed.
+        s.changed_under_node = true;
         if keep < s.durable.len() {
             s.durable.truncate(keep);
             s.take_pending();
@@ -348,6 +356,8 @@ mod tests {
             }
             assert_eq!(read(&d), None);
             let recovered = d.recover().expect("recovers");
+            assert_eq!(read(&d), None, "not before the recovered node runs");
+            d.node_installed();
             assert_eq!(read(&d), Some(leo(&recovered)));
         }
     }

@@ -471,6 +471,7 @@ impl Cluster {
                 async move {
                     let Some(node) = node else { return };
                     *lock(&state) = node;
+                    disk.node_installed();
                     let (net, inbox) = Net::new(id, (*addrs).clone());
                     let inbox = match &holds {
                         Some(h) => h.gate(id, inbox),

@@ -152,7 +152,8 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
         }
     }
     // Every node's disk holds what it runs with (the run ended normally: all were restarted at
-    // the heal, so none is down after a power loss).
+    // the heal, so none is down after a power loss; a broker whose disk took a flipped bit and
+    // that was never restarted since is not asked: `SimDisk::image_under_node`).
     let now = (cluster.clock)();
     problems.extend(
         cluster

@@ -310,6 +310,10 @@ impl Cluster {
                 node: Target::Node(node),
             } => {
                 if let Some(id) = self.madsim_id(*node) {
+                    // A restart of a running node (its kill was skipped) is a crash too.
+                    if let Some(n) = self.nodes.get(node) {
+                        self.check_disk(n, damage, "before a restart");
+                    }
                     handle.restart(id);
                     damage.down.remove(node);
                     damage.paused.remove(node);

@@ -377,7 +377,7 @@ impl Broker {
         for tp in tps {
             let memory = self.replicas.get(tp).map_or(&empty, |r| &r.log);
             let disk = image.logs.get(tp).unwrap_or(&empty);
-            if let Some(d) = memory.durable_difference(disk) {
+            if let Some(d) = memory.journaled_difference(disk) {
                 return Err(Violation::new(
                     "disk-matches-memory",
                     format!("broker {}: {d}", self.config.id),

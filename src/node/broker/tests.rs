@@ -1020,8 +1020,6 @@ fn members(
     out
 }
 
-/// Appends one record (`k=v`, epoch 0) at offset 0 of `tp`'s log, and sets the high watermark
-/// to `hw` if given.
 /// `producers-held-by-follower`: a follower the leader recorded at its own log end holds the
 /// leader's producers; one stamped entry the follower has under another producer epoch is
 /// named. Behind the leader's end, or in another incarnation, it is not judged.
@@ -1068,6 +1066,8 @@ fn a_follower_at_the_leaders_end_with_another_producer_state_is_a_broken_invaria
     assert_eq!(rule(&follower, at(1, registered + 1)), Ok(()));
 }
 
+/// Appends one record (`k=v`, epoch 0) at offset 0 of `tp`'s log, and sets the high watermark
+/// to `hw` if given.
 fn append_one_record(b: &mut Broker, tp: &TopicPartition, hw: Option<Offset>) {
     let log = &mut b.replicas.get_mut(tp).expect("a replica").log;
     let entry = crate::protocol::LogEntry {

@@ -177,17 +177,12 @@ impl QuorumNode {
         )?;
         let disk = QuorumLog::with_snapshot(image.snapshot.clone(), image.log.clone());
         ensure(self.log == disk, "disk-matches-memory", || {
-            let (mine, theirs) = (self.log.entries(), disk.entries());
-            let same = mine.iter().zip(theirs).take_while(|(a, b)| a == b).count();
             format!(
-                "voter {me}: logs differ: [{}, {}) in memory, [{}, {}) on disk, the first {same} \
-                 entries after the log start alike (log starts {} and {})",
+                "voter {me}: logs differ: entries [{}, {}) in memory, [{}, {}) on disk",
                 self.log.start_offset(),
                 self.log.end_offset(),
                 disk.start_offset(),
                 disk.end_offset(),
-                self.log.start_offset(),
-                disk.start_offset(),
             )
         })
     }
