@@ -751,6 +751,37 @@ mod tests {
         assert!(log.producer_state(8).is_none());
     }
 
+    /// A log replayed from the middle of a batch (what remains after the log start or a
+    /// truncation cut it) knows where that batch began: a retry of it is answered with the
+    /// offsets it was given. (Before, the surviving tail's first offset: seed 55296109's
+    /// follower answered 602 where its leader answered 587, `producers-held-by-follower`.)
+    #[test]
+    fn a_batch_replayed_from_its_middle_keeps_its_first_offset() {
+        let mut log = PartitionLog::new();
+        log.reset_to(10);
+        let entries: Vec<LogEntry> = (10..13)
+            .map(|offset| LogEntry {
+                offset,
+                epoch: 0,
+                record: rec("v"),
+                producer: Some(ProducerStamp {
+                    producer: 7,
+                    epoch: 0,
+                    sequence: offset - 5,
+                    batch_first: 3,
+                }),
+            })
+            .collect();
+        log.append_entries(&entries).unwrap();
+        let batches = &log.producer_state(7).unwrap().batches;
+        assert_eq!(batches.len(), 1);
+        let b = batches[0];
+        assert_eq!(
+            (b.first_seq, b.last_seq, b.first_offset, b.last_offset),
+            (3, 7, 8, 12)
+        );
+    }
+
     /// Two replicas at the same log end agree on their producers when each holds the producers
     /// of its own log with the same epoch and the same newest batches; a window one truncation
     /// left shorter is no disagreement, a missing, re-stamped or different one is.

@@ -125,10 +125,15 @@ impl ProducerState {
                 return;
             }
         }
+        // An entry from the middle of its batch (the rest of a batch the log start or a
+        // truncation cut, replayed): sequences and offsets go up together within a batch, so
+        // its first offset is known even though its first entries are gone. A retry of it is
+        // answered with the offsets the batch was given, not those of its surviving tail.
+        let into_batch = stamp.sequence.saturating_sub(stamp.batch_first);
         self.batches.push_back(BatchMeta {
             first_seq: stamp.batch_first,
             last_seq: stamp.sequence,
-            first_offset: offset,
+            first_offset: offset.saturating_sub(into_batch),
             last_offset: offset,
         });
         while self.batches.len() > PRODUCER_WINDOW {
