@@ -72,6 +72,16 @@ impl QuorumNode {
         if snapshot.end_offset <= self.high_watermark {
             return;
         }
+        // A late answer to an older fetch: this log already holds the snapshot's last entry
+        // (same offset, same epoch), so everything below it is the committed history the
+        // snapshot stands for, and what follows may already count for the leader's high
+        // watermark. Installing would throw that away (Raft keeps the entries after a snapshot
+        // its log agrees with). Found by the simulator: seed 74170278's voter dropped an entry
+        // its leader counted it for (`quorum-progress-held-by-follower`).
+        let last = snapshot.end_offset.checked_sub(1);
+        if last.and_then(|o| self.log.entry(o)).map(|e| e.epoch) == Some(snapshot.last_epoch) {
+            return;
+        }
         cx.reached(Situation::QuorumSnapshotInstalled);
         self.log.install(snapshot.clone());
         self.high_watermark = snapshot.end_offset;

@@ -154,3 +154,40 @@ fn a_snapshot_past_what_is_committed_breaks_the_voters_invariant() {
         }
     }
 }
+
+/// A late snapshot answer (to a fetch sent before the entries it now holds arrived) whose last
+/// entry this voter's log holds in the same epoch is not installed: the entries after it stay,
+/// as its leader may count them already. One that disagrees is installed. (Seed 74170278: the
+/// voter dropped an entry its leader had counted, `quorum-progress-held-by-follower`.)
+#[test]
+fn a_late_snapshot_the_log_already_agrees_with_keeps_the_entries_after_it() {
+    for (last_epoch, end) in [(1, 9), (2, 8)] {
+        let image = QuorumImage {
+            epoch: 2,
+            voted_for: Some(0),
+            log: (0..9)
+                .map(|b| QuorumEntry {
+                    epoch: 1,
+                    record: record(b),
+                })
+                .collect(),
+            snapshot: None,
+        };
+        let mut q = QuorumNode::recover(config(2, &[]), image);
+        let late = QuorumFetchResponse {
+            epoch: 2,
+            leader: Some(0),
+            result: QuorumFetchResult::Snapshot(QuorumSnapshot {
+                end_offset: 8,
+                last_epoch,
+                records: Vec::new(),
+            }),
+        };
+        q.on_message(&mut Context::new(0), 0, Message::QuorumFetchResponse(late));
+        assert_eq!(
+            q.log().end_offset(),
+            end,
+            "snapshot of last epoch {last_epoch}"
+        );
+    }
+}
