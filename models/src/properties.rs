@@ -5,10 +5,9 @@ use crate::actor::{Fault, NodeActor, NodeState};
 use crate::cluster::{ModelCfg, ModelKind, SeedlogModel};
 use crate::history::History;
 use seedlog::node::controller_quorum::apply_record;
+use seedlog::node::coordinator::CommitFencing;
 use seedlog::node::{Broker, Image, BOOTSTRAP_EPOCH};
-use seedlog::protocol::{
-    ClusterMetadata, MetadataRecord, OffsetsKey, OffsetsValue, TopicPartition, OFFSETS_TOPIC,
-};
+use seedlog::protocol::{ClusterMetadata, MetadataRecord, TopicPartition, OFFSETS_TOPIC};
 use stateright::actor::ActorModelState;
 use stateright::Expectation;
 use std::borrow::Cow;
@@ -324,42 +323,18 @@ fn offsets_tp() -> TopicPartition {
 /// generation; stale generations are fenced. Checked on what the coordinator accepted: every
 /// accepted commit is a record appended to `__consumer_offsets` naming the member's generation,
 /// and every completed rebalance a record naming the new generation. In the log of every live
-/// replica of that partition, no commit record of a group may carry a generation older than a
-/// generation record of that group before it: a coordinator (this one, or the one it took over
-/// from, whose records it replayed) had already moved the group past that generation when it
-/// accepted the commit. Correct code checks member and generation before appending a commit, and
-/// bumps the generation in the same step as it appends the generation record; the
-/// `accept-stale-generation` switch (N) appends a fenced member's late commit after the new
-/// generation's record, which is what this catches. (A commit of the current generation during a
-/// rebalance, before the new generation is recorded, is legitimate and allowed, as in Kafka.)
+/// replica of that partition, a member's commit names the generation its group recorded last
+/// before it (`CommitFencing`, the rule the simulator checks too): correct code bumps the
+/// generation in the same step as it appends the generation record, and then refuses commits of
+/// any other generation. The `accept-stale-generation` switch (N) appends a fenced member's late
+/// commit after the new generation's record, which is what this catches. (A commit of the current
+/// generation during a rebalance, before the new generation is recorded, is legitimate and
+/// allowed, as in Kafka.)
 fn offsets_monotonic<M: Layout>(m: &M, s: &State) -> bool {
     let tp = offsets_tp();
     live_brokers(m.cfg(), s).all(|(_, b)| {
-        let Some(log) = b.log(&tp) else {
-            return true;
-        };
-        let mut generation: BTreeMap<String, u32> = BTreeMap::new();
-        log.entries().iter().all(|e| {
-            let key = e.record.key.as_deref().and_then(OffsetsKey::decode);
-            match (
-                key,
-                e.record.value.as_deref().and_then(OffsetsValue::decode),
-            ) {
-                (
-                    Some(OffsetsKey::Group { group }),
-                    Some(OffsetsValue::Group { generation: g }),
-                ) => {
-                    let max = generation.entry(group).or_insert(0);
-                    *max = (*max).max(g);
-                    true
-                }
-                (
-                    Some(OffsetsKey::Offset { group, .. }),
-                    Some(OffsetsValue::Offset { generation: g, .. }),
-                ) => generation.get(&group).is_none_or(|max| g >= *max),
-                _ => true,
-            }
-        })
+        b.log(&tp)
+            .is_none_or(|log| CommitFencing::check_log(log.entries()).is_ok())
     })
 }
 

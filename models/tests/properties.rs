@@ -497,13 +497,18 @@ mod offsets {
 
     #[test]
     fn offsets_monotonic_fails_when_a_log_holds_a_commit_of_a_replaced_generation() {
-        // Broker 1's first fetch of `__consumer_offsets` is in flight; answer it with two
-        // records: generation 2, then a commit of generation 1 (stale) — or the other order.
+        // Broker 1's first fetch of `__consumer_offsets` is in flight; answer it with three
+        // records: generations 1 and 2, then a commit of generation 1 (stale) — or the commit
+        // between the two generations.
         for (stale_after, ok) in [(true, false), (false, true)] {
             let (m, mut s) = offsets_model();
-            let mut records = vec![generation_record(2), commit_record(1, 1)];
+            let mut records = vec![
+                generation_record(1),
+                generation_record(2),
+                commit_record(1, 1),
+            ];
             if !stale_after {
-                records.reverse();
+                records.swap(1, 2);
             }
             let entries = records
                 .into_iter()
@@ -522,7 +527,7 @@ mod offsets {
             let log_end = node
                 .and_then(|b| b.log(&offsets_tp()))
                 .map(|l| l.log_end_offset());
-            assert_eq!(log_end, Some(2));
+            assert_eq!(log_end, Some(3));
             let expected: &[&str] = if ok { &[] } else { &["offsets-monotonic"] };
             assert_eq!(violated(&m, &s), expected);
         }

@@ -8,9 +8,10 @@
 //! locked (by its driver) cannot wait.
 
 use super::committed::CommittedLog;
-use seedlog::log::{Checked, Violation};
+use seedlog::log::{Checked, PartitionLog, Violation};
+use seedlog::node::coordinator::CommitFencing;
 use seedlog::node::{AnyNode, Broker, QuorumNode};
-use seedlog::protocol::{NodeId, QuorumEpoch};
+use seedlog::protocol::{LeaderEpoch, NodeId, Offset, QuorumEpoch, TopicPartition, OFFSETS_TOPIC};
 use seedlog::runtime::driver::StepCheck;
 use seedlog::runtime::lock;
 use std::collections::BTreeMap;
@@ -25,6 +26,49 @@ pub type Peers = Arc<Mutex<BTreeMap<NodeId, Arc<Mutex<AnyNode>>>>>;
 pub struct CrossChecks {
     pub peers: Peers,
     leaders: Arc<Mutex<BTreeMap<QuorumEpoch, NodeId>>>,
+    /// How far `offsets-monotonic` has read each broker's replica of each `__consumer_offsets`
+    /// partition.
+    offsets: Arc<Mutex<BTreeMap<(NodeId, u32), OffsetsScan>>>,
+}
+
+/// What `offsets-monotonic` has read of one replica's log: entries `[start, next)`, the last of
+/// them of leader epoch `last_epoch`. The log it reads on is that prefix as long as its start is
+/// `start` and it still holds that last entry in that epoch (replicas that agree on an entry's
+/// epoch agree on everything up to it); otherwise the replica compacted, truncated, restarted
+/// at its leader's log start or lost a tail, and the log is read again from its start.
+#[derive(Default)]
+struct OffsetsScan {
+    start: Offset,
+    next: Offset,
+    last_epoch: Option<LeaderEpoch>,
+    fencing: CommitFencing,
+}
+
+impl OffsetsScan {
+    fn holds_prefix_of(&self, log: &PartitionLog) -> bool {
+        log.log_start_offset() == self.start
+            && self.next <= log.log_end_offset()
+            && (self.next == self.start
+                || log.entry(self.next - 1).map(|e| e.epoch) == self.last_epoch)
+    }
+
+    /// Reads what `log` holds past what was read; the error names a commit the rule refuses.
+    fn read(&mut self, log: &PartitionLog) -> Result<(), String> {
+        if !self.holds_prefix_of(log) {
+            *self = OffsetsScan {
+                start: log.log_start_offset(),
+                next: log.log_start_offset(),
+                ..OffsetsScan::default()
+            };
+        }
+        let first = usize::try_from(self.next - self.start).unwrap_or(usize::MAX);
+        for e in log.entries().get(first..).unwrap_or_default() {
+            self.fencing.feed(e)?;
+            self.next = e.offset + 1;
+            self.last_epoch = Some(e.epoch);
+        }
+        Ok(())
+    }
 }
 
 impl CrossChecks {
@@ -56,8 +100,11 @@ impl CrossChecks {
     /// - the members of that ISR: each holds the leader's high watermark (`isr-member-holds-hw`);
     /// - its followers: each holds what the leader counts for it (`progress-held-by-follower`),
     ///   and, once at the leader's log end, the leader's producer states
-    ///   (`producers-held-by-follower`).
+    ///   (`producers-held-by-follower`);
+    /// - what it has written so far of `__consumer_offsets`: every member's commit in each
+    ///   replica names its group's generation recorded last (`offsets-monotonic`).
     fn broker(&self, b: &Broker, committed: &Arc<Mutex<CommittedLog>>) -> Checked {
+        self.commits_fenced(b)?;
         let committed = lock(committed);
         b.check_against_committed(committed.metadata(), Some(committed.next_producer_id()))?;
         b.each_committed_isr_member(committed.metadata(), |tp, hw, m, registered| {
@@ -78,6 +125,22 @@ impl CrossChecks {
             }),
             None => Ok(()),
         })
+    }
+
+    /// `offsets-monotonic` on each of `b`'s replicas of `__consumer_offsets`, reading only what
+    /// was appended since the last step.
+    fn commits_fenced(&self, b: &Broker) -> Checked {
+        let first = TopicPartition::new(OFFSETS_TOPIC, 0);
+        let mut scans = lock(&self.offsets);
+        for (tp, r) in b.replicas().range(first..) {
+            if tp.topic != OFFSETS_TOPIC {
+                break;
+            }
+            let scan = scans.entry((b.id(), tp.partition)).or_default();
+            scan.read(&r.log)
+                .map_err(|e| Violation::new("offsets-monotonic", e).at(tp))?;
+        }
+        Ok(())
     }
 
     /// A controller-quorum voter against the other voters: a leader was elected by a majority
@@ -114,5 +177,82 @@ impl CrossChecks {
             })?;
         }
         q.check_hw_held_by_majority(|v, offset, epoch| with_voter(v, &|o| o.holds(offset, epoch)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seedlog::protocol::{LogEntry, OffsetsKey, OffsetsValue, Record};
+
+    /// A `__consumer_offsets` entry: generation `g` recorded (no member), or member `m`'s commit
+    /// in generation `g`.
+    fn entry(offset: Offset, epoch: LeaderEpoch, member: Option<&str>, g: u32) -> LogEntry {
+        let (key, value) = match member {
+            None => (
+                OffsetsKey::Group { group: "g".into() },
+                OffsetsValue::Group { generation: g },
+            ),
+            Some(m) => (
+                OffsetsKey::Offset {
+                    group: "g".into(),
+                    tp: TopicPartition::new("t", 0),
+                },
+                OffsetsValue::Offset {
+                    offset: 1,
+                    member: m.into(),
+                    generation: g,
+                    metadata: String::new(),
+                },
+            ),
+        };
+        LogEntry {
+            offset,
+            epoch,
+            record: Record::keyed(key.encode(), value.encode()),
+            producer: None,
+        }
+    }
+
+    fn log(entries: &[LogEntry]) -> PartitionLog {
+        let mut log = PartitionLog::new();
+        log.append_entries(entries).expect("contiguous");
+        log
+    }
+
+    #[test]
+    fn a_stale_commit_appended_after_what_was_read_is_caught() {
+        let mut scan = OffsetsScan::default();
+        let mut l = log(&[entry(0, 1, None, 1), entry(1, 1, Some("a"), 1)]);
+        assert_eq!(scan.read(&l), Ok(()));
+        assert_eq!(scan.next, 2);
+        l.append_entries(&[entry(2, 1, None, 2)]).unwrap();
+        assert_eq!(scan.read(&l), Ok(()));
+        l.append_entries(&[entry(3, 1, Some("a"), 1)]).unwrap();
+        let err = scan.read(&l).unwrap_err();
+        assert!(err.contains("generation 1 at offset 3"), "{err}");
+    }
+
+    #[test]
+    fn a_truncated_or_compacted_log_is_read_again_from_its_start() {
+        // Read up to generation 2 (epoch 1); the replica then truncates it and takes commits of
+        // generation 1 from a new leader (epoch 2): right for the log it now holds, though the
+        // prefix read before would have refused the second.
+        let mut scan = OffsetsScan::default();
+        let mut l = log(&[entry(0, 1, None, 1), entry(1, 1, None, 2)]);
+        assert_eq!(scan.read(&l), Ok(()));
+        l.truncate_to(1).unwrap();
+        l.append_entries(&[entry(1, 2, Some("a"), 1), entry(2, 2, Some("a"), 1)])
+            .unwrap();
+        assert_eq!(scan.read(&l), Ok(()));
+        assert_eq!((scan.start, scan.next), (0, 3));
+        // Compaction moves the start: the log is read again from it.
+        l.append_entries(&[entry(3, 2, None, 3), entry(4, 2, Some("b"), 3)])
+            .unwrap();
+        assert!(l.advance_log_start(3));
+        assert_eq!(scan.read(&l), Ok(()));
+        assert_eq!((scan.start, scan.next), (3, 5));
+        l.append_entries(&[entry(5, 2, Some("a"), 1)]).unwrap();
+        assert!(scan.read(&l).is_err());
     }
 }

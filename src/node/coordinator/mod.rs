@@ -15,11 +15,13 @@
 //! start, a new coordinator replays the checkpoint first, and nothing live is ever dropped.
 
 mod assign;
+mod fencing;
 mod group;
 #[cfg(test)]
 mod tests;
 
 pub use assign::assign;
+pub use fencing::CommitFencing;
 pub use group::{Classic, Group, GroupState, Member, Mode, Waiting};
 
 use super::{Context, Situation, Timer};
