@@ -478,7 +478,7 @@ mod offsets {
         let key = OffsetsKey::Group {
             group: GROUP.into(),
         };
-        Record::keyed(key.encode(), OffsetsValue::Group { generation }.encode())
+        key.record(&OffsetsValue::Group { generation })
     }
 
     fn commit_record(generation: u32, offset: u64) -> Record {
@@ -492,7 +492,7 @@ mod offsets {
             generation,
             metadata: String::new(),
         };
-        Record::keyed(key.encode(), value.encode())
+        key.record(&value)
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! (Kafka's `abs(groupId.hashCode) % partitions`). Every request names the group; the coordinator
 //! fences stale members by member id and generation.
 
-use super::{BrokerId, ErrorCode, NodeId, Offset, TopicPartition};
+use super::{BrokerId, ErrorCode, NodeId, Offset, Record, TopicPartition};
 use serde::{Deserialize, Serialize};
 
 /// The internal, replicated topic holding committed offsets and group generations.
@@ -218,6 +218,18 @@ pub enum OffsetsValue {
 }
 
 impl OffsetsKey {
+    /// The `__consumer_offsets` record of this key with `value`.
+    pub fn record(&self, value: &OffsetsValue) -> Record {
+        Record::keyed(self.encode(), value.encode())
+    }
+
+    /// The key and the value of a `__consumer_offsets` record, each `None` where it does not
+    /// decode (a record this version does not understand).
+    pub fn read(record: &Record) -> (Option<OffsetsKey>, Option<OffsetsValue>) {
+        let key = record.key.as_deref().and_then(OffsetsKey::decode);
+        (key, record.value.as_deref().and_then(OffsetsValue::decode))
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }

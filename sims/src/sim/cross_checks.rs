@@ -183,7 +183,7 @@ impl CrossChecks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use seedlog::protocol::{LogEntry, OffsetsKey, OffsetsValue, Record};
+    use seedlog::protocol::{LogEntry, OffsetsKey, OffsetsValue};
 
     /// A `__consumer_offsets` entry: generation `g` recorded (no member), or member `m`'s commit
     /// in generation `g`.
@@ -209,7 +209,7 @@ mod tests {
         LogEntry {
             offset,
             epoch,
-            record: Record::keyed(key.encode(), value.encode()),
+            record: key.record(&value),
             producer: None,
         }
     }

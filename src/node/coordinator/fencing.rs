@@ -28,9 +28,7 @@ impl CommitFencing {
     /// Takes the log's next entry; the error describes a member's commit of a generation other
     /// than the one its group recorded last before it.
     pub fn feed(&mut self, entry: &LogEntry) -> Result<(), String> {
-        let key = entry.record.key.as_deref().and_then(OffsetsKey::decode);
-        let value = entry.record.value.as_deref().and_then(OffsetsValue::decode);
-        match (key, value) {
+        match OffsetsKey::read(&entry.record) {
             (Some(OffsetsKey::Group { group }), Some(OffsetsValue::Group { generation })) => {
                 self.recorded.insert(group, generation);
                 Ok(())
@@ -73,7 +71,7 @@ mod tests {
         LogEntry {
             offset,
             epoch: 1,
-            record: Record::keyed(key.encode(), value.encode()),
+            record: key.record(&value),
             producer: None,
         }
     }

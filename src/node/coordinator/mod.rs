@@ -94,9 +94,7 @@ impl Coordinator {
     pub fn replay(epoch: LeaderEpoch, log: &PartitionLog) -> Self {
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         for e in log.entries() {
-            let key = e.record.key.as_deref().and_then(OffsetsKey::decode);
-            let value = e.record.value.as_deref().and_then(OffsetsValue::decode);
-            match (key, value) {
+            match OffsetsKey::read(&e.record) {
                 (
                     Some(OffsetsKey::Offset { group, tp }),
                     Some(OffsetsValue::Offset {
@@ -210,7 +208,7 @@ impl Coordinator {
         writes
             .into_iter()
             .map(|(k, v)| Write {
-                record: Record::keyed(k.encode(), v.encode()),
+                record: k.record(&v),
                 then: Pending::Checkpoint,
             })
             .collect()
@@ -532,7 +530,7 @@ impl Coordinator {
                             metadata: metadata.clone(),
                         };
                         writes.push(Write {
-                            record: Record::keyed(key.encode(), value.encode()),
+                            record: key.record(&value),
                             then: Pending::Commit {
                                 client: from,
                                 correlation,
@@ -728,7 +726,7 @@ impl Coordinator {
             group: name.to_string(),
         };
         vec![Write {
-            record: Record::keyed(key.encode(), OffsetsValue::Group { generation }.encode()),
+            record: key.record(&OffsetsValue::Group { generation }),
             then: Pending::Generation {
                 group: name.to_string(),
                 generation,
