@@ -5,6 +5,7 @@
 
 use super::{Broker, LeaderState, Progress, Replica, Role};
 use crate::log::{ensure, Checked, Violation};
+use crate::node::Durability;
 use crate::protocol::{
     BrokerEpoch, BrokerId, ClusterMetadata, LeaderEpoch, Offset, PartitionState, TopicPartition,
     OFFSETS_TOPIC,
@@ -352,11 +353,28 @@ impl Broker {
         if self.broker_epoch() != Some(registered) {
             return Ok(());
         }
-        let end = self.replicas.get(tp).map_or(0, |r| r.log.log_end_offset());
+        let (end, synced) = self
+            .replicas
+            .get(tp)
+            .map_or((0, 0), |r| (r.log.log_end_offset(), r.synced_offset));
         ensure(end >= hw, "isr-member-holds-hw", || {
             format!(
                 "broker {} is in the committed ISR (broker epoch {registered}) with log end \
                  {end}, below its leader's high watermark {hw}",
+                self.config.id
+            )
+        })
+        .map_err(|v| v.at(tp))?;
+        // With fsync durability the high watermark promises more: below it every member has
+        // synced, so a power loss of all but one member loses nothing acknowledged.
+        // (`isr-member-syncs-hw`)
+        if self.config.durability != Durability::Fsync {
+            return Ok(());
+        }
+        ensure(synced >= hw, "isr-member-syncs-hw", || {
+            format!(
+                "broker {} is in the committed ISR (broker epoch {registered}) synced to \
+                 {synced}, below its leader's high watermark {hw} (fsync durability)",
                 self.config.id
             )
         })

@@ -1006,6 +1006,36 @@ fn a_committed_isr_member_below_the_leaders_high_watermark_is_a_broken_invariant
     assert!(members(&leader, &newer).is_empty());
 }
 
+/// With fsync durability a committed ISR member must also have synced what lies below its
+/// leader's high watermark: holding it in the page cache is not enough, as a power loss takes it.
+#[test]
+fn a_committed_isr_member_unsynced_below_the_high_watermark_is_a_broken_invariant() {
+    let tp = TopicPartition::new("t", 0);
+    let controller = two_broker_controller();
+    let mut config = BrokerConfig::new(1, vec![9]);
+    config.durability = Durability::Fsync;
+    let mut follower = Broker::bootstrapped(Arc::new(config), controller.metadata().clone());
+    follower.on_start(&mut Context::new(0));
+    let registered = controller
+        .metadata()
+        .registration(1)
+        .expect("broker 1")
+        .epoch;
+    append_one_record(&mut follower, &tp, None);
+    let rule = |b: &Broker| {
+        b.check_isr_member_holds(&tp, 1, registered)
+            .map_err(|v| v.rule)
+    };
+    // It holds offset 0 but has synced nothing.
+    assert_eq!(rule(&follower), Err("isr-member-syncs-hw"));
+    follower.replicas.get_mut(&tp).unwrap().synced_offset = 1;
+    assert_eq!(rule(&follower), Ok(()));
+    // Without fsync durability the log end is what counts.
+    let mut cached = started_broker(&controller, 1);
+    append_one_record(&mut cached, &tp, None);
+    assert_eq!(rule(&cached), Ok(()));
+}
+
 /// What `each_committed_isr_member` hands its check.
 fn members(
     leader: &Broker,
