@@ -514,6 +514,10 @@ impl Broker {
             return;
         }
         let hw = r.log.high_watermark();
+        // With fsync durability a member has synced everything below the high watermark
+        // (`isr-member-syncs-hw`), so a follower joins once it has synced up to it, not only
+        // written it.
+        let fsync = self.config.durability == Durability::Fsync;
         let joining = ls.followers.iter().find(|(b, p)| {
             let live = self
                 .metadata
@@ -522,6 +526,7 @@ impl Broker {
             !ls.isr.contains(b)
                 && live
                 && p.log_end >= hw
+                && (!fsync || p.synced >= hw)
                 && (skip_epoch_check || p.log_end >= ls.epoch_start)
         });
         if let Some((&b, _)) = joining {
