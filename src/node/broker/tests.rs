@@ -1494,3 +1494,6 @@ fn an_unanswered_isr_expansion_keeps_counting_until_settled() {
     produce(&mut leader, "a", 0);
     assert_eq!(hw(&leader), 1);
 }
+
+/// ListOffsets answers, in their own file.
+mod list_offsets;
