@@ -271,6 +271,19 @@ impl Scenario {
         for p in producers.iter_mut() {
             p.metadata_max_age_ms = *mrng.pick(&[Some(300), Some(1_000), Some(5_000), None]);
         }
+        // `lost-replica` promises availability to acks=all writes: every producer makes them,
+        // batched and with room to catch up. (A producer that sends one record per batch, one
+        // batch at a time, every 15 ms keeps up with an RF 3 round trip only just: after a
+        // stall its backlog never drains, and every record expires in its queue, although the
+        // cluster acknowledges every batch it is sent.)
+        if nemesis == Some(Nemesis::LostReplica) {
+            for p in producers.iter_mut() {
+                p.acks = Acks::All;
+                p.batch_size_bytes = p.batch_size_bytes.max(400);
+                p.max_in_flight = p.max_in_flight.max(2);
+                p.delivery_timeout_ms = 10_000;
+            }
+        }
         // A run with a bug switch on hunts for that bug: leader changes are what every
         // historical replication bug needs, so it draws from the faults that cause them, more
         // often, on a single partition.

@@ -88,10 +88,19 @@ pub enum Bug {
     /// leader it refuses their next batches as out of order (a retry of a first batch it
     /// appends again).
     ProducersNotJournaled,
+    /// The leader judges a follower lagging only while it is below the high watermark, not
+    /// below the leader's log end. The high watermark waits for every ISR member, so a follower
+    /// that stops fetching is never below it and never leaves the ISR: acks=all writes stall
+    /// for as long as it is gone. Nothing is lost; only availability suffers.
+    LagFromHighWatermark,
+    /// acks=all writes (and offset commits) are refused unless the ISR has more than
+    /// `min.insync.replicas` members, not at least that many: with one replica of three lost
+    /// and `min.insync.replicas=2`, every write is refused although two copies would be made.
+    MinInsyncExclusive,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 24] = [
+    pub const ALL: [Bug; 26] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -116,6 +125,8 @@ impl Bug {
         Bug::StaleBrokerEpoch,
         Bug::HwIgnoresPendingIsr,
         Bug::ProducersNotJournaled,
+        Bug::LagFromHighWatermark,
+        Bug::MinInsyncExclusive,
     ];
 
     pub fn name(self) -> &'static str {
@@ -144,6 +155,8 @@ impl Bug {
             Bug::StaleBrokerEpoch => "stale-broker-epoch",
             Bug::HwIgnoresPendingIsr => "hw-ignores-pending-isr",
             Bug::ProducersNotJournaled => "producers-not-journaled",
+            Bug::LagFromHighWatermark => "lag-from-high-watermark",
+            Bug::MinInsyncExclusive => "min-insync-exclusive",
         }
     }
 }

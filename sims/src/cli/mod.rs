@@ -57,7 +57,9 @@ pub struct ScenarioArgs {
     /// hw-from-stale-epoch, isr-before-epoch-start, last-replica-standing, commit-before-process,
     /// accept-stale-generation, ack-before-sync, dedup-window-1, no-sequence-gap-check,
     /// retry-out-of-order, producer-id-reuse, sync-before-assignment, preferred-out-of-isr (the
-    /// controller then rebalances leaders every 0.5-2 s), and the controller quorum's
+    /// controller then rebalances leaders every 0.5-2 s), stale-broker-epoch,
+    /// hw-ignores-pending-isr, producers-not-journaled, the availability bugs
+    /// lag-from-high-watermark and min-insync-exclusive, and the controller quorum's
     /// vote-without-log-check, commit-previous-epoch-by-count, vote-not-durable, no-prevote,
     /// snapshot-past-commit, and create-topic-before-commit (the admin then creates a topic every
     /// 250 ms). The run then hunts for it (a failover mix, a group mix, or the bug's targeted
@@ -66,8 +68,9 @@ pub struct ScenarioArgs {
     pub bugs: Vec<Bug>,
     /// Draw the fault schedule from a targeted nemesis instead of a random mix, with no bug
     /// switch needed: stale-hw-rejoin, last-replica-cut, lone-leader-power-loss,
-    /// controller-storm, figure-8 or lossy-rejoin (the faults each one aims at a switch's window; on code
-    /// without the switch they hunt the same class of bug).
+    /// controller-storm, figure-8, lossy-rejoin or lost-replica (the faults each one aims at a
+    /// switch's window; on code without the switch they hunt the same class of bug;
+    /// lost-replica also holds the cluster to availability while one replica is lost).
     #[arg(long, value_parser = parse_nemesis)]
     pub nemesis: Option<Nemesis>,
     /// Simulated seconds of the fault phase (the liveness phase follows).

@@ -294,6 +294,13 @@ pub enum Fault {
     ClockDriftEnd {
         node: Target,
     },
+    /// Not a fault but a promise the schedule makes: from here, for `for_ms`, enough replicas
+    /// are up and connected that acks=all writes must keep being acknowledged. Nothing is done
+    /// to the cluster; after the run, the availability check (`sim::availability`) reports
+    /// `unavailable` if no acks=all send was acknowledged in that window.
+    Available {
+        for_ms: u64,
+    },
 }
 
 impl Fault {
@@ -320,7 +327,8 @@ impl Fault {
             | Fault::HealNetwork
             | Fault::Loss { .. }
             | Fault::Latency { .. }
-            | Fault::NetworkNormal => Vec::new(),
+            | Fault::NetworkNormal
+            | Fault::Available { .. } => Vec::new(),
         }
     }
 }

@@ -49,6 +49,15 @@ pub enum Nemesis {
     /// proposal then arrives naming the old incarnation; a controller that takes it puts a
     /// broker in the ISR that lacks records below the high watermark.
     LossyRejoin,
+    /// Availability, not safety: one replica of the partition is lost for a while: cut off
+    /// from the leader alone (both ways or one way, so only the leader's lag check can drop it
+    /// from the ISR), paused or killed (its controller session expires), or the leader itself
+    /// is killed (the controller elects another). Two of three replicas stay, enough for
+    /// `min.insync.replicas=2`, so after a settle time acks=all writes must be acknowledged
+    /// again until the fault ends (`unavailable` otherwise). A leader that never drops a
+    /// lagging follower, or that counts the ISR against `min.insync.replicas` wrongly, stalls
+    /// every write while losing none, which no safety check sees.
+    LostReplica,
 }
 
 impl Nemesis {
@@ -64,17 +73,19 @@ impl Nemesis {
             | Bug::CreateTopicBeforeCommit => Some(Nemesis::ControllerStorm),
             Bug::CommitPreviousEpochByCount => Some(Nemesis::Figure8),
             Bug::StaleBrokerEpoch => Some(Nemesis::LossyRejoin),
+            Bug::LagFromHighWatermark | Bug::MinInsyncExclusive => Some(Nemesis::LostReplica),
             _ => None,
         }
     }
 
-    pub const ALL: [Nemesis; 6] = [
+    pub const ALL: [Nemesis; 7] = [
         Nemesis::StaleHwRejoin,
         Nemesis::LastReplicaCut,
         Nemesis::LoneLeaderPowerLoss,
         Nemesis::ControllerStorm,
         Nemesis::Figure8,
         Nemesis::LossyRejoin,
+        Nemesis::LostReplica,
     ];
 
     pub fn name(self) -> &'static str {
@@ -85,6 +96,7 @@ impl Nemesis {
             Nemesis::ControllerStorm => "controller-storm",
             Nemesis::Figure8 => "figure-8",
             Nemesis::LossyRejoin => "lossy-rejoin",
+            Nemesis::LostReplica => "lost-replica",
         }
     }
 
@@ -118,7 +130,8 @@ impl Nemesis {
             Nemesis::StaleHwRejoin
             | Nemesis::ControllerStorm
             | Nemesis::Figure8
-            | Nemesis::LossyRejoin => Durability::Replicated,
+            | Nemesis::LossyRejoin
+            | Nemesis::LostReplica => Durability::Replicated,
             Nemesis::LastReplicaCut | Nemesis::LoneLeaderPowerLoss => Durability::Fsync,
         }
     }
@@ -137,6 +150,7 @@ impl Nemesis {
                 Nemesis::ControllerStorm => fixed(controller_storm(&mut rng, episode)),
                 Nemesis::Figure8 => figure_8(&mut rng, episode),
                 Nemesis::LossyRejoin => lossy_rejoin(&mut rng, episode),
+                Nemesis::LostReplica => fixed(lost_replica(&mut rng, episode)),
             };
             if t + length > fault_ms {
                 break;
@@ -251,6 +265,72 @@ fn stale_hw_rejoin(rng: &mut SeedRng, e: u32) -> Episode {
     f.push((end, Fault::NetworkNormal));
     f.push((end + 1, Fault::Restart { node: next }));
     (f, end + 2)
+}
+
+/// How long after a replica is lost the cluster may take to acknowledge acks=all writes again:
+/// the leader's lag check (`replica.lag.time.max.ms`, 3 s) or a controller session (2 s) and
+/// an election, the ISR change through the controller quorum, and a producer's request that
+/// times out (2 s) and is sent again, with room to spare.
+pub const LOST_REPLICA_SETTLE_MS: u64 = 7_000;
+
+fn lost_replica(rng: &mut SeedRng, e: u32) -> Episode {
+    let leader = Target::role(Role::Leader, e);
+    let follower = Target::role(*rng.pick(&[Role::Follower, Role::OtherFollower]), e);
+    let held = LOST_REPLICA_SETTLE_MS + rng.range(2_500, 5_000);
+    let (lose, undo) = match rng.range(0, 5) {
+        0 => (
+            vec![
+                Fault::OneWay {
+                    from: leader,
+                    to: follower,
+                },
+                Fault::OneWay {
+                    from: follower,
+                    to: leader,
+                },
+            ],
+            Fault::HealNetwork,
+        ),
+        // The follower's fetches do not arrive: the leader hears nothing from it.
+        1 => (
+            vec![Fault::OneWay {
+                from: follower,
+                to: leader,
+            }],
+            Fault::HealNetwork,
+        ),
+        // The follower's fetches arrive, the answers do not: it asks for the same offset again
+        // and again, never catching up.
+        2 => (
+            vec![Fault::OneWay {
+                from: leader,
+                to: follower,
+            }],
+            Fault::HealNetwork,
+        ),
+        3 => (
+            vec![Fault::Pause { node: follower }],
+            Fault::Resume { node: follower },
+        ),
+        4 => (
+            vec![Fault::Kill { node: follower }],
+            Fault::Restart { node: follower },
+        ),
+        _ => (
+            vec![Fault::Kill { node: leader }],
+            Fault::Restart { node: leader },
+        ),
+    };
+    let mut f: Vec<(u64, Fault)> = lose.into_iter().map(|fault| (0, fault)).collect();
+    f.push((
+        LOST_REPLICA_SETTLE_MS,
+        Fault::Available {
+            for_ms: held - LOST_REPLICA_SETTLE_MS,
+        },
+    ));
+    f.push((held, undo));
+    let end = held + rng.range(2_500, 4_000);
+    (f, end)
 }
 
 /// The active controller loses power while every controller's disk is slow; its standbys elect
@@ -600,7 +680,7 @@ mod tests {
                     slow_disks.remove(&node);
                 }
                 // (The nemeses do not touch clocks; a jump is an event, nothing to undo.)
-                Fault::ClockJump { .. } => {}
+                Fault::ClockJump { .. } | Fault::Available { .. } => {}
                 Fault::ClockDrift { node, .. } => {
                     drifted.insert(node);
                 }
@@ -625,7 +705,9 @@ mod tests {
         for nemesis in Nemesis::ALL {
             for seed in 0..200 {
                 let s = nemesis.schedule(seed, 60_000);
-                assert!(s.events.len() > 10, "{}: seed {seed}", nemesis.name());
+                // Several episodes fit (`lost-replica`'s are the longest: 3 or 4 events in up to
+                // 20 s each).
+                assert!(s.events.len() > 5, "{}: seed {seed}", nemesis.name());
                 if let Err(e) = check_undone(&s) {
                     panic!("{} seed {seed}: {e}\n{s:?}", nemesis.name());
                 }

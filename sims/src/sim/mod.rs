@@ -1,6 +1,7 @@
 //! Running one scenario under madsim: build the cluster (`cluster`), inject the schedule's faults
 //! (`supervisor`), then heal, wait for convergence and check (`checks`). `run` ties them together.
 
+pub mod availability;
 pub mod checks;
 pub mod cluster;
 pub mod committed;

@@ -75,6 +75,11 @@ pub fn run(sc: &Scenario, keep_trace: bool) -> Outcome {
     let (sim_ms, observed, mut problems, roles, coverage) =
         rt.block_on(simulate(sc.clone(), trace.clone()));
     problems.extend(super::history::anomalies(&observed, sc));
+    problems.extend(super::availability::unavailable(
+        &sc.schedule,
+        &observed,
+        sc,
+    ));
     if gave_up_durability(sc, &coverage) {
         problems.retain(|p| !LOSS_FAMILY.contains(&problem_name(p)));
     }

@@ -457,6 +457,8 @@ impl Cluster {
                     self.note_clock(n);
                 }
             }
+            // A promise checked after the run, not a fault.
+            Fault::Available { .. } => {}
             // `resolve` leaves no role behind; a fault still naming one is reported, not applied.
             unresolved => self.note(&format!("not applied, unresolved target: {unresolved:?}")),
         }

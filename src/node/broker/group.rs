@@ -152,7 +152,7 @@ impl Broker {
         // Like Kafka's coordinator (which writes with acks=all), a commit is refused up front
         // while the partition has fewer in-sync replicas than `min.insync.replicas`: it could
         // not be made as durable as promised.
-        let too_few = ls.isr.len() < self.config.min_insync_replicas;
+        let too_few = !ls.isr_meets_min(&self.config);
         for w in writes {
             if let (
                 true,

@@ -155,7 +155,7 @@ impl Broker {
         let Role::Leader(ls) = &mut r.role else {
             return Err(Err(not_leader));
         };
-        if acks == Acks::All && ls.isr.len() < config.min_insync_replicas {
+        if acks == Acks::All && !ls.isr_meets_min(&config) {
             return Err(Err(ErrorCode::NotEnoughReplicas));
         }
         // An idempotent producer's batch is checked against what the log knows of it: a retry
@@ -437,7 +437,6 @@ impl Broker {
         let fsync = self.config.durability == Durability::Fsync;
         let own_unsynced_counts = self.config.bugs.has(Bug::AckBeforeSync);
         let pending_ignored = self.config.bugs.has(Bug::HwIgnoresPendingIsr);
-        let min_isr = self.config.min_insync_replicas;
         let Some(r) = self.replicas.get_mut(tp) else {
             return;
         };
@@ -476,7 +475,7 @@ impl Broker {
             }
         }
         let hw = r.log.high_watermark();
-        let isr_ok = ls.isr.len() >= min_isr;
+        let isr_ok = ls.isr_meets_min(&self.config);
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut ls.waiting_produce)
             .into_iter()
             .partition(|w| match w.acks {
@@ -548,10 +547,17 @@ impl Broker {
         if !ls.isr.contains(&f) || f == self.config.id {
             return;
         }
+        // Behind the leader's log end, not its high watermark: the high watermark waits for
+        // every ISR member, so a follower that stopped fetching is never below it.
+        let caught_up_to = if self.config.bugs.has(Bug::LagFromHighWatermark) {
+            r.log.high_watermark()
+        } else {
+            r.log.log_end_offset()
+        };
         let behind = ls
             .followers
             .get(&f)
-            .is_none_or(|p| p.log_end < r.log.log_end_offset());
+            .is_none_or(|p| p.log_end < caught_up_to);
         if behind && ls.pending_isr.is_none() && !ls.isr_change_refused {
             let isr: Vec<_> = ls.isr.iter().copied().filter(|b| *b != f).collect();
             self.propose_isr(cx, tp, isr);

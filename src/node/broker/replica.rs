@@ -1,6 +1,7 @@
 //! A broker's replica of one partition: its log, what of it is synced, and its current role.
 
 use crate::log::PartitionLog;
+use crate::node::{BrokerConfig, Bug};
 use crate::protocol::{
     Acks, BatchResult, BrokerEpoch, BrokerId, ErrorCode, FetchRequest, LeaderEpoch, NodeId, Offset,
     PartitionEpoch, ProduceResponse, TopicPartition,
@@ -83,6 +84,17 @@ impl LeaderState {
         m.sort_unstable();
         m.dedup();
         m
+    }
+
+    /// Whether the committed ISR is big enough for acks=all writes and offset commits: at least
+    /// `min.insync.replicas` members (with the `min-insync-exclusive` switch, more than that).
+    pub fn isr_meets_min(&self, config: &BrokerConfig) -> bool {
+        let min = config.min_insync_replicas;
+        if config.bugs.has(Bug::MinInsyncExclusive) {
+            self.isr.len() > min
+        } else {
+            self.isr.len() >= min
+        }
     }
 }
 
