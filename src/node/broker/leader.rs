@@ -434,7 +434,8 @@ impl Broker {
     /// and wake parked fetches.
     pub(super) fn leader_progress(&mut self, cx: &mut Context, tp: &TopicPartition) {
         let me = self.config.id;
-        let fsync = self.config.durability == Durability::Fsync;
+        let durability = self.config.durability;
+        let fsync = durability == Durability::Fsync;
         let own_unsynced_counts = self.config.bugs.has(Bug::AckBeforeSync);
         let pending_ignored = self.config.bugs.has(Bug::HwIgnoresPendingIsr);
         let Some(r) = self.replicas.get_mut(tp) else {
@@ -460,10 +461,7 @@ impl Broker {
             if m == me {
                 continue;
             }
-            let theirs = ls
-                .followers
-                .get(&m)
-                .map(|p| if fsync { p.synced } else { p.log_end });
+            let theirs = ls.followers.get(&m).map(|p| p.counted(durability));
             candidate = candidate.zip(theirs).map(|(a, b)| a.min(b));
         }
         if let Some(c) = candidate {
@@ -516,7 +514,7 @@ impl Broker {
         // With fsync durability a member has synced everything below the high watermark
         // (`isr-member-syncs-hw`), so a follower joins once it has synced up to it, not only
         // written it.
-        let fsync = self.config.durability == Durability::Fsync;
+        let durability = self.config.durability;
         let joining = ls.followers.iter().find(|(b, p)| {
             let live = self
                 .metadata
@@ -525,7 +523,7 @@ impl Broker {
             !ls.isr.contains(b)
                 && live
                 && p.log_end >= hw
-                && (!fsync || p.synced >= hw)
+                && p.counted(durability) >= hw
                 && (skip_epoch_check || p.log_end >= ls.epoch_start)
         });
         if let Some((&b, _)) = joining {

@@ -1,7 +1,7 @@
 //! A broker's replica of one partition: its log, what of it is synced, and its current role.
 
 use crate::log::PartitionLog;
-use crate::node::{BrokerConfig, Bug};
+use crate::node::{BrokerConfig, Bug, Durability};
 use crate::protocol::{
     Acks, BatchResult, BrokerEpoch, BrokerId, ErrorCode, FetchRequest, LeaderEpoch, NodeId, Offset,
     PartitionEpoch, ProduceResponse, TopicPartition,
@@ -103,6 +103,18 @@ pub struct Progress {
     pub log_end: Offset,
     pub synced: Offset,
     pub broker_epoch: BrokerEpoch,
+}
+
+impl Progress {
+    /// How far the follower holds records as durably as `durability` promises: what it has
+    /// synced under `fsync`, what it has written otherwise. The high watermark counts this, and
+    /// a follower joins the ISR only once this reaches the high watermark.
+    pub fn counted(&self, durability: Durability) -> Offset {
+        match durability {
+            Durability::Fsync => self.synced,
+            Durability::Replicated => self.log_end,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -351,12 +351,21 @@ fn controller(brokers: &[u32], topic: TopicSpec) -> Controller {
 /// Broker `id` of `two_broker_controller`'s cluster, started (a follower has sent its first
 /// fetch).
 fn started_broker(controller: &Controller, id: u32) -> Broker {
-    let mut b = Broker::bootstrapped(
-        Arc::new(BrokerConfig::new(id, vec![9])),
-        controller.metadata().clone(),
-    );
+    started_broker_with(controller, BrokerConfig::new(id, vec![9]))
+}
+
+/// The same broker with its own configuration.
+fn started_broker_with(controller: &Controller, config: BrokerConfig) -> Broker {
+    let mut b = Broker::bootstrapped(Arc::new(config), controller.metadata().clone());
     b.on_start(&mut Context::new(0));
     b
+}
+
+/// `BrokerConfig::new(id, [9])` with fsync durability.
+fn fsync_config(id: u32) -> BrokerConfig {
+    let mut config = BrokerConfig::new(id, vec![9]);
+    config.durability = Durability::Fsync;
+    config
 }
 
 /// Broker 1 following broker 0 on `t-0`, as bootstrapped; returns it after its first fetch.
@@ -1012,10 +1021,7 @@ fn a_committed_isr_member_below_the_leaders_high_watermark_is_a_broken_invariant
 fn a_committed_isr_member_unsynced_below_the_high_watermark_is_a_broken_invariant() {
     let tp = TopicPartition::new("t", 0);
     let controller = two_broker_controller();
-    let mut config = BrokerConfig::new(1, vec![9]);
-    config.durability = Durability::Fsync;
-    let mut follower = Broker::bootstrapped(Arc::new(config), controller.metadata().clone());
-    follower.on_start(&mut Context::new(0));
+    let mut follower = started_broker_with(&controller, fsync_config(1));
     let registered = controller
         .metadata()
         .registration(1)
@@ -1034,6 +1040,44 @@ fn a_committed_isr_member_unsynced_below_the_high_watermark_is_a_broken_invarian
     let mut cached = started_broker(&controller, 1);
     append_one_record(&mut cached, &tp, None);
     assert_eq!(rule(&cached), Ok(()));
+}
+
+/// With fsync durability a follower out of the ISR is proposed for it only once it has synced
+/// up to the high watermark: written is not enough (a crash that keeps the page cache would
+/// otherwise let it rejoin with nothing synced, and `isr-member-syncs-hw` break).
+#[test]
+fn an_fsync_follower_joins_the_isr_only_once_synced_up_to_the_high_watermark() {
+    let tp = TopicPartition::new("t", 0);
+    let controller = two_broker_controller();
+    let mut leader = started_broker_with(&controller, fsync_config(0));
+    // Broker 1 is out of the ISR; the leader commits one record alone, once it has synced it.
+    leader_state(&mut leader).isr = vec![0];
+    assert_eq!(produce(&mut leader, "a", 0), vec![]);
+    leader.on_persisted(&mut Context::new(0), u64::MAX);
+    assert_eq!(leader.replicas()[&tp].log.high_watermark(), 1);
+    let epoch = leader.leader_epoch_of(&tp).expect("leads t-0");
+    let broker_epoch = leader.metadata().registration(1).expect("broker 1").epoch;
+    let fetch = |synced_offset| {
+        let mut req = crate::protocol::FetchRequest::by_consumer(tp.clone(), 1, epoch);
+        req.replica = Some(crate::protocol::ReplicaId {
+            broker: 1,
+            broker_epoch,
+        });
+        req.synced_offset = synced_offset;
+        Message::Fetch(req)
+    };
+    let proposed = |answers: Vec<(u32, Message)>| -> Option<Vec<u32>> {
+        answers.into_iter().find_map(|(_, m)| match m {
+            Message::AlterPartition(req) => Some(req.new_isr.iter().map(|(b, _)| *b).collect()),
+            _ => None,
+        })
+    };
+    // It holds the record (it fetches from offset 1) but has synced nothing.
+    assert_eq!(proposed(to_broker(&mut leader, 1, fetch(0))), None);
+    assert_eq!(
+        proposed(to_broker(&mut leader, 1, fetch(1))),
+        Some(vec![0, 1])
+    );
 }
 
 /// What `each_committed_isr_member` hands its check.
