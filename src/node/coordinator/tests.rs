@@ -285,6 +285,38 @@ fn session_expiry_removes_a_member_and_the_other_rebalances_alone() {
     assert_eq!(hb[0].1, Err(ErrorCode::UnknownMemberId));
 }
 
+/// A rebalance does not wait for ever on a member that is alive (its session kept up) but does
+/// not rejoin: when the rebalance timer fires, the generation completes with those that
+/// rejoined, and the one that did not is out of the group.
+#[test]
+fn a_rebalance_completes_at_its_deadline_without_a_member_that_did_not_rejoin() {
+    let mut b = broker(&[]);
+    let (m1, m2) = two_members(&mut b);
+    assert!(
+        join(&mut b, 103, None).is_empty(),
+        "the join waits for the others"
+    );
+    assert!(
+        join(&mut b, 101, Some(&m1)).is_empty(),
+        "still waiting for the second member"
+    );
+    let mut cx = Context::new(0);
+    b.on_timer(&mut cx, Timer::GroupRebalance("g".into()));
+    let done = answers(cx);
+    let (m3, g3) = joined(&done, 103);
+    assert_eq!((joined(&done, 101).1, g3), (3, 3));
+    assert_ne!(m3, m2);
+    let hb = ask(
+        &mut b,
+        102,
+        GroupRequest::Heartbeat {
+            member: m2,
+            generation: 2,
+        },
+    );
+    assert_eq!(hb[0].1, Err(ErrorCode::UnknownMemberId));
+}
+
 #[test]
 fn a_new_coordinator_rebuilds_offsets_and_generation_from_the_log() {
     let mut b = broker(&[]);
