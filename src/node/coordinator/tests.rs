@@ -130,6 +130,19 @@ fn commit_with(
     r.into_iter().next().expect("answered at once").1
 }
 
+/// A heartbeat of `member` in `generation`, and its answer.
+fn heartbeat(b: &mut Broker, from: u32, member: &str, generation: u32) -> Answer {
+    let request = GroupRequest::Heartbeat {
+        member: member.into(),
+        generation,
+    };
+    ask(b, from, request)
+        .into_iter()
+        .next()
+        .expect("answered")
+        .1
+}
+
 fn fetch(b: &mut Broker) -> Answer {
     let r = ask(
         b,
@@ -263,26 +276,16 @@ fn session_expiry_removes_a_member_and_the_other_rebalances_alone() {
             member: m2.clone(),
         },
     );
-    let hb = ask(
-        &mut b,
-        101,
-        GroupRequest::Heartbeat {
-            member: m1.clone(),
-            generation: 2,
-        },
+    assert_eq!(
+        heartbeat(&mut b, 101, &m1, 2),
+        Err(ErrorCode::RebalanceInProgress)
     );
-    assert_eq!(hb[0].1, Err(ErrorCode::RebalanceInProgress));
     let (_, g) = joined(&join(&mut b, 101, Some(&m1)), 101);
     assert_eq!(g, 3);
-    let hb = ask(
-        &mut b,
-        102,
-        GroupRequest::Heartbeat {
-            member: m2,
-            generation: 2,
-        },
+    assert_eq!(
+        heartbeat(&mut b, 102, &m2, 2),
+        Err(ErrorCode::UnknownMemberId)
     );
-    assert_eq!(hb[0].1, Err(ErrorCode::UnknownMemberId));
 }
 
 /// A rebalance does not wait for ever on a member that is alive (its session kept up) but does
@@ -306,15 +309,10 @@ fn a_rebalance_completes_at_its_deadline_without_a_member_that_did_not_rejoin() 
     let (m3, g3) = joined(&done, 103);
     assert_eq!((joined(&done, 101).1, g3), (3, 3));
     assert_ne!(m3, m2);
-    let hb = ask(
-        &mut b,
-        102,
-        GroupRequest::Heartbeat {
-            member: m2,
-            generation: 2,
-        },
+    assert_eq!(
+        heartbeat(&mut b, 102, &m2, 2),
+        Err(ErrorCode::UnknownMemberId)
     );
-    assert_eq!(hb[0].1, Err(ErrorCode::UnknownMemberId));
 }
 
 #[test]
