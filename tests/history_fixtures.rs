@@ -203,3 +203,21 @@ fn a_failed_jepsen_transaction_read_later_is_an_aborted_read() {
     assert_eq!(report.stats.sends_failed, 2);
     assert_eq!(report.stats.sends_ok, 1);
 }
+
+#[test]
+fn a_latest_offset_that_counted_uncommitted_records_is_found() {
+    // billing-1 was told the latest offset is 3 while offset 2 held a record nobody had
+    // committed; the leader failed, and order-4, sent after the answer, took offset 2.
+    assert_eq!(
+        subjects("latest-ahead.jsonl"),
+        vec!["latest-ahead orders-0@2"]
+    );
+    // The same history with the answer at 2 (the high watermark) passes.
+    let text = load("latest-ahead.jsonl").replace(
+        r#""type":"ok","f":"latest-offset","time_ns":7000,"offset":3"#,
+        r#""type":"ok","f":"latest-offset","time_ns":7000,"offset":2"#,
+    );
+    let report = check(&parse_history(&text).expect("parse"));
+    assert!(report.is_ok(), "{}", report.render());
+    assert_eq!(report.stats.latest_offsets, 1);
+}

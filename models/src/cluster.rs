@@ -562,6 +562,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             // with a batch in hand.
             process_ms: Some(1),
             rewind_every: None,
+            seek_end_every: None,
             max_records: None,
             seek_to: Default::default(),
             bugs: bugs.clone(),

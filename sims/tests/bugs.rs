@@ -483,3 +483,38 @@ fn caught_and_clean_without(bug: Bug, limit: u64, expected: &[&str]) {
         catch.without
     );
 }
+
+#[test]
+fn latest_is_log_end_is_caught() {
+    // The leader answers a partition's latest offset with its log end: a member seeking to the
+    // end is told an offset no replica's high watermark has reached (`latest-above-hw`, the
+    // simulator's own check of every answer).
+    caught_and_clean_without(Bug::LatestIsLogEnd, 10, &["latest-above-hw"]);
+}
+
+/// The same switch, as the clients' history alone shows it: once a failover gives the
+/// uncommitted offsets the member was told about to records sent after the answer
+/// (`latest-ahead`). Only the history checker judges this run, as it would a real client's.
+#[test]
+fn latest_is_log_end_shows_in_the_history() {
+    let opts = ScenarioOptions {
+        bugs: vec![Bug::LatestIsLogEnd],
+        nemesis: Some(sims::faults::nemesis::Nemesis::LoneLeaderPowerLoss),
+        ..Default::default()
+    };
+    let sc = Scenario::from_seed(15, &opts);
+    let outcome = run(&sc, false);
+    let history = sims::sim::history::anomalies(&outcome.observed, &sc);
+    assert!(
+        history.iter().any(|a| a.starts_with("latest-ahead ")),
+        "{history:?}"
+    );
+    let clean = run(
+        &Scenario {
+            bugs: Vec::new(),
+            ..sc.clone()
+        },
+        false,
+    );
+    assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+}

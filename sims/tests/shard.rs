@@ -76,7 +76,7 @@ const SWEEP: [&str; 8] = [
     "--sim-secs",
     "2",
     "--bug",
-    "commit-before-process",
+    "latest-is-log-end",
 ];
 
 #[test]
@@ -125,7 +125,7 @@ fn a_sharded_sweep_gives_exactly_the_verdicts_and_hashes_of_one_run() {
     assert_eq!(seed_lines(&merged), seed_lines(&one));
     assert!(
         merged.contains(
-            "replay: cargo sim replay --seed 0 --bug commit-before-process --sim-secs 2 --trace"
+            "replay: cargo sim replay --seed 0 --bug latest-is-log-end --sim-secs 2 --trace"
         ),
         "{merged}"
     );
@@ -133,7 +133,7 @@ fn a_sharded_sweep_gives_exactly_the_verdicts_and_hashes_of_one_run() {
     assert_eq!(last_result_line(&merged), last_result_line(&one));
     assert!(
         last_result_line(&merged).starts_with(
-            "RESULT violation seeds=6 failed=1 first_failing_seed=0 problem=at-least-once"
+            "RESULT violation seeds=6 failed=1 first_failing_seed=0 problem=latest-above-hw"
         ),
         "{merged}"
     );

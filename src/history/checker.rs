@@ -31,6 +31,9 @@
 //!   seek by a member that could explain it: an `ok` commit or fetch-committed shows an offset
 //!   lower than one an earlier (completed before it was invoked) commit or fetch showed, or a
 //!   fetch finds no offset after one was seen. Subject `group topic-partition`.
+//! - `latest-ahead`: a record whose send was invoked after a consumer was told a partition's
+//!   latest offset `o` (its high watermark) landed below `o`: the answer counted offsets that
+//!   were not committed (`latest`).
 //! - `at-least-once`: a record (acknowledged or read) below a group's final committed offset
 //!   that no member of the group polled, and no member jumped over. Subject
 //!   `group topic-partition@offset`.
@@ -51,6 +54,7 @@
 
 use super::event::{Event, EventType, Op};
 use super::groups::check_groups;
+use super::latest::check_latest;
 use super::ops::{pair, Operation};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -89,6 +93,8 @@ pub struct Stats {
     pub fetches_committed: usize,
     /// `ok` resets to a partition's log start.
     pub resets: usize,
+    /// `ok` answers to a request for a partition's latest offset.
+    pub latest_offsets: usize,
     /// Operations of a kind the checker does not know, skipped.
     pub ignored: usize,
 }
@@ -250,6 +256,7 @@ impl<'a> Observations<'a> {
                 (Op::Commit, EventType::Fail) => stats.commits_failed += 1,
                 (Op::Commit, _) => stats.commits_unknown += 1,
                 (Op::FetchCommitted, EventType::Ok) => stats.fetches_committed += 1,
+                (Op::LatestOffset, EventType::Ok) => stats.latest_offsets += 1,
                 (Op::Other, _) => stats.ignored += 1,
                 _ => {}
             }
@@ -313,6 +320,7 @@ pub fn check(events: &[Event]) -> Report {
     check_producers(&ops, &obs.acked, &mut report);
     check_groups(events, &ops, &obs.known, &mut report);
     check_key_partitions(&obs, &mut report);
+    check_latest(&ops, &mut report);
     Report {
         anomalies: found
             .into_iter()

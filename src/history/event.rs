@@ -81,6 +81,10 @@ pub enum Op {
     Commit,
     #[serde(alias = ":fetch-committed")]
     FetchCommitted,
+    /// The consumer asked the partition's leader for its latest offset (Kafka's ListOffsets with
+    /// `LATEST`: the high watermark); `offset` is the answer.
+    #[serde(alias = ":latest-offset")]
+    LatestOffset,
     /// The consumer's partitions are now `partitions`.
     #[serde(alias = ":assign")]
     Assign,
@@ -98,7 +102,13 @@ impl Op {
     fn is_checked(&self) -> bool {
         matches!(
             self,
-            Op::Send | Op::Poll | Op::Seek | Op::Reset | Op::Commit | Op::FetchCommitted
+            Op::Send
+                | Op::Poll
+                | Op::Seek
+                | Op::Reset
+                | Op::Commit
+                | Op::FetchCommitted
+                | Op::LatestOffset
         )
     }
 }
@@ -322,6 +332,24 @@ impl Event {
             partition: Some(partition),
             offset,
             ..Event::new(process, kind, Op::FetchCommitted, time_ns)
+        }
+    }
+
+    /// A request for the latest offset of `partition`: an invoke (`offset` None), or its end,
+    /// whose `ok` carries the answer.
+    pub fn latest_offset(
+        process: &str,
+        kind: EventType,
+        time_ns: u64,
+        topic: &str,
+        partition: u32,
+        offset: Option<u64>,
+    ) -> Event {
+        Event {
+            topic: Some(topic.to_string()),
+            partition: Some(partition),
+            offset,
+            ..Event::new(process, kind, Op::LatestOffset, time_ns)
         }
     }
 }
@@ -550,6 +578,13 @@ fn validate_invoke(e: &Event) -> Result<(), String> {
                 ("partition", e.partition.is_some()),
             ],
         ),
+        Op::LatestOffset => require(
+            e,
+            &[
+                ("topic", e.topic.is_some()),
+                ("partition", e.partition.is_some()),
+            ],
+        ),
         _ => Ok(()),
     }
 }
@@ -573,7 +608,7 @@ fn validate_outcome(op: &Operation) -> Result<(), String> {
             ],
         ),
         Op::Poll => require(e, &[("records", e.records.is_some())]),
-        Op::Seek | Op::Reset => require(
+        Op::Seek | Op::Reset | Op::LatestOffset => require(
             e,
             &[
                 ("topic", e.topic.is_some()),

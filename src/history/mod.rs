@@ -6,6 +6,7 @@ mod checker;
 mod event;
 mod groups;
 mod jepsen;
+mod latest;
 mod ops;
 #[cfg(test)]
 mod tests;

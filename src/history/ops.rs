@@ -146,7 +146,7 @@ fn merge<'a>(invoke: &Event, done: &'a Event) -> Cow<'a, Event> {
     }
     // A fetch-committed completion without an offset means "none": its offset is the answer,
     // which the invoke cannot know.
-    if e.f != Op::FetchCommitted {
+    if !matches!(e.f, Op::FetchCommitted | Op::LatestOffset) {
         e.offset = e.offset.or(invoke.offset);
     }
     Cow::Owned(e)
@@ -166,5 +166,6 @@ fn adds_to(invoke: &Event, done: &Event) -> bool {
         || fills(&invoke.records, &done.records)
         || fills(&invoke.partitions, &done.partitions)
         || fills(&invoke.topics, &done.topics)
-        || (done.f != Op::FetchCommitted && fills(&invoke.offset, &done.offset))
+        || (!matches!(done.f, Op::FetchCommitted | Op::LatestOffset)
+            && fills(&invoke.offset, &done.offset))
 }

@@ -1136,3 +1136,122 @@ fn value_prefixes_order_as_the_values_do() {
         }
     }
 }
+
+/// `base`, read by c9.
+fn base_read() -> Vec<Vec<Event>> {
+    let mut h = base();
+    h.push(poll(
+        "c9",
+        vec![
+            rec(0, 0, "k", "a0"),
+            rec(0, 1, "k", "a1"),
+            rec(0, 2, "k", "a2"),
+        ],
+    ));
+    h
+}
+
+/// c0 asks for the latest offset of partition 0 and is told `answer`.
+fn latest(c: &str, answer: u64) -> Vec<Event> {
+    vec![
+        Event::latest_offset(c, EventType::Invoke, 0, T, 0, None),
+        Event::latest_offset(c, EventType::Ok, 0, T, 0, Some(answer)),
+    ]
+}
+
+#[test]
+fn latest_ahead_a_record_sent_after_the_answer_landed_below_it() {
+    // c0 is told the latest offset is 4: a0..a2 and a record at 3 nobody had committed. A
+    // failover took that record back, and a3, sent after the answer, landed at 3, below it.
+    let mut h = base_read();
+    h.push(latest("c0", 4));
+    h.push(send("p0", "k", "a3", 0, 3));
+    h.push(poll("c9", vec![rec(0, 3, "k", "a3")]));
+    assert_eq!(names(h), vec!["latest-ahead"]);
+}
+
+#[test]
+fn latest_ahead_shows_in_reads_too() {
+    // a3's send never completed, but c1 read it at offset 3, below the answer 4.
+    let mut h = base_read();
+    h.push(latest("c0", 4));
+    h.push(vec![Event::send(
+        "p0",
+        EventType::Invoke,
+        0,
+        T,
+        Some("k"),
+        "a3",
+    )]);
+    h.push(poll("c9", vec![rec(0, 3, "k", "a3")]));
+    let events: Vec<Event> = h.into_iter().flatten().collect();
+    let report = check(&events);
+    assert_eq!(report.anomalies.len(), 1, "{}", report.render());
+    assert_eq!(report.anomalies[0].name, "latest-ahead");
+    assert_eq!(report.anomalies[0].subject, "t-0@3");
+    assert_eq!(report.stats.latest_offsets, 1);
+}
+
+#[test]
+fn latest_offsets_at_or_below_what_comes_next_pass() {
+    // b0 and a3 are sent before c1 is told 5 and land below it (at 3 and 4); a4, sent after,
+    // lands at 5, the answer itself. c0's answer 1 is an old high watermark (a deposed leader
+    // that did not know it yet): lower than records acknowledged before, which is no anomaly.
+    let mut h = base_read();
+    h.push(vec![Event::send(
+        "p1",
+        EventType::Invoke,
+        0,
+        T,
+        Some("j"),
+        "b0",
+    )]);
+    h.push(vec![Event::send(
+        "p0",
+        EventType::Invoke,
+        0,
+        T,
+        Some("k"),
+        "a3",
+    )]);
+    h.push(latest("c0", 1));
+    h.push(latest("c1", 5));
+    h.push(vec![Event::send_ok("p0", 0, T, Some("k"), "a3", 0, 3)]);
+    h.push(vec![Event::send_ok("p1", 0, T, Some("j"), "b0", 0, 4)]);
+    h.push(send("p0", "k", "a4", 0, 5));
+    h.push(poll(
+        "c9",
+        vec![
+            rec(0, 3, "k", "a3"),
+            rec(0, 4, "j", "b0"),
+            rec(0, 5, "k", "a4"),
+        ],
+    ));
+    assert_eq!(names(h), Vec::<&str>::new());
+}
+
+#[test]
+fn a_failed_or_unknown_latest_answer_accuses_nothing() {
+    let mut h = base_read();
+    h.push(vec![
+        Event::latest_offset("c0", EventType::Invoke, 0, T, 0, None),
+        Event::latest_offset("c0", EventType::Info, 0, T, 0, Some(9)),
+    ]);
+    h.push(vec![
+        Event::latest_offset("c1", EventType::Invoke, 0, T, 0, None),
+        Event::latest_offset("c1", EventType::Fail, 0, T, 0, Some(9)),
+    ]);
+    h.push(send("p0", "k", "a3", 0, 3));
+    h.push(poll("c9", vec![rec(0, 3, "k", "a3")]));
+    assert_eq!(names(h), Vec::<&str>::new());
+}
+
+#[test]
+fn an_ok_latest_offset_without_its_answer_is_malformed() {
+    let lines = [
+        r#"{"process":"c0","type":"invoke","f":"latest-offset","time_ns":0,"topic":"t","partition":0}"#,
+        r#"{"process":"c0","type":"ok","f":"latest-offset","time_ns":1}"#,
+    ];
+    let err = parse_history(&lines.join("\n")).unwrap_err();
+    assert!(err.message.contains("offset"), "{err}");
+}

@@ -97,10 +97,14 @@ pub enum Bug {
     /// `min.insync.replicas` members, not at least that many: with one replica of three lost
     /// and `min.insync.replicas=2`, every write is refused although two copies would be made.
     MinInsyncExclusive,
+    /// A partition's latest offset (ListOffsets `LATEST`) is answered with the leader's log end
+    /// instead of its high watermark: records not yet committed are counted, and a consumer
+    /// that seeks there skips offsets a failover may give to other records.
+    LatestIsLogEnd,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 26] = [
+    pub const ALL: [Bug; 27] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -127,6 +131,7 @@ impl Bug {
         Bug::ProducersNotJournaled,
         Bug::LagFromHighWatermark,
         Bug::MinInsyncExclusive,
+        Bug::LatestIsLogEnd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -157,6 +162,7 @@ impl Bug {
             Bug::ProducersNotJournaled => "producers-not-journaled",
             Bug::LagFromHighWatermark => "lag-from-high-watermark",
             Bug::MinInsyncExclusive => "min-insync-exclusive",
+            Bug::LatestIsLogEnd => "latest-is-log-end",
         }
     }
 }

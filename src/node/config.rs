@@ -258,6 +258,10 @@ pub struct ConsumerConfig {
     /// After every this many processed batches, seek the partition back two offsets (exercises
     /// re-reading; `None`: never).
     pub rewind_every: Option<u32>,
+    /// After every this many processed batches, move the partition's position to its latest
+    /// offset, which the partition's leader is asked for (Kafka's `seekToEnd`; exercises
+    /// ListOffsets under faults; `None`: never). The records skipped are skipped for the group.
+    pub seek_end_every: Option<u32>,
     /// Leave the group and stop once this many records are processed and committed.
     pub max_records: Option<u64>,
     /// Application seeks, by partition: once the member first has the partition, it moves there

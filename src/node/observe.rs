@@ -69,6 +69,15 @@ pub enum ClientEvent {
         tp: TopicPartition,
         offset: Option<Offset>,
     },
+    /// A consumer asks `tp`'s leader for the partition's latest offset (Kafka's ListOffsets
+    /// with `LATEST`: the high watermark, where the next committed record will go), for an
+    /// `auto.offset.reset` to the latest offset or a seek to the end; `offset` is the answer.
+    LatestOffset {
+        stage: Stage,
+        tp: TopicPartition,
+        offset: Option<Offset>,
+        group: Option<String>,
+    },
     /// A group member got its assignment for a generation (for the trace; not a history event).
     Assigned {
         group: String,
@@ -150,6 +159,12 @@ impl std::fmt::Display for ClientEvent {
             } => {
                 let o = offset.map_or("none".to_string(), |o| o.to_string());
                 write!(f, "fetch-committed {group} {tp} {} {o}", stage_text(stage))
+            }
+            ClientEvent::LatestOffset {
+                stage, tp, offset, ..
+            } => {
+                let o = offset.map_or(String::new(), |o| format!(" {o}"));
+                write!(f, "latest-offset {tp} {}{o}", stage_text(stage))
             }
             ClientEvent::Assigned {
                 group,

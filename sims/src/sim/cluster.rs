@@ -283,6 +283,9 @@ pub fn member_config(sc: &Scenario, index: u32) -> ConsumerConfig {
         retry_backoff_ms: Some(100),
         process_ms: Some(sc.process_ms.max(1)),
         rewind_every: Some(7),
+        // Two seeds in three also jump to the partition's end now and then, asking its leader for
+        // the latest offset (ListOffsets) while faults go on.
+        seek_end_every: (sc.seed % 3 != 2).then_some(5),
         max_records: None,
         seek_to: Default::default(),
         bugs: sc.bugs.iter().copied().collect(),
@@ -406,9 +409,20 @@ impl Cluster {
         let observer: Observer = {
             let history = self.history.clone();
             let coverage = self.coverage.clone();
+            let (cross, failures) = (self.cross.clone(), self.failures.clone());
             Arc::new(move |node, time_ms, event: &ClientEvent| {
-                if matches!(event, ClientEvent::Reset { .. }) {
-                    coverage.add(Situation::ConsumerResetToLogStart);
+                match event {
+                    ClientEvent::Reset { .. } => coverage.add(Situation::ConsumerResetToLogStart),
+                    ClientEvent::LatestOffset {
+                        tp,
+                        offset: Some(o),
+                        ..
+                    } => {
+                        if let Err(e) = cross.latest_answer(tp, *o) {
+                            lock(&failures).push(e);
+                        }
+                    }
+                    _ => {}
                 }
                 lock(&history).push(Observed {
                     node,

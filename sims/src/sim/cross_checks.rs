@@ -29,6 +29,9 @@ pub struct CrossChecks {
     /// How far `offsets-monotonic` has read each broker's replica of each `__consumer_offsets`
     /// partition.
     offsets: Arc<Mutex<BTreeMap<(NodeId, u32), OffsetsScan>>>,
+    /// The highest high watermark any replica of each partition has had so far: no leader can
+    /// have answered a higher latest offset (`latest-above-hw`).
+    high_watermarks: Arc<Mutex<BTreeMap<TopicPartition, Offset>>>,
 }
 
 /// What `offsets-monotonic` has read of one replica's log: entries `[start, next)`, the last of
@@ -104,6 +107,7 @@ impl CrossChecks {
     /// - what it has written so far of `__consumer_offsets`: every member's commit in each
     ///   replica names its group's generation recorded last (`offsets-monotonic`).
     fn broker(&self, b: &Broker, committed: &Arc<Mutex<CommittedLog>>) -> Checked {
+        self.note_high_watermarks(b);
         self.commits_fenced(b)?;
         let committed = lock(committed);
         b.check_against_committed(committed.metadata(), Some(committed.next_producer_id()))?;
@@ -125,6 +129,36 @@ impl CrossChecks {
             }),
             None => Ok(()),
         })
+    }
+
+    fn note_high_watermarks(&self, b: &Broker) {
+        let mut highest = lock(&self.high_watermarks);
+        for (tp, r) in b.replicas() {
+            let hw = r.log.high_watermark();
+            match highest.get_mut(tp) {
+                Some(h) => *h = (*h).max(hw),
+                None => {
+                    highest.insert(tp.clone(), hw);
+                }
+            }
+        }
+    }
+
+    /// `latest-above-hw`: a consumer was told `offset` is `tp`'s latest offset. The leader
+    /// answers its high watermark, and every broker's is noted after each of its steps (the
+    /// answering one's included, before the answer leaves), so no answer can exceed the highest
+    /// so far. An answer above it counted records nobody had committed, which a consumer seeking
+    /// there skips; the history shows that only if a failover then gives those offsets to other
+    /// records (`latest-ahead`).
+    pub fn latest_answer(&self, tp: &TopicPartition, offset: Offset) -> Result<(), String> {
+        let highest = lock(&self.high_watermarks).get(tp).copied().unwrap_or(0);
+        if offset > highest {
+            return Err(format!(
+                "latest-above-hw {tp}: a consumer was told the latest offset is {offset}, but no \
+                 replica's high watermark has been above {highest}"
+            ));
+        }
+        Ok(())
     }
 
     /// `offsets-monotonic` on each of `b`'s replicas of `__consumer_offsets`, reading only what

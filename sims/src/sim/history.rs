@@ -127,6 +127,22 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                 let reset = Event::reset(process, time_ns, &tp.topic, tp.partition, *offset);
                 out.push(grouped(reset, group));
             }
+            ClientEvent::LatestOffset {
+                stage,
+                tp,
+                offset,
+                group,
+            } => {
+                let e = Event::latest_offset(
+                    process,
+                    kind_of(stage),
+                    time_ns,
+                    &tp.topic,
+                    tp.partition,
+                    *offset,
+                );
+                out.push(grouped(e, group));
+            }
             ClientEvent::Commit {
                 stage,
                 group,

@@ -49,6 +49,7 @@ const LOSS_FAMILY: &[&str] = &[
     "per-key-order",
     "offset-regression",
     "at-least-once",
+    "latest-ahead",
 ];
 
 /// A run with unclean election enabled promises nothing about acknowledged records once an

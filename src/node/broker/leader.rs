@@ -777,6 +777,9 @@ impl Broker {
                 {
                     Err(ErrorCode::OffsetNotAvailable)
                 }
+                (Some(_), OffsetSpec::Latest) if self.config.bugs.has(Bug::LatestIsLogEnd) => {
+                    Ok(r.log.log_end_offset())
+                }
                 (Some(_), OffsetSpec::Latest) => Ok(r.log.high_watermark()),
                 (Some(_), OffsetSpec::Timestamp(t)) => {
                     let hw = r.log.high_watermark();

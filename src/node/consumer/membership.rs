@@ -233,6 +233,7 @@ impl Consumer {
         self.assignment = None;
         self.leading = None;
         self.positions.clear();
+        self.to_end.clear();
         self.committed.clear();
         self.dirty.clear();
         self.in_hand = None;

@@ -80,6 +80,8 @@ pub struct Consumer {
     committed: BTreeMap<TopicPartition, Offset>,
     /// Partitions with processed records not yet committed.
     dirty: BTreeSet<TopicPartition>,
+    /// Partitions to move to their latest offset once it is known (a seek to the end).
+    to_end: BTreeSet<TopicPartition>,
     /// Partitions whose configured seek has been applied.
     sought: BTreeSet<u32>,
     /// Round-robin cursor over the assignment.
@@ -111,6 +113,7 @@ impl Consumer {
             positions: BTreeMap::new(),
             committed: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            to_end: BTreeSet::new(),
             sought: BTreeSet::new(),
             cursor: 0,
             in_flight: None,
@@ -203,9 +206,31 @@ impl Consumer {
                     return;
                 }
                 self.done(cx);
+                let group = Some(self.config.group.clone());
                 match result {
-                    Ok(offset) => self.seek_to(cx, &tp, offset),
-                    Err(_) => self.retry_later(cx, true),
+                    Ok(offset) => {
+                        cx.observe(ClientEvent::LatestOffset {
+                            stage: Stage::Ok,
+                            tp: tp.clone(),
+                            offset: Some(offset),
+                            group,
+                        });
+                        // An application's seek to the end is committed like processed
+                        // records (what it skipped it chose to skip); a reset is not.
+                        if self.to_end.remove(&tp) {
+                            self.dirty.insert(tp.clone());
+                        }
+                        self.seek_to(cx, &tp, offset)
+                    }
+                    Err(e) => {
+                        cx.observe(ClientEvent::LatestOffset {
+                            stage: Stage::Fail(format!("{e:?}")),
+                            tp: tp.clone(),
+                            offset: None,
+                            group,
+                        });
+                        self.retry_later(cx, true)
+                    }
                 }
             }
             _ => return,

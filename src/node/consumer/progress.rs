@@ -4,7 +4,7 @@
 
 use super::{Consumer, GroupCall, InFlight, InHand};
 use crate::node::client::metadata_request;
-use crate::node::{Bug, ClientEvent, Context, OffsetReset, Timer};
+use crate::node::{Bug, ClientEvent, Context, OffsetReset, Stage, Timer};
 use crate::protocol::{
     ErrorCode, FetchRequest, FetchResponse, Message, Offset, OffsetSpec, TopicPartition,
 };
@@ -59,6 +59,10 @@ impl Consumer {
                 offset: None,
             });
             return self.group_request(cx, GroupCall::FetchOffset { tp });
+        }
+        if let Some(tp) = assignment.iter().find(|tp| self.to_end.contains(*tp)) {
+            let tp = tp.clone();
+            return self.list_latest(cx, &tp);
         }
         if assignment.is_empty() {
             // Nothing assigned: only heartbeats until the next rebalance.
@@ -127,6 +131,12 @@ impl Consumer {
             .is_some_and(|n| n > 0 && self.batches.is_multiple_of(n))
         {
             self.seek_to(cx, &h.tp, next.saturating_sub(2));
+        } else if self
+            .config
+            .seek_end_every
+            .is_some_and(|n| n > 0 && self.batches.is_multiple_of(n))
+        {
+            self.to_end.insert(h.tp.clone());
         }
         self.cursor += 1;
     }
@@ -173,21 +183,7 @@ impl Consumer {
         match self.config.auto_offset_reset {
             // The log start may be above 0; the fetch then says where it is.
             OffsetReset::Earliest => self.seek_to(cx, tp, 0),
-            OffsetReset::Latest => match self.leader_of(tp) {
-                Some(leader) => {
-                    let msg = Message::ListOffsets {
-                        tp: tp.clone(),
-                        spec: OffsetSpec::Latest,
-                    };
-                    cx.send(leader, msg);
-                    cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
-                    self.in_flight = Some(InFlight::ListOffsets {
-                        tp: tp.clone(),
-                        leader,
-                    });
-                }
-                None => self.request_metadata(cx),
-            },
+            OffsetReset::Latest => self.list_latest(cx, tp),
             OffsetReset::None => {
                 cx.observe(ClientEvent::ConsumerError {
                     reason: format!(
@@ -198,6 +194,29 @@ impl Consumer {
                 self.leave(cx);
             }
         }
+    }
+
+    /// Asks `tp`'s leader for the partition's latest offset; the answer moves the position there.
+    fn list_latest(&mut self, cx: &mut Context, tp: &TopicPartition) {
+        let Some(leader) = self.leader_of(tp).filter(|_| !self.stale) else {
+            return self.request_metadata(cx);
+        };
+        cx.observe(ClientEvent::LatestOffset {
+            stage: Stage::Invoke,
+            tp: tp.clone(),
+            offset: None,
+            group: Some(self.config.group.clone()),
+        });
+        let msg = Message::ListOffsets {
+            tp: tp.clone(),
+            spec: OffsetSpec::Latest,
+        };
+        cx.send(leader, msg);
+        cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
+        self.in_flight = Some(InFlight::ListOffsets {
+            tp: tp.clone(),
+            leader,
+        });
     }
 
     fn leader_of(&self, tp: &TopicPartition) -> Option<crate::protocol::BrokerId> {

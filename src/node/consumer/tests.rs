@@ -4,8 +4,8 @@
 use super::Consumer;
 use crate::node::{Bug, ClientEvent, ConsumerConfig, Context, Effect, OffsetReset, Stage, Timer};
 use crate::protocol::{
-    Assignor, ClusterMetadata, FetchResponse, GroupAnswer, GroupRequest, GroupResponse, LogEntry,
-    Message, PartitionState, Record, TopicPartition,
+    Assignor, ClusterMetadata, ErrorCode, FetchResponse, GroupAnswer, GroupRequest, GroupResponse,
+    LogEntry, Message, OffsetSpec, PartitionState, Record, TopicPartition,
 };
 use std::sync::Arc;
 
@@ -14,7 +14,11 @@ fn consumer(process_ms: Option<u64>, bugs: &[Bug]) -> Consumer {
 }
 
 fn consumer_assigning(process_ms: Option<u64>, bugs: &[Bug], leader_assigns: bool) -> Consumer {
-    Consumer::new(Arc::new(ConsumerConfig {
+    Consumer::new(Arc::new(config(process_ms, bugs, leader_assigns)))
+}
+
+fn config(process_ms: Option<u64>, bugs: &[Bug], leader_assigns: bool) -> ConsumerConfig {
+    ConsumerConfig {
         id: 50,
         bootstrap: vec![0],
         group: "g".into(),
@@ -27,10 +31,11 @@ fn consumer_assigning(process_ms: Option<u64>, bugs: &[Bug], leader_assigns: boo
         retry_backoff_ms: None,
         process_ms,
         rewind_every: None,
+        seek_end_every: None,
         max_records: None,
         seek_to: Default::default(),
         bugs: bugs.iter().copied().collect(),
-    }))
+    }
 }
 
 fn tp() -> TopicPartition {
@@ -368,5 +373,78 @@ fn a_leading_member_assigns_from_fresh_metadata_and_reads_its_share() {
     assert!(fx.iter().any(|e| matches!(
         e,
         Effect::Observe(ClientEvent::Assigned { partitions, .. }) if partitions == &t(0)
+    )));
+}
+
+/// A member that seeks to the end after every batch, fetching `t-0` at 3 and handed 3..5.
+fn member_seeking_to_the_end() -> (Consumer, Vec<Effect>) {
+    let mut c = Consumer::new(Arc::new(ConsumerConfig {
+        seek_end_every: Some(1),
+        ..config(None, &[], false)
+    }));
+    member_fetching(&mut c);
+    let fx = deliver_batch(&mut c);
+    let (corr, _) = sent_group(&fx).expect("the batch's commit");
+    let fx = answer(&mut c, corr, GroupAnswer::Committed);
+    (c, fx)
+}
+
+fn latest_answer(c: &mut Consumer, result: Result<u64, ErrorCode>) -> Vec<Effect> {
+    let mut cx = Context::new(0);
+    let resp = Message::ListOffsetsResponse {
+        tp: tp(),
+        spec: OffsetSpec::Latest,
+        result,
+        timestamp: None,
+    };
+    c.on_message(&mut cx, 0, resp);
+    cx.take_effects()
+}
+
+#[test]
+fn a_seek_to_the_end_asks_the_leader_for_the_latest_offset_moves_there_and_commits_it() {
+    let (mut c, fx) = member_seeking_to_the_end();
+    assert_eq!(
+        observed(&fx),
+        ["commit g t-0=5 ok", "latest-offset t-0 invoke"]
+    );
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Send {
+            to: 0,
+            message: Message::ListOffsets {
+                spec: OffsetSpec::Latest,
+                ..
+            },
+        }
+    )));
+    // Committed like processed records: otherwise a group whose members all jumped to the end
+    // would keep its old offset while nothing is left to read (never converging).
+    let fx = latest_answer(&mut c, Ok(9));
+    assert_eq!(
+        observed(&fx),
+        [
+            "latest-offset t-0 ok 9",
+            "seek t-0 to 9",
+            "commit g t-0=9 invoke"
+        ]
+    );
+}
+
+#[test]
+fn a_refused_latest_offset_is_reported_and_asked_again_after_new_metadata() {
+    let (mut c, _) = member_seeking_to_the_end();
+    let fx = latest_answer(&mut c, Err(ErrorCode::OffsetNotAvailable));
+    assert_eq!(
+        observed(&fx),
+        ["latest-offset t-0 failed: OffsetNotAvailable"]
+    );
+    // No backoff configured: it asks for metadata at once, then for the latest offset again.
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Send {
+            message: Message::Metadata { .. },
+            ..
+        }
     )));
 }
