@@ -3,7 +3,7 @@
 //! The protocol never reads these back: they exist for observers (the simulator's history, a CLI's
 //! output) and are ignored by the model checker, which watches messages instead.
 
-use crate::protocol::{LogEntry, Offset, TopicPartition};
+use crate::protocol::{LeaderEpoch, LogEntry, Offset, TopicPartition};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +76,8 @@ pub enum ClientEvent {
         stage: Stage,
         tp: TopicPartition,
         offset: Option<Offset>,
+        /// The answering leader's epoch, with the answer.
+        leader_epoch: Option<LeaderEpoch>,
         group: Option<String>,
     },
     /// A group member got its assignment for a generation (for the trace; not a history event).

@@ -359,6 +359,9 @@ pub enum Message {
         /// at or after the time; the offset is then the high watermark).
         #[serde(default)]
         timestamp: Option<i64>,
+        /// The answering leader's epoch (with an offset; Kafka's `leader_epoch`).
+        #[serde(default)]
+        leader_epoch: Option<LeaderEpoch>,
     },
     /// Client -> any broker: create a topic. The broker forwards it to the controller.
     CreateTopic(CreateTopicRequest),

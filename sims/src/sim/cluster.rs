@@ -308,7 +308,7 @@ impl Cluster {
                 Arc::new(controller_config(sc)),
                 quorum_config(sc, FIRST_CONTROLLER).snapshot_every,
             ))),
-            cross: CrossChecks::default(),
+            cross: CrossChecks::new(sc.unclean_leader_election),
             clock,
             seed: sc.seed,
             sync_latency_ms: sc.sync_latency_ms,
@@ -416,9 +416,10 @@ impl Cluster {
                     ClientEvent::LatestOffset {
                         tp,
                         offset: Some(o),
+                        leader_epoch,
                         ..
                     } => {
-                        if let Err(e) = cross.latest_answer(tp, *o) {
+                        if let Err(e) = cross.latest_answer(tp, *o, *leader_epoch) {
                             lock(&failures).push(e);
                         }
                     }

@@ -32,6 +32,12 @@ pub struct CrossChecks {
     /// The highest high watermark any replica of each partition has had so far: no leader can
     /// have answered a higher latest offset (`latest-above-hw`).
     high_watermarks: Arc<Mutex<BTreeMap<TopicPartition, Offset>>>,
+    /// Per partition, the highest high watermark a leader of each epoch has had
+    /// (`latest-below-older-epoch`).
+    leader_high_watermarks: Arc<Mutex<BTreeMap<TopicPartition, BTreeMap<LeaderEpoch, Offset>>>>,
+    /// The run may elect unclean leaders, which lose committed records: no answer is held to
+    /// older epochs' high watermarks then.
+    unclean_elections: bool,
 }
 
 /// What `offsets-monotonic` has read of one replica's log: entries `[start, next)`, the last of
@@ -75,6 +81,13 @@ impl OffsetsScan {
 }
 
 impl CrossChecks {
+    pub fn new(unclean_elections: bool) -> Self {
+        CrossChecks {
+            unclean_elections,
+            ..CrossChecks::default()
+        }
+    }
+
     /// The check a node's driver runs after each step.
     pub fn step_check(&self, committed: &Arc<Mutex<CommittedLog>>) -> StepCheck {
         let (checks, committed) = (self.clone(), committed.clone());
@@ -133,6 +146,7 @@ impl CrossChecks {
 
     fn note_high_watermarks(&self, b: &Broker) {
         let mut highest = lock(&self.high_watermarks);
+        let mut by_epoch = lock(&self.leader_high_watermarks);
         for (tp, r) in b.replicas() {
             let hw = r.log.high_watermark();
             match highest.get_mut(tp) {
@@ -140,6 +154,14 @@ impl CrossChecks {
                 None => {
                     highest.insert(tp.clone(), hw);
                 }
+            }
+            if let Some(l) = r.leader() {
+                let epochs = match by_epoch.get_mut(tp) {
+                    Some(e) => e,
+                    None => by_epoch.entry(tp.clone()).or_default(),
+                };
+                let h = epochs.entry(l.epoch).or_insert(hw);
+                *h = (*h).max(hw);
             }
         }
     }
@@ -150,7 +172,19 @@ impl CrossChecks {
     /// so far. An answer above it counted records nobody had committed, which a consumer seeking
     /// there skips; the history shows that only if a failover then gives those offsets to other
     /// records (`latest-ahead`).
-    pub fn latest_answer(&self, tp: &TopicPartition, offset: Offset) -> Result<(), String> {
+    ///
+    /// `latest-below-older-epoch`: the answer of a leader of epoch `e` is at least every high
+    /// watermark a leader of an older epoch had. A clean election picks an ISR member, which
+    /// holds everything its predecessors committed, so a new leader's epoch starts at or above
+    /// their high watermarks (a deposed leader cannot commit past what its successor fetched
+    /// from it), and it answers only once its own high watermark reaches its epoch start
+    /// (KIP-207). A deposed leader still answering is held only to epochs older than its own.
+    pub fn latest_answer(
+        &self,
+        tp: &TopicPartition,
+        offset: Offset,
+        epoch: Option<LeaderEpoch>,
+    ) -> Result<(), String> {
         let highest = lock(&self.high_watermarks).get(tp).copied().unwrap_or(0);
         if offset > highest {
             return Err(format!(
@@ -158,7 +192,23 @@ impl CrossChecks {
                  replica's high watermark has been above {highest}"
             ));
         }
-        Ok(())
+        let Some(epoch) = epoch.filter(|_| !self.unclean_elections) else {
+            return Ok(());
+        };
+        let by_epoch = lock(&self.leader_high_watermarks);
+        let older = by_epoch
+            .get(tp)
+            .into_iter()
+            .flat_map(|e| e.range(..epoch))
+            .max_by_key(|(_, hw)| **hw);
+        match older {
+            Some((e, hw)) if *hw > offset => Err(format!(
+                "latest-below-older-epoch {tp}: the leader of epoch {epoch} answered the latest \
+                 offset {offset}, but the leader of epoch {e} had already reached a high \
+                 watermark of {hw}"
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// `offsets-monotonic` on each of `b`'s replicas of `__consumer_offsets`, reading only what
@@ -288,5 +338,54 @@ mod tests {
         assert_eq!((scan.start, scan.next), (3, 5));
         l.append_entries(&[entry(5, 2, Some("a"), 1)]).unwrap();
         assert!(scan.read(&l).is_err());
+    }
+
+    /// Leaders of epochs 1 and 2 reached high watermarks 10 and 12; some replica 15.
+    fn checks(unclean_elections: bool) -> (CrossChecks, TopicPartition) {
+        let tp = TopicPartition::new("events", 0);
+        let c = CrossChecks::new(unclean_elections);
+        lock(&c.high_watermarks).insert(tp.clone(), 15);
+        lock(&c.leader_high_watermarks).insert(tp.clone(), BTreeMap::from([(1, 10), (2, 12)]));
+        (c, tp)
+    }
+
+    fn problem(r: Result<(), String>) -> String {
+        r.err().map_or(String::new(), |e| {
+            e.split(' ').next().unwrap_or("").to_string()
+        })
+    }
+
+    #[test]
+    fn a_latest_answer_above_every_high_watermark_is_refused() {
+        let (c, tp) = checks(false);
+        assert_eq!(
+            problem(c.latest_answer(&tp, 16, Some(3))),
+            "latest-above-hw"
+        );
+        assert_eq!(problem(c.latest_answer(&tp, 15, Some(3))), "");
+        // Unclean elections excuse nothing here: no correct answer exceeds a high watermark.
+        let (c, tp) = checks(true);
+        assert_eq!(problem(c.latest_answer(&tp, 16, None)), "latest-above-hw");
+    }
+
+    #[test]
+    fn a_latest_answer_below_an_older_epoch_s_high_watermark_is_refused() {
+        let (c, tp) = checks(false);
+        // A new leader (epoch 3) answering before it reached its predecessors' commits.
+        assert_eq!(
+            problem(c.latest_answer(&tp, 11, Some(3))),
+            "latest-below-older-epoch"
+        );
+        assert_eq!(
+            problem(c.latest_answer(&tp, 5, Some(2))),
+            "latest-below-older-epoch"
+        );
+        assert_eq!(problem(c.latest_answer(&tp, 12, Some(3))), "");
+        // A deposed leader of epoch 1 answering its old high watermark is held to nothing older.
+        assert_eq!(problem(c.latest_answer(&tp, 5, Some(1))), "");
+        // Without the epoch, or with unclean elections possible, only the upper bound holds.
+        assert_eq!(problem(c.latest_answer(&tp, 5, None)), "");
+        let (c, tp) = checks(true);
+        assert_eq!(problem(c.latest_answer(&tp, 11, Some(3))), "");
     }
 }

@@ -132,6 +132,7 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                 tp,
                 offset,
                 group,
+                ..
             } => {
                 let e = Event::latest_offset(
                     process,

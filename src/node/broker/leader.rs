@@ -790,11 +790,22 @@ impl Broker {
             },
             None => Err(not_leader),
         };
+        // Kafka's answer names the leader's epoch too; the simulator holds the answer to it.
+        let leader_epoch = result
+            .is_ok()
+            .then(|| {
+                self.replicas
+                    .get(&tp)
+                    .and_then(|r| r.leader())
+                    .map(|l| l.epoch)
+            })
+            .flatten();
         let answer = Message::ListOffsetsResponse {
             tp,
             spec,
             result,
             timestamp,
+            leader_epoch,
         };
         cx.send(from, answer);
     }

@@ -198,7 +198,12 @@ impl Consumer {
                 self.done(cx);
                 self.on_fetch_response(cx, resp);
             }
-            Message::ListOffsetsResponse { tp, result, .. } => {
+            Message::ListOffsetsResponse {
+                tp,
+                result,
+                leader_epoch,
+                ..
+            } => {
                 let Some(InFlight::ListOffsets { tp: asked, leader }) = &self.in_flight else {
                     return;
                 };
@@ -213,6 +218,7 @@ impl Consumer {
                             stage: Stage::Ok,
                             tp: tp.clone(),
                             offset: Some(offset),
+                            leader_epoch,
                             group,
                         });
                         // An application's seek to the end is committed like processed
@@ -227,6 +233,7 @@ impl Consumer {
                             stage: Stage::Fail(format!("{e:?}")),
                             tp: tp.clone(),
                             offset: None,
+                            leader_epoch: None,
                             group,
                         });
                         self.retry_later(cx, true)

@@ -205,6 +205,7 @@ impl Consumer {
             stage: Stage::Invoke,
             tp: tp.clone(),
             offset: None,
+            leader_epoch: None,
             group: Some(self.config.group.clone()),
         });
         let msg = Message::ListOffsets {

@@ -396,6 +396,7 @@ fn latest_answer(c: &mut Consumer, result: Result<u64, ErrorCode>) -> Vec<Effect
         spec: OffsetSpec::Latest,
         result,
         timestamp: None,
+        leader_epoch: result.ok().map(|_| 2),
     };
     c.on_message(&mut cx, 0, resp);
     cx.take_effects()

@@ -376,6 +376,7 @@ async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<Resp
                         spec,
                         result,
                         timestamp,
+                        ..
                     })) => {
                         if let Some(t) = timestamp {
                             timestamps.insert((tp.clone(), spec), t);
