@@ -103,9 +103,21 @@ impl Broker {
                 Some(e) => r.log.end_offset_for_epoch(e).end_offset,
                 None => d.end_offset,
             };
-            let target = d.end_offset.min(ours).max(r.log.log_start_offset());
+            let target = d.end_offset.min(ours);
             if target < r.log.log_end_offset() {
                 cx.reached(Situation::TruncationOnDivergence);
+            }
+            if target < r.log.log_start_offset() {
+                // Every record we hold lies where our log and the leader's part (an unclean
+                // election, or a leader that lost data, under our retention's log start), and so
+                // does the producer state our deleted prefix left. Cutting at our log start kept
+                // that state: seed 379551071's follower, restarted at 73 of a log the elected
+                // leader had rebuilt from 0, held producer 1's batches of the old history and
+                // would, elected, have refused or duplicated its retries. Start over at the
+                // leader's log start with its producer state, as out of range below it.
+                cx.reached(Situation::FollowerRestartAtLogStart);
+                self.restart_log(cx, &tp, resp.log_start_offset, resp.producers);
+                return self.send_fetch(cx, &tp);
             }
             self.truncate(cx, &tp, target);
             if d.epoch.is_none() {

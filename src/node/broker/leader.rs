@@ -298,9 +298,11 @@ impl Broker {
             if end.epoch != Some(lfe) || end.end_offset < req.fetch_offset {
                 let mut resp = error_fetch(&req, ErrorCode::OffsetOutOfRange, epoch, r);
                 resp.error = None;
-                // No epoch in common: the follower restarts at our log start. (Otherwise it
-                // truncates and goes on: its entries keep its producer state.)
-                if end.epoch.is_none() && req.replica.is_some() {
+                // The follower may have to restart at our log start: with no epoch in common,
+                // or when where our logs part lies below its own log start. It then takes our
+                // producer state below our log start. (Otherwise it truncates and goes on: its
+                // entries keep its producer state.)
+                if req.replica.is_some() {
                     resp.producers = r.log.producers_below_log_start();
                 }
                 resp.diverging_epoch = Some(end);

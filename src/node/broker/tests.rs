@@ -473,35 +473,52 @@ fn fetched_at(effects: Vec<Effect>) -> Option<(Offset, Option<u32>)> {
     crate::node::effects::sent_fetch(&effects).map(|f| (f.fetch_offset, f.last_fetched_epoch))
 }
 
-#[test]
-fn a_follower_whose_epochs_the_leader_no_longer_holds_restarts_at_its_log_start() {
-    use crate::protocol::{EpochEndOffset, FetchResponse, LogEntry};
-    let mut b = follower();
-    let tp = TopicPartition::new("t", 0);
-    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
-    let respond = |b: &mut Broker, resp: FetchResponse| {
-        let mut cx = Context::new(0);
-        b.on_message(&mut cx, 0, Message::FetchResponse(resp));
-        fetched_at(cx.take_effects())
-    };
-    let base = FetchResponse {
-        tp: tp.clone(),
+/// Hands the follower `b` its leader's (broker 0's) fetch answer; returns where it fetches next.
+fn answer_fetch(
+    b: &mut Broker,
+    resp: crate::protocol::FetchResponse,
+) -> Option<(Offset, Option<u32>)> {
+    let mut cx = Context::new(0);
+    b.on_message(&mut cx, 0, Message::FetchResponse(resp));
+    fetched_at(cx.take_effects())
+}
+
+/// The leader's answer to a first fetch of t-0 in `epoch`: records 0..`n`, all committed, each
+/// stamped by `producer` (producer 7, sequences from 0) when given.
+fn first_fetch_answer(
+    epoch: u32,
+    n: Offset,
+    producer: Option<u64>,
+) -> crate::protocol::FetchResponse {
+    use crate::protocol::LogEntry;
+    crate::protocol::FetchResponse {
+        tp: TopicPartition::new("t", 0),
         fetch_offset: 0,
         error: None,
         leader_epoch: epoch,
-        high_watermark: 3,
+        high_watermark: n,
         log_start_offset: 0,
-        records: (0..3)
+        records: (0..n)
             .map(|o| LogEntry {
                 offset: o,
                 epoch,
                 record: Record::keyed("k", format!("v{o}")),
-                producer: None,
+                producer: producer.map(|p| ProducerStamp::batch(p, 0, o)),
             })
             .collect(),
         diverging_epoch: None,
         producers: Vec::new(),
-    };
+    }
+}
+
+#[test]
+fn a_follower_whose_epochs_the_leader_no_longer_holds_restarts_at_its_log_start() {
+    use crate::protocol::{EpochEndOffset, FetchResponse};
+    let mut b = follower();
+    let tp = TopicPartition::new("t", 0);
+    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    let respond = answer_fetch;
+    let base = first_fetch_answer(epoch, 3, None);
     assert_eq!(respond(&mut b, base.clone()), Some((3, Some(epoch))));
     // Meanwhile the leader's log start moved to 10 (retention, compaction) and it holds no epoch
     // as old as ours: its answer names no epoch and ends at its log start.
@@ -523,6 +540,48 @@ fn a_follower_whose_epochs_the_leader_no_longer_holds_restarts_at_its_log_start(
     let log = b.log(&tp).expect("log");
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (10, 10));
     assert_eq!(log.producer_state(7).map(|s| s.batches.len()), Some(1));
+}
+
+/// A follower whose log start retention moved above where its log and the leader's part (an
+/// unclean leader rebuilt the log from 0) holds nothing the leader has, nor the producer state
+/// of the leader's history: it starts over at the leader's log start, with the leader's
+/// producers. (Before, it cut at its own log start and kept producer 7's old batches:
+/// `producers-held-by-follower`, seed 379551071.)
+#[test]
+fn a_follower_that_parts_from_its_leader_below_its_log_start_starts_over_there() {
+    use crate::protocol::{EpochEndOffset, FetchResponse};
+    let mut b = follower();
+    let tp = TopicPartition::new("t", 0);
+    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    let respond = answer_fetch;
+    // Five committed records of producer 7, of which the leader's retention deleted three.
+    let base = FetchResponse {
+        log_start_offset: 3,
+        ..first_fetch_answer(epoch, 5, Some(7))
+    };
+    assert_eq!(respond(&mut b, base.clone()), Some((5, Some(epoch))));
+    let log = b.log(&tp).expect("log");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (3, 5));
+    // The leader's log now starts at 0 in a newer epoch only: it names no epoch of ours, and
+    // its first epoch starts at 0, under our log start.
+    let diverged = FetchResponse {
+        fetch_offset: 5,
+        high_watermark: 8,
+        log_start_offset: 0,
+        records: Vec::new(),
+        diverging_epoch: Some(EpochEndOffset {
+            epoch: None,
+            end_offset: 0,
+        }),
+        ..base
+    };
+    assert_eq!(respond(&mut b, diverged), Some((0, None)));
+    let log = b.log(&tp).expect("log");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+    assert!(
+        log.producer_state(7).is_none(),
+        "the old history's producer"
+    );
 }
 
 /// Producer 7's state as a leader hands it over: one batch of one record at `offset`.
