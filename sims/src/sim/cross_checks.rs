@@ -29,11 +29,9 @@ pub struct CrossChecks {
     /// How far `offsets-monotonic` has read each broker's replica of each `__consumer_offsets`
     /// partition.
     offsets: Arc<Mutex<BTreeMap<(NodeId, u32), OffsetsScan>>>,
-    /// The highest high watermark any replica of each partition has had so far: no leader can
-    /// have answered a higher latest offset (`latest-above-hw`).
-    high_watermarks: Arc<Mutex<BTreeMap<TopicPartition, Offset>>>,
-    /// Per partition, the highest high watermark a leader of each epoch has had
-    /// (`latest-below-older-epoch`).
+    /// Per partition, the highest high watermark a leader of each epoch has had so far: no
+    /// leader can have answered a latest offset above all of them (`latest-above-hw`), nor
+    /// below those of epochs older than its own (`latest-below-older-epoch`).
     leader_high_watermarks: Arc<Mutex<BTreeMap<TopicPartition, BTreeMap<LeaderEpoch, Offset>>>>,
     /// The run may elect unclean leaders, which lose committed records: no answer is held to
     /// older epochs' high watermarks then.
@@ -145,29 +143,22 @@ impl CrossChecks {
     }
 
     fn note_high_watermarks(&self, b: &Broker) {
-        let mut highest = lock(&self.high_watermarks);
         let mut by_epoch = lock(&self.leader_high_watermarks);
         for (tp, r) in b.replicas() {
+            let Some(l) = r.leader() else { continue };
             let hw = r.log.high_watermark();
-            match highest.get_mut(tp) {
-                Some(h) => *h = (*h).max(hw),
-                None => {
-                    highest.insert(tp.clone(), hw);
-                }
-            }
-            if let Some(l) = r.leader() {
-                let epochs = match by_epoch.get_mut(tp) {
-                    Some(e) => e,
-                    None => by_epoch.entry(tp.clone()).or_default(),
-                };
-                let h = epochs.entry(l.epoch).or_insert(hw);
-                *h = (*h).max(hw);
-            }
+            // No key clone on this per-step path once the partition is known.
+            let epochs = match by_epoch.get_mut(tp) {
+                Some(e) => e,
+                None => by_epoch.entry(tp.clone()).or_default(),
+            };
+            let h = epochs.entry(l.epoch).or_insert(hw);
+            *h = (*h).max(hw);
         }
     }
 
     /// `latest-above-hw`: a consumer was told `offset` is `tp`'s latest offset. The leader
-    /// answers its high watermark, and every broker's is noted after each of its steps (the
+    /// answers its high watermark, and every leader's is noted after each of its steps (the
     /// answering one's included, before the answer leaves), so no answer can exceed the highest
     /// so far. An answer above it counted records nobody had committed, which a consumer seeking
     /// there skips; the history shows that only if a failover then gives those offsets to other
@@ -185,19 +176,20 @@ impl CrossChecks {
         offset: Offset,
         epoch: Option<LeaderEpoch>,
     ) -> Result<(), String> {
-        let highest = lock(&self.high_watermarks).get(tp).copied().unwrap_or(0);
-        if offset > highest {
+        let by_epoch = lock(&self.leader_high_watermarks);
+        let epochs = by_epoch.get(tp);
+        let highest = epochs.into_iter().flat_map(|e| e.values()).max().copied();
+        if offset > highest.unwrap_or(0) {
             return Err(format!(
                 "latest-above-hw {tp}: a consumer was told the latest offset is {offset}, but no \
-                 replica's high watermark has been above {highest}"
+                 leader's high watermark has been above {}",
+                highest.unwrap_or(0)
             ));
         }
         let Some(epoch) = epoch.filter(|_| !self.unclean_elections) else {
             return Ok(());
         };
-        let by_epoch = lock(&self.leader_high_watermarks);
-        let older = by_epoch
-            .get(tp)
+        let older = epochs
             .into_iter()
             .flat_map(|e| e.range(..epoch))
             .max_by_key(|(_, hw)| **hw);
@@ -340,12 +332,12 @@ mod tests {
         assert!(scan.read(&l).is_err());
     }
 
-    /// Leaders of epochs 1 and 2 reached high watermarks 10 and 12; some replica 15.
+    /// Leaders of epochs 1, 2 and 3 reached high watermarks 10, 12 and 15.
     fn checks(unclean_elections: bool) -> (CrossChecks, TopicPartition) {
         let tp = TopicPartition::new("events", 0);
         let c = CrossChecks::new(unclean_elections);
-        lock(&c.high_watermarks).insert(tp.clone(), 15);
-        lock(&c.leader_high_watermarks).insert(tp.clone(), BTreeMap::from([(1, 10), (2, 12)]));
+        let epochs = BTreeMap::from([(1, 10), (2, 12), (3, 15)]);
+        lock(&c.leader_high_watermarks).insert(tp.clone(), epochs);
         (c, tp)
     }
 

@@ -768,7 +768,10 @@ impl Broker {
     ) {
         let not_leader = self.not_leader(&tp);
         let mut timestamp = None;
-        let result = match self.replicas.get(&tp) {
+        let replica = self.replicas.get(&tp);
+        // Kafka's answer names the leader's epoch too; the simulator holds the answer to it.
+        let leader_epoch = replica.and_then(|r| r.leader()).map(|l| l.epoch);
+        let result = match replica {
             Some(r) => match (r.leader(), spec) {
                 (None, _) => Err(not_leader),
                 (Some(_), OffsetSpec::Earliest) => Ok(r.log.log_start_offset()),
@@ -792,22 +795,12 @@ impl Broker {
             },
             None => Err(not_leader),
         };
-        // Kafka's answer names the leader's epoch too; the simulator holds the answer to it.
-        let leader_epoch = result
-            .is_ok()
-            .then(|| {
-                self.replicas
-                    .get(&tp)
-                    .and_then(|r| r.leader())
-                    .map(|l| l.epoch)
-            })
-            .flatten();
         let answer = Message::ListOffsetsResponse {
             tp,
             spec,
             result,
             timestamp,
-            leader_epoch,
+            leader_epoch: leader_epoch.filter(|_| result.is_ok()),
         };
         cx.send(from, answer);
     }
