@@ -369,6 +369,7 @@ async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<Resp
             }
             let mut answers = BTreeMap::new();
             let mut timestamps = BTreeMap::new();
+            let mut epochs = BTreeMap::new();
             while answers.len() < plan.requests.len() {
                 match timeout_at(deadline, client.recv()).await {
                     Ok(Some(Message::ListOffsetsResponse {
@@ -376,10 +377,13 @@ async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<Resp
                         spec,
                         result,
                         timestamp,
-                        ..
+                        leader_epoch,
                     })) => {
                         if let Some(t) = timestamp {
                             timestamps.insert((tp.clone(), spec), t);
+                        }
+                        if let Some(e) = leader_epoch {
+                            epochs.insert((tp.clone(), spec), e);
                         }
                         answers.insert((tp, spec), result);
                     }
@@ -387,7 +391,7 @@ async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<Resp
                     Ok(None) | Err(_) => break,
                 }
             }
-            let answer = plan.answer(&answers, &timestamps, version);
+            let answer = plan.answer(&answers, &timestamps, &epochs, version);
             Some(ResponseKind::ListOffsets(answer))
         }
         RequestKind::CreateTopics(req) => {

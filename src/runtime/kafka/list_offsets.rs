@@ -4,7 +4,7 @@
 //! as Kafka does. Max timestamp (-3) and other negative times are refused.
 
 use super::errors;
-use crate::protocol::{ErrorCode, Offset, OffsetSpec, TopicPartition};
+use crate::protocol::{ErrorCode, LeaderEpoch, Offset, OffsetSpec, TopicPartition};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -53,11 +53,13 @@ pub fn plan(req: &ListOffsetsRequest) -> Plan {
 
 impl Plan {
     /// `timestamps`: for a lookup by time, the timestamp of the record found (none found: the
-    /// key is absent and the answer is -1).
+    /// key is absent and the answer is -1). `epochs`: the answering leader's epoch, which
+    /// clients (v4 and later) use to detect a stale answer after a leader change (KIP-207).
     pub fn answer(
         &self,
         answers: &BTreeMap<Key, Result<Offset, ErrorCode>>,
         timestamps: &BTreeMap<Key, i64>,
+        epochs: &BTreeMap<Key, LeaderEpoch>,
         _version: i16,
     ) -> ListOffsetsResponse {
         let mut resp = ListOffsetsResponse::default();
@@ -72,6 +74,9 @@ impl Plan {
                     Ok(key) => errors::offset_outcome(answers, key).map(|o| (key, o)),
                 };
                 p.timestamp = -1;
+                if let (Ok(_), Ok(key)) = (&result, slot) {
+                    p.leader_epoch = epochs.get(key).map_or(-1, |&e| e as i32);
+                }
                 match result {
                     Ok(((_, OffsetSpec::Timestamp(_)), o)) => {
                         let found = slot.as_ref().ok().and_then(|k| timestamps.get(k));

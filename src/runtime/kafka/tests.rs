@@ -376,6 +376,15 @@ async fn a_corrupt_batch_is_refused_and_changes_no_log() {
 
 /// ListOffsets of partition 0 at `timestamp`: (error, offset, timestamp).
 async fn offset_at(c: &mut DuplexStream, timestamp: i64) -> (i16, i64, i64) {
+    let p = listed_at(c, timestamp).await;
+    (p.error_code, p.offset, p.timestamp)
+}
+
+/// The answer for partition 0 of a ListOffsets (v7) at `timestamp`.
+async fn listed_at(
+    c: &mut DuplexStream,
+    timestamp: i64,
+) -> kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse {
     let mut list = ListOffsetsRequest::default();
     let mut t = ListOffsetsTopic::default();
     t.name = TopicName(StrBytes::from_static_str("t"));
@@ -388,8 +397,7 @@ async fn offset_at(c: &mut DuplexStream, timestamp: i64) -> (i16, i64, i64) {
     else {
         panic!("not ListOffsets")
     };
-    let p = &r.topics[0].partitions[0];
-    (p.error_code, p.offset, p.timestamp)
+    r.topics[0].partitions[0].clone()
 }
 
 #[tokio::test]
@@ -412,6 +420,9 @@ async fn list_offsets_by_time_finds_the_first_record_at_or_after_it() {
     assert_eq!(offset_at(&mut c, base + 3).await, (0, -1, -1));
     assert_eq!(offset_at(&mut c, -1).await, (0, 3, -1));
     assert_eq!(offset_at(&mut c, -2).await, (0, 0, -1));
+    // Each answer names the leader's epoch (3), as Kafka's do from v4.
+    assert_eq!(listed_at(&mut c, -1).await.leader_epoch, 3);
+    assert_eq!(listed_at(&mut c, base + 1).await.leader_epoch, 3);
 }
 
 #[tokio::test]
