@@ -458,6 +458,16 @@ fn producers_not_journaled_is_caught() {
     caught_and_clean_without(Bug::ProducersNotJournaled, 40, &["disk-matches-memory"]);
 }
 
+/// With fsync durability a broker that counts everything it recovered as synced (after a
+/// process crash, some of it was only in the page cache) reports records to its leader as
+/// synced that a power loss can take. Nothing a client sees shows it unless the same power
+/// loss reaches every replica that held them; the simulator compares what each broker counts
+/// as synced with what its disk holds durably as each incarnation starts, `synced-on-disk`.
+#[test]
+fn recovery_counts_unsynced_is_caught() {
+    caught_and_clean_without(Bug::RecoveryCountsUnsynced, 40, &["synced-on-disk"]);
+}
+
 /// Availability, which no safety check sees: with one replica of three lost, a leader that
 /// judges lag against its high watermark never drops a follower that stopped fetching (the
 /// high watermark waits for it), and one that wants more than `min.insync.replicas` members

@@ -101,10 +101,15 @@ pub enum Bug {
     /// instead of its high watermark: records not yet committed are counted, and a consumer
     /// that seeks there skips offsets a failover may give to other records.
     LatestIsLogEnd,
+    /// With `fsync` durability, a broker recovering from its disk counts every record it read
+    /// back as synced. After a process crash the page cache survives, so some of what it reads
+    /// is not durable yet; it reports all of it as synced to its leader, whose high watermark
+    /// and ISR then count on records one power loss can take.
+    RecoveryCountsUnsynced,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 27] = [
+    pub const ALL: [Bug; 28] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -132,6 +137,7 @@ impl Bug {
         Bug::LagFromHighWatermark,
         Bug::MinInsyncExclusive,
         Bug::LatestIsLogEnd,
+        Bug::RecoveryCountsUnsynced,
     ];
 
     pub fn name(self) -> &'static str {
@@ -163,6 +169,7 @@ impl Bug {
             Bug::LagFromHighWatermark => "lag-from-high-watermark",
             Bug::MinInsyncExclusive => "min-insync-exclusive",
             Bug::LatestIsLogEnd => "latest-is-log-end",
+            Bug::RecoveryCountsUnsynced => "recovery-counts-unsynced",
         }
     }
 }

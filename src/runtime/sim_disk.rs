@@ -220,6 +220,17 @@ impl SimDisk {
         Some(replay(&visible, self.policy, &self.name).map(|(recovered, _)| recovered))
     }
 
+    /// What a node would recover after a power loss that dropped every write not yet synced:
+    /// the durable bytes alone, replayed without changing anything. `None`, like
+    /// `image_under_node`, once the disk changed under the running node.
+    pub fn durable_image(&self) -> Option<Result<Recovered, DiskError>> {
+        let s = self.state();
+        if s.changed_under_node {
+            return None;
+        }
+        Some(replay(&s.durable, self.policy, &self.name).map(|(recovered, _)| recovered))
+    }
+
     pub fn durable_len(&self) -> usize {
         self.state().durable.len()
     }

@@ -485,8 +485,20 @@ impl Cluster {
                 };
                 async move {
                     let Some(node) = node else { return };
-                    *lock(&state) = node;
                     disk.node_installed();
+                    let synced = super::disk_check::synced_on_disk(
+                        &node,
+                        &disk,
+                        &name,
+                        clock(),
+                        "as it starts from what it recovered",
+                    );
+                    if let Some(problem) = synced {
+                        lock(&failures).push(problem);
+                        broken.notify_one();
+                        return;
+                    }
+                    *lock(&state) = node;
                     let (net, inbox) = Net::new(id, (*addrs).clone());
                     let inbox = match &holds {
                         Some(h) => h.gate(id, inbox),

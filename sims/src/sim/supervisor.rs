@@ -56,7 +56,12 @@ impl Cluster {
         if damage.down.contains(&n.id) {
             return;
         }
-        if let Some(problem) = super::disk_check::disk_matches_memory(n, (self.clock)(), when) {
+        let now = (self.clock)();
+        let name = Scenario::node_name(n.id);
+        let problem = super::disk_check::disk_matches_memory(n, now, when).or_else(|| {
+            super::disk_check::synced_on_disk(&lock(&n.state), &n.disk, &name, now, when)
+        });
+        if let Some(problem) = problem {
             lock(&self.failures).push(problem);
             self.broken.notify_one();
         }

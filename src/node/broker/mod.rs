@@ -76,7 +76,14 @@ impl Broker {
         let replicas = image
             .logs
             .into_iter()
-            .map(|(tp, log)| (tp, Replica::from_log(log)))
+            .map(|(tp, log)| {
+                let mut r = Replica::from_log(log);
+                if config.bugs.has(Bug::RecoveryCountsUnsynced) {
+                    r.synced_offset = r.log.log_end_offset();
+                    r.sync_requested = r.synced_offset;
+                }
+                (tp, r)
+            })
             .collect();
         Broker {
             controller: ControllerLink::new(&config.controllers, config.id),

@@ -21,6 +21,9 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// A replica recovered from its disk: nothing of its log counts as synced, since a process
+    /// crash leaves what the page cache held readable but not yet durable; the first sync
+    /// covers it all.
     pub fn from_log(log: PartitionLog) -> Self {
         let start = log.log_start_offset();
         Replica {
