@@ -54,13 +54,14 @@ pub fn plan(req: &ListOffsetsRequest) -> Plan {
 impl Plan {
     /// `timestamps`: for a lookup by time, the timestamp of the record found (none found: the
     /// key is absent and the answer is -1). `epochs`: the answering leader's epoch, which
-    /// clients (v4 and later) use to detect a stale answer after a leader change (KIP-207).
+    /// clients use to detect a stale answer after a leader change (KIP-207); only v4 and later
+    /// carry it.
     pub fn answer(
         &self,
         answers: &BTreeMap<Key, Result<Offset, ErrorCode>>,
         timestamps: &BTreeMap<Key, i64>,
         epochs: &BTreeMap<Key, LeaderEpoch>,
-        _version: i16,
+        version: i16,
     ) -> ListOffsetsResponse {
         let mut resp = ListOffsetsResponse::default();
         for (name, parts) in &self.slots {
@@ -74,7 +75,9 @@ impl Plan {
                     Ok(key) => errors::offset_outcome(answers, key).map(|o| (key, o)),
                 };
                 p.timestamp = -1;
-                if let (Ok(_), Ok(key)) = (&result, slot) {
+                // Older versions have no field for it, and an encoder refuses a value it
+                // cannot write: the whole answer would be lost.
+                if let (Ok(_), Ok(key), 4..) = (&result, slot, version) {
                     p.leader_epoch = epochs.get(key).map_or(-1, |&e| e as i32);
                 }
                 match result {
