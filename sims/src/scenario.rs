@@ -329,9 +329,10 @@ impl Scenario {
         let mut rrng = SeedRng::new(seed, 3);
         let (retention, retention_check_ms) = draw_retention(&mut rrng);
         // A bug hunt keeps every record: deletions would only blur what the switch lost. Except
-        // the hunt for a switch on the path only retention opens (a follower restarting at its
-        // leader's log start).
-        let needs_retention = opts.bugs.contains(&Bug::ProducersNotJournaled);
+        // the hunt for a switch on a path only retention opens (a follower restarting at its
+        // leader's log start, a member whose position retention deleted).
+        let needs_retention = opts.bugs.contains(&Bug::ProducersNotJournaled)
+            || opts.bugs.contains(&Bug::ResetToHighWatermark);
         let (retention, retention_check_ms) = if hunting && !needs_retention {
             (RetentionPolicy::default(), None)
         } else {

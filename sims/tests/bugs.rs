@@ -468,6 +468,16 @@ fn recovery_counts_unsynced_is_caught() {
     caught_and_clean_without(Bug::RecoveryCountsUnsynced, 40, &["synced-on-disk"]);
 }
 
+/// A group member whose position retention deleted moves to the high watermark and reports
+/// it as the log start. The history checker takes a reported log start on trust (records below
+/// it were deleted, which excuses them), so only the simulator's comparison of every report
+/// with the highest log start any replica has had sees the skipped records,
+/// `reset-above-log-start`.
+#[test]
+fn reset_to_high_watermark_is_caught() {
+    caught_and_clean_without(Bug::ResetToHighWatermark, 10, &["reset-above-log-start"]);
+}
+
 /// Availability, which no safety check sees: with one replica of three lost, a leader that
 /// judges lag against its high watermark never drops a follower that stopped fetching (the
 /// high watermark waits for it), and one that wants more than `min.insync.replicas` members

@@ -106,10 +106,14 @@ pub enum Bug {
     /// is not durable yet; it reports all of it as synced to its leader, whose high watermark
     /// and ISR then count on records one power loss can take.
     RecoveryCountsUnsynced,
+    /// A group member whose position retention deleted moves to the high watermark instead of
+    /// the log start, and reports that as the log start: it skips the retained records between
+    /// them, and its report excuses them as deleted.
+    ResetToHighWatermark,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 28] = [
+    pub const ALL: [Bug; 29] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -138,6 +142,7 @@ impl Bug {
         Bug::MinInsyncExclusive,
         Bug::LatestIsLogEnd,
         Bug::RecoveryCountsUnsynced,
+        Bug::ResetToHighWatermark,
     ];
 
     pub fn name(self) -> &'static str {
@@ -170,6 +175,7 @@ impl Bug {
             Bug::MinInsyncExclusive => "min-insync-exclusive",
             Bug::LatestIsLogEnd => "latest-is-log-end",
             Bug::RecoveryCountsUnsynced => "recovery-counts-unsynced",
+            Bug::ResetToHighWatermark => "reset-to-high-watermark",
         }
     }
 }

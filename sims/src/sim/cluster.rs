@@ -412,7 +412,12 @@ impl Cluster {
             let (cross, failures) = (self.cross.clone(), self.failures.clone());
             Arc::new(move |node, time_ms, event: &ClientEvent| {
                 match event {
-                    ClientEvent::Reset { .. } => coverage.add(Situation::ConsumerResetToLogStart),
+                    ClientEvent::Reset { tp, offset, .. } => {
+                        coverage.add(Situation::ConsumerResetToLogStart);
+                        if let Err(e) = cross.log_start_reset(tp, *offset) {
+                            lock(&failures).push(e);
+                        }
+                    }
                     ClientEvent::LatestOffset {
                         tp,
                         offset: Some(o),

@@ -33,6 +33,9 @@ pub struct CrossChecks {
     /// leader can have answered a latest offset above all of them (`latest-above-hw`), nor
     /// below those of epochs older than its own (`latest-below-older-epoch`).
     leader_high_watermarks: Arc<Mutex<BTreeMap<TopicPartition, BTreeMap<LeaderEpoch, Offset>>>>,
+    /// Per partition, the highest log start any replica has had so far: no consumer told by a
+    /// broker where the log starts can have been told more (`reset-above-log-start`).
+    log_starts: Arc<Mutex<BTreeMap<TopicPartition, Offset>>>,
     /// The run may elect unclean leaders, which lose committed records: no answer is held to
     /// older epochs' high watermarks then.
     unclean_elections: bool,
@@ -144,7 +147,15 @@ impl CrossChecks {
 
     fn note_high_watermarks(&self, b: &Broker) {
         let mut by_epoch = lock(&self.leader_high_watermarks);
+        let mut starts = lock(&self.log_starts);
         for (tp, r) in b.replicas() {
+            let start = r.log.log_start_offset();
+            match starts.get_mut(tp) {
+                Some(s) => *s = (*s).max(start),
+                None => {
+                    starts.insert(tp.clone(), start);
+                }
+            }
             let Some(l) = r.leader() else { continue };
             let hw = r.log.high_watermark();
             // No key clone on this per-step path once the partition is known.
@@ -201,6 +212,23 @@ impl CrossChecks {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// `reset-above-log-start`: a consumer whose fetch was out of range moved to `offset`,
+    /// which it reports as `tp`'s log start (what its answer said). Records below a log start
+    /// were deleted by retention, which excuses an acknowledged record nobody read, so the
+    /// history checker takes the report on trust. Every replica's log start is noted after each
+    /// of its steps (the answering one's included, before its answer leaves), so no true report
+    /// exceeds the highest so far; one above it skipped records that were still there.
+    pub fn log_start_reset(&self, tp: &TopicPartition, offset: Offset) -> Result<(), String> {
+        let highest = lock(&self.log_starts).get(tp).copied().unwrap_or(0);
+        if offset > highest {
+            return Err(format!(
+                "reset-above-log-start {tp}: a consumer moved to {offset} as the log start, but \
+                 no replica's log has started above {highest}"
+            ));
+        }
+        Ok(())
     }
 
     /// `offsets-monotonic` on each of `b`'s replicas of `__consumer_offsets`, reading only what
@@ -345,6 +373,20 @@ mod tests {
         r.err().map_or(String::new(), |e| {
             e.split(' ').next().unwrap_or("").to_string()
         })
+    }
+
+    #[test]
+    fn a_reset_above_every_log_start_is_refused() {
+        let (c, tp) = checks(false);
+        lock(&c.log_starts).insert(tp.clone(), 7);
+        assert_eq!(problem(c.log_start_reset(&tp, 8)), "reset-above-log-start");
+        assert_eq!(problem(c.log_start_reset(&tp, 7)), "");
+        assert_eq!(problem(c.log_start_reset(&tp, 0)), "");
+        let other = TopicPartition::new("events", 1);
+        assert_eq!(
+            problem(c.log_start_reset(&other, 1)),
+            "reset-above-log-start"
+        );
     }
 
     #[test]

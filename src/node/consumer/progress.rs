@@ -269,7 +269,12 @@ impl Consumer {
                 // commit it even before anything there is processed: nothing below it is left to
                 // process, and a group whose log start passed its last record would otherwise
                 // never commit again (found by the simulator once runs drew retention).
-                self.reset_to_log_start(cx, &tp, resp.log_start_offset);
+                let start = if self.config.bugs.has(Bug::ResetToHighWatermark) {
+                    resp.high_watermark
+                } else {
+                    resp.log_start_offset
+                };
+                self.reset_to_log_start(cx, &tp, start);
                 self.dirty.insert(tp.clone());
             }
             Some(ErrorCode::OffsetOutOfRange) => {
