@@ -121,7 +121,7 @@ impl CrossChecks {
     /// - what it has written so far of `__consumer_offsets`: every member's commit in each
     ///   replica names its group's generation recorded last (`offsets-monotonic`).
     fn broker(&self, b: &Broker, committed: &Arc<Mutex<CommittedLog>>) -> Checked {
-        self.note_high_watermarks(b);
+        self.note_replicas(b);
         self.commits_fenced(b)?;
         let committed = lock(committed);
         b.check_against_committed(committed.metadata(), Some(committed.next_producer_id()))?;
@@ -145,7 +145,9 @@ impl CrossChecks {
         })
     }
 
-    fn note_high_watermarks(&self, b: &Broker) {
+    /// Notes each of `b`'s replicas' log start and, for those it leads, the high watermark of
+    /// the leader's epoch (the bounds `log_start_reset` and `latest_answer` check against).
+    fn note_replicas(&self, b: &Broker) {
         let mut by_epoch = lock(&self.leader_high_watermarks);
         let mut starts = lock(&self.log_starts);
         for (tp, r) in b.replicas() {

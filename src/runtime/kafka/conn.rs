@@ -368,8 +368,6 @@ async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<Resp
                 });
             }
             let mut answers = BTreeMap::new();
-            let mut timestamps = BTreeMap::new();
-            let mut epochs = BTreeMap::new();
             while answers.len() < plan.requests.len() {
                 match timeout_at(deadline, client.recv()).await {
                     Ok(Some(Message::ListOffsetsResponse {
@@ -379,19 +377,18 @@ async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<Resp
                         timestamp,
                         leader_epoch,
                     })) => {
-                        if let Some(t) = timestamp {
-                            timestamps.insert((tp.clone(), spec), t);
-                        }
-                        if let Some(e) = leader_epoch {
-                            epochs.insert((tp.clone(), spec), e);
-                        }
-                        answers.insert((tp, spec), result);
+                        let found = list_offsets::Found {
+                            result,
+                            timestamp,
+                            leader_epoch,
+                        };
+                        answers.insert((tp, spec), found);
                     }
                     Ok(Some(_)) => {}
                     Ok(None) | Err(_) => break,
                 }
             }
-            let answer = plan.answer(&answers, &timestamps, &epochs, version);
+            let answer = plan.answer(&answers, version);
             Some(ResponseKind::ListOffsets(answer))
         }
         RequestKind::CreateTopics(req) => {

@@ -18,11 +18,10 @@ pub const INVALID_RECORD: i16 = 87;
 /// The outcome of a request the broker answers with an offset (a produce's base offset, a
 /// listed offset), as Kafka names it: the offset, the broker's error, or REQUEST_TIMED_OUT when
 /// no answer came in time (the outcome is unknown).
-pub fn offset_outcome<K: Ord>(
-    answers: &std::collections::BTreeMap<K, Result<crate::protocol::Offset, ErrorCode>>,
-    key: &K,
+pub fn offset_outcome(
+    answer: Option<&Result<crate::protocol::Offset, ErrorCode>>,
 ) -> Result<crate::protocol::Offset, i16> {
-    match answers.get(key) {
+    match answer {
         Some(Ok(offset)) => Ok(*offset),
         Some(Err(e)) => Err(kafka_code(*e)),
         None => Err(REQUEST_TIMED_OUT),

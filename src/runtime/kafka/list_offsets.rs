@@ -13,6 +13,16 @@ use std::collections::BTreeMap;
 
 pub type Key = (TopicPartition, OffsetSpec);
 
+/// The broker's answer for one key: the offset or its error, and what came with it.
+pub struct Found {
+    pub result: Result<Offset, ErrorCode>,
+    /// For a lookup by time, the timestamp of the record found (none found: the answer is -1).
+    pub timestamp: Option<i64>,
+    /// The answering leader's epoch, which clients use to detect a stale answer after a leader
+    /// change (KIP-207); only v4 and later carry it.
+    pub leader_epoch: Option<LeaderEpoch>,
+}
+
 pub struct Plan {
     pub requests: Vec<Key>,
     slots: Vec<TopicSlots>,
@@ -52,17 +62,8 @@ pub fn plan(req: &ListOffsetsRequest) -> Plan {
 }
 
 impl Plan {
-    /// `timestamps`: for a lookup by time, the timestamp of the record found (none found: the
-    /// key is absent and the answer is -1). `epochs`: the answering leader's epoch, which
-    /// clients use to detect a stale answer after a leader change (KIP-207); only v4 and later
-    /// carry it.
-    pub fn answer(
-        &self,
-        answers: &BTreeMap<Key, Result<Offset, ErrorCode>>,
-        timestamps: &BTreeMap<Key, i64>,
-        epochs: &BTreeMap<Key, LeaderEpoch>,
-        version: i16,
-    ) -> ListOffsetsResponse {
+    /// `answers`: the broker's answer for each key asked (a key without one timed out).
+    pub fn answer(&self, answers: &BTreeMap<Key, Found>, version: i16) -> ListOffsetsResponse {
         let mut resp = ListOffsetsResponse::default();
         for (name, parts) in &self.slots {
             let mut t = ListOffsetsTopicResponse::default();
@@ -70,23 +71,23 @@ impl Plan {
             for (index, slot) in parts {
                 let mut p = ListOffsetsPartitionResponse::default();
                 p.partition_index = *index;
+                let found = slot.as_ref().ok().and_then(|key| answers.get(key));
                 let result = match slot {
                     Err(code) => Err(*code),
-                    Ok(key) => errors::offset_outcome(answers, key).map(|o| (key, o)),
+                    Ok(key) => errors::offset_outcome(found.map(|f| &f.result)).map(|o| (key, o)),
                 };
                 p.timestamp = -1;
                 // Older versions have no field for it, and an encoder refuses a value it
                 // cannot write: the whole answer would be lost.
-                if let (Ok(_), Ok(key), 4..) = (&result, slot, version) {
-                    p.leader_epoch = epochs.get(key).map_or(-1, |&e| e as i32);
+                if let (Ok(_), Some(f), 4..) = (&result, found, version) {
+                    p.leader_epoch = f.leader_epoch.map_or(-1, |e| e as i32);
                 }
                 match result {
                     Ok(((_, OffsetSpec::Timestamp(_)), o)) => {
-                        let found = slot.as_ref().ok().and_then(|k| timestamps.get(k));
-                        match found {
+                        match found.and_then(|f| f.timestamp) {
                             Some(t) => {
                                 p.offset = o as i64;
-                                p.timestamp = *t;
+                                p.timestamp = t;
                             }
                             None => p.offset = -1,
                         }

@@ -118,7 +118,7 @@ impl Plan {
                 p.index = *index;
                 let result = match slot {
                     Slot::Refused(code) => Err(*code),
-                    Slot::Sent(id) => errors::offset_outcome(answers, id),
+                    Slot::Sent(id) => errors::offset_outcome(answers.get(id)),
                 };
                 match result {
                     Ok(offset) => p.base_offset = offset as i64,
