@@ -478,6 +478,15 @@ fn reset_to_high_watermark_is_caught() {
     caught_and_clean_without(Bug::ResetToHighWatermark, 10, &["reset-above-log-start"]);
 }
 
+/// A producer that goes on in the same epoch after a batch is refused for good leaves a gap in
+/// its sequences that every later batch meets: all its sends fail from then on. A failed send
+/// is an allowed outcome, so no safety check sees it; the probe after convergence does
+/// (`refused-after-heal`: its last round's records are not acknowledged).
+#[test]
+fn no_epoch_bump_after_refusal_is_caught() {
+    caught_and_clean_without(Bug::NoEpochBumpAfterRefusal, 10, &["refused-after-heal"]);
+}
+
 /// Availability, which no safety check sees: with one replica of three lost, a leader that
 /// judges lag against its high watermark never drops a follower that stopped fetching (the
 /// high watermark waits for it), and one that wants more than `min.insync.replicas` members

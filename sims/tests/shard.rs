@@ -133,7 +133,7 @@ fn a_sharded_sweep_gives_exactly_the_verdicts_and_hashes_of_one_run() {
     assert_eq!(last_result_line(&merged), last_result_line(&one));
     assert!(
         last_result_line(&merged).starts_with(
-            "RESULT violation seeds=6 failed=1 first_failing_seed=0 problem=latest-above-hw"
+            "RESULT violation seeds=6 failed=2 first_failing_seed=0 problem=latest-above-hw"
         ),
         "{merged}"
     );

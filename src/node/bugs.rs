@@ -110,10 +110,14 @@ pub enum Bug {
     /// the log start, and reports that as the log start: it skips the retained records between
     /// them, and its report excuses them as deleted.
     ResetToHighWatermark,
+    /// An idempotent producer whose batch is refused for good (out of sequence, say) goes on in
+    /// the same epoch instead of starting a new one: its next batches continue the sequences
+    /// after the gap the refused one left, and every leader refuses them too, for good.
+    NoEpochBumpAfterRefusal,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 29] = [
+    pub const ALL: [Bug; 30] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -143,6 +147,7 @@ impl Bug {
         Bug::LatestIsLogEnd,
         Bug::RecoveryCountsUnsynced,
         Bug::ResetToHighWatermark,
+        Bug::NoEpochBumpAfterRefusal,
     ];
 
     pub fn name(self) -> &'static str {
@@ -176,6 +181,7 @@ impl Bug {
             Bug::LatestIsLogEnd => "latest-is-log-end",
             Bug::RecoveryCountsUnsynced => "recovery-counts-unsynced",
             Bug::ResetToHighWatermark => "reset-to-high-watermark",
+            Bug::NoEpochBumpAfterRefusal => "no-epoch-bump-after-refusal",
         }
     }
 }

@@ -65,6 +65,20 @@ pub type CommitSink = Arc<dyn Fn(NodeId, Committed<'_>) + Send + Sync>;
 /// ISR the controller quorum committed: `Broker::check_against_committed`).
 pub type StepCheck = Arc<dyn Fn(&AnyNode) -> crate::log::Checked + Send + Sync>;
 
+/// A call into the node from its application, between events (a client's program handing
+/// over more records): the driver runs it as one step, carries out its effects and checks the
+/// node after it, as for a delivery. Named `what` in the trace.
+pub struct AppCall {
+    pub what: &'static str,
+    pub call: AppCallFn,
+}
+
+/// What an application call does to the node, with the step's context for its effects.
+pub type AppCallFn = Box<dyn FnOnce(&mut AnyNode, &mut Context) + Send>;
+
+/// Where a harness sends a node's application calls (`Driver::with_app_calls`).
+pub type AppCalls = tokio::sync::mpsc::UnboundedSender<AppCall>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     #[error("node {node}: {source}")]
@@ -104,11 +118,14 @@ pub struct Driver<D> {
     sync_running: Option<(SyncToken, SyncJob)>,
     /// The highest token asked for since the running sync started (it needs another).
     sync_wanted: Option<SyncToken>,
+    /// Calls from the node's application (`None`: it makes none, or stopped making them).
+    app_calls: Option<tokio::sync::mpsc::UnboundedReceiver<AppCall>>,
 }
 
 enum Next {
     Synced(Result<(), DiskError>),
     Message(Option<(NodeId, crate::protocol::Message)>),
+    App(Option<AppCall>),
     Timer,
 }
 
@@ -140,7 +157,16 @@ impl<D: Disk> Driver<D> {
             timers: TimerSet::default(),
             sync_running: None,
             sync_wanted: None,
+            app_calls: None,
         }
+    }
+
+    /// Takes calls from the node's application: what a harness sends on the returned sender
+    /// runs as a step of its own. Calls are taken after messages and before timers.
+    pub fn with_app_calls(mut self) -> (Self, AppCalls) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.app_calls = Some(rx);
+        (self, tx)
     }
 
     /// Gives the node a clock of its own: its `now_ms` and the rate of its timers. Traces and
@@ -188,6 +214,7 @@ impl<D: Disk> Driver<D> {
                 biased;
                 r = sync_done(&mut self.sync_running) => Next::Synced(r),
                 m = self.inbox.recv() => Next::Message(m),
+                c = next_app_call(&mut self.app_calls) => Next::App(c),
                 _ = alarm.wait(wait_until) => Next::Timer,
             };
             match next {
@@ -213,6 +240,14 @@ impl<D: Disk> Driver<D> {
                     let kind = message.kind();
                     self.step(now, |n, cx| n.on_message(cx, from, message))?;
                     self.check(now, || format!("delivery of {kind} from {from}"))?;
+                }
+                // The application went away: it calls no more, and the node runs on.
+                Next::App(None) => self.app_calls = None,
+                Next::App(Some(AppCall { what, call })) => {
+                    let now = (self.clock)();
+                    self.trace_event(now, "app", &what, || what.to_string());
+                    self.step(now, call)?;
+                    self.check(now, || format!("application call {what}"))?;
                 }
                 Next::Timer => {
                     let Some(timer) = self.timers.pop_first() else {
@@ -392,6 +427,16 @@ async fn sync_done(running: &mut Option<(SyncToken, SyncJob)>) -> Result<(), Dis
     }
 }
 
+/// The next call from the node's application; never, if it takes none.
+async fn next_app_call(
+    calls: &mut Option<tokio::sync::mpsc::UnboundedReceiver<AppCall>>,
+) -> Option<AppCall> {
+    match calls {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The driver's one timer, re-armed as the first due node timer changes, instead of a new
 /// `sleep` for every turn of the loop.
 ///
@@ -519,6 +564,42 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "node-invariant b0 at 3 ms after start: isr-known-to-leader: t-0: broker 1"
+        );
+    }
+
+    /// An application call runs as a step of its own, checked like any other: a call that
+    /// leaves the node broken stops it, named as the event.
+    #[tokio::test]
+    async fn an_application_call_is_a_checked_step() {
+        let fresh = || {
+            Broker::recover(
+                Arc::new(BrokerConfig::new(0, vec![9])),
+                BrokerImage::default(),
+            )
+        };
+        let log: PartitionLog = serde_json::from_str(
+            r#"{"log_start":0,"high_watermark":2,"entries":[],"epochs":{"entries":[]}}"#,
+        )
+        .expect("a log image");
+        let mut image = BrokerImage::default();
+        image.logs.insert(TopicPartition::new("t", 0), log);
+        let broken = Broker::recover(Arc::new(BrokerConfig::new(0, vec![9])), image);
+        let (net, inbox) = Net::new(0, Default::default());
+        let clock: Clock = Arc::new(|| 5);
+        let disk = SimDisk::new("b0", CorruptionPolicy::Refuse);
+        let node = Arc::new(Mutex::new(AnyNode::Broker(fresh())));
+        let (driver, calls) = Driver::new(0, "b0", node, disk, net, inbox, clock).with_app_calls();
+        calls
+            .send(AppCall {
+                what: "swap",
+                call: Box::new(move |n, _| *n = AnyNode::Broker(broken)),
+            })
+            .unwrap_or_else(|_| panic!("the driver takes calls"));
+        let err = driver.run().await.expect_err("stopped");
+        assert_eq!(
+            err.to_string(),
+            "node-invariant b0 at 5 ms after application call swap: hw-within-log: \
+             t-0: log start 0, high watermark 2, log end 0"
         );
     }
 }

@@ -17,7 +17,7 @@ use seedlog::node::{
 use seedlog::protocol::{Assignor, ClusterMetadata, NodeId, Offset, Record, OFFSETS_TOPIC};
 use seedlog::runtime::disk::CorruptionPolicy;
 use seedlog::runtime::driver::{
-    Clock, CommitSink, Committed, CoverageSink, Driver, DriverError, Observer,
+    AppCall, AppCalls, Clock, CommitSink, Committed, CoverageSink, Driver, DriverError, Observer,
 };
 pub use seedlog::runtime::lock;
 use seedlog::runtime::net::{AddressBook, Net};
@@ -58,6 +58,8 @@ pub struct SimNode {
     pub disk: SimDisk,
     /// The node's own clock: its `now_ms` and its timers' rate. Clock faults act on it.
     pub clock: SimClock,
+    /// Where its application's calls go, for a producer (replaced at every start).
+    app_calls: Arc<Mutex<Option<AppCalls>>>,
 }
 
 pub struct Cluster {
@@ -115,6 +117,16 @@ impl Cluster {
             .metadata()
             .clone();
         Some((id, epoch, metadata))
+    }
+
+    /// Hands `call` to node `id`'s application (a producer's); false if it takes none now.
+    pub fn app_call(&self, id: NodeId, call: AppCall) -> bool {
+        let Some(n) = self.nodes.get(&id) else {
+            return false;
+        };
+        lock(&n.app_calls)
+            .as_ref()
+            .is_some_and(|tx| tx.send(call).is_ok())
     }
 
     /// Kills every node and lets the runtime drop their tasks. A task left pending when the
@@ -213,7 +225,8 @@ pub fn controller_config(sc: &Scenario) -> ControllerConfig {
 pub fn producer_config(sc: &Scenario, index: usize) -> ProducerConfig {
     let plan = &sc.producers[index];
     let id = FIRST_PRODUCER + index as u32;
-    let records = (0..plan.records)
+    // Beyond the send phase's records, those the probe after convergence hands over.
+    let records = (0..plan.records + super::probe::records(plan.keys))
         .map(|n| {
             let key = format!("k{}", (n as u32 * 7 + index as u32) % plan.keys);
             Record::keyed(key, format!("p{index}-{n}"))
@@ -392,6 +405,7 @@ impl Cluster {
         let node_clock = SimClock::new(self.start, spec.offset_ms, spec.drift_ppm);
         let state = Arc::new(Mutex::new(recover(Image::Empty, false)));
         lock(&self.cross.peers).insert(id, state.clone());
+        let app_calls: Arc<Mutex<Option<AppCalls>>> = Arc::default();
         // A broker cut by a corrupt frame re-fetches from its leader. A controller refuses a
         // corrupt log (the quorum has no repair of a voter's cut log yet), and its disk gets no
         // bit flips (see faults/generate.rs).
@@ -451,8 +465,10 @@ impl Cluster {
             let commits = commit_check(&self.committed, &failures, &broken, &name);
             let cross_check = self.cross.step_check(&self.committed);
             let holds = self.gated.then(|| self.holds.clone());
+            let app_calls = app_calls.clone();
             move || {
                 let holds = holds.clone();
+                let app_calls = app_calls.clone();
                 let node_clock = node_clock.clone();
                 let (state, mut disk, addrs, name) =
                     (state.clone(), disk.clone(), addrs.clone(), name.clone());
@@ -503,6 +519,7 @@ impl Cluster {
                         broken.notify_one();
                         return;
                     }
+                    let is_producer = matches!(node, AnyNode::Producer(_));
                     *lock(&state) = node;
                     let (net, inbox) = Net::new(id, (*addrs).clone());
                     let inbox = match &holds {
@@ -529,6 +546,13 @@ impl Cluster {
                         .with_coverage(sink)
                         .with_commit_sink(commits)
                         .with_step_check(cross_check);
+                    let driver = if is_producer {
+                        let (driver, calls) = driver.with_app_calls();
+                        *lock(&app_calls) = Some(calls);
+                        driver
+                    } else {
+                        driver
+                    };
                     match driver.run().await {
                         Ok(()) => {}
                         Err(e @ DriverError::Invariant { .. }) => {
@@ -554,6 +578,7 @@ impl Cluster {
                 state,
                 disk,
                 clock: node_clock,
+                app_calls,
             },
         );
     }

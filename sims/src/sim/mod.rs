@@ -1,5 +1,6 @@
 //! Running one scenario under madsim: build the cluster (`cluster`), inject the schedule's faults
-//! (`supervisor`), then heal, wait for convergence and check (`checks`). `run` ties them together.
+//! (`supervisor`), then heal, wait for convergence, probe that producers still write (`probe`)
+//! and check (`checks`). `run` ties them together.
 
 pub mod availability;
 pub mod checks;
@@ -9,6 +10,7 @@ pub mod cross_checks;
 pub mod disk_check;
 pub mod history;
 pub mod holds;
+pub mod probe;
 pub mod run;
 pub mod shrink;
 pub mod supervisor;

@@ -1,5 +1,6 @@
 //! One simulated run of a scenario: build, inject faults, heal, wait for convergence within the
-//! liveness bound, then check the history. Everything here is a function of the scenario.
+//! liveness bound, probe that producers still write (`probe`), then check the history.
+//! Everything here is a function of the scenario.
 
 use super::checks::not_converged;
 use super::cluster::{lock, Cluster, Observed};
@@ -138,24 +139,39 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
     cluster.add_final_reader(&sc);
     let deadline = heal_at + Duration::from_millis(sc.liveness_ms);
     let mut problems = Vec::new();
-    loop {
-        tokio::select! {
-            biased;
-            _ = broken.notified() => return cluster.finish(start, problems, roles).await,
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+    let mut converged = cluster
+        .converge(&sc, deadline, &mut problems, || {
+            format!("{} ms after the heal", sc.liveness_ms)
+        })
+        .await;
+    // Converged, every producer writes a little more: the last round must be acknowledged.
+    let mut rounds = super::probe::Rounds {
+        first_ms: (cluster.clock)(),
+        last_ms: 0,
+    };
+    for round in 1..=super::probe::ROUNDS {
+        if converged != Converged::Yes {
+            break;
         }
-        let reason = not_converged(&cluster, &sc);
-        match reason {
-            None => break,
-            Some(r) if Instant::now() >= deadline => {
-                problems.push(format!(
-                    "liveness: not converged {} ms after the heal: {r}",
-                    sc.liveness_ms
-                ));
-                break;
-            }
-            Some(_) => {}
+        rounds.last_ms = (cluster.clock)();
+        super::probe::hand_over(&cluster, &sc);
+        let deadline = Instant::now() + Duration::from_millis(super::probe::WAIT_MS);
+        converged = cluster
+            .converge(&sc, deadline, &mut problems, || {
+                format!(
+                    "{} ms after probe round {round} began",
+                    super::probe::WAIT_MS
+                )
+            })
+            .await;
+        if round == super::probe::ROUNDS && converged == Converged::Yes {
+            let history = lock(&cluster.history);
+            let acks: Vec<_> = sc.producers.iter().map(|p| p.acks).collect();
+            problems.extend(super::probe::refused(&history, rounds, &acks));
         }
+    }
+    if converged == Converged::Broken {
+        return cluster.finish(start, problems, roles).await;
     }
     // Every node's disk holds what it runs with (the run ended normally: all were restarted at
     // the heal, so none is down after a power loss; a broker whose disk took a flipped bit and
@@ -170,7 +186,43 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
     cluster.finish(start, problems, roles).await
 }
 
+/// How waiting for convergence ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Converged {
+    Yes,
+    /// Not by the deadline: a `liveness` problem is noted.
+    TimedOut,
+    /// A node broke an invariant meanwhile: the run ends there.
+    Broken,
+}
+
 impl Cluster {
+    /// Waits, looking every 250 ms, until the cluster has converged (`not_converged`) or
+    /// `deadline` passes; `waited` says how long it was given, for the problem line.
+    async fn converge(
+        &self,
+        sc: &Scenario,
+        deadline: Instant,
+        problems: &mut Vec<String>,
+        waited: impl Fn() -> String,
+    ) -> Converged {
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.broken.notified() => return Converged::Broken,
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+            match not_converged(self, sc) {
+                None => return Converged::Yes,
+                Some(r) if Instant::now() >= deadline => {
+                    problems.push(format!("liveness: not converged {}: {r}", waited()));
+                    return Converged::TimedOut;
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
     /// Ends a run, at the end of its liveness phase or where a node broke an invariant (then
     /// the violation is among the node failures, and the history so far is still checked).
     async fn finish(

@@ -157,6 +157,13 @@ impl Producer {
         self.limit = self.next_record;
     }
 
+    /// The application hands over up to `records` more of its records after a `stop` (the
+    /// simulator's probe that a producer still gets writes through once faults have healed).
+    pub fn resume(&mut self, cx: &mut Context, records: usize) {
+        self.limit = self.next_record.saturating_add(records);
+        self.progress(cx);
+    }
+
     /// Every record it will send is done.
     pub fn finished(&self) -> bool {
         self.done >= self.config.records.len().min(self.limit)
@@ -678,7 +685,9 @@ impl Producer {
                         reason: reason.clone(),
                     });
                 }
-                self.epoch_bump_pending = true;
+                if !self.config.bugs.has(Bug::NoEpochBumpAfterRefusal) {
+                    self.epoch_bump_pending = true;
+                }
             }
             Err(_) => self.retry_from(cx, partition, batch_id),
         }

@@ -613,3 +613,39 @@ fn a_record_larger_than_one_append_fails_without_being_sent() {
         .collect();
     assert_eq!(sent, [2], "records 0 and 2 in one batch");
 }
+
+/// A stopped producer hands over nothing more; `resume(n)` hands over its next `n` records, at
+/// its pace, and it has finished once they are done.
+#[test]
+fn a_stopped_producer_resumes_for_as_many_records_as_it_is_handed() {
+    let mut c = config(6, 1, 1);
+    c.send_interval_ms = Some(10);
+    let mut p = warmed_up(c);
+    let first = produces(&start(&mut p));
+    assert_eq!(first.len(), 1, "one record per pacing interval");
+    p.stop();
+    answer(&mut p, 0, &first[0].1, Ok(0));
+    let mut cx = Context::new(20);
+    p.on_timer(&mut cx, Timer::SendPace);
+    assert!(produces(&cx.take_effects()).is_empty(), "stopped");
+    assert!(p.finished());
+    let mut cx = Context::new(30);
+    p.resume(&mut cx, 2);
+    let second = produces(&cx.take_effects());
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].1.records[0].value.as_deref(), Some(&b"v1"[..]));
+    assert!(!p.finished());
+    answer(&mut p, 0, &second[0].1, Ok(1));
+    let mut cx = Context::new(40);
+    p.on_timer(&mut cx, Timer::SendPace);
+    let third = produces(&cx.take_effects());
+    assert_eq!(third.len(), 1);
+    answer(&mut p, 0, &third[0].1, Ok(2));
+    let mut cx = Context::new(50);
+    p.on_timer(&mut cx, Timer::SendPace);
+    assert!(
+        produces(&cx.take_effects()).is_empty(),
+        "two records, no more"
+    );
+    assert!(p.finished());
+}
