@@ -71,6 +71,16 @@ fn a_hand_written_offset_regression_is_found() {
 }
 
 #[test]
+fn a_hand_written_stale_offset_is_found() {
+    // The group committed 3, then 1 (rewound to re-read); a fetch after both is given 3. The
+    // offset did not move back from what was last seen, so only `stale-offset` names it.
+    let report = report_of("group-stale-offset.jsonl");
+    let names: Vec<&str> = report.anomalies.iter().map(|a| a.name).collect();
+    assert_eq!(names, vec!["stale-offset"], "{}", report.render());
+    assert_eq!(report.anomalies[0].subject, "billing orders-0");
+}
+
+#[test]
 fn a_hand_written_at_least_once_violation_is_found() {
     let events = parse_history(&load("group-at-least-once.jsonl")).expect("parse");
     let report = check(&events);

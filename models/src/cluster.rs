@@ -561,7 +561,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             // Processing ends when the `Process` timer fires: a member can crash, or be fenced,
             // with a batch in hand.
             process_ms: Some(1),
-            rewind_every: None,
+            rewind: None,
             seek_end_every: None,
             max_records: None,
             seek_to: Default::default(),

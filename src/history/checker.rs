@@ -31,6 +31,13 @@
 //!   seek by a member that could explain it: an `ok` commit or fetch-committed shows an offset
 //!   lower than one an earlier (completed before it was invoked) commit or fetch showed, or a
 //!   fetch finds no offset after one was seen. Subject `group topic-partition`.
+//! - `stale-offset`: an `ok` fetch-committed returned an offset `v` although every commit of `v`
+//!   that may have taken effect before it was overwritten before it began: a commit of another
+//!   offset, `ok`, invoked after that commit of `v` completed and completed before the fetch
+//!   was invoked (the group's offset is a register, and commits its only writes). An `info`
+//!   commit may land at any time and is never overwritten; a fetch of an offset no recorded
+//!   commit wrote is not judged. Catches what `offset-regression` cannot: a fetch returning a
+//!   higher offset after a member committed a lower one. Subject `group topic-partition`.
 //! - `latest-ahead`: a record whose send was invoked after a consumer was told a partition's
 //!   latest offset `o` (its high watermark) landed below `o`: the answer counted offsets that
 //!   were not committed (`latest`).

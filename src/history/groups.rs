@@ -1,4 +1,5 @@
-//! Consumer-group checks (`offset-regression`, `at-least-once`; see `checker`'s module comment).
+//! Consumer-group checks (`offset-regression`, `stale-offset`, `at-least-once`; see `checker`'s
+//! module comment).
 //!
 //! A group's committed offset for a partition is observed by its `ok` commits (the value it
 //! wrote) and `ok` fetch-committed (the value the broker returned, or none). A process belongs
@@ -54,6 +55,15 @@ impl fmt::Display for Committed<'_> {
     }
 }
 
+/// A commit that may have taken effect: `ok`, or `info` (it may land at any time after its
+/// invoke). Failed commits did not happen and are not kept.
+struct Write<'a> {
+    op: &'a Operation<'a>,
+    offset: u64,
+    /// When it certainly had taken effect (`None`: an `info` commit, never certain).
+    done_ns: Option<u64>,
+}
+
 /// A repositioning by a group member — a seek, or a reset to the log start — which may make the
 /// group commit lower, or jump over records. `ok` or `info` (it may have happened: it may
 /// excuse).
@@ -72,6 +82,8 @@ struct Groups<'a> {
     member_of: BTreeMap<&'a str, BTreeSet<&'a str>>,
     /// Observations of each group's committed offsets, in completion order.
     committed: BTreeMap<GroupTp<'a>, Vec<Committed<'a>>>,
+    /// Every commit of each group's offsets that may have taken effect.
+    writes: BTreeMap<GroupTp<'a>, Vec<Write<'a>>>,
     /// Seeks and resets per partition, by any process (membership is checked per group).
     seeks: BTreeMap<Tp<'a>, Vec<Seek<'a>>>,
     /// (partition, offset, process) read by `ok` polls, or possibly by `info` ones; sorted
@@ -93,6 +105,23 @@ impl<'a> Groups<'a> {
             let e = &op.event;
             let tp = e.topic.as_deref().zip(e.partition);
             let certain = op.outcome == EventType::Ok;
+            if let (Op::Commit, Some(group), Some(tp), Some(offset)) =
+                (&op.f, &e.group, tp, e.offset)
+            {
+                let done_ns = match op.outcome {
+                    EventType::Ok => Some(Some(e.time_ns)),
+                    EventType::Info => Some(None),
+                    _ => None,
+                };
+                if let Some(done_ns) = done_ns {
+                    let w = Write {
+                        op,
+                        offset,
+                        done_ns,
+                    };
+                    g.writes.entry((group.as_str(), tp)).or_default().push(w);
+                }
+            }
             match (&op.f, op.outcome, &e.group, tp) {
                 (Op::Commit | Op::FetchCommitted, EventType::Ok, Some(group), Some(tp)) => {
                     if let (Op::FetchCommitted, Some(o)) = (&op.f, e.offset) {
@@ -208,7 +237,14 @@ pub(super) fn check_groups(
     for ((group, tp), observations) in &groups.committed {
         let subject = format!("{group} {}-{}", tp.0, tp.1);
         if let Some(detail) = regression(&groups, group, tp, observations) {
-            report("offset-regression", subject, detail);
+            report("offset-regression", subject.clone(), detail);
+        }
+        let writes = groups
+            .writes
+            .get(&(*group, *tp))
+            .map_or(&[][..], Vec::as_slice);
+        if let Some(detail) = stale_read(writes, observations) {
+            report("stale-offset", subject, detail);
         }
         check_at_least_once(&groups, group, tp, observations, known, report);
     }
@@ -256,6 +292,63 @@ fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed])
                 }
             }
             Some(_) => {}
+        }
+    }
+    None
+}
+
+/// The first `ok` fetch-committed R returning an offset `v` that every commit of `v` which may
+/// have taken effect before R (invoked before R completed) was overwritten before R began: a
+/// commit of another offset, `ok`, invoked after that commit of `v` completed and completed
+/// before R was invoked. Commits are the only writes of a group's offset, so the last write
+/// before R cannot have been one of `v` (the committed offset is a register: reads see the
+/// last write). An `info` commit of `v` may land at any time, so it is never overwritten. A
+/// fetch of an offset no recorded commit wrote is not judged (a history may leave out a
+/// writer: an operator's reset, say).
+fn stale_read(writes: &[Write], observations: &[Committed]) -> Option<String> {
+    let fetches = observations
+        .iter()
+        .filter(|r| r.op.f == Op::FetchCommitted)
+        .filter_map(|r| r.offset.map(|v| (r, v)));
+    for (r, v) in fetches {
+        let overwriter = |w: &Write| {
+            let done = w.done_ns?;
+            writes.iter().find(|x| {
+                x.offset != v
+                    && x.op.invoked_ns > done
+                    && x.done_ns.is_some_and(|ok| ok < r.op.invoked_ns)
+            })
+        };
+        let mut latest: Option<(&Write, &Write)> = None;
+        let mut judged = false;
+        let mut excused = false;
+        for w in writes
+            .iter()
+            .filter(|w| w.offset == v && w.op.invoked_ns <= r.completed())
+        {
+            judged = true;
+            match overwriter(w) {
+                None => {
+                    excused = true;
+                    break;
+                }
+                Some(x) if latest.is_none_or(|(l, _)| l.done_ns < w.done_ns) => {
+                    latest = Some((w, x))
+                }
+                Some(_) => {}
+            }
+        }
+        if let (true, false, Some((w, x))) = (judged, excused, latest) {
+            return Some(format!(
+                "{r}, though every commit of {v} before it was overwritten before it began: \
+                 the last, by {} (ok {} ns), by the commit of {} by {} (invoked {} ns, ok {} ns)",
+                w.op.process,
+                w.done_ns.unwrap_or_default(),
+                x.offset,
+                x.op.process,
+                x.op.invoked_ns,
+                x.done_ns.unwrap_or_default()
+            ));
         }
     }
     None

@@ -603,6 +603,66 @@ fn offset_regression() {
     );
 }
 
+/// c1 reads 0..5 and commits 5, then rewinds to 2 and commits 2 (an application resetting
+/// the group back; the commit ends `rewind_commit`, at 51 if it completes); then `after`.
+fn rewound_commit(rewind_commit: EventType, after: Vec<Vec<Event>>) -> Vec<Vec<Event>> {
+    let mut h = vec![
+        fetch("c1", 10, None),
+        gseek("c1", 12, 0),
+        gpoll("c1", 20, 0..5),
+        commit("c1", 30, 5, EventType::Ok),
+        gseek("c1", 40, 2),
+        commit("c1", 50, 2, rewind_commit),
+    ];
+    h.extend(after);
+    h
+}
+
+/// A commit of a lower offset is the group's offset from then on: a fetch after it that
+/// returns the higher one it overwrote read a stale value (a coordinator that rebuilt its
+/// state keeping the highest offset, not the last). The regression check cannot see this:
+/// the offset did not move back.
+#[test]
+fn a_fetch_of_an_overwritten_offset_is_stale() {
+    let fetched = |v| vec![fetch("c2", 60, Some(v))];
+    let report = group_report(rewound_commit(EventType::Ok, fetched(5)));
+    assert_eq!(
+        report.anomalies.iter().map(|a| a.name).collect::<Vec<_>>(),
+        vec!["stale-offset"],
+        "{}",
+        report.render()
+    );
+    let a = &report.anomalies[0];
+    assert_eq!(a.subject, "g t-0");
+    assert!(
+        a.detail.starts_with("fetch-committed returning 5 by c2")
+            && a.detail
+                .contains("by the commit of 2 by c1 (invoked 50 ns, ok 51 ns)"),
+        "{a}"
+    );
+    // The last write read back, or a rewind whose outcome is unknown (it may not have
+    // landed), or one that failed: no anomaly.
+    assert!(group_names(rewound_commit(EventType::Ok, fetched(2))).is_empty());
+    assert!(group_names(rewound_commit(EventType::Info, fetched(5))).is_empty());
+    assert!(group_names(rewound_commit(EventType::Fail, fetched(5))).is_empty());
+}
+
+/// Concurrency never makes a stale read: a fetch that began before the overwriting commit
+/// completed may return either value, and a later commit of the same offset again makes it
+/// current.
+#[test]
+fn a_fetch_concurrent_with_the_overwrite_or_after_a_rewrite_is_not_stale() {
+    // Invoked at 51, as the commit of 2 completed: not after it.
+    let concurrent = vec![fetch("c2", 51, Some(5))];
+    assert!(group_names(rewound_commit(EventType::Ok, concurrent)).is_empty());
+    let rewritten = vec![
+        gpoll("c1", 55, 2..5),
+        commit("c1", 60, 5, EventType::Ok),
+        fetch("c2", 70, Some(5)),
+    ];
+    assert!(group_names(rewound_commit(EventType::Ok, rewritten)).is_empty());
+}
+
 #[test]
 fn a_vanished_commit_is_an_offset_regression() {
     let h = vec![

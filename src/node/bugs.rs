@@ -114,10 +114,14 @@ pub enum Bug {
     /// the same epoch instead of starting a new one: its next batches continue the sequences
     /// after the gap the refused one left, and every leader refuses them too, for good.
     NoEpochBumpAfterRefusal,
+    /// A group coordinator rebuilt from its offsets partition (after a failover) keeps each
+    /// partition's highest committed offset instead of its last: a group that committed a lower
+    /// offset (reset back to re-read) is given the higher one again.
+    ReplayKeepsHighestOffset,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 30] = [
+    pub const ALL: [Bug; 31] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -148,6 +152,7 @@ impl Bug {
         Bug::RecoveryCountsUnsynced,
         Bug::ResetToHighWatermark,
         Bug::NoEpochBumpAfterRefusal,
+        Bug::ReplayKeepsHighestOffset,
     ];
 
     pub fn name(self) -> &'static str {
@@ -182,6 +187,7 @@ impl Bug {
             Bug::RecoveryCountsUnsynced => "recovery-counts-unsynced",
             Bug::ResetToHighWatermark => "reset-to-high-watermark",
             Bug::NoEpochBumpAfterRefusal => "no-epoch-bump-after-refusal",
+            Bug::ReplayKeepsHighestOffset => "replay-keeps-highest-offset",
         }
     }
 }

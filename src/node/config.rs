@@ -238,6 +238,14 @@ impl std::str::FromStr for OffsetReset {
     }
 }
 
+/// A group member's rewinds: after every `every` processed batches, it moves its position
+/// `back` offsets before the end of the batch (an application re-reading records).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Rewind {
+    pub every: u32,
+    pub back: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ConsumerConfig {
     pub id: NodeId,
@@ -255,9 +263,9 @@ pub struct ConsumerConfig {
     pub retry_backoff_ms: Option<u64>,
     /// Time the application takes to process one fetched batch (`None`: at once).
     pub process_ms: Option<u64>,
-    /// After every this many processed batches, seek the partition back two offsets (exercises
-    /// re-reading; `None`: never).
-    pub rewind_every: Option<u32>,
+    /// Now and then seek the partition back and re-read (`None`: never). The rewound position
+    /// is committed with the next commit, so the group's committed offset can go down.
+    pub rewind: Option<Rewind>,
     /// After every this many processed batches, move the partition's position to its latest
     /// offset, which the partition's leader is asked for (Kafka's `seekToEnd`; exercises
     /// ListOffsets under faults; `None`: never). The records skipped are skipped for the group.

@@ -28,7 +28,7 @@ pub use broker::{Broker, Role};
 pub use bugs::{Bug, BugSet};
 pub use config::{
     BrokerConfig, ConsumerConfig, ControllerConfig, Durability, OffsetReset, ProducerConfig,
-    ReaderConfig, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
+    ReaderConfig, Rewind, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
 pub use consumer::Consumer;
 pub use controller::Controller;

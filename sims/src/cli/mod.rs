@@ -59,8 +59,8 @@ pub struct ScenarioArgs {
     /// retry-out-of-order, producer-id-reuse, sync-before-assignment, preferred-out-of-isr (the
     /// controller then rebalances leaders every 0.5-2 s), stale-broker-epoch,
     /// hw-ignores-pending-isr, producers-not-journaled, latest-is-log-end,
-    /// recovery-counts-unsynced, reset-to-high-watermark, no-epoch-bump-after-refusal, the
-    /// availability bugs lag-from-high-watermark and min-insync-exclusive, and the controller
+    /// recovery-counts-unsynced, reset-to-high-watermark, no-epoch-bump-after-refusal,
+    /// replay-keeps-highest-offset, the availability bugs lag-from-high-watermark and min-insync-exclusive, and the controller
     /// quorum's
     /// vote-without-log-check, commit-previous-epoch-by-count, vote-not-durable, no-prevote,
     /// snapshot-past-commit, and create-topic-before-commit (the admin then creates a topic every

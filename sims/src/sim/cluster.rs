@@ -12,7 +12,7 @@ use crate::scenario::{
 use seedlog::node::{
     Admin, AdminConfig, AnyNode, Broker, BrokerConfig, Bug, ClientEvent, Consumer, ConsumerConfig,
     ControllerConfig, Image, OffsetReset, Producer, ProducerConfig, QuorumConfig, QuorumController,
-    Reader, ReaderConfig, Situation, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
+    Reader, ReaderConfig, Rewind, Situation, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
 use seedlog::protocol::{Assignor, ClusterMetadata, NodeId, Offset, Record, OFFSETS_TOPIC};
 use seedlog::runtime::disk::CorruptionPolicy;
@@ -295,7 +295,18 @@ pub fn member_config(sc: &Scenario, index: u32) -> ConsumerConfig {
         request_timeout_ms: Some(2_000),
         retry_backoff_ms: Some(100),
         process_ms: Some(sc.process_ms.max(1)),
-        rewind_every: Some(7),
+        // Every seventh batch the member re-reads: two records back, or (two seeds in five, and
+        // the hunt for `replay-keeps-highest-offset`) twenty-five, committing the lower offsets as it goes, so the group's offset stays
+        // below an earlier commit for a while (a coordinator that fails over then must give the
+        // last commit, not the highest).
+        rewind: Some(Rewind {
+            every: 7,
+            back: if sc.seed % 5 < 2 || sc.bugs.contains(&Bug::ReplayKeepsHighestOffset) {
+                25
+            } else {
+                2
+            },
+        }),
         // Two seeds in three also jump to the partition's end now and then, asking its leader for
         // the latest offset (ListOffsets) while faults go on.
         seek_end_every: (sc.seed % 3 != 2).then_some(5),

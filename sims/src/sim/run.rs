@@ -49,6 +49,7 @@ const LOSS_FAMILY: &[&str] = &[
     "nonmonotonic-send",
     "per-key-order",
     "offset-regression",
+    "stale-offset",
     "at-least-once",
     "latest-ahead",
 ];

@@ -333,7 +333,7 @@ async fn consume_in_group(args: ConsumeArgs, group: String) -> anyhow::Result<i3
         request_timeout_ms: Some(3_000),
         retry_backoff_ms: Some(200),
         process_ms: None,
-        rewind_every: None,
+        rewind: None,
         seek_end_every: None,
         max_records: args.count.map(|c| c as u64),
         seek_to: args.seek.iter().copied().collect(),

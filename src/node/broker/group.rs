@@ -18,6 +18,7 @@ impl Broker {
             rebalance_timeout_ms: self.config.group_rebalance_timeout_ms,
             accept_stale_generation: self.config.bugs.has(Bug::AcceptStaleGeneration),
             sync_before_assignment: self.config.bugs.has(Bug::SyncBeforeAssignment),
+            replay_keeps_highest_offset: self.config.bugs.has(Bug::ReplayKeepsHighestOffset),
         }
     }
 
@@ -32,7 +33,7 @@ impl Broker {
         let Some(ls) = r.leader() else {
             return;
         };
-        let c = Coordinator::replay(ls.epoch, &r.log).with_settings(&self.group_settings());
+        let c = Coordinator::load(ls.epoch, &r.log, &self.group_settings());
         if !c.groups().is_empty() {
             cx.reached(Situation::CoordinatorFailover);
         }

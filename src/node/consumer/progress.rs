@@ -125,12 +125,9 @@ impl Consumer {
             self.dirty.insert(h.tp.clone());
         }
         self.batches += 1;
-        if self
-            .config
-            .rewind_every
-            .is_some_and(|n| n > 0 && self.batches.is_multiple_of(n))
-        {
-            self.seek_to(cx, &h.tp, next.saturating_sub(2));
+        let rewind = self.config.rewind.filter(|r| r.every > 0);
+        if let Some(r) = rewind.filter(|r| self.batches.is_multiple_of(r.every)) {
+            self.seek_to(cx, &h.tp, next.saturating_sub(r.back));
         } else if self
             .config
             .seek_end_every

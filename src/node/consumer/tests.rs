@@ -30,7 +30,7 @@ fn config(process_ms: Option<u64>, bugs: &[Bug], leader_assigns: bool) -> Consum
         request_timeout_ms: None,
         retry_backoff_ms: None,
         process_ms,
-        rewind_every: None,
+        rewind: None,
         seek_end_every: None,
         max_records: None,
         seek_to: Default::default(),
@@ -448,4 +448,25 @@ fn a_refused_latest_offset_is_reported_and_asked_again_after_new_metadata() {
             ..
         }
     )));
+}
+
+/// A rewind moves the position back `back` offsets from the end of the batch just processed,
+/// and the next commit writes the rewound position: the group's offset goes down, below the
+/// committed 3, as an application resetting its group back would make it.
+#[test]
+fn a_rewind_commits_the_lower_position() {
+    let mut c = Consumer::new(Arc::new(ConsumerConfig {
+        rewind: Some(crate::node::Rewind { every: 1, back: 4 }),
+        ..config(None, &[], false)
+    }));
+    member_fetching(&mut c);
+    let fx = deliver_batch(&mut c);
+    assert_eq!(
+        observed(&fx),
+        [
+            "polled t-0 [3@1:k=v3, 4@1:k=v4]",
+            "seek t-0 to 1",
+            "commit g t-0=1 invoke"
+        ]
+    );
 }

@@ -45,6 +45,9 @@ pub struct Settings {
     pub accept_stale_generation: bool,
     /// Bug switch `sync-before-assignment`: syncs are answered without the leader's assignment.
     pub sync_before_assignment: bool,
+    /// Bug switch `replay-keeps-highest-offset`: a coordinator rebuilt from its log keeps each
+    /// partition's highest committed offset instead of its last.
+    pub replay_keeps_highest_offset: bool,
 }
 
 /// A record the coordinator wants appended to its partition, and what to do once it commits.
@@ -92,6 +95,15 @@ pub struct Coordinator {
 impl Coordinator {
     /// A coordinator for a partition this broker just became leader of, rebuilt from its log.
     pub fn replay(epoch: LeaderEpoch, log: &PartitionLog) -> Self {
+        Self::rebuild(epoch, log, false)
+    }
+
+    /// `replay`, then `with_settings`: what a broker starts for a partition it now leads.
+    pub fn load(epoch: LeaderEpoch, log: &PartitionLog, settings: &Settings) -> Self {
+        Self::rebuild(epoch, log, settings.replay_keeps_highest_offset).with_settings(settings)
+    }
+
+    fn rebuild(epoch: LeaderEpoch, log: &PartitionLog, keep_highest: bool) -> Self {
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         for e in log.entries() {
             match OffsetsKey::read(&e.record) {
@@ -102,7 +114,11 @@ impl Coordinator {
                     }),
                 ) => {
                     let g = groups.entry(group).or_default();
-                    g.set_committed(tp, offset, metadata);
+                    // The last commit is the offset, even one lower than an earlier one (a
+                    // group reset back).
+                    if !(keep_highest && g.offsets.get(&tp).is_some_and(|&o| o > offset)) {
+                        g.set_committed(tp, offset, metadata);
+                    }
                 }
                 (Some(OffsetsKey::Group { group }), Some(OffsetsValue::Group { generation })) => {
                     let g = groups.entry(group).or_default();

@@ -1,7 +1,7 @@
 //! The coordinator inside a one-broker cluster: broker 0 leads `t` (2 partitions) and
 //! `__consumer_offsets` with ISR {0}, so every record it appends commits at once.
 
-use super::Coordinator;
+use super::{Coordinator, Settings};
 use crate::node::{
     Broker, BrokerConfig, Bug, Context, Controller, ControllerConfig, Effect, Timer, TopicSpec,
     PRODUCER_ID_BLOCK_SIZE,
@@ -340,6 +340,35 @@ fn a_new_coordinator_rebuilds_offsets_and_generation_from_the_log() {
     assert_eq!(g.offsets[&TopicPartition::new("t", 0)], 8);
     assert_eq!(g.generation, 2);
     assert!(g.members.is_empty(), "members are not stored: they rejoin");
+}
+
+/// The last commit is the group's offset, also when it is lower than an earlier one (a group
+/// reset back to re-read); with `replay-keeps-highest-offset` the rebuilt coordinator gives the
+/// earlier, higher one.
+#[test]
+fn a_new_coordinator_keeps_the_last_commit_even_a_lower_one() {
+    let mut b = broker(&[]);
+    let (m1, _) = two_members(&mut b);
+    assert_eq!(commit(&mut b, 101, &m1, 2, 8), Ok(GroupAnswer::Committed));
+    assert_eq!(commit(&mut b, 101, &m1, 2, 5), Ok(GroupAnswer::Committed));
+    let log = b
+        .log(&TopicPartition::new(OFFSETS_TOPIC, 0))
+        .expect("offsets log");
+    let offset_after = |bugged: bool| {
+        let settings = Settings {
+            session_timeout_ms: None,
+            rebalance_timeout_ms: None,
+            accept_stale_generation: false,
+            sync_before_assignment: false,
+            replay_keeps_highest_offset: bugged,
+        };
+        let mut c = Coordinator::load(7, log, &settings);
+        let end = log.log_end_offset();
+        c.on_high_watermark(&mut Context::new(0), end, end, true);
+        c.groups()["g"].offsets[&TopicPartition::new("t", 0)]
+    };
+    assert_eq!(offset_after(false), 5);
+    assert_eq!(offset_after(true), 8);
 }
 
 #[test]
