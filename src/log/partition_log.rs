@@ -384,7 +384,8 @@ impl PartitionLog {
 
     /// log start <= high watermark <= log end; entries continue from the log start without a
     /// gap (checked at both ends: appends keep the middle dense); the epoch cache is ordered,
-    /// within the log, and knows the epoch of the last entry. Cheap: run after every event.
+    /// within the log, gives the first entry's offset that entry's epoch, and knows the epoch
+    /// of the last entry. Cheap: run after every event.
     pub fn check_invariants(&self) -> Checked {
         let (start, hw, end) = (self.log_start, self.high_watermark, self.log_end_offset());
         ensure(start <= hw && hw <= end, "hw-within-log", || {
@@ -398,6 +399,30 @@ impl PartitionLog {
             || format!("entries {first:?}..={last:?} in a log [{start}, {end})"),
         )?;
         self.epochs.check_invariants(end)?;
+        // The first entry's epoch is the one the cache gives its offset: divergence answers
+        // and truncations read the cache, and one that starts above the log start (or names
+        // another epoch there) would answer for records it does not know.
+        if let Some(e) = self.entries.first() {
+            let cached = self
+                .epochs
+                .entries()
+                .iter()
+                .rev()
+                .find(|c| c.start_offset <= e.offset);
+            ensure(
+                cached.is_some_and(|c| c.epoch == e.epoch),
+                "epoch-cache-knows-first-entry",
+                || {
+                    format!(
+                        "first entry at {} in epoch {}, the cache gives {:?} (first cached {:?})",
+                        e.offset,
+                        e.epoch,
+                        cached.map(|c| c.epoch),
+                        self.epochs.entries().first()
+                    )
+                },
+            )?;
+        }
         let last_epoch = self.last_entry_epoch();
         ensure(
             last_epoch.is_none_or(|e| self.latest_epoch().is_some_and(|l| l >= e)),
@@ -717,6 +742,18 @@ mod tests {
             (
                 "epoch-cache-knows-last-entry",
                 Box::new(|l| Arc::make_mut(&mut l.entries)[3].epoch = 4),
+            ),
+            (
+                "epoch-cache-knows-first-entry",
+                Box::new(|l| Arc::make_mut(&mut l.entries)[0].epoch = 2),
+            ),
+            (
+                "epoch-cache-knows-first-entry",
+                Box::new(|l| {
+                    l.epochs = EpochCache::default();
+                    l.epochs.assign(1, 1);
+                    l.epochs.assign(2, 3);
+                }),
             ),
         ];
         for (rule, corrupt) in cases {

@@ -36,10 +36,16 @@ pub struct CrossChecks {
     /// Per partition, the highest log start any replica has had so far: no consumer told by a
     /// broker where the log starts can have been told more (`reset-above-log-start`).
     log_starts: Arc<Mutex<BTreeMap<TopicPartition, Offset>>>,
+    /// Each broker's `__consumer_offsets` partitions as `coordinator-offsets-in-log` last
+    /// checked them (log start, high watermark, log end): checked again only once one moved.
+    coordinators: Arc<Mutex<BTreeMap<(NodeId, u32), LogMarks>>>,
     /// The run may elect unclean leaders, which lose committed records: no answer is held to
     /// older epochs' high watermarks then.
     unclean_elections: bool,
 }
+
+/// A log's start, high watermark and end.
+type LogMarks = (Offset, Offset, Offset);
 
 /// What `offsets-monotonic` has read of one replica's log: entries `[start, next)`, the last of
 /// them of leader epoch `last_epoch`. The log it reads on is that prefix as long as its start is
@@ -123,6 +129,7 @@ impl CrossChecks {
     fn broker(&self, b: &Broker, committed: &Arc<Mutex<CommittedLog>>) -> Checked {
         self.note_replicas(b);
         self.commits_fenced(b)?;
+        self.coordinators_match_logs(b)?;
         let committed = lock(committed);
         b.check_against_committed(committed.metadata(), Some(committed.next_producer_id()))?;
         b.each_committed_isr_member(committed.metadata(), |tp, hw, m, registered| {
@@ -143,6 +150,27 @@ impl CrossChecks {
             }),
             None => Ok(()),
         })
+    }
+
+    /// Each loaded coordinator of `b` holds what its log's committed part says
+    /// (`Coordinator::check_offsets_in_log`), checked after a step that moved that partition's
+    /// log start, high watermark or log end (a replay of the partition each time: after every
+    /// step it cost half again the run's CPU).
+    fn coordinators_match_logs(&self, b: &Broker) -> Checked {
+        let mut seen = lock(&self.coordinators);
+        for (&p, c) in b.coordinators().iter().filter(|(_, c)| c.is_loaded()) {
+            let tp = TopicPartition::new(OFFSETS_TOPIC, p);
+            let Some(log) = b.log(&tp) else { continue };
+            let marks = (
+                log.log_start_offset(),
+                log.high_watermark(),
+                log.log_end_offset(),
+            );
+            if seen.insert((b.id(), p), marks) != Some(marks) {
+                c.check_offsets_in_log(log).map_err(|v| v.at(&tp))?;
+            }
+        }
+        Ok(())
     }
 
     /// Notes each of `b`'s replicas' log start and, for those it leads, the high watermark of

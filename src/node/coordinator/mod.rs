@@ -173,6 +173,61 @@ impl Coordinator {
         )
     }
 
+    /// A loaded coordinator's committed offsets are what its log's committed records say: the
+    /// last offset record of each key in [log start, high watermark). A coordinator takes a
+    /// commit once the high watermark passes its record, and a new one rebuilds from its log,
+    /// so what it serves must be what a successor would rebuild from the committed records. A
+    /// compaction that moves the log start past a key's only committed record, a retention
+    /// that deletes offsets records, or a commit taken before its record is committed breaks
+    /// it at once, not at the next failover. It replays the committed records, so it is not
+    /// among the invariants checked after every step: the simulator runs it after a broker's
+    /// step that changed its offsets partition (`coordinator-offsets-in-log` in the docs).
+    pub fn check_offsets_in_log(&self, log: &PartitionLog) -> Checked {
+        if !self.loaded {
+            return Ok(());
+        }
+        let committed = (log.high_watermark() - log.log_start_offset()) as usize;
+        let mut in_log: BTreeMap<(String, TopicPartition), Offset> = BTreeMap::new();
+        for e in &log.entries()[..committed.min(log.entries().len())] {
+            if let (
+                Some(OffsetsKey::Offset { group, tp }),
+                Some(OffsetsValue::Offset { offset, .. }),
+            ) = OffsetsKey::read(&e.record)
+            {
+                in_log.insert((group, tp), offset);
+            }
+        }
+        let held = self
+            .groups
+            .iter()
+            .flat_map(|(name, g)| g.offsets.iter().map(move |(tp, &o)| (name, tp, o)));
+        let mut count = 0;
+        for (group, tp, offset) in held {
+            count += 1;
+            let logged = in_log.get(&(group.clone(), tp.clone())).copied();
+            ensure(logged == Some(offset), "coordinator-offsets-in-log", || {
+                format!(
+                    "group {group} holds {offset} for {tp}; the committed log [{}, {}) has \
+                     {logged:?}",
+                    log.log_start_offset(),
+                    log.high_watermark()
+                )
+            })?;
+        }
+        ensure(count == in_log.len(), "coordinator-offsets-in-log", || {
+            let missing: Vec<_> = in_log
+                .keys()
+                .filter(|(g, tp)| {
+                    !self
+                        .groups
+                        .get(g)
+                        .is_some_and(|x| x.offsets.contains_key(tp))
+                })
+                .collect();
+            format!("the committed log has offsets for {missing:?}, which the coordinator lacks")
+        })
+    }
+
     /// Records that `write` was appended at `offset`.
     pub fn appended(&mut self, offset: Offset, then: Pending) {
         if then == Pending::Checkpoint {

@@ -371,6 +371,46 @@ fn a_new_coordinator_keeps_the_last_commit_even_a_lower_one() {
     assert_eq!(offset_after(true), 8);
 }
 
+/// What a loaded coordinator serves is what its committed log says: an offset it holds that
+/// the log does not (or holds otherwise), or one the log has that it lacks, breaks
+/// `coordinator-offsets-in-log` (the check the simulator runs after a broker step that moved
+/// an offsets partition).
+#[test]
+fn a_coordinator_whose_offsets_differ_from_its_committed_log_breaks_an_invariant() {
+    let mut b = broker(&[]);
+    let (m1, _) = two_members(&mut b);
+    assert_eq!(commit(&mut b, 101, &m1, 2, 5), Ok(GroupAnswer::Committed));
+    let log = b
+        .log(&TopicPartition::new(OFFSETS_TOPIC, 0))
+        .expect("offsets log")
+        .clone();
+    let c = replayed(&b);
+    assert_eq!(c.check_offsets_in_log(&log), Ok(()));
+    let t0 = TopicPartition::new("t", 0);
+    type Corrupt<'a> = Box<dyn Fn(&mut Coordinator) + 'a>;
+    let corruptions: Vec<Corrupt> = vec![
+        Box::new(|c| {
+            c.groups.get_mut("g").unwrap().offsets.insert(t0.clone(), 4);
+        }),
+        Box::new(|c| {
+            c.groups
+                .get_mut("g")
+                .unwrap()
+                .offsets
+                .insert(TopicPartition::new("t", 1), 1);
+        }),
+        Box::new(|c| {
+            c.groups.get_mut("g").unwrap().offsets.remove(&t0);
+        }),
+    ];
+    for corrupt in corruptions {
+        let mut bad = replayed(&b);
+        corrupt(&mut bad);
+        let got = bad.check_offsets_in_log(&log).map_err(|v| v.rule);
+        assert_eq!(got, Err("coordinator-offsets-in-log"));
+    }
+}
+
 #[test]
 fn a_broker_that_stops_leading_the_partition_resigns_and_refuses() {
     let mut b = broker(&[]);
