@@ -105,22 +105,20 @@ impl<'a> Groups<'a> {
             let e = &op.event;
             let tp = e.topic.as_deref().zip(e.partition);
             let certain = op.outcome == EventType::Ok;
-            if let (Op::Commit, Some(group), Some(tp), Some(offset)) =
-                (&op.f, &e.group, tp, e.offset)
+            if let (
+                Op::Commit,
+                EventType::Ok | EventType::Info,
+                Some(group),
+                Some(tp),
+                Some(offset),
+            ) = (&op.f, op.outcome, &e.group, tp, e.offset)
             {
-                let done_ns = match op.outcome {
-                    EventType::Ok => Some(Some(e.time_ns)),
-                    EventType::Info => Some(None),
-                    _ => None,
+                let w = Write {
+                    op,
+                    offset,
+                    done_ns: (op.outcome == EventType::Ok).then_some(e.time_ns),
                 };
-                if let Some(done_ns) = done_ns {
-                    let w = Write {
-                        op,
-                        offset,
-                        done_ns,
-                    };
-                    g.writes.entry((group.as_str(), tp)).or_default().push(w);
-                }
+                g.writes.entry((group.as_str(), tp)).or_default().push(w);
             }
             match (&op.f, op.outcome, &e.group, tp) {
                 (Op::Commit | Op::FetchCommitted, EventType::Ok, Some(group), Some(tp)) => {
@@ -310,7 +308,7 @@ fn stale_read(writes: &[Write], observations: &[Committed]) -> Option<String> {
         .iter()
         .filter(|r| r.op.f == Op::FetchCommitted)
         .filter_map(|r| r.offset.map(|v| (r, v)));
-    for (r, v) in fetches {
+    'fetches: for (r, v) in fetches {
         let overwriter = |w: &Write| {
             let done = w.done_ns?;
             writes.iter().find(|x| {
@@ -319,26 +317,21 @@ fn stale_read(writes: &[Write], observations: &[Committed]) -> Option<String> {
                     && x.done_ns.is_some_and(|ok| ok < r.op.invoked_ns)
             })
         };
+        // The latest candidate commit of `v` and what overwrote it; one not overwritten (or
+        // no candidate at all) clears the fetch.
         let mut latest: Option<(&Write, &Write)> = None;
-        let mut judged = false;
-        let mut excused = false;
         for w in writes
             .iter()
             .filter(|w| w.offset == v && w.op.invoked_ns <= r.completed())
         {
-            judged = true;
-            match overwriter(w) {
-                None => {
-                    excused = true;
-                    break;
-                }
-                Some(x) if latest.is_none_or(|(l, _)| l.done_ns < w.done_ns) => {
-                    latest = Some((w, x))
-                }
-                Some(_) => {}
+            let Some(x) = overwriter(w) else {
+                continue 'fetches;
+            };
+            if latest.is_none_or(|(l, _)| l.done_ns < w.done_ns) {
+                latest = Some((w, x));
             }
         }
-        if let (true, false, Some((w, x))) = (judged, excused, latest) {
+        if let Some((w, x)) = latest {
             return Some(format!(
                 "{r}, though every commit of {v} before it was overwritten before it began: \
                  the last, by {} (ok {} ns), by the commit of {} by {} (invoked {} ns, ok {} ns)",
