@@ -172,6 +172,20 @@ impl Controller {
             ensure(sorted && stray.is_none(), "isr-within-replicas", || {
                 format!("{}: ISR {:?}, replicas {:?}", ps.tp, ps.isr, ps.replicas)
             })?;
+            // A fenced broker leaves every ISR it is in as it is fenced, unless it is the last
+            // member (kept so that only it can lead again cleanly), and may join none until it
+            // is live again: an ISR member counts towards `min.insync.replicas` and may be
+            // elected, which a broker the controller no longer hears from must not.
+            // (Brokers not registered yet are neither: a new topic's ISR names its replicas.)
+            let fenced = ps
+                .isr
+                .iter()
+                .find(|b| md.registration(**b).is_some_and(|r| r.fenced));
+            ensure(
+                ps.isr.len() < 2 || fenced.is_none(),
+                "isr-members-live",
+                || format!("{}: ISR {:?} holds fenced broker {fenced:?}", ps.tp, ps.isr),
+            )?;
             if let Some(l) = ps.leader {
                 ensure(
                     ps.isr.contains(&l) && self.live(l),
@@ -865,6 +879,20 @@ mod tests {
                 Box::new(|c| c.image.metadata.partitions[0].isr.clear()),
             ),
             ("leader-live-in-isr", Box::new(|c| c.set_fenced(0, true))),
+            (
+                "isr-members-live",
+                Box::new(|c| {
+                    // A second replica of partition 0, fenced while still in its ISR.
+                    let md = &mut c.image.metadata;
+                    md.brokers.push(BrokerRegistration {
+                        broker: 1,
+                        epoch: 0,
+                        fenced: true,
+                    });
+                    md.partitions[0].replicas = vec![0, 1];
+                    md.partitions[0].isr = vec![0, 1];
+                }),
+            ),
             (
                 "one-registration-per-broker",
                 Box::new(|c| {

@@ -212,6 +212,20 @@ fn members_join_rebalance_and_get_range_assignments() {
     two_members(&mut b);
 }
 
+/// A heartbeat is judged by the generation it names, not the group's: a member still in an
+/// older generation hears `IllegalGeneration` and rejoins, instead of consuming on with an
+/// assignment the group has replaced.
+#[test]
+fn a_heartbeat_of_an_older_generation_is_refused() {
+    let mut b = broker(&[]);
+    let (m1, _) = two_members(&mut b);
+    assert_eq!(
+        heartbeat(&mut b, 101, &m1, 1),
+        Err(ErrorCode::IllegalGeneration)
+    );
+    assert!(heartbeat(&mut b, 101, &m1, 2).is_ok());
+}
+
 #[test]
 fn commits_are_fenced_by_member_and_generation() {
     let mut b = broker(&[]);
