@@ -403,21 +403,16 @@ impl PartitionLog {
         // and truncations read the cache, and one that starts above the log start (or names
         // another epoch there) would answer for records it does not know.
         if let Some(e) = self.entries.first() {
-            let cached = self
-                .epochs
-                .entries()
-                .iter()
-                .rev()
-                .find(|c| c.start_offset <= e.offset);
+            let cached = self.epochs.epoch_at(e.offset);
             ensure(
-                cached.is_some_and(|c| c.epoch == e.epoch),
+                cached == Some(e.epoch),
                 "epoch-cache-knows-first-entry",
                 || {
                     format!(
                         "first entry at {} in epoch {}, the cache gives {:?} (first cached {:?})",
                         e.offset,
                         e.epoch,
-                        cached.map(|c| c.epoch),
+                        cached,
                         self.epochs.entries().first()
                     )
                 },
