@@ -27,14 +27,32 @@ impl Drop for Procs {
     }
 }
 
+/// `n` ports on 127.0.0.1 that were free when asked and that no earlier call in this process
+/// handed out. They come from 20000..32000, below Linux's ephemeral range (32768 and up), so
+/// neither the kernel's port-0 binds nor the clients' outgoing connections take one between this
+/// call and the node binding it; and each port is handed out once per process, so clusters
+/// started by tests running in parallel never share one. The range start depends on the process
+/// id, so two test binaries running at once start far apart.
 pub fn free_ports(n: usize) -> Vec<String> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").to_string())
-        .collect()
+    const LOW: u16 = 20000;
+    const SPAN: u16 = 12000;
+    static NEXT: std::sync::Mutex<Option<u16>> = std::sync::Mutex::new(None);
+    let mut next = NEXT.lock().unwrap_or_else(|e| e.into_inner());
+    let offset = next.get_or_insert_with(|| (std::process::id() % 40) as u16 * 300);
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..SPAN {
+        if ports.len() == n {
+            break;
+        }
+        let port = LOW + *offset % SPAN;
+        *offset = (*offset + 1) % SPAN;
+        // Free now: the node binds it with SO_REUSEADDR, so a closed earlier user is no bar.
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(format!("127.0.0.1:{port}"));
+        }
+    }
+    assert_eq!(ports.len(), n, "no {n} free ports in {LOW}..{}", LOW + SPAN);
+    ports
 }
 
 /// Starts a node and waits for its READY line.
