@@ -344,6 +344,16 @@ fn vote_without_log_check_is_caught() {
     first_catch(Bug::VoteWithoutLogCheck, None, 100, QUORUM);
 }
 
+/// A voter that ranks logs by length before last epoch elects a deposed leader whose
+/// uncommitted tail outgrew its successor's log (nemesis `deposed-controller`: the active
+/// controller is cut off, keeps fencing the brokers whose sessions expire on it, and is healed
+/// as its successor dies); its tail overwrites the successor's committed leader change. 25 of
+/// seeds 0..40 catch it, seed 0 the first.
+#[test]
+fn vote_by_log_length_is_caught() {
+    first_catch(Bug::VoteByLogLength, None, 10, QUORUM);
+}
+
 /// A snapshot claiming entries past what its voter applied is not the state the committed
 /// entries below its end build.
 #[test]

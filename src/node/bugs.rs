@@ -118,10 +118,14 @@ pub enum Bug {
     /// partition's highest committed offset instead of its last: a group that committed a lower
     /// offset (reset back to re-read) is given the higher one again.
     ReplayKeepsHighestOffset,
+    /// Controller quorum: a voter ranks logs by length before last epoch, so a deposed leader
+    /// whose uncommitted tail outgrew the new leader's log is elected, and its tail overwrites
+    /// entries the new leader committed. Raft ranks by last epoch first.
+    VoteByLogLength,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 31] = [
+    pub const ALL: [Bug; 32] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -153,6 +157,7 @@ impl Bug {
         Bug::ResetToHighWatermark,
         Bug::NoEpochBumpAfterRefusal,
         Bug::ReplayKeepsHighestOffset,
+        Bug::VoteByLogLength,
     ];
 
     pub fn name(self) -> &'static str {
@@ -188,6 +193,7 @@ impl Bug {
             Bug::ResetToHighWatermark => "reset-to-high-watermark",
             Bug::NoEpochBumpAfterRefusal => "no-epoch-bump-after-refusal",
             Bug::ReplayKeepsHighestOffset => "replay-keeps-highest-offset",
+            Bug::VoteByLogLength => "vote-by-log-length",
         }
     }
 }

@@ -62,15 +62,15 @@ pub struct ScenarioArgs {
     /// recovery-counts-unsynced, reset-to-high-watermark, no-epoch-bump-after-refusal,
     /// replay-keeps-highest-offset, the availability bugs lag-from-high-watermark and min-insync-exclusive, and the controller
     /// quorum's
-    /// vote-without-log-check, commit-previous-epoch-by-count, vote-not-durable, no-prevote,
-    /// snapshot-past-commit, and create-topic-before-commit (the admin then creates a topic every
+    /// vote-without-log-check, vote-by-log-length, commit-previous-epoch-by-count,
+    /// vote-not-durable, no-prevote, snapshot-past-commit, and create-topic-before-commit (the admin then creates a topic every
     /// 250 ms). The run then hunts for it (a failover mix, a group mix, or the bug's targeted
     /// nemesis, which then must be the only --bug).
     #[arg(long = "bug", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,
     /// Draw the fault schedule from a targeted nemesis instead of a random mix, with no bug
     /// switch needed: stale-hw-rejoin, last-replica-cut, lone-leader-power-loss,
-    /// controller-storm, figure-8, lossy-rejoin or lost-replica (the faults each one aims at a
+    /// controller-storm, figure-8, lossy-rejoin, lost-replica or deposed-controller (the faults each one aims at a
     /// switch's window; on code without the switch they hunt the same class of bug;
     /// lost-replica also holds the cluster to availability while one replica is lost).
     #[arg(long, value_parser = parse_nemesis)]

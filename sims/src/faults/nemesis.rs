@@ -58,6 +58,14 @@ pub enum Nemesis {
     /// lagging follower, or that counts the ISR against `min.insync.replicas` wrongly, stalls
     /// every write while losing none, which no safety check sees.
     LostReplica,
+    /// The quorum's vote rule: the active controller is cut off from everyone while its
+    /// successor is elected. The brokers' sessions expire on it, so it keeps appending entries
+    /// (fences, leader changes) that no one else takes, until check-quorum deposes it; its log
+    /// is then longer than the others' but ends in an older epoch. It is healed as the successor
+    /// dies. A voter that ranks logs by length before last epoch elects it, and its tail
+    /// overwrites the successor's committed entries (`committed-diverged`); by Raft's rule the
+    /// third controller refuses it and is elected itself.
+    DeposedController,
 }
 
 impl Nemesis {
@@ -71,6 +79,7 @@ impl Nemesis {
             | Bug::VoteWithoutLogCheck
             | Bug::NoPrevote
             | Bug::CreateTopicBeforeCommit => Some(Nemesis::ControllerStorm),
+            Bug::VoteByLogLength => Some(Nemesis::DeposedController),
             Bug::CommitPreviousEpochByCount => Some(Nemesis::Figure8),
             Bug::StaleBrokerEpoch => Some(Nemesis::LossyRejoin),
             Bug::LagFromHighWatermark | Bug::MinInsyncExclusive => Some(Nemesis::LostReplica),
@@ -78,7 +87,7 @@ impl Nemesis {
         }
     }
 
-    pub const ALL: [Nemesis; 7] = [
+    pub const ALL: [Nemesis; 8] = [
         Nemesis::StaleHwRejoin,
         Nemesis::LastReplicaCut,
         Nemesis::LoneLeaderPowerLoss,
@@ -86,6 +95,7 @@ impl Nemesis {
         Nemesis::Figure8,
         Nemesis::LossyRejoin,
         Nemesis::LostReplica,
+        Nemesis::DeposedController,
     ];
 
     pub fn name(self) -> &'static str {
@@ -97,6 +107,7 @@ impl Nemesis {
             Nemesis::Figure8 => "figure-8",
             Nemesis::LossyRejoin => "lossy-rejoin",
             Nemesis::LostReplica => "lost-replica",
+            Nemesis::DeposedController => "deposed-controller",
         }
     }
 
@@ -131,7 +142,8 @@ impl Nemesis {
             | Nemesis::ControllerStorm
             | Nemesis::Figure8
             | Nemesis::LossyRejoin
-            | Nemesis::LostReplica => Durability::Replicated,
+            | Nemesis::LostReplica
+            | Nemesis::DeposedController => Durability::Replicated,
             Nemesis::LastReplicaCut | Nemesis::LoneLeaderPowerLoss => Durability::Fsync,
         }
     }
@@ -151,6 +163,7 @@ impl Nemesis {
                 Nemesis::Figure8 => figure_8(&mut rng, episode),
                 Nemesis::LossyRejoin => lossy_rejoin(&mut rng, episode),
                 Nemesis::LostReplica => fixed(lost_replica(&mut rng, episode)),
+                Nemesis::DeposedController => fixed(deposed_controller(&mut rng, episode)),
             };
             if t + length > fault_ms {
                 break;
@@ -503,6 +516,30 @@ fn lossy_rejoin(rng: &mut SeedRng, e: u32) -> WindowedEpisode {
     };
     f.push((caught_up_at, healed, None));
     (f, caught_up_at + rng.range(2_000, 3_000))
+}
+
+/// The active controller `A` is cut off from everyone; the others elect a successor `B` within
+/// an election timeout or two. The brokers' sessions (2 s) expire on `A`, which still leads its
+/// epoch and appends their fences and the leader changes they cause, none of which leaves it;
+/// check-quorum deposes it 3 to 6 s after the cut. `A` is healed and `B`, the new active
+/// controller, killed at once, so `A` and the third controller `C` elect. `A`'s log is longer,
+/// `C`'s ends in the newer epoch.
+///
+/// The episode uses two tags: `e` binds `A` at the cut, `e + 1` binds `B` when it is killed (the
+/// active controller then). The schedule numbers episodes by twos.
+fn deposed_controller(rng: &mut SeedRng, e: u32) -> Episode {
+    let deposed = Target::role(Role::ActiveController, 2 * e);
+    let successor = Target::role(Role::ActiveController, 2 * e + 1);
+    let mut f = vec![(0, Fault::Isolate { node: deposed })];
+    // After check-quorum has deposed `A` (6 s at the latest), sometimes well after.
+    let healed = rng.range(6_200, 9_000);
+    f.push((healed, Fault::HealNetwork));
+    f.push((healed, Fault::Kill { node: successor }));
+    // Elections take an election timeout or two (0.5-1 s each); `B` stays away long enough for
+    // the two left to elect and commit.
+    let back = healed + rng.range(2_500, 4_000);
+    f.push((back, Fault::Restart { node: successor }));
+    (f, back + rng.range(1_000, 2_000))
 }
 
 /// Both followers of episode `e` go away, each by a crash, a pause or isolation; returns the

@@ -96,7 +96,7 @@ impl QuorumNode {
             && r.epoch > self.epoch
             && !self.leader_contact
             && !self.is_leader()
-            && self.log.candidate_up_to_date(r.last_epoch, r.end_offset);
+            && self.candidate_up_to_date(&r);
         let answer = self.answer(r.epoch, granted);
         self.send(cx, from, Message::PreVoteResponse(answer));
     }
@@ -136,8 +136,8 @@ impl QuorumNode {
         if r.epoch > self.epoch {
             self.observe_epoch(cx, r.epoch, None);
         }
-        let log_ok = self.config.bugs.has(Bug::VoteWithoutLogCheck)
-            || self.log.candidate_up_to_date(r.last_epoch, r.end_offset);
+        let log_ok =
+            self.config.bugs.has(Bug::VoteWithoutLogCheck) || self.candidate_up_to_date(&r);
         let free = self.voted_for.is_none_or(|v| v == from);
         // A voter that knows the epoch's leader (or leads it) has nothing to vote for.
         let leaderless = self.leader().is_none();
@@ -155,6 +155,15 @@ impl QuorumNode {
         } else {
             self.send(cx, from, answer);
         }
+    }
+
+    /// Raft's rule: the candidate's log ends in a later epoch, or in the same one and no
+    /// shorter (`vote-by-log-length` ranks by length first).
+    fn candidate_up_to_date(&self, r: &VoteRequest) -> bool {
+        if self.config.bugs.has(Bug::VoteByLogLength) {
+            return (r.end_offset, r.last_epoch) >= (self.log.end_offset(), self.log.last_epoch());
+        }
+        self.log.candidate_up_to_date(r.last_epoch, r.end_offset)
     }
 
     pub(super) fn on_vote_response(&mut self, cx: &mut Context, from: NodeId, r: VoteResponse) {

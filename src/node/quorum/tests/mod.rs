@@ -264,13 +264,26 @@ fn a_vote_needs_a_log_at_least_as_up_to_date() {
     // Everyone holds the leader change of epoch 1 at offset 0: a candidate with an empty log is
     // behind, one with a later last epoch is ahead even if shorter.
     let mut cx = Context::new(0);
-    for (last_epoch, end, expect) in [(0, 0, false), (1, 0, false), (1, 1, true), (2, 0, true)] {
+    // A longer log ending in an earlier epoch is behind too (a deposed leader's tail).
+    let cases = [
+        (0, 0, false),
+        (1, 0, false),
+        (1, 1, true),
+        (2, 0, true),
+        (0, 3, false),
+    ];
+    for (last_epoch, end, expect) in cases {
         let mut n = QuorumNode::recover(config(1, &[]), net.images[1].clone());
         n.on_message(&mut cx, 2, vote_request(5, 2, last_epoch, end));
         n.on_persisted(&mut cx, 10);
         let got = granted(&cx.take_effects());
         assert_eq!(got, Some(expect), "last epoch {last_epoch} end {end}");
     }
+    // vote-by-log-length: the longer log wins, though its last epoch is older.
+    let mut n = QuorumNode::recover(config(1, &[Bug::VoteByLogLength]), net.images[1].clone());
+    n.on_message(&mut cx, 2, vote_request(5, 2, 0, 3));
+    n.on_persisted(&mut cx, 10);
+    assert_eq!(granted(&cx.take_effects()), Some(true));
     // vote-without-log-check: the empty log wins the vote.
     let mut n = QuorumNode::recover(
         config(1, &[Bug::VoteWithoutLogCheck]),
@@ -565,6 +578,7 @@ fn bug_names_round_trip() {
         Bug::CommitPreviousEpochByCount,
         Bug::VoteNotDurable,
         Bug::NoPrevote,
+        Bug::VoteByLogLength,
     ] {
         assert_eq!(bug.name().parse::<Bug>(), Ok(bug));
     }
