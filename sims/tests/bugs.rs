@@ -348,7 +348,7 @@ fn vote_without_log_check_is_caught() {
 /// uncommitted tail outgrew its successor's log (nemesis `deposed-controller`: the active
 /// controller is cut off, keeps fencing the brokers whose sessions expire on it, and is healed
 /// as its successor dies); its tail overwrites the successor's committed leader change. 25 of
-/// seeds 0..40 catch it, seed 0 the first.
+/// seeds 0..39 catch it, seed 0 the first.
 #[test]
 fn vote_by_log_length_is_caught() {
     first_catch(Bug::VoteByLogLength, None, 10, QUORUM);

@@ -521,17 +521,21 @@ fn lossy_rejoin(rng: &mut SeedRng, e: u32) -> WindowedEpisode {
 /// The active controller `A` is cut off from everyone; the others elect a successor `B` within
 /// an election timeout or two. The brokers' sessions (2 s) expire on `A`, which still leads its
 /// epoch and appends their fences and the leader changes they cause, none of which leaves it;
-/// check-quorum deposes it 3 to 6 s after the cut. `A` is healed and `B`, the new active
+/// check-quorum (every 1.5 s in the simulator) deposes it 1.5 to 3 s after the cut, so it
+/// outlasts the sessions in most episodes, not all. `A` is healed and `B`, the new active
 /// controller, killed at once, so `A` and the third controller `C` elect. `A`'s log is longer,
 /// `C`'s ends in the newer epoch.
 ///
-/// The episode uses two tags: `e` binds `A` at the cut, `e + 1` binds `B` when it is killed (the
-/// active controller then). The schedule numbers episodes by twos.
+/// The episode uses two tags, `2e` and `2e + 1`: the first binds `A` at the cut, the second
+/// `B` when it is killed (the active controller then). If no controller is active at the cut
+/// (an election under way), the cut is skipped and the kill still hits whoever is active at
+/// the heal: a plain controller failover, harmless on correct code.
 fn deposed_controller(rng: &mut SeedRng, e: u32) -> Episode {
     let deposed = Target::role(Role::ActiveController, 2 * e);
     let successor = Target::role(Role::ActiveController, 2 * e + 1);
     let mut f = vec![(0, Fault::Isolate { node: deposed })];
-    // After check-quorum has deposed `A` (6 s at the latest), sometimes well after.
+    // Well after check-quorum has deposed `A` (3 s at the latest): healing at 3.5-6.5 s instead
+    // caught `vote-by-log-length` in 17 of seeds 0..39, against 25 with these bounds.
     let healed = rng.range(6_200, 9_000);
     f.push((healed, Fault::HealNetwork));
     f.push((healed, Fault::Kill { node: successor }));

@@ -21,14 +21,32 @@ pub struct Node {
     paused: bool,
 }
 
-/// `count` free ports on 127.0.0.1 (bound, read, released).
+/// `count` free ports on 127.0.0.1 (bound while the scan goes on, so none twice, then
+/// released), from 20000..32000. That is below Linux's ephemeral range (32768 and up): a port
+/// the kernel picked would be free for anyone's outgoing connection to take while its node is
+/// down between a kill and its restart, and the restart would fail to bind. The scan starts at
+/// a point spread from the process id, so two runs at once rarely probe the same ports.
 pub fn free_ports(count: usize) -> anyhow::Result<Vec<String>> {
-    let listeners = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("cannot bind a port on 127.0.0.1")?;
-    listeners
-        .iter()
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let start = std::process::id().wrapping_mul(2_654_435_761) % SPAN;
+    let mut held = Vec::with_capacity(count);
+    for i in 0..SPAN {
+        if held.len() == count {
+            break;
+        }
+        let port = (LOW + (start + i) % SPAN) as u16;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    if held.len() < count {
+        bail!(
+            "cannot find {count} free ports on 127.0.0.1 in {LOW}..{}",
+            LOW + SPAN
+        );
+    }
+    held.iter()
         .map(|l| Ok(l.local_addr()?.to_string()))
         .collect()
 }
