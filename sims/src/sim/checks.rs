@@ -16,8 +16,9 @@ use seedlog::protocol::{
 };
 use std::collections::BTreeMap;
 
-/// One controller is active, no other believes it is, and every broker follows it (talks to
-/// it and took metadata of its epoch): its committed metadata, or why not.
+/// One controller is active, no other believes it is, every broker follows it (talks to it
+/// and took metadata of its epoch), and every other controller has applied the quorum's log as
+/// far as it has: its committed metadata, or why not.
 fn controllers_settled(cluster: &Cluster, sc: &Scenario) -> Result<ClusterMetadata, String> {
     let active = cluster.active_controllers();
     let followed: Vec<(NodeId, NodeId, QuorumEpoch)> = sc
@@ -30,6 +31,15 @@ fn controllers_settled(cluster: &Cluster, sc: &Scenario) -> Result<ClusterMetada
         })
         .collect();
     let controller = settled_controller(&active, &followed)?;
+    let applied = |id: NodeId| {
+        let state = lock(&cluster.nodes.get(&id)?.state);
+        Some((id, state.as_quorum_controller()?.quorum().applied()))
+    };
+    let others: Vec<(NodeId, Offset)> = (sc.controller_ids().into_iter())
+        .filter(|&id| id != controller)
+        .filter_map(applied)
+        .collect();
+    voters_caught_up(applied(controller).expect("listed above"), &others)?;
     let state = lock(&cluster.nodes[&controller].state);
     let c = state.as_quorum_controller().expect("listed above");
     Ok(c.metadata().clone())
@@ -58,6 +68,22 @@ fn settled_controller(
         }
     }
     Ok(controller)
+}
+
+/// Every other voter has applied the quorum's log as far as the active controller has. A voter
+/// left behind for good (say, one that keeps a diverging tail it should have cut) costs the
+/// quorum nothing while the other two agree, so no other check sees it; it is one failure
+/// from an unavailable quorum.
+fn voters_caught_up(active: (NodeId, Offset), others: &[(NodeId, Offset)]) -> Result<(), String> {
+    match others.iter().find(|(_, applied)| *applied < active.1) {
+        None => Ok(()),
+        Some(&(id, applied)) => Err(format!(
+            "controller {} has applied the quorum's log to offset {applied}, the active {} to {}",
+            Scenario::node_name(id),
+            Scenario::node_name(active.0),
+            active.1
+        )),
+    }
 }
 
 /// Why the cluster has not converged yet (`None`: it has).
@@ -352,6 +378,21 @@ mod tests {
         );
         // No running broker to follow it: nothing to report about brokers.
         assert_eq!(settled_controller(&[(102, 7)], &[]), Ok(102));
+    }
+
+    /// A voter behind the active controller's applied offset keeps the run from converging;
+    /// one level with it, or none at all, does not.
+    #[test]
+    fn a_voter_behind_the_active_controller_is_reported() {
+        assert_eq!(voters_caught_up((101, 9), &[(100, 9), (102, 9)]), Ok(()));
+        assert_eq!(voters_caught_up((101, 9), &[]), Ok(()));
+        assert_eq!(
+            voters_caught_up((101, 9), &[(100, 9), (102, 5)]),
+            Err(
+                "controller ctl2 has applied the quorum's log to offset 5, the active ctl1 to 9"
+                    .into()
+            )
+        );
     }
 
     /// The liveness condition on the group: caught up passes; a commit behind the high
