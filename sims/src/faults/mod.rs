@@ -301,6 +301,13 @@ pub enum Fault {
     Available {
         for_ms: u64,
     },
+    /// A promise checked when it fires: the node, cut off from the other controllers for longer
+    /// than check-quorum allows a leader, leads no quorum epoch. A leader that never resigns
+    /// keeps answering as if it led (and holds the brokers that still reach it); the run stops
+    /// with `leader-not-resigned`.
+    Resigned {
+        node: Target,
+    },
 }
 
 impl Fault {
@@ -318,7 +325,8 @@ impl Fault {
             | Fault::DiskNormal { node }
             | Fault::ClockJump { node, .. }
             | Fault::ClockDrift { node, .. }
-            | Fault::ClockDriftEnd { node } => vec![node],
+            | Fault::ClockDriftEnd { node }
+            | Fault::Resigned { node } => vec![node],
             Fault::OneWay { from, to }
             | Fault::HealLink { from, to }
             | Fault::Hold { from, to }

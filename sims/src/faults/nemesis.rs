@@ -537,6 +537,8 @@ fn deposed_controller(rng: &mut SeedRng, e: u32) -> Episode {
     // Well after check-quorum has deposed `A` (3 s at the latest): healing at 3.5-6.5 s instead
     // caught `vote-by-log-length` in 17 of seeds 0..39, against 25 with these bounds.
     let healed = rng.range(6_200, 9_000);
+    // By then check-quorum must have deposed it (the one promise here that holds on its own).
+    f.push((healed - 1, Fault::Resigned { node: deposed }));
     f.push((healed, Fault::HealNetwork));
     f.push((healed, Fault::Kill { node: successor }));
     // Elections take an election timeout or two (0.5-1 s each); `B` stays away long enough for
@@ -721,7 +723,7 @@ mod tests {
                     slow_disks.remove(&node);
                 }
                 // (The nemeses do not touch clocks; a jump is an event, nothing to undo.)
-                Fault::ClockJump { .. } | Fault::Available { .. } => {}
+                Fault::ClockJump { .. } | Fault::Available { .. } | Fault::Resigned { .. } => {}
                 Fault::ClockDrift { node, .. } => {
                     drifted.insert(node);
                 }

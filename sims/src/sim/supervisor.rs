@@ -67,6 +67,29 @@ impl Cluster {
         }
     }
 
+    /// The promise `resigned`: the node (a controller cut off from the others past
+    /// check-quorum) leads no quorum epoch, or the run stops with `leader-not-resigned`. A node
+    /// that is down holds no role.
+    fn check_resigned(&self, node: u32, damage: &Damage) {
+        let Some(n) = self.nodes.get(&node) else {
+            return;
+        };
+        let epoch = lock(&n.state)
+            .as_quorum_controller()
+            .filter(|c| c.quorum().is_leader())
+            .map(|c| c.quorum().epoch());
+        let Some(epoch) = epoch.filter(|_| !damage.down.contains(&node)) else {
+            return self.note("kept: not a quorum leader");
+        };
+        self.note("broken: still the quorum leader");
+        let name = Scenario::node_name(node);
+        lock(&self.failures).push(format!(
+            "leader-not-resigned: {name} still leads quorum epoch {epoch}, cut off from the other \
+             controllers past check-quorum"
+        ));
+        self.broken.notify_one();
+    }
+
     fn note(&self, what: &str) {
         let now = (self.clock)();
         with_trace(&self.trace, |t| {
@@ -464,6 +487,9 @@ impl Cluster {
             }
             // A promise checked after the run, not a fault.
             Fault::Available { .. } => {}
+            Fault::Resigned {
+                node: Target::Node(node),
+            } => self.check_resigned(*node, damage),
             // `resolve` leaves no role behind; a fault still naming one is reported, not applied.
             unresolved => self.note(&format!("not applied, unresolved target: {unresolved:?}")),
         }
