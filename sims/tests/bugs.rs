@@ -354,6 +354,15 @@ fn vote_by_log_length_is_caught() {
     first_catch(Bug::VoteByLogLength, None, 10, QUORUM);
 }
 
+/// Voters that keep a connection whose request timed out: after `deposed-controller` heals its
+/// cut, the two controllers left cannot hear each other's answers for seconds (they wait behind
+/// segments the cut stalled), and the promise that they elect within 2.4 s is broken. 73 of
+/// seeds 0..199 catch it, seed 2 the first; a liveness bug, no record is lost.
+#[test]
+fn keep_stalled_links_is_caught() {
+    caught_and_clean_without(Bug::KeepStalledLinks, 10, &["controller-not-elected"]);
+}
+
 /// A snapshot claiming entries past what its voter applied is not the state the committed
 /// entries below its end build.
 #[test]
@@ -494,7 +503,7 @@ fn reset_to_high_watermark_is_caught() {
 /// (`refused-after-heal`: its last round's records are not acknowledged).
 #[test]
 fn no_epoch_bump_after_refusal_is_caught() {
-    caught_and_clean_without(Bug::NoEpochBumpAfterRefusal, 10, &["refused-after-heal"]);
+    caught_and_clean_without(Bug::NoEpochBumpAfterRefusal, 20, &["refused-after-heal"]);
 }
 
 /// A coordinator rebuilt after a failover that keeps each partition's highest committed offset
@@ -509,7 +518,7 @@ fn no_epoch_bump_after_refusal_is_caught() {
 fn replay_keeps_highest_offset_is_caught() {
     caught_and_clean_without(
         Bug::ReplayKeepsHighestOffset,
-        10,
+        20,
         &["coordinator-offsets-in-log", "stale-offset"],
     );
 }
@@ -558,7 +567,7 @@ fn latest_is_log_end_shows_in_the_history() {
         nemesis: Some(sims::faults::nemesis::Nemesis::LoneLeaderPowerLoss),
         ..Default::default()
     };
-    let sc = Scenario::from_seed(199, &opts);
+    let sc = Scenario::from_seed(372, &opts);
     let outcome = run(&sc, false);
     let history = sims::sim::history::anomalies(&outcome.observed, &sc);
     assert!(

@@ -122,10 +122,16 @@ pub enum Bug {
     /// whose uncommitted tail outgrew the new leader's log is elected, and its tail overwrites
     /// entries the new leader committed. Raft ranks by last epoch first.
     VoteByLogLength,
+    /// Controller quorum: a voter whose request to a peer goes unanswered for a timeout keeps
+    /// its connection instead of opening a new one. After a partition heals, a connection that
+    /// stalled in it carries nothing until TCP's retransmission backoff runs out (seconds), so
+    /// two live, connected controllers can go seconds without electing. Nothing is lost; only
+    /// availability suffers.
+    KeepStalledLinks,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 32] = [
+    pub const ALL: [Bug; 33] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -158,6 +164,7 @@ impl Bug {
         Bug::NoEpochBumpAfterRefusal,
         Bug::ReplayKeepsHighestOffset,
         Bug::VoteByLogLength,
+        Bug::KeepStalledLinks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -194,6 +201,7 @@ impl Bug {
             Bug::NoEpochBumpAfterRefusal => "no-epoch-bump-after-refusal",
             Bug::ReplayKeepsHighestOffset => "replay-keeps-highest-offset",
             Bug::VoteByLogLength => "vote-by-log-length",
+            Bug::KeepStalledLinks => "keep-stalled-links",
         }
     }
 }

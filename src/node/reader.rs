@@ -85,12 +85,33 @@ impl Reader {
                 self.metadata_in_flight = false;
                 self.request_metadata(cx);
             }
-            Timer::FetchTimeout(tp) => {
-                self.in_flight.remove(&tp.partition);
-                self.fetch_all(cx);
-            }
+            Timer::FetchTimeout(tp) => self.on_fetch_timeout(cx, &tp),
             _ => {}
         }
+    }
+
+    /// A fetch went unanswered: the connection to its broker is closed, as a Kafka consumer
+    /// closes one whose request timed out (its answers may be stuck behind a stalled segment;
+    /// `Effect::Disconnect`), failing every fetch in flight on it; all are sent again.
+    fn on_fetch_timeout(&mut self, cx: &mut Context, tp: &TopicPartition) {
+        let Some(&(broker, _)) = self.in_flight.get(&tp.partition) else {
+            return self.fetch_all(cx);
+        };
+        cx.disconnect(broker);
+        let failed: Vec<u32> = self
+            .in_flight
+            .iter()
+            .filter(|(_, (b, _))| *b == broker)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in failed {
+            self.in_flight.remove(&p);
+            if p != tp.partition {
+                let other = TopicPartition::new(&tp.topic, p);
+                cx.cancel_timer(Timer::FetchTimeout(other));
+            }
+        }
+        self.fetch_all(cx);
     }
 
     fn on_fetch_response(&mut self, cx: &mut Context, from: NodeId, resp: FetchResponse) {

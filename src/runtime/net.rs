@@ -11,7 +11,7 @@
 use super::lock;
 use crate::protocol::{Message, NodeId};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +30,13 @@ mod link;
 /// What travels in a frame.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Wire {
-    Hello { from: NodeId },
+    /// Opens every connection. `reset`: the sender closed its previous connection to us because
+    /// a request on it went unanswered (`Net::disconnect`); our own connection to it may be
+    /// stalled the same way (answers travel on it), so we replace it too (`serve_incoming`).
+    Hello {
+        from: NodeId,
+        reset: bool,
+    },
     Message(Message),
 }
 
@@ -50,7 +56,12 @@ struct Inner {
     addrs: AddressBook,
     inbox: mpsc::UnboundedSender<(NodeId, Message)>,
     routes: Mutex<BTreeMap<NodeId, Route>>,
+    /// Peers disconnected by a timeout whose next connection is still to open: its hello asks
+    /// the peer to replace its own connection to us.
+    resets: Mutex<BTreeSet<NodeId>>,
     next_conn: Mutex<u64>,
+    /// Outbound connection tasks running (`outbound`), each keeping or retrying one connection.
+    outbound_tasks: Mutex<usize>,
     connect_timeout: Duration,
 }
 
@@ -75,7 +86,9 @@ impl Net {
             addrs,
             inbox: tx,
             routes: Mutex::new(BTreeMap::new()),
+            resets: Mutex::new(BTreeSet::new()),
             next_conn: Mutex::new(0),
+            outbound_tasks: Mutex::new(0),
             connect_timeout: Duration::from_secs(1),
         };
         (
@@ -132,8 +145,16 @@ impl Net {
     /// connections are not ordered with each other, so the old one's last messages may arrive
     /// after the new one's first — as with real TCP, where a stalled connection's segments can be
     /// delivered after a newer connection's.
+    ///
+    /// A peer with an address answers over its own connection to us, which may be stalled too
+    /// (TCP retransmits a segment sent into a partition with a backoff that grows to seconds or
+    /// minutes, and whatever is written after it waits behind it): the new connection's hello
+    /// asks the peer to replace that one as well.
     pub fn disconnect(&self, to: NodeId) {
         lock(&self.inner.routes).remove(&to);
+        if self.inner.addrs.contains_key(&to) {
+            lock(&self.inner.resets).insert(to);
+        }
     }
 
     /// Attaches a client that lives in this process (the Kafka listener's requests): its
@@ -162,8 +183,19 @@ impl Net {
         let _ = tx.try_send(message);
         let conn = self.next_conn();
         routes.insert(to, Route { conn, tx });
+        let reset = lock(&self.inner.resets).remove(&to);
         let net = self.clone();
-        tokio::spawn(async move { net.outbound(to, addr, rx).await });
+        *lock(&self.inner.outbound_tasks) += 1;
+        tokio::spawn(async move {
+            net.clone().outbound(to, addr, rx, reset).await;
+            *lock(&net.inner.outbound_tasks) -= 1;
+        });
+    }
+
+    /// Outbound connections kept or being retried: one per peer with a route, plus those
+    /// draining what was queued before their route was dropped.
+    pub fn outbound_tasks(&self) -> usize {
+        *lock(&self.inner.outbound_tasks)
     }
 
     fn next_conn(&self) -> u64 {
@@ -172,8 +204,15 @@ impl Net {
         *n
     }
 
-    /// Keeps a connection to `to` open and writes what is queued for it.
-    async fn outbound(self, to: NodeId, addr: SocketAddr, mut rx: mpsc::Receiver<Message>) {
+    /// Keeps a connection to `to` open and writes what is queued for it; `reset`: each
+    /// connection's hello asks `to` to replace its connection to us (see `disconnect`).
+    async fn outbound(
+        self,
+        to: NodeId,
+        addr: SocketAddr,
+        mut rx: mpsc::Receiver<Message>,
+        reset: bool,
+    ) {
         let mut backoff = FIRST_BACKOFF;
         loop {
             let connected =
@@ -183,6 +222,13 @@ impl Net {
                 _ => {
                     // Unreachable: what waits is stale by the time we get through.
                     while rx.try_recv().is_ok() {}
+                    // Its route was dropped (`disconnect`, a reset, a newer connection): nothing
+                    // more can be queued here, so stop trying. Left running, every timeout that
+                    // replaced a route to a peer that stays down would add a task reconnecting
+                    // to it forever.
+                    if rx.is_closed() {
+                        return;
+                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
@@ -198,6 +244,7 @@ impl Net {
             // flush, and the first batch's flush sent both).
             let mut hello = Some(Wire::Hello {
                 from: self.inner.me,
+                reset,
             });
             loop {
                 let Some(first) = rx.recv().await else {
@@ -219,10 +266,11 @@ impl Net {
 
     /// An incoming connection: learn who it is, answer clients over it, deliver what it carries.
     async fn serve_incoming(self, mut reader: link::Reader, mut writer: link::Writer) {
-        let from = match reader.next().await {
-            Ok(Some(Wire::Hello { from })) => from,
+        let (from, reset) = match reader.next().await {
+            Ok(Some(Wire::Hello { from, reset })) => (from, reset),
             _ => return,
         };
+        self.on_hello(from, reset);
         // Address-less peers (clients) are answered on this connection.
         let mut route = None;
         if !self.inner.addrs.contains_key(&from) {
@@ -254,6 +302,21 @@ impl Net {
             if routes.get(&from).is_some_and(|r| r.conn == conn) {
                 routes.remove(&from);
             }
+        }
+    }
+
+    /// A connection from `from` opened. With `reset`, the peer gave up on a request to us, and
+    /// what we send it may be stuck behind a stalled segment: our next message opens a new
+    /// connection (whose hello asks for no reset in return: one reconnection each way, no
+    /// ping-pong). An address-less peer is answered on the connection it opened anyway.
+    fn on_hello(&self, from: NodeId, reset: bool) {
+        if reset && self.inner.addrs.contains_key(&from) {
+            tracing::debug!(
+                node = self.inner.me,
+                from,
+                "peer reconnected; reconnecting to it"
+            );
+            lock(&self.inner.routes).remove(&from);
         }
     }
 
@@ -344,6 +407,66 @@ mod tests {
             .await
             .ok()
             .flatten()
+    }
+
+    fn route(net: &Net, to: NodeId) -> Option<u64> {
+        lock(&net.inner.routes).get(&to).map(|r| r.conn)
+    }
+
+    /// A timeout's disconnect makes the next connection ask the peer to replace its own
+    /// connection back (a hello with `reset`); the peer does so for a node with an address only,
+    /// and a plain hello changes nothing.
+    #[tokio::test]
+    async fn a_reconnection_after_a_timeout_asks_the_peer_to_reconnect_too() {
+        // Nothing listens there: the connections keep failing, the routes stay.
+        let nowhere: SocketAddr = "127.0.0.1:9".parse().expect("an address");
+        let book: AddressBook = [(1, nowhere), (2, nowhere)].into_iter().collect();
+        let (a, _inbox) = Net::new(1, book);
+        a.send(2, tagged(1));
+        let first = route(&a, 2).expect("a route to node 2");
+        a.disconnect(2);
+        assert_eq!(route(&a, 2), None);
+        assert!(
+            lock(&a.inner.resets).contains(&2),
+            "the next hello asks for a reset"
+        );
+        a.send(2, tagged(2));
+        assert!(route(&a, 2).is_some_and(|c| c != first));
+        assert!(
+            lock(&a.inner.resets).is_empty(),
+            "asked once, on the new connection"
+        );
+        // Node 2 reconnects after a timeout of its own: node 1 replaces its connection to it.
+        a.on_hello(2, false);
+        assert!(route(&a, 2).is_some(), "a plain hello keeps the route");
+        a.on_hello(2, true);
+        assert_eq!(route(&a, 2), None);
+        // A client (no address) is answered on its own connection: nothing to replace, nothing
+        // to ask of it.
+        let (tx, _rx) = mpsc::channel(1);
+        lock(&a.inner.routes).insert(501, Route { conn: 99, tx });
+        a.on_hello(501, true);
+        assert_eq!(route(&a, 501), Some(99));
+        a.disconnect(501);
+        assert!(lock(&a.inner.resets).is_empty());
+    }
+
+    /// A route dropped while its peer is unreachable stops retrying: a timeout's disconnect
+    /// must not leave a task reconnecting forever to a peer that stays down.
+    #[tokio::test]
+    async fn a_dropped_route_to_an_unreachable_peer_stops_retrying() {
+        let nowhere: SocketAddr = "127.0.0.1:9".parse().expect("an address");
+        let (a, _inbox) = Net::new(1, [(2, nowhere)].into_iter().collect());
+        for n in 0..5 {
+            a.send(2, tagged(n));
+            a.disconnect(2);
+        }
+        let mut waited = 0;
+        while a.outbound_tasks() > 0 && waited < 100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += 1;
+        }
+        assert_eq!(a.outbound_tasks(), 0, "tasks still retrying after 5 s");
     }
 
     /// A client (no address) with two connections to a server: one from an incarnation that

@@ -63,8 +63,8 @@ pub struct ScenarioArgs {
     /// replay-keeps-highest-offset, the availability bugs lag-from-high-watermark and min-insync-exclusive, and the controller
     /// quorum's
     /// vote-without-log-check, vote-by-log-length, commit-previous-epoch-by-count,
-    /// vote-not-durable, no-prevote, snapshot-past-commit, and create-topic-before-commit (the admin then creates a topic every
-    /// 250 ms). The run then hunts for it (a failover mix, a group mix, or the bug's targeted
+    /// vote-not-durable, no-prevote, snapshot-past-commit, keep-stalled-links (an availability
+    /// bug), and create-topic-before-commit (the admin then creates a topic every 250 ms). The run then hunts for it (a failover mix, a group mix, or the bug's targeted
     /// nemesis, which then must be the only --bug).
     #[arg(long = "bug", value_parser = parse_bug)]
     pub bugs: Vec<Bug>,

@@ -308,6 +308,12 @@ pub enum Fault {
     Resigned {
         node: Target,
     },
+    /// A promise checked when it fires: the network has been whole for a while and at most one
+    /// controller of three is down, so a majority of the controllers that are up follow one
+    /// quorum leader, up itself. Voters that stay leaderless although connected (their answers
+    /// stuck on connections stalled by an earlier cut, say) stop the run with
+    /// `controller-not-elected`.
+    Elected,
 }
 
 impl Fault {
@@ -336,7 +342,8 @@ impl Fault {
             | Fault::Loss { .. }
             | Fault::Latency { .. }
             | Fault::NetworkNormal
-            | Fault::Available { .. } => Vec::new(),
+            | Fault::Available { .. }
+            | Fault::Elected => Vec::new(),
         }
     }
 }

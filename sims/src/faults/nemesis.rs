@@ -79,7 +79,7 @@ impl Nemesis {
             | Bug::VoteWithoutLogCheck
             | Bug::NoPrevote
             | Bug::CreateTopicBeforeCommit => Some(Nemesis::ControllerStorm),
-            Bug::VoteByLogLength => Some(Nemesis::DeposedController),
+            Bug::VoteByLogLength | Bug::KeepStalledLinks => Some(Nemesis::DeposedController),
             Bug::CommitPreviousEpochByCount => Some(Nemesis::Figure8),
             Bug::StaleBrokerEpoch => Some(Nemesis::LossyRejoin),
             Bug::LagFromHighWatermark | Bug::MinInsyncExclusive => Some(Nemesis::LostReplica),
@@ -530,6 +530,9 @@ fn lossy_rejoin(rng: &mut SeedRng, e: u32) -> WindowedEpisode {
 /// `B` when it is killed (the active controller then). If no controller is active at the cut
 /// (an election under way), the cut is skipped and the kill still hits whoever is active at
 /// the heal: a plain controller failover, harmless on correct code.
+/// How long after the heal `deposed-controller` promises a leader of the two controllers up.
+const ELECTED_WITHIN_MS: u64 = 2_400;
+
 fn deposed_controller(rng: &mut SeedRng, e: u32) -> Episode {
     let deposed = Target::role(Role::ActiveController, 2 * e);
     let successor = Target::role(Role::ActiveController, 2 * e + 1);
@@ -542,8 +545,10 @@ fn deposed_controller(rng: &mut SeedRng, e: u32) -> Episode {
     f.push((healed, Fault::HealNetwork));
     f.push((healed, Fault::Kill { node: successor }));
     // Elections take an election timeout or two (0.5-1 s each); `B` stays away long enough for
-    // the two left to elect and commit.
+    // the two left to elect and commit, and before it comes back the schedule checks that they
+    // did: connections that stalled in the cut must not keep their answers from each other.
     let back = healed + rng.range(2_500, 4_000);
+    f.push((healed + ELECTED_WITHIN_MS, Fault::Elected));
     f.push((back, Fault::Restart { node: successor }));
     (f, back + rng.range(1_000, 2_000))
 }
@@ -723,7 +728,10 @@ mod tests {
                     slow_disks.remove(&node);
                 }
                 // (The nemeses do not touch clocks; a jump is an event, nothing to undo.)
-                Fault::ClockJump { .. } | Fault::Available { .. } | Fault::Resigned { .. } => {}
+                Fault::ClockJump { .. }
+                | Fault::Available { .. }
+                | Fault::Resigned { .. }
+                | Fault::Elected => {}
                 Fault::ClockDrift { node, .. } => {
                     drifted.insert(node);
                 }

@@ -90,6 +90,54 @@ impl Cluster {
         self.broken.notify_one();
     }
 
+    /// The promise `elected`: among the controllers that are up, one leads a quorum epoch and a
+    /// majority of all the voters (itself included) are up, in that epoch and following it; or
+    /// the run stops with `controller-not-elected`.
+    fn check_elected(&self, damage: &Damage) {
+        // (epoch, leader) as each live controller sees it.
+        let views: Vec<(u32, (u32, Option<u32>))> = self
+            .nodes
+            .iter()
+            .filter(|(id, _)| !damage.down.contains(id))
+            .filter_map(|(&id, n)| {
+                let state = lock(&n.state);
+                let q = state.as_quorum_controller()?.quorum();
+                Some((id, (q.epoch(), q.leader())))
+            })
+            .collect();
+        let voters = self
+            .nodes
+            .values()
+            .filter(|n| lock(&n.state).as_quorum_controller().is_some())
+            .count();
+        let majority = voters / 2 + 1;
+        let elected = views.iter().any(|&(id, (epoch, leader))| {
+            leader == Some(id)
+                && views
+                    .iter()
+                    .filter(|(_, view)| *view == (epoch, Some(id)))
+                    .count()
+                    >= majority
+        });
+        if elected {
+            return self.note("kept: a quorum leader followed by a majority");
+        }
+        self.note("broken: no quorum leader followed by a majority");
+        let seen: Vec<String> = views
+            .iter()
+            .map(|(id, (epoch, leader))| {
+                let leader = leader.map_or("none".to_string(), Scenario::node_name);
+                format!("{} epoch {epoch} leader {leader}", Scenario::node_name(*id))
+            })
+            .collect();
+        lock(&self.failures).push(format!(
+            "controller-not-elected: the network whole and a majority of controllers up, yet no \
+             quorum leader is followed by a majority ({})",
+            seen.join("; ")
+        ));
+        self.broken.notify_one();
+    }
+
     fn note(&self, what: &str) {
         let now = (self.clock)();
         with_trace(&self.trace, |t| {
@@ -490,6 +538,7 @@ impl Cluster {
             Fault::Resigned {
                 node: Target::Node(node),
             } => self.check_resigned(*node, damage),
+            Fault::Elected => self.check_elected(damage),
             // `resolve` leaves no role behind; a fault still naming one is reported, not applied.
             unresolved => self.note(&format!("not applied, unresolved target: {unresolved:?}")),
         }

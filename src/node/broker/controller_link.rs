@@ -6,7 +6,7 @@
 //! epoch older than one it has seen is refused: a deposed controller is never followed again.
 
 use super::Broker;
-use crate::node::{Context, Situation};
+use crate::node::{Bug, Context, Situation};
 use crate::protocol::{ClusterMetadata, Message, NodeId, QuorumEpoch};
 
 /// Periodic requests (heartbeats, or registrations while registering) sent to a controller that
@@ -74,6 +74,11 @@ impl Broker {
         // one: a counter would only split their states).
         if self.config.controllers.len() > 1 {
             if link.unanswered >= UNANSWERED_BEFORE_MOVING_ON {
+                // Its answers may be stuck on a stalled connection: when the broker comes back
+                // to it, a new one carries them (`Effect::Disconnect`).
+                if !self.config.bugs.has(Bug::KeepStalledLinks) {
+                    cx.disconnect(link.target);
+                }
                 link.target = next_after(&self.config.controllers, link.target);
                 link.unanswered = 0;
                 cx.reached(Situation::ControllerRedirect);

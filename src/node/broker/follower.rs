@@ -218,6 +218,12 @@ impl Broker {
         self.send_fetch(cx, tp);
     }
 
+    /// A fetch went unanswered: the follower asks again. It keeps its connection to the leader
+    /// (the quorum's voters and the clients replace theirs on a timeout): the leader takes a
+    /// follower's fetch offset as its position, and a fetch left on the old connection, arriving
+    /// after the new one's, would move that position back below the high watermark — an ISR
+    /// member below it (`isr-holds-hw` caught it at once when the follower reconnected). Kafka
+    /// orders a follower's fetches with fetch-session epochs; this protocol has none yet.
     pub(super) fn on_fetch_timeout(&mut self, cx: &mut Context, tp: &TopicPartition) {
         if let Some(Role::Follower(fs)) = self.replicas.get_mut(tp).map(|r| &mut r.role) {
             fs.in_flight = None;

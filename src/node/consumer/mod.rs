@@ -301,10 +301,27 @@ impl Consumer {
         }
     }
 
+    /// The request in flight went unanswered: its connection is closed (its answer may be stuck
+    /// behind a stalled segment; `Effect::Disconnect`), and what it asked is settled as unknown.
     fn on_request_timeout(&mut self, cx: &mut Context) {
         let Some(req) = self.in_flight.take() else {
             return;
         };
+        // Where it went, as `group_request` and `request_metadata` chose.
+        let to = match &req {
+            InFlight::Fetch { leader, .. } | InFlight::ListOffsets { leader, .. } => Some(*leader),
+            InFlight::Group { kind, .. }
+                if *kind != GroupCall::Find && self.coordinator.is_some() =>
+            {
+                self.coordinator
+            }
+            InFlight::Metadata | InFlight::Group { .. } => {
+                self.bootstrap.current(&self.config.bootstrap)
+            }
+        };
+        if let Some(to) = to.filter(|_| !self.config.bugs.has(Bug::KeepStalledLinks)) {
+            cx.disconnect(to);
+        }
         match req {
             InFlight::Metadata
             | InFlight::Group {

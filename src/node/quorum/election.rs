@@ -14,11 +14,40 @@ impl QuorumNode {
         if self.is_leader() {
             return;
         }
+        self.drop_silent_links(cx);
         self.leader_contact = false;
         if self.config.bugs.has(Bug::NoPrevote) {
             self.start_election(cx);
         } else {
             self.start_pre_vote(cx);
+        }
+    }
+
+    /// The peers this voter waited on for a whole election timeout without an answer — the
+    /// leader it fetches from, or the voters its pre-vote or vote went to — are disconnected, as
+    /// Kafka closes a connection whose request timed out. A connection that stalled while the
+    /// link was cut can carry nothing for seconds after the link heals (a retransmission backoff
+    /// queues everything behind the lost segment); the next request opens a fresh one.
+    fn drop_silent_links(&self, cx: &mut Context) {
+        if self.config.bugs.has(Bug::KeepStalledLinks) {
+            return;
+        }
+        let silent: Vec<NodeId> = match &self.role {
+            QuorumRole::Follower { leader } => leader.iter().copied().collect(),
+            QuorumRole::Prospective { granted, refused } => self
+                .others()
+                .into_iter()
+                .filter(|v| !granted.contains(v) && !refused.contains(v))
+                .collect(),
+            QuorumRole::Candidate { granted } => self
+                .others()
+                .into_iter()
+                .filter(|v| !granted.contains(v))
+                .collect(),
+            QuorumRole::Leader(_) => Vec::new(),
+        };
+        for peer in silent {
+            cx.disconnect(peer);
         }
     }
 

@@ -198,6 +198,14 @@ impl QuorumNode {
                 }
                 return;
             }
+            // A log whose last entry is of the leader's epoch agrees with the leader's up to its
+            // end (entries of an epoch come only from its leader, appended where they follow
+            // on): the answer is to an older fetch, left on a connection the voter since
+            // replaced (`drop_silent_links`), and overtaken by the newer one's. Truncating would
+            // cut entries the leader has counted.
+            QuorumFetchResult::Diverging { .. } if self.log.last_epoch() == self.epoch => {
+                self.heard_from_leader(cx, from);
+            }
             QuorumFetchResult::Diverging { epoch, end_offset } => {
                 self.heard_from_leader(cx, from);
                 // Inside our own snapshot: keep it (it holds only committed entries), cut the

@@ -571,6 +571,50 @@ fn without_pre_vote_a_cut_off_voter_keeps_deposing_the_leader() {
     assert_eq!(one_way_partition(&[Bug::NoPrevote]), (6, 3));
 }
 
+fn disconnected(cx: &mut Context) -> Vec<NodeId> {
+    cx.take_effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Disconnect(peer) => Some(peer),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A voter that waited a whole timeout for an answer closes its connection to whoever owed it:
+/// the leader its fetch went to, the voters its pre-vote went to that said nothing. Those that
+/// answered keep theirs. With `keep-stalled-links` nobody is disconnected.
+#[test]
+fn peers_silent_for_a_timeout_are_disconnected() {
+    for (bugs, fixed) in [(vec![], true), (vec![Bug::KeepStalledLinks], false)] {
+        let mut net = Net::new(&bugs);
+        net.elect(0);
+        let n = &mut net.nodes[2];
+        assert!(n.fetching, "its fetch waits at the leader");
+        let mut cx = Context::new(0);
+        n.on_timer(&mut cx, Timer::QuorumFetchTimeout);
+        let expect = |peers: Vec<NodeId>| if fixed { peers } else { Vec::new() };
+        assert_eq!(disconnected(&mut cx), expect(vec![0]), "{bugs:?}");
+        // No answer again: its election timer fires (the leader still owes it one).
+        n.on_timer(&mut cx, Timer::QuorumElection);
+        assert_eq!(disconnected(&mut cx), expect(vec![0]), "{bugs:?}");
+        // Voter 1 refuses the pre-vote; the leader says nothing.
+        let refused = crate::protocol::VoteResponse {
+            request_epoch: 2,
+            epoch: 1,
+            leader: Some(0),
+            granted: false,
+        };
+        n.on_message(&mut cx, 1, Message::PreVoteResponse(refused));
+        cx.take_effects();
+        n.on_timer(&mut cx, Timer::QuorumElection);
+        assert_eq!(disconnected(&mut cx), expect(vec![0]), "{bugs:?}");
+        // A fetch timeout with no fetch outstanding (it is prospective) closes nothing.
+        n.on_timer(&mut cx, Timer::QuorumFetchTimeout);
+        assert_eq!(disconnected(&mut cx), Vec::<NodeId>::new());
+    }
+}
+
 #[test]
 fn bug_names_round_trip() {
     for bug in [
@@ -579,6 +623,7 @@ fn bug_names_round_trip() {
         Bug::VoteNotDurable,
         Bug::NoPrevote,
         Bug::VoteByLogLength,
+        Bug::KeepStalledLinks,
     ] {
         assert_eq!(bug.name().parse::<Bug>(), Ok(bug));
     }

@@ -162,32 +162,54 @@ fn a_snapshot_past_what_is_committed_breaks_the_voters_invariant() {
 #[test]
 fn a_late_snapshot_the_log_already_agrees_with_keeps_the_entries_after_it() {
     for (last_epoch, end) in [(1, 9), (2, 8)] {
-        let image = QuorumImage {
-            epoch: 2,
-            voted_for: Some(0),
-            log: (0..9)
-                .map(|b| QuorumEntry {
-                    epoch: 1,
-                    record: record(b),
-                })
-                .collect(),
-            snapshot: None,
-        };
-        let mut q = QuorumNode::recover(config(2, &[]), image);
-        let late = QuorumFetchResponse {
-            epoch: 2,
-            leader: Some(0),
-            result: QuorumFetchResult::Snapshot(QuorumSnapshot {
-                end_offset: 8,
-                last_epoch,
-                records: Vec::new(),
-            }),
-        };
-        q.on_message(&mut Context::new(0), 0, Message::QuorumFetchResponse(late));
-        assert_eq!(
-            q.log().end_offset(),
-            end,
-            "snapshot of last epoch {last_epoch}"
-        );
+        let late = QuorumFetchResult::Snapshot(QuorumSnapshot {
+            end_offset: 8,
+            last_epoch,
+            records: Vec::new(),
+        });
+        let log = late_answer(&[1; 9], late);
+        assert_eq!(log, end, "snapshot of last epoch {last_epoch}");
     }
+}
+
+/// A follower caught up in its leader's epoch gets the answer to an older fetch, one that
+/// named the tail it has since cut (a fetch left on a connection it replaced, overtaken by the
+/// newer one's): `Diverging`. Its log agrees with the leader's (it ends in the leader's epoch),
+/// so it keeps every entry; the leader may have counted them. A log that ends in an older epoch
+/// still truncates.
+#[test]
+fn a_late_divergence_answer_cuts_nothing_from_a_log_in_the_leaders_epoch() {
+    for (epochs, end) in [([1, 1, 1, 2, 2, 2], 6), ([1; 6], 3)] {
+        let late = QuorumFetchResult::Diverging {
+            epoch: 1,
+            end_offset: 3,
+        };
+        assert_eq!(late_answer(&epochs, late), end, "log of epochs {epochs:?}");
+    }
+}
+
+/// Voter 2, following voter 0 in epoch 2 with a log of entries of `epochs`, receives `late`
+/// from its leader; returns its log end after.
+fn late_answer(epochs: &[QuorumEpoch], late: QuorumFetchResult) -> Offset {
+    let image = QuorumImage {
+        epoch: 2,
+        voted_for: Some(0),
+        log: epochs
+            .iter()
+            .zip(0..)
+            .map(|(&epoch, b)| QuorumEntry {
+                epoch,
+                record: record(b),
+            })
+            .collect(),
+        snapshot: None,
+    };
+    let mut q = QuorumNode::recover(config(2, &[]), image);
+    let late = QuorumFetchResponse {
+        epoch: 2,
+        leader: Some(0),
+        result: late,
+    };
+    q.on_message(&mut Context::new(0), 0, Message::QuorumFetchResponse(late));
+    q.log().end_offset()
 }
