@@ -158,6 +158,8 @@ impl Renaming<'_> {
                 Message::QuorumFetchResponse(QuorumFetchResponse {
                     epoch: r.epoch,
                     leader: r.leader.map(|l| self.id(l)),
+                    fetch_offset: r.fetch_offset,
+                    last_fetched_epoch: r.last_fetched_epoch,
                     result,
                 })
             }

@@ -280,9 +280,12 @@ fn hw_monotonic_fails_when_a_voter_truncates_below_what_it_applied() {
     );
     let mut cx = Context::new(0);
     let answer = |result| {
+        // To a fetch naming the voter's log end (2, in epoch 1), which neither answer moves.
         Message::QuorumFetchResponse(QuorumFetchResponse {
             epoch: 1,
             leader: Some(0),
+            fetch_offset: 2,
+            last_fetched_epoch: 1,
             result,
         })
     };

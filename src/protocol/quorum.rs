@@ -119,6 +119,13 @@ pub enum QuorumFetchResult {
 pub struct QuorumFetchResponse {
     pub epoch: QuorumEpoch,
     pub leader: Option<NodeId>,
+    /// The fetch this answers: its `fetch_offset` and `last_fetched_epoch`. The answer holds
+    /// for a log that still ends there (by Raft's log matching, the same log); a follower whose
+    /// log has moved since takes it for the late answer it is and drops it. Two connections to
+    /// the leader are not ordered with each other, so an answer to a fetch left on a replaced
+    /// one can arrive after the answers that moved the log.
+    pub fetch_offset: Offset,
+    pub last_fetched_epoch: QuorumEpoch,
     pub result: QuorumFetchResult,
 }
 

@@ -141,15 +141,19 @@ impl Net {
     }
 
     /// Closes the connection to `to`: what is queued for it still goes out on the old connection,
-    /// answers still to come on it are no longer read, and the next `send` opens a new one. Two
-    /// connections are not ordered with each other, so the old one's last messages may arrive
-    /// after the new one's first — as with real TCP, where a stalled connection's segments can be
-    /// delivered after a newer connection's.
+    /// which is then closed, and the next `send` opens a new one. Two connections are not ordered
+    /// with each other, so the old one's last messages may arrive after the new one's first — as
+    /// with real TCP, where a stalled connection's segments can be delivered after a newer
+    /// connection's.
     ///
-    /// A peer with an address answers over its own connection to us, which may be stalled too
+    /// Where answers come from depends on the peer. A peer without an address (a client) is
+    /// answered on the connection it opened; here we are that client, and answers still to come
+    /// on the old connection are not read once its queue has drained. A peer with an address
+    /// answers over its own connection to us, which we keep reading, so its late answers still
+    /// arrive (the protocol drops those that no longer apply). That connection may be stalled too
     /// (TCP retransmits a segment sent into a partition with a backoff that grows to seconds or
     /// minutes, and whatever is written after it waits behind it): the new connection's hello
-    /// asks the peer to replace that one as well.
+    /// asks the peer to replace it as well.
     pub fn disconnect(&self, to: NodeId) {
         lock(&self.inner.routes).remove(&to);
         if self.inner.addrs.contains_key(&to) {
@@ -185,10 +189,12 @@ impl Net {
         routes.insert(to, Route { conn, tx });
         let reset = lock(&self.inner.resets).remove(&to);
         let net = self.clone();
-        *lock(&self.inner.outbound_tasks) += 1;
+        let counted = OutboundTask::start(&self.inner);
         tokio::spawn(async move {
-            net.clone().outbound(to, addr, rx, reset).await;
-            *lock(&net.inner.outbound_tasks) -= 1;
+            // Counted until the task ends, however it ends (returned, or dropped with the
+            // runtime or a killed simulated node).
+            let _counted = counted;
+            net.outbound(to, addr, rx, reset).await;
         });
     }
 
@@ -360,6 +366,22 @@ impl Net {
                 }
             }
         }
+    }
+}
+
+/// One running `outbound` task in `Inner::outbound_tasks`, for as long as it lives.
+struct OutboundTask(Arc<Inner>);
+
+impl OutboundTask {
+    fn start(inner: &Arc<Inner>) -> Self {
+        *lock(&inner.outbound_tasks) += 1;
+        OutboundTask(inner.clone())
+    }
+}
+
+impl Drop for OutboundTask {
+    fn drop(&mut self) {
+        *lock(&self.0.outbound_tasks) -= 1;
     }
 }
 

@@ -90,7 +90,7 @@ impl Cluster {
         self.broken.notify_one();
     }
 
-    /// The promise `elected`: among the controllers that are up, one leads a quorum epoch and a
+    /// The promise `elected`: among the controllers that are up (not paused), one leads a quorum epoch and a
     /// majority of all the voters (itself included) are up, in that epoch and following it; or
     /// the run stops with `controller-not-elected`.
     fn check_elected(&self, damage: &Damage) {
@@ -98,7 +98,7 @@ impl Cluster {
         let views: Vec<(u32, (u32, Option<u32>))> = self
             .nodes
             .iter()
-            .filter(|(id, _)| !damage.down.contains(id))
+            .filter(|(id, _)| !damage.down.contains(id) && !damage.paused.contains(id))
             .filter_map(|(&id, n)| {
                 let state = lock(&n.state);
                 let q = state.as_quorum_controller()?.quorum();

@@ -53,7 +53,11 @@ impl Consumer {
         };
         cx.send(to, Message::Group(msg));
         cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
-        self.in_flight = Some(InFlight::Group { correlation, kind });
+        self.in_flight = Some(InFlight::Group {
+            correlation,
+            kind,
+            to,
+        });
     }
 
     pub(super) fn find_coordinator(&mut self, cx: &mut Context) {

@@ -24,10 +24,12 @@ use std::sync::Arc;
 /// The one request in flight.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum InFlight {
-    Metadata,
+    /// Each request names the broker it went to: a timeout closes that connection.
+    Metadata { to: BrokerId },
     Group {
         correlation: u64,
         kind: GroupCall,
+        to: BrokerId,
     },
     Fetch {
         tp: TopicPartition,
@@ -162,7 +164,7 @@ impl Consumer {
     pub fn on_message(&mut self, cx: &mut Context, from: NodeId, message: Message) {
         match message {
             Message::MetadataResponse(md) => {
-                if self.in_flight != Some(InFlight::Metadata) {
+                if !matches!(self.in_flight, Some(InFlight::Metadata { .. })) {
                     return;
                 }
                 self.done(cx);
@@ -177,11 +179,9 @@ impl Consumer {
                     }
                 } else {
                     let kind = match &self.in_flight {
-                        Some(InFlight::Group { correlation, kind })
-                            if *correlation == resp.correlation =>
-                        {
-                            kind.clone()
-                        }
+                        Some(InFlight::Group {
+                            correlation, kind, ..
+                        }) if *correlation == resp.correlation => kind.clone(),
                         _ => return,
                     };
                     self.done(cx);
@@ -307,23 +307,15 @@ impl Consumer {
         let Some(req) = self.in_flight.take() else {
             return;
         };
-        // Where it went, as `group_request` and `request_metadata` chose.
         let to = match &req {
-            InFlight::Fetch { leader, .. } | InFlight::ListOffsets { leader, .. } => Some(*leader),
-            InFlight::Group { kind, .. }
-                if *kind != GroupCall::Find && self.coordinator.is_some() =>
-            {
-                self.coordinator
-            }
-            InFlight::Metadata | InFlight::Group { .. } => {
-                self.bootstrap.current(&self.config.bootstrap)
-            }
+            InFlight::Fetch { leader, .. } | InFlight::ListOffsets { leader, .. } => *leader,
+            InFlight::Group { to, .. } | InFlight::Metadata { to } => *to,
         };
-        if let Some(to) = to.filter(|_| !self.config.bugs.has(Bug::KeepStalledLinks)) {
+        if !self.config.bugs.has(Bug::KeepStalledLinks) {
             cx.disconnect(to);
         }
         match req {
-            InFlight::Metadata
+            InFlight::Metadata { .. }
             | InFlight::Group {
                 kind: GroupCall::Find,
                 ..

@@ -311,6 +311,6 @@ impl Consumer {
         };
         cx.send(to, metadata_request(self.metadata.as_ref(), self.stale));
         cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
-        self.in_flight = Some(InFlight::Metadata);
+        self.in_flight = Some(InFlight::Metadata { to });
     }
 }

@@ -36,10 +36,12 @@ impl QuorumNode {
         cx.set_timer(Timer::QuorumFetchTimeout, self.config.fetch_timeout_ms);
     }
 
-    fn fetch_answer(&self, result: QuorumFetchResult) -> Message {
+    fn fetch_answer(&self, r: &QuorumFetchRequest, result: QuorumFetchResult) -> Message {
         Message::QuorumFetchResponse(QuorumFetchResponse {
             epoch: self.epoch,
             leader: self.leader(),
+            fetch_offset: r.fetch_offset,
+            last_fetched_epoch: r.last_fetched_epoch,
             result,
         })
     }
@@ -52,7 +54,7 @@ impl QuorumNode {
             self.observe_epoch(cx, r.epoch, None);
         }
         if r.epoch < self.epoch || !self.is_leader() {
-            let answer = self.fetch_answer(QuorumFetchResult::NotLeader);
+            let answer = self.fetch_answer(&r, QuorumFetchResult::NotLeader);
             return self.send(cx, from, answer);
         }
         let epoch_end = self.log.end_for_epoch(r.last_fetched_epoch);
@@ -64,7 +66,7 @@ impl QuorumNode {
         // snapshot: it takes the snapshot instead.
         if below_start || epoch_end.is_none() {
             if let Some(result) = self.snapshot_answer() {
-                let answer = self.fetch_answer(result);
+                let answer = self.fetch_answer(&r, result);
                 return self.send(cx, from, answer);
             }
         }
@@ -73,10 +75,13 @@ impl QuorumNode {
             return;
         };
         if epoch != r.last_fetched_epoch || end < r.fetch_offset {
-            let answer = self.fetch_answer(QuorumFetchResult::Diverging {
-                epoch,
-                end_offset: end,
-            });
+            let answer = self.fetch_answer(
+                &r,
+                QuorumFetchResult::Diverging {
+                    epoch,
+                    end_offset: end,
+                },
+            );
             return self.send(cx, from, answer);
         }
         l.progress.insert(from, r.fetch_offset);
@@ -90,19 +95,19 @@ impl QuorumNode {
             return;
         }
         self.advance_leader_hw(cx);
-        self.answer_fetch(cx, from, r.fetch_offset);
+        self.answer_fetch(cx, from, &r);
     }
 
-    fn answer_fetch(&mut self, cx: &mut Context, to: NodeId, from_offset: Offset) {
+    fn answer_fetch(&mut self, cx: &mut Context, to: NodeId, r: &QuorumFetchRequest) {
         let QuorumRole::Leader(l) = &self.role else {
             return;
         };
         let result = QuorumFetchResult::Entries {
-            start: from_offset,
-            entries: self.log.read(from_offset, self.config.max_fetch_entries),
+            start: r.fetch_offset,
+            entries: self.log.read(r.fetch_offset, self.config.max_fetch_entries),
             high_watermark: l.high_watermark,
         };
-        let answer = self.fetch_answer(result);
+        let answer = self.fetch_answer(r, result);
         self.send(cx, to, answer);
     }
 
@@ -114,7 +119,7 @@ impl QuorumNode {
         let parked = std::mem::take(&mut l.parked);
         for (voter, r) in parked {
             cx.cancel_timer(Timer::QuorumFetchWait(voter));
-            self.answer_fetch(cx, voter, r.fetch_offset);
+            self.answer_fetch(cx, voter, &r);
         }
     }
 
@@ -123,7 +128,7 @@ impl QuorumNode {
             return;
         };
         if let Some(r) = l.parked.remove(&voter) {
-            self.answer_fetch(cx, voter, r.fetch_offset);
+            self.answer_fetch(cx, voter, &r);
         }
     }
 
@@ -187,6 +192,15 @@ impl QuorumNode {
         if r.epoch < self.epoch || leader.is_some_and(|l| l != from) {
             return;
         }
+        // An answer to a fetch that named another log end: the log has moved since (a later
+        // answer, overtaking this one from a connection since replaced, appended or cut), and
+        // this one no longer describes it. Cutting where it says would drop entries the leader
+        // has counted; the fetch outstanding gets its own answer.
+        let late = (r.fetch_offset, r.last_fetched_epoch)
+            != (self.log.end_offset(), self.log.last_epoch());
+        if late && !matches!(r.result, QuorumFetchResult::NotLeader) {
+            return;
+        }
         self.fetching = false;
         cx.cancel_timer(Timer::QuorumFetchTimeout);
         match r.result {
@@ -197,14 +211,6 @@ impl QuorumNode {
                     self.become_follower(cx, named);
                 }
                 return;
-            }
-            // A log whose last entry is of the leader's epoch agrees with the leader's up to its
-            // end (entries of an epoch come only from its leader, appended where they follow
-            // on): the answer is to an older fetch, left on a connection the voter since
-            // replaced (`drop_silent_links`), and overtaken by the newer one's. Truncating would
-            // cut entries the leader has counted.
-            QuorumFetchResult::Diverging { .. } if self.log.last_epoch() == self.epoch => {
-                self.heard_from_leader(cx, from);
             }
             QuorumFetchResult::Diverging { epoch, end_offset } => {
                 self.heard_from_leader(cx, from);

@@ -498,6 +498,8 @@ fn nothing_new_from_leader_0() -> Message {
     Message::QuorumFetchResponse(QuorumFetchResponse {
         epoch: 1,
         leader: Some(0),
+        fetch_offset: 2,
+        last_fetched_epoch: 1,
         result: QuorumFetchResult::Entries {
             start: 2,
             entries: vec![],

@@ -158,7 +158,9 @@ fn a_snapshot_past_what_is_committed_breaks_the_voters_invariant() {
 /// A late snapshot answer (to a fetch sent before the entries it now holds arrived) whose last
 /// entry this voter's log holds in the same epoch is not installed: the entries after it stay,
 /// as its leader may count them already. One that disagrees is installed. (Seed 74170278: the
-/// voter dropped an entry its leader had counted, `quorum-progress-held-by-follower`.)
+/// voter dropped an entry its leader had counted, `quorum-progress-held-by-follower`.) The
+/// answers here name the voter's log end, as an answer to a fetch sent again after a timeout
+/// does; one naming another end is dropped before (below).
 #[test]
 fn a_late_snapshot_the_log_already_agrees_with_keeps_the_entries_after_it() {
     for (last_epoch, end) in [(1, 9), (2, 8)] {
@@ -167,30 +169,46 @@ fn a_late_snapshot_the_log_already_agrees_with_keeps_the_entries_after_it() {
             last_epoch,
             records: Vec::new(),
         });
-        let log = late_answer(&[1; 9], late);
+        let log = late_answer(&[1; 9], (9, 1), late);
         assert_eq!(log, end, "snapshot of last epoch {last_epoch}");
     }
 }
 
-/// A follower caught up in its leader's epoch gets the answer to an older fetch, one that
-/// named the tail it has since cut (a fetch left on a connection it replaced, overtaken by the
-/// newer one's): `Diverging`. Its log agrees with the leader's (it ends in the leader's epoch),
-/// so it keeps every entry; the leader may have counted them. A log that ends in an older epoch
-/// still truncates.
+/// A follower gets the answer to an older fetch, one that named a log end it has since moved
+/// from (a fetch left on a connection it replaced, overtaken by the newer one's): here a
+/// `Diverging` that would cut the entries it appended since, which its leader may have counted.
+/// The answer names the fetch it answers, so the follower drops it; the same answer to a fetch
+/// naming its log as it is still cuts.
 #[test]
-fn a_late_divergence_answer_cuts_nothing_from_a_log_in_the_leaders_epoch() {
-    for (epochs, end) in [([1, 1, 1, 2, 2, 2], 6), ([1; 6], 3)] {
-        let late = QuorumFetchResult::Diverging {
+fn a_late_answer_to_an_older_fetch_is_dropped() {
+    let cut = || QuorumFetchResult::Diverging {
+        epoch: 1,
+        end_offset: 3,
+    };
+    let caught_up = [1, 1, 1, 2, 2, 2];
+    // Asked at offset 4 in epoch 1 (a tail of epoch 1 it has since replaced), answered late.
+    assert_eq!(late_answer(&caught_up, (4, 1), cut()), 6);
+    assert_eq!(late_answer(&[1; 6], (6, 1), cut()), 3);
+    // Entries too: an answer from offset 6 to a fetch at 6 in epoch 1 appends nothing to a log
+    // whose offset 6 follows an entry of epoch 2.
+    let entries = QuorumFetchResult::Entries {
+        start: 6,
+        entries: vec![QuorumEntry {
             epoch: 1,
-            end_offset: 3,
-        };
-        assert_eq!(late_answer(&epochs, late), end, "log of epochs {epochs:?}");
-    }
+            record: record(9),
+        }],
+        high_watermark: None,
+    };
+    assert_eq!(late_answer(&caught_up, (6, 1), entries), 6);
 }
 
 /// Voter 2, following voter 0 in epoch 2 with a log of entries of `epochs`, receives `late`
-/// from its leader; returns its log end after.
-fn late_answer(epochs: &[QuorumEpoch], late: QuorumFetchResult) -> Offset {
+/// from its leader, answering a fetch at `(offset, last epoch)`; returns its log end after.
+fn late_answer(
+    epochs: &[QuorumEpoch],
+    asked: (Offset, QuorumEpoch),
+    late: QuorumFetchResult,
+) -> Offset {
     let image = QuorumImage {
         epoch: 2,
         voted_for: Some(0),
@@ -208,6 +226,8 @@ fn late_answer(epochs: &[QuorumEpoch], late: QuorumFetchResult) -> Offset {
     let late = QuorumFetchResponse {
         epoch: 2,
         leader: Some(0),
+        fetch_offset: asked.0,
+        last_fetched_epoch: asked.1,
         result: late,
     };
     q.on_message(&mut Context::new(0), 0, Message::QuorumFetchResponse(late));
