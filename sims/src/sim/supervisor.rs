@@ -62,9 +62,14 @@ impl Cluster {
             super::disk_check::synced_on_disk(&lock(&n.state), &n.disk, &name, now, when)
         });
         if let Some(problem) = problem {
-            lock(&self.failures).push(problem);
-            self.broken.notify_one();
+            self.fail(problem);
         }
+    }
+
+    /// Records a broken promise or check and wakes the run, which stops on it.
+    fn fail(&self, problem: String) {
+        lock(&self.failures).push(problem);
+        self.broken.notify_one();
     }
 
     /// The promise `resigned`: the node (a controller cut off from the others past
@@ -83,11 +88,10 @@ impl Cluster {
         };
         self.note("broken: still the quorum leader");
         let name = Scenario::node_name(node);
-        lock(&self.failures).push(format!(
+        self.fail(format!(
             "leader-not-resigned: {name} still leads quorum epoch {epoch}, cut off from the other \
              controllers past check-quorum"
         ));
-        self.broken.notify_one();
     }
 
     /// The promise `elected`: among the controllers that are up (not paused), one leads a quorum epoch and a
@@ -130,12 +134,11 @@ impl Cluster {
                 format!("{} epoch {epoch} leader {leader}", Scenario::node_name(*id))
             })
             .collect();
-        lock(&self.failures).push(format!(
+        self.fail(format!(
             "controller-not-elected: the network whole and a majority of controllers up, yet no \
              quorum leader is followed by a majority ({})",
             seen.join("; ")
         ));
-        self.broken.notify_one();
     }
 
     fn note(&self, what: &str) {

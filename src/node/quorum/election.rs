@@ -23,12 +23,12 @@ impl QuorumNode {
         }
     }
 
-    /// The peers this voter waited on for a whole election timeout without an answer — the
-    /// leader it fetches from, or the voters its pre-vote or vote went to — are disconnected, as
+    /// The peers this voter waited on for a whole timeout (election, or fetch) without an answer
+    /// — the leader it fetches from, or the voters its pre-vote or vote went to — are disconnected, as
     /// Kafka closes a connection whose request timed out. A connection that stalled while the
     /// link was cut can carry nothing for seconds after the link heals (a retransmission backoff
     /// queues everything behind the lost segment); the next request opens a fresh one.
-    fn drop_silent_links(&self, cx: &mut Context) {
+    pub(super) fn drop_silent_links(&self, cx: &mut Context) {
         if self.config.bugs.has(Bug::KeepStalledLinks) {
             return;
         }

@@ -29,7 +29,7 @@ pub use client::{QuorumClient, QuorumClientConfig};
 pub use log::QuorumLog;
 
 use super::producer::next_random;
-use super::{Bug, BugSet, Context, DiskOp, QuorumImage, Situation, SyncToken, Timer};
+use super::{BugSet, Context, DiskOp, QuorumImage, Situation, SyncToken, Timer};
 use crate::log::{ensure, Checked};
 use crate::protocol::{
     Message, MetadataRecord, NodeId, Offset, QuorumEntry, QuorumEpoch, QuorumFetchRequest,
@@ -405,13 +405,10 @@ impl QuorumNode {
         match timer {
             Timer::QuorumElection => self.on_election_timeout(cx),
             Timer::QuorumFetchTimeout => {
-                // Its answer may be stuck on a stalled connection (`drop_silent_links`).
-                if let (true, QuorumRole::Follower { leader: Some(l) }) =
-                    (self.fetching, &self.role)
-                {
-                    if !self.config.bugs.has(Bug::KeepStalledLinks) {
-                        cx.disconnect(*l);
-                    }
+                // Its answer may be stuck on a stalled connection. A fetch is outstanding only
+                // while following a known leader, the one peer `drop_silent_links` closes then.
+                if self.fetching {
+                    self.drop_silent_links(cx);
                 }
                 self.fetching = false;
                 self.send_fetch(cx);
