@@ -45,9 +45,13 @@ fn follower_fetch_from(b: &mut Broker, offset: Offset) {
 #[test]
 fn latest_is_the_high_watermark_not_the_log_end() {
     let (_controller, mut leader) = pair();
-    // Three records on the leader; its follower has none of them yet.
+    // Three records on the leader, stamped 0, 10 and 20; its follower has none of them yet.
     for i in 0..3 {
-        assert_eq!(produce(&mut leader, &format!("v{i}"), i), vec![]);
+        let stamp = 10 * i as i64;
+        assert_eq!(
+            produce_stamped(&mut leader, &format!("v{i}"), i, stamp),
+            vec![]
+        );
     }
     assert_eq!(list(&mut leader, OffsetSpec::Latest), (Ok(0), None));
     // The follower takes the first one: one record is committed of three written.
@@ -56,12 +60,15 @@ fn latest_is_the_high_watermark_not_the_log_end() {
     assert_eq!((r.log.high_watermark(), r.log.log_end_offset()), (1, 3));
     assert_eq!(list(&mut leader, OffsetSpec::Latest), (Ok(1), None));
     assert_eq!(list(&mut leader, OffsetSpec::Earliest), (Ok(0), None));
-    // A lookup by time looks only below the high watermark too.
+    // A lookup by time looks only below the high watermark too: the record at it (offset 1,
+    // stamped 10) is not committed, so a lookup it would answer gets the high watermark with
+    // no stamp, as one that finds nothing does.
     assert_eq!(
         list(&mut leader, OffsetSpec::Timestamp(0)),
         (Ok(0), Some(0))
     );
     assert_eq!(list(&mut leader, OffsetSpec::Timestamp(1)), (Ok(1), None));
+    assert_eq!(list(&mut leader, OffsetSpec::Timestamp(15)), (Ok(1), None));
 }
 
 /// By time: the first committed record stamped at or after the time, with its stamp; the
