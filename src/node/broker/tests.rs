@@ -361,6 +361,33 @@ fn started_broker_with(controller: &Controller, config: BrokerConfig) -> Broker 
     b
 }
 
+/// A sync in flight when the log is cut covers nothing above the cut: the records written at
+/// those offsets afterwards were not in the page cache when it started, so its completion must
+/// not count them synced (the count goes to the leader, whose high watermark trusts it).
+#[test]
+fn a_sync_in_flight_across_a_truncation_covers_nothing_written_after_the_cut() {
+    let tp = TopicPartition::new("t", 0);
+    let mut b = single_leader_with(fsync_config(0));
+    // Two records, each with a sync of its own in flight (tokens 1 and 2).
+    assert!(produce(&mut b, "a", 0).is_empty(), "not synced yet");
+    assert!(produce(&mut b, "b", 1).is_empty(), "not synced yet");
+    let mut cx = Context::new(0);
+    b.truncate(&mut cx, &tp, 0);
+    // Two other records at the same offsets, written after both syncs started.
+    let log = &mut b.replicas.get_mut(&tp).expect("a replica").log;
+    let entries: Vec<_> = (0..2)
+        .map(|offset| crate::protocol::LogEntry {
+            offset,
+            epoch: 0,
+            record: Record::keyed("k", "new"),
+            producer: None,
+        })
+        .collect();
+    log.append_entries(&entries).expect("append");
+    b.on_persisted(&mut cx, 2);
+    assert_eq!(b.replicas()[&tp].synced_offset, 0);
+}
+
 /// `BrokerConfig::new(id, [9])` with fsync durability.
 fn fsync_config(id: u32) -> BrokerConfig {
     let mut config = BrokerConfig::new(id, vec![9]);
@@ -1101,6 +1128,29 @@ fn a_committed_isr_member_unsynced_below_the_high_watermark_is_a_broken_invarian
     assert_eq!(rule(&cached), Ok(()));
 }
 
+/// Broker 1's fetch of `t-0` from `offset` as `leader`'s follower, reporting `synced_offset`
+/// synced; the ISR the leader proposes on it, if it proposes one.
+fn isr_proposed_on_fetch(
+    leader: &mut Broker,
+    offset: Offset,
+    synced_offset: Offset,
+) -> Option<Vec<u32>> {
+    let tp = TopicPartition::new("t", 0);
+    let epoch = leader.leader_epoch_of(&tp).expect("leads t-0");
+    let broker_epoch = leader.metadata().registration(1).expect("broker 1").epoch;
+    let mut req = crate::protocol::FetchRequest::by_consumer(tp, offset, epoch);
+    req.replica = Some(crate::protocol::ReplicaId {
+        broker: 1,
+        broker_epoch,
+    });
+    req.synced_offset = synced_offset;
+    let answers = to_broker(leader, 1, Message::Fetch(req));
+    answers.into_iter().find_map(|(_, m)| match m {
+        Message::AlterPartition(req) => Some(req.new_isr.iter().map(|(b, _)| *b).collect()),
+        _ => None,
+    })
+}
+
 /// With fsync durability a follower out of the ISR is proposed for it only once it has synced
 /// up to the high watermark: written is not enough (a crash that keeps the page cache would
 /// otherwise let it rejoin with nothing synced, and `isr-member-syncs-hw` break).
@@ -1114,29 +1164,33 @@ fn an_fsync_follower_joins_the_isr_only_once_synced_up_to_the_high_watermark() {
     assert_eq!(produce(&mut leader, "a", 0), vec![]);
     leader.on_persisted(&mut Context::new(0), u64::MAX);
     assert_eq!(leader.replicas()[&tp].log.high_watermark(), 1);
-    let epoch = leader.leader_epoch_of(&tp).expect("leads t-0");
-    let broker_epoch = leader.metadata().registration(1).expect("broker 1").epoch;
-    let fetch = |synced_offset| {
-        let mut req = crate::protocol::FetchRequest::by_consumer(tp.clone(), 1, epoch);
-        req.replica = Some(crate::protocol::ReplicaId {
-            broker: 1,
-            broker_epoch,
-        });
-        req.synced_offset = synced_offset;
-        Message::Fetch(req)
-    };
-    let proposed = |answers: Vec<(u32, Message)>| -> Option<Vec<u32>> {
-        answers.into_iter().find_map(|(_, m)| match m {
-            Message::AlterPartition(req) => Some(req.new_isr.iter().map(|(b, _)| *b).collect()),
-            _ => None,
-        })
-    };
     // It holds the record (it fetches from offset 1) but has synced nothing.
-    assert_eq!(proposed(to_broker(&mut leader, 1, fetch(0))), None);
-    assert_eq!(
-        proposed(to_broker(&mut leader, 1, fetch(1))),
-        Some(vec![0, 1])
-    );
+    assert_eq!(isr_proposed_on_fetch(&mut leader, 1, 0), None);
+    assert_eq!(isr_proposed_on_fetch(&mut leader, 1, 1), Some(vec![0, 1]));
+}
+
+/// A follower the leader's metadata shows fenced (its session expired on the controller) is
+/// not proposed for the ISR however caught up it is: the controller would refuse it, and the
+/// refusal holds every ISR change of the partition back, shrinks included, until the next
+/// metadata push.
+#[test]
+fn a_fenced_follower_is_not_proposed_for_the_isr() {
+    let controller = two_broker_controller();
+    let mut leader = started_broker(&controller, 0);
+    leader_state(&mut leader).isr = vec![0];
+    produce(&mut leader, "a", 0);
+    let set_fenced = |leader: &mut Broker, fenced: bool| {
+        let brokers = &mut Arc::make_mut(&mut leader.metadata).brokers;
+        brokers
+            .iter_mut()
+            .find(|r| r.broker == 1)
+            .expect("broker 1")
+            .fenced = fenced;
+    };
+    set_fenced(&mut leader, true);
+    assert_eq!(isr_proposed_on_fetch(&mut leader, 1, 1), None);
+    set_fenced(&mut leader, false);
+    assert_eq!(isr_proposed_on_fetch(&mut leader, 1, 1), Some(vec![0, 1]));
 }
 
 /// What `each_committed_isr_member` hands its check.
