@@ -797,6 +797,23 @@ mod tests {
         assert_eq!((partition(&c).leader, partition(&c).isr), (None, vec![]));
     }
 
+    /// A broker whose session expires is fenced, not only taken out of the ISRs it shares: as
+    /// the last member of an ISR it stays there (nothing else holds every committed record) but
+    /// must not be elected again while it is silent — the partition goes offline instead of
+    /// naming a dead leader in a new epoch, and no new topic's election may pick it either.
+    #[test]
+    fn an_expired_session_fences_the_broker_and_a_last_member_is_not_reelected() {
+        let mut c = controller(BugSet::none());
+        register(&mut c, false);
+        let epoch = partition(&c).leader_epoch;
+        c.on_timer(&mut Context::new(0), Timer::SessionExpiry(0));
+        let reg = c.metadata().registration(0).expect("registered").clone();
+        assert!(reg.fenced, "{reg:?}");
+        let p = partition(&c);
+        assert_eq!((p.leader, p.isr), (None, vec![0]));
+        assert!(p.leader_epoch > epoch, "the old leader's epoch is over");
+    }
+
     #[test]
     fn a_broker_whose_heartbeat_shows_old_metadata_is_sent_the_current() {
         let mut c = controller(BugSet::none());
