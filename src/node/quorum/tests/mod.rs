@@ -235,6 +235,28 @@ fn a_vote_is_answered_only_once_the_epoch_and_vote_are_synced() {
     assert_eq!(granted(&effects), Some(true));
 }
 
+/// A sync in flight when the log is cut makes nothing past the cut durable: an entry written
+/// at those offsets afterwards was not in the page cache when it started, so its completion
+/// must not count that entry synced (a voter acts on its synced end: fetch offsets, votes).
+#[test]
+fn a_sync_in_flight_across_a_truncation_covers_nothing_written_after_the_cut() {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    net.held.insert(0);
+    let end = net.nodes[0].log.end_offset();
+    net.step(0, |n, cx| {
+        n.propose(cx, record(1));
+    });
+    let (_, first) = *net.held_syncs.last().expect("a sync held");
+    net.step(0, |n, cx| n.truncate(cx, end));
+    net.step(0, |n, cx| {
+        n.propose(cx, record(2));
+    });
+    assert_eq!(net.nodes[0].log.end_offset(), end + 1);
+    net.persisted(0, first);
+    assert_eq!(net.nodes[0].synced_end(), end);
+}
+
 #[test]
 fn one_vote_per_epoch_and_it_survives_a_restart() {
     let mut net = Net::new(&[]);
