@@ -167,6 +167,24 @@ fn elected() -> Net {
     net
 }
 
+/// The active controller's own writes become quorum proposals, and so must its syncs: each
+/// sync the hosting voter asks of its driver follows a write of the quorum's. A controller's
+/// sync let through would complete with the controller's token (a metadata version) as if
+/// it were the voter's, and count the voter's unsynced writes durable.
+#[test]
+fn the_active_controllers_own_syncs_never_reach_the_driver() {
+    let mut net = elected();
+    let mut cx = Context::new(0);
+    let active = net.nodes.get_mut(&100).expect("voter 100");
+    active.on_message(&mut cx, 0, register(0));
+    let effects = cx.take_effects();
+    let count = |f: fn(&Effect) -> bool| effects.iter().filter(|e| f(e)).count();
+    let syncs = count(|e| matches!(e, Effect::Sync(_)));
+    let writes = count(|e| matches!(e, Effect::Persist(_)));
+    assert!(syncs > 0, "the proposal is written and synced: {effects:?}");
+    assert_eq!(syncs, writes, "{effects:?}");
+}
+
 #[test]
 fn only_the_leader_is_active_and_the_others_name_it() {
     let mut net = elected();
