@@ -518,6 +518,9 @@ fn lossy_rejoin(rng: &mut SeedRng, e: u32) -> WindowedEpisode {
     (f, caught_up_at + rng.range(2_000, 3_000))
 }
 
+/// How long after the heal `deposed-controller` promises a leader of the two controllers up.
+const ELECTED_WITHIN_MS: u64 = 2_400;
+
 /// The active controller `A` is cut off from everyone; the others elect a successor `B` within
 /// an election timeout or two. The brokers' sessions (2 s) expire on `A`, which still leads its
 /// epoch and appends their fences and the leader changes they cause, none of which leaves it;
@@ -530,9 +533,6 @@ fn lossy_rejoin(rng: &mut SeedRng, e: u32) -> WindowedEpisode {
 /// `B` when it is killed (the active controller then). If no controller is active at the cut
 /// (an election under way), the cut is skipped and the kill still hits whoever is active at
 /// the heal: a plain controller failover, harmless on correct code.
-/// How long after the heal `deposed-controller` promises a leader of the two controllers up.
-const ELECTED_WITHIN_MS: u64 = 2_400;
-
 fn deposed_controller(rng: &mut SeedRng, e: u32) -> Episode {
     let deposed = Target::role(Role::ActiveController, 2 * e);
     let successor = Target::role(Role::ActiveController, 2 * e + 1);

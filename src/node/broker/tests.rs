@@ -1128,13 +1128,9 @@ fn a_committed_isr_member_unsynced_below_the_high_watermark_is_a_broken_invarian
     assert_eq!(rule(&cached), Ok(()));
 }
 
-/// Broker 1's fetch of `t-0` from `offset` as `leader`'s follower, reporting `synced_offset`
-/// synced; the ISR the leader proposes on it, if it proposes one.
-fn isr_proposed_on_fetch(
-    leader: &mut Broker,
-    offset: Offset,
-    synced_offset: Offset,
-) -> Option<Vec<u32>> {
+/// Broker 1's fetch of `t-0` from `offset` as `leader`'s follower in its current registration,
+/// reporting `synced_offset` synced.
+fn fetch_by_follower_1(leader: &Broker, offset: Offset, synced_offset: Offset) -> Message {
     let tp = TopicPartition::new("t", 0);
     let epoch = leader.leader_epoch_of(&tp).expect("leads t-0");
     let broker_epoch = leader.metadata().registration(1).expect("broker 1").epoch;
@@ -1144,7 +1140,17 @@ fn isr_proposed_on_fetch(
         broker_epoch,
     });
     req.synced_offset = synced_offset;
-    let answers = to_broker(leader, 1, Message::Fetch(req));
+    Message::Fetch(req)
+}
+
+/// The ISR `leader` proposes on `fetch_by_follower_1`, if it proposes one.
+fn isr_proposed_on_fetch(
+    leader: &mut Broker,
+    offset: Offset,
+    synced_offset: Offset,
+) -> Option<Vec<u32>> {
+    let fetch = fetch_by_follower_1(leader, offset, synced_offset);
+    let answers = to_broker(leader, 1, fetch);
     answers.into_iter().find_map(|(_, m)| match m {
         Message::AlterPartition(req) => Some(req.new_isr.iter().map(|(b, _)| *b).collect()),
         _ => None,

@@ -3,12 +3,12 @@
 //! past the committed records makes them skip or re-read what others never saw.
 
 use super::{
-    leader_state, leader_with_age_retention, pair, produce, produce_stamped, retention_at,
-    single_leader, started_broker, to_broker, two_broker_controller,
+    fetch_by_follower_1, leader_state, leader_with_age_retention, pair, produce, produce_stamped,
+    retention_at, single_leader, started_broker, to_broker, two_broker_controller,
 };
 use crate::node::Broker;
 use crate::protocol::TopicPartition;
-use crate::protocol::{ErrorCode, FetchRequest, Message, Offset, OffsetSpec, ReplicaId};
+use crate::protocol::{ErrorCode, Message, Offset, OffsetSpec};
 
 /// What `b` answers a ListOffsets for `t-0` by `spec`: the offset, and for a lookup by time
 /// the timestamp of the record found.
@@ -28,15 +28,8 @@ fn list(b: &mut Broker, spec: OffsetSpec) -> (Result<Offset, ErrorCode>, Option<
 
 /// Broker 1's fetch of `t-0` from `offset`: it then holds everything below it.
 fn follower_fetch_from(b: &mut Broker, offset: Offset) {
-    let tp = TopicPartition::new("t", 0);
-    let epoch = b.leader_epoch_of(&tp).expect("leads t-0");
-    let broker_epoch = b.metadata().registration(1).expect("broker 1").epoch;
-    let mut req = FetchRequest::by_consumer(tp, offset, epoch);
-    req.replica = Some(ReplicaId {
-        broker: 1,
-        broker_epoch,
-    });
-    to_broker(b, 1, Message::Fetch(req));
+    let fetch = fetch_by_follower_1(b, offset, 0);
+    to_broker(b, 1, fetch);
 }
 
 /// `latest` is the high watermark, not the log end: records the ISR has not all taken may
