@@ -564,6 +564,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             rewind: None,
             seek_end_every: None,
             max_records: None,
+            recommit_ms: None,
             seek_to: Default::default(),
             bugs: bugs.clone(),
         };

@@ -272,6 +272,13 @@ pub struct ConsumerConfig {
     pub seek_end_every: Option<u32>,
     /// Leave the group and stop once this many records are processed and committed.
     pub max_records: Option<u64>,
+    /// After a commit whose outcome is unknown (timed out, or refused by a coordinator that may
+    /// have written it), re-commit the partition's last acknowledged offset every this many ms
+    /// until the next rebalance, as Kafka's auto-commit re-commits consumed positions on its
+    /// interval (`None`: never). The unknown commit may still land later, behind newer ones,
+    /// and take the group's offset back; a member with nothing new to commit would otherwise
+    /// leave it there for good (found by the simulator: seed 30000220).
+    pub recommit_ms: Option<u64>,
     /// Application seeks, by partition: once the member first has the partition, it moves there
     /// (forwards or backwards) instead of the committed offset.
     pub seek_to: std::collections::BTreeMap<u32, crate::protocol::Offset>,

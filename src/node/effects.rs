@@ -61,6 +61,9 @@ pub enum Timer {
     GroupHeartbeat,
     /// Consumer: processing of the records in hand is done.
     Process,
+    /// Consumer: re-commit the last acknowledged offsets of partitions with a commit of unknown
+    /// outcome (`ConsumerConfig::recommit_ms`).
+    Recommit,
     /// Producer: its InitProducerId got no answer in time; ask the next bootstrap broker.
     InitProducerIdTimeout,
     /// Broker: its request for a block of producer ids got no answer in time; ask again.

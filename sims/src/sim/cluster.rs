@@ -311,6 +311,8 @@ pub fn member_config(sc: &Scenario, index: u32) -> ConsumerConfig {
         // the latest offset (ListOffsets) while faults go on.
         seek_end_every: (sc.seed % 3 != 2).then_some(5),
         max_records: None,
+        // Kafka's auto-commit interval: re-commits after a commit of unknown outcome.
+        recommit_ms: Some(5_000),
         seek_to: Default::default(),
         bugs: sc.bugs.iter().copied().collect(),
     }

@@ -171,8 +171,12 @@ impl Consumer {
                 self.after_commit(cx, &tp);
             }
             (GroupCall::Commit { tp, offset }, Err(e)) => {
+                let stage = refusal(e);
+                if matches!(stage, Stage::Info(_)) {
+                    self.commit_uncertain(cx, &tp);
+                }
                 cx.observe(ClientEvent::Commit {
-                    stage: refusal(e),
+                    stage,
                     group,
                     tp,
                     offset,
@@ -240,6 +244,9 @@ impl Consumer {
         self.to_end.clear();
         self.committed.clear();
         self.dirty.clear();
+        // A late commit of the old generation is refused as stale: nothing to repair.
+        self.uncertain.clear();
+        self.recommit.clear();
         self.in_hand = None;
         if self.processing {
             self.processing = false;

@@ -82,6 +82,11 @@ pub struct Consumer {
     committed: BTreeMap<TopicPartition, Offset>,
     /// Partitions with processed records not yet committed.
     dirty: BTreeSet<TopicPartition>,
+    /// Partitions with a commit of unknown outcome in this generation: it may land late, after
+    /// a newer commit, so their last acknowledged offset is re-committed now and then.
+    uncertain: BTreeSet<TopicPartition>,
+    /// Partitions whose re-commit is due.
+    recommit: BTreeSet<TopicPartition>,
     /// Partitions to move to their latest offset once it is known (a seek to the end).
     to_end: BTreeSet<TopicPartition>,
     /// Partitions whose configured seek has been applied.
@@ -115,6 +120,8 @@ impl Consumer {
             positions: BTreeMap::new(),
             committed: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            uncertain: BTreeSet::new(),
+            recommit: BTreeSet::new(),
             to_end: BTreeSet::new(),
             sought: BTreeSet::new(),
             cursor: 0,
@@ -251,6 +258,7 @@ impl Consumer {
             Timer::ClientBackoff => self.backing_off = false,
             Timer::GroupHeartbeat => self.send_heartbeat(cx),
             Timer::Process => self.finish_processing(cx),
+            Timer::Recommit => self.recommit_due(cx),
             _ => {}
         }
         self.step(cx);
@@ -334,12 +342,15 @@ impl Consumer {
     fn report_unknown(&mut self, cx: &mut Context, kind: &GroupCall, why: &str) {
         let group = self.config.group.clone();
         match kind {
-            GroupCall::Commit { tp, offset } => cx.observe(ClientEvent::Commit {
-                stage: Stage::Info(why.to_string()),
-                group,
-                tp: tp.clone(),
-                offset: *offset,
-            }),
+            GroupCall::Commit { tp, offset } => {
+                cx.observe(ClientEvent::Commit {
+                    stage: Stage::Info(why.to_string()),
+                    group,
+                    tp: tp.clone(),
+                    offset: *offset,
+                });
+                self.commit_uncertain(cx, tp);
+            }
             GroupCall::FetchOffset { tp } => cx.observe(ClientEvent::FetchCommitted {
                 stage: Stage::Info(why.to_string()),
                 group,

@@ -37,6 +37,12 @@ impl Consumer {
             let offset = self.positions[&tp];
             return self.commit(cx, tp, offset);
         }
+        // A due re-commit of the last acknowledged offset, after a commit of unknown outcome.
+        while let Some(tp) = self.recommit.pop_first() {
+            if let Some(&offset) = self.committed.get(&tp).filter(|_| assignment.contains(&tp)) {
+                return self.commit(cx, tp, offset);
+            }
+        }
         if self
             .config
             .max_records
@@ -81,6 +87,28 @@ impl Consumer {
             offset,
         });
         self.group_request(cx, GroupCall::Commit { tp, offset });
+    }
+
+    /// A commit of `tp` may or may not have been applied, and may still be: it could land after
+    /// a newer commit and take the group's offset back. Re-commit on a timer from now on.
+    pub(super) fn commit_uncertain(&mut self, cx: &mut Context, tp: &TopicPartition) {
+        let Some(every) = self.config.recommit_ms else {
+            return;
+        };
+        if self.uncertain.is_empty() {
+            cx.set_timer(Timer::Recommit, Some(every));
+        }
+        self.uncertain.insert(tp.clone());
+    }
+
+    /// The re-commit timer fired: every uncertain partition's last acknowledged offset is
+    /// committed again at the next step (a newer commit on the way supersedes it anyway).
+    pub(super) fn recommit_due(&mut self, cx: &mut Context) {
+        if self.uncertain.is_empty() {
+            return;
+        }
+        self.recommit.extend(self.uncertain.iter().cloned());
+        cx.set_timer(Timer::Recommit, self.config.recommit_ms);
     }
 
     /// A commit of `tp` succeeded: with the bug, processing of the batch starts now.

@@ -33,6 +33,7 @@ fn config(process_ms: Option<u64>, bugs: &[Bug], leader_assigns: bool) -> Consum
         rewind: None,
         seek_end_every: None,
         max_records: None,
+        recommit_ms: None,
         seek_to: Default::default(),
         bugs: bugs.iter().copied().collect(),
     }
@@ -469,4 +470,101 @@ fn a_rewind_commits_the_lower_position() {
             "commit g t-0=1 invoke"
         ]
     );
+}
+
+fn refuse(c: &mut Consumer, correlation: u64, e: ErrorCode) -> Vec<Effect> {
+    let mut cx = Context::new(0);
+    let resp = GroupResponse {
+        group: "g".into(),
+        correlation,
+        result: Err(e),
+    };
+    c.on_message(&mut cx, 0, Message::GroupResponse(resp));
+    cx.take_effects()
+}
+
+fn sets_recommit(effects: &[Effect]) -> bool {
+    effects.iter().any(|e| {
+        matches!(
+            e,
+            Effect::SetTimer {
+                timer: Timer::Recommit,
+                after_ms: 5_000
+            }
+        )
+    })
+}
+
+/// A commit of 5 refused by a coordinator that may have written it (outcome unknown), sent
+/// again to the new coordinator and acknowledged; the member then fetches at 5. Returns the
+/// effects of the unknown outcome.
+fn commit_unknown_then_acknowledged(c: &mut Consumer) -> Vec<Effect> {
+    member_fetching(c);
+    let fx = deliver_batch(c);
+    let (corr, _) = sent_group(&fx).expect("commit sent");
+    let unknown = refuse(c, corr, ErrorCode::NotCoordinator);
+    assert_eq!(
+        observed(&unknown),
+        ["commit g t-0=5 unknown: NotCoordinator"]
+    );
+    let (corr, req) = sent_group(&unknown).expect("looks for the coordinator again");
+    assert!(matches!(req, GroupRequest::FindCoordinator));
+    let fx = answer(c, corr, GroupAnswer::Coordinator(0));
+    let (corr, req) = sent_group(&fx).expect("the commit is sent again");
+    assert!(matches!(req, GroupRequest::Commit { offset: 5, .. }));
+    let fx = answer(c, corr, GroupAnswer::Committed);
+    assert_eq!(fetch_offset(&fx), Some(5));
+    unknown
+}
+
+/// The unknown commit may still land after the acknowledged one and take the group's offset
+/// back to what it said; with nothing new to process the member would never commit again. So,
+/// as Kafka's auto-commit does on its interval, it commits its last acknowledged offset again.
+#[test]
+fn after_a_commit_of_unknown_outcome_the_last_acknowledged_offset_is_committed_again() {
+    let mut cfg = config(None, &[], false);
+    cfg.recommit_ms = Some(5_000);
+    let mut c = Consumer::new(Arc::new(cfg));
+    let unknown = commit_unknown_then_acknowledged(&mut c);
+    assert!(sets_recommit(&unknown), "{unknown:?}");
+    // The timer fires while the fetch is in flight: the re-commit waits for its answer.
+    let mut cx = Context::new(5_000);
+    c.on_timer(&mut cx, Timer::Recommit);
+    let fx = cx.take_effects();
+    assert!(sets_recommit(&fx), "re-armed: {fx:?}");
+    assert!(sent_group(&fx).is_none());
+    let empty = FetchResponse {
+        tp: tp(),
+        fetch_offset: 5,
+        error: None,
+        leader_epoch: 1,
+        high_watermark: 5,
+        log_start_offset: 0,
+        records: Vec::new(),
+        diverging_epoch: None,
+        producers: Vec::new(),
+    };
+    let mut cx = Context::new(5_001);
+    c.on_message(&mut cx, 0, Message::FetchResponse(empty));
+    let fx = cx.take_effects();
+    assert_eq!(observed(&fx), ["commit g t-0=5 invoke"]);
+    let (corr, _) = sent_group(&fx).expect("re-commit sent");
+    let fx = answer(&mut c, corr, GroupAnswer::Committed);
+    assert_eq!(fetch_offset(&fx), Some(5), "then back to fetching");
+    // A rebalance ends it: a late commit of the old generation is refused as stale.
+    let mut cx = Context::new(5_002);
+    c.rejoin(&mut cx);
+    let mut cx = Context::new(10_000);
+    c.on_timer(&mut cx, Timer::Recommit);
+    assert!(
+        !sets_recommit(&cx.take_effects()),
+        "not re-armed after a rebalance"
+    );
+}
+
+#[test]
+fn without_a_recommit_interval_nothing_is_committed_again() {
+    let mut c = consumer(None, &[]);
+    let unknown = commit_unknown_then_acknowledged(&mut c);
+    assert!(!sets_recommit(&unknown), "{unknown:?}");
 }
