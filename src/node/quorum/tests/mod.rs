@@ -279,6 +279,28 @@ fn one_vote_per_epoch_and_it_survives_a_restart() {
     );
 }
 
+/// A voter that learned the epoch's leader without voting in it (the leader's announcement
+/// reached it first) has nothing to vote for in that epoch: with five voters, a second
+/// candidate of the same epoch could otherwise win the three voters the leader did not need,
+/// and the epoch would have two leaders. (A mutation asking only "am I the leader?" passed every
+/// sweep, nemesis and model check: the window needs two candidates of one epoch.)
+#[test]
+fn a_voter_following_the_epochs_leader_refuses_a_vote_in_that_epoch() {
+    let mut n = QuorumNode::new(config(1, &[]));
+    let mut cx = Context::new(0);
+    let begin = Message::BeginQuorumEpoch(crate::protocol::BeginQuorumEpoch {
+        epoch: 1,
+        leader: 0,
+    });
+    n.on_message(&mut cx, 0, begin);
+    assert_eq!((n.epoch(), n.voted_for()), (1, None));
+    cx.take_effects();
+    n.on_message(&mut cx, 2, vote_request(1, 2, 0, 0));
+    n.on_persisted(&mut cx, 10);
+    assert_eq!(granted(&cx.take_effects()), Some(false));
+    assert_eq!(n.voted_for(), None);
+}
+
 #[test]
 fn a_vote_needs_a_log_at_least_as_up_to_date() {
     let mut net = Net::new(&[]);
