@@ -257,6 +257,25 @@ fn a_sync_in_flight_across_a_truncation_covers_nothing_written_after_the_cut() {
     assert_eq!(net.nodes[0].synced_end(), end);
 }
 
+/// One completion may answer several syncs (a driver's disk sync covers every write before it):
+/// the synced end is then the end the last of them makes durable, not the first's.
+#[test]
+fn one_completion_of_several_syncs_makes_the_last_ones_end_durable() {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    net.held.insert(0);
+    let end = net.nodes[0].log.end_offset();
+    for r in 1..=3 {
+        net.step(0, |n, cx| {
+            n.propose(cx, record(r));
+        });
+    }
+    assert_eq!(net.held_syncs.len(), 3, "{:?}", net.held_syncs);
+    let (_, last) = *net.held_syncs.last().expect("syncs held");
+    net.persisted(0, last);
+    assert_eq!(net.nodes[0].synced_end(), end + 3);
+}
+
 #[test]
 fn one_vote_per_epoch_and_it_survives_a_restart() {
     let mut net = Net::new(&[]);
