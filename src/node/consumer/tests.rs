@@ -55,11 +55,23 @@ fn sent_group(effects: &[Effect]) -> Option<(u64, GroupRequest)> {
 }
 
 fn answer(c: &mut Consumer, correlation: u64, result: GroupAnswer) -> Vec<Effect> {
+    respond(c, correlation, Ok(result))
+}
+
+fn refuse(c: &mut Consumer, correlation: u64, e: ErrorCode) -> Vec<Effect> {
+    respond(c, correlation, Err(e))
+}
+
+fn respond(
+    c: &mut Consumer,
+    correlation: u64,
+    result: Result<GroupAnswer, ErrorCode>,
+) -> Vec<Effect> {
     let mut cx = Context::new(0);
     let resp = GroupResponse {
         group: "g".into(),
         correlation,
-        result: Ok(result),
+        result,
     };
     c.on_message(&mut cx, 0, Message::GroupResponse(resp));
     cx.take_effects()
@@ -211,14 +223,7 @@ fn a_fenced_commit_drops_the_generation_and_rejoins() {
     member_fetching(&mut c);
     let fx = deliver_batch(&mut c);
     let (corr, _) = sent_group(&fx).expect("commit sent");
-    let mut cx = Context::new(0);
-    let resp = GroupResponse {
-        group: "g".into(),
-        correlation: corr,
-        result: Err(crate::protocol::ErrorCode::IllegalGeneration),
-    };
-    c.on_message(&mut cx, 0, Message::GroupResponse(resp));
-    let fx = cx.take_effects();
+    let fx = refuse(&mut c, corr, ErrorCode::IllegalGeneration);
     let events: Vec<&ClientEvent> = fx
         .iter()
         .filter_map(|e| match e {
@@ -470,17 +475,6 @@ fn a_rewind_commits_the_lower_position() {
             "commit g t-0=1 invoke"
         ]
     );
-}
-
-fn refuse(c: &mut Consumer, correlation: u64, e: ErrorCode) -> Vec<Effect> {
-    let mut cx = Context::new(0);
-    let resp = GroupResponse {
-        group: "g".into(),
-        correlation,
-        result: Err(e),
-    };
-    c.on_message(&mut cx, 0, Message::GroupResponse(resp));
-    cx.take_effects()
 }
 
 fn sets_recommit(effects: &[Effect]) -> bool {
