@@ -128,6 +128,28 @@ fn member_fetching(c: &mut Consumer) -> Vec<Effect> {
     cx.take_effects()
 }
 
+/// The leader's answer to a fetch of `t-0` at `fetch_offset`: `records`, and a high watermark
+/// just past them.
+fn fetch_answer(fetch_offset: u64, records: Vec<LogEntry>) -> FetchResponse {
+    FetchResponse {
+        tp: tp(),
+        fetch_offset,
+        error: None,
+        leader_epoch: 1,
+        high_watermark: records.last().map_or(fetch_offset, |e| e.offset + 1),
+        log_start_offset: 0,
+        records,
+        diverging_epoch: None,
+        producers: Vec::new(),
+    }
+}
+
+fn deliver(c: &mut Consumer, now: u64, resp: FetchResponse) -> Vec<Effect> {
+    let mut cx = Context::new(now);
+    c.on_message(&mut cx, 0, Message::FetchResponse(resp));
+    cx.take_effects()
+}
+
 fn deliver_batch(c: &mut Consumer) -> Vec<Effect> {
     let records = (3..5)
         .map(|o| LogEntry {
@@ -137,20 +159,7 @@ fn deliver_batch(c: &mut Consumer) -> Vec<Effect> {
             producer: None,
         })
         .collect();
-    let resp = FetchResponse {
-        tp: tp(),
-        fetch_offset: 3,
-        error: None,
-        leader_epoch: 1,
-        high_watermark: 5,
-        log_start_offset: 0,
-        records,
-        diverging_epoch: None,
-        producers: Vec::new(),
-    };
-    let mut cx = Context::new(0);
-    c.on_message(&mut cx, 0, Message::FetchResponse(resp));
-    cx.take_effects()
+    deliver(c, 0, fetch_answer(3, records))
 }
 
 fn observed(effects: &[Effect]) -> Vec<String> {
@@ -255,19 +264,12 @@ fn a_fenced_commit_drops_the_generation_and_rejoins() {
 /// The consumer's answer to a fetch at 3 out of range, the log starting at `log_start`.
 fn out_of_range(c: &mut Consumer, log_start: u64) -> Vec<Effect> {
     let resp = FetchResponse {
-        tp: tp(),
-        fetch_offset: 3,
         error: Some(crate::protocol::ErrorCode::OffsetOutOfRange),
-        leader_epoch: 1,
         high_watermark: 9,
         log_start_offset: log_start,
-        records: vec![],
-        diverging_epoch: None,
-        producers: Vec::new(),
+        ..fetch_answer(3, Vec::new())
     };
-    let mut cx = Context::new(0);
-    c.on_message(&mut cx, 0, Message::FetchResponse(resp));
-    cx.take_effects()
+    deliver(c, 0, resp)
 }
 
 fn fetch_offset(effects: &[Effect]) -> Option<u64> {
@@ -527,20 +529,7 @@ fn after_a_commit_of_unknown_outcome_the_last_acknowledged_offset_is_committed_a
     let fx = cx.take_effects();
     assert!(sets_recommit(&fx), "re-armed: {fx:?}");
     assert!(sent_group(&fx).is_none());
-    let empty = FetchResponse {
-        tp: tp(),
-        fetch_offset: 5,
-        error: None,
-        leader_epoch: 1,
-        high_watermark: 5,
-        log_start_offset: 0,
-        records: Vec::new(),
-        diverging_epoch: None,
-        producers: Vec::new(),
-    };
-    let mut cx = Context::new(5_001);
-    c.on_message(&mut cx, 0, Message::FetchResponse(empty));
-    let fx = cx.take_effects();
+    let fx = deliver(&mut c, 5_001, fetch_answer(5, Vec::new()));
     assert_eq!(observed(&fx), ["commit g t-0=5 invoke"]);
     let (corr, _) = sent_group(&fx).expect("re-commit sent");
     let fx = answer(&mut c, corr, GroupAnswer::Committed);
