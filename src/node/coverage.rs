@@ -60,6 +60,10 @@ pub enum Situation {
     ProducerFenced,
     /// A producer resent a batch while a later batch of the same partition was in flight.
     BatchRetriedBehindInFlight,
+    /// A producer's batch was refused out of sequence with no earlier batch of its partition
+    /// unanswered: nothing can fill the gap, so the batch ends and the producer starts a new
+    /// epoch (a producer that kept retrying it would stall that partition for good).
+    SequenceGapFinal,
     /// A node's disk stalled its syncs by hundreds of ms (simulator harness, `slow-disk`).
     SlowDisk,
     /// A node's wall clock jumped forward or back (simulator harness).
@@ -90,7 +94,7 @@ pub enum Situation {
 }
 
 impl Situation {
-    pub const ALL: [Situation; 36] = [
+    pub const ALL: [Situation; 37] = [
         Situation::CleanElection,
         Situation::UncleanElection,
         Situation::TruncationOnDivergence,
@@ -116,6 +120,7 @@ impl Situation {
         Situation::OutOfOrderSequenceRefused,
         Situation::ProducerFenced,
         Situation::BatchRetriedBehindInFlight,
+        Situation::SequenceGapFinal,
         Situation::ClockJump,
         Situation::ClockDrift,
         Situation::ProducerIdBlockAllocated,
@@ -157,6 +162,7 @@ impl Situation {
             Situation::OutOfOrderSequenceRefused => "out-of-order-sequence-refused",
             Situation::ProducerFenced => "producer-fenced",
             Situation::BatchRetriedBehindInFlight => "batch-retried-behind-in-flight",
+            Situation::SequenceGapFinal => "sequence-gap-final",
             Situation::ClockJump => "clock-jump",
             Situation::ClockDrift => "clock-drift",
             Situation::ProducerIdBlockAllocated => "producer-id-block-allocated",

@@ -674,6 +674,9 @@ impl Producer {
                 // Either way its sequences are now a gap: start a new epoch.
                 let reason = e.to_string();
                 let attempts = self.attempts(partition, batch_id);
+                if e == ErrorCode::OutOfOrderSequence {
+                    cx.reached(Situation::SequenceGapFinal);
+                }
                 if e == ErrorCode::OutOfOrderSequence && attempts > 1 {
                     self.finish_batch(cx, partition, batch_id, |_| ClientEvent::SendInfo {
                         id: 0,

@@ -218,9 +218,8 @@ fn an_out_of_order_answer_is_a_definite_failure_only_on_a_first_attempt() {
     let mut p = warmed_up(config(2, 1, 20));
     let sent = produces(&start(&mut p));
     let effects = answer(&mut p, 0, &sent[0].1, Err(ErrorCode::OutOfOrderSequence));
-    assert!(outcomes(&effects)
-        .iter()
-        .all(|e| matches!(e, ClientEvent::SendFail { .. })));
+    outcomes_all(&effects, |e| matches!(e, ClientEvent::SendFail { .. }));
+    assert!(reached_gap(&effects), "{effects:?}");
     // Refused on a retry: an earlier attempt may have landed, so the outcome is unknown.
     let mut p = warmed_up(config(2, 1, 20));
     let sent = produces(&start(&mut p));
@@ -231,14 +230,21 @@ fn an_out_of_order_answer_is_a_definite_failure_only_on_a_first_attempt() {
     let retry = produces(&cx.take_effects());
     assert_eq!(retry.len(), 1);
     let effects = answer(&mut p, 0, &retry[0].1, Err(ErrorCode::OutOfOrderSequence));
-    let got = outcomes(&effects);
-    assert!(
-        !got.is_empty()
-            && got
-                .iter()
-                .all(|e| matches!(e, ClientEvent::SendInfo { .. })),
-        "{got:?}"
-    );
+    outcomes_all(&effects, |e| matches!(e, ClientEvent::SendInfo { .. }));
+    assert!(reached_gap(&effects), "{effects:?}");
+}
+
+/// Asserts that some outcome was reported, and every one is of the kind `is_kind` accepts.
+fn outcomes_all(effects: &[Effect], is_kind: fn(&ClientEvent) -> bool) {
+    let got = outcomes(effects);
+    assert!(!got.is_empty() && got.iter().all(is_kind), "{got:?}");
+}
+
+/// Whether the producer reported a gap nothing in flight can fill (`sequence-gap-final`).
+fn reached_gap(effects: &[Effect]) -> bool {
+    effects
+        .iter()
+        .any(|e| matches!(e, Effect::Reached(Situation::SequenceGapFinal)))
 }
 
 #[test]
@@ -249,6 +255,7 @@ fn out_of_order_behind_an_unanswered_batch_is_retried() {
     // The second batch arrives first and is refused for the gap the first will fill.
     let effects = answer(&mut p, 0, &sent[1].1, Err(ErrorCode::OutOfOrderSequence));
     assert!(outcomes(&effects).is_empty(), "{effects:?}");
+    assert!(!reached_gap(&effects), "{effects:?}");
     assert_eq!(p.done(), 0);
 }
 
