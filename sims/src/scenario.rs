@@ -104,6 +104,13 @@ pub struct Scenario {
     /// power loss loses every unsynced write).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writeback_ms: Option<u64>,
+    /// Records per fetch answer to a follower (the brokers' `max_replica_fetch_records`;
+    /// absent: as to consumers, 500). Small in a third of the random runs, so that followers
+    /// take a batch in pieces and a leader's high watermark stops inside a batch: what waits
+    /// for "the batch is committed" (an acks=all answer, a retry of a batch already in the log)
+    /// must wait for its last record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_fetch_records: Option<usize>,
     pub mix: FaultMix,
     pub schedule: FaultSchedule,
     /// The model checker's counterexample this scenario was exported from (`models check ...
@@ -387,6 +394,7 @@ impl Scenario {
             fetch_max_wait_ms: None,
             fetch_timeout_ms: None,
             writeback_ms: None,
+            replica_fetch_records: None,
             mix,
             schedule,
             from_model: None,
@@ -462,6 +470,11 @@ impl Scenario {
         } else {
             Vec::new()
         };
+        // Small fetch answers draw from a stream of their own, after every draw above.
+        let mut frng = SeedRng::new(seed, 13);
+        if !hunting && frng.chance(33) {
+            sc.replica_fetch_records = Some(*frng.pick(&[2, 3, 5]));
+        }
         // A bit flip's run keeps still around the flip (so that the damaged broker is not left
         // the last in-sync replica, which takes the partition offline: see `faults::generate`);
         // leaders moving back to preferred replicas in that window undo it (seed 502168 of a
@@ -583,7 +596,10 @@ impl Scenario {
                 + &match self.created_topics.len() {
                     0 => String::new(),
                     n => format!(" created-topics={n}"),
-                },
+                }
+                + &self
+                    .replica_fetch_records
+                    .map_or_else(String::new, |n| format!(" replica-fetch-records={n}")),
             match self.mix.nemesis {
                 Some(n) => format!("nemesis={}", n.name()),
                 None => self.mix.kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),

@@ -30,7 +30,10 @@
 //! - `offset-regression`: a consumer group's committed offset for a partition moved back with no
 //!   seek by a member that could explain it: an `ok` commit or fetch-committed shows an offset
 //!   lower than one an earlier (completed before it was invoked) commit or fetch showed, or a
-//!   fetch finds no offset after one was seen. Subject `group topic-partition`.
+//!   fetch finds no offset after one was seen. A commit of the lower offset that may have landed
+//!   after the earlier one (invoked before it completed; an `info` one may land at any time
+//!   after its invoke) explains it too: a member's delayed request. Subject
+//!   `group topic-partition`.
 //! - `stale-offset`: an `ok` fetch-committed returned an offset `v` although every commit of `v`
 //!   that may have taken effect before it was overwritten before it began: a commit of another
 //!   offset, `ok`, invoked after that commit of `v` completed and completed before the fetch
@@ -50,7 +53,8 @@
 //! An operation that ended `info` may have happened or not, so it may excuse and never accuses,
 //! in every check alike: the records of an `info` poll count as possibly read (not lost; for a
 //! group member, possibly processed), an `info` seek, reset or resume as a possible position of
-//! the consumer, an `info` reset as an observed log start, an `info` commit as nothing; but no
+//! the consumer, an `info` reset as an observed log start, an `info` commit as a write that may
+//! land at any time after its invoke (it may explain a later read of its offset); but no
 //! anomaly is built on what an `info` operation saw. `fail` operations did not happen and are
 //! ignored, except that a value whose send failed must never be read (`aborted-read`). Sends
 //! that ended `info` (or never ended) may be read or not, but at most at one position. Unknown

@@ -10,7 +10,8 @@
 //! "Seek" below means a member's repositioning: a seek, or a reset to the log start. Seeks,
 //! resets and polls that ended `info` may have happened, so they excuse as if they had (a
 //! possibly processed record, a possible jump or rewind) and never accuse; commits and
-//! fetches that ended `info` are no observations.
+//! fetches that ended `info` are no observations, but an `info` commit is a write that may land
+//! at any time after its invoke.
 
 use super::checker::Tp;
 use super::event::{Event, EventType, Op};
@@ -275,12 +276,29 @@ fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed])
                 }
             }
             Some(lower) if lower < max_before => {
+                // A member's seek back between A and B, or a commit of `lower` not ordered
+                // before A (invoked before A completed, and not completed before A began: an
+                // `info` one never completes) nor after B: it may have landed after A, as a
+                // delayed earlier request of a member can. A commit of `lower` invoked after A
+                // completed is itself the regression.
+                let writes = groups
+                    .writes
+                    .get(&(group, *tp))
+                    .map_or(&[][..], Vec::as_slice);
                 let excused = |a: &Committed| {
-                    groups.member_seeks(group, tp).any(|s| {
+                    let seek_back = groups.member_seeks(group, tp).any(|s| {
                         s.offset <= lower
                             && s.op.event.time_ns >= a.op.invoked_ns
                             && s.op.invoked_ns <= b.completed()
-                    })
+                    });
+                    seek_back
+                        || writes.iter().any(|w| {
+                            w.offset == lower
+                                && !std::ptr::eq(w.op, b.op)
+                                && w.op.invoked_ns <= a.completed()
+                                && w.done_ns.is_none_or(|done| done >= a.op.invoked_ns)
+                                && w.op.invoked_ns <= b.completed()
+                        })
                 };
                 let unexcused = earlier
                     .iter()

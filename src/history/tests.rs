@@ -663,6 +663,46 @@ fn a_fetch_concurrent_with_the_overwrite_or_after_a_rewrite_is_not_stale() {
     assert!(group_names(rewound_commit(EventType::Ok, rewritten)).is_empty());
 }
 
+/// c1 commits 2 (`first` ending, invoked at `first_at`), commits 2 again and then 3, both `ok`;
+/// c2 then fetches 2.
+fn delayed_commit(first: EventType, first_at: u64) -> Vec<Vec<Event>> {
+    vec![
+        fetch("c1", 10, None),
+        gseek("c1", 12, 0),
+        gpoll("c1", 20, 0..3),
+        commit("c1", first_at, 2, first),
+        commit("c1", 40, 2, EventType::Ok),
+        commit("c1", 50, 3, EventType::Ok),
+        fetch("c2", 60, Some(2)),
+    ]
+}
+
+/// A commit of unknown outcome may land at any time after its invoke: one invoked before the
+/// higher commit completed (a delayed request of the same member, which the coordinator applies
+/// when it arrives, as Kafka's does) may land after it, so the group's offset may read lower
+/// again. One invoked after it is the member moving the offset back itself: a regression.
+#[test]
+fn a_delayed_commit_of_unknown_outcome_may_take_the_offset_back() {
+    assert!(group_names(delayed_commit(EventType::Info, 30)).is_empty());
+    // Failed, it did not happen: the `ok` commit of 2 before the commit of 3 cannot explain it
+    // (and the fetch read an overwritten value).
+    assert_eq!(
+        group_names(delayed_commit(EventType::Fail, 30)),
+        vec!["offset-regression", "stale-offset"]
+    );
+    // Invoked after the commit of 3 completed, with no seek back: a regression if it lands.
+    let mut late = delayed_commit(EventType::Ok, 30);
+    late[3] = commit("c1", 55, 2, EventType::Info);
+    assert_eq!(group_names(late), vec!["offset-regression"]);
+    // An `ok` commit of 2 concurrent with the commit of 3 may have landed after it too.
+    let mut concurrent = delayed_commit(EventType::Ok, 30);
+    concurrent[3] = vec![
+        Event::commit("c1", EventType::Invoke, 49, G, T, 0, 2),
+        Event::commit("c1", EventType::Ok, 52, G, T, 0, 2),
+    ];
+    assert!(group_names(concurrent).is_empty());
+}
+
 #[test]
 fn a_vanished_commit_is_an_offset_regression() {
     let h = vec![

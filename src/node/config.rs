@@ -84,6 +84,10 @@ pub struct BrokerConfig {
     pub fetch_backoff_ms: Option<u64>,
     pub alter_partition_timeout_ms: Option<u64>,
     pub max_fetch_records: usize,
+    /// Records per fetch answer to a follower, if not `max_fetch_records` (Kafka keeps
+    /// `replica.fetch.max.bytes` apart from the consumers' limit too). The simulator makes it
+    /// small in some runs, so that followers take batches in pieces.
+    pub max_replica_fetch_records: Option<usize>,
     /// A fetch answer stops before the record that would take its records past this many bytes
     /// (at least one record goes out). Keeps answers well inside the frame limit whatever the
     /// record sizes; Kafka's `replica.fetch.max.bytes` / `fetch.max.bytes`.
@@ -119,6 +123,7 @@ impl BrokerConfig {
             fetch_backoff_ms: Some(100),
             alter_partition_timeout_ms: Some(2_000),
             max_fetch_records: 500,
+            max_replica_fetch_records: None,
             max_fetch_bytes: 1 << 20,
             retention: RetentionPolicy::default(),
             retention_check_ms: None,

@@ -14,7 +14,9 @@ use seedlog::node::{
     ControllerConfig, Image, OffsetReset, Producer, ProducerConfig, QuorumConfig, QuorumController,
     Reader, ReaderConfig, Rewind, Situation, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
-use seedlog::protocol::{Assignor, ClusterMetadata, NodeId, Offset, Record, OFFSETS_TOPIC};
+use seedlog::protocol::{
+    Acks, Assignor, ClusterMetadata, NodeId, Offset, Record, TopicPartition, OFFSETS_TOPIC,
+};
 use seedlog::runtime::disk::CorruptionPolicy;
 use seedlog::runtime::driver::{
     AppCall, AppCalls, Clock, CommitSink, Committed, CoverageSink, Driver, DriverError, Observer,
@@ -177,6 +179,7 @@ pub fn broker_config(sc: &Scenario, id: NodeId) -> BrokerConfig {
     c.offsets_compact_after = Some(30);
     c.retention = sc.retention.clone();
     c.retention_check_ms = sc.retention_check_ms;
+    c.max_replica_fetch_records = sc.replica_fetch_records;
     c.bugs = sc.bugs.iter().copied().collect();
     c
 }
@@ -433,12 +436,25 @@ impl Cluster {
             max_ms,
             seed: self.seed ^ (u64::from(id) << 32),
         });
+        // Producers' acks=all answers are held to the high watermarks (`acked-above-hw`).
+        let acks_all = id
+            .checked_sub(FIRST_PRODUCER)
+            .and_then(|i| sc.producers.get(i as usize))
+            .is_some_and(|p| p.acks == Acks::All);
         let observer: Observer = {
             let history = self.history.clone();
             let coverage = self.coverage.clone();
             let (cross, failures) = (self.cross.clone(), self.failures.clone());
             Arc::new(move |node, time_ms, event: &ClientEvent| {
                 match event {
+                    ClientEvent::SendOk {
+                        partition, offset, ..
+                    } if acks_all => {
+                        let tp = TopicPartition::new(TOPIC, *partition);
+                        if let Err(e) = cross.acked_answer(&tp, *offset) {
+                            lock(&failures).push(e);
+                        }
+                    }
                     ClientEvent::Reset { tp, offset, .. } => {
                         coverage.add(Situation::ConsumerResetToLogStart);
                         if let Err(e) = cross.log_start_reset(tp, *offset) {

@@ -44,6 +44,23 @@ pub struct CrossChecks {
     unclean_elections: bool,
 }
 
+/// `leader-hw-regressed`: notes that a leader of `epoch` has high watermark `hw`, unless it is
+/// below one a leader of that epoch had already (there is one leader per epoch).
+fn note_leader_hw(
+    epochs: &mut BTreeMap<LeaderEpoch, Offset>,
+    epoch: LeaderEpoch,
+    hw: Offset,
+) -> Result<(), String> {
+    let h = epochs.entry(epoch).or_insert(hw);
+    if hw < *h {
+        return Err(format!(
+            "a leader of epoch {epoch} has high watermark {hw}, one of that epoch had {h}"
+        ));
+    }
+    *h = hw;
+    Ok(())
+}
+
 /// A log's start, high watermark and end.
 type LogMarks = (Offset, Offset, Offset);
 
@@ -127,7 +144,7 @@ impl CrossChecks {
     /// - what it has written so far of `__consumer_offsets`: every member's commit in each
     ///   replica names its group's generation recorded last (`offsets-monotonic`).
     fn broker(&self, b: &Broker, committed: &Arc<Mutex<CommittedLog>>) -> Checked {
-        self.note_replicas(b);
+        self.note_replicas(b)?;
         self.commits_fenced(b)?;
         self.coordinators_match_logs(b)?;
         let committed = lock(committed);
@@ -175,7 +192,12 @@ impl CrossChecks {
 
     /// Notes each of `b`'s replicas' log start and, for those it leads, the high watermark of
     /// the leader's epoch (the bounds `log_start_reset` and `latest_answer` check against).
-    fn note_replicas(&self, b: &Broker) {
+    ///
+    /// `leader-hw-regressed`: a leader's high watermark never goes back in its epoch. Records
+    /// below it were committed and may have been read and acknowledged; a leader that takes
+    /// them back (say, by counting a follower that restarted with a shorter log) hands consumers a latest offset
+    /// below what they read and lets a truncation cut committed records.
+    fn note_replicas(&self, b: &Broker) -> Checked {
         let mut by_epoch = lock(&self.leader_high_watermarks);
         let mut starts = lock(&self.log_starts);
         for (tp, r) in b.replicas() {
@@ -193,9 +215,11 @@ impl CrossChecks {
                 Some(e) => e,
                 None => by_epoch.entry(tp.clone()).or_default(),
             };
-            let h = epochs.entry(l.epoch).or_insert(hw);
-            *h = (*h).max(hw);
+            note_leader_hw(epochs, l.epoch, hw).map_err(|e| {
+                Violation::new("leader-hw-regressed", format!("broker {}: {e}", b.id())).at(tp)
+            })?;
         }
+        Ok(())
     }
 
     /// `latest-above-hw`: a consumer was told `offset` is `tp`'s latest offset. The leader
@@ -242,6 +266,30 @@ impl CrossChecks {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// `acked-above-hw`: an acks=all producer was told its record is at `offset` of `tp`. A
+    /// leader answers acks=all once its high watermark passes the batch's last record, and every
+    /// leader's is noted after each of its steps (the answering one's included, before the
+    /// answer leaves), so some leader has had a high watermark above `offset`. An answer before
+    /// that promises a record a failover can still take away (the history shows it only if one
+    /// does: `lost-write`).
+    pub fn acked_answer(&self, tp: &TopicPartition, offset: Offset) -> Result<(), String> {
+        let by_epoch = lock(&self.leader_high_watermarks);
+        let highest = by_epoch
+            .get(tp)
+            .into_iter()
+            .flat_map(|e| e.values())
+            .max()
+            .copied()
+            .unwrap_or(0);
+        if offset >= highest {
+            return Err(format!(
+                "acked-above-hw {tp}: an acks=all producer was told its record is at {offset}, \
+                 but no leader's high watermark has been above {highest}"
+            ));
+        }
+        Ok(())
     }
 
     /// `reset-above-log-start`: a consumer whose fetch was out of range moved to `offset`,
@@ -390,6 +438,22 @@ mod tests {
         assert!(scan.read(&l).is_err());
     }
 
+    #[test]
+    fn a_leaders_high_watermark_going_back_in_its_epoch_is_refused() {
+        let mut epochs = BTreeMap::new();
+        assert_eq!(note_leader_hw(&mut epochs, 1, 5), Ok(()));
+        assert_eq!(note_leader_hw(&mut epochs, 1, 7), Ok(()));
+        assert_eq!(note_leader_hw(&mut epochs, 1, 7), Ok(()));
+        let err = note_leader_hw(&mut epochs, 1, 6).unwrap_err();
+        assert!(
+            err.contains("high watermark 6, one of that epoch had 7"),
+            "{err}"
+        );
+        // Another epoch has its own leader, which may start lower (it is not checked here).
+        assert_eq!(note_leader_hw(&mut epochs, 2, 3), Ok(()));
+        assert_eq!(epochs, BTreeMap::from([(1, 7), (2, 3)]));
+    }
+
     /// Leaders of epochs 1, 2 and 3 reached high watermarks 10, 12 and 15.
     fn checks(unclean_elections: bool) -> (CrossChecks, TopicPartition) {
         let tp = TopicPartition::new("events", 0);
@@ -430,6 +494,17 @@ mod tests {
         // Unclean elections excuse nothing here: no correct answer exceeds a high watermark.
         let (c, tp) = checks(true);
         assert_eq!(problem(c.latest_answer(&tp, 16, None)), "latest-above-hw");
+    }
+
+    #[test]
+    fn an_acknowledgment_at_or_above_every_high_watermark_is_refused() {
+        let (c, tp) = checks(false);
+        // The highest high watermark is 15: offsets up to 14 were committed by some leader.
+        assert_eq!(problem(c.acked_answer(&tp, 14)), "");
+        assert_eq!(problem(c.acked_answer(&tp, 0)), "");
+        assert_eq!(problem(c.acked_answer(&tp, 15)), "acked-above-hw");
+        let other = TopicPartition::new("events", 1);
+        assert_eq!(problem(c.acked_answer(&other, 0)), "acked-above-hw");
     }
 
     #[test]

@@ -342,7 +342,10 @@ impl Broker {
     /// Answers a fetch if it has something to return (records, or for a follower a newer high
     /// watermark); otherwise parks it until something changes.
     fn answer_or_park(&mut self, cx: &mut Context, from: NodeId, req: FetchRequest) {
-        let max = self.config.max_fetch_records;
+        let max = match (&req.replica, self.config.max_replica_fetch_records) {
+            (Some(_), Some(n)) => n,
+            _ => self.config.max_fetch_records,
+        };
         let max_bytes = self.config.max_fetch_bytes;
         let max_wait = self.config.fetch_max_wait_ms;
         let Some(r) = self.replicas.get_mut(&req.tp) else {

@@ -1660,3 +1660,92 @@ fn an_unanswered_isr_expansion_keeps_counting_until_settled() {
 
 /// ListOffsets answers, in their own file.
 mod list_offsets;
+
+/// A leader's high watermark never goes back: an ISR member that fetches from below it (it
+/// restarted with a shorter log, before the controller fenced its old registration) holds the
+/// high watermark where it is. Records below it were committed, acknowledged and maybe read.
+#[test]
+fn a_follower_fetching_from_below_the_high_watermark_does_not_move_it_back() {
+    let tp = TopicPartition::new("t", 0);
+    let (_controller, mut leader) = pair();
+    assert_eq!(produce(&mut leader, "a", 0), vec![]);
+    assert_eq!(produce(&mut leader, "b", 1), vec![]);
+    let fetch = fetch_by_follower_1(&leader, 2, 2);
+    to_broker(&mut leader, 1, fetch);
+    assert_eq!(leader.replicas()[&tp].log.high_watermark(), 2);
+    for offset in [1, 0] {
+        let fetch = fetch_by_follower_1(&leader, offset, offset);
+        to_broker(&mut leader, 1, fetch);
+        assert_eq!(leader.replicas()[&tp].log.high_watermark(), 2, "{offset}");
+    }
+    // It catches up again; the high watermark moves on from where it was.
+    assert_eq!(produce(&mut leader, "c", 2), vec![]);
+    let fetch = fetch_by_follower_1(&leader, 3, 3);
+    to_broker(&mut leader, 1, fetch);
+    assert_eq!(leader.replicas()[&tp].log.high_watermark(), 3);
+}
+
+/// The produce answers broker 1's fetch from `offset` (having synced as much) releases.
+fn produce_answers_on_fetch(leader: &mut Broker, offset: Offset) -> Vec<Result<Offset, ErrorCode>> {
+    let fetch = fetch_by_follower_1(leader, offset, offset);
+    let answers = to_broker(leader, 1, fetch).into_iter();
+    answers
+        .filter_map(|(_, m)| match m {
+            Message::ProduceResponse(r) => Some(r.batches[0].result),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A retry of a batch already in the log is answered once the whole batch is committed, not
+/// its first record: with the high watermark inside the batch, the tail may still be lost in a
+/// failover to the follower that lacks it, and the producer would count it acknowledged.
+#[test]
+fn a_retry_of_a_partly_committed_batch_waits_for_its_last_record() {
+    let tp = TopicPartition::new("t", 0);
+    let (_controller, mut leader) = pair();
+    let batch = || vec![Record::keyed("k", "a"), Record::keyed("k", "b")];
+    let stamp = ProducerStamp::batch(7, 0, 0);
+    assert_eq!(
+        produce_answers(produce_effects(&mut leader, batch(), stamp)),
+        vec![]
+    );
+    // The follower holds the first record only: the high watermark is inside the batch.
+    let fetch = fetch_by_follower_1(&leader, 1, 1);
+    to_broker(&mut leader, 1, fetch);
+    assert_eq!(leader.replicas()[&tp].log.high_watermark(), 1);
+    // The retry is recognised (nothing is appended) and waits, like the first attempt.
+    let retry = produce_answers(produce_effects(&mut leader, batch(), stamp));
+    assert_eq!(retry, vec![]);
+    assert_eq!(leader.replicas()[&tp].log.log_end_offset(), 2);
+    // Once the follower holds the tail, both attempts are answered with the batch's offset.
+    let answers = produce_answers_on_fetch(&mut leader, 2);
+    assert_eq!(answers, vec![Ok(0), Ok(0)]);
+}
+
+/// `min.insync.replicas` holds at the acknowledgment too, not only at the append: a batch
+/// appended with two in-sync replicas, committed after the ISR shrank to the leader alone, is
+/// answered `NotEnoughReplicasAfterAppend` (it is in the log, held by one replica: a power loss
+/// of that one may take it, so it is not acknowledged as durable).
+#[test]
+fn a_batch_committed_after_the_isr_shrank_below_the_minimum_is_not_acknowledged() {
+    let tp = TopicPartition::new("t", 0);
+    let controller = two_broker_controller();
+    let mut config = BrokerConfig::new(0, vec![9]);
+    config.min_insync_replicas = 2;
+    let mut leader = started_broker_with(&controller, config);
+    assert_eq!(produce(&mut leader, "a", 0), vec![], "waits for broker 1");
+    leader_state(&mut leader).isr = vec![0];
+    let mut cx = Context::new(0);
+    leader.leader_progress(&mut cx, &tp);
+    assert_eq!(
+        produce_answers(cx.take_effects()),
+        vec![Err(ErrorCode::NotEnoughReplicasAfterAppend)]
+    );
+    assert_eq!(leader.replicas()[&tp].log.high_watermark(), 1);
+    // With the ISR at the minimum again, the next batch is acknowledged once committed.
+    leader_state(&mut leader).isr = vec![0, 1];
+    assert_eq!(produce(&mut leader, "b", 1), vec![]);
+    let answers = produce_answers_on_fetch(&mut leader, 2);
+    assert_eq!(answers, vec![Ok(1)]);
+}
