@@ -30,10 +30,11 @@
 //! - `offset-regression`: a consumer group's committed offset for a partition moved back with no
 //!   seek by a member that could explain it: an `ok` commit or fetch-committed shows an offset
 //!   lower than one an earlier (completed before it was invoked) commit or fetch showed, or a
-//!   fetch finds no offset after one was seen. A commit of the lower offset that may have landed
-//!   after the earlier one (invoked before it completed; an `info` one may land at any time
-//!   after its invoke) explains it too: a member's delayed request. Subject
-//!   `group topic-partition`.
+//!   fetch finds no offset after one was seen. A fetch of the lower offset is also explained by a
+//!   commit of it that may have landed after the earlier one (invoked before that completed,
+//!   and not completed before it began; an `info` one may land at any time after its invoke)
+//!   sent by the member before its own commit of the higher offset: its delayed request. A lower commit is also explained by its member's fetch of at
+//!   most that offset in between (it resumed there). Subject `group topic-partition`.
 //! - `stale-offset`: an `ok` fetch-committed returned an offset `v` although every commit of `v`
 //!   that may have taken effect before it was overwritten before it began: a commit of another
 //!   offset, `ok`, invoked after that commit of `v` completed and completed before the fetch

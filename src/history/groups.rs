@@ -254,7 +254,15 @@ pub(super) fn check_groups(
 /// the partition to at most B's offset that may have taken effect between A and B: one that
 /// completed at or after A's invoke and was invoked at or before B's completion (the widest
 /// window in which the seek, and the lower commit it led to, can fall after A took effect and
-/// before B did). Nothing excuses a vanished offset: seeks do not delete commits.
+/// before B did). A lower commit B is excused the same way by its own process's fetch-committed
+/// returning at most B's offset (it resumed there; that fetch is judged as an observation
+/// itself). A lower fetch B is excused by a commit of its offset that may have landed after A
+/// (invoked at or before A's completion and not completed before A's invoke; an `info` commit
+/// never completes) sent by a member before its own commit of A's value: a member's delayed
+/// request, which the coordinator applies when it arrives. Another member's commit landing
+/// there is not excused: two members commit one partition at once only if one of them is
+/// stale, and the coordinator must fence it. Nothing excuses a vanished offset: seeks do not
+/// delete commits.
 fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed]) -> Option<String> {
     // `observations` are in completion order, so the ones before B are a prefix; keep the
     // highest offset of each prefix: most B are not below it and are cleared without a scan.
@@ -276,29 +284,38 @@ fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed])
                 }
             }
             Some(lower) if lower < max_before => {
-                // A member's seek back between A and B, or a commit of `lower` not ordered
-                // before A (invoked before A completed, and not completed before A began: an
-                // `info` one never completes) nor after B: it may have landed after A, as a
-                // delayed earlier request of a member can. A commit of `lower` invoked after A
-                // completed is itself the regression.
                 let writes = groups
                     .writes
                     .get(&(group, *tp))
                     .map_or(&[][..], Vec::as_slice);
+                let may_follow_a = |a: &Committed, invoked: u64, done: u64| {
+                    done >= a.op.invoked_ns && invoked <= b.completed()
+                };
                 let excused = |a: &Committed| {
                     let seek_back = groups.member_seeks(group, tp).any(|s| {
-                        s.offset <= lower
-                            && s.op.event.time_ns >= a.op.invoked_ns
-                            && s.op.invoked_ns <= b.completed()
+                        s.offset <= lower && may_follow_a(a, s.op.invoked_ns, s.op.event.time_ns)
                     });
-                    seek_back
-                        || writes.iter().any(|w| {
+                    // The member that wrote A's value sent a commit of `lower` before that
+                    // one, and it may have landed after A.
+                    let delayed_write = b.op.f == Op::FetchCommitted
+                        && writes.iter().any(|w| {
                             w.offset == lower
-                                && !std::ptr::eq(w.op, b.op)
                                 && w.op.invoked_ns <= a.completed()
                                 && w.done_ns.is_none_or(|done| done >= a.op.invoked_ns)
-                                && w.op.invoked_ns <= b.completed()
-                        })
+                                && writes.iter().any(|x| {
+                                    Some(x.offset) == a.offset
+                                        && x.op.process == w.op.process
+                                        && x.op.invoked_ns >= w.op.invoked_ns
+                                })
+                        });
+                    let resumed = b.op.f == Op::Commit
+                        && observations.iter().any(|r| {
+                            r.op.f == Op::FetchCommitted
+                                && r.op.process == b.op.process
+                                && r.offset.is_some_and(|o| o <= lower)
+                                && may_follow_a(a, r.op.invoked_ns, r.completed())
+                        });
+                    seek_back || delayed_write || resumed
                 };
                 let unexcused = earlier
                     .iter()

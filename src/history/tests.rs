@@ -703,6 +703,27 @@ fn a_delayed_commit_of_unknown_outcome_may_take_the_offset_back() {
     assert!(group_names(concurrent).is_empty());
 }
 
+/// A delayed commit explains what a fetch reads, not what a member writes: a member that
+/// commits the lower offset again after the higher one, with no seek, goes back itself. One
+/// that first fetched the lower offset resumed there, and may commit it.
+#[test]
+fn a_delayed_commit_excuses_reads_and_the_commits_of_a_member_that_resumed_from_them() {
+    let mut own = delayed_commit(EventType::Info, 30);
+    own[6] = commit("c1", 60, 2, EventType::Ok);
+    assert_eq!(group_names(own), vec!["offset-regression"]);
+    let mut resumed = delayed_commit(EventType::Info, 30);
+    resumed.push(commit("c2", 70, 2, EventType::Ok));
+    assert!(group_names(resumed).is_empty());
+    // Without the fetch, c2's commit of 2 after the commit of 3 is a regression.
+    let mut unfetched = delayed_commit(EventType::Info, 30);
+    unfetched[6] = commit("c2", 70, 2, EventType::Ok);
+    assert_eq!(group_names(unfetched), vec!["offset-regression"]);
+    // Another member's delayed commit is a stale member's, which the coordinator must fence.
+    let mut other = delayed_commit(EventType::Info, 30);
+    other[3] = commit("c3", 30, 2, EventType::Info);
+    assert_eq!(group_names(other), vec!["offset-regression"]);
+}
+
 #[test]
 fn a_vanished_commit_is_an_offset_regression() {
     let h = vec![

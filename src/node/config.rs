@@ -84,9 +84,10 @@ pub struct BrokerConfig {
     pub fetch_backoff_ms: Option<u64>,
     pub alter_partition_timeout_ms: Option<u64>,
     pub max_fetch_records: usize,
-    /// Records per fetch answer to a follower, if not `max_fetch_records` (Kafka keeps
-    /// `replica.fetch.max.bytes` apart from the consumers' limit too). The simulator makes it
-    /// small in some runs, so that followers take batches in pieces.
+    /// Records per fetch answer to a follower, if not `max_fetch_records`. seedlog cuts an
+    /// answer at a record, so a follower may take a producer's batch in pieces (Kafka always
+    /// sends a follower whole batches); the simulator makes this small in some runs so that
+    /// high watermarks stop inside batches, to test what waits for a batch's last record.
     pub max_replica_fetch_records: Option<usize>,
     /// A fetch answer stops before the record that would take its records past this many bytes
     /// (at least one record goes out). Keeps answers well inside the frame limit whatever the
