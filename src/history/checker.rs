@@ -33,8 +33,9 @@
 //!   fetch finds no offset after one was seen. A fetch of the lower offset is also explained by a
 //!   commit of it that may have landed after the earlier one (invoked before that completed,
 //!   and not completed before it began; an `info` one may land at any time after its invoke)
-//!   sent by the member before its own commit of the higher offset: its delayed request. A lower commit is also explained by its member's fetch of at
-//!   most that offset in between (it resumed there). Subject `group topic-partition`.
+//!   sent by the member before its own commit of the higher offset: its delayed request. A
+//!   lower commit is also explained by its member's fetch of at most that offset in between
+//!   (it resumed there). Subject `group topic-partition`.
 //! - `stale-offset`: an `ok` fetch-committed returned an offset `v` although every commit of `v`
 //!   that may have taken effect before it was overwritten before it began: a commit of another
 //!   offset, `ok`, invoked after that commit of `v` completed and completed before the fetch

@@ -12,10 +12,11 @@ use crate::scenario::{
 use seedlog::node::{
     Admin, AdminConfig, AnyNode, Broker, BrokerConfig, Bug, ClientEvent, Consumer, ConsumerConfig,
     ControllerConfig, Image, OffsetReset, Producer, ProducerConfig, QuorumConfig, QuorumController,
-    Reader, ReaderConfig, Rewind, Situation, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
+    Reader, ReaderConfig, Rewind, Situation, Stage, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
 };
 use seedlog::protocol::{
-    Acks, Assignor, ClusterMetadata, NodeId, Offset, Record, TopicPartition, OFFSETS_TOPIC,
+    group_partition, Acks, Assignor, ClusterMetadata, NodeId, Offset, Record, TopicPartition,
+    OFFSETS_TOPIC,
 };
 use seedlog::runtime::disk::CorruptionPolicy;
 use seedlog::runtime::driver::{
@@ -299,9 +300,9 @@ pub fn member_config(sc: &Scenario, index: u32) -> ConsumerConfig {
         retry_backoff_ms: Some(100),
         process_ms: Some(sc.process_ms.max(1)),
         // Every seventh batch the member re-reads: two records back, or (two seeds in five, and
-        // the hunt for `replay-keeps-highest-offset`) twenty-five, committing the lower offsets as it goes, so the group's offset stays
-        // below an earlier commit for a while (a coordinator that fails over then must give the
-        // last commit, not the highest).
+        // the hunt for `replay-keeps-highest-offset`) twenty-five, committing the lower offsets
+        // as it goes, so the group's offset stays below an earlier commit for a while (a
+        // coordinator that fails over then must give the last commit, not the highest).
         rewind: Some(Rewind {
             every: 7,
             back: if sc.seed % 5 < 2 || sc.bugs.contains(&Bug::ReplayKeepsHighestOffset) {
@@ -337,7 +338,7 @@ impl Cluster {
                 Arc::new(controller_config(sc)),
                 quorum_config(sc, FIRST_CONTROLLER).snapshot_every,
             ))),
-            cross: CrossChecks::new(sc.unclean_leader_election),
+            cross: CrossChecks::new(sc.unclean_leader_election, sc.min_insync_replicas),
             clock,
             seed: sc.seed,
             sync_latency_ms: sc.sync_latency_ms,
@@ -459,6 +460,25 @@ impl Cluster {
                         coverage.add(Situation::ConsumerResetToLogStart);
                         if let Err(e) = cross.log_start_reset(tp, *offset) {
                             lock(&failures).push(e);
+                        }
+                    }
+                    ClientEvent::Commit {
+                        stage: Stage::Ok,
+                        group,
+                        tp,
+                        offset,
+                    } => {
+                        let p = group_partition(group, OFFSETS_PARTITIONS);
+                        let offsets = TopicPartition::new(OFFSETS_TOPIC, p);
+                        if let Err(e) = cross.commit_answer(node, &offsets, group, tp, *offset) {
+                            lock(&failures).push(e);
+                        }
+                    }
+                    ClientEvent::Polled { tp, records, .. } => {
+                        if let Some(last) = records.last() {
+                            if let Err(e) = cross.read_answer(tp, last.offset) {
+                                lock(&failures).push(e);
+                            }
                         }
                     }
                     ClientEvent::LatestOffset {

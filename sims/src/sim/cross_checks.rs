@@ -7,7 +7,10 @@
 //! The simulation runs one task at a time, so locking another node while the stepping one is
 //! locked (by its driver) cannot wait.
 
+mod answers;
+
 use super::committed::CommittedLog;
+use super::copies::Copies;
 use seedlog::log::{Checked, PartitionLog, Violation};
 use seedlog::node::coordinator::CommitFencing;
 use seedlog::node::{AnyNode, Broker, QuorumNode};
@@ -39,9 +42,13 @@ pub struct CrossChecks {
     /// Each broker's `__consumer_offsets` partitions as `coordinator-offsets-in-log` last
     /// checked them (log start, high watermark, log end): checked again only once one moved.
     coordinators: Arc<Mutex<BTreeMap<(NodeId, u32), LogMarks>>>,
+    /// Which brokers have held each record, for `acked-under-min-insync`.
+    copies: Arc<Mutex<Copies>>,
     /// The run may elect unclean leaders, which lose committed records: no answer is held to
     /// older epochs' high watermarks then.
     unclean_elections: bool,
+    /// `min.insync.replicas` of the topic the producers write.
+    min_insync_replicas: usize,
 }
 
 /// `leader-hw-regressed`: notes that a leader of `epoch` has high watermark `hw`, unless it is
@@ -105,9 +112,10 @@ impl OffsetsScan {
 }
 
 impl CrossChecks {
-    pub fn new(unclean_elections: bool) -> Self {
+    pub fn new(unclean_elections: bool, min_insync_replicas: usize) -> Self {
         CrossChecks {
             unclean_elections,
+            min_insync_replicas,
             ..CrossChecks::default()
         }
     }
@@ -195,12 +203,14 @@ impl CrossChecks {
     ///
     /// `leader-hw-regressed`: a leader's high watermark never goes back in its epoch. Records
     /// below it were committed and may have been read and acknowledged; a leader that takes
-    /// them back (say, by counting a follower that restarted with a shorter log) hands consumers a latest offset
-    /// below what they read and lets a truncation cut committed records.
+    /// them back (say, by counting a follower that restarted with a shorter log) hands consumers
+    /// a latest offset below what they read and lets a truncation cut committed records.
     fn note_replicas(&self, b: &Broker) -> Checked {
         let mut by_epoch = lock(&self.leader_high_watermarks);
         let mut starts = lock(&self.log_starts);
+        let mut copies = lock(&self.copies);
         for (tp, r) in b.replicas() {
+            copies.note(b.id(), tp, &r.log);
             let start = r.log.log_start_offset();
             match starts.get_mut(tp) {
                 Some(s) => *s = (*s).max(start),
@@ -218,93 +228,6 @@ impl CrossChecks {
             note_leader_hw(epochs, l.epoch, hw).map_err(|e| {
                 Violation::new("leader-hw-regressed", format!("broker {}: {e}", b.id())).at(tp)
             })?;
-        }
-        Ok(())
-    }
-
-    /// `latest-above-hw`: a consumer was told `offset` is `tp`'s latest offset. The leader
-    /// answers its high watermark, and every leader's is noted after each of its steps (the
-    /// answering one's included, before the answer leaves), so no answer can exceed the highest
-    /// so far. An answer above it counted records nobody had committed, which a consumer seeking
-    /// there skips; the history shows that only if a failover then gives those offsets to other
-    /// records (`latest-ahead`).
-    ///
-    /// `latest-below-older-epoch`: the answer of a leader of epoch `e` is at least every high
-    /// watermark a leader of an older epoch had. A clean election picks an ISR member, which
-    /// holds everything its predecessors committed, so a new leader's epoch starts at or above
-    /// their high watermarks (a deposed leader cannot commit past what its successor fetched
-    /// from it), and it answers only once its own high watermark reaches its epoch start
-    /// (KIP-207). A deposed leader still answering is held only to epochs older than its own.
-    pub fn latest_answer(
-        &self,
-        tp: &TopicPartition,
-        offset: Offset,
-        epoch: Option<LeaderEpoch>,
-    ) -> Result<(), String> {
-        let by_epoch = lock(&self.leader_high_watermarks);
-        let epochs = by_epoch.get(tp);
-        let highest = epochs.into_iter().flat_map(|e| e.values()).max().copied();
-        if offset > highest.unwrap_or(0) {
-            return Err(format!(
-                "latest-above-hw {tp}: a consumer was told the latest offset is {offset}, but no \
-                 leader's high watermark has been above {}",
-                highest.unwrap_or(0)
-            ));
-        }
-        let Some(epoch) = epoch.filter(|_| !self.unclean_elections) else {
-            return Ok(());
-        };
-        let older = epochs
-            .into_iter()
-            .flat_map(|e| e.range(..epoch))
-            .max_by_key(|(_, hw)| **hw);
-        match older {
-            Some((e, hw)) if *hw > offset => Err(format!(
-                "latest-below-older-epoch {tp}: the leader of epoch {epoch} answered the latest \
-                 offset {offset}, but the leader of epoch {e} had already reached a high \
-                 watermark of {hw}"
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// `acked-above-hw`: an acks=all producer was told its record is at `offset` of `tp`. A
-    /// leader answers acks=all once its high watermark passes the batch's last record, and every
-    /// leader's is noted after each of its steps (the answering one's included, before the
-    /// answer leaves), so some leader has had a high watermark above `offset`. An answer before
-    /// that promises a record a failover can still take away (the history shows it only if one
-    /// does: `lost-write`).
-    pub fn acked_answer(&self, tp: &TopicPartition, offset: Offset) -> Result<(), String> {
-        let by_epoch = lock(&self.leader_high_watermarks);
-        let highest = by_epoch
-            .get(tp)
-            .into_iter()
-            .flat_map(|e| e.values())
-            .max()
-            .copied()
-            .unwrap_or(0);
-        if offset >= highest {
-            return Err(format!(
-                "acked-above-hw {tp}: an acks=all producer was told its record is at {offset}, \
-                 but no leader's high watermark has been above {highest}"
-            ));
-        }
-        Ok(())
-    }
-
-    /// `reset-above-log-start`: a consumer whose fetch was out of range moved to `offset`,
-    /// which it reports as `tp`'s log start (what its answer said). Records below a log start
-    /// were deleted by retention, which excuses an acknowledged record nobody read, so the
-    /// history checker takes the report on trust. Every replica's log start is noted after each
-    /// of its steps (the answering one's included, before its answer leaves), so no true report
-    /// exceeds the highest so far; one above it skipped records that were still there.
-    pub fn log_start_reset(&self, tp: &TopicPartition, offset: Offset) -> Result<(), String> {
-        let highest = lock(&self.log_starts).get(tp).copied().unwrap_or(0);
-        if offset > highest {
-            return Err(format!(
-                "reset-above-log-start {tp}: a consumer moved to {offset} as the log start, but \
-                 no replica's log has started above {highest}"
-            ));
         }
         Ok(())
     }
@@ -452,79 +375,5 @@ mod tests {
         // Another epoch has its own leader, which may start lower (it is not checked here).
         assert_eq!(note_leader_hw(&mut epochs, 2, 3), Ok(()));
         assert_eq!(epochs, BTreeMap::from([(1, 7), (2, 3)]));
-    }
-
-    /// Leaders of epochs 1, 2 and 3 reached high watermarks 10, 12 and 15.
-    fn checks(unclean_elections: bool) -> (CrossChecks, TopicPartition) {
-        let tp = TopicPartition::new("events", 0);
-        let c = CrossChecks::new(unclean_elections);
-        let epochs = BTreeMap::from([(1, 10), (2, 12), (3, 15)]);
-        lock(&c.leader_high_watermarks).insert(tp.clone(), epochs);
-        (c, tp)
-    }
-
-    fn problem(r: Result<(), String>) -> String {
-        r.err().map_or(String::new(), |e| {
-            e.split(' ').next().unwrap_or("").to_string()
-        })
-    }
-
-    #[test]
-    fn a_reset_above_every_log_start_is_refused() {
-        let (c, tp) = checks(false);
-        lock(&c.log_starts).insert(tp.clone(), 7);
-        assert_eq!(problem(c.log_start_reset(&tp, 8)), "reset-above-log-start");
-        assert_eq!(problem(c.log_start_reset(&tp, 7)), "");
-        assert_eq!(problem(c.log_start_reset(&tp, 0)), "");
-        let other = TopicPartition::new("events", 1);
-        assert_eq!(
-            problem(c.log_start_reset(&other, 1)),
-            "reset-above-log-start"
-        );
-    }
-
-    #[test]
-    fn a_latest_answer_above_every_high_watermark_is_refused() {
-        let (c, tp) = checks(false);
-        assert_eq!(
-            problem(c.latest_answer(&tp, 16, Some(3))),
-            "latest-above-hw"
-        );
-        assert_eq!(problem(c.latest_answer(&tp, 15, Some(3))), "");
-        // Unclean elections excuse nothing here: no correct answer exceeds a high watermark.
-        let (c, tp) = checks(true);
-        assert_eq!(problem(c.latest_answer(&tp, 16, None)), "latest-above-hw");
-    }
-
-    #[test]
-    fn an_acknowledgment_at_or_above_every_high_watermark_is_refused() {
-        let (c, tp) = checks(false);
-        // The highest high watermark is 15: offsets up to 14 were committed by some leader.
-        assert_eq!(problem(c.acked_answer(&tp, 14)), "");
-        assert_eq!(problem(c.acked_answer(&tp, 0)), "");
-        assert_eq!(problem(c.acked_answer(&tp, 15)), "acked-above-hw");
-        let other = TopicPartition::new("events", 1);
-        assert_eq!(problem(c.acked_answer(&other, 0)), "acked-above-hw");
-    }
-
-    #[test]
-    fn a_latest_answer_below_an_older_epoch_s_high_watermark_is_refused() {
-        let (c, tp) = checks(false);
-        // A new leader (epoch 3) answering before it reached its predecessors' commits.
-        assert_eq!(
-            problem(c.latest_answer(&tp, 11, Some(3))),
-            "latest-below-older-epoch"
-        );
-        assert_eq!(
-            problem(c.latest_answer(&tp, 5, Some(2))),
-            "latest-below-older-epoch"
-        );
-        assert_eq!(problem(c.latest_answer(&tp, 12, Some(3))), "");
-        // A deposed leader of epoch 1 answering its old high watermark is held to nothing older.
-        assert_eq!(problem(c.latest_answer(&tp, 5, Some(1))), "");
-        // Without the epoch, or with unclean elections possible, only the upper bound holds.
-        assert_eq!(problem(c.latest_answer(&tp, 5, None)), "");
-        let (c, tp) = checks(true);
-        assert_eq!(problem(c.latest_answer(&tp, 11, Some(3))), "");
     }
 }

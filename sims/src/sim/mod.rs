@@ -6,6 +6,7 @@ pub mod availability;
 pub mod checks;
 pub mod cluster;
 pub mod committed;
+pub mod copies;
 pub mod cross_checks;
 pub mod disk_check;
 pub mod history;

@@ -94,9 +94,9 @@ impl Cluster {
         ));
     }
 
-    /// The promise `elected`: among the controllers that are up (not paused), one leads a quorum epoch and a
-    /// majority of all the voters (itself included) are up, in that epoch and following it; or
-    /// the run stops with `controller-not-elected`.
+    /// The promise `elected`: among the controllers that are up (not paused), one leads a quorum
+    /// epoch and a majority of all the voters (itself included) are up, in that epoch and
+    /// following it; or the run stops with `controller-not-elected`.
     fn check_elected(&self, damage: &Damage) {
         // (epoch, leader) as each live controller sees it.
         let views: Vec<(u32, (u32, Option<u32>))> = self
