@@ -1670,26 +1670,28 @@ fn a_follower_fetching_from_below_the_high_watermark_does_not_move_it_back() {
     let (_controller, mut leader) = pair();
     assert_eq!(produce(&mut leader, "a", 0), vec![]);
     assert_eq!(produce(&mut leader, "b", 1), vec![]);
-    let fetch = fetch_by_follower_1(&leader, 2, 2);
-    to_broker(&mut leader, 1, fetch);
+    follower_1_fetches(&mut leader, 2);
     assert_eq!(leader.replicas()[&tp].log.high_watermark(), 2);
     for offset in [1, 0] {
-        let fetch = fetch_by_follower_1(&leader, offset, offset);
-        to_broker(&mut leader, 1, fetch);
+        follower_1_fetches(&mut leader, offset);
         assert_eq!(leader.replicas()[&tp].log.high_watermark(), 2, "{offset}");
     }
     // It catches up again; the high watermark moves on from where it was.
     assert_eq!(produce(&mut leader, "c", 2), vec![]);
-    let fetch = fetch_by_follower_1(&leader, 3, 3);
-    to_broker(&mut leader, 1, fetch);
+    follower_1_fetches(&mut leader, 3);
     assert_eq!(leader.replicas()[&tp].log.high_watermark(), 3);
+}
+
+/// Broker 1 fetches from `offset`, having synced as much: what the leader sends.
+fn follower_1_fetches(leader: &mut Broker, offset: Offset) -> Vec<(u32, Message)> {
+    let fetch = fetch_by_follower_1(leader, offset, offset);
+    to_broker(leader, 1, fetch)
 }
 
 /// The produce answers broker 1's fetch from `offset` (having synced as much) releases.
 fn produce_answers_on_fetch(leader: &mut Broker, offset: Offset) -> Vec<Result<Offset, ErrorCode>> {
-    let fetch = fetch_by_follower_1(leader, offset, offset);
-    let answers = to_broker(leader, 1, fetch).into_iter();
-    answers
+    follower_1_fetches(leader, offset)
+        .into_iter()
         .filter_map(|(_, m)| match m {
             Message::ProduceResponse(r) => Some(r.batches[0].result),
             _ => None,
@@ -1711,8 +1713,7 @@ fn a_retry_of_a_partly_committed_batch_waits_for_its_last_record() {
         vec![]
     );
     // The follower holds the first record only: the high watermark is inside the batch.
-    let fetch = fetch_by_follower_1(&leader, 1, 1);
-    to_broker(&mut leader, 1, fetch);
+    follower_1_fetches(&mut leader, 1);
     assert_eq!(leader.replicas()[&tp].log.high_watermark(), 1);
     // The retry is recognised (nothing is appended) and waits, like the first attempt.
     let retry = produce_answers(produce_effects(&mut leader, batch(), stamp));
