@@ -51,6 +51,28 @@ pub struct CrossChecks {
     min_insync_replicas: usize,
 }
 
+/// `follows-unelected-leader`: voter `me` follows `l` in `epoch`, but `l` was not elected in
+/// it (`elected` was, or no one yet). A leader is noted at the step it is elected, before any
+/// message saying so leaves, so whoever learns of it learns of a noted leader; a voter that
+/// takes a leader from an answer about another epoch follows a node that will not answer its
+/// fetches as leader (or, worse, takes entries from a deposed one).
+fn follows_elected(
+    leaders: &BTreeMap<QuorumEpoch, NodeId>,
+    me: NodeId,
+    l: NodeId,
+    epoch: QuorumEpoch,
+) -> Checked {
+    let elected = leaders.get(&epoch);
+    if elected == Some(&l) {
+        return Ok(());
+    }
+    let who = elected.map_or("no one yet".to_string(), |e| format!("voter {e}"));
+    Err(Violation::new(
+        "follows-unelected-leader",
+        format!("voter {me} follows {l} in epoch {epoch}, which {who} was elected to lead"),
+    ))
+}
+
 /// `leader-hw-regressed`: notes that a leader of `epoch` has high watermark `hw`, unless it is
 /// below one a leader of that epoch had already (there is one leader per epoch).
 fn note_leader_hw(
@@ -280,6 +302,8 @@ impl CrossChecks {
                 }),
                 None => Ok(()),
             })?;
+        } else if let Some(l) = q.leader() {
+            follows_elected(&lock(&self.leaders), me, l, q.epoch())?;
         }
         q.check_hw_held_by_majority(|v, offset, epoch| with_voter(v, &|o| o.holds(offset, epoch)))
     }
@@ -359,6 +383,19 @@ mod tests {
         assert_eq!((scan.start, scan.next), (3, 5));
         l.append_entries(&[entry(5, 2, Some("a"), 1)]).unwrap();
         assert!(scan.read(&l).is_err());
+    }
+
+    #[test]
+    fn a_voter_following_a_node_not_elected_in_its_epoch_is_refused() {
+        // Voter 100 led epoch 1 and voter 101 epoch 2; no one leads epoch 3 yet.
+        let leaders = BTreeMap::from([(1, 100), (2, 101)]);
+        let rule = |l, epoch| follows_elected(&leaders, 102, l, epoch).map_err(|v| v.rule);
+        assert_eq!(rule(101, 2), Ok(()));
+        assert_eq!(rule(100, 1), Ok(()));
+        // Epoch 1's leader named as epoch 2's (an answer from an older epoch), or a leader of
+        // an epoch nobody has won.
+        assert_eq!(rule(100, 2), Err("follows-unelected-leader"));
+        assert_eq!(rule(101, 3), Err("follows-unelected-leader"));
     }
 
     #[test]

@@ -680,6 +680,35 @@ fn peers_silent_for_a_timeout_are_disconnected() {
     }
 }
 
+/// A voter that lost its pre-vote follows the leader a refusal names only if it leads the
+/// voter's own epoch: a voter still in an older epoch names that epoch's leader, which does not
+/// lead this one (fetches sent to it would be refused, or answered by a deposed leader).
+#[test]
+fn a_lost_pre_vote_follows_only_a_leader_of_its_own_epoch() {
+    for (epoch, follows) in [(2, None), (1, Some(0))] {
+        let mut net = Net::new(&[]);
+        net.elect(0);
+        let n = &mut net.nodes[2];
+        let mut cx = Context::new(0);
+        if epoch == 2 {
+            // Voter 2 moved on to epoch 2 (a candidate's request), where it knows no leader.
+            n.observe_epoch(&mut cx, 2, None);
+        }
+        n.on_timer(&mut cx, Timer::QuorumElection);
+        assert!(matches!(n.role, QuorumRole::Prospective { .. }), "{epoch}");
+        for v in [0, 1] {
+            let refused = crate::protocol::VoteResponse {
+                request_epoch: epoch + 1,
+                epoch: 1,
+                leader: Some(0),
+                granted: false,
+            };
+            n.on_message(&mut cx, v, Message::PreVoteResponse(refused));
+        }
+        assert_eq!(n.role, QuorumRole::Follower { leader: follows }, "{epoch}");
+    }
+}
+
 #[test]
 fn bug_names_round_trip() {
     for bug in [
