@@ -59,14 +59,15 @@ impl Copies {
     /// The most brokers that have held one record at `offset` of `tp` (the record of whichever
     /// epoch was copied most).
     pub fn holders(&self, tp: &TopicPartition, offset: Offset) -> usize {
-        let mut by_epoch: BTreeMap<LeaderEpoch, usize> = BTreeMap::new();
-        let spans = self.partitions.get(tp).into_iter().flat_map(|p| &p.spans);
-        for ((epoch, _), (from, to)) in spans {
-            if (*from..*to).contains(&offset) {
-                *by_epoch.entry(*epoch).or_default() += 1;
-            }
-        }
-        by_epoch.into_values().max().unwrap_or(0)
+        let spans = self
+            .partitions
+            .get(tp)
+            .into_iter()
+            .flat_map(|p| p.spans.keys());
+        let mut epochs: Vec<LeaderEpoch> = spans.map(|(epoch, _)| *epoch).collect();
+        epochs.dedup();
+        let counts = epochs.into_iter().map(|e| self.holders_of(tp, offset, e));
+        counts.max().unwrap_or(0)
     }
 
     /// How many brokers have held the record that the leader of `epoch` put at `offset`.

@@ -335,10 +335,20 @@ mod tests {
                 },
             ),
         };
+        offsets_entry(offset, epoch, &key, &value)
+    }
+
+    /// The entry at `offset` of a `__consumer_offsets` log, appended in leader epoch `epoch`.
+    pub(super) fn offsets_entry(
+        offset: Offset,
+        epoch: LeaderEpoch,
+        key: &OffsetsKey,
+        value: &OffsetsValue,
+    ) -> LogEntry {
         LogEntry {
             offset,
             epoch,
-            record: key.record(&value),
+            record: key.record(value),
             producer: None,
         }
     }

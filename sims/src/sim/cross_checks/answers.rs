@@ -6,6 +6,7 @@ use super::CrossChecks;
 use seedlog::log::PartitionLog;
 use seedlog::protocol::{LeaderEpoch, NodeId, Offset, OffsetsKey, OffsetsValue, TopicPartition};
 use seedlog::runtime::lock;
+use std::collections::BTreeMap;
 
 impl CrossChecks {
     /// `latest-above-hw`: a consumer was told `offset` is `tp`'s latest offset. The leader
@@ -27,15 +28,15 @@ impl CrossChecks {
         offset: Offset,
         epoch: Option<LeaderEpoch>,
     ) -> Result<(), String> {
-        let highest = self.highest_hw(tp);
+        let by_epoch = lock(&self.leader_high_watermarks);
+        let epochs = by_epoch.get(tp);
+        let highest = highest_of(epochs);
         if offset > highest {
             return Err(format!(
                 "latest-above-hw {tp}: a consumer was told the latest offset is {offset}, but no \
                  leader's high watermark has been above {highest}"
             ));
         }
-        let by_epoch = lock(&self.leader_high_watermarks);
-        let epochs = by_epoch.get(tp);
         let Some(epoch) = epoch.filter(|_| !self.unclean_elections) else {
             return Ok(());
         };
@@ -64,8 +65,7 @@ impl CrossChecks {
     /// record (see `Copies`); each broker's replicas are noted after each of its steps, before
     /// an answer it sends leaves.
     pub fn acked_answer(&self, tp: &TopicPartition, offset: Offset) -> Result<(), String> {
-        let highest = self.highest_hw(tp);
-        if offset >= highest {
+        if let Err(highest) = self.committed(tp, offset) {
             return Err(format!(
                 "acked-above-hw {tp}: an acks=all producer was told its record is at {offset}, \
                  but no leader's high watermark has been above {highest}"
@@ -93,8 +93,7 @@ impl CrossChecks {
     /// read before it was committed can still be taken back by a failover; the history shows it
     /// only if one does (`inconsistent-offsets`, `duplicate`).
     pub fn read_answer(&self, tp: &TopicPartition, offset: Offset) -> Result<(), String> {
-        let highest = self.highest_hw(tp);
-        if offset >= highest {
+        if let Err(highest) = self.committed(tp, offset) {
             return Err(format!(
                 "read-above-hw {tp}: a consumer read the record at {offset}, but no leader's \
                  high watermark has been above {highest}"
@@ -173,11 +172,15 @@ impl CrossChecks {
         ))
     }
 
-    /// The highest high watermark any leader of `tp` has had so far (0 if none).
-    fn highest_hw(&self, tp: &TopicPartition) -> Offset {
-        let by_epoch = lock(&self.leader_high_watermarks);
-        let highest = by_epoch.get(tp).into_iter().flat_map(|e| e.values()).max();
-        highest.copied().unwrap_or(0)
+    /// Whether some leader of `tp` has had its high watermark above `offset`, that is, has
+    /// committed the record there; if none has, the highest high watermark so far.
+    fn committed(&self, tp: &TopicPartition, offset: Offset) -> Result<(), Offset> {
+        let highest = highest_of(lock(&self.leader_high_watermarks).get(tp));
+        if offset < highest {
+            Ok(())
+        } else {
+            Err(highest)
+        }
     }
 
     /// `reset-above-log-start`: a consumer whose fetch was out of range moved to `offset`,
@@ -198,11 +201,21 @@ impl CrossChecks {
     }
 }
 
+/// The highest of a partition's leaders' high watermarks `by_epoch` (0 if none).
+fn highest_of(by_epoch: Option<&BTreeMap<LeaderEpoch, Offset>>) -> Offset {
+    by_epoch
+        .into_iter()
+        .flat_map(|e| e.values())
+        .max()
+        .copied()
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::tests::offsets_entry;
     use super::*;
     use seedlog::protocol::{LogEntry, Record};
-    use std::collections::BTreeMap;
 
     fn record(offset: Offset, epoch: LeaderEpoch) -> LogEntry {
         LogEntry {
@@ -300,12 +313,7 @@ mod tests {
             generation: 1,
             metadata: String::new(),
         };
-        LogEntry {
-            offset,
-            epoch,
-            record: key.record(&value),
-            producer: None,
-        }
+        offsets_entry(offset, epoch, &key, &value)
     }
 
     #[test]
