@@ -87,8 +87,8 @@ impl Admin {
             let i = i as usize;
             if self.pending.contains_key(&i) {
                 // The last attempt went unanswered: that broker (or its controller) may be
-                // gone.
-                self.bootstrap.advance(&self.config.bootstrap);
+                // gone, or its connection stalled.
+                self.bootstrap.time_out(cx, &self.config.bootstrap);
             }
             let done = self
                 .config

@@ -1,6 +1,7 @@
 //! What the three clients (producer, reader, group consumer) share about finding the cluster:
 //! which bootstrap broker to ask, and which metadata to ask for.
 
+use super::Context;
 use crate::protocol::{BrokerId, ClusterMetadata, Message};
 
 /// The bootstrap broker a client asks for metadata (or for its group's coordinator): the same
@@ -20,6 +21,18 @@ impl Bootstrap {
     /// Moves on to the next broker of the list, wrapping around.
     pub fn advance(&mut self, brokers: &[BrokerId]) {
         self.index = (self.index + 1) % brokers.len().max(1);
+    }
+
+    /// A request to the current broker went unanswered. As a Kafka client does, its connection
+    /// is closed (`Effect::Disconnect`): the answer, and whatever is sent to that broker next,
+    /// may be stuck behind a stalled segment on it, and a later request there (a produce once
+    /// the broker leads a partition, say) would wait out another timeout. Then the next broker
+    /// of the list is asked.
+    pub fn time_out(&mut self, cx: &mut Context, brokers: &[BrokerId]) {
+        if let Some(to) = self.current(brokers) {
+            cx.disconnect(to);
+        }
+        self.advance(brokers);
     }
 }
 
@@ -48,6 +61,17 @@ mod tests {
         assert_eq!(b.current(&[4, 5]), Some(4));
         b.advance(&[]);
         assert_eq!(b.current(&[]), None);
+    }
+
+    #[test]
+    fn a_timed_out_bootstrap_broker_is_disconnected_before_the_next_is_asked() {
+        let mut b = Bootstrap::default();
+        let mut cx = Context::new(0);
+        b.time_out(&mut cx, &[4, 5]);
+        assert_eq!(cx.take_effects(), vec![crate::node::Effect::Disconnect(4)]);
+        assert_eq!(b.current(&[4, 5]), Some(5));
+        b.time_out(&mut cx, &[]);
+        assert!(cx.take_effects().is_empty());
     }
 
     #[test]

@@ -80,7 +80,7 @@ impl Reader {
             }
             Timer::ClientRequestTimeout => {
                 if self.metadata_in_flight {
-                    self.bootstrap.advance(&self.config.bootstrap);
+                    self.bootstrap.time_out(cx, &self.config.bootstrap);
                 }
                 self.metadata_in_flight = false;
                 self.request_metadata(cx);
@@ -297,6 +297,33 @@ mod tests {
         // start, as auto.offset.reset=earliest would.
         assert_eq!(out_of_range(12, 0, 9), (0, 0));
         assert_eq!(out_of_range(12, 3, 9), (3, 3));
+    }
+
+    #[test]
+    fn a_metadata_request_timeout_closes_that_broker_s_connection() {
+        let config = ReaderConfig {
+            id: 60,
+            bootstrap: vec![0, 1],
+            topic: "t".into(),
+            request_timeout_ms: Some(1_000),
+            retry_backoff_ms: None,
+        };
+        let mut r = Reader::new(Arc::new(config));
+        r.on_start(&mut Context::new(0));
+        let mut cx = Context::new(1_000);
+        r.on_timer(&mut cx, Timer::ClientRequestTimeout);
+        let fx = cx.take_effects();
+        assert!(fx.contains(&Effect::Disconnect(0)), "{fx:?}");
+        let asked_next = fx.iter().any(|e| {
+            matches!(
+                e,
+                Effect::Send {
+                    to: 1,
+                    message: Message::Metadata { .. },
+                }
+            )
+        });
+        assert!(asked_next, "{fx:?}");
     }
 
     #[test]

@@ -242,7 +242,7 @@ impl Net {
             };
             backoff = FIRST_BACKOFF;
             // The peer may answer over this connection too.
-            let reader = {
+            let mut reader = {
                 let net = self.clone();
                 tokio::spawn(async move { net.deliver_from(reader, to, None).await })
             };
@@ -253,7 +253,23 @@ impl Net {
                 reset,
             });
             loop {
-                let Some(first) = rx.recv().await else {
+                // A connection the peer closed (it crashed or restarted; the reader met its end)
+                // is replaced at once, as a TCP client that reads the peer's FIN or RST does,
+                // rather than at the next write: that write would be lost with the connection,
+                // and its request would wait out a whole request timeout for an answer.
+                let next = tokio::select! {
+                    biased;
+                    ended = &mut reader => match ended {
+                        Ok(ReadEnd::Connection) => None,
+                        // Our node stopped (its inbox is closed): nothing more to carry.
+                        _ => return,
+                    },
+                    next = rx.recv() => Some(next),
+                };
+                let Some(next) = next else {
+                    break;
+                };
+                let Some(first) = next else {
                     reader.abort();
                     return;
                 };
@@ -337,7 +353,7 @@ impl Net {
         mut reader: link::Reader,
         from: NodeId,
         answer_on: Option<&Route>,
-    ) {
+    ) -> ReadEnd {
         loop {
             match reader.next().await {
                 Ok(Some(Wire::Message(m))) => {
@@ -355,18 +371,26 @@ impl Net {
                         }
                     }
                     if self.inner.inbox.send((from, m)).is_err() {
-                        return;
+                        return ReadEnd::Node;
                     }
                 }
                 Ok(Some(Wire::Hello { .. })) => {}
-                Ok(None) => return,
+                Ok(None) => return ReadEnd::Connection,
                 Err(e) => {
                     tracing::warn!(node = self.inner.me, from, "closing connection: {e}");
-                    return;
+                    return ReadEnd::Connection;
                 }
             }
         }
     }
+}
+
+/// Why a connection's reading ended.
+enum ReadEnd {
+    /// The connection ended: the peer closed it (it crashed or restarted), or it broke.
+    Connection,
+    /// Our own node stopped taking what arrives (its inbox is closed).
+    Node,
 }
 
 /// One running `outbound` task in `Inner::outbound_tasks`, for as long as it lives.
@@ -489,6 +513,36 @@ mod tests {
             waited += 1;
         }
         assert_eq!(a.outbound_tasks(), 0, "tasks still retrying after 5 s");
+    }
+
+    /// A connection the peer closes (its process died, or restarted) is replaced at once, as
+    /// a TCP client reading the peer's FIN does, before anything more is sent: a message written
+    /// to the closed connection would be lost with it, and its request would wait out a whole
+    /// timeout.
+    #[cfg(not(madsim))]
+    #[tokio::test]
+    async fn a_connection_the_peer_closed_is_replaced_before_the_next_send() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("an address");
+        let (client, _inbox) = Net::new(1, [(2, addr)].into_iter().collect());
+        client.send(2, tagged(1));
+        let (mut first, _) = listener.accept().await.expect("the first connection");
+        let mut buf = [0u8; 256];
+        assert!(
+            first.read(&mut buf).await.expect("read") > 0,
+            "the hello and message"
+        );
+        drop(first);
+        let replaced = tokio::time::timeout(Duration::from_secs(5), listener.accept()).await;
+        let (mut second, _) = replaced
+            .expect("the closed connection was not replaced")
+            .expect("the second connection");
+        client.send(2, tagged(2));
+        let read = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buf)).await;
+        assert!(read.expect("nothing arrived").expect("read") > 0);
     }
 
     /// A client (no address) with two connections to a server: one from an incarnation that

@@ -229,13 +229,13 @@ impl Producer {
             Timer::ProduceTimeout(correlation) => self.on_produce_timeout(cx, correlation),
             Timer::ClientRequestTimeout => {
                 if self.metadata_in_flight {
-                    self.bootstrap.advance(&self.config.bootstrap);
+                    self.bootstrap.time_out(cx, &self.config.bootstrap);
                 }
                 self.metadata_in_flight = false;
                 self.request_metadata(cx);
             }
             Timer::InitProducerIdTimeout if self.awaiting_producer_id() => {
-                self.bootstrap.advance(&self.config.bootstrap);
+                self.bootstrap.time_out(cx, &self.config.bootstrap);
                 self.init_producer_id(cx);
             }
             _ => {}

@@ -323,6 +323,32 @@ fn records_waiting_in_an_open_batch_for_a_leaderless_partition_ask_for_metadata(
     assert!(asked);
 }
 
+/// A metadata request that times out closes its connection before the next broker is asked:
+/// a connection stalled behind a lost segment would otherwise hold whatever is sent there next
+/// (the produce requests, once that broker leads a partition) for another whole timeout.
+#[test]
+fn a_metadata_request_timeout_closes_that_broker_s_connection() {
+    let mut c = config(2, 1, 20);
+    c.bootstrap = vec![0, 1];
+    let mut p = Producer::new(Arc::new(c));
+    start(&mut p);
+    assert!(p.metadata_in_flight);
+    let mut cx = Context::new(1_000);
+    p.on_timer(&mut cx, Timer::ClientRequestTimeout);
+    let effects = cx.take_effects();
+    assert!(effects.contains(&Effect::Disconnect(0)), "{effects:?}");
+    let asked_next = effects.iter().any(|e| {
+        matches!(
+            e,
+            Effect::Send {
+                to: 1,
+                message: Message::Metadata { .. },
+            }
+        )
+    });
+    assert!(asked_next, "{effects:?}");
+}
+
 #[test]
 fn giving_up_keeps_the_metadata_request_timer() {
     let mut p = Producer::new(Arc::new(config(2, 1, 20)));
