@@ -220,6 +220,9 @@ impl Net {
         reset: bool,
     ) {
         let mut backoff = FIRST_BACKOFF;
+        // Separate from `backoff` (reset by every connect): for a peer that accepts connections
+        // and closes them before we write anything, so replacing them does not spin.
+        let mut unused_backoff = FIRST_BACKOFF;
         loop {
             let connected =
                 tokio::time::timeout(self.inner.connect_timeout, link::connect(addr)).await;
@@ -267,6 +270,11 @@ impl Net {
                     next = rx.recv() => Some(next),
                 };
                 let Some(next) = next else {
+                    if hello.is_some() {
+                        // It carried nothing of ours: wait before the next one, longer each time.
+                        tokio::time::sleep(unused_backoff).await;
+                        unused_backoff = (unused_backoff * 2).min(MAX_BACKOFF);
+                    }
                     break;
                 };
                 let Some(first) = next else {
@@ -281,6 +289,7 @@ impl Net {
                 if writer.send(batch).await.is_err() {
                     break;
                 }
+                unused_backoff = FIRST_BACKOFF;
             }
             reader.abort();
         }
@@ -515,6 +524,18 @@ mod tests {
         assert_eq!(a.outbound_tasks(), 0, "tasks still retrying after 5 s");
     }
 
+    /// Node 2 played by a bare TCP listener, and node 1 connected to it, with one message sent.
+    #[cfg(not(madsim))]
+    async fn client_of_raw_listener() -> (tokio::net::TcpListener, Net, Inbox) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("an address");
+        let (client, inbox) = Net::new(1, [(2, addr)].into_iter().collect());
+        client.send(2, tagged(1));
+        (listener, client, inbox)
+    }
+
     /// A connection the peer closes (its process died, or restarted) is replaced at once, as
     /// a TCP client reading the peer's FIN does, before anything more is sent: a message written
     /// to the closed connection would be lost with it, and its request would wait out a whole
@@ -523,12 +544,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_the_peer_closed_is_replaced_before_the_next_send() {
         use tokio::io::AsyncReadExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("an address");
-        let (client, _inbox) = Net::new(1, [(2, addr)].into_iter().collect());
-        client.send(2, tagged(1));
+        let (listener, client, _inbox) = client_of_raw_listener().await;
         let (mut first, _) = listener.accept().await.expect("the first connection");
         let mut buf = [0u8; 256];
         assert!(
@@ -543,6 +559,29 @@ mod tests {
         client.send(2, tagged(2));
         let read = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buf)).await;
         assert!(read.expect("nothing arrived").expect("read") > 0);
+    }
+
+    /// A peer that accepts connections and closes them at once, before anything is written, is
+    /// not reconnected to in a loop: the waits between them double (20 ms, 40 ms, ...).
+    #[cfg(not(madsim))]
+    #[tokio::test]
+    async fn connections_closed_before_any_write_are_replaced_with_a_growing_wait() {
+        let (listener, _client, _inbox) = client_of_raw_listener().await;
+        let started = tokio::time::Instant::now();
+        let mut accepted = 0;
+        while started.elapsed() < Duration::from_millis(500) {
+            let next = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+            if let Ok(Ok((conn, _))) = next {
+                accepted += 1;
+                drop(conn);
+            }
+        }
+        // 20 + 40 + 80 + 160 ms of waiting fit in half a second after the first two
+        // connections (the first carried the message); a spinning client makes thousands.
+        assert!(
+            (1..=8).contains(&accepted),
+            "{accepted} connections in 0.5 s"
+        );
     }
 
     /// A client (no address) with two connections to a server: one from an incarnation that
