@@ -205,3 +205,15 @@ pub(crate) fn sent_fetch(effects: &[Effect]) -> Option<&crate::protocol::FetchRe
         _ => None,
     })
 }
+
+/// The broker the first metadata request among `effects` went to, if any (for tests).
+#[cfg(test)]
+pub(crate) fn sent_metadata_to(effects: &[Effect]) -> Option<NodeId> {
+    effects.iter().find_map(|e| match e {
+        Effect::Send {
+            to,
+            message: Message::Metadata { .. },
+        } => Some(*to),
+        _ => None,
+    })
+}

@@ -314,16 +314,8 @@ mod tests {
         r.on_timer(&mut cx, Timer::ClientRequestTimeout);
         let fx = cx.take_effects();
         assert!(fx.contains(&Effect::Disconnect(0)), "{fx:?}");
-        let asked_next = fx.iter().any(|e| {
-            matches!(
-                e,
-                Effect::Send {
-                    to: 1,
-                    message: Message::Metadata { .. },
-                }
-            )
-        });
-        assert!(asked_next, "{fx:?}");
+        let asked = crate::node::effects::sent_metadata_to(&fx);
+        assert_eq!(asked, Some(1), "{fx:?}");
     }
 
     #[test]

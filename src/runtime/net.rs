@@ -260,26 +260,28 @@ impl Net {
                 // is replaced at once, as a TCP client that reads the peer's FIN or RST does,
                 // rather than at the next write: that write would be lost with the connection,
                 // and its request would wait out a whole request timeout for an answer.
-                let next = tokio::select! {
+                let first = tokio::select! {
                     biased;
-                    ended = &mut reader => match ended {
-                        Ok(ReadEnd::Connection) => None,
-                        // Our node stopped (its inbox is closed): nothing more to carry.
-                        _ => return,
-                    },
-                    next = rx.recv() => Some(next),
-                };
-                let Some(next) = next else {
-                    if hello.is_some() {
-                        // It carried nothing of ours: wait before the next one, longer each time.
-                        tokio::time::sleep(unused_backoff).await;
-                        unused_backoff = (unused_backoff * 2).min(MAX_BACKOFF);
+                    ended = &mut reader => {
+                        if !matches!(ended, Ok(ReadEnd::Connection)) {
+                            // Our node stopped (its inbox is closed): nothing more to carry.
+                            return;
+                        }
+                        if hello.is_some() {
+                            // It carried nothing of ours: wait before the next one, longer each
+                            // time.
+                            tokio::time::sleep(unused_backoff).await;
+                            unused_backoff = (unused_backoff * 2).min(MAX_BACKOFF);
+                        }
+                        break;
                     }
-                    break;
-                };
-                let Some(first) = next else {
-                    reader.abort();
-                    return;
+                    next = rx.recv() => match next {
+                        Some(first) => first,
+                        None => {
+                            reader.abort();
+                            return;
+                        }
+                    },
                 };
                 let mut batch: Vec<Wire> = hello.take().into_iter().collect();
                 batch.push(Wire::Message(first));

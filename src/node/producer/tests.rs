@@ -337,16 +337,8 @@ fn a_metadata_request_timeout_closes_that_broker_s_connection() {
     p.on_timer(&mut cx, Timer::ClientRequestTimeout);
     let effects = cx.take_effects();
     assert!(effects.contains(&Effect::Disconnect(0)), "{effects:?}");
-    let asked_next = effects.iter().any(|e| {
-        matches!(
-            e,
-            Effect::Send {
-                to: 1,
-                message: Message::Metadata { .. },
-            }
-        )
-    });
-    assert!(asked_next, "{effects:?}");
+    let asked = crate::node::effects::sent_metadata_to(&effects);
+    assert_eq!(asked, Some(1), "{effects:?}");
 }
 
 #[test]
