@@ -179,6 +179,13 @@ impl<'a> Groups<'a> {
             .is_some_and(|groups| groups.contains(group))
     }
 
+    /// Every commit of `group`'s offset of `tp` that may have taken effect.
+    fn writes_of(&self, group: &'a str, tp: &Tp<'a>) -> &[Write<'a>] {
+        self.writes
+            .get(&(group, *tp))
+            .map_or(&[][..], Vec::as_slice)
+    }
+
     /// Seeks on `tp` by members of `group`.
     fn member_seeks<'s>(
         &'s self,
@@ -232,20 +239,39 @@ pub(super) fn check_groups(
     known: &BTreeMap<Tp, BTreeSet<u64>>,
     report: &mut impl FnMut(&'static str, String, String),
 ) {
-    let groups = Groups::gather(events, ops);
+    judge(&Groups::gather(events, ops), known, &JUDGES, report);
+}
+
+/// Offsets known to hold a record, per partition.
+type Known<'a> = BTreeMap<Tp<'a>, BTreeSet<u64>>;
+
+/// Where a check reports an anomaly: its name, subject and detail.
+type Reporter<'r> = dyn FnMut(&'static str, String, String) + 'r;
+
+/// The three group checks, as one set of functions: `judge` runs whichever set it is given,
+/// so the tests can run these and the plain scans they replaced (`reference`) on one history.
+struct Judges {
+    regression: for<'a> fn(&Groups<'a>, &str, &Tp, &[Committed<'a>]) -> Option<String>,
+    stale_read: for<'a> fn(&[Write<'a>], &[Committed<'a>]) -> Option<String>,
+    at_least_once: for<'a> fn(&Groups<'a>, &str, &Tp, &[Committed<'a>], &Known, &mut Reporter),
+}
+
+const JUDGES: Judges = Judges {
+    regression,
+    stale_read,
+    at_least_once: check_at_least_once,
+};
+
+fn judge(groups: &Groups, known: &Known, judges: &Judges, report: &mut Reporter) {
     for ((group, tp), observations) in &groups.committed {
         let subject = format!("{group} {}-{}", tp.0, tp.1);
-        if let Some(detail) = regression(&groups, group, tp, observations) {
+        if let Some(detail) = (judges.regression)(groups, group, tp, observations) {
             report("offset-regression", subject.clone(), detail);
         }
-        let writes = groups
-            .writes
-            .get(&(*group, *tp))
-            .map_or(&[][..], Vec::as_slice);
-        if let Some(detail) = stale_read(writes, observations) {
+        if let Some(detail) = (judges.stale_read)(groups.writes_of(group, tp), observations) {
             report("stale-offset", subject, detail);
         }
-        check_at_least_once(&groups, group, tp, observations, known, report);
+        (judges.at_least_once)(groups, group, tp, observations, known, report);
     }
 }
 
@@ -263,6 +289,12 @@ pub(super) fn check_groups(
 /// there is not excused: two members commit one partition at once only if one of them is
 /// stale, and the coordinator must fence it. Nothing excuses a vanished offset: seeks do not
 /// delete commits.
+///
+/// A seek or a resume excuses A exactly when A was invoked by the latest time one that fits B
+/// ended (`excused_until`). Those times come from staircases (`Staircase`) that the seeks and
+/// fetches invoked by B's completion join in order, and the search for an unexcused A starts
+/// after every A that completed by then: a member that seeks back and forth thousands of times
+/// costs about one step per observation, not the cube of their number.
 fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed]) -> Option<String> {
     // `observations` are in completion order, so the ones before B are a prefix; keep the
     // highest offset of each prefix: most B are not below it and are cleared without a scan.
@@ -271,6 +303,19 @@ fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed])
         let last = highest.last().copied().flatten();
         highest.push(last.max(c.offset));
     }
+    // Seeks and fetches by invoke: B's completion only grows, so each joins the staircases once.
+    let mut seeks: Vec<&Seek> = groups.member_seeks(group, tp).collect();
+    seeks.sort_by_key(|s| s.op.invoked_ns);
+    let mut fetches: Vec<(&Committed, u64)> = observations
+        .iter()
+        .filter(|r| r.op.f == Op::FetchCommitted)
+        .filter_map(|r| r.offset.map(|o| (r, o)))
+        .collect();
+    fetches.sort_by_key(|(r, _)| r.op.invoked_ns);
+    let (mut seeks_in, mut fetches_in) = (0, 0);
+    let mut seek_ends = Staircase::default();
+    let mut fetch_ends: BTreeMap<&str, Staircase> = BTreeMap::new();
+    let delayed = DelayedWrites::new(groups.writes_of(group, tp));
     for b in observations {
         let before = observations.partition_point(|a| a.completed() < b.op.invoked_ns);
         let Some(max_before) = highest[before] else {
@@ -284,42 +329,36 @@ fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed])
                 }
             }
             Some(lower) if lower < max_before => {
-                let writes = groups
-                    .writes
-                    .get(&(group, *tp))
-                    .map_or(&[][..], Vec::as_slice);
-                let may_follow_a = |a: &Committed, invoked: u64, done: u64| {
-                    done >= a.op.invoked_ns && invoked <= b.completed()
-                };
-                let excused = |a: &Committed| {
-                    let seek_back = groups.member_seeks(group, tp).any(|s| {
-                        s.offset <= lower && may_follow_a(a, s.op.invoked_ns, s.op.event.time_ns)
-                    });
-                    // The member that wrote A's value sent a commit of `lower` before that
-                    // one, and it may have landed after A.
-                    let delayed_write = b.op.f == Op::FetchCommitted
-                        && writes.iter().any(|w| {
-                            w.offset == lower
-                                && w.op.invoked_ns <= a.completed()
-                                && w.done_ns.is_none_or(|done| done >= a.op.invoked_ns)
-                                && writes.iter().any(|x| {
-                                    Some(x.offset) == a.offset
-                                        && x.op.process == w.op.process
-                                        && x.op.invoked_ns >= w.op.invoked_ns
-                                })
-                        });
-                    let resumed = b.op.f == Op::Commit
-                        && observations.iter().any(|r| {
-                            r.op.f == Op::FetchCommitted
-                                && r.op.process == b.op.process
-                                && r.offset.is_some_and(|o| o <= lower)
-                                && may_follow_a(a, r.op.invoked_ns, r.completed())
-                        });
-                    seek_back || delayed_write || resumed
-                };
-                let unexcused = earlier
+                for s in seeks[seeks_in..]
                     .iter()
-                    .find(|a| a.offset.is_some_and(|o| o > lower) && !excused(a));
+                    .take_while(|s| s.op.invoked_ns <= b.completed())
+                {
+                    seek_ends.insert(s.offset, s.op.event.time_ns);
+                    seeks_in += 1;
+                }
+                for &(r, offset) in fetches[fetches_in..]
+                    .iter()
+                    .take_while(|(r, _)| r.op.invoked_ns <= b.completed())
+                {
+                    let ends = fetch_ends.entry(r.op.process).or_default();
+                    ends.insert(offset, r.completed());
+                    fetches_in += 1;
+                }
+                let seek_back = seek_ends.highest_up_to(lower);
+                // A lower commit by a member that fetched at most its offset: it resumed there.
+                let resumed = (b.op.f == Op::Commit)
+                    .then(|| fetch_ends.get(b.op.process))
+                    .flatten()
+                    .and_then(|ends| ends.highest_up_to(lower));
+                let excused_until = seek_back.max(resumed);
+                // Every A that completed by then was invoked by then too: all excused.
+                let from =
+                    excused_until.map_or(0, |t| earlier.partition_point(|a| a.completed() <= t));
+                let unexcused = earlier[from..].iter().find(|a| {
+                    a.offset.is_some_and(|o| o > lower)
+                        && excused_until.is_none_or(|t| a.op.invoked_ns > t)
+                        && !(b.op.f == Op::FetchCommitted && delayed.excuse(a, lower))
+                });
                 if let Some(a) = unexcused {
                     return Some(format!("{b} after {a}, with no seek back in between"));
                 }
@@ -330,6 +369,73 @@ fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed])
     None
 }
 
+/// Points (key, value) as they arrive, answering the highest value among those of keys up to a
+/// bound. Only the steps no other point covers (a lower or equal key with a higher or equal
+/// value) are kept, so values rise with keys and the answer is the last step at or below the
+/// bound.
+#[derive(Default)]
+struct Staircase(BTreeMap<u64, u64>);
+
+impl Staircase {
+    fn insert(&mut self, key: u64, value: u64) {
+        if self.highest_up_to(key).is_some_and(|v| v >= value) {
+            return;
+        }
+        let covered: Vec<u64> = self
+            .0
+            .range(key..)
+            .take_while(|&(_, &v)| v <= value)
+            .map(|(&k, _)| k)
+            .collect();
+        for k in covered {
+            self.0.remove(&k);
+        }
+        self.0.insert(key, value);
+    }
+
+    fn highest_up_to(&self, key: u64) -> Option<u64> {
+        self.0.range(..=key).next_back().map(|(_, &v)| v)
+    }
+}
+
+/// The commits a lower fetch may be explained by: of each offset, and the latest invoke of a
+/// commit of each offset by each process.
+struct DelayedWrites<'w, 'a> {
+    of_offset: BTreeMap<u64, Vec<&'w Write<'a>>>,
+    last_invoked: BTreeMap<(&'a str, u64), u64>,
+}
+
+impl<'w, 'a> DelayedWrites<'w, 'a> {
+    fn new(writes: &'w [Write<'a>]) -> Self {
+        let mut d = DelayedWrites {
+            of_offset: BTreeMap::new(),
+            last_invoked: BTreeMap::new(),
+        };
+        for w in writes {
+            d.of_offset.entry(w.offset).or_default().push(w);
+            let last = d.last_invoked.entry((w.op.process, w.offset)).or_insert(0);
+            *last = (*last).max(w.op.invoked_ns);
+        }
+        d
+    }
+
+    /// A fetch of `lower` after A: a member that wrote A's value sent a commit of `lower`
+    /// before that one, and it may have landed after A.
+    fn excuse(&self, a: &Committed, lower: u64) -> bool {
+        let Some(a_offset) = a.offset else {
+            return false;
+        };
+        self.of_offset.get(&lower).into_iter().flatten().any(|w| {
+            w.op.invoked_ns <= a.completed()
+                && w.done_ns.is_none_or(|done| done >= a.op.invoked_ns)
+                && self
+                    .last_invoked
+                    .get(&(w.op.process, a_offset))
+                    .is_some_and(|&x| x >= w.op.invoked_ns)
+        })
+    }
+}
+
 /// The first `ok` fetch-committed R returning an offset `v` that every commit of `v` which may
 /// have taken effect before R (invoked before R completed) was overwritten before R began: a
 /// commit of another offset, `ok`, invoked after that commit of `v` completed and completed
@@ -338,48 +444,147 @@ fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed])
 /// last write). An `info` commit of `v` may land at any time, so it is never overwritten. A
 /// fetch of an offset no recorded commit wrote is not judged (a history may leave out a
 /// writer: an operator's reset, say).
+///
+/// Every candidate is overwritten exactly when the latest of them to complete is: when some
+/// commit of another offset that completed before R was invoked after it. So each R needs the
+/// latest invoke among the commits completed before it, of an offset other than `v`, which
+/// `Overwriters` keeps per completion-ordered prefix, and the latest completion among the
+/// candidates, which `Candidates` keeps per offset: a logarithmic search each.
 fn stale_read(writes: &[Write], observations: &[Committed]) -> Option<String> {
+    let overwriters = Overwriters::new(writes);
+    let mut candidates: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+    for w in writes {
+        let of_v = candidates.entry(w.offset).or_default();
+        let done = w.done_ns.unwrap_or(u64::MAX);
+        let latest = of_v.last().map_or(done, |&(_, l)| l.max(done));
+        of_v.push((w.op.invoked_ns, latest));
+    }
+    for c in candidates.values_mut() {
+        // Writes come in completion order; candidates are chosen by invoke.
+        c.sort_unstable();
+        let mut latest = 0;
+        for entry in c.iter_mut() {
+            latest = latest.max(entry.1);
+            entry.1 = latest;
+        }
+    }
     let fetches = observations
         .iter()
         .filter(|r| r.op.f == Op::FetchCommitted)
         .filter_map(|r| r.offset.map(|v| (r, v)));
-    'fetches: for (r, v) in fetches {
-        let overwriter = |w: &Write| {
-            let done = w.done_ns?;
-            writes.iter().find(|x| {
-                x.offset != v
-                    && x.op.invoked_ns > done
-                    && x.done_ns.is_some_and(|ok| ok < r.op.invoked_ns)
-            })
+    for (r, v) in fetches {
+        let Some(of_v) = candidates.get(&v) else {
+            continue;
         };
-        // The latest candidate commit of `v` and what overwrote it; one not overwritten (or
-        // no candidate at all) clears the fetch.
-        let mut latest: Option<(&Write, &Write)> = None;
-        for w in writes
-            .iter()
-            .filter(|w| w.offset == v && w.op.invoked_ns <= r.completed())
+        let n = of_v.partition_point(|&(invoked, _)| invoked <= r.completed());
+        let Some(&(_, last_done)) = n.checked_sub(1).map(|i| &of_v[i]) else {
+            continue;
+        };
+        if overwriters
+            .latest_invoke_before(r.op.invoked_ns, v)
+            .is_none_or(|x| x <= last_done)
         {
-            let Some(x) = overwriter(w) else {
-                continue 'fetches;
-            };
-            if latest.is_none_or(|(l, _)| l.done_ns < w.done_ns) {
-                latest = Some((w, x));
-            }
+            continue;
         }
-        if let Some((w, x)) = latest {
-            return Some(format!(
-                "{r}, though every commit of {v} before it was overwritten before it began: \
-                 the last, by {} (ok {} ns), by the commit of {} by {} (invoked {} ns, ok {} ns)",
-                w.op.process,
-                w.done_ns.unwrap_or_default(),
-                x.offset,
-                x.op.process,
-                x.op.invoked_ns,
-                x.done_ns.unwrap_or_default()
-            ));
-        }
+        return Some(stale_detail(writes, r, v));
     }
     None
+}
+
+/// What `stale_read` reports for R: the candidate of `v` that completed last (the first of
+/// them in completion order on a tie) and the first commit that overwrote it.
+fn stale_detail(writes: &[Write], r: &Committed, v: u64) -> String {
+    let mut latest: Option<&Write> = None;
+    for w in writes
+        .iter()
+        .filter(|w| w.offset == v && w.op.invoked_ns <= r.completed())
+    {
+        if latest.is_none_or(|l| l.done_ns < w.done_ns) {
+            latest = Some(w);
+        }
+    }
+    let w = latest.expect("a stale read has a candidate");
+    let done = w.done_ns.expect("an overwritten candidate completed");
+    let x = writes
+        .iter()
+        .find(|x| {
+            x.offset != v
+                && x.op.invoked_ns > done
+                && x.done_ns.is_some_and(|ok| ok < r.op.invoked_ns)
+        })
+        .expect("a stale read's candidate was overwritten");
+    format!(
+        "{r}, though every commit of {v} before it was overwritten before it began: \
+         the last, by {} (ok {done} ns), by the commit of {} by {} (invoked {} ns, ok {} ns)",
+        w.op.process,
+        x.offset,
+        x.op.process,
+        x.op.invoked_ns,
+        x.done_ns.unwrap_or_default()
+    )
+}
+
+/// Over the `ok` commits in completion order, for each prefix: the one invoked last, and the
+/// one invoked last among those of another offset than its. Between them they give the latest
+/// invoke of a commit of any offset but `v`, whatever `v` is.
+struct Overwriters {
+    done: Vec<u64>,
+    /// The two, for the prefix of each length.
+    latest: Vec<Latest>,
+}
+
+/// The commit invoked last and the one invoked last among those of another offset, each as
+/// (offset, invoke time).
+#[derive(Clone, Copy, Default)]
+struct Latest {
+    first: Option<(u64, u64)>,
+    other: Option<(u64, u64)>,
+}
+
+impl Overwriters {
+    fn new(writes: &[Write]) -> Self {
+        let mut ok: Vec<(u64, u64, u64)> = writes
+            .iter()
+            .filter_map(|w| w.done_ns.map(|d| (d, w.offset, w.op.invoked_ns)))
+            .collect();
+        ok.sort_unstable();
+        let mut latest = Vec::with_capacity(ok.len() + 1);
+        let Latest {
+            mut first,
+            mut other,
+        } = Latest::default();
+        latest.push(Latest { first, other });
+        for &(_, offset, invoked) in &ok {
+            match first {
+                Some((o, i)) if o == offset => first = Some((o, i.max(invoked))),
+                Some(f) if invoked > f.1 => {
+                    other = first;
+                    first = Some((offset, invoked));
+                }
+                Some(_) => {
+                    if other.is_none_or(|(_, i)| invoked > i) {
+                        other = Some((offset, invoked));
+                    }
+                }
+                None => first = Some((offset, invoked)),
+            }
+            latest.push(Latest { first, other });
+        }
+        Overwriters {
+            done: ok.into_iter().map(|(d, _, _)| d).collect(),
+            latest,
+        }
+    }
+
+    /// The latest invoke of an `ok` commit of an offset other than `v` that completed before
+    /// `t`.
+    fn latest_invoke_before(&self, t: u64, v: u64) -> Option<u64> {
+        let Latest { first, other } = self.latest[self.done.partition_point(|&d| d < t)];
+        match first {
+            Some((o, _)) if o == v => other.map(|(_, i)| i),
+            _ => first.map(|(_, i)| i),
+        }
+    }
 }
 
 /// Every known record below the group's final committed offset (the last observation, by
@@ -391,8 +596,8 @@ fn check_at_least_once(
     group: &str,
     tp: &Tp,
     observations: &[Committed],
-    known: &BTreeMap<Tp, BTreeSet<u64>>,
-    report: &mut impl FnMut(&'static str, String, String),
+    known: &Known,
+    report: &mut Reporter,
 ) {
     let Some((last, end)) = observations
         .iter()
@@ -402,17 +607,26 @@ fn check_at_least_once(
         return;
     };
     // Only a forward jump over a record excuses it: a rewind (seek back to re-read) skips
-    // nothing.
-    let jumps: Vec<(u64, u64)> = groups
+    // nothing. The jumps, merged into disjoint spans in order, answer by a binary search.
+    let mut jumps: Vec<(u64, u64)> = groups
         .member_seeks(group, tp)
         .filter(|s| s.offset > s.from)
         .map(|s| (s.from, s.offset))
         .collect();
+    jumps.sort_unstable();
+    let mut spans: Vec<(u64, u64)> = Vec::with_capacity(jumps.len());
+    for (from, to) in jumps {
+        match spans.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => spans.push((from, to)),
+        }
+    }
+    let jumped = |offset: u64| {
+        let i = spans.partition_point(|&(from, _)| from <= offset);
+        i > 0 && offset < spans[i - 1].1
+    };
     for &offset in known.get(tp).into_iter().flat_map(|k| k.range(..end)) {
-        let jumped = jumps
-            .iter()
-            .any(|&(from, to)| from <= offset && offset < to);
-        if jumped || groups.processed(group, tp, offset) {
+        if jumped(offset) || groups.processed(group, tp, offset) {
             continue;
         }
         report(
@@ -425,3 +639,6 @@ fn check_at_least_once(
         );
     }
 }
+
+#[cfg(test)]
+mod reference;
