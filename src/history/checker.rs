@@ -548,7 +548,7 @@ fn check_consumers(
                         op,
                         &r.topic,
                         r.partition,
-                        r.offset + 1,
+                        r.offset.saturating_add(1),
                         Why::Read(r.offset),
                     );
                 }
@@ -616,7 +616,7 @@ fn check_reads<'a>(
     for r in op.event.records.iter().flatten() {
         let key = (op.process, (r.topic.as_str(), r.partition));
         let place = Expect {
-            next: r.offset + 1,
+            next: r.offset.saturating_add(1),
             why: Why::Read(r.offset),
         };
         let Some(possible) = places.get_mut(&key) else {

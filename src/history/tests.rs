@@ -1376,3 +1376,32 @@ fn an_ok_latest_offset_without_its_answer_is_malformed() {
     let err = parse_history(&lines.join("\n")).unwrap_err();
     assert!(err.message.contains("offset"), "{err}");
 }
+
+/// A record at the last offset a u64 can name is read and committed past without overflow
+/// (in a debug build, an overflow would panic): the checks stay where they were.
+#[test]
+fn a_record_at_the_highest_offset_is_checked_without_overflow() {
+    let top = u64::MAX;
+    let events: Vec<Event> = [
+        send("p0", "k", "a0", 0, top),
+        vec![
+            Event::poll("c1", EventType::Invoke, 10, vec![]).in_group(G),
+            Event::poll("c1", EventType::Ok, 11, vec![rec(0, top, "k", "a0")]).in_group(G),
+        ],
+        commit("c1", 20, top, EventType::Ok),
+        fetch("c2", 30, Some(top)),
+    ]
+    .concat();
+    let report = check(&events);
+    assert!(report.anomalies.is_empty(), "{}", report.render());
+    // A record just below it, acknowledged and never read, is still caught: below the
+    // group's committed offset, no member processed it.
+    let mut skipped = send("p0", "k", "a1", 0, top - 1);
+    skipped.extend(events);
+    let report = check(&skipped);
+    assert!(
+        subjects(&report, "at-least-once").contains(&format!("g t-0@{}", top - 1)),
+        "{}",
+        report.render()
+    );
+}

@@ -157,7 +157,7 @@ impl<'a> Groups<'a> {
                 (Op::Poll, EventType::Ok | EventType::Info, _, _) => {
                     for r in e.records.iter().flatten() {
                         let tp = (r.topic.as_str(), r.partition);
-                        move_to(&mut at, op.process, tp, r.offset + 1, certain);
+                        move_to(&mut at, op.process, tp, r.offset.saturating_add(1), certain);
                         g.processed_by.push((tp, r.offset, op.process));
                     }
                 }

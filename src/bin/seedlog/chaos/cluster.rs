@@ -92,12 +92,13 @@ impl Node {
         let exe = std::env::current_exe().context("cannot find this binary")?;
         let mut log = open_log(&self.log)?;
         writeln!(log, "=== start {}", self.args.join(" "))?;
-        let mut child = Command::new(exe)
+        // Named in the error: a binary rebuilt while the run goes on shows as "... (deleted)".
+        let mut child = Command::new(&exe)
             .args(&self.args)
             .stdout(Stdio::piped())
             .stderr(log.try_clone()?)
             .spawn()
-            .with_context(|| format!("cannot start {}", self.name))?;
+            .with_context(|| format!("cannot start {} ({})", self.name, exe.display()))?;
         let stdout = child.stdout.take().context("no stdout")?;
         let (ready_tx, ready) = mpsc::channel();
         std::thread::spawn(move || {
