@@ -203,6 +203,39 @@ fn jepsen_s_poll_skip_case_in_jepsen_s_own_shape() {
 }
 
 #[test]
+fn jepsen_s_own_edn_files_are_read_as_they_are() {
+    // The poll-skip case as Jepsen writes history.edn: one map per line, some tagged as Op
+    // records, comments, a nemesis's operations (skipped, counted). The same anomalies as the
+    // JSON conversion.
+    assert_eq!(
+        subjects("jepsen-poll-skip.edn"),
+        subjects("jepsen-shaped-poll-skip.jsonl")
+    );
+    let report = report_of("jepsen-poll-skip.edn");
+    assert_eq!(report.anomalies.len(), 2, "{}", report.render());
+    assert_eq!((report.stats.sends_unknown, report.stats.ignored), (5, 2));
+    // A whole history as one vector, logs named by integers: the aborted read again.
+    let edn = report_of("jepsen-aborted-read.edn");
+    let json = report_of("jepsen-shaped-aborted-read.jsonl");
+    assert_eq!(edn.render(), json.render());
+    assert_eq!(edn.anomalies.len(), 1);
+}
+
+#[test]
+fn a_malformed_edn_history_names_the_line() {
+    // An operation that is not an event (no `f`), on line 3 of its file.
+    let text =
+        "; two operations\n{:process 0, :type :invoke, :f :poll, :time 1, :value [[:poll]]}\n\
+                {:process 0, :type :ok, :time 2}\n";
+    let e = parse_history(text).unwrap_err();
+    assert_eq!(e.line, 3, "{}", e.message);
+    // EDN that does not parse: a map left open on line 2.
+    let e =
+        parse_history("{:process 0, :type :invoke, :f :poll, :time 1}\n{:process 0\n").unwrap_err();
+    assert_eq!(e.line, 2, "{}", e.message);
+}
+
+#[test]
 fn a_failed_jepsen_transaction_read_later_is_an_aborted_read() {
     // A transaction of two sends failed (neither happened), yet its first value is read at
     // offset 0 of key 5, below an acknowledged send. Keys are integers; the consumer's assign

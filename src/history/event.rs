@@ -43,6 +43,7 @@
 //! micro-operations in `value`, `time` for `time_ns`) are read too, each micro-operation as an
 //! operation of its own (`super::jepsen`).
 
+use super::edn;
 use super::jepsen::{self, MicroOp};
 use super::ops::{pair, Operation};
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
@@ -364,7 +365,17 @@ pub struct HistoryError {
 /// Parses a whole history; the first bad line is reported with its number (1-based). A line is
 /// bad if it is not an event, if an invoke lacks what it asks for, or if an `ok` completion
 /// lacks a field the checker reads even after taking what it omits from its invoke.
+///
+/// Jepsen's own EDN files are read too (`edn`): each operation is converted to the JSON line it
+/// would be, on the line it starts on.
 pub fn parse_history(text: &str) -> Result<Vec<Event>, HistoryError> {
+    if edn::looks_like_edn(text) {
+        return parse_json_lines(&edn::to_json_lines(text)?);
+    }
+    parse_json_lines(text)
+}
+
+fn parse_json_lines(text: &str) -> Result<Vec<Event>, HistoryError> {
     let mut events = Vec::new();
     let mut lines = Vec::new();
     let mut bad_line = None;

@@ -3,6 +3,7 @@
 //! format, and `check-history` reads any file in it, including ones written by hand.
 
 mod checker;
+mod edn;
 mod event;
 mod groups;
 mod jepsen;

@@ -40,7 +40,8 @@ enum Command {
     Merge(MergeArgs),
     /// Reproduce one run (from a seed or a saved schedule), print its trace, write its history.
     Replay(ReplayArgs),
-    /// Check a history file (JSON lines) for the anomalies listed in docs/architecture.md.
+    /// Check a history file (JSON lines, or Jepsen's EDN) for the anomalies listed in
+    /// docs/architecture.md.
     CheckHistory {
         /// The history file.
         file: PathBuf,
