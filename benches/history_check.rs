@@ -10,8 +10,12 @@
 //!   fetch of the committed offset after each commit: every second commit is lower than the one
 //!   before, and each is excused by the seek before it (the case the group checks once took
 //!   cubic time on).
+//! - `jepsen-edn`: a history as Jepsen's Kafka workload writes `history.edn` (sends to ten
+//!   keys, then polls reading them all back), timed from the text: reading it
+//!   (`parse_history`, EDN converted operation by operation) and checking it.
 
-use seedlog::history::{check, Event, EventType, PolledRecord};
+use seedlog::history::{check, parse_history, Event, EventType, PolledRecord};
+use std::fmt::Write;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -161,6 +165,49 @@ fn seek_flip(flips: u64) -> Vec<Event> {
     h.events
 }
 
+/// `sends` sends to ten keys (each key one log), one per operation, then polls of 20 offsets
+/// of every key at a time until all are read, as EDN operation maps, one per line.
+fn jepsen_edn(sends: u64) -> String {
+    let mut text = String::new();
+    let mut index = 0;
+    let mut op = |time: u64, rest: String| {
+        writeln!(text, "{{:index {index}, :time {time}, {rest}}}").expect("a String takes text");
+        index += 1;
+    };
+    for i in 0..sends {
+        let (key, offset) = (i % 10, i / 10);
+        let send = ":process 0, :f :send, :value [[:send";
+        op(2 * i, format!(":type :invoke, {send} {key} {i}]]"));
+        op(
+            2 * i + 1,
+            format!(":type :ok, {send} {key} [{offset} {i}]]]"),
+        );
+    }
+    let per_key = sends / 10;
+    let mut time = 2 * sends;
+    for from in (0..per_key).step_by(20) {
+        let read: Vec<String> = (0..10)
+            .map(|key| {
+                let records: Vec<String> = (from..(from + 20).min(per_key))
+                    .map(|o| format!("[{o} {}]", o * 10 + key))
+                    .collect();
+                format!("{key} [{}]", records.join(" "))
+            })
+            .collect();
+        op(
+            time,
+            ":type :invoke, :process 1, :f :poll, :value [[:poll]]".to_string(),
+        );
+        let poll = format!("[[:poll {{{}}}]]", read.join(", "));
+        op(
+            time + 1,
+            format!(":type :ok, :process 1, :f :poll, :value {poll}"),
+        );
+        time += 2;
+    }
+    text
+}
+
 /// Builds a history of the given size.
 type Build = fn(u64) -> Vec<Event>;
 
@@ -186,5 +233,20 @@ fn main() {
                 report.anomalies.len()
             );
         }
+    }
+    for sends in [25_000, 100_000, 400_000] {
+        let text = jepsen_edn(sends);
+        let start = Instant::now();
+        let events = parse_history(&text).expect("a well-formed EDN history");
+        let report = black_box(check(&events));
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{:<16} {sends:>7} {:>9} events {secs:>8.3} s {:>12.0} events/s  anomalies {} \
+             (read and checked)",
+            "jepsen-edn",
+            events.len(),
+            events.len() as f64 / secs,
+            report.anomalies.len()
+        );
     }
 }
