@@ -367,10 +367,14 @@ pub struct HistoryError {
 /// lacks a field the checker reads even after taking what it omits from its invoke.
 ///
 /// Jepsen's own EDN files are read too (`edn`): each operation is converted to the JSON line it
-/// would be, on the line it starts on.
+/// would be, and errors name the line of the file it starts on.
 pub fn parse_history(text: &str) -> Result<Vec<Event>, HistoryError> {
     if edn::looks_like_edn(text) {
-        return parse_json_lines(&edn::to_json_lines(text)?);
+        let converted = edn::to_json_lines(text)?;
+        return parse_json_lines(&converted.json).map_err(|e| HistoryError {
+            line: converted.source_line(e.line),
+            ..e
+        });
     }
     parse_json_lines(text)
 }

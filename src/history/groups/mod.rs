@@ -316,6 +316,9 @@ fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed])
     let mut seek_ends = Staircase::default();
     let mut fetch_ends: BTreeMap<&str, Staircase> = BTreeMap::new();
     let delayed = DelayedWrites::new(groups.writes_of(group, tp));
+    let in_time_order = observations
+        .iter()
+        .all(|a| a.op.invoked_ns <= a.completed());
     for b in observations {
         let before = observations.partition_point(|a| a.completed() < b.op.invoked_ns);
         let Some(max_before) = highest[before] else {
@@ -351,9 +354,12 @@ fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed])
                     .flatten()
                     .and_then(|ends| ends.highest_up_to(lower));
                 let excused_until = seek_back.max(resumed);
-                // Every A that completed by then was invoked by then too: all excused.
-                let from =
-                    excused_until.map_or(0, |t| earlier.partition_point(|a| a.completed() <= t));
+                // Every A that completed by then was invoked by then too: all excused (unless
+                // the history has a completion timed before its invoke: then all are searched).
+                let from = match excused_until {
+                    Some(t) if in_time_order => earlier.partition_point(|a| a.completed() <= t),
+                    _ => 0,
+                };
                 let unexcused = earlier[from..].iter().find(|a| {
                     a.offset.is_some_and(|o| o > lower)
                         && excused_until.is_none_or(|t| a.op.invoked_ns > t)
@@ -449,18 +455,20 @@ impl<'w, 'a> DelayedWrites<'w, 'a> {
 /// commit of another offset that completed before R was invoked after it. So each R needs the
 /// latest invoke among the commits completed before it, of an offset other than `v`, which
 /// `Overwriters` keeps per completion-ordered prefix, and the latest completion among the
-/// candidates, which `Candidates` keeps per offset: a logarithmic search each.
+/// candidates, kept per offset by invoke: a logarithmic search each.
 fn stale_read(writes: &[Write], observations: &[Committed]) -> Option<String> {
     let overwriters = Overwriters::new(writes);
+    // Per offset, (invoke, completion) of its commits (an `info` one never completes), then by
+    // invoke with the latest completion among each prefix: candidates are chosen by invoke.
     let mut candidates: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
     for w in writes {
-        let of_v = candidates.entry(w.offset).or_default();
         let done = w.done_ns.unwrap_or(u64::MAX);
-        let latest = of_v.last().map_or(done, |&(_, l)| l.max(done));
-        of_v.push((w.op.invoked_ns, latest));
+        candidates
+            .entry(w.offset)
+            .or_default()
+            .push((w.op.invoked_ns, done));
     }
     for c in candidates.values_mut() {
-        // Writes come in completion order; candidates are chosen by invoke.
         c.sort_unstable();
         let mut latest = 0;
         for entry in c.iter_mut() {
