@@ -481,7 +481,7 @@ fn isr_member_holds_hw<M: Layout>(m: &M, s: &State) -> bool {
 fn progress_held_by_follower<M: Layout>(m: &M, s: &State) -> bool {
     let brokers: Vec<&Broker> = live_brokers(m.cfg(), s).map(|(_, b)| b).collect();
     brokers.iter().all(|l| {
-        l.each_recorded_progress(|tp, epoch, f, p| {
+        l.each_recorded_progress(|tp, epoch, f, p, _| {
             brokers
                 .iter()
                 .find(|b| b.id() == f)

@@ -147,23 +147,49 @@ impl PartitionLog {
                     .zip(short.batches.iter().rev())
                     .all(|(a, b)| a == b)
         };
-        let ids = self.producers.keys().chain(other.producers.keys());
-        let differs =
-            ids.copied().find(
-                |id| match (self.producers.get(id), other.producers.get(id)) {
-                    (Some(a), Some(b)) => {
-                        a.epoch != b.epoch || !(newest_of(a, b) || newest_of(b, a))
-                    }
-                    (Some(a), None) => in_log(other, a),
-                    (None, Some(b)) => in_log(self, b),
-                    (None, None) => false,
-                },
-            )?;
-        Some((
-            differs,
-            self.producers.get(&differs),
-            other.producers.get(&differs),
-        ))
+        let differ =
+            |mine: Option<&ProducerState>, theirs: Option<&ProducerState>| match (mine, theirs) {
+                (Some(a), Some(b)) => a.epoch != b.epoch || !(newest_of(a, b) || newest_of(b, a)),
+                (Some(a), None) => in_log(other, a),
+                (None, Some(b)) => in_log(self, b),
+                (None, None) => false,
+            };
+        // The producers this log holds are named first, in id order, then those only `other`
+        // holds. One walk over both maps in id order (this runs after a follower's every step in
+        // the simulator): no lookups.
+        let (mut mine, mut theirs) = (
+            self.producers.iter().peekable(),
+            other.producers.iter().peekable(),
+        );
+        let mut only_theirs = None;
+        loop {
+            let (id, a, b) = match (mine.peek(), theirs.peek()) {
+                (None, None) => return only_theirs,
+                (Some(&(&i, a)), Some(&(&j, b))) if i == j => {
+                    mine.next();
+                    theirs.next();
+                    (i, Some(a), Some(b))
+                }
+                (Some(&(&i, a)), Some(&(&j, _))) if i < j => {
+                    mine.next();
+                    (i, Some(a), None)
+                }
+                (Some(&(&i, a)), None) => {
+                    mine.next();
+                    (i, Some(a), None)
+                }
+                (_, Some(&(&j, b))) => {
+                    theirs.next();
+                    (j, None, Some(b))
+                }
+            };
+            if differ(a, b) {
+                if a.is_some() {
+                    return Some((id, a, b));
+                }
+                only_theirs.get_or_insert((id, a, b));
+            }
+        }
     }
 
     /// The first producer whose state here differs from `other`'s, with both states.
@@ -850,6 +876,76 @@ mod tests {
         missing.set_high_watermark(6).unwrap();
         assert!(missing.advance_log_start(6));
         assert_eq!(named(&missing, &leader), None);
+    }
+
+    /// `producer_disagreement` walks both maps in id order; it names what the plain definition
+    /// names (the first of this log's producers, in id order, that differs, then the first of
+    /// those only `other` holds), on random pairs of producer maps.
+    #[test]
+    fn the_producer_walk_names_what_the_plain_definition_names() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        fn plain(a: &PartitionLog, b: &PartitionLog) -> Option<u64> {
+            let in_log = |log: &PartitionLog, st: &ProducerState| {
+                st.batches.iter().any(|m| {
+                    m.last_offset >= log.log_start && m.first_offset < log.log_end_offset()
+                })
+            };
+            let newest_of = |short: &ProducerState, long: &ProducerState| {
+                short.batches.len() <= long.batches.len()
+                    && long
+                        .batches
+                        .iter()
+                        .rev()
+                        .zip(short.batches.iter().rev())
+                        .all(|(x, y)| x == y)
+            };
+            let ids = a.producers.keys().chain(b.producers.keys());
+            ids.copied()
+                .find(|id| match (a.producers.get(id), b.producers.get(id)) {
+                    (Some(x), Some(y)) => {
+                        x.epoch != y.epoch || !(newest_of(x, y) || newest_of(y, x))
+                    }
+                    (Some(x), None) => in_log(b, x),
+                    (None, Some(y)) => in_log(a, y),
+                    (None, None) => false,
+                })
+        }
+        let batch = (0u64..4).prop_map(|o| BatchMeta {
+            first_seq: o,
+            last_seq: o,
+            first_offset: o,
+            last_offset: o,
+        });
+        let state = (0u16..2, proptest::collection::vec_deque(batch, 0..4))
+            .prop_map(|(epoch, batches)| ProducerState { epoch, batches });
+        let producers = proptest::collection::btree_map(0u64..6, state, 0..5);
+        let log = (producers, 0u64..3).prop_map(|(producers, n)| {
+            let mut log = PartitionLog::new();
+            for _ in 0..n {
+                log.append_stamped(0, vec![rec("v")], None).unwrap();
+            }
+            log.producers = producers;
+            log
+        });
+        let mut runner = TestRunner::new_with_rng(
+            Config::with_cases(4000),
+            proptest::test_runner::TestRng::deterministic_rng(Default::default()),
+        );
+        let differing = std::cell::Cell::new(0);
+        runner
+            .run(&(log.clone(), log), |(a, b)| {
+                let walked = a.producer_disagreement(&b).map(|d| d.0);
+                differing.set(differing.get() + usize::from(walked.is_some()));
+                prop_assert_eq!(walked, plain(&a, &b));
+                Ok(())
+            })
+            .unwrap();
+        let differing = differing.get();
+        assert!(
+            differing > 500,
+            "too few disagreements generated: {differing}"
+        );
     }
 
     /// A replica restarted at the log start takes the producer state below it and, after

@@ -12,9 +12,11 @@ mod answers;
 use super::committed::CommittedLog;
 use super::copies::Copies;
 use seedlog::log::{Checked, PartitionLog, Violation};
-use seedlog::node::coordinator::CommitFencing;
+use seedlog::node::coordinator::{CommitFencing, LoggedOffsets};
 use seedlog::node::{AnyNode, Broker, QuorumNode};
-use seedlog::protocol::{LeaderEpoch, NodeId, Offset, QuorumEpoch, TopicPartition, OFFSETS_TOPIC};
+use seedlog::protocol::{
+    LeaderEpoch, LogEntry, NodeId, Offset, QuorumEpoch, TopicPartition, OFFSETS_TOPIC,
+};
 use seedlog::runtime::driver::StepCheck;
 use seedlog::runtime::lock;
 use std::collections::BTreeMap;
@@ -40,8 +42,9 @@ pub struct CrossChecks {
     /// broker where the log starts can have been told more (`reset-above-log-start`).
     log_starts: Arc<Mutex<BTreeMap<TopicPartition, Offset>>>,
     /// Each broker's `__consumer_offsets` partitions as `coordinator-offsets-in-log` last
-    /// checked them (log start, high watermark, log end): checked again only once one moved.
-    coordinators: Arc<Mutex<BTreeMap<(NodeId, u32), LogMarks>>>,
+    /// checked them (log start, high watermark, log end, and the committed records read so
+    /// far): checked again only once one of the marks moved, reading only the newly committed.
+    coordinators: Arc<Mutex<BTreeMap<(NodeId, u32), CoordinatorScan>>>,
     /// Which brokers have held each record, for `acked-under-min-insync`.
     copies: Arc<Mutex<Copies>>,
     /// The run may elect unclean leaders, which lose committed records: no answer is held to
@@ -93,44 +96,77 @@ fn note_leader_hw(
 /// A log's start, high watermark and end.
 type LogMarks = (Offset, Offset, Offset);
 
-/// What `offsets-monotonic` has read of one replica's log: entries `[start, next)`, the last of
-/// them of leader epoch `last_epoch`. The log it reads on is that prefix as long as its start is
-/// `start` and it still holds that last entry in that epoch (replicas that agree on an entry's
-/// epoch agree on everything up to it); otherwise the replica compacted, truncated, restarted
-/// at its leader's log start or lost a tail, and the log is read again from its start.
+/// How far a check has read one replica's log: entries `[start, next)`, the last of them of
+/// leader epoch `last_epoch`. The log it reads on is that prefix as long as its start is `start`
+/// and it still holds that last entry in that epoch (replicas that agree on an entry's epoch
+/// agree on everything up to it); otherwise the replica compacted, truncated, restarted at its
+/// leader's log start or lost a tail, and the log is read again from its start.
 #[derive(Default)]
-struct OffsetsScan {
+struct ReadMark {
     start: Offset,
     next: Offset,
     last_epoch: Option<LeaderEpoch>,
-    fencing: CommitFencing,
 }
 
-impl OffsetsScan {
-    fn holds_prefix_of(&self, log: &PartitionLog) -> bool {
+impl ReadMark {
+    fn holds_prefix_of(&self, log: &PartitionLog, end: Offset) -> bool {
         log.log_start_offset() == self.start
-            && self.next <= log.log_end_offset()
+            && self.next <= end
             && (self.next == self.start
                 || log.entry(self.next - 1).map(|e| e.epoch) == self.last_epoch)
     }
 
-    /// Reads what `log` holds past what was read; the error names a commit the rule refuses.
-    fn read(&mut self, log: &PartitionLog) -> Result<(), String> {
-        if !self.holds_prefix_of(log) {
-            *self = OffsetsScan {
-                start: log.log_start_offset(),
-                next: log.log_start_offset(),
-                ..OffsetsScan::default()
+    /// Reads `log`'s entries below `end` past what was read: returns them, and whether the
+    /// prefix read before was not this log's (they are then every entry from its start).
+    fn advance<'l>(&mut self, log: &'l PartitionLog, end: Offset) -> (bool, &'l [LogEntry]) {
+        let again = !self.holds_prefix_of(log, end);
+        if again {
+            let start = log.log_start_offset();
+            *self = ReadMark {
+                start,
+                next: start,
+                last_epoch: None,
             };
         }
-        let first = usize::try_from(self.next - self.start).unwrap_or(usize::MAX);
-        for e in log.entries().get(first..).unwrap_or_default() {
-            self.fencing.feed(e)?;
-            self.next = e.offset + 1;
-            self.last_epoch = Some(e.epoch);
+        let index = |o: Offset| usize::try_from(o - self.start).unwrap_or(usize::MAX);
+        let entries = log.entries();
+        let new = entries
+            .get(index(self.next)..index(end.max(self.next)).min(entries.len()))
+            .unwrap_or_default();
+        if let Some(last) = new.last() {
+            self.next = last.offset + 1;
+            self.last_epoch = Some(last.epoch);
         }
-        Ok(())
+        (again, new)
     }
+}
+
+/// What `offsets-monotonic` has read of one replica's log, and the fencing state it left.
+#[derive(Default)]
+struct OffsetsScan {
+    read: ReadMark,
+    fencing: CommitFencing,
+}
+
+impl OffsetsScan {
+    /// Reads what `log` holds past what was read; the error names a commit the rule refuses.
+    fn read(&mut self, log: &PartitionLog) -> Result<(), String> {
+        let (again, new) = self.read.advance(log, log.log_end_offset());
+        if again {
+            self.fencing = CommitFencing::default();
+        }
+        new.iter().try_for_each(|e| self.fencing.feed(e))
+    }
+}
+
+/// What `coordinator-offsets-in-log` has read of one broker's replica of a `__consumer_offsets`
+/// partition: its committed records so far (`[log start, high watermark)`), and the log's
+/// marks when last checked.
+#[derive(Default)]
+struct CoordinatorScan {
+    marks: Option<LogMarks>,
+    read: ReadMark,
+    logged: LoggedOffsets,
 }
 
 impl CrossChecks {
@@ -179,21 +215,22 @@ impl CrossChecks {
         self.coordinators_match_logs(b)?;
         let committed = lock(committed);
         b.check_against_committed(committed.metadata(), Some(committed.next_producer_id()))?;
-        b.each_committed_isr_member(committed.metadata(), |tp, hw, m, registered| {
-            match self.peer(b.id(), m) {
-                Some(state) => lock(&state).as_broker().map_or(Ok(()), |member| {
+        // The peers map is locked once for the step's checks, not once per follower and
+        // partition (the node states are locked one at a time, as each is read).
+        let peers = lock(&self.peers);
+        let broker_of = |id: NodeId| (id != b.id()).then(|| peers.get(&id)).flatten();
+        b.each_committed_isr_member(
+            committed.metadata(),
+            |tp, hw, m, registered| match broker_of(m) {
+                Some(state) => lock(state).as_broker().map_or(Ok(()), |member| {
                     member.check_isr_member_holds(tp, hw, registered)
                 }),
                 None => Ok(()),
-            }
-        })?;
-        b.each_recorded_progress(|tp, epoch, f, p| match self.peer(b.id(), f) {
-            Some(state) => lock(&state).as_broker().map_or(Ok(()), |follower| {
-                follower.check_recorded_progress(b.id(), tp, epoch, p)?;
-                match b.log(tp) {
-                    Some(log) => follower.check_producers_held(b.id(), tp, epoch, p, log),
-                    None => Ok(()),
-                }
+            },
+        )?;
+        b.each_recorded_progress(|tp, epoch, f, p, log| match broker_of(f) {
+            Some(state) => lock(state).as_broker().map_or(Ok(()), |follower| {
+                follower.check_recorded_follower(b.id(), tp, epoch, p, log)
             }),
             None => Ok(()),
         })
@@ -201,10 +238,11 @@ impl CrossChecks {
 
     /// Each loaded coordinator of `b` holds what its log's committed part says
     /// (`Coordinator::check_offsets_in_log`), checked after a step that moved that partition's
-    /// log start, high watermark or log end (a replay of the partition each time: after every
-    /// step it cost half again the run's CPU).
+    /// log start, high watermark or log end (after every step it cost half again the run's
+    /// CPU), on the records committed since the last check added to what was read before (a
+    /// replay of the whole partition each time cost a twentieth of the run).
     fn coordinators_match_logs(&self, b: &Broker) -> Checked {
-        let mut seen = lock(&self.coordinators);
+        let mut scans = lock(&self.coordinators);
         for (&p, c) in b.coordinators().iter().filter(|(_, c)| c.is_loaded()) {
             let tp = TopicPartition::new(OFFSETS_TOPIC, p);
             let Some(log) = b.log(&tp) else { continue };
@@ -213,9 +251,17 @@ impl CrossChecks {
                 log.high_watermark(),
                 log.log_end_offset(),
             );
-            if seen.insert((b.id(), p), marks) != Some(marks) {
-                c.check_offsets_in_log(log).map_err(|v| v.at(&tp))?;
+            let scan = scans.entry((b.id(), p)).or_default();
+            if scan.marks.replace(marks) == Some(marks) {
+                continue;
             }
+            let (again, new) = scan.read.advance(log, log.high_watermark());
+            if again {
+                scan.logged = LoggedOffsets::default();
+            }
+            scan.logged.read(new);
+            c.check_offsets_logged(&scan.logged, log)
+                .map_err(|v| v.at(&tp))?;
         }
         Ok(())
     }
@@ -364,12 +410,103 @@ mod tests {
         let mut scan = OffsetsScan::default();
         let mut l = log(&[entry(0, 1, None, 1), entry(1, 1, Some("a"), 1)]);
         assert_eq!(scan.read(&l), Ok(()));
-        assert_eq!(scan.next, 2);
+        assert_eq!(scan.read.next, 2);
         l.append_entries(&[entry(2, 1, None, 2)]).unwrap();
         assert_eq!(scan.read(&l), Ok(()));
         l.append_entries(&[entry(3, 1, Some("a"), 1)]).unwrap();
         let err = scan.read(&l).unwrap_err();
         assert!(err.contains("generation 1 at offset 3"), "{err}");
+    }
+
+    /// `coordinator-offsets-in-log` reads only what was committed since its last check: what
+    /// it has read equals the committed records read whole, after every change a replica's log
+    /// goes through (appends in new leader epochs, a high watermark that moves, truncation of
+    /// the uncommitted tail, a log start that moves, a restart with a shorter log), on random
+    /// sequences of them.
+    #[test]
+    fn offsets_read_as_committed_equal_the_committed_log_read_whole() {
+        use crate::rng::SeedRng;
+        let key = |g: u64, p: u64| OffsetsKey::Offset {
+            group: format!("g{g}"),
+            tp: TopicPartition::new("t", p as u32),
+        };
+        let commit = |o: u64| OffsetsValue::Offset {
+            offset: o,
+            member: "m".into(),
+            generation: 1,
+            metadata: String::new(),
+        };
+        let (mut resets, mut longest) = (0, 0);
+        for seed in 0..200 {
+            let mut rng = SeedRng::new(seed, 0);
+            let mut log = PartitionLog::new();
+            let mut epoch = 0;
+            let mut scan = CoordinatorScan::default();
+            for _ in 0..60 {
+                let (start, hw, end) = (
+                    log.log_start_offset(),
+                    log.high_watermark(),
+                    log.log_end_offset(),
+                );
+                match rng.range(0, 10) {
+                    0..=3 => {
+                        if rng.chance(20) {
+                            epoch += 1;
+                            log.assign_epoch(epoch, end);
+                        }
+                        let n = rng.range(1, 3);
+                        let new: Vec<LogEntry> = (end..end + n)
+                            .map(|o| {
+                                let k = key(rng.range(0, 1), rng.range(0, 2));
+                                offsets_entry(o, epoch, &k, &commit(rng.range(0, 50)))
+                            })
+                            .collect();
+                        log.append_entries(&new).unwrap();
+                    }
+                    4..=6 => log.set_high_watermark(rng.range(hw, end)).unwrap(),
+                    7 => log.truncate_to(rng.range(hw, end)).unwrap(),
+                    8 => {
+                        log.advance_log_start(rng.range(start, hw));
+                    }
+                    9 => {
+                        // Records replaced under what was read, in one step: an unclean leader's
+                        // log taken whole, committed at once (the read prefix's last entry is
+                        // then of another epoch).
+                        log.truncate_to(rng.range(start, end)).unwrap();
+                        epoch += 1;
+                        let from = log.log_end_offset();
+                        log.assign_epoch(epoch, from);
+                        let new: Vec<LogEntry> = (from..end + 2)
+                            .map(|o| offsets_entry(o, epoch, &key(0, 0), &commit(o)))
+                            .collect();
+                        log.append_entries(&new).unwrap();
+                        log.set_high_watermark(end + 2).unwrap();
+                    }
+                    _ => {
+                        // A restart that kept less than it had, with a lower high watermark
+                        // (what it took as committed is learned again from its leader).
+                        let kept = rng.range(start, end);
+                        log.truncate_to(kept).unwrap();
+                        log.set_high_watermark(rng.range(start, kept)).unwrap();
+                    }
+                }
+                let (again, new) = scan.read.advance(&log, log.high_watermark());
+                if again {
+                    resets += 1;
+                    scan.logged = LoggedOffsets::default();
+                }
+                scan.logged.read(new);
+                let mut whole = LoggedOffsets::default();
+                let committed = (log.high_watermark() - log.log_start_offset()) as usize;
+                whole.read(&log.entries()[..committed]);
+                assert_eq!(scan.logged, whole, "seed {seed}");
+                longest = longest.max(whole.len());
+            }
+        }
+        assert!(
+            resets > 200 && longest >= 5,
+            "{resets} re-reads, {longest} keys at most"
+        );
     }
 
     #[test]
@@ -384,13 +521,13 @@ mod tests {
         l.append_entries(&[entry(1, 2, Some("a"), 1), entry(2, 2, Some("a"), 1)])
             .unwrap();
         assert_eq!(scan.read(&l), Ok(()));
-        assert_eq!((scan.start, scan.next), (0, 3));
+        assert_eq!((scan.read.start, scan.read.next), (0, 3));
         // Compaction moves the start: the log is read again from it.
         l.append_entries(&[entry(3, 2, None, 3), entry(4, 2, Some("b"), 3)])
             .unwrap();
         assert!(l.advance_log_start(3));
         assert_eq!(scan.read(&l), Ok(()));
-        assert_eq!((scan.start, scan.next), (3, 5));
+        assert_eq!((scan.read.start, scan.read.next), (3, 5));
         l.append_entries(&[entry(5, 2, Some("a"), 1)]).unwrap();
         assert!(scan.read(&l).is_err());
     }

@@ -4,7 +4,7 @@
 //! `check_invariants` after every step and stop the node on the first violation.
 
 use super::{Broker, LeaderState, Progress, Replica, Role};
-use crate::log::{ensure, Checked, Violation};
+use crate::log::{ensure, Checked, PartitionLog, Violation};
 use crate::node::Durability;
 use crate::protocol::{
     BrokerEpoch, BrokerId, ClusterMetadata, LeaderEpoch, Offset, PartitionState, TopicPartition,
@@ -222,16 +222,41 @@ impl Broker {
     /// `check_recorded_progress`.
     pub fn each_recorded_progress(
         &self,
-        mut check: impl FnMut(&TopicPartition, LeaderEpoch, BrokerId, &Progress) -> Checked,
+        mut check: impl FnMut(
+            &TopicPartition,
+            LeaderEpoch,
+            BrokerId,
+            &Progress,
+            &PartitionLog,
+        ) -> Checked,
     ) -> Checked {
         for (tp, r) in &self.replicas {
             if let Some(ls) = r.leader() {
                 for (&f, p) in &ls.followers {
-                    check(tp, ls.epoch, f, p)?;
+                    check(tp, ls.epoch, f, p, &r.log)?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// This broker's replica of `tp`, if it follows `leader` in `epoch` in the incarnation
+    /// (broker epoch) that leader recorded in `p`: the replica a leader's record of this
+    /// broker's progress speaks of.
+    fn recorded_by(
+        &self,
+        leader: BrokerId,
+        tp: &TopicPartition,
+        epoch: LeaderEpoch,
+        p: &Progress,
+    ) -> Option<&Replica> {
+        if self.broker_epoch() != Some(p.broker_epoch) {
+            return None;
+        }
+        let r = self.replicas.get(tp)?;
+        let following =
+            matches!(&r.role, Role::Follower(fs) if fs.leader == leader && fs.epoch == epoch);
+        following.then_some(r)
     }
 
     /// A leader's record of this broker's progress on `tp` (`each_recorded_progress`), checked
@@ -249,18 +274,20 @@ impl Broker {
         epoch: LeaderEpoch,
         p: &Progress,
     ) -> Checked {
-        if self.broker_epoch() != Some(p.broker_epoch) {
-            return Ok(());
+        match self.recorded_by(leader, tp, epoch, p) {
+            Some(r) => self.progress_held(r, leader, tp, epoch, p),
+            None => Ok(()),
         }
-        let Some(r) = self.replicas.get(tp) else {
-            return Ok(());
-        };
-        let Role::Follower(fs) = &r.role else {
-            return Ok(());
-        };
-        if fs.leader != leader || fs.epoch != epoch {
-            return Ok(());
-        }
+    }
+
+    fn progress_held(
+        &self,
+        r: &Replica,
+        leader: BrokerId,
+        tp: &TopicPartition,
+        epoch: LeaderEpoch,
+        p: &Progress,
+    ) -> Checked {
         let end = r.log.log_end_offset();
         ensure(
             p.log_end <= end && p.synced <= r.synced_offset,
@@ -289,18 +316,25 @@ impl Broker {
         tp: &TopicPartition,
         epoch: LeaderEpoch,
         p: &Progress,
-        leader_log: &crate::log::PartitionLog,
+        leader_log: &PartitionLog,
     ) -> Checked {
-        if self.broker_epoch() != Some(p.broker_epoch) {
-            return Ok(());
+        match self.recorded_by(leader, tp, epoch, p) {
+            Some(r) => self.producers_held(r, leader, tp, epoch, p, leader_log),
+            None => Ok(()),
         }
-        let Some(r) = self.replicas.get(tp) else {
-            return Ok(());
-        };
-        let following =
-            matches!(&r.role, Role::Follower(fs) if fs.leader == leader && fs.epoch == epoch);
+    }
+
+    fn producers_held(
+        &self,
+        r: &Replica,
+        leader: BrokerId,
+        tp: &TopicPartition,
+        epoch: LeaderEpoch,
+        p: &Progress,
+        leader_log: &PartitionLog,
+    ) -> Checked {
         let end = leader_log.log_end_offset();
-        if !following || p.log_end != end || r.log.log_end_offset() != end {
+        if p.log_end != end || r.log.log_end_offset() != end {
             return Ok(());
         }
         match r.log.producer_disagreement(leader_log) {
@@ -315,6 +349,23 @@ impl Broker {
             )
             .at(tp)),
         }
+    }
+
+    /// `check_recorded_progress` then `check_producers_held`, finding the replica once (a
+    /// harness that sees every node runs both after each step of a leader, for each follower).
+    pub fn check_recorded_follower(
+        &self,
+        leader: BrokerId,
+        tp: &TopicPartition,
+        epoch: LeaderEpoch,
+        p: &Progress,
+        leader_log: &PartitionLog,
+    ) -> Checked {
+        let Some(r) = self.recorded_by(leader, tp, epoch, p) else {
+            return Ok(());
+        };
+        self.progress_held(r, leader, tp, epoch, p)?;
+        self.producers_held(r, leader, tp, epoch, p, leader_log)
     }
 
     /// For each partition this broker leads in the leader epoch the controller committed, hands

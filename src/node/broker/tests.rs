@@ -1049,7 +1049,7 @@ fn a_leader_counting_more_than_its_follower_holds_is_a_broken_invariant() {
         .followers
         .insert(1, counted(1, 0, registered));
     let mut recorded = Vec::new();
-    let listed = leader.each_recorded_progress(|tp, epoch, f, p| {
+    let listed = leader.each_recorded_progress(|tp, epoch, f, p, _| {
         recorded.push((tp.clone(), epoch, f, *p));
         Ok(())
     });

@@ -17,12 +17,14 @@
 mod assign;
 mod fencing;
 mod group;
+mod logged;
 #[cfg(test)]
 mod tests;
 
 pub use assign::assign;
 pub use fencing::CommitFencing;
 pub use group::{Classic, Group, GroupState, Member, Mode, Waiting};
+pub use logged::LoggedOffsets;
 
 use super::{Context, Situation, Timer};
 use crate::log::{ensure, Checked, PartitionLog};
@@ -187,42 +189,43 @@ impl Coordinator {
             return Ok(());
         }
         let committed = (log.high_watermark() - log.log_start_offset()) as usize;
-        let mut in_log: BTreeMap<(String, TopicPartition), Offset> = BTreeMap::new();
-        for e in &log.entries()[..committed.min(log.entries().len())] {
-            if let (
-                Some(OffsetsKey::Offset { group, tp }),
-                Some(OffsetsValue::Offset { offset, .. }),
-            ) = OffsetsKey::read(&e.record)
-            {
-                in_log.insert((group, tp), offset);
+        let mut logged = LoggedOffsets::default();
+        logged.read(&log.entries()[..committed.min(log.entries().len())]);
+        self.check_offsets_logged(&logged, log)
+    }
+
+    /// `check_offsets_in_log` against `logged`, the offsets read from `log`'s committed records
+    /// (a harness that checks after every step reads only the records committed since the last
+    /// check, not the whole log again).
+    pub fn check_offsets_logged(&self, logged: &LoggedOffsets, log: &PartitionLog) -> Checked {
+        if !self.loaded {
+            return Ok(());
+        }
+        let mut count = 0;
+        for (group, g) in &self.groups {
+            for (tp, &offset) in &g.offsets {
+                count += 1;
+                let in_log = logged.get(group, tp);
+                ensure(in_log == Some(offset), "coordinator-offsets-in-log", || {
+                    format!(
+                        "group {group} holds {offset} for {tp}; the committed log [{}, {}) has \
+                         {in_log:?}",
+                        log.log_start_offset(),
+                        log.high_watermark()
+                    )
+                })?;
             }
         }
-        let held = self
-            .groups
-            .iter()
-            .flat_map(|(name, g)| g.offsets.iter().map(move |(tp, &o)| (name, tp, o)));
-        let mut count = 0;
-        for (group, tp, offset) in held {
-            count += 1;
-            let logged = in_log.get(&(group.clone(), tp.clone())).copied();
-            ensure(logged == Some(offset), "coordinator-offsets-in-log", || {
-                format!(
-                    "group {group} holds {offset} for {tp}; the committed log [{}, {}) has \
-                     {logged:?}",
-                    log.log_start_offset(),
-                    log.high_watermark()
-                )
-            })?;
-        }
-        ensure(count == in_log.len(), "coordinator-offsets-in-log", || {
-            let missing: Vec<_> = in_log
-                .keys()
-                .filter(|(g, tp)| {
+        ensure(count == logged.len(), "coordinator-offsets-in-log", || {
+            let missing: Vec<_> = logged
+                .iter()
+                .filter(|(g, tp, _)| {
                     !self
                         .groups
-                        .get(g)
+                        .get(*g)
                         .is_some_and(|x| x.offsets.contains_key(tp))
                 })
+                .map(|(g, tp, _)| (g, tp))
                 .collect();
             format!("the committed log has offsets for {missing:?}, which the coordinator lacks")
         })
