@@ -59,15 +59,22 @@ impl Copies {
     /// The most brokers that have held one record at `offset` of `tp` (the record of whichever
     /// epoch was copied most).
     pub fn holders(&self, tp: &TopicPartition, offset: Offset) -> usize {
-        let spans = self
-            .partitions
-            .get(tp)
-            .into_iter()
-            .flat_map(|p| p.spans.keys());
-        let mut epochs: Vec<LeaderEpoch> = spans.map(|(epoch, _)| *epoch).collect();
-        epochs.dedup();
-        let counts = epochs.into_iter().map(|e| self.holders_of(tp, offset, e));
-        counts.max().unwrap_or(0)
+        let Some(p) = self.partitions.get(tp) else {
+            return 0;
+        };
+        // The spans are ordered by epoch, then broker: one walk counts each epoch's holders.
+        let mut most = 0;
+        let mut current: Option<(LeaderEpoch, usize)> = None;
+        for (&(epoch, _), &(from, to)) in &p.spans {
+            let held = usize::from((from..to).contains(&offset));
+            let count = match current {
+                Some((e, n)) if e == epoch => n + held,
+                _ => held,
+            };
+            current = Some((epoch, count));
+            most = most.max(count);
+        }
+        most
     }
 
     /// How many brokers have held the record that the leader of `epoch` put at `offset`.
@@ -142,5 +149,41 @@ mod tests {
         // Broker 1 truncates to the divergence and takes epoch 2's records.
         c.note(1, &tp, &log_of(&[(0, 1, 1), (1, 3, 2)]));
         assert_eq!(c.holders(&tp, 2), 3);
+    }
+
+    /// `holders` walks the spans once; it equals the most holders of any one epoch's record
+    /// (`holders_of` per epoch), on random logs noted by random brokers.
+    #[test]
+    fn the_most_holders_are_those_of_the_epoch_held_most() {
+        use crate::rng::SeedRng;
+        let tp = TopicPartition::new("events", 0);
+        let mut differed = 0;
+        for seed in 0..300 {
+            let mut rng = SeedRng::new(seed, 0);
+            let mut c = Copies::default();
+            for _ in 0..8 {
+                let mut runs = Vec::new();
+                let (mut at, mut epoch) = (0, 0);
+                for _ in 0..rng.range(1, 3) {
+                    epoch += rng.range(1, 2) as LeaderEpoch;
+                    let to = at + rng.range(1, 4);
+                    runs.push((at, to, epoch));
+                    at = to;
+                }
+                let mut log = log_of(&runs);
+                log.advance_log_start(rng.range(0, 3));
+                c.note(rng.range(1, 4) as NodeId, &tp, &log);
+            }
+            for offset in 0..14 {
+                let plain = (0..12).map(|e| c.holders_of(&tp, offset, e)).max().unwrap();
+                assert_eq!(c.holders(&tp, offset), plain, "seed {seed} offset {offset}");
+                let all: usize = (0..12).map(|e| c.holders_of(&tp, offset, e)).sum();
+                differed += usize::from(all > plain);
+            }
+        }
+        assert!(
+            differed > 100,
+            "only {differed} offsets held in more than one epoch"
+        );
     }
 }
