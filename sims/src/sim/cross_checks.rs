@@ -15,7 +15,7 @@ use seedlog::log::{Checked, PartitionLog, Violation};
 use seedlog::node::coordinator::{CommitFencing, LoggedOffsets};
 use seedlog::node::{AnyNode, Broker, QuorumNode};
 use seedlog::protocol::{
-    LeaderEpoch, LogEntry, NodeId, Offset, QuorumEpoch, TopicPartition, OFFSETS_TOPIC,
+    BrokerEpoch, LeaderEpoch, LogEntry, NodeId, Offset, QuorumEpoch, TopicPartition, OFFSETS_TOPIC,
 };
 use seedlog::runtime::driver::StepCheck;
 use seedlog::runtime::lock;
@@ -96,36 +96,49 @@ fn note_leader_hw(
 /// A log's start, high watermark and end.
 type LogMarks = (Offset, Offset, Offset);
 
-/// How far a check has read one replica's log: entries `[start, next)`, the last of them of
-/// leader epoch `last_epoch`. The log it reads on is that prefix as long as its start is `start`
-/// and it still holds that last entry in that epoch (replicas that agree on an entry's epoch
-/// agree on everything up to it); otherwise the replica compacted, truncated, restarted at its
-/// leader's log start or lost a tail, and the log is read again from its start.
+/// Which log a replica's reading belongs to: the broker's incarnation (its broker epoch) and the
+/// leader epoch the replica acts in. Within one of them a replica's log only grows at its end,
+/// moves its start, or truncates an end it then fetches again from the same leader.
+type Lineage = (Option<BrokerEpoch>, Option<LeaderEpoch>);
+
+/// How far a check has read one replica's log: entries `[start, next)`, the last of them `last`,
+/// read in `lineage`. The log it reads on is that prefix as long as the lineage is the same, its
+/// start is `start` and it still holds that last entry, the same entry (replicas that agree on an
+/// entry agree on everything up to it, and within one lineage a replica takes entries from one
+/// leader); otherwise the replica compacted, truncated, restarted, lost a tail or follows another
+/// leader, and the log is read again from its start.
 #[derive(Default)]
 struct ReadMark {
+    lineage: Option<Lineage>,
     start: Offset,
     next: Offset,
-    last_epoch: Option<LeaderEpoch>,
+    last: Option<LogEntry>,
 }
 
 impl ReadMark {
-    fn holds_prefix_of(&self, log: &PartitionLog, end: Offset) -> bool {
-        log.log_start_offset() == self.start
+    fn holds_prefix_of(&self, log: &PartitionLog, end: Offset, lineage: Lineage) -> bool {
+        self.lineage == Some(lineage)
+            && log.log_start_offset() == self.start
             && self.next <= end
-            && (self.next == self.start
-                || log.entry(self.next - 1).map(|e| e.epoch) == self.last_epoch)
+            && (self.next == self.start || log.entry(self.next - 1) == self.last.as_ref())
     }
 
     /// Reads `log`'s entries below `end` past what was read: returns them, and whether the
     /// prefix read before was not this log's (they are then every entry from its start).
-    fn advance<'l>(&mut self, log: &'l PartitionLog, end: Offset) -> (bool, &'l [LogEntry]) {
-        let again = !self.holds_prefix_of(log, end);
+    fn advance<'l>(
+        &mut self,
+        log: &'l PartitionLog,
+        end: Offset,
+        lineage: Lineage,
+    ) -> (bool, &'l [LogEntry]) {
+        let again = !self.holds_prefix_of(log, end, lineage);
         if again {
             let start = log.log_start_offset();
             *self = ReadMark {
+                lineage: Some(lineage),
                 start,
                 next: start,
-                last_epoch: None,
+                last: None,
             };
         }
         let index = |o: Offset| usize::try_from(o - self.start).unwrap_or(usize::MAX);
@@ -135,7 +148,7 @@ impl ReadMark {
             .unwrap_or_default();
         if let Some(last) = new.last() {
             self.next = last.offset + 1;
-            self.last_epoch = Some(last.epoch);
+            self.last = Some(last.clone());
         }
         (again, new)
     }
@@ -150,8 +163,8 @@ struct OffsetsScan {
 
 impl OffsetsScan {
     /// Reads what `log` holds past what was read; the error names a commit the rule refuses.
-    fn read(&mut self, log: &PartitionLog) -> Result<(), String> {
-        let (again, new) = self.read.advance(log, log.log_end_offset());
+    fn read(&mut self, log: &PartitionLog, lineage: Lineage) -> Result<(), String> {
+        let (again, new) = self.read.advance(log, log.log_end_offset(), lineage);
         if again {
             self.fencing = CommitFencing::default();
         }
@@ -167,6 +180,19 @@ struct CoordinatorScan {
     marks: Option<LogMarks>,
     read: ReadMark,
     logged: LoggedOffsets,
+}
+
+impl CoordinatorScan {
+    /// The offsets `log`'s committed records say, reading only those committed since the last
+    /// call, or all of them if the log is not the one read before (then `true`).
+    fn read(&mut self, log: &PartitionLog, lineage: Lineage) -> (bool, &LoggedOffsets) {
+        let (again, new) = self.read.advance(log, log.high_watermark(), lineage);
+        if again {
+            self.logged = LoggedOffsets::default();
+        }
+        self.logged.read(new);
+        (again, &self.logged)
+    }
 }
 
 impl CrossChecks {
@@ -255,12 +281,11 @@ impl CrossChecks {
             if scan.marks.replace(marks) == Some(marks) {
                 continue;
             }
-            let (again, new) = scan.read.advance(log, log.high_watermark());
-            if again {
-                scan.logged = LoggedOffsets::default();
-            }
-            scan.logged.read(new);
-            c.check_offsets_logged(&scan.logged, log)
+            let lineage = (
+                b.broker_epoch(),
+                b.replicas().get(&tp).and_then(|r| r.leader_epoch),
+            );
+            c.check_offsets_logged(scan.read(log, lineage).1, log)
                 .map_err(|v| v.at(&tp))?;
         }
         Ok(())
@@ -310,7 +335,7 @@ impl CrossChecks {
                 break;
             }
             let scan = scans.entry((b.id(), tp.partition)).or_default();
-            scan.read(&r.log)
+            scan.read(&r.log, (b.broker_epoch(), r.leader_epoch))
                 .map_err(|e| Violation::new("offsets-monotonic", e).at(tp))?;
         }
         Ok(())
@@ -405,16 +430,70 @@ mod tests {
         log
     }
 
+    /// One broker incarnation and leader epoch, for reads of one unchanging lineage.
+    const SAME: Lineage = (Some(1), Some(1));
+
+    /// A log read in another lineage (a restarted broker, another leader epoch), or whose last
+    /// read entry is another record of the same epoch, is read again from its start, though its
+    /// start and its epochs are as before: an entry replaced below what was read (a replica
+    /// that broke log matching, say) is not taken for the one read.
+    #[test]
+    fn a_log_of_another_lineage_or_another_last_entry_is_read_again() {
+        let g = |o: Offset, commit: Offset| {
+            let key = OffsetsKey::Offset {
+                group: "g".into(),
+                tp: TopicPartition::new("t", 0),
+            };
+            let value = OffsetsValue::Offset {
+                offset: commit,
+                member: "m".into(),
+                generation: 1,
+                metadata: String::new(),
+            };
+            offsets_entry(o, 1, &key, &value)
+        };
+        let committed = |entries: &[LogEntry]| {
+            let mut l = log(entries);
+            l.set_high_watermark(l.log_end_offset()).unwrap();
+            l
+        };
+        let first = committed(&[g(0, 5), g(1, 6)]);
+        let mut scan = CoordinatorScan::default();
+        assert_eq!(
+            scan.read(&first, SAME)
+                .1
+                .get("g", &TopicPartition::new("t", 0)),
+            Some(6)
+        );
+        // The same log, grown: only the new record is read.
+        let grown = committed(&[g(0, 5), g(1, 6), g(2, 7)]);
+        let (again, logged) = scan.read(&grown, SAME);
+        assert!(!again);
+        assert_eq!(logged.get("g", &TopicPartition::new("t", 0)), Some(7));
+        // Another record at offset 2, in the same epoch: read again, and it says 9.
+        let replaced = committed(&[g(0, 5), g(1, 6), g(2, 9)]);
+        let (again, logged) = scan.read(&replaced, SAME);
+        assert!(again);
+        assert_eq!(logged.get("g", &TopicPartition::new("t", 0)), Some(9));
+        // Offset 1 replaced below the last read entry, in another lineage: read again.
+        let below = committed(&[g(0, 5), g(1, 8), g(2, 9), g(3, 4)]);
+        let (again, logged) = scan.read(&below, (Some(2), Some(1)));
+        assert!(again);
+        assert_eq!(logged.get("g", &TopicPartition::new("t", 0)), Some(4));
+        assert!(!scan.read(&below, (Some(2), Some(1))).0);
+        assert!(scan.read(&below, (Some(2), Some(2))).0);
+    }
+
     #[test]
     fn a_stale_commit_appended_after_what_was_read_is_caught() {
         let mut scan = OffsetsScan::default();
         let mut l = log(&[entry(0, 1, None, 1), entry(1, 1, Some("a"), 1)]);
-        assert_eq!(scan.read(&l), Ok(()));
+        assert_eq!(scan.read(&l, SAME), Ok(()));
         assert_eq!(scan.read.next, 2);
         l.append_entries(&[entry(2, 1, None, 2)]).unwrap();
-        assert_eq!(scan.read(&l), Ok(()));
+        assert_eq!(scan.read(&l, SAME), Ok(()));
         l.append_entries(&[entry(3, 1, Some("a"), 1)]).unwrap();
-        let err = scan.read(&l).unwrap_err();
+        let err = scan.read(&l, SAME).unwrap_err();
         assert!(err.contains("generation 1 at offset 3"), "{err}");
     }
 
@@ -490,16 +569,13 @@ mod tests {
                         log.set_high_watermark(rng.range(start, kept)).unwrap();
                     }
                 }
-                let (again, new) = scan.read.advance(&log, log.high_watermark());
-                if again {
-                    resets += 1;
-                    scan.logged = LoggedOffsets::default();
-                }
-                scan.logged.read(new);
+                let (again, logged) = scan.read(&log, SAME);
+                resets += usize::from(again);
+                let logged = logged.clone();
                 let mut whole = LoggedOffsets::default();
                 let committed = (log.high_watermark() - log.log_start_offset()) as usize;
                 whole.read(&log.entries()[..committed]);
-                assert_eq!(scan.logged, whole, "seed {seed}");
+                assert_eq!(logged, whole, "seed {seed}");
                 longest = longest.max(whole.len());
             }
         }
@@ -516,20 +592,20 @@ mod tests {
         // prefix read before would have refused the second.
         let mut scan = OffsetsScan::default();
         let mut l = log(&[entry(0, 1, None, 1), entry(1, 1, None, 2)]);
-        assert_eq!(scan.read(&l), Ok(()));
+        assert_eq!(scan.read(&l, SAME), Ok(()));
         l.truncate_to(1).unwrap();
         l.append_entries(&[entry(1, 2, Some("a"), 1), entry(2, 2, Some("a"), 1)])
             .unwrap();
-        assert_eq!(scan.read(&l), Ok(()));
+        assert_eq!(scan.read(&l, SAME), Ok(()));
         assert_eq!((scan.read.start, scan.read.next), (0, 3));
         // Compaction moves the start: the log is read again from it.
         l.append_entries(&[entry(3, 2, None, 3), entry(4, 2, Some("b"), 3)])
             .unwrap();
         assert!(l.advance_log_start(3));
-        assert_eq!(scan.read(&l), Ok(()));
+        assert_eq!(scan.read(&l, SAME), Ok(()));
         assert_eq!((scan.read.start, scan.read.next), (3, 5));
         l.append_entries(&[entry(5, 2, Some("a"), 1)]).unwrap();
-        assert!(scan.read(&l).is_err());
+        assert!(scan.read(&l, SAME).is_err());
     }
 
     #[test]

@@ -180,7 +180,8 @@ impl Broker {
         self.config.id
     }
 
-    fn broker_epoch(&self) -> Option<BrokerEpoch> {
+    /// The broker epoch the controller registered this incarnation under, once registered.
+    pub fn broker_epoch(&self) -> Option<BrokerEpoch> {
         match self.registration {
             Registration::Registered { epoch, .. } => Some(epoch),
             Registration::Registering => None,

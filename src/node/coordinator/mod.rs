@@ -182,7 +182,8 @@ impl Coordinator {
     /// compaction that moves the log start past a key's only committed record, a retention
     /// that deletes offsets records, or a commit taken before its record is committed breaks
     /// it at once, not at the next failover. It replays the committed records, so it is not
-    /// among the invariants checked after every step: the simulator runs it after a broker's
+    /// among the invariants checked after every step: the simulator runs it
+    /// (`check_offsets_logged`, on the records read as they are committed) after a broker's
     /// step that changed its offsets partition (`coordinator-offsets-in-log` in the docs).
     pub fn check_offsets_in_log(&self, log: &PartitionLog) -> Checked {
         if !self.loaded {
