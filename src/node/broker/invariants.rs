@@ -3,7 +3,7 @@
 //! coordinator's writes in flight are uncommitted records of its partition. Drivers call
 //! `check_invariants` after every step and stop the node on the first violation.
 
-use super::{Broker, LeaderState, Progress, Replica, Role};
+use super::{Broker, LeaderState, Progress, Registration, Replica, Role};
 use crate::log::{ensure, Checked, PartitionLog, Violation};
 use crate::node::Durability;
 use crate::protocol::{
@@ -45,7 +45,61 @@ impl Broker {
                 let hosted = self.coordinators.keys().collect::<Vec<_>>();
                 format!("coordinators of {OFFSETS_TOPIC} partitions {hosted:?}, some without a replica here")
             },
-        )
+        )?;
+        self.check_roles_follow_metadata()
+    }
+
+    /// Each replica acts on the metadata this incarnation applied (`role-follows-metadata`): it
+    /// knows the partition's leader epoch, and in that epoch it has the role the metadata gives
+    /// it — leader in that epoch, follower of that leader, or idle without one. A broker applies
+    /// metadata in the step that stores it, so a replica still in an older epoch, or in another
+    /// role in this one, is a push taken wrongly: a leader that keeps its old epoch when named
+    /// leader again in a newer one refuses its followers' fetches of the new epoch, and nothing
+    /// else shows it until the partition stalls.
+    fn check_roles_follow_metadata(&self) -> Checked {
+        let Registration::Registered { min_version, .. } = self.registration else {
+            return Ok(());
+        };
+        if self.metadata.version < min_version {
+            return Ok(());
+        }
+        let me = self.config.id;
+        for ps in self
+            .metadata
+            .partitions
+            .iter()
+            .filter(|p| p.replicas.contains(&me))
+        {
+            let r = self.replicas.get(&ps.tp);
+            let known = r.and_then(|r| r.leader_epoch);
+            let role_ok = r.is_some_and(|r| match (&r.role, ps.leader) {
+                (Role::Leader(ls), Some(l)) => l == me && ls.epoch == ps.leader_epoch,
+                (Role::Follower(fs), Some(l)) => fs.leader == l && fs.epoch == ps.leader_epoch,
+                (Role::Idle, None) => true,
+                _ => false,
+            });
+            let ok = match known {
+                Some(e) if e > ps.leader_epoch => true,
+                Some(e) if e == ps.leader_epoch => role_ok,
+                _ => false,
+            };
+            ensure(ok, "role-follows-metadata", || {
+                let role = r.map(|r| match &r.role {
+                    Role::Leader(ls) => format!("leader in epoch {}", ls.epoch),
+                    Role::Follower(fs) => {
+                        format!("follower of {} in epoch {}", fs.leader, fs.epoch)
+                    }
+                    Role::Idle => "idle".to_string(),
+                });
+                format!(
+                    "metadata version {} names leader {:?} in epoch {}; the replica knows epoch \
+                     {known:?} and is {role:?}",
+                    self.metadata.version, ps.leader, ps.leader_epoch
+                )
+            })
+            .map_err(|v| v.at(&ps.tp))?;
+        }
+        Ok(())
     }
 
     fn check_replica(&self, tp: &TopicPartition, r: &Replica) -> Checked {

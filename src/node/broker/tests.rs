@@ -850,6 +850,49 @@ fn rule_broken(b: &Broker) -> Result<(), &'static str> {
     b.check_invariants().map_err(|v| v.rule)
 }
 
+/// A replica that did not act on the metadata its broker applied breaks
+/// `role-follows-metadata`: named leader again in a newer epoch but still leading the old one
+/// (the push taken as a same-epoch update), named a follower of another broker or left without a
+/// leader while still leading. Applied through the broker's own path, the same metadata holds.
+#[test]
+fn a_replica_that_did_not_act_on_the_applied_metadata_breaks_an_invariant() {
+    assert_eq!(rule_broken(&single_leader()), Ok(()));
+    let tp = TopicPartition::new("t", 0);
+    type Change = fn(&mut crate::protocol::PartitionState);
+    let changes: [Change; 3] = [
+        |ps| ps.leader_epoch += 1,
+        |ps| ps.leader = Some(5),
+        // The controller leaves a partition without a leader in a new epoch.
+        |ps| {
+            ps.leader = None;
+            ps.leader_epoch += 1;
+        },
+    ];
+    for change in changes {
+        let mut b = single_leader();
+        let md = Arc::make_mut(&mut b.metadata);
+        change(md.partitions.iter_mut().find(|p| p.tp == tp).unwrap());
+        md.version += 1;
+        assert_eq!(rule_broken(&b), Err("role-follows-metadata"));
+        // The broker's own path acts on it (a new epoch, a new leader, or none).
+        b.apply_metadata(&mut Context::new(0));
+        assert_eq!(rule_broken(&b), Ok(()));
+    }
+    // Metadata of an earlier incarnation is not judged: nothing acts on it yet.
+    let mut b = single_leader();
+    let md = Arc::make_mut(&mut b.metadata);
+    md.partitions
+        .iter_mut()
+        .find(|p| p.tp == tp)
+        .unwrap()
+        .leader_epoch += 1;
+    b.registration = crate::node::broker::Registration::Registered {
+        epoch: b.broker_epoch().unwrap(),
+        min_version: b.metadata.version + 1,
+    };
+    assert_eq!(rule_broken(&b), Ok(()));
+}
+
 /// Each of the broker's invariants, broken by hand, is reported under its name.
 #[test]
 fn every_broker_invariant_trips_on_a_broken_state() {
