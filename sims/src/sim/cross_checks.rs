@@ -271,7 +271,10 @@ impl CrossChecks {
         let mut scans = lock(&self.coordinators);
         for (&p, c) in b.coordinators().iter().filter(|(_, c)| c.is_loaded()) {
             let tp = TopicPartition::new(OFFSETS_TOPIC, p);
-            let Some(log) = b.log(&tp) else { continue };
+            let Some(replica) = b.replicas().get(&tp) else {
+                continue;
+            };
+            let log = &replica.log;
             let marks = (
                 log.log_start_offset(),
                 log.high_watermark(),
@@ -281,10 +284,7 @@ impl CrossChecks {
             if scan.marks.replace(marks) == Some(marks) {
                 continue;
             }
-            let lineage = (
-                b.broker_epoch(),
-                b.replicas().get(&tp).and_then(|r| r.leader_epoch),
-            );
+            let lineage = (b.broker_epoch(), replica.leader_epoch);
             c.check_offsets_logged(scan.read(log, lineage).1, log)
                 .map_err(|v| v.at(&tp))?;
         }
@@ -424,6 +424,28 @@ mod tests {
         }
     }
 
+    /// A `__consumer_offsets` entry: `group`'s commit of `committed` for `tp` (member m,
+    /// generation 1), at `offset`, appended in leader epoch `epoch`.
+    pub(super) fn group_commit(
+        offset: Offset,
+        epoch: LeaderEpoch,
+        group: &str,
+        tp: TopicPartition,
+        committed: Offset,
+    ) -> LogEntry {
+        let key = OffsetsKey::Offset {
+            group: group.into(),
+            tp,
+        };
+        let value = OffsetsValue::Offset {
+            offset: committed,
+            member: "m".into(),
+            generation: 1,
+            metadata: String::new(),
+        };
+        offsets_entry(offset, epoch, &key, &value)
+    }
+
     fn log(entries: &[LogEntry]) -> PartitionLog {
         let mut log = PartitionLog::new();
         log.append_entries(entries).expect("contiguous");
@@ -440,17 +462,7 @@ mod tests {
     #[test]
     fn a_log_of_another_lineage_or_another_last_entry_is_read_again() {
         let g = |o: Offset, commit: Offset| {
-            let key = OffsetsKey::Offset {
-                group: "g".into(),
-                tp: TopicPartition::new("t", 0),
-            };
-            let value = OffsetsValue::Offset {
-                offset: commit,
-                member: "m".into(),
-                generation: 1,
-                metadata: String::new(),
-            };
-            offsets_entry(o, 1, &key, &value)
+            group_commit(o, 1, "g", TopicPartition::new("t", 0), commit)
         };
         let committed = |entries: &[LogEntry]| {
             let mut l = log(entries);
@@ -505,15 +517,14 @@ mod tests {
     #[test]
     fn offsets_read_as_committed_equal_the_committed_log_read_whole() {
         use crate::rng::SeedRng;
-        let key = |g: u64, p: u64| OffsetsKey::Offset {
-            group: format!("g{g}"),
-            tp: TopicPartition::new("t", p as u32),
-        };
-        let commit = |o: u64| OffsetsValue::Offset {
-            offset: o,
-            member: "m".into(),
-            generation: 1,
-            metadata: String::new(),
+        let commit = |o: Offset, epoch: LeaderEpoch, g: u64, p: u64, committed: Offset| {
+            group_commit(
+                o,
+                epoch,
+                &format!("g{g}"),
+                TopicPartition::new("t", p as u32),
+                committed,
+            )
         };
         let (mut resets, mut longest) = (0, 0);
         for seed in 0..200 {
@@ -536,8 +547,8 @@ mod tests {
                         let n = rng.range(1, 3);
                         let new: Vec<LogEntry> = (end..end + n)
                             .map(|o| {
-                                let k = key(rng.range(0, 1), rng.range(0, 2));
-                                offsets_entry(o, epoch, &k, &commit(rng.range(0, 50)))
+                                let (g, p) = (rng.range(0, 1), rng.range(0, 2));
+                                commit(o, epoch, g, p, rng.range(0, 50))
                             })
                             .collect();
                         log.append_entries(&new).unwrap();
@@ -555,9 +566,8 @@ mod tests {
                         epoch += 1;
                         let from = log.log_end_offset();
                         log.assign_epoch(epoch, from);
-                        let new: Vec<LogEntry> = (from..end + 2)
-                            .map(|o| offsets_entry(o, epoch, &key(0, 0), &commit(o)))
-                            .collect();
+                        let new: Vec<LogEntry> =
+                            (from..end + 2).map(|o| commit(o, epoch, 0, 0, o)).collect();
                         log.append_entries(&new).unwrap();
                         log.set_high_watermark(end + 2).unwrap();
                     }

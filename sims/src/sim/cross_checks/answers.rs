@@ -213,7 +213,7 @@ fn highest_of(by_epoch: Option<&BTreeMap<LeaderEpoch, Offset>>) -> Offset {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::offsets_entry;
+    use super::super::tests::group_commit;
     use super::*;
     use seedlog::protocol::{LogEntry, Record};
 
@@ -303,17 +303,13 @@ mod tests {
 
     /// A `__consumer_offsets` entry: group g's commit of `committed` for events-0.
     fn commit(offset: Offset, epoch: LeaderEpoch, committed: Offset) -> LogEntry {
-        let key = OffsetsKey::Offset {
-            group: "g".into(),
-            tp: TopicPartition::new("events", 0),
-        };
-        let value = OffsetsValue::Offset {
-            offset: committed,
-            member: "m".into(),
-            generation: 1,
-            metadata: String::new(),
-        };
-        offsets_entry(offset, epoch, &key, &value)
+        group_commit(
+            offset,
+            epoch,
+            "g",
+            TopicPartition::new("events", 0),
+            committed,
+        )
     }
 
     #[test]
