@@ -345,8 +345,9 @@ impl CrossChecks {
     /// (`leader-elected-by-majority`) and is the only one its epoch has had
     /// (`single-leader-per-epoch`), what it counts of each follower is held by it
     /// (`quorum-progress-held-by-follower`), and what this voter takes as committed is held by
-    /// a majority (`quorum-hw-held-by-majority`). A voter that is down is judged by the state it
-    /// last ran with, which holds at least what its disk does: that can only be lenient.
+    /// a majority on synced disks (`quorum-hw-held-by-majority`). A voter that is down is judged
+    /// by the state it last ran with, whose synced part its disk holds: that can only be
+    /// lenient.
     fn voter(&self, q: &QuorumNode) -> Checked {
         let me = q.id();
         let with_voter = |v: NodeId, judge: &dyn Fn(&QuorumNode) -> bool| {
@@ -376,7 +377,9 @@ impl CrossChecks {
         } else if let Some(l) = q.leader() {
             follows_elected(&lock(&self.leaders), me, l, q.epoch())?;
         }
-        q.check_hw_held_by_majority(|v, offset, epoch| with_voter(v, &|o| o.holds(offset, epoch)))
+        q.check_hw_held_by_majority(|v, offset, epoch| {
+            with_voter(v, &|o| o.holds_durably(offset, epoch))
+        })
     }
 }
 

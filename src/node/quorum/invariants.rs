@@ -7,7 +7,8 @@
 //! - a leader holds the votes of a majority in its epoch (`leader-elected-by-majority`);
 //! - what a leader counts of a follower's log is held by that follower
 //!   (`quorum-progress-held-by-follower`);
-//! - every entry a voter takes as committed is held by a majority (`quorum-hw-held-by-majority`).
+//! - every entry a voter takes as committed is held by a majority on synced disks
+//!   (`quorum-hw-held-by-majority`).
 //!
 //! Each voter is judged through a predicate of the harness's (`supports_leader`, `holds`),
 //! which may be lenient where it cannot see (a crashed voter, a voter past the epoch): a lenient
@@ -80,9 +81,9 @@ impl QuorumNode {
     /// log below `offset` (the offset of the voter's last validated fetch). A follower fetches
     /// only what it has synced, in the epoch it is in, and its log matches the leader's below a
     /// fetch offset that passed the divergence check; nothing of it can be lost while it stays in
-    /// that epoch. So while this voter is in `epoch`, its log reaches `offset`, and the entry
-    /// below it is the leader's (`leader_entry_epoch`, when the leader still holds it); it is
-    /// never in an earlier epoch.
+    /// that epoch. So while this voter is in `epoch`, its synced log (`durable_end`) reaches
+    /// `offset`, and the entry below it is the leader's (`leader_entry_epoch`, when the leader
+    /// still holds it); it is never in an earlier epoch.
     pub fn check_progress_held(
         &self,
         leader: NodeId,
@@ -93,7 +94,8 @@ impl QuorumNode {
         if self.epoch > epoch {
             return Ok(());
         }
-        let end = self.log.end_offset();
+        // Synced, not merely written: the fetch was held until its sync completed.
+        let end = self.durable_end();
         // Below the log start the entry is in the snapshot, committed: it matches.
         let entry_epoch = match offset.checked_sub(1) {
             Some(o) if o >= self.log.start_offset() => self.log.entry(o).map(|e| e.epoch),
@@ -108,7 +110,7 @@ impl QuorumNode {
                 format!(
                     "leader {leader} of epoch {epoch} counts voter {} as holding its log below \
                      {offset} (entry of epoch {leader_entry_epoch:?}); the voter is in epoch {} \
-                     with log end {end} (entry of epoch {entry_epoch:?})",
+                     with its log synced to {end} (entry of epoch {entry_epoch:?})",
                     self.config.id, self.epoch
                 )
             },
@@ -116,10 +118,13 @@ impl QuorumNode {
     }
 
     /// `quorum-hw-held-by-majority`: every entry this voter takes as committed (below its high
-    /// watermark) is held by a majority of the voters. `holds(v, offset, epoch)` says whether
-    /// voter `v` holds the entry of `epoch` at `offset` (`holds`). Only the entry below the
-    /// watermark is asked about: a voter holding it holds every entry before it (log matching,
-    /// checked by `committed-diverged` and `log-matching`).
+    /// watermark) is held by a majority of the voters on synced disks, so no power loss of a
+    /// minority can take it. `holds(v, offset, epoch)` says whether voter `v` holds the entry
+    /// of `epoch` at `offset` durably (`holds_durably`); this voter is judged the same way.
+    /// Only the entry below the watermark is asked about: a voter holding it holds every entry
+    /// before it (log matching, checked by `committed-diverged` and `log-matching`). A leader
+    /// that counted an entry it had only written (or a follower's fetch sent before its sync)
+    /// breaks this at once, long before a power loss shows it as a lost entry.
     pub fn check_hw_held_by_majority(
         &self,
         holds: impl Fn(NodeId, Offset, QuorumEpoch) -> bool,
@@ -137,7 +142,10 @@ impl QuorumNode {
             .voters
             .iter()
             .copied()
-            .filter(|&v| v == me || holds(v, last, entry.epoch))
+            .filter(|&v| match v == me {
+                true => self.holds_durably(last, entry.epoch),
+                false => holds(v, last, entry.epoch),
+            })
             .collect();
         ensure(
             holding.len() >= self.config.majority(),
@@ -145,7 +153,7 @@ impl QuorumNode {
             || {
                 format!(
                     "voter {me} (epoch {}) has its high watermark at {}, but only {holding:?} \
-                     of {:?} hold the entry of epoch {} at offset {last}",
+                     of {:?} hold the entry of epoch {} at offset {last} synced",
                     self.epoch, self.high_watermark, self.config.voters, entry.epoch
                 )
             },
@@ -156,6 +164,25 @@ impl QuorumNode {
     /// start (a snapshot holds only committed entries, which every later holder agrees on).
     pub fn holds(&self, offset: Offset, epoch: QuorumEpoch) -> bool {
         offset < self.log.start_offset() || self.log.entry(offset).is_some_and(|e| e.epoch == epoch)
+    }
+
+    /// `holds`, and the entry is below `durable_end`: a power loss now would leave it.
+    pub fn holds_durably(&self, offset: Offset, epoch: QuorumEpoch) -> bool {
+        self.holds(offset, epoch)
+            && (offset < self.log.start_offset() || offset < self.durable_end())
+    }
+
+    /// How far this voter's log is durable, as far as the checks can tell: `synced_end`, or,
+    /// until the first sync of this incarnation completes, the end of what it recovered. A
+    /// restarted voter counts nothing it recovered as synced (a process crash keeps the page
+    /// cache), though every entry it had synced before is on its disk; the checks take the
+    /// recovered log as durable for that short while, which can only be lenient.
+    pub fn durable_end(&self) -> Offset {
+        let recovered = match self.unsynced_ends.first() {
+            Some(&(1, end)) if self.synced == 0 => end,
+            _ => 0,
+        };
+        self.synced_end.max(recovered)
     }
 
     /// `disk-matches-memory`: what this voter's disk holds, replayed (`image`), is the epoch,

@@ -89,6 +89,21 @@ fn a_leader_counting_more_of_a_follower_than_it_holds_breaks_progress_held() {
         rule(check(&followers, &mut Vec::new())),
         Some("quorum-progress-held-by-follower")
     );
+    // Follower 1 holds the record in its log but has not synced it (a fetch sent before its
+    // sync completed): what the leader counts must be on the follower's disk.
+    let mut unsynced = net.nodes[1].clone();
+    unsynced.synced_end = 1;
+    assert_eq!(unsynced.durable_end(), 1);
+    let followers = [net.nodes[0].clone(), unsynced, net.nodes[2].clone()];
+    assert_eq!(
+        rule(check(&followers, &mut Vec::new())),
+        Some("quorum-progress-held-by-follower")
+    );
+    // Restarted from a disk holding the record, before its first sync: what it recovered counts.
+    let restarted = QuorumNode::recover(config(1, &[]), net.images[1].clone());
+    assert_eq!((restarted.synced_end(), restarted.durable_end()), (0, 2));
+    let followers = [net.nodes[0].clone(), restarted, net.nodes[2].clone()];
+    assert_eq!(rule(check(&followers, &mut Vec::new())), None);
     // A follower behind the epoch it fetched in.
     let followers = [net.nodes[0].clone(), net.nodes[1].clone(), unelected(2)];
     assert_eq!(
@@ -115,7 +130,9 @@ fn a_leader_counting_more_of_a_follower_than_it_holds_breaks_progress_held() {
 fn a_high_watermark_over_an_entry_a_majority_lacks_breaks_hw_held_by_majority() {
     let net = committed_quorum();
     let holds = |voters: &[QuorumNode], who: &QuorumNode| {
-        who.check_hw_held_by_majority(|v, offset, epoch| voters[v as usize].holds(offset, epoch))
+        who.check_hw_held_by_majority(|v, offset, epoch| {
+            voters[v as usize].holds_durably(offset, epoch)
+        })
     };
     for who in &net.nodes {
         assert_eq!(rule(holds(&net.nodes, who)), None, "voter {}", who.id());
@@ -128,6 +145,29 @@ fn a_high_watermark_over_an_entry_a_majority_lacks_breaks_hw_held_by_majority() 
         rule(holds(&two_lost, &net.nodes[0])),
         Some("quorum-hw-held-by-majority")
     );
+    // Written by every voter but synced by the leader alone: not held by a majority.
+    let unsynced = |v: usize| {
+        let mut node = net.nodes[v].clone();
+        node.synced_end = 1;
+        node
+    };
+    let written = [net.nodes[0].clone(), unsynced(1), unsynced(2)];
+    assert_eq!(
+        rule(holds(&written, &net.nodes[0])),
+        Some("quorum-hw-held-by-majority")
+    );
+    let one_synced = [net.nodes[0].clone(), unsynced(1), net.nodes[2].clone()];
+    assert_eq!(rule(holds(&one_synced, &net.nodes[0])), None);
+    // The judged voter counts only what it synced itself (a leader counting its written log).
+    let leader_unsynced = [unsynced(0), unsynced(1), net.nodes[2].clone()];
+    assert_eq!(
+        rule(holds(&leader_unsynced, &leader_unsynced[0])),
+        Some("quorum-hw-held-by-majority")
+    );
+    // A voter restarted from a disk holding the entry counts it before its first sync.
+    let restarted = QuorumNode::recover(config(1, &[]), net.images[1].clone());
+    let with_restarted = [net.nodes[0].clone(), restarted, unsynced(2)];
+    assert_eq!(rule(holds(&with_restarted, &net.nodes[0])), None);
     // Judged by the disks of crashed voters: the same answers.
     assert!(net.images[1].holds(1, 1));
     assert!(!QuorumImage::default().holds(1, 1));
