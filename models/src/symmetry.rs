@@ -33,7 +33,9 @@
 //! 2. **Counting sync tokens from the last completed sync.** A voter's tokens (requested,
 //!    synced, the unsynced log ends, its outbox) and the adapter's sync in flight are only ever
 //!    compared with each other, so moving all of them down by the last completed token changes
-//!    no step; no property reads them.
+//!    no step; no property reads them. (`QuorumNode::durable_end`, which a property reads,
+//!    tells a restarted voter's recovered log by a field of its own, not by a token number,
+//!    for this reason: renumbered, any first outstanding write would look like the owed one.)
 //! 3. **Forgetting a crashed voter's memory.** A crashed actor takes no step until it recovers,
 //!    and recovering rebuilds it from its disk alone (`NodeActor::on_start`), so the state it
 //!    had in memory decides nothing; the properties read only running voters and disks. It is

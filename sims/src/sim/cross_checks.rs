@@ -346,7 +346,8 @@ impl CrossChecks {
     /// (`single-leader-per-epoch`), what it counts of each follower is held by it
     /// (`quorum-progress-held-by-follower`), and what this voter takes as committed is held by
     /// a majority on synced disks (`quorum-hw-held-by-majority`). A voter that is down is judged
-    /// by the state it last ran with, whose synced part its disk holds: that can only be
+    /// by the state it last ran with, whose synced part its disk holds (its recovered log, if
+    /// it went down before the sync owed for it, counts as in `durable_end`): that can only be
     /// lenient.
     fn voter(&self, q: &QuorumNode) -> Checked {
         let me = q.id();

@@ -173,16 +173,12 @@ impl QuorumNode {
     }
 
     /// How far this voter's log is durable, as far as the checks can tell: `synced_end`, or,
-    /// until the first sync of this incarnation completes, the end of what it recovered. A
-    /// restarted voter counts nothing it recovered as synced (a process crash keeps the page
-    /// cache), though every entry it had synced before is on its disk; the checks take the
-    /// recovered log as durable for that short while, which can only be lenient.
+    /// until the sync owed for a recovered log completes, that log's end. A restarted voter
+    /// counts nothing it recovered as synced (a process crash keeps the page cache), though
+    /// every entry it had synced before is on its disk; the checks take the recovered log as
+    /// durable for that short while, which can only be lenient.
     pub fn durable_end(&self) -> Offset {
-        let recovered = match self.unsynced_ends.first() {
-            Some(&(1, end)) if self.synced == 0 => end,
-            _ => 0,
-        };
-        self.synced_end.max(recovered)
+        self.synced_end.max(self.recovered_end.unwrap_or(0))
     }
 
     /// `disk-matches-memory`: what this voter's disk holds, replayed (`image`), is the epoch,

@@ -151,6 +151,10 @@ pub struct QuorumNode {
     unsynced_ends: Vec<(SyncToken, Offset)>,
     /// How far the log is known durable (the leader counts only this for itself).
     synced_end: Offset,
+    /// The end of a log recovered from disk (not empty), until the sync owed for it completes.
+    /// It decides no step: the checks read it (`durable_end`), as everything the voter had
+    /// synced before the restart is on its disk though none of it counts as synced yet.
+    recovered_end: Option<Offset>,
     /// Messages held until a sync completes: each reveals a write of that sync or an earlier one.
     outbox: Vec<(SyncToken, NodeId, Message)>,
     /// splitmix64 state for election timeouts.
@@ -183,6 +187,7 @@ impl QuorumNode {
             voted_for: image.voted_for,
             // The snapshot's entries are committed, held by a majority whatever this disk keeps.
             synced_end: start,
+            recovered_end: (owed && end > start).then_some(end),
             log: QuorumLog::with_snapshot(image.snapshot, image.log),
             role: QuorumRole::Follower { leader: None },
             high_watermark: start,
@@ -217,6 +222,7 @@ impl QuorumNode {
         node.requested = 0;
         node.unsynced_ends.clear();
         node.synced_end = end;
+        node.recovered_end = None;
         node.high_watermark = end;
         node.applied = end;
         let parked: BTreeMap<NodeId, QuorumFetchRequest> = node
@@ -430,6 +436,8 @@ impl QuorumNode {
             .count();
         if let Some((_, end)) = self.unsynced_ends.drain(..done).next_back() {
             self.synced_end = end.min(self.log.end_offset());
+            // The sync owed for a recovered log is the first one asked for (token 1).
+            self.recovered_end = None;
         }
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.outbox)
             .into_iter()
@@ -503,6 +511,7 @@ impl QuorumNode {
     /// anything past it durable any more.
     fn cut_durable_ends(&mut self, offset: Offset) {
         self.synced_end = self.synced_end.min(offset);
+        self.recovered_end = self.recovered_end.map(|end| end.min(offset));
         for (_, end) in &mut self.unsynced_ends {
             *end = (*end).min(offset);
         }

@@ -87,6 +87,7 @@ impl QuorumNode {
                 .map(|&(t, o)| (t - token_shift, o))
                 .collect(),
             synced_end: self.synced_end,
+            recovered_end: self.recovered_end,
             outbox: self
                 .outbox
                 .iter()

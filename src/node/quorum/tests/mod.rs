@@ -257,6 +257,39 @@ fn a_sync_in_flight_across_a_truncation_covers_nothing_written_after_the_cut() {
     assert_eq!(net.nodes[0].synced_end(), end);
 }
 
+/// The checks count a restarted voter's recovered log as durable until the sync owed for it
+/// completes (`durable_end`), and nothing else: not a running voter's unsynced write, even
+/// with its sync tokens counted from its last completed sync (the model checker's symmetry
+/// reduction makes such a write the first outstanding token, as the owed sync is).
+#[test]
+fn only_a_recovered_log_counts_as_durable_before_its_sync() {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    net.held.insert(0);
+    let end = net.nodes[0].log.end_offset();
+    net.step(0, |n, cx| {
+        n.propose(cx, record(1));
+    });
+    let running = &net.nodes[0];
+    assert_eq!((running.synced_end(), running.durable_end()), (end, end));
+    let shift = running.synced_token();
+    assert!(shift > 0);
+    let renumbered = running.relabeled(config(0, &[]), |v| v, |e| e.clone(), |m| m.clone(), shift);
+    assert_eq!(
+        renumbered.durable_end(),
+        end,
+        "an unsynced append is not durable"
+    );
+    // Restarted from a disk holding the appended entry: counted until the owed sync completes.
+    let mut image = net.images[0].clone();
+    image.log = running.log.entries().to_vec();
+    let restarted = QuorumNode::recover(config(0, &[]), image);
+    assert_eq!(
+        (restarted.synced_end(), restarted.durable_end()),
+        (0, end + 1)
+    );
+}
+
 /// One completion may answer several syncs (a driver's disk sync covers every write before it):
 /// the synced end is then the end the last of them makes durable, not the first's.
 #[test]
