@@ -235,15 +235,22 @@ fn a_vote_is_answered_only_once_the_epoch_and_vote_are_synced() {
     assert_eq!(granted(&effects), Some(true));
 }
 
+/// Voter 0 leads epoch 1 and its syncs are held (they complete only on `persisted`), with the
+/// log end before anything more is proposed.
+fn leader_with_syncs_held() -> (Net, Offset) {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    net.held.insert(0);
+    let end = net.nodes[0].log.end_offset();
+    (net, end)
+}
+
 /// A sync in flight when the log is cut makes nothing past the cut durable: an entry written
 /// at those offsets afterwards was not in the page cache when it started, so its completion
 /// must not count that entry synced (a voter acts on its synced end: fetch offsets, votes).
 #[test]
 fn a_sync_in_flight_across_a_truncation_covers_nothing_written_after_the_cut() {
-    let mut net = Net::new(&[]);
-    net.elect(0);
-    net.held.insert(0);
-    let end = net.nodes[0].log.end_offset();
+    let (mut net, end) = leader_with_syncs_held();
     net.step(0, |n, cx| {
         n.propose(cx, record(1));
     });
@@ -263,10 +270,7 @@ fn a_sync_in_flight_across_a_truncation_covers_nothing_written_after_the_cut() {
 /// reduction makes such a write the first outstanding token, as the owed sync is).
 #[test]
 fn only_a_recovered_log_counts_as_durable_before_its_sync() {
-    let mut net = Net::new(&[]);
-    net.elect(0);
-    net.held.insert(0);
-    let end = net.nodes[0].log.end_offset();
+    let (mut net, end) = leader_with_syncs_held();
     net.step(0, |n, cx| {
         n.propose(cx, record(1));
     });
@@ -294,10 +298,7 @@ fn only_a_recovered_log_counts_as_durable_before_its_sync() {
 /// the synced end is then the end the last of them makes durable, not the first's.
 #[test]
 fn one_completion_of_several_syncs_makes_the_last_ones_end_durable() {
-    let mut net = Net::new(&[]);
-    net.elect(0);
-    net.held.insert(0);
-    let end = net.nodes[0].log.end_offset();
+    let (mut net, end) = leader_with_syncs_held();
     for r in 1..=3 {
         net.step(0, |n, cx| {
             n.propose(cx, record(r));
