@@ -264,3 +264,56 @@ fn a_latest_offset_that_counted_uncommitted_records_is_found() {
     assert!(report.is_ok(), "{}", report.render());
     assert_eq!(report.stats.latest_offsets, 1);
 }
+
+#[test]
+fn a_seek_applying_an_answer_asked_for_before_a_rebalance_is_found() {
+    // billing-1 asks for the latest offset in generation 1; a rebalance gives it the partition
+    // again and it resumes at the committed 2; then the old answer, 4, moves it past order-3 and
+    // order-4, which no member processes.
+    assert_eq!(
+        subjects("group-stale-seek.jsonl"),
+        vec!["stale-seek billing-1 orders-0"]
+    );
+    // Asked after the rebalance (the same answer), the seek is the application's own choice.
+    let text = load("group-stale-seek.jsonl").replace(
+        r#""type":"invoke","f":"latest-offset","time_ns":3000"#,
+        r#""type":"invoke","f":"latest-offset","time_ns":3750"#,
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let ask = lines
+        .iter()
+        .position(|l| l.contains("3750"))
+        .expect("the ask");
+    let mut moved: Vec<&str> = lines.clone();
+    let line = moved.remove(ask);
+    let answer = moved
+        .iter()
+        .position(|l| l.contains(r#""ok","f":"latest-offset""#))
+        .expect("the answer");
+    moved.insert(answer, line);
+    let report = check(&parse_history(&moved.join("\n")).expect("parse"));
+    assert!(report.is_ok(), "{}", report.render());
+}
+
+#[test]
+fn a_member_reading_on_after_a_rebalance_without_resuming_is_found() {
+    // Given the partition again by a rebalance, billing-1 reads on at 2 without fetching the
+    // group's committed offset.
+    assert_eq!(
+        subjects("group-poll-without-resume.jsonl"),
+        vec!["poll-without-resume billing-1 orders-0"]
+    );
+    // With the fetch of the committed offset (2) in between, it passes.
+    let text = load("group-poll-without-resume.jsonl").replace(
+        r#"{"process":"billing-1","type":"invoke","f":"poll","time_ns":3600"#,
+        concat!(
+            r#"{"process":"billing-1","type":"invoke","f":"fetch-committed","time_ns":3510,"group":"billing","topic":"orders","partition":0}"#,
+            "\n",
+            r#"{"process":"billing-1","type":"ok","f":"fetch-committed","time_ns":3520,"group":"billing","topic":"orders","partition":0,"offset":2}"#,
+            "\n",
+            r#"{"process":"billing-1","type":"invoke","f":"poll","time_ns":3600"#
+        ),
+    );
+    let report = check(&parse_history(&text).expect("parse"));
+    assert!(report.is_ok(), "{}", report.render());
+}

@@ -320,10 +320,12 @@ impl Scenario {
         // draw above unchanged. Group bug hunts crash and pause members often.
         let mut grng = SeedRng::new(seed, 2);
         let members = 2;
-        let hunting_groups = opts
-            .bugs
-            .iter()
-            .any(|b| matches!(b, Bug::CommitBeforeProcess | Bug::AcceptStaleGeneration));
+        let hunting_groups = opts.bugs.iter().any(|b| {
+            matches!(
+                b,
+                Bug::CommitBeforeProcess | Bug::AcceptStaleGeneration | Bug::KeepStaleListOffsets
+            )
+        });
         let member_gap = if hunting_groups {
             grng.range(300, 1_500)
         } else {
@@ -441,9 +443,29 @@ impl Scenario {
                     &clients,
                     &sc.broker_ids(),
                     sc.fault_ms,
+                    (500, 8_000),
                 );
                 sc.mix.kinds.push(FaultKind::ClientLink);
             }
+        }
+        if opts.bugs.contains(&Bug::KeepStaleListOffsets) {
+            // The hunt: a member's link to a broker stalls for less than its request timeout, so
+            // an answer arrives late but still awaited, and a rebalance can come in between.
+            let mut lrng = SeedRng::new(seed, 9);
+            let members = Targets {
+                usual: (0..sc.members).map(|m| FIRST_MEMBER + m).collect(),
+                others: Vec::new(),
+                usual_percent: 100,
+            };
+            let brokers = sc.broker_ids();
+            sc.schedule.add_client_link_track(
+                &mut lrng,
+                &members,
+                &brokers,
+                sc.fault_ms,
+                (200, 1_800),
+            );
+            sc.mix.kinds.push(FaultKind::ClientLink);
         }
         // Runtime topic creation draws from a stream of its own, last, so every draw above
         // stays as it was.

@@ -49,8 +49,14 @@
 //! - `at-least-once`: a record (acknowledged or read) below a group's final committed offset
 //!   that no member of the group polled, and no member jumped over. Subject
 //!   `group topic-partition@offset`.
+//! - `poll-without-resume`: after its group gave it a partition (an `assign` naming the group:
+//!   a new generation), a member read records of it with no fetch-committed, seek or reset of it
+//!   in between: it read on from a position of the generation before.
+//! - `stale-seek`: a member moved a partition to a latest offset it had asked for before a new
+//!   assignment (or a resume of that partition) came: the answer belonged to the generation
+//!   before, and the seek, taken for the application's choice, would excuse what it skipped.
 //!
-//! The exact windows are in `groups`.
+//! The exact windows are in `groups` and `rebalance`.
 //!
 //! An operation that ended `info` may have happened or not, so it may excuse and never accuses,
 //! in every check alike: the records of an `info` poll count as possibly read (not lost; for a
@@ -69,6 +75,7 @@ use super::event::{Event, EventType, Op};
 use super::groups::check_groups;
 use super::latest::check_latest;
 use super::ops::{pair, Operation};
+use super::rebalance::check_rebalances;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -334,6 +341,7 @@ pub fn check(events: &[Event]) -> Report {
     check_groups(events, &ops, &obs.known, &mut report);
     check_key_partitions(&obs, &mut report);
     check_latest(&ops, &mut report);
+    check_rebalances(events, &mut report);
     Report {
         anomalies: found
             .into_iter()

@@ -485,13 +485,16 @@ struct Envelope {
     time_ns: u64,
 }
 
-/// The lists of an `assign` or `subscribe`, read leniently.
+/// The lists of an `assign` or `subscribe`, and the group that made an `assign`, read
+/// leniently.
 #[derive(Deserialize)]
 struct Lists {
     #[serde(default, deserialize_with = "lenient")]
     partitions: Option<Vec<Partition>>,
     #[serde(default, deserialize_with = "lenient")]
     topics: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient")]
+    group: Option<String>,
 }
 
 /// One line of a history: an event, or an operation written as Jepsen's micro-operations
@@ -548,6 +551,7 @@ fn parse_line(line: &str) -> Result<Line, String> {
             partitions,
             topics,
             roaming,
+            group: lists.group,
             ..Event::new(&head.process, head.kind, head.f, head.time_ns)
         }
     };

@@ -9,6 +9,7 @@ mod groups;
 mod jepsen;
 mod latest;
 mod ops;
+mod rebalance;
 #[cfg(test)]
 mod tests;
 

@@ -1405,3 +1405,166 @@ fn a_record_at_the_highest_offset_is_checked_without_overflow() {
         report.render()
     );
 }
+
+// Rebalances: a group member's assignment starts its positions afresh.
+
+/// The group gives `c` partition 0 of `t` (a new generation), at `at`.
+fn gassign(c: &str, at: u64) -> Vec<Event> {
+    let given = vec![Partition {
+        topic: T.into(),
+        partition: 0,
+    }];
+    vec![Event::assign(c, EventType::Ok, at, Some(given)).in_group(G)]
+}
+
+/// `c` asks for the latest offset of partition 0 at `at`; the answer, `answer`, comes at `ok_at`
+/// and `c` seeks there.
+fn seek_to_end(c: &str, at: u64, ok_at: u64, answer: u64) -> (Vec<Event>, Vec<Event>) {
+    let ask = vec![Event::latest_offset(c, EventType::Invoke, at, T, 0, None).in_group(G)];
+    let answered = vec![
+        Event::latest_offset(c, EventType::Ok, ok_at, T, 0, Some(answer)).in_group(G),
+        Event::seek(c, ok_at, T, 0, answer).in_group(G),
+    ];
+    (ask, answered)
+}
+
+#[test]
+fn a_member_resuming_after_each_assignment_passes() {
+    // m0 reads 0..2 and commits 2; a rebalance gives it the partition again: it fetches the
+    // committed offset and reads on from there. Then it seeks to the end (asked and answered in
+    // the same generation) and reads on from 5... nothing, the log ends at 5.
+    let (ask, answered) = seek_to_end("m0", 40, 41, 5);
+    let h = vec![
+        gassign("m0", 0),
+        fetch("m0", 1, None),
+        gseek("m0", 2, 0),
+        gpoll("m0", 3, 0..2),
+        commit("m0", 5, 2, EventType::Ok),
+        gassign("m0", 10),
+        fetch("m0", 11, Some(2)),
+        gpoll("m0", 13, 2..5),
+        commit("m0", 15, 5, EventType::Ok),
+        ask,
+        answered,
+    ];
+    assert_eq!(group_names(h), Vec::<&str>::new());
+}
+
+#[test]
+fn poll_without_resume_a_member_read_on_from_the_generation_before() {
+    // The rebalance at 10 gives m0 the partition again, but it reads on at 2 without fetching
+    // the committed offset (a position of the old generation it kept).
+    let h = vec![
+        gassign("m0", 0),
+        fetch("m0", 1, Some(0)),
+        gpoll("m0", 3, 0..2),
+        commit("m0", 5, 2, EventType::Ok),
+        gassign("m0", 10),
+        gpoll("m0", 13, 2..5),
+        commit("m0", 15, 5, EventType::Ok),
+    ];
+    let report = group_report(h);
+    assert_eq!(
+        subjects(&report, "poll-without-resume"),
+        vec!["m0 t-0"],
+        "{}",
+        report.render()
+    );
+    assert_eq!(report.anomalies.len(), 1, "{}", report.render());
+}
+
+#[test]
+fn poll_without_resume_needs_a_group_assignment_and_any_repositioning_clears_it() {
+    let reads_after = |between: Vec<Vec<Event>>| {
+        let mut h = vec![
+            gassign("m0", 0),
+            fetch("m0", 1, Some(0)),
+            gpoll("m0", 3, 0..2),
+        ];
+        h.push(gassign("m0", 10));
+        h.extend(between);
+        h.push(gpoll("m0", 13, 2..5));
+        group_names(h)
+    };
+    // A seek, a reset, or a fetch-committed that ended `info` (it may have happened).
+    assert_eq!(reads_after(vec![gseek("m0", 11, 2)]), Vec::<&str>::new());
+    let reset = Event::reset("m0", 11, T, 0, 2).in_group(G);
+    assert_eq!(reads_after(vec![vec![reset]]), Vec::<&str>::new());
+    let unknown = vec![
+        Event::fetch_committed("m0", EventType::Invoke, 11, G, T, 0, None),
+        Event::fetch_committed("m0", EventType::Info, 12, G, T, 0, Some(2)),
+    ];
+    assert_eq!(reads_after(vec![unknown]), Vec::<&str>::new());
+    // Nothing in between: the anomaly.
+    assert_eq!(reads_after(vec![]), vec!["poll-without-resume"]);
+    // An application's own `assign` (no group) or an assignment that ended `info` is no
+    // generation: the consumer keeps its position.
+    let mut own = vec![
+        gassign("m0", 0),
+        fetch("m0", 1, Some(0)),
+        gpoll("m0", 3, 0..2),
+    ];
+    own.push(assign("m0", EventType::Ok, Some(vec![0])));
+    own.push(vec![
+        Event::assign("m0", EventType::Info, 10, None).in_group(G)
+    ]);
+    own.push(gpoll("m0", 13, 2..5));
+    assert_eq!(group_names(own), Vec::<&str>::new());
+}
+
+#[test]
+fn stale_seek_an_answer_asked_for_before_a_rebalance_moved_the_new_generation() {
+    // m0 asks for the end at 6; the group reassigns it at 10, it resumes at the committed 2,
+    // and then the old answer arrives and it seeks to 5, skipping 2..5.
+    let (ask, answered) = seek_to_end("m0", 6, 14, 5);
+    let h = vec![
+        gassign("m0", 0),
+        fetch("m0", 1, Some(0)),
+        gpoll("m0", 3, 0..2),
+        commit("m0", 5, 2, EventType::Ok),
+        ask,
+        gassign("m0", 10),
+        fetch("m0", 11, Some(2)),
+        answered,
+    ];
+    let report = group_report(h);
+    assert_eq!(
+        subjects(&report, "stale-seek"),
+        vec!["m0 t-0"],
+        "{}",
+        report.render()
+    );
+    assert!(
+        report.anomalies[0].detail.contains("new assignment"),
+        "{}",
+        report.render()
+    );
+}
+
+#[test]
+fn stale_seek_is_seen_by_a_resume_alone_and_only_for_the_seek_the_answer_led_to() {
+    // Without assignment events: a resume of the partition after the ask voids it too.
+    let (ask, answered) = seek_to_end("m0", 6, 14, 5);
+    let read = || vec![fetch("m0", 1, Some(0)), gpoll("m0", 3, 0..2)];
+    let mut resumed = read();
+    resumed.extend([ask.clone(), fetch("m0", 11, Some(2))]);
+    let mut h = resumed.clone();
+    h.push(answered.clone());
+    assert_eq!(group_names(h), vec!["stale-seek"]);
+    // The same answer, dropped (the member seeks elsewhere, or nowhere): not judged.
+    let mut h = resumed.clone();
+    h.push(vec![
+        Event::latest_offset("m0", EventType::Ok, 14, T, 0, Some(5)).in_group(G),
+        Event::seek("m0", 14, T, 0, 2).in_group(G),
+    ]);
+    assert_eq!(group_names(h), Vec::<&str>::new());
+    // A resume that ended `info` is no evidence.
+    let mut h = read();
+    h.push(ask);
+    h.push(vec![
+        Event::fetch_committed("m0", EventType::Invoke, 11, G, T, 0, None),
+        Event::fetch_committed("m0", EventType::Info, 12, G, T, 0, Some(2)),
+    ]);
+    h.push(answered);
+    assert_eq!(group_names(h), Vec::<&str>::new());
+}

@@ -129,10 +129,14 @@ pub enum Bug {
     /// two live, connected controllers can go seconds without electing. Nothing is lost; only
     /// availability suffers.
     KeepStalledLinks,
+    /// A group member that rejoins its group drops the fetch it has in flight but not its
+    /// request for a partition's latest offset (a seek to the end): the late answer moves the
+    /// partition's position in the new assignment, past records nobody processed.
+    KeepStaleListOffsets,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 33] = [
+    pub const ALL: [Bug; 34] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -166,6 +170,7 @@ impl Bug {
         Bug::ReplayKeepsHighestOffset,
         Bug::VoteByLogLength,
         Bug::KeepStalledLinks,
+        Bug::KeepStaleListOffsets,
     ];
 
     pub fn name(self) -> &'static str {
@@ -203,6 +208,7 @@ impl Bug {
             Bug::ReplayKeepsHighestOffset => "replay-keeps-highest-offset",
             Bug::VoteByLogLength => "vote-by-log-length",
             Bug::KeepStalledLinks => "keep-stalled-links",
+            Bug::KeepStaleListOffsets => "keep-stale-list-offsets",
         }
     }
 }

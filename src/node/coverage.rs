@@ -91,10 +91,13 @@ pub enum Situation {
     /// The controller moved a partition's leadership back to its preferred replica, live and
     /// in the ISR, from a leader that is still running (auto leader rebalance).
     PreferredElection,
+    /// A group member rejoined with a request for a partition's latest offset (a seek to the
+    /// end) in flight, and dropped it: the answer belongs to the old assignment.
+    SeekToEndDropped,
 }
 
 impl Situation {
-    pub const ALL: [Situation; 37] = [
+    pub const ALL: [Situation; 38] = [
         Situation::CleanElection,
         Situation::UncleanElection,
         Situation::TruncationOnDivergence,
@@ -132,6 +135,7 @@ impl Situation {
         Situation::QuorumSnapshotInstalled,
         Situation::TopicCreated,
         Situation::PreferredElection,
+        Situation::SeekToEndDropped,
     ];
 
     /// The name reports and JSON use.
@@ -174,6 +178,7 @@ impl Situation {
             Situation::QuorumSnapshotInstalled => "quorum-snapshot-installed",
             Situation::TopicCreated => "topic-created",
             Situation::PreferredElection => "preferred-election",
+            Situation::SeekToEndDropped => "seek-to-end-dropped",
         }
     }
 }

@@ -61,7 +61,7 @@ pub struct ScenarioArgs {
     /// controller then rebalances leaders every 0.5-2 s), stale-broker-epoch,
     /// hw-ignores-pending-isr, producers-not-journaled, latest-is-log-end,
     /// recovery-counts-unsynced, reset-to-high-watermark, no-epoch-bump-after-refusal,
-    /// replay-keeps-highest-offset, the availability bugs lag-from-high-watermark and min-insync-exclusive, and the controller
+    /// replay-keeps-highest-offset, keep-stale-list-offsets, the availability bugs lag-from-high-watermark and min-insync-exclusive, and the controller
     /// quorum's
     /// vote-without-log-check, vote-by-log-length, commit-previous-epoch-by-count,
     /// vote-not-durable, no-prevote, snapshot-past-commit, keep-stalled-links (an availability

@@ -192,7 +192,8 @@ impl FaultSchedule {
 
 impl FaultSchedule {
     /// The client-link track: one producer's or group member's link to one broker stalls — both
-    /// ways, or one way — for half a second to eight seconds, one such fault at a time. The
+    /// ways, or one way — for `stall_ms` (a range: half a second to eight seconds in random
+    /// runs), one such fault at a time. The
     /// broker tracks cut only the cluster's own links; a client cut from a leader its peers can
     /// still reach is another story: its requests time out while the metadata still names that
     /// leader, it closes the connection and tries again, and what it sent before may arrive
@@ -204,6 +205,7 @@ impl FaultSchedule {
         targets: &Targets,
         brokers: &[u32],
         fault_ms: u64,
+        stall_ms: (u64, u64),
     ) {
         if targets.is_empty() || brokers.is_empty() {
             return;
@@ -213,7 +215,7 @@ impl FaultSchedule {
         while t + 100 < fault_ms {
             let client = targets.pick(rng);
             let broker = *rng.pick(brokers);
-            let duration = rng.range(500, 8_000).min(fault_ms - t);
+            let duration = rng.range(stall_ms.0, stall_ms.1).min(fault_ms - t);
             let links = match rng.range(0, 2) {
                 0 => vec![(client, broker), (broker, client)],
                 1 => vec![(client, broker)],

@@ -312,8 +312,13 @@ pub fn member_config(sc: &Scenario, index: u32) -> ConsumerConfig {
             },
         }),
         // Two seeds in three also jump to the partition's end now and then, asking its leader for
-        // the latest offset (ListOffsets) while faults go on.
-        seek_end_every: (sc.seed % 3 != 2).then_some(5),
+        // the latest offset (ListOffsets) while faults go on; the hunt for
+        // `keep-stale-list-offsets` after every batch, so a request is often in flight.
+        seek_end_every: if sc.bugs.contains(&Bug::KeepStaleListOffsets) {
+            Some(1)
+        } else {
+            (sc.seed % 3 != 2).then_some(5)
+        },
         max_records: None,
         // Kafka's auto-commit interval: re-commits after a commit of unknown outcome.
         recommit_ms: Some(5_000),

@@ -6,7 +6,7 @@
 
 use super::cluster::Observed;
 use crate::scenario::{Scenario, FIRST_PRODUCER, FIRST_READER};
-use seedlog::history::{check, to_json_line, Event, EventType, PolledRecord};
+use seedlog::history::{check, to_json_line, Event, EventType, Partition, PolledRecord};
 use seedlog::node::{ClientEvent, Stage};
 use seedlog::protocol::Acks;
 use std::collections::BTreeMap;
@@ -172,8 +172,22 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                 tp.partition,
                 *offset,
             )),
-            // Not operations of the history format; they show in the trace.
-            ClientEvent::Assigned { .. } | ClientEvent::ConsumerError { .. } => {}
+            // A generation's assignment: the member's positions start afresh.
+            ClientEvent::Assigned {
+                group, partitions, ..
+            } => {
+                let given = partitions
+                    .iter()
+                    .map(|tp| Partition {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                    })
+                    .collect();
+                let assign = Event::assign(process, EventType::Ok, time_ns, Some(given));
+                out.push(assign.in_group(group));
+            }
+            // Not an operation of the history format; it shows in the trace.
+            ClientEvent::ConsumerError { .. } => {}
         }
     }
     out

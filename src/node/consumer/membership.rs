@@ -2,7 +2,7 @@
 //! means for the member.
 
 use super::{leader, refusal, Consumer, GroupCall, InFlight};
-use crate::node::{ClientEvent, Context, Stage, Timer};
+use crate::node::{Bug, ClientEvent, Context, Situation, Stage, Timer};
 use crate::protocol::{ErrorCode, GroupAnswer, GroupMessage, GroupRequest, Message};
 
 impl Consumer {
@@ -229,11 +229,23 @@ impl Consumer {
     /// the next sync.
     pub(super) fn rejoin(&mut self, cx: &mut Context) {
         // A fetch in flight belongs to the old generation: its records must not be processed
-        // (and committed) in the new one. Found by the simulator as an offset-regression.
-        if matches!(
-            self.in_flight,
-            Some(InFlight::Fetch { .. } | InFlight::ListOffsets { .. })
-        ) {
+        // (and committed) in the new one. Found by the simulator as an offset-regression. So do
+        // a fetch of the committed offset and a seek to the end: their answers must not set a
+        // position of the new one (found by the checker's `poll-without-resume`: a committed
+        // offset fetched before a rebalance was the new generation's start, unfetched).
+        let stale = match &self.in_flight {
+            Some(InFlight::Fetch { .. }) => true,
+            Some(InFlight::Group {
+                kind: GroupCall::FetchOffset { .. },
+                ..
+            }) => true,
+            Some(InFlight::ListOffsets { .. }) => {
+                cx.reached(Situation::SeekToEndDropped);
+                !self.config.bugs.has(Bug::KeepStaleListOffsets)
+            }
+            _ => false,
+        };
+        if stale {
             self.in_flight = None;
             cx.cancel_timer(Timer::ClientRequestTimeout);
         }

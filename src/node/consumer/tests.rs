@@ -77,8 +77,9 @@ fn respond(
     cx.take_effects()
 }
 
-/// Drives a new member to the point where it fetches `t-0` at offset 3 (the committed offset).
-fn member_fetching(c: &mut Consumer) -> Vec<Effect> {
+/// Drives a new member through its join to its first assignment (`t-0`): its fetch of the
+/// committed offset is in flight; returns that request's correlation.
+fn member_assigned(c: &mut Consumer) -> u64 {
     let mut cx = Context::new(0);
     c.on_start(&mut cx);
     let mut fx = cx.take_effects();
@@ -94,15 +95,27 @@ fn member_fetching(c: &mut Consumer) -> Vec<Effect> {
             partitions: vec![tp()],
             data: Vec::new(),
         },
-        GroupAnswer::Offset {
-            offset: Some(3),
-            metadata: String::new(),
-        },
     ];
     for a in script {
         let (corr, _) = sent_group(&fx).expect("a group request is in flight");
         fx = answer(c, corr, a);
     }
+    let (corr, req) = sent_group(&fx).expect("the fetch of the committed offset");
+    assert!(matches!(req, GroupRequest::FetchOffset { .. }));
+    corr
+}
+
+fn committed_at_3() -> GroupAnswer {
+    GroupAnswer::Offset {
+        offset: Some(3),
+        metadata: String::new(),
+    }
+}
+
+/// Drives a new member to the point where it fetches `t-0` at offset 3 (the committed offset).
+fn member_fetching(c: &mut Consumer) -> Vec<Effect> {
+    let corr = member_assigned(c);
+    let fx = answer(c, corr, committed_at_3());
     // It needs metadata to find the leader.
     assert!(fx.iter().any(|e| matches!(
         e,
@@ -550,4 +563,48 @@ fn without_a_recommit_interval_nothing_is_committed_again() {
     let mut c = consumer(None, &[]);
     let unknown = commit_unknown_then_acknowledged(&mut c);
     assert!(!sets_recommit(&unknown), "{unknown:?}");
+}
+
+/// A member that rejoins its group (a rebalance) while `in_flight` is out; then the answer comes.
+fn rejoin_then(
+    c: &mut Consumer,
+    answer_late: impl FnOnce(&mut Consumer) -> Vec<Effect>,
+) -> Vec<Effect> {
+    let mut cx = Context::new(0);
+    c.rejoin(&mut cx);
+    answer_late(c)
+}
+
+#[test]
+fn a_rejoining_member_drops_its_seek_to_the_end_in_flight() {
+    let (mut c, _) = member_seeking_to_the_end();
+    let fx = rejoin_then(&mut c, |c| latest_answer(c, Ok(9)));
+    assert_eq!(observed(&fx), Vec::<String>::new());
+    assert!(c.positions().is_empty(), "the new generation starts afresh");
+    // The switch keeps the request: its answer sets a position of the new generation.
+    let mut c = Consumer::new(Arc::new(ConsumerConfig {
+        seek_end_every: Some(1),
+        ..config(None, &[Bug::KeepStaleListOffsets], false)
+    }));
+    member_fetching(&mut c);
+    let fx = deliver_batch(&mut c);
+    let (corr, _) = sent_group(&fx).expect("the batch's commit");
+    answer(&mut c, corr, GroupAnswer::Committed);
+    let fx = rejoin_then(&mut c, |c| latest_answer(c, Ok(9)));
+    assert_eq!(observed(&fx), ["latest-offset t-0 ok 9", "seek t-0 to 9"]);
+    assert_eq!(c.positions().get(&tp()), Some(&9));
+}
+
+#[test]
+fn a_rejoining_member_drops_its_fetch_of_the_committed_offset_in_flight() {
+    let mut c = consumer(None, &[]);
+    let corr = member_assigned(&mut c);
+    // Found by the history checker (`poll-without-resume`): the answer set the position the new
+    // generation then read from, without fetching the committed offset again.
+    let fx = rejoin_then(&mut c, |c| answer(c, corr, committed_at_3()));
+    assert_eq!(observed(&fx), Vec::<String>::new());
+    assert!(
+        c.positions().is_empty(),
+        "the new generation fetches it again"
+    );
 }

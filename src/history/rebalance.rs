@@ -1,0 +1,155 @@
+//! What a group member does across a rebalance: `stale-seek` and `poll-without-resume`.
+//!
+//! A group member records each assignment its group gives it as an `assign` naming the group
+//! (a new generation; an `assign` without a group is the application's own, as in Jepsen's
+//! histories). A new generation starts afresh: every position the member had is void, and it
+//! starts each partition it was given at the group's committed offset (a fetch-committed), or
+//! where the application then seeks, or at the log start a reset reports.
+//!
+//! - `poll-without-resume`: an `ok` poll returned records of a partition the group had given
+//!   the member, with no fetch-committed, seek or reset of that partition by the member since
+//!   the assignment: the member read on from a position of the generation before (a fetch in
+//!   flight across the rebalance, a position it did not clear), skipping or repeating what the
+//!   group's committed offset says. Subject `process topic-partition`.
+//! - `stale-seek`: a member seeks to a partition's end in two steps: it asks the leader for the
+//!   latest offset (`latest-offset` invoke) and moves there when the answer comes (the `ok`,
+//!   then a `seek` to the same offset as its next event). If the group gave it a new assignment,
+//!   or it resumed that partition at the committed offset, after it asked, the answer belongs to
+//!   the generation before: Kafka's consumer drops it (it applies an answer only to a partition
+//!   still waiting for it). Applied, it moves the new generation's position past records nobody
+//!   processed, and the `seek` makes the jump look like the application's choice, which
+//!   `at-least-once` accepts; so the seek itself is the anomaly. Subject `process
+//!   topic-partition`.
+//!
+//! Only `ok` events accuse: an assignment, resume or answer that ended `info` may or may not have
+//! happened. Any repositioning, `ok` or `info`, satisfies `poll-without-resume` (it may have
+//! happened). An answer not followed at once by a seek to its offset is not judged.
+
+use super::checker::Tp;
+use super::event::{Event, EventType, Op};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A `latest-offset` request in flight, and what has made it stale since, if anything.
+struct Ask {
+    asked_ns: u64,
+    /// What voided it: a new assignment, or a resume of the partition, after the ask.
+    voided: Option<String>,
+}
+
+/// An answer to a voided ask: stale if the process's next event seeks to it.
+struct StaleAnswer<'a> {
+    tp: Tp<'a>,
+    offset: u64,
+    asked_ns: u64,
+    answered_ns: u64,
+    voided: String,
+}
+
+pub(super) fn check_rebalances(
+    events: &[Event],
+    report: &mut impl FnMut(&'static str, String, String),
+) {
+    let mut asks: BTreeMap<(&str, Tp), Ask> = BTreeMap::new();
+    let mut answered: BTreeMap<&str, StaleAnswer> = BTreeMap::new();
+    // Partitions a group gave a member that it has not repositioned since, and when.
+    let mut unpositioned: BTreeMap<(&str, Tp), u64> = BTreeMap::new();
+    for e in events {
+        let process = e.process.as_str();
+        let stale = answered.remove(process);
+        let ok = e.kind == EventType::Ok;
+        match e.f {
+            Op::Assign if ok && e.group.is_some() => {
+                let given: BTreeSet<Tp> = e
+                    .partitions
+                    .iter()
+                    .flatten()
+                    .map(|p| (p.topic.as_str(), p.partition))
+                    .collect();
+                unpositioned.retain(|(p, _), _| *p != process);
+                for tp in &given {
+                    unpositioned.insert((process, *tp), e.time_ns);
+                }
+                let why = format!("got a new assignment at {} ns", e.time_ns);
+                let mine = asks.range_mut((process, ("", 0))..);
+                for (_, ask) in mine.take_while(|((p, _), _)| *p == process) {
+                    ask.voided.get_or_insert_with(|| why.clone());
+                }
+            }
+            Op::Poll if ok => {
+                for r in e.records.iter().flatten() {
+                    let tp = (r.topic.as_str(), r.partition);
+                    if let Some(since) = unpositioned.remove(&(process, tp)) {
+                        report(
+                            "poll-without-resume",
+                            format!("{process} {}-{}", r.topic, r.partition),
+                            format!(
+                                "read offset {} with no fetch of the committed offset, seek or \
+                                 reset of the partition since its group assigned it at {since} ns",
+                                r.offset
+                            ),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+        let (Some(topic), Some(partition)) = (&e.topic, e.partition) else {
+            continue;
+        };
+        let tp = (topic.as_str(), partition);
+        let repositions = matches!(e.f, Op::Seek | Op::Reset | Op::FetchCommitted)
+            && matches!(e.kind, EventType::Ok | EventType::Info);
+        if repositions {
+            unpositioned.remove(&(process, tp));
+        }
+        match (&e.f, e.kind) {
+            (Op::Seek, EventType::Ok) => {
+                let Some(s) = stale.filter(|s| s.tp == tp && Some(s.offset) == e.offset) else {
+                    continue;
+                };
+                report(
+                    "stale-seek",
+                    format!("{process} {topic}-{partition}"),
+                    format!(
+                        "moved to the latest offset {} it asked for at {} ns (answered at {} ns), \
+                         though it {}: the answer belonged to the generation before",
+                        s.offset, s.asked_ns, s.answered_ns, s.voided
+                    ),
+                );
+            }
+            (Op::LatestOffset, EventType::Invoke) => {
+                let ask = Ask {
+                    asked_ns: e.time_ns,
+                    voided: None,
+                };
+                asks.insert((process, tp), ask);
+            }
+            (Op::FetchCommitted, EventType::Ok) => {
+                if let Some(ask) = asks.get_mut(&(process, tp)) {
+                    let o = e.offset.map_or("none".to_string(), |o| o.to_string());
+                    let at = e.time_ns;
+                    let why =
+                        format!("resumed the partition at the committed offset {o} at {at} ns");
+                    ask.voided.get_or_insert(why);
+                }
+            }
+            (Op::LatestOffset, kind) => {
+                let ask = asks.remove(&(process, tp));
+                let voided = ask.and_then(|a| Some((a.asked_ns, a.voided?)));
+                if let (EventType::Ok, Some((asked_ns, voided)), Some(offset)) =
+                    (kind, voided, e.offset)
+                {
+                    let answer = StaleAnswer {
+                        tp,
+                        offset,
+                        asked_ns,
+                        answered_ns: e.time_ns,
+                        voided,
+                    };
+                    answered.insert(process, answer);
+                }
+            }
+            _ => {}
+        }
+    }
+}
