@@ -280,12 +280,13 @@ fn sync_before_assignment_is_caught() {
 
 #[test]
 fn keep_stale_list_offsets_is_caught() {
-    // The hunt seeks to the end after every batch and stalls members' links for less than their
-    // request timeout. A member rejoining with its request for the latest offset kept gets the
-    // answer during the rebalance: it sets a position the new generation then reads from
-    // without fetching the committed offset (`poll-without-resume`; 9 of seeds 0..199, the
-    // first at 8). An answer arriving after the member resumed would be `stale-seek`; this
-    // member, one request at a time, cannot rejoin before the answer or its timeout.
+    // The hunt seeks to the end after most batches (not the rewinding ones) and stalls members'
+    // links for less than their request timeout. A member rejoining with its request for the
+    // latest offset kept gets the answer during the rebalance: it sets a position the new
+    // generation then reads from without fetching the committed offset (`poll-without-resume`;
+    // 9 of seeds 0..199, the first at 8). An answer arriving after the member resumed would be
+    // `stale-seek`; this member, one request at a time, cannot rejoin before the answer or its
+    // timeout.
     first_catch(
         Bug::KeepStaleListOffsets,
         None,

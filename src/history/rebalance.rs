@@ -21,9 +21,18 @@
 //!   `at-least-once` accepts; so the seek itself is the anomaly. Subject `process
 //!   topic-partition`.
 //!
+//! A group `assign` is an eager rebalance's: the member gave up every partition first (Kafka's
+//! classic protocol), so no position survives it, not even of a partition it is given again. A
+//! tool whose members keep partitions across a rebalance (cooperative rebalancing) should write
+//! only the partitions newly given, or write its assignments without a group.
+//!
 //! Only `ok` events accuse: an assignment, resume or answer that ended `info` may or may not have
 //! happened. Any repositioning, `ok` or `info`, satisfies `poll-without-resume` (it may have
-//! happened). An answer not followed at once by a seek to its offset is not judged.
+//! happened), if it was asked for (invoked) after the assignment: a fetch of the committed offset
+//! sent in the generation before answers for that one. An answer not followed at once by a seek
+//! to its offset is not judged. As everywhere in the format, a completion takes the partition it
+//! omits from its invoke (the process's open one of the same kind; for a `latest-offset`, its one
+//! request out).
 
 use super::checker::Tp;
 use super::event::{Event, EventType, Op};
@@ -53,12 +62,42 @@ pub(super) fn check_rebalances(
     let mut answered: BTreeMap<&str, StaleAnswer> = BTreeMap::new();
     // Partitions a group gave a member that it has not repositioned since, and when.
     let mut unpositioned: BTreeMap<(&str, Tp), u64> = BTreeMap::new();
+    // How many group assignments each process has had: a request belongs to the generation it
+    // was invoked in.
+    let mut generation: BTreeMap<&str, u64> = BTreeMap::new();
+    // Each process's open invoke (sends aside): what it asked, on which partition, in which
+    // generation. A completion takes the partition it omits from it.
+    let mut open: BTreeMap<&str, (&Op, Option<Tp>, u64)> = BTreeMap::new();
     for e in events {
         let process = e.process.as_str();
-        let stale = answered.remove(process);
         let ok = e.kind == EventType::Ok;
+        let current = generation.get(process).copied().unwrap_or(0);
+        let named = e.topic.as_deref().zip(e.partition);
+        if e.f == Op::Send {
+            continue;
+        }
+        // A seek written as an invoke and its completion applies the answer at its completion.
+        let stale = if e.f == Op::Seek && e.kind == EventType::Invoke {
+            None
+        } else {
+            answered.remove(process)
+        };
+        // The partition, and the generation the operation was asked in.
+        let (tp, asked_in) = if e.kind == EventType::Invoke {
+            open.insert(process, (&e.f, named, current));
+            (named, current)
+        } else {
+            match open.get(process).filter(|(f, _, _)| **f == e.f) {
+                Some(&(_, invoked_tp, asked_in)) => {
+                    open.remove(process);
+                    (named.or(invoked_tp), asked_in)
+                }
+                None => (named, current),
+            }
+        };
         match e.f {
             Op::Assign if ok && e.group.is_some() => {
+                generation.insert(process, current + 1);
                 let given: BTreeSet<Tp> = e
                     .partitions
                     .iter()
@@ -93,12 +132,24 @@ pub(super) fn check_rebalances(
             }
             _ => {}
         }
-        let (Some(topic), Some(partition)) = (&e.topic, e.partition) else {
+        // An answer that names no partition answers the process's one request for the latest
+        // offset, if it has exactly one out.
+        let tp = tp.or_else(|| {
+            let mine = asks.range((process, ("", 0))..);
+            let mut pending = mine.take_while(|((p, _), _)| *p == process);
+            match (e.f == Op::LatestOffset, pending.next(), pending.next()) {
+                (true, Some(((_, tp), _)), None) => Some(*tp),
+                _ => None,
+            }
+        });
+        let Some(tp) = tp else {
             continue;
         };
-        let tp = (topic.as_str(), partition);
+        let (topic, partition) = tp;
+        // A repositioning asked for in an earlier generation does not start this one.
         let repositions = matches!(e.f, Op::Seek | Op::Reset | Op::FetchCommitted)
-            && matches!(e.kind, EventType::Ok | EventType::Info);
+            && matches!(e.kind, EventType::Ok | EventType::Info)
+            && asked_in == current;
         if repositions {
             unpositioned.remove(&(process, tp));
         }

@@ -1417,6 +1417,16 @@ fn gassign(c: &str, at: u64) -> Vec<Event> {
     vec![Event::assign(c, EventType::Ok, at, Some(given)).in_group(G)]
 }
 
+/// m0's first generation: given partition 0 at 0, it resumes at 0, reads 0..2 and commits 2.
+fn first_generation() -> Vec<Vec<Event>> {
+    vec![
+        gassign("m0", 0),
+        fetch("m0", 1, Some(0)),
+        gpoll("m0", 3, 0..2),
+        commit("m0", 5, 2, EventType::Ok),
+    ]
+}
+
 /// `c` asks for the latest offset of partition 0 at `at`; the answer, `answer`, comes at `ok_at`
 /// and `c` seeks there.
 fn seek_to_end(c: &str, at: u64, ok_at: u64, answer: u64) -> (Vec<Event>, Vec<Event>) {
@@ -1454,15 +1464,12 @@ fn a_member_resuming_after_each_assignment_passes() {
 fn poll_without_resume_a_member_read_on_from_the_generation_before() {
     // The rebalance at 10 gives m0 the partition again, but it reads on at 2 without fetching
     // the committed offset (a position of the old generation it kept).
-    let h = vec![
-        gassign("m0", 0),
-        fetch("m0", 1, Some(0)),
-        gpoll("m0", 3, 0..2),
-        commit("m0", 5, 2, EventType::Ok),
+    let mut h = first_generation();
+    h.extend([
         gassign("m0", 10),
         gpoll("m0", 13, 2..5),
         commit("m0", 15, 5, EventType::Ok),
-    ];
+    ]);
     let report = group_report(h);
     assert_eq!(
         subjects(&report, "poll-without-resume"),
@@ -1517,16 +1524,8 @@ fn stale_seek_an_answer_asked_for_before_a_rebalance_moved_the_new_generation() 
     // m0 asks for the end at 6; the group reassigns it at 10, it resumes at the committed 2,
     // and then the old answer arrives and it seeks to 5, skipping 2..5.
     let (ask, answered) = seek_to_end("m0", 6, 14, 5);
-    let h = vec![
-        gassign("m0", 0),
-        fetch("m0", 1, Some(0)),
-        gpoll("m0", 3, 0..2),
-        commit("m0", 5, 2, EventType::Ok),
-        ask,
-        gassign("m0", 10),
-        fetch("m0", 11, Some(2)),
-        answered,
-    ];
+    let mut h = first_generation();
+    h.extend([ask, gassign("m0", 10), fetch("m0", 11, Some(2)), answered]);
     let report = group_report(h);
     assert_eq!(
         subjects(&report, "stale-seek"),
@@ -1567,4 +1566,86 @@ fn stale_seek_is_seen_by_a_resume_alone_and_only_for_the_seek_the_answer_led_to(
     ]);
     h.push(answered);
     assert_eq!(group_names(h), Vec::<&str>::new());
+}
+
+#[test]
+fn rebalance_checks_read_completions_through_their_invokes() {
+    // Completions that omit the partition take it from their invoke: a fetch-committed so
+    // written repositions, and an answer so written is still the one asked before the rebalance.
+    let fetch_bare = |at: u64| {
+        vec![
+            Event::fetch_committed("m0", EventType::Invoke, at, G, T, 0, None),
+            Event {
+                topic: None,
+                partition: None,
+                ..Event::fetch_committed("m0", EventType::Ok, at + 1, G, T, 0, Some(2))
+            },
+        ]
+    };
+    let start = || {
+        vec![
+            gassign("m0", 0),
+            fetch("m0", 1, Some(0)),
+            gpoll("m0", 3, 0..2),
+        ]
+    };
+    let mut h = start();
+    h.extend([gassign("m0", 10), fetch_bare(11), gpoll("m0", 13, 2..5)]);
+    assert_eq!(group_names(h), Vec::<&str>::new());
+    let (ask, _) = seek_to_end("m0", 6, 14, 5);
+    let mut h = start();
+    h.extend([ask, gassign("m0", 10), fetch_bare(11)]);
+    h.push(vec![
+        Event {
+            topic: None,
+            partition: None,
+            ..Event::latest_offset("m0", EventType::Ok, 14, T, 0, Some(5))
+        },
+        // A seek written as an invoke and its completion.
+        Event::seek("m0", 14, T, 0, 5)
+            .in_group(G)
+            .ending(EventType::Invoke),
+        Event {
+            topic: None,
+            partition: None,
+            ..Event::seek("m0", 15, T, 0, 5).in_group(G)
+        },
+    ]);
+    let report = group_report(h);
+    assert_eq!(
+        subjects(&report, "stale-seek"),
+        vec!["m0 t-0"],
+        "{}",
+        report.render()
+    );
+}
+
+#[test]
+fn a_fetch_of_the_committed_offset_asked_before_the_rebalance_does_not_start_the_next_one() {
+    // m0 asks for the committed offset at 8; the rebalance comes at 10; the answer, at 12,
+    // belongs to the generation before: reading from it is reading on without a resume.
+    let mut h = first_generation();
+    h.extend([
+        vec![Event::fetch_committed(
+            "m0",
+            EventType::Invoke,
+            8,
+            G,
+            T,
+            0,
+            None,
+        )],
+        gassign("m0", 10),
+        vec![Event::fetch_committed(
+            "m0",
+            EventType::Ok,
+            12,
+            G,
+            T,
+            0,
+            Some(2),
+        )],
+        gpoll("m0", 13, 2..5),
+    ]);
+    assert_eq!(group_names(h), vec!["poll-without-resume"]);
 }

@@ -313,7 +313,8 @@ pub fn member_config(sc: &Scenario, index: u32) -> ConsumerConfig {
         }),
         // Two seeds in three also jump to the partition's end now and then, asking its leader for
         // the latest offset (ListOffsets) while faults go on; the hunt for
-        // `keep-stale-list-offsets` after every batch, so a request is often in flight.
+        // `keep-stale-list-offsets` after every batch that does not rewind, so a request is often
+        // in flight.
         seek_end_every: if sc.bugs.contains(&Bug::KeepStaleListOffsets) {
             Some(1)
         } else {

@@ -240,8 +240,11 @@ impl Consumer {
                 ..
             }) => true,
             Some(InFlight::ListOffsets { .. }) => {
-                cx.reached(Situation::SeekToEndDropped);
-                !self.config.bugs.has(Bug::KeepStaleListOffsets)
+                let drop = !self.config.bugs.has(Bug::KeepStaleListOffsets);
+                if drop {
+                    cx.reached(Situation::SeekToEndDropped);
+                }
+                drop
             }
             _ => false,
         };
