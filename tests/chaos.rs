@@ -1,5 +1,6 @@
 //! `seedlog chaos` end to end: a cluster of processes, confluent-kafka clients, process faults on
-//! a seeded schedule, the history checker. A run of a correct build passes; a run with brokers
+//! a seeded schedule, the history checker. A run of a correct build passes (and its consumer
+//! group's members rebalanced and committed); a run with brokers
 //! started with the `ack-before-isr` bug switch (acks=all answered before the followers have the
 //! record) loses acknowledged records when a leader is killed, and the run says so. Bad
 //! arguments are refused with exit 2.
@@ -44,6 +45,13 @@ fn a_chaos_run_of_the_real_build_passes() {
     assert_eq!(code, Some(0), "{result}");
     assert!(field(result, "faults") > 0, "no fault injected: {result}");
     assert!(field(result, "sends_ok") > 0, "{result}");
+    // The group's members rebalanced and committed, so the group checks had work to judge.
+    let done = stdout
+        .lines()
+        .find(|l| l.starts_with("DRIVER done"))
+        .unwrap_or_else(|| panic!("no DRIVER done line:\n{stdout}"));
+    assert!(field(done, "assignments") >= 3, "no rebalance: {done}");
+    assert!(field(done, "commits") > 0, "no commit: {done}");
 }
 
 #[test]

@@ -7,6 +7,13 @@ the history (seedlog's format, README "Histories and the checker") as it is invo
   (idempotence makes the outcome of a timed-out record unknown, not failed). A producer that
   hits a fatal error stops (its records in flight stay unknown) and a new one, `p0.1`, goes on;
 - consumer c0: `assign` of every partition from offset 0, polling throughout;
+- group members g0..gM-1 of the group `seedlog-chaos-group`, subscribed to the topic (the classic,
+  eager protocol); each leaves the group after `--member-life-s` seconds (the first ones
+  staggered) and a new one (`g0.1`, ...) joins, so the group rebalances throughout: each assignment the group gives a member is an `assign` naming the group; the
+  member then fetches each partition's committed offset and resumes there (or at 0 if the group
+  has none, a `seek`); it processes what it polls and commits each partition's next offset
+  synchronously after every poll. Every error of a commit is `info` (a commit whose answer was
+  lost may still have landed);
 - after the fault phase the producers flush and stop, and consumer `final` reads every partition
   from 0 up to its high watermark, so the checker can tell a lost record from an unread one.
 
@@ -49,15 +56,18 @@ sends_closed = False
 
 def write(event, time_ns=None):
     """Appends one event; `time_ns` (CLOCK_MONOTONIC) if the operation began before this. Once
-    the history is closed, a late event (from a thread left behind) is dropped."""
+    the history is closed, a late event (from a thread left behind) is dropped. Returns whether
+    the event was written."""
     line_of = lambda t: json.dumps(dict(event, time_ns=t), separators=(",", ":")) + "\n"
     if not lock.acquire(timeout=LOCK_WAIT_S):
         say(f"DRIVER note: history lock not free in {LOCK_WAIT_S}s; dropped {event.get('f')} "
             f"of {event.get('process')}")
-        return
+        return False
     try:
         if out is not None and not (sends_closed and event.get("f") == "send"):
             out.write(line_of(time_ns if time_ns is not None else time.monotonic_ns()))
+            return True
+        return False
     finally:
         lock.release()
 
@@ -215,6 +225,111 @@ def consume(name, a, stop, until=None):
     return read
 
 
+GROUP = "seedlog-chaos-group"
+
+
+def member(name, a, stop, counts, life_s):
+    """Group member `name` for `life_s` seconds (or until `stop`): subscribes, resumes every
+    partition the group gives it at the group's committed offset, polls, commits what it
+    processed after every poll, then leaves the group (closes)."""
+    ends = time.monotonic() + life_s
+    c = Consumer({"bootstrap.servers": a.bootstrap, "group.id": GROUP,
+                  "enable.auto.commit": False, "auto.offset.reset": "error",
+                  "partition.assignment.strategy": "range", "session.timeout.ms": 10000})
+    # Where the member stands in each partition it owns (what its next poll reads).
+    position = {}
+
+    def ev(type_, f, **fields):
+        return write(dict({"process": name, "type": type_, "f": f, "group": GROUP}, **fields))
+
+    def on_assign(consumer, parts):
+        position.clear()
+        ev("ok", "assign", partitions=[{"topic": p.topic, "partition": p.partition}
+                                       for p in parts])
+        counts["assignments"] += 1
+        start = []
+        for p in parts:
+            tp = {"topic": p.topic, "partition": p.partition}
+            ev("invoke", "fetch-committed", **tp)
+            try:
+                got = consumer.committed([TopicPartition(p.topic, p.partition)], timeout=10)[0]
+                if got.error:
+                    raise KafkaException(got.error)
+            except KafkaException as e:
+                # Unknown; stand at 0 instead (a seek: rereading is the application's choice).
+                ev("info", "fetch-committed", error=str(e), **tp)
+                got = None
+            if got is not None and got.offset >= 0:
+                ev("ok", "fetch-committed", offset=got.offset, **tp)
+                position[p.partition] = got.offset
+            else:
+                if got is not None:
+                    ev("ok", "fetch-committed", **tp)  # the group has none
+                ev("ok", "seek", offset=0, **tp)
+                position[p.partition] = 0
+            start.append(TopicPartition(p.topic, p.partition, position[p.partition]))
+        consumer.assign(start)
+
+    def on_revoke(consumer, parts):
+        position.clear()
+        consumer.unassign()
+
+    c.subscribe([a.topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
+    while not stop.is_set() and time.monotonic() < ends:
+        try:
+            msgs = c.consume(num_messages=200, timeout=0.5)
+        except KafkaException as e:
+            print(f"{name}: {e}", flush=True)
+            continue
+        good = [m for m in msgs if not m.error()]
+        for m in msgs:
+            if m.error() is None:
+                continue
+            if m.error().code() == KafkaError._AUTO_OFFSET_RESET and m.partition() in position:
+                # Out of range: stay where we were (a seek) rather than jump anywhere.
+                q = m.partition()
+                c.seek(TopicPartition(a.topic, q, position[q]))
+                ev("ok", "seek", topic=a.topic, partition=q, offset=position[q])
+            print(f"{name}: {m.error()}", flush=True)
+        if not good:
+            continue
+        # A poll the history did not get is not committed: its records would read as skipped.
+        if not ev("ok", "poll", records=records_of(good)):
+            continue
+        upto = {}
+        for m in good:
+            upto[m.partition()] = m.offset() + 1
+            position[m.partition()] = m.offset() + 1
+        for q, offset in sorted(upto.items()):
+            tp = {"topic": a.topic, "partition": q, "offset": offset}
+            ev("invoke", "commit", **tp)
+            try:
+                done = c.commit(offsets=[TopicPartition(a.topic, q, offset)],
+                                asynchronous=False)
+                err = next((d.error for d in done or [] if d.error), None)
+                if err:
+                    raise KafkaException(err)
+                ev("ok", "commit", **tp)
+                counts["commits"] += 1
+            except KafkaException as e:
+                # Refused or unknown: either way the history claims nothing (a lost answer may
+                # hide a commit that landed).
+                ev("info", "commit", error=str(e), **tp)
+    close_within(c, 10, name)
+
+
+def members_of(name, a, stop, counts, index):
+    """Member `name`, then (after it leaves the group) a new one as `name.1`, `name.2`...: each
+    lives `--member-life-s` seconds, the first ones staggered, so the group rebalances
+    throughout the run, faults or not."""
+    life = a.member_life_s * (index + 1) / max(1, a.group_members)
+    generation = 0
+    while not stop.is_set():
+        member(name if generation == 0 else f"{name}.{generation}", a, stop, counts, life)
+        generation += 1
+        life = a.member_life_s
+
+
 def main():
     global out
     ap = argparse.ArgumentParser()
@@ -224,6 +339,9 @@ def main():
     ap.add_argument("--duration", type=float, required=True)
     ap.add_argument("--history", required=True)
     ap.add_argument("--producers", type=int, default=2)
+    ap.add_argument("--group-members", type=int, default=2)
+    ap.add_argument("--member-life-s", type=float, default=8.0,
+                    help="seconds a group member stays before it leaves and a new one joins")
     ap.add_argument("--keys", type=int, default=8)
     ap.add_argument("--rate", type=float, default=100.0, help="records per second per producer")
     ap.add_argument("--message-timeout-ms", type=int, default=30000)
@@ -234,26 +352,30 @@ def main():
     out = open(a.history, "w", buffering=1)
     started = time.time()
     stop_producing, stop_reading = threading.Event(), threading.Event()
-    counts = {"sent": 0, "acked": 0, "errors": 0, "fatal": 0}
+    counts = {"sent": 0, "acked": 0, "errors": 0, "fatal": 0, "assignments": 0, "commits": 0}
     # Daemon threads: one left behind in a client call does not keep the driver alive.
     producers = [threading.Thread(target=producers_of, args=(f"p{i}", a, stop_producing, counts),
                                   name=f"p{i}", daemon=True)
                  for i in range(a.producers)]
     reader = threading.Thread(target=consume, args=("c0", a, stop_reading), name="c0",
                               daemon=True)
-    for t in producers + [reader]:
+    members = [threading.Thread(target=members_of, args=(f"g{i}", a, stop_reading, counts, i),
+                                name=f"g{i}", daemon=True)
+               for i in range(a.group_members)]
+    for t in producers + [reader] + members:
         t.start()
     say(f"DRIVER started producers={a.producers} partitions={a.partitions}")
     while time.time() - started < a.duration:
         time.sleep(1)
         say(f"t={time.time() - started:.0f}s sent={counts['sent']} acked={counts['acked']} "
-            f"errors={counts['errors']} fatal={counts['fatal']}")
+            f"errors={counts['errors']} fatal={counts['fatal']} "
+            f"assignments={counts['assignments']} commits={counts['commits']}")
     stop_producing.set()
     # A producer's flush waits at most the message timeout and 10 s.
     join_within(producers, a.message_timeout_ms / 1000 + 20, "producers")
     close_sends()
     stop_reading.set()
-    join_within([reader], 15, "consumer c0")
+    join_within([reader] + members, 15, "consumers")
     say(f"DRIVER reading high watermarks ({time.time() - started:.0f}s)")
     probe = Consumer({"bootstrap.servers": a.bootstrap, "group.id": "seedlog-chaos-probe"})
     until = {}
@@ -281,7 +403,8 @@ def main():
     timer.cancel()
     close_history()
     say(f"DRIVER done sent={counts['sent']} acked={counts['acked']} errors={counts['errors']} "
-        f"fatal={counts['fatal']} "
+        f"fatal={counts['fatal']} assignments={counts['assignments']} "
+        f"commits={counts['commits']} "
         f"final_read={read} high_watermarks={[until[q] for q in range(a.partitions)]}")
     # Not a normal exit: a client left behind must not hold the process in its teardown.
     sys.stderr.flush()

@@ -48,6 +48,10 @@ pub struct ChaosArgs {
     /// Producer processes of the workload (each an idempotent confluent-kafka producer).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
     producers: u32,
+    /// Members of the consumer group `seedlog-chaos-group` (each a confluent-kafka consumer
+    /// that subscribes, resumes at the group's committed offsets and commits what it reads).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=8))]
+    group_members: u32,
     /// Where to put data directories, logs and the history (kept). Default: a new directory
     /// under the system's temporary directory, removed if the run passes.
     #[arg(long)]
@@ -214,6 +218,7 @@ fn run(args: &ChaosArgs, python: &Path, dir: &Path) -> anyhow::Result<i32> {
             .args(["--bootstrap", &bootstrap, "--topic", TOPIC])
             .args(["--partitions", &args.partitions.to_string()])
             .args(["--producers", &args.producers.to_string()])
+            .args(["--group-members", &args.group_members.to_string()])
             .args(["--duration", &args.duration.to_string(), "--history"])
             .arg(&history)
             .stdout(Stdio::piped())
