@@ -98,6 +98,34 @@ impl Broker {
                 )
             })
             .map_err(|v| v.at(&ps.tp))?;
+            // A leader in this epoch takes every newer partition state of it (a push, or the
+            // controller's answer to its own ISR change, which may come first): so it is never
+            // behind the applied metadata, and at the same partition epoch both describe the one
+            // committed ISR. A leader that took the epoch without the ISR counts members the
+            // controller removed, or leaves out one it added, for its high watermark.
+            let Some(Role::Leader(ls)) = r.map(|r| &r.role) else {
+                continue;
+            };
+            if ls.epoch != ps.leader_epoch {
+                continue;
+            }
+            let same_isr = || {
+                let mut a = ls.isr.clone();
+                let mut b = ps.isr.clone();
+                a.sort_unstable();
+                b.sort_unstable();
+                a == b
+            };
+            let ok = ls.partition_epoch > ps.partition_epoch
+                || (ls.partition_epoch == ps.partition_epoch && same_isr());
+            ensure(ok, "leader-isr-follows-metadata", || {
+                format!(
+                    "metadata version {} gives partition epoch {} the ISR {:?}; the leader is at \
+                     partition epoch {} with the ISR {:?}",
+                    self.metadata.version, ps.partition_epoch, ps.isr, ls.partition_epoch, ls.isr
+                )
+            })
+            .map_err(|v| v.at(&ps.tp))?;
         }
         Ok(())
     }

@@ -733,6 +733,53 @@ fn an_isr_expansion_refused_for_a_stale_broker_epoch_is_proposed_again_after_the
     assert_eq!(c.metadata().partition(&tp).expect("t-0").isr, vec![0, 1]);
 }
 
+/// The controller's answer to the leader's own ISR change can come before the push of the
+/// same change: the leader takes the new ISR with the new partition epoch from it, and the push
+/// that follows (the same partition epoch) changes nothing. A leader that took the epoch
+/// without the ISR would never learn the member was added (the push is no newer), and breaks
+/// `leader-isr-follows-metadata` when the push is applied.
+#[test]
+fn the_answer_to_an_isr_change_gives_the_leader_the_new_isr_before_the_push() {
+    let (mut c, mut leader) = pair();
+    let tp = TopicPartition::new("t", 0);
+    // Broker 1 restarts (out of the ISR) and catches up: proposed for the ISR.
+    to_controller(
+        &mut c,
+        1,
+        Message::RegisterBroker {
+            broker: 1,
+            lost_data: false,
+        },
+    );
+    to_broker(&mut leader, 9, push_of(&c));
+    assert_eq!(leader_state(&mut leader).isr, vec![0]);
+    let registered = c.metadata().registration(1).expect("registered").epoch;
+    let epoch = leader.leader_epoch_of(&tp).expect("leads t-0");
+    let proposal = to_broker(&mut leader, 1, follower_fetch(registered, epoch))
+        .into_iter()
+        .find(|(_, m)| matches!(m, Message::AlterPartition(_)))
+        .expect("the caught-up follower is proposed");
+    let answers = to_controller(&mut c, 0, proposal.1);
+    let (_, answer) = answers
+        .into_iter()
+        .find(|(to, m)| {
+            *to == 0 && matches!(m, Message::AlterPartitionResponse { result: Ok(_), .. })
+        })
+        .expect("accepted");
+    let committed = c.metadata().partition(&tp).expect("t-0").clone();
+    assert_eq!(committed.isr, vec![0, 1]);
+    // The answer first.
+    to_broker(&mut leader, 9, answer);
+    let ls = leader_state(&mut leader);
+    assert_eq!(ls.isr, vec![0, 1]);
+    assert_eq!(ls.partition_epoch, committed.partition_epoch);
+    assert_eq!(rule_broken(&leader), Ok(()));
+    // Then the push of the same change.
+    to_broker(&mut leader, 9, push_of(&c));
+    assert_eq!(leader_state(&mut leader).isr, vec![0, 1]);
+    assert_eq!(rule_broken(&leader), Ok(()));
+}
+
 /// A proposal sent again names each member in the incarnation the leader saw catch up when it
 /// first proposed it, not the one that has registered since (which may have lost, in a power
 /// loss, what the old one fetched). Refused for that, it is proposed again without waiting for
@@ -1005,8 +1052,54 @@ fn an_isr_member_below_the_high_watermark_is_a_broken_invariant() {
         .followers
         .insert(1, at(0, registered));
     assert_eq!(rule_broken(&leader), Err("isr-holds-hw"));
-    // Out of the ISR, a follower may lag as far as it likes.
-    leader_state(&mut leader).isr = vec![0];
+    // Out of the ISR, a follower may lag as far as it likes (the controller's answer to the
+    // leader's shrink, ahead of the push that will say the same).
+    let ls = leader_state(&mut leader);
+    ls.isr = vec![0];
+    ls.partition_epoch += 1;
+    assert_eq!(rule_broken(&leader), Ok(()));
+}
+
+/// A leader's ISR against the metadata its broker applied (`leader-isr-follows-metadata`): at
+/// the same partition epoch both describe one committed ISR, and the leader is never at an
+/// older one. A leader ahead (the controller's answer to its own change came first) is fine;
+/// one that took a partition epoch without its ISR, or did not take a newer one, is not.
+#[test]
+fn a_leader_whose_isr_is_not_the_applied_metadata_s_breaks_an_invariant() {
+    let tp = TopicPartition::new("t", 0);
+    let controller = two_broker_controller();
+    let mut leader = started_broker(&controller, 0);
+    assert_eq!(rule_broken(&leader), Ok(()));
+    // The answer to its shrink came first: ahead of the metadata, with the new ISR.
+    let ls = leader_state(&mut leader);
+    ls.isr = vec![0];
+    ls.partition_epoch += 1;
+    assert_eq!(rule_broken(&leader), Ok(()));
+    // The push of that partition epoch with the same ISR: still fine.
+    let mut pushed = (*leader.metadata).clone();
+    let ps = pushed.partitions.iter_mut().find(|p| p.tp == tp).unwrap();
+    ps.partition_epoch += 1;
+    ps.isr = vec![0];
+    pushed.version += 1;
+    leader.metadata = Arc::new(pushed.clone());
+    assert_eq!(rule_broken(&leader), Ok(()));
+    // The same partition epoch, another ISR: the leader took the epoch but not the members.
+    leader_state(&mut leader).isr = vec![0, 1];
+    assert_eq!(rule_broken(&leader), Err("leader-isr-follows-metadata"));
+    let v = leader.check_invariants().unwrap_err();
+    assert!(v.detail.starts_with("t-0: "), "{v}");
+    // A newer partition epoch the leader did not take.
+    let ls = leader_state(&mut leader);
+    ls.isr = vec![0];
+    ls.partition_epoch -= 1;
+    assert_eq!(rule_broken(&leader), Err("leader-isr-follows-metadata"));
+    // Applied through the broker's own path, the newer state is taken.
+    let mut newer = pushed;
+    let ps = newer.partitions.iter_mut().find(|p| p.tp == tp).unwrap();
+    ps.partition_epoch += 1;
+    newer.version += 1;
+    leader.metadata = Arc::new(newer);
+    leader.apply_metadata(&mut Context::new(0));
     assert_eq!(rule_broken(&leader), Ok(()));
 }
 

@@ -1,8 +1,9 @@
-//! What a `__consumer_offsets` log's records say the committed offsets are: the input of the
-//! `coordinator-offsets-in-log` check, which a harness can read as records are committed instead
+//! What a `__consumer_offsets` log's records say the committed offsets (and the groups'
+//! generations) are: the input of the `coordinator-offsets-in-log` and
+//! `coordinator-generation-covers-log` checks, which a harness can read as records are committed instead
 //! of replaying the whole log at every check.
 
-use crate::protocol::{LogEntry, Offset, OffsetsKey, OffsetsValue, TopicPartition};
+use crate::protocol::{Generation, LogEntry, Offset, OffsetsKey, OffsetsValue, TopicPartition};
 use std::collections::BTreeMap;
 
 /// The committed offsets a `__consumer_offsets` log's records say, per group and partition: the
@@ -10,20 +11,33 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoggedOffsets {
     groups: BTreeMap<String, BTreeMap<TopicPartition, Offset>>,
+    /// The highest generation each group's records name (`coordinator-generation-covers-log`).
+    generations: BTreeMap<String, Generation>,
 }
 
 impl LoggedOffsets {
     /// Takes the offset records among `entries` (the log's next records, in order).
     pub fn read(&mut self, entries: &[LogEntry]) {
         for e in entries {
-            if let (
-                Some(OffsetsKey::Offset { group, tp }),
-                Some(OffsetsValue::Offset { offset, .. }),
-            ) = OffsetsKey::read(&e.record)
-            {
-                self.groups.entry(group).or_default().insert(tp, offset);
+            match OffsetsKey::read(&e.record) {
+                (
+                    Some(OffsetsKey::Offset { group, tp }),
+                    Some(OffsetsValue::Offset { offset, .. }),
+                ) => {
+                    self.groups.entry(group).or_default().insert(tp, offset);
+                }
+                (Some(OffsetsKey::Group { group }), Some(OffsetsValue::Group { generation })) => {
+                    let g = self.generations.entry(group).or_default();
+                    *g = (*g).max(generation);
+                }
+                _ => {}
             }
         }
+    }
+
+    /// Each group with a generation record, and the highest generation its records name.
+    pub fn generations(&self) -> impl Iterator<Item = (&str, Generation)> {
+        self.generations.iter().map(|(g, &n)| (g.as_str(), n))
     }
 
     pub fn get(&self, group: &str, tp: &TopicPartition) -> Option<Offset> {

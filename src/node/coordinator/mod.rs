@@ -229,7 +229,24 @@ impl Coordinator {
                 .map(|(g, tp, _)| (g, tp))
                 .collect();
             format!("the committed log has offsets for {missing:?}, which the coordinator lacks")
-        })
+        })?;
+        // A new generation must be newer than every one a member may still hold: a coordinator
+        // that rebuilt a lower generation than its log records would hand out numbers an old
+        // generation's members still carry, and accept their commits and heartbeats as current.
+        for (group, logged_generation) in logged.generations() {
+            let held = self.groups.get(group).map_or(0, |g| g.generation);
+            ensure(
+                held >= logged_generation,
+                "coordinator-generation-covers-log",
+                || {
+                    format!(
+                        "group {group} is at generation {held}; its committed records name \
+                         generation {logged_generation}"
+                    )
+                },
+            )?;
+        }
+        Ok(())
     }
 
     /// Records that `write` was appended at `offset`.

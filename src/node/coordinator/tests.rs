@@ -425,6 +425,32 @@ fn a_coordinator_whose_offsets_differ_from_its_committed_log_breaks_an_invariant
     }
 }
 
+/// A loaded coordinator's generation of a group is at least every generation the group's
+/// committed records name (`coordinator-generation-covers-log`): one rebuilt lower would hand
+/// out generation numbers an old generation's members still hold. Higher (a generation handed
+/// out, its record not yet committed) is fine.
+#[test]
+fn a_coordinator_behind_its_logged_generation_breaks_an_invariant() {
+    let mut b = broker(&[]);
+    let (m1, _) = two_members(&mut b);
+    assert_eq!(commit(&mut b, 101, &m1, 2, 5), Ok(GroupAnswer::Committed));
+    let log = b
+        .log(&TopicPartition::new(OFFSETS_TOPIC, 0))
+        .expect("offsets log")
+        .clone();
+    let mut c = replayed(&b);
+    assert_eq!(c.groups()["g"].generation, 2);
+    assert_eq!(c.check_offsets_in_log(&log), Ok(()));
+    c.groups.get_mut("g").unwrap().generation = 3;
+    assert_eq!(c.check_offsets_in_log(&log), Ok(()));
+    for behind in [1, 0] {
+        c.groups.get_mut("g").unwrap().generation = behind;
+        let v = c.check_offsets_in_log(&log).unwrap_err();
+        assert_eq!(v.rule, "coordinator-generation-covers-log");
+        assert!(v.detail.contains("generation 2"), "{v}");
+    }
+}
+
 #[test]
 fn a_broker_that_stops_leading_the_partition_resigns_and_refuses() {
     let mut b = broker(&[]);
