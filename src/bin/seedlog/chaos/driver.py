@@ -212,9 +212,13 @@ def consume(name, a, stop, until=None):
                 # Out of range: stay where we were (logged as a seek) rather than let the
                 # client jump somewhere the history would not know of.
                 q = m.partition()
-                c.seek(TopicPartition(a.topic, q, next_offset[q]))
-                write({"process": name, "type": "ok", "f": "seek", "topic": a.topic,
-                       "partition": q, "offset": next_offset[q]})
+                seek = {"process": name, "f": "seek", "topic": a.topic, "partition": q,
+                        "offset": next_offset[q]}
+                try:
+                    c.seek(TopicPartition(a.topic, q, next_offset[q]))
+                    write(dict(seek, type="ok"))
+                except KafkaException as e:
+                    write(dict(seek, type="info", error=str(e)))
             print(f"{name}: {m.error()}", flush=True)
         if good:
             write({"process": name, "type": "ok", "f": "poll", "records": records_of(good)})
@@ -238,9 +242,16 @@ def member(name, a, stop, counts, life_s):
                   "partition.assignment.strategy": "range", "session.timeout.ms": 10000})
     # Where the member stands in each partition it owns (what its next poll reads).
     position = {}
+    # Set when an event could not be written (the history lock stayed busy): the history no
+    # longer knows where the member stands, so it stops at once, commits nothing more and
+    # leaves; the records it held are read again by the member given them next.
+    lost = []
 
     def ev(type_, f, **fields):
-        return write(dict({"process": name, "type": type_, "f": f, "group": GROUP}, **fields))
+        written = write(dict({"process": name, "type": type_, "f": f, "group": GROUP}, **fields))
+        if not written:
+            lost.append(f)
+        return written
 
     def on_assign(consumer, parts):
         position.clear()
@@ -288,13 +299,19 @@ def member(name, a, stop, counts, life_s):
             if m.error().code() == KafkaError._AUTO_OFFSET_RESET and m.partition() in position:
                 # Out of range: stay where we were (a seek) rather than jump anywhere.
                 q = m.partition()
-                c.seek(TopicPartition(a.topic, q, position[q]))
-                ev("ok", "seek", topic=a.topic, partition=q, offset=position[q])
+                tp = {"topic": a.topic, "partition": q, "offset": position[q]}
+                try:
+                    c.seek(TopicPartition(a.topic, q, position[q]))
+                    ev("ok", "seek", **tp)
+                except KafkaException as e:
+                    ev("info", "seek", error=str(e), **tp)
             print(f"{name}: {m.error()}", flush=True)
+        # A poll the history did not get must not be committed past (its records would read as
+        # skipped), nor read on from.
+        if lost or (good and not ev("ok", "poll", records=records_of(good))):
+            say(f"DRIVER note: {name} stops: its {lost[0]} was not written")
+            break
         if not good:
-            continue
-        # A poll the history did not get is not committed: its records would read as skipped.
-        if not ev("ok", "poll", records=records_of(good)):
             continue
         upto = {}
         for m in good:
@@ -302,7 +319,8 @@ def member(name, a, stop, counts, life_s):
             position[m.partition()] = m.offset() + 1
         for q, offset in sorted(upto.items()):
             tp = {"topic": a.topic, "partition": q, "offset": offset}
-            ev("invoke", "commit", **tp)
+            if not ev("invoke", "commit", **tp):
+                break  # not asked for: the loop stops the member next
             try:
                 done = c.commit(offsets=[TopicPartition(a.topic, q, offset)],
                                 asynchronous=False)
@@ -325,7 +343,11 @@ def members_of(name, a, stop, counts, index):
     life = a.member_life_s * (index + 1) / max(1, a.group_members)
     generation = 0
     while not stop.is_set():
-        member(name if generation == 0 else f"{name}.{generation}", a, stop, counts, life)
+        this = name if generation == 0 else f"{name}.{generation}"
+        try:
+            member(this, a, stop, counts, life)
+        except Exception as e:  # the next member goes on; this one is expelled in time
+            say(f"DRIVER note: {this} failed: {e!r}")
         generation += 1
         life = a.member_life_s
 
