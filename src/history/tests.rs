@@ -1419,11 +1419,17 @@ fn gassign(c: &str, at: u64) -> Vec<Event> {
 
 /// m0's first generation: given partition 0 at 0, it resumes at 0, reads 0..2 and commits 2.
 fn first_generation() -> Vec<Vec<Event>> {
+    let mut h = first_reads();
+    h.push(commit("m0", 5, 2, EventType::Ok));
+    h
+}
+
+/// m0 is given partition 0 at 0, resumes at the committed 0 and reads 0..2.
+fn first_reads() -> Vec<Vec<Event>> {
     vec![
         gassign("m0", 0),
         fetch("m0", 1, Some(0)),
         gpoll("m0", 3, 0..2),
-        commit("m0", 5, 2, EventType::Ok),
     ]
 }
 
@@ -1483,11 +1489,7 @@ fn poll_without_resume_a_member_read_on_from_the_generation_before() {
 #[test]
 fn poll_without_resume_needs_a_group_assignment_and_any_repositioning_clears_it() {
     let reads_after = |between: Vec<Vec<Event>>| {
-        let mut h = vec![
-            gassign("m0", 0),
-            fetch("m0", 1, Some(0)),
-            gpoll("m0", 3, 0..2),
-        ];
+        let mut h = first_reads();
         h.push(gassign("m0", 10));
         h.extend(between);
         h.push(gpoll("m0", 13, 2..5));
@@ -1506,11 +1508,7 @@ fn poll_without_resume_needs_a_group_assignment_and_any_repositioning_clears_it(
     assert_eq!(reads_after(vec![]), vec!["poll-without-resume"]);
     // An application's own `assign` (no group) or an assignment that ended `info` is no
     // generation: the consumer keeps its position.
-    let mut own = vec![
-        gassign("m0", 0),
-        fetch("m0", 1, Some(0)),
-        gpoll("m0", 3, 0..2),
-    ];
+    let mut own = first_reads();
     own.push(assign("m0", EventType::Ok, Some(vec![0])));
     own.push(vec![
         Event::assign("m0", EventType::Info, 10, None).in_group(G)
@@ -1582,18 +1580,11 @@ fn rebalance_checks_read_completions_through_their_invokes() {
             },
         ]
     };
-    let start = || {
-        vec![
-            gassign("m0", 0),
-            fetch("m0", 1, Some(0)),
-            gpoll("m0", 3, 0..2),
-        ]
-    };
-    let mut h = start();
+    let mut h = first_reads();
     h.extend([gassign("m0", 10), fetch_bare(11), gpoll("m0", 13, 2..5)]);
     assert_eq!(group_names(h), Vec::<&str>::new());
     let (ask, _) = seek_to_end("m0", 6, 14, 5);
-    let mut h = start();
+    let mut h = first_reads();
     h.extend([ask, gassign("m0", 10), fetch_bare(11)]);
     h.push(vec![
         Event {

@@ -652,6 +652,26 @@ fn to_controller(c: &mut Controller, from: u32, m: Message) -> Vec<(u32, Message
     sends(cx.take_effects())
 }
 
+/// Broker 1 registers (again): a new incarnation, out of every ISR.
+fn register_broker_1(c: &mut Controller) {
+    to_controller(
+        c,
+        1,
+        Message::RegisterBroker {
+            broker: 1,
+            lost_data: false,
+        },
+    );
+}
+
+/// The ISR change a broker proposed among the messages it sent.
+fn proposal_in(sent: Vec<(u32, Message)>) -> Option<crate::protocol::AlterPartitionRequest> {
+    sent.into_iter().find_map(|(_, m)| match m {
+        Message::AlterPartition(req) => Some(req),
+        _ => None,
+    })
+}
+
 fn to_broker(b: &mut Broker, from: u32, m: Message) -> Vec<(u32, Message)> {
     let mut cx = Context::new(0);
     b.on_message(&mut cx, from, m);
@@ -680,34 +700,18 @@ fn an_isr_expansion_refused_for_a_stale_broker_epoch_is_proposed_again_after_the
     let (mut c, mut leader) = pair();
     let tp = TopicPartition::new("t", 0);
     // Broker 1 restarts: it leaves the ISR under a new broker epoch; the leader hears of it.
-    to_controller(
-        &mut c,
-        1,
-        Message::RegisterBroker {
-            broker: 1,
-            lost_data: false,
-        },
-    );
+    register_broker_1(&mut c);
     to_broker(&mut leader, 9, push_of(&c));
     let seen = |b: &Broker| b.metadata().registration(1).map(|r| r.epoch);
     let first = seen(&leader).expect("registered");
     // It registers once more (a retried request, say); this push does not reach the leader yet
     // and, broker 1 being out of the ISR already, leaves `t-0`'s partition epoch as it was.
-    to_controller(
-        &mut c,
-        1,
-        Message::RegisterBroker {
-            broker: 1,
-            lost_data: false,
-        },
-    );
+    register_broker_1(&mut c);
     let epoch = leader.leader_epoch_of(&tp).expect("leads t-0");
     // Broker 1's older incarnation catches up: the leader proposes it for the ISR and is refused.
-    let proposal = to_broker(&mut leader, 1, follower_fetch(first, epoch))
-        .into_iter()
-        .find(|(_, m)| matches!(m, Message::AlterPartition(_)))
+    let proposal = proposal_in(to_broker(&mut leader, 1, follower_fetch(first, epoch)))
         .expect("the caught-up follower is proposed");
-    let answer = to_controller(&mut c, 0, proposal.1);
+    let answer = to_controller(&mut c, 0, Message::AlterPartition(proposal));
     assert!(matches!(
         &answer[..],
         [(0, Message::AlterPartitionResponse { result: Err(_), .. })]
@@ -720,12 +724,9 @@ fn an_isr_expansion_refused_for_a_stale_broker_epoch_is_proposed_again_after_the
         .all(|(_, m)| !matches!(m, Message::AlterPartition(_))));
     // The push of the newer registration arrives. Before the fix the refusal was cleared only by
     // a change of `t-0` itself, so the ISR stayed {0} for good.
-    let after_push = to_broker(&mut leader, 9, push_of(&c));
-    let proposal = after_push
-        .into_iter()
-        .find(|(_, m)| matches!(m, Message::AlterPartition(_)))
-        .expect("proposed again after the push");
-    let answer = to_controller(&mut c, 0, proposal.1);
+    let proposal =
+        proposal_in(to_broker(&mut leader, 9, push_of(&c))).expect("proposed again after the push");
+    let answer = to_controller(&mut c, 0, Message::AlterPartition(proposal));
     assert!(answer
         .iter()
         .any(|(to, m)| *to == 0
@@ -743,23 +744,14 @@ fn the_answer_to_an_isr_change_gives_the_leader_the_new_isr_before_the_push() {
     let (mut c, mut leader) = pair();
     let tp = TopicPartition::new("t", 0);
     // Broker 1 restarts (out of the ISR) and catches up: proposed for the ISR.
-    to_controller(
-        &mut c,
-        1,
-        Message::RegisterBroker {
-            broker: 1,
-            lost_data: false,
-        },
-    );
+    register_broker_1(&mut c);
     to_broker(&mut leader, 9, push_of(&c));
     assert_eq!(leader_state(&mut leader).isr, vec![0]);
     let registered = c.metadata().registration(1).expect("registered").epoch;
     let epoch = leader.leader_epoch_of(&tp).expect("leads t-0");
-    let proposal = to_broker(&mut leader, 1, follower_fetch(registered, epoch))
-        .into_iter()
-        .find(|(_, m)| matches!(m, Message::AlterPartition(_)))
+    let proposal = proposal_in(to_broker(&mut leader, 1, follower_fetch(registered, epoch)))
         .expect("the caught-up follower is proposed");
-    let answers = to_controller(&mut c, 0, proposal.1);
+    let answers = to_controller(&mut c, 0, Message::AlterPartition(proposal));
     let (_, answer) = answers
         .into_iter()
         .find(|(to, m)| {
@@ -788,22 +780,16 @@ fn the_answer_to_an_isr_change_gives_the_leader_the_new_isr_before_the_push() {
 fn a_resent_isr_proposal_names_the_incarnation_first_proposed() {
     let (mut c, mut leader) = pair();
     let tp = TopicPartition::new("t", 0);
-    let register = Message::RegisterBroker {
-        broker: 1,
-        lost_data: false,
-    };
     // Broker 1 restarts (out of the ISR) and its incarnation catches up: proposed, unanswered.
-    to_controller(&mut c, 1, register.clone());
+    register_broker_1(&mut c);
     to_broker(&mut leader, 9, push_of(&c));
     let first = c.metadata().registration(1).expect("registered").epoch;
     let epoch = leader.leader_epoch_of(&tp).expect("leads t-0");
-    let proposed = to_broker(&mut leader, 1, follower_fetch(first, epoch))
-        .into_iter()
-        .any(|(_, m)| matches!(m, Message::AlterPartition(_)));
+    let proposed = proposal_in(to_broker(&mut leader, 1, follower_fetch(first, epoch))).is_some();
     assert!(proposed, "the caught-up follower is proposed");
     // It loses power and registers again; the leader hears of it, and the new incarnation
     // fetches (in this test from the same offset: what matters is the epoch it is named by).
-    to_controller(&mut c, 1, register);
+    register_broker_1(&mut c);
     to_broker(&mut leader, 9, push_of(&c));
     let second = c.metadata().registration(1).expect("registered").epoch;
     assert_ne!(first, second);
@@ -1286,11 +1272,8 @@ fn isr_proposed_on_fetch(
     synced_offset: Offset,
 ) -> Option<Vec<u32>> {
     let fetch = fetch_by_follower_1(leader, offset, synced_offset);
-    let answers = to_broker(leader, 1, fetch);
-    answers.into_iter().find_map(|(_, m)| match m {
-        Message::AlterPartition(req) => Some(req.new_isr.iter().map(|(b, _)| *b).collect()),
-        _ => None,
-    })
+    proposal_in(to_broker(leader, 1, fetch))
+        .map(|req| req.new_isr.iter().map(|(b, _)| *b).collect())
 }
 
 /// With fsync durability a follower out of the ISR is proposed for it only once it has synced

@@ -385,12 +385,8 @@ fn a_new_coordinator_keeps_the_last_commit_even_a_lower_one() {
     assert_eq!(offset_after(true), 8);
 }
 
-/// What a loaded coordinator serves is what its committed log says: an offset it holds that
-/// the log does not (or holds otherwise), or one the log has that it lacks, breaks
-/// `coordinator-offsets-in-log` (the check the simulator runs after a broker step that moved
-/// an offsets partition).
-#[test]
-fn a_coordinator_whose_offsets_differ_from_its_committed_log_breaks_an_invariant() {
+/// A broker whose group `g` (generation 2) committed offset 5, and its offsets log.
+fn one_commit() -> (Broker, crate::log::PartitionLog) {
     let mut b = broker(&[]);
     let (m1, _) = two_members(&mut b);
     assert_eq!(commit(&mut b, 101, &m1, 2, 5), Ok(GroupAnswer::Committed));
@@ -398,6 +394,16 @@ fn a_coordinator_whose_offsets_differ_from_its_committed_log_breaks_an_invariant
         .log(&TopicPartition::new(OFFSETS_TOPIC, 0))
         .expect("offsets log")
         .clone();
+    (b, log)
+}
+
+/// What a loaded coordinator serves is what its committed log says: an offset it holds that
+/// the log does not (or holds otherwise), or one the log has that it lacks, breaks
+/// `coordinator-offsets-in-log` (the check the simulator runs after a broker step that moved
+/// an offsets partition).
+#[test]
+fn a_coordinator_whose_offsets_differ_from_its_committed_log_breaks_an_invariant() {
+    let (b, log) = one_commit();
     let c = replayed(&b);
     assert_eq!(c.check_offsets_in_log(&log), Ok(()));
     let t0 = TopicPartition::new("t", 0);
@@ -431,13 +437,7 @@ fn a_coordinator_whose_offsets_differ_from_its_committed_log_breaks_an_invariant
 /// out, its record not yet committed) is fine.
 #[test]
 fn a_coordinator_behind_its_logged_generation_breaks_an_invariant() {
-    let mut b = broker(&[]);
-    let (m1, _) = two_members(&mut b);
-    assert_eq!(commit(&mut b, 101, &m1, 2, 5), Ok(GroupAnswer::Committed));
-    let log = b
-        .log(&TopicPartition::new(OFFSETS_TOPIC, 0))
-        .expect("offsets log")
-        .clone();
+    let (b, log) = one_commit();
     let mut c = replayed(&b);
     assert_eq!(c.groups()["g"].generation, 2);
     assert_eq!(c.check_offsets_in_log(&log), Ok(()));

@@ -189,6 +189,18 @@ def records_of(msgs):
              "value": m.value().decode()} for m in msgs]
 
 
+def stay(c, who, topic, q, offset):
+    """Out of range (`auto.offset.reset=error`): `c` stays where it was, at `offset`, rather than
+    let the client jump somewhere the history would not know of; written as a seek by `who` (the
+    event's process and group), `info` if the seek raised. Returns whether it was written."""
+    seek = dict(who, f="seek", topic=topic, partition=q, offset=offset)
+    try:
+        c.seek(TopicPartition(topic, q, offset))
+        return write(dict(seek, type="ok"))
+    except KafkaException as e:
+        return write(dict(seek, type="info", error=str(e)))
+
+
 def consume(name, a, stop, until=None):
     """Reads every partition from 0 until `stop` is set or, with `until` (the high watermark of
     each partition), until every partition has been read up to it."""
@@ -211,14 +223,7 @@ def consume(name, a, stop, until=None):
             if m.error().code() == KafkaError._AUTO_OFFSET_RESET and m.partition() is not None:
                 # Out of range: stay where we were (logged as a seek) rather than let the
                 # client jump somewhere the history would not know of.
-                q = m.partition()
-                seek = {"process": name, "f": "seek", "topic": a.topic, "partition": q,
-                        "offset": next_offset[q]}
-                try:
-                    c.seek(TopicPartition(a.topic, q, next_offset[q]))
-                    write(dict(seek, type="ok"))
-                except KafkaException as e:
-                    write(dict(seek, type="info", error=str(e)))
+                stay(c, {"process": name}, a.topic, m.partition(), next_offset[m.partition()])
             print(f"{name}: {m.error()}", flush=True)
         if good:
             write({"process": name, "type": "ok", "f": "poll", "records": records_of(good)})
@@ -297,14 +302,9 @@ def member(name, a, stop, counts, life_s):
             if m.error() is None:
                 continue
             if m.error().code() == KafkaError._AUTO_OFFSET_RESET and m.partition() in position:
-                # Out of range: stay where we were (a seek) rather than jump anywhere.
                 q = m.partition()
-                tp = {"topic": a.topic, "partition": q, "offset": position[q]}
-                try:
-                    c.seek(TopicPartition(a.topic, q, position[q]))
-                    ev("ok", "seek", **tp)
-                except KafkaException as e:
-                    ev("info", "seek", error=str(e), **tp)
+                if not stay(c, {"process": name, "group": GROUP}, a.topic, q, position[q]):
+                    lost.append("seek")
             print(f"{name}: {m.error()}", flush=True)
         # A poll the history did not get must not be committed past (its records would read as
         # skipped), nor read on from.
