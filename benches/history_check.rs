@@ -78,6 +78,7 @@ fn record(partition: u32, offset: u64, key: &str, value: &str) -> PolledRecord {
         offset,
         key: Some(key.into()),
         value: value.into(),
+        timestamp: None,
     }
 }
 

@@ -266,6 +266,24 @@ fn a_latest_offset_that_counted_uncommitted_records_is_found() {
 }
 
 #[test]
+fn an_answer_by_time_past_a_record_of_that_time_is_found() {
+    // billing-1 asks for the first offset at or after the time of order-2 (offset 1) and is
+    // told 2: the leader searched for a later timestamp.
+    assert_eq!(
+        subjects("wrong-time-offset.jsonl"),
+        vec!["wrong-time-offset orders-0@2"]
+    );
+    // The same history with the right answer (offset 1, order-2's timestamp) passes.
+    let text = load("wrong-time-offset.jsonl").replace(
+        r#""offset":2,"record_timestamp":1700000003000"#,
+        r#""offset":1,"record_timestamp":1700000002000"#,
+    );
+    let report = check(&parse_history(&text).expect("parse"));
+    assert!(report.is_ok(), "{}", report.render());
+    assert_eq!(report.stats.offsets_for_time, 1);
+}
+
+#[test]
 fn a_seek_applying_an_answer_asked_for_before_a_rebalance_is_found() {
     // billing-1 asks for the latest offset in generation 1; a rebalance gives it the partition
     // again and it resumes at the committed 2; then the old answer, 4, moves it past order-3 and

@@ -563,6 +563,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             process_ms: Some(1),
             rewind: None,
             seek_end_every: None,
+            seek_time_every: None,
             max_records: None,
             recommit_ms: None,
             seek_to: Default::default(),

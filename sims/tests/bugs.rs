@@ -574,6 +574,22 @@ fn latest_is_log_end_is_caught() {
     caught_and_clean_without(Bug::LatestIsLogEnd, 10, &["latest-above-hw"]);
 }
 
+#[test]
+fn time_lookup_strict_is_caught() {
+    // ListOffsets by time skips the records of the very millisecond asked: a member seeking to
+    // a record's own time is sent past it, above a record it read there (`wrong-time-offset`,
+    // from the clients' history alone).
+    caught_and_clean_without(Bug::TimeLookupStrict, 5, &["wrong-time-offset"]);
+}
+
+#[test]
+fn time_lookup_past_hw_is_caught() {
+    // ListOffsets by time searches records not yet committed: a member asking for a time just
+    // after the newest record it read is sent to one no leader's high watermark has passed
+    // (`time-offset-above-hw`, the simulator's check of every answer).
+    caught_and_clean_without(Bug::TimeLookupPastHw, 30, &["time-offset-above-hw"]);
+}
+
 /// The same switch, as the clients' history alone shows it: once a failover gives the
 /// uncommitted offsets the member was told about to records sent after the answer
 /// (`latest-ahead`). Only the history checker judges this run, as it would a real client's.

@@ -46,6 +46,10 @@
 //! - `latest-ahead`: a record whose send was invoked after a consumer was told a partition's
 //!   latest offset `o` (its high watermark) landed below `o`: the answer counted offsets that
 //!   were not committed (`latest`).
+//! - `wrong-time-offset`: an answer to "the first offset at or after time `T`" that names a
+//!   record before `T`, a record other than the one read at that offset, or an offset above a
+//!   record read with a timestamp at or after `T` that the leader still held (above the log
+//!   start the answer reports; `by_time`).
 //! - `at-least-once`: a record (acknowledged or read) below a group's final committed offset
 //!   that no member of the group polled, and no member jumped over. Subject
 //!   `group topic-partition@offset`.
@@ -71,6 +75,7 @@
 //! Each anomaly is reported once per subject (a record, an offset, a key, a consumer and
 //! partition), so one fault does not print thousands of lines; `Report::counts` gives totals.
 
+use super::by_time::check_offsets_for_time;
 use super::event::{Event, EventType, Op};
 use super::groups::check_groups;
 use super::latest::check_latest;
@@ -115,6 +120,8 @@ pub struct Stats {
     pub resets: usize,
     /// `ok` answers to a request for a partition's latest offset.
     pub latest_offsets: usize,
+    /// `ok` answers to a request for the first offset at or after a time.
+    pub offsets_for_time: usize,
     /// Operations of a kind the checker does not know, skipped.
     pub ignored: usize,
 }
@@ -277,6 +284,7 @@ impl<'a> Observations<'a> {
                 (Op::Commit, _) => stats.commits_unknown += 1,
                 (Op::FetchCommitted, EventType::Ok) => stats.fetches_committed += 1,
                 (Op::LatestOffset, EventType::Ok) => stats.latest_offsets += 1,
+                (Op::OffsetForTime, EventType::Ok) => stats.offsets_for_time += 1,
                 (Op::Other, _) => stats.ignored += 1,
                 _ => {}
             }
@@ -341,6 +349,7 @@ pub fn check(events: &[Event]) -> Report {
     check_groups(events, &ops, &obs.known, &mut report);
     check_key_partitions(&obs, &mut report);
     check_latest(&ops, &mut report);
+    check_offsets_for_time(&ops, &mut report);
     check_rebalances(events, &mut report);
     Report {
         anomalies: found

@@ -32,6 +32,17 @@
 //!
 //! A fetch-committed `ok` without `offset` means the group had none for that partition.
 //!
+//! A `latest-offset` asks a partition's leader for its latest offset; an `offset-for-time` for the
+//! first offset whose record's timestamp is at least `timestamp` (milliseconds). Each `ok` carries
+//! the answer in `offset`; an `offset-for-time`'s also the found record's `record_timestamp`
+//! (absent: none found, the offset is the high watermark) and, if known, the answering leader's
+//! `log_start`. Polled records may carry their `timestamp`:
+//!
+//! ```text
+//! {"process":"c1","type":"invoke","f":"offset-for-time","time_ns":9000,"topic":"t","partition":0,"timestamp":1700000002000}
+//! {"process":"c1","type":"ok","f":"offset-for-time","time_ns":9500,"offset":1,"record_timestamp":1700000002000,"log_start":0}
+//! ```
+//!
 //! `assign` and `subscribe` (as in Jepsen's Kafka workload) change which partitions a consumer
 //! reads: `"partitions":[{"topic":"t","partition":0}]` for an assign, `"topics":["t"]` for a
 //! subscribe; a list missing or in any other shape means "unknown".
@@ -86,6 +97,11 @@ pub enum Op {
     /// `LATEST`: the high watermark); `offset` is the answer.
     #[serde(alias = ":latest-offset")]
     LatestOffset,
+    /// The consumer asked the partition's leader for the first offset whose record's timestamp
+    /// is at least `timestamp` (Kafka's ListOffsets by time, `offsetsForTimes`); `offset` is the
+    /// answer, `record_timestamp` the found record's (absent: none found, and `offset` is the
+    /// high watermark), `log_start` the leader's log start if known.
+    OffsetForTime,
     /// The consumer's partitions are now `partitions`.
     #[serde(alias = ":assign")]
     Assign,
@@ -110,6 +126,7 @@ impl Op {
                 | Op::Commit
                 | Op::FetchCommitted
                 | Op::LatestOffset
+                | Op::OffsetForTime
         )
     }
 }
@@ -124,6 +141,10 @@ pub struct PolledRecord {
     pub key: Option<String>,
     #[serde(deserialize_with = "text")]
     pub value: String,
+    /// The record's timestamp (milliseconds), if the consumer wrote it: what answers by time
+    /// are checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
 }
 
 /// One partition of an `assign`.
@@ -187,6 +208,15 @@ pub struct Event {
         deserialize_with = "lenient"
     )]
     pub topics: Option<Vec<String>>,
+    /// An `offset-for-time`'s time asked (milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    /// An `offset-for-time` answer's record timestamp (absent: no record found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_timestamp: Option<i64>,
+    /// The log start of the leader that answered an `offset-for-time`, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_start: Option<u64>,
     /// A subscribe written as Jepsen's (a list of keys): until its next assign the consumer's
     /// positions are not tracked, as Jepsen's checker allows skips and going back under a
     /// subscription (its group rebalances, unrecorded, move the consumer). Not part of the
@@ -211,6 +241,9 @@ impl Event {
             group: None,
             partitions: None,
             topics: None,
+            timestamp: None,
+            record_timestamp: None,
+            log_start: None,
             roaming: false,
         }
     }
@@ -353,6 +386,29 @@ impl Event {
             ..Event::new(process, kind, Op::LatestOffset, time_ns)
         }
     }
+
+    /// A request for the first offset of `partition` at or after `timestamp`: an invoke
+    /// (`answer` None), or its end, whose `ok` carries the answer (offset, found record's
+    /// timestamp, log start).
+    pub fn offset_for_time(
+        process: &str,
+        kind: EventType,
+        time_ns: u64,
+        topic: &str,
+        partition: u32,
+        timestamp: i64,
+        answer: Option<(u64, Option<i64>, Option<u64>)>,
+    ) -> Event {
+        Event {
+            topic: Some(topic.to_string()),
+            partition: Some(partition),
+            offset: answer.map(|a| a.0),
+            timestamp: Some(timestamp),
+            record_timestamp: answer.and_then(|a| a.1),
+            log_start: answer.and_then(|a| a.2),
+            ..Event::new(process, kind, Op::OffsetForTime, time_ns)
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -417,7 +473,7 @@ fn parse_json_lines(text: &str) -> Result<Vec<Event>, HistoryError> {
                         jepsen::expand(&process, asked, Some((kind, e.time_ns, &[])))?,
                     )
                 }
-                (Line::Event(e), open) => (open, vec![e]),
+                (Line::Event(e), open) => (open, vec![*e]),
             };
             let mut out = Vec::new();
             if let Some((line, time, ops)) = invoke {
@@ -500,7 +556,7 @@ struct Lists {
 /// One line of a history: an event, or an operation written as Jepsen's micro-operations
 /// (`super::jepsen`), expanded once its invoke and completion are paired.
 enum Line {
-    Event(Event),
+    Event(Box<Event>),
     MicroOps {
         process: String,
         kind: EventType,
@@ -556,7 +612,7 @@ fn parse_line(line: &str) -> Result<Line, String> {
         }
     };
     validate_invoke(&event)?;
-    Ok(Line::Event(event))
+    Ok(Line::Event(Box::new(event)))
 }
 
 /// `Err` naming the first of `fields` (name, present) that is missing.
@@ -604,6 +660,14 @@ fn validate_invoke(e: &Event) -> Result<(), String> {
                 ("partition", e.partition.is_some()),
             ],
         ),
+        Op::OffsetForTime => require(
+            e,
+            &[
+                ("topic", e.topic.is_some()),
+                ("partition", e.partition.is_some()),
+                ("timestamp", e.timestamp.is_some()),
+            ],
+        ),
         _ => Ok(()),
     }
 }
@@ -632,6 +696,15 @@ fn validate_outcome(op: &Operation) -> Result<(), String> {
             &[
                 ("topic", e.topic.is_some()),
                 ("partition", e.partition.is_some()),
+                ("offset", e.offset.is_some()),
+            ],
+        ),
+        Op::OffsetForTime => require(
+            e,
+            &[
+                ("topic", e.topic.is_some()),
+                ("partition", e.partition.is_some()),
+                ("timestamp", e.timestamp.is_some()),
                 ("offset", e.offset.is_some()),
             ],
         ),

@@ -119,6 +119,7 @@ fn micro_op(item: &Value) -> Result<MicroOp, String> {
                             key,
                             &scalar(value).ok_or("a read value must be a string or an integer")?,
                         ),
+                        timestamp: None,
                     });
                 }
             }

@@ -2,6 +2,7 @@
 //! it is given and computes; no I/O, time or randomness. The simulator writes histories in this
 //! format, and `check-history` reads any file in it, including ones written by hand.
 
+mod by_time;
 mod checker;
 mod edn;
 mod event;

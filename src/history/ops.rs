@@ -139,6 +139,7 @@ fn merge<'a>(invoke: &Event, done: &'a Event) -> Cow<'a, Event> {
     e.partition = e.partition.or(invoke.partition);
     e.records = e.records.or_else(|| invoke.records.clone());
     e.partitions = e.partitions.or_else(|| invoke.partitions.clone());
+    e.timestamp = e.timestamp.or(invoke.timestamp);
     // A subscribe's list and whether it roams come together.
     if e.topics.is_none() {
         e.topics = invoke.topics.clone();
@@ -146,7 +147,7 @@ fn merge<'a>(invoke: &Event, done: &'a Event) -> Cow<'a, Event> {
     }
     // A fetch-committed completion without an offset means "none": its offset is the answer,
     // which the invoke cannot know.
-    if !matches!(e.f, Op::FetchCommitted | Op::LatestOffset) {
+    if !answers(&e.f) {
         e.offset = e.offset.or(invoke.offset);
     }
     Cow::Owned(e)
@@ -166,6 +167,12 @@ fn adds_to(invoke: &Event, done: &Event) -> bool {
         || fills(&invoke.records, &done.records)
         || fills(&invoke.partitions, &done.partitions)
         || fills(&invoke.topics, &done.topics)
-        || (!matches!(done.f, Op::FetchCommitted | Op::LatestOffset)
-            && fills(&invoke.offset, &done.offset))
+        || fills(&invoke.timestamp, &done.timestamp)
+        || (!answers(&done.f) && fills(&invoke.offset, &done.offset))
+}
+
+/// Operations whose completion's `offset` is the answer to what the invoke asked, never the
+/// invoke's own.
+fn answers(f: &Op) -> bool {
+    matches!(f, Op::FetchCommitted | Op::LatestOffset | Op::OffsetForTime)
 }

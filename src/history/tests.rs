@@ -27,6 +27,7 @@ fn rec(partition: u32, offset: u64, key: &str, value: &str) -> PolledRecord {
         offset,
         key: Some(key.into()),
         value: value.into(),
+        timestamp: None,
     }
 }
 

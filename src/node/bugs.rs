@@ -133,10 +133,17 @@ pub enum Bug {
     /// request for a partition's latest offset (a seek to the end): the late answer moves the
     /// partition's position in the new assignment, past records nobody processed.
     KeepStaleListOffsets,
+    /// ListOffsets by time finds the first record whose timestamp is after the time asked, not
+    /// at or after it: a consumer seeking to a record's own time lands past it (and past every
+    /// record of the same millisecond).
+    TimeLookupStrict,
+    /// ListOffsets by time searches the leader's whole log, not only its committed records: a
+    /// consumer can be sent to a record a failover may still take back.
+    TimeLookupPastHw,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 34] = [
+    pub const ALL: [Bug; 36] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -171,6 +178,8 @@ impl Bug {
         Bug::VoteByLogLength,
         Bug::KeepStalledLinks,
         Bug::KeepStaleListOffsets,
+        Bug::TimeLookupStrict,
+        Bug::TimeLookupPastHw,
     ];
 
     pub fn name(self) -> &'static str {
@@ -209,6 +218,8 @@ impl Bug {
             Bug::VoteByLogLength => "vote-by-log-length",
             Bug::KeepStalledLinks => "keep-stalled-links",
             Bug::KeepStaleListOffsets => "keep-stale-list-offsets",
+            Bug::TimeLookupStrict => "time-lookup-strict",
+            Bug::TimeLookupPastHw => "time-lookup-past-hw",
         }
     }
 }

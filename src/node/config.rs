@@ -276,6 +276,11 @@ pub struct ConsumerConfig {
     /// offset, which the partition's leader is asked for (Kafka's `seekToEnd`; exercises
     /// ListOffsets under faults; `None`: never). The records skipped are skipped for the group.
     pub seek_end_every: Option<u32>,
+    /// After every this many processed batches (when neither a rewind nor a seek to the end is
+    /// due), ask the partition's leader for the first offset at or after the timestamp of one of
+    /// the batch's records (Kafka's `offsetsForTimes`) and move there: a re-read from about
+    /// that record, exercising ListOffsets by time under faults (`None`: never).
+    pub seek_time_every: Option<u32>,
     /// Leave the group and stop once this many records are processed and committed.
     pub max_records: Option<u64>,
     /// After a commit whose outcome is unknown (timed out, or refused by a coordinator that may

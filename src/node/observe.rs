@@ -80,6 +80,21 @@ pub enum ClientEvent {
         leader_epoch: Option<LeaderEpoch>,
         group: Option<String>,
     },
+    /// A request for the first offset of `tp` whose record's timestamp is at least `timestamp`
+    /// (Kafka's ListOffsets by time), for a seek there. The `ok` carries the answer: `offset`,
+    /// the found record's timestamp (`None`: no record at or after the time below the high
+    /// watermark, which is then the offset), and the leader's log start.
+    OffsetForTime {
+        stage: Stage,
+        tp: TopicPartition,
+        timestamp: i64,
+        offset: Option<Offset>,
+        record_timestamp: Option<i64>,
+        log_start: Option<Offset>,
+        /// The answering leader's epoch, with the answer.
+        leader_epoch: Option<LeaderEpoch>,
+        group: Option<String>,
+    },
     /// A group member got its assignment for a generation (for the trace; not a history event).
     Assigned {
         group: String,
@@ -167,6 +182,20 @@ impl std::fmt::Display for ClientEvent {
             } => {
                 let o = offset.map_or(String::new(), |o| format!(" {o}"));
                 write!(f, "latest-offset {tp} {}{o}", stage_text(stage))
+            }
+            ClientEvent::OffsetForTime {
+                stage,
+                tp,
+                timestamp,
+                offset,
+                ..
+            } => {
+                let o = offset.map_or(String::new(), |o| format!(" {o}"));
+                write!(
+                    f,
+                    "offset-for-time {tp} {timestamp} {}{o}",
+                    stage_text(stage)
+                )
             }
             ClientEvent::Assigned {
                 group,

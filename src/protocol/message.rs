@@ -362,6 +362,11 @@ pub enum Message {
         /// The answering leader's epoch (with an offset; Kafka's `leader_epoch`).
         #[serde(default)]
         leader_epoch: Option<LeaderEpoch>,
+        /// The answering leader's log start (with an offset). Kafka's answer does not carry
+        /// it; the simulated clients record it, so the history checker knows which offsets
+        /// below an answer by time the leader still held (and should have found).
+        #[serde(default)]
+        log_start: Option<Offset>,
     },
     /// Client -> any broker: create a topic. The broker forwards it to the controller.
     CreateTopic(CreateTopicRequest),

@@ -61,8 +61,9 @@ pub struct ScenarioArgs {
     /// controller then rebalances leaders every 0.5-2 s), stale-broker-epoch,
     /// hw-ignores-pending-isr, producers-not-journaled, latest-is-log-end,
     /// recovery-counts-unsynced, reset-to-high-watermark, no-epoch-bump-after-refusal,
-    /// replay-keeps-highest-offset, keep-stale-list-offsets, the availability bugs lag-from-high-watermark and min-insync-exclusive, and the controller
-    /// quorum's
+    /// replay-keeps-highest-offset, keep-stale-list-offsets, time-lookup-strict,
+    /// time-lookup-past-hw, the availability bugs lag-from-high-watermark and
+    /// min-insync-exclusive, and the controller quorum's
     /// vote-without-log-check, vote-by-log-length, commit-previous-epoch-by-count,
     /// vote-not-durable, no-prevote, snapshot-past-commit, keep-stalled-links (an availability
     /// bug), and create-topic-before-commit (the admin then creates a topic every 250 ms). The run then hunts for it (a failover mix, a group mix, or the bug's targeted

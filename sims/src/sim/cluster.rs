@@ -320,6 +320,19 @@ pub fn member_config(sc: &Scenario, index: u32) -> ConsumerConfig {
         } else {
             (sc.seed % 3 != 2).then_some(5)
         },
+        // Two seeds in three (not the same two) re-read from a record's time now and then,
+        // asking the leader for the first offset at or after it (ListOffsets by time).
+        // The hunts for the lookup's switches, after every batch that neither rewinds nor
+        // seeks to the end.
+        seek_time_every: if sc
+            .bugs
+            .iter()
+            .any(|b| matches!(b, Bug::TimeLookupStrict | Bug::TimeLookupPastHw))
+        {
+            Some(1)
+        } else {
+            (sc.seed % 3 != 1).then_some(3)
+        },
         max_records: None,
         // Kafka's auto-commit interval: re-commits after a commit of unknown outcome.
         recommit_ms: Some(5_000),
@@ -494,6 +507,24 @@ impl Cluster {
                         ..
                     } => {
                         if let Err(e) = cross.latest_answer(tp, *o, *leader_epoch) {
+                            lock(&failures).push(e);
+                        }
+                    }
+                    ClientEvent::OffsetForTime {
+                        tp,
+                        offset: Some(o),
+                        record_timestamp,
+                        leader_epoch,
+                        ..
+                    } => {
+                        let found = record_timestamp.is_some();
+                        // With no record found the answer is the high watermark: a latest
+                        // offset, held to what older epochs reached as well.
+                        let checked = cross.time_answer(tp, *o, found).and_then(|_| match found {
+                            true => Ok(()),
+                            false => cross.latest_answer(tp, *o, *leader_epoch),
+                        });
+                        if let Err(e) = checked {
                             lock(&failures).push(e);
                         }
                     }

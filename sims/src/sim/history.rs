@@ -112,6 +112,7 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                         key: e.record.key.as_deref().map(text),
                         // The workloads send unique non-null values; a null reads as empty.
                         value: e.record.value.as_deref().map(text).unwrap_or_default(),
+                        timestamp: Some(e.record.timestamp),
                     })
                     .collect();
                 let invoke = Event::poll(process, EventType::Invoke, time_ns, Vec::new());
@@ -141,6 +142,27 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                     &tp.topic,
                     tp.partition,
                     *offset,
+                );
+                out.push(grouped(e, group));
+            }
+            ClientEvent::OffsetForTime {
+                stage,
+                tp,
+                timestamp,
+                offset,
+                record_timestamp,
+                log_start,
+                group,
+                ..
+            } => {
+                let e = Event::offset_for_time(
+                    process,
+                    kind_of(stage),
+                    time_ns,
+                    &tp.topic,
+                    tp.partition,
+                    *timestamp,
+                    offset.map(|o| (o, *record_timestamp, *log_start)),
                 );
                 out.push(grouped(e, group));
             }

@@ -335,6 +335,7 @@ async fn consume_in_group(args: ConsumeArgs, group: String) -> anyhow::Result<i3
         process_ms: None,
         rewind: None,
         seek_end_every: None,
+        seek_time_every: None,
         max_records: args.count.map(|c| c as u64),
         recommit_ms: Some(5_000),
         seek_to: args.seek.iter().copied().collect(),

@@ -248,6 +248,7 @@ fn random_history(rng: &mut ChaCha8Rng) -> Vec<Event> {
                             offset: o,
                             key: Some("k".into()),
                             value: format!("v{o}"),
+                            timestamp: None,
                         })
                         .collect();
                     op(

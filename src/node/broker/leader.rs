@@ -791,7 +791,16 @@ impl Broker {
                 (Some(_), OffsetSpec::Latest) => Ok(r.log.high_watermark()),
                 (Some(_), OffsetSpec::Timestamp(t)) => {
                     let hw = r.log.high_watermark();
-                    let found = r.log.first_at_or_after(t, hw);
+                    let bugs = &self.config.bugs;
+                    let mut until = hw;
+                    if bugs.has(Bug::TimeLookupPastHw) {
+                        until = r.log.log_end_offset();
+                    }
+                    let mut from_time = t;
+                    if bugs.has(Bug::TimeLookupStrict) {
+                        from_time = t.saturating_add(1);
+                    }
+                    let found = r.log.first_at_or_after(from_time, until);
                     timestamp = found.map(|e| e.record.timestamp);
                     Ok(found.map_or(hw, |e| e.offset))
                 }
@@ -804,6 +813,9 @@ impl Broker {
             result,
             timestamp,
             leader_epoch: leader_epoch.filter(|_| result.is_ok()),
+            log_start: replica
+                .map(|r| r.log.log_start_offset())
+                .filter(|_| result.is_ok()),
         };
         cx.send(from, answer);
     }

@@ -257,6 +257,7 @@ impl Consumer {
         self.leading = None;
         self.positions.clear();
         self.to_end.clear();
+        self.to_time.clear();
         self.committed.clear();
         self.dirty.clear();
         // A late commit of the old generation is refused as stale: nothing to repair.

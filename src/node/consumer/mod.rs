@@ -16,7 +16,7 @@ use super::client::Bootstrap;
 use super::{Bug, ClientEvent, ConsumerConfig, Context, Stage, Timer};
 use crate::protocol::{
     BrokerId, ClusterMetadata, ErrorCode, Generation, LeaderJoin, LogEntry, MemberId, Message,
-    NodeId, Offset, TopicPartition,
+    NodeId, Offset, OffsetSpec, TopicPartition,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -38,6 +38,7 @@ enum InFlight {
     },
     ListOffsets {
         tp: TopicPartition,
+        spec: OffsetSpec,
         leader: BrokerId,
     },
 }
@@ -89,6 +90,8 @@ pub struct Consumer {
     recommit: BTreeSet<TopicPartition>,
     /// Partitions to move to their latest offset once it is known (a seek to the end).
     to_end: BTreeSet<TopicPartition>,
+    /// Partitions to move to the first offset at or after a timestamp, once it is known.
+    to_time: BTreeMap<TopicPartition, i64>,
     /// Partitions whose configured seek has been applied.
     sought: BTreeSet<u32>,
     /// Round-robin cursor over the assignment.
@@ -123,6 +126,7 @@ impl Consumer {
             uncertain: BTreeSet::new(),
             recommit: BTreeSet::new(),
             to_end: BTreeSet::new(),
+            to_time: BTreeMap::new(),
             sought: BTreeSet::new(),
             cursor: 0,
             in_flight: None,
@@ -207,44 +211,63 @@ impl Consumer {
             }
             Message::ListOffsetsResponse {
                 tp,
+                spec,
                 result,
+                timestamp,
                 leader_epoch,
-                ..
+                log_start,
             } => {
-                let Some(InFlight::ListOffsets { tp: asked, leader }) = &self.in_flight else {
+                let Some(InFlight::ListOffsets {
+                    tp: asked,
+                    spec: asked_spec,
+                    leader,
+                }) = &self.in_flight
+                else {
                     return;
                 };
-                if *asked != tp || *leader != from {
+                if *asked != tp || *asked_spec != spec || *leader != from {
                     return;
                 }
                 self.done(cx);
                 let group = Some(self.config.group.clone());
-                match result {
-                    Ok(offset) => {
-                        cx.observe(ClientEvent::LatestOffset {
-                            stage: Stage::Ok,
-                            tp: tp.clone(),
-                            offset: Some(offset),
-                            leader_epoch,
-                            group,
-                        });
-                        // An application's seek to the end is committed like processed
-                        // records (what it skipped it chose to skip); a reset is not.
-                        if self.to_end.remove(&tp) {
+                let stage = match result {
+                    Ok(_) => Stage::Ok,
+                    Err(e) => Stage::Fail(format!("{e:?}")),
+                };
+                let offset = result.ok();
+                match spec {
+                    OffsetSpec::Timestamp(t) => cx.observe(ClientEvent::OffsetForTime {
+                        stage,
+                        tp: tp.clone(),
+                        timestamp: t,
+                        offset,
+                        record_timestamp: timestamp.filter(|_| offset.is_some()),
+                        log_start: log_start.filter(|_| offset.is_some()),
+                        leader_epoch: leader_epoch.filter(|_| offset.is_some()),
+                        group,
+                    }),
+                    _ => cx.observe(ClientEvent::LatestOffset {
+                        stage,
+                        tp: tp.clone(),
+                        offset,
+                        leader_epoch: leader_epoch.filter(|_| offset.is_some()),
+                        group,
+                    }),
+                }
+                match offset {
+                    Some(offset) => {
+                        // An application's seek (to the end, or to a time) is committed like
+                        // processed records (what it skipped it chose to skip); a reset is not.
+                        let sought = match spec {
+                            OffsetSpec::Timestamp(_) => self.to_time.remove(&tp).is_some(),
+                            _ => self.to_end.remove(&tp),
+                        };
+                        if sought {
                             self.dirty.insert(tp.clone());
                         }
                         self.seek_to(cx, &tp, offset)
                     }
-                    Err(e) => {
-                        cx.observe(ClientEvent::LatestOffset {
-                            stage: Stage::Fail(format!("{e:?}")),
-                            tp: tp.clone(),
-                            offset: None,
-                            leader_epoch: None,
-                            group,
-                        });
-                        self.retry_later(cx, true)
-                    }
+                    None => self.retry_later(cx, true),
                 }
             }
             _ => return,

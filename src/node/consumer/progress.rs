@@ -68,7 +68,13 @@ impl Consumer {
         }
         if let Some(tp) = assignment.iter().find(|tp| self.to_end.contains(*tp)) {
             let tp = tp.clone();
-            return self.list_latest(cx, &tp);
+            return self.list_offsets(cx, &tp, OffsetSpec::Latest);
+        }
+        let due = assignment
+            .iter()
+            .find_map(|tp| Some((tp.clone(), *self.to_time.get(tp)?)));
+        if let Some((tp, t)) = due {
+            return self.list_offsets(cx, &tp, OffsetSpec::Timestamp(t));
         }
         if assignment.is_empty() {
             // Nothing assigned: only heartbeats until the next rebalance.
@@ -141,6 +147,14 @@ impl Consumer {
             return;
         };
         self.processed += h.records.len() as u64;
+        // One of the batch's records, a different one each time, for a seek by time: records of
+        // one millisecond and producers' clocks out of offset order make the answer land on, or
+        // before, the record whose time is asked.
+        let record_time = h.records[self.batches as usize % h.records.len()]
+            .record
+            .timestamp;
+        let newest = h.records.iter().map(|e| e.record.timestamp).max();
+        let newest = newest.unwrap_or(record_time);
         cx.observe(ClientEvent::Polled {
             tp: h.tp.clone(),
             records: h.records,
@@ -162,6 +176,21 @@ impl Consumer {
             .is_some_and(|n| n > 0 && self.batches.is_multiple_of(n))
         {
             self.to_end.insert(h.tp.clone());
+        } else if let Some(n) = self
+            .config
+            .seek_time_every
+            .filter(|&n| n > 0 && self.batches.is_multiple_of(n))
+        {
+            // In turn: a record's time (an answer among what was read); just after the
+            // batch's newest record (for a member that has caught up, the answer is at the
+            // high watermark's edge, where a search past it would find the records being
+            // replicated); and a time to come (no record: the answer is the high watermark).
+            let time = match (self.batches / n) % 3 {
+                1 => record_time,
+                2 => newest.saturating_add(1),
+                _ => cx.timestamp_ms().saturating_add(1_000),
+            };
+            self.to_time.insert(h.tp.clone(), time);
         }
         self.cursor += 1;
     }
@@ -208,7 +237,7 @@ impl Consumer {
         match self.config.auto_offset_reset {
             // The log start may be above 0; the fetch then says where it is.
             OffsetReset::Earliest => self.seek_to(cx, tp, 0),
-            OffsetReset::Latest => self.list_latest(cx, tp),
+            OffsetReset::Latest => self.list_offsets(cx, tp, OffsetSpec::Latest),
             OffsetReset::None => {
                 cx.observe(ClientEvent::ConsumerError {
                     reason: format!(
@@ -221,26 +250,43 @@ impl Consumer {
         }
     }
 
-    /// Asks `tp`'s leader for the partition's latest offset; the answer moves the position there.
-    fn list_latest(&mut self, cx: &mut Context, tp: &TopicPartition) {
+    /// Asks `tp`'s leader for the partition's latest offset, or the first at or after a time;
+    /// the answer moves the position there.
+    fn list_offsets(&mut self, cx: &mut Context, tp: &TopicPartition, spec: OffsetSpec) {
         let Some(leader) = self.leader_of(tp).filter(|_| !self.stale) else {
             return self.request_metadata(cx);
         };
-        cx.observe(ClientEvent::LatestOffset {
-            stage: Stage::Invoke,
-            tp: tp.clone(),
-            offset: None,
-            leader_epoch: None,
-            group: Some(self.config.group.clone()),
+        let group = Some(self.config.group.clone());
+        cx.observe(match spec {
+            OffsetSpec::Timestamp(timestamp) => ClientEvent::OffsetForTime {
+                stage: Stage::Invoke,
+                tp: tp.clone(),
+                timestamp,
+                offset: None,
+                record_timestamp: None,
+                log_start: None,
+                leader_epoch: None,
+                group,
+            },
+            _ => ClientEvent::LatestOffset {
+                stage: Stage::Invoke,
+                tp: tp.clone(),
+                offset: None,
+                leader_epoch: None,
+                group,
+            },
         });
-        let msg = Message::ListOffsets {
-            tp: tp.clone(),
-            spec: OffsetSpec::Latest,
-        };
-        cx.send(leader, msg);
+        cx.send(
+            leader,
+            Message::ListOffsets {
+                tp: tp.clone(),
+                spec,
+            },
+        );
         cx.set_timer(Timer::ClientRequestTimeout, self.config.request_timeout_ms);
         self.in_flight = Some(InFlight::ListOffsets {
             tp: tp.clone(),
+            spec,
             leader,
         });
     }

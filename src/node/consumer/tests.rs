@@ -32,6 +32,7 @@ fn config(process_ms: Option<u64>, bugs: &[Bug], leader_assigns: bool) -> Consum
         process_ms,
         rewind: None,
         seek_end_every: None,
+        seek_time_every: None,
         max_records: None,
         recommit_ms: None,
         seek_to: Default::default(),
@@ -401,6 +402,7 @@ fn a_leading_member_assigns_from_fresh_metadata_and_reads_its_share() {
 fn member_seeking_to_the_end() -> (Consumer, Vec<Effect>) {
     let mut c = Consumer::new(Arc::new(ConsumerConfig {
         seek_end_every: Some(1),
+        seek_time_every: None,
         ..config(None, &[], false)
     }));
     member_fetching(&mut c);
@@ -418,6 +420,7 @@ fn latest_answer(c: &mut Consumer, result: Result<u64, ErrorCode>) -> Vec<Effect
         result,
         timestamp: None,
         leader_epoch: result.ok().map(|_| 2),
+        log_start: result.ok().map(|_| 0),
     };
     c.on_message(&mut cx, 0, resp);
     cx.take_effects()
@@ -449,6 +452,79 @@ fn a_seek_to_the_end_asks_the_leader_for_the_latest_offset_moves_there_and_commi
             "latest-offset t-0 ok 9",
             "seek t-0 to 9",
             "commit g t-0=9 invoke"
+        ]
+    );
+}
+
+/// A member that seeks by time after every batch: it fetches `t-0` at 3, is handed 3..5 with
+/// timestamps 300 and 400, commits 5 and asks for the first offset at or after the time of
+/// the batch's first record (its first batch picks index 0).
+#[test]
+fn a_seek_by_time_asks_the_leader_for_the_record_s_time_moves_there_and_commits_it() {
+    let mut c = Consumer::new(Arc::new(ConsumerConfig {
+        seek_time_every: Some(1),
+        ..config(None, &[], false)
+    }));
+    member_fetching(&mut c);
+    let records = (3..5)
+        .map(|o| LogEntry {
+            offset: o,
+            epoch: 1,
+            record: Record {
+                timestamp: o as i64 * 100,
+                ..Record::keyed("k", format!("v{o}"))
+            },
+            producer: None,
+        })
+        .collect();
+    let fx = deliver(&mut c, 0, fetch_answer(3, records));
+    let (corr, _) = sent_group(&fx).expect("the batch's commit");
+    let fx = answer(&mut c, corr, GroupAnswer::Committed);
+    assert_eq!(
+        observed(&fx),
+        ["commit g t-0=5 ok", "offset-for-time t-0 300 invoke"]
+    );
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Send {
+            to: 0,
+            message: Message::ListOffsets {
+                spec: OffsetSpec::Timestamp(300),
+                ..
+            },
+        }
+    )));
+    // An answer to another question (the latest offset) is not this one's.
+    assert_eq!(latest_answer(&mut c, Ok(9)), vec![]);
+    let mut cx = Context::new(0);
+    let resp = Message::ListOffsetsResponse {
+        tp: tp(),
+        spec: OffsetSpec::Timestamp(300),
+        result: Ok(3),
+        timestamp: Some(300),
+        leader_epoch: Some(1),
+        log_start: Some(0),
+    };
+    c.on_message(&mut cx, 0, resp);
+    let fx = cx.take_effects();
+    // The answer, with what the checker needs, then a re-read from there, committed.
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Observe(ClientEvent::OffsetForTime {
+            stage: Stage::Ok,
+            timestamp: 300,
+            offset: Some(3),
+            record_timestamp: Some(300),
+            log_start: Some(0),
+            ..
+        })
+    )));
+    assert_eq!(
+        observed(&fx),
+        [
+            "offset-for-time t-0 300 ok 3",
+            "seek t-0 to 3",
+            "commit g t-0=3 invoke"
         ]
     );
 }
@@ -584,6 +660,7 @@ fn a_rejoining_member_drops_its_seek_to_the_end_in_flight() {
     // The switch keeps the request: its answer sets a position of the new generation.
     let mut c = Consumer::new(Arc::new(ConsumerConfig {
         seek_end_every: Some(1),
+        seek_time_every: None,
         ..config(None, &[Bug::KeepStaleListOffsets], false)
     }));
     member_fetching(&mut c);

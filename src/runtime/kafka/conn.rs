@@ -376,6 +376,7 @@ async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<Resp
                         result,
                         timestamp,
                         leader_epoch,
+                        ..
                     })) => {
                         let found = list_offsets::Found {
                             result,

@@ -54,6 +54,37 @@ impl CrossChecks {
         }
     }
 
+    /// `time-offset-above-hw`: a consumer was told `offset` is the first of `tp` at or after a
+    /// time. The leader searches its committed records only: a record found is below its high
+    /// watermark, and with none found the answer is the high watermark itself. Either way no
+    /// leader's high watermark so far may be below it (the history checker sees a wrong answer
+    /// only where consumers read the records around it: `wrong-time-offset`).
+    pub fn time_answer(
+        &self,
+        tp: &TopicPartition,
+        offset: Offset,
+        found: bool,
+    ) -> Result<(), String> {
+        let highest = highest_of(lock(&self.leader_high_watermarks).get(tp));
+        let bound = if found {
+            highest.saturating_sub(1)
+        } else {
+            highest
+        };
+        if offset > bound {
+            let what = if found {
+                "a record at"
+            } else {
+                "no record, so"
+            };
+            return Err(format!(
+                "time-offset-above-hw {tp}: a consumer was told {what} {offset} answers its \
+                 time, but no leader's high watermark has been above {highest}"
+            ));
+        }
+        Ok(())
+    }
+
     /// `acked-above-hw`: an acks=all producer was told its record is at `offset` of `tp`. A
     /// leader answers acks=all once its high watermark passes the batch's last record, and every
     /// leader's is noted after each of its steps (the answering one's included, before the
@@ -279,6 +310,22 @@ mod tests {
         // Unclean elections excuse nothing here: no correct answer exceeds a high watermark.
         let (c, tp) = checks(true);
         assert_eq!(problem(c.latest_answer(&tp, 16, None)), "latest-above-hw");
+    }
+
+    #[test]
+    fn an_answer_by_time_at_or_above_every_high_watermark_is_refused() {
+        let (c, tp) = checks(false);
+        // The highest high watermark is 15: a record found is below it; none found, it.
+        assert_eq!(problem(c.time_answer(&tp, 14, true)), "");
+        assert_eq!(problem(c.time_answer(&tp, 15, false)), "");
+        assert_eq!(
+            problem(c.time_answer(&tp, 15, true)),
+            "time-offset-above-hw"
+        );
+        assert_eq!(
+            problem(c.time_answer(&tp, 16, false)),
+            "time-offset-above-hw"
+        );
     }
 
     #[test]
