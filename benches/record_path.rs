@@ -70,6 +70,7 @@ fn main() {
         records: entries.clone(),
         diverging_epoch: None,
         producers: Vec::new(),
+        connection: 0,
     });
     let mut wire = Vec::new();
     time("fetch answer encode (frame)", || {

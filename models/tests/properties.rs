@@ -132,6 +132,7 @@ fn fetch_response(hw: u64, records: Vec<LogEntry>) -> FetchResponse {
         records,
         diverging_epoch: None,
         producers: Vec::new(),
+        connection: 0,
     }
 }
 
@@ -235,6 +236,7 @@ fn progress_held_by_follower_fails_when_a_follower_claims_more_than_it_holds() {
             replica: Some(ReplicaId {
                 broker: 1,
                 broker_epoch,
+                connection: 0,
             }),
             fetch_offset: claimed,
             last_fetched_epoch: (claimed > 0).then_some(0),
@@ -444,6 +446,7 @@ mod offsets {
             replica: Some(ReplicaId {
                 broker: 1,
                 broker_epoch,
+                connection: 0,
             }),
             fetch_offset: offset,
             last_fetched_epoch: (offset > 0).then_some(0),

@@ -600,7 +600,7 @@ fn latest_is_log_end_shows_in_the_history() {
         nemesis: Some(sims::faults::nemesis::Nemesis::LoneLeaderPowerLoss),
         ..Default::default()
     };
-    let sc = Scenario::from_seed(538, &opts);
+    let sc = Scenario::from_seed(388, &opts);
     let outcome = run(&sc, false);
     let history = sims::sim::history::anomalies(&outcome.observed, &sc);
     assert!(

@@ -122,9 +122,9 @@ pub enum Bug {
     /// whose uncommitted tail outgrew the new leader's log is elected, and its tail overwrites
     /// entries the new leader committed. Raft ranks by last epoch first.
     VoteByLogLength,
-    /// Controller quorum (also brokers leaving a silent controller, and group consumers): a
-    /// node whose request to a peer goes unanswered for a timeout keeps its connection instead
-    /// of opening a new one. After a partition heals, a connection that
+    /// Controller quorum (also brokers leaving a silent controller, followers whose fetch timed
+    /// out, and group consumers): a node whose request to a peer goes unanswered for a timeout
+    /// keeps its connection instead of opening a new one. After a partition heals, a connection that
     /// stalled in it carries nothing until TCP's retransmission backoff runs out (seconds), so
     /// two live, connected controllers can go seconds without electing. Nothing is lost; only
     /// availability suffers.

@@ -269,6 +269,7 @@ mod tests {
             records: vec![],
             diverging_epoch: None,
             producers: Vec::new(),
+            connection: 0,
         };
         let mut cx = Context::new(0);
         r.on_message(&mut cx, 0, Message::FetchResponse(resp));

@@ -455,6 +455,7 @@ mod tests {
             records: entries.clone(),
             diverging_epoch: None,
             producers: Vec::new(),
+            connection: 0,
         });
         let wire = postcard::to_stdvec(&answer).unwrap();
         assert_eq!(postcard::from_bytes::<Message>(&wire).unwrap(), answer);

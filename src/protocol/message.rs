@@ -179,6 +179,12 @@ impl ProduceRequest {
 pub struct ReplicaId {
     pub broker: BrokerId,
     pub broker_epoch: BrokerEpoch,
+    /// How many connections to leaders this incarnation has dropped after a fetch went
+    /// unanswered: two connections are not ordered with each other, so a fetch (or an answer)
+    /// of a dropped one can arrive after those of its successor. The leader ignores fetches of
+    /// older connections than the newest it has seen, and the follower answers of other ones.
+    #[serde(default)]
+    pub connection: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -245,6 +251,9 @@ pub struct FetchResponse {
     /// fetch. Without it, a follower that later led took a retry of a deleted batch for a new
     /// one and appended it twice. Empty otherwise.
     pub producers: Vec<ProducerSnapshot>,
+    /// Echo of a follower's fetch's connection number (`ReplicaId::connection`; 0 to consumers).
+    #[serde(default)]
+    pub connection: u64,
 }
 
 /// A client's request to create a topic (Kafka's CreateTopics, one topic). Any broker takes it

@@ -58,6 +58,7 @@ impl Broker {
             replica: Some(ReplicaId {
                 broker: me,
                 broker_epoch,
+                connection: self.fetch_connections.get(&fs.leader).copied().unwrap_or(0),
             }),
             fetch_offset,
             last_fetched_epoch: r.log.latest_epoch(),
@@ -86,8 +87,11 @@ impl Broker {
         let Role::Follower(fs) = &mut r.role else {
             return;
         };
-        // Only the answer to the request in flight, from this leader in this epoch, counts.
+        // Only the answer to the request in flight, from this leader in this epoch, on the
+        // current connection, counts (a fetch of a dropped connection may be answered late,
+        // after one of the same offset was sent again).
         let current = from == fs.leader
+            && resp.connection == self.fetch_connections.get(&from).copied().unwrap_or(0)
             && fs.in_flight == Some(resp.fetch_offset)
             && (resp.error.is_some() || resp.leader_epoch == fs.epoch);
         if !current {
@@ -225,8 +229,37 @@ impl Broker {
     /// member below it (`isr-holds-hw` caught it at once when the follower reconnected). Kafka
     /// orders a follower's fetches with fetch-session epochs; this protocol has none yet.
     pub(super) fn on_fetch_timeout(&mut self, cx: &mut Context, tp: &TopicPartition) {
-        if let Some(Role::Follower(fs)) = self.replicas.get_mut(tp).map(|r| &mut r.role) {
-            fs.in_flight = None;
+        let Some(Role::Follower(fs)) = self.replicas.get_mut(tp).map(|r| &mut r.role) else {
+            return;
+        };
+        fs.in_flight = None;
+        let leader = fs.leader;
+        // The answer may be stuck on a stalled connection (the leader was paused, or a network
+        // partition healed under it): TCP carries nothing on it until its retransmission
+        // backoff runs out, seconds later, while the leader waits for this follower and then
+        // drops it from the ISR (found by the simulator: an acks=all record could not get
+        // through within its delivery timeout, long after the heal). A new connection carries
+        // the retry now, numbered so that the leader ignores the fetches the old one delivers
+        // late, and this follower their answers. The other fetches in flight to that leader
+        // are lost with it: they go again too.
+        if !self.config.bugs.has(Bug::KeepStalledLinks) {
+            cx.disconnect(leader);
+            *self.fetch_connections.entry(leader).or_insert(0) += 1;
+            let lost: Vec<TopicPartition> = self
+                .replicas
+                .iter_mut()
+                .filter_map(|(other, r)| match &mut r.role {
+                    Role::Follower(f) if f.leader == leader && f.in_flight.is_some() => {
+                        f.in_flight = None;
+                        Some(other.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            for other in lost {
+                cx.cancel_timer(Timer::FetchTimeout(other.clone()));
+                self.send_fetch(cx, &other);
+            }
         }
         self.send_fetch(cx, tp);
     }

@@ -39,6 +39,7 @@ impl Broker {
             followers: BTreeMap::new(),
             waiting_produce: Vec::new(),
             parked_fetches: Vec::new(),
+            connections: BTreeMap::new(),
         });
         self.arm_lag_timers(cx, &ps.tp);
         self.start_coordinator(cx, &ps.tp);
@@ -270,6 +271,26 @@ impl Broker {
             let resp = error_fetch(&req, not_leader, epoch, r);
             return cx.send(from, Message::FetchResponse(resp));
         };
+        if let Some(rep) = req.replica {
+            // Sent on a connection the follower has since dropped (or by an incarnation before
+            // its restart), and overtaken by a fetch on its next one: its offset may be older
+            // than what the follower proved since, and nobody waits for its answer.
+            let this = (rep.broker_epoch, rep.connection);
+            match ls.connections.get(&rep.broker) {
+                Some(&newest) if newest > this => return,
+                Some(&newest) if newest == this => {}
+                _ if rep.connection > 0 => {
+                    ls.connections.insert(rep.broker, this);
+                    // Its fetches parked from older connections will not be awaited either.
+                    ls.parked_fetches.retain(|(f, q)| {
+                        *f != from
+                            || q.replica
+                                .is_none_or(|r| (r.broker_epoch, r.connection) >= this)
+                    });
+                }
+                _ => {}
+            }
+        }
         let epoch = ls.epoch;
         let mut stale_epoch = false;
         let error = match req.current_leader_epoch {
@@ -401,6 +422,7 @@ impl Broker {
             records,
             diverging_epoch: None,
             producers: Vec::new(),
+            connection: connection_of(&req),
         };
         cx.send(from, Message::FetchResponse(resp));
     }
@@ -431,6 +453,7 @@ impl Broker {
             records: Vec::new(),
             diverging_epoch: None,
             producers: Vec::new(),
+            connection: connection_of(&req),
         };
         cx.send(from, Message::FetchResponse(resp));
     }
@@ -848,5 +871,11 @@ fn error_fetch(
         records: Vec::new(),
         diverging_epoch: None,
         producers: Vec::new(),
+        connection: connection_of(req),
     }
+}
+
+/// The connection number a follower's fetch names, which its answer echoes (0 for consumers).
+fn connection_of(req: &FetchRequest) -> u64 {
+    req.replica.map_or(0, |r| r.connection)
 }

@@ -68,6 +68,9 @@ pub struct Broker {
     /// The first broken invariant a handler met (an "impossible" error); reported by
     /// `check_invariants`, after which the driver stops the node.
     violation: Option<Violation>,
+    /// Per leader, the connections to it dropped after a fetch went unanswered
+    /// (`ReplicaId::connection`; absent: none).
+    fetch_connections: BTreeMap<crate::protocol::BrokerId, u64>,
 }
 
 impl Broker {
@@ -98,6 +101,7 @@ impl Broker {
             lost_data: false,
             coordinators: BTreeMap::new(),
             producer_ids: Default::default(),
+            fetch_connections: BTreeMap::new(),
             violation: None,
         }
     }
@@ -446,6 +450,7 @@ impl Broker {
                         records: Vec::new(),
                         diverging_epoch: None,
                         producers: Vec::new(),
+                        connection: req.replica.map_or(0, |r| r.connection),
                     })
                 }
                 _ => continue,

@@ -75,6 +75,9 @@ pub struct LeaderState {
     pub waiting_produce: Vec<WaitingProduce>,
     /// Long-poll fetches waiting for data or a high-watermark change.
     pub parked_fetches: Vec<(NodeId, FetchRequest)>,
+    /// Per follower, its incarnation and the newest connection it fetched on, once above 0
+    /// (`ReplicaId::connection`): fetches of older ones are stale.
+    pub connections: BTreeMap<BrokerId, (BrokerEpoch, u64)>,
 }
 
 impl LeaderState {

@@ -446,6 +446,7 @@ fn a_restart_at_the_leaders_log_start_journals_the_producers_it_installs() {
             records: Vec::new(),
             diverging_epoch: None,
             producers: vec![producer_7_below(9)],
+            connection: 0,
         };
         let before = b.clone();
         let mut cx = Context::new(0);
@@ -496,6 +497,78 @@ fn a_restart_at_the_leaders_log_start_journals_the_producers_it_installs() {
     assert_eq!(b.check_disk_image(&hw_only), Ok(()));
 }
 
+/// A follower whose fetch goes unanswered for its timeout asks again on a new connection (the
+/// answer may be stuck on a stalled one, which TCP leaves silent until its retransmission
+/// backoff runs out), numbered so that the leader ignores what the old one delivers late, and
+/// ignores the old one's late answer itself. With `keep-stalled-links` it asks again on the
+/// old one.
+#[test]
+fn a_fetch_that_times_out_is_sent_again_on_a_new_connection() {
+    let timeout = crate::node::Timer::FetchTimeout(TopicPartition::new("t", 0));
+    for (bugs, fixed) in [(vec![], true), (vec![Bug::KeepStalledLinks], false)] {
+        let mut config = BrokerConfig::new(1, vec![9]);
+        config.bugs = bugs.into_iter().collect();
+        let mut b = started_broker_with(&two_broker_controller(), config);
+        let mut cx = Context::new(5_000);
+        b.on_timer(&mut cx, timeout.clone());
+        let fx = cx.take_effects();
+        let dropped = fx.iter().any(|e| matches!(e, Effect::Disconnect(0)));
+        assert_eq!(dropped, fixed, "{fx:?}");
+        let again = crate::node::effects::sent_fetch(&fx).expect("the fetch goes again");
+        assert_eq!(again.fetch_offset, 0);
+        let connection = u64::from(fixed);
+        assert_eq!(again.replica.map(|r| r.connection), Some(connection));
+        // The answer to the first fetch (of connection 0) arrives late: with a new connection
+        // it is not this fetch's; the new connection's answer is.
+        let late = first_fetch_answer(0, 2, None);
+        assert_eq!(answer_fetch(&mut b, late.clone()).is_some(), !fixed);
+        if fixed {
+            let current = crate::protocol::FetchResponse { connection, ..late };
+            assert_eq!(answer_fetch(&mut b, current), Some((2, Some(0))));
+        }
+    }
+}
+
+/// The leader ignores a follower's fetch sent on a connection the follower has since replaced:
+/// its offset is older than what the follower proved on the new one, and the leader would take
+/// the follower's log end back (found by the simulator as `isr-holds-hw`, when followers first
+/// reconnected after a timeout without numbering their connections).
+#[test]
+fn a_fetch_from_a_dropped_connection_is_ignored() {
+    let (_controller, mut leader) = pair();
+    produce(&mut leader, "a", 0);
+    let broker_epoch = leader.metadata().registration(1).expect("registered").epoch;
+    let epoch = leader
+        .leader_epoch_of(&TopicPartition::new("t", 0))
+        .expect("leads t-0");
+    let on = |connection, offset| {
+        let mut req = match follower_fetch(broker_epoch, epoch) {
+            Message::Fetch(req) => req,
+            other => panic!("a fetch expected: {other:?}"),
+        };
+        req.fetch_offset = offset;
+        req.last_fetched_epoch = (offset > 0).then_some(epoch);
+        if let Some(r) = req.replica.as_mut() {
+            r.connection = connection;
+        }
+        Message::Fetch(req)
+    };
+    to_broker(&mut leader, 1, on(1, 1));
+    let progress = |b: &mut Broker| leader_state(b).followers.get(&1).map(|p| p.log_end);
+    assert_eq!(progress(&mut leader), Some(1));
+    // The old connection's fetch from 0 arrives late: ignored, unanswered.
+    assert_eq!(to_broker(&mut leader, 1, on(0, 0)), vec![]);
+    assert_eq!(progress(&mut leader), Some(1));
+    // The same fetch on the current connection is taken (the follower truncated, say), and
+    // its answer names that connection.
+    let answers = to_broker(&mut leader, 1, on(1, 0));
+    assert!(
+        matches!(&answers[..], [(1, Message::FetchResponse(r))] if r.connection == 1),
+        "{answers:?}"
+    );
+    assert_eq!(progress(&mut leader), Some(0));
+}
+
 fn fetched_at(effects: Vec<Effect>) -> Option<(Offset, Option<u32>)> {
     crate::node::effects::sent_fetch(&effects).map(|f| (f.fetch_offset, f.last_fetched_epoch))
 }
@@ -535,6 +608,7 @@ fn first_fetch_answer(
             .collect(),
         diverging_epoch: None,
         producers: Vec::new(),
+        connection: 0,
     }
 }
 
@@ -691,6 +765,7 @@ fn follower_fetch(broker_epoch: u64, leader_epoch: u32) -> Message {
     req.replica = Some(ReplicaId {
         broker: 1,
         broker_epoch,
+        connection: 0,
     });
     Message::Fetch(req)
 }
@@ -1260,6 +1335,7 @@ fn fetch_by_follower_1(leader: &Broker, offset: Offset, synced_offset: Offset) -
     req.replica = Some(crate::protocol::ReplicaId {
         broker: 1,
         broker_epoch,
+        connection: 0,
     });
     req.synced_offset = synced_offset;
     Message::Fetch(req)
@@ -1431,6 +1507,7 @@ fn a_fetch_answer_that_does_not_continue_the_log_is_a_broken_invariant() {
         }],
         diverging_epoch: None,
         producers: Vec::new(),
+        connection: 0,
     };
     to_broker(&mut b, 0, Message::FetchResponse(gap));
     assert_eq!(rule_broken(&b), Err("follower-append"));
@@ -1469,6 +1546,7 @@ fn a_follower_whose_whole_log_lies_past_the_leaders_end_restarts_at_its_log_star
         records: Vec::new(),
         diverging_epoch: None,
         producers: vec![producer_7_below(2)],
+        connection: 0,
     };
     let mut cx = Context::new(0);
     b.on_message(&mut cx, 0, Message::FetchResponse(out_of_range));
@@ -1609,6 +1687,7 @@ fn a_follower_restarted_at_the_log_start_takes_the_producer_state_retention_dele
         req.replica = Some(ReplicaId {
             broker: 1,
             broker_epoch,
+            connection: 0,
         });
         req.last_fetched_epoch = (offset > 0).then_some(epoch);
         Message::Fetch(req)
@@ -1643,6 +1722,7 @@ fn a_follower_restarted_at_the_log_start_takes_the_producer_state_retention_dele
             .read_within(2, 3, 10, u64::MAX),
         diverging_epoch: None,
         producers: Vec::new(),
+        connection: 0,
     };
     follower.on_message(&mut cx, 0, Message::FetchResponse(rest));
     // What the follower wrote recovers the same state after a restart.

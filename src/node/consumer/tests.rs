@@ -155,6 +155,7 @@ fn fetch_answer(fetch_offset: u64, records: Vec<LogEntry>) -> FetchResponse {
         records,
         diverging_epoch: None,
         producers: Vec::new(),
+        connection: 0,
     }
 }
 

@@ -230,6 +230,7 @@ mod tests {
                     records: vec![entry],
                     diverging_epoch: None,
                     producers: Vec::new(),
+                    connection: 0,
                 };
                 (r.tp.clone(), answer)
             })
