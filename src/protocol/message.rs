@@ -204,6 +204,12 @@ pub struct FetchRequest {
 }
 
 impl FetchRequest {
+    /// The connection number a follower's fetch names, which its answer echoes (0 for
+    /// consumers).
+    pub fn connection(&self) -> u64 {
+        self.replica.map_or(0, |r| r.connection)
+    }
+
     /// A consumer's fetch (no replica identity, nothing synced, no long-poll watermark): the
     /// reader and the group consumer send the same shape.
     pub fn by_consumer(

@@ -58,7 +58,7 @@ impl Broker {
             replica: Some(ReplicaId {
                 broker: me,
                 broker_epoch,
-                connection: self.fetch_connections.get(&fs.leader).copied().unwrap_or(0),
+                connection: connection_to(&self.fetch_connections, fs.leader),
             }),
             fetch_offset,
             last_fetched_epoch: r.log.latest_epoch(),
@@ -91,7 +91,7 @@ impl Broker {
         // current connection, counts (a fetch of a dropped connection may be answered late,
         // after one of the same offset was sent again).
         let current = from == fs.leader
-            && resp.connection == self.fetch_connections.get(&from).copied().unwrap_or(0)
+            && resp.connection == connection_to(&self.fetch_connections, from)
             && fs.in_flight == Some(resp.fetch_offset)
             && (resp.error.is_some() || resp.leader_epoch == fs.epoch);
         if !current {
@@ -222,12 +222,12 @@ impl Broker {
         self.send_fetch(cx, tp);
     }
 
-    /// A fetch went unanswered: the follower asks again. It keeps its connection to the leader
-    /// (the quorum's voters and the clients replace theirs on a timeout): the leader takes a
-    /// follower's fetch offset as its position, and a fetch left on the old connection, arriving
-    /// after the new one's, would move that position back below the high watermark — an ISR
-    /// member below it (`isr-holds-hw` caught it at once when the follower reconnected). Kafka
-    /// orders a follower's fetches with fetch-session epochs; this protocol has none yet.
+    /// A fetch went unanswered: the follower asks again, on a new connection to the leader (as
+    /// the quorum's voters and the clients do). The leader takes a follower's fetch offset as its
+    /// position, and a fetch left on the old connection, arriving after the new one's, would move
+    /// that position back below the high watermark (`isr-holds-hw` caught it at once when the
+    /// follower first reconnected unnumbered), so connections are numbered
+    /// (`ReplicaId::connection`), as Kafka orders a follower's fetches with fetch-session epochs.
     pub(super) fn on_fetch_timeout(&mut self, cx: &mut Context, tp: &TopicPartition) {
         let Some(Role::Follower(fs)) = self.replicas.get_mut(tp).map(|r| &mut r.role) else {
             return;
@@ -263,4 +263,9 @@ impl Broker {
         }
         self.send_fetch(cx, tp);
     }
+}
+
+/// The follower's current connection number to `leader` (`ReplicaId::connection`).
+fn connection_to(connections: &std::collections::BTreeMap<BrokerId, u64>, leader: BrokerId) -> u64 {
+    connections.get(&leader).copied().unwrap_or(0)
 }

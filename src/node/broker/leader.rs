@@ -422,7 +422,7 @@ impl Broker {
             records,
             diverging_epoch: None,
             producers: Vec::new(),
-            connection: connection_of(&req),
+            connection: req.connection(),
         };
         cx.send(from, Message::FetchResponse(resp));
     }
@@ -453,7 +453,7 @@ impl Broker {
             records: Vec::new(),
             diverging_epoch: None,
             producers: Vec::new(),
-            connection: connection_of(&req),
+            connection: req.connection(),
         };
         cx.send(from, Message::FetchResponse(resp));
     }
@@ -871,11 +871,6 @@ fn error_fetch(
         records: Vec::new(),
         diverging_epoch: None,
         producers: Vec::new(),
-        connection: connection_of(req),
+        connection: req.connection(),
     }
-}
-
-/// The connection number a follower's fetch names, which its answer echoes (0 for consumers).
-fn connection_of(req: &FetchRequest) -> u64 {
-    req.replica.map_or(0, |r| r.connection)
 }

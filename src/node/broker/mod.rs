@@ -440,6 +440,7 @@ impl Broker {
                 }
                 Message::Fetch(req) => {
                     let epoch = self.replicas.get(&req.tp).and_then(|r| r.leader_epoch);
+                    let connection = req.connection();
                     Message::FetchResponse(crate::protocol::FetchResponse {
                         tp: req.tp,
                         fetch_offset: req.fetch_offset,
@@ -450,7 +451,7 @@ impl Broker {
                         records: Vec::new(),
                         diverging_epoch: None,
                         producers: Vec::new(),
-                        connection: req.replica.map_or(0, |r| r.connection),
+                        connection,
                     })
                 }
                 _ => continue,
