@@ -284,6 +284,32 @@ fn an_answer_by_time_past_a_record_of_that_time_is_found() {
 }
 
 #[test]
+fn an_answer_by_max_timestamp_past_the_first_of_the_largest_is_found() {
+    // order-1 (offset 0) and order-3 (offset 2) share the largest timestamp; billing-1 asks for
+    // the first offset holding it and is told 2, as Kafka's KAFKA-16310 answered the last
+    // record of the batch.
+    assert_eq!(
+        subjects("wrong-max-timestamp.jsonl"),
+        vec!["wrong-max-timestamp orders-0@2"]
+    );
+    // The same history with the right answer (offset 0) passes.
+    let text =
+        load("wrong-max-timestamp.jsonl").replace(r#""offset":2,"record"#, r#""offset":0,"record"#);
+    let report = check(&parse_history(&text).expect("parse"));
+    assert!(report.is_ok(), "{}", report.render());
+    assert_eq!(report.stats.offsets_for_max_timestamp, 1);
+    // Naming order-2 with its own, smaller timestamp is wrong too: larger ones lie on both
+    // sides of it, below the leader's high watermark 3.
+    let text = load("wrong-max-timestamp.jsonl").replace(
+        r#""offset":2,"record_timestamp":1700000003000"#,
+        r#""offset":1,"record_timestamp":1700000001000"#,
+    );
+    let report = check(&parse_history(&text).expect("parse"));
+    let names: Vec<&str> = report.anomalies.iter().map(|a| a.name).collect();
+    assert_eq!(names, ["wrong-max-timestamp"], "{}", report.render());
+}
+
+#[test]
 fn a_seek_applying_an_answer_asked_for_before_a_rebalance_is_found() {
     // billing-1 asks for the latest offset in generation 1; a rebalance gives it the partition
     // again and it resumes at the committed 2; then the old answer, 4, moves it past order-3 and

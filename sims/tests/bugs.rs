@@ -590,6 +590,14 @@ fn time_lookup_past_hw_is_caught() {
     caught_and_clean_without(Bug::TimeLookupPastHw, 30, &["time-offset-above-hw"]);
 }
 
+#[test]
+fn max_timestamp_last_tie_is_caught() {
+    // ListOffsets by max timestamp answers the last record of the largest millisecond, not the
+    // first: a member is sent above a record it read with that very timestamp
+    // (`wrong-max-timestamp`, from the clients' history alone).
+    caught_and_clean_without(Bug::MaxTimestampLastTie, 10, &["wrong-max-timestamp"]);
+}
+
 /// The same switch, as the clients' history alone shows it: once a failover gives the
 /// uncommitted offsets the member was told about to records sent after the answer
 /// (`latest-ahead`). Only the history checker judges this run, as it would a real client's.

@@ -15,6 +15,16 @@
 //!
 //! Timestamps are the producers' and need not grow with offsets; "first" means the lowest
 //! offset, as in Kafka.
+//!
+//! `wrong-max-timestamp`: an answer to "the first offset holding the largest timestamp of the
+//! committed records" (Kafka's max-timestamp lookup), held the same way against the records
+//! read. The leader looks at its records from its log start `L` to its high watermark `H`, both
+//! carried by the answer when known. An `ok` answer `O` with record timestamp `r` is wrong if
+//! - `O >= H`: the record named is not committed;
+//! - a record read at `O` has a timestamp other than `r`;
+//! - a record read at an offset in `L..O` has a timestamp at or after `r` (the answer is not the
+//!   first with the largest), or one in `O+1..H` a timestamp after `r` (not the largest);
+//! - with no record found, `O` is not `H`, or a record was read in `L..O`.
 
 use super::checker::Tp;
 use super::event::{EventType, Op};
@@ -78,16 +88,18 @@ impl Timeline {
     }
 }
 
-pub(super) fn check_offsets_for_time(
-    ops: &[Operation],
-    report: &mut impl FnMut(&'static str, String, String),
-) {
+/// The `ok` answers of operation `f`, and a timeline of the records read from each partition
+/// they asked about.
+fn answers_and_timelines<'a>(
+    ops: &'a [Operation],
+    f: Op,
+) -> (Vec<&'a Operation<'a>>, BTreeMap<Tp<'a>, Timeline>) {
     let answers: Vec<&Operation> = ops
         .iter()
-        .filter(|op| op.f == Op::OffsetForTime && op.outcome == EventType::Ok)
+        .filter(|op| op.f == f && op.outcome == EventType::Ok)
         .collect();
     if answers.is_empty() {
-        return;
+        return (answers, BTreeMap::new());
     }
     let asked: BTreeMap<Tp, ()> = answers
         .iter()
@@ -105,10 +117,18 @@ pub(super) fn check_offsets_for_time(
             }
         }
     }
-    let timelines: BTreeMap<Tp, Timeline> = read
+    let timelines = read
         .into_iter()
         .map(|(tp, records)| (tp, Timeline::new(records)))
         .collect();
+    (answers, timelines)
+}
+
+pub(super) fn check_offsets_for_time(
+    ops: &[Operation],
+    report: &mut impl FnMut(&'static str, String, String),
+) {
+    let (answers, timelines) = answers_and_timelines(ops, Op::OffsetForTime);
     for op in answers {
         let e = &op.event;
         let (Some(topic), Some(p), Some(t), Some(o)) =
@@ -155,10 +175,82 @@ pub(super) fn check_offsets_for_time(
     }
 }
 
+pub(super) fn check_offsets_for_max_timestamp(
+    ops: &[Operation],
+    report: &mut impl FnMut(&'static str, String, String),
+) {
+    let (answers, timelines) = answers_and_timelines(ops, Op::OffsetForMaxTimestamp);
+    for op in answers {
+        let e = &op.event;
+        let (Some(topic), Some(p), Some(o)) = (e.topic.as_deref(), e.partition, e.offset) else {
+            continue;
+        };
+        let subject = format!("{topic}-{p}@{o}");
+        let told = format!(
+            "{} asked for the first offset of {topic}-{p} with the largest timestamp and was told {o}",
+            op.process
+        );
+        let mut wrong = |detail: String| report("wrong-max-timestamp", subject.clone(), detail);
+        let timeline = timelines.get(&(topic, p));
+        let Some(r) = e.record_timestamp else {
+            // None found: the leader had no committed record from its log start up, and the
+            // answer is its high watermark.
+            if let Some(h) = e.high_watermark.filter(|&h| h != o) {
+                wrong(format!(
+                    "{told} (no record found), but the leader's high watermark was {h}"
+                ));
+            }
+            if let (Some(start), Some(tl)) = (e.log_start, timeline) {
+                if let Some((below, x)) = tl.first_at_or_after(i64::MIN, start, o) {
+                    wrong(format!(
+                        "{told} (no record found), but the record read at {below}, above the \
+                         leader's log start {start}, has timestamp {x}"
+                    ));
+                }
+            }
+            continue;
+        };
+        if let Some(h) = e.high_watermark.filter(|&h| o >= h) {
+            wrong(format!(
+                "{told} with timestamp {r}, at or above the leader's high watermark {h}: the \
+                 record is not committed"
+            ));
+        }
+        let Some(tl) = timeline else {
+            continue;
+        };
+        if let Some(x) = tl.stamp_at(o).filter(|&x| x != r) {
+            wrong(format!(
+                "{told} with timestamp {r}, but the record read at {o} has timestamp {x}"
+            ));
+        }
+        if let Some(start) = e.log_start {
+            if let Some((below, x)) = tl.first_at_or_after(r, start, o) {
+                wrong(format!(
+                    "{told} with timestamp {r}, but the record read at {below}, above the \
+                     leader's log start {start}, has timestamp {x}: the answer is not the first \
+                     with the largest"
+                ));
+            }
+        }
+        if let Some(h) = e.high_watermark {
+            let above = tl.first_at_or_after(r.saturating_add(1), o.saturating_add(1), h);
+            if let Some((at, x)) = above.filter(|_| r < i64::MAX) {
+                wrong(format!(
+                    "{told} with timestamp {r}, but the record read at {at}, below the leader's \
+                     high watermark {h}, has the larger timestamp {x}"
+                ));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Timeline;
-    use crate::history::{check, parse_history, to_json_line, Event, EventType, PolledRecord};
+    use crate::history::{
+        check, parse_history, to_json_line, Event, EventType, MaxTimestampAnswer, PolledRecord,
+    };
     use std::collections::BTreeMap;
 
     /// Records at offsets 0..6 of `t-0`, read by c9, with these timestamps (out of order, one
@@ -166,7 +258,12 @@ mod tests {
     const STAMPS: [i64; 6] = [10, 20, 20, 15, 30, 40];
 
     fn reads() -> Vec<Event> {
-        let records = STAMPS
+        read_by_c9(&STAMPS)
+    }
+
+    /// c9's poll of records at offsets 0.. of `t-0`, stamped `stamps`.
+    fn read_by_c9(stamps: &[i64]) -> Vec<Event> {
+        let records = stamps
             .iter()
             .enumerate()
             .map(|(o, &ts)| PolledRecord {
@@ -314,5 +411,119 @@ mod tests {
         }
         assert_eq!(tl.stamp_at(4), Some(9));
         assert_eq!(tl.stamp_at(5), None);
+    }
+
+    /// Records at offsets 0..6 of `t-0` for the max-timestamp checks: the largest, 40, twice.
+    const MAX_STAMPS: [i64; 6] = [10, 40, 20, 40, 15, 30];
+
+    /// A max-timestamp answer: offset, record timestamp, log start, high watermark.
+    type MaxAnswer = (u64, Option<i64>, Option<u64>, Option<u64>);
+
+    /// c0 asks `t-0` for its max-timestamp offset and is told each answer, after c9 read
+    /// `MAX_STAMPS`; the anomalies.
+    fn judged_max(answers: &[MaxAnswer]) -> Vec<String> {
+        let mut h = read_by_c9(&MAX_STAMPS);
+        for &(offset, record_timestamp, log_start, high_watermark) in answers {
+            let answer = MaxTimestampAnswer {
+                offset,
+                record_timestamp,
+                log_start,
+                high_watermark,
+            };
+            let ask = |kind, answer| Event::offset_for_max_timestamp("c0", kind, 0, "t", 0, answer);
+            h.push(ask(EventType::Invoke, None));
+            h.push(ask(EventType::Ok, Some(answer)));
+        }
+        let report = check(&h);
+        assert_eq!(report.stats.offsets_for_max_timestamp, answers.len());
+        report
+            .anomalies
+            .into_iter()
+            .map(|a| {
+                assert_eq!(a.name, "wrong-max-timestamp");
+                a.detail
+            })
+            .collect()
+    }
+
+    #[test]
+    fn right_answers_by_max_timestamp_pass() {
+        let right = [
+            // The first of the two 40s.
+            (1, Some(40), Some(0), Some(6)),
+            // Only offset 0 committed: its 10 is the largest.
+            (0, Some(10), Some(0), Some(1)),
+            // 0..3 committed: 1 still.
+            (1, Some(40), Some(0), Some(3)),
+            // Retention deleted 0..2: the 40 at 3 is the first left.
+            (3, Some(40), Some(2), Some(6)),
+            // Everything deleted: none found, the high watermark.
+            (6, None, Some(6), Some(6)),
+            // A real client's answer (no log start, no high watermark): only the record at the
+            // offset is judged.
+            (3, Some(40), None, None),
+        ];
+        assert_eq!(judged_max(&right), Vec::<String>::new());
+    }
+
+    #[test]
+    fn wrong_answers_by_max_timestamp_are_named() {
+        let one = |answer| {
+            let found = judged_max(&[answer]);
+            assert_eq!(found.len(), 1, "{answer:?}: {found:?}");
+            found.into_iter().next().unwrap()
+        };
+        // The last of the two 40s (KAFKA-16310's kind of answer).
+        let d = one((3, Some(40), Some(0), Some(6)));
+        assert!(d.contains("the record read at 1, above the leader's log start 0, has timestamp 40: the answer is not the first with the largest"), "{d}");
+        // A smaller timestamp, below the largest.
+        let d = one((5, Some(30), Some(0), Some(7)));
+        assert!(d.contains("the record read at 1"), "{d}");
+        // A smaller timestamp, above it: a committed record after the answer is larger.
+        let d = one((0, Some(10), Some(0), Some(3)));
+        assert!(d.contains("the record read at 1, below the leader's high watermark 3, has the larger timestamp 40"), "{d}");
+        // A record the leader had not committed.
+        let d = one((1, Some(40), Some(0), Some(1)));
+        assert!(
+            d.contains("at or above the leader's high watermark 1"),
+            "{d}"
+        );
+        // Another record's timestamp.
+        let d = one((2, Some(40), None, None));
+        assert!(d.contains("the record read at 2 has timestamp 20"), "{d}");
+        // None found, answered with an offset other than the high watermark (its log end).
+        let d = one((8, None, Some(6), Some(6)));
+        assert!(
+            d.contains("(no record found), but the leader's high watermark was 6"),
+            "{d}"
+        );
+        // None found, though the leader held committed records.
+        let d = one((6, None, Some(4), Some(6)));
+        assert!(
+            d.contains("(no record found), but the record read at 4"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn answers_by_max_timestamp_survive_the_history_format() {
+        let answer = MaxTimestampAnswer {
+            offset: 1,
+            record_timestamp: Some(40),
+            log_start: Some(0),
+            high_watermark: Some(6),
+        };
+        let h = vec![
+            Event::offset_for_max_timestamp("c0", EventType::Invoke, 0, "t", 0, None),
+            Event::offset_for_max_timestamp("c0", EventType::Ok, 1, "t", 0, Some(answer)),
+        ];
+        let text: String = h.iter().map(|e| to_json_line(e) + "\n").collect();
+        assert!(text.contains(r#""f":"offset-for-max-timestamp""#), "{text}");
+        assert!(text.contains(r#""high_watermark":6"#), "{text}");
+        assert_eq!(parse_history(&text).unwrap(), h);
+        // An ok must carry its answer.
+        let no_offset = text.replacen(r#","offset":1"#, "", 1);
+        let err = parse_history(&no_offset).unwrap_err();
+        assert!(err.message.contains(r#"lacks "offset""#), "{err}");
     }
 }

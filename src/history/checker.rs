@@ -75,7 +75,7 @@
 //! Each anomaly is reported once per subject (a record, an offset, a key, a consumer and
 //! partition), so one fault does not print thousands of lines; `Report::counts` gives totals.
 
-use super::by_time::check_offsets_for_time;
+use super::by_time::{check_offsets_for_max_timestamp, check_offsets_for_time};
 use super::event::{Event, EventType, Op};
 use super::groups::check_groups;
 use super::latest::check_latest;
@@ -122,6 +122,8 @@ pub struct Stats {
     pub latest_offsets: usize,
     /// `ok` answers to a request for the first offset at or after a time.
     pub offsets_for_time: usize,
+    /// `ok` answers to a request for the first offset with the largest timestamp.
+    pub offsets_for_max_timestamp: usize,
     /// Operations of a kind the checker does not know, skipped.
     pub ignored: usize,
 }
@@ -285,6 +287,7 @@ impl<'a> Observations<'a> {
                 (Op::FetchCommitted, EventType::Ok) => stats.fetches_committed += 1,
                 (Op::LatestOffset, EventType::Ok) => stats.latest_offsets += 1,
                 (Op::OffsetForTime, EventType::Ok) => stats.offsets_for_time += 1,
+                (Op::OffsetForMaxTimestamp, EventType::Ok) => stats.offsets_for_max_timestamp += 1,
                 (Op::Other, _) => stats.ignored += 1,
                 _ => {}
             }
@@ -350,6 +353,7 @@ pub fn check(events: &[Event]) -> Report {
     check_key_partitions(&obs, &mut report);
     check_latest(&ops, &mut report);
     check_offsets_for_time(&ops, &mut report);
+    check_offsets_for_max_timestamp(&ops, &mut report);
     check_rebalances(events, &mut report);
     Report {
         anomalies: found

@@ -43,6 +43,16 @@
 //! {"process":"c1","type":"ok","f":"offset-for-time","time_ns":9500,"offset":1,"record_timestamp":1700000002000,"log_start":0}
 //! ```
 //!
+//! An `offset-for-max-timestamp` asks for the first offset holding the largest timestamp of the
+//! partition's committed records (Kafka's max-timestamp lookup); its `ok` carries `offset`,
+//! `record_timestamp` (absent: no committed record, the offset is the high watermark) and, if
+//! known, the leader's `log_start` and `high_watermark`, the offsets it looked at:
+//!
+//! ```text
+//! {"process":"c1","type":"invoke","f":"offset-for-max-timestamp","time_ns":9600,"topic":"t","partition":0}
+//! {"process":"c1","type":"ok","f":"offset-for-max-timestamp","time_ns":9700,"offset":2,"record_timestamp":1700000005000,"log_start":0,"high_watermark":4}
+//! ```
+//!
 //! `assign` and `subscribe` (as in Jepsen's Kafka workload) change which partitions a consumer
 //! reads: `"partitions":[{"topic":"t","partition":0}]` for an assign, `"topics":["t"]` for a
 //! subscribe; a list missing or in any other shape means "unknown".
@@ -102,6 +112,11 @@ pub enum Op {
     /// answer, `record_timestamp` the found record's (absent: none found, and `offset` is the
     /// high watermark), `log_start` the leader's log start if known.
     OffsetForTime,
+    /// The consumer asked the partition's leader for the first offset holding the largest
+    /// timestamp of its committed records (Kafka's ListOffsets by max timestamp); `offset` is
+    /// the answer, `record_timestamp` that timestamp (absent: no committed record, and `offset`
+    /// is the high watermark), `log_start` and `high_watermark` the leader's if known.
+    OffsetForMaxTimestamp,
     /// The consumer's partitions are now `partitions`.
     #[serde(alias = ":assign")]
     Assign,
@@ -127,6 +142,7 @@ impl Op {
                 | Op::FetchCommitted
                 | Op::LatestOffset
                 | Op::OffsetForTime
+                | Op::OffsetForMaxTimestamp
         )
     }
 }
@@ -214,9 +230,13 @@ pub struct Event {
     /// An `offset-for-time` answer's record timestamp (absent: no record found).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_timestamp: Option<i64>,
-    /// The log start of the leader that answered an `offset-for-time`, if known.
+    /// The log start of the leader that answered an `offset-for-time` or
+    /// `offset-for-max-timestamp`, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_start: Option<u64>,
+    /// The high watermark of the leader that answered an `offset-for-max-timestamp`, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_watermark: Option<u64>,
     /// A subscribe written as Jepsen's (a list of keys): until its next assign the consumer's
     /// positions are not tracked, as Jepsen's checker allows skips and going back under a
     /// subscription (its group rebalances, unrecorded, move the consumer). Not part of the
@@ -244,6 +264,7 @@ impl Event {
             timestamp: None,
             record_timestamp: None,
             log_start: None,
+            high_watermark: None,
             roaming: false,
         }
     }
@@ -409,6 +430,37 @@ impl Event {
             ..Event::new(process, kind, Op::OffsetForTime, time_ns)
         }
     }
+
+    /// A request for the first offset of `partition` holding its largest committed timestamp:
+    /// an invoke (`answer` None), or its end, whose `ok` carries the answer (offset, found
+    /// record's timestamp, log start, high watermark).
+    pub fn offset_for_max_timestamp(
+        process: &str,
+        kind: EventType,
+        time_ns: u64,
+        topic: &str,
+        partition: u32,
+        answer: Option<MaxTimestampAnswer>,
+    ) -> Event {
+        Event {
+            topic: Some(topic.to_string()),
+            partition: Some(partition),
+            offset: answer.map(|a| a.offset),
+            record_timestamp: answer.and_then(|a| a.record_timestamp),
+            log_start: answer.and_then(|a| a.log_start),
+            high_watermark: answer.and_then(|a| a.high_watermark),
+            ..Event::new(process, kind, Op::OffsetForMaxTimestamp, time_ns)
+        }
+    }
+}
+
+/// An answer to `offset-for-max-timestamp`, as its `ok` event carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxTimestampAnswer {
+    pub offset: u64,
+    pub record_timestamp: Option<i64>,
+    pub log_start: Option<u64>,
+    pub high_watermark: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -668,6 +720,13 @@ fn validate_invoke(e: &Event) -> Result<(), String> {
                 ("timestamp", e.timestamp.is_some()),
             ],
         ),
+        Op::OffsetForMaxTimestamp => require(
+            e,
+            &[
+                ("topic", e.topic.is_some()),
+                ("partition", e.partition.is_some()),
+            ],
+        ),
         _ => Ok(()),
     }
 }
@@ -705,6 +764,14 @@ fn validate_outcome(op: &Operation) -> Result<(), String> {
                 ("topic", e.topic.is_some()),
                 ("partition", e.partition.is_some()),
                 ("timestamp", e.timestamp.is_some()),
+                ("offset", e.offset.is_some()),
+            ],
+        ),
+        Op::OffsetForMaxTimestamp => require(
+            e,
+            &[
+                ("topic", e.topic.is_some()),
+                ("partition", e.partition.is_some()),
                 ("offset", e.offset.is_some()),
             ],
         ),

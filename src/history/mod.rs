@@ -16,5 +16,6 @@ mod tests;
 
 pub use checker::{check, Anomaly, Report, Stats};
 pub use event::{
-    parse_history, to_json_line, Event, EventType, HistoryError, Op, Partition, PolledRecord,
+    parse_history, to_json_line, Event, EventType, HistoryError, MaxTimestampAnswer, Op, Partition,
+    PolledRecord,
 };

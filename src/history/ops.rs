@@ -174,5 +174,8 @@ fn adds_to(invoke: &Event, done: &Event) -> bool {
 /// Operations whose completion's `offset` is the answer to what the invoke asked, never the
 /// invoke's own.
 fn answers(f: &Op) -> bool {
-    matches!(f, Op::FetchCommitted | Op::LatestOffset | Op::OffsetForTime)
+    matches!(
+        f,
+        Op::FetchCommitted | Op::LatestOffset | Op::OffsetForTime | Op::OffsetForMaxTimestamp
+    )
 }

@@ -513,6 +513,18 @@ impl PartitionLog {
             .find(|e| e.record.timestamp >= timestamp)
     }
 
+    /// The first entry below `until` holding the largest timestamp of those below it (ties go
+    /// to the lowest offset, as Kafka's max-timestamp lookup answers).
+    pub fn first_with_max_timestamp(&self, until: Offset) -> Option<&LogEntry> {
+        let mut best: Option<&LogEntry> = None;
+        for e in self.entries.iter().take_while(|e| e.offset < until) {
+            if best.is_none_or(|b| e.record.timestamp > b.record.timestamp) {
+                best = Some(e);
+            }
+        }
+        best
+    }
+
     /// Where `epoch` ends in this log (the leader's answer to a follower's divergence check).
     pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> EpochEndOffset {
         self.epochs.end_offset_for(epoch, self.log_end_offset())

@@ -140,10 +140,14 @@ pub enum Bug {
     /// ListOffsets by time searches the leader's whole log, not only its committed records: a
     /// consumer can be sent to a record a failover may still take back.
     TimeLookupPastHw,
+    /// ListOffsets by max timestamp answers the last of the records sharing the largest
+    /// timestamp, not the first (the records of a batch share their millisecond): like Kafka's
+    /// KAFKA-16310, which answered the offset of the batch's last record.
+    MaxTimestampLastTie,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 36] = [
+    pub const ALL: [Bug; 37] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -180,6 +184,7 @@ impl Bug {
         Bug::KeepStaleListOffsets,
         Bug::TimeLookupStrict,
         Bug::TimeLookupPastHw,
+        Bug::MaxTimestampLastTie,
     ];
 
     pub fn name(self) -> &'static str {
@@ -220,6 +225,7 @@ impl Bug {
             Bug::KeepStaleListOffsets => "keep-stale-list-offsets",
             Bug::TimeLookupStrict => "time-lookup-strict",
             Bug::TimeLookupPastHw => "time-lookup-past-hw",
+            Bug::MaxTimestampLastTie => "max-timestamp-last-tie",
         }
     }
 }

@@ -95,6 +95,21 @@ pub enum ClientEvent {
         leader_epoch: Option<LeaderEpoch>,
         group: Option<String>,
     },
+    /// A request for the first offset of `tp` holding the largest timestamp of its committed
+    /// records (Kafka's ListOffsets by max timestamp), for a seek there. The `ok` carries the
+    /// answer: `offset`, that timestamp (`None`: no committed record left, and the offset is the
+    /// high watermark), and the leader's log start and high watermark, the range it looked at.
+    OffsetForMaxTimestamp {
+        stage: Stage,
+        tp: TopicPartition,
+        offset: Option<Offset>,
+        record_timestamp: Option<i64>,
+        log_start: Option<Offset>,
+        high_watermark: Option<Offset>,
+        /// The answering leader's epoch, with the answer.
+        leader_epoch: Option<LeaderEpoch>,
+        group: Option<String>,
+    },
     /// A group member got its assignment for a generation (for the trace; not a history event).
     Assigned {
         group: String,
@@ -196,6 +211,12 @@ impl std::fmt::Display for ClientEvent {
                     "offset-for-time {tp} {timestamp} {}{o}",
                     stage_text(stage)
                 )
+            }
+            ClientEvent::OffsetForMaxTimestamp {
+                stage, tp, offset, ..
+            } => {
+                let o = offset.map_or(String::new(), |o| format!(" {o}"));
+                write!(f, "offset-for-max-timestamp {tp} {}{o}", stage_text(stage))
             }
             ClientEvent::Assigned {
                 group,

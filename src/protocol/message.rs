@@ -296,6 +296,13 @@ pub enum OffsetSpec {
     /// The first offset below the high watermark whose record's timestamp is at least this
     /// (milliseconds); the high watermark if there is none (Kafka answers -1 then).
     Timestamp(i64),
+    /// The first offset below the high watermark holding the largest timestamp of the committed
+    /// records the leader still has (Kafka's max timestamp, -3); the high watermark if it has
+    /// none. Kafka takes the largest over the whole log and answers nothing when that record is
+    /// not committed yet; this looks at committed records only, so an answer never names a
+    /// record a failover may still cut, and a committed record is found whatever is written
+    /// after it.
+    MaxTimestamp,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -370,8 +377,9 @@ pub enum Message {
         tp: TopicPartition,
         spec: OffsetSpec,
         result: Result<Offset, ErrorCode>,
-        /// For `OffsetSpec::Timestamp`: the timestamp of the record found (`None`: no record
-        /// at or after the time; the offset is then the high watermark).
+        /// For `OffsetSpec::Timestamp` and `MaxTimestamp`: the timestamp of the record found
+        /// (`None`: no record at or after the time, or none committed; the offset is then the
+        /// high watermark).
         #[serde(default)]
         timestamp: Option<i64>,
         /// The answering leader's epoch (with an offset; Kafka's `leader_epoch`).
@@ -382,6 +390,10 @@ pub enum Message {
         /// below an answer by time the leader still held (and should have found).
         #[serde(default)]
         log_start: Option<Offset>,
+        /// The answering leader's high watermark (with an offset), for the same reason: which
+        /// committed records an answer by max timestamp looked at.
+        #[serde(default)]
+        high_watermark: Option<Offset>,
     },
     /// Client -> any broker: create a topic. The broker forwards it to the controller.
     CreateTopic(CreateTopicRequest),

@@ -11,7 +11,8 @@ leaves, with each of librdkafka's assignors (range, roundrobin, cooperative-stic
 leader member assigns). Then topics created at runtime: confluent-kafka's AdminClient creates one
 (and is told TOPIC_ALREADY_EXISTS the second time), kafka-python's KafkaAdminClient another;
 records with set timestamps are produced to the first and read back, and offsets_for_times finds
-them by time. lz4, snappy and zstd batches (confluent-kafka) are among the records produced.
+them by time; one record stamped earlier than the newest is added, and AdminClient.list_offsets
+finds the earliest, the latest and the max-timestamp offsets. lz4, snappy and zstd batches (confluent-kafka) are among the records produced.
 Last, null values: a record with a null value (a tombstone) and a null header value, and one with
 an empty value and an empty header value, read back by both Python clients as null and empty.
 Exits non-zero with a message on any mismatch.
@@ -24,7 +25,7 @@ import threading
 import time
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 import kafka
 import kafka.admin
 import kafka.errors
@@ -281,6 +282,32 @@ def check_offsets_for_times(bootstrap, topic):
           f"found offsets {found}", flush=True)
 
 
+def check_list_offsets(bootstrap, topic):
+    """After the ten records of check_offsets_for_times (offsets 0-9, stamped a second apart), one
+    stamped earlier than the newest: the max-timestamp offset stays at the newest stamp (9), not
+    the last offset; earliest and latest are the log's ends (AdminClient.list_offsets)."""
+    base = 1_700_000_000_000
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    acked, errors = [], []
+    p.produce(topic, key="late", value="late", partition=0, timestamp=base + 500,
+              on_delivery=lambda err, msg: (errors if err else acked).append(err or msg.offset()))
+    if p.flush(60) or errors or acked != [10]:
+        fail(f"list_offsets: the late record: {errors[:3]}, acked {acked}, expected [10]")
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    tp = TopicPartition(topic, 0)
+    found = {}
+    for name, spec in [("earliest", OffsetSpec.earliest()), ("latest", OffsetSpec.latest()),
+                       ("max_timestamp", OffsetSpec.max_timestamp())]:
+        futures = admin.list_offsets({tp: spec}, request_timeout=30)
+        info = futures[tp].result(timeout=60)
+        found[name] = (info.offset, info.timestamp)
+    want = {"earliest": 0, "latest": 11, "max_timestamp": 9}
+    if {k: o for k, (o, _) in found.items()} != want or found["max_timestamp"][1] != base + 9000:
+        fail(f"list_offsets: {found}, expected offsets {want} and max timestamp {base + 9000}")
+    print(f"OK list_offsets: earliest 0, latest 11, max timestamp at offset 9 "
+          f"({found['max_timestamp'][1] - base} ms after the first record)", flush=True)
+
+
 def check_nulls(bootstrap, topic):
     """A null value and a null header value must come back null, and empty ones empty: Kafka
     tells them apart (a null value is a tombstone to a compacted topic's readers)."""
@@ -362,6 +389,7 @@ def main():
         check_rebalance(a.bootstrap, a.topic, a.partitions, strategy)
     created = check_create_topics(a.bootstrap)
     check_offsets_for_times(a.bootstrap, created)
+    check_list_offsets(a.bootstrap, created)
     check_nulls(a.bootstrap, created)
     print(f"RESULT ok records={len(acked)} seconds={time.time() - started:.1f}", flush=True)
 

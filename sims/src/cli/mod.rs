@@ -62,7 +62,7 @@ pub struct ScenarioArgs {
     /// hw-ignores-pending-isr, producers-not-journaled, latest-is-log-end,
     /// recovery-counts-unsynced, reset-to-high-watermark, no-epoch-bump-after-refusal,
     /// replay-keeps-highest-offset, keep-stale-list-offsets, time-lookup-strict,
-    /// time-lookup-past-hw, the availability bugs lag-from-high-watermark and
+    /// time-lookup-past-hw, max-timestamp-last-tie, the availability bugs lag-from-high-watermark and
     /// min-insync-exclusive, and the controller quorum's
     /// vote-without-log-check, vote-by-log-length, commit-previous-epoch-by-count,
     /// vote-not-durable, no-prevote, snapshot-past-commit, keep-stalled-links (an availability

@@ -324,11 +324,12 @@ pub fn member_config(sc: &Scenario, index: u32) -> ConsumerConfig {
         // asking the leader for the first offset at or after it (ListOffsets by time).
         // The hunts for the lookup's switches, after every batch that neither rewinds nor
         // seeks to the end.
-        seek_time_every: if sc
-            .bugs
-            .iter()
-            .any(|b| matches!(b, Bug::TimeLookupStrict | Bug::TimeLookupPastHw))
-        {
+        seek_time_every: if sc.bugs.iter().any(|b| {
+            matches!(
+                b,
+                Bug::TimeLookupStrict | Bug::TimeLookupPastHw | Bug::MaxTimestampLastTie
+            )
+        }) {
             Some(1)
         } else {
             (sc.seed % 3 != 1).then_some(3)
@@ -516,10 +517,19 @@ impl Cluster {
                         record_timestamp,
                         leader_epoch,
                         ..
+                    }
+                    | ClientEvent::OffsetForMaxTimestamp {
+                        tp,
+                        offset: Some(o),
+                        record_timestamp,
+                        leader_epoch,
+                        ..
                     } => {
+                        // By a time or by the largest timestamp, the leader looks at committed
+                        // records only: a record found lies below some leader's high watermark,
+                        // and with none found the answer is the high watermark, a latest offset
+                        // held to what older epochs reached as well.
                         let found = record_timestamp.is_some();
-                        // With no record found the answer is the high watermark: a latest
-                        // offset, held to what older epochs reached as well.
                         let checked = cross.time_answer(tp, *o, found).and_then(|_| match found {
                             true => Ok(()),
                             false => cross.latest_answer(tp, *o, *leader_epoch),

@@ -6,7 +6,9 @@
 
 use super::cluster::Observed;
 use crate::scenario::{Scenario, FIRST_PRODUCER, FIRST_READER};
-use seedlog::history::{check, to_json_line, Event, EventType, Partition, PolledRecord};
+use seedlog::history::{
+    check, to_json_line, Event, EventType, MaxTimestampAnswer, Partition, PolledRecord,
+};
 use seedlog::node::{ClientEvent, Stage};
 use seedlog::protocol::Acks;
 use std::collections::BTreeMap;
@@ -163,6 +165,32 @@ pub fn events(observed: &[Observed], sc: &Scenario) -> Vec<Event> {
                     tp.partition,
                     *timestamp,
                     offset.map(|o| (o, *record_timestamp, *log_start)),
+                );
+                out.push(grouped(e, group));
+            }
+            ClientEvent::OffsetForMaxTimestamp {
+                stage,
+                tp,
+                offset,
+                record_timestamp,
+                log_start,
+                high_watermark,
+                group,
+                ..
+            } => {
+                let answer = offset.map(|offset| MaxTimestampAnswer {
+                    offset,
+                    record_timestamp: *record_timestamp,
+                    log_start: *log_start,
+                    high_watermark: *high_watermark,
+                });
+                let e = Event::offset_for_max_timestamp(
+                    process,
+                    kind_of(stage),
+                    time_ns,
+                    &tp.topic,
+                    tp.partition,
+                    answer,
                 );
                 out.push(grouped(e, group));
             }

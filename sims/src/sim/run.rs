@@ -54,6 +54,7 @@ const LOSS_FAMILY: &[&str] = &[
     "latest-ahead",
     // An answer by time checked against records read at the same offsets, which were reused.
     "wrong-time-offset",
+    "wrong-max-timestamp",
 ];
 
 /// A run with unclean election enabled promises nothing about acknowledged records once an

@@ -803,11 +803,10 @@ impl Broker {
                 (Some(_), OffsetSpec::Earliest) => Ok(r.log.log_start_offset()),
                 // Latest and by time look at committed records only: a new leader cannot tell
                 // where they end until it has committed an entry of its own epoch (KIP-207).
-                (Some(ls), OffsetSpec::Latest | OffsetSpec::Timestamp(_))
-                    if r.log.high_watermark() < ls.epoch_start =>
-                {
-                    Err(ErrorCode::OffsetNotAvailable)
-                }
+                (
+                    Some(ls),
+                    OffsetSpec::Latest | OffsetSpec::Timestamp(_) | OffsetSpec::MaxTimestamp,
+                ) if r.log.high_watermark() < ls.epoch_start => Err(ErrorCode::OffsetNotAvailable),
                 (Some(_), OffsetSpec::Latest) if self.config.bugs.has(Bug::LatestIsLogEnd) => {
                     Ok(r.log.log_end_offset())
                 }
@@ -827,6 +826,23 @@ impl Broker {
                     timestamp = found.map(|e| e.record.timestamp);
                     Ok(found.map_or(hw, |e| e.offset))
                 }
+                (Some(_), OffsetSpec::MaxTimestamp) => {
+                    let hw = r.log.high_watermark();
+                    let mut found = r.log.first_with_max_timestamp(hw);
+                    if let Some(first) =
+                        found.filter(|_| self.config.bugs.has(Bug::MaxTimestampLastTie))
+                    {
+                        let ts = first.record.timestamp;
+                        found = r
+                            .log
+                            .entries()
+                            .iter()
+                            .rev()
+                            .find(|e| e.offset < hw && e.record.timestamp == ts);
+                    }
+                    timestamp = found.map(|e| e.record.timestamp);
+                    Ok(found.map_or(hw, |e| e.offset))
+                }
             },
             None => Err(not_leader),
         };
@@ -838,6 +854,9 @@ impl Broker {
             leader_epoch: leader_epoch.filter(|_| result.is_ok()),
             log_start: replica
                 .map(|r| r.log.log_start_offset())
+                .filter(|_| result.is_ok()),
+            high_watermark: replica
+                .map(|r| r.log.high_watermark())
                 .filter(|_| result.is_ok()),
         };
         cx.send(from, answer);

@@ -90,8 +90,9 @@ pub struct Consumer {
     recommit: BTreeSet<TopicPartition>,
     /// Partitions to move to their latest offset once it is known (a seek to the end).
     to_end: BTreeSet<TopicPartition>,
-    /// Partitions to move to the first offset at or after a timestamp, once it is known.
-    to_time: BTreeMap<TopicPartition, i64>,
+    /// Partitions to move to an offset looked up by time (the first at or after a timestamp,
+    /// or the first with the largest timestamp), once it is known.
+    to_time: BTreeMap<TopicPartition, OffsetSpec>,
     /// Partitions whose configured seek has been applied.
     sought: BTreeSet<u32>,
     /// Round-robin cursor over the assignment.
@@ -216,6 +217,7 @@ impl Consumer {
                 timestamp,
                 leader_epoch,
                 log_start,
+                high_watermark,
             } => {
                 let Some(InFlight::ListOffsets {
                     tp: asked,
@@ -246,6 +248,16 @@ impl Consumer {
                         leader_epoch: leader_epoch.filter(|_| offset.is_some()),
                         group,
                     }),
+                    OffsetSpec::MaxTimestamp => cx.observe(ClientEvent::OffsetForMaxTimestamp {
+                        stage,
+                        tp: tp.clone(),
+                        offset,
+                        record_timestamp: timestamp.filter(|_| offset.is_some()),
+                        log_start: log_start.filter(|_| offset.is_some()),
+                        high_watermark: high_watermark.filter(|_| offset.is_some()),
+                        leader_epoch: leader_epoch.filter(|_| offset.is_some()),
+                        group,
+                    }),
                     _ => cx.observe(ClientEvent::LatestOffset {
                         stage,
                         tp: tp.clone(),
@@ -259,7 +271,9 @@ impl Consumer {
                         // An application's seek (to the end, or to a time) is committed like
                         // processed records (what it skipped it chose to skip); a reset is not.
                         let sought = match spec {
-                            OffsetSpec::Timestamp(_) => self.to_time.remove(&tp).is_some(),
+                            OffsetSpec::Timestamp(_) | OffsetSpec::MaxTimestamp => {
+                                self.to_time.remove(&tp).is_some()
+                            }
                             _ => self.to_end.remove(&tp),
                         };
                         if sought {

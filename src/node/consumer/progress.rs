@@ -73,8 +73,8 @@ impl Consumer {
         let due = assignment
             .iter()
             .find_map(|tp| Some((tp.clone(), *self.to_time.get(tp)?)));
-        if let Some((tp, t)) = due {
-            return self.list_offsets(cx, &tp, OffsetSpec::Timestamp(t));
+        if let Some((tp, spec)) = due {
+            return self.list_offsets(cx, &tp, spec);
         }
         if assignment.is_empty() {
             // Nothing assigned: only heartbeats until the next rebalance.
@@ -184,13 +184,16 @@ impl Consumer {
             // In turn: a record's time (an answer among what was read); just after the
             // batch's newest record (for a member that has caught up, the answer is at the
             // high watermark's edge, where a search past it would find the records being
-            // replicated); and a time to come (no record: the answer is the high watermark).
-            let time = match (self.batches / n) % 3 {
-                1 => record_time,
-                2 => newest.saturating_add(1),
-                _ => cx.timestamp_ms().saturating_add(1_000),
+            // replicated); a time to come (no record: the answer is the high watermark); and
+            // the largest timestamp (producers' clocks differ and jump, so it is often not the
+            // last record, and records of one batch share their millisecond).
+            let spec = match (self.batches / n) % 4 {
+                1 => OffsetSpec::Timestamp(record_time),
+                2 => OffsetSpec::Timestamp(newest.saturating_add(1)),
+                3 => OffsetSpec::MaxTimestamp,
+                _ => OffsetSpec::Timestamp(cx.timestamp_ms().saturating_add(1_000)),
             };
-            self.to_time.insert(h.tp.clone(), time);
+            self.to_time.insert(h.tp.clone(), spec);
         }
         self.cursor += 1;
     }
@@ -250,8 +253,8 @@ impl Consumer {
         }
     }
 
-    /// Asks `tp`'s leader for the partition's latest offset, or the first at or after a time;
-    /// the answer moves the position there.
+    /// Asks `tp`'s leader for the partition's latest offset, the first at or after a time, or
+    /// the first with the largest timestamp; the answer moves the position there.
     fn list_offsets(&mut self, cx: &mut Context, tp: &TopicPartition, spec: OffsetSpec) {
         let Some(leader) = self.leader_of(tp).filter(|_| !self.stale) else {
             return self.request_metadata(cx);
@@ -265,6 +268,16 @@ impl Consumer {
                 offset: None,
                 record_timestamp: None,
                 log_start: None,
+                leader_epoch: None,
+                group,
+            },
+            OffsetSpec::MaxTimestamp => ClientEvent::OffsetForMaxTimestamp {
+                stage: Stage::Invoke,
+                tp: tp.clone(),
+                offset: None,
+                record_timestamp: None,
+                log_start: None,
+                high_watermark: None,
                 leader_epoch: None,
                 group,
             },

@@ -422,6 +422,7 @@ fn latest_answer(c: &mut Consumer, result: Result<u64, ErrorCode>) -> Vec<Effect
         timestamp: None,
         leader_epoch: result.ok().map(|_| 2),
         log_start: result.ok().map(|_| 0),
+        high_watermark: result.ok(),
     };
     c.on_message(&mut cx, 0, resp);
     cx.take_effects()
@@ -457,16 +458,9 @@ fn a_seek_to_the_end_asks_the_leader_for_the_latest_offset_moves_there_and_commi
     );
 }
 
-/// A member that seeks by time after every batch: it fetches `t-0` at 3, is handed 3..5 with
-/// timestamps 300 and 400, commits 5 and asks for the first offset at or after the time of
-/// the batch's first record (its first batch picks index 0).
-#[test]
-fn a_seek_by_time_asks_the_leader_for_the_record_s_time_moves_there_and_commits_it() {
-    let mut c = Consumer::new(Arc::new(ConsumerConfig {
-        seek_time_every: Some(1),
-        ..config(None, &[], false)
-    }));
-    member_fetching(&mut c);
+/// A fetching member is handed `t-0`'s records 3 and 4 (stamped 300 and 400) and its commit of
+/// 5 is answered; what it does then.
+fn read_3_and_4_and_commit(c: &mut Consumer) -> Vec<Effect> {
     let records = (3..5)
         .map(|o| LogEntry {
             offset: o,
@@ -478,9 +472,39 @@ fn a_seek_by_time_asks_the_leader_for_the_record_s_time_moves_there_and_commits_
             producer: None,
         })
         .collect();
-    let fx = deliver(&mut c, 0, fetch_answer(3, records));
+    let fx = deliver(c, 0, fetch_answer(3, records));
     let (corr, _) = sent_group(&fx).expect("the batch's commit");
-    let fx = answer(&mut c, corr, GroupAnswer::Committed);
+    answer(c, corr, GroupAnswer::Committed)
+}
+
+/// The leader's answer to the member's lookup by `spec`: `offset`, whose record is stamped
+/// `stamp` (log start 0, high watermark 5); what the member does then.
+fn found_by_time(c: &mut Consumer, spec: OffsetSpec, offset: u64, stamp: i64) -> Vec<Effect> {
+    let mut cx = Context::new(0);
+    let resp = Message::ListOffsetsResponse {
+        tp: tp(),
+        spec,
+        result: Ok(offset),
+        timestamp: Some(stamp),
+        leader_epoch: Some(1),
+        log_start: Some(0),
+        high_watermark: Some(5),
+    };
+    c.on_message(&mut cx, 0, resp);
+    cx.take_effects()
+}
+
+/// A member that seeks by time after every batch: it fetches `t-0` at 3, is handed 3..5 with
+/// timestamps 300 and 400, commits 5 and asks for the first offset at or after the time of
+/// the batch's first record (its first batch picks index 0).
+#[test]
+fn a_seek_by_time_asks_the_leader_for_the_record_s_time_moves_there_and_commits_it() {
+    let mut c = Consumer::new(Arc::new(ConsumerConfig {
+        seek_time_every: Some(1),
+        ..config(None, &[], false)
+    }));
+    member_fetching(&mut c);
+    let fx = read_3_and_4_and_commit(&mut c);
     assert_eq!(
         observed(&fx),
         ["commit g t-0=5 ok", "offset-for-time t-0 300 invoke"]
@@ -497,17 +521,7 @@ fn a_seek_by_time_asks_the_leader_for_the_record_s_time_moves_there_and_commits_
     )));
     // An answer to another question (the latest offset) is not this one's.
     assert_eq!(latest_answer(&mut c, Ok(9)), vec![]);
-    let mut cx = Context::new(0);
-    let resp = Message::ListOffsetsResponse {
-        tp: tp(),
-        spec: OffsetSpec::Timestamp(300),
-        result: Ok(3),
-        timestamp: Some(300),
-        leader_epoch: Some(1),
-        log_start: Some(0),
-    };
-    c.on_message(&mut cx, 0, resp);
-    let fx = cx.take_effects();
+    let fx = found_by_time(&mut c, OffsetSpec::Timestamp(300), 3, 300);
     // The answer, with what the checker needs, then a re-read from there, committed.
     assert!(fx.iter().any(|e| matches!(
         e,
@@ -526,6 +540,51 @@ fn a_seek_by_time_asks_the_leader_for_the_record_s_time_moves_there_and_commits_
             "offset-for-time t-0 300 ok 3",
             "seek t-0 to 3",
             "commit g t-0=3 invoke"
+        ]
+    );
+}
+
+/// A member due to seek to the max timestamp (the fourth of its turns of seeks by time): after
+/// its batch's commit it asks the leader, reports the answer with the leader's log start and
+/// high watermark, moves there and commits it.
+#[test]
+fn a_seek_to_the_max_timestamp_asks_the_leader_reports_the_answer_and_moves_there() {
+    let mut c = Consumer::new(Arc::new(config(None, &[], false)));
+    member_fetching(&mut c);
+    c.to_time.insert(tp(), OffsetSpec::MaxTimestamp);
+    let fx = read_3_and_4_and_commit(&mut c);
+    assert_eq!(
+        observed(&fx),
+        ["commit g t-0=5 ok", "offset-for-max-timestamp t-0 invoke"]
+    );
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Send {
+            to: 0,
+            message: Message::ListOffsets {
+                spec: OffsetSpec::MaxTimestamp,
+                ..
+            },
+        }
+    )));
+    let fx = found_by_time(&mut c, OffsetSpec::MaxTimestamp, 4, 400);
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Observe(ClientEvent::OffsetForMaxTimestamp {
+            stage: Stage::Ok,
+            offset: Some(4),
+            record_timestamp: Some(400),
+            log_start: Some(0),
+            high_watermark: Some(5),
+            ..
+        })
+    )));
+    assert_eq!(
+        observed(&fx),
+        [
+            "offset-for-max-timestamp t-0 ok 4",
+            "seek t-0 to 4",
+            "commit g t-0=4 invoke"
         ]
     );
 }

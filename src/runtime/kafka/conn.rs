@@ -359,7 +359,7 @@ async fn handle(shared: &Shared, body: RequestKind, version: i16) -> Option<Resp
         }
         RequestKind::ListOffsets(req) => {
             let deadline = Instant::now() + millis(req.timeout_ms).max(Duration::from_secs(5));
-            let plan = list_offsets::plan(&req);
+            let plan = list_offsets::plan(&req, version);
             let mut client = shared.client();
             for (tp, spec) in &plan.requests {
                 client.send(Message::ListOffsets {

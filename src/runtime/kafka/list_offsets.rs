@@ -1,7 +1,10 @@
 //! ListOffsets: earliest (-2), latest (-1) and a time (>= 0) become the broker's own ListOffsets
 //! (log start, high watermark, or the first committed record at or after the time, from the
 //! partition's leader). A time no committed record reaches is answered offset -1, timestamp -1,
-//! as Kafka does. Max timestamp (-3) and other negative times are refused.
+//! as Kafka does. Max timestamp (-3, from version 7 as KIP-734 defines it) becomes the broker's
+//! `MaxTimestamp`: the first committed record holding the largest timestamp, with that
+//! timestamp (-1, -1 when no committed record is left). Other negative times, and -3 below
+//! version 7, are refused.
 
 use super::errors;
 use crate::protocol::{ErrorCode, LeaderEpoch, Offset, OffsetSpec, TopicPartition};
@@ -31,7 +34,7 @@ pub struct Plan {
 /// A topic of the request and, per partition in order, what was asked or the error already known.
 type TopicSlots = (TopicName, Vec<(i32, Result<Key, i16>)>);
 
-pub fn plan(req: &ListOffsetsRequest) -> Plan {
+pub fn plan(req: &ListOffsetsRequest, version: i16) -> Plan {
     let mut requests = Vec::new();
     let mut slots = Vec::new();
     for t in &req.topics {
@@ -40,6 +43,7 @@ pub fn plan(req: &ListOffsetsRequest) -> Plan {
             let spec = match p.timestamp {
                 -2 => Ok(OffsetSpec::Earliest),
                 -1 => Ok(OffsetSpec::Latest),
+                -3 if version >= 7 => Ok(OffsetSpec::MaxTimestamp),
                 t if t >= 0 => Ok(OffsetSpec::Timestamp(t)),
                 _ => Err(errors::UNSUPPORTED_FOR_MESSAGE_FORMAT),
             };
@@ -83,7 +87,7 @@ impl Plan {
                     p.leader_epoch = f.leader_epoch.map_or(-1, |e| e as i32);
                 }
                 match result {
-                    Ok(((_, OffsetSpec::Timestamp(_)), o)) => {
+                    Ok(((_, OffsetSpec::Timestamp(_) | OffsetSpec::MaxTimestamp), o)) => {
                         match found.and_then(|f| f.timestamp) {
                             Some(t) => {
                                 p.offset = o as i64;

@@ -219,17 +219,22 @@ async fn api_versions_lists_what_is_advertised_and_answers_unknown_versions_in_v
     );
 }
 
-#[tokio::test]
-async fn produce_then_fetch_returns_the_records_at_the_broker_offsets() {
-    let (mut c, _) = connect(broker());
+/// Records "a" and "b" to partition 0 of a new broker: offsets 0 and 1.
+async fn produce_a_and_b(c: &mut DuplexStream) {
     let resp = call(
-        &mut c,
+        c,
         ApiKey::Produce,
         9,
         produce(-1, 0, batch(&["a", "b"], Compression::None)),
     )
     .await;
     assert_eq!(produced(resp), (0, 0));
+}
+
+#[tokio::test]
+async fn produce_then_fetch_returns_the_records_at_the_broker_offsets() {
+    let (mut c, _) = connect(broker());
+    produce_a_and_b(&mut c).await;
     let resp = call(
         &mut c,
         ApiKey::Produce,
@@ -385,6 +390,15 @@ async fn listed_at(
     c: &mut DuplexStream,
     timestamp: i64,
 ) -> kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse {
+    listed_at_version(c, timestamp, 7).await
+}
+
+/// The answer for partition 0 of a ListOffsets of `version` at `timestamp`.
+async fn listed_at_version(
+    c: &mut DuplexStream,
+    timestamp: i64,
+    version: i16,
+) -> kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse {
     let mut list = ListOffsetsRequest::default();
     let mut t = ListOffsetsTopic::default();
     t.name = TopicName(StrBytes::from_static_str("t"));
@@ -392,12 +406,38 @@ async fn listed_at(
     p.timestamp = timestamp;
     t.partitions = vec![p];
     list.topics = vec![t];
-    let ResponseKind::ListOffsets(r) =
-        call(c, ApiKey::ListOffsets, 7, RequestKind::ListOffsets(list)).await
+    let ResponseKind::ListOffsets(r) = call(
+        c,
+        ApiKey::ListOffsets,
+        version,
+        RequestKind::ListOffsets(list),
+    )
+    .await
     else {
         panic!("not ListOffsets")
     };
     r.topics[0].partitions[0].clone()
+}
+
+/// Max timestamp (-3) exists from version 7 (KIP-734): below it, and for the negative times
+/// not implemented (-4, earliest local; -5, latest tiered), the partition gets an error and
+/// offset -1, and the rest of the answer is unharmed.
+#[tokio::test]
+async fn max_timestamp_needs_version_7_and_other_negative_times_are_refused() {
+    let (mut c, _) = connect(broker());
+    produce_a_and_b(&mut c).await;
+    let refused = errors::UNSUPPORTED_FOR_MESSAGE_FORMAT;
+    for (timestamp, version) in [(-3, 6), (-3, 1), (-4, 7), (-5, 7)] {
+        let p = listed_at_version(&mut c, timestamp, version).await;
+        assert_eq!(
+            (p.error_code, p.offset),
+            (refused, -1),
+            "{timestamp} v{version}"
+        );
+    }
+    let p = listed_at_version(&mut c, -3, 7).await;
+    assert_eq!((p.error_code, p.offset, p.leader_epoch), (0, 1, 3));
+    assert_eq!(listed_at_version(&mut c, -1, 6).await.offset, 2);
 }
 
 #[tokio::test]
@@ -420,6 +460,8 @@ async fn list_offsets_by_time_finds_the_first_record_at_or_after_it() {
     assert_eq!(offset_at(&mut c, base + 3).await, (0, -1, -1));
     assert_eq!(offset_at(&mut c, -1).await, (0, 3, -1));
     assert_eq!(offset_at(&mut c, -2).await, (0, 0, -1));
+    // Max timestamp (-3): the newest stamp here, at offset 2.
+    assert_eq!(offset_at(&mut c, -3).await, (0, 2, base + 2));
     // Each answer names the leader's epoch (3), as Kafka's do from v4.
     assert_eq!(listed_at(&mut c, -1).await.leader_epoch, 3);
     assert_eq!(listed_at(&mut c, base + 1).await.leader_epoch, 3);

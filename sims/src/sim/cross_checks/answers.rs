@@ -55,7 +55,7 @@ impl CrossChecks {
     }
 
     /// `time-offset-above-hw`: a consumer was told `offset` is the first of `tp` at or after a
-    /// time. The leader searches its committed records only: a record found is below its high
+    /// time (or the first with the largest timestamp). The leader searches its committed records only: a record found is below its high
     /// watermark, and with none found the answer is the high watermark itself. Either way no
     /// leader's high watermark so far may be below it (the history checker sees a wrong answer
     /// only where consumers read the records around it: `wrong-time-offset`).
@@ -79,7 +79,7 @@ impl CrossChecks {
             };
             return Err(format!(
                 "time-offset-above-hw {tp}: a consumer was told {what} {offset} answers its \
-                 time, but no leader's high watermark has been above {highest}"
+                 lookup by time, but no leader's high watermark has been above {highest}"
             ));
         }
         Ok(())

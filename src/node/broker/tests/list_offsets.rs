@@ -85,6 +85,59 @@ fn a_lookup_by_time_finds_the_first_record_at_or_after_it() {
     assert_eq!(list(&mut leader, OffsetSpec::Latest), (Ok(4), None));
 }
 
+/// Max timestamp: the first committed record holding the largest timestamp, with it (a later
+/// record stamped the same does not move the answer); only committed records count, so a
+/// larger stamp the followers have not taken is not the answer yet, and with nothing committed
+/// the answer is the high watermark with no stamp.
+#[test]
+fn max_timestamp_is_the_first_committed_record_with_the_largest_stamp() {
+    let mut leader = single_leader();
+    assert_eq!(list(&mut leader, OffsetSpec::MaxTimestamp), (Ok(0), None));
+    for (i, ts) in [100, 400, 200, 400, 300].into_iter().enumerate() {
+        assert_eq!(
+            produce_stamped(&mut leader, &format!("v{i}"), i as u64, ts),
+            vec![Ok(i as u64)]
+        );
+    }
+    assert_eq!(
+        list(&mut leader, OffsetSpec::MaxTimestamp),
+        (Ok(1), Some(400))
+    );
+
+    let (_controller, mut leader) = pair();
+    for (i, ts) in [100, 50, 900].into_iter().enumerate() {
+        assert_eq!(
+            produce_stamped(&mut leader, &format!("v{i}"), i as u64, ts),
+            vec![]
+        );
+    }
+    assert_eq!(list(&mut leader, OffsetSpec::MaxTimestamp), (Ok(0), None));
+    // Offsets 0 and 1 committed; 2, stamped 900, is not.
+    follower_fetch_from(&mut leader, 2);
+    assert_eq!(
+        list(&mut leader, OffsetSpec::MaxTimestamp),
+        (Ok(0), Some(100))
+    );
+    follower_fetch_from(&mut leader, 3);
+    assert_eq!(
+        list(&mut leader, OffsetSpec::MaxTimestamp),
+        (Ok(2), Some(900))
+    );
+}
+
+/// Max timestamp looks only at what the leader still has: with every record deleted by
+/// retention, the answer is the log start (the high watermark) with no stamp.
+#[test]
+fn max_timestamp_after_retention_is_of_what_is_left() {
+    let mut leader = leader_with_age_retention([5_000, 30_000, 20_000]);
+    let max = (Ok(1), Some(30_000));
+    assert_eq!(list(&mut leader, OffsetSpec::MaxTimestamp), max);
+    assert_eq!(retention_at(&mut leader, 16_000), 1);
+    assert_eq!(list(&mut leader, OffsetSpec::MaxTimestamp), max);
+    assert_eq!(retention_at(&mut leader, 50_000), 3);
+    assert_eq!(list(&mut leader, OffsetSpec::MaxTimestamp), (Ok(3), None));
+}
+
 /// `earliest` follows the log start as retention moves it.
 #[test]
 fn earliest_is_the_log_start_after_retention() {
@@ -112,6 +165,7 @@ fn a_follower_refuses_and_a_new_leader_waits_for_its_epoch() {
         OffsetSpec::Earliest,
         OffsetSpec::Latest,
         OffsetSpec::Timestamp(0),
+        OffsetSpec::MaxTimestamp,
     ] {
         assert_eq!(
             list(&mut follower, spec),
@@ -128,6 +182,7 @@ fn a_follower_refuses_and_a_new_leader_waits_for_its_epoch() {
     let unavailable = (Err(ErrorCode::OffsetNotAvailable), None);
     assert_eq!(list(&mut leader, OffsetSpec::Latest), unavailable);
     assert_eq!(list(&mut leader, OffsetSpec::Timestamp(0)), unavailable);
+    assert_eq!(list(&mut leader, OffsetSpec::MaxTimestamp), unavailable);
     assert_eq!(list(&mut leader, OffsetSpec::Earliest), (Ok(0), None));
     // Once the high watermark reaches the epoch's start, it answers.
     leader_state(&mut leader).epoch_start = 1;
