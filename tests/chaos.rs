@@ -2,8 +2,9 @@
 //! a seeded schedule, the history checker. A run of a correct build passes (and its consumer
 //! group's members rebalanced and committed); a run with brokers
 //! started with the `ack-before-isr` bug switch (acks=all answered before the followers have the
-//! record) loses acknowledged records when a leader is killed, and the run says so. Bad
-//! arguments are refused with exit 2.
+//! record) loses acknowledged records when a leader is killed, and the run says so; so does a run
+//! whose brokers answer lookups by time and by max timestamp past the first matching record.
+//! Bad arguments are refused with exit 2.
 //!
 //! The clients are installed by tests/kafka/setup.sh; if they cannot be, the test fails.
 
@@ -83,6 +84,30 @@ fn a_chaos_run_catches_acks_before_the_isr_has_the_record() {
     );
     assert!(stdout.contains(&format!("kept {run_dir}")), "{stdout}");
     assert!(dir.path().join("run/history.jsonl").exists());
+}
+
+#[test]
+fn a_chaos_run_catches_lookups_past_the_first_matching_record() {
+    // The looker asks for records' own times and for the largest timestamp; with these switches
+    // the brokers answer the record after the first of that millisecond, or the last of the
+    // largest, and the answers are held against the records the clients read.
+    let (code, stdout, _) = chaos(&[
+        "--seed",
+        "3",
+        "--duration",
+        "20",
+        "--bug",
+        "time-lookup-strict",
+        "--bug",
+        "max-timestamp-last-tie",
+    ]);
+    let result = result_line(&stdout);
+    assert!(result.starts_with("RESULT violation seed=3 "), "{result}");
+    assert_eq!(code, Some(1), "{result}");
+    assert!(
+        result.contains("wrong-time-offset") || result.contains("wrong-max-timestamp"),
+        "{result}"
+    );
 }
 
 #[test]

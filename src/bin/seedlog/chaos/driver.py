@@ -14,6 +14,13 @@ the history (seedlog's format, README "Histories and the checker") as it is invo
   has none, a `seek`); it processes what it polls and commits each partition's next offset
   synchronously after every poll. Every error of a commit is `info` (a commit whose answer was
   lost may still have landed);
+- looker l0: every `--lookup-every-s` seconds asks AdminClient.list_offsets for a partition's
+  first offset at or after a time (of a record c0 read lately, or of the last few seconds:
+  `offset-for-time`) and for the first
+  offset holding its largest timestamp (`offset-for-max-timestamp`), taking partitions in turn;
+  an answer carries the record's timestamp, which the checker holds against the record read at
+  that offset and the records read below it (polled records carry their timestamps), with the
+  earliest offset asked right after as the log start; none found (-1) or an error is `info`;
 - after the fault phase the producers flush and stop, and consumer `final` reads every partition
   from 0 up to its high watermark, so the checker can tell a lost record from an unread one.
 
@@ -39,6 +46,7 @@ import threading
 import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 # Reentrant, and never waited on for long: a CI run once hung here for minutes with every thread
 # waiting for this lock and none holding it in Python code (a client's delivery report can run
@@ -52,6 +60,9 @@ out = None
 # delivery reports, but an `ok` recorded after the high watermarks are read could lie past them,
 # where the final read does not look, and read as lost. Its sends stay open (unknown) instead.
 sends_closed = False
+# The timestamp of a record c0 read lately, per partition: a time the looker asks for, so the
+# answer is a record of that very millisecond (and, with others stamped the same, the first).
+recent_stamps = {}
 
 
 def write(event, time_ns=None):
@@ -184,9 +195,56 @@ def producers_of(name, a, stop, counts):
 
 
 def records_of(msgs):
-    return [{"topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
+    records = []
+    for m in msgs:
+        r = {"topic": m.topic(), "partition": m.partition(), "offset": m.offset(),
              "key": m.key().decode() if m.key() is not None else None,
-             "value": m.value().decode()} for m in msgs]
+             "value": m.value().decode()}
+        kind, stamp = m.timestamp()
+        if kind != 0:  # TIMESTAMP_NOT_AVAILABLE
+            r["timestamp"] = stamp
+        records.append(r)
+    return records
+
+
+def looker(name, a, stop):
+    """Looks offsets up by time and by max timestamp until `stop` (see the module's doc)."""
+    admin = AdminClient({"bootstrap.servers": a.bootstrap})
+    turn = 0
+    while not stop.wait(a.lookup_every_s):
+        q = turn % a.partitions
+        if turn % 2 == 0:
+            # A record's own time, or one of the last few seconds (the producers' records are
+            # stamped with the wall clock as they are sent).
+            t = recent_stamps.get(q) if turn % 4 == 0 else None
+            if t is None:
+                t = int(time.time() * 1000) - 500 * (turn % 7)
+            f, spec, asked = "offset-for-time", OffsetSpec.for_timestamp(t), {"timestamp": t}
+        else:
+            f, spec, asked = "offset-for-max-timestamp", OffsetSpec.max_timestamp(), {}
+        turn += 1
+        op = dict({"process": name, "f": f, "topic": a.topic, "partition": q}, **asked)
+        invoked = time.monotonic_ns()
+        write(dict(op, type="invoke"), invoked)
+        tp = TopicPartition(a.topic, q)
+        try:
+            info = admin.list_offsets({tp: spec}, request_timeout=10)[tp].result(timeout=15)
+        except Exception as e:  # a fault in the way: the outcome is unknown
+            write(dict(op, type="info", error=str(e)))
+            continue
+        if info.offset < 0:
+            write(dict(op, type="info", error="none found (-1)"))
+            continue
+        answer = dict(op, type="ok", offset=info.offset, record_timestamp=info.timestamp)
+        # The log start, asked right after: Kafka's answer does not carry it. This cluster
+        # keeps every record (no retention), so no leader's log start is above the one asked
+        # after; the checker then also holds every record read below the answer against it.
+        try:
+            start = admin.list_offsets({tp: OffsetSpec.earliest()}, request_timeout=10)[tp]
+            answer["log_start"] = start.result(timeout=15).offset
+        except Exception:
+            pass
+        write(answer)
 
 
 def stay(c, who, topic, q, offset):
@@ -226,7 +284,11 @@ def consume(name, a, stop, until=None):
                 stay(c, {"process": name}, a.topic, m.partition(), next_offset[m.partition()])
             print(f"{name}: {m.error()}", flush=True)
         if good:
-            write({"process": name, "type": "ok", "f": "poll", "records": records_of(good)})
+            records = records_of(good)
+            write({"process": name, "type": "ok", "f": "poll", "records": records})
+            for r in records[-1:]:
+                if "timestamp" in r:
+                    recent_stamps[r["partition"]] = r["timestamp"]
             for m in good:
                 next_offset[m.partition()] = m.offset() + 1
             read += len(good)
@@ -369,6 +431,8 @@ def main():
     ap.add_argument("--message-timeout-ms", type=int, default=30000)
     ap.add_argument("--final-read-s", type=float, default=60.0)
     ap.add_argument("--watermarks-s", type=float, default=45.0)
+    ap.add_argument("--lookup-every-s", type=float, default=1.0,
+                    help="seconds between the looker's lookups by time and by max timestamp")
     a = ap.parse_args()
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     out = open(a.history, "w", buffering=1)
@@ -384,7 +448,9 @@ def main():
     members = [threading.Thread(target=members_of, args=(f"g{i}", a, stop_reading, counts, i),
                                 name=f"g{i}", daemon=True)
                for i in range(a.group_members)]
-    for t in producers + [reader] + members:
+    lookers = [threading.Thread(target=looker, args=("l0", a, stop_reading), name="l0",
+                                daemon=True)]
+    for t in producers + [reader] + members + lookers:
         t.start()
     say(f"DRIVER started producers={a.producers} partitions={a.partitions}")
     while time.time() - started < a.duration:
@@ -397,7 +463,7 @@ def main():
     join_within(producers, a.message_timeout_ms / 1000 + 20, "producers")
     close_sends()
     stop_reading.set()
-    join_within([reader] + members, 15, "consumers")
+    join_within([reader] + members + lookers, 15, "consumers")
     say(f"DRIVER reading high watermarks ({time.time() - started:.0f}s)")
     probe = Consumer({"bootstrap.servers": a.bootstrap, "group.id": "seedlog-chaos-probe"})
     until = {}
