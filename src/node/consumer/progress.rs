@@ -184,9 +184,9 @@ impl Consumer {
             // In turn: a record's time (an answer among what was read); just after the
             // batch's newest record (for a member that has caught up, the answer is at the
             // high watermark's edge, where a search past it would find the records being
-            // replicated); a time to come (no record: the answer is the high watermark); and
-            // the largest timestamp (producers' clocks differ and jump, so it is often not the
-            // last record, and records of one batch share their millisecond).
+            // replicated); the largest timestamp (producers' clocks differ and jump, so it is
+            // often not the last record, and records of one batch share their millisecond);
+            // and a time to come (no record: the answer is the high watermark).
             let spec = match (self.batches / n) % 4 {
                 1 => OffsetSpec::Timestamp(record_time),
                 2 => OffsetSpec::Timestamp(newest.saturating_add(1)),

@@ -544,7 +544,7 @@ fn a_seek_by_time_asks_the_leader_for_the_record_s_time_moves_there_and_commits_
     );
 }
 
-/// A member due to seek to the max timestamp (the fourth of its turns of seeks by time): after
+/// A member due to seek to the max timestamp (the third of its four turns of seeks by time): after
 /// its batch's commit it asks the leader, reports the answer with the leader's log start and
 /// high watermark, moves there and commits it.
 #[test]
