@@ -91,8 +91,9 @@ pub struct Consumer {
     /// Partitions to move to their latest offset once it is known (a seek to the end).
     to_end: BTreeSet<TopicPartition>,
     /// Partitions to move to an offset looked up by time (the first at or after a timestamp,
-    /// or the first with the largest timestamp), once it is known.
-    to_time: BTreeMap<TopicPartition, OffsetSpec>,
+    /// or the first with the largest timestamp), once it is known, and the first offset of the
+    /// batch that prompted the lookup: an answer below it is not followed (see `on_message`).
+    to_time: BTreeMap<TopicPartition, (OffsetSpec, Offset)>,
     /// Partitions whose configured seek has been applied.
     sought: BTreeSet<u32>,
     /// Round-robin cursor over the assignment.
@@ -272,14 +273,23 @@ impl Consumer {
                         // processed records (what it skipped it chose to skip); a reset is not.
                         let sought = match spec {
                             OffsetSpec::Timestamp(_) | OffsetSpec::MaxTimestamp => {
-                                self.to_time.remove(&tp).is_some()
+                                match self.to_time.remove(&tp) {
+                                    // Before the batch that prompted the lookup: an older record
+                                    // stamped later (a producer's clock ahead). Rewinding there
+                                    // at every lookup can keep the member from ever catching
+                                    // up, so it stays where it is.
+                                    Some((_, floor)) if offset < floor => None,
+                                    asked => Some(asked.is_some()),
+                                }
                             }
-                            _ => self.to_end.remove(&tp),
+                            _ => Some(self.to_end.remove(&tp)),
                         };
-                        if sought {
-                            self.dirty.insert(tp.clone());
+                        if let Some(sought) = sought {
+                            if sought {
+                                self.dirty.insert(tp.clone());
+                            }
+                            self.seek_to(cx, &tp, offset)
                         }
-                        self.seek_to(cx, &tp, offset)
                     }
                     None => self.retry_later(cx, true),
                 }

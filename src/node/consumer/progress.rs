@@ -72,7 +72,7 @@ impl Consumer {
         }
         let due = assignment
             .iter()
-            .find_map(|tp| Some((tp.clone(), *self.to_time.get(tp)?)));
+            .find_map(|tp| Some((tp.clone(), self.to_time.get(tp)?.0)));
         if let Some((tp, spec)) = due {
             return self.list_offsets(cx, &tp, spec);
         }
@@ -143,7 +143,10 @@ impl Consumer {
         let Some(h) = self.in_hand.take() else {
             return;
         };
-        let Some(next) = h.records.last().map(|e| e.offset + 1) else {
+        let (Some(first), Some(next)) = (
+            h.records.first().map(|e| e.offset),
+            h.records.last().map(|e| e.offset + 1),
+        ) else {
             return;
         };
         self.processed += h.records.len() as u64;
@@ -193,7 +196,7 @@ impl Consumer {
                 3 => OffsetSpec::MaxTimestamp,
                 _ => OffsetSpec::Timestamp(cx.timestamp_ms().saturating_add(1_000)),
             };
-            self.to_time.insert(h.tp.clone(), spec);
+            self.to_time.insert(h.tp.clone(), (spec, first));
         }
         self.cursor += 1;
     }

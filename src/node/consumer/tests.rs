@@ -551,7 +551,7 @@ fn a_seek_by_time_asks_the_leader_for_the_record_s_time_moves_there_and_commits_
 fn a_seek_to_the_max_timestamp_asks_the_leader_reports_the_answer_and_moves_there() {
     let mut c = Consumer::new(Arc::new(config(None, &[], false)));
     member_fetching(&mut c);
-    c.to_time.insert(tp(), OffsetSpec::MaxTimestamp);
+    c.to_time.insert(tp(), (OffsetSpec::MaxTimestamp, 3));
     let fx = read_3_and_4_and_commit(&mut c);
     assert_eq!(
         observed(&fx),
@@ -587,6 +587,27 @@ fn a_seek_to_the_max_timestamp_asks_the_leader_reports_the_answer_and_moves_ther
             "commit g t-0=4 invoke"
         ]
     );
+}
+
+/// An answer by time before the batch that prompted the lookup (an older record stamped later,
+/// by a producer whose clock ran ahead) is reported but not followed: a member that rewound
+/// there at every lookup might never catch up. It fetches on from where it was.
+#[test]
+fn an_answer_by_time_before_the_batch_that_asked_is_not_followed() {
+    let mut c = Consumer::new(Arc::new(config(None, &[], false)));
+    member_fetching(&mut c);
+    c.to_time.insert(tp(), (OffsetSpec::MaxTimestamp, 3));
+    read_3_and_4_and_commit(&mut c);
+    let fx = found_by_time(&mut c, OffsetSpec::MaxTimestamp, 1, 900);
+    assert_eq!(observed(&fx), ["offset-for-max-timestamp t-0 ok 1"]);
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Send {
+            message: Message::Fetch(f),
+            ..
+        } if f.fetch_offset == 5
+    )));
+    assert!(c.to_time.is_empty());
 }
 
 #[test]
