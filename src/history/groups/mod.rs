@@ -287,8 +287,13 @@ fn judge(groups: &Groups, known: &Known, judges: &Judges, report: &mut Reporter)
 /// never completes) sent by a member before its own commit of A's value: a member's delayed
 /// request, which the coordinator applies when it arrives. Another member's commit landing
 /// there is not excused: two members commit one partition at once only if one of them is
-/// stale, and the coordinator must fence it. Nothing excuses a vanished offset: seeks do not
-/// delete commits.
+/// stale, and the coordinator must fence it. Any lower B is also excused by the commit a
+/// member's seek back led to (`Rewinds`): a seek is the member's own, and only its next commit
+/// tells the coordinator, so when a member committed A's value, sought back, and sent its first
+/// commit after that seek (of at most B's offset, by B's completion), which may have landed
+/// after A, the group's offset went back after A even if the seek ended before A began. Again
+/// only the member that wrote A's value excuses it. Nothing excuses a vanished offset: seeks do
+/// not delete commits.
 ///
 /// A seek or a resume excuses A exactly when A was invoked by the latest time one that fits B
 /// ended (`excused_until`). Those times come from staircases (`Staircase`) that the seeks and
@@ -316,6 +321,7 @@ fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed])
     let mut seek_ends = Staircase::default();
     let mut fetch_ends: BTreeMap<&str, Staircase> = BTreeMap::new();
     let delayed = DelayedWrites::new(groups.writes_of(group, tp));
+    let rewinds = Rewinds::new(groups, group, tp);
     let in_time_order = observations
         .iter()
         .all(|a| a.op.invoked_ns <= a.completed());
@@ -364,6 +370,7 @@ fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed])
                     a.offset.is_some_and(|o| o > lower)
                         && excused_until.is_none_or(|t| a.op.invoked_ns > t)
                         && !(b.op.f == Op::FetchCommitted && delayed.excuse(a, lower))
+                        && !rewinds.excuse(a, lower, b.completed())
                 });
                 if let Some(a) = unexcused {
                     return Some(format!("{b} after {a}, with no seek back in between"));
@@ -439,6 +446,85 @@ impl<'w, 'a> DelayedWrites<'w, 'a> {
                     .get(&(w.op.process, a_offset))
                     .is_some_and(|&x| x >= w.op.invoked_ns)
         })
+    }
+}
+
+/// The commits that carry a member's seek back to the coordinator: each is the member's first
+/// commit sent after its latest seek (one that ended by the commit's invoke), of at least the
+/// seek's offset. Kept by offset, with the seek's end.
+struct Rewinds<'w, 'a> {
+    of_offset: BTreeMap<u64, Vec<(&'w Write<'a>, u64)>>,
+    /// The earliest invoke of a commit of each offset by each process.
+    first_invoked: BTreeMap<(&'a str, u64), u64>,
+}
+
+impl<'w, 'a> Rewinds<'w, 'a> {
+    fn new(groups: &'w Groups<'a>, group: &'a str, tp: &Tp<'a>) -> Self {
+        let writes = groups.writes_of(group, tp);
+        let mut seeks_of: BTreeMap<&str, Vec<&Seek>> = BTreeMap::new();
+        for s in groups.member_seeks(group, tp) {
+            seeks_of.entry(s.op.process).or_default().push(s);
+        }
+        for seeks in seeks_of.values_mut() {
+            seeks.sort_by_key(|s| s.op.event.time_ns);
+        }
+        let mut invokes_of: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        let mut first_invoked: BTreeMap<(&str, u64), u64> = BTreeMap::new();
+        for w in writes {
+            invokes_of
+                .entry(w.op.process)
+                .or_default()
+                .push(w.op.invoked_ns);
+            let first = first_invoked
+                .entry((w.op.process, w.offset))
+                .or_insert(u64::MAX);
+            *first = (*first).min(w.op.invoked_ns);
+        }
+        for invokes in invokes_of.values_mut() {
+            invokes.sort_unstable();
+        }
+        let mut of_offset: BTreeMap<u64, Vec<(&Write, u64)>> = BTreeMap::new();
+        for w in writes {
+            let Some(seeks) = seeks_of.get(w.op.process) else {
+                continue;
+            };
+            let ended = seeks.partition_point(|s| s.op.event.time_ns <= w.op.invoked_ns);
+            let Some(seek) = ended.checked_sub(1).map(|i| seeks[i]) else {
+                continue;
+            };
+            // The member's commit sent last before this one, if any, came before the seek.
+            let invokes = &invokes_of[w.op.process];
+            let before = invokes.partition_point(|&t| t < w.op.invoked_ns);
+            let first = before == 0 || invokes[before - 1] < seek.op.event.time_ns;
+            if first && seek.offset <= w.offset {
+                let ended = seek.op.event.time_ns;
+                of_offset.entry(w.offset).or_default().push((w, ended));
+            }
+        }
+        Rewinds {
+            of_offset,
+            first_invoked,
+        }
+    }
+
+    /// B at `lower` after A: a member that committed A's value, then sought back, sent a
+    /// commit of at most `lower` after the seek, by B's completion, and it may have landed
+    /// after A.
+    fn excuse(&self, a: &Committed, lower: u64, b_completed: u64) -> bool {
+        let Some(a_offset) = a.offset else {
+            return false;
+        };
+        self.of_offset
+            .range(..=lower)
+            .flat_map(|(_, led)| led)
+            .any(|&(c, seek_ended)| {
+                c.op.invoked_ns <= b_completed
+                    && c.done_ns.is_none_or(|done| done >= a.op.invoked_ns)
+                    && self
+                        .first_invoked
+                        .get(&(c.op.process, a_offset))
+                        .is_some_and(|&x| x <= seek_ended)
+            })
     }
 }
 

@@ -69,7 +69,29 @@ fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed])
                                 && r.offset.is_some_and(|o| o <= lower)
                                 && may_follow_a(a, r.op.invoked_ns, r.completed())
                         });
-                    seek_back || delayed_write || resumed
+                    // A member that committed A's value, then sought back, committed at most
+                    // `lower` first after that seek, and it may have landed after A.
+                    let rewound = writes.iter().any(|c| {
+                        let own = |w: &&Write| w.op.process == c.op.process;
+                        let latest_seek = groups
+                            .member_seeks(group, tp)
+                            .filter(|s| s.op.process == c.op.process)
+                            .filter(|s| s.op.event.time_ns <= c.op.invoked_ns)
+                            .max_by_key(|s| s.op.event.time_ns);
+                        latest_seek.is_some_and(|s| {
+                            let ended = s.op.event.time_ns;
+                            let first_after = !writes.iter().filter(own).any(|x| {
+                                x.op.invoked_ns >= ended && x.op.invoked_ns < c.op.invoked_ns
+                            });
+                            let wrote_a_before = writes
+                                .iter()
+                                .filter(own)
+                                .any(|x| Some(x.offset) == a.offset && x.op.invoked_ns <= ended);
+                            s.offset <= c.offset && first_after && wrote_a_before
+                        }) && c.offset <= lower
+                            && may_follow_a(a, c.op.invoked_ns, c.done_ns.unwrap_or(u64::MAX))
+                    });
+                    seek_back || delayed_write || resumed || rewound
                 };
                 let unexcused = earlier
                     .iter()
