@@ -233,9 +233,9 @@ pub(super) fn check_offsets_for_max_timestamp(
                 ));
             }
         }
-        if let Some(h) = e.high_watermark {
-            let above = tl.first_at_or_after(r.saturating_add(1), o.saturating_add(1), h);
-            if let Some((at, x)) = above.filter(|_| r < i64::MAX) {
+        // Larger than `r`: none, if `r` is the largest timestamp there is.
+        if let (Some(h), Some(larger)) = (e.high_watermark, r.checked_add(1)) {
+            if let Some((at, x)) = tl.first_at_or_after(larger, o.saturating_add(1), h) {
                 wrong(format!(
                     "{told} with timestamp {r}, but the record read at {at}, below the leader's \
                      high watermark {h}, has the larger timestamp {x}"

@@ -3,12 +3,12 @@
 //! expand the ISR.
 
 use super::{Broker, LeaderState, Progress, Role, WaitingProduce};
-use crate::log::{BatchCheck, ProducerState, SequenceRules, Violation};
+use crate::log::{BatchCheck, PartitionLog, ProducerState, SequenceRules, Violation};
 use crate::node::{Bug, Context, DiskOp, Durability, Situation, Timer};
 use crate::protocol::{
-    entry_block, Acks, BatchResult, BrokerId, ErrorCode, FetchRequest, FetchResponse, Message,
-    NodeId, Offset, OffsetSpec, PartitionBatch, PartitionState, ProduceRequest, ProduceResponse,
-    TopicPartition, OFFSETS_TOPIC,
+    entry_block, Acks, BatchResult, BrokerId, ErrorCode, FetchRequest, FetchResponse, LogEntry,
+    Message, NodeId, Offset, OffsetSpec, PartitionBatch, PartitionState, ProduceRequest,
+    ProduceResponse, TopicPartition, OFFSETS_TOPIC,
 };
 use std::collections::BTreeMap;
 
@@ -811,37 +811,11 @@ impl Broker {
                     Ok(r.log.log_end_offset())
                 }
                 (Some(_), OffsetSpec::Latest) => Ok(r.log.high_watermark()),
-                (Some(_), OffsetSpec::Timestamp(t)) => {
-                    let hw = r.log.high_watermark();
-                    let bugs = &self.config.bugs;
-                    let mut until = hw;
-                    if bugs.has(Bug::TimeLookupPastHw) {
-                        until = r.log.log_end_offset();
-                    }
-                    let mut from_time = t;
-                    if bugs.has(Bug::TimeLookupStrict) {
-                        from_time = t.saturating_add(1);
-                    }
-                    let found = r.log.first_at_or_after(from_time, until);
+                (Some(_), spec @ (OffsetSpec::Timestamp(_) | OffsetSpec::MaxTimestamp)) => {
+                    // The record found, or none: the high watermark then, for either lookup.
+                    let found = self.found_by_time(&r.log, spec);
                     timestamp = found.map(|e| e.record.timestamp);
-                    Ok(found.map_or(hw, |e| e.offset))
-                }
-                (Some(_), OffsetSpec::MaxTimestamp) => {
-                    let hw = r.log.high_watermark();
-                    let mut found = r.log.first_with_max_timestamp(hw);
-                    if let Some(first) =
-                        found.filter(|_| self.config.bugs.has(Bug::MaxTimestampLastTie))
-                    {
-                        let ts = first.record.timestamp;
-                        found = r
-                            .log
-                            .entries()
-                            .iter()
-                            .rev()
-                            .find(|e| e.offset < hw && e.record.timestamp == ts);
-                    }
-                    timestamp = found.map(|e| e.record.timestamp);
-                    Ok(found.map_or(hw, |e| e.offset))
+                    Ok(found.map_or(r.log.high_watermark(), |e| e.offset))
                 }
             },
             None => Err(not_leader),
@@ -860,6 +834,38 @@ impl Broker {
                 .filter(|_| result.is_ok()),
         };
         cx.send(from, answer);
+    }
+
+    /// The committed record a lookup by time finds in `log`: the first at or after the time,
+    /// or the first holding the largest timestamp. Earliest and latest name no record.
+    fn found_by_time<'a>(&self, log: &'a PartitionLog, spec: OffsetSpec) -> Option<&'a LogEntry> {
+        let hw = log.high_watermark();
+        let bugs = &self.config.bugs;
+        match spec {
+            OffsetSpec::Timestamp(t) => {
+                let mut until = hw;
+                if bugs.has(Bug::TimeLookupPastHw) {
+                    until = log.log_end_offset();
+                }
+                let mut from_time = t;
+                if bugs.has(Bug::TimeLookupStrict) {
+                    from_time = t.saturating_add(1);
+                }
+                log.first_at_or_after(from_time, until)
+            }
+            OffsetSpec::Earliest | OffsetSpec::Latest => None,
+            OffsetSpec::MaxTimestamp => {
+                let first = log.first_with_max_timestamp(hw);
+                match first.filter(|_| bugs.has(Bug::MaxTimestampLastTie)) {
+                    Some(f) => log
+                        .entries()
+                        .iter()
+                        .rev()
+                        .find(|e| e.offset < hw && e.record.timestamp == f.record.timestamp),
+                    None => first,
+                }
+            }
+        }
     }
 }
 
