@@ -370,6 +370,25 @@ fn a_fetch_overlapping_the_commit_a_rewind_led_to_is_no_regression() {
     let report = check(&parse_history(&load("group-rewind-in-flight.jsonl")).expect("parse"));
     assert!(report.is_ok(), "{}", report.render());
     assert_eq!(report.stats.fetches_committed, 3);
+    // Sent only after that fetch returned 3, the commit of 2 is itself a lower observation
+    // after a higher one, explained the same way: the member's own seek back.
+    let text = load("group-rewind-in-flight.jsonl").replace(
+        r#""type":"invoke","f":"commit","time_ns":2700"#,
+        r#""type":"invoke","f":"commit","time_ns":2730"#,
+    );
+    let mut lines: Vec<&str> = text.lines().collect();
+    let sent = lines
+        .iter()
+        .position(|l| l.contains(r#""time_ns":2730"#))
+        .expect("the commit of 2");
+    let line = lines.remove(sent);
+    let answered = lines
+        .iter()
+        .position(|l| l.contains(r#""time_ns":2720"#))
+        .expect("the first fetch's answer");
+    lines.insert(answered + 1, line);
+    let report = check(&parse_history(&lines.join("\n")).expect("parse"));
+    assert!(report.is_ok(), "{}", report.render());
     // Landed before the first fetch began, the commit of 2 leaves no excuse for reading 3 and
     // then 2.
     let text = load("group-rewind-in-flight.jsonl").replace(

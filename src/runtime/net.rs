@@ -3,10 +3,12 @@
 //!
 //! Every connection starts with a `Hello` naming the sender. Nodes with a listening address
 //! (brokers, the controller) are reached through connections we open; nodes without one (clients)
-//! are answered over a connection they opened: the one their latest message came on. Messages queued while a peer is unreachable are
-//! dropped when a connection attempt fails, and a peer's queue holds at most `QUEUE_LIMIT`
-//! messages: the protocol has timeouts and retries, as Kafka's does, and a stalled link (a
-//! simulated partition stalls TCP rather than dropping bytes) must not grow memory without bound.
+//! are answered over a connection they opened: the one their latest message came on, or, once
+//! that one closes, the one of theirs still open that they used last. Messages queued while a
+//! peer is unreachable are dropped when a connection attempt fails, and a peer's queue holds at
+//! most `QUEUE_LIMIT` messages: the protocol has timeouts and retries, as Kafka's does, and a
+//! stalled link (a simulated partition stalls TCP rather than dropping bytes) must not grow
+//! memory without bound.
 
 use super::lock;
 use crate::protocol::{Message, NodeId};
@@ -56,6 +58,9 @@ struct Inner {
     addrs: AddressBook,
     inbox: mpsc::UnboundedSender<(NodeId, Message)>,
     routes: Mutex<BTreeMap<NodeId, Route>>,
+    /// Each address-less peer's incoming connections still open, least recently used first:
+    /// where its answers go once the connection its route points at closes.
+    open_from: Mutex<BTreeMap<NodeId, Vec<Route>>>,
     /// Peers disconnected by a timeout whose next connection is still to open: its hello asks
     /// the peer to replace its own connection to us.
     resets: Mutex<BTreeSet<NodeId>>,
@@ -65,6 +70,7 @@ struct Inner {
     connect_timeout: Duration,
 }
 
+#[derive(Clone)]
 struct Route {
     conn: u64,
     tx: mpsc::Sender<Message>,
@@ -86,6 +92,7 @@ impl Net {
             addrs,
             inbox: tx,
             routes: Mutex::new(BTreeMap::new()),
+            open_from: Mutex::new(BTreeMap::new()),
             resets: Mutex::new(BTreeSet::new()),
             next_conn: Mutex::new(0),
             outbound_tasks: Mutex::new(0),
@@ -316,7 +323,12 @@ impl Net {
                     tx: tx.clone(),
                 },
             );
-            route = Some(Route { conn, tx });
+            let opened = Route { conn, tx };
+            lock(&self.inner.open_from)
+                .entry(from)
+                .or_default()
+                .push(opened.clone());
+            route = Some(opened);
             tokio::spawn(async move {
                 while let Some(first) = rx.recv().await {
                     let mut batch = vec![Wire::Message(first)];
@@ -332,8 +344,22 @@ impl Net {
         self.deliver_from(reader, from, route.as_ref()).await;
         if let Some(conn) = route.map(|r| r.conn) {
             let mut routes = lock(&self.inner.routes);
+            let mut open_from = lock(&self.inner.open_from);
+            let open = open_from.entry(from).or_default();
+            open.retain(|r| r.conn != conn);
+            // Answers that were to go on this connection go on the client's most recently used
+            // other one, if it has one: an old connection, delayed, may carry its last requests
+            // after the client's newer connection carried others, whose answers (sent when
+            // they are committed, say) must not be dropped with the old connection.
+            let fallback = open.last().cloned();
+            if open.is_empty() {
+                open_from.remove(&from);
+            }
             if routes.get(&from).is_some_and(|r| r.conn == conn) {
-                routes.remove(&from);
+                match fallback {
+                    Some(r) => routes.insert(from, r),
+                    None => routes.remove(&from),
+                };
             }
         }
     }
@@ -374,11 +400,15 @@ impl Net {
                             .get(&from)
                             .is_none_or(|current| current.conn != r.conn)
                         {
-                            let route = Route {
-                                conn: r.conn,
-                                tx: r.tx.clone(),
-                            };
-                            routes.insert(from, route);
+                            routes.insert(from, r.clone());
+                        }
+                        // The most recently used of its connections goes last.
+                        let mut open_from = lock(&self.inner.open_from);
+                        if let Some(open) = open_from.get_mut(&from) {
+                            if open.last().is_some_and(|last| last.conn != r.conn) {
+                                open.retain(|o| o.conn != r.conn);
+                                open.push(r.clone());
+                            }
                         }
                     }
                     if self.inner.inbox.send((from, m)).is_err() {
@@ -586,17 +616,22 @@ mod tests {
         );
     }
 
+    /// Node 2 listening, and an address book naming it.
+    async fn listening_server() -> (Net, Inbox, AddressBook) {
+        let (server, inbox) = Net::new(2, AddressBook::new());
+        let addr = server
+            .listen("127.0.0.1:0".parse().expect("an address"))
+            .await
+            .expect("listen");
+        (server, inbox, [(2, addr)].into_iter().collect())
+    }
+
     /// A client (no address) with two connections to a server: one from an incarnation that
     /// died or a connection that arrived late, one it uses now. The answer to a request goes
     /// back on the connection the request came on, whichever connection opened last.
     #[tokio::test]
     async fn a_client_is_answered_on_the_connection_its_request_came_on() {
-        let (server, mut server_inbox) = Net::new(2, AddressBook::new());
-        let addr = server
-            .listen("127.0.0.1:0".parse().expect("an address"))
-            .await
-            .expect("listen");
-        let book: AddressBook = [(2, addr)].into_iter().collect();
+        let (server, mut server_inbox, book) = listening_server().await;
         let (client, mut client_inbox) = Net::new(501, book.clone());
         client.send(2, tagged(1));
         assert_eq!(next(&mut server_inbox).await, Some((501, tagged(1))));
@@ -623,6 +658,35 @@ mod tests {
             next(&mut client_inbox).await.map(|(_, m)| m),
             Some(tagged(13)),
             "the answer went to the other connection"
+        );
+    }
+
+    /// An old connection of a client that carries a late request, then closes: what the server
+    /// sends the client afterwards (the answer to a request that came on the client's current
+    /// connection, held until it is committed) goes on that current connection, not nowhere.
+    #[tokio::test]
+    async fn a_client_connection_that_closes_hands_its_answers_to_the_clients_other_one() {
+        let (server, mut server_inbox, book) = listening_server().await;
+        let (client, mut client_inbox) = Net::new(501, book.clone());
+        let (old, _old_inbox) = Net::new(501, book);
+        client.send(2, tagged(1));
+        assert_eq!(next(&mut server_inbox).await, Some((501, tagged(1))));
+        old.send(2, tagged(2));
+        assert_eq!(next(&mut server_inbox).await, Some((501, tagged(2))));
+        let current = route(&server, 501);
+        // The old connection closes; the server notices it.
+        old.disconnect(2);
+        let mut waited = 0;
+        while route(&server, 501) == current && waited < 100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += 1;
+        }
+        assert!(route(&server, 501).is_some(), "the client lost its route");
+        server.send(501, tagged(11));
+        assert_eq!(
+            next(&mut client_inbox).await.map(|(_, m)| m),
+            Some(tagged(11)),
+            "the answer was dropped with the old connection"
         );
     }
 }
