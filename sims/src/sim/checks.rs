@@ -234,6 +234,21 @@ fn group_offsets(
     }
 }
 
+/// Every running broker's log end of each partition of the workload's topic. Producers have
+/// stopped once the faults healed, so these grow afterwards only as replicas catch up.
+pub fn data_log_ends(cluster: &Cluster, sc: &Scenario) -> BTreeMap<(u32, u32), Offset> {
+    let mut ends = BTreeMap::new();
+    for p in 0..sc.partitions {
+        let tp = TopicPartition::new(TOPIC, p);
+        for b in sc.broker_ids() {
+            if let Some(end) = with_log(cluster, b, &tp, PartitionLog::log_end_offset) {
+                ends.insert((p, b), end);
+            }
+        }
+    }
+    ends
+}
+
 /// `f` of the log of `tp` on `broker` (`None`: not running, or no such log), read in place.
 fn with_log<R>(
     cluster: &Cluster,

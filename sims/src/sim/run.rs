@@ -148,6 +148,9 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
             format!("{} ms after the heal", sc.liveness_ms)
         })
         .await;
+    if converged == Converged::TimedOut {
+        converged = cluster.catch_up(&sc, deadline, &mut problems).await;
+    }
     // Converged, every producer writes a little more: the last round must be acknowledged.
     let mut rounds = super::probe::Rounds {
         first_ms: (cluster.clock)(),
@@ -223,6 +226,64 @@ impl Cluster {
                     return Converged::TimedOut;
                 }
                 Some(_) => {}
+            }
+        }
+    }
+
+    /// Not converged by the liveness deadline, but replicas may still be catching up: a
+    /// follower that fell far behind during the faults, fetching a few records per answer
+    /// (`replica_fetch_records`) with a slow fsync each time, can need longer than the phase
+    /// allows while it keeps moving. The wait goes on as long as some broker's log of the
+    /// workload's topic grew within the last `CATCH_UP_STALL_MS`, up to `CATCH_UP_MAX_MS`
+    /// beyond the deadline. The problem `converge` noted is dropped if the cluster converges
+    /// meanwhile, and otherwise noted again with the reason at the end: a replica that stops
+    /// moving, or one that never arrives, still fails.
+    async fn catch_up(
+        &self,
+        sc: &Scenario,
+        deadline: Instant,
+        problems: &mut Vec<String>,
+    ) -> Converged {
+        const CATCH_UP_STALL_MS: u64 = 2_000;
+        const CATCH_UP_MAX_MS: u64 = 60_000;
+        let until = deadline + Duration::from_millis(CATCH_UP_MAX_MS);
+        let mut ends = super::checks::data_log_ends(self, sc);
+        let mut moved_at = Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.broken.notified() => return Converged::Broken,
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+            let Some(why) = not_converged(self, sc) else {
+                // `converge` noted the deadline's problem last; the cluster got there after all.
+                problems.pop();
+                return Converged::Yes;
+            };
+            let now_ends = super::checks::data_log_ends(self, sc);
+            if now_ends
+                .iter()
+                .any(|(k, e)| ends.get(k).is_none_or(|was| e > was))
+            {
+                moved_at = Instant::now();
+            }
+            ends = now_ends;
+            let now = Instant::now();
+            let stalled = now >= moved_at + Duration::from_millis(CATCH_UP_STALL_MS);
+            if stalled || now >= until {
+                let after = (now - deadline).as_millis();
+                problems.pop();
+                problems.push(format!(
+                    "liveness: not converged {} ms after the heal, nor {after} ms later ({}): \
+                     {why}",
+                    sc.liveness_ms,
+                    if stalled {
+                        "no replica of the topic had moved for 2 s"
+                    } else {
+                        "the most a catch-up is given"
+                    }
+                ));
+                return Converged::TimedOut;
             }
         }
     }
