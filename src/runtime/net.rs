@@ -315,19 +315,20 @@ impl Net {
         let mut route = None;
         if !self.inner.addrs.contains_key(&from) {
             let (tx, mut rx) = mpsc::channel::<Message>(QUEUE_LIMIT);
-            let conn = self.next_conn();
-            lock(&self.inner.routes).insert(
-                from,
-                Route {
-                    conn,
-                    tx: tx.clone(),
-                },
-            );
-            let opened = Route { conn, tx };
-            lock(&self.inner.open_from)
-                .entry(from)
-                .or_default()
-                .push(opened.clone());
+            let opened = Route {
+                conn: self.next_conn(),
+                tx,
+            };
+            {
+                // Both under the routes' lock, as where a connection ends: one that ends in
+                // between would not see this one to hand its route to.
+                let mut routes = lock(&self.inner.routes);
+                routes.insert(from, opened.clone());
+                lock(&self.inner.open_from)
+                    .entry(from)
+                    .or_default()
+                    .push(opened.clone());
+            }
             route = Some(opened);
             tokio::spawn(async move {
                 while let Some(first) = rx.recv().await {

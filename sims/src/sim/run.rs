@@ -252,7 +252,11 @@ impl Cluster {
         loop {
             tokio::select! {
                 biased;
-                _ = self.broken.notified() => return Converged::Broken,
+                _ = self.broken.notified() => {
+                    // The broken invariant is the run's problem, not the wait that it cut short.
+                    problems.pop();
+                    return Converged::Broken;
+                }
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
             let Some(why) = not_converged(self, sc) else {

@@ -299,7 +299,10 @@ fn judge(groups: &Groups, known: &Known, judges: &Judges, report: &mut Reporter)
 /// ended (`excused_until`). Those times come from staircases (`Staircase`) that the seeks and
 /// fetches invoked by B's completion join in order, and the search for an unexcused A starts
 /// after every A that completed by then: a member that seeks back and forth thousands of times
-/// costs about one step per observation, not the cube of their number.
+/// costs about one step per observation, not the cube of their number. The A left after
+/// that ask the delayed commits and the rewinds; a rewind is searched from B's offset down, so
+/// one of B's own offset (the usual case) is found first, but an A no rewind excuses costs a
+/// scan of those below B's offset.
 fn regression(groups: &Groups, group: &str, tp: &Tp, observations: &[Committed]) -> Option<String> {
     // `observations` are in completion order, so the ones before B are a prefix; keep the
     // highest offset of each prefix: most B are not below it and are cleared without a scan.
@@ -514,8 +517,10 @@ impl<'w, 'a> Rewinds<'w, 'a> {
         let Some(a_offset) = a.offset else {
             return false;
         };
+        // From `lower` down: the commit that explains B is most often of B's own offset.
         self.of_offset
             .range(..=lower)
+            .rev()
             .flat_map(|(_, led)| led)
             .any(|&(c, seek_ended)| {
                 c.op.invoked_ns <= b_completed

@@ -837,7 +837,8 @@ impl Broker {
     }
 
     /// The committed record a lookup by time finds in `log`: the first at or after the time,
-    /// or the first holding the largest timestamp. Earliest and latest name no record.
+    /// or the first holding the largest timestamp (the bug switch `time-lookup-past-hw` looks
+    /// at uncommitted ones too). Earliest and latest name no record.
     fn found_by_time<'a>(&self, log: &'a PartitionLog, spec: OffsetSpec) -> Option<&'a LogEntry> {
         let hw = log.high_watermark();
         let bugs = &self.config.bugs;
