@@ -144,13 +144,10 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
     let deadline = heal_at + Duration::from_millis(sc.liveness_ms);
     let mut problems = Vec::new();
     let mut converged = cluster
-        .converge(&sc, deadline, &mut problems, || {
+        .converge(&sc, deadline, CatchUp::WhileMoving, &mut problems, || {
             format!("{} ms after the heal", sc.liveness_ms)
         })
         .await;
-    if converged == Converged::TimedOut {
-        converged = cluster.catch_up(&sc, deadline, &mut problems).await;
-    }
     // Converged, every producer writes a little more: the last round must be acknowledged.
     let mut rounds = super::probe::Rounds {
         first_ms: (cluster.clock)(),
@@ -164,7 +161,7 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
         super::probe::hand_over(&cluster, &sc);
         let deadline = Instant::now() + Duration::from_millis(super::probe::WAIT_MS);
         converged = cluster
-            .converge(&sc, deadline, &mut problems, || {
+            .converge(&sc, deadline, CatchUp::No, &mut problems, || {
                 format!(
                     "{} ms after probe round {round} began",
                     super::probe::WAIT_MS
@@ -197,90 +194,76 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Converged {
     Yes,
-    /// Not by the deadline: a `liveness` problem is noted.
+    /// Not in the time given: a `liveness` problem is noted.
     TimedOut,
-    /// A node broke an invariant meanwhile: the run ends there.
+    /// A node broke an invariant meanwhile: the run ends there (and that is its problem, not
+    /// the wait it cut short).
     Broken,
 }
 
+/// Whether a wait not converged by its deadline goes on while replicas catch up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CatchUp {
+    No,
+    /// A follower that fell far behind during the faults, fetching a few records per answer
+    /// (`replica_fetch_records`) with a slow fsync each time, can need longer than the phase
+    /// allows while it keeps moving: the wait goes on as long as some broker's log of the
+    /// workload's topic grew within the last `CATCH_UP_STALL_MS`, up to `CATCH_UP_MAX_MS`
+    /// beyond the deadline. A replica that stops moving, or one that never arrives, still
+    /// fails, and the problem says which limit ended the wait.
+    WhileMoving,
+}
+
+const CATCH_UP_STALL_MS: u64 = 2_000;
+const CATCH_UP_MAX_MS: u64 = 60_000;
+
 impl Cluster {
     /// Waits, looking every 250 ms, until the cluster has converged (`not_converged`) or
-    /// `deadline` passes; `waited` says how long it was given, for the problem line.
+    /// `deadline` passes (with `CatchUp::WhileMoving`, possibly later); `waited` says how long
+    /// it was given, for the problem line.
     async fn converge(
         &self,
         sc: &Scenario,
         deadline: Instant,
+        catch_up: CatchUp,
         problems: &mut Vec<String>,
         waited: impl Fn() -> String,
     ) -> Converged {
+        let until = deadline + Duration::from_millis(CATCH_UP_MAX_MS);
+        // From the deadline on, with a catch-up: the topic's log ends, and when one last grew.
+        let mut moving: Option<(BTreeMap<_, _>, Instant)> = None;
         loop {
             tokio::select! {
                 biased;
                 _ = self.broken.notified() => return Converged::Broken,
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
-            match not_converged(self, sc) {
-                None => return Converged::Yes,
-                Some(r) if Instant::now() >= deadline => {
-                    problems.push(format!("liveness: not converged {}: {r}", waited()));
-                    return Converged::TimedOut;
-                }
-                Some(_) => {}
-            }
-        }
-    }
-
-    /// Not converged by the liveness deadline, but replicas may still be catching up: a
-    /// follower that fell far behind during the faults, fetching a few records per answer
-    /// (`replica_fetch_records`) with a slow fsync each time, can need longer than the phase
-    /// allows while it keeps moving. The wait goes on as long as some broker's log of the
-    /// workload's topic grew within the last `CATCH_UP_STALL_MS`, up to `CATCH_UP_MAX_MS`
-    /// beyond the deadline. The problem `converge` noted is dropped if the cluster converges
-    /// meanwhile, and otherwise noted again with the reason at the end: a replica that stops
-    /// moving, or one that never arrives, still fails.
-    async fn catch_up(
-        &self,
-        sc: &Scenario,
-        deadline: Instant,
-        problems: &mut Vec<String>,
-    ) -> Converged {
-        const CATCH_UP_STALL_MS: u64 = 2_000;
-        const CATCH_UP_MAX_MS: u64 = 60_000;
-        let until = deadline + Duration::from_millis(CATCH_UP_MAX_MS);
-        let mut ends = super::checks::data_log_ends(self, sc);
-        let mut moved_at = Instant::now();
-        loop {
-            tokio::select! {
-                biased;
-                _ = self.broken.notified() => {
-                    // The broken invariant is the run's problem, not the wait that it cut short.
-                    problems.pop();
-                    return Converged::Broken;
-                }
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-            }
             let Some(why) = not_converged(self, sc) else {
-                // `converge` noted the deadline's problem last; the cluster got there after all.
-                problems.pop();
                 return Converged::Yes;
             };
-            let now_ends = super::checks::data_log_ends(self, sc);
-            if now_ends
-                .iter()
-                .any(|(k, e)| ends.get(k).is_none_or(|was| e > was))
-            {
-                moved_at = Instant::now();
-            }
-            ends = now_ends;
             let now = Instant::now();
-            let stalled = now >= moved_at + Duration::from_millis(CATCH_UP_STALL_MS);
+            if now < deadline {
+                continue;
+            }
+            if catch_up == CatchUp::No {
+                problems.push(format!("liveness: not converged {}: {why}", waited()));
+                return Converged::TimedOut;
+            }
+            let ends = super::checks::data_log_ends(self, sc);
+            let Some((was, moved_at)) = &mut moving else {
+                moving = Some((ends, now));
+                continue;
+            };
+            if ends.iter().any(|(k, e)| was.get(k).is_none_or(|w| e > w)) {
+                *moved_at = now;
+            }
+            *was = ends;
+            let stalled = now >= *moved_at + Duration::from_millis(CATCH_UP_STALL_MS);
             if stalled || now >= until {
                 let after = (now - deadline).as_millis();
-                problems.pop();
                 problems.push(format!(
-                    "liveness: not converged {} ms after the heal, nor {after} ms later ({}): \
-                     {why}",
-                    sc.liveness_ms,
+                    "liveness: not converged {}, nor {after} ms later ({}): {why}",
+                    waited(),
                     if stalled {
                         "no replica of the topic had moved for 2 s"
                     } else {
