@@ -454,7 +454,34 @@ impl PartitionLog {
                     self.latest_epoch()
                 )
             },
-        )
+        )?;
+        self.check_producer_batches()
+    }
+
+    /// Every batch the producer state remembers is one this log held: it spans offsets forward,
+    /// over no fewer offsets than sequences (both go up together within a batch; a retry
+    /// appended again under a bug switch adds offsets only), and ends below the log end. A
+    /// state that kept a batch a truncation cut, or that was cut wrongly where a restart or a
+    /// handover began, would answer a retry with offsets that hold other records, or none —
+    /// usually long after the step that made it, if at all.
+    fn check_producer_batches(&self) -> Checked {
+        let end = self.log_end_offset();
+        for (producer, st) in &self.producers {
+            for b in &st.batches {
+                let fits = b.first_offset <= b.last_offset
+                    && b.first_seq <= b.last_seq
+                    && b.last_seq - b.first_seq <= b.last_offset - b.first_offset
+                    && b.last_offset < end;
+                ensure(fits, "producer-batches-in-log", || {
+                    format!(
+                        "producer {producer} remembers sequences {}..={} at offsets {}..={} in a \
+                         log ending at {end}",
+                        b.first_seq, b.last_seq, b.first_offset, b.last_offset
+                    )
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// The entries below the high watermark.
@@ -738,12 +765,24 @@ mod tests {
             log.append_as_leader(1, &[rec("a"), rec("b"), rec("c")])
                 .unwrap();
             log.assign_epoch(2, 3);
-            log.append_as_leader(2, &[rec("d")]).unwrap();
+            // An idempotent producer's batch of one record, at offset 3.
+            let stamp = Some(ProducerStamp::batch(7, 0, 0));
+            log.append_stamped(2, vec![rec("d")], stamp).unwrap();
             log.set_high_watermark(2).unwrap();
             log
         };
         assert_eq!(good().check_invariants(), Ok(()));
         type Corrupt = Box<dyn Fn(&mut PartitionLog)>;
+        // Producer 7 also remembers a batch of sequences `seqs` at offsets `offsets`.
+        let remembers = |seqs: (u64, u64), offsets: (Offset, Offset)| -> Corrupt {
+            let b = BatchMeta {
+                first_seq: seqs.0,
+                last_seq: seqs.1,
+                first_offset: offsets.0,
+                last_offset: offsets.1,
+            };
+            Box::new(move |l| l.producers.entry(7).or_default().batches.push_back(b))
+        };
         let cases: Vec<(&str, Corrupt)> = vec![
             ("hw-within-log", Box::new(|l| l.high_watermark = 9)),
             ("hw-within-log", Box::new(|l| l.log_start = 3)),
@@ -788,6 +827,16 @@ mod tests {
                     l.epochs.assign(2, 3);
                 }),
             ),
+            (
+                "producer-batches-in-log",
+                Box::new(|l| {
+                    let stamp = ProducerStamp::batch(7, 0, 0);
+                    l.producers.entry(7).or_default().record(stamp, 4);
+                }),
+            ),
+            // Offsets going back; more sequences than offsets.
+            ("producer-batches-in-log", remembers((3, 3), (2, 1))),
+            ("producer-batches-in-log", remembers((0, 2), (1, 2))),
         ];
         for (rule, corrupt) in cases {
             let mut log = good();
@@ -1021,6 +1070,14 @@ mod tests {
         .unwrap();
         copy.truncate_to(5).unwrap();
         assert_eq!(copy.producer_state(7), log.producer_state(7));
+        // A batch that begins exactly at the log start is not below it: its entries rebuild it.
+        assert!(log.advance_log_start(3));
+        let below: Vec<u64> = log
+            .producers_below_log_start()
+            .iter()
+            .map(|s| s.producer)
+            .collect();
+        assert_eq!(below, vec![7]);
     }
 
     #[test]

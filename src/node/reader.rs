@@ -226,16 +226,10 @@ impl Reader {
 mod tests {
     use super::*;
     use crate::node::Effect;
-    use crate::protocol::PartitionState;
+    use crate::protocol::{LogEntry, PartitionState, Record};
 
-    /// A reader of partition t-0 (leader 0) whose fetch from `position` was answered
-    /// OffsetOutOfRange by a log holding `log_start..high_watermark`; the offset it then reports
-    /// as reset to, and the offset of its next fetch.
-    fn out_of_range(
-        position: Offset,
-        log_start: Offset,
-        high_watermark: Offset,
-    ) -> (Offset, Offset) {
+    /// A reader of partition t-0 (leader 0, epoch 1) at `position`, its first fetch sent.
+    fn reading_t0(position: Offset) -> Reader {
         let config = ReaderConfig {
             id: 60,
             bootstrap: vec![0],
@@ -243,12 +237,11 @@ mod tests {
             request_timeout_ms: None,
             retry_backoff_ms: None,
         };
-        let tp = TopicPartition::new("t", 0);
         let md = ClusterMetadata {
             version: 1,
             brokers: vec![],
             partitions: vec![PartitionState {
-                tp: tp.clone(),
+                tp: TopicPartition::new("t", 0),
                 replicas: vec![0],
                 leader: Some(0),
                 leader_epoch: 1,
@@ -259,20 +252,48 @@ mod tests {
         let mut r = Reader::with_metadata(Arc::new(config), md);
         r.positions.insert(0, position);
         r.on_start(&mut Context::new(0));
-        let resp = FetchResponse {
-            tp: tp.clone(),
-            fetch_offset: position,
-            error: Some(ErrorCode::OffsetOutOfRange),
+        r
+    }
+
+    /// Leader 0's answer to a fetch of t-0 from `fetch_offset`, from a log holding
+    /// `log_start..high_watermark`.
+    fn answer(
+        fetch_offset: Offset,
+        error: Option<ErrorCode>,
+        (log_start, high_watermark): (Offset, Offset),
+        records: Vec<LogEntry>,
+    ) -> Message {
+        Message::FetchResponse(FetchResponse {
+            tp: TopicPartition::new("t", 0),
+            fetch_offset,
+            error,
             leader_epoch: 1,
             high_watermark,
             log_start_offset: log_start,
-            records: vec![],
+            records,
             diverging_epoch: None,
             producers: Vec::new(),
             connection: 0,
-        };
+        })
+    }
+
+    /// A reader of t-0 whose fetch from `position` was answered OffsetOutOfRange by a log
+    /// holding `log_start..high_watermark`; the offset it then reports as reset to, and the
+    /// offset of its next fetch.
+    fn out_of_range(
+        position: Offset,
+        log_start: Offset,
+        high_watermark: Offset,
+    ) -> (Offset, Offset) {
+        let mut r = reading_t0(position);
+        let resp = answer(
+            position,
+            Some(ErrorCode::OffsetOutOfRange),
+            (log_start, high_watermark),
+            Vec::new(),
+        );
         let mut cx = Context::new(0);
-        r.on_message(&mut cx, 0, Message::FetchResponse(resp));
+        r.on_message(&mut cx, 0, resp);
         let fx = cx.take_effects();
         let reset = fx.iter().find_map(|e| match e {
             Effect::Observe(ClientEvent::Reset { offset, .. }) => Some(*offset),
@@ -283,6 +304,33 @@ mod tests {
             reset.unwrap_or_else(|| panic!("no reset: {fx:?}")),
             refetch.unwrap_or_else(|| panic!("no fetch: {fx:?}")),
         )
+    }
+
+    /// Only the answer to the fetch in flight counts, judged by its offset as well as its
+    /// broker: an older fetch's answer from the same leader (sent before a reset moved the
+    /// reader, and delivered late) would move the position back and poll again what was
+    /// skipped or read.
+    #[test]
+    fn an_answer_to_an_older_fetch_of_the_same_broker_is_ignored() {
+        let mut r = reading_t0(0);
+        let gone = answer(0, Some(ErrorCode::OffsetOutOfRange), (5, 9), Vec::new());
+        r.on_message(&mut Context::new(0), 0, gone);
+        assert_eq!(
+            r.positions()[&0],
+            5,
+            "reset to the log start, fetching there"
+        );
+        let entry = |offset| LogEntry {
+            offset,
+            epoch: 1,
+            record: Record::keyed("k", "v"),
+            producer: None,
+        };
+        let late = answer(0, None, (0, 9), vec![entry(0), entry(1)]);
+        let mut cx = Context::new(0);
+        r.on_message(&mut cx, 0, late);
+        assert_eq!(cx.take_effects(), Vec::new());
+        assert_eq!(r.positions()[&0], 5);
     }
 
     #[test]

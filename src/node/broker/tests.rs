@@ -612,6 +612,25 @@ fn first_fetch_answer(
     }
 }
 
+/// Only an answer in the follower's own leader epoch answers its fetch in flight, even from its
+/// leader at the offset it asked for: an answer of an older epoch may carry records the leader
+/// has since truncated (it followed another leader in between) and its high watermark of then.
+#[test]
+fn a_fetch_answer_of_another_leader_epoch_is_ignored() {
+    let mut b = follower();
+    let tp = TopicPartition::new("t", 0);
+    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    for other in epoch.checked_sub(1).into_iter().chain([epoch + 1]) {
+        assert_eq!(
+            answer_fetch(&mut b, first_fetch_answer(other, 3, None)),
+            None
+        );
+        assert_eq!(b.log(&tp).map(|l| l.log_end_offset()), Some(0));
+    }
+    let taken = answer_fetch(&mut b, first_fetch_answer(epoch, 3, None));
+    assert_eq!(taken, Some((3, Some(epoch))));
+}
+
 #[test]
 fn a_follower_whose_epochs_the_leader_no_longer_holds_restarts_at_its_log_start() {
     use crate::protocol::{EpochEndOffset, FetchResponse};
@@ -1392,6 +1411,44 @@ fn a_fenced_follower_is_not_proposed_for_the_isr() {
     assert_eq!(isr_proposed_on_fetch(&mut leader, 1, 1), None);
     set_fenced(&mut leader, false);
     assert_eq!(isr_proposed_on_fetch(&mut leader, 1, 1), Some(vec![0, 1]));
+}
+
+/// A follower's progress counts for the ISR only in the incarnation that fetched it: once its
+/// broker registered again (it restarted, and may have lost what it had not synced), what it
+/// fetched before says nothing of what it holds (KIP-903).
+#[test]
+fn a_follower_s_progress_from_an_earlier_registration_does_not_propose_it() {
+    use crate::node::broker::Progress;
+    let tp = TopicPartition::new("t", 0);
+    let controller = two_broker_controller();
+    let mut leader = started_broker(&controller, 0);
+    leader_state(&mut leader).isr = vec![0];
+    produce(&mut leader, "a", 0);
+    let registered = leader.metadata().registration(1).expect("broker 1").epoch;
+    let caught_up = |broker_epoch| Progress {
+        log_end: 1,
+        synced: 1,
+        broker_epoch,
+    };
+    leader_state(&mut leader)
+        .followers
+        .insert(1, caught_up(registered));
+    Arc::make_mut(&mut leader.metadata)
+        .brokers
+        .iter_mut()
+        .find(|r| r.broker == 1)
+        .expect("broker 1")
+        .epoch = registered + 1;
+    let proposed = |leader: &mut Broker| {
+        let mut cx = Context::new(0);
+        leader.try_expand_isr(&mut cx, &tp);
+        proposal_in(sends(cx.take_effects())).map(|req| req.new_isr.len())
+    };
+    assert_eq!(proposed(&mut leader), None);
+    leader_state(&mut leader)
+        .followers
+        .insert(1, caught_up(registered + 1));
+    assert_eq!(proposed(&mut leader), Some(2));
 }
 
 /// What `each_committed_isr_member` hands its check.

@@ -823,6 +823,25 @@ fn a_follower_waits_for_the_leader_and_a_leader_that_leaves_is_replaced() {
     assert_eq!((lead.leader, lead.protocol.as_str()), (m2, "range"));
 }
 
+/// Between a generation's join answers and its leader's assignment, a commit of that
+/// generation is refused with `RebalanceInProgress`, as in Kafka: the committer does not know
+/// its new share yet, so its commit may be for a partition now another member's, landing after
+/// that member read the committed offset. Once the assignment is in, the same commit is taken.
+#[test]
+fn a_commit_while_the_generation_awaits_its_assignment_is_refused() {
+    let mut b = broker(&[]);
+    let (m1, m2) = leader_and_follower(&mut b);
+    for (client, member) in [(101, &m1), (102, &m2)] {
+        assert_eq!(
+            commit(&mut b, client, member, 2, 4),
+            Err(ErrorCode::RebalanceInProgress)
+        );
+    }
+    let shares = vec![(m1.clone(), b"t-0".to_vec()), (m2.clone(), b"t-1".to_vec())];
+    sync_with(&mut b, 101, &m1, 2, shares);
+    assert_eq!(commit(&mut b, 102, &m2, 2, 4), Ok(GroupAnswer::Committed));
+}
+
 #[test]
 fn a_join_that_shares_no_protocol_or_mode_with_the_group_is_refused() {
     let mut b = broker(&[]);
