@@ -3,8 +3,10 @@
 //!
 //! Every connection starts with a `Hello` naming the sender. Nodes with a listening address
 //! (brokers, the controller) are reached through connections we open; nodes without one (clients)
-//! are answered over a connection they opened: the one their latest message came on, or, once
-//! that one closes, the one of theirs still open that they used last. Messages queued while a
+//! are answered over a connection they opened: the newest by the client's own numbering (its
+//! hello carries it) that has reached us, or, once that one closes, the newest of theirs still
+//! open. An older connection, stalled, may deliver its last requests after a newer one carried
+//! others, but the client no longer reads it: the answers must not follow it. Messages queued while a
 //! peer is unreachable are dropped when a connection attempt fails, and a peer's queue holds at
 //! most `QUEUE_LIMIT` messages: the protocol has timeouts and retries, as Kafka's does, and a
 //! stalled link (a simulated partition stalls TCP rather than dropping bytes) must not grow
@@ -38,6 +40,9 @@ pub enum Wire {
     Hello {
         from: NodeId,
         reset: bool,
+        /// The sender's number for this connection: its connections to us are numbered in the
+        /// order it opened them (`Net::number_connections_from`), whatever order they arrive in.
+        conn: u64,
     },
     Message(Message),
 }
@@ -58,8 +63,8 @@ struct Inner {
     addrs: AddressBook,
     inbox: mpsc::UnboundedSender<(NodeId, Message)>,
     routes: Mutex<BTreeMap<NodeId, Route>>,
-    /// Each address-less peer's incoming connections still open, least recently used first:
-    /// where its answers go once the connection its route points at closes.
+    /// Each address-less peer's incoming connections still open: where its answers go once
+    /// the connection its route points at closes (the newest of them by the peer's numbering).
     open_from: Mutex<BTreeMap<NodeId, Vec<Route>>>,
     /// Peers disconnected by a timeout whose next connection is still to open: its hello asks
     /// the peer to replace its own connection to us.
@@ -74,6 +79,9 @@ struct Inner {
 struct Route {
     conn: u64,
     tx: mpsc::Sender<Message>,
+    /// For a client's incoming connection, the client's own number for it (`Wire::Hello`):
+    /// its answers go on its newest connection. 0 elsewhere.
+    rank: u64,
 }
 
 /// Messages queued for one peer at most. A link that stalls (a partition, a paused peer) would
@@ -104,6 +112,13 @@ impl Net {
             },
             rx,
         )
+    }
+
+    /// Numbers this node's connections from `first` on (0 by default). A node that restarts under
+    /// the same id without a new process (a simulated node) starts past every number its earlier
+    /// incarnation used, so that its peers take its new connections as its newest.
+    pub fn number_connections_from(&self, first: u64) {
+        *lock(&self.inner.next_conn) = first;
     }
 
     /// Binds the listening socket and serves incoming connections in the background.
@@ -176,7 +191,7 @@ impl Net {
     pub fn attach_local(&self, id: NodeId) -> LocalClient {
         let (tx, rx) = mpsc::channel(QUEUE_LIMIT);
         let conn = self.next_conn();
-        lock(&self.inner.routes).insert(id, Route { conn, tx });
+        lock(&self.inner.routes).insert(id, Route { conn, tx, rank: 0 });
         LocalClient {
             net: self.clone(),
             id,
@@ -193,7 +208,7 @@ impl Net {
         let (tx, rx) = mpsc::channel(QUEUE_LIMIT);
         let _ = tx.try_send(message);
         let conn = self.next_conn();
-        routes.insert(to, Route { conn, tx });
+        routes.insert(to, Route { conn, tx, rank: 0 });
         let reset = lock(&self.inner.resets).remove(&to);
         let net = self.clone();
         let counted = OutboundTask::start(&self.inner);
@@ -201,7 +216,7 @@ impl Net {
             // Counted until the task ends, however it ends (returned, or dropped with the
             // runtime or a killed simulated node).
             let _counted = counted;
-            net.outbound(to, addr, rx, reset).await;
+            net.outbound(to, addr, rx, reset, conn).await;
         });
     }
 
@@ -218,13 +233,15 @@ impl Net {
     }
 
     /// Keeps a connection to `to` open and writes what is queued for it; `reset`: each
-    /// connection's hello asks `to` to replace its connection to us (see `disconnect`).
+    /// connection's hello asks `to` to replace its connection to us (see `disconnect`); `conn`:
+    /// this route's number, which each hello carries.
     async fn outbound(
         self,
         to: NodeId,
         addr: SocketAddr,
         mut rx: mpsc::Receiver<Message>,
         reset: bool,
+        conn: u64,
     ) {
         let mut backoff = FIRST_BACKOFF;
         // Separate from `backoff` (reset by every connect): for a peer that accepts connections
@@ -261,6 +278,7 @@ impl Net {
             let mut hello = Some(Wire::Hello {
                 from: self.inner.me,
                 reset,
+                conn,
             });
             loop {
                 // A connection the peer closed (it crashed or restarted; the reader met its end)
@@ -306,8 +324,8 @@ impl Net {
 
     /// An incoming connection: learn who it is, answer clients over it, deliver what it carries.
     async fn serve_incoming(self, mut reader: link::Reader, mut writer: link::Writer) {
-        let (from, reset) = match reader.next().await {
-            Ok(Some(Wire::Hello { from, reset })) => (from, reset),
+        let (from, reset, rank) = match reader.next().await {
+            Ok(Some(Wire::Hello { from, reset, conn })) => (from, reset, conn),
             _ => return,
         };
         self.on_hello(from, reset);
@@ -318,12 +336,15 @@ impl Net {
             let opened = Route {
                 conn: self.next_conn(),
                 tx,
+                rank,
             };
             {
                 // Both under the routes' lock, as where a connection ends: one that ends in
                 // between would not see this one to hand its route to.
                 let mut routes = lock(&self.inner.routes);
-                routes.insert(from, opened.clone());
+                if routes.get(&from).is_none_or(|r| r.rank <= rank) {
+                    routes.insert(from, opened.clone());
+                }
                 lock(&self.inner.open_from)
                     .entry(from)
                     .or_default()
@@ -348,11 +369,10 @@ impl Net {
             let mut open_from = lock(&self.inner.open_from);
             let open = open_from.entry(from).or_default();
             open.retain(|r| r.conn != conn);
-            // Answers that were to go on this connection go on the client's most recently used
-            // other one, if it has one: an old connection, delayed, may carry its last requests
-            // after the client's newer connection carried others, whose answers (sent when
-            // they are committed, say) must not be dropped with the old connection.
-            let fallback = open.last().cloned();
+            // Answers that were to go on this connection go on the client's newest other one,
+            // if it has one (an incarnation's connection that closes may leave a newer one's
+            // answers, sent when they are committed, say, with nowhere else to go).
+            let fallback = open.iter().max_by_key(|r| r.rank).cloned();
             if open.is_empty() {
                 open_from.remove(&from);
             }
@@ -382,10 +402,13 @@ impl Net {
 
     /// Delivers what a connection carries until it ends or carries something malformed. With
     /// `answer_on` (an address-less peer's connection), each message first points the peer's
-    /// route back at this connection: the answer goes where the request came from. A client
-    /// may have several connections open to us (an old one, delayed, whose first bytes arrive
-    /// after a newer one's; one left by an incarnation that died): the newest to arrive must
-    /// not capture the answers to requests the client keeps sending on another.
+    /// route at this connection unless the route is on a newer one by the peer's numbering. A
+    /// client may have several connections open to us (an old one it gave up on, stalled, whose
+    /// last requests arrive after the newer one's; one left by an incarnation that died): the
+    /// client reads only its newest, so a late request on an older one must not take the
+    /// answers to the requests it sends on the newest (seed 362626071: the answer to a produce
+    /// request went on the old connection and was lost; the retry came after five later batches
+    /// and was refused as out of sequence). Ties (the same number) go to the latest message.
     async fn deliver_from(
         &self,
         mut reader: link::Reader,
@@ -399,17 +422,9 @@ impl Net {
                         let mut routes = lock(&self.inner.routes);
                         if routes
                             .get(&from)
-                            .is_none_or(|current| current.conn != r.conn)
+                            .is_none_or(|current| current.conn != r.conn && current.rank <= r.rank)
                         {
                             routes.insert(from, r.clone());
-                        }
-                        // The most recently used of its connections goes last.
-                        let mut open_from = lock(&self.inner.open_from);
-                        if let Some(open) = open_from.get_mut(&from) {
-                            if open.last().is_some_and(|last| last.conn != r.conn) {
-                                open.retain(|o| o.conn != r.conn);
-                                open.push(r.clone());
-                            }
                         }
                     }
                     if self.inner.inbox.send((from, m)).is_err() {
@@ -532,7 +547,14 @@ mod tests {
         // A client (no address) is answered on its own connection: nothing to replace, nothing
         // to ask of it.
         let (tx, _rx) = mpsc::channel(1);
-        lock(&a.inner.routes).insert(501, Route { conn: 99, tx });
+        lock(&a.inner.routes).insert(
+            501,
+            Route {
+                conn: 99,
+                tx,
+                rank: 0,
+            },
+        );
         a.on_hello(501, true);
         assert_eq!(route(&a, 501), Some(99));
         a.disconnect(501);
@@ -627,56 +649,53 @@ mod tests {
         (server, inbox, [(2, addr)].into_iter().collect())
     }
 
-    /// A client (no address) with two connections to a server: one from an incarnation that
-    /// died or a connection that arrived late, one it uses now. The answer to a request goes
-    /// back on the connection the request came on, whichever connection opened last.
+    /// A client (no address) with two connections to a server: an older one by the client's
+    /// own numbering (one it gave up on, stalled, or one of an incarnation that died) whose late
+    /// request arrives after the newer one carried others. The late request is delivered, but
+    /// the answers stay on the newest connection, the only one the client reads. A connection
+    /// numbered the same as the route's (a tie) takes it with its message.
     #[tokio::test]
-    async fn a_client_is_answered_on_the_connection_its_request_came_on() {
+    async fn a_late_request_on_a_clients_older_connection_leaves_its_answers_on_the_newest() {
         let (server, mut server_inbox, book) = listening_server().await;
         let (client, mut client_inbox) = Net::new(501, book.clone());
+        client.number_connections_from(1_000);
         client.send(2, tagged(1));
         assert_eq!(next(&mut server_inbox).await, Some((501, tagged(1))));
+        let (old, mut old_inbox) = Net::new(501, book.clone());
+        old.send(2, tagged(2));
+        assert_eq!(next(&mut server_inbox).await, Some((501, tagged(2))));
+        // The answer to the first request, sent only now (once committed, say).
         server.send(501, tagged(11));
         assert_eq!(
             next(&mut client_inbox).await.map(|(_, m)| m),
-            Some(tagged(11))
+            Some(tagged(11)),
+            "the answer went to the older connection"
         );
-        // Another connection of node 501 arrives (its old incarnation's, delayed) and is
-        // answered on that connection.
-        let (stale, mut stale_inbox) = Net::new(501, book);
-        stale.send(2, tagged(2));
-        assert_eq!(next(&mut server_inbox).await, Some((501, tagged(2))));
-        server.send(501, tagged(12));
-        assert_eq!(
-            next(&mut stale_inbox).await.map(|(_, m)| m),
-            Some(tagged(12))
-        );
-        // The client goes on on its own connection: its answer must come back there.
-        client.send(2, tagged(3));
+        assert!(old_inbox.try_recv().is_err());
+        let (tie, mut tie_inbox) = Net::new(501, book);
+        tie.number_connections_from(1_000);
+        tie.send(2, tagged(3));
         assert_eq!(next(&mut server_inbox).await, Some((501, tagged(3))));
         server.send(501, tagged(13));
-        assert_eq!(
-            next(&mut client_inbox).await.map(|(_, m)| m),
-            Some(tagged(13)),
-            "the answer went to the other connection"
-        );
+        assert_eq!(next(&mut tie_inbox).await.map(|(_, m)| m), Some(tagged(13)));
     }
 
-    /// An old connection of a client that carries a late request, then closes: what the server
-    /// sends the client afterwards (the answer to a request that came on the client's current
-    /// connection, held until it is committed) goes on that current connection, not nowhere.
+    /// A client's newest connection that closes (its incarnation died, say) hands what the
+    /// server sends the client afterwards (the answer to a request that came on another of its
+    /// connections, held until it is committed) to the newest one still open, not to nothing.
     #[tokio::test]
     async fn a_client_connection_that_closes_hands_its_answers_to_the_clients_other_one() {
         let (server, mut server_inbox, book) = listening_server().await;
         let (client, mut client_inbox) = Net::new(501, book.clone());
-        let (old, _old_inbox) = Net::new(501, book);
+        let (newer, _newer_inbox) = Net::new(501, book);
+        newer.number_connections_from(1_000);
         client.send(2, tagged(1));
         assert_eq!(next(&mut server_inbox).await, Some((501, tagged(1))));
-        old.send(2, tagged(2));
+        newer.send(2, tagged(2));
         assert_eq!(next(&mut server_inbox).await, Some((501, tagged(2))));
         let current = route(&server, 501);
-        // The old connection closes; the server notices it.
-        old.disconnect(2);
+        // The newer connection closes; the server notices it.
+        newer.disconnect(2);
         let mut waited = 0;
         while route(&server, 501) == current && waited < 100 {
             tokio::time::sleep(Duration::from_millis(50)).await;

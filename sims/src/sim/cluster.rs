@@ -618,6 +618,10 @@ impl Cluster {
                     let is_producer = matches!(node, AnyNode::Producer(_));
                     *lock(&state) = node;
                     let (net, inbox) = Net::new(id, (*addrs).clone());
+                    // A restarted node keeps its id: its connections are numbered past every
+                    // number its earlier incarnations can have used (fewer than a million per
+                    // millisecond), so brokers answer a client on its newest.
+                    net.number_connections_from(clock().saturating_mul(1_000_000));
                     let inbox = match &holds {
                         Some(h) => h.gate(id, inbox),
                         None => inbox,
