@@ -247,6 +247,22 @@ fn nonmonotonic_send() {
     assert_eq!(names(h), vec!["nonmonotonic-send"]);
 }
 
+/// Equal counts as going back: a producer's two sends of one key acknowledged at the same
+/// offset are out of order in the partition and for the key (whatever else the history says
+/// about the offset holding two values).
+#[test]
+fn a_send_acknowledged_at_its_predecessors_offset_is_out_of_order() {
+    let h = vec![
+        send("p0", "k", "a0", 0, 5),
+        send("p0", "k", "a1", 0, 5),
+        poll("c0", vec![rec(0, 5, "k", "a0")]),
+    ];
+    let found = names(h);
+    for anomaly in ["nonmonotonic-send", "per-key-order"] {
+        assert!(found.contains(&anomaly), "{anomaly} not in {found:?}");
+    }
+}
+
 #[test]
 fn per_key_partition() {
     let h = vec![
@@ -273,6 +289,21 @@ fn per_key_order() {
     ];
     let found = names(h);
     assert!(found.contains(&"per-key-order"), "{found:?}");
+}
+
+/// Per-key order is judged in send order, not acknowledgement order: p0 sends a0 then a1 (key
+/// k, both in flight), a1 is acknowledged first, at 5, and a0 then, at 6. The acknowledgements
+/// follow the partition's order, but the key's records landed against the order they were sent.
+#[test]
+fn per_key_order_follows_send_order_not_acknowledgement_order() {
+    let h = vec![
+        vec![Event::send("p0", EventType::Invoke, 0, T, Some("k"), "a0")],
+        vec![Event::send("p0", EventType::Invoke, 0, T, Some("k"), "a1")],
+        vec![Event::send_ok("p0", 0, T, Some("k"), "a1", 0, 5)],
+        vec![Event::send_ok("p0", 0, T, Some("k"), "a0", 0, 6)],
+        poll("c0", vec![rec(0, 5, "k", "a1"), rec(0, 6, "k", "a0")]),
+    ];
+    assert_eq!(names(h), vec!["per-key-order"]);
 }
 
 #[test]
