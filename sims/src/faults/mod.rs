@@ -218,7 +218,8 @@ pub enum Fault {
         node: Target,
         bit: u64,
         /// Skip the flip while the node is the only in-sync replica of a partition, by the
-        /// active controller's metadata. Such a partition has no other copy to repair from:
+        /// active controller's metadata, committed or proposed, or by a leader's ISR change in
+        /// flight. Such a partition has no other copy to repair from:
         /// the broker registers with lost data and the partition stays offline by design (or,
         /// with the `last-replica-standing` switch, loses records), which the random mixes
         /// would report as a failure of the run although it is the right answer. The

@@ -297,15 +297,34 @@ impl Cluster {
         Some(roles)
     }
 
-    /// A partition whose only in-sync replica is `broker`, by the active controller's
-    /// committed metadata (none without an active controller).
+    /// A partition whose only in-sync replica is `broker`, or soon may be: by the active
+    /// controller's committed metadata, by the changes it has proposed and not yet committed,
+    /// or by an ISR change a leader has proposed (none without an active controller). A shrink
+    /// in flight when the bit flips commits anyway, and leaves the damaged broker the only
+    /// member (seed 812243438: the flip came 19 ms after the controller appended a shrink to
+    /// `[2]`, 4 ms before it committed, and the partition went offline by design).
     fn only_in_sync_on(&self, broker: u32) -> Option<TopicPartition> {
-        let (_, _, metadata) = self.active_controller()?;
-        metadata
+        let (id, _, committed) = self.active_controller()?;
+        let proposed = lock(&self.nodes[&id].state)
+            .as_quorum_controller()
+            .and_then(|c| c.proposed_metadata().cloned());
+        let alone = |isr: &[u32]| isr == [broker];
+        let in_metadata = committed
             .partitions
             .iter()
-            .find(|ps| ps.isr == [broker])
-            .map(|ps| ps.tp.clone())
+            .chain(proposed.iter().flat_map(|m| m.partitions.iter()))
+            .find(|ps| alone(&ps.isr))
+            .map(|ps| ps.tp.clone());
+        in_metadata.or_else(|| {
+            self.nodes.values().find_map(|n| {
+                let state = lock(&n.state);
+                let b = state.as_broker()?;
+                b.replicas().iter().find_map(|(tp, r)| {
+                    let pending = r.leader()?.pending_isr.as_deref()?;
+                    alone(pending).then(|| tp.clone())
+                })
+            })
+        })
     }
 
     /// The fault with every target replaced by a node id; `None` if a role names no node (its

@@ -193,6 +193,12 @@ impl QuorumController {
         &self.applied
     }
 
+    /// The active controller's metadata with its proposals not yet committed (`None` unless
+    /// this voter is the active controller): where the metadata is heading.
+    pub fn proposed_metadata(&self) -> Option<&ClusterMetadata> {
+        self.active.as_ref().map(|a| a.controller.metadata())
+    }
+
     /// The quorum epoch this voter is the active controller in, if it is.
     pub fn active_epoch(&self) -> Option<QuorumEpoch> {
         self.active
