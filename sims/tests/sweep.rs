@@ -191,6 +191,22 @@ fn a_saved_nemesis_schedule_replays_to_the_same_failure() {
     );
 }
 
+/// A nemesis seed that once failed: a producer's InitProducerId timed out as the send phase
+/// ended, it stopped asking (nothing left to send), and the probe's records waited for an id
+/// for ever (`liveness`, `p1 has 1 records left`).
+#[test]
+fn a_producer_still_without_an_id_when_the_probe_hands_it_records_asks_again() {
+    let sc = Scenario::from_seed(
+        50124,
+        &ScenarioOptions {
+            nemesis: Some(sims::faults::nemesis::Nemesis::LoneLeaderPowerLoss),
+            ..Default::default()
+        },
+    );
+    let o = run(&sc, false);
+    assert!(o.ok(), "{:?}", o.problems);
+}
+
 /// Seeds that once failed, with what they found; kept clean from then on. (A seed's scenario can
 /// drift as the code changes; these are cheap extra runs, not the only test of each fix.)
 const REGRESSIONS: &[(u64, &str)] = &[

@@ -161,6 +161,12 @@ impl Producer {
     /// simulator's probe that a producer still gets writes through once faults have healed).
     pub fn resume(&mut self, cx: &mut Context, records: usize) {
         self.limit = self.next_record.saturating_add(records);
+        // Still without an id, it stopped asking for one once it had nothing left to send
+        // (`init_producer_id`): ask again, or the new records wait for ever (seed 50124 of
+        // `lone-leader-power-loss`: its request timed out as the send phase ended).
+        if self.awaiting_producer_id() {
+            self.init_producer_id(cx);
+        }
         self.progress(cx);
     }
 

@@ -133,6 +133,21 @@ fn a_refused_init_producer_id_is_asked_again_after_the_backoff() {
     assert_eq!(asked(&cx.take_effects()), [(1, 2)]);
 }
 
+/// A producer that stopped while still asking for an id gives up asking once it has nothing
+/// left to send; records handed over afterwards make it ask again.
+#[test]
+fn records_resumed_while_still_without_an_id_ask_for_one_again() {
+    let mut p = producer(None);
+    let mut cx = Context::new(0);
+    p.on_start(&mut cx);
+    cx.take_effects();
+    p.stop();
+    p.on_timer(&mut cx, Timer::InitProducerIdTimeout);
+    assert!(asked(&cx.take_effects()).is_empty(), "nothing to send");
+    p.resume(&mut cx, 1);
+    assert_eq!(asked(&cx.take_effects()).len(), 1);
+}
+
 #[test]
 fn a_preset_id_is_used_without_asking() {
     let mut p = producer(Some(7));
