@@ -567,6 +567,22 @@ fn a_fetch_from_a_dropped_connection_is_ignored() {
         "{answers:?}"
     );
     assert_eq!(progress(&mut leader), Some(0));
+    // The follower restarts: its new incarnation numbers connections from 0 again, below the
+    // old incarnation's, and its fetches must still be answered (connections are ordered by
+    // broker epoch first; ordered by number alone, a restarted follower went unanswered until
+    // its fetch timeouts had numbered a connection past the old one).
+    let mut restarted = match on(0, 0) {
+        Message::Fetch(req) => req,
+        other => panic!("a fetch expected: {other:?}"),
+    };
+    if let Some(r) = restarted.replica.as_mut() {
+        r.broker_epoch = broker_epoch + 1;
+    }
+    let answers = to_broker(&mut leader, 1, Message::Fetch(restarted));
+    assert!(
+        matches!(&answers[..], [(1, Message::FetchResponse(r))] if r.connection == 0),
+        "{answers:?}"
+    );
 }
 
 fn fetched_at(effects: Vec<Effect>) -> Option<(Offset, Option<u32>)> {
@@ -629,6 +645,30 @@ fn a_fetch_answer_of_another_leader_epoch_is_ignored() {
     }
     let taken = answer_fetch(&mut b, first_fetch_answer(epoch, 3, None));
     assert_eq!(taken, Some((3, Some(epoch))));
+}
+
+/// A leader's high watermark can lag the log start a follower's own retention moved (a new
+/// leader learns its watermark only from its followers' next fetches): the follower takes its
+/// log start as its watermark, never one below it, which its log refuses (`follower-hw`).
+#[test]
+fn a_high_watermark_below_the_followers_log_start_is_taken_as_its_log_start() {
+    let mut b = follower();
+    let tp = TopicPartition::new("t", 0);
+    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    let base = first_fetch_answer(epoch, 4, None);
+    assert_eq!(answer_fetch(&mut b, base.clone()), Some((4, Some(epoch))));
+    let r = b.replicas.get_mut(&tp).expect("t-0");
+    assert!(r.log.advance_log_start(3));
+    let lagging = crate::protocol::FetchResponse {
+        fetch_offset: 4,
+        high_watermark: 2,
+        records: Vec::new(),
+        ..base
+    };
+    assert_eq!(answer_fetch(&mut b, lagging), Some((4, Some(epoch))));
+    let log = b.log(&tp).expect("log");
+    assert_eq!((log.log_start_offset(), log.high_watermark()), (3, 3));
+    assert_eq!(rule_broken(&b), Ok(()));
 }
 
 #[test]
@@ -1816,6 +1856,41 @@ fn a_follower_restarted_at_the_log_start_takes_the_producer_state_retention_dele
         }
     );
     assert_eq!(rule_broken(&follower), Ok(()));
+}
+
+/// A member the controller's push adds to the ISR gets a lag timer at once: the leader adopts
+/// the newer partition state (its own proposal's answer may be lost), and a member with no lag
+/// timer would never be shrunk out again however far it fell behind, holding up every
+/// acks=all produce.
+#[test]
+fn a_member_added_to_the_isr_by_a_push_is_timed_for_lag() {
+    let tp = TopicPartition::new("t", 0);
+    let controller = two_broker_controller();
+    let mut leader = started_broker(&controller, 0);
+    leader_state(&mut leader).isr = vec![0];
+    let mut md = controller.metadata().clone();
+    md.version += 1;
+    let p = md.partitions.iter_mut().find(|p| p.tp == tp).expect("t-0");
+    p.partition_epoch += 1;
+    p.isr = vec![0, 1];
+    let mut cx = Context::new(0);
+    let push = Message::UpdateMetadata {
+        controller_epoch: 0,
+        metadata: md,
+    };
+    leader.on_message(&mut cx, 9, push);
+    assert_eq!(leader_state(&mut leader).isr, vec![0, 1]);
+    let lag = crate::node::Timer::FollowerLag {
+        tp: tp.clone(),
+        replica: 1,
+    };
+    let effects = cx.take_effects();
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::SetTimer { timer, .. } if *timer == lag)),
+        "{effects:?}"
+    );
 }
 
 /// A leader's ISR proposal sent to a controller that is not the active one is sent again to the

@@ -738,6 +738,9 @@ fn a_rejoining_member_drops_its_seek_to_the_end_in_flight() {
     let fx = rejoin_then(&mut c, |c| latest_answer(c, Ok(9)));
     assert_eq!(observed(&fx), Vec::<String>::new());
     assert!(c.positions().is_empty(), "the new generation starts afresh");
+    // Nor is the seek itself carried over: the new generation resumes at the committed offset,
+    // not at an end the old one chose to jump to (records in between would go unread).
+    assert!(c.to_end.is_empty(), "a seek of the old generation");
     // The switch keeps the request: its answer sets a position of the new generation.
     let mut c = Consumer::new(Arc::new(ConsumerConfig {
         seek_end_every: Some(1),

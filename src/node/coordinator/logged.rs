@@ -1,6 +1,6 @@
 //! What a `__consumer_offsets` log's records say the committed offsets (and the groups'
-//! generations) are: the input of the `coordinator-offsets-in-log` and
-//! `coordinator-generation-covers-log` checks, which a harness can read as records are committed instead
+//! generations) are: the input of the `coordinator-offsets-in-log`,
+//! `coordinator-generation-covers-log` and `coordinator-generation-stored` checks, which a harness can read as records are committed instead
 //! of replaying the whole log at every check.
 
 use crate::protocol::{Generation, LogEntry, Offset, OffsetsKey, OffsetsValue, TopicPartition};
@@ -38,6 +38,11 @@ impl LoggedOffsets {
     /// Each group with a generation record, and the highest generation its records name.
     pub fn generations(&self) -> impl Iterator<Item = (&str, Generation)> {
         self.generations.iter().map(|(g, &n)| (g.as_str(), n))
+    }
+
+    /// The highest generation `group`'s records name, if any.
+    pub fn generation(&self, group: &str) -> Option<Generation> {
+        self.generations.get(group).copied()
     }
 
     pub fn get(&self, group: &str, tp: &TopicPartition) -> Option<Offset> {

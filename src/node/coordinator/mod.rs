@@ -246,6 +246,23 @@ impl Coordinator {
                 },
             )?;
         }
+        // A generation taken as stored (its syncs answered) must be in the committed log: a
+        // successor coordinator rebuilds from there, and a sync answered before its record
+        // committed hands members a generation a failover can lose and hand out again.
+        for (group, g) in &self.groups {
+            let logged_generation = logged.generation(group);
+            ensure(
+                !g.generation_stored || logged_generation == Some(g.generation),
+                "coordinator-generation-stored",
+                || {
+                    format!(
+                        "group {group} takes generation {} as stored; its committed records \
+                         name {logged_generation:?}",
+                        g.generation
+                    )
+                },
+            )?;
+        }
         Ok(())
     }
 

@@ -451,6 +451,38 @@ fn a_coordinator_behind_its_logged_generation_breaks_an_invariant() {
     }
 }
 
+/// A generation the coordinator takes as stored (so answers its syncs) must be the one its
+/// committed records name (`coordinator-generation-stored`): taken as stored ahead of its own
+/// record, a failover before that record commits loses a generation members were handed.
+#[test]
+fn a_generation_taken_as_stored_ahead_of_its_record_breaks_an_invariant() {
+    let (b, log) = one_commit();
+    let mut c = replayed(&b);
+    let g = c.groups.get_mut("g").unwrap();
+    g.generation_stored = true;
+    assert_eq!(c.check_offsets_in_log(&log), Ok(()));
+    // A new generation handed out, its record not yet committed: fine while not stored.
+    let g = c.groups.get_mut("g").unwrap();
+    g.generation = 3;
+    g.generation_stored = false;
+    assert_eq!(c.check_offsets_in_log(&log), Ok(()));
+    c.groups.get_mut("g").unwrap().generation_stored = true;
+    let v = c.check_offsets_in_log(&log).unwrap_err();
+    assert_eq!(v.rule, "coordinator-generation-stored");
+    assert!(
+        v.detail.contains("generation 3") && v.detail.contains("Some(2)"),
+        "{v}"
+    );
+    // A group with no generation record at all.
+    let mut c = replayed(&b);
+    let mut other = c.groups["g"].clone();
+    other.generation_stored = true;
+    other.offsets.clear();
+    c.groups.insert("h".to_string(), other);
+    let v = c.check_offsets_in_log(&log).unwrap_err();
+    assert_eq!(v.rule, "coordinator-generation-stored");
+}
+
 #[test]
 fn a_broker_that_stops_leading_the_partition_resigns_and_refuses() {
     let mut b = broker(&[]);

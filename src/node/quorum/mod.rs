@@ -324,9 +324,23 @@ impl QuorumNode {
         ensure(self.high_watermark <= end, "quorum-hw-within-log", || {
             format!("hw {} past log end {end}", self.high_watermark)
         })?;
-        // The snapshot holds only committed, applied entries. (What is applied may exceed the
-        // watermark only after a truncation below it, which the models' `hw-monotonic` and the
-        // simulator's `committed-diverged` name.)
+        // A voter applies only what its watermark covers, and a committed entry is never cut:
+        // the watermark falls below what was applied only if a truncation cut committed
+        // entries (the models' `hw-monotonic` is the same rule). Checked here, after every
+        // step, because a voter that cuts committed entries and then takes its leader's
+        // snapshot back ends up with the same history: no later comparison of what was applied
+        // would see it.
+        ensure(
+            self.applied <= self.high_watermark,
+            "quorum-applied-within-hw",
+            || {
+                format!(
+                    "applied {} past hw {}: committed entries were cut",
+                    self.applied, self.high_watermark
+                )
+            },
+        )?;
+        // The snapshot holds only committed, applied entries.
         let start = self.log.start_offset();
         ensure(
             start <= self.applied && start <= self.high_watermark,
@@ -494,7 +508,8 @@ impl QuorumNode {
     }
 
     /// Cuts the log to end at `offset`. A correct quorum never cuts below the high watermark; if
-    /// it did, the watermark follows it down, visibly (the model's `hw-monotonic`).
+    /// it did, the watermark follows it down, below what was applied: visibly
+    /// (`quorum-applied-within-hw`, the model's `hw-monotonic`).
     fn truncate(&mut self, cx: &mut Context, offset: Offset) {
         let offset = offset.max(self.log.start_offset());
         if offset >= self.log.end_offset() {

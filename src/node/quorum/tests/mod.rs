@@ -605,6 +605,35 @@ fn nothing_new_from_leader_0() -> Message {
     })
 }
 
+/// A follower told by its leader that their logs part below what it holds committed cuts
+/// committed entries: its watermark falls below what it applied, which breaks
+/// `quorum-applied-within-hw` at once (a voter that then took its leader's snapshot back would
+/// hold the same history again, and nothing compared later would show the cut).
+#[test]
+fn a_follower_cutting_committed_entries_breaks_an_invariant() {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    net.submit(0, 5);
+    let one = &mut net.nodes[1];
+    assert_eq!((one.high_watermark(), one.applied()), (2, 2));
+    assert_eq!(one.check_invariants(), Ok(()));
+    let diverging = Message::QuorumFetchResponse(QuorumFetchResponse {
+        epoch: 1,
+        leader: Some(0),
+        fetch_offset: 2,
+        last_fetched_epoch: 1,
+        result: QuorumFetchResult::Diverging {
+            epoch: 0,
+            end_offset: 0,
+        },
+    });
+    let mut cx = Context::new(0);
+    one.on_message(&mut cx, 0, diverging);
+    assert_eq!(one.log().end_offset(), 0, "the forged answer cut the log");
+    let v = one.check_invariants().unwrap_err();
+    assert_eq!(v.rule, "quorum-applied-within-hw");
+}
+
 #[test]
 fn a_restarted_voter_keeps_its_epoch_vote_and_log_and_relearns_the_high_watermark() {
     let mut net = Net::new(&[]);
