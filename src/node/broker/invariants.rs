@@ -132,10 +132,15 @@ impl Broker {
 
     fn check_replica(&self, tp: &TopicPartition, r: &Replica) -> Checked {
         r.log.check_invariants()?;
-        let end = r.log.log_end_offset();
-        ensure(r.synced_offset <= end, "synced-within-log", || {
-            format!("synced to {}, log end {end}", r.synced_offset)
-        })?;
+        // The synced mark lies within the log: not past its end (a sync covers only what was
+        // written), and not below its start, which every move of the log start raises it to
+        // (what is gone needs no sync, and a mark left below would report less synced than is).
+        let (start, end) = (r.log.log_start_offset(), r.log.log_end_offset());
+        ensure(
+            start <= r.synced_offset && r.synced_offset <= end,
+            "synced-within-log",
+            || format!("synced to {}, log [{start}, {end})", r.synced_offset),
+        )?;
         match &r.role {
             Role::Idle => Ok(()),
             Role::Follower(fs) => ensure(

@@ -657,8 +657,7 @@ fn a_high_watermark_below_the_followers_log_start_is_taken_as_its_log_start() {
     let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
     let base = first_fetch_answer(epoch, 4, None);
     assert_eq!(answer_fetch(&mut b, base.clone()), Some((4, Some(epoch))));
-    let r = b.replicas.get_mut(&tp).expect("t-0");
-    assert!(r.log.advance_log_start(3));
+    assert!(b.set_log_start(&mut Context::new(0), &tp, 3));
     let lagging = crate::protocol::FetchResponse {
         fetch_offset: 4,
         high_watermark: 2,
@@ -669,6 +668,21 @@ fn a_high_watermark_below_the_followers_log_start_is_taken_as_its_log_start() {
     let log = b.log(&tp).expect("log");
     assert_eq!((log.log_start_offset(), log.high_watermark()), (3, 3));
     assert_eq!(rule_broken(&b), Ok(()));
+}
+
+/// Moving a log start raises the synced mark to it: a mark left below the log start
+/// (`synced-within-log`) would report less synced than the replica holds.
+#[test]
+fn a_synced_mark_below_the_log_start_breaks_an_invariant() {
+    let mut b = follower();
+    let tp = TopicPartition::new("t", 0);
+    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    answer_fetch(&mut b, first_fetch_answer(epoch, 4, None));
+    assert!(b.set_log_start(&mut Context::new(0), &tp, 3));
+    assert_eq!(b.replicas[&tp].synced_offset, 3);
+    assert_eq!(rule_broken(&b), Ok(()));
+    b.replicas.get_mut(&tp).unwrap().synced_offset = 2;
+    assert_eq!(rule_broken(&b), Err("synced-within-log"));
 }
 
 #[test]
