@@ -781,6 +781,30 @@ mod tests {
         c.metadata().partitions[0].clone()
     }
 
+    /// A registration starts the broker's session: a broker that dies before its first
+    /// heartbeat is still fenced when the session runs out, and the partitions it was elected
+    /// to lead move on (a session timer armed only by heartbeats would keep it live for good).
+    #[test]
+    fn a_registration_starts_the_brokers_session() {
+        let mut c = Controller::new(Arc::new(ControllerConfig {
+            session_timeout_ms: Some(2_000),
+            ..(*controller(BugSet::none()).config).clone()
+        }));
+        let mut cx = Context::new(0);
+        let register = Message::RegisterBroker {
+            broker: 0,
+            lost_data: false,
+        };
+        c.on_message(&mut cx, 0, register);
+        let started = cx.take_effects().into_iter().any(|e| {
+            e == Effect::SetTimer {
+                timer: Timer::SessionExpiry(0),
+                after_ms: 2_000,
+            }
+        });
+        assert!(started, "no session timer at registration");
+    }
+
     #[test]
     fn a_last_replica_that_lost_data_is_not_elected_again() {
         let mut c = controller(BugSet::none());

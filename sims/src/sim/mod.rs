@@ -1,8 +1,10 @@
 //! Running one scenario under madsim: build the cluster (`cluster`), inject the schedule's faults
 //! (`supervisor`), then heal, wait for convergence, probe that producers still write (`probe`)
-//! and check (`checks`). `run` ties them together.
+//! and check (`checks`), then leave the cluster alone for a while (`calm`). `run` ties them
+//! together.
 
 pub mod availability;
+pub mod calm;
 pub mod checks;
 pub mod cluster;
 pub mod committed;

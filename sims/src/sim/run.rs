@@ -1,5 +1,6 @@
 //! One simulated run of a scenario: build, inject faults, heal, wait for convergence within the
-//! liveness bound, probe that producers still write (`probe`), then check the history.
+//! liveness bound, probe that producers still write (`probe`), leave it alone a while (`calm`),
+//! then check the history.
 //! Everything here is a function of the scenario.
 
 use super::checks::not_converged;
@@ -176,6 +177,20 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
     }
     if converged == Converged::Broken {
         return cluster.finish(start, problems, roles).await;
+    }
+    if converged == Converged::Yes {
+        let settling = cluster.coverage.counts();
+        let mut before = BTreeMap::new();
+        for ms in [super::calm::SETTLE_MS, super::calm::CALM_MS] {
+            before = cluster.coverage.counts();
+            tokio::select! {
+                biased;
+                _ = cluster.broken.notified() => return cluster.finish(start, problems, roles).await,
+                _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+            }
+        }
+        let after = cluster.coverage.counts();
+        problems.extend(super::calm::judge(&settling, &before, &after));
     }
     // Every node's disk holds what it runs with (the run ended normally: all were restarted at
     // the heal, so none is down after a power loss; a broker whose disk took a flipped bit and

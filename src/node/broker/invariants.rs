@@ -46,7 +46,30 @@ impl Broker {
                 format!("coordinators of {OFFSETS_TOPIC} partitions {hosted:?}, some without a replica here")
             },
         )?;
+        self.check_syncs_in_flight()?;
         self.check_roles_follow_metadata()
+    }
+
+    /// Every sync in flight covers no more of a replica than the replica has asked to have
+    /// synced (`syncs-within-requested`): a truncation or a restart of the log lowers what it
+    /// asked for and must cut the marks of the syncs in flight to match. A mark left above would,
+    /// once its sync completes, count as durable records written after the cut, which that sync
+    /// never covered; a power loss then takes them while their acknowledgements stand.
+    pub(super) fn check_syncs_in_flight(&self) -> Checked {
+        for (token, marks) in &self.pending_syncs {
+            for (tp, mark) in marks {
+                let Some(r) = self.replicas.get(tp) else {
+                    continue;
+                };
+                ensure(*mark <= r.sync_requested, "syncs-within-requested", || {
+                    format!(
+                        "sync {token} in flight covers {tp} to {mark}, above the {} asked for",
+                        r.sync_requested
+                    )
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Each replica acts on the metadata this incarnation applied (`role-follows-metadata`): it
@@ -229,6 +252,22 @@ impl Broker {
         let waiting = ls.waiting_produce.iter().find(|w| w.last_offset >= end);
         ensure(waiting.is_none(), "waiting-produce-within-log", || {
             format!("produce waits for {waiting:?} past the log end {end}")
+        })?;
+        // Nothing the leader's progress step would do is left undone after a step: every path
+        // that changes what the high watermark counts (an append, a sync, a fetch, an ISR change,
+        // taking leadership) moves it as far as it may go and answers the produces that commits.
+        // A path that forgot leaves the watermark behind until some later event, or for good
+        // when none comes (a leader alone in its ISR takes no fetches).
+        let due = r.hw_due(&self.config, me);
+        ensure(due.is_none(), "leader-hw-current", || {
+            format!("high watermark {hw}, but the ISR's progress allows {due:?}")
+        })?;
+        let owed = ls
+            .waiting_produce
+            .iter()
+            .find(|w| r.produce_due(&self.config, w));
+        ensure(owed.is_none(), "produce-answered-when-due", || {
+            format!("produce {owed:?} still waits at high watermark {hw}")
         })
     }
 

@@ -4,7 +4,7 @@
 
 use super::{Broker, LeaderState, Progress, Role, WaitingProduce};
 use crate::log::{BatchCheck, PartitionLog, ProducerState, SequenceRules, Violation};
-use crate::node::{Bug, Context, DiskOp, Durability, Situation, Timer};
+use crate::node::{Bug, Context, DiskOp, Situation, Timer};
 use crate::protocol::{
     entry_block, Acks, BatchResult, BrokerId, ErrorCode, FetchRequest, FetchResponse, LogEntry,
     Message, NodeId, Offset, OffsetSpec, PartitionBatch, PartitionState, ProduceRequest,
@@ -461,53 +461,27 @@ impl Broker {
     /// After anything that may move the high watermark: advance it, answer produces it commits,
     /// and wake parked fetches.
     pub(super) fn leader_progress(&mut self, cx: &mut Context, tp: &TopicPartition) {
-        let me = self.config.id;
-        let durability = self.config.durability;
-        let fsync = durability == Durability::Fsync;
-        let own_unsynced_counts = self.config.bugs.has(Bug::AckBeforeSync);
-        let pending_ignored = self.config.bugs.has(Bug::HwIgnoresPendingIsr);
+        let config = &self.config;
         let Some(r) = self.replicas.get_mut(tp) else {
             return;
         };
-        let Role::Leader(ls) = &mut r.role else {
-            return;
-        };
-        let own = if fsync && !own_unsynced_counts {
-            r.synced_offset
-        } else {
-            r.log.log_end_offset()
-        };
-        // The high watermark: the least offset every member of the maximal ISR has (has synced,
-        // with fsync durability), once all of them have reached this epoch's start.
-        let mut candidate = Some(own);
-        let counted = if pending_ignored {
-            ls.isr.clone()
-        } else {
-            ls.maximal_isr()
-        };
-        for m in counted {
-            if m == me {
-                continue;
-            }
-            let theirs = ls.followers.get(&m).map(|p| p.counted(durability));
-            candidate = candidate.zip(theirs).map(|(a, b)| a.min(b));
-        }
-        if let Some(c) = candidate {
-            if c > r.log.high_watermark() && c >= ls.epoch_start {
-                if let Err(e) = r.log.set_high_watermark(c) {
-                    let v = Violation::new("leader-hw", e.to_string()).at(tp);
-                    return self.broken(v);
-                }
+        if let Some(c) = r.hw_due(config, config.id) {
+            if let Err(e) = r.log.set_high_watermark(c) {
+                let v = Violation::new("leader-hw", e.to_string()).at(tp);
+                return self.broken(v);
             }
         }
         let hw = r.log.high_watermark();
-        let isr_ok = ls.isr_meets_min(&self.config);
-        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut ls.waiting_produce)
-            .into_iter()
-            .partition(|w| match w.acks {
-                Acks::All => hw > w.last_offset,
-                _ => own > w.last_offset,
-            });
+        let (done, waiting): (Vec<_>, Vec<_>) = match &mut r.role {
+            Role::Leader(ls) => std::mem::take(&mut ls.waiting_produce),
+            _ => return,
+        }
+        .into_iter()
+        .partition(|w| r.produce_due(config, w));
+        let Role::Leader(ls) = &mut r.role else {
+            return;
+        };
+        let isr_ok = ls.isr_meets_min(config);
         ls.waiting_produce = waiting;
         for w in done {
             let result = if w.acks == Acks::All && !isr_ok {

@@ -41,6 +41,47 @@ impl Replica {
             _ => None,
         }
     }
+
+    /// How far this replica holds its own log for acknowledgements: what it has synced with
+    /// fsync durability, what it has written otherwise.
+    pub fn own_counted(&self, config: &BrokerConfig) -> Offset {
+        let fsync = config.durability == Durability::Fsync;
+        if fsync && !config.bugs.has(Bug::AckBeforeSync) {
+            self.synced_offset
+        } else {
+            self.log.log_end_offset()
+        }
+    }
+
+    /// The high watermark this replica, leading as `me`, may move to now, if above the one it
+    /// has: the least offset every member of the maximal ISR holds (has synced, with fsync
+    /// durability), once that reaches this epoch's start. A pure function of the state, so the
+    /// leader's step and the invariant that nothing is left to advance after it
+    /// (`leader-hw-current`) compute the same figure.
+    pub fn hw_due(&self, config: &BrokerConfig, me: BrokerId) -> Option<Offset> {
+        let ls = self.leader()?;
+        let counted = if config.bugs.has(Bug::HwIgnoresPendingIsr) {
+            ls.isr.clone()
+        } else {
+            ls.maximal_isr()
+        };
+        let mut candidate = self.own_counted(config);
+        for m in counted {
+            if m != me {
+                candidate = candidate.min(ls.followers.get(&m)?.counted(config.durability));
+            }
+        }
+        (candidate > self.log.high_watermark() && candidate >= ls.epoch_start).then_some(candidate)
+    }
+
+    /// Whether a produce waiting at this leader can be answered now: with acks=all once the
+    /// high watermark passes its last record, otherwise once this replica holds it.
+    pub fn produce_due(&self, config: &BrokerConfig, w: &WaitingProduce) -> bool {
+        match w.acks {
+            Acks::All => self.log.high_watermark() > w.last_offset,
+            _ => self.own_counted(config) > w.last_offset,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]

@@ -388,6 +388,27 @@ fn a_sync_in_flight_across_a_truncation_covers_nothing_written_after_the_cut() {
     assert_eq!(b.replicas()[&tp].synced_offset, 0);
 }
 
+/// A truncation or a restart of the log cuts the syncs in flight to what it keeps; a mark left
+/// above what the replica asked to have synced breaks `syncs-within-requested` at once (its sync
+/// would later count records written after the cut as durable).
+#[test]
+fn a_sync_in_flight_above_what_the_replica_asked_for_breaks_an_invariant() {
+    let tp = TopicPartition::new("t", 0);
+    let mut b = single_leader_with(fsync_config(0));
+    assert!(produce(&mut b, "a", 0).is_empty(), "not synced yet");
+    assert!(produce(&mut b, "b", 1).is_empty(), "not synced yet");
+    assert_eq!(rule_broken(&b), Ok(()));
+    let mut cx = Context::new(0);
+    b.truncate(&mut cx, &tp, 1);
+    assert_eq!(b.check_syncs_in_flight(), Ok(()));
+    b.restart_log(&mut cx, &tp, 0, Vec::new());
+    assert_eq!(b.check_syncs_in_flight(), Ok(()));
+    let (_, marks) = b.pending_syncs.back_mut().expect("a sync in flight");
+    marks[0].1 = 1;
+    let broken = b.check_syncs_in_flight().map_err(|v| v.rule);
+    assert_eq!(broken, Err("syncs-within-requested"));
+}
+
 /// `BrokerConfig::new(id, [9])` with fsync durability.
 fn fsync_config(id: u32) -> BrokerConfig {
     let mut config = BrokerConfig::new(id, vec![9]);
@@ -541,8 +562,9 @@ fn a_fetch_from_a_dropped_connection_is_ignored() {
     let epoch = leader
         .leader_epoch_of(&TopicPartition::new("t", 0))
         .expect("leads t-0");
-    let on = |connection, offset| {
-        let mut req = match follower_fetch(broker_epoch, epoch) {
+    // Follower 1's fetch from `offset` on connection `connection` of its incarnation `incarnation`.
+    let on = |incarnation, connection, offset| {
+        let mut req = match follower_fetch(incarnation, epoch) {
             Message::Fetch(req) => req,
             other => panic!("a fetch expected: {other:?}"),
         };
@@ -553,15 +575,15 @@ fn a_fetch_from_a_dropped_connection_is_ignored() {
         }
         Message::Fetch(req)
     };
-    to_broker(&mut leader, 1, on(1, 1));
+    to_broker(&mut leader, 1, on(broker_epoch, 1, 1));
     let progress = |b: &mut Broker| leader_state(b).followers.get(&1).map(|p| p.log_end);
     assert_eq!(progress(&mut leader), Some(1));
     // The old connection's fetch from 0 arrives late: ignored, unanswered.
-    assert_eq!(to_broker(&mut leader, 1, on(0, 0)), vec![]);
+    assert_eq!(to_broker(&mut leader, 1, on(broker_epoch, 0, 0)), vec![]);
     assert_eq!(progress(&mut leader), Some(1));
     // The same fetch on the current connection is taken (the follower truncated, say), and
     // its answer names that connection.
-    let answers = to_broker(&mut leader, 1, on(1, 0));
+    let answers = to_broker(&mut leader, 1, on(broker_epoch, 1, 0));
     assert!(
         matches!(&answers[..], [(1, Message::FetchResponse(r))] if r.connection == 1),
         "{answers:?}"
@@ -571,18 +593,46 @@ fn a_fetch_from_a_dropped_connection_is_ignored() {
     // old incarnation's, and its fetches must still be answered (connections are ordered by
     // broker epoch first; ordered by number alone, a restarted follower went unanswered until
     // its fetch timeouts had numbered a connection past the old one).
-    let mut restarted = match on(0, 0) {
-        Message::Fetch(req) => req,
-        other => panic!("a fetch expected: {other:?}"),
-    };
-    if let Some(r) = restarted.replica.as_mut() {
-        r.broker_epoch = broker_epoch + 1;
-    }
-    let answers = to_broker(&mut leader, 1, Message::Fetch(restarted));
+    let answers = to_broker(&mut leader, 1, on(broker_epoch + 1, 0, 0));
     assert!(
         matches!(&answers[..], [(1, Message::FetchResponse(r))] if r.connection == 0),
         "{answers:?}"
     );
+}
+
+/// After every step a leader has done all its progress step would (`leader-hw-current`,
+/// `produce-answered-when-due`): a path that records what moves the high watermark but forgets
+/// the step leaves the watermark, and the produces it commits, waiting for some later event.
+#[test]
+fn a_high_watermark_left_behind_by_a_step_breaks_an_invariant() {
+    let (_controller, mut leader) = pair();
+    let tp = TopicPartition::new("t", 0);
+    assert_eq!(produce(&mut leader, "a", 0), vec![]);
+    let broker_epoch = leader.metadata().registration(1).expect("registered").epoch;
+    let epoch = leader.leader_epoch_of(&tp).expect("leads t-0");
+    to_broker(&mut leader, 1, follower_fetch(broker_epoch, epoch));
+    assert_eq!(rule_broken(&leader), Ok(()));
+    // Follower 1's progress past the record, recorded without the step.
+    let progress = leader_state(&mut leader)
+        .followers
+        .get_mut(&1)
+        .expect("fetched");
+    (progress.log_end, progress.synced) = (1, 1);
+    assert_eq!(rule_broken(&leader), Err("leader-hw-current"));
+    // The watermark moved, but the produce it commits left waiting.
+    leader
+        .replicas
+        .get_mut(&tp)
+        .expect("t-0")
+        .log
+        .set_high_watermark(1)
+        .expect("within the log");
+    assert_eq!(rule_broken(&leader), Err("produce-answered-when-due"));
+    // The step itself answers it and leaves nothing due.
+    let mut cx = Context::new(0);
+    leader.leader_progress(&mut cx, &tp);
+    assert_eq!(produce_answers(cx.take_effects()), vec![Ok(0)]);
+    assert_eq!(rule_broken(&leader), Ok(()));
 }
 
 fn fetched_at(effects: Vec<Effect>) -> Option<(Offset, Option<u32>)> {
@@ -647,17 +697,25 @@ fn a_fetch_answer_of_another_leader_epoch_is_ignored() {
     assert_eq!(taken, Some((3, Some(epoch))));
 }
 
-/// A leader's high watermark can lag the log start a follower's own retention moved (a new
-/// leader learns its watermark only from its followers' next fetches): the follower takes its
-/// log start as its watermark, never one below it, which its log refuses (`follower-hw`).
-#[test]
-fn a_high_watermark_below_the_followers_log_start_is_taken_as_its_log_start() {
+/// A follower of t-0 holding records 0..4 of its leader epoch, whose log start (its own retention)
+/// then moved to 3; with the leader's answer that gave it those records.
+fn follower_with_log_start_3() -> (Broker, TopicPartition, crate::protocol::FetchResponse) {
     let mut b = follower();
     let tp = TopicPartition::new("t", 0);
     let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
     let base = first_fetch_answer(epoch, 4, None);
     assert_eq!(answer_fetch(&mut b, base.clone()), Some((4, Some(epoch))));
     assert!(b.set_log_start(&mut Context::new(0), &tp, 3));
+    (b, tp, base)
+}
+
+/// A leader's high watermark can lag the log start a follower's own retention moved (a new
+/// leader learns its watermark only from its followers' next fetches): the follower takes its
+/// log start as its watermark, never one below it, which its log refuses (`follower-hw`).
+#[test]
+fn a_high_watermark_below_the_followers_log_start_is_taken_as_its_log_start() {
+    let (mut b, tp, base) = follower_with_log_start_3();
+    let epoch = base.leader_epoch;
     let lagging = crate::protocol::FetchResponse {
         fetch_offset: 4,
         high_watermark: 2,
@@ -674,11 +732,7 @@ fn a_high_watermark_below_the_followers_log_start_is_taken_as_its_log_start() {
 /// (`synced-within-log`) would report less synced than the replica holds.
 #[test]
 fn a_synced_mark_below_the_log_start_breaks_an_invariant() {
-    let mut b = follower();
-    let tp = TopicPartition::new("t", 0);
-    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
-    answer_fetch(&mut b, first_fetch_answer(epoch, 4, None));
-    assert!(b.set_log_start(&mut Context::new(0), &tp, 3));
+    let (mut b, tp, _) = follower_with_log_start_3();
     assert_eq!(b.replicas[&tp].synced_offset, 3);
     assert_eq!(rule_broken(&b), Ok(()));
     b.replicas.get_mut(&tp).unwrap().synced_offset = 2;
@@ -756,6 +810,36 @@ fn a_follower_that_parts_from_its_leader_below_its_log_start_starts_over_there()
         log.producer_state(7).is_none(),
         "the old history's producer"
     );
+}
+
+/// The same, where the leader still holds our epoch but ended it below our log start, above its
+/// own: the follower starts over at the leader's log start, not at that epoch's end, or it would
+/// lack the leader's records between the two (and, elected, answer them as deleted).
+#[test]
+fn a_follower_that_parts_below_its_log_start_starts_at_the_leaders_log_start() {
+    use crate::protocol::{EpochEndOffset, FetchResponse};
+    let mut b = follower();
+    let tp = TopicPartition::new("t", 0);
+    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    let base = FetchResponse {
+        log_start_offset: 3,
+        ..first_fetch_answer(epoch, 5, Some(7))
+    };
+    assert_eq!(answer_fetch(&mut b, base.clone()), Some((5, Some(epoch))));
+    let diverged = FetchResponse {
+        fetch_offset: 5,
+        high_watermark: 8,
+        log_start_offset: 1,
+        records: Vec::new(),
+        diverging_epoch: Some(EpochEndOffset {
+            epoch: Some(epoch),
+            end_offset: 2,
+        }),
+        ..base
+    };
+    assert_eq!(answer_fetch(&mut b, diverged), Some((1, None)));
+    let log = b.log(&tp).expect("log");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (1, 1));
 }
 
 /// Producer 7's state as a leader hands it over: one batch of one record at `offset`.

@@ -106,6 +106,26 @@ fn member_assigned(c: &mut Consumer) -> u64 {
     corr
 }
 
+/// A group request that times out leaves the coordinator unknown: the next group request is a
+/// FindCoordinator, not another request to a coordinator that may be gone (a broker that died
+/// or lost its `__consumer_offsets` leadership answers nothing, and asking it again only times
+/// out again).
+#[test]
+fn a_timed_out_group_request_looks_the_coordinator_up_again() {
+    let mut c = consumer(None, &[]);
+    member_assigned(&mut c);
+    let mut cx = Context::new(0);
+    c.on_timer(&mut cx, Timer::ClientRequestTimeout);
+    let mut fx = cx.take_effects();
+    if sent_group(&fx).is_none() {
+        // Backing off first, if the consumer does.
+        c.on_timer(&mut cx, Timer::ClientBackoff);
+        fx = cx.take_effects();
+    }
+    let (_, req) = sent_group(&fx).expect("a group request after the timeout");
+    assert!(matches!(req, GroupRequest::FindCoordinator), "{req:?}");
+}
+
 fn committed_at_3() -> GroupAnswer {
     GroupAnswer::Offset {
         offset: Some(3),

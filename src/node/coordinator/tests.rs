@@ -278,6 +278,33 @@ fn the_bug_switch_accepts_a_stale_commit_and_the_offset_goes_back() {
     );
 }
 
+/// A heartbeat renews the member's session: it sets the member's session timer again, so a
+/// member that only heartbeats (nothing to commit) is never expired while it keeps doing so.
+#[test]
+fn a_heartbeat_renews_the_members_session() {
+    let mut b = broker(&[]);
+    let (m1, _) = two_members(&mut b);
+    let msg = GroupMessage {
+        group: "g".into(),
+        correlation: 1,
+        request: GroupRequest::Heartbeat {
+            member: m1.clone(),
+            generation: 2,
+        },
+    };
+    let mut cx = Context::new(0);
+    b.on_message(&mut cx, 101, Message::Group(msg));
+    let session = Timer::MemberSession {
+        group: "g".into(),
+        member: m1,
+    };
+    let renewed = cx
+        .take_effects()
+        .into_iter()
+        .any(|e| matches!(e, Effect::SetTimer { timer, .. } if timer == session));
+    assert!(renewed, "the heartbeat did not renew the session");
+}
+
 #[test]
 fn session_expiry_removes_a_member_and_the_other_rebalances_alone() {
     let mut b = broker(&[]);

@@ -772,6 +772,66 @@ fn a_lost_pre_vote_follows_only_a_leader_of_its_own_epoch() {
     }
 }
 
+/// Voter 2 of a quorum led by 0 in epoch 1, moved on to epoch 2 by a candidate's request (no
+/// leader known there), whose election timer then fired: prospective, asking for epoch 3.
+fn prospective_in_epoch_2() -> Net {
+    let mut net = Net::new(&[]);
+    net.elect(0);
+    let n = &mut net.nodes[2];
+    let mut cx = Context::new(0);
+    n.observe_epoch(&mut cx, 2, None);
+    n.on_timer(&mut cx, Timer::QuorumElection);
+    assert!(matches!(n.role, QuorumRole::Prospective { .. }));
+    net
+}
+
+fn pre_vote_granted(request_epoch: QuorumEpoch) -> Message {
+    Message::PreVoteResponse(crate::protocol::VoteResponse {
+        request_epoch,
+        epoch: 1,
+        leader: None,
+        granted: true,
+    })
+}
+
+/// Only answers to this pre-vote round count: grants of an earlier round (asked from an older
+/// epoch, and answered about that) say nothing of whether a majority would follow now.
+#[test]
+fn pre_vote_grants_of_an_earlier_round_are_not_counted() {
+    let mut net = prospective_in_epoch_2();
+    let n = &mut net.nodes[2];
+    let mut cx = Context::new(0);
+    for v in [0, 1] {
+        n.on_message(&mut cx, v, pre_vote_granted(2));
+    }
+    assert_eq!(n.epoch, 2);
+    assert!(matches!(n.role, QuorumRole::Prospective { .. }));
+    // This round's grants start the election.
+    for v in [0, 1] {
+        n.on_message(&mut cx, v, pre_vote_granted(3));
+    }
+    assert_eq!(n.epoch, 3);
+    assert!(matches!(n.role, QuorumRole::Candidate { .. }));
+}
+
+/// A prospective voter that grants a vote in its epoch gives up its own pre-vote round: it waits
+/// for the candidate it voted for, and late grants of its round start no election against it.
+#[test]
+fn a_prospective_voter_that_grants_a_vote_gives_up_its_pre_vote() {
+    let mut net = prospective_in_epoch_2();
+    let n = &mut net.nodes[2];
+    let mut cx = Context::new(0);
+    let request = vote_request(2, 1, n.log.last_epoch(), n.log.end_offset());
+    n.on_message(&mut cx, 1, request);
+    assert_eq!(n.voted_for, Some(1));
+    assert_eq!(n.role, QuorumRole::Follower { leader: None });
+    for v in [0, 1] {
+        n.on_message(&mut cx, v, pre_vote_granted(3));
+    }
+    assert_eq!(n.epoch, 2);
+    assert_eq!(n.role, QuorumRole::Follower { leader: None });
+}
+
 #[test]
 fn bug_names_round_trip() {
     for bug in [

@@ -1,0 +1,160 @@
+//! The calm after the run: once the cluster has converged and the probes were acknowledged, it is
+//! left alone for `SETTLE_MS` and then `CALM_MS`, with no faults and no new writes. A healthy
+//! cluster stays as it is:
+//! the leaders keep leading, the brokers keep their controller, the members keep their
+//! generation. Anything that reacts to a fault happening then is a reaction to no fault — a
+//! heartbeat that stopped renewing a session, a timer never reset, a counter never cleared —
+//! which the history cannot show (the cluster recovers each time, and every record still
+//! arrives) and the convergence check cannot either (it looks once, and the churn is periodic).
+//! So the run counts the protocol situations that only a fault should bring about, before and
+//! after the calm, and reports any that happened (`unstable`).
+
+use seedlog::node::Situation;
+use std::collections::BTreeMap;
+
+/// How long the converged cluster is left alone before the calm is judged: what the faults
+/// set in motion finishes first (a member id orphaned by a join retried after a timeout lives
+/// out its group session; a partition led away from its preferred replica is moved back).
+pub const SETTLE_MS: u64 = 3_000;
+
+/// How long the calm that is judged lasts: longer than every session timeout of the simulated
+/// cluster (brokers' controller sessions 2 s, group sessions 3 s), so a timer that is never
+/// renewed fires at least once within it.
+pub const CALM_MS: u64 = 4_000;
+
+/// What only a fault (a crash, a partition, a stalled disk, a lost message) should bring about,
+/// and a timer or counter that is never reset brings about again and again. Left out on purpose:
+/// what a calm cluster does by design (retention and compaction moving log starts, snapshots,
+/// preferred-leader elections moving leadership back, a follower rejoining the ISR, producer id
+/// blocks); what a request of before the heal that the network delivers late still causes
+/// (refused or fenced produces and commits, truncations of a stale tail); and fencing, ISR
+/// shrinks and elections, which a broker's registration delivered seconds late still causes
+/// today (the controller takes it for a new incarnation and fences the live one: an open
+/// finding, in the README's twenty-seventh round).
+pub const DISRUPTIONS: [Situation; 6] = [
+    Situation::ControllerFailover,
+    Situation::ControllerRedirect,
+    Situation::QuorumLeaderResigned,
+    Situation::PreVoteLost,
+    Situation::Rebalance,
+    Situation::CoordinatorFailover,
+];
+
+/// How often one disruption must happen in the calm to count: the churn this looks for repeats
+/// (a session never renewed expires every session timeout), while a late echo of the faults
+/// happens once.
+pub const REPEATS: u64 = 2;
+
+/// Disruptions an election during the calm or the settling brings about by design: the
+/// coordinator moves with the leadership of its `__consumer_offsets` partition, and its groups
+/// rebalance onto it.
+const AFTER_ELECTION: [Situation; 2] = [Situation::Rebalance, Situation::CoordinatorFailover];
+
+/// The problem line for a calm that was not one, from the situation counts when the settling
+/// began, when the calm began and when it ended.
+pub fn judge(
+    settling: &BTreeMap<Situation, u64>,
+    before: &BTreeMap<Situation, u64>,
+    after: &BTreeMap<Situation, u64>,
+) -> Option<String> {
+    let count = |m: &BTreeMap<Situation, u64>, s| m.get(&s).copied().unwrap_or(0);
+    // An election since the settling began moves a coordinator whose groups rebalance.
+    let elected = [Situation::PreferredElection, Situation::CleanElection]
+        .iter()
+        .any(|&s| count(after, s) > count(settling, s));
+    let seen: Vec<String> = DISRUPTIONS
+        .iter()
+        .filter(|s| !(elected && AFTER_ELECTION.contains(s)))
+        .filter_map(|&s| {
+            let n = count(after, s).saturating_sub(count(before, s));
+            (n >= REPEATS).then(|| format!("{s:?} x{n}"))
+        })
+        .collect();
+    (!seen.is_empty()).then(|| {
+        format!(
+            "unstable: in {CALM_MS} ms without faults, {SETTLE_MS} ms after converging, the \
+             cluster reacted as if to one, again and again: {}",
+            seen.join(", ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(pairs: &[(Situation, u64)]) -> BTreeMap<Situation, u64> {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_calm_with_no_disruption_passes() {
+        let before = counts(&[(Situation::Rebalance, 3), (Situation::RetentionDelete, 1)]);
+        // Retention and preferred elections are what a calm cluster does.
+        let after = counts(&[
+            (Situation::Rebalance, 3),
+            (Situation::RetentionDelete, 4),
+            (Situation::PreferredElection, 1),
+        ]);
+        assert_eq!(judge(&before, &before, &after), None);
+    }
+
+    #[test]
+    fn a_repeated_disruption_during_the_calm_is_named_with_its_count() {
+        let settling = counts(&[(Situation::Rebalance, 1)]);
+        let before = counts(&[(Situation::Rebalance, 3)]);
+        let after = counts(&[
+            (Situation::Rebalance, 5),
+            (Situation::ControllerRedirect, 3),
+        ]);
+        let line = judge(&settling, &before, &after).expect("unstable");
+        assert!(line.starts_with("unstable: "), "{line}");
+        assert!(line.contains("Rebalance x2"), "{line}");
+        assert!(line.contains("ControllerRedirect x3"), "{line}");
+        // Once is an echo of the faults, not churn.
+        let once = counts(&[(Situation::Rebalance, 4)]);
+        assert_eq!(judge(&settling, &before, &once), None);
+    }
+
+    /// An election (preferred or not), in the calm or while settling, moves a coordinator, and
+    /// its groups rebalance: excused. The other disruptions still count.
+    #[test]
+    fn a_rebalance_after_an_election_is_excused() {
+        for election in [Situation::PreferredElection, Situation::CleanElection] {
+            let settling = counts(&[(election, 2)]);
+            let before = counts(&[(election, 3)]);
+            let after = counts(&[
+                (election, 3),
+                (Situation::CoordinatorFailover, 2),
+                (Situation::Rebalance, 2),
+            ]);
+            assert_eq!(judge(&settling, &before, &after), None);
+            let mut redirected = after.clone();
+            redirected.insert(Situation::ControllerRedirect, 2);
+            let line = judge(&settling, &before, &redirected).expect("unstable");
+            let named = line.contains("ControllerRedirect x2") && !line.contains("Rebalance");
+            assert!(named, "{line}");
+            // Without an election since the settling began, the same rebalances are churn.
+            assert!(judge(&before, &before, &after).is_some());
+        }
+    }
+
+    /// Nothing a calm cluster does by design, nor what a late registration still causes, is
+    /// counted as a disruption.
+    #[test]
+    fn what_a_calm_cluster_does_by_design_is_no_disruption() {
+        for s in [
+            Situation::RetentionDelete,
+            Situation::Compaction,
+            Situation::QuorumSnapshotTaken,
+            Situation::PreferredElection,
+            Situation::IsrExpand,
+            Situation::ProducerIdBlockAllocated,
+            Situation::BrokerFenced,
+            Situation::IsrShrink,
+            Situation::CleanElection,
+        ] {
+            assert!(!DISRUPTIONS.contains(&s), "{s:?}");
+        }
+    }
+}
