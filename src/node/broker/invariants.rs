@@ -258,7 +258,7 @@ impl Broker {
         // taking leadership) moves it as far as it may go and answers the produces that commits.
         // A path that forgot leaves the watermark behind until some later event, or for good
         // when none comes (a leader alone in its ISR takes no fetches).
-        let due = r.hw_due(&self.config, me);
+        let due = r.hw_due(&self.config);
         ensure(due.is_none(), "leader-hw-current", || {
             format!("high watermark {hw}, but the ISR's progress allows {due:?}")
         })?;

@@ -465,7 +465,7 @@ impl Broker {
         let Some(r) = self.replicas.get_mut(tp) else {
             return;
         };
-        if let Some(c) = r.hw_due(config, config.id) {
+        if let Some(c) = r.hw_due(config) {
             if let Err(e) = r.log.set_high_watermark(c) {
                 let v = Violation::new("leader-hw", e.to_string()).at(tp);
                 return self.broken(v);

@@ -53,21 +53,23 @@ impl Replica {
         }
     }
 
-    /// The high watermark this replica, leading as `me`, may move to now, if above the one it
-    /// has: the least offset every member of the maximal ISR holds (has synced, with fsync
-    /// durability), once that reaches this epoch's start. A pure function of the state, so the
-    /// leader's step and the invariant that nothing is left to advance after it
-    /// (`leader-hw-current`) compute the same figure.
-    pub fn hw_due(&self, config: &BrokerConfig, me: BrokerId) -> Option<Offset> {
+    /// The high watermark this replica, leading on broker `config.id`, may move to now, if above
+    /// the one it has: the least offset every member of the maximal ISR holds (has synced, with
+    /// fsync durability), once that reaches this epoch's start. A pure function of the state, so
+    /// the leader's step and the invariant that nothing is left to advance after it
+    /// (`leader-hw-current`) compute the same figure. It runs after every step, so it walks the
+    /// committed and the proposed ISR in place rather than building the maximal one (a member in
+    /// both is counted twice, which leaves the least the same).
+    pub fn hw_due(&self, config: &BrokerConfig) -> Option<Offset> {
         let ls = self.leader()?;
-        let counted = if config.bugs.has(Bug::HwIgnoresPendingIsr) {
-            ls.isr.clone()
+        let pending = if config.bugs.has(Bug::HwIgnoresPendingIsr) {
+            None
         } else {
-            ls.maximal_isr()
+            ls.pending_isr.as_ref()
         };
         let mut candidate = self.own_counted(config);
-        for m in counted {
-            if m != me {
+        for &m in ls.isr.iter().chain(pending.into_iter().flatten()) {
+            if m != config.id {
                 candidate = candidate.min(ls.followers.get(&m)?.counted(config.durability));
             }
         }

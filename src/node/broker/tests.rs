@@ -421,6 +421,14 @@ fn follower() -> Broker {
     started_broker(&two_broker_controller(), 1)
 }
 
+/// `follower()`, with the partition it follows and its leader epoch there.
+fn follower_of_t0() -> (Broker, TopicPartition, u32) {
+    let b = follower();
+    let tp = TopicPartition::new("t", 0);
+    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    (b, tp, epoch)
+}
+
 /// What the broker's disk would hold: its logs as they are now, then `effects`' writes.
 fn image_after(before: &Broker, effects: &[Effect]) -> crate::node::BrokerImage {
     let logs = before.replicas.iter();
@@ -683,9 +691,7 @@ fn first_fetch_answer(
 /// has since truncated (it followed another leader in between) and its high watermark of then.
 #[test]
 fn a_fetch_answer_of_another_leader_epoch_is_ignored() {
-    let mut b = follower();
-    let tp = TopicPartition::new("t", 0);
-    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    let (mut b, tp, epoch) = follower_of_t0();
     for other in epoch.checked_sub(1).into_iter().chain([epoch + 1]) {
         assert_eq!(
             answer_fetch(&mut b, first_fetch_answer(other, 3, None)),
@@ -700,9 +706,7 @@ fn a_fetch_answer_of_another_leader_epoch_is_ignored() {
 /// A follower of t-0 holding records 0..4 of its leader epoch, whose log start (its own retention)
 /// then moved to 3; with the leader's answer that gave it those records.
 fn follower_with_log_start_3() -> (Broker, TopicPartition, crate::protocol::FetchResponse) {
-    let mut b = follower();
-    let tp = TopicPartition::new("t", 0);
-    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    let (mut b, tp, epoch) = follower_of_t0();
     let base = first_fetch_answer(epoch, 4, None);
     assert_eq!(answer_fetch(&mut b, base.clone()), Some((4, Some(epoch))));
     assert!(b.set_log_start(&mut Context::new(0), &tp, 3));
@@ -742,9 +746,7 @@ fn a_synced_mark_below_the_log_start_breaks_an_invariant() {
 #[test]
 fn a_follower_whose_epochs_the_leader_no_longer_holds_restarts_at_its_log_start() {
     use crate::protocol::{EpochEndOffset, FetchResponse};
-    let mut b = follower();
-    let tp = TopicPartition::new("t", 0);
-    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    let (mut b, tp, epoch) = follower_of_t0();
     let respond = answer_fetch;
     let base = first_fetch_answer(epoch, 3, None);
     assert_eq!(respond(&mut b, base.clone()), Some((3, Some(epoch))));
@@ -778,9 +780,7 @@ fn a_follower_whose_epochs_the_leader_no_longer_holds_restarts_at_its_log_start(
 #[test]
 fn a_follower_that_parts_from_its_leader_below_its_log_start_starts_over_there() {
     use crate::protocol::{EpochEndOffset, FetchResponse};
-    let mut b = follower();
-    let tp = TopicPartition::new("t", 0);
-    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    let (mut b, tp, epoch) = follower_of_t0();
     let respond = answer_fetch;
     // Five committed records of producer 7, of which the leader's retention deleted three.
     let base = FetchResponse {
@@ -818,9 +818,7 @@ fn a_follower_that_parts_from_its_leader_below_its_log_start_starts_over_there()
 #[test]
 fn a_follower_that_parts_below_its_log_start_starts_at_the_leaders_log_start() {
     use crate::protocol::{EpochEndOffset, FetchResponse};
-    let mut b = follower();
-    let tp = TopicPartition::new("t", 0);
-    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    let (mut b, tp, epoch) = follower_of_t0();
     let base = FetchResponse {
         log_start_offset: 3,
         ..first_fetch_answer(epoch, 5, Some(7))
@@ -1683,9 +1681,7 @@ fn an_append_error_on_the_leader_is_a_broken_invariant_not_a_client_error() {
 #[test]
 fn a_fetch_answer_that_does_not_continue_the_log_is_a_broken_invariant() {
     use crate::protocol::{FetchResponse, LogEntry};
-    let mut b = follower();
-    let tp = TopicPartition::new("t", 0);
-    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    let (mut b, tp, epoch) = follower_of_t0();
     let gap = FetchResponse {
         tp: tp.clone(),
         fetch_offset: 0,
@@ -1711,9 +1707,7 @@ fn a_fetch_answer_that_does_not_continue_the_log_is_a_broken_invariant() {
 #[test]
 fn a_follower_whose_whole_log_lies_past_the_leaders_end_restarts_at_its_log_start() {
     use crate::protocol::{FetchResponse, LogEntry};
-    let mut b = follower();
-    let tp = TopicPartition::new("t", 0);
-    let epoch = b.metadata().partition(&tp).expect("t-0").leader_epoch;
+    let (mut b, tp, epoch) = follower_of_t0();
     // The follower's log: retention left only offsets 20..22 of what an old leader had.
     let r = b.replicas.get_mut(&tp).expect("t-0");
     r.log.reset_to(20);
