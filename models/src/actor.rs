@@ -112,10 +112,10 @@ pub type Msg = Digested<Message>;
 /// A node with a disk rebuilt from its recovered image, with the configuration it was built
 /// with: a broker, the controller or a quorum voter. A node of another kind, or an image of
 /// another kind (nothing written yet), boots as it first did.
-pub fn recover_from_image(initial: &AnyNode, image: Image) -> AnyNode {
+pub fn recover_from_image(initial: &AnyNode, image: Image, boots: u64) -> AnyNode {
     match (initial, image) {
         (AnyNode::Broker(b), Image::Broker(image)) => {
-            AnyNode::Broker(Broker::recover(b.config_arc(), image))
+            AnyNode::Broker(Broker::recover(b.config_arc(), image, boots))
         }
         (AnyNode::Controller(c), Image::Controller(image)) => {
             AnyNode::Controller(Controller::recover(c.config_arc(), image))
@@ -155,8 +155,9 @@ pub struct NodeActor {
     pub initial: AnyNode,
     /// Its disk at first start.
     pub initial_image: Image,
-    /// Rebuilds the node from a recovered disk image.
-    pub recover: fn(&AnyNode, Image) -> AnyNode,
+    /// Rebuilds the node from a recovered disk image, in its `boots`-th restart (a broker's
+    /// incarnation: every run of a broker registers under a number no earlier run had).
+    pub recover: fn(&AnyNode, Image, u64) -> AnyNode,
     /// Messages delivered right after the very first start, within the same step (how a model
     /// pre-fills a log: a produce the leader appends before the model's first step).
     pub first_boot: Vec<(NodeId, Message)>,
@@ -467,7 +468,8 @@ impl Actor for NodeActor {
                 let stored = Stored::new(disk.clone());
                 o.save(stored.clone());
                 if disk.written == disk.synced {
-                    let node = (self.recover)(&self.initial, (*disk.synced).clone());
+                    let node =
+                        (self.recover)(&self.initial, (*disk.synced).clone(), disk.boots.into());
                     self.run(node, stored, |n, cx| n.on_start(cx), o)
                 } else {
                     o.choose_random("boot", vec![Boot::PageCacheKept, Boot::UnsyncedLost]);
@@ -490,7 +492,7 @@ impl Actor for NodeActor {
         if *random == Boot::UnsyncedLost {
             o.save(stored.clone());
         }
-        let node = (self.recover)(&self.initial, (*disk.written).clone());
+        let node = (self.recover)(&self.initial, (*disk.written).clone(), disk.boots.into());
         *state = Cow::Owned(self.run(node, stored, |n, cx| n.on_start(cx), o));
     }
 

@@ -517,7 +517,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
                 metadata.clone(),
             )),
             initial_image: Image::Empty,
-            recover: |initial, _| initial.clone(),
+            recover: |initial, _, _| initial.clone(),
             first_boot: Vec::new(),
             deferred_sync: false,
         });
@@ -537,7 +537,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
                 metadata.clone(),
             )),
             initial_image: Image::Empty,
-            recover: |initial, _| initial.clone(),
+            recover: |initial, _, _| initial.clone(),
             first_boot: Vec::new(),
             deferred_sync: false,
         });
@@ -567,6 +567,9 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             max_records: None,
             recommit_ms: None,
             seek_to: Default::default(),
+            // The model's consumers never time a request out, so none repeats a join: the extra
+            // round trip would only deepen every counterexample by two steps.
+            require_known_member_id: false,
             bugs: bugs.clone(),
         };
         model = model.actor(NodeActor {
@@ -574,7 +577,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
             initial: AnyNode::Consumer(Box::new(Consumer::new(Arc::new(config)))),
             initial_image: Image::Empty,
             // A restarted consumer is a new process: a new member, from the committed offsets.
-            recover: |initial, _| initial.clone(),
+            recover: |initial, _, _| initial.clone(),
             first_boot: Vec::new(),
             deferred_sync: false,
         });

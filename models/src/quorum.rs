@@ -215,7 +215,7 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         name: "client".into(),
         initial: AnyNode::QuorumClient(QuorumClient::new(Arc::new(client_config))),
         initial_image: Image::Empty,
-        recover: |initial, _| initial.clone(),
+        recover: |initial, _, _| initial.clone(),
         first_boot: Vec::new(),
         deferred_sync: false,
     });

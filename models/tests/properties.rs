@@ -545,6 +545,7 @@ mod offsets {
             member: None,
             topics: vec![TOPIC.into()],
             assign: AssignBy::Coordinator(Assignor::Range),
+            require_known_member_id: false,
         };
         deliver(s, 0, a, group(1, join));
         replicate_offsets(s);

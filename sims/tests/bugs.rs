@@ -144,10 +144,13 @@ fn isr_before_epoch_start_is_caught() {
             .all(|t| matches!(t, Target::Node(_)))),
         "{events:?}"
     );
+    // The shrink keeps the run's first problem, which may be the loss seen from a latest offset:
+    // the new leader answered below a high watermark an older leader had reached, i.e. it lacks
+    // committed records (seed 6's since a repeated registration fences nothing).
+    let problem = shrunk.problem.as_str();
     assert!(
-        LOSS.contains(&shrunk.problem.as_str()),
-        "{}",
-        shrunk.problem
+        LOSS.contains(&problem) || problem == "latest-below-older-epoch",
+        "{problem}"
     );
 }
 
@@ -594,6 +597,32 @@ fn time_lookup_past_hw_is_caught() {
     caught_and_clean_without(Bug::TimeLookupPastHw, 30, &["time-offset-above-hw"]);
 }
 
+/// A liveness bug only the calm after the run sees: every record is read and committed, the
+/// history is clean, and the cluster converges; but left alone, the group's members are
+/// expelled every session timeout (their heartbeats renew nothing) and the group rebalances
+/// again and again (`unstable`: 200 of seeds 0..199).
+#[test]
+fn member_session_not_renewed_is_caught_by_the_calm() {
+    let catch = first_catch(Bug::MemberSessionNotRenewed, None, 5, &["unstable"]);
+    assert!(
+        catch.without.is_empty(),
+        "clean without the switch: {:?}",
+        catch.without
+    );
+    let outcome = run(&catch.scenario, false);
+    assert_eq!(
+        outcome.problems.len(),
+        1,
+        "only the calm: {:?}",
+        outcome.problems
+    );
+    assert!(
+        outcome.problems[0].contains("Rebalance x"),
+        "{:?}",
+        outcome.problems
+    );
+}
+
 #[test]
 fn max_timestamp_last_tie_is_caught() {
     // ListOffsets by max timestamp answers the last record of the largest millisecond, not the
@@ -612,7 +641,7 @@ fn latest_is_log_end_shows_in_the_history() {
         nemesis: Some(sims::faults::nemesis::Nemesis::LoneLeaderPowerLoss),
         ..Default::default()
     };
-    let sc = Scenario::from_seed(388, &opts);
+    let sc = Scenario::from_seed(145, &opts);
     let outcome = run(&sc, false);
     let history = sims::sim::history::anomalies(&outcome.observed, &sc);
     assert!(

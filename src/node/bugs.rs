@@ -144,10 +144,15 @@ pub enum Bug {
     /// timestamp, not the first (the records of a batch share their millisecond): like Kafka's
     /// KAFKA-16310, which answered the offset of the batch's last record.
     MaxTimestampLastTie,
+    /// The group coordinator answers a member's heartbeat without renewing its session: a
+    /// member that only heartbeats (nothing to commit) is expelled every session timeout and
+    /// rejoins, and the group rebalances again and again with no fault at all. Nothing is lost
+    /// and every record is still read; only the cluster's calm shows it.
+    MemberSessionNotRenewed,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 37] = [
+    pub const ALL: [Bug; 38] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -185,6 +190,7 @@ impl Bug {
         Bug::TimeLookupStrict,
         Bug::TimeLookupPastHw,
         Bug::MaxTimestampLastTie,
+        Bug::MemberSessionNotRenewed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -226,6 +232,7 @@ impl Bug {
             Bug::TimeLookupStrict => "time-lookup-strict",
             Bug::TimeLookupPastHw => "time-lookup-past-hw",
             Bug::MaxTimestampLastTie => "max-timestamp-last-tie",
+            Bug::MemberSessionNotRenewed => "member-session-not-renewed",
         }
     }
 }

@@ -293,5 +293,8 @@ pub struct ConsumerConfig {
     /// Application seeks, by partition: once the member first has the partition, it moves there
     /// (forwards or backwards) instead of the committed offset.
     pub seek_to: std::collections::BTreeMap<u32, crate::protocol::Offset>,
+    /// Join first for an id only, then with it (`GroupRequest::Join::require_known_member_id`,
+    /// Kafka's clients from JoinGroup v4): a join the network repeats or delays adds no member.
+    pub require_known_member_id: bool,
     pub bugs: BugSet,
 }

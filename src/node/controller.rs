@@ -93,6 +93,8 @@ impl Controller {
                 broker: b,
                 epoch: c.image.next_broker_epoch,
                 fenced: false,
+                // A bootstrapped broker's first run (`Broker::bootstrapped`).
+                incarnation: 0,
             });
             c.image.next_broker_epoch += 1;
         }
@@ -245,9 +247,11 @@ impl Controller {
 
     pub fn on_message(&mut self, cx: &mut Context, from: NodeId, message: Message) {
         match message {
-            Message::RegisterBroker { broker, lost_data } => {
-                self.on_register(cx, from, broker, lost_data)
-            }
+            Message::RegisterBroker {
+                broker,
+                lost_data,
+                incarnation,
+            } => self.on_register(cx, from, broker, lost_data, incarnation),
             Message::Heartbeat {
                 broker,
                 broker_epoch,
@@ -336,8 +340,34 @@ impl Controller {
         }
     }
 
-    fn on_register(&mut self, cx: &mut Context, from: NodeId, broker: BrokerId, lost_data: bool) {
+    fn on_register(
+        &mut self,
+        cx: &mut Context,
+        from: NodeId,
+        broker: BrokerId,
+        lost_data: bool,
+        incarnation: u64,
+    ) {
         if broker != from || !self.config.brokers.contains(&broker) {
+            return;
+        }
+        // The run we registered asking again: its retry crossed our answer, or the network
+        // delivered an old request late (seconds, after a partition heals). Its memory is intact,
+        // so it is answered the registration it has. A new epoch here fenced the live broker and
+        // took it out of every ISR, for nothing. (Kafka gives even a repeated registration a new
+        // epoch: over one TCP connection a request cannot overtake the answer to a later one.)
+        let repeated = self
+            .image
+            .metadata
+            .registration(broker)
+            .filter(|r| r.incarnation == incarnation)
+            .map(|r| r.epoch);
+        if let Some(epoch) = repeated {
+            let reply = Message::RegisterBrokerResponse {
+                broker_epoch: epoch,
+                metadata_version: self.image.metadata.version,
+            };
+            self.emit(cx, from, reply);
             return;
         }
         // A new incarnation: whatever the old one held in memory may be gone, so it leaves every
@@ -360,6 +390,7 @@ impl Controller {
             broker,
             epoch,
             fenced: false,
+            incarnation,
         });
         regs.sort_unstable();
         self.elect_leaderless();
@@ -763,18 +794,26 @@ mod tests {
         }))
     }
 
-    /// Registers broker 0 (again), completing the controller's syncs.
+    /// Registers broker 0 (again: as a restarted process, a new incarnation), completing the
+    /// controller's syncs.
     fn register(c: &mut Controller, lost_data: bool) {
+        let incarnation = c
+            .metadata()
+            .registration(0)
+            .map_or(1, |r| r.incarnation + 1);
+        register_as(c, lost_data, incarnation);
+    }
+
+    fn register_as(c: &mut Controller, lost_data: bool, incarnation: u64) -> Vec<Effect> {
         let mut cx = Context::new(0);
-        c.on_message(
-            &mut cx,
-            0,
-            Message::RegisterBroker {
-                broker: 0,
-                lost_data,
-            },
-        );
+        let register = Message::RegisterBroker {
+            broker: 0,
+            lost_data,
+            incarnation,
+        };
+        c.on_message(&mut cx, 0, register);
         c.on_persisted(&mut cx, c.metadata().version);
+        cx.take_effects()
     }
 
     fn partition(c: &Controller) -> PartitionState {
@@ -794,6 +833,7 @@ mod tests {
         let register = Message::RegisterBroker {
             broker: 0,
             lost_data: false,
+            incarnation: 1,
         };
         c.on_message(&mut cx, 0, register);
         let started = cx.take_effects().into_iter().any(|e| {
@@ -803,6 +843,41 @@ mod tests {
             }
         });
         assert!(started, "no session timer at registration");
+    }
+
+    fn answered_epoch(effects: &[Effect]) -> Option<BrokerEpoch> {
+        effects.iter().find_map(|e| match e {
+            Effect::Send {
+                message: Message::RegisterBrokerResponse { broker_epoch, .. },
+                ..
+            } => Some(*broker_epoch),
+            _ => None,
+        })
+    }
+
+    /// A registration repeated by the run that made it (its retry crossed our answer, or the
+    /// network held the request for seconds) is answered the registration the broker has: no new
+    /// epoch, no change. A new epoch fenced the live broker and took it out of every ISR (a
+    /// request delivered 8 s after a partition healed did).
+    #[test]
+    fn a_registration_repeated_by_the_same_run_changes_nothing() {
+        let mut c = controller(BugSet::none());
+        let first = answered_epoch(&register_as(&mut c, false, 7)).expect("answered");
+        let before = c.metadata().clone();
+        let again = answered_epoch(&register_as(&mut c, false, 7));
+        assert_eq!(again, Some(first));
+        assert_eq!(
+            c.metadata(),
+            &before,
+            "a repeated registration changed the metadata"
+        );
+        // A restarted process (another incarnation) is a new registration, in a new epoch.
+        let restarted = answered_epoch(&register_as(&mut c, false, 8)).expect("answered");
+        assert!(restarted > first);
+        assert_eq!(
+            c.metadata().registration(0).map(|r| r.epoch),
+            Some(restarted)
+        );
     }
 
     #[test]
@@ -929,6 +1004,7 @@ mod tests {
                         broker: 1,
                         epoch: 0,
                         fenced: true,
+                        incarnation: 0,
                     });
                     md.partitions[0].replicas = vec![0, 1];
                     md.partitions[0].isr = vec![0, 1];
@@ -1150,6 +1226,7 @@ mod tests {
             let register = Message::RegisterBroker {
                 broker,
                 lost_data: false,
+                incarnation: 1,
             };
             c.on_message(&mut cx, broker, register);
             c.on_persisted(&mut cx, c.metadata().version);

@@ -136,8 +136,12 @@ fn create_topic_response(r: &CreateTopicResponse) -> String {
 impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Message::RegisterBroker { broker, lost_data } => {
-                write!(f, "RegisterBroker {broker}")?;
+            Message::RegisterBroker {
+                broker,
+                lost_data,
+                incarnation,
+            } => {
+                write!(f, "RegisterBroker {broker} incarnation={incarnation}")?;
                 if *lost_data {
                     write!(f, " lost_data")?;
                 }

@@ -107,6 +107,13 @@ pub enum GroupRequest {
         member: Option<MemberId>,
         topics: Vec<String>,
         assign: AssignBy,
+        /// A first join (no id) is only given an id (`GroupAnswer::MemberIdRequired`), and the
+        /// client joins again with it (Kafka's KIP-394, JoinGroup v4 on). A join without an id
+        /// that the network repeats or delivers late then adds no member: without this, each
+        /// such copy was a member of its own that no client heartbeats for, and the group
+        /// rebalanced once to take it in and again when its session ran out.
+        #[serde(default)]
+        require_known_member_id: bool,
     },
     /// Ask for this member's assignment in `generation`; answered once the generation is stored
     /// (and, when the leader assigns, once the leader's Sync brought the assignment).
@@ -166,6 +173,12 @@ pub enum GroupAnswer {
         generation: Generation,
         partitions: Vec<TopicPartition>,
         data: Vec<u8>,
+    },
+    /// A first join asked for an id (`require_known_member_id`): this is it, to join with. The
+    /// coordinator holds it as pending (not a member: it takes no part in a rebalance) until the
+    /// join with it arrives or a session timeout passes. Kafka's MEMBER_ID_REQUIRED error.
+    MemberIdRequired {
+        member: MemberId,
     },
     HeartbeatOk,
     Left,

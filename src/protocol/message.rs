@@ -32,6 +32,10 @@ pub struct BrokerRegistration {
     pub epoch: BrokerEpoch,
     /// Fenced brokers are not eligible for leadership or ISR membership.
     pub fenced: bool,
+    /// The process that registered (`RegisterBroker::incarnation`): the same one asking again
+    /// is answered this registration, not given a new one.
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 /// The controller's view of the cluster, pushed to brokers on every change and served by any broker
@@ -314,6 +318,12 @@ pub enum Message {
         /// stay the last in-sync replica (KIP-966's unclean-shutdown rule).
         #[serde(default)]
         lost_data: bool,
+        /// Names this run of the broker's process, different at every start (Kafka's
+        /// incarnation id): a registration repeated by the same run — a retry whose answer was
+        /// lost, or a request the network delivers late — is answered the registration it
+        /// already has, instead of fencing the live broker under a new epoch.
+        #[serde(default)]
+        incarnation: u64,
     },
     /// The new epoch, and the metadata version that registered it: the broker ignores any older
     /// metadata (pushes queued for its previous incarnation).

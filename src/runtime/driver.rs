@@ -525,7 +525,7 @@ mod tests {
         .expect("a log image");
         let mut image = BrokerImage::default();
         image.logs.insert(TopicPartition::new("t", 0), log);
-        let broker = Broker::recover(Arc::new(BrokerConfig::new(0, vec![9])), image);
+        let broker = Broker::recover(Arc::new(BrokerConfig::new(0, vec![9])), image, 0);
         let (net, inbox) = Net::new(0, Default::default());
         let clock: Clock = Arc::new(|| 7);
         let disk = SimDisk::new("b0", CorruptionPolicy::Refuse);
@@ -550,6 +550,7 @@ mod tests {
         let broker = Broker::recover(
             Arc::new(BrokerConfig::new(0, vec![9])),
             BrokerImage::default(),
+            0,
         );
         let (net, inbox) = Net::new(0, Default::default());
         let clock: Clock = Arc::new(|| 3);
@@ -575,6 +576,7 @@ mod tests {
             Broker::recover(
                 Arc::new(BrokerConfig::new(0, vec![9])),
                 BrokerImage::default(),
+                0,
             )
         };
         let log: PartitionLog = serde_json::from_str(
@@ -583,7 +585,7 @@ mod tests {
         .expect("a log image");
         let mut image = BrokerImage::default();
         image.logs.insert(TopicPartition::new("t", 0), log);
-        let broken = Broker::recover(Arc::new(BrokerConfig::new(0, vec![9])), image);
+        let broken = Broker::recover(Arc::new(BrokerConfig::new(0, vec![9])), image, 0);
         let (net, inbox) = Net::new(0, Default::default());
         let clock: Clock = Arc::new(|| 5);
         let disk = SimDisk::new("b0", CorruptionPolicy::Refuse);

@@ -63,7 +63,8 @@ pub struct ScenarioArgs {
     /// recovery-counts-unsynced, reset-to-high-watermark, no-epoch-bump-after-refusal,
     /// replay-keeps-highest-offset, keep-stale-list-offsets, time-lookup-strict,
     /// time-lookup-past-hw, max-timestamp-last-tie, the availability bugs lag-from-high-watermark and
-    /// min-insync-exclusive, and the controller quorum's
+    /// min-insync-exclusive, member-session-not-renewed (a liveness bug only the calm after the
+    /// run sees), and the controller quorum's
     /// vote-without-log-check, vote-by-log-length, commit-previous-epoch-by-count,
     /// vote-not-durable, no-prevote, snapshot-past-commit, keep-stalled-links (an availability
     /// bug), and create-topic-before-commit (the admin then creates a topic every 250 ms). The run then hunts for it (a failover mix, a group mix, or the bug's targeted

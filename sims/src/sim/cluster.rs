@@ -338,6 +338,7 @@ pub fn member_config(sc: &Scenario, index: u32) -> ConsumerConfig {
         // Kafka's auto-commit interval: re-commits after a commit of unknown outcome.
         recommit_ms: Some(5_000),
         seek_to: Default::default(),
+        require_known_member_id: true,
         bugs: sc.bugs.iter().copied().collect(),
     }
 }
@@ -385,12 +386,16 @@ impl Cluster {
         }
         for id in sc.broker_ids() {
             let config = Arc::new(broker_config(sc, id));
+            // Each start of the broker is a new run of its process: its boot count names it.
+            let boots = std::sync::atomic::AtomicU64::new(0);
             cluster.add_node(id, &addrs, true, sc, move |image, lost_data| {
                 let image = match image {
                     Image::Broker(b) => b,
                     _ => Default::default(),
                 };
-                AnyNode::Broker(Broker::recover(config.clone(), image).with_lost_data(lost_data))
+                let incarnation = boots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let broker = Broker::recover(config.clone(), image, incarnation);
+                AnyNode::Broker(broker.with_lost_data(lost_data))
             });
         }
         for index in 0..sc.producers.len() {

@@ -137,6 +137,7 @@ mod tests {
                 broker,
                 epoch: version,
                 fenced: false,
+                incarnation: 0,
             }],
             partitions: vec![],
             next_broker_epoch: version + 1,

@@ -339,6 +339,7 @@ async fn consume_in_group(args: ConsumeArgs, group: String) -> anyhow::Result<i3
         max_records: args.count.map(|c| c as u64),
         recommit_ms: Some(5_000),
         seek_to: args.seek.iter().copied().collect(),
+        require_known_member_id: true,
         bugs: Default::default(),
     };
     let seen = Arc::new(Mutex::new(0usize));

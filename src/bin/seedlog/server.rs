@@ -277,7 +277,7 @@ pub async fn broker(args: BrokerArgs) -> anyhow::Result<i32> {
         Image::Broker(b) => b,
         _ => Default::default(),
     };
-    let node = Broker::recover(Arc::new(config), image).with_lost_data(lost_data);
+    let node = Broker::recover(Arc::new(config), image, incarnation()).with_lost_data(lost_data);
     let kafka = args.kafka.layout(args.id, &args.layout.brokers.brokers)?;
     serve(
         args.id,
@@ -365,4 +365,14 @@ async fn report_activity(name: String, node: Arc<Mutex<AnyNode>>) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A number naming this run of the broker process, for its registration: random, so that no
+/// earlier run of this broker had it (Kafka draws a random UUID). The standard library's
+/// hasher keys are drawn from the operating system's randomness for every `RandomState`.
+fn incarnation() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
 }

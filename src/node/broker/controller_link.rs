@@ -162,7 +162,7 @@ mod tests {
     /// Broker 0, registering; returns it and where its first registration went.
     fn broker() -> (Broker, NodeId) {
         let config = BrokerConfig::new(0, CONTROLLERS.to_vec());
-        let mut b = Broker::recover(Arc::new(config), BrokerImage::default());
+        let mut b = Broker::recover(Arc::new(config), BrokerImage::default(), 0);
         let mut cx = Context::new(0);
         b.on_start(&mut cx);
         (b, registered_at(&cx.take_effects()).expect("registers"))

@@ -19,6 +19,7 @@ impl Broker {
             accept_stale_generation: self.config.bugs.has(Bug::AcceptStaleGeneration),
             sync_before_assignment: self.config.bugs.has(Bug::SyncBeforeAssignment),
             replay_keeps_highest_offset: self.config.bugs.has(Bug::ReplayKeepsHighestOffset),
+            member_session_not_renewed: self.config.bugs.has(Bug::MemberSessionNotRenewed),
         }
     }
 

@@ -61,6 +61,8 @@ pub struct Broker {
     parked: Vec<(NodeId, Message)>,
     /// Recovery cut records this broker had made durable; said at registration.
     lost_data: bool,
+    /// This run of the process, said at registration (`RegisterBroker::incarnation`).
+    incarnation: u64,
     /// Group coordinators, one per `__consumer_offsets` partition this broker leads.
     coordinators: BTreeMap<u32, Coordinator>,
     /// Producer ids to hand out, and the producers waiting for one (memory only).
@@ -74,8 +76,11 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// A broker booting from its disk image (empty for a new broker). It registers first.
-    pub fn recover(config: Arc<BrokerConfig>, image: BrokerImage) -> Self {
+    /// A broker booting from its disk image (empty for a new broker). It registers first, as
+    /// `incarnation`: the driver gives every start of the process a number no earlier start of
+    /// this broker had (a boot count, or a random 64-bit number), so that the controller tells a
+    /// repeated registration of this run from a restarted broker's.
+    pub fn recover(config: Arc<BrokerConfig>, image: BrokerImage, incarnation: u64) -> Self {
         let replicas = image
             .logs
             .into_iter()
@@ -99,6 +104,7 @@ impl Broker {
             unfence_in_flight: false,
             parked: Vec::new(),
             lost_data: false,
+            incarnation,
             coordinators: BTreeMap::new(),
             producer_ids: Default::default(),
             fetch_connections: BTreeMap::new(),
@@ -115,7 +121,7 @@ impl Broker {
     /// A broker of a bootstrapped cluster (see `Controller::bootstrapped`): already registered,
     /// holding the initial metadata, with empty logs.
     pub fn bootstrapped(config: Arc<BrokerConfig>, metadata: ClusterMetadata) -> Self {
-        let mut b = Self::recover(config, BrokerImage::default());
+        let mut b = Self::recover(config, BrokerImage::default(), 0);
         if let Some(reg) = metadata.registration(b.config.id) {
             b.registration = Registration::Registered {
                 epoch: reg.epoch,
@@ -346,6 +352,7 @@ impl Broker {
         let msg = Message::RegisterBroker {
             broker: self.config.id,
             lost_data: self.lost_data,
+            incarnation: self.incarnation,
         };
         self.send_periodic_to_controller(cx, msg);
         cx.set_timer(Timer::RegisterRetry, self.config.register_retry_ms);

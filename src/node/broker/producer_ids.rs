@@ -229,7 +229,7 @@ mod tests {
         assert_eq!(granted(&give(&mut b, 0, 2)), vec![(200, 1, 0)]);
         // The block was in memory only: the restarted broker holds none, and does not hand out
         // id 1 of its old block.
-        let mut b = Broker::recover(b.config_arc(), Default::default());
+        let mut b = Broker::recover(b.config_arc(), Default::default(), 1);
         let mut cx = Context::new(0);
         b.on_start(&mut cx);
         let effects = ask(&mut b, 201, 1);

@@ -883,14 +883,16 @@ fn to_controller(c: &mut Controller, from: u32, m: Message) -> Vec<(u32, Message
 
 /// Broker 1 registers (again): a new incarnation, out of every ISR.
 fn register_broker_1(c: &mut Controller) {
-    to_controller(
-        c,
-        1,
-        Message::RegisterBroker {
-            broker: 1,
-            lost_data: false,
-        },
-    );
+    let incarnation = c
+        .metadata()
+        .registration(1)
+        .map_or(1, |r| r.incarnation + 1);
+    let register = Message::RegisterBroker {
+        broker: 1,
+        lost_data: false,
+        incarnation,
+    };
+    to_controller(c, 1, register);
 }
 
 /// The ISR change a broker proposed among the messages it sent.

@@ -24,6 +24,7 @@ impl Consumer {
                 member,
                 topics: vec![self.config.topic.clone()],
                 assign: self.assign_by(),
+                require_known_member_id: self.config.require_known_member_id,
             },
             GroupCall::Sync => GroupRequest::Sync {
                 member: member.unwrap_or_default(),
@@ -132,6 +133,10 @@ impl Consumer {
                 self.member = Some(member);
                 self.generation = Some(generation);
                 self.assignment = None;
+            }
+            // An id to join with: the next step joins again, as this member.
+            (GroupCall::Join, Ok(GroupAnswer::MemberIdRequired { member })) => {
+                self.member = Some(member);
             }
             (
                 GroupCall::Sync,

@@ -36,6 +36,7 @@ fn config(process_ms: Option<u64>, bugs: &[Bug], leader_assigns: bool) -> Consum
         max_records: None,
         recommit_ms: None,
         seek_to: Default::default(),
+        require_known_member_id: true,
         bugs: bugs.iter().copied().collect(),
     }
 }
@@ -124,6 +125,38 @@ fn a_timed_out_group_request_looks_the_coordinator_up_again() {
     }
     let (_, req) = sent_group(&fx).expect("a group request after the timeout");
     assert!(matches!(req, GroupRequest::FindCoordinator), "{req:?}");
+}
+
+/// A first join asks only for an id (Kafka's KIP-394), and the answer's id is joined with at
+/// once: the next request is the join as that member.
+#[test]
+fn a_member_joins_with_the_id_its_first_join_was_given() {
+    let mut c = consumer(None, &[]);
+    let mut cx = Context::new(0);
+    c.on_start(&mut cx);
+    let (corr, _) = sent_group(&cx.take_effects()).expect("finds its coordinator");
+    let fx = answer(&mut c, corr, GroupAnswer::Coordinator(0));
+    let (corr, first) = sent_group(&fx).expect("joins");
+    assert!(
+        matches!(
+            first,
+            GroupRequest::Join {
+                member: None,
+                require_known_member_id: true,
+                ..
+            }
+        ),
+        "{first:?}"
+    );
+    let given = GroupAnswer::MemberIdRequired {
+        member: "m-7".into(),
+    };
+    let fx = answer(&mut c, corr, given);
+    let (_, again) = sent_group(&fx).expect("joins again");
+    assert!(
+        matches!(&again, GroupRequest::Join { member: Some(m), .. } if m == "m-7"),
+        "{again:?}"
+    );
 }
 
 fn committed_at_3() -> GroupAnswer {

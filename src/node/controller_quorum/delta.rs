@@ -45,6 +45,7 @@ pub fn apply(image: &mut ControllerImage, record: &MetadataRecord) {
                     broker: *broker,
                     epoch: *epoch,
                     fenced: false,
+                    incarnation: 0,
                 },
             );
             image.next_broker_epoch = image.next_broker_epoch.max(epoch + 1);
@@ -91,11 +92,13 @@ mod tests {
                         broker: 0,
                         epoch: 1,
                         fenced: false,
+                        incarnation: 0,
                     },
                     BrokerRegistration {
                         broker: 1,
                         epoch: 2,
                         fenced: false,
+                        incarnation: 0,
                     },
                 ],
                 partitions: (0..3)
@@ -142,6 +145,7 @@ mod tests {
                 broker: 7,
                 epoch: 3,
                 fenced: false,
+                incarnation: 0,
             },
         );
         new.metadata.brokers.sort_unstable();

@@ -149,9 +149,15 @@ impl Net {
 }
 
 fn register(broker: NodeId) -> Message {
+    register_run(broker, 1)
+}
+
+/// A registration by the `incarnation`-th run of the broker's process.
+fn register_run(broker: NodeId, incarnation: u64) -> Message {
     Message::RegisterBroker {
         broker,
         lost_data: false,
+        incarnation,
     }
 }
 
@@ -423,11 +429,11 @@ fn a_voter_snapshots_its_metadata_and_a_follower_far_behind_installs_it() {
     let mut net = Net::with(|id| QuorumController::new(config.clone(), snapshotting(id, 3)));
     net.fire(100, Timer::QuorumElection);
     net.refetch();
-    // 102 is cut off while three changes commit: 100 and 101 snapshot at offset 3 and drop the
-    // entries below it.
+    // 102 is cut off while three changes commit (broker 0 registers twice, restarted between):
+    // 100 and 101 snapshot at offset 3 and drop the entries below it.
     net.cut.insert(102);
-    for b in [0, 1, 0] {
-        net.request_from_broker(b, 100, register(b));
+    for (b, run) in [(0, 1), (1, 1), (0, 2)] {
+        net.request_from_broker(b, 100, register_run(b, run));
         net.refetch();
     }
     for v in [100, 101] {

@@ -5,7 +5,7 @@ use crate::protocol::{
     AssignBy, Assignor, ErrorCode, Generation, MemberId, NodeId, Offset, ProtocolOffer,
     TopicPartition,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GroupState {
@@ -98,6 +98,10 @@ pub struct Group {
     pub state: GroupState,
     pub mode: Mode,
     pub members: BTreeMap<MemberId, Member>,
+    /// Ids given to first joins (`GroupAnswer::MemberIdRequired`) and not yet joined with: not
+    /// members, so a rebalance neither waits for them nor assigns them anything. Memory only (a
+    /// new coordinator refuses such an id as unknown, and its client joins afresh).
+    pub pending: BTreeSet<MemberId>,
     /// The coordinator's assignment (when it assigns) of the current generation.
     pub assignment: BTreeMap<MemberId, Vec<TopicPartition>>,
     /// The current generation's record is committed in `__consumer_offsets`.
@@ -118,6 +122,7 @@ impl Group {
             state: GroupState::Empty,
             mode: Mode::Coordinator(Assignor::Range),
             members: BTreeMap::new(),
+            pending: BTreeSet::new(),
             assignment: BTreeMap::new(),
             generation_stored: false,
             offsets: BTreeMap::new(),

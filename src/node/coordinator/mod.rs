@@ -50,6 +50,8 @@ pub struct Settings {
     /// Bug switch `replay-keeps-highest-offset`: a coordinator rebuilt from its log keeps each
     /// partition's highest committed offset instead of its last.
     pub replay_keeps_highest_offset: bool,
+    /// Bug switch `member-session-not-renewed`: a heartbeat does not renew the member's session.
+    pub member_session_not_renewed: bool,
 }
 
 /// A record the coordinator wants appended to its partition, and what to do once it commits.
@@ -452,13 +454,13 @@ impl Coordinator {
                 member,
                 topics,
                 assign,
+                require_known_member_id,
             } => {
                 let id = match member {
                     Some(id)
-                        if self
-                            .groups
-                            .get(&name)
-                            .is_some_and(|g| g.members.contains_key(&id)) =>
+                        if self.groups.get(&name).is_some_and(|g| {
+                            g.members.contains_key(&id) || g.pending.contains(&id)
+                        }) =>
                     {
                         id
                     }
@@ -474,7 +476,19 @@ impl Coordinator {
                     }
                     None => {
                         self.next_member += 1;
-                        format!("c{from}-e{}-{}", self.epoch, self.next_member)
+                        let id = format!("c{from}-e{}-{}", self.epoch, self.next_member);
+                        if !require_known_member_id {
+                            id
+                        } else {
+                            // Only an id, held as pending for a session: a join repeated or
+                            // delivered late leaves a pending id that expires, not a member.
+                            let g = self.groups.entry(name.clone()).or_default();
+                            g.pending.insert(id.clone());
+                            cx.set_timer(session_timer(&name, &id), settings.session_timeout_ms);
+                            let answer = Ok(GroupAnswer::MemberIdRequired { member: id });
+                            reply(cx, from, &name, correlation, answer);
+                            return writes;
+                        }
                     }
                 };
                 let g = self.groups.entry(name.clone()).or_default();
@@ -486,6 +500,7 @@ impl Coordinator {
                     AssignBy::Leader { protocols, .. } => protocols,
                     AssignBy::Coordinator(_) => Vec::new(),
                 };
+                g.pending.remove(&id);
                 g.members.insert(
                     id.clone(),
                     Member {
@@ -553,7 +568,10 @@ impl Coordinator {
                 match self.check_member(&name, &member, generation) {
                     Err(e) => Err(e),
                     Ok(g) => {
-                        cx.set_timer(session_timer(&name, &member), settings.session_timeout_ms);
+                        if !settings.member_session_not_renewed {
+                            let renewed = settings.session_timeout_ms;
+                            cx.set_timer(session_timer(&name, &member), renewed);
+                        }
                         if g.state == GroupState::PreparingRebalance {
                             Err(ErrorCode::RebalanceInProgress)
                         } else {
@@ -723,7 +741,8 @@ impl Coordinator {
         let Some(g) = self.groups.get_mut(name) else {
             return Vec::new();
         };
-        if g.members.remove(member).is_none() {
+        // A pending id never joined with: it goes, and nothing else changes.
+        if g.pending.remove(member) || g.members.remove(member).is_none() {
             return Vec::new();
         }
         // Its parked requests are answered: it is no longer a member.

@@ -75,6 +75,7 @@ fn join(b: &mut Broker, from: u32, member: Option<&str>) -> Vec<(u32, Answer)> {
         member: member.map(str::to_string),
         topics: vec!["t".into()],
         assign: AssignBy::Coordinator(Assignor::Range),
+        require_known_member_id: false,
     };
     ask(b, from, request)
 }
@@ -305,6 +306,57 @@ fn a_heartbeat_renews_the_members_session() {
     assert!(renewed, "the heartbeat did not renew the session");
 }
 
+/// A first join asking for an id (Kafka's KIP-394) and its answer: the id.
+fn join_for_id(b: &mut Broker, from: u32) -> String {
+    let request = GroupRequest::Join {
+        member: None,
+        topics: vec!["t".into()],
+        assign: AssignBy::Coordinator(Assignor::Range),
+        require_known_member_id: true,
+    };
+    match ask(b, from, request).as_slice() {
+        [(to, Ok(GroupAnswer::MemberIdRequired { member }))] if *to == from => member.clone(),
+        other => panic!("no member id for {from}: {other:?}"),
+    }
+}
+
+/// A first join that asks for an id is given one and nothing else: no member, no rebalance. A
+/// copy of a first join the network delivers late (its client long a member) leaves only a
+/// pending id, which expires with no rebalance either — it was a member of its own that no
+/// client heartbeats for, taken in by one rebalance and expelled by another. The id joined with
+/// makes a member.
+#[test]
+fn a_first_join_is_only_given_an_id_and_a_late_copy_adds_no_member() {
+    let mut b = broker(&[]);
+    let (m1, _) = two_members(&mut b);
+    let late = join_for_id(&mut b, 101);
+    assert_eq!(heartbeat(&mut b, 101, &m1, 2), Ok(GroupAnswer::HeartbeatOk));
+    let mut cx = Context::new(0);
+    let expiry = Timer::MemberSession {
+        group: "g".into(),
+        member: late.clone(),
+    };
+    b.on_timer(&mut cx, expiry);
+    assert!(answers(cx).is_empty());
+    assert_eq!(heartbeat(&mut b, 101, &m1, 2), Ok(GroupAnswer::HeartbeatOk));
+    // Expired, the id is unknown.
+    assert_eq!(
+        join(&mut b, 101, Some(&late)),
+        vec![(101, Err(ErrorCode::UnknownMemberId))]
+    );
+    // A new member: its id, then the join with it, which starts a rebalance.
+    let id = join_for_id(&mut b, 103);
+    assert_ne!(id, late);
+    assert!(
+        join(&mut b, 103, Some(&id)).is_empty(),
+        "waits for the others"
+    );
+    assert_eq!(
+        heartbeat(&mut b, 101, &m1, 2),
+        Err(ErrorCode::RebalanceInProgress)
+    );
+}
+
 #[test]
 fn session_expiry_removes_a_member_and_the_other_rebalances_alone() {
     let mut b = broker(&[]);
@@ -402,6 +454,7 @@ fn a_new_coordinator_keeps_the_last_commit_even_a_lower_one() {
             accept_stale_generation: false,
             sync_before_assignment: false,
             replay_keeps_highest_offset: bugged,
+            member_session_not_renewed: false,
         };
         let mut c = Coordinator::load(7, log, &settings);
         let end = log.log_end_offset();
@@ -768,6 +821,7 @@ fn join_leader(
             protocol_type: "consumer".into(),
             protocols: protocols.iter().map(|(n, m)| offer(n, m)).collect(),
         },
+        require_known_member_id: false,
     };
     ask(b, from, request)
 }
@@ -918,6 +972,7 @@ fn a_join_that_shares_no_protocol_or_mode_with_the_group_is_refused() {
             protocol_type: "connect".into(),
             protocols: vec![offer("range", b"")],
         },
+        require_known_member_id: false,
     };
     assert_eq!(ask(&mut b, 105, other_type), vec![(105, refused.clone())]);
     let mut fresh = broker(&[]);

@@ -245,7 +245,7 @@ async fn join_group(shared: &Shared, req: &JoinGroupRequest, version: i16) -> Jo
     resp.member_id = req.member_id.clone();
     // A join waits for the rebalance: up to the coordinator's rebalance timeout.
     let wait = millis(req.rebalance_timeout_ms.max(req.session_timeout_ms)) + GRACE;
-    let join = groups::join(req);
+    let join = groups::join(req, version);
     let result = group_calls(shared, &req.group_id.0, vec![join], wait)
         .await
         .pop()

@@ -20,8 +20,12 @@ use kafka_protocol::protocol::StrBytes;
 /// Kafka's COORDINATOR_NOT_AVAILABLE.
 pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 
-/// A JoinGroup as the coordinator's Join.
-pub fn join(req: &JoinGroupRequest) -> GroupRequest {
+/// Kafka's MEMBER_ID_REQUIRED: a first join (v4 on) is answered an id to join again with.
+pub const MEMBER_ID_REQUIRED: i16 = 79;
+
+/// A JoinGroup as the coordinator's Join. From v4 a client understands MEMBER_ID_REQUIRED, and
+/// its first join is only given an id (KIP-394).
+pub fn join(req: &JoinGroupRequest, version: i16) -> GroupRequest {
     let protocols = req
         .protocols
         .iter()
@@ -38,23 +42,29 @@ pub fn join(req: &JoinGroupRequest) -> GroupRequest {
             protocol_type: req.protocol_type.to_string(),
             protocols,
         },
+        require_known_member_id: version >= 4,
     }
 }
 
-/// Fills a JoinGroup response from the coordinator's Joined answer.
+/// Fills a JoinGroup response from the coordinator's Joined (or MemberIdRequired) answer.
 pub fn joined(
     resp: &mut JoinGroupResponse,
     answer: &GroupAnswer,
     req: &JoinGroupRequest,
     version: i16,
 ) {
-    let GroupAnswer::Joined {
-        member,
-        generation,
-        leader,
-    } = answer
-    else {
-        return;
+    let (member, generation, leader) = match answer {
+        GroupAnswer::Joined {
+            member,
+            generation,
+            leader,
+        } => (member, generation, leader),
+        GroupAnswer::MemberIdRequired { member } => {
+            resp.error_code = MEMBER_ID_REQUIRED;
+            resp.member_id = StrBytes::from_string(member.clone());
+            return;
+        }
+        _ => return,
     };
     resp.generation_id = *generation as i32;
     resp.member_id = StrBytes::from_string(member.clone());
@@ -90,5 +100,35 @@ pub fn code(result: &Option<Result<GroupAnswer, crate::protocol::ErrorCode>>) ->
         Some(Ok(_)) => 0,
         Some(Err(e)) => errors::kafka_code(*e),
         None => errors::REQUEST_TIMED_OUT,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requires_id(version: i16) -> bool {
+        match join(&JoinGroupRequest::default(), version) {
+            GroupRequest::Join {
+                require_known_member_id,
+                ..
+            } => require_known_member_id,
+            other => panic!("not a join: {other:?}"),
+        }
+    }
+
+    /// A JoinGroup from v4 knows MEMBER_ID_REQUIRED: its first join is only given an id, sent
+    /// back as Kafka does (error 79 with the id in `member_id`); an older client is joined at once.
+    #[test]
+    fn a_first_join_from_v4_is_answered_member_id_required_with_the_id() {
+        assert!(!requires_id(3));
+        assert!(requires_id(4) && requires_id(7));
+        let mut resp = JoinGroupResponse::default();
+        let answer = GroupAnswer::MemberIdRequired {
+            member: "c7-e1-3".into(),
+        };
+        joined(&mut resp, &answer, &JoinGroupRequest::default(), 5);
+        assert_eq!(resp.error_code, MEMBER_ID_REQUIRED);
+        assert_eq!(resp.member_id.as_str(), "c7-e1-3");
     }
 }

@@ -51,6 +51,7 @@ fn broker() -> Arc<Shared> {
             broker: 0,
             epoch: 1,
             fenced: false,
+            incarnation: 0,
         }],
         partitions,
     };
