@@ -355,6 +355,17 @@ fn a_first_join_is_only_given_an_id_and_a_late_copy_adds_no_member() {
         heartbeat(&mut b, 101, &m1, 2),
         Err(ErrorCode::RebalanceInProgress)
     );
+    // A member now, no longer pending: its session's end expels it like any member's.
+    let mut cx = Context::new(0);
+    let expiry = Timer::MemberSession {
+        group: "g".into(),
+        member: id.clone(),
+    };
+    b.on_timer(&mut cx, expiry);
+    assert_eq!(
+        join(&mut b, 103, Some(&id)),
+        vec![(103, Err(ErrorCode::UnknownMemberId))]
+    );
 }
 
 #[test]
