@@ -398,10 +398,16 @@ impl Broker {
         }
         self.unfence_in_flight = false;
         if fenced {
-            // Our registration is gone (the controller has a newer one or none): start over.
+            // Our registration is gone (the controller has a newer one or none): start over,
+            // as a new incarnation. The roles are dropped, so the controller must treat this as
+            // a restart (out of every ISR, a new broker epoch, new leader epochs): answered as a
+            // repeat of the registration it already has, the broker took its old leaderships
+            // back in the same leader epochs, and a coordinator reloaded in the same epoch gave
+            // out member ids it had given before.
             for tp in self.replicas.keys().cloned().collect::<Vec<_>>() {
                 self.become_idle(cx, &tp, None);
             }
+            self.incarnation = next_incarnation(self.incarnation);
             self.registration = Registration::Registering;
             self.register(cx);
         }
@@ -701,4 +707,14 @@ fn same_request(a: &Message, b: &Message) -> bool {
         (Message::Produce(x), Message::Produce(y)) => x.correlation == y.correlation,
         _ => false,
     }
+}
+
+/// The incarnation a broker registers as when it starts over without restarting: a bijective mix
+/// of the current one (splitmix64's finalizer), so the chain of a run's incarnations never meets
+/// another run's (drivers number runs with small boot counts or random numbers).
+fn next_incarnation(incarnation: u64) -> u64 {
+    let mut z = incarnation.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

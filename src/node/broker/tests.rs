@@ -1094,9 +1094,32 @@ fn an_answer_to_a_heartbeat_of_an_earlier_registration_is_ignored() {
         fenced: true,
     };
     let reaction = to_broker(&mut leader, 9, own);
-    assert!(reaction
-        .iter()
-        .any(|(_, m)| matches!(m, Message::RegisterBroker { broker: 0, .. })));
+    let again = reaction.iter().find_map(|(_, m)| match m {
+        Message::RegisterBroker {
+            broker: 0,
+            incarnation,
+            ..
+        } => Some(*incarnation),
+        _ => None,
+    });
+    // Having dropped its roles, it registers as a new incarnation: the controller takes it out of
+    // every ISR and gives it a new broker epoch, as after a restart.
+    let registered = c
+        .metadata()
+        .registration(0)
+        .expect("registered")
+        .incarnation;
+    assert!(again.is_some_and(|i| i != registered), "{reaction:?}");
+    let register = reaction.into_iter().map(|(_, m)| m);
+    let register = register.filter(|m| matches!(m, Message::RegisterBroker { .. }));
+    for m in register {
+        to_controller(&mut c, 0, m);
+    }
+    let epoch = c.metadata().registration(0).expect("registered").epoch;
+    assert!(
+        epoch > current,
+        "registered again in a new epoch: {epoch} after {current}"
+    );
 }
 
 /// The leader's state of `t-0` on `b`, for tests that break it by hand.

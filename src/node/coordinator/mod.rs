@@ -386,7 +386,7 @@ impl Coordinator {
     pub fn resign(self, cx: &mut Context) {
         for (name, g) in &self.groups {
             cx.cancel_timer(Timer::GroupRebalance(name.clone()));
-            for m in g.members.keys() {
+            for m in g.members.keys().chain(&g.pending) {
                 cx.cancel_timer(session_timer(name, m));
             }
             for w in g.waiting_joins.iter().chain(&g.waiting_syncs) {
