@@ -481,8 +481,14 @@ impl Coordinator {
                             id
                         } else {
                             // Only an id, held as pending for a session: a join repeated or
-                            // delivered late leaves a pending id that expires, not a member.
+                            // delivered late leaves a pending id that expires, not a member. A
+                            // join the group would refuse is refused now, as Kafka does, not
+                            // after the round trip.
                             let g = self.groups.entry(name.clone()).or_default();
+                            if let Err(e) = g.clone().admit(&id, &assign) {
+                                reply(cx, from, &name, correlation, Err(e));
+                                return writes;
+                            }
                             g.pending.insert(id.clone());
                             cx.set_timer(session_timer(&name, &id), settings.session_timeout_ms);
                             let answer = Ok(GroupAnswer::MemberIdRequired { member: id });
@@ -581,10 +587,10 @@ impl Coordinator {
                 }
             }
             GroupRequest::Leave { member } => {
-                let known = self
-                    .groups
-                    .get(&name)
-                    .is_some_and(|g| g.members.contains_key(&member));
+                // A pending id leaves too (as in Kafka), without a rebalance: it was no member.
+                let known = self.groups.get(&name).is_some_and(|g| {
+                    g.members.contains_key(&member) || g.pending.contains(&member)
+                });
                 if known {
                     cx.cancel_timer(session_timer(&name, &member));
                     writes.extend(self.remove_member(cx, settings, md, &name, &member));

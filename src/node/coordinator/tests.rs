@@ -368,6 +368,35 @@ fn a_first_join_is_only_given_an_id_and_a_late_copy_adds_no_member() {
     );
 }
 
+/// A first join the group would refuse is refused at once, not given an id; a pending id that
+/// leaves is gone without a rebalance, as in Kafka.
+#[test]
+fn a_refused_first_join_gets_no_id_and_a_pending_id_can_leave() {
+    let mut b = broker(&[]);
+    let (m1, _) = two_members(&mut b);
+    let leader_assigned = GroupRequest::Join {
+        member: None,
+        topics: Vec::new(),
+        assign: AssignBy::Leader {
+            protocol_type: "consumer".into(),
+            protocols: vec![offer("range", b"")],
+        },
+        require_known_member_id: true,
+    };
+    assert_eq!(
+        ask(&mut b, 104, leader_assigned),
+        vec![(104, Err(ErrorCode::InconsistentGroupProtocol))]
+    );
+    let id = join_for_id(&mut b, 103);
+    let left = ask(&mut b, 103, GroupRequest::Leave { member: id.clone() });
+    assert_eq!(left, vec![(103, Ok(GroupAnswer::Left))]);
+    assert_eq!(heartbeat(&mut b, 101, &m1, 2), Ok(GroupAnswer::HeartbeatOk));
+    assert_eq!(
+        join(&mut b, 103, Some(&id)),
+        vec![(103, Err(ErrorCode::UnknownMemberId))]
+    );
+}
+
 #[test]
 fn session_expiry_removes_a_member_and_the_other_rebalances_alone() {
     let mut b = broker(&[]);
