@@ -829,14 +829,7 @@ mod tests {
             session_timeout_ms: Some(2_000),
             ..(*controller(BugSet::none()).config).clone()
         }));
-        let mut cx = Context::new(0);
-        let register = Message::RegisterBroker {
-            broker: 0,
-            lost_data: false,
-            incarnation: 1,
-        };
-        c.on_message(&mut cx, 0, register);
-        let started = cx.take_effects().into_iter().any(|e| {
+        let started = register_as(&mut c, false, 1).into_iter().any(|e| {
             e == Effect::SetTimer {
                 timer: Timer::SessionExpiry(0),
                 after_ms: 2_000,

@@ -132,6 +132,11 @@ impl Group {
         }
     }
 
+    /// `id` is a member, or an id given to a first join and not yet joined with (`pending`).
+    pub fn knows(&self, id: &MemberId) -> bool {
+        self.members.contains_key(id) || self.pending.contains(id)
+    }
+
     /// Records `offset` and its `metadata` as committed for `tp`.
     pub fn set_committed(&mut self, tp: TopicPartition, offset: Offset, metadata: String) {
         if metadata.is_empty() {

@@ -457,13 +457,7 @@ impl Coordinator {
                 require_known_member_id,
             } => {
                 let id = match member {
-                    Some(id)
-                        if self.groups.get(&name).is_some_and(|g| {
-                            g.members.contains_key(&id) || g.pending.contains(&id)
-                        }) =>
-                    {
-                        id
-                    }
+                    Some(id) if self.groups.get(&name).is_some_and(|g| g.knows(&id)) => id,
                     Some(_) => {
                         reply(
                             cx,
@@ -588,9 +582,7 @@ impl Coordinator {
             }
             GroupRequest::Leave { member } => {
                 // A pending id leaves too (as in Kafka), without a rebalance: it was no member.
-                let known = self.groups.get(&name).is_some_and(|g| {
-                    g.members.contains_key(&member) || g.pending.contains(&member)
-                });
+                let known = self.groups.get(&name).is_some_and(|g| g.knows(&member));
                 if known {
                     cx.cancel_timer(session_timer(&name, &member));
                     writes.extend(self.remove_member(cx, settings, md, &name, &member));
