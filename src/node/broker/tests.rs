@@ -954,6 +954,21 @@ fn an_isr_expansion_refused_for_a_stale_broker_epoch_is_proposed_again_after_the
     assert!(to_broker(&mut leader, 1, follower_fetch(current, epoch))
         .iter()
         .all(|(_, m)| !matches!(m, Message::AlterPartition(_))));
+    // Had the push also changed `t-0` (a newer partition epoch: the controller committed another
+    // change of it meanwhile), the leader takes its ISR and proposes again at once as well: a
+    // refusal left standing there waited for yet another push, which a calm cluster may not send.
+    let mut changed = c.metadata().clone();
+    let ps = changed.partitions.iter_mut().find(|p| p.tp == tp);
+    ps.expect("t-0").partition_epoch += 1;
+    let push = Message::UpdateMetadata {
+        controller_epoch: 0,
+        metadata: changed,
+    };
+    let again = proposal_in(to_broker(&mut leader.clone(), 9, push));
+    assert!(
+        again.is_some(),
+        "not proposed again after a push changing t-0"
+    );
     // The push of the newer registration arrives. Before the fix the refusal was cleared only by
     // a change of `t-0` itself, so the ISR stayed {0} for good.
     let proposal =

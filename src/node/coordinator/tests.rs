@@ -47,6 +47,11 @@ type Answer = Result<GroupAnswer, ErrorCode>;
 
 /// Sends one group request from client `from`; returns the answers sent to each client.
 fn ask(b: &mut Broker, from: u32, request: GroupRequest) -> Vec<(u32, Answer)> {
+    answers_in(&ask_effects(b, from, request))
+}
+
+/// Sends one group request from client `from`; returns every effect of it.
+fn ask_effects(b: &mut Broker, from: u32, request: GroupRequest) -> Vec<Effect> {
     let msg = GroupMessage {
         group: "g".into(),
         correlation: 1,
@@ -54,17 +59,21 @@ fn ask(b: &mut Broker, from: u32, request: GroupRequest) -> Vec<(u32, Answer)> {
     };
     let mut cx = Context::new(0);
     b.on_message(&mut cx, from, Message::Group(msg));
-    answers(cx)
+    cx.take_effects()
 }
 
 fn answers(mut cx: Context) -> Vec<(u32, Answer)> {
-    cx.take_effects()
-        .into_iter()
+    answers_in(&cx.take_effects())
+}
+
+fn answers_in(effects: &[Effect]) -> Vec<(u32, Answer)> {
+    effects
+        .iter()
         .filter_map(|e| match e {
             Effect::Send {
                 to,
                 message: Message::GroupResponse(r),
-            } => Some((to, r.result)),
+            } => Some((*to, r.result.clone())),
             _ => None,
         })
         .collect()
@@ -280,33 +289,46 @@ fn the_bug_switch_accepts_a_stale_commit_and_the_offset_goes_back() {
 }
 
 /// A heartbeat renews the member's session: it sets the member's session timer again, so a
-/// member that only heartbeats (nothing to commit) is never expired while it keeps doing so.
+/// member that only heartbeats (nothing to commit) is never expired while it keeps doing so. A
+/// sync renews it too (as in Kafka): a member whose join waited out most of a rebalance is not
+/// expelled before its first heartbeat.
 #[test]
-fn a_heartbeat_renews_the_members_session() {
+fn a_heartbeat_or_a_sync_renews_the_members_session() {
     let mut b = broker(&[]);
     let (m1, _) = two_members(&mut b);
-    let msg = GroupMessage {
-        group: "g".into(),
-        correlation: 1,
-        request: GroupRequest::Heartbeat {
+    let requests = [
+        GroupRequest::Heartbeat {
             member: m1.clone(),
             generation: 2,
         },
-    };
-    let mut cx = Context::new(0);
-    b.on_message(&mut cx, 101, Message::Group(msg));
-    let session = Timer::MemberSession {
-        group: "g".into(),
-        member: m1,
-    };
-    let renewed = cx
-        .take_effects()
-        .into_iter()
-        .any(|e| matches!(e, Effect::SetTimer { timer, .. } if timer == session));
-    assert!(renewed, "the heartbeat did not renew the session");
+        GroupRequest::Sync {
+            member: m1.clone(),
+            generation: 2,
+            assignments: Vec::new(),
+        },
+    ];
+    for request in requests {
+        let msg = GroupMessage {
+            group: "g".into(),
+            correlation: 1,
+            request: request.clone(),
+        };
+        let mut cx = Context::new(0);
+        b.on_message(&mut cx, 101, Message::Group(msg));
+        let session = Timer::MemberSession {
+            group: "g".into(),
+            member: m1.clone(),
+        };
+        let renewed = cx
+            .take_effects()
+            .into_iter()
+            .any(|e| matches!(e, Effect::SetTimer { timer, .. } if timer == session));
+        assert!(renewed, "{request:?} did not renew the session");
+    }
 }
 
-/// A first join asking for an id (Kafka's KIP-394) and its answer: the id.
+/// A first join asking for an id (Kafka's KIP-394) and its answer: the id, which is held for a
+/// session (its timer armed), so one never joined with expires.
 fn join_for_id(b: &mut Broker, from: u32) -> String {
     let request = GroupRequest::Join {
         member: None,
@@ -314,10 +336,20 @@ fn join_for_id(b: &mut Broker, from: u32) -> String {
         assign: AssignBy::Coordinator(Assignor::Range),
         require_known_member_id: true,
     };
-    match ask(b, from, request).as_slice() {
+    let effects = ask_effects(b, from, request);
+    let id = match answers_in(&effects).as_slice() {
         [(to, Ok(GroupAnswer::MemberIdRequired { member }))] if *to == from => member.clone(),
         other => panic!("no member id for {from}: {other:?}"),
-    }
+    };
+    let session = Timer::MemberSession {
+        group: "g".into(),
+        member: id.clone(),
+    };
+    let timed = effects
+        .iter()
+        .any(|e| matches!(e, Effect::SetTimer { timer, .. } if *timer == session));
+    assert!(timed, "the pending id {id} has no session timer");
+    id
 }
 
 /// A first join that asks for an id is given one and nothing else: no member, no rebalance. A
@@ -603,6 +635,23 @@ fn a_generation_taken_as_stored_ahead_of_its_record_breaks_an_invariant() {
     assert_eq!(v.rule, "coordinator-generation-stored");
 }
 
+/// A push of broker `b`'s metadata, one version newer, with `change` made to the state of the
+/// `__consumer_offsets` partition.
+fn offsets_changed(
+    b: &Broker,
+    change: impl FnOnce(&mut crate::protocol::PartitionState),
+) -> Message {
+    let mut md = b.metadata().clone();
+    md.version += 1;
+    let offsets = TopicPartition::new(OFFSETS_TOPIC, 0);
+    let ps = md.partitions.iter_mut().find(|p| p.tp == offsets);
+    change(ps.expect("offsets partition"));
+    Message::UpdateMetadata {
+        controller_epoch: 0,
+        metadata: md,
+    }
+}
+
 #[test]
 fn a_broker_that_stops_leading_the_partition_resigns_and_refuses() {
     let mut b = broker(&[]);
@@ -613,32 +662,34 @@ fn a_broker_that_stops_leading_the_partition_resigns_and_refuses() {
         m1.starts_with("c101-e"),
         "member ids name client and epoch: {m1}"
     );
-    // A second join leaves a rebalance waiting for the first member when leadership moves.
+    // A second join leaves a rebalance waiting for the first member when leadership moves, and
+    // a third client holds a pending id.
     assert!(join(&mut b, 102, None).is_empty());
-    let mut md = b.metadata().clone();
-    md.version += 1;
-    let offsets = TopicPartition::new(OFFSETS_TOPIC, 0);
-    let ps = md
-        .partitions
-        .iter_mut()
-        .find(|p| p.tp == offsets)
-        .expect("offsets partition");
-    ps.leader = None;
-    ps.leader_epoch += 1;
+    let pending = join_for_id(&mut b, 103);
+    let push = offsets_changed(&b, |ps| {
+        ps.leader = None;
+        ps.leader_epoch += 1;
+    });
     let mut cx = Context::new(0);
-    b.on_message(
-        &mut cx,
-        9,
-        Message::UpdateMetadata {
-            controller_epoch: 0,
-            metadata: md,
-        },
-    );
+    b.on_message(&mut cx, 9, push);
+    let effects = cx.take_effects();
     assert_eq!(
-        answers(cx),
+        answers_in(&effects),
         vec![(102, Err(ErrorCode::NotCoordinator))],
         "the waiting join is told to look for the new coordinator"
     );
+    // Every session timer goes with the coordinator, a pending id's too: left armed, it would
+    // fire into whatever coordinator this broker runs next.
+    for member in [&m1, &pending] {
+        let session = Timer::MemberSession {
+            group: "g".into(),
+            member: member.clone(),
+        };
+        let cancelled = effects
+            .iter()
+            .any(|e| matches!(e, Effect::CancelTimer(timer) if *timer == session));
+        assert!(cancelled, "the session timer of {member} is left armed");
+    }
     assert!(b.coordinators().is_empty());
     assert_eq!(
         commit(&mut b, 101, &m1, g1, 1),
@@ -646,6 +697,22 @@ fn a_broker_that_stops_leading_the_partition_resigns_and_refuses() {
     );
     let r = ask(&mut b, 101, GroupRequest::FindCoordinator);
     assert_eq!(r[0].1, Err(ErrorCode::CoordinatorNotAvailable));
+}
+
+/// Ids never repeat across coordinators: one loaded in a later leader epoch counts its ids from
+/// the start again, so without the epoch in the id it gave a client the id that client held
+/// under the previous coordinator, and a stale request of the old membership passed for the new.
+#[test]
+fn a_coordinator_of_a_later_epoch_gives_no_id_an_earlier_one_gave() {
+    let mut b = broker(&[]);
+    let (first, _) = joined(&join(&mut b, 101, None), 101);
+    let push = offsets_changed(&b, |ps| {
+        ps.leader_epoch += 1;
+        ps.partition_epoch += 1;
+    });
+    b.on_message(&mut Context::new(0), 9, push);
+    let (again, _) = joined(&join(&mut b, 101, None), 101);
+    assert_ne!(again, first, "the later coordinator gave the same id again");
 }
 
 /// A new coordinator replaying broker `b`'s `__consumer_offsets` log, all of it committed.

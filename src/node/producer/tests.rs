@@ -212,6 +212,28 @@ fn giving_up_on_a_batch_starts_a_new_epoch_once_nothing_is_in_flight() {
     assert_eq!((stamp.epoch, stamp.sequence), (1, 0));
 }
 
+/// While an epoch bump waits for the requests in flight, nothing more is sent: a batch sent in
+/// the old epoch behind the gap would be refused out of sequence as well, and with requests
+/// always in flight the new epoch would never start.
+#[test]
+fn nothing_is_sent_while_an_epoch_bump_waits_for_the_requests_in_flight() {
+    let mut p = warmed_up(config(10, 3, 20));
+    let sent = produces(&start(&mut p));
+    assert_eq!(sent.len(), 3);
+    let effects = answer(&mut p, 0, &sent[0].1, Err(ErrorCode::OutOfOrderSequence));
+    outcomes_all(&effects, |e| matches!(e, ClientEvent::SendFail { .. }));
+    assert!(produces(&effects).is_empty(), "sent in the old epoch");
+    let effects = answer(&mut p, 0, &sent[1].1, Ok(2));
+    assert!(
+        produces(&effects).is_empty(),
+        "sent with a request in flight"
+    );
+    let effects = answer(&mut p, 0, &sent[2].1, Ok(4));
+    let next = produces(&effects);
+    let stamp = next[0].1.producer.expect("idempotent");
+    assert_eq!((stamp.epoch, stamp.sequence), (1, 0), "{next:?}");
+}
+
 #[test]
 fn an_out_of_order_answer_is_a_definite_failure_only_on_a_first_attempt() {
     // First attempt refused: nothing of it was appended.
