@@ -355,6 +355,9 @@ impl Scenario {
         let leader_rebalance_ms = if opts.bugs.contains(&Bug::PreferredOutOfIsr) {
             // The switch's hunt: a rebalance often enough to catch a replica still catching up.
             Some(arng.range(500, 2_000))
+        } else if opts.bugs.contains(&Bug::RebalanceNotRearmed) {
+            // Its hunt: an interval the check after the calm asks about (`calm::unbalanced`).
+            Some(arng.range(2_000, 6_000))
         } else {
             (!hunting && arng.chance(50)).then(|| arng.range(2_000, 8_000))
         };

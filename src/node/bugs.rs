@@ -149,10 +149,14 @@ pub enum Bug {
     /// rejoins, and the group rebalances again and again with no fault at all. Nothing is lost
     /// and every record is still read; only the cluster's calm shows it.
     MemberSessionNotRenewed,
+    /// The controller's preferred-leader rebalance runs once per term: its timer is not armed
+    /// again after it fires, so leadership stays wherever failovers moved it. Nothing is lost and
+    /// every record arrives; only the check after the calm (`unbalanced`) sees it.
+    RebalanceNotRearmed,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 38] = [
+    pub const ALL: [Bug; 39] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -191,6 +195,7 @@ impl Bug {
         Bug::TimeLookupPastHw,
         Bug::MaxTimestampLastTie,
         Bug::MemberSessionNotRenewed,
+        Bug::RebalanceNotRearmed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -233,6 +238,7 @@ impl Bug {
             Bug::TimeLookupPastHw => "time-lookup-past-hw",
             Bug::MaxTimestampLastTie => "max-timestamp-last-tie",
             Bug::MemberSessionNotRenewed => "member-session-not-renewed",
+            Bug::RebalanceNotRearmed => "rebalance-not-rearmed",
         }
     }
 }

@@ -285,7 +285,9 @@ impl Controller {
             }
             Timer::LeaderRebalance => {
                 self.rebalance_leaders(cx);
-                cx.set_timer(Timer::LeaderRebalance, self.config.leader_rebalance_ms);
+                if !self.config.bugs.has(Bug::RebalanceNotRearmed) {
+                    cx.set_timer(Timer::LeaderRebalance, self.config.leader_rebalance_ms);
+                }
             }
             _ => {}
         }

@@ -64,7 +64,8 @@ pub struct ScenarioArgs {
     /// replay-keeps-highest-offset, keep-stale-list-offsets, time-lookup-strict,
     /// time-lookup-past-hw, max-timestamp-last-tie, the availability bugs lag-from-high-watermark and
     /// min-insync-exclusive, member-session-not-renewed (a liveness bug only the calm after the
-    /// run sees), and the controller quorum's
+    /// run sees), rebalance-not-rearmed (leaders are moved back to their preferred replicas once
+    /// per controller term only; the check after the calm sees it), and the controller quorum's
     /// vote-without-log-check, vote-by-log-length, commit-previous-epoch-by-count,
     /// vote-not-durable, no-prevote, snapshot-past-commit, keep-stalled-links (an availability
     /// bug), and create-topic-before-commit (the admin then creates a topic every 250 ms). The run then hunts for it (a failover mix, a group mix, or the bug's targeted

@@ -8,8 +8,12 @@
 //! arrives) and the convergence check cannot either (it looks once, and the churn is periodic).
 //! So the run counts the protocol situations that only a fault should bring about, before and
 //! after the calm, and reports any that happened (`unstable`).
+//!
+//! The calm also gives the controller's periodic preferred-leader election its turn: at its end,
+//! every partition whose preferred replica is live and in sync must be led by it (`unbalanced`).
 
 use seedlog::node::Situation;
+use seedlog::protocol::ClusterMetadata;
 use std::collections::BTreeMap;
 
 /// How long the converged cluster is left alone before the calm is judged: what the faults
@@ -80,6 +84,44 @@ pub fn judge(
     })
 }
 
+/// What a preferred-leader election may take beyond one rebalance interval: the controller
+/// commits the move through its quorum (milliseconds in a calm cluster).
+pub const REBALANCE_SLACK_MS: u64 = 1_000;
+
+/// After the calm, with preferred-leader elections on (`leader_rebalance_ms`): every partition
+/// whose preferred replica (the first of its assignment) is live and in its ISR is led by it.
+/// The cluster converged with every replica in every ISR, and has had the settling and the calm
+/// since — more than one rebalance interval and the slack, else nothing is asked — so the
+/// controller's periodic rebalance has had its turn. A rebalance that stops running (a timer
+/// not re-armed after it fires, or not armed by a newly active controller) leaves leadership
+/// wherever the faults moved it: every record still arrives, but the load stays on the brokers
+/// that took over, and no other check sees it.
+pub fn unbalanced(md: &ClusterMetadata, leader_rebalance_ms: Option<u64>) -> Option<String> {
+    let interval = leader_rebalance_ms?;
+    if interval + REBALANCE_SLACK_MS > SETTLE_MS + CALM_MS {
+        return None;
+    }
+    let stray: Vec<String> = md
+        .partitions
+        .iter()
+        .filter_map(|ps| {
+            let (&preferred, leader) = (ps.replicas.first()?, ps.leader?);
+            let live = md.registration(preferred).is_some_and(|r| !r.fenced);
+            let movable = leader != preferred && live && ps.isr.contains(&preferred);
+            movable.then(|| format!("{} led by b{leader}, not b{preferred}", ps.tp))
+        })
+        .collect();
+    (!stray.is_empty()).then(|| {
+        format!(
+            "unbalanced: after {} ms of calm, with a preferred-leader election every \
+             {interval} ms, partitions are led away from their preferred replica though it is \
+             live and in sync: {}",
+            SETTLE_MS + CALM_MS,
+            stray.join(", ")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +180,53 @@ mod tests {
             // Without an election since the settling began, the same rebalances are churn.
             assert!(judge(&before, &before, &after).is_some());
         }
+    }
+
+    /// Metadata of three brokers and one partition assigned `[0, 1, 2]`, led by `leader`, with
+    /// `isr`; broker 0 fenced if `fenced`.
+    fn led_by(leader: u32, isr: &[u32], fenced: bool) -> ClusterMetadata {
+        use seedlog::protocol::{BrokerRegistration, PartitionState, TopicPartition};
+        let brokers = (0..3)
+            .map(|b| BrokerRegistration {
+                broker: b,
+                epoch: u64::from(b) + 1,
+                fenced: fenced && b == 0,
+                incarnation: 1,
+            })
+            .collect();
+        let partition = PartitionState {
+            tp: TopicPartition::new("events", 0),
+            replicas: vec![0, 1, 2],
+            leader: Some(leader),
+            leader_epoch: 3,
+            isr: isr.to_vec(),
+            partition_epoch: 5,
+        };
+        ClusterMetadata {
+            version: 9,
+            brokers,
+            partitions: vec![partition],
+        }
+    }
+
+    /// Led away from a preferred replica that is live and in sync, after more than a rebalance
+    /// interval: named. Led by it, or with it out of the ISR or fenced, or with rebalancing off
+    /// or slower than the calm is long: not.
+    #[test]
+    fn a_partition_led_away_from_its_live_in_sync_preferred_replica_is_unbalanced() {
+        let line = unbalanced(&led_by(1, &[0, 1, 2], false), Some(2_000)).expect("unbalanced");
+        assert!(line.starts_with("unbalanced: "), "{line}");
+        assert!(line.contains("events-0 led by b1, not b0"), "{line}");
+        assert_eq!(unbalanced(&led_by(0, &[0, 1, 2], false), Some(2_000)), None);
+        assert_eq!(unbalanced(&led_by(1, &[1, 2], false), Some(2_000)), None);
+        assert_eq!(unbalanced(&led_by(1, &[0, 1, 2], true), Some(2_000)), None);
+        assert_eq!(unbalanced(&led_by(1, &[0, 1, 2], false), None), None);
+        let slowest = SETTLE_MS + CALM_MS - REBALANCE_SLACK_MS;
+        assert!(unbalanced(&led_by(1, &[0, 1, 2], false), Some(slowest)).is_some());
+        assert_eq!(
+            unbalanced(&led_by(1, &[0, 1, 2], false), Some(slowest + 1)),
+            None
+        );
     }
 
     /// Nothing a calm cluster does by design is counted as a disruption.

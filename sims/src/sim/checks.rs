@@ -70,6 +70,12 @@ fn settled_controller(
     Ok(controller)
 }
 
+/// The active controller's committed metadata, once the controllers have settled
+/// (`controllers_settled`).
+pub fn settled_metadata(cluster: &Cluster, sc: &Scenario) -> Option<ClusterMetadata> {
+    controllers_settled(cluster, sc).ok()
+}
+
 /// Every other voter has applied the quorum's log as far as the active controller has. A voter
 /// left behind for good (say, one that keeps a diverging tail it should have cut) costs the
 /// quorum nothing while the other two agree, so no other check sees it; it is one failure

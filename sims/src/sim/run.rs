@@ -191,6 +191,9 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
         }
         let after = cluster.coverage.counts();
         problems.extend(super::calm::judge(&settling, &before, &after));
+        if let Some(md) = super::checks::settled_metadata(&cluster, &sc) {
+            problems.extend(super::calm::unbalanced(&md, sc.leader_rebalance_ms));
+        }
     }
     // Every node's disk holds what it runs with (the run ended normally: all were restarted at
     // the heal, so none is down after a power loss; a broker whose disk took a flipped bit and
