@@ -659,7 +659,7 @@ fn latest_is_log_end_shows_in_the_history() {
         nemesis: Some(sims::faults::nemesis::Nemesis::LoneLeaderPowerLoss),
         ..Default::default()
     };
-    let sc = Scenario::from_seed(145, &opts);
+    let sc = Scenario::from_seed(469, &opts);
     let outcome = run(&sc, false);
     let history = sims::sim::history::anomalies(&outcome.observed, &sc);
     assert!(

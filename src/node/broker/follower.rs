@@ -89,11 +89,23 @@ impl Broker {
         };
         // Only the answer to the request in flight, from this leader in this epoch, on the
         // current connection, counts (a fetch of a dropped connection may be answered late,
-        // after one of the same offset was sent again).
+        // after one of the same offset was sent again). An answer that refuses a fetch for its
+        // epoch names the leader's, which tells whose it is: a fetch of ours in an older epoch,
+        // at the same offset, refused as fenced by a leader now in our epoch, is not the one in
+        // flight. Taken for it, it let the follower send that fetch again while the first was
+        // still on its way; on another connection the first arrived after the second's answer,
+        // and the leader took its offset as our position, below the high watermark we had
+        // reached (seed 887447262: `isr-holds-hw`).
+        let ours = match resp.error {
+            None => resp.leader_epoch == fs.epoch,
+            Some(ErrorCode::FencedLeaderEpoch) => resp.leader_epoch > fs.epoch,
+            Some(ErrorCode::UnknownLeaderEpoch) => resp.leader_epoch < fs.epoch,
+            Some(_) => true,
+        };
         let current = from == fs.leader
             && resp.connection == connection_to(&self.fetch_connections, from)
             && fs.in_flight == Some(resp.fetch_offset)
-            && (resp.error.is_some() || resp.leader_epoch == fs.epoch);
+            && ours;
         if !current {
             return;
         }

@@ -272,6 +272,17 @@ impl Broker {
             return cx.send(from, Message::FetchResponse(resp));
         };
         if let Some(rep) = req.replica {
+            // Sent by an incarnation of the follower before the one that has fetched from us
+            // since, and delivered late: nobody waits for its answer, and answered, it reached
+            // the new incarnation, whose fetch in flight had the same offset and connection
+            // number, so the follower took our answer to its old log (a divergence) for its own
+            // and cut below the position we had counted for it (seed 887448240:
+            // `progress-held-by-follower`). Connection numbers alone do not order these: both
+            // incarnations' first connection is 0, which `connections` does not record.
+            let newer = ls.followers.get(&rep.broker);
+            if newer.is_some_and(|p| p.broker_epoch > rep.broker_epoch) {
+                return;
+            }
             // Sent on a connection the follower has since dropped (or by an incarnation before
             // its restart), and overtaken by a fetch on its next one: its offset may be older
             // than what the follower proved since, and nobody waits for its answer.

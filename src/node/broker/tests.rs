@@ -606,6 +606,13 @@ fn a_fetch_from_a_dropped_connection_is_ignored() {
         matches!(&answers[..], [(1, Message::FetchResponse(r))] if r.connection == 0),
         "{answers:?}"
     );
+    // A fetch of the old incarnation delivered after the new one has fetched is ignored,
+    // unanswered, whatever its connection number: nobody waits for it, and its answer would
+    // reach the new incarnation, whose fetch in flight may have the same offset and number.
+    assert_eq!(to_broker(&mut leader, 1, on(broker_epoch, 1, 1)), vec![]);
+    let counted = leader_state(&mut leader).followers.get(&1).cloned();
+    let counted = counted.map(|p| (p.log_end, p.broker_epoch));
+    assert_eq!(counted, Some((0, broker_epoch + 1)));
 }
 
 /// After every step a leader has done all its progress step would (`leader-hw-current`,
@@ -701,6 +708,42 @@ fn a_fetch_answer_of_another_leader_epoch_is_ignored() {
     }
     let taken = answer_fetch(&mut b, first_fetch_answer(epoch, 3, None));
     assert_eq!(taken, Some((3, Some(epoch))));
+}
+
+/// An answer refusing a fetch for its epoch names the leader's epoch, which tells whose fetch it
+/// answers: "fenced" from a leader in the follower's own epoch, or "unknown epoch" from one in
+/// it, answers an older fetch at the same offset, not the one in flight. Taken for it, the
+/// follower sent that fetch again while the first was still on its way, and the first, delivered
+/// late on another connection, took the follower's position back at the leader.
+#[test]
+fn an_epoch_refusal_naming_the_followers_own_epoch_answers_an_older_fetch() {
+    let (mut b, _tp, epoch) = follower_of_t0();
+    let refusal = |error, leader_epoch| crate::protocol::FetchResponse {
+        error: Some(error),
+        leader_epoch,
+        ..first_fetch_answer(epoch, 0, None)
+    };
+    for error in [ErrorCode::FencedLeaderEpoch, ErrorCode::UnknownLeaderEpoch] {
+        let mut cx = Context::new(0);
+        b.on_message(&mut cx, 0, Message::FetchResponse(refusal(error, epoch)));
+        let effects = cx.take_effects();
+        assert!(effects.is_empty(), "{error:?} taken: {effects:?}");
+    }
+    // The fetch in flight is still awaited: its answer is taken.
+    let taken = answer_fetch(&mut b, first_fetch_answer(epoch, 3, None));
+    assert_eq!(taken, Some((3, Some(epoch))));
+    // A refusal that does name another epoch answers it: the follower backs off. (Its epoch is
+    // the first, so only a newer one can be named.)
+    let (mut b, tp, _) = follower_of_t0();
+    let mut cx = Context::new(0);
+    let fenced = refusal(ErrorCode::FencedLeaderEpoch, epoch + 1);
+    b.on_message(&mut cx, 0, Message::FetchResponse(fenced));
+    let backoff = crate::node::Timer::FetchBackoff(tp);
+    let effects = cx.take_effects();
+    let backs_off = effects
+        .iter()
+        .any(|e| matches!(e, Effect::SetTimer { timer, .. } if *timer == backoff));
+    assert!(backs_off, "fenced by a newer epoch, not taken: {effects:?}");
 }
 
 /// A follower of t-0 holding records 0..4 of its leader epoch, whose log start (its own retention)
