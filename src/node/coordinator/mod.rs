@@ -248,19 +248,22 @@ impl Coordinator {
                 },
             )?;
         }
-        // A generation taken as stored (its syncs answered) must be in the committed log: a
-        // successor coordinator rebuilds from there, and a sync answered before its record
-        // committed hands members a generation a failover can lose and hand out again.
+        // A generation taken as stored, or one whose syncs were answered (the group is
+        // stable), must be in the committed log: a successor coordinator rebuilds from there,
+        // and a sync answered before its record committed hands members a generation a
+        // failover can lose and hand out again. The state is judged as well as the flag, so a
+        // coordinator that answers without waiting for the flag is caught too.
         for (group, g) in &self.groups {
             let logged_generation = logged.generation(group);
+            let answered = g.generation_stored || g.state == GroupState::Stable;
             ensure(
-                !g.generation_stored || logged_generation == Some(g.generation),
+                !answered || logged_generation == Some(g.generation),
                 "coordinator-generation-stored",
                 || {
                     format!(
-                        "group {group} takes generation {} as stored; its committed records \
-                         name {logged_generation:?}",
-                        g.generation
+                        "group {group} is {:?} at generation {} (taken as stored: {}); its \
+                         committed records name {logged_generation:?}",
+                        g.state, g.generation, g.generation_stored
                     )
                 },
             )?;

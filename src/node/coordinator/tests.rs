@@ -625,6 +625,14 @@ fn a_generation_taken_as_stored_ahead_of_its_record_breaks_an_invariant() {
         v.detail.contains("generation 3") && v.detail.contains("Some(2)"),
         "{v}"
     );
+    // A group stable (its syncs answered) in a generation whose record has not committed,
+    // though the flag says not stored: a coordinator that answered without waiting for it.
+    let g = c.groups.get_mut("g").unwrap();
+    g.generation_stored = false;
+    g.state = super::group::GroupState::Stable;
+    let v = c.check_offsets_in_log(&log).unwrap_err();
+    assert_eq!(v.rule, "coordinator-generation-stored");
+    assert!(v.detail.contains("Stable at generation 3"), "{v}");
     // A group with no generation record at all.
     let mut c = replayed(&b);
     let mut other = c.groups["g"].clone();
