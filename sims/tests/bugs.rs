@@ -621,6 +621,20 @@ fn rebalance_not_rearmed_is_caught_after_the_calm() {
     caught_alone(Bug::RebalanceNotRearmed, 20, "unbalanced");
 }
 
+/// A latency bug: the leader leaves the fetches it parked to their long-poll deadline, so
+/// followers learn of new records, and the leader of their progress, one wait late. Every
+/// record arrives and nothing is refused; only the timed probe round after the heal (`slow`)
+/// sees acks=all writes taking hundreds of milliseconds.
+#[test]
+fn parked_fetch_not_woken_is_caught_by_the_timed_probe() {
+    let outcome = caught_alone(Bug::ParkedFetchNotWoken, 5, "slow");
+    assert!(
+        outcome.problems[0].contains("took"),
+        "{:?}",
+        outcome.problems
+    );
+}
+
 /// The first of seeds `0..limit` whose run with `bug` reports `expected` and nothing else, where
 /// the same run without the switch reports nothing at all (a liveness bug that only one check
 /// sees, and that check alone); its outcome with the switch.

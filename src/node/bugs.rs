@@ -153,10 +153,15 @@ pub enum Bug {
     /// again after it fires, so leadership stays wherever failovers moved it. Nothing is lost and
     /// every record arrives; only the check after the calm (`unbalanced`) sees it.
     RebalanceNotRearmed,
+    /// The partition leader does not answer the fetches it parked when its log or high
+    /// watermark moves: each waits out its long-poll (`fetch.max.wait.ms`), so every acks=all
+    /// write is acknowledged hundreds of milliseconds late. Nothing is lost or refused; only
+    /// the timed probe round after the heal (`slow`) sees it.
+    ParkedFetchNotWoken,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 39] = [
+    pub const ALL: [Bug; 40] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -196,6 +201,7 @@ impl Bug {
         Bug::MaxTimestampLastTie,
         Bug::MemberSessionNotRenewed,
         Bug::RebalanceNotRearmed,
+        Bug::ParkedFetchNotWoken,
     ];
 
     pub fn name(self) -> &'static str {
@@ -239,6 +245,7 @@ impl Bug {
             Bug::MaxTimestampLastTie => "max-timestamp-last-tie",
             Bug::MemberSessionNotRenewed => "member-session-not-renewed",
             Bug::RebalanceNotRearmed => "rebalance-not-rearmed",
+            Bug::ParkedFetchNotWoken => "parked-fetch-not-woken",
         }
     }
 }

@@ -65,7 +65,9 @@ pub struct ScenarioArgs {
     /// time-lookup-past-hw, max-timestamp-last-tie, the availability bugs lag-from-high-watermark and
     /// min-insync-exclusive, member-session-not-renewed (a liveness bug only the calm after the
     /// run sees), rebalance-not-rearmed (leaders are moved back to their preferred replicas once
-    /// per controller term only; the check after the calm sees it), and the controller quorum's
+    /// per controller term only; the check after the calm sees it), parked-fetch-not-woken
+    /// (acks=all writes wait out the fetch long-poll; the timed probe round sees it), and the
+    /// controller quorum's
     /// vote-without-log-check, vote-by-log-length, commit-previous-epoch-by-count,
     /// vote-not-durable, no-prevote, snapshot-past-commit, keep-stalled-links (an availability
     /// bug), and create-topic-before-commit (the admin then creates a topic every 250 ms). The run then hunts for it (a failover mix, a group mix, or the bug's targeted

@@ -13,6 +13,7 @@ pub mod cross_checks;
 pub mod disk_check;
 pub mod history;
 pub mod holds;
+pub mod latency;
 pub mod probe;
 pub mod run;
 pub mod shrink;

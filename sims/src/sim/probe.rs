@@ -126,11 +126,11 @@ pub fn refused(observed: &[Observed], rounds: Rounds, acks: &[Acks]) -> Vec<Stri
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use seedlog::protocol::{LogEntry, Record, TopicPartition};
 
-    fn at(node: u32, time_ms: u64, event: ClientEvent) -> Observed {
+    pub(crate) fn at(node: u32, time_ms: u64, event: ClientEvent) -> Observed {
         Observed {
             node,
             time_ms,
@@ -147,7 +147,7 @@ mod tests {
         }
     }
 
-    fn ok(id: u64) -> ClientEvent {
+    pub(crate) fn ok(id: u64) -> ClientEvent {
         ClientEvent::SendOk {
             id,
             partition: 0,

@@ -154,6 +154,9 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
         first_ms: (cluster.clock)(),
         last_ms: 0,
     };
+    // Leader elections since the probes began: a producer may learn of one only when its
+    // first send of the last round is refused.
+    let elections_before = super::latency::elections(&cluster.coverage.counts());
     for round in 1..=super::probe::ROUNDS {
         if converged != Converged::Yes {
             break;
@@ -173,6 +176,12 @@ async fn simulate(sc: Scenario, trace: SharedTrace) -> Simulated {
             let history = lock(&cluster.history);
             let acks: Vec<_> = sc.producers.iter().map(|p| p.acks).collect();
             problems.extend(super::probe::refused(&history, rounds, &acks));
+            // A leader elected during the probes (a preferred-leader election, by design)
+            // sends its producers through a refusal, a backoff and a metadata refresh.
+            if super::latency::elections(&cluster.coverage.counts()) == elections_before {
+                let bounds = super::latency::bounds(&sc);
+                problems.extend(super::latency::slow(&history, rounds.last_ms, &bounds));
+            }
         }
     }
     if converged == Converged::Broken {

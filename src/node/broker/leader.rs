@@ -502,7 +502,12 @@ impl Broker {
             };
             cx.send(w.client, Message::ProduceResponse(w.answer(tp, result)));
         }
-        let parked = std::mem::take(&mut ls.parked_fetches);
+        // Bug: the parked fetches are left to their long-poll deadline.
+        let parked = if config.bugs.has(Bug::ParkedFetchNotWoken) {
+            Vec::new()
+        } else {
+            std::mem::take(&mut ls.parked_fetches)
+        };
         let epoch_start = ls.epoch_start;
         for (from, req) in parked {
             self.answer_or_park(cx, from, req);

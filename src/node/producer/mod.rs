@@ -56,6 +56,8 @@ struct Batch {
 struct InFlight {
     broker: NodeId,
     batches: Vec<(u32, u64)>,
+    /// The metadata version the request was routed by.
+    version: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -190,8 +192,8 @@ impl Producer {
     pub fn on_message(&mut self, cx: &mut Context, _from: NodeId, message: Message) {
         match message {
             Message::MetadataResponse(md) => {
-                // Only the answer we wait for stops the request timer, and only news clears
-                // staleness: a late answer to an earlier request may be older than what we have.
+                // Only news replaces what we hold: a late answer to an earlier request may be
+                // older than what we have.
                 let newer = self
                     .metadata
                     .as_ref()
@@ -200,8 +202,15 @@ impl Producer {
                     self.metadata = Some(md);
                     self.stale = false;
                 }
+                // Only the answer we wait for stops the request timer, and it ends staleness
+                // even when it brings nothing newer: the broker waited for a newer version
+                // and has none, so the error that made ours stale was not about metadata.
+                // Still stale, every periodic refresh asked for a version nobody had, waited
+                // out the broker's park, and held every send meanwhile: in a calm cluster,
+                // acks=all sends took 300-550 ms instead of tens (`slow`, seed 26).
                 if self.metadata_in_flight {
                     self.metadata_in_flight = false;
+                    self.stale = false;
                     cx.cancel_timer(Timer::ClientRequestTimeout);
                     self.progress(cx);
                 }
@@ -456,6 +465,7 @@ impl Producer {
         let Some(md) = &self.metadata else {
             return;
         };
+        let version = md.version;
         // A batch of a partition may go to its new leader while an earlier one is still on its
         // way to the old: the new leader refuses it as out of sequence (unless the earlier one
         // landed and was copied there), and it is sent again once the earlier one is answered.
@@ -547,6 +557,7 @@ impl Producer {
                     InFlight {
                         broker: leader,
                         batches: carried,
+                        version,
                     },
                 );
                 cx.set_timer(
@@ -625,6 +636,15 @@ impl Producer {
         let Some(request) = self.in_flight.get_mut(&correlation) else {
             return;
         };
+        // Metadata newer than what the request was routed by came in since: a refusal of it
+        // (not the leader, say) does not make what we hold stale. Taken for stale, the refresh
+        // asked for a version newer still, which no broker had, and the sends waited out the
+        // broker's park of that request (seed 61001448, `slow`).
+        let routed_by_older = self
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.version > request.version);
+        let was_stale = self.stale;
         let mut answered = Vec::new();
         for r in resp.batches {
             if r.tp.topic != self.config.topic {
@@ -645,6 +665,9 @@ impl Producer {
             if self.is_current(partition, batch, correlation) {
                 self.on_batch_result(cx, partition, batch, result);
             }
+        }
+        if routed_by_older && !was_stale {
+            self.stale = false;
         }
         self.progress(cx);
     }

@@ -696,3 +696,60 @@ fn a_stopped_producer_resumes_for_as_many_records_as_it_is_handed() {
     );
     assert!(p.finished());
 }
+
+/// A refresh after an error is answered with the version the producer holds (the broker
+/// waited for a newer one and has none): the producer sends again, and is no longer stale,
+/// so its periodic refreshes ask for any version instead of one nobody has — which the
+/// broker parks, holding every send of the producer meanwhile.
+#[test]
+fn an_answer_to_the_refresh_in_flight_ends_staleness_even_with_nothing_newer() {
+    let mut p = warmed_up(config(2, 1, 10));
+    let sent = produces(&start(&mut p));
+    answer(&mut p, 0, &sent[0].1, Err(ErrorCode::NotLeaderOrFollower));
+    assert!(p.stale);
+    let metadata_asked = |effects: Vec<Effect>| {
+        effects.into_iter().find_map(|e| match e {
+            Effect::Send {
+                message: Message::Metadata { min_version },
+                ..
+            } => Some(min_version),
+            _ => None,
+        })
+    };
+    let mut cx = Context::new(200);
+    p.on_timer(&mut cx, Timer::ClientBackoff);
+    assert_eq!(
+        metadata_asked(cx.take_effects()),
+        Some(2),
+        "a newer version"
+    );
+    let mut cx = Context::new(700);
+    p.on_message(&mut cx, 0, Message::MetadataResponse(metadata(1, 0)));
+    assert!(!p.stale && !p.metadata_in_flight);
+    assert_eq!(
+        produces(&cx.take_effects()).len(),
+        1,
+        "the batch goes again"
+    );
+    let mut cx = Context::new(5_000);
+    p.on_timer(&mut cx, Timer::MetadataMaxAge);
+    assert_eq!(metadata_asked(cx.take_effects()), Some(1), "any version");
+}
+
+/// A batch refused by a broker that metadata newer than the request's routing already names
+/// as not the leader: the producer does not take what it holds for stale, so the refresh
+/// after the backoff asks for any version, not for one newer still that no broker has.
+#[test]
+fn a_refusal_of_a_request_routed_by_older_metadata_leaves_the_newer_one_trusted() {
+    let mut p = warmed_up(config(2, 1, 10));
+    let sent = produces(&start(&mut p));
+    let mut cx = Context::new(5);
+    p.on_message(&mut cx, 0, Message::MetadataResponse(metadata(2, 1)));
+    answer(&mut p, 0, &sent[0].1, Err(ErrorCode::NotLeaderOrFollower));
+    assert!(!p.stale, "the metadata came after the request was routed");
+    // The same refusal of a request routed by the metadata held makes it stale.
+    let mut p = warmed_up(config(2, 1, 10));
+    let sent = produces(&start(&mut p));
+    answer(&mut p, 0, &sent[0].1, Err(ErrorCode::NotLeaderOrFollower));
+    assert!(p.stale);
+}
