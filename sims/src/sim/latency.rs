@@ -14,8 +14,11 @@ use seedlog::node::{ClientEvent, Situation};
 use seedlog::protocol::Acks;
 use std::collections::BTreeMap;
 
-/// The network's delivery time after the heal is at most this (madsim's default send latency).
-pub const NETWORK_MAX_MS: u64 = 10;
+/// The network's delivery time after the heal is at most this: the heal puts back madsim's
+/// default network, so its default send latency is read, not restated.
+pub fn network_max_ms() -> u64 {
+    madsim::net::Config::default().send_latency.end.as_millis() as u64
+}
 
 /// Network hops of an acks=all write: the produce request, the follower's fetch answer, the
 /// follower's next fetch (which moves the high watermark), the produce answer — doubled for a
@@ -35,7 +38,7 @@ const SLACK_MS: u64 = 100;
 /// linger, then its hops and syncs, with slack. On the disks that are timed, under the default
 /// fetch long-poll wait (500 ms), which is what a request never woken waits.
 pub fn bound_ms(linger_ms: Option<u64>, sync_max_ms: u64) -> u64 {
-    linger_ms.unwrap_or(0) + HOPS * NETWORK_MAX_MS + SYNCS * sync_max_ms + SLACK_MS
+    linger_ms.unwrap_or(0) + HOPS * network_max_ms() + SYNCS * sync_max_ms + SLACK_MS
 }
 
 /// The problem line for acks=all sends invoked at or after `since_ms` (the last probe round)
@@ -187,7 +190,7 @@ mod tests {
     /// that are timed stays under the fetch long-poll wait that a request never woken waits out.
     #[test]
     fn the_bound_is_made_of_the_scenarios_delays() {
-        assert_eq!(bound_ms(None, 0), HOPS * NETWORK_MAX_MS + SLACK_MS);
+        assert_eq!(bound_ms(None, 0), HOPS * network_max_ms() + SLACK_MS);
         assert_eq!(bound_ms(Some(40), 0), bound_ms(None, 0) + 40);
         assert_eq!(bound_ms(None, 52), bound_ms(None, 0) + SYNCS * 52);
         // The disks that are timed: under the wait, whatever the linger.
