@@ -35,6 +35,19 @@ impl Broker {
             let hw = r.log.high_watermark();
             self.truncate(cx, tp, hw);
         }
+        // With fsync durability a fetch reports how far our log is on disk, and the leader
+        // counts us only that far. Records not yet synced here (a deposed leader's tail, or a
+        // log recovered from the page cache after a restart) would go out in the first fetch
+        // as not durable, and with nothing new to send the leader parks that fetch for its
+        // whole wait: the high watermark stood still for half a second after every failover.
+        // Fetch once they are on disk, as after any append.
+        let fsync = self.config.durability == Durability::Fsync;
+        if let Some(r) = self.replicas.get_mut(tp) {
+            if let Role::Follower(fs) = &mut r.role {
+                fs.awaiting_sync = fsync && r.synced_offset < r.log.log_end_offset();
+            }
+        }
+        self.request_sync(cx);
         self.send_fetch(cx, tp);
     }
 

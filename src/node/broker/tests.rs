@@ -2256,3 +2256,49 @@ fn a_batch_committed_after_the_isr_shrank_below_the_minimum_is_not_acknowledged(
     let answers = produce_answers_on_fetch(&mut leader, 2);
     assert_eq!(answers, vec![Ok(1)]);
 }
+
+/// With fsync durability a broker that becomes a follower while its log's tail is not on disk
+/// (a deposed leader's unsynced records; a log recovered from the page cache) fetches only once
+/// the tail is synced, reporting it durable. Fetching at once reported it not durable, the
+/// leader had nothing new to answer with and parked the fetch for its whole wait, and the
+/// partition's high watermark stood still that long after every failover.
+#[test]
+fn a_new_follower_with_an_unsynced_tail_fetches_once_it_is_synced() {
+    let tp = TopicPartition::new("t", 0);
+    let controller = two_broker_controller();
+    let mut b = started_broker_with(&controller, fsync_config(0));
+    // Leading t-0 with follower 1 in the ISR: the record waits for the sync and the follower.
+    assert!(produce(&mut b, "a", 0).is_empty());
+    assert_eq!(b.log(&tp).map(|l| l.log_end_offset()), Some(1));
+    let epoch = b.leader_epoch_of(&tp).expect("leads t-0");
+    let fetches = |effects: Vec<Effect>| -> Vec<(Offset, Offset)> {
+        effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Send {
+                    message: Message::Fetch(f),
+                    ..
+                } => Some((f.fetch_offset, f.synced_offset)),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut cx = Context::new(0);
+    b.become_follower(&mut cx, &tp, 1, epoch + 1);
+    assert_eq!(
+        fetches(cx.take_effects()),
+        [],
+        "the tail is not on disk yet"
+    );
+    let mut cx = Context::new(0);
+    b.on_persisted(&mut cx, b.last_sync_token);
+    assert_eq!(
+        fetches(cx.take_effects()),
+        [(1, 1)],
+        "fetches, reporting it durable"
+    );
+    // A tail already on disk is fetched from at once.
+    let mut cx = Context::new(0);
+    b.become_follower(&mut cx, &tp, 1, epoch + 2);
+    assert_eq!(fetches(cx.take_effects()), [(1, 1)]);
+}
