@@ -362,6 +362,26 @@ fn the_quorum_model_holds_at_small_bounds() {
     assert_eq!(out.unreached, vec!["reaches leader replaced"]);
 }
 
+/// Two voters, the model's default bounds otherwise (two records, a crash, two election
+/// timeouts): exhaustive in a fraction of a second. An even number of voters is where a wrong
+/// majority shows: with three or five, the majority-th largest of the voters' log ends is also
+/// the majority-th smallest, so a leader sorting them the wrong way round (or counting half
+/// instead of half plus one) commits exactly what it should; with two it commits what only it
+/// holds (`committed-durable` at depth 9). The simulator runs 3 or 5 controllers, and every
+/// other quorum check here 3.
+#[test]
+fn the_quorum_model_holds_with_two_voters() {
+    let o = ModelOptions {
+        brokers: 2,
+        ..ModelOptions::defaults(ModelKind::Quorum)
+    };
+    let out = run(&o, None);
+    assert!(out.violation.is_none(), "{:?}", out.violation);
+    assert!(out.exhaustive);
+    assert!(out.unique_states > 10_000, "{}", out.unique_states);
+    assert!(out.reached.contains(&"reaches committed change"));
+}
+
 /// Two election timeouts from empty disks, nothing submitted, no crash: every interleaving of
 /// two voters' elections (a candidate timing out again while its vote requests are still
 /// unanswered, a grant of the first election arriving during the second). Exhaustive in

@@ -1060,7 +1060,9 @@ mod tests {
         // A log holding entries keeps the state they built.
         assert!(!copy.install_producers(&[]));
         // A divergence that cuts producer 7's next batch keeps what was handed over below the
-        // log start (rebuilding from the entries alone forgot it).
+        // log start. (Here its entry at the log start would rebuild the cut batch whole; a
+        // batch wholly below the log start is
+        // `a_truncation_keeps_the_batches_below_the_log_start`'s case.)
         copy.append_entries(&[LogEntry {
             offset: 5,
             epoch: 1,
@@ -1078,6 +1080,29 @@ mod tests {
             .map(|s| s.producer)
             .collect();
         assert_eq!(below, vec![7]);
+    }
+
+    /// A truncation that cuts a producer's newest batch rebuilds its state from the batches
+    /// below the log start (no entry is left to rebuild them: retention deleted them, or a
+    /// leader handed them over) and the entries that remain. Rebuilt from the entries alone,
+    /// the batch wholly below the log start was forgotten, and a retry of it, once this replica
+    /// led, was appended a second time.
+    #[test]
+    fn a_truncation_keeps_the_batches_below_the_log_start() {
+        let mut log = PartitionLog::new();
+        let stamp = |sequence| Some(ProducerStamp::batch(7, 0, sequence));
+        log.append_stamped(0, vec![rec("a")], stamp(0)).unwrap();
+        log.append_stamped(0, vec![rec("b"), rec("c")], stamp(1))
+            .unwrap();
+        log.set_high_watermark(3).unwrap();
+        // Retention deletes the first batch: only the producer state remembers it.
+        assert!(log.advance_log_start(1));
+        let before = log.producer_state(7).cloned();
+        assert_eq!(before.as_ref().map(|st| st.batches.len()), Some(2));
+        // A divergence cuts the next batch: the state is what it was before it.
+        log.append_stamped(1, vec![rec("d")], stamp(3)).unwrap();
+        log.truncate_to(3).unwrap();
+        assert_eq!(log.producer_state(7).cloned(), before);
     }
 
     #[test]
