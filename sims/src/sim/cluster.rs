@@ -11,8 +11,9 @@ use crate::scenario::{
 };
 use seedlog::node::{
     Admin, AdminConfig, AnyNode, Broker, BrokerConfig, Bug, ClientEvent, Consumer, ConsumerConfig,
-    ControllerConfig, Image, OffsetReset, Producer, ProducerConfig, QuorumConfig, QuorumController,
-    Reader, ReaderConfig, Rewind, Situation, Stage, TopicSpec, PRODUCER_ID_BLOCK_SIZE,
+    ControllerConfig, Durability, Image, OffsetReset, Producer, ProducerConfig, QuorumConfig,
+    QuorumController, Reader, ReaderConfig, Rewind, Situation, Stage, TopicSpec,
+    PRODUCER_ID_BLOCK_SIZE,
 };
 use seedlog::protocol::{
     group_partition, Acks, Assignor, ClusterMetadata, NodeId, Offset, Record, TopicPartition,
@@ -359,7 +360,13 @@ impl Cluster {
                 Arc::new(controller_config(sc)),
                 quorum_config(sc, FIRST_CONTROLLER).snapshot_every,
             ))),
-            cross: CrossChecks::new(sc.unclean_leader_election, sc.min_insync_replicas),
+            cross: {
+                let cross = CrossChecks::new(sc.unclean_leader_election, sc.min_insync_replicas);
+                match sc.durability {
+                    Durability::Fsync => cross.with_fsync(),
+                    Durability::Replicated => cross,
+                }
+            },
             clock,
             seed: sc.seed,
             sync_latency_ms: sc.sync_latency_ms,
@@ -462,11 +469,12 @@ impl Cluster {
             max_ms,
             seed: self.seed ^ (u64::from(id) << 32),
         });
-        // Producers' acks=all answers are held to the high watermarks (`acked-above-hw`).
-        let acks_all = id
+        // Producers' acks=all answers are held to the high watermarks (`acked-above-hw`), and
+        // acks=1 answers to what brokers synced (`leader-acked-unsynced`, fsync only).
+        let acks = id
             .checked_sub(FIRST_PRODUCER)
             .and_then(|i| sc.producers.get(i as usize))
-            .is_some_and(|p| p.acks == Acks::All);
+            .map(|p| p.acks);
         let observer: Observer = {
             let history = self.history.clone();
             let coverage = self.coverage.clone();
@@ -475,9 +483,14 @@ impl Cluster {
                 match event {
                     ClientEvent::SendOk {
                         partition, offset, ..
-                    } if acks_all => {
+                    } => {
                         let tp = TopicPartition::new(TOPIC, *partition);
-                        if let Err(e) = cross.acked_answer(&tp, *offset) {
+                        let checked = match acks {
+                            Some(Acks::All) => cross.acked_answer(&tp, *offset),
+                            Some(Acks::Leader) => cross.leader_acked_answer(&tp, *offset),
+                            _ => Ok(()),
+                        };
+                        if let Err(e) = checked {
                             lock(&failures).push(e);
                         }
                     }

@@ -34,12 +34,25 @@ struct PartitionCopies {
 impl Copies {
     /// Notes what `broker`'s replica of `tp` holds now.
     pub fn note(&mut self, broker: NodeId, tp: &TopicPartition, log: &PartitionLog) {
+        self.note_below(broker, tp, log, log.log_end_offset());
+    }
+
+    /// Notes what `broker`'s replica of `tp` holds below `end` (its synced offset, for the
+    /// copies on disk).
+    pub fn note_below(
+        &mut self,
+        broker: NodeId,
+        tp: &TopicPartition,
+        log: &PartitionLog,
+        end: Offset,
+    ) {
         // No key clone on this per-step path once the partition is known.
         let p = match self.partitions.get_mut(tp) {
             Some(p) => p,
             None => self.partitions.entry(tp.clone()).or_default(),
         };
-        let (start, end) = (log.log_start_offset(), log.log_end_offset());
+        let start = log.log_start_offset();
+        let end = end.clamp(start, log.log_end_offset());
         let epochs = log.epoch_cache().entries();
         let mark = (start, end, epochs.last().map(|e| e.epoch));
         if p.marks.insert(broker, mark) == Some(mark) {

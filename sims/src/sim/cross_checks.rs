@@ -47,6 +47,9 @@ pub struct CrossChecks {
     coordinators: Arc<Mutex<BTreeMap<(NodeId, u32), CoordinatorScan>>>,
     /// Which brokers have held each record, for `acked-under-min-insync`.
     copies: Arc<Mutex<Copies>>,
+    /// With `fsync` durability, which brokers have had each record on disk (counted synced),
+    /// for `leader-acked-unsynced`; `None` otherwise.
+    synced: Option<Arc<Mutex<Copies>>>,
     /// The run may elect unclean leaders, which lose committed records: no answer is held to
     /// older epochs' high watermarks then.
     unclean_elections: bool,
@@ -204,6 +207,14 @@ impl CrossChecks {
         }
     }
 
+    /// The checks of a cluster with `fsync` durability: what brokers synced is noted too.
+    pub fn with_fsync(self) -> Self {
+        CrossChecks {
+            synced: Some(Arc::default()),
+            ..self
+        }
+    }
+
     /// The check a node's driver runs after each step.
     pub fn step_check(&self, committed: &Arc<Mutex<CommittedLog>>) -> StepCheck {
         let (checks, committed) = (self.clone(), committed.clone());
@@ -302,8 +313,12 @@ impl CrossChecks {
         let mut by_epoch = lock(&self.leader_high_watermarks);
         let mut starts = lock(&self.log_starts);
         let mut copies = lock(&self.copies);
+        let mut synced = self.synced.as_ref().map(|s| lock(s));
         for (tp, r) in b.replicas() {
             copies.note(b.id(), tp, &r.log);
+            if let Some(synced) = synced.as_mut() {
+                synced.note_below(b.id(), tp, &r.log, r.synced_offset);
+            }
             let start = r.log.log_start_offset();
             match starts.get_mut(tp) {
                 Some(s) => *s = (*s).max(start),

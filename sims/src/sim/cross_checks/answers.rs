@@ -118,6 +118,25 @@ impl CrossChecks {
         Ok(())
     }
 
+    /// `leader-acked-unsynced`: with `fsync` durability, an acks=1 producer was told its record
+    /// is at `offset` of `tp`. The leader answers acks=1 once the batch is on its own disk (its
+    /// synced offset past the batch's last record), and every broker's synced offset is noted
+    /// after each of its steps, before an answer it sends leaves; so some broker has had the
+    /// record synced. An answer before promises a record that the leader's power loss takes,
+    /// and the history cannot tell (an acks=1 record may also be lost to a failover).
+    pub fn leader_acked_answer(&self, tp: &TopicPartition, offset: Offset) -> Result<(), String> {
+        let Some(synced) = &self.synced else {
+            return Ok(());
+        };
+        if lock(synced).holders(tp, offset) == 0 {
+            return Err(format!(
+                "leader-acked-unsynced {tp}: an acks=1 producer was told its record is at \
+                 {offset}, but no broker has had it on disk (fsync durability)"
+            ));
+        }
+        Ok(())
+    }
+
     /// `read-above-hw`: a consumer received a record at `offset` of `tp`. A leader gives consumers
     /// only records below its high watermark, noted after each of its steps (the answering one's
     /// included, before the answer leaves), so some leader has had one above `offset`. A record
@@ -432,6 +451,43 @@ mod tests {
             &log_of(&(0..3).map(|o| record(o, 1)).collect::<Vec<_>>()),
         );
         assert_eq!(problem(c1.acked_answer(&tp, 2)), "");
+    }
+
+    /// With fsync durability an acks=1 answer is held to what some broker synced; a record only
+    /// written (in the page cache) is named, a record synced since is not, and without fsync
+    /// nothing is judged.
+    #[test]
+    fn an_acks_1_answer_of_a_record_no_broker_synced_is_refused_with_fsync() {
+        let tp = TopicPartition::new("events", 0);
+        let log = log_of(&(0..4).map(|o| record(o, 1)).collect::<Vec<_>>());
+        let c = CrossChecks::new(false, 2).with_fsync();
+        assert_eq!(
+            problem(c.leader_acked_answer(&tp, 0)),
+            "leader-acked-unsynced"
+        );
+        // The leader holds 0..4 and has synced 0..2: the copies count all four, the disk two.
+        lock(&c.copies).note(1, &tp, &log);
+        let synced = c.synced.as_ref().expect("fsync");
+        lock(synced).note_below(1, &tp, &log, 2);
+        assert_eq!(problem(c.leader_acked_answer(&tp, 1)), "");
+        assert_eq!(
+            problem(c.leader_acked_answer(&tp, 2)),
+            "leader-acked-unsynced"
+        );
+        assert_eq!(
+            problem(c.leader_acked_answer(&tp, 3)),
+            "leader-acked-unsynced"
+        );
+        // A follower that synced more counts: the record is on a disk.
+        lock(synced).note_below(2, &tp, &log, 3);
+        assert_eq!(problem(c.leader_acked_answer(&tp, 2)), "");
+        assert_eq!(
+            problem(c.leader_acked_answer(&tp, 3)),
+            "leader-acked-unsynced"
+        );
+        // Replicated durability promises nothing of disks.
+        let replicated = CrossChecks::new(false, 2);
+        assert_eq!(problem(replicated.leader_acked_answer(&tp, 3)), "");
     }
 
     #[test]
