@@ -879,6 +879,13 @@ impl Producer {
                 reason: "sent in an abandoned epoch".into(),
             });
         }
+        // What was held behind a batch given up is acknowledged: report it now, so that only
+        // batches never sent are numbered again (an acknowledged batch left in the queue put the
+        // new epoch's first sequence after its records, and the leader refused it).
+        let partitions: Vec<u32> = self.queues.keys().copied().collect();
+        for p in partitions {
+            self.release_acked(cx, p);
+        }
         for q in self.queues.values_mut() {
             let mut seq = 0;
             for b in q.batches.iter_mut() {

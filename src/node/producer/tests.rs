@@ -753,3 +753,45 @@ fn a_refusal_of_a_request_routed_by_older_metadata_leaves_the_newer_one_trusted(
     answer(&mut p, 0, &sent[0].1, Err(ErrorCode::NotLeaderOrFollower));
     assert!(p.stale);
 }
+
+/// An epoch bump gives up the batches sent in the old epoch and not answered; batches
+/// acknowledged behind one of them (held so that a partition's acknowledgements come in order)
+/// are reported then, before the rest are numbered again, so the first batch sent in the new
+/// epoch starts at sequence 0. Numbered with the acknowledged ones still queued, it started
+/// after them, and the leader refused it as out of sequence: a definite failure nothing had
+/// caused, and acknowledged records reported only later.
+#[test]
+fn an_epoch_bump_reports_the_held_acknowledgements_before_numbering_again() {
+    // Six batches of two records, three in flight.
+    let mut p = warmed_up(config(12, 3, 20));
+    let sent = produces(&start(&mut p));
+    assert_eq!(sent.len(), 3);
+    // The second and third are acknowledged, held behind the first; each answer lets one more
+    // batch go.
+    let mut more = produces(&answer(&mut p, 0, &sent[1].1, Ok(2)));
+    more.extend(produces(&answer(&mut p, 0, &sent[2].1, Ok(4))));
+    assert_eq!(more.len(), 2);
+    // The first is refused for a reason worth a retry: every batch waits to be sent again,
+    // and the two in flight are answered too late to count.
+    let refused = answer(&mut p, 0, &sent[0].1, Err(ErrorCode::NotLeaderOrFollower));
+    assert!(outcomes(&refused).is_empty(), "{refused:?}");
+    for (_, m) in &more {
+        answer(&mut p, 0, m, Ok(6));
+    }
+    // A batch of another partition gives up (a delivery timeout): the epoch is bumped now that
+    // nothing is in flight.
+    p.epoch_bump_pending = true;
+    let mut cx = Context::new(2_000);
+    p.on_timer(&mut cx, Timer::ClientBackoff);
+    p.on_message(&mut cx, 0, Message::MetadataResponse(metadata(2, 0)));
+    let effects = cx.take_effects();
+    let reported = outcomes(&effects);
+    let oks = reported
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::SendOk { .. }))
+        .count();
+    assert_eq!(oks, 4, "the held acknowledgements: {reported:?}");
+    let next = produces(&effects);
+    let stamp = next[0].1.producer.expect("idempotent");
+    assert_eq!((stamp.epoch, stamp.sequence), (1, 0), "{next:?}");
+}
