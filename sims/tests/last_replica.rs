@@ -61,10 +61,15 @@ const LOSS: &[&str] = &["lost-write", "unseen", "inconsistent-offsets", "duplica
 #[test]
 fn with_the_switch_the_cut_leader_loses_acknowledged_records() {
     let o = run(&scenario(vec![Bug::LastReplicaStanding]), false);
+    // The cut leader loses every committed record it led, `__consumer_offsets`' included: the
+    // group's committed generation goes too, and the coordinator that loads what is left
+    // hands the same generation to another membership (`generation-reused`), which stops the
+    // run at that step, before the history shows the lost records.
+    let reused = |p: &String| p.contains("generation-reused");
     assert!(
         o.problems
             .iter()
-            .any(|p| LOSS.iter().any(|l| p.starts_with(l))),
+            .any(|p| LOSS.iter().any(|l| p.starts_with(l)) || reused(p)),
         "{:?}",
         o.problems
     );

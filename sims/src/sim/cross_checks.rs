@@ -12,10 +12,11 @@ mod answers;
 use super::committed::CommittedLog;
 use super::copies::Copies;
 use seedlog::log::{Checked, PartitionLog, Violation};
-use seedlog::node::coordinator::{CommitFencing, LoggedOffsets};
+use seedlog::node::coordinator::{CommitFencing, GroupState, LoggedOffsets};
 use seedlog::node::{AnyNode, Broker, QuorumNode};
 use seedlog::protocol::{
-    BrokerEpoch, LeaderEpoch, LogEntry, NodeId, Offset, QuorumEpoch, TopicPartition, OFFSETS_TOPIC,
+    BrokerEpoch, Generation, LeaderEpoch, LogEntry, MemberId, NodeId, Offset, QuorumEpoch,
+    TopicPartition, OFFSETS_TOPIC,
 };
 use seedlog::runtime::driver::StepCheck;
 use seedlog::runtime::lock;
@@ -47,6 +48,9 @@ pub struct CrossChecks {
     coordinators: Arc<Mutex<BTreeMap<(NodeId, u32), CoordinatorScan>>>,
     /// Which brokers have held each record, for `acked-under-min-insync`.
     copies: Arc<Mutex<Copies>>,
+    /// Per group and generation, the members any coordinator had when it first held the group
+    /// stable in that generation (`generation-reused`).
+    generations: Arc<Mutex<GenerationMembers>>,
     /// With `fsync` durability, which brokers have had each record on disk (counted synced),
     /// for `leader-acked-unsynced`; `None` otherwise.
     synced: Option<Arc<Mutex<Copies>>>,
@@ -77,6 +81,29 @@ fn follows_elected(
         "follows-unelected-leader",
         format!("voter {me} follows {l} in epoch {epoch}, which {who} was elected to lead"),
     ))
+}
+
+/// Per group and generation, the members it was first held stable with.
+type GenerationMembers = BTreeMap<String, BTreeMap<Generation, Vec<MemberId>>>;
+
+/// Notes that `group` is stable in `generation` with `members`; `Err` with the members it was
+/// first stable with in that generation if they were others (`generation-reused`).
+fn note_generation<'a>(
+    seen: &mut GenerationMembers,
+    group: &str,
+    generation: Generation,
+    members: impl Iterator<Item = &'a MemberId> + Clone,
+) -> Result<(), Vec<MemberId>> {
+    match seen.get(group).and_then(|by| by.get(&generation)) {
+        Some(first) if first.iter().eq(members.clone()) => Ok(()),
+        Some(first) => Err(first.clone()),
+        None => {
+            seen.entry(group.to_string())
+                .or_default()
+                .insert(generation, members.cloned().collect());
+            Ok(())
+        }
+    }
 }
 
 /// `leader-hw-regressed`: notes that a leader of `epoch` has high watermark `hw`, unless it is
@@ -250,6 +277,7 @@ impl CrossChecks {
         self.note_replicas(b)?;
         self.commits_fenced(b)?;
         self.coordinators_match_logs(b)?;
+        self.generations_unique(b)?;
         let committed = lock(committed);
         b.check_against_committed(committed.metadata(), Some(committed.next_producer_id()))?;
         // The peers map is locked once for the step's checks, not once per follower and
@@ -271,6 +299,44 @@ impl CrossChecks {
             }),
             None => Ok(()),
         })
+    }
+
+    /// `generation-reused`: a group's generation names one membership. A coordinator bumps the
+    /// generation at every completed rebalance, and a stable group's generation is committed
+    /// in `__consumer_offsets` (its syncs are answered only then), so a coordinator that takes
+    /// the group over loads it and goes on from there: no coordinator ever holds a group stable
+    /// in a generation with other members than the first did. A reused generation lets a
+    /// member that missed a rebalance commit as if it had not (its commit is not refused as
+    /// `IllegalGeneration`), which the history shows only when that stale commit moves the
+    /// group's offset back. Not judged in runs that may elect unclean leaders, which may lose
+    /// the committed generation record.
+    fn generations_unique(&self, b: &Broker) -> Checked {
+        if self.unclean_elections {
+            return Ok(());
+        }
+        let mut seen = lock(&self.generations);
+        for (&p, c) in b.coordinators().iter().filter(|(_, c)| c.is_loaded()) {
+            let stable = c
+                .groups()
+                .iter()
+                .filter(|(_, g)| g.state == GroupState::Stable);
+            for (name, g) in stable {
+                note_generation(&mut seen, name, g.generation, g.members.keys()).map_err(
+                    |first| {
+                        let detail = format!(
+                            "broker {} holds group {name} stable in generation {} with members \
+                             {:?}, but that generation was first stable with {first:?}",
+                            b.id(),
+                            g.generation,
+                            g.members.keys().collect::<Vec<_>>()
+                        );
+                        let tp = TopicPartition::new(OFFSETS_TOPIC, p);
+                        Violation::new("generation-reused", detail).at(&tp)
+                    },
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// Each loaded coordinator of `b` holds what its log's committed part says
@@ -664,5 +730,29 @@ mod tests {
         // Another epoch has its own leader, which may start lower (it is not checked here).
         assert_eq!(note_leader_hw(&mut epochs, 2, 3), Ok(()));
         assert_eq!(epochs, BTreeMap::from([(1, 7), (2, 3)]));
+    }
+
+    /// One generation, one membership: the same members again are fine, in any generation;
+    /// other members in a generation already held stable are named with the first ones.
+    #[test]
+    fn a_generation_first_stable_with_some_members_is_reused_with_others() {
+        let ids =
+            |names: &[&str]| -> Vec<MemberId> { names.iter().map(|n| n.to_string()).collect() };
+        let mut seen = GenerationMembers::new();
+        let (a, ab) = (ids(&["a"]), ids(&["a", "b"]));
+        assert_eq!(note_generation(&mut seen, "g", 1, a.iter()), Ok(()));
+        assert_eq!(note_generation(&mut seen, "g", 1, a.iter()), Ok(()));
+        assert_eq!(
+            note_generation(&mut seen, "g", 1, ab.iter()),
+            Err(a.clone())
+        );
+        assert_eq!(
+            note_generation(&mut seen, "g", 1, [].iter()),
+            Err(a.clone())
+        );
+        // The next generation, or another group, starts its own.
+        assert_eq!(note_generation(&mut seen, "g", 2, ab.iter()), Ok(()));
+        assert_eq!(note_generation(&mut seen, "h", 1, ab.iter()), Ok(()));
+        assert_eq!(note_generation(&mut seen, "g", 2, a.iter()), Err(ab));
     }
 }
