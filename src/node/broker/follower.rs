@@ -43,8 +43,9 @@ impl Broker {
         // Fetch once they are on disk, as after any append.
         let fsync = self.config.durability == Durability::Fsync;
         if let Some(r) = self.replicas.get_mut(tp) {
+            let unsynced = r.has_unsynced_tail(fsync);
             if let Role::Follower(fs) = &mut r.role {
-                fs.awaiting_sync = fsync && r.synced_offset < r.log.log_end_offset();
+                fs.awaiting_sync = unsynced;
             }
         }
         self.request_sync(cx);
@@ -230,8 +231,9 @@ impl Broker {
             self.set_log_start(cx, &tp, start);
         }
         let r = self.replicas.get_mut(&tp).expect("present above");
+        let unsynced = r.has_unsynced_tail(fsync);
         if let Role::Follower(fs) = &mut r.role {
-            if fsync && r.synced_offset < r.log.log_end_offset() {
+            if unsynced {
                 // Report these records to the leader only once they are on disk.
                 fs.awaiting_sync = true;
                 return;

@@ -42,6 +42,12 @@ impl Replica {
         }
     }
 
+    /// With fsync durability, whether the end of the log is not yet on disk: a follower
+    /// reports records to its leader only once they are, so it fetches again after the sync.
+    pub fn has_unsynced_tail(&self, fsync: bool) -> bool {
+        fsync && self.synced_offset < self.log.log_end_offset()
+    }
+
     /// How far this replica holds its own log for acknowledgements: what it has synced with
     /// fsync durability, what it has written otherwise.
     pub fn own_counted(&self, config: &BrokerConfig) -> Offset {

@@ -336,10 +336,7 @@ impl Producer {
         if self.awaiting_producer_id() {
             return;
         }
-        let partitions: Vec<u32> = self.queues.keys().copied().collect();
-        for p in partitions {
-            self.release_acked(cx, p);
-        }
+        self.release_all_acked(cx);
         self.hand_over(cx);
         self.maybe_bump_epoch(cx);
         self.send_ready(cx);
@@ -791,6 +788,14 @@ impl Producer {
         self.back_off(cx);
     }
 
+    /// `release_acked` for every partition, in partition order.
+    fn release_all_acked(&mut self, cx: &mut Context) {
+        let partitions: Vec<u32> = self.queues.keys().copied().collect();
+        for p in partitions {
+            self.release_acked(cx, p);
+        }
+    }
+
     /// Reports the acknowledged batches at the front of the partition's queue, in order.
     fn release_acked(&mut self, cx: &mut Context, partition: u32) {
         while let Some((id, base)) = self
@@ -882,10 +887,7 @@ impl Producer {
         // What was held behind a batch given up is acknowledged: report it now, so that only
         // batches never sent are numbered again (an acknowledged batch left in the queue put the
         // new epoch's first sequence after its records, and the leader refused it).
-        let partitions: Vec<u32> = self.queues.keys().copied().collect();
-        for p in partitions {
-            self.release_acked(cx, p);
-        }
+        self.release_all_acked(cx);
         for q in self.queues.values_mut() {
             let mut seq = 0;
             for b in q.batches.iter_mut() {
