@@ -320,12 +320,15 @@ impl Scenario {
         // draw above unchanged. Group bug hunts crash and pause members often.
         let mut grng = SeedRng::new(seed, 2);
         let members = 2;
-        let hunting_groups = opts.bugs.iter().any(|b| {
-            matches!(
-                b,
-                Bug::CommitBeforeProcess | Bug::AcceptStaleGeneration | Bug::KeepStaleListOffsets
-            )
-        });
+        let hunting_groups = nemesis == Some(Nemesis::StaleCoordinator)
+            || opts.bugs.iter().any(|b| {
+                matches!(
+                    b,
+                    Bug::CommitBeforeProcess
+                        | Bug::AcceptStaleGeneration
+                        | Bug::KeepStaleListOffsets
+                )
+            });
         let member_gap = if hunting_groups {
             grng.range(300, 1_500)
         } else {
@@ -333,7 +336,15 @@ impl Scenario {
         };
         let first_member = FIRST_MEMBER;
         schedule.add_member_track(seed, first_member, members, member_gap, fault_ms);
-        let partitions = if hunting_groups { 2 } else { partitions };
+        // `stale-coordinator` needs a member with partitions left to ask about after the one it
+        // is paused on: three partitions give the first of two members two.
+        let partitions = if nemesis == Some(Nemesis::StaleCoordinator) {
+            3
+        } else if hunting_groups {
+            2
+        } else {
+            partitions
+        };
         // Retention and unclean elections draw from a stream of their own, so every draw above
         // (and so every older seed's faults and workload) stays as it was.
         let mut rrng = SeedRng::new(seed, 3);

@@ -107,6 +107,24 @@ impl AnyNode {
         }
     }
 
+    pub fn as_consumer(&self) -> Option<&Consumer> {
+        match self {
+            AnyNode::Consumer(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// A broker or a controller: a node of the cluster rather than one of its clients.
+    pub fn is_cluster_node(&self) -> bool {
+        matches!(
+            self,
+            AnyNode::Broker(_)
+                | AnyNode::Controller(_)
+                | AnyNode::Quorum(_)
+                | AnyNode::QuorumController(_)
+        )
+    }
+
     pub fn as_quorum(&self) -> Option<&QuorumNode> {
         match self {
             AnyNode::Quorum(q) => Some(q),

@@ -158,10 +158,15 @@ pub enum Bug {
     /// write is acknowledged hundreds of milliseconds late. Nothing is lost or refused; only
     /// the timed probe round after the heal (`slow`) sees it.
     ParkedFetchNotWoken,
+    /// The group coordinator answers an offset fetch from its cache at once, as Kafka does,
+    /// instead of behind a read barrier: a coordinator deposed without hearing it yet (cut off
+    /// from the controller, its followers gone to the new leader) serves an offset the new
+    /// coordinator has moved past, or none at all.
+    OffsetFetchFromCache,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 40] = [
+    pub const ALL: [Bug; 41] = [
         Bug::TruncateToHw,
         Bug::UncleanElection,
         Bug::AckBeforeIsr,
@@ -202,6 +207,7 @@ impl Bug {
         Bug::MemberSessionNotRenewed,
         Bug::RebalanceNotRearmed,
         Bug::ParkedFetchNotWoken,
+        Bug::OffsetFetchFromCache,
     ];
 
     pub fn name(self) -> &'static str {
@@ -246,6 +252,7 @@ impl Bug {
             Bug::MemberSessionNotRenewed => "member-session-not-renewed",
             Bug::RebalanceNotRearmed => "rebalance-not-rearmed",
             Bug::ParkedFetchNotWoken => "parked-fetch-not-woken",
+            Bug::OffsetFetchFromCache => "offset-fetch-from-cache",
         }
     }
 }

@@ -210,6 +210,10 @@ pub enum OffsetsKey {
     /// generation handed out but not yet stored when its coordinator failed can be handed out
     /// again; members are fenced by member id too, and ids name the coordinator's leader epoch.
     Group { group: String },
+    /// A read barrier: an offset fetch is answered once the barrier appended after it commits.
+    /// A coordinator deposed without knowing it cannot commit anything, so it cannot answer
+    /// from a cache a newer coordinator has moved past. Replay and compaction skip it.
+    Barrier { group: String },
 }
 
 /// The value of a record in `__consumer_offsets`.
@@ -228,6 +232,8 @@ pub enum OffsetsValue {
     Group {
         generation: Generation,
     },
+    /// The value of a `Barrier` record (not empty, so no reader takes it for a tombstone).
+    Barrier,
 }
 
 impl OffsetsKey {

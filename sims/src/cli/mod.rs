@@ -66,7 +66,8 @@ pub struct ScenarioArgs {
     /// min-insync-exclusive, member-session-not-renewed (a liveness bug only the calm after the
     /// run sees), rebalance-not-rearmed (leaders are moved back to their preferred replicas once
     /// per controller term only; the check after the calm sees it), parked-fetch-not-woken
-    /// (acks=all writes wait out the fetch long-poll; the timed probe round sees it), and the
+    /// (acks=all writes wait out the fetch long-poll; the timed probe round sees it),
+    /// offset-fetch-from-cache (a deposed group coordinator answers offset fetches), and the
     /// controller quorum's
     /// vote-without-log-check, vote-by-log-length, commit-previous-epoch-by-count,
     /// vote-not-durable, no-prevote, snapshot-past-commit, keep-stalled-links (an availability
@@ -76,7 +77,8 @@ pub struct ScenarioArgs {
     pub bugs: Vec<Bug>,
     /// Draw the fault schedule from a targeted nemesis instead of a random mix, with no bug
     /// switch needed: stale-hw-rejoin, last-replica-cut, lone-leader-power-loss,
-    /// controller-storm, figure-8, lossy-rejoin, lost-replica or deposed-controller (the faults each one aims at a
+    /// controller-storm, figure-8, lossy-rejoin, lost-replica, deposed-controller or
+    /// stale-coordinator (the faults each one aims at a
     /// switch's window; on code without the switch they hunt the same class of bug;
     /// lost-replica also holds the cluster to availability while one replica is lost).
     #[arg(long, value_parser = parse_nemesis)]

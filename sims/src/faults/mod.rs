@@ -231,6 +231,12 @@ pub enum Fault {
     Isolate {
         node: Target,
     },
+    /// The node loses its links to every broker and controller, both ways; clients still reach
+    /// it. A broker cut off so cannot hear that it was deposed, and goes on answering the
+    /// clients that still take it for a leader or a group coordinator.
+    CutFromCluster {
+        node: Target,
+    },
     /// Brokers in `left` and in `right` cannot reach each other; clients and the controller
     /// stay connected to both sides unless listed.
     Split {
@@ -328,6 +334,7 @@ impl Fault {
             | Fault::Resume { node }
             | Fault::FlipBit { node, .. }
             | Fault::Isolate { node }
+            | Fault::CutFromCluster { node }
             | Fault::SlowDisk { node, .. }
             | Fault::DiskNormal { node }
             | Fault::ClockJump { node, .. }

@@ -66,6 +66,16 @@ pub enum Nemesis {
     /// overwrites the successor's committed entries (`committed-diverged`); by Raft's rule the
     /// third controller refuses it and is elected itself.
     DeposedController,
+    /// `offset-fetch-from-cache`: a group member is paused while it asks its coordinator for
+    /// committed offsets, with more partitions to ask about. The coordinator is then cut off
+    /// from the other brokers and the controllers, not from its clients: its controller session
+    /// expires and another broker leads the offsets partition, while it goes on answering as
+    /// the group's coordinator. The other member's commits there time out; it finds the new
+    /// coordinator, takes the partitions over and commits. The paused member resumes, its
+    /// request timed out, and asks a broker for the coordinator again: when that is the old
+    /// one (still cut off), it names itself and is asked for the offsets again. Answered from
+    /// its cache, the commits made since are missing (`offset-regression`).
+    StaleCoordinator,
 }
 
 impl Nemesis {
@@ -83,11 +93,12 @@ impl Nemesis {
             Bug::CommitPreviousEpochByCount => Some(Nemesis::Figure8),
             Bug::StaleBrokerEpoch => Some(Nemesis::LossyRejoin),
             Bug::LagFromHighWatermark | Bug::MinInsyncExclusive => Some(Nemesis::LostReplica),
+            Bug::OffsetFetchFromCache => Some(Nemesis::StaleCoordinator),
             _ => None,
         }
     }
 
-    pub const ALL: [Nemesis; 8] = [
+    pub const ALL: [Nemesis; 9] = [
         Nemesis::StaleHwRejoin,
         Nemesis::LastReplicaCut,
         Nemesis::LoneLeaderPowerLoss,
@@ -96,6 +107,7 @@ impl Nemesis {
         Nemesis::LossyRejoin,
         Nemesis::LostReplica,
         Nemesis::DeposedController,
+        Nemesis::StaleCoordinator,
     ];
 
     pub fn name(self) -> &'static str {
@@ -108,6 +120,7 @@ impl Nemesis {
             Nemesis::LossyRejoin => "lossy-rejoin",
             Nemesis::LostReplica => "lost-replica",
             Nemesis::DeposedController => "deposed-controller",
+            Nemesis::StaleCoordinator => "stale-coordinator",
         }
     }
 
@@ -143,7 +156,8 @@ impl Nemesis {
             | Nemesis::Figure8
             | Nemesis::LossyRejoin
             | Nemesis::LostReplica
-            | Nemesis::DeposedController => Durability::Replicated,
+            | Nemesis::DeposedController
+            | Nemesis::StaleCoordinator => Durability::Replicated,
             Nemesis::LastReplicaCut | Nemesis::LoneLeaderPowerLoss => Durability::Fsync,
         }
     }
@@ -164,6 +178,7 @@ impl Nemesis {
                 Nemesis::LossyRejoin => lossy_rejoin(&mut rng, episode),
                 Nemesis::LostReplica => fixed(lost_replica(&mut rng, episode)),
                 Nemesis::DeposedController => fixed(deposed_controller(&mut rng, episode)),
+                Nemesis::StaleCoordinator => stale_coordinator(&mut rng, episode),
             };
             if t + length > fault_ms {
                 break;
@@ -553,6 +568,29 @@ fn deposed_controller(rng: &mut SeedRng, e: u32) -> Episode {
     (f, back + rng.range(1_000, 2_000))
 }
 
+/// How long `stale-coordinator` waits for a member to ask for a committed offset (members
+/// rebalance every second or so in its runs, and ask then).
+const OFFSET_FETCH_WITHIN_MS: u64 = 3_000;
+
+/// See `Nemesis::StaleCoordinator`. The member's pause and the cut wait for a member asking;
+/// if none does within the window, the episode does nothing.
+fn stale_coordinator(rng: &mut SeedRng, e: u32) -> WindowedEpisode {
+    let fetcher = Target::role(Role::OffsetFetcher, e);
+    let coordinator = Target::role(Role::FetchedCoordinator, e);
+    let window = OFFSET_FETCH_WITHIN_MS;
+    let mut f = vec![(0, Fault::Pause { node: fetcher }, Some(window))];
+    // (Bound from the paused member's request, which its pause keeps in flight.)
+    let cut = Fault::CutFromCluster { node: coordinator };
+    f.push((window, cut, Some(window + 10)));
+    // A controller session (2 s) expires, the offsets partition gets a new leader, the other
+    // member's commit times out and it moves there; only then may the paused one ask again.
+    let resumed = window + rng.range(5_000, 9_000);
+    f.push((resumed, Fault::Resume { node: fetcher }, None));
+    let healed = resumed + rng.range(300, 2_000);
+    f.push((healed, Fault::HealNetwork, None));
+    (f, healed + rng.range(2_000, 3_000))
+}
+
 /// Both followers of episode `e` go away, each by a crash, a pause or isolation; returns the
 /// faults and what undoes them.
 fn followers_gone(rng: &mut SeedRng, e: u32) -> (Vec<(u64, Fault)>, Vec<Fault>) {
@@ -695,7 +733,7 @@ mod tests {
                     paused.remove(&node);
                 }
                 Fault::FlipBit { .. } => {}
-                Fault::Isolate { node } => {
+                Fault::Isolate { node } | Fault::CutFromCluster { node } => {
                     cut.insert(node);
                 }
                 Fault::OneWay { from, to } => {

@@ -41,10 +41,16 @@ pub enum Role {
     /// A replica of the hunted partition that the episode's leader has proposed for the ISR,
     /// proposal unanswered: bound the moment the leader sends it.
     IsrJoiner,
+    /// A consumer group member asking its coordinator for a committed offset, with at least
+    /// one more assigned partition to ask about after it: bound the moment one does.
+    OffsetFetcher,
+    /// The broker the episode's `offset-fetcher` is asking (its group coordinator, as far as
+    /// the member knows).
+    FetchedCoordinator,
 }
 
 impl Role {
-    pub const ALL: [Role; 10] = [
+    pub const ALL: [Role; 12] = [
         Role::Leader,
         Role::Follower,
         Role::OtherFollower,
@@ -55,6 +61,8 @@ impl Role {
         Role::SecondNewLeader,
         Role::EpochStartFollower,
         Role::IsrJoiner,
+        Role::OffsetFetcher,
+        Role::FetchedCoordinator,
     ];
 
     /// Roles bound when a fault first finds a node in them, each on its own, rather than with
@@ -63,7 +71,12 @@ impl Role {
     pub fn is_lazy(self) -> bool {
         matches!(
             self,
-            Role::NewLeader | Role::SecondNewLeader | Role::EpochStartFollower | Role::IsrJoiner
+            Role::NewLeader
+                | Role::SecondNewLeader
+                | Role::EpochStartFollower
+                | Role::IsrJoiner
+                | Role::OffsetFetcher
+                | Role::FetchedCoordinator
         )
     }
 
@@ -79,6 +92,8 @@ impl Role {
             Role::SecondNewLeader => "second-new-leader",
             Role::EpochStartFollower => "epoch-start-follower",
             Role::IsrJoiner => "isr-joiner",
+            Role::OffsetFetcher => "offset-fetcher",
+            Role::FetchedCoordinator => "fetched-coordinator",
         }
     }
 
@@ -100,7 +115,9 @@ impl Role {
             | Role::NewLeader
             | Role::SecondNewLeader
             | Role::EpochStartFollower
-            | Role::IsrJoiner => None,
+            | Role::IsrJoiner
+            | Role::OffsetFetcher
+            | Role::FetchedCoordinator => None,
         }
     }
 }
@@ -131,7 +148,7 @@ impl TryFrom<String> for RoleRef {
             .ok_or_else(|| {
                 format!("target {s:?}: unknown role {name:?} (leader, follower, other-follower, active-controller, \
                  standby-controller, other-standby-controller, new-leader, second-new-leader, \
-                 epoch-start-follower, isr-joiner)")
+                 epoch-start-follower, isr-joiner, offset-fetcher, fetched-coordinator)")
             })?;
         let episode = episode
             .parse()

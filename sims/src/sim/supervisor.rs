@@ -240,6 +240,22 @@ impl Cluster {
                 let pending = ls.pending_isr.as_ref()?;
                 pending.iter().copied().find(|m| !ls.isr.contains(m))
             }
+            Role::OffsetFetcher => self.nodes.iter().find_map(|(&id, n)| {
+                let state = lock(&n.state);
+                let (_, waiting) = state.as_consumer()?.offset_fetch_in_flight()?;
+                (waiting >= 2).then_some(id)
+            }),
+            Role::FetchedCoordinator => {
+                let fetcher = *bound.get(&RoleRef {
+                    role: Role::OffsetFetcher,
+                    episode,
+                })?;
+                let state = lock(&self.nodes.get(&fetcher)?.state);
+                state
+                    .as_consumer()?
+                    .offset_fetch_in_flight()
+                    .map(|(to, _)| to)
+            }
             _ => None,
         }
     }
@@ -458,6 +474,20 @@ impl Cluster {
                 if let Some(id) = self.madsim_id(*node) {
                     net.clog_node(id);
                     damage.clogged_nodes.insert(*node);
+                }
+            }
+            Fault::CutFromCluster {
+                node: Target::Node(node),
+            } => {
+                let peers: Vec<u32> = self
+                    .nodes
+                    .iter()
+                    .filter(|(&id, n)| id != *node && lock(&n.state).is_cluster_node())
+                    .map(|(&id, _)| id)
+                    .collect();
+                for peer in peers {
+                    self.clog_link(&net, *node, peer, damage);
+                    self.clog_link(&net, peer, *node, damage);
                 }
             }
             Fault::Split { left, right } => {

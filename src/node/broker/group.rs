@@ -20,6 +20,7 @@ impl Broker {
             sync_before_assignment: self.config.bugs.has(Bug::SyncBeforeAssignment),
             replay_keeps_highest_offset: self.config.bugs.has(Bug::ReplayKeepsHighestOffset),
             member_session_not_renewed: self.config.bugs.has(Bug::MemberSessionNotRenewed),
+            offset_fetch_from_cache: self.config.bugs.has(Bug::OffsetFetchFromCache),
         }
     }
 

@@ -170,6 +170,26 @@ impl Consumer {
         self.member.as_ref().map(|m| (m, self.generation))
     }
 
+    /// While this member asks its coordinator for a committed offset: that coordinator, and how
+    /// many assigned partitions still wait for theirs (this one included; they are asked one at
+    /// a time). For the simulator's `stale-coordinator` nemesis.
+    pub fn offset_fetch_in_flight(&self) -> Option<(BrokerId, usize)> {
+        let Some(InFlight::Group {
+            kind: GroupCall::FetchOffset { .. },
+            to,
+            ..
+        }) = &self.in_flight
+        else {
+            return None;
+        };
+        let assigned = self.assignment.as_deref().unwrap_or_default();
+        let waiting = assigned
+            .iter()
+            .filter(|tp| !self.positions.contains_key(tp))
+            .count();
+        Some((*to, waiting))
+    }
+
     pub fn on_start(&mut self, cx: &mut Context) {
         self.step(cx);
     }

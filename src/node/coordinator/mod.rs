@@ -2,7 +2,9 @@
 //! groups hashing to it. Membership (join, sync, heartbeat, leave, session expiry) lives in memory;
 //! committed offsets and each group's generation are records appended to the partition and
 //! answered only once the high watermark passes them, so they are replicated under the configured
-//! durability. A new leader of the partition rebuilds the groups by replaying its log, and serves
+//! durability. An offset fetch waits likewise behind a barrier record it appends (a coordinator
+//! deposed without knowing it cannot commit one, so never answers from a stale cache). A new
+//! leader of the partition rebuilds the groups by replaying its log, and serves
 //! nothing until its high watermark reaches the start of its epoch (everything it replayed is then
 //! committed). Members are not stored: after a coordinator failover they rejoin, in a generation
 //! above every stored one.
@@ -52,6 +54,9 @@ pub struct Settings {
     pub replay_keeps_highest_offset: bool,
     /// Bug switch `member-session-not-renewed`: a heartbeat does not renew the member's session.
     pub member_session_not_renewed: bool,
+    /// Bug switch `offset-fetch-from-cache`: an offset fetch is answered from the cache at once,
+    /// without a read barrier.
+    pub offset_fetch_from_cache: bool,
 }
 
 /// A record the coordinator wants appended to its partition, and what to do once it commits.
@@ -77,6 +82,13 @@ pub enum Pending {
     },
     /// A live value re-appended by compaction.
     Checkpoint,
+    /// An offset fetch waiting behind its barrier record (see `OffsetsKey::Barrier`).
+    Read {
+        client: NodeId,
+        correlation: u64,
+        group: String,
+        tp: TopicPartition,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -365,6 +377,16 @@ impl Coordinator {
                     reply(cx, client, &group, correlation, answer);
                 }
                 Pending::Checkpoint => {}
+                Pending::Read {
+                    client,
+                    correlation,
+                    group,
+                    tp,
+                } => {
+                    // Answered from the cache now, which holds every commit answered so far.
+                    let answer = self.offset_answer(&group, &tp);
+                    reply(cx, client, &group, correlation, answer);
+                }
                 Pending::Generation { group, generation } => {
                     let Some(g) = self.groups.get_mut(&group) else {
                         continue;
@@ -404,6 +426,12 @@ impl Coordinator {
         }
         for p in self.pending.into_values() {
             if let Pending::Commit {
+                client,
+                correlation,
+                group,
+                ..
+            }
+            | Pending::Read {
                 client,
                 correlation,
                 group,
@@ -673,15 +701,41 @@ impl Coordinator {
                 }
             }
             GroupRequest::FetchOffset { tp } => {
-                let group = self.groups.get(&name);
-                Ok(GroupAnswer::Offset {
-                    offset: group.and_then(|g| g.offsets.get(&tp).copied()),
-                    metadata: group.map(|g| g.metadata_of(&tp)).unwrap_or_default(),
-                })
+                if settings.offset_fetch_from_cache {
+                    self.offset_answer(&name, &tp)
+                } else {
+                    // Not from the cache at once: this broker may have been deposed without
+                    // hearing it yet (cut off, or paused), while a newer coordinator took
+                    // commits. A barrier record commits only if the partition's replicas still
+                    // follow this leader after the fetch arrived; then no newer leader can have
+                    // committed anything before it, and the cache is current.
+                    let key = OffsetsKey::Barrier {
+                        group: name.clone(),
+                    };
+                    writes.push(Write {
+                        record: key.record(&OffsetsValue::Barrier),
+                        then: Pending::Read {
+                            client: from,
+                            correlation,
+                            group: name,
+                            tp,
+                        },
+                    });
+                    return writes;
+                }
             }
         };
         reply(cx, from, &name, correlation, answer);
         writes
+    }
+
+    /// The answer to an offset fetch from what this coordinator holds now.
+    fn offset_answer(&self, name: &str, tp: &TopicPartition) -> Result<GroupAnswer, ErrorCode> {
+        let group = self.groups.get(name);
+        Ok(GroupAnswer::Offset {
+            offset: group.and_then(|g| g.offsets.get(tp).copied()),
+            metadata: group.map(|g| g.metadata_of(tp)).unwrap_or_default(),
+        })
     }
 
     /// A coordinator timer fired.

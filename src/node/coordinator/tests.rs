@@ -527,6 +527,7 @@ fn a_new_coordinator_keeps_the_last_commit_even_a_lower_one() {
             sync_before_assignment: false,
             replay_keeps_highest_offset: bugged,
             member_session_not_renewed: false,
+            offset_fetch_from_cache: false,
         };
         let mut c = Coordinator::load(7, log, &settings);
         let end = log.log_end_offset();
@@ -1150,4 +1151,75 @@ fn the_bug_switch_answers_syncs_before_the_leader_assigns() {
         let done = sync_with(&mut b, 101, &m1, 1, vec![(m1.clone(), b"all".to_vec())]);
         assert_eq!(data(&done, 101), share, "bugs {bugs:?}");
     }
+}
+
+/// An offset fetch waits behind a barrier record: answered once the record commits (from the
+/// cache as it then is), told to look for the new coordinator if this one resigns first. A
+/// coordinator deposed without hearing it cannot commit the barrier, so it never answers from
+/// a cache a newer coordinator has moved past. With `offset-fetch-from-cache` it answers at
+/// once, as Kafka does.
+#[test]
+fn an_offset_fetch_is_answered_once_its_barrier_commits() {
+    use super::{Pending, Write};
+    use crate::log::PartitionLog;
+    use crate::protocol::{ClusterMetadata, OffsetsKey, OffsetsValue};
+    let settings = |from_cache| Settings {
+        session_timeout_ms: None,
+        rebalance_timeout_ms: None,
+        accept_stale_generation: false,
+        sync_before_assignment: false,
+        replay_keeps_highest_offset: false,
+        member_session_not_renewed: false,
+        offset_fetch_from_cache: from_cache,
+    };
+    let fetch = |c: &mut Coordinator, from_cache: bool, correlation| {
+        let msg = GroupMessage {
+            group: "g".into(),
+            correlation,
+            request: GroupRequest::FetchOffset {
+                tp: TopicPartition::new("t", 0),
+            },
+        };
+        let mut cx = Context::new(0);
+        let md = ClusterMetadata::default();
+        let writes = c.handle(&mut cx, &settings(from_cache), &md, 101, msg);
+        (writes, answers(cx))
+    };
+    let log = PartitionLog::new();
+    let mut c = Coordinator::load(1, &log, &settings(false));
+    c.on_high_watermark(&mut Context::new(0), 0, 0, true);
+    let none = Ok(GroupAnswer::Offset {
+        offset: None,
+        metadata: String::new(),
+    });
+
+    let (writes, answered) = fetch(&mut c, false, 1);
+    assert_eq!(answered, vec![], "not answered before its barrier commits");
+    let [Write { record, then }] = &writes[..] else {
+        panic!("one barrier record: {writes:?}")
+    };
+    assert_eq!(
+        OffsetsKey::read(record),
+        (
+            Some(OffsetsKey::Barrier { group: "g".into() }),
+            Some(OffsetsValue::Barrier)
+        )
+    );
+    assert!(matches!(then, Pending::Read { client: 101, .. }));
+    c.appended(0, then.clone());
+    let mut cx = Context::new(0);
+    c.on_high_watermark(&mut cx, 1, 0, true);
+    assert_eq!(answers(cx), vec![(101, none.clone())]);
+
+    // Still waiting when the coordinator resigns: the member looks for the new one.
+    let (writes, _) = fetch(&mut c, false, 2);
+    c.appended(1, writes[0].then.clone());
+    let mut cx = Context::new(0);
+    c.clone().resign(&mut cx);
+    assert_eq!(answers(cx), vec![(101, Err(ErrorCode::NotCoordinator))]);
+
+    // The switch answers at once from the cache and writes nothing.
+    let (writes, answered) = fetch(&mut c, true, 3);
+    assert!(writes.is_empty());
+    assert_eq!(answered, vec![(101, none)]);
 }
