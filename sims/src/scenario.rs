@@ -462,6 +462,15 @@ impl Scenario {
                 sc.mix.kinds.push(FaultKind::ClientLink);
             }
         }
+        // A broker cut off from the cluster but not from its clients, in a third of the runs
+        // (`FaultSchedule::add_cluster_link_track`), drawn last from a stream of its own.
+        let mut krng = SeedRng::new(seed, 15);
+        if !hunting && krng.chance(33) {
+            let brokers = sc.broker_ids();
+            sc.schedule
+                .add_cluster_link_track(&mut krng, &brokers, sc.fault_ms, (1_000, 7_000));
+            sc.mix.kinds.push(FaultKind::CutFromCluster);
+        }
         if opts.bugs.contains(&Bug::KeepStaleListOffsets) {
             // The hunt: a member's link to a broker stalls for less than its request timeout, so
             // an answer arrives late but still awaited, and a rebalance can come in between.
@@ -769,15 +778,27 @@ mod tests {
         }
     }
 
-    /// Clocks and client links draw from streams of their own: the same seed's other faults
-    /// are what the node and network tracks and the member track draw without them.
+    /// Whether a fault is on the cluster-link track.
+    fn cluster_link(fault: &Fault) -> bool {
+        matches!(
+            fault,
+            Fault::CutFromCluster { .. } | Fault::RejoinCluster { .. }
+        )
+    }
+
+    /// Clocks, client links and cluster links draw from streams of their own: the same seed's
+    /// other faults are what the node and network tracks and the member track draw without
+    /// them.
     #[test]
     fn clock_and_client_link_draws_leave_every_other_draw_of_a_seed_as_it_was() {
         for seed in 0..100 {
             let sc = Scenario::from_seed(seed, &ScenarioOptions::default());
             let mut mix = sc.mix.clone();
-            mix.kinds
-                .retain(|k| !FaultKind::CLOCK.contains(k) && *k != FaultKind::ClientLink);
+            mix.kinds.retain(|k| {
+                !FaultKind::CLOCK.contains(k)
+                    && *k != FaultKind::ClientLink
+                    && *k != FaultKind::CutFromCluster
+            });
             let mut expected =
                 faults::generate(seed, &mix, sc.brokers, sc.controllers, sc.fault_ms);
             let mut grng = SeedRng::new(seed, 2);
@@ -791,6 +812,7 @@ mod tests {
                         | Fault::ClockDrift { .. }
                         | Fault::ClockDriftEnd { .. }
                 ) && !client_link(&e.fault)
+                    && !cluster_link(&e.fault)
             });
             assert_eq!(others, expected, "seed {seed}");
         }
@@ -842,5 +864,47 @@ mod tests {
             },
         );
         assert!(!hunt.schedule.events.iter().any(|e| client_link(&e.fault)));
+    }
+
+    /// Cluster-link faults cut one broker at a time off from the cluster, each rejoined later
+    /// (before the next cut), in about a third of the runs, and never in a bug hunt.
+    #[test]
+    fn cluster_link_faults_cut_one_broker_at_a_time_and_rejoin_it() {
+        let mut runs_with = 0;
+        for seed in 0..150 {
+            let sc = Scenario::from_seed(seed, &ScenarioOptions::default());
+            let track: Vec<&Fault> = sc
+                .schedule
+                .events
+                .iter()
+                .map(|e| &e.fault)
+                .filter(|f| cluster_link(f))
+                .collect();
+            assert_eq!(
+                !track.is_empty(),
+                sc.mix.kinds.contains(&FaultKind::CutFromCluster),
+                "seed {seed}"
+            );
+            runs_with += usize::from(!track.is_empty());
+            // Cut, rejoin, cut, rejoin...: each rejoin names the broker cut just before.
+            for pair in track.chunks(2) {
+                let [Fault::CutFromCluster { node }, Fault::RejoinCluster { node: back }] = pair
+                else {
+                    panic!("seed {seed}: {pair:?}");
+                };
+                assert_eq!(node, back, "seed {seed}");
+                let brokers = sc.broker_ids();
+                assert!(matches!(node, Target::Node(n) if brokers.contains(n)));
+            }
+        }
+        assert!((30..=70).contains(&runs_with), "{runs_with} of 150 runs");
+        let hunt = Scenario::from_seed(
+            3,
+            &ScenarioOptions {
+                bugs: vec![Bug::AckBeforeIsr],
+                ..Default::default()
+            },
+        );
+        assert!(!hunt.schedule.events.iter().any(|e| cluster_link(&e.fault)));
     }
 }

@@ -11,6 +11,7 @@ use crate::protocol::{
     CreateTopicRequest, CreateTopicResponse, ErrorCode, Message, NodeId, PartitionState,
     ProducerIdBlock, QuorumEpoch, TopicPartition,
 };
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Partitions of a topic created without a count (Kafka's `num.partitions`).
@@ -47,7 +48,15 @@ pub struct Controller {
     /// The quorum epoch this controller is active in, sent with its metadata (0 for a controller
     /// that stands alone, as the models' does).
     controller_epoch: QuorumEpoch,
+    /// Per broker, the incarnations that newer registrations replaced, latest last (at most
+    /// `RETIRED_INCARNATIONS`): a registration from one is a late request of a process that is
+    /// gone, and is ignored. Memory only: a controller that takes over (or restarts) starts
+    /// without them, and takes such a request for a restart, as before.
+    retired: BTreeMap<BrokerId, Vec<u64>>,
 }
+
+/// How many replaced incarnations the controller remembers per broker.
+pub const RETIRED_INCARNATIONS: usize = 4;
 
 impl Controller {
     /// A new cluster: no broker registered, every partition leaderless with its full assignment as
@@ -127,6 +136,7 @@ impl Controller {
             announce_on_start: true,
             reached: Vec::new(),
             controller_epoch: 0,
+            retired: BTreeMap::new(),
         }
     }
 
@@ -358,10 +368,18 @@ impl Controller {
         // so it is answered the registration it has. A new epoch here fenced the live broker and
         // took it out of every ISR, for nothing. (Kafka gives even a repeated registration a new
         // epoch: over one TCP connection a request cannot overtake the answer to a later one.)
-        let repeated = self
-            .image
-            .metadata
-            .registration(broker)
+        let registered = self.image.metadata.registration(broker);
+        // A request of a process a newer registration replaced (a broker fenced, or restarted,
+        // registers as a new incarnation), delivered late: that process is gone. Taken for a new
+        // incarnation, it fenced the live broker and took it out of every ISR, and the live one
+        // registered again (Kafka refuses another incarnation while the registered one's session
+        // lasts, DUPLICATE_BROKER_REGISTRATION). Not answered: the answer would reach the live
+        // process, which did not ask.
+        let replaced = self.retired.get(&broker);
+        if registered.is_some() && replaced.is_some_and(|r| r.contains(&incarnation)) {
+            return;
+        }
+        let repeated = registered
             .filter(|r| r.incarnation == incarnation)
             .map(|r| r.epoch);
         if let Some(epoch) = repeated {
@@ -387,6 +405,12 @@ impl Controller {
         let epoch = self.image.next_broker_epoch;
         self.image.next_broker_epoch += 1;
         let regs = &mut self.image.metadata.brokers;
+        if let Some(old) = regs.iter().find(|r| r.broker == broker) {
+            let retired = self.retired.entry(broker).or_default();
+            retired.push(old.incarnation);
+            let excess = retired.len().saturating_sub(RETIRED_INCARNATIONS);
+            retired.drain(..excess);
+        }
         regs.retain(|r| r.broker != broker);
         regs.push(BrokerRegistration {
             broker,
@@ -873,6 +897,33 @@ mod tests {
             c.metadata().registration(0).map(|r| r.epoch),
             Some(restarted)
         );
+    }
+
+    /// A registration from an incarnation a newer one replaced is a late request of a process
+    /// that is gone (a partition held it in a stalled connection): ignored, unanswered. Taken
+    /// for a restart, it fenced the live broker in the calm after a run, which then registered
+    /// again (seed 1619 with brokers cut off from the cluster, 2026-12-07).
+    #[test]
+    fn a_late_registration_of_a_replaced_incarnation_is_ignored() {
+        let mut c = controller(BugSet::none());
+        register_as(&mut c, false, 7);
+        let live = answered_epoch(&register_as(&mut c, false, 8)).expect("answered");
+        let before = c.metadata().clone();
+        assert_eq!(c.retired.get(&0), Some(&vec![7]));
+        let late = register_as(&mut c, false, 7);
+        assert_eq!(answered_epoch(&late), None, "answered: {late:?}");
+        assert_eq!(
+            c.metadata(),
+            &before,
+            "the late registration changed the metadata"
+        );
+        assert_eq!(registered_epoch(&c), live);
+        // Only the last few are remembered: an incarnation older than those is taken for new.
+        for incarnation in 9..9 + RETIRED_INCARNATIONS as u64 {
+            register_as(&mut c, false, incarnation);
+        }
+        assert_eq!(c.retired[&0].len(), RETIRED_INCARNATIONS);
+        assert!(answered_epoch(&register_as(&mut c, false, 7)).is_some());
     }
 
     #[test]

@@ -232,6 +232,40 @@ impl FaultSchedule {
     }
 }
 
+impl FaultSchedule {
+    /// The cluster-link track: one broker of `brokers` at a time is cut off from the other
+    /// brokers and the controllers, both ways, while its clients still reach it, for
+    /// `cut_ms` (a range); then it rejoins. Cut for longer than its controller session, it is
+    /// fenced and loses its leaderships without hearing it, and goes on answering the clients
+    /// that still take it for a partition leader or a group coordinator; those answers must
+    /// promise nothing the new leaders contradict. Drawn from `rng`, a stream of its own, so the
+    /// other tracks are the same with or without it.
+    pub fn add_cluster_link_track(
+        &mut self,
+        rng: &mut SeedRng,
+        brokers: &[u32],
+        fault_ms: u64,
+        cut_ms: (u64, u64),
+    ) {
+        if brokers.is_empty() {
+            return;
+        }
+        let mean_gap_ms = rng.range(1_000, 5_000);
+        let mut t = rng.range(500, 4_000);
+        while t + 100 < fault_ms {
+            let node = (*rng.pick(brokers)).into();
+            let duration = rng.range(cut_ms.0, cut_ms.1).min(fault_ms - t);
+            let (cut, rejoin) = (
+                Fault::CutFromCluster { node },
+                Fault::RejoinCluster { node },
+            );
+            self.push_episode(t, duration, cut, rejoin);
+            t += duration + rng.range(50, 2 * mean_gap_ms);
+        }
+        self.events.sort_by_key(|e| e.at_ms);
+    }
+}
+
 /// The nodes a track hits: one of `usual`, `usual_percent` % of the time, else one of `others`
 /// (whichever group is not empty). The clock track's usual targets are the brokers (retention by
 /// age, lag eviction, the group coordinator's timers; others: the controller's session expiry, a
@@ -399,8 +433,9 @@ fn episode(rng: &mut SeedRng, kind: FaultKind, shape: &Shape) -> (Fault, Vec<Fau
         // Clock and client-link kinds have tracks of their own (`add_clock_track`,
         // `add_client_link_track`) and never reach here; such a kind in a hand-edited mix is
         // skipped by `generate`'s track filter.
-        FaultKind::ClockJump | FaultKind::ClockDrift | FaultKind::ClientLink => {
-            (Fault::NetworkNormal, Vec::new())
-        }
+        FaultKind::ClockJump
+        | FaultKind::ClockDrift
+        | FaultKind::ClientLink
+        | FaultKind::CutFromCluster => (Fault::NetworkNormal, Vec::new()),
     }
 }

@@ -38,6 +38,9 @@ pub enum FaultKind {
     ClockDrift,
     /// A client's link to one broker stalls, one way or both, for a while.
     ClientLink,
+    /// A broker loses its links to the other brokers and the controllers while its clients
+    /// still reach it, so it cannot hear that it was deposed.
+    CutFromCluster,
 }
 
 /// The timeline a fault kind is drawn on.
@@ -47,10 +50,11 @@ pub enum Track {
     Network,
     Clock,
     Client,
+    Cluster,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 14] = [
         FaultKind::Crash,
         FaultKind::PowerLoss,
         FaultKind::Pause,
@@ -64,6 +68,7 @@ impl FaultKind {
         FaultKind::ClockJump,
         FaultKind::ClockDrift,
         FaultKind::ClientLink,
+        FaultKind::CutFromCluster,
     ];
 
     /// The clock kinds, drawn from a random stream of their own (`Scenario::from_seed`).
@@ -84,6 +89,7 @@ impl FaultKind {
             FaultKind::ClockJump => "clock-jump",
             FaultKind::ClockDrift => "clock-drift",
             FaultKind::ClientLink => "client-link",
+            FaultKind::CutFromCluster => "cut-from-cluster",
         }
     }
 
@@ -101,6 +107,7 @@ impl FaultKind {
             | FaultKind::Latency => Track::Network,
             FaultKind::ClockJump | FaultKind::ClockDrift => Track::Clock,
             FaultKind::ClientLink => Track::Client,
+            FaultKind::CutFromCluster => Track::Cluster,
         }
     }
 }
@@ -237,6 +244,10 @@ pub enum Fault {
     CutFromCluster {
         node: Target,
     },
+    /// The node's links to the brokers and controllers work again (undoes `CutFromCluster`).
+    RejoinCluster {
+        node: Target,
+    },
     /// Brokers in `left` and in `right` cannot reach each other; clients and the controller
     /// stay connected to both sides unless listed.
     Split {
@@ -335,6 +346,7 @@ impl Fault {
             | Fault::FlipBit { node, .. }
             | Fault::Isolate { node }
             | Fault::CutFromCluster { node }
+            | Fault::RejoinCluster { node }
             | Fault::SlowDisk { node, .. }
             | Fault::DiskNormal { node }
             | Fault::ClockJump { node, .. }

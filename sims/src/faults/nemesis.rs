@@ -736,6 +736,11 @@ mod tests {
                 Fault::Isolate { node } | Fault::CutFromCluster { node } => {
                     cut.insert(node);
                 }
+                Fault::RejoinCluster { node } => {
+                    if !cut.remove(&node) {
+                        return Err(format!("event {i}: rejoin of {node}, which is not cut"));
+                    }
+                }
                 Fault::OneWay { from, to } => {
                     links.insert((from, to));
                 }

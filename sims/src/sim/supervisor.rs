@@ -479,15 +479,21 @@ impl Cluster {
             Fault::CutFromCluster {
                 node: Target::Node(node),
             } => {
-                let peers: Vec<u32> = self
-                    .nodes
-                    .iter()
-                    .filter(|(&id, n)| id != *node && lock(&n.state).is_cluster_node())
-                    .map(|(&id, _)| id)
-                    .collect();
-                for peer in peers {
+                for peer in self.cluster_peers(*node) {
                     self.clog_link(&net, *node, peer, damage);
                     self.clog_link(&net, peer, *node, damage);
+                }
+            }
+            Fault::RejoinCluster {
+                node: Target::Node(node),
+            } => {
+                for peer in self.cluster_peers(*node) {
+                    for (from, to) in [(*node, peer), (peer, *node)] {
+                        if let (Some(a), Some(b)) = (self.madsim_id(from), self.madsim_id(to)) {
+                            net.unclog_link(a, b);
+                            damage.clogged_links.remove(&(from, to));
+                        }
+                    }
                 }
             }
             Fault::Split { left, right } => {
@@ -604,6 +610,15 @@ impl Cluster {
             n.clock.skew_ms(),
             n.clock.drift_ppm()
         ));
+    }
+
+    /// Every broker and controller but `node`.
+    fn cluster_peers(&self, node: u32) -> Vec<u32> {
+        self.nodes
+            .iter()
+            .filter(|(&id, n)| id != node && lock(&n.state).is_cluster_node())
+            .map(|(&id, _)| id)
+            .collect()
     }
 
     fn clog_link(&self, net: &NetSim, from: u32, to: u32, damage: &mut Damage) {
