@@ -250,16 +250,28 @@ impl FaultSchedule {
         if brokers.is_empty() {
             return;
         }
+        // Like the network track (the same window), it leaves a bit flip's broker time to
+        // re-fetch: a cut then can shrink an ISR to the flipped broker alone, which loses the
+        // partition by design.
+        let flips: Vec<u64> = self
+            .events
+            .iter()
+            .filter(|e| matches!(e.fault, Fault::FlipBit { .. }))
+            .map(|e| e.at_ms)
+            .collect();
         let mean_gap_ms = rng.range(1_000, 5_000);
         let mut t = rng.range(500, 4_000);
         while t + 100 < fault_ms {
             let node = (*rng.pick(brokers)).into();
             let duration = rng.range(cut_ms.0, cut_ms.1).min(fault_ms - t);
-            let (cut, rejoin) = (
-                Fault::CutFromCluster { node },
-                Fault::RejoinCluster { node },
-            );
-            self.push_episode(t, duration, cut, rejoin);
+            let end = t + duration;
+            let near_flip = flips
+                .iter()
+                .any(|&f| t < f + FLIP_QUIET_MS && end + FLIP_QUIET_MS / 2 + FLIP_QUIET_MS > f);
+            if !near_flip {
+                let cut = Fault::CutFromCluster { node };
+                self.push_episode(t, duration, cut, Fault::RejoinCluster { node });
+            }
             t += duration + rng.range(50, 2 * mean_gap_ms);
         }
         self.events.sort_by_key(|e| e.at_ms);
