@@ -19,8 +19,8 @@ pub fn generate(
     let mut rng = SeedRng::new(seed, 1);
     let mut episodes = 0;
     let mut events = Vec::new();
-    // Time windows around a bit flip that the network track leaves alone (see below).
-    let mut quiet: Vec<(u64, u64)> = Vec::new();
+    // The bit flips, whose windows the network track leaves alone (see below).
+    let mut flip_times: Vec<u64> = Vec::new();
     for track in [Track::Node, Track::Network] {
         let node_track = track == Track::Node;
         let kinds: Vec<FaultKind> = mix
@@ -59,7 +59,7 @@ pub fn generate(
                     break;
                 }
                 duration = 1;
-                quiet.push((t.saturating_sub(FLIP_QUIET_MS), t + FLIP_QUIET_MS));
+                flip_times.push(t);
             }
             let cluster = Shape {
                 brokers,
@@ -69,10 +69,7 @@ pub fn generate(
             episodes += 1;
             let (start, end) = episode(&mut rng, kind, &cluster);
             let end_at = t + duration + end.len() as u64;
-            let clashes = !node_track
-                && quiet
-                    .iter()
-                    .any(|&(from, to)| t < to && end_at + FLIP_QUIET_MS / 2 > from);
+            let clashes = !node_track && flip_times.iter().any(|&f| near_flip(t, end_at, f));
             if !clashes {
                 events.push(TimedFault::at(t, start));
                 for (i, fault) in end.into_iter().enumerate() {
@@ -250,9 +247,8 @@ impl FaultSchedule {
         if brokers.is_empty() {
             return;
         }
-        // Like the network track (the same window), it leaves a bit flip's broker time to
-        // re-fetch: a cut then can shrink an ISR to the flipped broker alone, which loses the
-        // partition by design.
+        // Like the network track, it leaves a bit flip's broker time to re-fetch: a cut then
+        // can shrink an ISR to the flipped broker alone, which loses the partition by design.
         let flips: Vec<u64> = self
             .events
             .iter()
@@ -264,11 +260,7 @@ impl FaultSchedule {
         while t + 100 < fault_ms {
             let node = (*rng.pick(brokers)).into();
             let duration = rng.range(cut_ms.0, cut_ms.1).min(fault_ms - t);
-            let end = t + duration;
-            let near_flip = flips
-                .iter()
-                .any(|&f| t < f + FLIP_QUIET_MS && end + FLIP_QUIET_MS / 2 + FLIP_QUIET_MS > f);
-            if !near_flip {
+            if !flips.iter().any(|&f| near_flip(t, t + duration, f)) {
                 let cut = Fault::CutFromCluster { node };
                 self.push_episode(t, duration, cut, Fault::RejoinCluster { node });
             }
@@ -328,6 +320,13 @@ impl FaultSchedule {
 
 /// How long around a bit flip no other fault starts: time for the broker to re-fetch.
 const FLIP_QUIET_MS: u64 = 6_000;
+
+/// Whether a fault from `start` to `end` comes too near a bit flip at `flip` for the tracks that
+/// keep clear of flips (network and cluster links): it starts less than `FLIP_QUIET_MS` after the
+/// flip, and ends less than one and a half times that before it.
+fn near_flip(start: u64, end: u64, flip: u64) -> bool {
+    start < flip + FLIP_QUIET_MS && end + FLIP_QUIET_MS / 2 > flip.saturating_sub(FLIP_QUIET_MS)
+}
 
 /// The nodes an episode may hit, and its number (which tags a role it aims at).
 struct Shape {

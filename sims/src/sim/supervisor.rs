@@ -488,12 +488,8 @@ impl Cluster {
                 node: Target::Node(node),
             } => {
                 for peer in self.cluster_peers(*node) {
-                    for (from, to) in [(*node, peer), (peer, *node)] {
-                        if let (Some(a), Some(b)) = (self.madsim_id(from), self.madsim_id(to)) {
-                            net.unclog_link(a, b);
-                            damage.clogged_links.remove(&(from, to));
-                        }
-                    }
+                    self.unclog_link(&net, *node, peer, damage);
+                    self.unclog_link(&net, peer, *node, damage);
                 }
             }
             Fault::Split { left, right } => {
@@ -514,10 +510,7 @@ impl Cluster {
                 from: Target::Node(from),
                 to: Target::Node(to),
             } => {
-                if let (Some(a), Some(b)) = (self.madsim_id(*from), self.madsim_id(*to)) {
-                    net.unclog_link(a, b);
-                    damage.clogged_links.remove(&(*from, *to));
-                }
+                self.unclog_link(&net, *from, *to, damage);
             }
             Fault::Hold {
                 from: Target::Node(from),
@@ -625,6 +618,13 @@ impl Cluster {
         if let (Some(a), Some(b)) = (self.madsim_id(from), self.madsim_id(to)) {
             net.clog_link(a, b);
             damage.clogged_links.insert((from, to));
+        }
+    }
+
+    fn unclog_link(&self, net: &NetSim, from: u32, to: u32, damage: &mut Damage) {
+        if let (Some(a), Some(b)) = (self.madsim_id(from), self.madsim_id(to)) {
+            net.unclog_link(a, b);
+            damage.clogged_links.remove(&(from, to));
         }
     }
 
