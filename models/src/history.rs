@@ -3,7 +3,7 @@
 
 use crate::actor::{Digested, Msg};
 use crate::cluster::ModelCfg;
-use seedlog::protocol::{Message, Offset, TopicPartition};
+use seedlog::protocol::{ErrorCode, GroupAnswer, GroupRequest, Message, Offset, TopicPartition};
 use stateright::actor::Envelope;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,14 +24,125 @@ pub struct Observed {
     /// The record each batch the producer sent carries, by the batch's id (the model's batches
     /// hold one record each).
     pub sent: BTreeMap<u64, usize>,
+    /// What group members were told about committed offsets (`offset-fetch-fresh`).
+    pub offsets: OffsetReads,
+}
+
+/// A group's partition: the register an offset commit writes and an offset fetch reads.
+type Register = (String, TopicPartition);
+/// A group request: the member's actor and the request's correlation. A member that crashes
+/// numbers its requests from 1 again, so one key may name two requests in flight.
+type RequestKey = (usize, u64);
+
+/// Offset commits and fetches of group members, to judge every fetch's answer against the
+/// commits acknowledged before the fetch was sent (`offset-fetch-fresh`, the model's form of
+/// the history checker's `offset-regression`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct OffsetReads {
+    /// Commits in flight (sent, not answered): each may take effect at any time.
+    pub commits: BTreeMap<RequestKey, Vec<(Register, Offset)>>,
+    /// Commits that may still take effect with no answer left to wait for: refused ones (a
+    /// commit refused after its record was appended may still land) and those whose key a
+    /// restarted member reused (which request an answer belongs to is unknown).
+    pub unsettled: BTreeSet<(Register, Offset)>,
+    /// The highest acknowledged commit per register.
+    pub floor: BTreeMap<Register, Offset>,
+    /// Fetches in flight.
+    pub fetches: BTreeMap<RequestKey, Vec<Fetch>>,
+    /// An answer returned less than a commit acknowledged before its fetch was sent (or no
+    /// offset), and no commit that could have landed since explains it.
+    pub stale: bool,
+}
+
+/// An offset fetch in flight.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fetch {
+    pub register: Register,
+    /// The highest commit acknowledged before the fetch was sent.
+    pub floor: Option<Offset>,
+    /// Offsets of commits not acknowledged when the fetch was sent, or sent since: each may
+    /// take effect before the fetch reads, so the answer may be any of them.
+    pub excused: BTreeSet<Offset>,
+}
+
+impl OffsetReads {
+    /// A member sent a group request.
+    fn sent(&mut self, member: usize, group: &str, correlation: u64, request: &GroupRequest) {
+        let key = (member, correlation);
+        match request {
+            GroupRequest::Commit { tp, offset, .. } => {
+                let register = (group.to_string(), tp.clone());
+                for f in self.fetches.values_mut().flatten() {
+                    if f.register == register {
+                        f.excused.insert(*offset);
+                    }
+                }
+                self.commits
+                    .entry(key)
+                    .or_default()
+                    .push((register, *offset));
+            }
+            GroupRequest::FetchOffset { tp } => {
+                let register = (group.to_string(), tp.clone());
+                let in_flight = self.commits.values().flatten();
+                let excused = in_flight
+                    .chain(&self.unsettled)
+                    .filter(|(r, _)| *r == register)
+                    .map(|(_, o)| *o)
+                    .collect();
+                let fetch = Fetch {
+                    floor: self.floor.get(&register).copied(),
+                    excused,
+                    register,
+                };
+                self.fetches.entry(key).or_default().push(fetch);
+            }
+            _ => {}
+        }
+    }
+
+    /// A member received an answer to a group request.
+    fn answered(
+        &mut self,
+        member: usize,
+        correlation: u64,
+        answer: &Result<GroupAnswer, ErrorCode>,
+    ) {
+        let key = (member, correlation);
+        let commits = self.commits.remove(&key).unwrap_or_default();
+        let fetches = self.fetches.remove(&key).unwrap_or_default();
+        match (&commits[..], &fetches[..], answer) {
+            ([(register, offset)], [], Ok(GroupAnswer::Committed)) => {
+                let floor = self.floor.entry(register.clone()).or_insert(*offset);
+                *floor = (*floor).max(*offset);
+            }
+            ([], [f], Ok(GroupAnswer::Offset { offset, .. })) => {
+                if let Some(floor) = f.floor {
+                    self.stale |= offset.is_none_or(|v| v < floor && !f.excused.contains(&v));
+                }
+            }
+            // A refusal, or a key two requests share: their commits may land at any time, and
+            // a fetch answered on a shared key is not judged.
+            _ => self.unsettled.extend(commits),
+        }
+    }
 }
 
 /// `record_msg_out` hook: notes which record each of the producer's requests carries.
 pub fn record_out(cfg: &ModelCfg, history: &History, env: Envelope<&Msg>) -> Option<History> {
+    let src = usize::from(env.src);
+    if let Message::Group(g) = &**env.msg {
+        if !cfg.consumers.contains(&src) {
+            return None;
+        }
+        let mut h = Observed::clone(history);
+        h.offsets.sent(src, &g.group, g.correlation, &g.request);
+        return (h != **history).then(|| History::new(h));
+    }
     let Message::Produce(r) = &**env.msg else {
         return None;
     };
-    if Some(usize::from(env.src)) != cfg.producer {
+    if Some(src) != cfg.producer {
         return None;
     }
     let mut h = Observed::clone(history);
@@ -72,6 +183,11 @@ pub fn record_in(cfg: &ModelCfg, history: &History, env: Envelope<&Msg>) -> Opti
                 h.hw_regressed = true;
             }
             *max = (*max).max(r.high_watermark);
+            (h != **history).then(|| History::new(h))
+        }
+        Message::GroupResponse(r) if cfg.consumers.contains(&dst) => {
+            let mut h = Observed::clone(history);
+            h.offsets.answered(dst, r.correlation, &r.result);
             (h != **history).then(|| History::new(h))
         }
         _ => None,

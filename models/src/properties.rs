@@ -381,6 +381,16 @@ fn at_least_once<M: Layout>(m: &M, s: &State) -> bool {
     })
 }
 
+/// `offset-fetch-fresh`: an offset fetch's answer holds every commit acknowledged before the
+/// fetch was sent. Judged on what the members were told (the history's `OffsetReads`): an
+/// answer below the highest such commit, or no offset after one, is stale unless a commit of
+/// the answered offset was still unacknowledged when the fetch was sent (or sent since) and so
+/// may have landed after the higher one. A coordinator that answers from its cache after a
+/// newer coordinator took a commit (`offset-fetch-from-cache`) breaks it.
+fn offset_fetch_fresh<M: Layout>(_: &M, s: &State) -> bool {
+    !s.history.offsets.stale
+}
+
 /// The groups of every live coordinator.
 fn coordinator_groups<'a, M: Layout>(
     m: &'a M,
@@ -565,6 +575,7 @@ pub fn list<M: Layout>(cfg: &ModelCfg) -> Vec<Named<M>> {
         ModelKind::Offsets => {
             props.push((A, "offsets-monotonic", offsets_monotonic));
             props.push((A, "at-least-once", at_least_once));
+            props.push((A, "offset-fetch-fresh", offset_fetch_fresh));
             props.push((A, "log-matching", log_matching));
             props.push((A, "single-leader-per-epoch", single_leader_per_epoch));
             props.push((S, "reaches commit", reaches_commit));

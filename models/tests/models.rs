@@ -35,20 +35,34 @@ fn assert_violation(o: &ModelOptions, property: &str) -> String {
     v.trace
 }
 
-/// Random walks (one thread: a seed always gives the same walks) until `max_states`: the
-/// violation found must be of `property`; returns the shrunk counterexample.
-fn found_by_walks(o: &ModelOptions, seed: u64, max_states: usize, property: &str) -> String {
-    let run = RunOptions {
+/// Random walks (one thread: a seed always gives the same walks) until `max_states`.
+fn random_walks(seed: u64, max_states: usize) -> RunOptions {
+    RunOptions {
         threads: 1,
         max_depth: None,
         search: Search::Random { seed },
         max_states: Some(max_states),
         symmetry: false,
-    };
-    let out = check(o, &run, |_| {});
+    }
+}
+
+/// Random walks: the violation found must be of `property`; returns the shrunk counterexample.
+fn found_by_walks(o: &ModelOptions, seed: u64, max_states: usize, property: &str) -> String {
+    let out = check(o, &random_walks(seed, max_states), |_| {});
     let v = out.violation.expect("random walks find the violation");
     assert_eq!(v.property, property, "{}", v.trace);
     v.trace
+}
+
+/// The same random walks (one thread, `seed`, up to `max_states`) find no violation: with a
+/// switch turned off, the walks that found it show nothing.
+fn assert_walks_clean(o: &ModelOptions, seed: u64, max_states: usize) {
+    let out = check(o, &random_walks(seed, max_states), |_| {});
+    assert!(
+        out.violation.is_none(),
+        "{:?}",
+        out.violation.map(|v| v.trace)
+    );
 }
 
 /// Runs the model to completion and requires every safety property to hold and every `sometimes`
@@ -204,19 +218,7 @@ fn bug_no_sequence_gap_check_lets_a_batch_overtake_an_earlier_one() {
     o.bugs = vec![Bug::NoSequenceGapCheck];
     insta::assert_snapshot!(found_by_walks(&o, 0, 1_000_000, "per-key-order"));
     o.bugs.clear();
-    let walks = RunOptions {
-        threads: 1,
-        max_depth: None,
-        search: Search::Random { seed: 0 },
-        max_states: Some(600_000),
-        symmetry: false,
-    };
-    let out = check(&o, &walks, |_| {});
-    assert!(
-        out.violation.is_none(),
-        "{:?}",
-        out.violation.map(|v| v.trace)
-    );
+    assert_walks_clean(&o, 0, 600_000);
 }
 
 #[test]
@@ -424,6 +426,96 @@ fn bug_hw_from_stale_epoch_scenario_loses_an_acknowledged_record() {
         "nothing matches 'broker 1 -> controller: AlterPartition'",
     );
     insta::assert_snapshot!(trace);
+}
+
+/// `offset-fetch-from-cache`, walked: the offsets model at its default bounds with one broker
+/// session expiry and one consumer crash (brokers do not crash). Both members join generation 2
+/// at broker 0 and member a's assignment stays in flight; broker 0's session expires and broker 1
+/// leads `__consumer_offsets` — broker 0 does not hear of it. Member b crashes, restarts, finds
+/// broker 1 as coordinator, joins alone (generation 3), reads a record and commits offset 1,
+/// acknowledged. Then a's assignment arrives and a asks broker 0, still its coordinator, for the
+/// committed offset: answered from the cache, none (`offset-fetch-fresh`). With the barrier, the
+/// deposed coordinator never answers. Too deep (44 steps) for the exhaustive search.
+const STALE_COORDINATOR_SCENARIO: &[&str] = &[
+    "broker 1 -> broker 0: Fetch",
+    "consumer a -> broker 1: Group g #1 FindCoordinator",
+    "consumer b -> broker 1: Group g #1 FindCoordinator",
+    "broker 1 -> consumer a: GroupResponse g #1 Coordinator(0)",
+    "broker 1 -> consumer b: GroupResponse g #1 Coordinator(0)",
+    "consumer a -> broker 0: Group g #2 Join",
+    "consumer b -> broker 0: Group g #2 Join",
+    "broker 0 -> broker 1: FetchResponse __consumer_offsets",
+    "broker 0 -> consumer a: GroupResponse g #2 Joined",
+    "broker 1 -> broker 0: Fetch __consumer_offsets-0 by replica 1 offset=1",
+    "consumer a -> broker 0: Group g #3 Sync",
+    "broker 0 -> broker 1: FetchResponse __consumer_offsets-0 offset=1",
+    "broker 0 -> consumer a: GroupResponse g #3 error=RebalanceInProgress",
+    "consumer a -> broker 0: Group g #4 Join",
+    "broker 0 -> consumer a: GroupResponse g #4 Joined",
+    "broker 0 -> consumer b: GroupResponse g #2 Joined",
+    "broker 1 -> broker 0: Fetch __consumer_offsets-0 by replica 1 offset=1",
+    "broker 0 -> broker 1: FetchResponse __consumer_offsets-0 offset=1",
+    "broker 1 -> broker 0: Fetch __consumer_offsets-0 by replica 1 offset=2",
+    "consumer a -> broker 0: Group g #5 Sync",
+    "consumer b -> broker 0: Group g #3 Sync",
+    "broker 0 -> broker 1: FetchResponse __consumer_offsets-0 offset=2",
+    "controller: session of broker 0 expires",
+    "controller -> broker 1: UpdateMetadata",
+    "consumer b crashes",
+    "consumer b restarts",
+    "consumer b -> broker 1: Group g #1 FindCoordinator",
+    "broker 1 -> consumer b: GroupResponse g #1 Coordinator(1)",
+    "consumer b -> broker 1: Group g #2 Join",
+    "broker 1 -> consumer b: GroupResponse g #2 Joined",
+    "consumer b -> broker 1: Group g #3 Sync",
+    "broker 1 -> consumer b: GroupResponse g #3 Assignment",
+    "consumer b -> broker 1: Group g #4 FetchOffset",
+    "broker 1 -> consumer b: GroupResponse g #4 Offset(None)",
+    "consumer b -> broker 1: Metadata",
+    "broker 1 -> consumer b: MetadataResponse",
+    "consumer b -> broker 1: Fetch t-0",
+    "broker 1 -> consumer b: FetchResponse t-0",
+    "consumer b: timer Process fires",
+    "consumer b -> broker 1: Group g #5 Commit",
+    "broker 1 -> consumer b: GroupResponse g #5",
+    "broker 0 -> consumer a: GroupResponse g #5 Assignment",
+    "consumer a -> broker 0: Group g #6 FetchOffset",
+    "broker 0 -> consumer a: GroupResponse g #6 Offset(None)",
+];
+
+fn stale_coordinator_options(bugs: Vec<Bug>) -> ModelOptions {
+    let mut o = ModelOptions::defaults(ModelKind::Offsets);
+    o.expiries = 1;
+    o.crashes = 1;
+    o.broker_crashes = false;
+    o.bugs = bugs;
+    o
+}
+
+#[test]
+fn bug_offset_fetch_from_cache_scenario_answers_a_stale_offset() {
+    let trace = scripted(
+        stale_coordinator_options,
+        Bug::OffsetFetchFromCache,
+        STALE_COORDINATOR_SCENARIO,
+        "offset-fetch-fresh",
+        "nothing matches 'broker 0 -> consumer a: GroupResponse g #6 Offset(None)'",
+    );
+    insta::assert_snapshot!(trace);
+}
+
+/// `offset-fetch-from-cache` found by the checker, not only by the scripted walk: random walks
+/// (one thread, seed 5) at the walk's bounds reach the same shape in about 1 M states — a member
+/// crashes and restarts, finds the new coordinator and commits there while the other member's
+/// assignment from the deposed one is still in flight, then fetches from the deposed one
+/// (`offset-fetch-fresh`). Of seeds 1–8, seeds 1 (7.5 M states) and 5 find it; the rest had not
+/// within 2 M. The same walks without the switch find nothing.
+#[test]
+fn bug_offset_fetch_from_cache_found_by_random_walks() {
+    let mut o = stale_coordinator_options(vec![Bug::OffsetFetchFromCache]);
+    insta::assert_snapshot!(found_by_walks(&o, 5, 1_200_000, "offset-fetch-fresh"));
+    o.bugs.clear();
+    assert_walks_clean(&o, 5, 1_000_000);
 }
 
 /// `per-key-order` found by the checker: the partitioning model (2 brokers,

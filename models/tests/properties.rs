@@ -410,8 +410,8 @@ mod offsets {
     use super::*;
     use models::cluster::GROUP;
     use seedlog::protocol::{
-        AssignBy, Assignor, FetchRequest, GroupMessage, GroupRequest, OffsetsKey, OffsetsValue,
-        ReplicaId, OFFSETS_TOPIC,
+        AssignBy, Assignor, FetchRequest, GroupAnswer, GroupMessage, GroupRequest, GroupResponse,
+        OffsetsKey, OffsetsValue, ReplicaId, OFFSETS_TOPIC,
     };
 
     /// The offsets model with `replicated` durability: the leader's high watermark then moves
@@ -596,6 +596,133 @@ mod offsets {
         // ...unless it crashed.
         s.crashed[a] = true;
         assert_eq!(violated(&m, &s), ["at-least-once"]);
+    }
+
+    /// Member `member`'s group request `correlation` to broker 0, as the checker's
+    /// `record_msg_out` hook sees it.
+    fn member_sends(
+        m: &SeedlogModel,
+        s: &mut State,
+        member: usize,
+        correlation: u64,
+        request: GroupRequest,
+    ) {
+        let msg = Msg::new(group(correlation, request));
+        let out = Envelope {
+            src: Id::from(member),
+            dst: Id::from(0),
+            msg: &msg,
+        };
+        if let Some(h) = record_out(&m.cfg, &s.history, out) {
+            s.history = h;
+        }
+    }
+
+    /// Broker 0's answer to member `member`'s request `correlation`.
+    fn member_hears(
+        m: &SeedlogModel,
+        s: &mut State,
+        member: usize,
+        correlation: u64,
+        result: Result<GroupAnswer, seedlog::protocol::ErrorCode>,
+    ) {
+        let response = Message::GroupResponse(GroupResponse {
+            group: GROUP.into(),
+            correlation,
+            result,
+        });
+        observe(m, s, 0, member, response);
+    }
+
+    fn commit(offset: u64) -> GroupRequest {
+        GroupRequest::Commit {
+            member: "m".into(),
+            generation: 1,
+            tp: tp(0),
+            offset,
+            metadata: String::new(),
+        }
+    }
+
+    fn fetched(offset: Option<u64>) -> Result<GroupAnswer, seedlog::protocol::ErrorCode> {
+        Ok(GroupAnswer::Offset {
+            offset,
+            metadata: String::new(),
+        })
+    }
+
+    /// Member b's commit of `acked` is acknowledged; then member a's fetch (sent after, or
+    /// before, the acknowledgement) is answered `answer`; `lower` is a commit of 1 by member a
+    /// still unanswered, sent before the fetch (it may land after the acknowledged one).
+    fn fetch_after_commit(
+        acked: u64,
+        fetch_first: bool,
+        lower: bool,
+        answer: Option<u64>,
+    ) -> Vec<&'static str> {
+        let (m, mut s) = offsets_model();
+        let (a, b) = (m.cfg.consumers[0], m.cfg.consumers[1]);
+        if lower {
+            member_sends(&m, &mut s, a, 1, commit(1));
+        }
+        let fetch = GroupRequest::FetchOffset { tp: tp(0) };
+        if fetch_first {
+            member_sends(&m, &mut s, a, 2, fetch.clone());
+        }
+        member_sends(&m, &mut s, b, 1, commit(acked));
+        member_hears(&m, &mut s, b, 1, Ok(GroupAnswer::Committed));
+        if !fetch_first {
+            member_sends(&m, &mut s, a, 2, fetch);
+        }
+        member_hears(&m, &mut s, a, 2, fetched(answer));
+        violated(&m, &s)
+    }
+
+    #[test]
+    fn offset_fetch_fresh_fails_when_a_fetch_misses_a_commit_acknowledged_before_it() {
+        const FRESH: &[&str] = &["offset-fetch-fresh"];
+        let none: &[&str] = &[];
+        // Sent after commit 2 was acknowledged: 1 or nothing is stale, 2 (or more) is not.
+        assert_eq!(fetch_after_commit(2, false, false, Some(1)), FRESH);
+        assert_eq!(fetch_after_commit(2, false, false, None), FRESH);
+        assert_eq!(fetch_after_commit(2, false, false, Some(2)), none);
+        assert_eq!(fetch_after_commit(2, false, false, Some(3)), none);
+        // Sent before the acknowledgement: the commit may land after the read.
+        assert_eq!(fetch_after_commit(2, true, false, Some(1)), none);
+        assert_eq!(fetch_after_commit(2, true, false, None), none);
+        // A commit of 1 still in flight may land after commit 2: 1 is explained, 0 is not.
+        assert_eq!(fetch_after_commit(2, false, true, Some(1)), none);
+        assert_eq!(fetch_after_commit(2, false, true, Some(0)), FRESH);
+    }
+
+    #[test]
+    fn offset_fetch_fresh_does_not_judge_an_answer_a_restarted_member_cannot_place() {
+        let (m, mut s) = offsets_model();
+        let (a, b) = (m.cfg.consumers[0], m.cfg.consumers[1]);
+        member_sends(&m, &mut s, b, 1, commit(2));
+        member_hears(&m, &mut s, b, 1, Ok(GroupAnswer::Committed));
+        // Member a fetches, crashes, and its next incarnation numbers a fetch 1 again: the
+        // first answer to key 1 may belong to either, so it is not judged.
+        let fetch = GroupRequest::FetchOffset { tp: tp(0) };
+        member_sends(&m, &mut s, a, 1, fetch.clone());
+        member_sends(&m, &mut s, a, 1, fetch.clone());
+        member_hears(&m, &mut s, a, 1, fetched(None));
+        assert!(violated(&m, &s).is_empty());
+        // A refused commit may still land: its offset explains a later answer.
+        member_sends(&m, &mut s, a, 2, commit(1));
+        member_hears(
+            &m,
+            &mut s,
+            a,
+            2,
+            Err(seedlog::protocol::ErrorCode::NotCoordinator),
+        );
+        member_sends(&m, &mut s, a, 3, fetch.clone());
+        member_hears(&m, &mut s, a, 3, fetched(Some(1)));
+        assert!(violated(&m, &s).is_empty());
+        member_sends(&m, &mut s, a, 4, fetch);
+        member_hears(&m, &mut s, a, 4, fetched(Some(0)));
+        assert_eq!(violated(&m, &s), ["offset-fetch-fresh"]);
     }
 }
 
