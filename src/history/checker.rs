@@ -56,8 +56,8 @@
 //! - `poll-without-resume`: after its group gave it a partition (an `assign` naming the group:
 //!   a new generation), a member read records of it with no fetch-committed, seek or reset of it
 //!   in between: it read on from a position of the generation before.
-//! - `stale-seek`: a member moved a partition to a latest offset it had asked for before a new
-//!   assignment (or a resume of that partition) came: the answer belonged to the generation
+//! - `stale-seek`: a member moved a partition to an offset it had looked up (the latest, the
+//!   first at a time, or that of the largest timestamp) before a new assignment (or a resume of that partition) came: the answer belonged to the generation
 //!   before, and the seek, taken for the application's choice, would excuse what it skipped.
 //!
 //! The exact windows are in `groups` and `rebalance`.

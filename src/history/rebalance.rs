@@ -11,9 +11,10 @@
 //!   the assignment: the member read on from a position of the generation before (a fetch in
 //!   flight across the rebalance, a position it did not clear), skipping or repeating what the
 //!   group's committed offset says. Subject `process topic-partition`.
-//! - `stale-seek`: a member seeks to a partition's end in two steps: it asks the leader for the
-//!   latest offset (`latest-offset` invoke) and moves there when the answer comes (the `ok`,
-//!   then a `seek` to the same offset as its next event). If the group gave it a new assignment,
+//! - `stale-seek`: a member seeks to a partition's end, or to a time, in two steps: it asks the
+//!   leader for the offset (a lookup: `latest-offset`, `offset-for-time` or
+//!   `offset-for-max-timestamp` invoke) and moves there when the answer comes (the `ok`, then a
+//!   `seek` to the same offset as its next event). If the group gave it a new assignment,
 //!   or it resumed that partition at the committed offset, after it asked, the answer belongs to
 //!   the generation before: Kafka's consumer drops it (it applies an answer only to a partition
 //!   still waiting for it). Applied, it moves the new generation's position past records nobody
@@ -38,7 +39,7 @@ use super::checker::Tp;
 use super::event::{Event, EventType, Op};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// A `latest-offset` request in flight, and what has made it stale since, if anything.
+/// A lookup in flight (`is_lookup`), and what has made it stale since, if anything.
 struct Ask {
     asked_ns: u64,
     /// What voided it: a new assignment, or a resume of the partition, after the ask.
@@ -48,10 +49,29 @@ struct Ask {
 /// An answer to a voided ask: stale if the process's next event seeks to it.
 struct StaleAnswer<'a> {
     tp: Tp<'a>,
+    /// What was looked up (`lookup_name`).
+    lookup: &'static str,
     offset: u64,
     asked_ns: u64,
     answered_ns: u64,
     voided: String,
+}
+
+/// A request for an offset to seek to: the latest offset (the end), the first offset at a
+/// time, or the offset of the largest timestamp.
+fn is_lookup(f: &Op) -> bool {
+    matches!(
+        f,
+        Op::LatestOffset | Op::OffsetForTime | Op::OffsetForMaxTimestamp
+    )
+}
+
+fn lookup_name(f: &Op) -> &'static str {
+    match f {
+        Op::OffsetForTime => "offset-for-time",
+        Op::OffsetForMaxTimestamp => "offset-for-max-timestamp",
+        _ => "latest-offset",
+    }
 }
 
 pub(super) fn check_rebalances(
@@ -132,12 +152,12 @@ pub(super) fn check_rebalances(
             }
             _ => {}
         }
-        // An answer that names no partition answers the process's one request for the latest
-        // offset, if it has exactly one out.
+        // An answer that names no partition answers the process's one lookup, if it has exactly
+        // one out.
         let tp = tp.or_else(|| {
             let mine = asks.range((process, ("", 0))..);
             let mut pending = mine.take_while(|((p, _), _)| *p == process);
-            match (e.f == Op::LatestOffset, pending.next(), pending.next()) {
+            match (is_lookup(&e.f), pending.next(), pending.next()) {
                 (true, Some(((_, tp), _)), None) => Some(*tp),
                 _ => None,
             }
@@ -162,13 +182,13 @@ pub(super) fn check_rebalances(
                     "stale-seek",
                     format!("{process} {topic}-{partition}"),
                     format!(
-                        "moved to the latest offset {} it asked for at {} ns (answered at {} ns), \
-                         though it {}: the answer belonged to the generation before",
-                        s.offset, s.asked_ns, s.answered_ns, s.voided
+                        "moved to offset {}, the answer to its {} asked for at {} ns (answered \
+                         at {} ns), though it {}: the answer belonged to the generation before",
+                        s.offset, s.lookup, s.asked_ns, s.answered_ns, s.voided
                     ),
                 );
             }
-            (Op::LatestOffset, EventType::Invoke) => {
+            (f, EventType::Invoke) if is_lookup(f) => {
                 let ask = Ask {
                     asked_ns: e.time_ns,
                     voided: None,
@@ -184,7 +204,7 @@ pub(super) fn check_rebalances(
                     ask.voided.get_or_insert(why);
                 }
             }
-            (Op::LatestOffset, kind) => {
+            (f, kind) if is_lookup(f) => {
                 let ask = asks.remove(&(process, tp));
                 let voided = ask.and_then(|a| Some((a.asked_ns, a.voided?)));
                 if let (EventType::Ok, Some((asked_ns, voided)), Some(offset)) =
@@ -192,6 +212,7 @@ pub(super) fn check_rebalances(
                 {
                     let answer = StaleAnswer {
                         tp,
+                        lookup: lookup_name(f),
                         offset,
                         asked_ns,
                         answered_ns: e.time_ns,

@@ -1571,6 +1571,55 @@ fn stale_seek_an_answer_asked_for_before_a_rebalance_moved_the_new_generation() 
 }
 
 #[test]
+fn stale_seek_judges_seeks_to_a_time_as_seeks_to_the_end() {
+    // m0 looks up the first offset at a time, or that of the largest timestamp, at 6; the group
+    // reassigns it at 10 and it resumes at 2; the old answer arrives and it seeks to 5.
+    let by_time = |kind, at, answer: Option<u64>| {
+        Event::offset_for_time(
+            "m0",
+            kind,
+            at,
+            T,
+            0,
+            1_000,
+            answer.map(|o| (o, Some(1_000), None)),
+        )
+        .in_group(G)
+    };
+    let by_max = |kind, at, answer: Option<u64>| {
+        let answer = answer.map(|offset| super::event::MaxTimestampAnswer {
+            offset,
+            record_timestamp: Some(1_000),
+            log_start: None,
+            high_watermark: None,
+        });
+        Event::offset_for_max_timestamp("m0", kind, at, T, 0, answer).in_group(G)
+    };
+    let lookups: [&dyn Fn(EventType, u64, Option<u64>) -> Event; 2] = [&by_time, &by_max];
+    for lookup in lookups {
+        let ask = vec![lookup(EventType::Invoke, 6, None)];
+        let answered = vec![
+            lookup(EventType::Ok, 14, Some(5)),
+            Event::seek("m0", 14, T, 0, 5).in_group(G),
+        ];
+        let mut h = first_generation();
+        h.extend([ask.clone(), gassign("m0", 10), fetch("m0", 11, Some(2))]);
+        h.push(answered.clone());
+        let report = group_report(h);
+        assert_eq!(
+            subjects(&report, "stale-seek"),
+            vec!["m0 t-0"],
+            "{}",
+            report.render()
+        );
+        // Asked in the new generation: the member's own choice.
+        let mut h = first_generation();
+        h.extend([gassign("m0", 10), fetch("m0", 11, Some(2)), ask, answered]);
+        assert_eq!(group_names(h), Vec::<&str>::new());
+    }
+}
+
+#[test]
 fn stale_seek_is_seen_by_a_resume_alone_and_only_for_the_seek_the_answer_led_to() {
     // Without assignment events: a resume of the partition after the ask voids it too.
     let (ask, answered) = seek_to_end("m0", 6, 14, 5);

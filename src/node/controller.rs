@@ -907,19 +907,23 @@ mod tests {
     fn a_late_registration_of_a_replaced_incarnation_is_ignored() {
         let mut c = controller(BugSet::none());
         register_as(&mut c, false, 7);
-        let live = answered_epoch(&register_as(&mut c, false, 8)).expect("answered");
+        register_as(&mut c, false, 8);
+        let live = answered_epoch(&register_as(&mut c, false, 9)).expect("answered");
         let before = c.metadata().clone();
-        assert_eq!(c.retired.get(&0), Some(&vec![7]));
-        let late = register_as(&mut c, false, 7);
-        assert_eq!(answered_epoch(&late), None, "answered: {late:?}");
-        assert_eq!(
-            c.metadata(),
-            &before,
-            "the late registration changed the metadata"
-        );
-        assert_eq!(registered_epoch(&c), live);
+        assert_eq!(c.retired.get(&0), Some(&vec![7, 8]));
+        // The one replaced last, and one replaced before it (two restarts ago).
+        for old in [8, 7] {
+            let late = register_as(&mut c, false, old);
+            assert_eq!(answered_epoch(&late), None, "{old} answered: {late:?}");
+            assert_eq!(
+                c.metadata(),
+                &before,
+                "the late registration of {old} changed the metadata"
+            );
+            assert_eq!(registered_epoch(&c), live);
+        }
         // Only the last few are remembered: an incarnation older than those is taken for new.
-        for incarnation in 9..9 + RETIRED_INCARNATIONS as u64 {
+        for incarnation in 10..10 + RETIRED_INCARNATIONS as u64 {
             register_as(&mut c, false, incarnation);
         }
         assert_eq!(c.retired[&0].len(), RETIRED_INCARNATIONS);
