@@ -278,6 +278,9 @@ const REGRESSIONS: &[(u64, &str)] = &[
     // A bit flip the random mix means to spare (the broker is the partition's last in-sync
     // replica) went ahead because the shrink to that broker alone was not yet committed.
     (812243438, "a flip on a broker about to be the only in-sync replica was not spared"),
+    // A metadata request timed out on the broker that also led a partition: the producer closed
+    // that connection but left its produce requests waiting 2 s for answers that could not come.
+    (502590891, "a metadata timeout closed a connection whose produce requests kept waiting"),
 ];
 
 #[test]

@@ -80,7 +80,14 @@ impl Reader {
             }
             Timer::ClientRequestTimeout => {
                 if self.metadata_in_flight {
+                    // The timeout closes the bootstrap broker's connection, which may carry
+                    // fetches too (it may lead a partition): they fail with it, rather than
+                    // wait out their own timeout for answers that can no longer arrive.
+                    let closed = self.bootstrap.current(&self.config.bootstrap);
                     self.bootstrap.time_out(cx, &self.config.bootstrap);
+                    if let Some(broker) = closed {
+                        self.fail_connection(cx, broker);
+                    }
                 }
                 self.metadata_in_flight = false;
                 self.request_metadata(cx);
@@ -97,7 +104,15 @@ impl Reader {
         let Some(&(broker, _)) = self.in_flight.get(&tp.partition) else {
             return self.fetch_all(cx);
         };
+        cx.cancel_timer(Timer::FetchTimeout(tp.clone()));
         cx.disconnect(broker);
+        self.fail_connection(cx, broker);
+        self.fetch_all(cx);
+    }
+
+    /// The connection to `broker` was closed: every fetch in flight on it failed (its answer
+    /// can no longer arrive). The caller sends them again.
+    fn fail_connection(&mut self, cx: &mut Context, broker: NodeId) {
         let failed: Vec<u32> = self
             .in_flight
             .iter()
@@ -106,12 +121,9 @@ impl Reader {
             .collect();
         for p in failed {
             self.in_flight.remove(&p);
-            if p != tp.partition {
-                let other = TopicPartition::new(&tp.topic, p);
-                cx.cancel_timer(Timer::FetchTimeout(other));
-            }
+            let tp = TopicPartition::new(&self.config.topic, p);
+            cx.cancel_timer(Timer::FetchTimeout(tp));
         }
-        self.fetch_all(cx);
     }
 
     fn on_fetch_response(&mut self, cx: &mut Context, from: NodeId, resp: FetchResponse) {
@@ -365,6 +377,30 @@ mod tests {
         assert!(fx.contains(&Effect::Disconnect(0)), "{fx:?}");
         let asked = crate::node::effects::sent_metadata_to(&fx);
         assert_eq!(asked, Some(1), "{fx:?}");
+    }
+
+    /// The connection a metadata timeout closes may carry a fetch too (the bootstrap broker
+    /// leads the partition): it fails with it, its timer cancelled, and is sent again with
+    /// the next metadata rather than after its own timeout.
+    #[test]
+    fn a_metadata_timeout_fails_the_fetches_on_the_connection_it_closes() {
+        let mut r = reading_t0(5);
+        assert!(r.in_flight.contains_key(&0));
+        let mut cx = Context::new(10);
+        r.request_metadata(&mut cx);
+        assert!(r.metadata_in_flight);
+        let mut cx = Context::new(1_000);
+        r.on_timer(&mut cx, Timer::ClientRequestTimeout);
+        let fx = cx.take_effects();
+        assert!(fx.contains(&Effect::Disconnect(0)), "{fx:?}");
+        let timer = Timer::FetchTimeout(TopicPartition::new("t", 0));
+        assert!(fx.contains(&Effect::CancelTimer(timer)), "{fx:?}");
+        assert!(r.in_flight.is_empty());
+        // A late answer to the failed fetch is not taken.
+        let mut cx = Context::new(1_001);
+        r.on_message(&mut cx, 0, answer(5, None, (0, 9), vec![]));
+        assert!(cx.take_effects().is_empty());
+        assert_eq!(r.positions.get(&0), Some(&5));
     }
 
     #[test]

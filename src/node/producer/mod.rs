@@ -244,13 +244,13 @@ impl Producer {
             Timer::ProduceTimeout(correlation) => self.on_produce_timeout(cx, correlation),
             Timer::ClientRequestTimeout => {
                 if self.metadata_in_flight {
-                    self.bootstrap.time_out(cx, &self.config.bootstrap);
+                    self.time_out_bootstrap(cx);
                 }
                 self.metadata_in_flight = false;
                 self.request_metadata(cx);
             }
             Timer::InitProducerIdTimeout if self.awaiting_producer_id() => {
-                self.bootstrap.time_out(cx, &self.config.bootstrap);
+                self.time_out_bootstrap(cx);
                 self.init_producer_id(cx);
             }
             _ => {}
@@ -267,7 +267,14 @@ impl Producer {
         let Some(broker) = self.in_flight.get(&correlation).map(|r| r.broker) else {
             return;
         };
+        cx.cancel_timer(Timer::ProduceTimeout(correlation));
         cx.disconnect(broker);
+        self.fail_connection(cx, broker);
+    }
+
+    /// The connection to `broker` was closed: every produce request in flight on it failed
+    /// (its answer can no longer arrive), with an unknown outcome; its batches are sent again.
+    fn fail_connection(&mut self, cx: &mut Context, broker: NodeId) {
         let failed: Vec<u64> = self
             .in_flight
             .iter()
@@ -278,9 +285,7 @@ impl Producer {
             let Some(request) = self.in_flight.remove(&c) else {
                 continue;
             };
-            if c != correlation {
-                cx.cancel_timer(Timer::ProduceTimeout(c));
-            }
+            cx.cancel_timer(Timer::ProduceTimeout(c));
             for (partition, batch) in request.batches {
                 if self.is_current(partition, batch, c) {
                     self.retry_from(cx, partition, batch);
@@ -288,6 +293,18 @@ impl Producer {
             }
         }
         self.progress(cx);
+    }
+
+    /// A request to the current bootstrap broker went unanswered: its connection is closed and
+    /// the next broker asked. Produce requests in flight on that connection fail with it, as
+    /// Kafka's client fails every request on a closed connection: left waiting for their own
+    /// timeout, an answer that can no longer arrive held acknowledgements back for seconds.
+    fn time_out_bootstrap(&mut self, cx: &mut Context) {
+        let closed = self.bootstrap.current(&self.config.bootstrap);
+        self.bootstrap.time_out(cx, &self.config.bootstrap);
+        if let Some(broker) = closed {
+            self.fail_connection(cx, broker);
+        }
     }
 
     /// An idempotent producer without an id yet: it sends nothing until it has one.

@@ -363,6 +363,48 @@ fn a_metadata_request_timeout_closes_that_broker_s_connection() {
     assert_eq!(asked, Some(1), "{effects:?}");
 }
 
+/// The connection a metadata timeout closes may carry produce requests too (the bootstrap
+/// broker leads a partition): they fail with it and are sent again at once. Left waiting for
+/// their own timeout, an answer that could no longer arrive held the partition's
+/// acknowledgements back for seconds (the simulator's `slow`, seed 502590891).
+#[test]
+fn a_metadata_timeout_fails_the_produce_requests_on_the_connection_it_closes() {
+    let mut c = config(2, 1, 1);
+    c.bootstrap = vec![0, 1];
+    let mut p = Producer::with_metadata(Arc::new(c), metadata(1, 0));
+    let sent = produces(&start(&mut p));
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let (broker, first) = &sent[0];
+    assert_eq!(*broker, 0);
+    let mut cx = Context::new(100);
+    p.request_metadata(&mut cx);
+    assert!(p.metadata_in_flight);
+    let mut cx = Context::new(1_000);
+    p.on_timer(&mut cx, Timer::ClientRequestTimeout);
+    let effects = cx.take_effects();
+    assert!(effects.contains(&Effect::Disconnect(0)), "{effects:?}");
+    assert!(
+        effects.contains(&Effect::CancelTimer(Timer::ProduceTimeout(
+            first.correlation
+        ))),
+        "{effects:?}"
+    );
+    // Failed: nothing is in flight, the batch waits for the retry backoff (not the request
+    // timeout), and a late answer to the failed request changes nothing.
+    assert!(p.in_flight.is_empty());
+    assert!(
+        effects.iter().any(|e| matches!(
+            e,
+            Effect::SetTimer {
+                timer: Timer::ClientBackoff,
+                ..
+            }
+        )),
+        "{effects:?}"
+    );
+    assert!(outcomes(&answer(&mut p, 0, first, Ok(0))).is_empty());
+}
+
 #[test]
 fn giving_up_keeps_the_metadata_request_timer() {
     let mut p = Producer::new(Arc::new(config(2, 1, 20)));
