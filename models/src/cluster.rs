@@ -481,7 +481,13 @@ pub fn build(opts: &ModelOptions) -> SeedlogModel {
         // refusals only.)
         let timeouts = opts.idempotent && opts.kind == ModelKind::Partitioning;
         let bootstrap = if timeouts {
-            broker_ids.clone()
+            // Broker 1 first: the producer then asks for metadata a broker other than partition
+            // 0's first leader, so it can learn that leader's successor while its batch is still
+            // on the way to it. Asking broker 0 first, that path needs a timeout of broker 0's
+            // metadata request, which closes the connection the batch is on and fails the batch.
+            let mut ids = broker_ids.clone();
+            ids.rotate_left(1);
+            ids
         } else {
             vec![0]
         };
