@@ -208,7 +208,7 @@ fn bug_dedup_window_1_appends_a_retried_batch_twice() {
 /// broker), one partition's timeout makes the producer learn the other partition's new leader
 /// and send it its second batch while the first is still with the old leader; the new leader
 /// takes the gap, and the first batch, retried, lands behind the second. BFS finds it at depth
-/// 16 (about 0.6 M states); random walks without the switch find nothing. (The producer asks
+/// 16 (about 1 M states); random walks without the switch find nothing. (The producer asks
 /// broker 1 for metadata first: asking broker 0, the leader the first batch went to, the path
 /// needed a timeout of that connection, which now fails the batch too, and was far deeper.)
 #[test]

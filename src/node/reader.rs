@@ -107,6 +107,14 @@ impl Reader {
         cx.cancel_timer(Timer::FetchTimeout(tp.clone()));
         cx.disconnect(broker);
         self.fail_connection(cx, broker);
+        if self.metadata_in_flight && self.bootstrap.current(&self.config.bootstrap) == Some(broker)
+        {
+            // The metadata request in flight went there too (to the current bootstrap broker):
+            // asked again at once, on a new connection.
+            self.metadata_in_flight = false;
+            cx.cancel_timer(Timer::ClientRequestTimeout);
+            self.request_metadata(cx);
+        }
         self.fetch_all(cx);
     }
 
@@ -401,6 +409,22 @@ mod tests {
         r.on_message(&mut cx, 0, answer(5, None, (0, 9), vec![]));
         assert!(cx.take_effects().is_empty());
         assert_eq!(r.positions.get(&0), Some(&5));
+    }
+
+    /// The other way round: a fetch timeout closes the connection to the leader, which is also
+    /// the bootstrap broker, and the metadata request in flight on it is asked again at once.
+    #[test]
+    fn a_fetch_timeout_asks_again_for_the_metadata_in_flight_on_that_connection() {
+        let mut r = reading_t0(5);
+        let mut cx = Context::new(10);
+        r.request_metadata(&mut cx);
+        let mut cx = Context::new(1_000);
+        r.on_timer(&mut cx, Timer::FetchTimeout(TopicPartition::new("t", 0)));
+        let fx = cx.take_effects();
+        assert!(fx.contains(&Effect::Disconnect(0)), "{fx:?}");
+        let asked = crate::node::effects::sent_metadata_to(&fx);
+        assert_eq!(asked, Some(0), "{fx:?}");
+        assert!(r.metadata_in_flight);
     }
 
     #[test]

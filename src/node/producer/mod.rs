@@ -242,16 +242,11 @@ impl Producer {
                 self.request_metadata(cx);
             }
             Timer::ProduceTimeout(correlation) => self.on_produce_timeout(cx, correlation),
-            Timer::ClientRequestTimeout => {
-                if self.metadata_in_flight {
-                    self.time_out_bootstrap(cx);
-                }
-                self.metadata_in_flight = false;
-                self.request_metadata(cx);
-            }
+            // Each asks again inside `time_out_bootstrap`, of the next broker.
+            Timer::ClientRequestTimeout if self.metadata_in_flight => self.time_out_bootstrap(cx),
+            Timer::ClientRequestTimeout => self.request_metadata(cx),
             Timer::InitProducerIdTimeout if self.awaiting_producer_id() => {
-                self.time_out_bootstrap(cx);
-                self.init_producer_id(cx);
+                self.time_out_bootstrap(cx)
             }
             _ => {}
         }
@@ -269,12 +264,16 @@ impl Producer {
         };
         cx.cancel_timer(Timer::ProduceTimeout(correlation));
         cx.disconnect(broker);
-        self.fail_connection(cx, broker);
+        if self.bootstrap.current(&self.config.bootstrap) == Some(broker) {
+            // The metadata or producer-id request in flight there shared the connection.
+            self.ask_bootstrap_again(cx);
+        }
+        self.fail_produce_requests(cx, broker);
     }
 
     /// The connection to `broker` was closed: every produce request in flight on it failed
     /// (its answer can no longer arrive), with an unknown outcome; its batches are sent again.
-    fn fail_connection(&mut self, cx: &mut Context, broker: NodeId) {
+    fn fail_produce_requests(&mut self, cx: &mut Context, broker: NodeId) {
         let failed: Vec<u64> = self
             .in_flight
             .iter()
@@ -296,14 +295,30 @@ impl Producer {
     }
 
     /// A request to the current bootstrap broker went unanswered: its connection is closed and
-    /// the next broker asked. Produce requests in flight on that connection fail with it, as
-    /// Kafka's client fails every request on a closed connection: left waiting for their own
-    /// timeout, an answer that can no longer arrive held acknowledgements back for seconds.
+    /// the next broker asked. Every other request in flight on that connection fails with it,
+    /// as Kafka's client fails every request on a closed connection: left waiting for their
+    /// own timeout, answers that can no longer arrive held acknowledgements back for seconds.
     fn time_out_bootstrap(&mut self, cx: &mut Context) {
         let closed = self.bootstrap.current(&self.config.bootstrap);
         self.bootstrap.time_out(cx, &self.config.bootstrap);
+        self.ask_bootstrap_again(cx);
         if let Some(broker) = closed {
-            self.fail_connection(cx, broker);
+            self.fail_produce_requests(cx, broker);
+        }
+    }
+
+    /// The connection the metadata and producer-id requests went on (they go to the current
+    /// bootstrap broker, which changes only when one of them times out) was closed: whichever
+    /// is in flight is asked again, of the broker now current, on a new connection.
+    fn ask_bootstrap_again(&mut self, cx: &mut Context) {
+        if self.awaiting_producer_id() && self.init_attempts > 0 {
+            cx.cancel_timer(Timer::InitProducerIdTimeout);
+            self.init_producer_id(cx);
+        }
+        if self.metadata_in_flight {
+            self.metadata_in_flight = false;
+            cx.cancel_timer(Timer::ClientRequestTimeout);
+            self.request_metadata(cx);
         }
     }
 

@@ -405,6 +405,66 @@ fn a_metadata_timeout_fails_the_produce_requests_on_the_connection_it_closes() {
     assert!(outcomes(&answer(&mut p, 0, first, Ok(0))).is_empty());
 }
 
+/// The other way round: a produce timeout closes the connection to the leader, which is also
+/// the bootstrap broker, and the metadata request in flight on it is asked again at once on a
+/// new connection, not left to its own timeout (the batch waits for that metadata).
+#[test]
+fn a_produce_timeout_asks_again_for_the_metadata_in_flight_on_that_connection() {
+    let mut p = Producer::with_metadata(Arc::new(config(2, 1, 1)), metadata(1, 0));
+    let sent = produces(&start(&mut p));
+    let (_, first) = &sent[0];
+    let mut cx = Context::new(100);
+    p.request_metadata(&mut cx);
+    let mut cx = Context::new(1_000);
+    p.on_timer(&mut cx, Timer::ProduceTimeout(first.correlation));
+    let effects = cx.take_effects();
+    assert!(effects.contains(&Effect::Disconnect(0)), "{effects:?}");
+    let asked = crate::node::effects::sent_metadata_to(&effects);
+    assert_eq!(asked, Some(0), "{effects:?}");
+    assert!(p.metadata_in_flight);
+    // Its timer starts again with the new request.
+    let rearmed = effects.iter().any(|e| {
+        matches!(
+            e,
+            Effect::SetTimer {
+                timer: Timer::ClientRequestTimeout,
+                ..
+            }
+        )
+    });
+    assert!(rearmed, "{effects:?}");
+}
+
+/// A metadata timeout closes the connection an InitProducerId request is waiting on too: it is
+/// asked again, of the next broker, at once.
+#[test]
+fn a_metadata_timeout_asks_again_for_the_producer_id_in_flight_on_that_connection() {
+    let mut c = config(1, 1, 1);
+    c.bootstrap = vec![0, 1];
+    c.producer_id = None;
+    let mut p = Producer::with_metadata(Arc::new(c), metadata(1, 0));
+    let effects = start(&mut p);
+    let asked_id = |effects: &[Effect]| {
+        effects.iter().find_map(|e| match e {
+            Effect::Send {
+                to,
+                message: Message::InitProducerId { .. },
+            } => Some(*to),
+            _ => None,
+        })
+    };
+    assert_eq!(asked_id(&effects), Some(0), "{effects:?}");
+    let mut cx = Context::new(100);
+    p.request_metadata(&mut cx);
+    let mut cx = Context::new(1_000);
+    p.on_timer(&mut cx, Timer::ClientRequestTimeout);
+    let effects = cx.take_effects();
+    assert!(effects.contains(&Effect::Disconnect(0)), "{effects:?}");
+    assert_eq!(asked_id(&effects), Some(1), "{effects:?}");
+    let asked = crate::node::effects::sent_metadata_to(&effects);
+    assert_eq!(asked, Some(1), "{effects:?}");
+}
+
 #[test]
 fn giving_up_keeps_the_metadata_request_timer() {
     let mut p = Producer::new(Arc::new(config(2, 1, 20)));
