@@ -41,9 +41,9 @@ type RequestKey = (usize, u64);
 pub struct OffsetReads {
     /// Commits in flight (sent, not answered): each may take effect at any time.
     pub commits: BTreeMap<RequestKey, Vec<(Register, Offset)>>,
-    /// Commits that may still take effect with no answer left to wait for: refused ones (a
-    /// commit refused after its record was appended may still land) and those whose key a
-    /// restarted member reused (which request an answer belongs to is unknown).
+    /// Commits that may still take effect with no answer left to wait for: those refused in a
+    /// way that may follow an append (`may_have_landed`) and those whose key a restarted member
+    /// reused (which request an answer belongs to is unknown).
     pub unsettled: BTreeSet<(Register, Offset)>,
     /// The highest acknowledged commit per register.
     pub floor: BTreeMap<Register, Offset>,
@@ -60,9 +60,17 @@ pub struct Fetch {
     pub register: Register,
     /// The highest commit acknowledged before the fetch was sent.
     pub floor: Option<Offset>,
-    /// Offsets of commits not acknowledged when the fetch was sent, or sent since: each may
-    /// take effect before the fetch reads, so the answer may be any of them.
+    /// Offsets below `floor` of commits not acknowledged when the fetch was sent, or sent since:
+    /// each may take effect before the fetch reads, so the answer may be any of them.
     pub excused: BTreeSet<Offset>,
+}
+
+impl Fetch {
+    /// An answer of `offset` would be judged (it is below the floor): only such offsets need an
+    /// excuse, so only they are kept (fewer states tell apart what no verdict depends on).
+    fn judges(&self, offset: Offset) -> bool {
+        self.floor.is_some_and(|floor| offset < floor)
+    }
 }
 
 impl OffsetReads {
@@ -73,7 +81,7 @@ impl OffsetReads {
             GroupRequest::Commit { tp, offset, .. } => {
                 let register = (group.to_string(), tp.clone());
                 for f in self.fetches.values_mut().flatten() {
-                    if f.register == register {
+                    if f.register == register && f.judges(*offset) {
                         f.excused.insert(*offset);
                     }
                 }
@@ -84,17 +92,17 @@ impl OffsetReads {
             }
             GroupRequest::FetchOffset { tp } => {
                 let register = (group.to_string(), tp.clone());
-                let in_flight = self.commits.values().flatten();
-                let excused = in_flight
-                    .chain(&self.unsettled)
-                    .filter(|(r, _)| *r == register)
-                    .map(|(_, o)| *o)
-                    .collect();
-                let fetch = Fetch {
+                let mut fetch = Fetch {
                     floor: self.floor.get(&register).copied(),
-                    excused,
+                    excused: BTreeSet::new(),
                     register,
                 };
+                let in_flight = self.commits.values().flatten();
+                fetch.excused = in_flight
+                    .chain(&self.unsettled)
+                    .filter(|(r, o)| *r == fetch.register && fetch.judges(*o))
+                    .map(|(_, o)| *o)
+                    .collect();
                 self.fetches.entry(key).or_default().push(fetch);
             }
             _ => {}
@@ -121,11 +129,25 @@ impl OffsetReads {
                     self.stale |= offset.is_none_or(|v| v < floor && !f.excused.contains(&v));
                 }
             }
-            // A refusal, or a key two requests share: their commits may land at any time, and
-            // a fetch answered on a shared key is not judged.
+            // Refused for good (a fenced generation, an unknown member, a rebalance under way):
+            // refused before anything was appended, so it never lands.
+            ([_], [], Err(e)) if !may_have_landed(*e) => {}
+            // A refusal that may follow an append, or a key two requests share: their commits
+            // may land at any time, and a fetch answered on a shared key is not judged.
             _ => self.unsettled.extend(commits),
         }
     }
+}
+
+/// A commit refused with `e` may still have been appended (and so may land): the coordinator
+/// resigned while it waited (`NotCoordinator`), or it was committed with fewer in-sync replicas
+/// than asked (`NotEnoughReplicasAfterAppend`). The group member reports these two as of unknown
+/// outcome, and every other refusal as a definite failure.
+fn may_have_landed(e: ErrorCode) -> bool {
+    matches!(
+        e,
+        ErrorCode::NotCoordinator | ErrorCode::NotEnoughReplicasAfterAppend
+    )
 }
 
 /// `record_msg_out` hook: notes which record each of the producer's requests carries.

@@ -518,7 +518,7 @@ fn bug_offset_fetch_from_cache_found_by_random_walks() {
     let mut o = stale_coordinator_options(vec![Bug::OffsetFetchFromCache]);
     insta::assert_snapshot!(found_by_walks(&o, 5, 1_200_000, "offset-fetch-fresh"));
     o.bugs.clear();
-    assert_walks_clean(&o, 5, 1_000_000);
+    assert_walks_clean(&o, 5, 1_200_000);
 }
 
 /// `per-key-order` found by the checker: the partitioning model (2 brokers,

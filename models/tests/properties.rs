@@ -720,8 +720,18 @@ mod offsets {
         member_sends(&m, &mut s, a, 3, fetch.clone());
         member_hears(&m, &mut s, a, 3, fetched(Some(1)));
         assert!(violated(&m, &s).is_empty());
-        member_sends(&m, &mut s, a, 4, fetch);
-        member_hears(&m, &mut s, a, 4, fetched(Some(0)));
+        // A commit refused for good (a fenced generation) was never appended: it explains
+        // nothing.
+        member_sends(&m, &mut s, a, 4, commit(0));
+        member_hears(
+            &m,
+            &mut s,
+            a,
+            4,
+            Err(seedlog::protocol::ErrorCode::IllegalGeneration),
+        );
+        member_sends(&m, &mut s, a, 5, fetch);
+        member_hears(&m, &mut s, a, 5, fetched(Some(0)));
         assert_eq!(violated(&m, &s), ["offset-fetch-fresh"]);
     }
 }

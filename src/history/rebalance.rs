@@ -16,8 +16,9 @@
 //!   `offset-for-max-timestamp` invoke) and moves there when the answer comes (the `ok`, then a
 //!   `seek` to the same offset as its next event). If the group gave it a new assignment,
 //!   or it resumed that partition at the committed offset, after it asked, the answer belongs to
-//!   the generation before: Kafka's consumer drops it (it applies an answer only to a partition
-//!   still waiting for it). Applied, it moves the new generation's position past records nobody
+//!   the generation before: Kafka's consumer drops such an answer to a seek to the end (it
+//!   applies one only to a partition still waiting for it); a lookup by time answered across a
+//!   rebalance is as stale (it was asked about the old generation's position). Applied, it moves the new generation's position past records nobody
 //!   processed, and the `seek` makes the jump look like the application's choice, which
 //!   `at-least-once` accepts; so the seek itself is the anomaly. Subject `process
 //!   topic-partition`.
@@ -32,8 +33,8 @@
 //! happened), if it was asked for (invoked) after the assignment: a fetch of the committed offset
 //! sent in the generation before answers for that one. An answer not followed at once by a seek
 //! to its offset is not judged. As everywhere in the format, a completion takes the partition it
-//! omits from its invoke (the process's open one of the same kind; for a `latest-offset`, its one
-//! request out).
+//! omits from its invoke (the process's open one of the same kind; for a lookup, its one lookup
+//! out, of whichever kind).
 
 use super::checker::Tp;
 use super::event::{Event, EventType, Op};
