@@ -89,6 +89,13 @@ impl Admin {
                 // The last attempt went unanswered: that broker (or its controller) may be
                 // gone, or its connection stalled.
                 self.bootstrap.time_out(cx, &self.config.bootstrap);
+                // Closing that connection failed the other topics' requests on it too (every
+                // request goes to the current broker): each is asked again of the next broker
+                // now, not after its own timeout.
+                let others: Vec<usize> = self.pending.keys().copied().filter(|&j| j != i).collect();
+                for j in others {
+                    self.send(cx, j);
+                }
             }
             let done = self
                 .config
@@ -217,6 +224,32 @@ mod tests {
         a.on_message(&mut cx, 1, answer(Err(ErrorCode::TopicAlreadyExists)));
         assert!(a.finished());
         assert_eq!(a.outcomes()["new"], Created::Exists);
+    }
+
+    /// Two topics asked of broker 0; one times out, which closes the connection both went
+    /// on: both are asked again of broker 1 at once.
+    #[test]
+    fn a_timeout_asks_again_for_every_topic_on_the_connection_it_closes() {
+        let second = TopicToCreate {
+            name: "other".into(),
+            partitions: 1,
+            replication_factor: 1,
+            at_ms: 100,
+        };
+        let mut config = (*admin().config).clone();
+        config.topics.push(second);
+        let mut a = Admin::new(Arc::new(config));
+        let mut cx = Context::new(0);
+        a.on_timer(&mut cx, Timer::CreateTopic(0));
+        a.on_timer(&mut cx, Timer::CreateTopic(1));
+        assert_eq!(sent_to(&cx.take_effects()), vec![0, 0]);
+        let mut cx = Context::new(600);
+        a.on_timer(&mut cx, Timer::CreateTopic(0));
+        let effects = cx.take_effects();
+        assert!(effects.contains(&Effect::Disconnect(0)), "{effects:?}");
+        let mut asked = sent_to(&effects);
+        asked.sort();
+        assert_eq!(asked, vec![1, 1], "{effects:?}");
     }
 
     #[test]

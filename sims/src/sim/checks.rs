@@ -11,8 +11,8 @@ use seedlog::log::PartitionLog;
 use seedlog::node::admin::topic_layout;
 use seedlog::node::{AnyNode, Created};
 use seedlog::protocol::{
-    group_partition, ClusterMetadata, LogEntry, NodeId, Offset, PartitionState, QuorumEpoch,
-    TopicPartition, OFFSETS_TOPIC,
+    group_partition, ClusterMetadata, ErrorCode, LogEntry, NodeId, Offset, PartitionState,
+    QuorumEpoch, TopicPartition, OFFSETS_TOPIC,
 };
 use std::collections::BTreeMap;
 
@@ -292,7 +292,9 @@ fn first_difference(a: &[LogEntry], b: &[LogEntry]) -> String {
 /// What the admin client was told against what the quorum committed: a topic answered created
 /// must be committed with the replicas the answer gave (`created-topic-lost` if absent,
 /// `created-topic-diverged` if laid out otherwise); one a retry was told exists must be
-/// committed.
+/// committed. A refusal for good must hold too (`created-topic-refused`): a topic refused as
+/// invalid is never committed, and no request of the admin's is told its topic exists but a
+/// retry (nobody else creates the admin's topics, and a broker forwards each request once).
 pub fn created_topics(cluster: &Cluster) -> Vec<String> {
     let Some(admin) = cluster.nodes.get(&ADMIN) else {
         return Vec::new();
@@ -326,6 +328,14 @@ fn created_topic_problem(
             "created-topic-diverged: a0 was told {topic} has replicas {told:?}, the committed \
              metadata holds {held:?}"
         )),
+        (Created::Refused(ErrorCode::TopicAlreadyExists), _) => Some(format!(
+            "created-topic-refused: a0's first request for {topic} was told the topic exists, \
+             which only a retry can be"
+        )),
+        (Created::Refused(e), Some(held)) => Some(format!(
+            "created-topic-refused: a0 was told {topic} was refused ({e:?}), the committed \
+             metadata holds it with replicas {held:?}"
+        )),
         _ => None,
     }
 }
@@ -354,11 +364,23 @@ mod tests {
             diverged.starts_with("created-topic-diverged: "),
             "{diverged}"
         );
-        // A retry told "exists": committed, whatever its layout; a refusal claims nothing.
-        assert_eq!(created_topic_problem("t", &Created::Exists, same), None);
+        // A retry told "exists": committed, whatever its layout.
+        assert_eq!(
+            created_topic_problem("t", &Created::Exists, same.clone()),
+            None
+        );
         assert!(created_topic_problem("t", &Created::Exists, None).is_some());
-        let refused = Created::Refused(seedlog::protocol::ErrorCode::InvalidPartitions);
+        // A refusal as invalid: never committed.
+        let refused = Created::Refused(ErrorCode::InvalidPartitions);
         assert_eq!(created_topic_problem("t", &refused, None), None);
+        let held = created_topic_problem("t", &refused, same.clone()).expect("refused, held");
+        assert!(held.starts_with("created-topic-refused: "), "{held}");
+        // "Exists" can only answer a retry: a first request told so is reported, committed or not.
+        let exists = Created::Refused(ErrorCode::TopicAlreadyExists);
+        for committed in [same, None] {
+            let p = created_topic_problem("t", &exists, committed).expect("first told exists");
+            assert!(p.starts_with("created-topic-refused: "), "{p}");
+        }
     }
 
     /// The liveness condition on the controllers: exactly one active controller, followed by

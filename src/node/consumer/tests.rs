@@ -822,3 +822,55 @@ fn a_rejoining_member_drops_its_fetch_of_the_committed_offset_in_flight() {
         "the new generation fetches it again"
     );
 }
+
+/// An answer is matched to its request by correlation: the commit's answer, arriving while a
+/// heartbeat is unanswered, acknowledges the commit (taken for the heartbeat's, the commit
+/// would wait out its timeout and be reported unknown).
+#[test]
+fn a_commit_answered_while_a_heartbeat_is_unanswered_is_acknowledged() {
+    let mut cfg = config(None, &[], false);
+    cfg.heartbeat_interval_ms = Some(1_000);
+    let mut c = Consumer::new(Arc::new(cfg));
+    member_fetching(&mut c);
+    let mut cx = Context::new(0);
+    c.on_timer(&mut cx, Timer::GroupHeartbeat);
+    let (beat, req) = sent_group(&cx.take_effects()).expect("a heartbeat");
+    assert!(matches!(req, GroupRequest::Heartbeat { .. }), "{req:?}");
+    let fx = deliver_batch(&mut c);
+    let (commit, req) = sent_group(&fx).expect("the commit");
+    assert!(
+        matches!(req, GroupRequest::Commit { offset: 5, .. }),
+        "{req:?}"
+    );
+    assert_ne!(beat, commit);
+    let fx = answer(&mut c, commit, GroupAnswer::Committed);
+    assert_eq!(observed(&fx), ["commit g t-0=5 ok"]);
+    assert_eq!(fetch_offset(&fx), Some(5));
+}
+
+/// A fetch that times out may have gone to a leader that is gone: the member asks for metadata
+/// newer than its own before it fetches again, rather than fetch from the same broker again.
+#[test]
+fn a_timed_out_fetch_asks_for_newer_metadata() {
+    let mut c = consumer(None, &[]);
+    let fx = member_fetching(&mut c);
+    assert_eq!(fetch_offset(&fx), Some(3));
+    let mut cx = Context::new(0);
+    c.on_timer(&mut cx, Timer::ClientRequestTimeout);
+    let mut fx = cx.take_effects();
+    assert!(fx.contains(&Effect::Disconnect(0)), "{fx:?}");
+    if !fx.iter().any(|e| matches!(e, Effect::Send { .. })) {
+        // Backing off first, if the consumer does.
+        c.on_timer(&mut cx, Timer::ClientBackoff);
+        fx = cx.take_effects();
+    }
+    let asked = fx.iter().find_map(|e| match e {
+        Effect::Send {
+            message: Message::Metadata { min_version },
+            ..
+        } => Some(*min_version),
+        _ => None,
+    });
+    assert_eq!(asked, Some(2), "{fx:?}");
+    assert_eq!(fetch_offset(&fx), None, "{fx:?}");
+}
