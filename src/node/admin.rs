@@ -88,13 +88,9 @@ impl Admin {
             if self.pending.contains_key(&i) {
                 // The last attempt went unanswered: that broker (or its controller) may be
                 // gone, or its connection stalled.
-                self.bootstrap.time_out(cx, &self.config.bootstrap);
-                // Closing that connection failed the other topics' requests on it too (every
-                // request goes to the current broker): each is asked again of the next broker
-                // now, not after its own timeout.
-                let others: Vec<usize> = self.pending.keys().copied().filter(|&j| j != i).collect();
-                for j in others {
-                    self.send(cx, j);
+                let closed = self.bootstrap.time_out(cx, &self.config.bootstrap);
+                if closed.is_some() {
+                    self.ask_again_all_but(cx, i);
                 }
             }
             let done = self
@@ -105,6 +101,16 @@ impl Admin {
             if !done {
                 self.send(cx, i);
             }
+        }
+    }
+
+    /// The current broker's connection was closed by topic `i`'s timeout: every other topic's
+    /// request failed with it (every request goes to the current broker), and each is asked
+    /// again of the next broker now, not after its own timeout.
+    fn ask_again_all_but(&mut self, cx: &mut Context, i: usize) {
+        let others: Vec<usize> = self.pending.keys().copied().filter(|&j| j != i).collect();
+        for j in others {
+            self.send(cx, j);
         }
     }
 

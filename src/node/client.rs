@@ -27,12 +27,18 @@ impl Bootstrap {
     /// is closed (`Effect::Disconnect`): the answer, and whatever is sent to that broker next,
     /// may be stuck behind a stalled segment on it, and a later request there (a produce once
     /// the broker leads a partition, say) would wait out another timeout. Then the next broker
-    /// of the list is asked.
-    pub fn time_out(&mut self, cx: &mut Context, brokers: &[BrokerId]) {
-        if let Some(to) = self.current(brokers) {
+    /// of the list is asked. Returns the broker whose connection was closed (`None` only for an
+    /// empty list): every other request in flight on that connection failed with it, and the
+    /// caller fails or re-sends its own, as Kafka's client fails every request of a closed
+    /// connection rather than leave each to its own timeout.
+    #[must_use = "the requests in flight on the closed connection failed with it"]
+    pub fn time_out(&mut self, cx: &mut Context, brokers: &[BrokerId]) -> Option<BrokerId> {
+        let closed = self.current(brokers);
+        if let Some(to) = closed {
             cx.disconnect(to);
         }
         self.advance(brokers);
+        closed
     }
 }
 
@@ -67,10 +73,10 @@ mod tests {
     fn a_timed_out_bootstrap_broker_is_disconnected_before_the_next_is_asked() {
         let mut b = Bootstrap::default();
         let mut cx = Context::new(0);
-        b.time_out(&mut cx, &[4, 5]);
+        assert_eq!(b.time_out(&mut cx, &[4, 5]), Some(4));
         assert_eq!(cx.take_effects(), vec![crate::node::Effect::Disconnect(4)]);
         assert_eq!(b.current(&[4, 5]), Some(5));
-        b.time_out(&mut cx, &[]);
+        assert_eq!(b.time_out(&mut cx, &[]), None);
         assert!(cx.take_effects().is_empty());
     }
 

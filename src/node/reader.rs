@@ -78,23 +78,24 @@ impl Reader {
                 self.backing_off = false;
                 self.request_metadata(cx);
             }
-            Timer::ClientRequestTimeout => {
-                if self.metadata_in_flight {
-                    // The timeout closes the bootstrap broker's connection, which may carry
-                    // fetches too (it may lead a partition): they fail with it, rather than
-                    // wait out their own timeout for answers that can no longer arrive.
-                    let closed = self.bootstrap.current(&self.config.bootstrap);
-                    self.bootstrap.time_out(cx, &self.config.bootstrap);
-                    if let Some(broker) = closed {
-                        self.fail_connection(cx, broker);
-                    }
-                }
-                self.metadata_in_flight = false;
-                self.request_metadata(cx);
-            }
+            Timer::ClientRequestTimeout if self.metadata_in_flight => self.time_out_bootstrap(cx),
+            Timer::ClientRequestTimeout => self.request_metadata(cx),
             Timer::FetchTimeout(tp) => self.on_fetch_timeout(cx, &tp),
             _ => {}
         }
+    }
+
+    /// The metadata request went unanswered: the bootstrap broker's connection is closed and
+    /// the next broker asked. That connection may carry fetches too (the broker may lead a
+    /// partition): they fail with it, rather than wait out their own timeout for answers that
+    /// can no longer arrive; the metadata's answer sends them again.
+    fn time_out_bootstrap(&mut self, cx: &mut Context) {
+        if let Some(closed) = self.bootstrap.time_out(cx, &self.config.bootstrap) {
+            self.fail_fetches(cx, closed);
+        }
+        // Its timer is the one that fired: nothing to cancel.
+        self.metadata_in_flight = false;
+        self.request_metadata(cx);
     }
 
     /// A fetch went unanswered: the connection to its broker is closed, as a Kafka consumer
@@ -106,21 +107,27 @@ impl Reader {
         };
         cx.cancel_timer(Timer::FetchTimeout(tp.clone()));
         cx.disconnect(broker);
-        self.fail_connection(cx, broker);
-        if self.metadata_in_flight && self.bootstrap.current(&self.config.bootstrap) == Some(broker)
-        {
-            // The metadata request in flight went there too (to the current bootstrap broker):
-            // asked again at once, on a new connection.
-            self.metadata_in_flight = false;
-            cx.cancel_timer(Timer::ClientRequestTimeout);
-            self.request_metadata(cx);
+        self.fail_fetches(cx, broker);
+        if self.bootstrap.current(&self.config.bootstrap) == Some(broker) {
+            self.ask_bootstrap_again(cx);
         }
         self.fetch_all(cx);
     }
 
+    /// The connection to the current bootstrap broker was closed by another request's timeout:
+    /// the metadata request in flight on it (if any) is asked again at once, on a new
+    /// connection, rather than left to its own timeout.
+    fn ask_bootstrap_again(&mut self, cx: &mut Context) {
+        if self.metadata_in_flight {
+            self.metadata_in_flight = false;
+            cx.cancel_timer(Timer::ClientRequestTimeout);
+            self.request_metadata(cx);
+        }
+    }
+
     /// The connection to `broker` was closed: every fetch in flight on it failed (its answer
     /// can no longer arrive). The caller sends them again.
-    fn fail_connection(&mut self, cx: &mut Context, broker: NodeId) {
+    fn fail_fetches(&mut self, cx: &mut Context, broker: NodeId) {
         let failed: Vec<u32> = self
             .in_flight
             .iter()

@@ -299,8 +299,7 @@ impl Producer {
     /// as Kafka's client fails every request on a closed connection: left waiting for their
     /// own timeout, answers that can no longer arrive held acknowledgements back for seconds.
     fn time_out_bootstrap(&mut self, cx: &mut Context) {
-        let closed = self.bootstrap.current(&self.config.bootstrap);
-        self.bootstrap.time_out(cx, &self.config.bootstrap);
+        let closed = self.bootstrap.time_out(cx, &self.config.bootstrap);
         self.ask_bootstrap_again(cx);
         if let Some(broker) = closed {
             self.fail_produce_requests(cx, broker);
