@@ -289,7 +289,7 @@ fn elected_by_majority<M: Layout>(m: &M, s: &State) -> bool {
     let cfg = m.cfg();
     voters(cfg, s).filter(|(_, q)| q.is_leader()).all(|(_, q)| {
         let supports = |v: u32| match voter_or_disk(cfg, s, v) {
-            Some(Ok(o)) => o.supports_leader(q.id(), q.epoch()),
+            Some(Ok(o)) => o.supports_leader_durably(q.id(), q.epoch()),
             Some(Err(image)) => image.supports_leader(q.id(), q.epoch()),
             None => true,
         };

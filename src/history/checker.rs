@@ -589,6 +589,9 @@ fn check_consumers(
         let (Some(t), Some(p), Some(o)) = (&e.topic, e.partition, e.offset) else {
             continue;
         };
+        if certain && op.f == Op::Reset {
+            check_reset(op, places.get(&(op.process, (t.as_str(), p))), o, report);
+        }
         if certain {
             let place = Expect { next: o, why };
             places.insert((op.process, (t.as_str(), p)), vec![place]);
@@ -596,6 +599,44 @@ fn check_consumers(
             may_stand(&mut places, op, t, p, o, why);
         }
     }
+}
+
+/// `spurious-reset`: a reset to the log start `start` after the consumer read an offset at or
+/// above it. A consumer is reset when its position is out of the log's range: below the log
+/// start (retention deleted what it had not read: the reset moves it forward) or past the log
+/// end (a log truncated below where it had read). Here the answer's own log start is at or
+/// below an offset the consumer read, so the position was called past the log end — yet every
+/// read record was committed, and a committed record leaves a log only by retention. So a
+/// committed record was truncated away (an unclean election or the power loss of every copy,
+/// which the simulator excuses), or a broker called a position inside its log out of range
+/// and sent the consumer back to read it all again (Kafka fixed such resets after leader
+/// changes with leader-epoch fencing, KIP-320). Judged only where every place the consumer may
+/// stand is after a read: a seek may have put it anywhere.
+fn check_reset(
+    op: &Operation,
+    possible: Option<&Vec<Expect>>,
+    start: u64,
+    report: &mut impl FnMut(&'static str, String, String),
+) {
+    let Some(possible) = possible.filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let read_at_or_above = |p: &Expect| matches!(p.why, Why::Read(prev) if prev >= start);
+    if !possible.iter().all(read_at_or_above) {
+        return;
+    }
+    let Why::Read(prev) = possible[0].why else {
+        return;
+    };
+    let e = &op.event;
+    let (Some(t), Some(p)) = (&e.topic, e.partition) else {
+        return;
+    };
+    report(
+        "spurious-reset",
+        format!("{} {t}-{p}", op.process),
+        format!("reset to the log start {start} after reading offset {prev}: a position inside the log was called out of range"),
+    );
 }
 
 /// An `info` operation may have put the consumer at `next`: one more possible place, if any

@@ -1216,6 +1216,38 @@ fn after_a_reset_reads_start_at_the_log_start() {
 }
 
 #[test]
+fn a_reset_back_below_what_was_read_is_spurious() {
+    // c0 read a0..a2 and is reset to the log start: forward (retention deleted what it had not
+    // read) is fine, back to a record it read means a position inside the log was called out
+    // of range.
+    let h = |start: u64, before: Vec<Event>| {
+        let mut h = base();
+        h.push(before);
+        h.push(vec![Event::reset("c0", 0, T, 0, start)]);
+        names(h)
+    };
+    let read = |c: &str| {
+        poll(
+            c,
+            vec![
+                rec(0, 0, "k", "a0"),
+                rec(0, 1, "k", "a1"),
+                rec(0, 2, "k", "a2"),
+            ],
+        )
+    };
+    assert_eq!(h(0, read("c0")), vec!["spurious-reset"]);
+    assert_eq!(h(2, read("c0")), vec!["spurious-reset"]);
+    assert_eq!(h(3, read("c0")), Vec::<&str>::new());
+    assert_eq!(h(4, read("c0")), Vec::<&str>::new());
+    // Nothing known of c0's position (another consumer read), or a seek put it anywhere.
+    assert_eq!(h(0, read("c1")), Vec::<&str>::new());
+    let mut seeked = read("c0");
+    seeked.push(Event::seek("c0", 0, T, 0, 9));
+    assert_eq!(h(0, seeked), Vec::<&str>::new());
+}
+
+#[test]
 fn a_members_reset_to_the_log_start_excuses_what_it_jumped_over() {
     // c1 resumes at the committed 0; the log starts at 3 (a0..a2 deleted): it is reset there,
     // processes 3..4 and commits 5. The same with a reset by a non-member is at-least-once.

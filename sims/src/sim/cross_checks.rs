@@ -448,7 +448,9 @@ impl CrossChecks {
                     format!("voter {me} leads epoch {epoch}, which voter {first} led before"),
                 ));
             }
-            q.check_elected_by_majority(|v| with_voter(v, &|o| o.supports_leader(me, epoch)))?;
+            q.check_elected_by_majority(|v| {
+                with_voter(v, &|o| o.supports_leader_durably(me, epoch))
+            })?;
             q.each_recorded_progress(|f, epoch, offset, leader_entry| match self.peer(me, f) {
                 Some(state) => lock(&state).as_quorum_controller().map_or(Ok(()), |c| {
                     c.quorum()

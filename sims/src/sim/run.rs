@@ -49,6 +49,8 @@ const LOSS_FAMILY: &[&str] = &[
     "duplicate",
     "nonmonotonic-send",
     "per-key-order",
+    // A reset sent back by a log cut below what was read (an unclean leader's).
+    "spurious-reset",
     "offset-regression",
     "stale-offset",
     "at-least-once",

@@ -2033,6 +2033,15 @@ fn a_follower_restarted_at_the_log_start_takes_the_producer_state_retention_dele
     assert_eq!(rule_broken(&follower), Ok(()));
 }
 
+fn assert_sets_timer(effects: &[Effect], timer: &crate::node::Timer) {
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::SetTimer { timer: t, .. } if t == timer)),
+        "no {timer:?} set: {effects:?}"
+    );
+}
+
 /// A member the controller's push adds to the ISR gets a lag timer at once: the leader adopts
 /// the newer partition state (its own proposal's answer may be lost), and a member with no lag
 /// timer would never be shrunk out again however far it fell behind, holding up every
@@ -2059,13 +2068,38 @@ fn a_member_added_to_the_isr_by_a_push_is_timed_for_lag() {
         tp: tp.clone(),
         replica: 1,
     };
-    let effects = cx.take_effects();
-    assert!(
-        effects
-            .iter()
-            .any(|e| matches!(e, Effect::SetTimer { timer, .. } if *timer == lag)),
-        "{effects:?}"
-    );
+    assert_sets_timer(&cx.take_effects(), &lag);
+}
+
+/// A broker that becomes a partition's leader times every other ISR member for lag at once: a
+/// follower cut off from it (and not from the controller, so its session lives on) would
+/// otherwise stay in the ISR for good, holding up every acks=all produce.
+#[test]
+fn a_new_leader_times_every_isr_follower_for_lag() {
+    let tp = TopicPartition::new("t", 0);
+    let controller = two_broker_controller();
+    let mut md = controller.metadata().clone();
+    let p = md.partitions.iter().find(|p| p.tp == tp).expect("t-0");
+    let (old_leader, isr) = (p.leader.expect("a leader"), p.isr.clone());
+    assert_eq!(isr, vec![0, 1]);
+    let new_leader = 1 - old_leader;
+    let mut b = started_broker(&controller, new_leader);
+    md.version += 1;
+    let p = md.partitions.iter_mut().find(|p| p.tp == tp).expect("t-0");
+    p.leader = Some(new_leader);
+    p.leader_epoch += 1;
+    p.partition_epoch += 1;
+    let mut cx = Context::new(0);
+    let push = Message::UpdateMetadata {
+        controller_epoch: 0,
+        metadata: md,
+    };
+    b.on_message(&mut cx, 9, push);
+    let lag = crate::node::Timer::FollowerLag {
+        tp: tp.clone(),
+        replica: old_leader,
+    };
+    assert_sets_timer(&cx.take_effects(), &lag);
 }
 
 /// A leader's ISR proposal sent to a controller that is not the active one is sent again to the

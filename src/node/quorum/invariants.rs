@@ -21,8 +21,10 @@ use crate::protocol::{NodeId, Offset, QuorumEpoch};
 
 impl QuorumNode {
     /// `leader-elected-by-majority`: a leader of epoch `e` holds the votes of a majority of the
-    /// voters in `e`, itself included. `supports(v)` says whether voter `v` shows a vote for
-    /// this leader in `e` (`supports_leader`). A vote is synced before it is answered and a
+    /// voters in `e`, itself included, each synced. `supports(v)` says whether voter `v` shows
+    /// a vote for this leader in `e` (`supports_leader_durably` for a running voter, whose
+    /// vote a power loss could still take). A vote is synced before it is answered (a
+    /// candidate's own before it asks for any) and a
     /// voter's epoch never goes back, so a voter that granted the vote shows it for as long as
     /// it stays in `e`. A leader without such a majority counted a vote it was not given: a
     /// grant of an older election, one voter twice, the wrong majority.
@@ -36,7 +38,13 @@ impl QuorumNode {
             .voters
             .iter()
             .copied()
-            .filter(|&v| v == me || supports(v))
+            .filter(|&v| {
+                if v == me {
+                    self.own_vote_counts()
+                } else {
+                    supports(v)
+                }
+            })
             .collect();
         ensure(
             voters.len() >= self.config.majority(),
@@ -55,6 +63,25 @@ impl QuorumNode {
     /// counted).
     pub fn supports_leader(&self, leader: NodeId, epoch: QuorumEpoch) -> bool {
         image_supports(self.epoch, self.voted_for, leader, epoch)
+    }
+
+    /// `supports_leader`, counting a vote in `epoch` only once it is synced: a vote that a
+    /// power loss can still take may be cast again, for another candidate, in the same epoch.
+    /// (Having moved past `epoch` still counts, synced or not, as in `supports_leader`.)
+    pub fn supports_leader_durably(&self, leader: NodeId, epoch: QuorumEpoch) -> bool {
+        self.epoch > epoch || (self.supports_leader(leader, epoch) && self.election_durable())
+    }
+
+    /// Whether the last write of this voter's epoch and vote is synced.
+    pub fn election_durable(&self) -> bool {
+        self.election_unsynced.is_none()
+    }
+
+    /// A leader's vote for itself counts once it is synced, like any other. Alone in its
+    /// quorum it leads before its vote is synced; nothing it appends commits before that sync
+    /// either, so a power loss takes the leadership and everything it did together.
+    fn own_vote_counts(&self) -> bool {
+        self.election_durable() || self.config.majority() == 1
     }
 
     /// For a leader, each follower's fetch offset it counts, with its epoch and the epoch of

@@ -157,6 +157,12 @@ pub struct QuorumNode {
     recovered_end: Option<Offset>,
     /// Messages held until a sync completes: each reveals a write of that sync or an earlier one.
     outbox: Vec<(SyncToken, NodeId, Message)>,
+    /// The sync that makes the last write of the epoch and vote durable, until it completes. It
+    /// decides no step: the checks read it (`election_durable`), as a vote counted before it
+    /// is durable can be cast again after a power loss. A recovered epoch and vote count as
+    /// durable: this voter synced them before anything revealed them, or the check saw it not do
+    /// so before it went down.
+    election_unsynced: Option<SyncToken>,
     /// splitmix64 state for election timeouts.
     rng: u64,
 }
@@ -198,6 +204,7 @@ impl QuorumNode {
             synced: 0,
             unsynced_ends: if owed { vec![(1, end)] } else { Vec::new() },
             outbox: Vec::new(),
+            election_unsynced: None,
             rng,
             config,
         }
@@ -443,6 +450,9 @@ impl QuorumNode {
     /// for them may go.
     pub fn on_persisted(&mut self, cx: &mut Context, token: SyncToken) {
         self.synced = self.synced.max(token);
+        if self.election_unsynced.is_some_and(|t| t <= self.synced) {
+            self.election_unsynced = None;
+        }
         let done = self
             .unsynced_ends
             .iter()
@@ -480,6 +490,7 @@ impl QuorumNode {
             voted_for: self.voted_for,
         };
         self.persist(cx, op);
+        self.election_unsynced = Some(self.requested);
     }
 
     /// Sends `message`, or holds it until every write made so far is synced.

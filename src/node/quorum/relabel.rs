@@ -88,6 +88,7 @@ impl QuorumNode {
                 .collect(),
             synced_end: self.synced_end,
             recovered_end: self.recovered_end,
+            election_unsynced: self.election_unsynced.map(|t| t - token_shift),
             outbox: self
                 .outbox
                 .iter()

@@ -22,6 +22,49 @@ fn rule(checked: Checked) -> Option<&'static str> {
 }
 
 #[test]
+fn a_vote_a_power_loss_could_still_take_does_not_elect() {
+    let net = committed_quorum();
+    let durably = |leader: &QuorumNode, others: &[QuorumNode]| {
+        leader.check_elected_by_majority(|v| {
+            others[v as usize].supports_leader_durably(leader.id(), leader.epoch())
+        })
+    };
+    let unsynced = |n: &QuorumNode| {
+        let mut n = n.clone();
+        n.election_unsynced = Some(n.requested + 1);
+        n
+    };
+    let leader = &net.nodes[0];
+    assert_eq!(rule(durably(leader, &net.nodes)), None);
+    // Voter 1's vote not synced yet: the leader and voter 2 are still a majority, alone the
+    // leader is not.
+    let one_unsynced = [
+        leader.clone(),
+        unsynced(&net.nodes[1]),
+        net.nodes[2].clone(),
+    ];
+    assert_eq!(rule(durably(leader, &one_unsynced)), None);
+    let with_no_other = [leader.clone(), unsynced(&net.nodes[1]), unelected(2)];
+    assert_eq!(
+        rule(durably(leader, &with_no_other)),
+        Some("leader-elected-by-majority")
+    );
+    // The leader's own vote not synced (vote requests sent before the sync): voter 1's grant
+    // alone is not a majority; voters 1 and 2 together are.
+    let own_unsynced = unsynced(leader);
+    let one_grant = [own_unsynced.clone(), net.nodes[1].clone(), unelected(2)];
+    assert_eq!(
+        rule(durably(&own_unsynced, &one_grant)),
+        Some("leader-elected-by-majority")
+    );
+    assert_eq!(rule(durably(&own_unsynced, &net.nodes)), None);
+    // A voter that moved past the epoch counts, its newer vote synced or not.
+    let mut later = unsynced(&unelected(1));
+    later.epoch = 2;
+    assert!(later.supports_leader_durably(0, 1));
+}
+
+#[test]
 fn a_leader_whose_voters_show_no_vote_for_it_is_not_elected_by_majority() {
     let net = committed_quorum();
     let leader = &net.nodes[0];

@@ -195,12 +195,9 @@ fn granted(effects: &[Effect]) -> Option<bool> {
     })
 }
 
-#[test]
-fn a_vote_is_answered_only_once_the_epoch_and_vote_are_synced() {
-    let mut n = QuorumNode::new(config(1, &[]));
-    let mut cx = Context::new(0);
-    n.on_message(&mut cx, 0, vote_request(1, 0, 0, 0));
-    let effects = cx.take_effects();
+/// A step's effects wrote epoch 1 with a vote for voter 0 and sent nothing (it waits for the
+/// sync): the sync's token.
+fn election_written_unsent(effects: &[Effect]) -> SyncToken {
     assert!(effects.iter().any(|e| matches!(
         e,
         Effect::Persist(DiskOp::QuorumElection {
@@ -209,18 +206,28 @@ fn a_vote_is_answered_only_once_the_epoch_and_vote_are_synced() {
         })
     )));
     assert!(
-        sends(&effects).is_empty(),
-        "answered before the sync: {effects:?}"
+        sends(effects).is_empty(),
+        "sent before the sync: {effects:?}"
     );
-    let token = effects
+    effects
         .iter()
         .rev()
         .find_map(|e| match e {
             Effect::Sync(t) => Some(*t),
             _ => None,
         })
-        .expect("a sync");
+        .expect("a sync")
+}
+
+#[test]
+fn a_vote_is_answered_only_once_the_epoch_and_vote_are_synced() {
+    let mut n = QuorumNode::new(config(1, &[]));
+    let mut cx = Context::new(0);
+    n.on_message(&mut cx, 0, vote_request(1, 0, 0, 0));
+    assert!(!n.election_durable());
+    let token = election_written_unsent(&cx.take_effects());
     n.on_persisted(&mut cx, token);
+    assert!(n.election_durable());
     assert_eq!(granted(&cx.take_effects()), Some(true));
 
     // vote-not-durable: the answer leaves in the same step, before the sync completes.
@@ -233,6 +240,37 @@ fn a_vote_is_answered_only_once_the_epoch_and_vote_are_synced() {
     let sync_at = effects.iter().position(|e| matches!(e, Effect::Sync(_)));
     assert!(sent_at.is_some() && sync_at.is_some());
     assert_eq!(granted(&effects), Some(true));
+}
+
+#[test]
+fn a_candidate_asks_for_votes_only_once_its_epoch_and_vote_are_synced() {
+    let mut n = QuorumNode::new(config(0, &[]));
+    let mut cx = Context::new(0);
+    n.on_timer(&mut cx, Timer::QuorumElection);
+    cx.take_effects();
+    let pre_vote = crate::protocol::VoteResponse {
+        request_epoch: 1,
+        epoch: 0,
+        leader: None,
+        granted: true,
+    };
+    n.on_message(&mut cx, 1, Message::PreVoteResponse(pre_vote));
+    assert!(!n.election_durable());
+    let token = election_written_unsent(&cx.take_effects());
+    n.on_persisted(&mut cx, token);
+    assert!(n.election_durable());
+    let asked: Vec<NodeId> = cx
+        .take_effects()
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send {
+                to,
+                message: Message::Vote(r),
+            } if r.epoch == 1 => Some(*to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, vec![1, 2]);
 }
 
 /// Voter 0 leads epoch 1 and its syncs are held (they complete only on `persisted`), with the
