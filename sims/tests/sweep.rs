@@ -281,6 +281,9 @@ const REGRESSIONS: &[(u64, &str)] = &[
     // A metadata request timed out on the broker that also led a partition: the producer closed
     // that connection but left its produce requests waiting 2 s for answers that could not come.
     (502590891, "a metadata timeout closed a connection whose produce requests kept waiting"),
+    // A late registration of a broker's previous run, whose own registration a deposed
+    // controller had made, replaced the live run's: the live one was ignored for good.
+    (38620797, "a live broker's registration was ignored after a stale one replaced it"),
 ];
 
 #[test]

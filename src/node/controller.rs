@@ -375,8 +375,16 @@ impl Controller {
         // registered again (Kafka refuses another incarnation while the registered one's session
         // lasts, DUPLICATE_BROKER_REGISTRATION). Not answered: the answer would reach the live
         // process, which did not ask.
+        //
+        // Only while the registered incarnation is live, though: the one a controller took for
+        // the newer may be the older, when the older's registration was never committed (made
+        // by a deposed controller) and its late request came after the newer's. The live
+        // process was then ignored for good, and stayed out of every ISR (seed 38620797). Once
+        // the registered one's session expires it protects no live broker, and an incarnation
+        // it replaced registers again.
         let replaced = self.retired.get(&broker);
-        if registered.is_some() && replaced.is_some_and(|r| r.contains(&incarnation)) {
+        let live = registered.is_some_and(|r| !r.fenced);
+        if live && replaced.is_some_and(|r| r.contains(&incarnation)) {
             return;
         }
         let repeated = registered
@@ -407,6 +415,8 @@ impl Controller {
         let regs = &mut self.image.metadata.brokers;
         if let Some(old) = regs.iter().find(|r| r.broker == broker) {
             let retired = self.retired.entry(broker).or_default();
+            // Registered again, it is no longer retired.
+            retired.retain(|&i| i != incarnation);
             retired.push(old.incarnation);
             let excess = retired.len().saturating_sub(RETIRED_INCARNATIONS);
             retired.drain(..excess);
@@ -928,6 +938,30 @@ mod tests {
         }
         assert_eq!(c.retired[&0].len(), RETIRED_INCARNATIONS);
         assert!(answered_epoch(&register_as(&mut c, false, 7)).is_some());
+    }
+
+    /// The incarnation a controller took for the newer may be the older: its registration
+    /// never committed (a deposed controller made it), and its late request came after the
+    /// live one registered. The live process is ignored while the stale registration's session
+    /// lasts, and registers once it expires; then it is no longer retired (seed 38620797: it
+    /// was ignored for good, and one partition stayed under-replicated).
+    #[test]
+    fn a_live_incarnation_a_late_request_replaced_registers_once_that_one_expires() {
+        let mut c = controller(BugSet::none());
+        register_as(&mut c, false, 4);
+        let stale = answered_epoch(&register_as(&mut c, false, 3)).expect("taken for new");
+        assert_eq!(c.retired.get(&0), Some(&vec![4]));
+        assert_eq!(answered_epoch(&register_as(&mut c, false, 4)), None);
+        assert_eq!(registered_epoch(&c), stale);
+        // The stale process sends no heartbeat: its session expires and the broker is fenced.
+        c.on_timer(&mut Context::new(0), Timer::SessionExpiry(0));
+        let live = answered_epoch(&register_as(&mut c, false, 4)).expect("registered");
+        assert!(live > stale);
+        assert_eq!(registered_epoch(&c), live);
+        assert_eq!(c.retired.get(&0), Some(&vec![3]));
+        // Its retries are repeats now, answered the registration it has.
+        assert_eq!(answered_epoch(&register_as(&mut c, false, 4)), Some(live));
+        assert_eq!(answered_epoch(&register_as(&mut c, false, 3)), None);
     }
 
     #[test]
