@@ -621,11 +621,17 @@ fn check_reset(
     let Some(possible) = possible.filter(|p| !p.is_empty()) else {
         return;
     };
-    let read_at_or_above = |p: &Expect| matches!(p.why, Why::Read(prev) if prev >= start);
-    if !possible.iter().all(read_at_or_above) {
-        return;
-    }
-    let Why::Read(prev) = possible[0].why else {
+    // The lowest offset the consumer certainly read: every place it may stand must follow a
+    // read at or above the log start it was reset to.
+    let read_at_or_above = |p: &Expect| match p.why {
+        Why::Read(prev) if prev >= start => Some(prev),
+        _ => None,
+    };
+    let Some(prev) = possible
+        .iter()
+        .map(read_at_or_above)
+        .try_fold(u64::MAX, |low, prev| Some(low.min(prev?)))
+    else {
         return;
     };
     let e = &op.event;

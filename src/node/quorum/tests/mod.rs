@@ -248,12 +248,7 @@ fn a_candidate_asks_for_votes_only_once_its_epoch_and_vote_are_synced() {
     let mut cx = Context::new(0);
     n.on_timer(&mut cx, Timer::QuorumElection);
     cx.take_effects();
-    let pre_vote = crate::protocol::VoteResponse {
-        request_epoch: 1,
-        epoch: 0,
-        leader: None,
-        granted: true,
-    };
+    let pre_vote = vote_answer(1, 0, None, true);
     n.on_message(&mut cx, 1, Message::PreVoteResponse(pre_vote));
     assert!(!n.election_durable());
     let token = election_written_unsent(&cx.take_effects());
@@ -542,21 +537,11 @@ fn the_high_watermark_moves_only_with_an_entry_of_the_leaders_epoch() {
         // Elected in epoch 3: its leader change goes at offset 2.
         n.on_timer(&mut cx, Timer::QuorumElection);
         for v in [1, 2] {
-            let r = crate::protocol::VoteResponse {
-                request_epoch: 3,
-                epoch: 2,
-                leader: None,
-                granted: true,
-            };
+            let r = vote_answer(3, 2, None, true);
             n.on_message(&mut cx, v, Message::PreVoteResponse(r));
         }
         n.on_persisted(&mut cx, 100);
-        let r = crate::protocol::VoteResponse {
-            request_epoch: 3,
-            epoch: 3,
-            leader: None,
-            granted: true,
-        };
+        let r = vote_answer(3, 3, None, true);
         n.on_message(&mut cx, 1, Message::VoteResponse(r));
         assert!(n.is_leader());
         n.on_persisted(&mut cx, 100);
@@ -765,12 +750,7 @@ fn peers_silent_for_a_timeout_are_disconnected() {
         n.on_timer(&mut cx, Timer::QuorumElection);
         assert_eq!(disconnected(&mut cx), expect(vec![0]), "{bugs:?}");
         // Voter 1 refuses the pre-vote; the leader says nothing.
-        let refused = crate::protocol::VoteResponse {
-            request_epoch: 2,
-            epoch: 1,
-            leader: Some(0),
-            granted: false,
-        };
+        let refused = vote_answer(2, 1, Some(0), false);
         n.on_message(&mut cx, 1, Message::PreVoteResponse(refused));
         cx.take_effects();
         n.on_timer(&mut cx, Timer::QuorumElection);
@@ -798,12 +778,7 @@ fn a_lost_pre_vote_follows_only_a_leader_of_its_own_epoch() {
         n.on_timer(&mut cx, Timer::QuorumElection);
         assert!(matches!(n.role, QuorumRole::Prospective { .. }), "{epoch}");
         for v in [0, 1] {
-            let refused = crate::protocol::VoteResponse {
-                request_epoch: epoch + 1,
-                epoch: 1,
-                leader: Some(0),
-                granted: false,
-            };
+            let refused = vote_answer(epoch + 1, 1, Some(0), false);
             n.on_message(&mut cx, v, Message::PreVoteResponse(refused));
         }
         assert_eq!(n.role, QuorumRole::Follower { leader: follows }, "{epoch}");
@@ -823,13 +798,23 @@ fn prospective_in_epoch_2() -> Net {
     net
 }
 
-fn pre_vote_granted(request_epoch: QuorumEpoch) -> Message {
-    Message::PreVoteResponse(crate::protocol::VoteResponse {
+/// A voter's answer to a (pre-)vote request for `request_epoch`, from a voter in `epoch`.
+fn vote_answer(
+    request_epoch: QuorumEpoch,
+    epoch: QuorumEpoch,
+    leader: Option<NodeId>,
+    granted: bool,
+) -> crate::protocol::VoteResponse {
+    crate::protocol::VoteResponse {
         request_epoch,
-        epoch: 1,
-        leader: None,
-        granted: true,
-    })
+        epoch,
+        leader,
+        granted,
+    }
+}
+
+fn pre_vote_granted(request_epoch: QuorumEpoch) -> Message {
+    Message::PreVoteResponse(vote_answer(request_epoch, 1, None, true))
 }
 
 /// Only answers to this pre-vote round count: grants of an earlier round (asked from an older
