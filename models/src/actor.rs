@@ -14,8 +14,8 @@
 //! `deferred_sync` a `Sync` completes within the step that asks for it.
 
 use seedlog::node::{
-    AnyNode, Broker, ClientEvent, Context, Controller, Effect, Image, QuorumController, QuorumNode,
-    Stage, SyncToken, Timer,
+    run_incarnation, AnyNode, Broker, ClientEvent, Context, Controller, Effect, Image,
+    QuorumController, QuorumNode, Stage, SyncToken, Timer,
 };
 use seedlog::protocol::{Message, NodeId, Offset, QuorumEntry, QuorumEpoch, TopicPartition};
 use stateright::actor::{model_timeout, Actor, Id, Out};
@@ -114,9 +114,11 @@ pub type Msg = Digested<Message>;
 /// another kind (nothing written yet), boots as it first did.
 pub fn recover_from_image(initial: &AnyNode, image: Image, boots: u64) -> AnyNode {
     match (initial, image) {
-        (AnyNode::Broker(b), Image::Broker(image)) => {
-            AnyNode::Broker(Broker::recover(b.config_arc(), image, boots))
-        }
+        (AnyNode::Broker(b), Image::Broker(image)) => AnyNode::Broker(Broker::recover(
+            b.config_arc(),
+            image,
+            run_incarnation(boots),
+        )),
         (AnyNode::Controller(c), Image::Controller(image)) => {
             AnyNode::Controller(Controller::recover(c.config_arc(), image))
         }

@@ -284,6 +284,9 @@ const REGRESSIONS: &[(u64, &str)] = &[
     // A late registration of a broker's previous run, whose own registration a deposed
     // controller had made, replaced the live run's: the live one was ignored for good.
     (38620797, "a live broker's registration was ignored after a stale one replaced it"),
+    // A registration request of a broker's first run, held 19 s by a partition and delivered
+    // in the calm after that run died, was taken for a restart: the live run was fenced.
+    (523007066, "a late registration of an earlier run fenced the live broker"),
 ];
 
 #[test]

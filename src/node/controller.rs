@@ -374,17 +374,24 @@ impl Controller {
         // incarnation, it fenced the live broker and took it out of every ISR, and the live one
         // registered again (Kafka refuses another incarnation while the registered one's session
         // lasts, DUPLICATE_BROKER_REGISTRATION). Not answered: the answer would reach the live
-        // process, which did not ask.
+        // process, which did not ask. Such a request is one of an incarnation this controller
+        // saw replaced, or one below the registered incarnation (drivers number a broker's runs
+        // upwards): a run whose own registration never reached this controller, or was made by
+        // a deposed one, and whose request a partition held until after the live run registered
+        // (seed 523007066: 19 s late, the live broker fenced in the calm).
         //
         // Only while the registered incarnation is live, though: the one a controller took for
         // the newer may be the older, when the older's registration was never committed (made
         // by a deposed controller) and its late request came after the newer's. The live
         // process was then ignored for good, and stayed out of every ISR (seed 38620797). Once
         // the registered one's session expires it protects no live broker, and an incarnation
-        // it replaced registers again.
+        // it replaced registers again; so does a live run numbered below it (a real broker's
+        // wall clock set back across a restart).
         let replaced = self.retired.get(&broker);
-        let live = registered.is_some_and(|r| !r.fenced);
-        if live && replaced.is_some_and(|r| r.contains(&incarnation)) {
+        let stale = registered.filter(|r| !r.fenced).is_some_and(|r| {
+            incarnation < r.incarnation || replaced.is_some_and(|old| old.contains(&incarnation))
+        });
+        if stale {
             return;
         }
         let repeated = registered
@@ -932,36 +939,58 @@ mod tests {
             );
             assert_eq!(registered_epoch(&c), live);
         }
-        // Only the last few are remembered: an incarnation older than those is taken for new.
+        // Only the last few are remembered; an earlier run is still ignored, as it is numbered
+        // below the live one.
         for incarnation in 10..10 + RETIRED_INCARNATIONS as u64 {
             register_as(&mut c, false, incarnation);
         }
         assert_eq!(c.retired[&0].len(), RETIRED_INCARNATIONS);
-        assert!(answered_epoch(&register_as(&mut c, false, 7)).is_some());
+        assert!(!c.retired[&0].contains(&7));
+        assert_eq!(answered_epoch(&register_as(&mut c, false, 7)), None);
     }
 
-    /// The incarnation a controller took for the newer may be the older: its registration
-    /// never committed (a deposed controller made it), and its late request came after the
-    /// live one registered. The live process is ignored while the stale registration's session
-    /// lasts, and registers once it expires; then it is no longer retired (seed 38620797: it
-    /// was ignored for good, and one partition stayed under-replicated).
+    /// A late request of an earlier run this controller never registered (its registration
+    /// went to a controller that was then deposed, or never arrived): the live run registered
+    /// meanwhile, with a higher number, and the late request is ignored, unanswered. Taken for
+    /// a restart, it fenced the live broker in the calm after a run, 19 s after that earlier
+    /// run died (seed 523007066); or, with the live run then taken for the replaced one, the
+    /// live broker was ignored for good (seed 38620797).
     #[test]
-    fn a_live_incarnation_a_late_request_replaced_registers_once_that_one_expires() {
+    fn a_late_registration_of_an_earlier_run_is_ignored_though_never_registered() {
         let mut c = controller(BugSet::none());
-        register_as(&mut c, false, 4);
-        let stale = answered_epoch(&register_as(&mut c, false, 3)).expect("taken for new");
-        assert_eq!(c.retired.get(&0), Some(&vec![4]));
-        assert_eq!(answered_epoch(&register_as(&mut c, false, 4)), None);
-        assert_eq!(registered_epoch(&c), stale);
-        // The stale process sends no heartbeat: its session expires and the broker is fenced.
-        c.on_timer(&mut Context::new(0), Timer::SessionExpiry(0));
         let live = answered_epoch(&register_as(&mut c, false, 4)).expect("registered");
-        assert!(live > stale);
+        let before = c.metadata().clone();
+        assert_eq!(c.retired.get(&0), None);
+        let late = register_as(&mut c, false, 3);
+        assert_eq!(answered_epoch(&late), None, "answered: {late:?}");
+        assert_eq!(c.metadata(), &before, "the late registration changed it");
         assert_eq!(registered_epoch(&c), live);
-        assert_eq!(c.retired.get(&0), Some(&vec![3]));
-        // Its retries are repeats now, answered the registration it has.
-        assert_eq!(answered_epoch(&register_as(&mut c, false, 4)), Some(live));
+        // A newer run (a restart, or the live run starting over) is registered at once.
+        let newer = answered_epoch(&register_as(&mut c, false, 5)).expect("registered");
+        assert!(newer > live);
+    }
+
+    /// A run numbered below the registered one (a real broker's wall clock set back across a
+    /// restart) is ignored while the registered one's session lasts, and registers once it
+    /// expires; then the one it replaced is retired, and its late requests are ignored. Ignored
+    /// for good, the live broker stayed out of every ISR (seed 38620797, where the registered
+    /// run was a late request of an earlier run).
+    #[test]
+    fn a_live_run_numbered_below_the_registered_one_registers_once_that_one_expires() {
+        let mut c = controller(BugSet::none());
+        let dead = answered_epoch(&register_as(&mut c, false, 4)).expect("registered");
         assert_eq!(answered_epoch(&register_as(&mut c, false, 3)), None);
+        assert_eq!(registered_epoch(&c), dead);
+        // The registered process sends no heartbeat: its session expires and it is fenced.
+        c.on_timer(&mut Context::new(0), Timer::SessionExpiry(0));
+        let live = answered_epoch(&register_as(&mut c, false, 3)).expect("registered");
+        assert!(live > dead);
+        assert_eq!(registered_epoch(&c), live);
+        assert_eq!(c.retired.get(&0), Some(&vec![4]));
+        // Its retries are repeats now, answered the registration it has; the replaced run's
+        // late request is ignored.
+        assert_eq!(answered_epoch(&register_as(&mut c, false, 3)), Some(live));
+        assert_eq!(answered_epoch(&register_as(&mut c, false, 4)), None);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub mod reader;
 
 pub use admin::{Admin, AdminConfig, Created, TopicToCreate};
 pub use any::{AnyNode, Image};
-pub use broker::{Broker, Role};
+pub use broker::{run_incarnation, Broker, Role};
 pub use bugs::{Bug, BugSet};
 pub use config::{
     BrokerConfig, ConsumerConfig, ControllerConfig, Durability, OffsetReset, ProducerConfig,

@@ -10,9 +10,9 @@ use crate::scenario::{
     GROUP, OFFSETS_PARTITIONS, TOPIC,
 };
 use seedlog::node::{
-    Admin, AdminConfig, AnyNode, Broker, BrokerConfig, Bug, ClientEvent, Consumer, ConsumerConfig,
-    ControllerConfig, Durability, Image, OffsetReset, Producer, ProducerConfig, QuorumConfig,
-    QuorumController, Reader, ReaderConfig, Rewind, Situation, Stage, TopicSpec,
+    run_incarnation, Admin, AdminConfig, AnyNode, Broker, BrokerConfig, Bug, ClientEvent, Consumer,
+    ConsumerConfig, ControllerConfig, Durability, Image, OffsetReset, Producer, ProducerConfig,
+    QuorumConfig, QuorumController, Reader, ReaderConfig, Rewind, Situation, Stage, TopicSpec,
     PRODUCER_ID_BLOCK_SIZE,
 };
 use seedlog::protocol::{
@@ -400,8 +400,8 @@ impl Cluster {
                     Image::Broker(b) => b,
                     _ => Default::default(),
                 };
-                let incarnation = boots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let broker = Broker::recover(config.clone(), image, incarnation);
+                let run = boots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let broker = Broker::recover(config.clone(), image, run_incarnation(run));
                 AnyNode::Broker(broker.with_lost_data(lost_data))
             });
         }

@@ -367,12 +367,18 @@ async fn report_activity(name: String, node: Arc<Mutex<AnyNode>>) {
     }
 }
 
-/// A number naming this run of the broker process, for its registration: random, so that no
-/// earlier run of this broker had it (Kafka draws a random UUID). The standard library's
-/// hasher keys are drawn from the operating system's randomness for every `RandomState`.
+/// A number naming this run of the broker process, for its registration: above every earlier
+/// run's, so that the controller tells a late request of an earlier run (delivered after this
+/// one registered) from a restart, and ignores it. The start time in milliseconds, with 20
+/// random low bits so that two runs started within a millisecond still differ (the standard
+/// library's hasher keys are drawn from the operating system's randomness). A wall clock set
+/// back across a restart only makes the new run wait until the earlier run's session expires.
 fn incarnation() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());
-    h.finish()
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    (millis << 20) | (h.finish() & 0xf_ffff)
 }

@@ -77,9 +77,10 @@ pub struct Broker {
 
 impl Broker {
     /// A broker booting from its disk image (empty for a new broker). It registers first, as
-    /// `incarnation`: the driver gives every start of the process a number no earlier start of
-    /// this broker had (a boot count, or a random 64-bit number), so that the controller tells a
-    /// repeated registration of this run from a restarted broker's.
+    /// `incarnation`: the driver gives every start of the process a number above every number an
+    /// earlier start of this broker had ([`run_incarnation`] of a boot count, or the start time
+    /// with random low bits), so that the controller tells a repeated registration of this run
+    /// from a restarted broker's, and a late request of an earlier run from either.
     pub fn recover(config: Arc<BrokerConfig>, image: BrokerImage, incarnation: u64) -> Self {
         let replicas = image
             .logs
@@ -709,12 +710,17 @@ fn same_request(a: &Message, b: &Message) -> bool {
     }
 }
 
-/// The incarnation a broker registers as when it starts over without restarting: a bijective mix
-/// of the current one (splitmix64's finalizer), so the chain of a run's incarnations never meets
-/// another run's (drivers number runs with small boot counts or random numbers).
+/// The incarnation of a broker's `run`-th start, for drivers that count starts: runs are spaced
+/// `2^32` apart, so the incarnations a run goes through when it starts over without restarting
+/// ([`next_incarnation`]) stay below the next run's.
+pub const fn run_incarnation(run: u64) -> u64 {
+    run << 32
+}
+
+/// The incarnation a broker registers as when it starts over without restarting: the next
+/// number up, so a run's later incarnations are newer than its earlier ones, as a restart's
+/// are. The controller ignores a registration from an incarnation below the live registered
+/// one (a late request of a run that is gone).
 fn next_incarnation(incarnation: u64) -> u64 {
-    let mut z = incarnation.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    incarnation.saturating_add(1)
 }
