@@ -287,6 +287,9 @@ const REGRESSIONS: &[(u64, &str)] = &[
     // A registration request of a broker's first run, held 19 s by a partition and delivered
     // in the calm after that run died, was taken for a restart: the live run was fenced.
     (523007066, "a late registration of an earlier run fenced the live broker"),
+    // A standby's NotController of an earlier quorum epoch, held back by a cut, sent a broker
+    // from the active controller to a standby and back in the calm.
+    (49394213, "a late redirect of an earlier epoch moved a broker off the active controller"),
 ];
 
 #[test]

@@ -201,9 +201,9 @@ impl fmt::Display for Message {
                 "UpdateMetadata {} controller_epoch={controller_epoch}",
                 metadata(md)
             ),
-            Message::NotController { leader } => {
+            Message::NotController { leader, epoch } => {
                 let l = leader.map_or("none".to_string(), |l| l.to_string());
-                write!(f, "NotController leader={l}")
+                write!(f, "NotController leader={l} epoch={epoch}")
             }
             Message::Fetch(r) => {
                 let who = r

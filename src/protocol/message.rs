@@ -365,9 +365,12 @@ pub enum Message {
         metadata: ClusterMetadata,
     },
     /// A controller that is not the active one answers a broker's request with the leader of
-    /// the quorum it knows (`None`: it knows none), for the broker to try next.
+    /// the quorum it knows (`None`: it knows none), for the broker to try next, and the quorum
+    /// epoch it is in: an answer the network held back names the leader of an epoch the broker
+    /// may have left behind, and is ignored.
     NotController {
         leader: Option<NodeId>,
+        epoch: QuorumEpoch,
     },
     Fetch(FetchRequest),
     FetchResponse(FetchResponse),

@@ -502,7 +502,10 @@ mod tests {
 
     /// A message tagged `n`, standing in for a request or an answer.
     fn tagged(n: NodeId) -> Message {
-        Message::NotController { leader: Some(n) }
+        Message::NotController {
+            leader: Some(n),
+            epoch: 0,
+        }
     }
 
     async fn next(inbox: &mut Inbox) -> Option<(NodeId, Message)> {

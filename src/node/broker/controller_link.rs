@@ -104,12 +104,24 @@ impl Broker {
     /// to the next controller and lets its timers retry, rather than circle the quorum at the
     /// network's speed until a leader is elected. A leader not active yet names itself: the
     /// broker stays, and its timers retry.
+    ///
+    /// An answer from a quorum epoch older than the controller epoch the broker follows was
+    /// held back by the network (sent while the controller was not yet active, say, and
+    /// delivered seconds after a partition healed): it names a leader of the past, and is
+    /// ignored — nor does it count as a word from the controller, so a voter left behind in an
+    /// old epoch is left, after its silence, like one that says nothing. Followed, it sent the
+    /// broker away from the active controller and back, in the calm after a run (seed
+    /// 49394213).
     pub(super) fn on_not_controller(
         &mut self,
         cx: &mut Context,
         from: NodeId,
         leader: Option<NodeId>,
+        epoch: QuorumEpoch,
     ) {
+        if epoch < self.controller.epoch {
+            return;
+        }
         if !self.answered_by_controller(from) || leader == Some(from) {
             return;
         }
@@ -205,21 +217,52 @@ mod tests {
         let (mut b, first) = broker();
         assert_eq!(first, 100);
         let mut cx = Context::new(0);
-        let not = Message::NotController { leader: Some(102) };
+        let not = Message::NotController {
+            leader: Some(102),
+            epoch: 0,
+        };
         b.on_message(&mut cx, 100, not);
         assert_eq!(registered_at(&cx.take_effects()), Some(102));
         // A leader not active yet names itself: no immediate resend (the retry timer does it).
-        b.on_message(&mut cx, 102, Message::NotController { leader: Some(102) });
+        b.on_message(
+            &mut cx,
+            102,
+            Message::NotController {
+                leader: Some(102),
+                epoch: 0,
+            },
+        );
         assert_eq!(registered_at(&cx.take_effects()), None);
         assert_eq!(b.controller().target(), 102);
         // No leader known: the next controller, at the next retry only.
-        b.on_message(&mut cx, 102, Message::NotController { leader: None });
+        b.on_message(
+            &mut cx,
+            102,
+            Message::NotController {
+                leader: None,
+                epoch: 0,
+            },
+        );
         assert_eq!(registered_at(&cx.take_effects()), None);
         assert_eq!(b.controller().target(), 100);
-        b.on_message(&mut cx, 100, Message::NotController { leader: Some(102) });
+        b.on_message(
+            &mut cx,
+            100,
+            Message::NotController {
+                leader: Some(102),
+                epoch: 0,
+            },
+        );
         assert_eq!(registered_at(&cx.take_effects()), Some(102));
         // A stale answer from a controller the broker left is ignored.
-        b.on_message(&mut cx, 101, Message::NotController { leader: Some(100) });
+        b.on_message(
+            &mut cx,
+            101,
+            Message::NotController {
+                leader: Some(100),
+                epoch: 0,
+            },
+        );
         assert_eq!(b.controller().target(), 102);
     }
 
@@ -275,6 +318,42 @@ mod tests {
         assert!(relayed(cx.take_effects()));
     }
 
+    /// A `NotController` from an epoch older than the one the broker follows was held back by
+    /// the network: it names a leader of the past and is ignored, and it is no word from the
+    /// controller either (seed 49394213: one sent the broker from the active controller to a
+    /// standby and back, in the calm).
+    #[test]
+    fn a_redirect_from_an_older_epoch_is_ignored_and_is_no_answer() {
+        let (mut b, first) = broker();
+        assert_eq!(first, 100);
+        assert!(push(&mut b, 100, 3, 5));
+        let mut cx = Context::new(0);
+        let stale = |epoch| Message::NotController {
+            leader: Some(101),
+            epoch,
+        };
+        b.on_message(&mut cx, 100, stale(2));
+        assert_eq!(registered_at(&cx.take_effects()), None);
+        assert_eq!(b.controller().target(), 100);
+        // Silence all the same: after the periodic requests it lets pass, the broker moves on.
+        let mut targets = Vec::new();
+        for _ in 0..4 {
+            b.on_timer(&mut cx, Timer::RegisterRetry);
+            b.on_message(&mut cx, 100, stale(2));
+            targets.push(registered_at(&cx.take_effects()).expect("retries"));
+        }
+        assert_eq!(targets, vec![100, 100, 100, 101]);
+        // A redirect of the epoch it follows, or a newer one, is followed.
+        b.on_message(&mut cx, 101, stale(3));
+        assert_eq!(b.controller().target(), 101);
+        let newer = Message::NotController {
+            leader: Some(102),
+            epoch: 4,
+        };
+        b.on_message(&mut cx, 101, newer);
+        assert_eq!(registered_at(&cx.take_effects()), Some(102));
+    }
+
     #[test]
     fn a_silent_controller_is_left_for_the_next() {
         let (mut b, _) = broker();
@@ -322,7 +401,14 @@ mod tests {
             heartbeats.extend(sent_to(&cx.take_effects(), "Heartbeat"));
         }
         assert_eq!(heartbeats, vec![target, target, target, 101]);
-        b.on_message(&mut cx, 101, Message::NotController { leader: Some(101) });
+        b.on_message(
+            &mut cx,
+            101,
+            Message::NotController {
+                leader: Some(101),
+                epoch: 0,
+            },
+        );
         for _ in 0..3 {
             b.on_timer(&mut cx, Timer::Heartbeat);
             assert_eq!(sent_to(&cx.take_effects(), "Heartbeat"), vec![101]);

@@ -226,7 +226,9 @@ impl Broker {
                 controller_epoch,
                 metadata,
             } => self.on_update_metadata(cx, from, controller_epoch, metadata),
-            Message::NotController { leader } => self.on_not_controller(cx, from, leader),
+            Message::NotController { leader, epoch } => {
+                self.on_not_controller(cx, from, leader, epoch)
+            }
             Message::Metadata { min_version } if min_version > self.metadata.version => {
                 self.park(cx, from, Message::Metadata { min_version })
             }

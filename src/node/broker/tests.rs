@@ -2138,7 +2138,12 @@ fn an_isr_proposal_refused_as_not_controller_goes_to_the_named_controller_at_onc
             .collect()
     };
     assert_eq!(proposals(cx.take_effects()), vec![(9, vec![0])]);
-    b.on_message(&mut cx, 9, Message::NotController { leader: Some(8) });
+    let epoch = b.controller().epoch();
+    let not = Message::NotController {
+        leader: Some(8),
+        epoch,
+    };
+    b.on_message(&mut cx, 9, not);
     assert_eq!(proposals(cx.take_effects()), vec![(8, vec![0])]);
 }
 

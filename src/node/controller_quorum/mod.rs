@@ -307,7 +307,8 @@ impl QuorumController {
                         );
                     }
                     let leader = self.quorum.leader();
-                    cx.send(from, Message::NotController { leader });
+                    let epoch = self.quorum.epoch();
+                    cx.send(from, Message::NotController { leader, epoch });
                 }
             }
             m => self.with_quorum(cx, |q, cx| q.on_message(cx, from, m)),

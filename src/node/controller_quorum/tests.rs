@@ -197,7 +197,13 @@ fn only_the_leader_is_active_and_the_others_name_it() {
     net.request_from_broker(0, 101, register(0));
     assert_eq!(
         net.answers_to(0),
-        vec![(101, Message::NotController { leader: Some(100) })]
+        vec![(
+            101,
+            Message::NotController {
+                leader: Some(100),
+                epoch: 1
+            }
+        )]
     );
     assert!(VOTERS.iter().all(|&v| registered(&net, v, 0).is_none()));
 }
@@ -556,7 +562,7 @@ fn a_topic_is_answered_created_only_once_committed_and_not_by_a_deposed_controll
             from_standby.as_slice(),
             [
                 Message::ForwardCreateTopicResponse { client: 7, response },
-                Message::NotController { leader: Some(101) },
+                Message::NotController { leader: Some(101), .. },
             ] if response.result == Err(ErrorCode::NotController) && response.topic == "b"
         ),
         "{from_standby:?}"
